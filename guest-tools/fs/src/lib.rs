@@ -1,0 +1,367 @@
+//! The `fs` tool: reads the granted folders and writes new files under the
+//! workspace's `output/`. It sees only what the host preopened for the call,
+//! so every path check here is a courtesy; the sandbox is the guarantee.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use deskhand_guest::{Description, Guest, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const DEFAULT_LIST_LIMIT: usize = 10_000;
+const DEFAULT_READ_BYTES: u64 = 1024 * 1024;
+const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_WRITE_BYTES: usize = 64 * 1024 * 1024;
+
+struct Fs;
+
+impl Guest for Fs {
+    fn describe() -> Description {
+        let path = json!({"type": "string", "description": "a path inside a granted folder"});
+        Description {
+            name: "fs".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Lists, inspects, reads and hashes files in the granted folders; writes new files under output/.".into(),
+            operations: vec![
+                operation("list", "List a folder's entries with size and modification time (optionally recursive).", json!({
+                    "type": "object", "required": ["path"], "additionalProperties": false,
+                    "properties": {
+                        "path": path,
+                        "recursive": {"type": "boolean", "default": false},
+                        "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT}
+                    }
+                }), &["path"], &[]),
+                operation("stat", "Kind, size, modification time and permissions of one path (symlinks are not followed).", json!({
+                    "type": "object", "required": ["path"], "additionalProperties": false,
+                    "properties": {"path": path}
+                }), &["path"], &[]),
+                operation("read_text", "Read a UTF-8 text file, up to max_bytes (the rest is reported as truncated).", json!({
+                    "type": "object", "required": ["path"], "additionalProperties": false,
+                    "properties": {
+                        "path": path,
+                        "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES, "default": DEFAULT_READ_BYTES}
+                    }
+                }), &["path"], &[]),
+                operation("find", "Find files under a folder whose relative path matches a glob such as **/*.csv.", json!({
+                    "type": "object", "required": ["path", "pattern"], "additionalProperties": false,
+                    "properties": {
+                        "path": path,
+                        "pattern": {"type": "string"},
+                        "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT}
+                    }
+                }), &["path"], &[]),
+                operation("hash", "SHA-256 of a file's content.", json!({
+                    "type": "object", "required": ["path"], "additionalProperties": false,
+                    "properties": {"path": path}
+                }), &["path"], &[]),
+                operation("write", "Write a new file under output/; never overwrites. With unique, picks a free name instead of failing.", json!({
+                    "type": "object", "required": ["path", "content"], "additionalProperties": false,
+                    "properties": {
+                        "path": {"type": "string", "description": "a path under the workspace's output/ folder"},
+                        "content": {"type": "string"},
+                        "unique": {"type": "boolean", "default": false}
+                    }
+                }), &[], &["path"]),
+            ],
+        }
+    }
+
+    fn run(op: String, args: String) -> Result<Output, ToolError> {
+        match op.as_str() {
+            "list" => list(parse_args(&args)?),
+            "stat" => stat(parse_args(&args)?),
+            "read_text" => read_text(parse_args(&args)?),
+            "find" => find(parse_args(&args)?),
+            "hash" => hash(parse_args(&args)?),
+            "write" => write(parse_args(&args)?),
+            _ => Err(ToolError::UnknownOperation(op)),
+        }
+    }
+}
+
+deskhand_guest::export!(Fs with_types_in deskhand_guest::bindings);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    path: PathBuf,
+    #[serde(default)]
+    recursive: bool,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathArgs {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadArgs {
+    path: PathBuf,
+    max_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindArgs {
+    path: PathBuf,
+    pattern: String,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteArgs {
+    path: PathBuf,
+    content: String,
+    #[serde(default)]
+    unique: bool,
+}
+
+fn kind(ft: fs::FileType) -> &'static str {
+    if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_dir() {
+        "dir"
+    } else if ft.is_file() {
+        "file"
+    } else {
+        "other"
+    }
+}
+
+fn mtime(meta: &fs::Metadata) -> Value {
+    match meta.modified() {
+        Ok(t) => json!(humantime::format_rfc3339_seconds(t).to_string()),
+        Err(_) => Value::Null,
+    }
+}
+
+fn entry_json(path: &Path, meta: &fs::Metadata) -> Value {
+    json!({
+        "path": path.display().to_string(),
+        "kind": kind(meta.file_type()),
+        "size": meta.len(),
+        "mtime": mtime(meta),
+    })
+}
+
+/// Walks `root` depth-first in name order (a folder, then its contents)
+/// without following symlinks, calling `visit` for every entry until it
+/// returns false.
+fn walk(root: &Path, recursive: bool, visit: &mut dyn FnMut(&Path, &fs::Metadata) -> bool) -> Result<(), ToolError> {
+    let meta = fs::symlink_metadata(root).map_err(|e| io_error(root, &e))?;
+    if !meta.is_dir() {
+        return Err(ToolError::InvalidArgs(format!("{} is not a folder", root.display())));
+    }
+    let mut pending = sorted_entries(root)?;
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, &e))?;
+        if !visit(&path, &meta) {
+            return Ok(());
+        }
+        if recursive && meta.is_dir() {
+            pending.extend(sorted_entries(&path)?);
+        }
+    }
+    Ok(())
+}
+
+/// A folder's entries in reverse name order, ready to pop in name order.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, ToolError> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| io_error(dir, &e))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| io_error(dir, &e))?;
+    names.sort_by(|a, b| b.cmp(a));
+    Ok(names)
+}
+
+fn list(args: ListArgs) -> Result<Output, ToolError> {
+    let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    let mut entries = Vec::new();
+    let mut truncated = false;
+    let mut total_size = 0u64;
+    walk(&args.path, args.recursive, &mut |path, meta| {
+        if entries.len() == limit {
+            truncated = true;
+            return false;
+        }
+        if meta.is_file() {
+            total_size += meta.len();
+        }
+        entries.push(entry_json(path, meta));
+        if entries.len() % 1000 == 0 {
+            deskhand_guest::progress(entries.len() as u64, None, "listing");
+        }
+        true
+    })?;
+    let text = format!(
+        "{} entries in {} ({} bytes in files){}",
+        entries.len(),
+        args.path.display(),
+        total_size,
+        if truncated { format!(", stopped at the limit of {limit}") } else { String::new() }
+    );
+    Ok(output(&json!({"entries": entries, "truncated": truncated}), text))
+}
+
+fn stat(args: PathArgs) -> Result<Output, ToolError> {
+    let meta = fs::symlink_metadata(&args.path).map_err(|e| io_error(&args.path, &e))?;
+    let mut value = entry_json(&args.path, &meta);
+    value["readonly"] = json!(meta.permissions().readonly());
+    let text = format!("{}: {}, {} bytes", args.path.display(), kind(meta.file_type()), meta.len());
+    Ok(output(&value, text))
+}
+
+fn open_regular_file(path: &Path) -> Result<(fs::File, fs::Metadata), ToolError> {
+    let meta = fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
+    if meta.file_type().is_symlink() {
+        return Err(ToolError::Denied(path_error(path, "is a symbolic link; deskhand does not follow links")));
+    }
+    if !meta.is_file() {
+        return Err(ToolError::InvalidArgs(format!("{} is not a regular file", path.display())));
+    }
+    let file = fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    Ok((file, meta))
+}
+
+fn read_text(args: ReadArgs) -> Result<Output, ToolError> {
+    let max = args.max_bytes.unwrap_or(DEFAULT_READ_BYTES).min(MAX_READ_BYTES);
+    let (file, meta) = open_regular_file(&args.path)?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).map_err(|e| io_error(&args.path, &e))?;
+    let truncated = meta.len() > bytes.len() as u64;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) if truncated && e.utf8_error().error_len().is_none() => {
+            // The cap cut a multi-byte character in half; drop the partial tail.
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).map_err(|_| ToolError::BadContent(path_error(&args.path, "is not UTF-8 text")))?
+        }
+        Err(_) => {
+            return Err(ToolError::BadContent(path_error(
+                &args.path,
+                "is not UTF-8 text; use `hash` or a tool for its format",
+            )));
+        }
+    };
+    let summary = format!(
+        "{}: {} bytes of text{}",
+        args.path.display(),
+        text.len(),
+        if truncated { format!(" (first {max} of {} bytes)", meta.len()) } else { String::new() }
+    );
+    Ok(output(&json!({"text": text, "size": meta.len(), "truncated": truncated}), summary))
+}
+
+fn find(args: FindArgs) -> Result<Output, ToolError> {
+    let glob = globset::GlobBuilder::new(&args.pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| ToolError::InvalidArgs(format!("bad glob pattern {:?}: {e}", args.pattern)))?
+        .compile_matcher();
+    let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    let mut matches = Vec::new();
+    let mut truncated = false;
+    walk(&args.path, true, &mut |path, meta| {
+        let rel = path.strip_prefix(&args.path).unwrap_or(path);
+        if glob.is_match(rel) {
+            if matches.len() == limit {
+                truncated = true;
+                return false;
+            }
+            matches.push(entry_json(path, meta));
+        }
+        true
+    })?;
+    let text = format!("{} matches for {} in {}", matches.len(), args.pattern, args.path.display());
+    Ok(output(&json!({"matches": matches, "truncated": truncated}), text))
+}
+
+fn hash(args: PathArgs) -> Result<Output, ToolError> {
+    let (mut file, meta) = open_regular_file(&args.path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| io_error(&args.path, &e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+        if done % (64 * 1024 * 1024) < n as u64 {
+            deskhand_guest::progress(done, Some(meta.len()), "hashing");
+        }
+    }
+    let digest = hex(&hasher.finalize());
+    let text = format!("sha256 {digest}  {}", args.path.display());
+    Ok(output(&json!({"sha256": digest, "size": done}), text))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes to a temporary name, syncs, then hard-links it into place: the
+/// link fails if the target exists, so a file is never overwritten and a
+/// reader never sees half of one.
+fn write(args: WriteArgs) -> Result<Output, ToolError> {
+    if args.content.len() > MAX_WRITE_BYTES {
+        return Err(ToolError::TooLarge(path_error(&args.path, format!("content is over {MAX_WRITE_BYTES} bytes"))));
+    }
+    let (Some(dir), Some(name)) = (args.path.parent(), args.path.file_name()) else {
+        return Err(ToolError::InvalidArgs(format!("{} does not name a file", args.path.display())));
+    };
+    let dir_meta = fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
+    if !dir_meta.is_dir() {
+        return Err(ToolError::InvalidArgs(format!("{} is not a folder", dir.display())));
+    }
+    let tmp = dir.join(format!(".{}.deskhand-tmp-{}", name.to_string_lossy(), unique_suffix()));
+    let result = write_tmp(&tmp, args.content.as_bytes()).and_then(|()| link_into_place(&tmp, &args.path, args.unique));
+    let _ = fs::remove_file(&tmp);
+    let written = result?;
+    let text = format!("wrote {} ({} bytes)", written.display(), args.content.len());
+    Ok(output(&json!({"path": written.display().to_string(), "size": args.content.len()}), text))
+}
+
+fn write_tmp(tmp: &Path, content: &[u8]) -> Result<(), ToolError> {
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| io_error(tmp, &e))?;
+    file.write_all(content).map_err(|e| io_error(tmp, &e))?;
+    file.sync_all().map_err(|e| io_error(tmp, &e))
+}
+
+fn link_into_place(tmp: &Path, target: &Path, unique: bool) -> Result<PathBuf, ToolError> {
+    let stem = target.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = target.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    for n in 0..1000u32 {
+        let candidate = if n == 0 { target.to_path_buf() } else { target.with_file_name(format!("{stem}-{n}{ext}")) };
+        match fs::hard_link(tmp, &candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && unique => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ToolError::AlreadyExists(path_error(
+                    target,
+                    "already exists; deskhand never overwrites a file (pass \"unique\": true to pick a free name)",
+                )));
+            }
+            Err(e) => return Err(io_error(&candidate, &e)),
+        }
+    }
+    Err(ToolError::AlreadyExists(path_error(target, "no free name after 1000 tries")))
+}
+
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{nanos:x}")
+}

@@ -1,0 +1,213 @@
+//! The journal: a SQLite database (WAL) in `.deskhand/journal.db` holding
+//! tasks, their steps, and an append-only event log. It is the source of
+//! truth for what happened; triggers refuse any update or delete of an event.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use deskhand_types::{Event, Grant, RunId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::ids;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE tasks (
+    id          TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    grants      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE steps (
+    task_id     TEXT NOT NULL REFERENCES tasks(id),
+    seq         INTEGER NOT NULL,
+    title       TEXT NOT NULL,
+    effects     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (task_id, seq)
+);
+CREATE TABLE events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    at      TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX events_by_task ON events(task_id, seq);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl TaskStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: RunId,
+    pub created_at: String,
+    pub outcome: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub seq: i64,
+    pub at: String,
+    pub event: Event,
+}
+
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Journal {
+    /// Opens the journal, creating its schema if the file is new.
+    pub fn open(path: &Path) -> Result<Self> {
+        let fail = |e: rusqlite::Error| Error::Journal { path: path.into(), message: e.to_string() };
+        let conn = Connection::open(path).map_err(fail)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(fail)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(fail)?;
+        match version {
+            0 => {
+                conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+                    .map_err(fail)?;
+            }
+            SCHEMA_VERSION => {}
+            newer => {
+                return Err(Error::Journal {
+                    path: path.into(),
+                    message: format!(
+                        "it was written by a newer deskhand (schema {newer}, this one knows {SCHEMA_VERSION}); upgrade deskhand"
+                    ),
+                });
+            }
+        }
+        Ok(Journal { path: path.into(), conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&conn).map_err(|e| Error::Journal { path: self.path.clone(), message: e.to_string() })
+    }
+
+    pub fn begin_task(&self, outcome: &str, grants: &[Grant]) -> Result<RunId> {
+        let id = ids::run_id();
+        let grants = serde_json::to_string(grants).unwrap_or_else(|_| "[]".into());
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tasks (id, created_at, outcome, grants, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.0, ids::now(), outcome, grants, TaskStatus::Running.as_str()],
+            )
+        })?;
+        Ok(id)
+    }
+
+    pub fn add_step(&self, run: &RunId, seq: u32, title: &str, effects: &serde_json::Value) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO steps (task_id, seq, title, effects, status, started_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+                params![run.0, seq, title, effects.to_string(), ids::now()],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn finish_step(&self, run: &RunId, seq: u32, status: TaskStatus) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE steps SET status = ?3, finished_at = ?4 WHERE task_id = ?1 AND seq = ?2",
+                params![run.0, seq, status.as_str(), ids::now()],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn finish_task(&self, run: &RunId, status: TaskStatus) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                params![run.0, status.as_str(), ids::now()],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn append(&self, run: &RunId, event: &Event) -> Result<i64> {
+        let body = serde_json::to_string(event).map_err(|e| Error::Journal {
+            path: self.path.clone(),
+            message: format!("cannot encode event: {e}"),
+        })?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)",
+                params![run.0, ids::now(), event.kind(), body],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn tasks(&self) -> Result<Vec<TaskRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, created_at, outcome, status FROM tasks ORDER BY created_at, id")?;
+            stmt.query_map([], |r| {
+                Ok(TaskRow { id: RunId(r.get(0)?), created_at: r.get(1)?, outcome: r.get(2)?, status: r.get(3)? })
+            })?
+            .collect()
+        })
+    }
+
+    pub fn task(&self, run: &RunId) -> Result<Option<TaskRow>> {
+        self.with(|c| {
+            c.query_row("SELECT id, created_at, outcome, status FROM tasks WHERE id = ?1", [&run.0], |r| {
+                Ok(TaskRow { id: RunId(r.get(0)?), created_at: r.get(1)?, outcome: r.get(2)?, status: r.get(3)? })
+            })
+            .optional()
+        })
+    }
+
+    /// A run's events in the order they happened. An event whose body this
+    /// version cannot read is skipped rather than failing the whole listing.
+    pub fn events(&self, run: &RunId) -> Result<Vec<EventRow>> {
+        let rows: Vec<(i64, String, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT seq, at, body FROM events WHERE task_id = ?1 ORDER BY seq")?;
+            stmt.query_map([&run.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, at, body)| serde_json::from_str(&body).ok().map(|event| EventRow { seq, at, event }))
+            .collect())
+    }
+
+    /// Runs raw SQL; for tests that check the log refuses to be rewritten.
+    #[doc(hidden)]
+    pub fn execute_raw(&self, sql: &str) -> Result<usize> {
+        self.with(|c| c.execute(sql, []))
+    }
+}

@@ -1,0 +1,18 @@
+//! deskhand's core runtime: the workspace and its journal, the bundled
+//! tools, and the wasmtime host that runs every tool in a sandbox that sees
+//! only the folders a task was granted.
+//!
+//! Entry points: [`workspace::Workspace`] (init/open, grants -> sandbox),
+//! [`tools::run_call`] (one journaled, sandboxed tool call),
+//! [`wasm::WasmHost`] (the engine; the only module that touches wasmtime),
+//! [`demo::run_demo`].
+
+pub mod demo;
+pub mod error;
+mod ids;
+pub mod journal;
+pub mod tools;
+pub mod wasm;
+pub mod workspace;
+
+pub use error::{Error, Result};

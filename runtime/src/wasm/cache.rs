@@ -1,0 +1,99 @@
+//! Compiled components on disk, keyed by the component's content hash, the
+//! wasmtime version and the engine's compatibility hash. Each file carries a
+//! SHA-256 of its body; a file that is truncated, corrupted or stale is
+//! compiled again and replaced, never trusted and never fatal.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The wasmtime this host is pinned to (`=48.0.8` in Cargo.toml).
+const WASMTIME_VERSION: &str = "48.0.8";
+const MAGIC: &[u8; 8] = b"DHCWASM1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Loaded from a valid cache file.
+    Hit,
+    /// No cache file yet: compiled and stored.
+    Compiled,
+    /// A cache file existed but was unusable: compiled again and replaced.
+    Rebuilt,
+    /// No cache directory configured: compiled in memory only.
+    Uncached,
+}
+
+#[derive(Debug)]
+pub(super) struct ComponentCache {
+    dir: Option<PathBuf>,
+}
+
+impl ComponentCache {
+    pub(super) fn new(dir: Option<PathBuf>) -> Self {
+        ComponentCache { dir }
+    }
+
+    pub(super) fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> Result<(Component, CacheStatus), String> {
+        let Some(dir) = &self.dir else {
+            return compile(engine, wasm).map(|c| (c, CacheStatus::Uncached));
+        };
+        let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+        let status = match std::fs::read(&path) {
+            Ok(bytes) => match deserialize_verified(engine, &bytes) {
+                Some(component) => return Ok((component, CacheStatus::Hit)),
+                None => CacheStatus::Rebuilt,
+            },
+            Err(_) => CacheStatus::Compiled,
+        };
+        let component = compile(engine, wasm)?;
+        // A cache that cannot be written only costs the next process a compile.
+        if let Ok(code) = component.serialize() {
+            let _ = store_atomically(dir, &path, &code);
+        }
+        Ok((component, status))
+    }
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, String> {
+    Component::new(engine, wasm).map_err(|e| format!("{e:#}"))
+}
+
+fn key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    let content = hex::encode(Sha256::digest(wasm));
+    format!("{content}-wasmtime{WASMTIME_VERSION}-{:016x}", engine_hash.finish())
+}
+
+/// File layout: MAGIC, SHA-256 of the body, body (wasmtime's serialized code).
+fn deserialize_verified(engine: &Engine, bytes: &[u8]) -> Option<Component> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    if rest.len() < 32 {
+        return None;
+    }
+    let (sum, body) = rest.split_at(32);
+    if Sha256::digest(body).as_slice() != sum {
+        return None;
+    }
+    #[expect(unsafe_code, reason = "wasmtime requires it to load precompiled code")]
+    // SAFETY: the body was produced by `Component::serialize` of this same
+    // wasmtime version and engine configuration (both are in the file name)
+    // and its checksum matches, so it is the exact code this host wrote.
+    let component = unsafe { Component::deserialize(engine, body) };
+    component.ok()
+}
+
+fn store_atomically(dir: &std::path::Path, path: &std::path::Path, code: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(MAGIC)?;
+    tmp.write_all(&Sha256::digest(code))?;
+    tmp.write_all(code)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,452 @@
+//! The wasm host: the only code in deskhand that touches wasmtime.
+//!
+//! One [`WasmHost`] per process owns the `Engine` and its epoch ticker.
+//! Components are compiled once and cached on disk ([`cache`]); each loaded
+//! tool keeps an `InstancePre`, and every call gets a fresh `Store` whose
+//! only capabilities are the preopened folders of its [`Sandbox`]: no
+//! environment, no network, captured and capped stdout/stderr, an epoch
+//! deadline and a memory cap.
+
+mod cache;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deskhand_types::{Access, LogLevel, ToolDescription, ToolError, ToolOutput};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use cache::CacheStatus;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/tool",
+        world: "tool",
+    });
+}
+
+use bindings::deskhand::tool::{host, types as wit};
+
+/// How often the epoch advances; deadlines are whole ticks of this.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Per-call caps on what a guest can send through the host imports.
+const MAX_EVENTS_PER_CALL: usize = 10_000;
+const MAX_EVENT_MESSAGE: usize = 4096;
+
+/// Limits applied to every call; configurable per host and per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub deadline: Duration,
+    pub memory_bytes: u64,
+    pub stdout_bytes: usize,
+    pub stderr_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(60),
+            memory_bytes: 1 << 30,
+            stdout_bytes: 1 << 20,
+            stderr_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One folder made visible to a guest at `guest` (which is the canonical
+/// host path, so what the person reads in a plan is what the guest sees).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub guest: String,
+    pub access: Access,
+}
+
+/// Everything one call may touch. Built from a task's grants by the
+/// workspace; nothing is visible that is not listed here.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+}
+
+/// What a guest reported through the host imports during a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolEvent {
+    Log { level: LogLevel, message: String },
+    Progress { done: u64, total: Option<u64>, message: String },
+}
+
+pub type EventSink = Arc<dyn Fn(ToolEvent) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read the component: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{name}: not a valid deskhand tool component: {message}")]
+    Invalid { name: String, message: String },
+    #[error("could not set up the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// Why a call did not return a result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Tool(ToolError),
+    #[error("the tool ran longer than its deadline of {}s and was stopped; raise the deadline if the work is expected to take that long", .limit.as_secs_f64())]
+    Deadline { limit: Duration },
+    #[error("the tool tried to use more than its memory cap of {} MiB and was stopped", .limit / (1024 * 1024))]
+    MemoryCap { limit: u64 },
+    #[error("the tool wrote more than {limit} bytes to {stream} and was stopped")]
+    OutputCap { stream: &'static str, limit: usize },
+    #[error("the tool crashed: {message}{}", stderr_suffix(.stderr))]
+    Crashed { message: String, stderr: String },
+    #[error("the tool returned output that is not JSON: {0}")]
+    BadOutput(String),
+    #[error("cannot open {path} for the sandbox: {message}")]
+    Mount { path: PathBuf, message: String },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let tail: String = stderr.trim().chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+    if tail.is_empty() { String::new() } else { format!("\nits stderr ended with:\n{tail}") }
+}
+
+/// The result of a call: the tool's answer plus what it printed.
+#[derive(Debug)]
+pub struct CallReport {
+    pub result: Result<ToolOutput, CallError>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+/// The process-wide engine, its epoch ticker and the compiled-code cache.
+pub struct WasmHost {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: cache::ComponentCache,
+}
+
+impl std::fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmHost").field("cache", &self.cache).finish_non_exhaustive()
+    }
+}
+
+impl WasmHost {
+    /// Creates the engine. `cache_dir` holds compiled components; `None`
+    /// compiles on every load (tests of the compiler path use that).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(e.to_string()))?;
+
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
+        host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+
+        spawn_epoch_ticker(&engine);
+        Ok(WasmHost { engine, linker, cache: cache::ComponentCache::new(cache_dir) })
+    }
+
+    /// Loads a component from bytes (compiling it or reusing the cache),
+    /// links it and asks it to describe itself.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedTool, LoadError> {
+        let (component, cache_status) = self
+            .cache
+            .load_or_compile(&self.engine, bytes)
+            .map_err(|e| LoadError::Invalid { name: name.into(), message: e })?;
+        let invalid = |e: wasmtime::Error| LoadError::Invalid { name: name.into(), message: format!("{e:#}") };
+        let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
+        let pre = bindings::ToolPre::new(pre).map_err(invalid)?;
+        let mut tool = LoadedTool {
+            engine: self.engine.clone(),
+            pre,
+            description: ToolDescription {
+                name: name.into(),
+                version: String::new(),
+                summary: String::new(),
+                operations: Vec::new(),
+            },
+            cache_status,
+        };
+        tool.description = tool.describe().map_err(|e| LoadError::Invalid { name: name.into(), message: e })?;
+        Ok(tool)
+    }
+
+    pub fn load_file(&self, path: &Path) -> Result<LoadedTool, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        self.load(&name, &bytes)
+    }
+}
+
+/// Advances the engine's epoch every tick for as long as the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("deskhand-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    // Without a ticker no deadline could fire; fail loudly rather than run unbounded.
+    if let Err(e) = spawned {
+        panic!("could not start the epoch ticker thread: {e}");
+    }
+}
+
+/// A component ready to run: linked once, instantiated fresh per call.
+pub struct LoadedTool {
+    engine: Engine,
+    pre: bindings::ToolPre<CallState>,
+    description: ToolDescription,
+    cache_status: CacheStatus,
+}
+
+impl std::fmt::Debug for LoadedTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedTool").field("name", &self.description.name).finish_non_exhaustive()
+    }
+}
+
+impl LoadedTool {
+    pub fn description(&self) -> &ToolDescription {
+        &self.description
+    }
+
+    /// Whether loading compiled the component or reused the disk cache.
+    pub fn cache_status(&self) -> CacheStatus {
+        self.cache_status
+    }
+
+    fn describe(&self) -> Result<ToolDescription, String> {
+        let mut store = self.new_store(CallState::new(WasiCtx::builder().build(), None), &Limits::default());
+        let instance = self.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
+        let d = instance.call_describe(&mut store).map_err(|e| format!("describe() failed: {e:#}"))?;
+        let mut operations = Vec::with_capacity(d.operations.len());
+        for op in d.operations {
+            let args_schema = serde_json::from_str(&op.args_schema)
+                .map_err(|e| format!("operation {:?} has an args schema that is not JSON: {e}", op.name))?;
+            operations.push(deskhand_types::Operation {
+                name: op.name,
+                summary: op.summary,
+                args_schema,
+                effects: deskhand_types::Effects {
+                    reads: op.effects.reads,
+                    writes: op.effects.writes,
+                    network: op.effects.network,
+                },
+            });
+        }
+        Ok(ToolDescription { name: d.name, version: d.version, summary: d.summary, operations })
+    }
+
+    fn new_store(&self, state: CallState, limits: &Limits) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, state);
+        store.data_mut().limiter.memory_cap = limits.memory_bytes;
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Runs one operation in a fresh store that sees only `sandbox`.
+    pub fn call(&self, sandbox: &Sandbox, operation: &str, args: &str, sink: Option<EventSink>) -> CallReport {
+        let started = Instant::now();
+        let limits = sandbox.limits;
+        let stdout = MemoryOutputPipe::new(limits.stdout_bytes);
+        let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
+        let report = |result, started: Instant| CallReport {
+            result,
+            stdout: stdout.contents().to_vec(),
+            stderr: stderr.contents().to_vec(),
+            elapsed: started.elapsed(),
+        };
+
+        let mut builder = WasiCtx::builder();
+        builder
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_blocking_current_thread(true)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if let Err(e) = add_mounts(&mut builder, &sandbox.mounts) {
+            return report(Err(e), started);
+        }
+        let mut store = self.new_store(CallState::new(builder.build(), sink), &limits);
+
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.call_run(&mut store, operation, args));
+        let result = match outcome {
+            Ok(Ok(out)) => match serde_json::from_str(&out.json) {
+                Ok(json) => Ok(ToolOutput { json, text: out.text }),
+                Err(e) => Err(CallError::BadOutput(e.to_string())),
+            },
+            Ok(Err(err)) => Err(CallError::Tool(tool_error(err))),
+            Err(err) => Err(classify_trap(&err, &store, &limits, &stdout, &stderr)),
+        };
+        report(result, started)
+    }
+}
+
+fn add_mounts(builder: &mut WasiCtxBuilder, mounts: &[Mount]) -> Result<(), CallError> {
+    for m in mounts {
+        let perms = match m.access {
+            Access::ReadOnly => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        builder
+            .preopened_dir(&m.host, &m.guest, perms)
+            .map_err(|e| CallError::Mount { path: m.host.clone(), message: format!("{e:#}") })?;
+    }
+    Ok(())
+}
+
+/// Turns a trap into the reason a person can act on.
+fn classify_trap(
+    err: &wasmtime::Error,
+    store: &Store<CallState>,
+    limits: &Limits,
+    stdout: &MemoryOutputPipe,
+    stderr: &MemoryOutputPipe,
+) -> CallError {
+    if store.data().limiter.hit {
+        return CallError::MemoryCap { limit: limits.memory_bytes };
+    }
+    if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return CallError::Deadline { limit: limits.deadline };
+    }
+    // A full pipe closes; the guest's next write fails and it usually panics.
+    if stdout.contents().len() >= limits.stdout_bytes {
+        return CallError::OutputCap { stream: "stdout", limit: limits.stdout_bytes };
+    }
+    if stderr.contents().len() >= limits.stderr_bytes {
+        return CallError::OutputCap { stream: "stderr", limit: limits.stderr_bytes };
+    }
+    CallError::Crashed {
+        message: format!("{err:#}"),
+        stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+    }
+}
+
+fn tool_error(err: wit::ToolError) -> ToolError {
+    use wit::ToolError as W;
+    match err {
+        W::UnknownOperation(name) => ToolError::UnknownOperation { name },
+        W::InvalidArgs(message) => ToolError::InvalidArgs { message },
+        W::NotFound(p) => ToolError::NotFound { path: p.path, message: p.message },
+        W::Denied(p) => ToolError::Denied { path: p.path, message: p.message },
+        W::AlreadyExists(p) => ToolError::AlreadyExists { path: p.path, message: p.message },
+        W::TooLarge(p) => ToolError::TooLarge { path: p.path, message: p.message },
+        W::BadContent(p) => ToolError::BadContent { path: p.path, message: p.message },
+        W::Io(p) => ToolError::Io { path: p.path, message: p.message },
+    }
+}
+
+/// The data of one call's store.
+struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    sink: Option<EventSink>,
+    events_sent: usize,
+}
+
+impl CallState {
+    fn new(wasi: WasiCtx, sink: Option<EventSink>) -> Self {
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter { memory_cap: Limits::default().memory_bytes, used: 0, hit: false },
+            sink,
+            events_sent: 0,
+        }
+    }
+
+    fn emit(&mut self, event: ToolEvent) {
+        let Some(sink) = &self.sink else { return };
+        self.events_sent += 1;
+        match self.events_sent.cmp(&MAX_EVENTS_PER_CALL) {
+            std::cmp::Ordering::Less => sink(event),
+            std::cmp::Ordering::Equal => sink(ToolEvent::Log {
+                level: LogLevel::Warn,
+                message: format!("the tool sent more than {MAX_EVENTS_PER_CALL} log/progress events; the rest are dropped"),
+            }),
+            std::cmp::Ordering::Greater => {}
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_EVENT_MESSAGE {
+        let mut end = MAX_EVENT_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("…");
+    }
+    message
+}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: host::Level, message: String) {
+        let level = match level {
+            host::Level::Debug => LogLevel::Debug,
+            host::Level::Info => LogLevel::Info,
+            host::Level::Warn => LogLevel::Warn,
+            host::Level::Error => LogLevel::Error,
+        };
+        self.emit(ToolEvent::Log { level, message: capped(message) });
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>, message: String) {
+        self.emit(ToolEvent::Progress { done, total, message: capped(message) });
+    }
+}
+
+impl wit::Host for CallState {}
+
+/// Caps the total linear memory of all of a call's instances; remembers
+/// that it refused so the trap can be named.
+struct MemoryLimiter {
+    memory_cap: u64,
+    used: u64,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let after = self.used.saturating_sub(current as u64).saturating_add(desired as u64);
+        if after > self.memory_cap {
+            self.hit = true;
+            return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.memory_cap));
+        }
+        self.used = after;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}

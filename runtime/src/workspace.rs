@@ -1,0 +1,231 @@
+//! The workspace: the folder a person works in. It has `context/`
+//! (standing instructions and reference material), `projects/` (work in
+//! progress), `output/` (deliverables), an instruction file and a memory
+//! file at its root, and `.deskhand/` (the journal, trash and state).
+//!
+//! This module also turns a task's grants into the [`Sandbox`] a tool call
+//! sees, and checks the paths a call's arguments name against it.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use deskhand_types::{Access, Grant};
+
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::wasm::{Limits, Mount, Sandbox};
+
+pub const INSTRUCTIONS_FILE: &str = "INSTRUCTIONS.md";
+pub const MEMORY_FILE: &str = "MEMORY.md";
+pub const STATE_DIR: &str = ".deskhand";
+const JOURNAL_FILE: &str = "journal.db";
+
+const INSTRUCTIONS_TEMPLATE: &str = "\
+# Instructions
+
+Standing instructions deskhand reads before every task in this workspace.
+Write them as you would brief a careful assistant. For example:
+
+- Dates in file names: YYYY-MM-DD.
+- Currency: EUR, two decimals; spreadsheets keep totals as formulas.
+- Never touch anything under projects/archive/.
+- Deliverables go in output/, named after the task and the date.
+";
+
+const MEMORY_TEMPLATE: &str = "\
+# Memory
+
+What deskhand has learned from your feedback, one point per line. deskhand
+shows you every change to this file before it is written; edit it freely.
+
+";
+
+/// What `init` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// The workspace was created; these paths (relative) are new.
+    Created { created: Vec<String> },
+    /// It was already a workspace; nothing changed. `missing` lists standard
+    /// parts that someone removed, for the person to restore if they want.
+    AlreadyWorkspace { missing: Vec<String> },
+}
+
+#[derive(Debug)]
+pub struct Workspace {
+    root: PathBuf,
+    journal: Journal,
+}
+
+impl Workspace {
+    /// Creates the layout in `dir` (creating `dir` if needed). Existing files
+    /// are never overwritten; on an existing workspace nothing changes.
+    pub fn init(dir: &Path) -> Result<(Workspace, InitOutcome)> {
+        let journal_path = dir.join(STATE_DIR).join(JOURNAL_FILE);
+        if journal_path.is_file() {
+            let missing = [
+                "context",
+                "projects",
+                "output",
+                INSTRUCTIONS_FILE,
+                MEMORY_FILE,
+            ]
+            .into_iter()
+            .filter(|p| !dir.join(p).exists())
+            .map(String::from)
+            .collect();
+            return Ok((Workspace::open(dir)?, InitOutcome::AlreadyWorkspace { missing }));
+        }
+
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let mut created = Vec::new();
+        for sub in ["context", "projects", "output", STATE_DIR, ".deskhand/trash"] {
+            let path = dir.join(sub);
+            if !path.exists() {
+                std::fs::create_dir(&path).map_err(Error::io(&path))?;
+                created.push(format!("{sub}/"));
+            }
+        }
+        for (name, template) in [(INSTRUCTIONS_FILE, INSTRUCTIONS_TEMPLATE), (MEMORY_FILE, MEMORY_TEMPLATE)] {
+            if write_new(&dir.join(name), template.as_bytes())? {
+                created.push(name.into());
+            }
+        }
+        // The journal comes last: its presence marks a finished init, so an
+        // interrupted one is simply completed by running init again.
+        Journal::open(&journal_path)?;
+        created.push(format!("{STATE_DIR}/{JOURNAL_FILE}"));
+        Ok((Workspace::open(dir)?, InitOutcome::Created { created }))
+    }
+
+    pub fn open(dir: &Path) -> Result<Workspace> {
+        let journal_path = dir.join(STATE_DIR).join(JOURNAL_FILE);
+        if !journal_path.is_file() {
+            return Err(Error::NotAWorkspace { path: dir.into() });
+        }
+        let root = dir.canonicalize().map_err(Error::io(dir))?;
+        let journal = Journal::open(&journal_path)?;
+        Ok(Workspace { root, journal })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.root.join("output")
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The sandbox for a call with these grants: each granted folder at its
+    /// canonical path (read-only unless granted read-write) and `output/`
+    /// read-write. Relative grants are relative to the workspace root.
+    pub fn sandbox(&self, grants: &[Grant], limits: Limits) -> Result<Sandbox> {
+        let output = self.output_dir().canonicalize().map_err(|_| Error::GrantMissing { path: self.output_dir() })?;
+        let mut mounts = vec![mount(output, Access::ReadWrite)?];
+        for grant in grants {
+            let path = if grant.path.is_absolute() { grant.path.clone() } else { self.root.join(&grant.path) };
+            let canonical = path.canonicalize().map_err(|_| Error::GrantMissing { path: path.clone() })?;
+            if !canonical.is_dir() {
+                return Err(Error::GrantNotFolder { path });
+            }
+            if grant.access.is_writable() && self.root.starts_with(&canonical) {
+                return Err(Error::GrantTooWide { path });
+            }
+            match mounts.iter_mut().find(|m| m.host == canonical) {
+                Some(existing) if grant.access.is_writable() => existing.access = Access::ReadWrite,
+                Some(_) => {}
+                None => mounts.push(mount(canonical, grant.access)?),
+            }
+        }
+        Ok(Sandbox { mounts, limits })
+    }
+
+    /// Resolves a path a call's arguments name to the absolute path the
+    /// guest sees, refusing `..` and anything outside the sandbox's mounts.
+    /// Symlinks are resolved here so a link cannot point a check elsewhere.
+    pub fn resolve_read(&self, sandbox: &Sandbox, arg: &str) -> Result<PathBuf> {
+        let path = self.resolve(arg)?;
+        if sandbox.mounts.iter().any(|m| path.starts_with(&m.host)) {
+            Ok(path)
+        } else {
+            Err(Error::OutsideGrants { path: arg.into() })
+        }
+    }
+
+    /// Like [`resolve_read`](Self::resolve_read), for a path to be written:
+    /// it must lie under `output/`.
+    pub fn resolve_write(&self, arg: &str) -> Result<PathBuf> {
+        let path = self.resolve(arg)?;
+        let output = self.output_dir();
+        if path.starts_with(&output) && path != output {
+            Ok(path)
+        } else {
+            Err(Error::WriteOutsideOutput { path: arg.into(), output })
+        }
+    }
+
+    fn resolve(&self, arg: &str) -> Result<PathBuf> {
+        if arg.is_empty() {
+            return Err(Error::BadPath { path: arg.into(), reason: "it is empty" });
+        }
+        let raw = Path::new(arg);
+        if raw.components().any(|c| c == Component::ParentDir) {
+            return Err(Error::BadPath { path: arg.into(), reason: "`..` may not appear in a path; name the folder directly" });
+        }
+        let joined = if raw.is_absolute() { raw.to_path_buf() } else { self.root.join(raw) };
+        // Canonicalize the longest existing prefix; keep the rest as written.
+        let mut existing = joined.as_path();
+        let mut rest = Vec::new();
+        loop {
+            match existing.canonicalize() {
+                Ok(canonical) => {
+                    let mut out = canonical;
+                    out.extend(rest.iter().rev());
+                    return Ok(out);
+                }
+                Err(_) => match (existing.parent(), existing.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        rest.push(name.to_owned());
+                        existing = parent;
+                    }
+                    _ => return Ok(joined),
+                },
+            }
+        }
+    }
+
+    /// Reads a file a tool wrote under `output/` through a capability handle:
+    /// a symlink the guest planted there cannot lead the host outside.
+    pub fn read_output(&self, relative: &Path) -> Result<Vec<u8>> {
+        let output = self.output_dir();
+        let dir = cap_std::fs::Dir::open_ambient_dir(&output, cap_std::ambient_authority()).map_err(Error::io(&output))?;
+        let mut file = dir.open(relative).map_err(Error::io(output.join(relative)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(Error::io(output.join(relative)))?;
+        Ok(bytes)
+    }
+}
+
+fn mount(host: PathBuf, access: Access) -> Result<Mount> {
+    let guest = host
+        .to_str()
+        .ok_or_else(|| Error::BadPath { path: host.display().to_string(), reason: "folder names must be valid UTF-8 to be granted" })?
+        .to_owned();
+    Ok(Mount { host, guest, access })
+}
+
+/// Creates `path` with `content` unless it exists; true if it was created.
+fn write_new(path: &Path, content: &[u8]) -> Result<bool> {
+    use std::io::Write;
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut f) => {
+            f.write_all(content).and_then(|()| f.sync_all()).map_err(Error::io(path))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::Io { path: path.into(), source: e }),
+    }
+}

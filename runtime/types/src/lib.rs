@@ -1,0 +1,13 @@
+//! deskhand's plain data types, shared by the runtime, the CLI and (later)
+//! the web UI: folder grants, tool descriptions with their declared effects,
+//! the typed errors tools return, and the events every run emits.
+//!
+//! Nothing here does I/O; everything is a serde type.
+
+pub mod event;
+pub mod grant;
+pub mod tool;
+
+pub use event::{CallId, CallOutcome, Event, LogLevel, RunId};
+pub use grant::{Access, Grant, GrantParseError};
+pub use tool::{Effects, Operation, ToolDescription, ToolError, ToolOutput};

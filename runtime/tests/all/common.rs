@@ -1,0 +1,71 @@
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use deskhand_runtime::tools::Toolbox;
+use deskhand_runtime::wasm::{Limits, LoadedTool, Sandbox, WasmHost};
+use deskhand_runtime::workspace::Workspace;
+use deskhand_types::Grant;
+
+/// The hostile guest, built by runtime/build.rs.
+pub const HOSTILE: &str = env!("DESKHAND_GUEST_HOSTILE");
+
+/// One engine and toolbox for the whole test process, as in the binary.
+pub fn toolbox() -> &'static Toolbox {
+    static TOOLBOX: OnceLock<Toolbox> = OnceLock::new();
+    TOOLBOX.get_or_init(|| {
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+        Toolbox::new(WasmHost::new(Some(cache)).expect("engine"))
+    })
+}
+
+pub fn hostile() -> &'static LoadedTool {
+    static TOOL: OnceLock<LoadedTool> = OnceLock::new();
+    TOOL.get_or_init(|| toolbox().host().load_file(Path::new(HOSTILE)).expect("hostile guest loads"))
+}
+
+/// A workspace inside a temp dir, with a canary file and folder beside it
+/// (outside every grant) and a `projects/inbox` folder to grant.
+pub struct Fixture {
+    pub _tmp: tempfile::TempDir,
+    pub ws: Workspace,
+    pub canary: PathBuf,
+    pub outside: PathBuf,
+    pub inbox: PathBuf,
+}
+
+pub const CANARY_TEXT: &str = "secret: the canary must never be read or changed\n";
+
+impl Fixture {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let canary = outside.join("canary.txt");
+        std::fs::write(&canary, CANARY_TEXT).unwrap();
+        let (ws, _) = Workspace::init(&tmp.path().join("ws")).unwrap();
+        let inbox = ws.root().join("projects/inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::write(inbox.join("note.txt"), "hello from the inbox\n").unwrap();
+        Fixture { _tmp: tmp, ws, canary, outside, inbox }
+    }
+
+    pub fn sandbox(&self, grants: &[Grant]) -> Sandbox {
+        self.ws.sandbox(grants, Limits::default()).unwrap()
+    }
+
+    /// The canary is byte-identical and nothing new appeared beside it.
+    pub fn assert_canary_intact(&self) {
+        assert_eq!(std::fs::read_to_string(&self.canary).unwrap(), CANARY_TEXT);
+        let names: Vec<_> = std::fs::read_dir(&self.outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("canary.txt")], "something was created outside the grant");
+    }
+}
+
+/// Runs a hostile operation and returns the error text (panics if it succeeded).
+pub fn hostile_fails(sandbox: &Sandbox, op: &str, args: serde_json::Value) -> String {
+    let report = hostile().call(sandbox, op, &args.to_string(), None);
+    match report.result {
+        Ok(out) => panic!("hostile {op} {args} succeeded: {}", out.text),
+        Err(e) => e.to_string(),
+    }
+}

@@ -13,7 +13,10 @@ const GUESTS: &[&str] = &["fs", "hostile"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let repo = manifest_dir.parent().expect("runtime/ lives in the repository root").to_path_buf();
+    let repo = manifest_dir
+        .parent()
+        .expect("runtime/ lives in the repository root")
+        .to_path_buf();
     let guest_ws = repo.join("guest-tools");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
@@ -51,12 +54,31 @@ fn main() {
             && !key.starts_with("CARGO_NET")
             && !key.starts_with("CARGO_HTTP")
             && !key.starts_with("CARGO_REGISTRIES");
-        if inherited || matches!(key, "RUSTC" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTFLAGS" | "RUSTDOCFLAGS" | "TARGET" | "HOST" | "OUT_DIR" | "PROFILE" | "OPT_LEVEL" | "DEBUG" | "NUM_JOBS") {
+        if inherited
+            || matches!(
+                key,
+                "RUSTC"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTFLAGS"
+                    | "RUSTDOCFLAGS"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "PROFILE"
+                    | "OPT_LEVEL"
+                    | "DEBUG"
+                    | "NUM_JOBS"
+            )
+        {
             cmd.env_remove(key);
         }
     }
     let status = cmd.status().unwrap_or_else(|e| {
-        panic!("could not start `cargo` to build the guest tools in {}: {e}", guest_ws.display())
+        panic!(
+            "could not start `cargo` to build the guest tools in {}: {e}",
+            guest_ws.display()
+        )
     });
     if !status.success() {
         panic!(
@@ -71,10 +93,12 @@ fn main() {
         let file = format!("deskhand_guest_{name}.wasm");
         let src = built.join(&file);
         let dst = out_dir.join(format!("{name}.wasm"));
-        std::fs::copy(&src, &dst).unwrap_or_else(|e| {
-            panic!("the guest build did not produce {}: {e}", src.display())
-        });
-        println!("cargo:rustc-env=DESKHAND_GUEST_{}={}", name.to_uppercase(), dst.display());
+        std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("the guest build did not produce {}: {e}", src.display()));
+        println!(
+            "cargo:rustc-env=DESKHAND_GUEST_{}={}",
+            name.to_uppercase(),
+            dst.display()
+        );
     }
 }
 

@@ -14,7 +14,11 @@ use deskhand_runtime::workspace::{InitOutcome, Workspace};
 use deskhand_types::{Event, Grant};
 
 #[derive(Parser)]
-#[command(name = "deskhand", version, about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox")]
+#[command(
+    name = "deskhand",
+    version,
+    about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox"
+)]
 struct Cli {
     /// Where compiled tool components are cached (default: the user cache folder).
     #[arg(long, global = true, env = "DESKHAND_CACHE_DIR")]
@@ -84,12 +88,18 @@ struct Failure {
 
 impl From<deskhand_runtime::Error> for Failure {
     fn from(e: deskhand_runtime::Error) -> Self {
-        Failure { code: if e.is_user_error() { 2 } else { 1 }, message: e.to_string() }
+        Failure {
+            code: if e.is_user_error() { 2 } else { 1 },
+            message: e.to_string(),
+        }
     }
 }
 
 fn user_error(message: impl Into<String>) -> Failure {
-    Failure { message: message.into(), code: 2 }
+    Failure {
+        message: message.into(),
+        code: 2,
+    }
 }
 
 fn main() -> ExitCode {
@@ -118,7 +128,9 @@ fn toolbox(cache_dir: Option<PathBuf>) -> Result<Toolbox, Failure> {
 /// Shows a tool's progress and logs on stderr while it runs.
 fn progress_observer() -> Observer {
     Arc::new(|event: &Event| match event {
-        Event::ToolProgress { done, total, message, .. } => match total {
+        Event::ToolProgress {
+            done, total, message, ..
+        } => match total {
             Some(total) => eprintln!("  {message}: {done}/{total}"),
             None => eprintln!("  {message}: {done}"),
         },
@@ -146,15 +158,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     out("Put reference material in context/, work in projects/; deliverables appear in output/.");
                 }
                 InitOutcome::AlreadyWorkspace { missing } => {
-                    out(&format!("{} is already a deskhand workspace; nothing was changed.", ws.root().display()));
+                    out(&format!(
+                        "{} is already a deskhand workspace; nothing was changed.",
+                        ws.root().display()
+                    ));
                     if !missing.is_empty() {
-                        out(&format!("Missing standard parts (create them if you want them back): {}", missing.join(", ")));
+                        out(&format!(
+                            "Missing standard parts (create them if you want them back): {}",
+                            missing.join(", ")
+                        ));
                     }
                 }
             }
             Ok(())
         }
-        Command::Tool { command: ToolCommand::List { json } } => {
+        Command::Tool {
+            command: ToolCommand::List { json },
+        } => {
             let tb = toolbox(cli.cache_dir)?;
             let tools = tb.descriptions()?;
             if json {
@@ -179,9 +199,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Tool { command: ToolCommand::Run { tool, operation, workspace, grants, args, json, timeout, memory_mib } } => {
-            let args: serde_json::Value = serde_json::from_str(&args)
-                .map_err(|e| user_error(format!("--args is not valid JSON ({e}); pass an object such as '{{\"path\": \"projects\"}}'")))?;
+        Command::Tool {
+            command:
+                ToolCommand::Run {
+                    tool,
+                    operation,
+                    workspace,
+                    grants,
+                    args,
+                    json,
+                    timeout,
+                    memory_mib,
+                },
+        } => {
+            let args: serde_json::Value = serde_json::from_str(&args).map_err(|e| {
+                user_error(format!(
+                    "--args is not valid JSON ({e}); pass an object such as '{{\"path\": \"projects\"}}'"
+                ))
+            })?;
             let ws = Workspace::open(&workspace)?;
             let tb = toolbox(cli.cache_dir)?;
             let limits = Limits {
@@ -189,7 +224,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 memory_bytes: memory_mib.saturating_mul(1024 * 1024),
                 ..Limits::default()
             };
-            let req = CallRequest { tool: &tool, operation: &operation, args, grants: &grants, limits };
+            let req = CallRequest {
+                tool: &tool,
+                operation: &operation,
+                args,
+                grants: &grants,
+                limits,
+            };
             let result = run_call(&ws, &tb, &req, Some(progress_observer()))?;
             if json {
                 out(&serde_json::to_string_pretty(&result.output.json).unwrap_or_default());

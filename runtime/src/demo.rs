@@ -13,15 +13,42 @@ use crate::workspace::{InitOutcome, Workspace};
 
 /// Sample files: a small, believable mess of the kind people hand to deskhand.
 const SAMPLES: &[(&str, &str)] = &[
-    ("projects/2026 offsite/agenda.md", "# Offsite agenda\n\n- 09:00 Welcome\n- 10:00 Roadmap review\n- 14:00 Workshops\n"),
-    ("projects/2026 offsite/budget.csv", "item,amount_eur\nvenue,4200\ncatering,1850.50\ntravel,3120\n"),
-    ("projects/2026 offsite/attendees.txt", "Ana Lima\nBjörn Weiß\nChen Wei\nDana Okafor\n"),
-    ("projects/receipts/2026-03-02 taxi.txt", "Taxi Lisboa\nTotal: 18.40 EUR\n"),
-    ("projects/receipts/hotel march 2026.txt", "Hotel Avenida\n3 nights\nTotal: 412.00 EUR\n"),
-    ("projects/receipts/lunch 14.03.2026.txt", "Cafe Central\nTotal: 23.90 EUR\n"),
-    ("projects/website refresh/notes.md", "Ideas: lighter header, fewer fonts, a real pricing page.\n"),
-    ("projects/website refresh/drafts/home-v2.html", "<h1>Welcome</h1>\n<p>Draft two.</p>\n"),
-    ("context/about-us.md", "We are a five-person studio. Fiscal year = calendar year. Currency: EUR.\n"),
+    (
+        "projects/2026 offsite/agenda.md",
+        "# Offsite agenda\n\n- 09:00 Welcome\n- 10:00 Roadmap review\n- 14:00 Workshops\n",
+    ),
+    (
+        "projects/2026 offsite/budget.csv",
+        "item,amount_eur\nvenue,4200\ncatering,1850.50\ntravel,3120\n",
+    ),
+    (
+        "projects/2026 offsite/attendees.txt",
+        "Ana Lima\nBjörn Weiß\nChen Wei\nDana Okafor\n",
+    ),
+    (
+        "projects/receipts/2026-03-02 taxi.txt",
+        "Taxi Lisboa\nTotal: 18.40 EUR\n",
+    ),
+    (
+        "projects/receipts/hotel march 2026.txt",
+        "Hotel Avenida\n3 nights\nTotal: 412.00 EUR\n",
+    ),
+    (
+        "projects/receipts/lunch 14.03.2026.txt",
+        "Cafe Central\nTotal: 23.90 EUR\n",
+    ),
+    (
+        "projects/website refresh/notes.md",
+        "Ideas: lighter header, fewer fonts, a real pricing page.\n",
+    ),
+    (
+        "projects/website refresh/drafts/home-v2.html",
+        "<h1>Welcome</h1>\n<p>Draft two.</p>\n",
+    ),
+    (
+        "context/about-us.md",
+        "We are a five-person studio. Fiscal year = calendar year. Currency: EUR.\n",
+    ),
 ];
 
 #[derive(Debug)]
@@ -49,12 +76,21 @@ pub fn run_demo(dir: &Path, toolbox: &Toolbox, observer: Option<Observer>) -> Re
             }
         }
     }
-    inventory(&workspace, toolbox, "projects", observer).map(|inv| DemoReport { workspace: workspace.root().into(), created, ..inv })
+    inventory(&workspace, toolbox, "projects", observer).map(|inv| DemoReport {
+        workspace: workspace.root().into(),
+        created,
+        ..inv
+    })
 }
 
 /// Lists `folder` recursively in the sandbox and writes a CSV inventory of
 /// it under `output/`, never overwriting an earlier one.
-pub fn inventory(workspace: &Workspace, toolbox: &Toolbox, folder: &str, observer: Option<Observer>) -> Result<DemoReport> {
+pub fn inventory(
+    workspace: &Workspace,
+    toolbox: &Toolbox,
+    folder: &str,
+    observer: Option<Observer>,
+) -> Result<DemoReport> {
     let grants = [Grant::read_only(folder)];
     let listing = run_call(
         workspace,
@@ -68,13 +104,20 @@ pub fn inventory(workspace: &Workspace, toolbox: &Toolbox, folder: &str, observe
         },
         observer.clone(),
     )?;
-    let base = workspace.root().join(folder).canonicalize().map_err(Error::io(workspace.root().join(folder)))?;
+    let base = workspace
+        .root()
+        .join(folder)
+        .canonicalize()
+        .map_err(Error::io(workspace.root().join(folder)))?;
     let entries = listing.output.json["entries"].as_array().cloned().unwrap_or_default();
     let mut csv = String::from("path,kind,size_bytes,modified\n");
     let (mut files, mut folders, mut bytes) = (0, 0, 0);
     for e in &entries {
         let path = e["path"].as_str().unwrap_or_default();
-        let rel = Path::new(path).strip_prefix(&base).map(|p| p.display().to_string()).unwrap_or_else(|_| path.into());
+        let rel = Path::new(path)
+            .strip_prefix(&base)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.into());
         let kind = e["kind"].as_str().unwrap_or("other");
         let size = e["size"].as_u64().unwrap_or(0);
         match kind {
@@ -89,7 +132,11 @@ pub fn inventory(workspace: &Workspace, toolbox: &Toolbox, folder: &str, observe
             "{},{},{},{}\n",
             csv_field(&rel),
             kind,
-            if kind == "file" { size.to_string() } else { String::new() },
+            if kind == "file" {
+                size.to_string()
+            } else {
+                String::new()
+            },
             e["mtime"].as_str().unwrap_or_default()
         ));
     }
@@ -106,10 +153,21 @@ pub fn inventory(workspace: &Workspace, toolbox: &Toolbox, folder: &str, observe
         observer,
     )?;
     let inventory = PathBuf::from(written.output.json["path"].as_str().unwrap_or_default());
-    Ok(DemoReport { workspace: workspace.root().into(), created: false, inventory, files, folders, bytes })
+    Ok(DemoReport {
+        workspace: workspace.root().into(),
+        created: false,
+        inventory,
+        files,
+        folders,
+        bytes,
+    })
 }
 
 /// Quotes a CSV field when it needs it (RFC 4180).
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }

@@ -27,7 +27,11 @@ pub enum Error {
     #[error("no tool named {name:?}; installed tools: {}", .known.join(", "))]
     UnknownTool { name: String, known: Vec<String> },
     #[error("the {tool} tool has no operation {operation:?}; it has: {}", .known.join(", "))]
-    UnknownOperation { tool: String, operation: String, known: Vec<String> },
+    UnknownOperation {
+        tool: String,
+        operation: String,
+        known: Vec<String>,
+    },
     #[error("invalid arguments: {0}")]
     InvalidArgs(String),
     #[error(transparent)]

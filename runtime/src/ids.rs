@@ -31,5 +31,9 @@ pub fn run_id() -> RunId {
 pub fn call_id() -> CallId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    CallId(format!("call-{}-{}", NEXT.fetch_add(1, Ordering::Relaxed), random_hex(2)))
+    CallId(format!(
+        "call-{}-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        random_hex(2)
+    ))
 }

@@ -87,17 +87,24 @@ pub struct Journal {
 impl Journal {
     /// Opens the journal, creating its schema if the file is new.
     pub fn open(path: &Path) -> Result<Self> {
-        let fail = |e: rusqlite::Error| Error::Journal { path: path.into(), message: e.to_string() };
+        let fail = |e: rusqlite::Error| Error::Journal {
+            path: path.into(),
+            message: e.to_string(),
+        };
         let conn = Connection::open(path).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(fail)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(fail)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(fail)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
         match version {
             0 => {
-                conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-                    .map_err(fail)?;
+                conn.execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(fail)?;
             }
             SCHEMA_VERSION => {}
             newer => {
@@ -109,12 +116,18 @@ impl Journal {
                 });
             }
         }
-        Ok(Journal { path: path.into(), conn: Mutex::new(conn) })
+        Ok(Journal {
+            path: path.into(),
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&conn).map_err(|e| Error::Journal { path: self.path.clone(), message: e.to_string() })
+        f(&conn).map_err(|e| Error::Journal {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
     }
 
     pub fn begin_task(&self, outcome: &str, grants: &[Grant]) -> Result<RunId> {
@@ -177,7 +190,12 @@ impl Journal {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT id, created_at, outcome, status FROM tasks ORDER BY created_at, id")?;
             stmt.query_map([], |r| {
-                Ok(TaskRow { id: RunId(r.get(0)?), created_at: r.get(1)?, outcome: r.get(2)?, status: r.get(3)? })
+                Ok(TaskRow {
+                    id: RunId(r.get(0)?),
+                    created_at: r.get(1)?,
+                    outcome: r.get(2)?,
+                    status: r.get(3)?,
+                })
             })?
             .collect()
         })
@@ -185,9 +203,18 @@ impl Journal {
 
     pub fn task(&self, run: &RunId) -> Result<Option<TaskRow>> {
         self.with(|c| {
-            c.query_row("SELECT id, created_at, outcome, status FROM tasks WHERE id = ?1", [&run.0], |r| {
-                Ok(TaskRow { id: RunId(r.get(0)?), created_at: r.get(1)?, outcome: r.get(2)?, status: r.get(3)? })
-            })
+            c.query_row(
+                "SELECT id, created_at, outcome, status FROM tasks WHERE id = ?1",
+                [&run.0],
+                |r| {
+                    Ok(TaskRow {
+                        id: RunId(r.get(0)?),
+                        created_at: r.get(1)?,
+                        outcome: r.get(2)?,
+                        status: r.get(3)?,
+                    })
+                },
+            )
             .optional()
         })
     }
@@ -197,11 +224,16 @@ impl Journal {
     pub fn events(&self, run: &RunId) -> Result<Vec<EventRow>> {
         let rows: Vec<(i64, String, String)> = self.with(|c| {
             let mut stmt = c.prepare("SELECT seq, at, body FROM events WHERE task_id = ?1 ORDER BY seq")?;
-            stmt.query_map([&run.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+            stmt.query_map([&run.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
         })?;
         Ok(rows
             .into_iter()
-            .filter_map(|(seq, at, body)| serde_json::from_str(&body).ok().map(|event| EventRow { seq, at, event }))
+            .filter_map(|(seq, at, body)| {
+                serde_json::from_str(&body)
+                    .ok()
+                    .map(|event| EventRow { seq, at, event })
+            })
             .collect())
     }
 

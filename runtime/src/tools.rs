@@ -48,13 +48,18 @@ pub struct Toolbox {
 
 impl std::fmt::Debug for Toolbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Toolbox").field("host", &self.host).finish_non_exhaustive()
+        f.debug_struct("Toolbox")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
     }
 }
 
 impl Toolbox {
     pub fn new(host: WasmHost) -> Self {
-        Toolbox { host, loaded: Default::default() }
+        Toolbox {
+            host,
+            loaded: Default::default(),
+        }
     }
 
     pub fn host(&self) -> &WasmHost {
@@ -79,7 +84,10 @@ impl Toolbox {
     }
 
     pub fn descriptions(&self) -> Result<Vec<ToolDescription>> {
-        BundledTool::ALL.iter().map(|t| self.get(*t).map(|l| l.description().clone())).collect()
+        BundledTool::ALL
+            .iter()
+            .map(|t| self.get(*t).map(|l| l.description().clone()))
+            .collect()
     }
 }
 
@@ -105,31 +113,64 @@ pub struct CallResult {
 
 /// Runs one call as a journaled task of one step. On failure the task is
 /// still journaled, with the error as its outcome.
-pub fn run_call(workspace: &Workspace, toolbox: &Toolbox, req: &CallRequest<'_>, observer: Option<Observer>) -> Result<CallResult> {
+pub fn run_call(
+    workspace: &Workspace,
+    toolbox: &Toolbox,
+    req: &CallRequest<'_>,
+    observer: Option<Observer>,
+) -> Result<CallResult> {
     let tool = toolbox.by_name(req.tool)?;
-    let op = tool.description().operation(req.operation).ok_or_else(|| Error::UnknownOperation {
-        tool: req.tool.into(),
-        operation: req.operation.into(),
-        known: tool.description().operation_names().into_iter().map(String::from).collect(),
-    })?;
+    let op = tool
+        .description()
+        .operation(req.operation)
+        .ok_or_else(|| Error::UnknownOperation {
+            tool: req.tool.into(),
+            operation: req.operation.into(),
+            known: tool
+                .description()
+                .operation_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        })?;
     let sandbox = workspace.sandbox(req.grants, req.limits)?;
 
     let mut args = req.args.clone();
     let Some(fields) = args.as_object_mut() else {
-        return Err(Error::InvalidArgs(format!("arguments must be a JSON object, got {}", req.args)));
+        return Err(Error::InvalidArgs(format!(
+            "arguments must be a JSON object, got {}",
+            req.args
+        )));
     };
-    for (name, write) in op.effects.reads.iter().map(|n| (n, false)).chain(op.effects.writes.iter().map(|n| (n, true))) {
+    for (name, write) in op
+        .effects
+        .reads
+        .iter()
+        .map(|n| (n, false))
+        .chain(op.effects.writes.iter().map(|n| (n, true)))
+    {
         let Some(value) = fields.get_mut(name) else { continue };
         let Some(arg) = value.as_str() else {
-            return Err(Error::InvalidArgs(format!("{name} must be a path (a string), got {value}")));
+            return Err(Error::InvalidArgs(format!(
+                "{name} must be a path (a string), got {value}"
+            )));
         };
-        let resolved = if write { workspace.resolve_write(arg)? } else { workspace.resolve_read(&sandbox, arg)? };
+        let resolved = if write {
+            workspace.resolve_write(arg)?
+        } else {
+            workspace.resolve_read(&sandbox, arg)?
+        };
         *value = serde_json::Value::String(resolved.display().to_string());
     }
 
     let journal = workspace.journal();
     let run = journal.begin_task(&format!("{} {}", req.tool, req.operation), req.grants)?;
-    journal.add_step(&run, 1, &format!("{} {}", req.tool, req.operation), &serde_json::to_value(&op.effects).unwrap_or_default())?;
+    journal.add_step(
+        &run,
+        1,
+        &format!("{} {}", req.tool, req.operation),
+        &serde_json::to_value(&op.effects).unwrap_or_default(),
+    )?;
     let call = ids::call_id();
     let emit = |event: Event| {
         // The journal is the source of truth; a failed append must not be
@@ -139,7 +180,12 @@ pub fn run_call(workspace: &Workspace, toolbox: &Toolbox, req: &CallRequest<'_>,
             obs(&event);
         }
     };
-    emit(Event::ToolCallBegin { call: call.clone(), tool: req.tool.into(), operation: req.operation.into(), args: args.clone() });
+    emit(Event::ToolCallBegin {
+        call: call.clone(),
+        tool: req.tool.into(),
+        operation: req.operation.into(),
+        args: args.clone(),
+    });
 
     let (tx, rx) = std::sync::mpsc::channel::<ToolEvent>();
     let sink: crate::wasm::EventSink = Arc::new(move |e| {
@@ -149,8 +195,17 @@ pub fn run_call(workspace: &Workspace, toolbox: &Toolbox, req: &CallRequest<'_>,
         let worker = scope.spawn(|| tool.call(&sandbox, req.operation, &args.to_string(), Some(sink)));
         for event in rx {
             emit(match event {
-                ToolEvent::Log { level, message } => Event::ToolLog { call: call.clone(), level, message },
-                ToolEvent::Progress { done, total, message } => Event::ToolProgress { call: call.clone(), done, total, message },
+                ToolEvent::Log { level, message } => Event::ToolLog {
+                    call: call.clone(),
+                    level,
+                    message,
+                },
+                ToolEvent::Progress { done, total, message } => Event::ToolProgress {
+                    call: call.clone(),
+                    done,
+                    total,
+                    message,
+                },
             });
         }
         worker.join()
@@ -159,26 +214,53 @@ pub fn run_call(workspace: &Workspace, toolbox: &Toolbox, req: &CallRequest<'_>,
         Ok(report) => report,
         Err(_) => {
             let reason = "the tool host thread panicked".to_owned();
-            emit(Event::ToolCallEnd { call, outcome: CallOutcome::Stopped { reason: reason.clone() }, elapsed_ms: 0 });
+            emit(Event::ToolCallEnd {
+                call,
+                outcome: CallOutcome::Stopped { reason: reason.clone() },
+                elapsed_ms: 0,
+            });
             journal.finish_step(&run, 1, TaskStatus::Failed)?;
             journal.finish_task(&run, TaskStatus::Failed)?;
-            return Err(Error::Call(CallError::Crashed { message: reason, stderr: String::new() }));
+            return Err(Error::Call(CallError::Crashed {
+                message: reason,
+                stderr: String::new(),
+            }));
         }
     };
     if !report.stderr.is_empty() {
         let text = String::from_utf8_lossy(&report.stderr);
-        emit(Event::ToolLog { call: call.clone(), level: LogLevel::Debug, message: format!("stderr: {}", text.trim_end()) });
+        emit(Event::ToolLog {
+            call: call.clone(),
+            level: LogLevel::Debug,
+            message: format!("stderr: {}", text.trim_end()),
+        });
     }
 
     let elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX);
     let (outcome, status, result) = match report.result {
-        Ok(output) => (CallOutcome::Ok { output: output.clone() }, TaskStatus::Succeeded, Ok(output)),
-        Err(CallError::Tool(error)) => {
-            (CallOutcome::ToolError { error: error.clone() }, TaskStatus::Failed, Err(Error::Call(CallError::Tool(error))))
-        }
-        Err(other) => (CallOutcome::Stopped { reason: other.to_string() }, TaskStatus::Failed, Err(Error::Call(other))),
+        Ok(output) => (
+            CallOutcome::Ok { output: output.clone() },
+            TaskStatus::Succeeded,
+            Ok(output),
+        ),
+        Err(CallError::Tool(error)) => (
+            CallOutcome::ToolError { error: error.clone() },
+            TaskStatus::Failed,
+            Err(Error::Call(CallError::Tool(error))),
+        ),
+        Err(other) => (
+            CallOutcome::Stopped {
+                reason: other.to_string(),
+            },
+            TaskStatus::Failed,
+            Err(Error::Call(other)),
+        ),
     };
-    emit(Event::ToolCallEnd { call, outcome, elapsed_ms });
+    emit(Event::ToolCallEnd {
+        call,
+        outcome,
+        elapsed_ms,
+    });
     journal.finish_step(&run, 1, status)?;
     journal.finish_task(&run, status)?;
     result.map(|output| CallResult { run, output })

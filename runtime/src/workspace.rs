@@ -62,17 +62,11 @@ impl Workspace {
     pub fn init(dir: &Path) -> Result<(Workspace, InitOutcome)> {
         let journal_path = dir.join(STATE_DIR).join(JOURNAL_FILE);
         if journal_path.is_file() {
-            let missing = [
-                "context",
-                "projects",
-                "output",
-                INSTRUCTIONS_FILE,
-                MEMORY_FILE,
-            ]
-            .into_iter()
-            .filter(|p| !dir.join(p).exists())
-            .map(String::from)
-            .collect();
+            let missing = ["context", "projects", "output", INSTRUCTIONS_FILE, MEMORY_FILE]
+                .into_iter()
+                .filter(|p| !dir.join(p).exists())
+                .map(String::from)
+                .collect();
             return Ok((Workspace::open(dir)?, InitOutcome::AlreadyWorkspace { missing }));
         }
 
@@ -85,7 +79,10 @@ impl Workspace {
                 created.push(format!("{sub}/"));
             }
         }
-        for (name, template) in [(INSTRUCTIONS_FILE, INSTRUCTIONS_TEMPLATE), (MEMORY_FILE, MEMORY_TEMPLATE)] {
+        for (name, template) in [
+            (INSTRUCTIONS_FILE, INSTRUCTIONS_TEMPLATE),
+            (MEMORY_FILE, MEMORY_TEMPLATE),
+        ] {
             if write_new(&dir.join(name), template.as_bytes())? {
                 created.push(name.into());
             }
@@ -123,11 +120,19 @@ impl Workspace {
     /// canonical path (read-only unless granted read-write) and `output/`
     /// read-write. Relative grants are relative to the workspace root.
     pub fn sandbox(&self, grants: &[Grant], limits: Limits) -> Result<Sandbox> {
-        let output = self.output_dir().canonicalize().map_err(|_| Error::GrantMissing { path: self.output_dir() })?;
+        let output = self.output_dir().canonicalize().map_err(|_| Error::GrantMissing {
+            path: self.output_dir(),
+        })?;
         let mut mounts = vec![mount(output, Access::ReadWrite)?];
         for grant in grants {
-            let path = if grant.path.is_absolute() { grant.path.clone() } else { self.root.join(&grant.path) };
-            let canonical = path.canonicalize().map_err(|_| Error::GrantMissing { path: path.clone() })?;
+            let path = if grant.path.is_absolute() {
+                grant.path.clone()
+            } else {
+                self.root.join(&grant.path)
+            };
+            let canonical = path
+                .canonicalize()
+                .map_err(|_| Error::GrantMissing { path: path.clone() })?;
             if !canonical.is_dir() {
                 return Err(Error::GrantNotFolder { path });
             }
@@ -163,19 +168,32 @@ impl Workspace {
         if path.starts_with(&output) && path != output {
             Ok(path)
         } else {
-            Err(Error::WriteOutsideOutput { path: arg.into(), output })
+            Err(Error::WriteOutsideOutput {
+                path: arg.into(),
+                output,
+            })
         }
     }
 
     fn resolve(&self, arg: &str) -> Result<PathBuf> {
         if arg.is_empty() {
-            return Err(Error::BadPath { path: arg.into(), reason: "it is empty" });
+            return Err(Error::BadPath {
+                path: arg.into(),
+                reason: "it is empty",
+            });
         }
         let raw = Path::new(arg);
         if raw.components().any(|c| c == Component::ParentDir) {
-            return Err(Error::BadPath { path: arg.into(), reason: "`..` may not appear in a path; name the folder directly" });
+            return Err(Error::BadPath {
+                path: arg.into(),
+                reason: "`..` may not appear in a path; name the folder directly",
+            });
         }
-        let joined = if raw.is_absolute() { raw.to_path_buf() } else { self.root.join(raw) };
+        let joined = if raw.is_absolute() {
+            raw.to_path_buf()
+        } else {
+            self.root.join(raw)
+        };
         // Canonicalize the longest existing prefix; keep the rest as written.
         let mut existing = joined.as_path();
         let mut rest = Vec::new();
@@ -201,7 +219,8 @@ impl Workspace {
     /// a symlink the guest planted there cannot lead the host outside.
     pub fn read_output(&self, relative: &Path) -> Result<Vec<u8>> {
         let output = self.output_dir();
-        let dir = cap_std::fs::Dir::open_ambient_dir(&output, cap_std::ambient_authority()).map_err(Error::io(&output))?;
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(&output, cap_std::ambient_authority()).map_err(Error::io(&output))?;
         let mut file = dir.open(relative).map_err(Error::io(output.join(relative)))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(Error::io(output.join(relative)))?;
@@ -212,7 +231,10 @@ impl Workspace {
 fn mount(host: PathBuf, access: Access) -> Result<Mount> {
     let guest = host
         .to_str()
-        .ok_or_else(|| Error::BadPath { path: host.display().to_string(), reason: "folder names must be valid UTF-8 to be granted" })?
+        .ok_or_else(|| Error::BadPath {
+            path: host.display().to_string(),
+            reason: "folder names must be valid UTF-8 to be granted",
+        })?
         .to_owned();
     Ok(Mount { host, guest, access })
 }
@@ -222,10 +244,15 @@ fn write_new(path: &Path, content: &[u8]) -> Result<bool> {
     use std::io::Write;
     match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
         Ok(mut f) => {
-            f.write_all(content).and_then(|()| f.sync_all()).map_err(Error::io(path))?;
+            f.write_all(content)
+                .and_then(|()| f.sync_all())
+                .map_err(Error::io(path))?;
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::Io { path: path.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            path: path.into(),
+            source: e,
+        }),
     }
 }

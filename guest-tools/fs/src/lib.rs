@@ -25,47 +25,84 @@ impl Guest for Fs {
         Description {
             name: "fs".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Lists, inspects, reads and hashes files in the granted folders; writes new files under output/.".into(),
+            summary: "Lists, inspects, reads and hashes files in the granted folders; writes new files under output/."
+                .into(),
             operations: vec![
-                operation("list", "List a folder's entries with size and modification time (optionally recursive).", json!({
-                    "type": "object", "required": ["path"], "additionalProperties": false,
-                    "properties": {
-                        "path": path,
-                        "recursive": {"type": "boolean", "default": false},
-                        "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT}
-                    }
-                }), &["path"], &[]),
-                operation("stat", "Kind, size, modification time and permissions of one path (symlinks are not followed).", json!({
-                    "type": "object", "required": ["path"], "additionalProperties": false,
-                    "properties": {"path": path}
-                }), &["path"], &[]),
-                operation("read_text", "Read a UTF-8 text file, up to max_bytes (the rest is reported as truncated).", json!({
-                    "type": "object", "required": ["path"], "additionalProperties": false,
-                    "properties": {
-                        "path": path,
-                        "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES, "default": DEFAULT_READ_BYTES}
-                    }
-                }), &["path"], &[]),
-                operation("find", "Find files under a folder whose relative path matches a glob such as **/*.csv.", json!({
-                    "type": "object", "required": ["path", "pattern"], "additionalProperties": false,
-                    "properties": {
-                        "path": path,
-                        "pattern": {"type": "string"},
-                        "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT}
-                    }
-                }), &["path"], &[]),
-                operation("hash", "SHA-256 of a file's content.", json!({
-                    "type": "object", "required": ["path"], "additionalProperties": false,
-                    "properties": {"path": path}
-                }), &["path"], &[]),
-                operation("write", "Write a new file under output/; never overwrites. With unique, picks a free name instead of failing.", json!({
-                    "type": "object", "required": ["path", "content"], "additionalProperties": false,
-                    "properties": {
-                        "path": {"type": "string", "description": "a path under the workspace's output/ folder"},
-                        "content": {"type": "string"},
-                        "unique": {"type": "boolean", "default": false}
-                    }
-                }), &[], &["path"]),
+                operation(
+                    "list",
+                    "List a folder's entries with size and modification time (optionally recursive).",
+                    json!({
+                        "type": "object", "required": ["path"], "additionalProperties": false,
+                        "properties": {
+                            "path": path,
+                            "recursive": {"type": "boolean", "default": false},
+                            "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT}
+                        }
+                    }),
+                    &["path"],
+                    &[],
+                ),
+                operation(
+                    "stat",
+                    "Kind, size, modification time and permissions of one path (symlinks are not followed).",
+                    json!({
+                        "type": "object", "required": ["path"], "additionalProperties": false,
+                        "properties": {"path": path}
+                    }),
+                    &["path"],
+                    &[],
+                ),
+                operation(
+                    "read_text",
+                    "Read a UTF-8 text file, up to max_bytes (the rest is reported as truncated).",
+                    json!({
+                        "type": "object", "required": ["path"], "additionalProperties": false,
+                        "properties": {
+                            "path": path,
+                            "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES, "default": DEFAULT_READ_BYTES}
+                        }
+                    }),
+                    &["path"],
+                    &[],
+                ),
+                operation(
+                    "find",
+                    "Find files under a folder whose relative path matches a glob such as **/*.csv.",
+                    json!({
+                        "type": "object", "required": ["path", "pattern"], "additionalProperties": false,
+                        "properties": {
+                            "path": path,
+                            "pattern": {"type": "string"},
+                            "limit": {"type": "integer", "minimum": 1, "default": DEFAULT_LIST_LIMIT}
+                        }
+                    }),
+                    &["path"],
+                    &[],
+                ),
+                operation(
+                    "hash",
+                    "SHA-256 of a file's content.",
+                    json!({
+                        "type": "object", "required": ["path"], "additionalProperties": false,
+                        "properties": {"path": path}
+                    }),
+                    &["path"],
+                    &[],
+                ),
+                operation(
+                    "write",
+                    "Write a new file under output/; never overwrites. With unique, picks a free name instead of failing.",
+                    json!({
+                        "type": "object", "required": ["path", "content"], "additionalProperties": false,
+                        "properties": {
+                            "path": {"type": "string", "description": "a path under the workspace's output/ folder"},
+                            "content": {"type": "string"},
+                            "unique": {"type": "boolean", "default": false}
+                        }
+                    }),
+                    &[],
+                    &["path"],
+                ),
             ],
         }
     }
@@ -208,7 +245,11 @@ fn list(args: ListArgs) -> Result<Output, ToolError> {
         entries.len(),
         args.path.display(),
         total_size,
-        if truncated { format!(", stopped at the limit of {limit}") } else { String::new() }
+        if truncated {
+            format!(", stopped at the limit of {limit}")
+        } else {
+            String::new()
+        }
     );
     Ok(output(&json!({"entries": entries, "truncated": truncated}), text))
 }
@@ -217,17 +258,28 @@ fn stat(args: PathArgs) -> Result<Output, ToolError> {
     let meta = fs::symlink_metadata(&args.path).map_err(|e| io_error(&args.path, &e))?;
     let mut value = entry_json(&args.path, &meta);
     value["readonly"] = json!(meta.permissions().readonly());
-    let text = format!("{}: {}, {} bytes", args.path.display(), kind(meta.file_type()), meta.len());
+    let text = format!(
+        "{}: {}, {} bytes",
+        args.path.display(),
+        kind(meta.file_type()),
+        meta.len()
+    );
     Ok(output(&value, text))
 }
 
 fn open_regular_file(path: &Path) -> Result<(fs::File, fs::Metadata), ToolError> {
     let meta = fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
     if meta.file_type().is_symlink() {
-        return Err(ToolError::Denied(path_error(path, "is a symbolic link; deskhand does not follow links")));
+        return Err(ToolError::Denied(path_error(
+            path,
+            "is a symbolic link; deskhand does not follow links",
+        )));
     }
     if !meta.is_file() {
-        return Err(ToolError::InvalidArgs(format!("{} is not a regular file", path.display())));
+        return Err(ToolError::InvalidArgs(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
     }
     let file = fs::File::open(path).map_err(|e| io_error(path, &e))?;
     Ok((file, meta))
@@ -237,7 +289,9 @@ fn read_text(args: ReadArgs) -> Result<Output, ToolError> {
     let max = args.max_bytes.unwrap_or(DEFAULT_READ_BYTES).min(MAX_READ_BYTES);
     let (file, meta) = open_regular_file(&args.path)?;
     let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes).map_err(|e| io_error(&args.path, &e))?;
+    file.take(max)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(&args.path, &e))?;
     let truncated = meta.len() > bytes.len() as u64;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
@@ -259,9 +313,16 @@ fn read_text(args: ReadArgs) -> Result<Output, ToolError> {
         "{}: {} bytes of text{}",
         args.path.display(),
         text.len(),
-        if truncated { format!(" (first {max} of {} bytes)", meta.len()) } else { String::new() }
+        if truncated {
+            format!(" (first {max} of {} bytes)", meta.len())
+        } else {
+            String::new()
+        }
     );
-    Ok(output(&json!({"text": text, "size": meta.len(), "truncated": truncated}), summary))
+    Ok(output(
+        &json!({"text": text, "size": meta.len(), "truncated": truncated}),
+        summary,
+    ))
 }
 
 fn find(args: FindArgs) -> Result<Output, ToolError> {
@@ -284,7 +345,12 @@ fn find(args: FindArgs) -> Result<Output, ToolError> {
         }
         true
     })?;
-    let text = format!("{} matches for {} in {}", matches.len(), args.pattern, args.path.display());
+    let text = format!(
+        "{} matches for {} in {}",
+        matches.len(),
+        args.pattern,
+        args.path.display()
+    );
     Ok(output(&json!({"matches": matches, "truncated": truncated}), text))
 }
 
@@ -318,10 +384,16 @@ fn hex(bytes: &[u8]) -> String {
 /// reader never sees half of one.
 fn write(args: WriteArgs) -> Result<Output, ToolError> {
     if args.content.len() > MAX_WRITE_BYTES {
-        return Err(ToolError::TooLarge(path_error(&args.path, format!("content is over {MAX_WRITE_BYTES} bytes"))));
+        return Err(ToolError::TooLarge(path_error(
+            &args.path,
+            format!("content is over {MAX_WRITE_BYTES} bytes"),
+        )));
     }
     let (Some(dir), Some(name)) = (args.path.parent(), args.path.file_name()) else {
-        return Err(ToolError::InvalidArgs(format!("{} does not name a file", args.path.display())));
+        return Err(ToolError::InvalidArgs(format!(
+            "{} does not name a file",
+            args.path.display()
+        )));
     };
     let dir_meta = fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
     if !dir_meta.is_dir() {
@@ -332,20 +404,37 @@ fn write(args: WriteArgs) -> Result<Output, ToolError> {
     let _ = fs::remove_file(&tmp);
     let written = result?;
     let text = format!("wrote {} ({} bytes)", written.display(), args.content.len());
-    Ok(output(&json!({"path": written.display().to_string(), "size": args.content.len()}), text))
+    Ok(output(
+        &json!({"path": written.display().to_string(), "size": args.content.len()}),
+        text,
+    ))
 }
 
 fn write_tmp(tmp: &Path, content: &[u8]) -> Result<(), ToolError> {
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| io_error(tmp, &e))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| io_error(tmp, &e))?;
     file.write_all(content).map_err(|e| io_error(tmp, &e))?;
     file.sync_all().map_err(|e| io_error(tmp, &e))
 }
 
 fn link_into_place(tmp: &Path, target: &Path, unique: bool) -> Result<PathBuf, ToolError> {
-    let stem = target.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = target.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let stem = target
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = target
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     for n in 0..1000u32 {
-        let candidate = if n == 0 { target.to_path_buf() } else { target.with_file_name(format!("{stem}-{n}{ext}")) };
+        let candidate = if n == 0 {
+            target.to_path_buf()
+        } else {
+            target.with_file_name(format!("{stem}-{n}{ext}"))
+        };
         match fs::hard_link(tmp, &candidate) {
             Ok(()) => return Ok(candidate),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && unique => continue,
@@ -358,10 +447,16 @@ fn link_into_place(tmp: &Path, target: &Path, unique: bool) -> Result<PathBuf, T
             Err(e) => return Err(io_error(&candidate, &e)),
         }
     }
-    Err(ToolError::AlreadyExists(path_error(target, "no free name after 1000 tries")))
+    Err(ToolError::AlreadyExists(path_error(
+        target,
+        "no free name after 1000 tries",
+    )))
 }
 
 fn unique_suffix() -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{nanos:x}")
 }

@@ -22,8 +22,22 @@ struct Args {
 }
 
 const OPS: &[&str] = &[
-    "spin", "alloc", "flood_stdout", "flood_log", "panic", "env", "read", "write", "truncate", "append",
-    "symlink", "hardlink", "rename", "list", "remove", "connect",
+    "spin",
+    "alloc",
+    "flood_stdout",
+    "flood_log",
+    "panic",
+    "env",
+    "read",
+    "write",
+    "truncate",
+    "append",
+    "symlink",
+    "hardlink",
+    "rename",
+    "list",
+    "remove",
+    "connect",
 ];
 
 impl Guest for Hostile {
@@ -32,12 +46,19 @@ impl Guest for Hostile {
             name: "hostile".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Misbehaves on purpose (tests only).".into(),
-            operations: OPS.iter().map(|op| operation(op, "hostile", json!({"type": "object"}), &[], &[])).collect(),
+            operations: OPS
+                .iter()
+                .map(|op| operation(op, "hostile", json!({"type": "object"}), &[], &[]))
+                .collect(),
         }
     }
 
     fn run(op: String, args: String) -> Result<Output, ToolError> {
-        let a: Args = if args.trim().is_empty() { Args::default() } else { parse_args(&args)? };
+        let a: Args = if args.trim().is_empty() {
+            Args::default()
+        } else {
+            parse_args(&args)?
+        };
         let path = std::path::Path::new(&a.path);
         let done = |what: String| Ok(output(&json!({"ok": what}), what));
         match op.as_str() {
@@ -71,9 +92,15 @@ impl Guest for Hostile {
                 eprintln!("about to panic");
                 panic!("hostile guest panicked on purpose")
             }
-            "env" => done(format!("env={} args={}", std::env::vars().count(), std::env::args().count())),
-            "read" => fs::read_to_string(path).map_err(|e| io_error(path, &e)).and_then(|s| done(s)),
-            "write" => fs::write(path, &a.content).map_err(|e| io_error(path, &e)).and_then(|()| done("written".into())),
+            "env" => done(format!(
+                "env={} args={}",
+                std::env::vars().count(),
+                std::env::args().count()
+            )),
+            "read" => fs::read_to_string(path).map_err(|e| io_error(path, &e)).and_then(&done),
+            "write" => fs::write(path, &a.content)
+                .map_err(|e| io_error(path, &e))
+                .and_then(|()| done("written".into())),
             "truncate" => fs::OpenOptions::new()
                 .write(true)
                 .truncate(true)
@@ -87,11 +114,20 @@ impl Guest for Hostile {
                 .map_err(|e| io_error(path, &e))
                 .and_then(|()| done("appended".into())),
             "symlink" => symlink(&a.to, &a.path).and_then(|()| done("linked".into())),
-            "hardlink" => fs::hard_link(&a.to, path).map_err(|e| io_error(path, &e)).and_then(|()| done("linked".into())),
-            "rename" => fs::rename(path, &a.to).map_err(|e| io_error(path, &e)).and_then(|()| done("renamed".into())),
-            "remove" => fs::remove_file(path).map_err(|e| io_error(path, &e)).and_then(|()| done("removed".into())),
+            "hardlink" => fs::hard_link(&a.to, path)
+                .map_err(|e| io_error(path, &e))
+                .and_then(|()| done("linked".into())),
+            "rename" => fs::rename(path, &a.to)
+                .map_err(|e| io_error(path, &e))
+                .and_then(|()| done("renamed".into())),
+            "remove" => fs::remove_file(path)
+                .map_err(|e| io_error(path, &e))
+                .and_then(|()| done("removed".into())),
             "list" => fs::read_dir(path)
-                .and_then(|rd| rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Result<Vec<_>, _>>())
+                .and_then(|rd| {
+                    rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .map_err(|e| io_error(path, &e))
                 .and_then(|names| done(names.join(","))),
             "connect" => std::net::TcpStream::connect(&a.path)
@@ -110,10 +146,13 @@ fn symlink(target: &str, link: &str) -> Result<(), ToolError> {
     for (dir, name) in wasi::filesystem::preopens::get_directories() {
         if let Some(rel) = link.strip_prefix(&name) {
             let rel = rel.trim_start_matches('/');
-            return dir
-                .symlink_at(target, rel)
-                .map_err(|e| ToolError::Denied(deskhand_guest::path_error(std::path::Path::new(link), format!("{e:?}"))));
+            return dir.symlink_at(target, rel).map_err(|e| {
+                ToolError::Denied(deskhand_guest::path_error(std::path::Path::new(link), format!("{e:?}")))
+            });
         }
     }
-    Err(ToolError::NotFound(deskhand_guest::path_error(std::path::Path::new(link), "no preopen holds this path")))
+    Err(ToolError::NotFound(deskhand_guest::path_error(
+        std::path::Path::new(link),
+        "no preopen holds this path",
+    )))
 }

@@ -26,11 +26,17 @@ pub fn parse_args<T: serde::de::DeserializeOwned>(args: &str) -> Result<T, ToolE
 
 /// A successful result carrying JSON for machines and a line for people.
 pub fn output(json: &serde_json::Value, text: impl Into<String>) -> Output {
-    Output { json: json.to_string(), text: text.into() }
+    Output {
+        json: json.to_string(),
+        text: text.into(),
+    }
 }
 
 pub fn path_error(path: &Path, message: impl Into<String>) -> PathError {
-    PathError { path: path.display().to_string(), message: message.into() }
+    PathError {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
 }
 
 /// Maps an I/O failure on `path` to the contract's error variant.
@@ -50,7 +56,13 @@ pub fn io_error(path: &Path, err: &std::io::Error) -> ToolError {
 }
 
 /// An operation's metadata, built from plain values.
-pub fn operation(name: &str, summary: &str, args_schema: serde_json::Value, reads: &[&str], writes: &[&str]) -> Operation {
+pub fn operation(
+    name: &str,
+    summary: &str,
+    args_schema: serde_json::Value,
+    reads: &[&str],
+    writes: &[&str],
+) -> Operation {
     Operation {
         name: name.into(),
         summary: summary.into(),

@@ -76,8 +76,15 @@ pub struct Sandbox {
 /// What a guest reported through the host imports during a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolEvent {
-    Log { level: LogLevel, message: String },
-    Progress { done: u64, total: Option<u64>, message: String },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    Progress {
+        done: u64,
+        total: Option<u64>,
+        message: String,
+    },
 }
 
 pub type EventSink = Arc<dyn Fn(ToolEvent) + Send + Sync>;
@@ -112,8 +119,20 @@ pub enum CallError {
 }
 
 fn stderr_suffix(stderr: &str) -> String {
-    let tail: String = stderr.trim().chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
-    if tail.is_empty() { String::new() } else { format!("\nits stderr ended with:\n{tail}") }
+    let tail: String = stderr
+        .trim()
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\nits stderr ended with:\n{tail}")
+    }
 }
 
 /// The result of a call: the tool's answer plus what it printed.
@@ -134,7 +153,9 @@ pub struct WasmHost {
 
 impl std::fmt::Debug for WasmHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmHost").field("cache", &self.cache).finish_non_exhaustive()
+        f.debug_struct("WasmHost")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
     }
 }
 
@@ -154,17 +175,27 @@ impl WasmHost {
             .map_err(|e| LoadError::Engine(e.to_string()))?;
 
         spawn_epoch_ticker(&engine);
-        Ok(WasmHost { engine, linker, cache: cache::ComponentCache::new(cache_dir) })
+        Ok(WasmHost {
+            engine,
+            linker,
+            cache: cache::ComponentCache::new(cache_dir),
+        })
     }
 
     /// Loads a component from bytes (compiling it or reusing the cache),
     /// links it and asks it to describe itself.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedTool, LoadError> {
-        let (component, cache_status) = self
-            .cache
-            .load_or_compile(&self.engine, bytes)
-            .map_err(|e| LoadError::Invalid { name: name.into(), message: e })?;
-        let invalid = |e: wasmtime::Error| LoadError::Invalid { name: name.into(), message: format!("{e:#}") };
+        let (component, cache_status) =
+            self.cache
+                .load_or_compile(&self.engine, bytes)
+                .map_err(|e| LoadError::Invalid {
+                    name: name.into(),
+                    message: e,
+                })?;
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+            name: name.into(),
+            message: format!("{e:#}"),
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = bindings::ToolPre::new(pre).map_err(invalid)?;
         let mut tool = LoadedTool {
@@ -178,13 +209,22 @@ impl WasmHost {
             },
             cache_status,
         };
-        tool.description = tool.describe().map_err(|e| LoadError::Invalid { name: name.into(), message: e })?;
+        tool.description = tool.describe().map_err(|e| LoadError::Invalid {
+            name: name.into(),
+            message: e,
+        })?;
         Ok(tool)
     }
 
     pub fn load_file(&self, path: &Path) -> Result<LoadedTool, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.load(&name, &bytes)
     }
 }
@@ -192,13 +232,15 @@ impl WasmHost {
 /// Advances the engine's epoch every tick for as long as the engine lives.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new().name("deskhand-epoch".into()).spawn(move || {
-        while let Some(engine) = weak.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
-            std::thread::sleep(EPOCH_TICK);
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("deskhand-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
     // Without a ticker no deadline could fire; fail loudly rather than run unbounded.
     if let Err(e) = spawned {
         panic!("could not start the epoch ticker thread: {e}");
@@ -215,7 +257,9 @@ pub struct LoadedTool {
 
 impl std::fmt::Debug for LoadedTool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedTool").field("name", &self.description.name).finish_non_exhaustive()
+        f.debug_struct("LoadedTool")
+            .field("name", &self.description.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -232,7 +276,9 @@ impl LoadedTool {
     fn describe(&self) -> Result<ToolDescription, String> {
         let mut store = self.new_store(CallState::new(WasiCtx::builder().build(), None), &Limits::default());
         let instance = self.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
-        let d = instance.call_describe(&mut store).map_err(|e| format!("describe() failed: {e:#}"))?;
+        let d = instance
+            .call_describe(&mut store)
+            .map_err(|e| format!("describe() failed: {e:#}"))?;
         let mut operations = Vec::with_capacity(d.operations.len());
         for op in d.operations {
             let args_schema = serde_json::from_str(&op.args_schema)
@@ -248,7 +294,12 @@ impl LoadedTool {
                 },
             });
         }
-        Ok(ToolDescription { name: d.name, version: d.version, summary: d.summary, operations })
+        Ok(ToolDescription {
+            name: d.name,
+            version: d.version,
+            summary: d.summary,
+            operations,
+        })
     }
 
     fn new_store(&self, state: CallState, limits: &Limits) -> Store<CallState> {
@@ -311,7 +362,10 @@ fn add_mounts(builder: &mut WasiCtxBuilder, mounts: &[Mount]) -> Result<(), Call
         };
         builder
             .preopened_dir(&m.host, &m.guest, perms)
-            .map_err(|e| CallError::Mount { path: m.host.clone(), message: format!("{e:#}") })?;
+            .map_err(|e| CallError::Mount {
+                path: m.host.clone(),
+                message: format!("{e:#}"),
+            })?;
     }
     Ok(())
 }
@@ -325,17 +379,25 @@ fn classify_trap(
     stderr: &MemoryOutputPipe,
 ) -> CallError {
     if store.data().limiter.hit {
-        return CallError::MemoryCap { limit: limits.memory_bytes };
+        return CallError::MemoryCap {
+            limit: limits.memory_bytes,
+        };
     }
     if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return CallError::Deadline { limit: limits.deadline };
     }
     // A full pipe closes; the guest's next write fails and it usually panics.
     if stdout.contents().len() >= limits.stdout_bytes {
-        return CallError::OutputCap { stream: "stdout", limit: limits.stdout_bytes };
+        return CallError::OutputCap {
+            stream: "stdout",
+            limit: limits.stdout_bytes,
+        };
     }
     if stderr.contents().len() >= limits.stderr_bytes {
-        return CallError::OutputCap { stream: "stderr", limit: limits.stderr_bytes };
+        return CallError::OutputCap {
+            stream: "stderr",
+            limit: limits.stderr_bytes,
+        };
     }
     CallError::Crashed {
         message: format!("{err:#}"),
@@ -348,12 +410,30 @@ fn tool_error(err: wit::ToolError) -> ToolError {
     match err {
         W::UnknownOperation(name) => ToolError::UnknownOperation { name },
         W::InvalidArgs(message) => ToolError::InvalidArgs { message },
-        W::NotFound(p) => ToolError::NotFound { path: p.path, message: p.message },
-        W::Denied(p) => ToolError::Denied { path: p.path, message: p.message },
-        W::AlreadyExists(p) => ToolError::AlreadyExists { path: p.path, message: p.message },
-        W::TooLarge(p) => ToolError::TooLarge { path: p.path, message: p.message },
-        W::BadContent(p) => ToolError::BadContent { path: p.path, message: p.message },
-        W::Io(p) => ToolError::Io { path: p.path, message: p.message },
+        W::NotFound(p) => ToolError::NotFound {
+            path: p.path,
+            message: p.message,
+        },
+        W::Denied(p) => ToolError::Denied {
+            path: p.path,
+            message: p.message,
+        },
+        W::AlreadyExists(p) => ToolError::AlreadyExists {
+            path: p.path,
+            message: p.message,
+        },
+        W::TooLarge(p) => ToolError::TooLarge {
+            path: p.path,
+            message: p.message,
+        },
+        W::BadContent(p) => ToolError::BadContent {
+            path: p.path,
+            message: p.message,
+        },
+        W::Io(p) => ToolError::Io {
+            path: p.path,
+            message: p.message,
+        },
     }
 }
 
@@ -371,7 +451,11 @@ impl CallState {
         CallState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { memory_cap: Limits::default().memory_bytes, used: 0, hit: false },
+            limiter: MemoryLimiter {
+                memory_cap: Limits::default().memory_bytes,
+                used: 0,
+                hit: false,
+            },
             sink,
             events_sent: 0,
         }
@@ -384,7 +468,9 @@ impl CallState {
             std::cmp::Ordering::Less => sink(event),
             std::cmp::Ordering::Equal => sink(ToolEvent::Log {
                 level: LogLevel::Warn,
-                message: format!("the tool sent more than {MAX_EVENTS_PER_CALL} log/progress events; the rest are dropped"),
+                message: format!(
+                    "the tool sent more than {MAX_EVENTS_PER_CALL} log/progress events; the rest are dropped"
+                ),
             }),
             std::cmp::Ordering::Greater => {}
         }
@@ -393,7 +479,10 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -404,7 +493,7 @@ fn capped(mut message: String) -> String {
             end -= 1;
         }
         message.truncate(end);
-        message.push_str("…");
+        message.push('…');
     }
     message
 }
@@ -417,11 +506,18 @@ impl host::Host for CallState {
             host::Level::Warn => LogLevel::Warn,
             host::Level::Error => LogLevel::Error,
         };
-        self.emit(ToolEvent::Log { level, message: capped(message) });
+        self.emit(ToolEvent::Log {
+            level,
+            message: capped(message),
+        });
     }
 
     fn progress(&mut self, done: u64, total: Option<u64>, message: String) {
-        self.emit(ToolEvent::Progress { done, total, message: capped(message) });
+        self.emit(ToolEvent::Progress {
+            done,
+            total,
+            message: capped(message),
+        });
     }
 }
 

@@ -5,7 +5,11 @@ use deskhand_runtime::wasm::{CacheStatus, WasmHost};
 use crate::common::HOSTILE;
 
 fn cache_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect()
 }
 
 #[test]
@@ -14,7 +18,10 @@ fn a_corrupted_or_truncated_cache_file_is_rebuilt() {
     let host = WasmHost::new(Some(dir.path().into())).unwrap();
     let bytes = std::fs::read(HOSTILE).unwrap();
 
-    assert_eq!(host.load("hostile", &bytes).unwrap().cache_status(), CacheStatus::Compiled);
+    assert_eq!(
+        host.load("hostile", &bytes).unwrap().cache_status(),
+        CacheStatus::Compiled
+    );
     assert_eq!(host.load("hostile", &bytes).unwrap().cache_status(), CacheStatus::Hit);
     let files = cache_files(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
@@ -29,12 +36,19 @@ fn a_corrupted_or_truncated_cache_file_is_rebuilt() {
     let tool = host.load("hostile", &bytes).unwrap();
     assert_eq!(tool.cache_status(), CacheStatus::Rebuilt);
     assert!(tool.call(&Default::default(), "env", "{}", None).result.is_ok());
-    assert_eq!(std::fs::read(file).unwrap(), good, "the rebuilt entry replaced the bad one");
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        good,
+        "the rebuilt entry replaced the bad one"
+    );
 
     // Truncated, empty, and garbage files are rebuilt too.
     for broken in [&good[..good.len() / 3], &[][..], &b"not a cache file at all"[..]] {
         std::fs::write(file, broken).unwrap();
-        assert_eq!(host.load("hostile", &bytes).unwrap().cache_status(), CacheStatus::Rebuilt);
+        assert_eq!(
+            host.load("hostile", &bytes).unwrap().cache_status(),
+            CacheStatus::Rebuilt
+        );
         assert_eq!(host.load("hostile", &bytes).unwrap().cache_status(), CacheStatus::Hit);
     }
 }
@@ -53,5 +67,8 @@ fn an_unwritable_cache_dir_is_not_fatal() {
 fn something_that_is_not_a_component_is_refused_clearly() {
     let host = WasmHost::new(None).unwrap();
     let err = host.load("junk", b"\0asm\x01\0\0\0").unwrap_err();
-    assert!(err.to_string().contains("junk: not a valid deskhand tool component"), "{err}");
+    assert!(
+        err.to_string().contains("junk: not a valid deskhand tool component"),
+        "{err}"
+    );
 }

@@ -20,7 +20,12 @@ pub fn toolbox() -> &'static Toolbox {
 
 pub fn hostile() -> &'static LoadedTool {
     static TOOL: OnceLock<LoadedTool> = OnceLock::new();
-    TOOL.get_or_init(|| toolbox().host().load_file(Path::new(HOSTILE)).expect("hostile guest loads"))
+    TOOL.get_or_init(|| {
+        toolbox()
+            .host()
+            .load_file(Path::new(HOSTILE))
+            .expect("hostile guest loads")
+    })
 }
 
 /// A workspace inside a temp dir, with a canary file and folder beside it
@@ -46,7 +51,13 @@ impl Fixture {
         let inbox = ws.root().join("projects/inbox");
         std::fs::create_dir_all(&inbox).unwrap();
         std::fs::write(inbox.join("note.txt"), "hello from the inbox\n").unwrap();
-        Fixture { _tmp: tmp, ws, canary, outside, inbox }
+        Fixture {
+            _tmp: tmp,
+            ws,
+            canary,
+            outside,
+            inbox,
+        }
     }
 
     pub fn sandbox(&self, grants: &[Grant]) -> Sandbox {
@@ -56,8 +67,15 @@ impl Fixture {
     /// The canary is byte-identical and nothing new appeared beside it.
     pub fn assert_canary_intact(&self) {
         assert_eq!(std::fs::read_to_string(&self.canary).unwrap(), CANARY_TEXT);
-        let names: Vec<_> = std::fs::read_dir(&self.outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("canary.txt")], "something was created outside the grant");
+        let names: Vec<_> = std::fs::read_dir(&self.outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("canary.txt")],
+            "something was created outside the grant"
+        );
     }
 }
 

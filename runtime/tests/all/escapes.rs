@@ -10,8 +10,19 @@ use serde_json::json;
 use crate::common::{Fixture, hostile_fails, toolbox};
 
 fn fs_call(fx: &Fixture, op: &str, args: serde_json::Value, grants: &[Grant]) -> Result<serde_json::Value, Error> {
-    run_call(&fx.ws, toolbox(), &CallRequest { tool: "fs", operation: op, args, grants, limits: Limits::default() }, None)
-        .map(|r| r.output.json)
+    run_call(
+        &fx.ws,
+        toolbox(),
+        &CallRequest {
+            tool: "fs",
+            operation: op,
+            args,
+            grants,
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .map(|r| r.output.json)
 }
 
 fn inbox_grant(fx: &Fixture) -> Vec<Grant> {
@@ -21,7 +32,13 @@ fn inbox_grant(fx: &Fixture) -> Vec<Grant> {
 #[test]
 fn fs_reads_inside_a_grant() {
     let fx = Fixture::new();
-    let out = fs_call(&fx, "read_text", json!({"path": "projects/inbox/note.txt"}), &inbox_grant(&fx)).unwrap();
+    let out = fs_call(
+        &fx,
+        "read_text",
+        json!({"path": "projects/inbox/note.txt"}),
+        &inbox_grant(&fx),
+    )
+    .unwrap();
     assert_eq!(out["text"], "hello from the inbox\n");
 }
 
@@ -44,7 +61,10 @@ fn absolute_path_outside_the_grants_is_refused() {
     let canary = fx.canary.display().to_string();
     let err = fs_call(&fx, "read_text", json!({"path": canary}), &inbox_grant(&fx)).unwrap_err();
     assert!(matches!(err, Error::OutsideGrants { .. }), "{err}");
-    assert!(err.to_string().contains("--grant"), "the error says how to fix it: {err}");
+    assert!(
+        err.to_string().contains("--grant"),
+        "the error says how to fix it: {err}"
+    );
     let msg = hostile_fails(&fx.sandbox(&inbox_grant(&fx)), "read", json!({"path": canary}));
     assert!(!msg.contains("secret"), "{msg}");
     fx.assert_canary_intact();
@@ -55,17 +75,32 @@ fn symlink_pointing_outside_is_not_followed() {
     let fx = Fixture::new();
     std::os::unix::fs::symlink(&fx.canary, fx.inbox.join("link.txt")).unwrap();
     std::os::unix::fs::symlink(&fx.outside, fx.inbox.join("linkdir")).unwrap();
-    let err = fs_call(&fx, "read_text", json!({"path": "projects/inbox/link.txt"}), &inbox_grant(&fx)).unwrap_err();
+    let err = fs_call(
+        &fx,
+        "read_text",
+        json!({"path": "projects/inbox/link.txt"}),
+        &inbox_grant(&fx),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::OutsideGrants { .. }), "{err}");
     let sandbox = fx.sandbox(&inbox_grant(&fx));
     let link = fx.inbox.join("link.txt").display().to_string();
     let msg = hostile_fails(&sandbox, "read", json!({"path": link}));
     assert!(!msg.contains("secret"), "{msg}");
-    let msg = hostile_fails(&sandbox, "read", json!({"path": format!("{}/linkdir/canary.txt", fx.inbox.display())}));
+    let msg = hostile_fails(
+        &sandbox,
+        "read",
+        json!({"path": format!("{}/linkdir/canary.txt", fx.inbox.display())}),
+    );
     assert!(!msg.contains("secret"), "{msg}");
     // Listing the folder shows the links as links, without following them.
     let out = fs_call(&fx, "list", json!({"path": "projects/inbox"}), &inbox_grant(&fx)).unwrap();
-    let kinds: Vec<_> = out["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect();
+    let kinds: Vec<_> = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(kinds, ["symlink", "symlink", "file"]);
     fx.assert_canary_intact();
 }
@@ -76,7 +111,11 @@ fn trailing_slash_symlink_does_not_lead_outside() {
     std::os::unix::fs::symlink(&fx.outside, fx.inbox.join("out")).unwrap();
     let err = fs_call(&fx, "list", json!({"path": "projects/inbox/out/"}), &inbox_grant(&fx)).unwrap_err();
     assert!(matches!(err, Error::OutsideGrants { .. }), "{err}");
-    let msg = hostile_fails(&fx.sandbox(&inbox_grant(&fx)), "list", json!({"path": format!("{}/out/", fx.inbox.display())}));
+    let msg = hostile_fails(
+        &fx.sandbox(&inbox_grant(&fx)),
+        "list",
+        json!({"path": format!("{}/out/", fx.inbox.display())}),
+    );
     assert!(!msg.contains("canary"), "{msg}");
     fx.assert_canary_intact();
 }
@@ -85,14 +124,21 @@ fn trailing_slash_symlink_does_not_lead_outside() {
 fn hardlinks_cannot_be_made_to_files_outside() {
     let fx = Fixture::new();
     let sandbox = fx.sandbox(&[Grant::read_write(fx.inbox.clone())]);
-    for target in [fx.canary.display().to_string(), format!("{}/../../../outside/canary.txt", fx.inbox.display())] {
+    for target in [
+        fx.canary.display().to_string(),
+        format!("{}/../../../outside/canary.txt", fx.inbox.display()),
+    ] {
         let link = fx.inbox.join("stolen.txt").display().to_string();
         hostile_fails(&sandbox, "hardlink", json!({"path": link, "to": target}));
         assert!(!fx.inbox.join("stolen.txt").exists());
     }
     // Nor from inside a grant to a path outside it.
     let out_link = fx.outside.join("planted.txt").display().to_string();
-    hostile_fails(&sandbox, "hardlink", json!({"path": out_link, "to": fx.inbox.join("note.txt").display().to_string()}));
+    hostile_fails(
+        &sandbox,
+        "hardlink",
+        json!({"path": out_link, "to": fx.inbox.join("note.txt").display().to_string()}),
+    );
     fx.assert_canary_intact();
 }
 
@@ -140,7 +186,10 @@ fn read_only_grant_refuses_writes_truncation_renames_and_deletes() {
     hostile_fails(&sandbox, "append", json!({"path": note, "content": "more"}));
     hostile_fails(&sandbox, "rename", json!({"path": note, "to": new}));
     hostile_fails(&sandbox, "remove", json!({"path": note}));
-    assert_eq!(std::fs::read_to_string(fx.inbox.join("note.txt")).unwrap(), "hello from the inbox\n");
+    assert_eq!(
+        std::fs::read_to_string(fx.inbox.join("note.txt")).unwrap(),
+        "hello from the inbox\n"
+    );
     assert!(!fx.inbox.join("new.txt").exists());
 }
 
@@ -149,8 +198,16 @@ fn renames_out_of_a_writable_grant_are_refused() {
     let fx = Fixture::new();
     let sandbox = fx.sandbox(&[Grant::read_write(fx.inbox.clone())]);
     let note = fx.inbox.join("note.txt").display().to_string();
-    hostile_fails(&sandbox, "rename", json!({"path": note, "to": fx.outside.join("moved.txt").display().to_string()}));
-    hostile_fails(&sandbox, "rename", json!({"path": note, "to": format!("{}/../../moved.txt", fx.inbox.display())}));
+    hostile_fails(
+        &sandbox,
+        "rename",
+        json!({"path": note, "to": fx.outside.join("moved.txt").display().to_string()}),
+    );
+    hostile_fails(
+        &sandbox,
+        "rename",
+        json!({"path": note, "to": format!("{}/../../moved.txt", fx.inbox.display())}),
+    );
     assert!(fx.inbox.join("note.txt").exists());
     fx.assert_canary_intact();
 }
@@ -158,36 +215,86 @@ fn renames_out_of_a_writable_grant_are_refused() {
 #[test]
 fn fs_writes_only_new_files_under_output() {
     let fx = Fixture::new();
-    let out = fs_call(&fx, "write", json!({"path": "output/report.txt", "content": "done"}), &[]).unwrap();
+    let out = fs_call(
+        &fx,
+        "write",
+        json!({"path": "output/report.txt", "content": "done"}),
+        &[],
+    )
+    .unwrap();
     assert!(out["path"].as_str().unwrap().ends_with("output/report.txt"));
-    assert_eq!(std::fs::read_to_string(fx.ws.output_dir().join("report.txt")).unwrap(), "done");
+    assert_eq!(
+        std::fs::read_to_string(fx.ws.output_dir().join("report.txt")).unwrap(),
+        "done"
+    );
 
     // Never overwrites...
-    let err = fs_call(&fx, "write", json!({"path": "output/report.txt", "content": "again"}), &[]).unwrap_err();
-    assert!(matches!(err, Error::Call(CallError::Tool(ToolError::AlreadyExists { .. }))), "{err}");
-    assert_eq!(std::fs::read_to_string(fx.ws.output_dir().join("report.txt")).unwrap(), "done");
+    let err = fs_call(
+        &fx,
+        "write",
+        json!({"path": "output/report.txt", "content": "again"}),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Call(CallError::Tool(ToolError::AlreadyExists { .. }))),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.ws.output_dir().join("report.txt")).unwrap(),
+        "done"
+    );
     // ...unless asked to pick a free name.
-    let out = fs_call(&fx, "write", json!({"path": "output/report.txt", "content": "again", "unique": true}), &[]).unwrap();
+    let out = fs_call(
+        &fx,
+        "write",
+        json!({"path": "output/report.txt", "content": "again", "unique": true}),
+        &[],
+    )
+    .unwrap();
     assert!(out["path"].as_str().unwrap().ends_with("output/report-1.txt"), "{out}");
 
     // Writes anywhere else are refused before the tool runs, even into a read-write grant.
-    for path in ["projects/inbox/x.txt", "INSTRUCTIONS.md", "output", ".deskhand/journal.db"] {
-        let err = fs_call(&fx, "write", json!({"path": path, "content": "x"}), &[Grant::read_write(fx.inbox.clone())]).unwrap_err();
+    for path in [
+        "projects/inbox/x.txt",
+        "INSTRUCTIONS.md",
+        "output",
+        ".deskhand/journal.db",
+    ] {
+        let err = fs_call(
+            &fx,
+            "write",
+            json!({"path": path, "content": "x"}),
+            &[Grant::read_write(fx.inbox.clone())],
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::WriteOutsideOutput { .. }), "{path}: {err}");
     }
-    let err = fs_call(&fx, "write", json!({"path": fx.canary.display().to_string(), "content": "x"}), &[]).unwrap_err();
+    let err = fs_call(
+        &fx,
+        "write",
+        json!({"path": fx.canary.display().to_string(), "content": "x"}),
+        &[],
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::WriteOutsideOutput { .. }), "{err}");
     assert!(!fx.inbox.join("x.txt").exists());
     fx.assert_canary_intact();
     // No temp files are left behind.
-    let names: Vec<_> = std::fs::read_dir(fx.ws.output_dir()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<_> = std::fs::read_dir(fx.ws.output_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(names.iter().all(|n| !n.contains("deskhand-tmp")), "{names:?}");
 }
 
 #[test]
 fn the_workspace_root_cannot_be_granted_read_write() {
     let fx = Fixture::new();
-    let err = fx.ws.sandbox(&[Grant::read_write(fx.ws.root())], Limits::default()).unwrap_err();
+    let err = fx
+        .ws
+        .sandbox(&[Grant::read_write(fx.ws.root())], Limits::default())
+        .unwrap_err();
     assert!(matches!(err, Error::GrantTooWide { .. }), "{err}");
 }
 
@@ -218,18 +325,44 @@ fn fs_tool_operations_report_what_they_see() {
     assert_eq!(stat["kind"], "file");
     assert_eq!(stat["size"], 21);
     let hash = fs_call(&fx, "hash", json!({"path": "projects/inbox/note.txt"}), &g).unwrap();
-    assert_eq!(hash["sha256"], "14b2d922497211bf24f3247de98aee049fcc7dbf7d2204349304f8cc3755ac92");
+    assert_eq!(
+        hash["sha256"],
+        "14b2d922497211bf24f3247de98aee049fcc7dbf7d2204349304f8cc3755ac92"
+    );
     std::fs::create_dir(fx.inbox.join("sub")).unwrap();
     std::fs::write(fx.inbox.join("sub/a.csv"), "a\n").unwrap();
     std::fs::write(fx.inbox.join("b.csv"), "b\n").unwrap();
-    let found = fs_call(&fx, "find", json!({"path": "projects/inbox", "pattern": "**/*.csv"}), &g).unwrap();
-    let mut names: Vec<_> = found["matches"].as_array().unwrap().iter().map(|m| m["path"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()).collect();
+    let found = fs_call(
+        &fx,
+        "find",
+        json!({"path": "projects/inbox", "pattern": "**/*.csv"}),
+        &g,
+    )
+    .unwrap();
+    let mut names: Vec<_> = found["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["a.csv", "b.csv"]);
-    let listed = fs_call(&fx, "list", json!({"path": "projects/inbox", "recursive": true, "limit": 2}), &g).unwrap();
+    let listed = fs_call(
+        &fx,
+        "list",
+        json!({"path": "projects/inbox", "recursive": true, "limit": 2}),
+        &g,
+    )
+    .unwrap();
     assert_eq!(listed["entries"].as_array().unwrap().len(), 2);
     assert_eq!(listed["truncated"], true);
-    let read = fs_call(&fx, "read_text", json!({"path": "projects/inbox/note.txt", "max_bytes": 5}), &g).unwrap();
+    let read = fs_call(
+        &fx,
+        "read_text",
+        json!({"path": "projects/inbox/note.txt", "max_bytes": 5}),
+        &g,
+    )
+    .unwrap();
     assert_eq!(read["text"], "hello");
     assert_eq!(read["truncated"], true);
 }
@@ -239,15 +372,27 @@ fn bad_arguments_get_typed_errors() {
     let fx = Fixture::new();
     let g = inbox_grant(&fx);
     let err = fs_call(&fx, "stat", json!({"path": "projects/inbox/note.txt", "bogus": 1}), &g).unwrap_err();
-    assert!(matches!(err, Error::Call(CallError::Tool(ToolError::InvalidArgs { .. }))), "{err}");
+    assert!(
+        matches!(err, Error::Call(CallError::Tool(ToolError::InvalidArgs { .. }))),
+        "{err}"
+    );
     let err = fs_call(&fx, "stat", json!({"path": 7}), &g).unwrap_err();
     assert!(matches!(err, Error::InvalidArgs(_)), "{err}");
     let err = fs_call(&fx, "frobnicate", json!({}), &g).unwrap_err();
     assert!(matches!(err, Error::UnknownOperation { .. }), "{err}");
-    assert!(err.to_string().contains("read_text"), "lists the real operations: {err}");
+    assert!(
+        err.to_string().contains("read_text"),
+        "lists the real operations: {err}"
+    );
     let err = fs_call(&fx, "stat", json!({"path": "projects/inbox/nope.txt"}), &g).unwrap_err();
-    assert!(matches!(err, Error::Call(CallError::Tool(ToolError::NotFound { .. }))), "{err}");
+    assert!(
+        matches!(err, Error::Call(CallError::Tool(ToolError::NotFound { .. }))),
+        "{err}"
+    );
     std::fs::write(fx.inbox.join("bin.dat"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
     let err = fs_call(&fx, "read_text", json!({"path": "projects/inbox/bin.dat"}), &g).unwrap_err();
-    assert!(matches!(err, Error::Call(CallError::Tool(ToolError::BadContent { .. }))), "{err}");
+    assert!(
+        matches!(err, Error::Call(CallError::Tool(ToolError::BadContent { .. }))),
+        "{err}"
+    );
 }

@@ -16,7 +16,13 @@ fn limited(fx: &Fixture, limits: Limits) -> deskhand_runtime::wasm::Sandbox {
 #[test]
 fn an_endless_loop_is_stopped_by_the_deadline() {
     let fx = Fixture::new();
-    let sandbox = limited(&fx, Limits { deadline: Duration::from_millis(300), ..Limits::default() });
+    let sandbox = limited(
+        &fx,
+        Limits {
+            deadline: Duration::from_millis(300),
+            ..Limits::default()
+        },
+    );
     let report = hostile().call(&sandbox, "spin", "{}", None);
     let err = report.result.unwrap_err();
     assert!(matches!(err, CallError::Deadline { .. }), "{err}");
@@ -29,16 +35,31 @@ fn an_endless_loop_is_stopped_by_the_deadline() {
 #[test]
 fn unbounded_allocation_hits_the_memory_cap() {
     let fx = Fixture::new();
-    let sandbox = limited(&fx, Limits { memory_bytes: 64 << 20, ..Limits::default() });
+    let sandbox = limited(
+        &fx,
+        Limits {
+            memory_bytes: 64 << 20,
+            ..Limits::default()
+        },
+    );
     let err = hostile().call(&sandbox, "alloc", "{}", None).result.unwrap_err();
-    assert!(matches!(err, CallError::MemoryCap { limit } if limit == 64 << 20), "{err}");
+    assert!(
+        matches!(err, CallError::MemoryCap { limit } if limit == 64 << 20),
+        "{err}"
+    );
     assert!(err.to_string().contains("64 MiB"), "{err}");
 }
 
 #[test]
 fn a_stdout_flood_is_capped() {
     let fx = Fixture::new();
-    let sandbox = limited(&fx, Limits { stdout_bytes: 64 * 1024, ..Limits::default() });
+    let sandbox = limited(
+        &fx,
+        Limits {
+            stdout_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+    );
     let report = hostile().call(&sandbox, "flood_stdout", "{}", None);
     let err = report.result.unwrap_err();
     assert!(matches!(err, CallError::OutputCap { stream: "stdout", .. }), "{err}");
@@ -61,7 +82,10 @@ fn a_log_flood_is_capped() {
 #[test]
 fn a_panicking_guest_reports_its_stderr() {
     let fx = Fixture::new();
-    let err = hostile().call(&fx.sandbox(&[]), "panic", &json!({}).to_string(), None).result.unwrap_err();
+    let err = hostile()
+        .call(&fx.sandbox(&[]), "panic", &json!({}).to_string(), None)
+        .result
+        .unwrap_err();
     assert!(matches!(err, CallError::Crashed { .. }), "{err}");
     assert!(err.to_string().contains("about to panic"), "{err}");
 }

@@ -36,17 +36,36 @@ fn init_creates_the_layout_and_a_second_init_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ws");
     let (_, outcome) = Workspace::init(&dir).unwrap();
-    let InitOutcome::Created { created } = outcome else { panic!("expected a new workspace") };
-    for part in ["context/", "projects/", "output/", ".deskhand/", "INSTRUCTIONS.md", "MEMORY.md", ".deskhand/journal.db"] {
+    let InitOutcome::Created { created } = outcome else {
+        panic!("expected a new workspace")
+    };
+    for part in [
+        "context/",
+        "projects/",
+        "output/",
+        ".deskhand/",
+        "INSTRUCTIONS.md",
+        "MEMORY.md",
+        ".deskhand/journal.db",
+    ] {
         assert!(created.iter().any(|c| c == part), "{part} missing from {created:?}");
     }
-    assert!(std::fs::read_to_string(dir.join("INSTRUCTIONS.md")).unwrap().starts_with("# Instructions"));
+    assert!(
+        std::fs::read_to_string(dir.join("INSTRUCTIONS.md"))
+            .unwrap()
+            .starts_with("# Instructions")
+    );
 
     std::fs::write(dir.join("INSTRUCTIONS.md"), "my own rules\n").unwrap();
     std::fs::remove_dir(dir.join("context")).unwrap();
     let before = snapshot(&dir);
     let (_, outcome) = Workspace::init(&dir).unwrap();
-    assert_eq!(outcome, InitOutcome::AlreadyWorkspace { missing: vec!["context".into()] });
+    assert_eq!(
+        outcome,
+        InitOutcome::AlreadyWorkspace {
+            missing: vec!["context".into()]
+        }
+    );
     assert_eq!(snapshot(&dir), before);
 }
 
@@ -55,9 +74,14 @@ fn init_in_a_folder_with_files_keeps_them() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("MEMORY.md"), "remember: I like tea\n").unwrap();
     let (_, outcome) = Workspace::init(tmp.path()).unwrap();
-    let InitOutcome::Created { created } = outcome else { panic!() };
+    let InitOutcome::Created { created } = outcome else {
+        panic!()
+    };
     assert!(!created.contains(&"MEMORY.md".to_string()));
-    assert_eq!(std::fs::read_to_string(tmp.path().join("MEMORY.md")).unwrap(), "remember: I like tea\n");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("MEMORY.md")).unwrap(),
+        "remember: I like tea\n"
+    );
 }
 
 #[test]
@@ -71,11 +95,20 @@ fn opening_a_folder_that_is_not_a_workspace_says_how_to_make_one() {
 #[test]
 fn a_missing_grant_folder_is_a_clear_error() {
     let fx = Fixture::new();
-    let err = fx.ws.sandbox(&[Grant::read_only("projects/nope")], Limits::default()).unwrap_err();
+    let err = fx
+        .ws
+        .sandbox(&[Grant::read_only("projects/nope")], Limits::default())
+        .unwrap_err();
     assert!(matches!(err, Error::GrantMissing { .. }), "{err}");
-    assert!(err.to_string().contains("projects/nope") && err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        err.to_string().contains("projects/nope") && err.to_string().contains("does not exist"),
+        "{err}"
+    );
     std::fs::write(fx.ws.root().join("projects/file.txt"), "x").unwrap();
-    let err = fx.ws.sandbox(&[Grant::read_only("projects/file.txt")], Limits::default()).unwrap_err();
+    let err = fx
+        .ws
+        .sandbox(&[Grant::read_only("projects/file.txt")], Limits::default())
+        .unwrap_err();
     assert!(matches!(err, Error::GrantNotFolder { .. }), "{err}");
 }
 
@@ -84,7 +117,12 @@ fn a_grant_removed_after_the_sandbox_was_built_fails_the_call_cleanly() {
     let fx = Fixture::new();
     let sandbox = fx.sandbox(&[Grant::read_only(fx.inbox.clone())]);
     std::fs::remove_dir_all(&fx.inbox).unwrap();
-    let err = toolbox().get(deskhand_runtime::tools::BundledTool::Fs).unwrap().call(&sandbox, "stat", "{}", None).result.unwrap_err();
+    let err = toolbox()
+        .get(deskhand_runtime::tools::BundledTool::Fs)
+        .unwrap()
+        .call(&sandbox, "stat", "{}", None)
+        .result
+        .unwrap_err();
     assert!(err.to_string().contains("inbox"), "{err}");
 }
 
@@ -95,14 +133,26 @@ fn every_call_is_journaled_as_begin_end_events_and_the_log_is_append_only() {
     let ok = run_call(
         &fx.ws,
         toolbox(),
-        &CallRequest { tool: "fs", operation: "list", args: json!({"path": "projects", "recursive": true}), grants: &grants, limits: Limits::default() },
+        &CallRequest {
+            tool: "fs",
+            operation: "list",
+            args: json!({"path": "projects", "recursive": true}),
+            grants: &grants,
+            limits: Limits::default(),
+        },
         None,
     )
     .unwrap();
     let _ = run_call(
         &fx.ws,
         toolbox(),
-        &CallRequest { tool: "fs", operation: "stat", args: json!({"path": "projects/missing"}), grants: &grants, limits: Limits::default() },
+        &CallRequest {
+            tool: "fs",
+            operation: "stat",
+            args: json!({"path": "projects/missing"}),
+            grants: &grants,
+            limits: Limits::default(),
+        },
         None,
     )
     .unwrap_err();
@@ -110,9 +160,14 @@ fn every_call_is_journaled_as_begin_end_events_and_the_log_is_append_only() {
     let journal = fx.ws.journal();
     let tasks = journal.tasks().unwrap();
     assert_eq!(tasks.len(), 2);
-    assert_eq!(tasks.iter().map(|t| t.status.as_str()).collect::<Vec<_>>(), ["succeeded", "failed"]);
+    assert_eq!(
+        tasks.iter().map(|t| t.status.as_str()).collect::<Vec<_>>(),
+        ["succeeded", "failed"]
+    );
     let events = journal.events(&ok.run).unwrap();
-    let (Event::ToolCallBegin { call: begin, .. }, Event::ToolCallEnd { call: end, .. }) = (&events[0].event, &events.last().unwrap().event) else {
+    let (Event::ToolCallBegin { call: begin, .. }, Event::ToolCallEnd { call: end, .. }) =
+        (&events[0].event, &events.last().unwrap().event)
+    else {
         panic!("expected a begin/end pair: {events:?}")
     };
     assert_eq!(begin, end);

@@ -40,20 +40,44 @@ pub enum LogLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CallOutcome {
-    Ok { output: ToolOutput },
+    Ok {
+        output: ToolOutput,
+    },
     /// The tool returned a typed error.
-    ToolError { error: ToolError },
+    ToolError {
+        error: ToolError,
+    },
     /// The sandbox stopped the call (deadline, memory cap, output cap, a trap).
-    Stopped { reason: String },
+    Stopped {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    ToolCallBegin { call: CallId, tool: String, operation: String, args: serde_json::Value },
-    ToolCallEnd { call: CallId, outcome: CallOutcome, elapsed_ms: u64 },
-    ToolLog { call: CallId, level: LogLevel, message: String },
-    ToolProgress { call: CallId, done: u64, total: Option<u64>, message: String },
+    ToolCallBegin {
+        call: CallId,
+        tool: String,
+        operation: String,
+        args: serde_json::Value,
+    },
+    ToolCallEnd {
+        call: CallId,
+        outcome: CallOutcome,
+        elapsed_ms: u64,
+    },
+    ToolLog {
+        call: CallId,
+        level: LogLevel,
+        message: String,
+    },
+    ToolProgress {
+        call: CallId,
+        done: u64,
+        total: Option<u64>,
+        message: String,
+    },
 }
 
 impl Event {

@@ -44,11 +44,17 @@ pub enum GrantParseError {
 
 impl Grant {
     pub fn read_only(path: impl Into<PathBuf>) -> Self {
-        Grant { path: path.into(), access: Access::ReadOnly }
+        Grant {
+            path: path.into(),
+            access: Access::ReadOnly,
+        }
     }
 
     pub fn read_write(path: impl Into<PathBuf>) -> Self {
-        Grant { path: path.into(), access: Access::ReadWrite }
+        Grant {
+            path: path.into(),
+            access: Access::ReadWrite,
+        }
     }
 
     /// Parses `PATH`, `PATH:ro` or `PATH:rw`. A colon followed by anything
@@ -64,14 +70,20 @@ impl Grant {
             // Windows drive letters (C:\...) and colons inside a path component.
             Some((_, suffix)) if suffix.contains(['/', '\\']) => (spec, Access::ReadOnly),
             Some((path, suffix)) if !path.is_empty() => {
-                return Err(GrantParseError::UnknownAccess { spec: spec.into(), suffix: suffix.into() });
+                return Err(GrantParseError::UnknownAccess {
+                    spec: spec.into(),
+                    suffix: suffix.into(),
+                });
             }
             _ => (spec, Access::ReadOnly),
         };
         if path.is_empty() {
             return Err(GrantParseError::Empty);
         }
-        Ok(Grant { path: PathBuf::from(path), access })
+        Ok(Grant {
+            path: PathBuf::from(path),
+            access,
+        })
     }
 }
 
@@ -105,7 +117,10 @@ mod tests {
     #[test]
     fn windows_drive_stays_part_of_the_path() {
         assert_eq!(Grant::parse(r"C:\Users\me").unwrap(), Grant::read_only(r"C:\Users\me"));
-        assert_eq!(Grant::parse(r"C:\Users\me:rw").unwrap(), Grant::read_write(r"C:\Users\me"));
+        assert_eq!(
+            Grant::parse(r"C:\Users\me:rw").unwrap(),
+            Grant::read_write(r"C:\Users\me")
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo bench -p deskhand-runtime --bench sandbox [-- CALLS]`
 
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -55,8 +57,14 @@ fn main() -> anyhow::Result<()> {
     fs.call(&sandbox, "stat", &args, None).result?;
     let warm_cache = t.elapsed();
 
-    println!("first call, empty cache (engine + compile + call): {:>9.3} ms", empty_cache.as_secs_f64() * 1e3);
-    println!("first call, warm cache (engine + load + call):     {:>9.3} ms", warm_cache.as_secs_f64() * 1e3);
+    println!(
+        "first call, empty cache (engine + compile + call): {:>9.3} ms",
+        empty_cache.as_secs_f64() * 1e3
+    );
+    println!(
+        "first call, warm cache (engine + load + call):     {:>9.3} ms",
+        warm_cache.as_secs_f64() * 1e3
+    );
 
     for _ in 0..100 {
         fs.call(&sandbox, "stat", &args, None).result?;

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `deskhand` binary as a person runs it: real
 //! processes, the real sandbox, files on disk.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -9,7 +9,8 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 /// Every component the guest workspace builds; the runtime embeds the bundled ones.
-const GUESTS: &[&str] = &["fs", "hostile"];
+/// Names are the crates' artifact names (`deskhand_guest_<name>.wasm`), so `_` not `-`.
+const GUESTS: &[&str] = &["fs", "hostile", "inventory", "rename_by_date"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -22,7 +23,7 @@ fn main() {
 
     println!("cargo:rerun-if-changed={}", guest_ws.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guest_ws.join("Cargo.lock").display());
-    for dir in ["sdk", "fs", "hostile"] {
+    for dir in ["sdk", "fs", "hostile", "inventory", "rename-by-date"] {
         println!("cargo:rerun-if-changed={}", guest_ws.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());

@@ -2,7 +2,7 @@
 //! Everything testable lives in `deskhand-runtime`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use deskhand_runtime::tools::{CallRequest, Observer, Toolbox, run_call};
 use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_runtime::workspace::{InitOutcome, Workspace};
-use deskhand_types::{Event, Grant};
+use deskhand_runtime::agent::offline::OfflinePlanner;
+use deskhand_runtime::agent::{Agent, AgentSettings, Approval, ApproveAll, Gate, RunObserver, RunReport, StepApproval};
+use deskhand_runtime::model::{ModelConfig, ModelProvider};
+use deskhand_runtime::skills::{self, MatchContext};
+use deskhand_types::{CallOutcome, Event, Grant, Mode, RunId, RunStatus, StepStatus, Task};
 
 #[derive(Parser)]
 #[command(
@@ -36,12 +40,80 @@ enum Command {
         #[command(subcommand)]
         command: ToolCommand,
     },
-    /// Create a demo workspace with sample files and inventory its projects/ folder.
+    /// Create a demo workspace with sample files and run a task on it with the offline planner.
     Demo {
         /// Where to create the demo workspace.
         #[arg(default_value = "deskhand-demo")]
         dir: PathBuf,
     },
+    /// Plan and carry out a task: a model (or the offline planner) makes a visible plan and runs it.
+    Run {
+        /// The outcome you want, in words.
+        task: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// A folder the task may see: PATH (read-only) or PATH:rw. Repeatable.
+        #[arg(long = "grant", value_parser = parse_grant)]
+        grants: Vec<Grant>,
+        /// ask: approve each step; act: run the plan without asking.
+        #[arg(long, value_enum, default_value = "ask")]
+        mode: ModeArg,
+        /// The model to use, or "offline" for the offline planner (default: from config).
+        #[arg(long)]
+        model: Option<String>,
+        /// A skill parameter for the offline planner, NAME=VALUE. Repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
+    /// List the runs in a workspace.
+    Runs {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Show a run: its plan, steps, sub-agents and outcome.
+    Show {
+        run: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Print every journaled event as JSON lines.
+        #[arg(long)]
+        events: bool,
+    },
+    /// Continue a run that was interrupted or is waiting for an answer.
+    Resume {
+        run: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Your answer, when the run asked you something.
+        #[arg(long)]
+        answer: Option<String>,
+        #[arg(long, value_enum, default_value = "ask")]
+        mode: ModeArg,
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Ask,
+    Act,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Ask => Mode::Ask,
+            ModeArg::Act => Mode::Act,
+        }
+    }
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 #[derive(Subcommand)]
@@ -242,23 +314,295 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo { dir } => {
             let tb = toolbox(cli.cache_dir)?;
             out(&format!("Setting up the demo workspace in {} ...", dir.display()));
-            let report = deskhand_runtime::demo::run_demo(&dir, &tb, Some(progress_observer()))?;
-            if !report.created {
+            let created = deskhand_runtime::demo::create_demo_workspace(&dir)?;
+            if !created {
                 out("(the workspace already existed; its files were left as they were)");
             }
-            out(&format!(
-                "Inventoried projects/ in the sandbox: {} files in {} folders, {} bytes.",
-                report.files, report.folders, report.bytes
-            ));
-            out(&format!("Wrote {}", display_relative(&report.inventory)));
+            let ws = Workspace::open(&dir)?;
+            let task = deskhand_runtime::demo::DEMO_TASK;
+            out(&format!("Task: {task}\nGranted: projects/ (read-only). Planner: offline. Mode: act without asking.\n"));
+            let grants = vec![Grant::read_only("projects")];
+            let report = run_agent(&ws, &tb, Task { outcome: task.into(), grants, mode: Mode::Act }, None, Vec::new(), None)?;
+            finish_report(&ws, &report)
+        }
+        Command::Run { task, workspace, grants, mode, model, params } => {
+            let ws = Workspace::open(&workspace)?;
+            let tb = toolbox(cli.cache_dir)?;
+            let task = Task { outcome: task, grants, mode: mode.into() };
+            let report = run_agent(&ws, &tb, task, model.as_deref(), params, None)?;
+            finish_report(&ws, &report)
+        }
+        Command::Resume { run, workspace, answer, mode, model } => {
+            let ws = Workspace::open(&workspace)?;
+            let tb = toolbox(cli.cache_dir)?;
+            let grants = ws.journal().task_grants(&RunId(run.clone()))?;
+            let task = Task { outcome: String::new(), grants, mode: mode.into() };
+            let report = run_agent(&ws, &tb, task, model.as_deref(), Vec::new(), Some((RunId(run), answer)))?;
+            finish_report(&ws, &report)
+        }
+        Command::Runs { workspace } => {
+            let ws = Workspace::open(&workspace)?;
+            let tasks = ws.journal().tasks()?;
+            if tasks.iter().all(|t| t.parent.is_some()) {
+                out("No runs yet. Start one with deskhand run \"...\" --workspace DIR");
+            }
+            for t in tasks.iter().filter(|t| t.parent.is_none()) {
+                out(&format!("{}  {:<11}  {}  {}", t.id, t.status, t.created_at, t.outcome));
+            }
             Ok(())
+        }
+        Command::Show { run, workspace, events } => {
+            let ws = Workspace::open(&workspace)?;
+            show_run(&ws, &RunId(run), events)
         }
     }
 }
 
-fn display_relative(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
-        .unwrap_or_else(|| path.display().to_string())
+/// Asks on the terminal before each step, showing its declared effects.
+struct TerminalGate;
+
+impl Gate for TerminalGate {
+    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
+        use std::io::IsTerminal;
+        if req.mode == Mode::Act {
+            return Approval::Approved;
+        }
+        if !std::io::stdin().is_terminal() {
+            return Approval::Rejected {
+                reason: "ask mode needs a terminal to ask you on; run with --mode act to let the plan run".into(),
+            };
+        }
+        let e = &req.plan_step.effects;
+        let list = |v: &[PathBuf]| if v.is_empty() { "nothing".to_owned() } else { v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") };
+        eprintln!("\nStep {}: {}", req.step, req.plan_step.title);
+        eprintln!("  reads:  {}", list(&e.reads));
+        eprintln!("  writes: {}", list(&e.writes));
+        if !e.network.is_empty() {
+            eprintln!("  network: {}", e.network.join(", "));
+        }
+        eprint!("Approve this step? [y/N] ");
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(_) if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") => Approval::Approved,
+            _ => Approval::Rejected { reason: "you answered no".into() },
+        }
+    }
 }
+
+fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("deskhand"))
+}
+
+/// Sets up the provider (configured model or offline planner), the skills,
+/// the gate and the terminal display, then runs or resumes.
+fn run_agent(
+    ws: &Workspace,
+    tb: &Toolbox,
+    task: Task,
+    model: Option<&str>,
+    params: Vec<(String, String)>,
+    resume: Option<(RunId, Option<String>)>,
+) -> Result<RunReport, Failure> {
+    let user_config = config_dir().map(|d| d.join("config.toml"));
+    let ws_config = ws.state_dir().join("config.toml");
+    let env = |k: &str| std::env::var(k).ok();
+    let mut config = ModelConfig::load(user_config.as_deref(), Some(&ws_config), &env).map_err(|e| user_error(e.to_string()))?;
+    if let Some(m) = model {
+        if m == "offline" {
+            config = ModelConfig::default();
+        } else {
+            config.with_model(m);
+        }
+    }
+    let discovery = skills::discover(ws.root(), config_dir().map(|d| d.join("skills")).as_deref());
+    for problem in &discovery.problems {
+        eprintln!("warning: skipped a skill: {problem}");
+    }
+    let mut folders: Vec<PathBuf> = task.grants.iter().map(|g| g.path.clone()).collect();
+    for sub in ["projects", "context"] {
+        if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
+            folders.extend(entries.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| PathBuf::from(sub).join(e.file_name())));
+        }
+        folders.push(PathBuf::from(sub));
+    }
+    let context = MatchContext { workspace_root: ws.root().to_path_buf(), folders };
+    let connected = deskhand_runtime::model::config::connect(&config).map_err(deskhand_runtime::Error::from)?;
+    let offline;
+    let provider: &dyn ModelProvider = match &connected {
+        Some(p) => p.as_ref(),
+        None => {
+            offline = OfflinePlanner::new(discovery.skills.clone(), context).with_params(params.into_iter().collect());
+            &offline
+        }
+    };
+    let gate: &dyn Gate = match task.mode {
+        Mode::Act => &ApproveAll,
+        Mode::Ask => &TerminalGate,
+    };
+    let settings = AgentSettings { max_tokens: config.max_tokens, ..AgentSettings::default() };
+    let agent = Agent {
+        workspace: ws,
+        toolbox: tb,
+        provider,
+        gate,
+        settings,
+        observer: Some(terminal_observer()),
+        skills_prompt: OfflinePlanner::capabilities(&discovery.skills),
+    };
+    let report = match resume {
+        Some((run, answer)) => agent.resume(&run, answer.as_deref())?,
+        None => agent.run(task)?,
+    };
+    Ok(report)
+}
+
+fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {
+    match report.status {
+        RunStatus::Succeeded => {
+            out(&format!("\n{}", report.summary.trim()));
+            out(&format!("Run {} finished. See it again with: deskhand show {} --workspace {}", report.run, report.run, ws.root().display()));
+            Ok(())
+        }
+        RunStatus::NeedsInput => Err(Failure {
+            message: format!(
+                "run {} needs your answer: {}\nAnswer with: deskhand resume {} --workspace {} --answer \"...\"",
+                report.run,
+                report.question.as_deref().unwrap_or_default(),
+                report.run,
+                ws.root().display()
+            ),
+            code: 2,
+        }),
+        RunStatus::Failed | RunStatus::Stopped | RunStatus::Running => Err(Failure {
+            message: format!("run {} {}: {}", report.run, report.status.as_str(), report.summary.trim()),
+            // A task that could not even be planned is the person's to rephrase.
+            code: if report.plan.steps.is_empty() { 2 } else { 1 },
+        }),
+    }
+}
+
+fn depth(run: &RunId) -> usize {
+    run.0.matches('.').count()
+}
+
+fn short_json(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 120 { format!("{}…", s.chars().take(120).collect::<String>()) } else { s }
+}
+
+/// Shows the plan and progress on the terminal while a run goes.
+fn terminal_observer() -> RunObserver {
+    Arc::new(|run: &RunId, event: &Event| {
+        let pad = "    ".repeat(depth(run));
+        match event {
+            Event::PlanUpdated { plan } => {
+                let reason = plan.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+                eprintln!("{pad}Plan (revision {}){reason}:", plan.revision);
+                for (i, s) in plan.steps.iter().enumerate() {
+                    eprintln!("{pad}  {} {}. {}", s.status.mark(), i + 1, s.title);
+                }
+            }
+            Event::StepBegin { step, title } => eprintln!("{pad}  [>] {step}. {title}"),
+            Event::StepEnd { step, status, note } => {
+                let note = note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                let word = match status {
+                    StepStatus::Done => "done",
+                    StepStatus::Failed => "failed",
+                    _ => "skipped",
+                };
+                eprintln!("{pad}  {} {step}. {word}{note}", status.mark());
+            }
+            Event::ToolCallBegin { tool, operation, args, .. } if tool != "deskhand" => {
+                eprintln!("{pad}      · {tool}.{operation} {}", short_json(args));
+            }
+            Event::ToolCallEnd { outcome, .. } => match outcome {
+                CallOutcome::ToolError { error } => eprintln!("{pad}      ! {error}"),
+                CallOutcome::Stopped { reason } => eprintln!("{pad}      ! stopped: {reason}"),
+                CallOutcome::Refused { message } => eprintln!("{pad}      ! refused: {message}"),
+                CallOutcome::Ok { .. } => {}
+            },
+            Event::ToolProgress { done, total, message, .. } => match total {
+                Some(total) => eprintln!("{pad}        {message}: {done}/{total}"),
+                None => eprintln!("{pad}        {message}: {done}"),
+            },
+            Event::SubAgentBegin { outcome, child, .. } => eprintln!("{pad}      ↳ sub-agent {child}: {outcome}"),
+            Event::SubAgentEnd { child, status, .. } => eprintln!("{pad}      ↳ sub-agent {child} {}", status.as_str()),
+            Event::ModelRetry { attempt, wait_ms, reason } => {
+                eprintln!("{pad}  (the model is busy: {reason}; retry {attempt} in {:.1}s)", *wait_ms as f64 / 1000.0)
+            }
+            Event::Blocked { reason, .. } => eprintln!("{pad}  ! {reason}"),
+            Event::Compacted { replaced, .. } => eprintln!("{pad}  (compacted {replaced} older messages to fit the context window)"),
+            Event::Notice { message } => eprintln!("{pad}  note: {message}"),
+            Event::Resumed { run } => eprintln!("{pad}Resuming {run} from its journal"),
+            Event::Message { message } if message.role == deskhand_types::model::Role::Assistant => {
+                // The final answer goes to stdout when the run ends; show only commentary here.
+                let text = message.text();
+                if !text.trim().is_empty() && depth(run) == 0 && message.tool_uses().next().is_some() {
+                    eprintln!("{pad}{}", text.trim());
+                }
+            }
+            _ => {}
+        }
+    })
+}
+
+fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
+    let journal = ws.journal();
+    let row = journal.task(run)?.ok_or_else(|| deskhand_runtime::Error::UnknownRun { run: run.0.clone() })?;
+    let rows = journal.events(run)?;
+    if events {
+        for r in rows {
+            out(&serde_json::json!({"seq": r.seq, "at": r.at, "event": r.event}).to_string());
+        }
+        return Ok(());
+    }
+    out(&format!("Run {}  ({})", row.id, row.status));
+    out(&format!("Task: {}", row.outcome));
+    out(&format!("Started: {}", row.created_at));
+    let mut plan = None;
+    let mut calls = 0;
+    let mut children = Vec::new();
+    for r in &rows {
+        match &r.event {
+            Event::RunBegin { model, task, .. } => {
+                out(&format!("Planner: {model}   Mode: {}", task.mode));
+                let grants: Vec<String> = task.grants.iter().map(|g| g.to_string()).collect();
+                out(&format!("Grants: {}", if grants.is_empty() { "none".into() } else { grants.join(", ") }));
+            }
+            Event::PlanUpdated { plan: p } => plan = Some(p.clone()),
+            Event::StepBegin { step, .. } | Event::StepEnd { step, .. } => {
+                if let Some(p) = plan.as_mut().and_then(|p: &mut deskhand_types::Plan| p.steps.get_mut(step - 1)) {
+                    p.status = match &r.event {
+                        Event::StepEnd { status, .. } => *status,
+                        _ => deskhand_types::StepStatus::InProgress,
+                    };
+                }
+            }
+            Event::ToolCallBegin { tool, .. } if tool != "deskhand" => calls += 1,
+            Event::SubAgentEnd { child, status, summary } => children.push(format!("{child} {}: {summary}", status.as_str())),
+            _ => {}
+        }
+    }
+    if let Some(p) = plan {
+        let reason = p.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+        out(&format!("Plan (revision {}){reason}:", p.revision));
+        for (i, s) in p.steps.iter().enumerate() {
+            out(&format!("  {} {}. {}", s.status.mark(), i + 1, s.title));
+        }
+    } else {
+        out("No plan was made.");
+    }
+    out(&format!("Tool calls: {calls}"));
+    for c in children {
+        out(&format!("  sub-agent {c}"));
+    }
+    if !row.summary.is_empty() {
+        out(&format!("Outcome: {}", row.summary.trim()));
+    }
+    Ok(())
+}
+
+

@@ -38,6 +38,16 @@ pub enum Error {
     Call(#[from] CallError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Provider(#[from] crate::model::ProviderError),
+    #[error("there is no run {run:?} in this workspace; `deskhand runs` lists them")]
+    UnknownRun { run: String },
+    #[error("run {run} is a sub-agent; resume its parent run {parent} instead")]
+    ResumeChild { run: String, parent: String },
+    #[error("run {run} already ended ({status}): {summary}")]
+    RunFinished { run: String, status: String, summary: String },
+    #[error("run {run} is waiting for your answer to: {question}\nAnswer with `deskhand resume {run} --answer \"...\"`")]
+    NeedsAnswer { run: String, question: String },
     #[error("the journal at {} failed: {message}", .path.display())]
     Journal { path: PathBuf, message: String },
 }
@@ -55,7 +65,18 @@ impl Error {
             | Error::WriteOutsideOutput { .. }
             | Error::UnknownTool { .. }
             | Error::UnknownOperation { .. }
-            | Error::InvalidArgs(_) => true,
+            | Error::InvalidArgs(_)
+            | Error::UnknownRun { .. }
+            | Error::ResumeChild { .. }
+            | Error::RunFinished { .. }
+            | Error::NeedsAnswer { .. } => true,
+            Error::Provider(p) => matches!(
+                p,
+                crate::model::ProviderError::BadKey { .. }
+                    | crate::model::ProviderError::MissingKey { .. }
+                    | crate::model::ProviderError::Unreachable { .. }
+                    | crate::model::ProviderError::UnknownModel { .. }
+            ),
             Error::Call(call) => !matches!(call, CallError::Crashed { .. } | CallError::BadOutput(_)),
             Error::Io { .. } | Error::Load(_) | Error::Journal { .. } => false,
         }

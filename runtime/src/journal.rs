@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use deskhand_types::{Event, Grant, RunId};
+use deskhand_types::{Event, Grant, Mode, RunId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
@@ -16,10 +16,14 @@ const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
 CREATE TABLE tasks (
     id          TEXT PRIMARY KEY,
+    parent_id   TEXT REFERENCES tasks(id),
     created_at  TEXT NOT NULL,
     outcome     TEXT NOT NULL,
     grants      TEXT NOT NULL,
+    mode        TEXT NOT NULL DEFAULT 'act',
+    model       TEXT NOT NULL DEFAULT '',
     status      TEXT NOT NULL,
+    summary     TEXT NOT NULL DEFAULT '',
     finished_at TEXT
 );
 CREATE TABLE steps (
@@ -46,29 +50,40 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 ";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskStatus {
-    Running,
-    Succeeded,
-    Failed,
-}
+/// A task's status in the journal is the status of its run.
+pub use deskhand_types::RunStatus as TaskStatus;
 
-impl TaskStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Running => "running",
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Failed => "failed",
-        }
-    }
+/// What a new task row records.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTask<'a> {
+    pub outcome: &'a str,
+    pub grants: &'a [Grant],
+    pub mode: Mode,
+    pub model: &'a str,
+    pub parent: Option<&'a RunId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
     pub id: RunId,
+    pub parent: Option<RunId>,
     pub created_at: String,
     pub outcome: String,
     pub status: String,
+    pub summary: String,
+}
+
+const TASK_COLUMNS: &str = "id, parent_id, created_at, outcome, status, summary";
+
+fn task_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
+    Ok(TaskRow {
+        id: RunId(r.get(0)?),
+        parent: r.get::<_, Option<String>>(1)?.map(RunId),
+        created_at: r.get(2)?,
+        outcome: r.get(3)?,
+        status: r.get(4)?,
+        summary: r.get(5)?,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,15 +146,65 @@ impl Journal {
     }
 
     pub fn begin_task(&self, outcome: &str, grants: &[Grant]) -> Result<RunId> {
-        let id = ids::run_id();
-        let grants = serde_json::to_string(grants).unwrap_or_else(|_| "[]".into());
+        self.create_task(NewTask { outcome, grants, mode: Mode::Act, model: "", parent: None })
+    }
+
+    pub fn create_task(&self, task: NewTask<'_>) -> Result<RunId> {
+        let id = match task.parent {
+            Some(parent) => ids::child_run_id(parent),
+            None => ids::run_id(),
+        };
+        let grants = serde_json::to_string(task.grants).unwrap_or_else(|_| "[]".into());
+        let mode = serde_json::to_value(task.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         self.with(|c| {
             c.execute(
-                "INSERT INTO tasks (id, created_at, outcome, grants, status) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id.0, ids::now(), outcome, grants, TaskStatus::Running.as_str()],
+                "INSERT INTO tasks (id, parent_id, created_at, outcome, grants, mode, model, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id.0,
+                    task.parent.map(|p| p.0.clone()),
+                    ids::now(),
+                    task.outcome,
+                    grants,
+                    mode,
+                    task.model,
+                    TaskStatus::Running.as_str()
+                ],
             )
         })?;
         Ok(id)
+    }
+
+    /// Records a run's end (or a new running state after a resume).
+    pub fn set_task_status(&self, run: &RunId, status: TaskStatus, summary: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
+                params![run.0, status.as_str(), summary, ids::now()],
+            )
+        })
+        .map(drop)
+    }
+
+    /// Replaces a run's steps with the plan's current checklist.
+    pub fn record_plan(&self, run: &RunId, plan: &deskhand_types::Plan) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM steps WHERE task_id = ?1", [&run.0])?;
+            for (i, step) in plan.steps.iter().enumerate() {
+                let status = serde_json::to_value(step.status).ok().and_then(|v| v.as_str().map(String::from));
+                c.execute(
+                    "INSERT INTO steps (task_id, seq, title, effects, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        run.0,
+                        i64::try_from(i + 1).unwrap_or(i64::MAX),
+                        step.title,
+                        serde_json::to_string(&step.effects).unwrap_or_default(),
+                        status.unwrap_or_default()
+                    ],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     pub fn add_step(&self, run: &RunId, seq: u32, title: &str, effects: &serde_json::Value) -> Result<()> {
@@ -188,34 +253,30 @@ impl Journal {
 
     pub fn tasks(&self) -> Result<Vec<TaskRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, created_at, outcome, status FROM tasks ORDER BY created_at, id")?;
-            stmt.query_map([], |r| {
-                Ok(TaskRow {
-                    id: RunId(r.get(0)?),
-                    created_at: r.get(1)?,
-                    outcome: r.get(2)?,
-                    status: r.get(3)?,
-                })
-            })?
-            .collect()
+            let mut stmt = c.prepare(&format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY created_at, id"))?;
+            stmt.query_map([], task_row)?.collect()
         })
     }
 
     pub fn task(&self, run: &RunId) -> Result<Option<TaskRow>> {
+        self.with(|c| c.query_row(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"), [&run.0], task_row).optional())
+    }
+
+    /// The grants a run was started with.
+    pub fn task_grants(&self, run: &RunId) -> Result<Vec<Grant>> {
+        let text: Option<String> =
+            self.with(|c| c.query_row("SELECT grants FROM tasks WHERE id = ?1", [&run.0], |r| r.get(0)).optional())?;
+        let text = text.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Journal { path: self.path.clone(), message: format!("the grants of {run} are unreadable: {e}") })
+    }
+
+    /// The sub-agent runs a run started, oldest first.
+    pub fn children(&self, run: &RunId) -> Result<Vec<TaskRow>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT id, created_at, outcome, status FROM tasks WHERE id = ?1",
-                [&run.0],
-                |r| {
-                    Ok(TaskRow {
-                        id: RunId(r.get(0)?),
-                        created_at: r.get(1)?,
-                        outcome: r.get(2)?,
-                        status: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
+            let mut stmt =
+                c.prepare(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE parent_id = ?1 ORDER BY created_at, id"))?;
+            stmt.query_map([&run.0], task_row)?.collect()
         })
     }
 

@@ -7,10 +7,14 @@
 //! [`wasm::WasmHost`] (the engine; the only module that touches wasmtime),
 //! [`demo::run_demo`].
 
+pub mod agent;
+pub mod call;
 pub mod demo;
 pub mod error;
 mod ids;
 pub mod journal;
+pub mod model;
+pub mod skills;
 pub mod tools;
 pub mod wasm;
 pub mod workspace;

@@ -18,14 +18,18 @@ use crate::workspace::Workspace;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BundledTool {
     Fs,
+    Inventory,
+    RenameByDate,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 1] = [BundledTool::Fs];
+    pub const ALL: [BundledTool; 3] = [BundledTool::Fs, BundledTool::Inventory, BundledTool::RenameByDate];
 
     pub fn name(self) -> &'static str {
         match self {
             BundledTool::Fs => "fs",
+            BundledTool::Inventory => "inventory",
+            BundledTool::RenameByDate => "rename-by-date",
         }
     }
 
@@ -36,6 +40,8 @@ impl BundledTool {
     fn component(self) -> &'static [u8] {
         match self {
             BundledTool::Fs => include_bytes!(concat!(env!("OUT_DIR"), "/fs.wasm")),
+            BundledTool::Inventory => include_bytes!(concat!(env!("OUT_DIR"), "/inventory.wasm")),
+            BundledTool::RenameByDate => include_bytes!(concat!(env!("OUT_DIR"), "/rename_by_date.wasm")),
         }
     }
 }

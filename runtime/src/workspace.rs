@@ -175,6 +175,17 @@ impl Workspace {
         }
     }
 
+    /// The workspace's own state folder (`.deskhand/`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    /// Resolves a path as tool arguments are resolved (relative to the
+    /// workspace, symlinks followed, `..` refused), without checking grants.
+    pub fn resolve_path(&self, arg: &str) -> Result<PathBuf> {
+        self.resolve(arg)
+    }
+
     fn resolve(&self, arg: &str) -> Result<PathBuf> {
         if arg.is_empty() {
             return Err(Error::BadPath {

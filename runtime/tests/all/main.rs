@@ -7,4 +7,7 @@ mod cache;
 mod common;
 mod escapes;
 mod limits;
+mod providers;
+mod replay;
+mod skills;
 mod workspace;

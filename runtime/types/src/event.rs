@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Message, Usage};
+use crate::plan::{Plan, RunStatus, StepStatus, Task};
 use crate::tool::{ToolError, ToolOutput};
 
 /// Identifies one run (a task being carried out) in the journal.
@@ -51,39 +53,70 @@ pub enum CallOutcome {
     Stopped {
         reason: String,
     },
+    /// The runtime refused the call before running it (bad arguments, a
+    /// blocked path, a step that did not declare it).
+    Refused {
+        message: String,
+    },
 }
 
+/// One thing that happened in a run. Work that takes time comes as a
+/// Begin/End pair on one id (run, step number, turn number, call id, child run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    ToolCallBegin {
-        call: CallId,
-        tool: String,
-        operation: String,
-        args: serde_json::Value,
-    },
-    ToolCallEnd {
-        call: CallId,
-        outcome: CallOutcome,
-        elapsed_ms: u64,
-    },
-    ToolLog {
-        call: CallId,
-        level: LogLevel,
-        message: String,
-    },
-    ToolProgress {
-        call: CallId,
-        done: u64,
-        total: Option<u64>,
-        message: String,
-    },
+    RunBegin { run: RunId, task: Task, model: String, parent: Option<RunId> },
+    RunEnd { run: RunId, status: RunStatus, summary: String },
+    /// A new plan or a revision of it (with its reason).
+    PlanUpdated { plan: Plan },
+    StepBegin { step: usize, title: String },
+    StepEnd { step: usize, status: StepStatus, note: Option<String> },
+    ModelTurnBegin { turn: u32 },
+    ModelTurnEnd { turn: u32, usage: Usage },
+    /// A message appended to the conversation; replaying these rebuilds it.
+    Message { message: Message },
+    /// Older turns were replaced by a summary to fit the context window:
+    /// messages 1..1+replaced became one summary (message 0, the task, stays).
+    Compacted { replaced: usize, summary: String },
+    SubAgentBegin { step: usize, child: RunId, outcome: String },
+    SubAgentEnd { child: RunId, status: RunStatus, summary: String },
+    /// The run waits for the person: a question and what it needs.
+    NeedsInput { question: String },
+    /// A model request failed transiently and is retried.
+    ModelRetry { attempt: u32, wait_ms: u64, reason: String },
+    /// Something the person should know that is not an error.
+    Notice { message: String },
+    /// A tool call was refused before it ran: outside the grants or beyond
+    /// what its step declared.
+    Blocked { step: usize, reason: String },
+    /// The run was picked up again from the journal.
+    Resumed { run: RunId },
+    ToolCallBegin { call: CallId, tool: String, operation: String, args: serde_json::Value },
+    ToolCallEnd { call: CallId, outcome: CallOutcome, elapsed_ms: u64 },
+    ToolLog { call: CallId, level: LogLevel, message: String },
+    ToolProgress { call: CallId, done: u64, total: Option<u64>, message: String },
 }
 
 impl Event {
     /// The short name the journal indexes events by.
     pub fn kind(&self) -> &'static str {
         match self {
+            Event::RunBegin { .. } => "run_begin",
+            Event::RunEnd { .. } => "run_end",
+            Event::PlanUpdated { .. } => "plan_updated",
+            Event::StepBegin { .. } => "step_begin",
+            Event::StepEnd { .. } => "step_end",
+            Event::ModelTurnBegin { .. } => "model_turn_begin",
+            Event::ModelTurnEnd { .. } => "model_turn_end",
+            Event::Message { .. } => "message",
+            Event::Compacted { .. } => "compacted",
+            Event::SubAgentBegin { .. } => "sub_agent_begin",
+            Event::SubAgentEnd { .. } => "sub_agent_end",
+            Event::NeedsInput { .. } => "needs_input",
+            Event::ModelRetry { .. } => "model_retry",
+            Event::Notice { .. } => "notice",
+            Event::Blocked { .. } => "blocked",
+            Event::Resumed { .. } => "resumed",
             Event::ToolCallBegin { .. } => "tool_call_begin",
             Event::ToolCallEnd { .. } => "tool_call_end",
             Event::ToolLog { .. } => "tool_log",

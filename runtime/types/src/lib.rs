@@ -6,8 +6,11 @@
 
 pub mod event;
 pub mod grant;
+pub mod model;
+pub mod plan;
 pub mod tool;
 
 pub use event::{CallId, CallOutcome, Event, LogLevel, RunId};
 pub use grant::{Access, Grant, GrantParseError};
+pub use plan::{Mode, Plan, PlanStep, RunStatus, StepEffects, StepStatus, Task};
 pub use tool::{Effects, Operation, ToolDescription, ToolError, ToolOutput};

@@ -1,0 +1,408 @@
+//! The `rename-by-date` tool: proposes `YYYY-MM-DD rest of name` for each
+//! entry directly in a granted folder, taking the date from the name or
+//! else from the modification time, and writes the proposal as a CSV under
+//! the workspace's `output/`. It renames nothing; applying a proposal comes
+//! with changesets.
+//!
+//! The rules, in order, for each entry in name order:
+//! - hidden names (a leading `.`), symlinks and special files are skipped;
+//! - a name that already starts with a valid `YYYY-MM-DD` is skipped;
+//! - a date in the name (see [`dates`]) is used and removed from the rest;
+//!   a month without a day (`March 2026`) becomes the 1st, and the note says
+//!   so; an ambiguous one (`03-04-2026`) is skipped with the reason;
+//! - otherwise, with `use_modified_time`, the modification date (UTC);
+//! - a proposal onto a name that exists in the folder (compared ignoring
+//!   case, as many file systems do) or onto the same name as another
+//!   proposal is skipped as a collision, all of its parties alike.
+
+mod dates;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use deskhand_guest::{Description, Guest, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::dates::Found;
+
+const DEFAULT_OUTPUT: &str = "output/rename-proposal.csv";
+const NOT_APPLIED: &str =
+    "Nothing was renamed: applying a proposal comes with changesets in a later version of deskhand.";
+
+struct RenameByDate;
+
+impl Guest for RenameByDate {
+    fn describe() -> Description {
+        Description {
+            name: "rename-by-date".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Proposes date-prefixed names (YYYY-MM-DD name) for a folder's entries as a CSV under output/; renames nothing."
+                .into(),
+            operations: vec![operation(
+                "propose",
+                "For each entry directly in the folder, propose `YYYY-MM-DD rest` from a date in its name or its modification time; write from,to,date_source,note to a new CSV.",
+                json!({
+                    "type": "object", "required": ["folder", "output"], "additionalProperties": false,
+                    "properties": {
+                        "folder": {"type": "string", "description": "the folder whose entries to rename, inside a granted folder"},
+                        "output": {
+                            "type": "string",
+                            "description": format!("the proposal CSV to write under output/ (the skill's default: {DEFAULT_OUTPUT}); a free name is picked if it is taken")
+                        },
+                        "use_modified_time": {
+                            "type": "boolean", "default": true,
+                            "description": "date an entry with no date in its name by its modification time (UTC)"
+                        }
+                    }
+                }),
+                &["folder"],
+                &["output"],
+            )],
+        }
+    }
+
+    fn run(op: String, args: String) -> Result<Output, ToolError> {
+        match op.as_str() {
+            "propose" => propose(parse_args(&args)?),
+            _ => Err(ToolError::UnknownOperation(op)),
+        }
+    }
+}
+
+deskhand_guest::export!(RenameByDate with_types_in deskhand_guest::bindings);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposeArgs {
+    folder: PathBuf,
+    output: PathBuf,
+    #[serde(default = "yes")]
+    use_modified_time: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What happens to one entry.
+enum Plan {
+    Rename {
+        to: String,
+        source: &'static str,
+        note: String,
+    },
+    Skip(String),
+}
+
+struct Row {
+    name: String,
+    plan: Plan,
+}
+
+fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
+    let meta = fs::symlink_metadata(&args.folder).map_err(|e| io_error(&args.folder, &e))?;
+    if !meta.is_dir() {
+        return Err(ToolError::InvalidArgs(format!(
+            "{} is not a folder",
+            args.folder.display()
+        )));
+    }
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(&args.folder).map_err(|e| io_error(&args.folder, &e))? {
+        let entry = entry.map_err(|e| io_error(&args.folder, &e))?;
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, &e))?;
+        entries.push((entry.file_name().to_string_lossy().into_owned(), meta));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut rows: Vec<Row> = entries
+        .iter()
+        .map(|(name, meta)| Row {
+            name: name.clone(),
+            plan: plan(name, meta, args.use_modified_time),
+        })
+        .collect();
+    mark_collisions(&mut rows);
+
+    let mut csv = String::from("from,to,date_source,note\r\n");
+    let mut proposals = Vec::new();
+    let mut skipped = Vec::new();
+    for row in &rows {
+        let (to, source, note) = match &row.plan {
+            Plan::Rename { to, source, note } => {
+                proposals.push(json!({"from": row.name, "to": to, "date_source": source}));
+                (to.as_str(), *source, note.as_str())
+            }
+            Plan::Skip(reason) => {
+                skipped.push(json!({"name": row.name, "reason": reason}));
+                ("", "", reason.as_str())
+            }
+        };
+        csv.push_str(&format!(
+            "{},{},{},{}\r\n",
+            csv_field(&row.name),
+            csv_field(to),
+            source,
+            csv_field(note)
+        ));
+    }
+
+    let written = write_new(&args.output, csv.as_bytes())?;
+    let text = format!(
+        "{} renames proposed for {}, {} entries skipped; the proposal is in {}. {NOT_APPLIED}",
+        proposals.len(),
+        args.folder.display(),
+        skipped.len(),
+        written.display()
+    );
+    Ok(output(
+        &json!({
+            "proposals": proposals,
+            "skipped": skipped,
+            "path": written.display().to_string(),
+        }),
+        text,
+    ))
+}
+
+fn plan(name: &str, meta: &fs::Metadata, use_modified_time: bool) -> Plan {
+    let ft = meta.file_type();
+    if name.starts_with('.') {
+        return Plan::Skip("hidden; left alone".into());
+    }
+    if ft.is_symlink() {
+        return Plan::Skip("a symbolic link; links are not followed or renamed".into());
+    }
+    if !ft.is_file() && !ft.is_dir() {
+        return Plan::Skip("not a file or a folder".into());
+    }
+    if dates::has_date_prefix(name) {
+        return Plan::Skip("already starts with a date".into());
+    }
+    let (stem, ext) = if ft.is_file() {
+        split_extension(name)
+    } else {
+        (name, "")
+    };
+    let (date, rest, source, note) = match dates::find(stem) {
+        Some(m) => {
+            let rest = tidy(&stem[..m.start], &stem[m.end..]);
+            match m.found {
+                Found::Date { year, month, day } => (ymd(year, month, day), rest, "name", String::new()),
+                Found::Month { year, month } => (
+                    ymd(year, month, 1),
+                    rest,
+                    "name-month",
+                    "the name gives no day; the 1st of the month is used".into(),
+                ),
+                Found::Ambiguous(text) => {
+                    return Plan::Skip(format!(
+                        "{text} is ambiguous (day-month or month-day); rename it by hand"
+                    ));
+                }
+            }
+        }
+        None if use_modified_time => match meta.modified() {
+            Ok(t) => {
+                let stamp = humantime::format_rfc3339_seconds(t).to_string();
+                (
+                    stamp.chars().take(10).collect(),
+                    tidy(stem, ""),
+                    "modified",
+                    "no date in the name; the modification date (UTC) is used".into(),
+                )
+            }
+            Err(_) => return Plan::Skip("no date in the name and no modification time".into()),
+        },
+        None => return Plan::Skip("no date in the name (modification times not allowed)".into()),
+    };
+    let to = if rest.is_empty() {
+        format!("{date}{ext}")
+    } else {
+        format!("{date} {rest}{ext}")
+    };
+    Plan::Rename { to, source, note }
+}
+
+fn ymd(year: u32, month: u32, day: u32) -> String {
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Splits `name.ext` when the extension looks like one (up to 10
+/// alphanumerics with at least one letter), so `notes 14.03.2026` keeps its
+/// date and `.tar.gz` stays whole as far as the date is concerned.
+fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => {
+            let ext = &name[dot + 1..];
+            let looks_like_one = (1..=10).contains(&ext.len())
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+                && ext.bytes().any(|b| b.is_ascii_alphabetic());
+            if looks_like_one { name.split_at(dot) } else { (name, "") }
+        }
+        _ => (name, ""),
+    }
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '_' | '-' | '.' | ',')
+}
+
+/// Joins what was before and after the date: the separators at the seam
+/// become one (all underscores: `_`; all hyphens: `-`; anything else: a
+/// space), brackets left empty go, runs of spaces collapse, and the ends are
+/// trimmed.
+fn tidy(before: &str, after: &str) -> String {
+    let mut left = before.trim_end_matches(is_separator);
+    let mut right = after.trim_start_matches(is_separator);
+    let seam_chars = format!("{}{}", &before[left.len()..], &after[..after.len() - right.len()]);
+    let seam = ['_', '-']
+        .into_iter()
+        .find(|c| !seam_chars.is_empty() && seam_chars.chars().all(|s| s == *c))
+        .unwrap_or(' ');
+    for (open, close) in [('(', ')'), ('[', ']'), ('{', '}')] {
+        if let (Some(l), Some(r)) = (left.strip_suffix(open), right.strip_prefix(close)) {
+            left = l.trim_end_matches(is_separator);
+            right = r.trim_start_matches(is_separator);
+        }
+    }
+    let joined = match (left.is_empty(), right.is_empty()) {
+        (false, false) => format!("{left}{seam}{right}"),
+        _ => format!("{left}{right}"),
+    };
+    joined
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_matches(is_separator)
+        .to_owned()
+}
+
+/// Turns proposals that would land on an existing name, or on the same
+/// name as another proposal, into skips naming what they collide with.
+fn mark_collisions(rows: &mut [Row]) {
+    let existing: BTreeSet<String> = rows.iter().map(|r| r.name.to_lowercase()).collect();
+    let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in rows.iter() {
+        if let Plan::Rename { to, .. } = &row.plan {
+            targets.entry(to.to_lowercase()).or_default().push(row.name.clone());
+        }
+    }
+    for row in rows.iter_mut() {
+        let Plan::Rename { to, .. } = &row.plan else { continue };
+        let key = to.to_lowercase();
+        let reason = if existing.contains(&key) {
+            Some(format!("collision: {to} already exists in the folder"))
+        } else {
+            targets.get(&key).filter(|names| names.len() > 1).map(|names| {
+                let others: Vec<&str> = names.iter().filter(|n| **n != row.name).map(String::as_str).collect();
+                format!("collision: {} would also become {to}", others.join(", "))
+            })
+        };
+        if let Some(reason) = reason {
+            row.plan = Plan::Skip(reason);
+        }
+    }
+}
+
+/// Quotes a field when it needs it (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Writes a new file the way the fs tool's `write` does: a temporary name,
+/// fsync, then a hard link into place, which fails if the target exists, so
+/// nothing is overwritten and no reader sees half a file. A taken name moves
+/// on to `name-1.ext`, `name-2.ext`, ...
+fn write_new(target: &Path, content: &[u8]) -> Result<PathBuf, ToolError> {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return Err(ToolError::InvalidArgs(format!(
+            "{} does not name a file",
+            target.display()
+        )));
+    };
+    let dir_meta = fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
+    if !dir_meta.is_dir() {
+        return Err(ToolError::InvalidArgs(format!("{} is not a folder", dir.display())));
+    }
+    let tmp = dir.join(format!(".{}.deskhand-tmp-{}", name.to_string_lossy(), unique_suffix()));
+    let result = write_tmp(&tmp, content).and_then(|()| link_into_place(&tmp, target));
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+fn write_tmp(tmp: &Path, content: &[u8]) -> Result<(), ToolError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| io_error(tmp, &e))?;
+    file.write_all(content).map_err(|e| io_error(tmp, &e))?;
+    file.sync_all().map_err(|e| io_error(tmp, &e))
+}
+
+fn link_into_place(tmp: &Path, target: &Path) -> Result<PathBuf, ToolError> {
+    let stem = target
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = target
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    for n in 0..1000u32 {
+        let candidate = if n == 0 {
+            target.to_path_buf()
+        } else {
+            target.with_file_name(format!("{stem}-{n}{ext}"))
+        };
+        match fs::hard_link(tmp, &candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error(&candidate, &e)),
+        }
+    }
+    Err(ToolError::AlreadyExists(path_error(
+        target,
+        "no free name after 1000 tries",
+    )))
+}
+
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidies_the_seam() {
+        assert_eq!(tidy("lunch ", ""), "lunch");
+        assert_eq!(tidy("IMG_", "_123456"), "IMG_123456");
+        assert_eq!(tidy("Report (", ")"), "Report");
+        assert_eq!(tidy("a  -", "-  b"), "a b");
+        assert_eq!(tidy("", " taxi"), "taxi");
+        assert_eq!(tidy("", ""), "");
+    }
+
+    #[test]
+    fn splits_extensions() {
+        assert_eq!(split_extension("lunch 14.03.2026.txt"), ("lunch 14.03.2026", ".txt"));
+        assert_eq!(split_extension("notes 14.03.2026"), ("notes 14.03.2026", ""));
+        assert_eq!(split_extension(".profile"), (".profile", ""));
+    }
+}

@@ -1,0 +1,781 @@
+//! The agent loop: a task becomes a visible plan, carried out step by step
+//! through the sandboxed tools by a model or the offline planner.
+//!
+//! Every message, plan revision, step change and tool call is an event in
+//! the journal, which is the source of truth: [`Agent::resume`] rebuilds a
+//! killed run from it and continues without redoing finished side effects.
+
+pub mod context;
+pub mod meta;
+pub mod offline;
+mod resume;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec};
+use deskhand_types::{
+    Access, CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, RunId, RunStatus, StepEffects, StepStatus, Task,
+};
+
+use crate::call;
+use crate::error::{Error, Result};
+use crate::journal::NewTask;
+use crate::model::{ModelProvider, ModelRequest, ProviderError, StreamEvent};
+use crate::tools::{BundledTool, Toolbox};
+use crate::wasm::{CallError, Limits};
+use crate::workspace::Workspace;
+
+/// Receives every event of a run and of its sub-agents as it happens.
+pub type RunObserver = Arc<dyn Fn(&RunId, &Event) + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub limits: Limits,
+    /// Sub-agents that run at once (default: the number of cores).
+    pub concurrency: usize,
+    /// The model's context window in tokens; older turns are compacted past 3/4 of it.
+    pub context_tokens: usize,
+    pub max_turns: u32,
+    /// Bytes of one tool output shown to the model; the rest is paged.
+    pub max_tool_output: usize,
+    pub max_tokens: u32,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            limits: Limits::default(),
+            concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            context_tokens: 150_000,
+            max_turns: 200,
+            max_tool_output: 16 * 1024,
+            max_tokens: 8192,
+        }
+    }
+}
+
+/// A step waiting to start, as the gate sees it.
+#[derive(Debug)]
+pub struct StepApproval<'a> {
+    pub run: &'a RunId,
+    pub step: usize,
+    pub plan_step: &'a PlanStep,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approved,
+    Rejected { reason: String },
+}
+
+/// Decides whether a step may start. Only the person (or a pre-approved
+/// envelope) answers; nothing the model or a tool says reaches it.
+pub trait Gate: Send + Sync {
+    fn approve_step(&self, request: &StepApproval<'_>) -> Approval;
+}
+
+/// The gate for act mode and for tests: every step may start.
+#[derive(Debug, Default)]
+pub struct ApproveAll;
+
+impl Gate for ApproveAll {
+    fn approve_step(&self, _: &StepApproval<'_>) -> Approval {
+        Approval::Approved
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub run: RunId,
+    pub status: RunStatus,
+    pub summary: String,
+    pub plan: Plan,
+    /// The question, when the run waits for the person.
+    pub question: Option<String>,
+}
+
+pub struct Agent<'a> {
+    pub workspace: &'a Workspace,
+    pub toolbox: &'a Toolbox,
+    pub provider: &'a dyn ModelProvider,
+    pub gate: &'a dyn Gate,
+    pub settings: AgentSettings,
+    pub observer: Option<RunObserver>,
+    /// "name: description" lines for the system prompt.
+    pub skills_prompt: String,
+}
+
+impl std::fmt::Debug for Agent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("provider", &self.provider.describe()).finish_non_exhaustive()
+    }
+}
+
+/// A run in memory; everything in it can be rebuilt from the journal.
+struct RunState {
+    run: RunId,
+    task: Task,
+    messages: Vec<Message>,
+    plan: Plan,
+    turn: u32,
+    /// Set by the person (a rejected step), by a failing sibling, or by a parent.
+    cancel: Vec<Arc<AtomicBool>>,
+    /// For a sub-agent: the parent step's effects, which its own steps may not exceed.
+    ceiling: Option<StepEffects>,
+    /// Why the loop must stop after this turn's tool results are recorded.
+    stop: Option<(RunStatus, String)>,
+    /// On resume: sub-agent runs started before the interruption, reused by outcome.
+    earlier_children: Arc<Mutex<Vec<crate::journal::TaskRow>>>,
+}
+
+impl RunState {
+    fn cancelled(&self) -> bool {
+        self.cancel.iter().any(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// A tool result on its way back to the model.
+struct ToolReply {
+    content: String,
+    is_error: bool,
+}
+
+impl ToolReply {
+    fn ok(content: impl Into<String>) -> Self {
+        ToolReply { content: content.into(), is_error: false }
+    }
+    fn err(content: impl Into<String>) -> Self {
+        ToolReply { content: content.into(), is_error: true }
+    }
+}
+
+impl<'a> Agent<'a> {
+    fn emit(&self, run: &RunId, event: Event) {
+        // The journal is the source of truth; an append that fails is
+        // reported to the observer rather than tearing the run down.
+        if let Err(e) = self.workspace.journal().append(run, &event) {
+            if let Some(obs) = &self.observer {
+                obs(run, &Event::Notice { message: format!("could not journal an event: {e}") });
+            }
+        }
+        if let Some(obs) = &self.observer {
+            obs(run, &event);
+        }
+    }
+
+    /// Tools offered to the model: every bundled tool's operations, then the runtime's own.
+    pub fn tool_specs(&self) -> Result<Vec<ToolSpec>> {
+        let mut specs = Vec::new();
+        for tool in BundledTool::ALL {
+            let loaded = self.toolbox.get(tool)?;
+            let d = loaded.description();
+            for op in &d.operations {
+                specs.push(ToolSpec {
+                    name: format!("{}{}{}", d.name, meta::TOOL_SEP, op.name),
+                    description: format!("{} (sandboxed tool {})", op.summary, d.name),
+                    input_schema: op.args_schema.clone(),
+                });
+            }
+        }
+        specs.extend(meta::specs());
+        Ok(specs)
+    }
+
+    /// Starts a run for `task` and drives it until it ends or needs the person.
+    pub fn run(&self, task: Task) -> Result<RunReport> {
+        self.start(task, None, None, Vec::new())
+    }
+
+    fn start(
+        &self,
+        task: Task,
+        parent: Option<(&RunId, usize)>,
+        ceiling: Option<StepEffects>,
+        cancel: Vec<Arc<AtomicBool>>,
+    ) -> Result<RunReport> {
+        let model = self.provider.describe();
+        let parent_step = parent;
+        let parent = parent.map(|(p, _)| p);
+        let run = self.workspace.journal().create_task(NewTask {
+            outcome: &task.outcome,
+            grants: &task.grants,
+            mode: task.mode,
+            model: &model,
+            parent,
+        })?;
+        if let Some((parent, step)) = parent_step {
+            self.emit(parent, Event::SubAgentBegin { step, child: run.clone(), outcome: task.outcome.clone() });
+        }
+        self.emit(&run, Event::RunBegin { run: run.clone(), task: task.clone(), model, parent: parent.cloned() });
+        let first = Message::user_text(task.outcome.clone());
+        self.emit(&run, Event::Message { message: first.clone() });
+        let mut state = RunState {
+            run,
+            task,
+            messages: vec![first],
+            plan: Plan::default(),
+            turn: 0,
+            cancel: cancel.into_iter().chain([Arc::new(AtomicBool::new(false))]).collect(),
+            ceiling,
+            stop: None,
+            earlier_children: Arc::default(),
+        };
+        self.drive(&mut state)
+    }
+
+    fn finish(&self, st: &mut RunState, status: RunStatus, summary: String) -> Result<RunReport> {
+        if status == RunStatus::Succeeded {
+            // Steps the model left open are closed visibly, not silently.
+            let mut changed = false;
+            for (i, s) in st.plan.steps.iter_mut().enumerate() {
+                let closed = match s.status {
+                    StepStatus::InProgress => StepStatus::Done,
+                    StepStatus::Pending => StepStatus::Skipped,
+                    _ => continue,
+                };
+                s.status = closed;
+                changed = true;
+                self.emit(
+                    &st.run,
+                    Event::StepEnd { step: i + 1, status: closed, note: Some("closed when the run ended".into()) },
+                );
+            }
+            if changed {
+                self.workspace.journal().record_plan(&st.run, &st.plan)?;
+            }
+        }
+        let question = (status == RunStatus::NeedsInput).then(|| summary.clone());
+        if let Some(q) = &question {
+            self.emit(&st.run, Event::NeedsInput { question: q.clone() });
+        }
+        self.emit(&st.run, Event::RunEnd { run: st.run.clone(), status, summary: summary.clone() });
+        self.workspace.journal().set_task_status(&st.run, status, &summary)?;
+        Ok(RunReport { run: st.run.clone(), status, summary, plan: st.plan.clone(), question })
+    }
+
+    fn drive(&self, st: &mut RunState) -> Result<RunReport> {
+        let tools = self.tool_specs()?;
+        loop {
+            if st.cancelled() {
+                return self.finish(st, RunStatus::Stopped, "cancelled".into());
+            }
+            if let Some((status, summary)) = st.stop.take() {
+                return self.finish(st, status, summary);
+            }
+            if st.turn >= self.settings.max_turns {
+                let msg = format!("stopped after {} model turns without finishing", self.settings.max_turns);
+                return self.finish(st, RunStatus::Failed, msg);
+            }
+            st.turn += 1;
+            self.emit(&st.run, Event::ModelTurnBegin { turn: st.turn });
+            let response = match self.ask_model(st, &tools) {
+                Ok(r) => r,
+                Err(e) => {
+                    let summary = e.to_string();
+                    self.finish(st, RunStatus::Failed, summary)?;
+                    return Err(Error::Provider(e));
+                }
+            };
+            self.emit(&st.run, Event::ModelTurnEnd { turn: st.turn, usage: response.usage });
+            let assistant = Message { role: Role::Assistant, content: response.content };
+            st.messages.push(assistant.clone());
+            self.emit(&st.run, Event::Message { message: assistant.clone() });
+
+            if response.stop_reason == StopReason::Other("refusal".into()) {
+                return self.finish(st, RunStatus::Failed, assistant.text());
+            }
+            let uses: Vec<(String, String, serde_json::Value)> =
+                assistant.tool_uses().map(|(id, name, input)| (id.into(), name.into(), input.clone())).collect();
+            if uses.is_empty() {
+                let summary = assistant.text();
+                return self.finish(st, RunStatus::Succeeded, summary);
+            }
+            let mut results = Vec::with_capacity(uses.len());
+            for (id, name, input) in uses {
+                if name == meta::ASK_PERSON {
+                    let question = serde_json::from_value::<meta::Question>(input)
+                        .map(|q| q.question)
+                        .unwrap_or_else(|e| format!("(the question could not be read: {e})"));
+                    // The answer becomes this call's result when the person resumes the run.
+                    st.stop = Some((RunStatus::NeedsInput, question));
+                    continue;
+                }
+                let reply = self.dispatch(st, &id, &name, &input);
+                results.push(Block::ToolResult { tool_use_id: id, content: reply.content, is_error: reply.is_error });
+            }
+            if matches!(st.stop, Some((RunStatus::NeedsInput, _))) && results.is_empty() {
+                continue;
+            }
+            if matches!(st.stop, Some((RunStatus::NeedsInput, _))) {
+                // Other calls in the same turn ran; the question waits for the answer.
+                let msg = Message { role: Role::User, content: results };
+                st.messages.push(msg.clone());
+                self.emit(&st.run, Event::Message { message: msg });
+                continue;
+            }
+            let msg = Message { role: Role::User, content: results };
+            st.messages.push(msg.clone());
+            self.emit(&st.run, Event::Message { message: msg });
+        }
+    }
+
+    fn system_prompt(&self, st: &RunState) -> String {
+        context::system_prompt(self.workspace, &st.task.grants, &self.skills_prompt, &st.plan)
+    }
+
+    /// One model turn, compacting older turns first when they no longer fit.
+    fn ask_model(&self, st: &mut RunState, tools: &[ToolSpec]) -> Result<crate::model::ModelResponse, ProviderError> {
+        let budget = self.settings.context_tokens * 3 / 4;
+        if context::estimate_tokens(&self.system_prompt(st), &st.messages) > budget {
+            self.compact(st, 4);
+        }
+        let mut forced = false;
+        loop {
+            let system = self.system_prompt(st);
+            let request =
+                ModelRequest { system: &system, messages: &st.messages, tools, max_tokens: self.settings.max_tokens };
+            let run = st.run.clone();
+            let mut on_event = |e: StreamEvent| {
+                if let StreamEvent::Retry { attempt, wait, reason } = e {
+                    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                    self.emit(&run, Event::ModelRetry { attempt, wait_ms, reason });
+                }
+            };
+            match self.provider.complete(&request, &mut on_event) {
+                Err(ProviderError::ContextOverflow { detail }) if !forced => {
+                    forced = true;
+                    if !self.compact(st, 2) {
+                        return Err(ProviderError::ContextOverflow {
+                            detail: format!("{detail}; the run has no older turns left to compact"),
+                        });
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replaces older turns with a digest, keeping the last `keep` messages.
+    fn compact(&self, st: &mut RunState, keep: usize) -> bool {
+        let Some(replaced) = context::compaction_cut(&st.messages, keep) else { return false };
+        let summary = context::digest(&st.messages[1..1 + replaced]);
+        context::apply_compaction(&mut st.messages, replaced, &summary);
+        self.emit(&st.run, Event::Compacted { replaced, summary });
+        true
+    }
+
+    /// Runs one tool use and returns what goes back to the model. Every
+    /// use is journaled as a Begin/End pair keyed by its id.
+    fn dispatch(&self, st: &mut RunState, id: &str, name: &str, input: &serde_json::Value) -> ToolReply {
+        let call_id = CallId(id.to_owned());
+        if st.cancelled() {
+            return ToolReply::err("the run was cancelled; this call did not run");
+        }
+        let reply = match name {
+            meta::UPDATE_PLAN => self.meta_call(st, &call_id, name, input, |agent, st| agent.update_plan(st, input)),
+            meta::SPAWN_SUBAGENTS => {
+                self.meta_call(st, &call_id, name, input, |agent, st| agent.spawn_subagents(st, input))
+            }
+            meta::READ_TOOL_OUTPUT => self.meta_call(st, &call_id, name, input, |agent, st| agent.page_output(st, input)),
+            _ => match name.split_once(meta::TOOL_SEP) {
+                Some((tool, op)) => self.tool_call(st, &call_id, tool, op, input),
+                None => ToolReply::err(format!(
+                    "there is no tool named {name:?}; use the tools listed, such as fs__list or update_plan"
+                )),
+            },
+        };
+        reply
+    }
+
+    /// Journals a runtime-provided tool's call as a Begin/End pair.
+    fn meta_call(
+        &self,
+        st: &mut RunState,
+        id: &CallId,
+        name: &str,
+        input: &serde_json::Value,
+        f: impl FnOnce(&Self, &mut RunState) -> std::result::Result<String, String>,
+    ) -> ToolReply {
+        self.emit(
+            &st.run,
+            Event::ToolCallBegin { call: id.clone(), tool: "deskhand".into(), operation: name.into(), args: input.clone() },
+        );
+        let started = std::time::Instant::now();
+        let result = f(self, st);
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (outcome, reply) = match result {
+            Ok(text) => (
+                CallOutcome::Ok { output: deskhand_types::ToolOutput { json: serde_json::Value::Null, text: text.clone() } },
+                ToolReply::ok(text),
+            ),
+            Err(message) => (CallOutcome::Refused { message: message.clone() }, ToolReply::err(message)),
+        };
+        self.emit(&st.run, Event::ToolCallEnd { call: id.clone(), outcome, elapsed_ms });
+        reply
+    }
+
+    fn set_step_status(&self, st: &mut RunState, index: usize, status: StepStatus, note: Option<String>) {
+        let step = &mut st.plan.steps[index];
+        if step.status == status {
+            return;
+        }
+        step.status = status;
+        let title = step.title.clone();
+        if status == StepStatus::InProgress {
+            self.emit(&st.run, Event::StepBegin { step: index + 1, title });
+        } else if status.is_finished() {
+            self.emit(&st.run, Event::StepEnd { step: index + 1, status, note });
+        }
+    }
+
+    /// Starts step `index` (0-based) after the gate approves it.
+    fn begin_step(&self, st: &mut RunState, index: usize) -> std::result::Result<(), String> {
+        if st.plan.steps[index].status == StepStatus::InProgress {
+            return Ok(());
+        }
+        let mode = if st.ceiling.is_some() { Mode::Act } else { st.task.mode };
+        let approval = self.gate.approve_step(&StepApproval {
+            run: &st.run,
+            step: index + 1,
+            plan_step: &st.plan.steps[index],
+            mode,
+        });
+        match approval {
+            Approval::Approved => {
+                self.set_step_status(st, index, StepStatus::InProgress, None);
+                Ok(())
+            }
+            Approval::Rejected { reason } => {
+                let note = format!("the person did not approve this step: {reason}");
+                self.set_step_status(st, index, StepStatus::Failed, Some(note.clone()));
+                st.stop = Some((RunStatus::Stopped, note.clone()));
+                Err(note)
+            }
+        }
+    }
+
+    fn update_plan(&self, st: &mut RunState, input: &serde_json::Value) -> std::result::Result<String, String> {
+        let update: meta::PlanUpdate =
+            serde_json::from_value(input.clone()).map_err(|e| format!("update_plan arguments are invalid: {e}"))?;
+        if update.steps.is_empty() {
+            return Err("a plan needs at least one step".into());
+        }
+        if let Some(ceiling) = &st.ceiling {
+            for s in &update.steps {
+                self.within_effects(&s.effects, ceiling)
+                    .map_err(|e| format!("step {:?} declares more than the parent step allows: {e}", s.title))?;
+            }
+        }
+        let old = st.plan.clone();
+        let structural = old.steps.len() != update.steps.len()
+            || old.steps.iter().zip(&update.steps).any(|(a, b)| a.title != b.title || a.effects != b.effects);
+        if old.revision > 0 && structural {
+            let Some(reason) = update.reason.as_deref().filter(|r| !r.trim().is_empty()) else {
+                return Err("this changes the plan's steps; call update_plan again with a `reason` the person will see".into());
+            };
+            // A finished step cannot be rewritten after the fact.
+            for (i, s) in old.steps.iter().enumerate() {
+                if s.status.is_finished() && update.steps.get(i).is_none_or(|u| u.title != s.title || u.effects != s.effects) {
+                    return Err(format!("step {} ({:?}) is finished and cannot be changed; add new steps instead", i + 1, s.title));
+                }
+            }
+            st.plan.reason = Some(reason.to_owned());
+        }
+        if structural {
+            st.plan.revision += 1;
+            if old.revision == 0 {
+                st.plan.reason = update.reason.clone();
+            }
+            st.plan.steps = update
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, u)| PlanStep {
+                    title: u.title.clone(),
+                    effects: u.effects.clone(),
+                    status: old.steps.get(i).filter(|o| o.title == u.title).map(|o| o.status).unwrap_or_default(),
+                })
+                .collect();
+            self.emit(&st.run, Event::PlanUpdated { plan: st.plan.clone() });
+        }
+        // Status changes, in order; starting a step goes through the gate.
+        for (i, u) in update.steps.iter().enumerate() {
+            let current = st.plan.steps[i].status;
+            if current == u.status || (current.is_finished() && !structural) && u.status == StepStatus::Pending {
+                continue;
+            }
+            if current.is_finished() {
+                return Err(format!("step {} is already {:?}; it cannot go back", i + 1, current));
+            }
+            match u.status {
+                StepStatus::InProgress => self.begin_step(st, i)?,
+                StepStatus::Done | StepStatus::Failed | StepStatus::Skipped => self.set_step_status(st, i, u.status, None),
+                StepStatus::Pending => {}
+            }
+        }
+        self.workspace.journal().record_plan(&st.run, &st.plan).map_err(|e| e.to_string())?;
+        Ok(format!("Plan (revision {}):\n{}", st.plan.revision, context::plan_text(&st.plan)))
+    }
+
+    /// Resolves a declared path the way call paths are resolved.
+    fn resolve_declared(&self, path: &Path) -> Option<PathBuf> {
+        self.workspace.resolve_path(&path.to_string_lossy()).ok()
+    }
+
+    /// Checks that `inner`'s paths all lie within `outer`'s.
+    fn within_effects(&self, inner: &StepEffects, outer: &StepEffects) -> std::result::Result<(), String> {
+        let outer_reads: Vec<PathBuf> = outer.reads.iter().chain(&outer.writes).filter_map(|p| self.resolve_declared(p)).collect();
+        let outer_writes: Vec<PathBuf> = outer.writes.iter().filter_map(|p| self.resolve_declared(p)).collect();
+        for r in &inner.reads {
+            let resolved = self.resolve_declared(r).ok_or_else(|| format!("{} is not a usable path", r.display()))?;
+            if !outer_reads.iter().any(|o| resolved.starts_with(o)) {
+                return Err(format!("reads {}", r.display()));
+            }
+        }
+        for w in &inner.writes {
+            let resolved = self.resolve_declared(w).ok_or_else(|| format!("{} is not a usable path", w.display()))?;
+            if !outer_writes.iter().any(|o| resolved.starts_with(o)) {
+                return Err(format!("writes {}", w.display()));
+            }
+        }
+        if let Some(host) = inner.network.iter().find(|h| !outer.network.contains(h)) {
+            return Err(format!("contacts {host}"));
+        }
+        Ok(())
+    }
+
+    fn tool_call(&self, st: &mut RunState, id: &CallId, tool: &str, op: &str, input: &serde_json::Value) -> ToolReply {
+        let Some(step) = st.plan.current_step() else {
+            let msg = if st.plan.steps.is_empty() {
+                "make a plan first: call update_plan with the checklist and each step's effects"
+            } else {
+                "every step of the plan is finished; add a step (update_plan with a reason) before doing more"
+            };
+            return ToolReply::err(msg);
+        };
+        if let Err(e) = self.begin_step(st, step - 1) {
+            return ToolReply::err(e);
+        }
+        let prepared = match call::prepare(self.workspace, self.toolbox, tool, op, input, &st.task.grants, self.settings.limits) {
+            Ok(p) => p,
+            Err(e) => {
+                if matches!(e, Error::OutsideGrants { .. } | Error::WriteOutsideOutput { .. } | Error::BadPath { .. }) {
+                    self.emit(&st.run, Event::Blocked { step, reason: e.to_string() });
+                }
+                return ToolReply::err(e.to_string());
+            }
+        };
+        let concrete = StepEffects { reads: prepared.reads.clone(), writes: prepared.writes.clone(), network: Vec::new() };
+        if let Err(what) = self.within_effects(&concrete, &st.plan.steps[step - 1].effects) {
+            let reason = format!(
+                "blocked: step {step} ({:?}) did not declare that it {what}. Revise the plan with update_plan \
+                 (declare it in the step's effects and give a reason) if this is really needed",
+                st.plan.steps[step - 1].title
+            );
+            self.emit(&st.run, Event::Blocked { step, reason: reason.clone() });
+            return ToolReply::err(reason);
+        }
+        let run = st.run.clone();
+        let emit = |e: Event| self.emit(&run, e);
+        let source = format!("{tool}.{op}");
+        match call::execute(&prepared, id, &emit) {
+            Ok(output) => {
+                let text = format!("{}\n{}", output.text, output.json);
+                ToolReply::ok(self.shown_output(&st.run, id, &source, &text))
+            }
+            Err(e) => ToolReply::err(self.shown_output(&st.run, id, &source, &e.to_string())),
+        }
+    }
+
+    /// Frames a tool's output as untrusted and cuts it to the model's share,
+    /// keeping the full text for `read_tool_output`.
+    fn shown_output(&self, run: &RunId, id: &CallId, source: &str, text: &str) -> String {
+        let max = self.settings.max_tool_output;
+        if text.len() <= max {
+            return context::untrusted(source, text);
+        }
+        let stored = self.store_output(run, id, text);
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let pointer = match stored {
+            Ok(()) => format!(
+                "[output truncated: showing {cut} of {} bytes. Call read_tool_output with {{\"call\": \"{id}\", \"offset\": {cut}}} for more]",
+                text.len()
+            ),
+            Err(e) => format!("[output truncated at {cut} of {} bytes; the rest could not be kept: {e}]", text.len()),
+        };
+        format!("{}\n{pointer}", context::untrusted(source, &text[..cut]))
+    }
+
+    fn output_path(&self, run: &RunId, id: &str) -> PathBuf {
+        let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        self.workspace.state_dir().join("outputs").join(&run.0).join(format!("{safe}.txt"))
+    }
+
+    fn store_output(&self, run: &RunId, id: &CallId, text: &str) -> std::io::Result<()> {
+        let path = self.output_path(run, &id.0);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, text)
+    }
+
+    fn page_output(&self, st: &mut RunState, input: &serde_json::Value) -> std::result::Result<String, String> {
+        let page: meta::OutputPage =
+            serde_json::from_value(input.clone()).map_err(|e| format!("read_tool_output arguments are invalid: {e}"))?;
+        let text = std::fs::read_to_string(self.output_path(&st.run, &page.call))
+            .map_err(|_| format!("no stored output for call {:?} in this run", page.call))?;
+        if page.offset >= text.len() {
+            return Err(format!("offset {} is past the end ({} bytes)", page.offset, text.len()));
+        }
+        let mut start = page.offset;
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (start + self.settings.max_tool_output).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let more = if end < text.len() { format!("\n[more from offset {end}]") } else { "\n[end of output]".into() };
+        Ok(format!("{}{more}", context::untrusted("stored tool output", &text[start..end])))
+    }
+
+    /// Checks a sub-agent's grants against the parent's: each within a parent
+    /// grant, and read-write only where the parent had read-write.
+    fn child_grants(&self, parent: &[Grant], asked: Option<&[meta::SubGrant]>) -> std::result::Result<Vec<Grant>, String> {
+        let Some(asked) = asked else { return Ok(parent.to_vec()) };
+        let resolved_parent: Vec<(PathBuf, Access)> =
+            parent.iter().filter_map(|g| self.resolve_declared(&g.path).map(|p| (p, g.access))).collect();
+        asked
+            .iter()
+            .map(|g| {
+                let path = self.resolve_declared(Path::new(&g.path)).ok_or_else(|| format!("{} is not a usable path", g.path))?;
+                let allowed = resolved_parent
+                    .iter()
+                    .any(|(p, access)| path.starts_with(p) && (g.access == Access::ReadOnly || access.is_writable()));
+                if allowed {
+                    Ok(Grant { path, access: g.access })
+                } else {
+                    Err(format!("a sub-agent cannot be granted {} ({}): it is not within this run's grants", g.path, g.access))
+                }
+            })
+            .collect()
+    }
+
+    fn spawn_subagents(&self, st: &mut RunState, input: &serde_json::Value) -> std::result::Result<String, String> {
+        let request: meta::SubagentRequest =
+            serde_json::from_value(input.clone()).map_err(|e| format!("spawn_subagents arguments are invalid: {e}"))?;
+        let Some(step) = st.plan.current_step() else {
+            return Err("make a plan first: sub-agents run inside a step".into());
+        };
+        self.begin_step(st, step - 1)?;
+        let mut children = Vec::new();
+        for t in &request.tasks {
+            let grants = self.child_grants(&st.task.grants, t.grants.as_deref())?;
+            children.push(Task { outcome: t.outcome.clone(), grants, mode: Mode::Act });
+        }
+        let ceiling = st.plan.steps[step - 1].effects.clone();
+        let siblings_cancel = Arc::new(AtomicBool::new(false));
+        let cancel: Vec<Arc<AtomicBool>> = st.cancel.iter().cloned().chain([siblings_cancel.clone()]).collect();
+        let next = AtomicUsize::new(0);
+        let results: Mutex<HashMap<usize, std::result::Result<RunReport, String>>> = Mutex::new(HashMap::new());
+        let workers = self.settings.concurrency.clamp(1, children.len().max(1));
+        let parent = st.run.clone();
+        let earlier_children = st.earlier_children.clone();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(task) = children.get(i) else { break };
+                        if cancel.iter().any(|c| c.load(Ordering::Relaxed)) {
+                            results.lock().unwrap_or_else(|p| p.into_inner()).insert(i, Err("cancelled".into()));
+                            continue;
+                        }
+                        let earlier = {
+                            let mut kids = earlier_children.lock().unwrap_or_else(|p| p.into_inner());
+                            kids.iter().position(|k| k.outcome == task.outcome).map(|i| kids.remove(i))
+                        };
+                        let outcome = match earlier {
+                            Some(kid) => self.reuse_child(&kid, ceiling.clone(), cancel.clone()),
+                            None => self.run_child(&parent, step, task.clone(), ceiling.clone(), cancel.clone()),
+                        };
+                        let failed = !matches!(&outcome, Ok(r) if r.status == RunStatus::Succeeded);
+                        if failed {
+                            siblings_cancel.store(true, Ordering::Relaxed);
+                        }
+                        results.lock().unwrap_or_else(|p| p.into_inner()).insert(i, outcome);
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut report = Vec::new();
+        let mut first_failure = None;
+        for (i, task) in children.iter().enumerate() {
+            let (status, summary, run) = match results.get(&i) {
+                Some(Ok(r)) => (r.status, r.summary.clone(), Some(r.run.0.clone())),
+                Some(Err(e)) => (RunStatus::Stopped, e.clone(), None),
+                None => (RunStatus::Stopped, "did not run".into(), None),
+            };
+            if status != RunStatus::Succeeded && first_failure.is_none() && status != RunStatus::Stopped {
+                first_failure = Some(format!("sub-agent {:?} {}: {summary}", task.outcome, status.as_str()));
+            }
+            report.push(serde_json::json!({"outcome": task.outcome, "run": run, "status": status.as_str(), "summary": summary}));
+        }
+        let listing = serde_json::to_string_pretty(&report).unwrap_or_default();
+        match first_failure {
+            Some(failure) => {
+                self.set_step_status(st, step - 1, StepStatus::Failed, Some(failure.clone()));
+                let _ = self.workspace.journal().record_plan(&st.run, &st.plan);
+                Err(format!("{failure}\nThe other sub-agents were cancelled. Reports:\n{}", context::untrusted("sub-agents", &listing)))
+            }
+            None => Ok(context::untrusted("sub-agents", &listing)),
+        }
+    }
+
+    fn run_child(
+        &self,
+        parent: &RunId,
+        step: usize,
+        task: Task,
+        ceiling: StepEffects,
+        cancel: Vec<Arc<AtomicBool>>,
+    ) -> std::result::Result<RunReport, String> {
+        let child_agent = Agent {
+            workspace: self.workspace,
+            toolbox: self.toolbox,
+            provider: self.provider,
+            gate: self.gate,
+            settings: self.settings.clone(),
+            observer: self.observer.clone(),
+            skills_prompt: self.skills_prompt.clone(),
+        };
+        let result = child_agent.start(task, Some((parent, step)), Some(ceiling), cancel);
+        let (status, summary, child) = match &result {
+            Ok(r) => (r.status, r.summary.clone(), r.run.clone()),
+            Err(e) => (RunStatus::Failed, e.to_string(), RunId(String::new())),
+        };
+        self.emit(parent, Event::SubAgentEnd { child, status, summary });
+        result.map_err(|e| e.to_string())
+    }
+}
+
+/// What a finished call's journaled outcome tells the model on resume.
+fn reply_from_outcome(source: &str, outcome: &CallOutcome) -> (String, bool) {
+    match outcome {
+        CallOutcome::Ok { output } if output.json.is_null() => (output.text.clone(), false),
+        CallOutcome::Ok { output } => (context::untrusted(source, &format!("{}\n{}", output.text, output.json)), false),
+        CallOutcome::ToolError { error } => (context::untrusted(source, &Error::Call(CallError::Tool(error.clone())).to_string()), true),
+        CallOutcome::Stopped { reason } => (reason.clone(), true),
+        CallOutcome::Refused { message } => (message.clone(), true),
+    }
+}
+

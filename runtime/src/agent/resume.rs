@@ -1,0 +1,174 @@
+//! Resuming a run from the journal after a crash, a `kill -9`, or a
+//! question to the person. Finished tool calls are never run again: their
+//! journaled outcomes are handed back to the model. A call that began but
+//! did not end is run again only if it writes nothing, or if what it was to
+//! write does not exist yet (tools create files atomically, so an existing
+//! target means the call completed).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use deskhand_types::model::{Block, Message, Role};
+use deskhand_types::{CallOutcome, Event, Plan, RunId, RunStatus, StepEffects};
+
+use super::{Agent, RunReport, RunState, ToolReply, context, meta, reply_from_outcome};
+use crate::call;
+use crate::error::{Error, Result};
+
+struct CallRecord {
+    tool: String,
+    outcome: Option<CallOutcome>,
+}
+
+impl Agent<'_> {
+    /// Continues `run` from its journal. `answer` answers the question the
+    /// run is waiting on, if it is waiting on one.
+    pub fn resume(&self, run: &RunId, answer: Option<&str>) -> Result<RunReport> {
+        let row = self.workspace.journal().task(run)?.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        if let Some(parent) = row.parent {
+            return Err(Error::ResumeChild { run: run.0.clone(), parent: parent.0 });
+        }
+        self.resume_inner(run, answer, None, Vec::new())
+    }
+
+    fn resume_inner(
+        &self,
+        run: &RunId,
+        answer: Option<&str>,
+        ceiling: Option<StepEffects>,
+        cancel: Vec<Arc<AtomicBool>>,
+    ) -> Result<RunReport> {
+        let journal = self.workspace.journal();
+        let mut task = None;
+        let mut messages: Vec<Message> = Vec::new();
+        let mut plan = Plan::default();
+        let mut turn = 0;
+        let mut ended: Option<(RunStatus, String)> = None;
+        let mut calls: HashMap<String, CallRecord> = HashMap::new();
+        for row in journal.events(run)? {
+            match row.event {
+                Event::RunBegin { task: t, .. } => task = Some(t),
+                Event::Message { message } => messages.push(message),
+                Event::Compacted { replaced, summary } => context::apply_compaction(&mut messages, replaced, &summary),
+                Event::PlanUpdated { plan: p } => plan = p,
+                Event::StepBegin { step, .. } => {
+                    if let Some(s) = plan.steps.get_mut(step - 1) {
+                        s.status = deskhand_types::StepStatus::InProgress;
+                    }
+                }
+                Event::StepEnd { step, status, .. } => {
+                    if let Some(s) = plan.steps.get_mut(step - 1) {
+                        s.status = status;
+                    }
+                }
+                Event::ModelTurnBegin { turn: t } => turn = t,
+                Event::ToolCallBegin { call, tool, .. } => {
+                    calls.insert(call.0, CallRecord { tool, outcome: None });
+                }
+                Event::ToolCallEnd { call, outcome, .. } => {
+                    if let Some(rec) = calls.get_mut(&call.0) {
+                        rec.outcome = Some(outcome);
+                    }
+                }
+                Event::RunEnd { status, summary, .. } => ended = Some((status, summary)),
+                Event::Resumed { .. } => ended = None,
+                _ => {}
+            }
+        }
+        let task = task.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        if let Some((status, summary)) = &ended
+            && *status != RunStatus::NeedsInput
+        {
+            return Err(Error::RunFinished { run: run.0.clone(), status: status.as_str().into(), summary: summary.clone() });
+        }
+        let pending: Vec<(String, String, serde_json::Value)> = match messages.last() {
+            Some(m) if m.role == Role::Assistant => {
+                m.tool_uses().map(|(id, name, input)| (id.into(), name.into(), input.clone())).collect()
+            }
+            _ => Vec::new(),
+        };
+        let waiting = pending.iter().find(|(id, name, _)| name == meta::ASK_PERSON && !calls.contains_key(id));
+        if let (Some((_, _, input)), None) = (waiting, answer) {
+            let question = input["question"].as_str().unwrap_or("(a question)").to_owned();
+            return Err(Error::NeedsAnswer { run: run.0.clone(), question });
+        }
+
+        journal.set_task_status(run, RunStatus::Running, "")?;
+        self.emit(run, Event::Resumed { run: run.clone() });
+        let children = journal.children(run)?;
+        let mut st = RunState {
+            run: run.clone(),
+            task,
+            messages,
+            plan,
+            turn,
+            cancel: cancel.into_iter().chain([Arc::new(AtomicBool::new(false))]).collect(),
+            ceiling,
+            stop: None,
+            earlier_children: Arc::new(Mutex::new(children)),
+        };
+
+        if !pending.is_empty() {
+            let mut results = Vec::new();
+            for (id, name, input) in pending {
+                let reply = if name == meta::ASK_PERSON {
+                    // The person's own words: not framed as untrusted.
+                    ToolReply::ok(format!("The person answered: {}", answer.unwrap_or_default()))
+                } else {
+                    match calls.get(&id) {
+                        Some(CallRecord { outcome: Some(outcome), tool }) => {
+                            let (content, is_error) = reply_from_outcome(&format!("{tool}.{name}"), outcome);
+                            ToolReply { content, is_error }
+                        }
+                        Some(CallRecord { outcome: None, .. }) => self.redo_interrupted(&mut st, &id, &name, &input),
+                        None => self.dispatch(&mut st, &id, &name, &input),
+                    }
+                };
+                results.push(Block::ToolResult { tool_use_id: id, content: reply.content, is_error: reply.is_error });
+            }
+            let msg = Message { role: Role::User, content: results };
+            st.messages.push(msg.clone());
+            self.emit(run, Event::Message { message: msg });
+        }
+        self.drive(&mut st)
+    }
+
+    /// A call that began before the interruption but never ended.
+    fn redo_interrupted(&self, st: &mut RunState, id: &str, name: &str, input: &serde_json::Value) -> ToolReply {
+        if let Some((tool, op)) = name.split_once(meta::TOOL_SEP)
+            && let Ok(prepared) = call::prepare(self.workspace, self.toolbox, tool, op, input, &st.task.grants, self.settings.limits)
+            && !prepared.writes.is_empty()
+            && prepared.writes.iter().all(|w| w.exists())
+        {
+            let done: Vec<String> = prepared.writes.iter().map(|w| w.display().to_string()).collect();
+            let note = format!("this call was interrupted by a crash after it completed: {} exists", done.join(", "));
+            self.emit(&st.run, Event::Notice { message: note.clone() });
+            let outcome = CallOutcome::Ok { output: deskhand_types::ToolOutput { json: serde_json::json!({"path": done[0]}), text: note.clone() } };
+            self.emit(&st.run, Event::ToolCallEnd { call: deskhand_types::CallId(id.into()), outcome, elapsed_ms: 0 });
+            return ToolReply::ok(note);
+        }
+        self.dispatch(st, id, name, input)
+    }
+
+    /// A sub-agent started before the interruption: its report if it
+    /// finished, else it is resumed.
+    pub(super) fn reuse_child(
+        &self,
+        kid: &crate::journal::TaskRow,
+        ceiling: StepEffects,
+        cancel: Vec<Arc<AtomicBool>>,
+    ) -> std::result::Result<RunReport, String> {
+        match kid.status.as_str() {
+            "succeeded" | "failed" | "stopped" => {
+                let status = match kid.status.as_str() {
+                    "succeeded" => RunStatus::Succeeded,
+                    "failed" => RunStatus::Failed,
+                    _ => RunStatus::Stopped,
+                };
+                Ok(RunReport { run: kid.id.clone(), status, summary: kid.summary.clone(), plan: Plan::default(), question: None })
+            }
+            _ => self.resume_inner(&kid.id, None, Some(ceiling), cancel).map_err(|e| e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Model configuration: user and workspace config files, then environment
+//! overrides (passed in, never read here).
+//!
+//! ```toml
+//! [model]
+//! provider = "anthropic"   # or "openai" (any OpenAI-compatible server), or "offline"
+//! name = "claude-sonnet-4-5"
+//! base_url = "https://api.anthropic.com"
+//! api_key = "..."          # better: ANTHROPIC_API_KEY / OPENAI_API_KEY
+//! max_tokens = 8192
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::anthropic::AnthropicProvider;
+use super::openai::OpenAiCompatibleProvider;
+use super::{ModelProvider, ProviderError};
+
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+/// Ollama's OpenAI-compatible endpoint.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "http://localhost:11434/v1";
+pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ProviderKind {
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    #[serde(rename = "openai", alias = "openai-compatible", alias = "openai_compatible")]
+    OpenAiCompatible,
+    #[default]
+    #[serde(rename = "offline")]
+    Offline,
+}
+
+impl ProviderKind {
+    /// Parses the names the config file accepts.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "openai" | "openai-compatible" | "openai_compatible" => Some(ProviderKind::OpenAiCompatible),
+            "offline" => Some(ProviderKind::Offline),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+            ProviderKind::Offline => "offline",
+        })
+    }
+}
+
+/// An API key. Debug and Display print `***`; only [`Secret::expose`]
+/// gives the value, for the one header that carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How a provider retries a request the server could not serve right now
+/// (429, 5xx, 529, an overloaded stream) or whose stream broke off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first backoff; each retry doubles it.
+    pub base_delay: Duration,
+    /// No wait is longer, including one the server asks for.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 for the first): what the
+    /// server asked for, else exponential backoff with jitter, both capped
+    /// at `max_delay`.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(asked) = retry_after {
+            return asked.min(self.max_delay);
+        }
+        let doubling = 1u32 << retry.saturating_sub(1).min(20);
+        let backoff = self.base_delay.saturating_mul(doubling).min(self.max_delay);
+        // Half fixed, half random: clients that failed together spread out,
+        // and no wait collapses to nothing.
+        let half = backoff / 2;
+        let spread = u64::try_from((backoff - half).as_nanos()).unwrap_or(u64::MAX);
+        let random = getrandom::u64().unwrap_or(0);
+        half + Duration::from_nanos(random.checked_rem(spread.saturating_add(1)).unwrap_or(0))
+    }
+}
+
+/// Which model to talk to and how. Debug never shows the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub provider: ProviderKind,
+    /// Always set for Anthropic (a default exists); an OpenAI-compatible
+    /// server has no sensible default, so it may be None until `--model`.
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub max_tokens: u32,
+    pub retry: RetryPolicy,
+}
+
+impl Default for ModelConfig {
+    /// The offline planner: nothing configured.
+    fn default() -> Self {
+        ModelConfig {
+            provider: ProviderKind::Offline,
+            model: None,
+            base_url: None,
+            api_key: None,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {}{}: {message}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// The `[model]` table; other tables belong to other parts of deskhand.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    model: Layer,
+}
+
+/// One source of settings; later sources override earlier ones field by field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    provider: Option<ProviderKind>,
+    #[serde(alias = "model")]
+    name: Option<String>,
+    base_url: Option<String>,
+    api_key: Option<String>,
+    max_tokens: Option<u32>,
+}
+
+impl Layer {
+    /// `self` overridden by `higher`. When `higher` names another provider,
+    /// the model, URL and key below it were meant for the old one and are
+    /// dropped, so a key is never sent to a server it was not written for.
+    fn under(self, higher: Layer) -> Layer {
+        let switched = matches!((self.provider, higher.provider), (Some(a), Some(b)) if a != b);
+        let lower = if switched {
+            Layer {
+                max_tokens: self.max_tokens,
+                ..Layer::default()
+            }
+        } else {
+            self
+        };
+        Layer {
+            provider: higher.provider.or(lower.provider),
+            name: higher.name.or(lower.name),
+            base_url: higher.base_url.or(lower.base_url),
+            api_key: higher.api_key.or(lower.api_key),
+            max_tokens: higher.max_tokens.or(lower.max_tokens),
+        }
+    }
+
+    fn read(path: Option<&Path>) -> Result<Layer, ConfigError> {
+        let Some(path) = path else { return Ok(Layer::default()) };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Layer::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+            message: e.message().trim().to_owned(),
+        })?;
+        if file.model.max_tokens == Some(0) {
+            let origin = path.display().to_string();
+            return Err(ConfigError::Invalid {
+                origin,
+                message: "max_tokens under [model] must be at least 1".into(),
+            });
+        }
+        Ok(file.model)
+    }
+}
+
+impl ModelConfig {
+    /// Reads the user file, then the workspace file, then the environment
+    /// (through `env`), each overriding the one before; missing files are
+    /// fine. With nothing set the provider is Offline; `ANTHROPIC_API_KEY`
+    /// alone selects Anthropic, `OPENAI_BASE_URL` alone an OpenAI-compatible
+    /// server.
+    pub fn load(
+        user_file: Option<&Path>,
+        workspace_file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ModelConfig, ConfigError> {
+        let var = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let files = Layer::read(user_file)?.under(Layer::read(workspace_file)?);
+
+        let chosen = match var("DESKHAND_PROVIDER") {
+            Some(name) => Some(ProviderKind::parse(&name).ok_or_else(|| ConfigError::Invalid {
+                origin: "DESKHAND_PROVIDER".into(),
+                message: format!("unknown provider {name:?}; use \"anthropic\", \"openai\" or \"offline\""),
+            })?),
+            None => None,
+        };
+        let provider = chosen
+            .or(files.provider)
+            .unwrap_or(if var("ANTHROPIC_API_KEY").is_some() {
+                ProviderKind::Anthropic
+            } else if var("OPENAI_BASE_URL").is_some() {
+                ProviderKind::OpenAiCompatible
+            } else {
+                ProviderKind::Offline
+            });
+        let from_env = match provider {
+            ProviderKind::Anthropic => Layer {
+                name: var("DESKHAND_MODEL"),
+                base_url: var("ANTHROPIC_BASE_URL"),
+                api_key: var("ANTHROPIC_API_KEY"),
+                ..Layer::default()
+            },
+            ProviderKind::OpenAiCompatible => Layer {
+                name: var("DESKHAND_MODEL").or_else(|| var("OPENAI_MODEL")),
+                base_url: var("OPENAI_BASE_URL"),
+                api_key: var("OPENAI_API_KEY"),
+                ..Layer::default()
+            },
+            ProviderKind::Offline => Layer::default(),
+        };
+        let merged = files.under(Layer {
+            provider: Some(provider),
+            ..from_env
+        });
+
+        let (default_url, default_model) = match provider {
+            ProviderKind::Anthropic => (Some(DEFAULT_ANTHROPIC_BASE_URL), Some(DEFAULT_ANTHROPIC_MODEL)),
+            ProviderKind::OpenAiCompatible => (Some(DEFAULT_OPENAI_BASE_URL), None),
+            ProviderKind::Offline => (None, None),
+        };
+        let base_url = merged.base_url.or(default_url.map(str::to_owned));
+        if let Some(url) = &base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                origin: "model config".into(),
+                message: format!("base_url {url:?} must start with http:// or https://"),
+            });
+        }
+        Ok(ModelConfig {
+            provider,
+            model: merged.name.or(default_model.map(str::to_owned)),
+            base_url,
+            api_key: merged.api_key.map(Secret),
+            max_tokens: merged.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Overrides the model, as `--model` does.
+    pub fn with_model(&mut self, name: impl Into<String>) -> &mut Self {
+        self.model = Some(name.into());
+        self
+    }
+}
+
+/// Builds the configured provider; `None` means the offline planner.
+/// Fails before any request when a required key or model is missing.
+pub fn connect(config: &ModelConfig) -> Result<Option<Box<dyn ModelProvider>>, ProviderError> {
+    match config.provider {
+        ProviderKind::Offline => Ok(None),
+        ProviderKind::Anthropic => {
+            let key = config.api_key.clone().ok_or_else(|| ProviderError::MissingKey {
+                provider: "Anthropic".into(),
+                env_var: "ANTHROPIC_API_KEY".into(),
+            })?;
+            let base = config.base_url.as_deref().unwrap_or(DEFAULT_ANTHROPIC_BASE_URL);
+            let model = config.model.as_deref().unwrap_or(DEFAULT_ANTHROPIC_MODEL);
+            Ok(Some(Box::new(
+                AnthropicProvider::new(base, model, key).with_retry(config.retry),
+            )))
+        }
+        ProviderKind::OpenAiCompatible => {
+            let model = config.model.as_deref().ok_or_else(|| ProviderError::MissingModel {
+                provider: "the OpenAI-compatible server".into(),
+                env_var: "OPENAI_MODEL".into(),
+            })?;
+            let base = config.base_url.as_deref().unwrap_or(DEFAULT_OPENAI_BASE_URL);
+            let provider = OpenAiCompatibleProvider::new(base, model, config.api_key.clone()).with_retry(config.retry);
+            Ok(Some(Box::new(provider)))
+        }
+    }
+}

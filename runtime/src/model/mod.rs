@@ -1,0 +1,86 @@
+//! Model providers behind one trait: the Anthropic Messages API, any
+//! OpenAI-compatible chat-completions server (Ollama, vLLM, llama.cpp,
+//! LM Studio), and (in `agent::offline`) the embedded offline planner.
+//!
+//! Providers are synchronous: the agent loop runs on its own thread and a
+//! streamed response is read as it arrives, with deltas reported through a
+//! callback so the CLI and UI can show progress.
+
+pub mod anthropic;
+pub mod config;
+pub mod openai;
+mod sse;
+
+use std::time::Duration;
+
+use deskhand_types::model::{Block, Message, StopReason, ToolSpec, Usage};
+
+pub use config::{ModelConfig, ProviderKind, Secret};
+
+/// One request to a model.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelRequest<'a> {
+    pub system: &'a str,
+    pub messages: &'a [Message],
+    pub tools: &'a [ToolSpec],
+    pub max_tokens: u32,
+}
+
+/// A complete assistant turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelResponse {
+    pub content: Vec<Block>,
+    pub stop_reason: StopReason,
+    pub usage: Usage,
+}
+
+/// What a provider reports while a response streams in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    TextDelta(String),
+    ToolUseStart { name: String },
+    /// The request failed transiently and will be retried after `wait`.
+    Retry { attempt: u32, wait: Duration, reason: String },
+}
+
+pub trait ModelProvider: Send + Sync {
+    /// "anthropic claude-sonnet-4-5", "openai-compatible llama3.1 at http://...", "offline planner".
+    fn describe(&self) -> String;
+
+    fn complete(
+        &self,
+        request: &ModelRequest<'_>,
+        on_event: &mut dyn FnMut(StreamEvent),
+    ) -> Result<ModelResponse, ProviderError>;
+}
+
+/// Why a model call failed, each with what the person can do about it.
+/// Messages never contain an API key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{provider} rejected the API key ({detail}). Check {env_var}, or the api_key in your deskhand config")]
+    BadKey { provider: String, env_var: String, detail: String },
+    #[error("no API key for {provider}: set {env_var} or put api_key under [model] in ~/.config/deskhand/config.toml")]
+    MissingKey { provider: String, env_var: String },
+    #[error("no model chosen for {provider}: pass --model, set DESKHAND_MODEL or {env_var}, or put name = \"...\" under [model] in the config file")]
+    MissingModel { provider: String, env_var: String },
+    #[error("cannot reach {url}: {detail}. Check your network connection, or the base URL ({env_var})")]
+    Unreachable { url: String, env_var: String, detail: String },
+    #[error("{provider} does not know the model {model:?} ({detail}). Pick another with --model or DESKHAND_MODEL")]
+    UnknownModel { provider: String, model: String, detail: String },
+    #[error("the conversation no longer fits the model's context window ({detail})")]
+    ContextOverflow { detail: String },
+    #[error("the response stream from {provider} was malformed: {detail}. Try again; if it keeps happening, the server may not implement the API fully")]
+    MalformedStream { provider: String, detail: String },
+    #[error("{provider} is still rate-limiting or overloaded after {attempts} attempts ({detail}). Wait a minute and resume the run with `deskhand resume`")]
+    Exhausted { provider: String, attempts: u32, detail: String },
+    #[error("{provider} refused the request (HTTP {status}): {detail}")]
+    Rejected { provider: String, status: u16, detail: String },
+}
+
+impl ProviderError {
+    /// True for failures worth retrying the same request after a pause.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::MalformedStream { .. } | ProviderError::Exhausted { .. })
+    }
+}

@@ -1,0 +1,314 @@
+//! Skills in the Agent Skills format, their discovery, and matching a
+//! task's text to one for the offline planner.
+//!
+//! A skill is a folder with a `SKILL.md`: YAML frontmatter with `name` and
+//! `description`, deskhand's own fields as strings under `metadata`
+//! (`deskhand-entry`, `deskhand-keywords`, `deskhand-params`,
+//! `deskhand-param-<name>`; see `skills/README.md`), then a Markdown body.
+//! [`parse_skill`] reads one, [`discover`] finds them all (workspace, then the
+//! user's folder, then the [`bundled`] ones), and [`match_task`] picks the one
+//! a task asks for and fills its parameters from the task's words.
+
+mod matching;
+mod parse;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub use matching::{MIN_SCORE, Match, MatchContext, match_task};
+pub use parse::parse_skill;
+
+/// The file a skill folder must hold.
+pub const SKILL_FILE: &str = "SKILL.md";
+
+/// Where a skill was found; earlier sources override later ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkillSource {
+    /// `<workspace>/.agents/skills/<name>/SKILL.md`
+    Workspace,
+    /// `<user skills folder>/<name>/SKILL.md`
+    User,
+    /// Shipped in the binary (the repository's `skills/`).
+    Bundled,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skill {
+    pub name: String,
+    pub description: String,
+    pub source: SkillSource,
+    /// The skill's folder; `None` for bundled skills, which live in the binary.
+    pub dir: Option<PathBuf>,
+    pub entry: Entry,
+    pub params: Vec<ParamSpec>,
+    /// Lowercased phrases from `deskhand-keywords`.
+    pub keywords: Vec<String>,
+    /// The Markdown after the frontmatter.
+    pub body: String,
+}
+
+/// What runs when the skill is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// An operation of a tool bundled into deskhand (`inventory.run`).
+    Bundled { tool: String, operation: String },
+    /// An operation of a WIT component shipped in the skill's folder
+    /// (`component:scripts/tool.wasm#run`); the path is resolved against
+    /// the skill's folder when it has one.
+    Component { path: PathBuf, operation: String },
+    /// No sandboxed entry point: the skill's instructions need a model.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub kind: ParamKind,
+    pub required: bool,
+    pub default: Option<String>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A file or folder, relative to the workspace or absolute.
+    Path,
+    /// `YYYY-MM-DD`, or `YYYY-MM` when only a month is named.
+    Date,
+    /// One of a fixed list of words, lowercased.
+    Format(Vec<String>),
+    /// Free text.
+    Text,
+}
+
+/// A `SKILL.md` that could not be used, naming the file and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SkillError {
+    #[error("{}: could not be read: {source}", .file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", .file.display())]
+    Frontmatter { file: PathBuf, message: String },
+    #[error("{}: the frontmatter has no `{field}`; every skill needs a name and a description", .file.display())]
+    MissingField { file: PathBuf, field: &'static str },
+    #[error("{}: the name {name:?} {reason}", .file.display())]
+    BadName {
+        file: PathBuf,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("{}: the name {name:?} does not match its folder {folder:?}; make them the same", .file.display())]
+    NameMismatch {
+        file: PathBuf,
+        name: String,
+        folder: String,
+    },
+    #[error("{}: metadata `{key}`: {message}", .file.display())]
+    BadMetadata {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+impl SkillError {
+    /// The `SKILL.md` the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            SkillError::Read { file, .. }
+            | SkillError::Frontmatter { file, .. }
+            | SkillError::MissingField { file, .. }
+            | SkillError::BadName { file, .. }
+            | SkillError::NameMismatch { file, .. }
+            | SkillError::BadMetadata { file, .. } => file,
+        }
+    }
+}
+
+/// The repository's `skills/` folder, embedded: (folder name, SKILL.md).
+const BUNDLED: &[(&str, &str)] = &[
+    (
+        "folder-inventory",
+        include_str!("../../../skills/folder-inventory/SKILL.md"),
+    ),
+    (
+        "rename-by-date",
+        include_str!("../../../skills/rename-by-date/SKILL.md"),
+    ),
+];
+
+fn parse_bundled() -> impl Iterator<Item = Result<Skill, SkillError>> {
+    BUNDLED.iter().map(|(folder, text)| {
+        let file = Path::new("skills").join(folder).join(SKILL_FILE);
+        parse::parse_at(text, SkillSource::Bundled, None, &file, Some(folder))
+    })
+}
+
+/// The skills shipped in the binary. A unit test keeps them all parseable;
+/// [`discover`] reports any that are not.
+pub fn bundled() -> Vec<Skill> {
+    parse_bundled().filter_map(Result::ok).collect()
+}
+
+/// Every skill found, and the `SKILL.md` files that could not be used.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub skills: Vec<Skill>,
+    pub problems: Vec<SkillError>,
+}
+
+/// Finds the skills for a workspace: its `.agents/skills/*/SKILL.md`, then
+/// `user_skills_dir/*/SKILL.md`, then the bundled ones. A name found earlier
+/// overrides the same name later; a broken `SKILL.md` becomes a problem and
+/// the others are still found. Folders are read in name order; hidden ones
+/// are ignored, and a missing skills folder is not a problem.
+pub fn discover(workspace_root: &Path, user_skills_dir: Option<&Path>) -> Discovery {
+    let mut found = Discovery::default();
+    let workspace_dir = workspace_root.join(".agents").join("skills");
+    let mut candidates = skill_files(&workspace_dir, SkillSource::Workspace, &mut found.problems);
+    if let Some(dir) = user_skills_dir {
+        candidates.extend(skill_files(dir, SkillSource::User, &mut found.problems));
+    }
+    let mut seen = BTreeSet::new();
+    let parsed = candidates
+        .into_iter()
+        .map(|(dir, source)| read_skill(&dir, source))
+        .chain(parse_bundled());
+    for result in parsed {
+        match result {
+            Ok(skill) => {
+                if seen.insert(skill.name.clone()) {
+                    found.skills.push(skill);
+                }
+            }
+            Err(e) => found.problems.push(e),
+        }
+    }
+    found
+}
+
+/// The skill folders directly in `dir`, in name order.
+fn skill_files(dir: &Path, source: SkillSource, problems: &mut Vec<SkillError>) -> Vec<(PathBuf, SkillSource)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(source) => {
+            problems.push(SkillError::Read {
+                file: dir.to_path_buf(),
+                source,
+            });
+            return Vec::new();
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.into_iter().map(|d| (d, source)).collect()
+}
+
+fn read_skill(dir: &Path, source: SkillSource) -> Result<Skill, SkillError> {
+    let file = dir.join(SKILL_FILE);
+    let text = std::fs::read_to_string(&file).map_err(|source| SkillError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    parse_skill(&text, source, Some(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_skill(root: &Path, name: &str, description: &str) {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(SKILL_FILE),
+            format!("---\nname: {name}\ndescription: {description}\n---\nbody\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn bundled_skills_all_parse() {
+        let errors: Vec<String> = parse_bundled().filter_map(Result::err).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let skills = bundled();
+        let names: Vec<&str> = skills.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["folder-inventory", "rename-by-date"]);
+        assert_eq!(
+            skills[0].entry,
+            Entry::Bundled {
+                tool: "inventory".into(),
+                operation: "run".into()
+            }
+        );
+        assert_eq!(
+            skills[1].entry,
+            Entry::Bundled {
+                tool: "rename-by-date".into(),
+                operation: "propose".into()
+            }
+        );
+        assert!(
+            skills
+                .iter()
+                .all(|s| s.source == SkillSource::Bundled && s.dir.is_none())
+        );
+    }
+
+    #[test]
+    fn discovery_order_overrides_and_problems() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        let user = tmp.path().join("user");
+        let ws_skills = ws.join(".agents/skills");
+        write_skill(&ws_skills, "folder-inventory", "the workspace's own inventory");
+        write_skill(&ws_skills, "team-report", "weekly report");
+        write_skill(&user, "team-report", "the user's report, overridden");
+        write_skill(&user, "my-notes", "notes");
+        std::fs::create_dir_all(ws_skills.join("broken")).unwrap();
+        std::fs::write(ws_skills.join("broken").join(SKILL_FILE), "no frontmatter here").unwrap();
+        std::fs::create_dir_all(ws_skills.join(".hidden")).unwrap();
+
+        let found = discover(&ws, Some(&user));
+        let names: Vec<(&str, SkillSource)> = found.skills.iter().map(|s| (s.name.as_str(), s.source)).collect();
+        assert_eq!(
+            names,
+            [
+                ("folder-inventory", SkillSource::Workspace),
+                ("team-report", SkillSource::Workspace),
+                ("my-notes", SkillSource::User),
+                ("rename-by-date", SkillSource::Bundled),
+            ]
+        );
+        assert_eq!(found.skills[0].description, "the workspace's own inventory");
+        assert_eq!(
+            found.skills[0].dir.as_deref(),
+            Some(ws_skills.join("folder-inventory").as_path())
+        );
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert_eq!(found.problems[0].file(), ws_skills.join("broken").join(SKILL_FILE));
+    }
+
+    #[test]
+    fn discovery_without_skill_folders_finds_the_bundled_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let found = discover(tmp.path(), Some(&tmp.path().join("nowhere")));
+        assert!(found.problems.is_empty());
+        assert_eq!(found.skills, bundled());
+    }
+
+    #[test]
+    fn a_folder_without_skill_md_is_a_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join(".agents/skills/empty")).unwrap();
+        let found = discover(tmp.path(), None);
+        assert_eq!(found.problems.len(), 1);
+        assert!(matches!(found.problems[0], SkillError::Read { .. }));
+        assert!(found.problems[0].to_string().contains("empty/SKILL.md"));
+    }
+}

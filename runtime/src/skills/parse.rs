@@ -1,0 +1,548 @@
+//! Reading one `SKILL.md`: the frontmatter's required fields, the Agent
+//! Skills naming rules, and deskhand's fields under `metadata`.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Entry, ParamKind, ParamSpec, SKILL_FILE, Skill, SkillError, SkillSource};
+use crate::tools::BundledTool;
+
+const MAX_NAME: usize = 64;
+const MAX_DESCRIPTION: usize = 1024;
+const PREFIX: &str = "deskhand-";
+const ENTRY: &str = "deskhand-entry";
+const KEYWORDS: &str = "deskhand-keywords";
+const PARAMS: &str = "deskhand-params";
+const PARAM: &str = "deskhand-param-";
+
+/// The fields deskhand reads; others (`license`, `allowed-tools`, ...) are
+/// allowed and ignored.
+#[derive(Deserialize)]
+struct Frontmatter {
+    name: Option<String>,
+    description: Option<String>,
+    metadata: Option<BTreeMap<String, serde_yaml_ng::Value>>,
+}
+
+/// Parses a `SKILL.md`. `dir` is the skill's folder: the name must match
+/// it, and a component entry is resolved against it.
+pub fn parse_skill(text: &str, source: SkillSource, dir: Option<&Path>) -> Result<Skill, SkillError> {
+    let file = dir.map_or_else(|| PathBuf::from(SKILL_FILE), |d| d.join(SKILL_FILE));
+    let folder = dir.and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned());
+    parse_at(text, source, dir, &file, folder.as_deref())
+}
+
+/// [`parse_skill`] with the file to name in errors and the folder name the
+/// skill's name must equal given separately (bundled skills have no folder
+/// on disk).
+pub(super) fn parse_at(
+    text: &str,
+    source: SkillSource,
+    dir: Option<&Path>,
+    file: &Path,
+    folder: Option<&str>,
+) -> Result<Skill, SkillError> {
+    let fail = |message: String| SkillError::Frontmatter {
+        file: file.to_path_buf(),
+        message,
+    };
+    let (yaml, body) = split_frontmatter(text).ok_or_else(|| {
+        fail(
+            "no frontmatter: the file must start with a `---` line, then `name:` and `description:`, then `---`".into(),
+        )
+    })?;
+    let front: Frontmatter = if yaml.trim().is_empty() {
+        Frontmatter {
+            name: None,
+            description: None,
+            metadata: None,
+        }
+    } else {
+        serde_yaml_ng::from_str(yaml).map_err(|e| fail(format!("the frontmatter is not valid YAML: {e}")))?
+    };
+
+    let missing = |field| SkillError::MissingField {
+        file: file.to_path_buf(),
+        field,
+    };
+    let name = front
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| missing("name"))?;
+    let description = front
+        .description
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| missing("description"))?;
+    check_name(&name, file)?;
+    if let Some(folder) = folder
+        && folder != name
+    {
+        return Err(SkillError::NameMismatch {
+            file: file.to_path_buf(),
+            name,
+            folder: folder.into(),
+        });
+    }
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(fail(format!("the description is over {MAX_DESCRIPTION} characters")));
+    }
+
+    let meta = Metadata::new(front.metadata.unwrap_or_default(), file)?;
+    Ok(Skill {
+        name,
+        description,
+        source,
+        dir: dir.map(Path::to_path_buf),
+        entry: meta.entry(dir)?,
+        params: meta.params()?,
+        keywords: meta.keywords(),
+        body: body.to_owned(),
+    })
+}
+
+/// The YAML between the opening and closing `---` lines, and the rest.
+fn split_frontmatter(text: &str) -> Option<(&str, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let rest = text.strip_prefix("---")?;
+    let rest = rest
+        .strip_prefix("\r\n")
+        .or_else(|| rest.strip_prefix('\n'))
+        .or_else(|| rest.trim_start_matches([' ', '\t']).strip_prefix('\n'))?;
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            let body = &rest[offset + line.len()..];
+            return Some((&rest[..offset], body.trim_start_matches(['\r', '\n'])));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The Agent Skills rule: 1-64 lowercase letters, digits and single
+/// hyphens, not starting or ending with a hyphen.
+fn check_name(name: &str, file: &Path) -> Result<(), SkillError> {
+    let reason = if name.len() > MAX_NAME {
+        Some("is over 64 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("must be lowercase letters, digits and hyphens (like `folder-inventory`)")
+    } else if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        Some("may not start or end with a hyphen or have two in a row")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(SkillError::BadName {
+            file: file.to_path_buf(),
+            name: name.into(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// deskhand's string fields under `metadata`; other keys are left alone.
+struct Metadata<'a> {
+    fields: BTreeMap<String, String>,
+    file: &'a Path,
+}
+
+impl<'a> Metadata<'a> {
+    fn new(raw: BTreeMap<String, serde_yaml_ng::Value>, file: &'a Path) -> Result<Self, SkillError> {
+        let mut fields = BTreeMap::new();
+        for (key, value) in raw {
+            if !key.starts_with(PREFIX) {
+                continue;
+            }
+            let serde_yaml_ng::Value::String(text) = value else {
+                return Err(SkillError::BadMetadata {
+                    file: file.to_path_buf(),
+                    key,
+                    message: "must be a string (Agent Skills metadata maps strings to strings; quote the value)".into(),
+                });
+            };
+            let known = [ENTRY, KEYWORDS, PARAMS].contains(&key.as_str()) || key.starts_with(PARAM);
+            if !known {
+                return Err(SkillError::BadMetadata {
+                    file: file.to_path_buf(),
+                    key,
+                    message: format!(
+                        "is not a deskhand field; deskhand reads {ENTRY}, {KEYWORDS}, {PARAMS} and {PARAM}<name>"
+                    ),
+                });
+            }
+            fields.insert(key, text.trim().to_owned());
+        }
+        Ok(Metadata { fields, file })
+    }
+
+    fn bad(&self, key: &str, message: impl Into<String>) -> SkillError {
+        SkillError::BadMetadata {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn entry(&self, dir: Option<&Path>) -> Result<Entry, SkillError> {
+        let Some(spec) = self.fields.get(ENTRY) else {
+            return Ok(Entry::None);
+        };
+        if let Some(component) = spec.strip_prefix("component:") {
+            let (path, operation) = component
+                .split_once('#')
+                .ok_or_else(|| self.bad(ENTRY, "a component entry is `component:scripts/tool.wasm#operation`"))?;
+            let path = Path::new(path.trim());
+            let inside = path
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if !inside || path.as_os_str().is_empty() {
+                return Err(self.bad(
+                    ENTRY,
+                    "the component's path must be relative and inside the skill's folder",
+                ));
+            }
+            if operation.trim().is_empty() {
+                return Err(self.bad(ENTRY, "the component entry names no operation after `#`"));
+            }
+            return Ok(Entry::Component {
+                path: dir.map_or_else(|| path.to_path_buf(), |d| d.join(path)),
+                operation: operation.trim().into(),
+            });
+        }
+        let (tool, operation) = spec
+            .split_once('.')
+            .map(|(t, o)| (t.trim(), o.trim()))
+            .filter(|(t, o)| !t.is_empty() && !o.is_empty())
+            .ok_or_else(|| {
+                self.bad(
+                    ENTRY,
+                    "must be `tool.operation` for a bundled tool or `component:path.wasm#operation`",
+                )
+            })?;
+        if BundledTool::from_name(tool).is_none() {
+            let known: Vec<&str> = BundledTool::ALL.iter().map(|t| t.name()).collect();
+            return Err(self.bad(
+                ENTRY,
+                format!("no bundled tool named {tool:?}; bundled: {}", known.join(", ")),
+            ));
+        }
+        Ok(Entry::Bundled {
+            tool: tool.into(),
+            operation: operation.into(),
+        })
+    }
+
+    fn keywords(&self) -> Vec<String> {
+        self.fields
+            .get(KEYWORDS)
+            .map(|k| {
+                k.split(',')
+                    .map(|w| w.trim().to_lowercase())
+                    .filter(|w| !w.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn params(&self) -> Result<Vec<ParamSpec>, SkillError> {
+        let names: Vec<&str> = self
+            .fields
+            .get(PARAMS)
+            .map(|p| p.split(',').map(str::trim).filter(|n| !n.is_empty()).collect())
+            .unwrap_or_default();
+        let mut params: Vec<ParamSpec> = Vec::new();
+        for name in &names {
+            let valid = name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(self.bad(
+                    PARAMS,
+                    format!("{name:?} is not a parameter name (lowercase letters, digits, `_` and `-`)"),
+                ));
+            }
+            if params.iter().any(|p| p.name == *name) {
+                return Err(self.bad(PARAMS, format!("{name:?} is listed twice")));
+            }
+            let key = format!("{PARAM}{name}");
+            let spec = self.fields.get(&key).ok_or_else(|| {
+                self.bad(
+                    &key,
+                    format!("missing: {PARAMS} lists {name:?} but does not describe it"),
+                )
+            })?;
+            params.push(self.param(name, &key, spec)?);
+        }
+        if let Some(stray) = self
+            .fields
+            .keys()
+            .filter_map(|k| k.strip_prefix(PARAM))
+            .find(|n| !names.contains(n))
+        {
+            return Err(self.bad(
+                &format!("{PARAM}{stray}"),
+                format!("describes {stray:?}, which {PARAMS} does not list"),
+            ));
+        }
+        Ok(params)
+    }
+
+    /// `kind, [required | optional | default=value,]* description`.
+    fn param(&self, name: &str, key: &str, spec: &str) -> Result<ParamSpec, SkillError> {
+        let mut parts = spec.split(',').map(str::trim).peekable();
+        let kind = match parts.next().unwrap_or_default() {
+            "path" => ParamKind::Path,
+            "date" => ParamKind::Date,
+            "text" => ParamKind::Text,
+            other => match other.strip_prefix("format(").and_then(|o| o.strip_suffix(')')) {
+                Some(options) => {
+                    let options: Vec<String> = options
+                        .split('|')
+                        .map(|o| o.trim().to_lowercase())
+                        .filter(|o| !o.is_empty())
+                        .collect();
+                    if options.is_empty() {
+                        return Err(self.bad(key, "format(...) lists no options"));
+                    }
+                    ParamKind::Format(options)
+                }
+                None => {
+                    return Err(self.bad(
+                        key,
+                        format!("unknown kind {other:?}; kinds are path, date, format(a|b|c) and text"),
+                    ));
+                }
+            },
+        };
+        let (mut required, mut default) = (false, None);
+        while let Some(flag) = parts.peek() {
+            if *flag == "required" {
+                required = true;
+            } else if *flag == "optional" {
+                required = false;
+            } else if let Some(value) = flag.strip_prefix("default=") {
+                default = Some(value.trim().to_owned());
+            } else {
+                break;
+            }
+            parts.next();
+        }
+        let description = parts.collect::<Vec<_>>().join(", ");
+        if description.is_empty() {
+            return Err(self.bad(
+                key,
+                "no description; it is what the person is asked when the value is missing",
+            ));
+        }
+        if required && default.is_some() {
+            return Err(self.bad(key, "a required parameter cannot have a default"));
+        }
+        if let (ParamKind::Format(options), Some(value)) = (&kind, &default)
+            && !options.contains(&value.to_lowercase())
+        {
+            return Err(self.bad(key, format!("the default {value:?} is not one of its formats")));
+        }
+        Ok(ParamSpec {
+            name: name.into(),
+            kind,
+            required,
+            default,
+            description,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "---
+name: folder-inventory
+description: Make a CSV inventory of every file in a folder.
+license: Apache-2.0
+metadata:
+  author: someone
+  deskhand-entry: inventory.run
+  deskhand-keywords: Inventory, catalogue,, list files
+  deskhand-params: folder, output, since, style
+  deskhand-param-folder: path, required, The folder to inventory
+  deskhand-param-output: path, default=output/inventory.csv, Where to write the CSV, one file
+  deskhand-param-since: date, Only entries modified since then
+  deskhand-param-style: format(csv|XLSX), default=csv, The file format
+---
+
+# Folder inventory
+Body text.
+";
+
+    fn parse(text: &str) -> Result<Skill, SkillError> {
+        parse_skill(
+            text,
+            SkillSource::Workspace,
+            Some(Path::new("/ws/.agents/skills/folder-inventory")),
+        )
+    }
+
+    fn with_metadata(lines: &str) -> String {
+        format!("---\nname: folder-inventory\ndescription: d\nmetadata:\n{lines}---\nbody\n")
+    }
+
+    fn error(text: &str) -> String {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/ws/.agents/skills/folder-inventory/SKILL.md: "),
+            "the error must name the file: {e}"
+        );
+        e
+    }
+
+    #[test]
+    fn parses_frontmatter_metadata_and_body() {
+        let skill = parse(GOOD).unwrap();
+        assert_eq!(skill.name, "folder-inventory");
+        assert_eq!(skill.description, "Make a CSV inventory of every file in a folder.");
+        assert_eq!(
+            skill.entry,
+            Entry::Bundled {
+                tool: "inventory".into(),
+                operation: "run".into()
+            }
+        );
+        assert_eq!(skill.keywords, ["inventory", "catalogue", "list files"]);
+        assert_eq!(skill.body, "# Folder inventory\nBody text.\n");
+        let p = &skill.params;
+        assert_eq!(p.len(), 4);
+        assert_eq!(
+            p[0],
+            ParamSpec {
+                name: "folder".into(),
+                kind: ParamKind::Path,
+                required: true,
+                default: None,
+                description: "The folder to inventory".into(),
+            }
+        );
+        assert_eq!(p[1].default.as_deref(), Some("output/inventory.csv"));
+        assert_eq!(p[1].description, "Where to write the CSV, one file");
+        assert!(!p[1].required);
+        assert_eq!(p[2].kind, ParamKind::Date);
+        assert_eq!(p[3].kind, ParamKind::Format(vec!["csv".into(), "xlsx".into()]));
+    }
+
+    #[test]
+    fn entries() {
+        let none = parse("---\nname: folder-inventory\ndescription: d\n---\n").unwrap();
+        assert_eq!(none.entry, Entry::None);
+        assert!(none.params.is_empty() && none.keywords.is_empty());
+        let component = parse(&with_metadata("  deskhand-entry: component:scripts/tool.wasm#run\n")).unwrap();
+        assert_eq!(
+            component.entry,
+            Entry::Component {
+                path: "/ws/.agents/skills/folder-inventory/scripts/tool.wasm".into(),
+                operation: "run".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_fields() {
+        assert!(error("---\ndescription: d\n---\n").contains("no `name`"));
+        assert!(error("---\nname: folder-inventory\n---\n").contains("no `description`"));
+        assert!(error("---\nname: folder-inventory\ndescription: '  '\n---\n").contains("no `description`"));
+        assert!(error("---\n---\n").contains("no `name`"));
+        assert!(error("# just markdown\n").contains("no frontmatter"));
+        assert!(error("---\nname: folder-inventory\ndescription: d\n").contains("no frontmatter"));
+        assert!(error("---\nname: [unclosed\n---\n").contains("not valid YAML"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(error("---\nname: Folder-Inventory\ndescription: d\n---\n").contains("lowercase"));
+        assert!(error("---\nname: folder--inventory\ndescription: d\n---\n").contains("two in a row"));
+        assert!(error("---\nname: -folder\ndescription: d\n---\n").contains("hyphen"));
+        let e = error("---\nname: other-skill\ndescription: d\n---\n");
+        assert!(e.contains("does not match its folder \"folder-inventory\""), "{e}");
+        // Without a folder there is nothing to match.
+        assert!(parse_skill("---\nname: other-skill\ndescription: d\n---\n", SkillSource::User, None).is_ok());
+    }
+
+    #[test]
+    fn bad_metadata() {
+        let cases = [
+            ("  deskhand-entry: 3\n", "deskhand-entry`: must be a string"),
+            ("  deskhand-entyr: inventory.run\n", "is not a deskhand field"),
+            ("  deskhand-entry: inventory\n", "must be `tool.operation`"),
+            (
+                "  deskhand-entry: nosuchtool.run\n",
+                "no bundled tool named \"nosuchtool\"",
+            ),
+            (
+                "  deskhand-entry: component:../tool.wasm#run\n",
+                "inside the skill's folder",
+            ),
+            (
+                "  deskhand-entry: component:/abs/tool.wasm#run\n",
+                "inside the skill's folder",
+            ),
+            ("  deskhand-entry: component:tool.wasm#\n", "no operation"),
+            (
+                "  deskhand-params: folder\n",
+                "lists \"folder\" but does not describe it",
+            ),
+            (
+                "  deskhand-params: folder\n  deskhand-param-folder: path, required, f\n  deskhand-param-extra: text, e\n",
+                "which deskhand-params does not list",
+            ),
+            (
+                "  deskhand-params: Folder\n  deskhand-param-Folder: path, f\n",
+                "not a parameter name",
+            ),
+            ("  deskhand-params: a, a\n  deskhand-param-a: path, f\n", "listed twice"),
+            (
+                "  deskhand-params: a\n  deskhand-param-a: number, f\n",
+                "unknown kind \"number\"",
+            ),
+            (
+                "  deskhand-params: a\n  deskhand-param-a: path, required\n",
+                "no description",
+            ),
+            (
+                "  deskhand-params: a\n  deskhand-param-a: path, required, default=x, f\n",
+                "cannot have a default",
+            ),
+            (
+                "  deskhand-params: a\n  deskhand-param-a: format(), f\n",
+                "lists no options",
+            ),
+            (
+                "  deskhand-params: a\n  deskhand-param-a: format(csv|pdf), default=doc, f\n",
+                "not one of its formats",
+            ),
+        ];
+        for (lines, expected) in cases {
+            let e = error(&with_metadata(lines));
+            assert!(e.contains(expected), "{lines:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn other_metadata_and_fields_are_ignored() {
+        let skill = parse(&with_metadata("  author: x\n  version: '1'\n")).unwrap();
+        assert_eq!(skill.entry, Entry::None);
+    }
+
+    #[test]
+    fn crlf_and_bom() {
+        let text = "\u{feff}---\r\nname: folder-inventory\r\ndescription: d\r\n---\r\n\r\nbody\r\n";
+        let skill = parse(text).unwrap();
+        assert_eq!(skill.description, "d");
+        assert_eq!(skill.body, "body\r\n");
+    }
+}

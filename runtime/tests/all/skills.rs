@@ -1,0 +1,437 @@
+//! Skills end to end: the bundled skills' eval phrasings and the tasks they
+//! must not match, then their entry points run through the real sandbox.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use deskhand_runtime::Error;
+use deskhand_runtime::skills::{Entry, Match, MatchContext, Skill, bundled, match_task};
+use deskhand_runtime::tools::{CallRequest, CallResult, run_call};
+use deskhand_runtime::wasm::Limits;
+use deskhand_types::Grant;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::common::{Fixture, toolbox};
+
+#[derive(Deserialize)]
+struct Evals {
+    skill_name: String,
+    workspace_root: PathBuf,
+    workspace_folders: Vec<PathBuf>,
+    evals: Vec<Eval>,
+}
+
+#[derive(Deserialize)]
+struct Eval {
+    prompt: String,
+    params: BTreeMap<String, String>,
+    targets: Option<Vec<String>>,
+    #[serde(default)]
+    missing: Vec<String>,
+}
+
+fn skills_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../skills")
+}
+
+fn load_evals(skill: &str) -> Evals {
+    let path = skills_dir().join(skill).join("evals/evals.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Runs one skill's eval file; returns how many phrasings it checked.
+fn check_evals(skill: &str) -> usize {
+    let evals = load_evals(skill);
+    assert_eq!(evals.skill_name, skill);
+    let skills = bundled();
+    let ctx = MatchContext {
+        workspace_root: evals.workspace_root,
+        folders: evals.workspace_folders,
+    };
+    for eval in &evals.evals {
+        let prompt = &eval.prompt;
+        let Match::Matched {
+            skill: index,
+            params,
+            missing,
+            targets,
+            ..
+        } = match_task(prompt, &skills, &ctx)
+        else {
+            panic!("{prompt:?} must match {skill}");
+        };
+        assert_eq!(skills[index].name, skill, "{prompt:?}");
+        for (name, expected) in &eval.params {
+            assert_eq!(
+                params.get(name),
+                Some(expected),
+                "{prompt:?}: param {name} in {params:?}"
+            );
+        }
+        if let Some(expected) = &eval.targets {
+            assert_eq!(&targets, expected, "{prompt:?}: targets");
+        }
+        let missing: Vec<String> = missing.into_iter().map(|p| p.name).collect();
+        assert_eq!(missing, eval.missing, "{prompt:?}: missing");
+    }
+    evals.evals.len()
+}
+
+#[test]
+fn folder_inventory_evals_match() {
+    assert!(check_evals("folder-inventory") >= 8);
+}
+
+#[test]
+fn rename_by_date_evals_match() {
+    assert!(check_evals("rename-by-date") >= 8);
+}
+
+#[test]
+fn unrelated_tasks_match_no_skill() {
+    let evals = load_evals("folder-inventory");
+    let ctx = MatchContext {
+        workspace_root: evals.workspace_root,
+        folders: evals.workspace_folders,
+    };
+    let skills = bundled();
+    let tasks = [
+        "write a poem about spring",
+        "delete all my files",
+        "what's the weather",
+        "summarize this pdf",
+        "rename the files to lowercase",
+        "translate the contract in context into German",
+        "email the receipts to my accountant",
+        "what's the date today?",
+        "convert budget.csv to a spreadsheet",
+        "move the old files from the inbox to projects/archive",
+        "how many days until the 2026 offsite?",
+        "sort my photos by year",
+    ];
+    for task in tasks {
+        match match_task(task, &skills, &ctx) {
+            Match::NoMatch { reason, available } => {
+                assert!(!reason.is_empty());
+                assert_eq!(available.len(), skills.len(), "{task:?}: offer every skill");
+            }
+            Match::Matched { skill, .. } => panic!("{task:?} must match nothing, matched {}", skills[skill].name),
+        }
+    }
+}
+
+/// Runs the bundled skill a task matches, the way the planner will: its
+/// entry point with the filled parameters, the folder granted read-only.
+fn run_matched(fx: &Fixture, task: &str, folders: &[&str]) -> CallResult {
+    let skills: Vec<Skill> = bundled();
+    let ctx = MatchContext {
+        workspace_root: fx.ws.root().to_path_buf(),
+        folders: folders.iter().map(PathBuf::from).collect(),
+    };
+    let Match::Matched {
+        skill, params, missing, ..
+    } = match_task(task, &skills, &ctx)
+    else {
+        panic!("{task:?} did not match");
+    };
+    assert!(missing.is_empty(), "{missing:?}");
+    let Entry::Bundled { tool, operation } = &skills[skill].entry else {
+        panic!("bundled skills have bundled entry points");
+    };
+    let grants = [Grant::read_only(&params["folder"])];
+    run_call(
+        &fx.ws,
+        toolbox(),
+        &CallRequest {
+            tool,
+            operation,
+            args: json!(params),
+            grants: &grants,
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .unwrap()
+}
+
+fn call(fx: &Fixture, tool: &str, operation: &str, folder: &str, args: Value) -> Result<CallResult, Error> {
+    let grants = [Grant::read_only(folder)];
+    run_call(
+        &fx.ws,
+        toolbox(),
+        &CallRequest {
+            tool,
+            operation,
+            args,
+            grants: &grants,
+            limits: Limits::default(),
+        },
+        None,
+    )
+}
+
+fn write(path: &Path, content: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn set_mtime(path: &Path, secs_since_epoch: u64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs_since_epoch))
+        .unwrap();
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn inventory_lists_nested_entries_and_reports_symlinks_without_following() {
+    let fx = Fixture::new();
+    write(&fx.inbox.join("a, quoted \"name\".txt"), "12345");
+    write(&fx.inbox.join("sub/deep/z.md"), "# z\n");
+    std::fs::create_dir(fx.inbox.join("empty")).unwrap();
+    std::os::unix::fs::symlink(&fx.canary, fx.inbox.join("link-to-canary")).unwrap();
+    std::os::unix::fs::symlink(&fx.outside, fx.inbox.join("sub/link-to-outside")).unwrap();
+    set_mtime(&fx.inbox.join("note.txt"), 1_772_409_600); // 2026-03-02T00:00:00Z
+
+    let result = run_matched(&fx, "inventory of the inbox folder", &["projects/inbox"]);
+    let out = &result.output.json;
+    let path = PathBuf::from(out["path"].as_str().unwrap());
+    assert_eq!(path, fx.ws.root().join("output/inventory.csv"));
+    assert_eq!(out["files"], 3);
+    assert_eq!(out["folders"], 3);
+    assert_eq!(out["bytes"], 5 + 4 + 21);
+
+    let csv = String::from_utf8(fx.ws.read_output(Path::new("inventory.csv")).unwrap()).unwrap();
+    let rows: Vec<&str> = csv.split_terminator("\r\n").collect();
+    let mut cells: Vec<Vec<&str>> = rows.iter().map(|r| r.rsplitn(4, ',').collect()).collect();
+    cells.iter_mut().for_each(|c| c.reverse());
+    assert_eq!(rows[0], "path,kind,size_bytes,modified");
+    let listed: Vec<(&str, &str, &str)> = cells[1..].iter().map(|c| (c[0], c[1], c[2])).collect();
+    assert_eq!(
+        listed,
+        [
+            ("\"a, quoted \"\"name\"\".txt\"", "file", "5"),
+            ("empty", "dir", ""),
+            ("link-to-canary", "symlink", ""),
+            ("note.txt", "file", "21"),
+            ("sub", "dir", ""),
+            ("sub/deep", "dir", ""),
+            ("sub/deep/z.md", "file", "4"),
+            ("sub/link-to-outside", "symlink", ""),
+        ]
+    );
+    assert_eq!(cells[4][3], "2026-03-02T00:00:00Z");
+    assert!(cells[1..].iter().all(|c| c[3].len() == 20 && c[3].ends_with('Z')));
+    fx.assert_canary_intact();
+
+    // A second run never overwrites the first.
+    let again = run_matched(&fx, "inventory of the inbox folder", &["projects/inbox"]);
+    assert_eq!(
+        again.output.json["path"].as_str().unwrap(),
+        fx.ws.root().join("output/inventory-1.csv").display().to_string()
+    );
+    assert_eq!(fx.ws.read_output(Path::new("inventory.csv")).unwrap(), csv.as_bytes());
+    assert_eq!(names(&fx.ws.output_dir()), ["inventory-1.csv", "inventory.csv"]);
+}
+
+#[test]
+fn inventory_of_the_output_folder_skips_its_own_temporary_file() {
+    let fx = Fixture::new();
+    write(&fx.ws.output_dir().join("old.csv"), "x\n");
+    let result = call(
+        &fx,
+        "inventory",
+        "run",
+        "output",
+        json!({"folder": "output", "output": "output/inventory.csv"}),
+    )
+    .unwrap();
+    assert_eq!(result.output.json["files"], 1);
+    let csv = String::from_utf8(fx.ws.read_output(Path::new("inventory.csv")).unwrap()).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("\r\nold.csv,file,2,"), "{csv}");
+}
+
+#[test]
+fn inventory_refuses_folders_outside_its_grant_and_writes_outside_output() {
+    let fx = Fixture::new();
+    let e = call(
+        &fx,
+        "inventory",
+        "run",
+        "projects/inbox",
+        json!({"folder": fx.outside.display().to_string(), "output": "output/x.csv"}),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::OutsideGrants { .. }), "{e}");
+    let e = call(
+        &fx,
+        "inventory",
+        "run",
+        "projects/inbox",
+        json!({"folder": "projects/inbox", "output": "projects/inbox/x.csv"}),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::WriteOutsideOutput { .. }), "{e}");
+    assert_eq!(names(&fx.inbox), ["note.txt"]);
+    assert!(names(&fx.ws.output_dir()).is_empty());
+    fx.assert_canary_intact();
+}
+
+#[test]
+fn rename_by_date_proposes_from_each_date_form_and_renames_nothing() {
+    let fx = Fixture::new();
+    let dir = fx.ws.root().join("projects/receipts");
+    for name in [
+        "2026-03-02 taxi.txt",
+        "lunch 14.03.2026.txt",
+        "hotel march 2026.txt",
+        "scan_2026_03_05.pdf",
+        "IMG_20260306_1200.jpg",
+        "fee 16-03-2026.txt",
+        "fee 03-04-2026.txt",
+        "Report (Mar 2026).pdf",
+        "report 2026-03-07.txt",
+        "report_20260307.txt",
+        "2026-03-08 memo.txt",
+        "memo 08.03.2026.txt",
+        "undated.txt",
+        ".hidden 2026-03-09",
+    ] {
+        write(&dir.join(name), "x");
+    }
+    std::fs::create_dir(dir.join("trip 09.03.2026")).unwrap();
+    std::os::unix::fs::symlink(&fx.canary, dir.join("link 2026-03-10")).unwrap();
+    set_mtime(&dir.join("undated.txt"), 1_770_724_800); // 2026-02-10T12:00:00Z
+    let before = names(&dir);
+
+    let result = run_matched(&fx, "rename the receipts by date", &["projects", "projects/receipts"]);
+    let out = &result.output.json;
+
+    let proposals: Vec<(&str, &str, &str)> = out["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["from"].as_str().unwrap(),
+                p["to"].as_str().unwrap(),
+                p["date_source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        proposals,
+        [
+            ("IMG_20260306_1200.jpg", "2026-03-06 IMG_1200.jpg", "name"),
+            ("Report (Mar 2026).pdf", "2026-03-01 Report.pdf", "name-month"),
+            ("fee 16-03-2026.txt", "2026-03-16 fee.txt", "name"),
+            ("hotel march 2026.txt", "2026-03-01 hotel.txt", "name-month"),
+            ("lunch 14.03.2026.txt", "2026-03-14 lunch.txt", "name"),
+            ("scan_2026_03_05.pdf", "2026-03-05 scan.pdf", "name"),
+            ("trip 09.03.2026", "2026-03-09 trip", "name"),
+            ("undated.txt", "2026-02-10 undated.txt", "modified"),
+        ]
+    );
+    let skipped: BTreeMap<&str, &str> = out["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+        .collect();
+    let reason = |name: &str| {
+        *skipped
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not skipped: {skipped:?}"))
+    };
+    assert!(reason("2026-03-02 taxi.txt").contains("already starts with a date"));
+    assert!(reason("2026-03-08 memo.txt").contains("already starts with a date"));
+    assert!(reason("fee 03-04-2026.txt").contains("ambiguous"));
+    assert!(reason("report 2026-03-07.txt").contains("report_20260307.txt would also become 2026-03-07 report.txt"));
+    assert!(reason("report_20260307.txt").contains("report 2026-03-07.txt would also become"));
+    assert!(reason("memo 08.03.2026.txt").contains("2026-03-08 memo.txt already exists"));
+    assert!(reason(".hidden 2026-03-09").contains("hidden"));
+    assert!(reason("link 2026-03-10").contains("symbolic link"));
+    assert_eq!(skipped.len(), 8);
+
+    // Only a proposal: the folder is untouched, and the text says so.
+    assert_eq!(names(&dir), before);
+    assert!(
+        result.output.text.contains("Nothing was renamed"),
+        "{}",
+        result.output.text
+    );
+    let path = out["path"].as_str().unwrap();
+    assert_eq!(
+        path,
+        fx.ws.root().join("output/rename-proposal.csv").display().to_string()
+    );
+    let csv = String::from_utf8(fx.ws.read_output(Path::new("rename-proposal.csv")).unwrap()).unwrap();
+    let rows: Vec<&str> = csv.split_terminator("\r\n").collect();
+    assert_eq!(rows[0], "from,to,date_source,note");
+    assert_eq!(rows.len(), 1 + 8 + 8);
+    assert!(rows.contains(&"lunch 14.03.2026.txt,2026-03-14 lunch.txt,name,"));
+    assert!(rows.contains(&"2026-03-02 taxi.txt,,,already starts with a date"));
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("hotel march 2026.txt,2026-03-01 hotel.txt,name-month,the name gives no day")),
+        "{csv}"
+    );
+    fx.assert_canary_intact();
+
+    // A second proposal gets a name of its own.
+    let again = run_matched(&fx, "rename the receipts by date", &["projects/receipts"]);
+    assert!(
+        again.output.json["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("output/rename-proposal-1.csv")
+    );
+}
+
+#[test]
+fn rename_by_date_without_modification_times_skips_undated_names() {
+    let fx = Fixture::new();
+    write(&fx.inbox.join("minutes 14 March 2026.md"), "x");
+    let result = call(
+        &fx,
+        "rename-by-date",
+        "propose",
+        "projects/inbox",
+        json!({"folder": "projects/inbox", "output": "output/p.csv", "use_modified_time": false}),
+    )
+    .unwrap();
+    let out = &result.output.json;
+    assert_eq!(
+        out["proposals"],
+        json!([{"from": "minutes 14 March 2026.md", "to": "2026-03-14 minutes.md", "date_source": "name"}])
+    );
+    assert_eq!(
+        out["skipped"],
+        json!([{"name": "note.txt", "reason": "no date in the name (modification times not allowed)"}])
+    );
+}
+
+#[test]
+fn rename_by_date_reads_only_its_grant() {
+    let fx = Fixture::new();
+    let e = call(
+        &fx,
+        "rename-by-date",
+        "propose",
+        "projects/inbox",
+        json!({"folder": fx.outside.display().to_string(), "output": "output/p.csv"}),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::OutsideGrants { .. }), "{e}");
+    fx.assert_canary_intact();
+}

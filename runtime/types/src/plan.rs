@@ -1,0 +1,137 @@
+//! Tasks and their plans: the visible checklist a run follows. Each step
+//! declares its effects up front; a tool call that does more is refused.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::grant::Grant;
+
+/// The two permission modes of the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every step waits for the person's approval.
+    #[default]
+    Ask,
+    /// The plan runs on its own (deletions still ask, always).
+    Act,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Ask => "ask before acting",
+            Mode::Act => "act without asking",
+        })
+    }
+}
+
+/// What a person asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub outcome: String,
+    pub grants: Vec<Grant>,
+    pub mode: Mode,
+}
+
+/// What a step says it will touch: folders or files read and written, and
+/// network hosts. Paths are as the plan wrote them (relative to the
+/// workspace or absolute).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepEffects {
+    #[serde(default)]
+    pub reads: Vec<PathBuf>,
+    #[serde(default)]
+    pub writes: Vec<PathBuf>,
+    #[serde(default)]
+    pub network: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    #[default]
+    Pending,
+    InProgress,
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, StepStatus::Done | StepStatus::Failed | StepStatus::Skipped)
+    }
+
+    /// A checklist mark for terminals.
+    pub fn mark(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "[ ]",
+            StepStatus::InProgress => "[>]",
+            StepStatus::Done => "[x]",
+            StepStatus::Failed => "[!]",
+            StepStatus::Skipped => "[-]",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    pub title: String,
+    #[serde(default)]
+    pub effects: StepEffects,
+    #[serde(default)]
+    pub status: StepStatus,
+}
+
+/// An ordered checklist. Revision 1 is the first plan; each later revision
+/// carries the reason it was revised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub revision: u32,
+    pub steps: Vec<PlanStep>,
+    pub reason: Option<String>,
+}
+
+impl Plan {
+    /// The step tool calls are attributed to: the one in progress, else the
+    /// first that has not finished. 1-based.
+    pub fn current_step(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .position(|s| s.status == StepStatus::InProgress)
+            .or_else(|| self.steps.iter().position(|s| !s.status.is_finished()))
+            .map(|i| i + 1)
+    }
+
+    pub fn all_done(&self) -> bool {
+        !self.steps.is_empty() && self.steps.iter().all(|s| s.status == StepStatus::Done)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Waiting for the person to supply something (a parameter, an answer).
+    NeedsInput,
+    /// Stopped by the person (a rejected step) or cancelled.
+    Stopped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::NeedsInput => "needs_input",
+            RunStatus::Stopped => "stopped",
+        }
+    }
+}

@@ -229,6 +229,11 @@ impl<'a> Agent<'a> {
     }
 
     fn finish(&self, st: &mut RunState, status: RunStatus, summary: String) -> Result<RunReport> {
+        // A run whose plan has a failed step did not succeed, whatever the model says.
+        let status = match status {
+            RunStatus::Succeeded if st.plan.steps.iter().any(|s| s.status == StepStatus::Failed) => RunStatus::Failed,
+            other => other,
+        };
         if status == RunStatus::Succeeded {
             // Steps the model left open are closed visibly, not silently.
             let mut changed = false;
@@ -375,6 +380,9 @@ impl<'a> Agent<'a> {
         let call_id = CallId(id.to_owned());
         if st.cancelled() {
             return ToolReply::err("the run was cancelled; this call did not run");
+        }
+        if let Some((RunStatus::Stopped, why)) = &st.stop {
+            return ToolReply::err(format!("the run was stopped ({why}); this call did not run"));
         }
         let reply = match name {
             meta::UPDATE_PLAN => self.meta_call(st, &call_id, name, input, |agent, st| agent.update_plan(st, input)),

@@ -119,14 +119,26 @@ fn result_json(content: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// "/skill-name key=value key=value": an explicit invocation, as sub-agents get.
+/// `/skill-name key=value key="a value"`: an explicit invocation, as sub-agents get.
 fn explicit(task: &str, skills: &[Skill]) -> Option<(usize, BTreeMap<String, String>)> {
     let rest = task.trim().strip_prefix('/')?;
-    let mut words = rest.split_whitespace();
-    let name = words.next()?;
+    let (name, mut rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let index = skills.iter().position(|s| s.name == name)?;
-    let params = words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let mut params = BTreeMap::new();
+    while let Some((key, after)) = rest.trim_start().split_once('=') {
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => after.split_once(char::is_whitespace).unwrap_or((after, "")),
+        };
+        params.insert(key.trim().to_owned(), value.to_owned());
+        rest = next;
+    }
     Some((index, params))
+}
+
+/// `key=value`, quoted when the value has spaces.
+fn param_pair(key: &str, value: &str) -> String {
+    if value.contains(char::is_whitespace) { format!("{key}=\"{value}\"") } else { format!("{key}={value}") }
 }
 
 fn tool_use(id: &str, name: &str, input: Value) -> Block {
@@ -247,9 +259,9 @@ impl ModelProvider for OfflinePlanner {
             let tasks: Vec<Value> = targets
                 .iter()
                 .map(|target| {
-                    let mut line = format!("/{} {target_param}={target}", skill.name);
+                    let mut line = format!("/{} {}", skill.name, param_pair(target_param, target));
                     if let Some(out) = output_param.and_then(|p| p.default.as_deref()) {
-                        let _ = write!(line, " output={}", per_target_output(out, target));
+                        let _ = write!(line, " {}", param_pair("output", &per_target_output(out, target)));
                     }
                     json!({"outcome": line, "grants": [{"path": target, "access": "read_only"}]})
                 })
@@ -342,9 +354,10 @@ mod tests {
     #[test]
     fn explicit_invocation_reads_parameters() {
         let skills = crate::skills::bundled();
-        let (i, params) = explicit("/folder-inventory folder=projects/a output=output/x.csv", &skills).unwrap();
+        let (i, params) = explicit("/folder-inventory folder=\"projects/a b\" output=output/x.csv", &skills).unwrap();
         assert_eq!(skills[i].name, "folder-inventory");
-        assert_eq!(params["folder"], "projects/a");
+        assert_eq!(params["folder"], "projects/a b");
+        assert_eq!(params["output"], "output/x.csv");
         assert!(explicit("folder-inventory folder=x", &skills).is_none());
     }
 }

@@ -249,7 +249,21 @@ impl Analysis {
             folders.iter().find(|(_, n)| *n == name).map(|(v, _)| v.clone())
         };
 
-        let quotes = quoted_spans(task);
+        let mut quotes = quoted_spans(task);
+        // Known folder paths written out unquoted, spaces and all
+        // ("projects/website refresh"), read as one path, longest first.
+        let lower = task.to_lowercase();
+        let mut literal: Vec<&String> = folders.iter().map(|(v, _)| v).filter(|v| v.contains('/') && v.contains(' ')).collect();
+        literal.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in literal {
+            let needle = value.to_lowercase();
+            if let Some(at) = lower.find(&needle)
+                && lower.len() == task.len()
+                && !quotes.iter().any(|(s, e, _)| at < *e && *s < at + needle.len())
+            {
+                quotes.push((at, at + needle.len(), value.clone()));
+            }
+        }
         let mut spans: Vec<(usize, usize)> = quotes.iter().map(|q| (q.0, q.1)).collect();
         let mut paths = Vec::new();
         let mut quoted = Vec::new();

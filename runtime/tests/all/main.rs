@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
+mod agent;
 mod cache;
 mod common;
 mod escapes;

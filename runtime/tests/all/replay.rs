@@ -36,6 +36,8 @@ pub struct Canned {
     /// `None`: a `content-length` body.
     chunk_size: Option<usize>,
     cut_after: Option<usize>,
+    /// Wait this long before answering: a slow model, or one to kill a run during.
+    delay: Option<Duration>,
 }
 
 impl Canned {
@@ -63,6 +65,7 @@ impl Canned {
             body: Vec::new(),
             chunk_size: None,
             cut_after: None,
+            delay: None,
         }
     }
 
@@ -79,6 +82,12 @@ impl Canned {
     /// Send the body chunked in pieces of `size` bytes.
     pub fn chunked(mut self, size: usize) -> Self {
         self.chunk_size = Some(size.max(1));
+        self
+    }
+
+    /// Wait `delay` before sending anything.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
         self
     }
 
@@ -252,6 +261,9 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Recorded>> 
 }
 
 fn write_response(mut stream: TcpStream, canned: &Canned) -> std::io::Result<()> {
+    if let Some(delay) = canned.delay {
+        std::thread::sleep(delay);
+    }
     let mut head = format!("HTTP/1.1 {} {}\r\n", canned.status, reason(canned.status));
     for (name, value) in &canned.headers {
         head.push_str(&format!("{name}: {value}\r\n"));

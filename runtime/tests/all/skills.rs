@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use deskhand_runtime::Error;
 use deskhand_runtime::skills::{Entry, Match, MatchContext, Skill, bundled, match_task};
-use deskhand_runtime::tools::{CallRequest, CallResult, run_call};
+use deskhand_runtime::tools::{CallRequest, CallResult, Observer, run_call};
 use deskhand_runtime::wasm::Limits;
-use deskhand_types::Grant;
+use deskhand_types::{Event, Grant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -259,6 +260,39 @@ fn inventory_of_the_output_folder_skips_its_own_temporary_file() {
     let csv = String::from_utf8(fx.ws.read_output(Path::new("inventory.csv")).unwrap()).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(csv.contains("\r\nold.csv,file,2,"), "{csv}");
+}
+
+#[test]
+fn inventory_reports_progress_every_thousand_entries() {
+    let fx = Fixture::new();
+    let many = fx.inbox.join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..2100 {
+        std::fs::write(many.join(format!("{i:04}.txt")), "").unwrap();
+    }
+    let progress = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&progress);
+    let observer: Observer = Arc::new(move |event: &Event| {
+        if let Event::ToolProgress { done, .. } = event {
+            seen.lock().unwrap().push(*done);
+        }
+    });
+    let grants = [Grant::read_only("projects/inbox")];
+    let result = run_call(
+        &fx.ws,
+        toolbox(),
+        &CallRequest {
+            tool: "inventory",
+            operation: "run",
+            args: json!({"folder": "projects/inbox", "output": "output/inventory.csv"}),
+            grants: &grants,
+            limits: Limits::default(),
+        },
+        Some(observer),
+    )
+    .unwrap();
+    assert_eq!(result.output.json["files"], 2101);
+    assert_eq!(*progress.lock().unwrap(), [1000, 2000]);
 }
 
 #[test]

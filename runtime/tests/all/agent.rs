@@ -1,0 +1,366 @@
+//! The agent loop end to end: recorded transcripts in each provider's wire
+//! format, served over loopback HTTP, drive multi-step runs through the real
+//! sandbox; and the offline planner on the bundled skills.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deskhand_runtime::agent::offline::OfflinePlanner;
+use deskhand_runtime::agent::{Agent, AgentSettings, Approval, ApproveAll, Gate, RunObserver, StepApproval};
+use deskhand_runtime::model::anthropic::AnthropicProvider;
+use deskhand_runtime::model::config::RetryPolicy;
+use deskhand_runtime::model::openai::OpenAiCompatibleProvider;
+use deskhand_runtime::model::{ModelProvider, Secret};
+use deskhand_runtime::skills::{self, MatchContext};
+use deskhand_runtime::workspace::Workspace;
+use deskhand_types::{CallOutcome, Event, Grant, Mode, RunId, RunStatus, StepStatus, Task};
+
+use crate::common::toolbox;
+use crate::replay::{Canned, ReplayServer};
+
+fn transcript(name: &str) -> String {
+    let path = format!("{}/tests/transcripts/agent/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn sse(name: &str) -> Canned {
+    Canned::sse(&transcript(name))
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) }
+}
+
+fn anthropic(server: &ReplayServer) -> AnthropicProvider {
+    AnthropicProvider::new(server.url(), "claude-sonnet-4-5", Secret::new("sk-ant-test-key-never-logged"))
+        .with_retry(fast_retries())
+}
+
+/// The demo workspace in a temp dir: the same sample files people see.
+struct Demo {
+    _tmp: tempfile::TempDir,
+    ws: Workspace,
+}
+
+fn demo() -> Demo {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ws");
+    deskhand_runtime::demo::create_demo_workspace(&dir).unwrap();
+    Demo { ws: Workspace::open(&dir).unwrap(), _tmp: tmp }
+}
+
+type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
+
+fn recorder() -> (RunObserver, Seen) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    (Arc::new(move |run: &RunId, e: &Event| sink.lock().unwrap().push((run.clone(), e.clone()))), seen)
+}
+
+fn agent<'a>(ws: &'a Workspace, provider: &'a dyn ModelProvider, gate: &'a dyn Gate, settings: AgentSettings) -> (Agent<'a>, Seen) {
+    let (observer, seen) = recorder();
+    let agent = Agent {
+        workspace: ws,
+        toolbox: toolbox(),
+        provider,
+        gate,
+        settings,
+        observer: Some(observer),
+        skills_prompt: OfflinePlanner::capabilities(&skills::bundled()),
+    };
+    (agent, seen)
+}
+
+fn task(outcome: &str, grants: &[&str]) -> Task {
+    Task { outcome: outcome.into(), grants: grants.iter().map(|g| Grant::read_only(*g)).collect(), mode: Mode::Act }
+}
+
+fn one_worker() -> AgentSettings {
+    AgentSettings { concurrency: 1, ..AgentSettings::default() }
+}
+
+#[test]
+fn anthropic_transcript_drives_a_multi_step_run_with_a_revision_a_block_and_a_retry() {
+    let d = demo();
+    let server = ReplayServer::start(vec![
+        sse("multi-1.sse"),
+        sse("multi-2.sse"),
+        sse("multi-3-overloaded.sse"),
+        sse("multi-3.sse"),
+        sse("multi-4.sse"),
+        sse("multi-5.sse"),
+    ]);
+    let provider = anthropic(&server);
+    let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Summarize my projects folder into output/summary.md", &["projects"])).unwrap();
+
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert!(report.summary.contains("output/summary.md"));
+    assert_eq!(report.plan.revision, 2);
+    assert_eq!(report.plan.reason.as_deref(), Some("The summary should carry a checksum of the budget file"));
+    assert!(report.plan.steps.iter().all(|s| s.status == StepStatus::Done), "{:?}", report.plan);
+    let summary = std::fs::read_to_string(d.ws.output_dir().join("summary.md")).unwrap();
+    assert!(summary.starts_with("# Projects summary"));
+
+    let events: Vec<Event> = seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect();
+    // The read the step did not declare was blocked, visibly, and never ran.
+    assert!(events.iter().any(|e| matches!(e, Event::Blocked { step: 2, reason } if reason.contains("agenda.md") || reason.contains("did not declare"))));
+    assert!(!events.iter().any(|e| matches!(e, Event::ToolCallBegin { operation, .. } if operation == "read_text")));
+    // The overloaded stream was retried.
+    assert!(events.iter().any(|e| matches!(e, Event::ModelRetry { .. })));
+    // Every call has its Begin and End, on the same id.
+    let begins = events.iter().filter(|e| matches!(e, Event::ToolCallBegin { .. })).count();
+    let ends = events.iter().filter(|e| matches!(e, Event::ToolCallEnd { .. })).count();
+    assert_eq!(begins, ends);
+    // The journal holds the same story.
+    let journaled = d.ws.journal().events(&report.run).unwrap();
+    assert_eq!(journaled.len(), events.len());
+
+    // What the model was sent: tools and the untrusted framing of tool output; never the key in a body.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 6);
+    let first = requests[0].json();
+    assert!(first["tools"].as_array().unwrap().iter().any(|t| t["name"] == "fs__list"));
+    assert!(first["system"].to_string().contains("INSTRUCTIONS.md"));
+    let second = &requests[1].body;
+    assert!(second.contains("<untrusted source=\\\"fs.list\\\">"), "{second}");
+    assert!(requests.iter().all(|r| !r.body.contains("sk-ant-test-key")));
+}
+
+#[test]
+fn openai_compatible_transcript_drives_a_run() {
+    let d = demo();
+    let server = ReplayServer::start(vec![sse("openai-1.sse"), sse("openai-2.sse"), sse("openai-3.sse")]);
+    let provider = OpenAiCompatibleProvider::new(server.url(), "llama3.1:8b", None).with_retry(fast_retries());
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Summarize the projects folder", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert!(d.ws.output_dir().join("summary.md").is_file());
+    let third = server.requests()[2].json();
+    let roles: Vec<_> = third["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap().to_owned()).collect();
+    assert!(roles.contains(&"tool".to_owned()), "{roles:?}");
+}
+
+#[test]
+fn a_step_fans_out_to_sub_agents_with_their_own_plans_and_narrower_grants() {
+    let d = demo();
+    let server = ReplayServer::start(
+        ["fanout-1.sse", "fanout-child-a-1.sse", "fanout-child-a-2.sse", "fanout-child-b-1.sse", "fanout-child-b-2.sse", "fanout-2.sse", "fanout-3.sse"]
+            .into_iter()
+            .map(sse)
+            .collect(),
+    );
+    let provider = anthropic(&server);
+    let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let report = agent.run(task("List the receipts and the website folders", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+
+    let kids = d.ws.journal().children(&report.run).unwrap();
+    assert_eq!(kids.len(), 2);
+    assert!(kids.iter().all(|k| k.status == "succeeded"));
+    // Each child saw only its own folder.
+    let grants = d.ws.journal().task_grants(&kids[0].id).unwrap();
+    assert_eq!(grants.len(), 1);
+    assert!(grants[0].path.ends_with("projects/receipts"));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.iter().filter(|(_, e)| matches!(e, Event::SubAgentBegin { .. })).count(), 2);
+    assert!(seen.iter().any(|(run, e)| *run == kids[0].id && matches!(e, Event::PlanUpdated { .. })));
+    // Each child had its own conversation: its first request holds only its own task.
+    let child_first = server.requests()[1].json();
+    assert_eq!(child_first["messages"].as_array().unwrap().len(), 1);
+    assert!(child_first["messages"][0].to_string().contains("List projects/receipts"));
+}
+
+#[test]
+fn a_failing_sub_agent_fails_its_step_and_its_siblings_are_cancelled() {
+    let d = demo();
+    let server = ReplayServer::start(
+        ["fanout-1.sse", "fanfail-child-1.sse", "fanfail-child-2.sse", "fanfail-child-3.sse", "fanfail-2.sse"]
+            .into_iter()
+            .map(sse)
+            .collect(),
+    );
+    let provider = anthropic(&server);
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let report = agent.run(task("List the receipts and the website folders", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(report.plan.steps[0].status, StepStatus::Failed);
+    let kids = d.ws.journal().children(&report.run).unwrap();
+    assert_eq!(kids.len(), 1, "the second sub-agent never started");
+    assert_eq!(kids[0].status, "failed");
+    // The parent's model was told which sub-agent failed and why.
+    let last = server.requests().last().unwrap().body.clone();
+    assert!(last.contains("List projects/receipts") && last.contains("cancelled"), "{last}");
+    assert_eq!(server.unserved(), 0);
+}
+
+#[test]
+fn sub_agents_cannot_get_grants_their_parent_does_not_have() {
+    let d = demo();
+    let fan = transcript("fanout-1.sse").replace("projects/receipts", "context");
+    let server = ReplayServer::start(vec![Canned::sse(&fan), sse("fanout-3.sse")]);
+    let provider = anthropic(&server);
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let _ = agent.run(task("List two folders", &["projects"])).unwrap();
+    let second = server.requests()[1].body.clone();
+    assert!(second.contains("not within this run's grants"), "{second}");
+    assert!(d.ws.journal().tasks().unwrap().iter().all(|t| t.parent.is_none()));
+}
+
+#[test]
+fn a_long_run_compacts_older_turns_and_still_finishes() {
+    let d = demo();
+    let mut canned = vec![sse("long-1.sse")];
+    for i in 2..=4 {
+        canned.push(sse(&format!("long-{i}.sse")));
+    }
+    // The server says the prompt is too long once: the loop compacts and retries.
+    canned.push(Canned::json(400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#));
+    for i in 5..=10 {
+        canned.push(sse(&format!("long-{i}.sse")));
+    }
+    let server = ReplayServer::start(canned);
+    let provider = anthropic(&server);
+    let settings = AgentSettings { context_tokens: 2_400, ..AgentSettings::default() };
+    let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, settings);
+    let report = agent.run(task("Read every project file", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let compactions = seen.lock().unwrap().iter().filter(|(_, e)| matches!(e, Event::Compacted { .. })).count();
+    assert!(compactions >= 2, "expected compaction by budget and by overflow, saw {compactions}");
+    let last = server.requests().last().unwrap().json();
+    let first_message = last["messages"][0].to_string();
+    assert!(first_message.contains("Read every project file"));
+    assert!(first_message.contains("compacted"), "{first_message}");
+    assert!(last["messages"].as_array().unwrap().len() < 10);
+}
+
+#[test]
+fn a_run_that_ended_cannot_be_resumed() {
+    let d = demo();
+    // The first process: the model answers the first turn, then the "crash"
+    // is a provider that fails hard (the process would have died here).
+    let server = ReplayServer::start(vec![sse("resume-1.sse"), Canned::json(400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"boom"}}"#)]);
+    let provider = anthropic(&server);
+    let (agent1, _) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
+    let err = agent1.run(task("Write a.txt", &[])).unwrap_err();
+    assert!(err.to_string().contains("boom"));
+    let run = d.ws.journal().tasks().unwrap().last().unwrap().id.clone();
+    assert!(d.ws.output_dir().join("a.txt").is_file());
+    // A failed run is finished; resuming it is refused with a clear message.
+    let server2 = ReplayServer::start(vec![sse("resume-2.sse"), sse("resume-3.sse")]);
+    let provider2 = anthropic(&server2);
+    let (agent2, _) = agent(&d.ws, &provider2, &ApproveAll, AgentSettings::default());
+    let err = agent2.resume(&run, None).unwrap_err();
+    assert!(err.to_string().contains("already ended"), "{err}");
+}
+
+/// Answers the gate from a script, as the person would at the terminal.
+struct ScriptedPerson(Mutex<Vec<bool>>);
+
+impl Gate for ScriptedPerson {
+    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
+        assert_eq!(req.mode, Mode::Ask);
+        if self.0.lock().unwrap().remove(0) { Approval::Approved } else { Approval::Rejected { reason: "not now".into() } }
+    }
+}
+
+#[test]
+fn ask_mode_waits_for_each_step_and_a_refusal_stops_the_run() {
+    let d = demo();
+    let server = ReplayServer::start(vec![sse("multi-1.sse"), sse("multi-2.sse"), sse("multi-5.sse")]);
+    let provider = anthropic(&server);
+    let person = ScriptedPerson(Mutex::new(vec![true, false]));
+    let (agent, _) = agent(&d.ws, &provider, &person, AgentSettings::default());
+    let mut t = task("Summarize my projects", &["projects"]);
+    t.mode = Mode::Ask;
+    let report = agent.run(t).unwrap();
+    assert_eq!(report.status, RunStatus::Stopped, "{}", report.summary);
+    assert!(report.summary.contains("did not approve"));
+    assert_eq!(report.plan.steps[1].status, StepStatus::Failed);
+    // The hash of step 2 never ran.
+    let events = d.ws.journal().events(&report.run).unwrap();
+    assert!(!events.iter().any(|r| matches!(&r.event, Event::ToolCallBegin { operation, .. } if operation == "hash")));
+}
+
+fn offline(d: &Demo, grants: &[&str]) -> OfflinePlanner {
+    let folders = grants.iter().map(std::path::PathBuf::from).chain(["projects".into(), "projects/receipts".into(), "projects/website refresh".into(), "projects/2026 offsite".into(), "context".into()]).collect();
+    OfflinePlanner::new(skills::bundled(), MatchContext { workspace_root: d.ws.root().into(), folders })
+}
+
+#[test]
+fn offline_planner_runs_folder_inventory_with_a_visible_plan() {
+    let d = demo();
+    let planner = offline(&d, &["projects"]);
+    let (agent, seen) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Make an inventory of the projects folder", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert_eq!(report.plan.steps.len(), 2);
+    let csv = std::fs::read_to_string(d.ws.output_dir().join("inventory.csv")).unwrap();
+    assert!(csv.contains("receipts/lunch 14.03.2026.txt"));
+    assert!(seen.lock().unwrap().iter().any(|(_, e)| matches!(e, Event::ToolCallEnd { outcome: CallOutcome::Ok { .. }, .. })));
+}
+
+#[test]
+fn offline_planner_fans_out_over_several_folders_in_parallel() {
+    let d = demo();
+    let planner = offline(&d, &["projects"]);
+    let (agent, seen) = agent(&d.ws, &planner, &ApproveAll, AgentSettings { concurrency: 2, ..AgentSettings::default() });
+    let report = agent.run(task("Inventory projects/receipts and projects/website refresh", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert!(d.ws.output_dir().join("inventory-receipts.csv").is_file());
+    assert!(d.ws.output_dir().join("inventory-website-refresh.csv").is_file());
+    let seen = seen.lock().unwrap();
+    let order: Vec<&str> = seen
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::SubAgentBegin { .. } => Some("begin"),
+            Event::SubAgentEnd { .. } => Some("end"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["begin", "begin", "end", "end"], "both sub-agents ran at once");
+}
+
+#[test]
+fn offline_planner_asks_for_a_missing_folder_and_resumes_with_the_answer() {
+    let d = demo();
+    let planner = offline(&d, &["projects"]);
+    let (agent, _) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Make a file inventory", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::NeedsInput, "{}", report.summary);
+    let question = report.question.clone().unwrap();
+    assert!(question.contains("folder"), "{question}");
+    let err = agent.resume(&report.run, None).unwrap_err();
+    assert!(err.to_string().contains("--answer"), "{err}");
+    let resumed = agent.resume(&report.run, Some("projects/receipts")).unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{}", resumed.summary);
+    let csv = std::fs::read_to_string(d.ws.output_dir().join("inventory.csv")).unwrap();
+    assert!(csv.contains("2026-03-02 taxi.txt"));
+}
+
+#[test]
+fn offline_planner_says_plainly_when_it_cannot_help() {
+    let d = demo();
+    let planner = offline(&d, &[]);
+    let (agent, _) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Write a poem about spring", &[])).unwrap();
+    assert_eq!(report.status, RunStatus::Failed);
+    assert!(report.plan.steps.is_empty());
+    for needle in ["can't do that offline", "folder-inventory", "rename-by-date", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"] {
+        assert!(report.summary.contains(needle), "{needle}: {}", report.summary);
+    }
+}
+
+#[test]
+fn offline_rename_by_date_proposes_and_renames_nothing() {
+    let d = demo();
+    let planner = offline(&d, &["projects/receipts"]);
+    let (agent, _) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
+    let before: Vec<_> = std::fs::read_dir(d.ws.root().join("projects/receipts")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let report = agent.run(task("Rename the files in projects/receipts by date", &["projects/receipts"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let proposal = std::fs::read_to_string(d.ws.output_dir().join("rename-proposal.csv")).unwrap();
+    assert!(proposal.contains("2026-03-14"), "{proposal}");
+    let after: Vec<_> = std::fs::read_dir(d.ws.root().join("projects/receipts")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after);
+}

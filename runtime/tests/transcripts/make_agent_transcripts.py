@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Writes the multi-turn agent transcripts in agent/ in each provider's wire format.
+
+The hosted model APIs cannot be reached from where deskhand is built, so these
+turns are written out here event by event, exactly as the Anthropic Messages
+API (SSE: message_start, content_block_*, message_delta, message_stop) and
+OpenAI-compatible servers (chat.completion.chunk lines, [DONE]) stream them.
+Run it after changing a scenario; the tests read the files it writes.
+"""
+import json, os
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent")
+counter = [0]
+
+def pieces(s, n=3):
+    step = max(1, len(s) // n)
+    return [s[i:i + step] for i in range(0, len(s), step)] or [""]
+
+def anthropic(blocks, stop="tool_use"):
+    counter[0] += 1
+    ev = []
+    def e(name, data):
+        ev.append(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n")
+    e("message_start", {"type": "message_start", "message": {"id": f"msg_01Agent{counter[0]:04d}", "type": "message",
+      "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "stop_reason": None, "stop_sequence": None,
+      "usage": {"input_tokens": 900 + counter[0], "output_tokens": 1}}})
+    e("ping", {"type": "ping"})
+    for i, b in enumerate(blocks):
+        if b["type"] == "text":
+            e("content_block_start", {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})
+            for p in pieces(b["text"]):
+                e("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": p}})
+        else:
+            e("content_block_start", {"type": "content_block_start", "index": i, "content_block":
+              {"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}})
+            for p in pieces(json.dumps(b["input"], ensure_ascii=False), 4):
+                e("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": p}})
+        e("content_block_stop", {"type": "content_block_stop", "index": i})
+    e("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 40}})
+    e("message_stop", {"type": "message_stop"})
+    return "".join(ev)
+
+def anthropic_overloaded():
+    return ('event: message_start\ndata: {"type":"message_start","message":{"id":"msg_01Busy","type":"message","role":"assistant",'
+            '"model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}}\n\n'
+            'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')
+
+def openai(blocks, finish="tool_calls"):
+    counter[0] += 1
+    cid = f"chatcmpl-agent{counter[0]}"
+    out = []
+    def chunk(delta, finish_reason=None):
+        out.append("data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": 1764000000 + counter[0],
+            "model": "llama3.1:8b", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}, ensure_ascii=False) + "\n\n")
+    chunk({"role": "assistant", "content": ""})
+    calls = [b for b in blocks if b["type"] == "tool_use"]
+    for b in blocks:
+        if b["type"] == "text":
+            for p in pieces(b["text"]):
+                chunk({"content": p})
+    for i, b in enumerate(calls):
+        chunk({"tool_calls": [{"index": i, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": ""}}]})
+        for p in pieces(json.dumps(b["input"], ensure_ascii=False), 3):
+            chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]})
+    chunk({}, finish)
+    out.append("data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": 1764000000 + counter[0],
+        "model": "llama3.1:8b", "choices": [], "usage": {"prompt_tokens": 800, "completion_tokens": 30, "total_tokens": 830}}) + "\n\n")
+    out.append("data: [DONE]\n\n")
+    return "".join(out)
+
+def text(t): return {"type": "text", "text": t}
+def use(i, name, inp): return {"type": "tool_use", "id": i, "name": name, "input": inp}
+def plan(steps, reason=None):
+    d = {"steps": [{"title": t, "effects": e, "status": s} for t, e, s in steps]}
+    if reason: d["reason"] = reason
+    return d
+
+def write(name, body):
+    with open(os.path.join(HERE, name), "w") as f:
+        f.write(body)
+
+os.makedirs(HERE, exist_ok=True)
+LIST = ("List the projects folder", {"reads": ["projects"]})
+HASH = ("Checksum the offsite budget", {"reads": ["projects/2026 offsite/budget.csv"]})
+SUMMARY = ("Write output/summary.md", {"reads": ["output"], "writes": ["output/summary.md"]})
+BUDGET = "projects/2026 offsite/budget.csv"
+
+# A multi-step run: a plan, a revision with a reason, a blocked read, a
+# provider error mid-stream (retried), a deliverable, a summary.
+write("multi-1.sse", anthropic([text("I'll list the folder first, then write the summary."),
+    use("toolu_01Plan", "update_plan", plan([(*LIST, "in_progress"), (*SUMMARY, "pending")])),
+    use("toolu_01List", "fs__list", {"path": "projects", "recursive": True})]))
+write("multi-2.sse", anthropic([text("The budget deserves a checksum in the summary; revising the plan."),
+    use("toolu_02Plan", "update_plan", plan([(*LIST, "done"), (*HASH, "in_progress"), (*SUMMARY, "pending")],
+        reason="The summary should carry a checksum of the budget file")),
+    use("toolu_02Hash", "fs__hash", {"path": BUDGET}),
+    use("toolu_02Sneak", "fs__read_text", {"path": "projects/2026 offsite/agenda.md"})]))
+write("multi-3-overloaded.sse", anthropic_overloaded())
+write("multi-3.sse", anthropic([
+    use("toolu_03Plan", "update_plan", plan([(*LIST, "done"), (*HASH, "done"), (*SUMMARY, "in_progress")])),
+    use("toolu_03Write", "fs__write", {"path": "output/summary.md",
+        "content": "# Projects summary\n\n- 3 project folders, 8 files\n- budget.csv checksummed\n"})]))
+write("multi-4.sse", anthropic([use("toolu_04Plan", "update_plan", plan([(*LIST, "done"), (*HASH, "done"), (*SUMMARY, "done")]))]))
+write("multi-5.sse", anthropic([text("Wrote output/summary.md with the folder overview and the budget checksum.")], "end_turn"))
+
+# The same kind of run from an OpenAI-compatible server (Ollama and friends).
+write("openai-1.sse", openai([use("call_plan1", "update_plan", plan([(*LIST, "in_progress"), (*SUMMARY, "pending")])),
+    use("call_list1", "fs__list", {"path": "projects"})]))
+write("openai-2.sse", openai([use("call_plan2", "update_plan", plan([(*LIST, "done"), (*SUMMARY, "in_progress")])),
+    use("call_write2", "fs__write", {"path": "output/summary.md", "content": "# Summary\n\nThree project folders.\n"})]))
+write("openai-3.sse", openai([text("Done: output/summary.md lists the three project folders.")], "stop"))
+
+# A fan-out: two sub-agents (served one after the other: the test runs them
+# with a concurrency of 1 so the order of requests is fixed).
+FAN = ("Inventory two folders in parallel", {"reads": ["projects"], "writes": ["output"]})
+write("fanout-1.sse", anthropic([use("toolu_F1Plan", "update_plan", plan([(*FAN, "in_progress")])),
+    use("toolu_F1Spawn", "spawn_subagents", {"tasks": [
+        {"outcome": "List projects/receipts", "grants": [{"path": "projects/receipts"}]},
+        {"outcome": "List projects/website refresh", "grants": [{"path": "projects/website refresh"}]}]})]))
+for n, folder in (("a", "projects/receipts"), ("b", "projects/website refresh")):
+    write(f"fanout-child-{n}-1.sse", anthropic([
+        use(f"toolu_C{n}Plan", "update_plan", plan([(f"List {folder}", {"reads": [folder]}, "in_progress")])),
+        use(f"toolu_C{n}List", "fs__list", {"path": folder})]))
+    write(f"fanout-child-{n}-2.sse", anthropic([text(f"{folder} holds the files listed.")], "end_turn"))
+write("fanout-2.sse", anthropic([use("toolu_F2Plan", "update_plan", plan([(*FAN, "done")])),
+    text("Both folders are listed.")], "tool_use"))
+write("fanout-3.sse", anthropic([text("Both sub-agents finished; their listings are above.")], "end_turn"))
+# A sub-agent that fails: its step fails, its siblings are cancelled.
+write("fanfail-child-1.sse", anthropic([
+    use("toolu_X1Plan", "update_plan", plan([("Stat a missing file", {"reads": ["projects/receipts"]}, "in_progress")])),
+    use("toolu_X1Stat", "fs__stat", {"path": "projects/receipts/missing.pdf"})]))
+write("fanfail-child-2.sse", anthropic([
+    use("toolu_X2Plan", "update_plan", plan([("Stat a missing file", {"reads": ["projects/receipts"]}, "failed")]))]))
+write("fanfail-child-3.sse", anthropic([text("The file is not there.")], "end_turn"))
+write("fanfail-2.sse", anthropic([text("A sub-agent failed, so the inventory is incomplete.")], "end_turn"))
+
+# A long run that outgrows a small context window: it reads files turn after turn.
+files = ["projects/2026 offsite/agenda.md", "projects/2026 offsite/attendees.txt", BUDGET,
+         "projects/receipts/2026-03-02 taxi.txt", "projects/receipts/hotel march 2026.txt",
+         "projects/receipts/lunch 14.03.2026.txt", "projects/website refresh/notes.md"]
+READ = ("Read every project file", {"reads": ["projects"]})
+write("long-1.sse", anthropic([use("toolu_L0Plan", "update_plan", plan([(*READ, "in_progress")]))]))
+for i, f in enumerate(files):
+    write(f"long-{i + 2}.sse", anthropic([text(f"Reading {f} to understand the project in detail. " * 3),
+        use(f"toolu_L{i + 1}Read", "fs__read_text", {"path": f})]))
+write(f"long-{len(files) + 2}.sse", anthropic([use("toolu_LdPlan", "update_plan", plan([(*READ, "done")]))]))
+write(f"long-{len(files) + 3}.sse", anthropic([text("I read all seven project files.")], "end_turn"))
+
+# A run to kill and resume: it writes a file, then waits on the model.
+KEEP = ("Write output/a.txt", {"writes": ["output/a.txt"]})
+write("resume-1.sse", anthropic([use("toolu_R1Plan", "update_plan", plan([(*KEEP, "in_progress")])),
+    use("toolu_R1Write", "fs__write", {"path": "output/a.txt", "content": "written once\n"})]))
+write("resume-2.sse", anthropic([use("toolu_R2Plan", "update_plan", plan([(*KEEP, "done")]))]))
+write("resume-3.sse", anthropic([text("output/a.txt is written.")], "end_turn"))

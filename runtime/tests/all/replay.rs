@@ -154,7 +154,7 @@ impl ReplayServer {
                     }
                     if let Ok(stream) = stream {
                         // A client that hangs up early is part of some tests.
-                        let _ = serve(stream, &state);
+                        let _ = serve(stream, &state, &stop);
                     }
                 }
             })
@@ -194,7 +194,7 @@ impl Drop for ReplayServer {
     }
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let Some(request) = read_request(&mut reader)? else {
@@ -211,7 +211,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             )
         })
     };
-    write_response(stream, &canned)
+    write_response(stream, &canned, stop)
 }
 
 fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Recorded>> {
@@ -260,9 +260,13 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Recorded>> 
     }))
 }
 
-fn write_response(mut stream: TcpStream, canned: &Canned) -> std::io::Result<()> {
+fn write_response(mut stream: TcpStream, canned: &Canned, stop: &AtomicBool) -> std::io::Result<()> {
     if let Some(delay) = canned.delay {
-        std::thread::sleep(delay);
+        // Sleep in slices so that dropping the server ends the wait.
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     let mut head = format!("HTTP/1.1 {} {}\r\n", canned.status, reason(canned.status));
     for (name, value) in &canned.headers {

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use deskhand_runtime::tools::{CallRequest, Observer, Toolbox, run_call};
-use deskhand_runtime::wasm::{Limits, WasmHost};
-use deskhand_runtime::workspace::{InitOutcome, Workspace};
 use deskhand_runtime::agent::offline::OfflinePlanner;
 use deskhand_runtime::agent::{Agent, AgentSettings, Approval, ApproveAll, Gate, RunObserver, RunReport, StepApproval};
 use deskhand_runtime::model::{ModelConfig, ModelProvider};
 use deskhand_runtime::skills::{self, MatchContext};
+use deskhand_runtime::tools::{CallRequest, Observer, Toolbox, run_call};
+use deskhand_runtime::wasm::{Limits, WasmHost};
+use deskhand_runtime::workspace::{InitOutcome, Workspace};
 use deskhand_types::{CallOutcome, Event, Grant, Mode, RunId, RunStatus, StepStatus, Task};
 
 #[derive(Parser)]
@@ -64,6 +64,18 @@ enum Command {
         /// A skill parameter for the offline planner, NAME=VALUE. Repeatable.
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
+    },
+    /// Teach deskhand something: proposes an update to MEMORY.md, shows it as a diff, writes it only if you accept.
+    Feedback {
+        /// What deskhand should remember.
+        text: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Accept the proposed update without asking.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        model: Option<String>,
     },
     /// List the runs in a workspace.
     Runs {
@@ -320,25 +332,83 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             let ws = Workspace::open(&dir)?;
             let task = deskhand_runtime::demo::DEMO_TASK;
-            out(&format!("Task: {task}\nGranted: projects/ (read-only). Planner: offline. Mode: act without asking.\n"));
+            out(&format!(
+                "Task: {task}\nGranted: projects/ (read-only). Planner: offline. Mode: act without asking.\n"
+            ));
             let grants = vec![Grant::read_only("projects")];
-            let report = run_agent(&ws, &tb, Task { outcome: task.into(), grants, mode: Mode::Act }, None, Vec::new(), None)?;
+            let report = run_agent(
+                &ws,
+                &tb,
+                Task {
+                    outcome: task.into(),
+                    grants,
+                    mode: Mode::Act,
+                },
+                None,
+                Vec::new(),
+                None,
+            )?;
             finish_report(&ws, &report)
         }
-        Command::Run { task, workspace, grants, mode, model, params } => {
+        Command::Run {
+            task,
+            workspace,
+            grants,
+            mode,
+            model,
+            params,
+        } => {
             let ws = Workspace::open(&workspace)?;
             let tb = toolbox(cli.cache_dir)?;
-            let task = Task { outcome: task, grants, mode: mode.into() };
+            let task = Task {
+                outcome: task,
+                grants,
+                mode: mode.into(),
+            };
             let report = run_agent(&ws, &tb, task, model.as_deref(), params, None)?;
             finish_report(&ws, &report)
         }
-        Command::Resume { run, workspace, answer, mode, model } => {
+        Command::Resume {
+            run,
+            workspace,
+            answer,
+            mode,
+            model,
+        } => {
             let ws = Workspace::open(&workspace)?;
             let tb = toolbox(cli.cache_dir)?;
             let grants = ws.journal().task_grants(&RunId(run.clone()))?;
-            let task = Task { outcome: String::new(), grants, mode: mode.into() };
+            let task = Task {
+                outcome: String::new(),
+                grants,
+                mode: mode.into(),
+            };
             let report = run_agent(&ws, &tb, task, model.as_deref(), Vec::new(), Some((RunId(run), answer)))?;
             finish_report(&ws, &report)
+        }
+        Command::Feedback {
+            text,
+            workspace,
+            yes,
+            model,
+        } => {
+            let ws = Workspace::open(&workspace)?;
+            let config = load_config(&ws, model.as_deref())?;
+            let connected = deskhand_runtime::model::config::connect(&config).map_err(deskhand_runtime::Error::from)?;
+            let proposal = deskhand_runtime::memory::propose(&ws, &text, connected.as_deref())?;
+            if !proposal.is_change() {
+                out("MEMORY.md already says that; nothing to change.");
+                return Ok(());
+            }
+            out(&proposal.diff);
+            if !yes && !confirm("Write this to MEMORY.md? [y/N] ") {
+                return Err(user_error(
+                    "MEMORY.md was not changed (run again with --yes to accept without a prompt)",
+                ));
+            }
+            deskhand_runtime::memory::apply(&ws, &proposal)?;
+            out("MEMORY.md updated.");
+            Ok(())
         }
         Command::Runs { workspace } => {
             let ws = Workspace::open(&workspace)?;
@@ -373,18 +443,25 @@ impl Gate for TerminalGate {
             };
         }
         let e = &req.plan_step.effects;
-        let list = |v: &[PathBuf]| if v.is_empty() { "nothing".to_owned() } else { v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") };
+        let list = |v: &[PathBuf]| {
+            if v.is_empty() {
+                "nothing".to_owned()
+            } else {
+                v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            }
+        };
         eprintln!("\nStep {}: {}", req.step, req.plan_step.title);
         eprintln!("  reads:  {}", list(&e.reads));
         eprintln!("  writes: {}", list(&e.writes));
         if !e.network.is_empty() {
             eprintln!("  network: {}", e.network.join(", "));
         }
-        eprint!("Approve this step? [y/N] ");
-        let mut line = String::new();
-        match std::io::stdin().read_line(&mut line) {
-            Ok(_) if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") => Approval::Approved,
-            _ => Approval::Rejected { reason: "you answered no".into() },
+        if confirm("Approve this step? [y/N] ") {
+            Approval::Approved
+        } else {
+            Approval::Rejected {
+                reason: "you answered no".into(),
+            }
         }
     }
 }
@@ -394,6 +471,34 @@ fn config_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
         .map(|d| d.join("deskhand"))
+}
+
+/// Asks a yes/no question on the terminal; no terminal means no.
+fn confirm(question: &str) -> bool {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question}");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+/// The model configuration: user file, workspace file, environment, then `--model`.
+fn load_config(ws: &Workspace, model: Option<&str>) -> Result<ModelConfig, Failure> {
+    let user_config = config_dir().map(|d| d.join("config.toml"));
+    let ws_config = ws.state_dir().join("config.toml");
+    let env = |k: &str| std::env::var(k).ok();
+    let mut config =
+        ModelConfig::load(user_config.as_deref(), Some(&ws_config), &env).map_err(|e| user_error(e.to_string()))?;
+    match model {
+        Some("offline") => config = ModelConfig::default(),
+        Some(m) => {
+            config.with_model(m);
+        }
+        None => {}
+    }
+    Ok(config)
 }
 
 /// Sets up the provider (configured model or offline planner), the skills,
@@ -406,17 +511,7 @@ fn run_agent(
     params: Vec<(String, String)>,
     resume: Option<(RunId, Option<String>)>,
 ) -> Result<RunReport, Failure> {
-    let user_config = config_dir().map(|d| d.join("config.toml"));
-    let ws_config = ws.state_dir().join("config.toml");
-    let env = |k: &str| std::env::var(k).ok();
-    let mut config = ModelConfig::load(user_config.as_deref(), Some(&ws_config), &env).map_err(|e| user_error(e.to_string()))?;
-    if let Some(m) = model {
-        if m == "offline" {
-            config = ModelConfig::default();
-        } else {
-            config.with_model(m);
-        }
-    }
+    let config = load_config(ws, model)?;
     let discovery = skills::discover(ws.root(), config_dir().map(|d| d.join("skills")).as_deref());
     for problem in &discovery.problems {
         eprintln!("warning: skipped a skill: {problem}");
@@ -424,11 +519,19 @@ fn run_agent(
     let mut folders: Vec<PathBuf> = task.grants.iter().map(|g| g.path.clone()).collect();
     for sub in ["projects", "context"] {
         if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
-            folders.extend(entries.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| PathBuf::from(sub).join(e.file_name())));
+            folders.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| PathBuf::from(sub).join(e.file_name())),
+            );
         }
         folders.push(PathBuf::from(sub));
     }
-    let context = MatchContext { workspace_root: ws.root().to_path_buf(), folders };
+    let context = MatchContext {
+        workspace_root: ws.root().to_path_buf(),
+        folders,
+    };
     let connected = deskhand_runtime::model::config::connect(&config).map_err(deskhand_runtime::Error::from)?;
     let offline;
     let provider: &dyn ModelProvider = match &connected {
@@ -442,7 +545,10 @@ fn run_agent(
         Mode::Act => &ApproveAll,
         Mode::Ask => &TerminalGate,
     };
-    let settings = AgentSettings { max_tokens: config.max_tokens, ..AgentSettings::default() };
+    let settings = AgentSettings {
+        max_tokens: config.max_tokens,
+        ..AgentSettings::default()
+    };
     let agent = Agent {
         workspace: ws,
         toolbox: tb,
@@ -463,7 +569,12 @@ fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {
     match report.status {
         RunStatus::Succeeded => {
             out(&format!("\n{}", report.summary.trim()));
-            out(&format!("Run {} finished. See it again with: deskhand show {} --workspace {}", report.run, report.run, ws.root().display()));
+            out(&format!(
+                "Run {} finished. See it again with: deskhand show {} --workspace {}",
+                report.run,
+                report.run,
+                ws.root().display()
+            ));
             Ok(())
         }
         RunStatus::NeedsInput => Err(Failure {
@@ -477,7 +588,12 @@ fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {
             code: 2,
         }),
         RunStatus::Failed | RunStatus::Stopped | RunStatus::Running => Err(Failure {
-            message: format!("run {} {}: {}", report.run, report.status.as_str(), report.summary.trim()),
+            message: format!(
+                "run {} {}: {}",
+                report.run,
+                report.status.as_str(),
+                report.summary.trim()
+            ),
             // A task that could not even be planned is the person's to rephrase.
             code: if report.plan.steps.is_empty() { 2 } else { 1 },
         }),
@@ -490,7 +606,11 @@ fn depth(run: &RunId) -> usize {
 
 fn short_json(v: &serde_json::Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 120 { format!("{}…", s.chars().take(120).collect::<String>()) } else { s }
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// Shows the plan and progress on the terminal while a run goes.
@@ -515,7 +635,9 @@ fn terminal_observer() -> RunObserver {
                 };
                 eprintln!("{pad}  {} {step}. {word}{note}", status.mark());
             }
-            Event::ToolCallBegin { tool, operation, args, .. } if tool != "deskhand" => {
+            Event::ToolCallBegin {
+                tool, operation, args, ..
+            } if tool != "deskhand" => {
                 eprintln!("{pad}      · {tool}.{operation} {}", short_json(args));
             }
             Event::ToolCallEnd { outcome, .. } => match outcome {
@@ -524,17 +646,28 @@ fn terminal_observer() -> RunObserver {
                 CallOutcome::Refused { message } => eprintln!("{pad}      ! refused: {message}"),
                 CallOutcome::Ok { .. } => {}
             },
-            Event::ToolProgress { done, total, message, .. } => match total {
+            Event::ToolProgress {
+                done, total, message, ..
+            } => match total {
                 Some(total) => eprintln!("{pad}        {message}: {done}/{total}"),
                 None => eprintln!("{pad}        {message}: {done}"),
             },
             Event::SubAgentBegin { outcome, child, .. } => eprintln!("{pad}      ↳ sub-agent {child}: {outcome}"),
             Event::SubAgentEnd { child, status, .. } => eprintln!("{pad}      ↳ sub-agent {child} {}", status.as_str()),
-            Event::ModelRetry { attempt, wait_ms, reason } => {
-                eprintln!("{pad}  (the model is busy: {reason}; retry {attempt} in {:.1}s)", *wait_ms as f64 / 1000.0)
+            Event::ModelRetry {
+                attempt,
+                wait_ms,
+                reason,
+            } => {
+                eprintln!(
+                    "{pad}  (the model is busy: {reason}; retry {attempt} in {:.1}s)",
+                    *wait_ms as f64 / 1000.0
+                )
             }
             Event::Blocked { reason, .. } => eprintln!("{pad}  ! {reason}"),
-            Event::Compacted { replaced, .. } => eprintln!("{pad}  (compacted {replaced} older messages to fit the context window)"),
+            Event::Compacted { replaced, .. } => {
+                eprintln!("{pad}  (compacted {replaced} older messages to fit the context window)")
+            }
             Event::Notice { message } => eprintln!("{pad}  note: {message}"),
             Event::Resumed { run } => eprintln!("{pad}Resuming {run} from its journal"),
             Event::Message { message } if message.role == deskhand_types::model::Role::Assistant => {
@@ -551,7 +684,9 @@ fn terminal_observer() -> RunObserver {
 
 fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
     let journal = ws.journal();
-    let row = journal.task(run)?.ok_or_else(|| deskhand_runtime::Error::UnknownRun { run: run.0.clone() })?;
+    let row = journal
+        .task(run)?
+        .ok_or_else(|| deskhand_runtime::Error::UnknownRun { run: run.0.clone() })?;
     let rows = journal.events(run)?;
     if events {
         for r in rows {
@@ -570,11 +705,21 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
             Event::RunBegin { model, task, .. } => {
                 out(&format!("Planner: {model}   Mode: {}", task.mode));
                 let grants: Vec<String> = task.grants.iter().map(|g| g.to_string()).collect();
-                out(&format!("Grants: {}", if grants.is_empty() { "none".into() } else { grants.join(", ") }));
+                out(&format!(
+                    "Grants: {}",
+                    if grants.is_empty() {
+                        "none".into()
+                    } else {
+                        grants.join(", ")
+                    }
+                ));
             }
             Event::PlanUpdated { plan: p } => plan = Some(p.clone()),
             Event::StepBegin { step, .. } | Event::StepEnd { step, .. } => {
-                if let Some(p) = plan.as_mut().and_then(|p: &mut deskhand_types::Plan| p.steps.get_mut(step - 1)) {
+                if let Some(p) = plan
+                    .as_mut()
+                    .and_then(|p: &mut deskhand_types::Plan| p.steps.get_mut(step - 1))
+                {
                     p.status = match &r.event {
                         Event::StepEnd { status, .. } => *status,
                         _ => deskhand_types::StepStatus::InProgress,
@@ -582,7 +727,9 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
                 }
             }
             Event::ToolCallBegin { tool, .. } if tool != "deskhand" => calls += 1,
-            Event::SubAgentEnd { child, status, summary } => children.push(format!("{child} {}: {summary}", status.as_str())),
+            Event::SubAgentEnd { child, status, summary } => {
+                children.push(format!("{child} {}: {summary}", status.as_str()))
+            }
             _ => {}
         }
     }
@@ -604,5 +751,3 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
-
-

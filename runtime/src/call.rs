@@ -37,28 +37,61 @@ pub fn prepare<'t>(
     limits: Limits,
 ) -> Result<PreparedCall<'t>> {
     let tool = toolbox.by_name(tool_name)?;
-    let op = tool.description().operation(operation).ok_or_else(|| Error::UnknownOperation {
-        tool: tool_name.into(),
-        operation: operation.into(),
-        known: tool.description().operation_names().into_iter().map(String::from).collect(),
-    })?;
+    let op = tool
+        .description()
+        .operation(operation)
+        .ok_or_else(|| Error::UnknownOperation {
+            tool: tool_name.into(),
+            operation: operation.into(),
+            known: tool
+                .description()
+                .operation_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        })?;
     let sandbox = workspace.sandbox(grants, limits)?;
     let mut args = args.clone();
     let Some(fields) = args.as_object_mut() else {
-        return Err(Error::InvalidArgs(format!("arguments must be a JSON object, got {args}")));
+        return Err(Error::InvalidArgs(format!(
+            "arguments must be a JSON object, got {args}"
+        )));
     };
     let (mut reads, mut writes) = (Vec::new(), Vec::new());
-    let declared = op.effects.reads.iter().map(|n| (n, false)).chain(op.effects.writes.iter().map(|n| (n, true)));
+    let declared = op
+        .effects
+        .reads
+        .iter()
+        .map(|n| (n, false))
+        .chain(op.effects.writes.iter().map(|n| (n, true)));
     for (name, write) in declared {
         let Some(value) = fields.get_mut(name) else { continue };
         let Some(arg) = value.as_str() else {
-            return Err(Error::InvalidArgs(format!("{name} must be a path (a string), got {value}")));
+            return Err(Error::InvalidArgs(format!(
+                "{name} must be a path (a string), got {value}"
+            )));
         };
-        let resolved = if write { workspace.resolve_write(arg)? } else { workspace.resolve_read(&sandbox, arg)? };
+        let resolved = if write {
+            workspace.resolve_write(arg)?
+        } else {
+            workspace.resolve_read(&sandbox, arg)?
+        };
         *value = serde_json::Value::String(resolved.display().to_string());
-        if write { writes.push(resolved) } else { reads.push(resolved) }
+        if write {
+            writes.push(resolved)
+        } else {
+            reads.push(resolved)
+        }
     }
-    Ok(PreparedCall { tool_name: tool_name.into(), tool, operation: op.clone(), args, reads, writes, sandbox })
+    Ok(PreparedCall {
+        tool_name: tool_name.into(),
+        tool,
+        operation: op.clone(),
+        args,
+        reads,
+        writes,
+        sandbox,
+    })
 }
 
 /// Runs a prepared call, sending Begin, the guest's logs and progress, and
@@ -79,31 +112,59 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
         let worker = scope.spawn(|| call.tool.call(&call.sandbox, &call.operation.name, &args, Some(sink)));
         for event in rx {
             emit(match event {
-                ToolEvent::Log { level, message } => Event::ToolLog { call: id.clone(), level, message },
-                ToolEvent::Progress { done, total, message } => {
-                    Event::ToolProgress { call: id.clone(), done, total, message }
-                }
+                ToolEvent::Log { level, message } => Event::ToolLog {
+                    call: id.clone(),
+                    level,
+                    message,
+                },
+                ToolEvent::Progress { done, total, message } => Event::ToolProgress {
+                    call: id.clone(),
+                    done,
+                    total,
+                    message,
+                },
             });
         }
         worker.join()
     });
     let Ok(report) = report else {
         let reason = "the tool host thread panicked".to_owned();
-        emit(Event::ToolCallEnd { call: id.clone(), outcome: CallOutcome::Stopped { reason: reason.clone() }, elapsed_ms: 0 });
-        return Err(Error::Call(CallError::Crashed { message: reason, stderr: String::new() }));
+        emit(Event::ToolCallEnd {
+            call: id.clone(),
+            outcome: CallOutcome::Stopped { reason: reason.clone() },
+            elapsed_ms: 0,
+        });
+        return Err(Error::Call(CallError::Crashed {
+            message: reason,
+            stderr: String::new(),
+        }));
     };
     if !report.stderr.is_empty() {
         let text = String::from_utf8_lossy(&report.stderr);
-        emit(Event::ToolLog { call: id.clone(), level: LogLevel::Debug, message: format!("stderr: {}", text.trim_end()) });
+        emit(Event::ToolLog {
+            call: id.clone(),
+            level: LogLevel::Debug,
+            message: format!("stderr: {}", text.trim_end()),
+        });
     }
     let elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX);
     let (outcome, result) = match report.result {
         Ok(output) => (CallOutcome::Ok { output: output.clone() }, Ok(output)),
-        Err(CallError::Tool(error)) => {
-            (CallOutcome::ToolError { error: error.clone() }, Err(Error::Call(CallError::Tool(error))))
-        }
-        Err(other) => (CallOutcome::Stopped { reason: other.to_string() }, Err(Error::Call(other))),
+        Err(CallError::Tool(error)) => (
+            CallOutcome::ToolError { error: error.clone() },
+            Err(Error::Call(CallError::Tool(error))),
+        ),
+        Err(other) => (
+            CallOutcome::Stopped {
+                reason: other.to_string(),
+            },
+            Err(Error::Call(other)),
+        ),
     };
-    emit(Event::ToolCallEnd { call: id.clone(), outcome, elapsed_ms });
+    emit(Event::ToolCallEnd {
+        call: id.clone(),
+        outcome,
+        elapsed_ms,
+    });
     result
 }

@@ -45,8 +45,14 @@ pub enum Error {
     #[error("run {run} is a sub-agent; resume its parent run {parent} instead")]
     ResumeChild { run: String, parent: String },
     #[error("run {run} already ended ({status}): {summary}")]
-    RunFinished { run: String, status: String, summary: String },
-    #[error("run {run} is waiting for your answer to: {question}\nAnswer with `deskhand resume {run} --answer \"...\"`")]
+    RunFinished {
+        run: String,
+        status: String,
+        summary: String,
+    },
+    #[error(
+        "run {run} is waiting for your answer to: {question}\nAnswer with `deskhand resume {run} --answer \"...\"`"
+    )]
     NeedsAnswer { run: String, question: String },
     #[error("the journal at {} failed: {message}", .path.display())]
     Journal { path: PathBuf, message: String },

@@ -146,7 +146,13 @@ impl Journal {
     }
 
     pub fn begin_task(&self, outcome: &str, grants: &[Grant]) -> Result<RunId> {
-        self.create_task(NewTask { outcome, grants, mode: Mode::Act, model: "", parent: None })
+        self.create_task(NewTask {
+            outcome,
+            grants,
+            mode: Mode::Act,
+            model: "",
+            parent: None,
+        })
     }
 
     pub fn create_task(&self, task: NewTask<'_>) -> Result<RunId> {
@@ -155,7 +161,10 @@ impl Journal {
             None => ids::run_id(),
         };
         let grants = serde_json::to_string(task.grants).unwrap_or_else(|_| "[]".into());
-        let mode = serde_json::to_value(task.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let mode = serde_json::to_value(task.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
         self.with(|c| {
             c.execute(
                 "INSERT INTO tasks (id, parent_id, created_at, outcome, grants, mode, model, status) \
@@ -191,7 +200,9 @@ impl Journal {
         self.with(|c| {
             c.execute("DELETE FROM steps WHERE task_id = ?1", [&run.0])?;
             for (i, step) in plan.steps.iter().enumerate() {
-                let status = serde_json::to_value(step.status).ok().and_then(|v| v.as_str().map(String::from));
+                let status = serde_json::to_value(step.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from));
                 c.execute(
                     "INSERT INTO steps (task_id, seq, title, effects, status) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
@@ -259,23 +270,35 @@ impl Journal {
     }
 
     pub fn task(&self, run: &RunId) -> Result<Option<TaskRow>> {
-        self.with(|c| c.query_row(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"), [&run.0], task_row).optional())
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"),
+                [&run.0],
+                task_row,
+            )
+            .optional()
+        })
     }
 
     /// The grants a run was started with.
     pub fn task_grants(&self, run: &RunId) -> Result<Vec<Grant>> {
-        let text: Option<String> =
-            self.with(|c| c.query_row("SELECT grants FROM tasks WHERE id = ?1", [&run.0], |r| r.get(0)).optional())?;
+        let text: Option<String> = self.with(|c| {
+            c.query_row("SELECT grants FROM tasks WHERE id = ?1", [&run.0], |r| r.get(0))
+                .optional()
+        })?;
         let text = text.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Journal { path: self.path.clone(), message: format!("the grants of {run} are unreadable: {e}") })
+        serde_json::from_str(&text).map_err(|e| Error::Journal {
+            path: self.path.clone(),
+            message: format!("the grants of {run} are unreadable: {e}"),
+        })
     }
 
     /// The sub-agent runs a run started, oldest first.
     pub fn children(&self, run: &RunId) -> Result<Vec<TaskRow>> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE parent_id = ?1 ORDER BY created_at, id"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE parent_id = ?1 ORDER BY created_at, id"
+            ))?;
             stmt.query_map([&run.0], task_row)?.collect()
         })
     }

@@ -5,12 +5,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use deskhand_types::{CallOutcome, Event, Grant, LogLevel, RunId, ToolDescription, ToolOutput};
+use deskhand_types::{Event, Grant, RunId, ToolDescription, ToolOutput};
 
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::journal::TaskStatus;
-use crate::wasm::{CallError, Limits, LoadedTool, ToolEvent, WasmHost};
+use crate::wasm::{Limits, LoadedTool, WasmHost};
 use crate::workspace::Workspace;
 
 /// A tool bundled into the binary. Tools are types, not strings: adding one
@@ -125,148 +125,38 @@ pub fn run_call(
     req: &CallRequest<'_>,
     observer: Option<Observer>,
 ) -> Result<CallResult> {
-    let tool = toolbox.by_name(req.tool)?;
-    let op = tool
-        .description()
-        .operation(req.operation)
-        .ok_or_else(|| Error::UnknownOperation {
-            tool: req.tool.into(),
-            operation: req.operation.into(),
-            known: tool
-                .description()
-                .operation_names()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        })?;
-    let sandbox = workspace.sandbox(req.grants, req.limits)?;
-
-    let mut args = req.args.clone();
-    let Some(fields) = args.as_object_mut() else {
-        return Err(Error::InvalidArgs(format!(
-            "arguments must be a JSON object, got {}",
-            req.args
-        )));
-    };
-    for (name, write) in op
-        .effects
-        .reads
-        .iter()
-        .map(|n| (n, false))
-        .chain(op.effects.writes.iter().map(|n| (n, true)))
-    {
-        let Some(value) = fields.get_mut(name) else { continue };
-        let Some(arg) = value.as_str() else {
-            return Err(Error::InvalidArgs(format!(
-                "{name} must be a path (a string), got {value}"
-            )));
-        };
-        let resolved = if write {
-            workspace.resolve_write(arg)?
-        } else {
-            workspace.resolve_read(&sandbox, arg)?
-        };
-        *value = serde_json::Value::String(resolved.display().to_string());
-    }
-
+    let prepared = crate::call::prepare(
+        workspace,
+        toolbox,
+        req.tool,
+        req.operation,
+        &req.args,
+        req.grants,
+        req.limits,
+    )?;
     let journal = workspace.journal();
-    let run = journal.begin_task(&format!("{} {}", req.tool, req.operation), req.grants)?;
+    let title = format!("{} {}", req.tool, req.operation);
+    let run = journal.begin_task(&title, req.grants)?;
     journal.add_step(
         &run,
         1,
-        &format!("{} {}", req.tool, req.operation),
-        &serde_json::to_value(&op.effects).unwrap_or_default(),
+        &title,
+        &serde_json::to_value(&prepared.operation.effects).unwrap_or_default(),
     )?;
-    let call = ids::call_id();
     let emit = |event: Event| {
-        // The journal is the source of truth; a failed append must not be
-        // silent, but it also must not tear down a call mid-flight.
+        // The journal is the source of truth; a failed append must not tear
+        // down a call mid-flight.
         let _ = journal.append(&run, &event);
         if let Some(obs) = &observer {
             obs(&event);
         }
     };
-    emit(Event::ToolCallBegin {
-        call: call.clone(),
-        tool: req.tool.into(),
-        operation: req.operation.into(),
-        args: args.clone(),
-    });
-
-    let (tx, rx) = std::sync::mpsc::channel::<ToolEvent>();
-    let sink: crate::wasm::EventSink = Arc::new(move |e| {
-        let _ = tx.send(e);
-    });
-    let report = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| tool.call(&sandbox, req.operation, &args.to_string(), Some(sink)));
-        for event in rx {
-            emit(match event {
-                ToolEvent::Log { level, message } => Event::ToolLog {
-                    call: call.clone(),
-                    level,
-                    message,
-                },
-                ToolEvent::Progress { done, total, message } => Event::ToolProgress {
-                    call: call.clone(),
-                    done,
-                    total,
-                    message,
-                },
-            });
-        }
-        worker.join()
-    });
-    let report = match report {
-        Ok(report) => report,
-        Err(_) => {
-            let reason = "the tool host thread panicked".to_owned();
-            emit(Event::ToolCallEnd {
-                call,
-                outcome: CallOutcome::Stopped { reason: reason.clone() },
-                elapsed_ms: 0,
-            });
-            journal.finish_step(&run, 1, TaskStatus::Failed)?;
-            journal.finish_task(&run, TaskStatus::Failed)?;
-            return Err(Error::Call(CallError::Crashed {
-                message: reason,
-                stderr: String::new(),
-            }));
-        }
+    let result = crate::call::execute(&prepared, &ids::call_id(), &emit);
+    let status = if result.is_ok() {
+        TaskStatus::Succeeded
+    } else {
+        TaskStatus::Failed
     };
-    if !report.stderr.is_empty() {
-        let text = String::from_utf8_lossy(&report.stderr);
-        emit(Event::ToolLog {
-            call: call.clone(),
-            level: LogLevel::Debug,
-            message: format!("stderr: {}", text.trim_end()),
-        });
-    }
-
-    let elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX);
-    let (outcome, status, result) = match report.result {
-        Ok(output) => (
-            CallOutcome::Ok { output: output.clone() },
-            TaskStatus::Succeeded,
-            Ok(output),
-        ),
-        Err(CallError::Tool(error)) => (
-            CallOutcome::ToolError { error: error.clone() },
-            TaskStatus::Failed,
-            Err(Error::Call(CallError::Tool(error))),
-        ),
-        Err(other) => (
-            CallOutcome::Stopped {
-                reason: other.to_string(),
-            },
-            TaskStatus::Failed,
-            Err(Error::Call(other)),
-        ),
-    };
-    emit(Event::ToolCallEnd {
-        call,
-        outcome,
-        elapsed_ms,
-    });
     journal.finish_step(&run, 1, status)?;
     journal.finish_task(&run, status)?;
     result.map(|output| CallResult { run, output })

@@ -252,28 +252,51 @@ fn demo_runs_the_inventory_skill_through_the_offline_planner() {
     let o = deskhand(&["demo"], tmp.path());
     assert_ok(&o);
     assert!(stdout(&o).contains("Done with folder-inventory"), "{}", stdout(&o));
-    assert!(stderr(&o).contains("Plan (revision 1)"), "the plan is shown: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Plan (revision 1)"),
+        "the plan is shown: {}",
+        stderr(&o)
+    );
     let csv = std::fs::read_to_string(tmp.path().join("deskhand-demo/output/inventory.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("path,kind,size_bytes,modified"));
     let rows: Vec<_> = lines.collect();
     assert_eq!(rows.iter().filter(|r| r.contains(",file,")).count(), 8, "{csv}");
-    assert!(rows.iter().any(|r| r.starts_with("receipts/lunch 14.03.2026.txt,file,30,")), "{csv}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("receipts/lunch 14.03.2026.txt,file,30,")),
+        "{csv}"
+    );
 
     // A second run keeps the first inventory and writes a new one.
     let o = deskhand(&["demo"], tmp.path());
     assert_ok(&o);
     assert!(stdout(&o).contains("inventory-1.csv"), "{}", stdout(&o));
-    assert_eq!(std::fs::read_to_string(tmp.path().join("deskhand-demo/output/inventory.csv")).unwrap(), csv);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("deskhand-demo/output/inventory.csv")).unwrap(),
+        csv
+    );
 
     let o = deskhand(&["runs", "--workspace", "deskhand-demo"], tmp.path());
     assert_ok(&o);
     let runs = stdout(&o);
     assert_eq!(runs.lines().count(), 2, "{runs}");
-    let run = runs.lines().next().unwrap().split_whitespace().next().unwrap().to_owned();
+    let run = runs
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     let o = deskhand(&["show", &run, "--workspace", "deskhand-demo"], tmp.path());
     assert_ok(&o);
-    for needle in ["succeeded", "Plan (revision 1)", "[x] 1. Run folder-inventory on projects", "[x] 2. Check the deliverable"] {
+    for needle in [
+        "succeeded",
+        "Plan (revision 1)",
+        "[x] 1. Run folder-inventory on projects",
+        "[x] 2. Check the deliverable",
+    ] {
         assert!(stdout(&o).contains(needle), "{needle}:\n{}", stdout(&o));
     }
 }
@@ -282,20 +305,73 @@ fn demo_runs_the_inventory_skill_through_the_offline_planner() {
 fn run_with_the_offline_planner_asks_for_what_it_cannot_read_and_refuses_what_it_cannot_do() {
     let tmp = tempfile::tempdir().unwrap();
     assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
-    let o = deskhand(&["run", "Write me a poem about spring", "--workspace", "ws", "--mode", "act"], tmp.path());
+    let o = deskhand(
+        &[
+            "run",
+            "Write me a poem about spring",
+            "--workspace",
+            "ws",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
     assert_user_error(&o, "can't do that offline");
     assert!(stderr(&o).contains("ANTHROPIC_API_KEY"), "{}", stderr(&o));
 
-    let o = deskhand(&["run", "Make a file inventory", "--workspace", "ws", "--grant", "projects", "--mode", "act"], tmp.path());
+    let o = deskhand(
+        &[
+            "run",
+            "Make a file inventory",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("needs your answer") && stderr(&o).contains("--answer"), "{}", stderr(&o));
-    let run = stderr(&o).split_whitespace().skip_while(|w| *w != "run").nth(1).unwrap().to_owned();
-    let o = deskhand(&["resume", &run, "--workspace", "ws", "--answer", "projects/receipts", "--mode", "act"], tmp.path());
+    assert!(
+        stderr(&o).contains("needs your answer") && stderr(&o).contains("--answer"),
+        "{}",
+        stderr(&o)
+    );
+    let run = stderr(&o)
+        .split_whitespace()
+        .skip_while(|w| *w != "run")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let o = deskhand(
+        &[
+            "resume",
+            &run,
+            "--workspace",
+            "ws",
+            "--answer",
+            "projects/receipts",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
     assert_ok(&o);
     assert!(tmp.path().join("ws/output/inventory.csv").is_file());
 
     // Ask mode without a terminal to ask on stops at the first step, saying why.
-    let o = deskhand(&["run", "Inventory the projects folder", "--workspace", "ws", "--grant", "projects"], tmp.path());
+    let o = deskhand(
+        &[
+            "run",
+            "Inventory the projects folder",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+        ],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--mode act"), "{}", stderr(&o));
 }
@@ -314,34 +390,50 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
     let tmp = tempfile::tempdir().unwrap();
     assert_ok(&deskhand(&["init", "ws"], tmp.path()));
     let transcript = |name: &str| {
-        std::fs::read_to_string(format!("{}/runtime/tests/transcripts/agent/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/runtime/tests/transcripts/agent/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     };
     // The model answers the first turn, then takes far too long: time enough to kill the process.
     let first = ReplayServer::start(vec![
         Canned::sse(&transcript("resume-1.sse")),
         Canned::sse(&transcript("resume-2.sse")).delay(Duration::from_secs(60)),
     ]);
-    let mut child = command(&["run", "Write a.txt", "--workspace", "ws", "--mode", "act"], tmp.path())
-        .env("DESKHAND_PROVIDER", "anthropic")
-        .env("ANTHROPIC_API_KEY", "sk-ant-test")
-        .env("ANTHROPIC_BASE_URL", first.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command(
+        &["run", "Write a.txt", "--workspace", "ws", "--mode", "act"],
+        tmp.path(),
+    )
+    .env("DESKHAND_PROVIDER", "anthropic")
+    .env("ANTHROPIC_API_KEY", "sk-ant-test")
+    .env("ANTHROPIC_BASE_URL", first.url())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let started = Instant::now();
     while first.requests().len() < 2 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the run never reached its second model turn");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never reached its second model turn"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert_eq!(std::fs::read_to_string(tmp.path().join("ws/output/a.txt")).unwrap(), "written once\n");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("ws/output/a.txt")).unwrap(),
+        "written once\n"
+    );
     let run = runs("ws", tmp.path()).pop().unwrap();
     let shown = stdout(&deskhand(&["show", &run, "--workspace", "ws"], tmp.path()));
     assert!(shown.contains("(running)"), "{shown}");
 
-    let second = ReplayServer::start(vec![Canned::sse(&transcript("resume-2.sse")), Canned::sse(&transcript("resume-3.sse"))]);
+    let second = ReplayServer::start(vec![
+        Canned::sse(&transcript("resume-2.sse")),
+        Canned::sse(&transcript("resume-3.sse")),
+    ]);
     let o = command(&["resume", &run, "--workspace", "ws", "--mode", "act"], tmp.path())
         .env("DESKHAND_PROVIDER", "anthropic")
         .env("ANTHROPIC_API_KEY", "sk-ant-test")
@@ -350,10 +442,20 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
         .unwrap();
     assert_ok(&o);
     assert!(stdout(&o).contains("output/a.txt is written"), "{}", stdout(&o));
-    let names: Vec<_> = std::fs::read_dir(tmp.path().join("ws/output")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("a.txt")], "the write was not done twice");
+    let names: Vec<_> = std::fs::read_dir(tmp.path().join("ws/output"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("a.txt")],
+        "the write was not done twice"
+    );
     let events = stdout(&deskhand(&["show", &run, "--workspace", "ws", "--events"], tmp.path()));
-    let writes = events.lines().filter(|l| l.contains("\"tool_call_begin\"") && l.contains("\"operation\":\"write\"")).count();
+    let writes = events
+        .lines()
+        .filter(|l| l.contains("\"tool_call_begin\"") && l.contains("\"operation\":\"write\""))
+        .count();
     assert_eq!(writes, 1, "{events}");
     // The resumed conversation carried the first turn's results, not a fresh start.
     assert!(second.requests()[0].body.contains("toolu_R1Write"));

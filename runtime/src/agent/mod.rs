@@ -112,7 +112,9 @@ pub struct Agent<'a> {
 
 impl std::fmt::Debug for Agent<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("provider", &self.provider.describe()).finish_non_exhaustive()
+        f.debug_struct("Agent")
+            .field("provider", &self.provider.describe())
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,10 +149,16 @@ struct ToolReply {
 
 impl ToolReply {
     fn ok(content: impl Into<String>) -> Self {
-        ToolReply { content: content.into(), is_error: false }
+        ToolReply {
+            content: content.into(),
+            is_error: false,
+        }
     }
     fn err(content: impl Into<String>) -> Self {
-        ToolReply { content: content.into(), is_error: true }
+        ToolReply {
+            content: content.into(),
+            is_error: true,
+        }
     }
 }
 
@@ -158,10 +166,15 @@ impl<'a> Agent<'a> {
     fn emit(&self, run: &RunId, event: Event) {
         // The journal is the source of truth; an append that fails is
         // reported to the observer rather than tearing the run down.
-        if let Err(e) = self.workspace.journal().append(run, &event) {
-            if let Some(obs) = &self.observer {
-                obs(run, &Event::Notice { message: format!("could not journal an event: {e}") });
-            }
+        if let Err(e) = self.workspace.journal().append(run, &event)
+            && let Some(obs) = &self.observer
+        {
+            obs(
+                run,
+                &Event::Notice {
+                    message: format!("could not journal an event: {e}"),
+                },
+            );
         }
         if let Some(obs) = &self.observer {
             obs(run, &event);
@@ -209,9 +222,24 @@ impl<'a> Agent<'a> {
             parent,
         })?;
         if let Some((parent, step)) = parent_step {
-            self.emit(parent, Event::SubAgentBegin { step, child: run.clone(), outcome: task.outcome.clone() });
+            self.emit(
+                parent,
+                Event::SubAgentBegin {
+                    step,
+                    child: run.clone(),
+                    outcome: task.outcome.clone(),
+                },
+            );
         }
-        self.emit(&run, Event::RunBegin { run: run.clone(), task: task.clone(), model, parent: parent.cloned() });
+        self.emit(
+            &run,
+            Event::RunBegin {
+                run: run.clone(),
+                task: task.clone(),
+                model,
+                parent: parent.cloned(),
+            },
+        );
         let first = Message::user_text(task.outcome.clone());
         self.emit(&run, Event::Message { message: first.clone() });
         let mut state = RunState {
@@ -247,7 +275,11 @@ impl<'a> Agent<'a> {
                 changed = true;
                 self.emit(
                     &st.run,
-                    Event::StepEnd { step: i + 1, status: closed, note: Some("closed when the run ended".into()) },
+                    Event::StepEnd {
+                        step: i + 1,
+                        status: closed,
+                        note: Some("closed when the run ended".into()),
+                    },
                 );
             }
             if changed {
@@ -258,9 +290,22 @@ impl<'a> Agent<'a> {
         if let Some(q) = &question {
             self.emit(&st.run, Event::NeedsInput { question: q.clone() });
         }
-        self.emit(&st.run, Event::RunEnd { run: st.run.clone(), status, summary: summary.clone() });
+        self.emit(
+            &st.run,
+            Event::RunEnd {
+                run: st.run.clone(),
+                status,
+                summary: summary.clone(),
+            },
+        );
         self.workspace.journal().set_task_status(&st.run, status, &summary)?;
-        Ok(RunReport { run: st.run.clone(), status, summary, plan: st.plan.clone(), question })
+        Ok(RunReport {
+            run: st.run.clone(),
+            status,
+            summary,
+            plan: st.plan.clone(),
+            question,
+        })
     }
 
     fn drive(&self, st: &mut RunState) -> Result<RunReport> {
@@ -273,7 +318,10 @@ impl<'a> Agent<'a> {
                 return self.finish(st, status, summary);
             }
             if st.turn >= self.settings.max_turns {
-                let msg = format!("stopped after {} model turns without finishing", self.settings.max_turns);
+                let msg = format!(
+                    "stopped after {} model turns without finishing",
+                    self.settings.max_turns
+                );
                 return self.finish(st, RunStatus::Failed, msg);
             }
             st.turn += 1;
@@ -286,16 +334,32 @@ impl<'a> Agent<'a> {
                     return Err(Error::Provider(e));
                 }
             };
-            self.emit(&st.run, Event::ModelTurnEnd { turn: st.turn, usage: response.usage });
-            let assistant = Message { role: Role::Assistant, content: response.content };
+            self.emit(
+                &st.run,
+                Event::ModelTurnEnd {
+                    turn: st.turn,
+                    usage: response.usage,
+                },
+            );
+            let assistant = Message {
+                role: Role::Assistant,
+                content: response.content,
+            };
             st.messages.push(assistant.clone());
-            self.emit(&st.run, Event::Message { message: assistant.clone() });
+            self.emit(
+                &st.run,
+                Event::Message {
+                    message: assistant.clone(),
+                },
+            );
 
             if response.stop_reason == StopReason::Other("refusal".into()) {
                 return self.finish(st, RunStatus::Failed, assistant.text());
             }
-            let uses: Vec<(String, String, serde_json::Value)> =
-                assistant.tool_uses().map(|(id, name, input)| (id.into(), name.into(), input.clone())).collect();
+            let uses: Vec<(String, String, serde_json::Value)> = assistant
+                .tool_uses()
+                .map(|(id, name, input)| (id.into(), name.into(), input.clone()))
+                .collect();
             if uses.is_empty() {
                 let summary = assistant.text();
                 return self.finish(st, RunStatus::Succeeded, summary);
@@ -311,19 +375,29 @@ impl<'a> Agent<'a> {
                     continue;
                 }
                 let reply = self.dispatch(st, &id, &name, &input);
-                results.push(Block::ToolResult { tool_use_id: id, content: reply.content, is_error: reply.is_error });
+                results.push(Block::ToolResult {
+                    tool_use_id: id,
+                    content: reply.content,
+                    is_error: reply.is_error,
+                });
             }
             if matches!(st.stop, Some((RunStatus::NeedsInput, _))) && results.is_empty() {
                 continue;
             }
             if matches!(st.stop, Some((RunStatus::NeedsInput, _))) {
                 // Other calls in the same turn ran; the question waits for the answer.
-                let msg = Message { role: Role::User, content: results };
+                let msg = Message {
+                    role: Role::User,
+                    content: results,
+                };
                 st.messages.push(msg.clone());
                 self.emit(&st.run, Event::Message { message: msg });
                 continue;
             }
-            let msg = Message { role: Role::User, content: results };
+            let msg = Message {
+                role: Role::User,
+                content: results,
+            };
             st.messages.push(msg.clone());
             self.emit(&st.run, Event::Message { message: msg });
         }
@@ -342,13 +416,24 @@ impl<'a> Agent<'a> {
         let mut forced = false;
         loop {
             let system = self.system_prompt(st);
-            let request =
-                ModelRequest { system: &system, messages: &st.messages, tools, max_tokens: self.settings.max_tokens };
+            let request = ModelRequest {
+                system: &system,
+                messages: &st.messages,
+                tools,
+                max_tokens: self.settings.max_tokens,
+            };
             let run = st.run.clone();
             let mut on_event = |e: StreamEvent| {
                 if let StreamEvent::Retry { attempt, wait, reason } = e {
                     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                    self.emit(&run, Event::ModelRetry { attempt, wait_ms, reason });
+                    self.emit(
+                        &run,
+                        Event::ModelRetry {
+                            attempt,
+                            wait_ms,
+                            reason,
+                        },
+                    );
                 }
             };
             match self.provider.complete(&request, &mut on_event) {
@@ -367,7 +452,9 @@ impl<'a> Agent<'a> {
 
     /// Replaces older turns with a digest, keeping the last `keep` messages.
     fn compact(&self, st: &mut RunState, keep: usize) -> bool {
-        let Some(replaced) = context::compaction_cut(&st.messages, keep) else { return false };
+        let Some(replaced) = context::compaction_cut(&st.messages, keep) else {
+            return false;
+        };
         let summary = context::digest(&st.messages[1..1 + replaced]);
         context::apply_compaction(&mut st.messages, replaced, &summary);
         self.emit(&st.run, Event::Compacted { replaced, summary });
@@ -384,20 +471,21 @@ impl<'a> Agent<'a> {
         if let Some((RunStatus::Stopped, why)) = &st.stop {
             return ToolReply::err(format!("the run was stopped ({why}); this call did not run"));
         }
-        let reply = match name {
+        match name {
             meta::UPDATE_PLAN => self.meta_call(st, &call_id, name, input, |agent, st| agent.update_plan(st, input)),
             meta::SPAWN_SUBAGENTS => {
                 self.meta_call(st, &call_id, name, input, |agent, st| agent.spawn_subagents(st, input))
             }
-            meta::READ_TOOL_OUTPUT => self.meta_call(st, &call_id, name, input, |agent, st| agent.page_output(st, input)),
+            meta::READ_TOOL_OUTPUT => {
+                self.meta_call(st, &call_id, name, input, |agent, st| agent.page_output(st, input))
+            }
             _ => match name.split_once(meta::TOOL_SEP) {
                 Some((tool, op)) => self.tool_call(st, &call_id, tool, op, input),
                 None => ToolReply::err(format!(
                     "there is no tool named {name:?}; use the tools listed, such as fs__list or update_plan"
                 )),
             },
-        };
-        reply
+        }
     }
 
     /// Journals a runtime-provided tool's call as a Begin/End pair.
@@ -411,19 +499,41 @@ impl<'a> Agent<'a> {
     ) -> ToolReply {
         self.emit(
             &st.run,
-            Event::ToolCallBegin { call: id.clone(), tool: "deskhand".into(), operation: name.into(), args: input.clone() },
+            Event::ToolCallBegin {
+                call: id.clone(),
+                tool: "deskhand".into(),
+                operation: name.into(),
+                args: input.clone(),
+            },
         );
         let started = std::time::Instant::now();
         let result = f(self, st);
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (outcome, reply) = match result {
             Ok(text) => (
-                CallOutcome::Ok { output: deskhand_types::ToolOutput { json: serde_json::Value::Null, text: text.clone() } },
+                CallOutcome::Ok {
+                    output: deskhand_types::ToolOutput {
+                        json: serde_json::Value::Null,
+                        text: text.clone(),
+                    },
+                },
                 ToolReply::ok(text),
             ),
-            Err(message) => (CallOutcome::Refused { message: message.clone() }, ToolReply::err(message)),
+            Err(message) => (
+                CallOutcome::Refused {
+                    message: message.clone(),
+                },
+                ToolReply::err(message),
+            ),
         };
-        self.emit(&st.run, Event::ToolCallEnd { call: id.clone(), outcome, elapsed_ms });
+        self.emit(
+            &st.run,
+            Event::ToolCallEnd {
+                call: id.clone(),
+                outcome,
+                elapsed_ms,
+            },
+        );
         reply
     }
 
@@ -437,7 +547,14 @@ impl<'a> Agent<'a> {
         if status == StepStatus::InProgress {
             self.emit(&st.run, Event::StepBegin { step: index + 1, title });
         } else if status.is_finished() {
-            self.emit(&st.run, Event::StepEnd { step: index + 1, status, note });
+            self.emit(
+                &st.run,
+                Event::StepEnd {
+                    step: index + 1,
+                    status,
+                    note,
+                },
+            );
         }
     }
 
@@ -481,15 +598,30 @@ impl<'a> Agent<'a> {
         }
         let old = st.plan.clone();
         let structural = old.steps.len() != update.steps.len()
-            || old.steps.iter().zip(&update.steps).any(|(a, b)| a.title != b.title || a.effects != b.effects);
+            || old
+                .steps
+                .iter()
+                .zip(&update.steps)
+                .any(|(a, b)| a.title != b.title || a.effects != b.effects);
         if old.revision > 0 && structural {
             let Some(reason) = update.reason.as_deref().filter(|r| !r.trim().is_empty()) else {
-                return Err("this changes the plan's steps; call update_plan again with a `reason` the person will see".into());
+                return Err(
+                    "this changes the plan's steps; call update_plan again with a `reason` the person will see".into(),
+                );
             };
             // A finished step cannot be rewritten after the fact.
             for (i, s) in old.steps.iter().enumerate() {
-                if s.status.is_finished() && update.steps.get(i).is_none_or(|u| u.title != s.title || u.effects != s.effects) {
-                    return Err(format!("step {} ({:?}) is finished and cannot be changed; add new steps instead", i + 1, s.title));
+                if s.status.is_finished()
+                    && update
+                        .steps
+                        .get(i)
+                        .is_none_or(|u| u.title != s.title || u.effects != s.effects)
+                {
+                    return Err(format!(
+                        "step {} ({:?}) is finished and cannot be changed; add new steps instead",
+                        i + 1,
+                        s.title
+                    ));
                 }
             }
             st.plan.reason = Some(reason.to_owned());
@@ -506,7 +638,12 @@ impl<'a> Agent<'a> {
                 .map(|(i, u)| PlanStep {
                     title: u.title.clone(),
                     effects: u.effects.clone(),
-                    status: old.steps.get(i).filter(|o| o.title == u.title).map(|o| o.status).unwrap_or_default(),
+                    status: old
+                        .steps
+                        .get(i)
+                        .filter(|o| o.title == u.title)
+                        .map(|o| o.status)
+                        .unwrap_or_default(),
                 })
                 .collect();
             self.emit(&st.run, Event::PlanUpdated { plan: st.plan.clone() });
@@ -522,12 +659,21 @@ impl<'a> Agent<'a> {
             }
             match u.status {
                 StepStatus::InProgress => self.begin_step(st, i)?,
-                StepStatus::Done | StepStatus::Failed | StepStatus::Skipped => self.set_step_status(st, i, u.status, None),
+                StepStatus::Done | StepStatus::Failed | StepStatus::Skipped => {
+                    self.set_step_status(st, i, u.status, None)
+                }
                 StepStatus::Pending => {}
             }
         }
-        self.workspace.journal().record_plan(&st.run, &st.plan).map_err(|e| e.to_string())?;
-        Ok(format!("Plan (revision {}):\n{}", st.plan.revision, context::plan_text(&st.plan)))
+        self.workspace
+            .journal()
+            .record_plan(&st.run, &st.plan)
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "Plan (revision {}):\n{}",
+            st.plan.revision,
+            context::plan_text(&st.plan)
+        ))
     }
 
     /// Resolves a declared path the way call paths are resolved.
@@ -537,16 +683,25 @@ impl<'a> Agent<'a> {
 
     /// Checks that `inner`'s paths all lie within `outer`'s.
     fn within_effects(&self, inner: &StepEffects, outer: &StepEffects) -> std::result::Result<(), String> {
-        let outer_reads: Vec<PathBuf> = outer.reads.iter().chain(&outer.writes).filter_map(|p| self.resolve_declared(p)).collect();
+        let outer_reads: Vec<PathBuf> = outer
+            .reads
+            .iter()
+            .chain(&outer.writes)
+            .filter_map(|p| self.resolve_declared(p))
+            .collect();
         let outer_writes: Vec<PathBuf> = outer.writes.iter().filter_map(|p| self.resolve_declared(p)).collect();
         for r in &inner.reads {
-            let resolved = self.resolve_declared(r).ok_or_else(|| format!("{} is not a usable path", r.display()))?;
+            let resolved = self
+                .resolve_declared(r)
+                .ok_or_else(|| format!("{} is not a usable path", r.display()))?;
             if !outer_reads.iter().any(|o| resolved.starts_with(o)) {
                 return Err(format!("reads {}", r.display()));
             }
         }
         for w in &inner.writes {
-            let resolved = self.resolve_declared(w).ok_or_else(|| format!("{} is not a usable path", w.display()))?;
+            let resolved = self
+                .resolve_declared(w)
+                .ok_or_else(|| format!("{} is not a usable path", w.display()))?;
             if !outer_writes.iter().any(|o| resolved.starts_with(o)) {
                 return Err(format!("writes {}", w.display()));
             }
@@ -569,23 +724,50 @@ impl<'a> Agent<'a> {
         if let Err(e) = self.begin_step(st, step - 1) {
             return ToolReply::err(e);
         }
-        let prepared = match call::prepare(self.workspace, self.toolbox, tool, op, input, &st.task.grants, self.settings.limits) {
+        let prepared = match call::prepare(
+            self.workspace,
+            self.toolbox,
+            tool,
+            op,
+            input,
+            &st.task.grants,
+            self.settings.limits,
+        ) {
             Ok(p) => p,
             Err(e) => {
-                if matches!(e, Error::OutsideGrants { .. } | Error::WriteOutsideOutput { .. } | Error::BadPath { .. }) {
-                    self.emit(&st.run, Event::Blocked { step, reason: e.to_string() });
+                if matches!(
+                    e,
+                    Error::OutsideGrants { .. } | Error::WriteOutsideOutput { .. } | Error::BadPath { .. }
+                ) {
+                    self.emit(
+                        &st.run,
+                        Event::Blocked {
+                            step,
+                            reason: e.to_string(),
+                        },
+                    );
                 }
                 return ToolReply::err(e.to_string());
             }
         };
-        let concrete = StepEffects { reads: prepared.reads.clone(), writes: prepared.writes.clone(), network: Vec::new() };
+        let concrete = StepEffects {
+            reads: prepared.reads.clone(),
+            writes: prepared.writes.clone(),
+            network: Vec::new(),
+        };
         if let Err(what) = self.within_effects(&concrete, &st.plan.steps[step - 1].effects) {
             let reason = format!(
                 "blocked: step {step} ({:?}) did not declare that it {what}. Revise the plan with update_plan \
                  (declare it in the step's effects and give a reason) if this is really needed",
                 st.plan.steps[step - 1].title
             );
-            self.emit(&st.run, Event::Blocked { step, reason: reason.clone() });
+            self.emit(
+                &st.run,
+                Event::Blocked {
+                    step,
+                    reason: reason.clone(),
+                },
+            );
             return ToolReply::err(reason);
         }
         let run = st.run.clone();
@@ -617,14 +799,30 @@ impl<'a> Agent<'a> {
                 "[output truncated: showing {cut} of {} bytes. Call read_tool_output with {{\"call\": \"{id}\", \"offset\": {cut}}} for more]",
                 text.len()
             ),
-            Err(e) => format!("[output truncated at {cut} of {} bytes; the rest could not be kept: {e}]", text.len()),
+            Err(e) => format!(
+                "[output truncated at {cut} of {} bytes; the rest could not be kept: {e}]",
+                text.len()
+            ),
         };
         format!("{}\n{pointer}", context::untrusted(source, &text[..cut]))
     }
 
     fn output_path(&self, run: &RunId, id: &str) -> PathBuf {
-        let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-        self.workspace.state_dir().join("outputs").join(&run.0).join(format!("{safe}.txt"))
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.workspace
+            .state_dir()
+            .join("outputs")
+            .join(&run.0)
+            .join(format!("{safe}.txt"))
     }
 
     fn store_output(&self, run: &RunId, id: &CallId, text: &str) -> std::io::Result<()> {
@@ -636,8 +834,8 @@ impl<'a> Agent<'a> {
     }
 
     fn page_output(&self, st: &mut RunState, input: &serde_json::Value) -> std::result::Result<String, String> {
-        let page: meta::OutputPage =
-            serde_json::from_value(input.clone()).map_err(|e| format!("read_tool_output arguments are invalid: {e}"))?;
+        let page: meta::OutputPage = serde_json::from_value(input.clone())
+            .map_err(|e| format!("read_tool_output arguments are invalid: {e}"))?;
         let text = std::fs::read_to_string(self.output_path(&st.run, &page.call))
             .map_err(|_| format!("no stored output for call {:?} in this run", page.call))?;
         if page.offset >= text.len() {
@@ -651,27 +849,45 @@ impl<'a> Agent<'a> {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        let more = if end < text.len() { format!("\n[more from offset {end}]") } else { "\n[end of output]".into() };
-        Ok(format!("{}{more}", context::untrusted("stored tool output", &text[start..end])))
+        let more = if end < text.len() {
+            format!("\n[more from offset {end}]")
+        } else {
+            "\n[end of output]".into()
+        };
+        Ok(format!(
+            "{}{more}",
+            context::untrusted("stored tool output", &text[start..end])
+        ))
     }
 
     /// Checks a sub-agent's grants against the parent's: each within a parent
     /// grant, and read-write only where the parent had read-write.
-    fn child_grants(&self, parent: &[Grant], asked: Option<&[meta::SubGrant]>) -> std::result::Result<Vec<Grant>, String> {
+    fn child_grants(
+        &self,
+        parent: &[Grant],
+        asked: Option<&[meta::SubGrant]>,
+    ) -> std::result::Result<Vec<Grant>, String> {
         let Some(asked) = asked else { return Ok(parent.to_vec()) };
-        let resolved_parent: Vec<(PathBuf, Access)> =
-            parent.iter().filter_map(|g| self.resolve_declared(&g.path).map(|p| (p, g.access))).collect();
+        let resolved_parent: Vec<(PathBuf, Access)> = parent
+            .iter()
+            .filter_map(|g| self.resolve_declared(&g.path).map(|p| (p, g.access)))
+            .collect();
         asked
             .iter()
             .map(|g| {
-                let path = self.resolve_declared(Path::new(&g.path)).ok_or_else(|| format!("{} is not a usable path", g.path))?;
+                let path = self
+                    .resolve_declared(Path::new(&g.path))
+                    .ok_or_else(|| format!("{} is not a usable path", g.path))?;
                 let allowed = resolved_parent
                     .iter()
                     .any(|(p, access)| path.starts_with(p) && (g.access == Access::ReadOnly || access.is_writable()));
                 if allowed {
                     Ok(Grant { path, access: g.access })
                 } else {
-                    Err(format!("a sub-agent cannot be granted {} ({}): it is not within this run's grants", g.path, g.access))
+                    Err(format!(
+                        "a sub-agent cannot be granted {} ({}): it is not within this run's grants",
+                        g.path, g.access
+                    ))
                 }
             })
             .collect()
@@ -687,7 +903,11 @@ impl<'a> Agent<'a> {
         let mut children = Vec::new();
         for t in &request.tasks {
             let grants = self.child_grants(&st.task.grants, t.grants.as_deref())?;
-            children.push(Task { outcome: t.outcome.clone(), grants, mode: Mode::Act });
+            children.push(Task {
+                outcome: t.outcome.clone(),
+                grants,
+                mode: Mode::Act,
+            });
         }
         let ceiling = st.plan.steps[step - 1].effects.clone();
         let siblings_cancel = Arc::new(AtomicBool::new(false));
@@ -704,12 +924,17 @@ impl<'a> Agent<'a> {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(task) = children.get(i) else { break };
                         if cancel.iter().any(|c| c.load(Ordering::Relaxed)) {
-                            results.lock().unwrap_or_else(|p| p.into_inner()).insert(i, Err("cancelled".into()));
+                            results
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(i, Err("cancelled".into()));
                             continue;
                         }
                         let earlier = {
                             let mut kids = earlier_children.lock().unwrap_or_else(|p| p.into_inner());
-                            kids.iter().position(|k| k.outcome == task.outcome).map(|i| kids.remove(i))
+                            kids.iter()
+                                .position(|k| k.outcome == task.outcome)
+                                .map(|i| kids.remove(i))
                         };
                         let outcome = match earlier {
                             Some(kid) => self.reuse_child(&kid, ceiling.clone(), cancel.clone()),
@@ -736,14 +961,19 @@ impl<'a> Agent<'a> {
             if status != RunStatus::Succeeded && first_failure.is_none() && status != RunStatus::Stopped {
                 first_failure = Some(format!("sub-agent {:?} {}: {summary}", task.outcome, status.as_str()));
             }
-            report.push(serde_json::json!({"outcome": task.outcome, "run": run, "status": status.as_str(), "summary": summary}));
+            report.push(
+                serde_json::json!({"outcome": task.outcome, "run": run, "status": status.as_str(), "summary": summary}),
+            );
         }
         let listing = serde_json::to_string_pretty(&report).unwrap_or_default();
         match first_failure {
             Some(failure) => {
                 self.set_step_status(st, step - 1, StepStatus::Failed, Some(failure.clone()));
                 let _ = self.workspace.journal().record_plan(&st.run, &st.plan);
-                Err(format!("{failure}\nThe other sub-agents were cancelled. Reports:\n{}", context::untrusted("sub-agents", &listing)))
+                Err(format!(
+                    "{failure}\nThe other sub-agents were cancelled. Reports:\n{}",
+                    context::untrusted("sub-agents", &listing)
+                ))
             }
             None => Ok(context::untrusted("sub-agents", &listing)),
         }
@@ -780,10 +1010,15 @@ impl<'a> Agent<'a> {
 fn reply_from_outcome(source: &str, outcome: &CallOutcome) -> (String, bool) {
     match outcome {
         CallOutcome::Ok { output } if output.json.is_null() => (output.text.clone(), false),
-        CallOutcome::Ok { output } => (context::untrusted(source, &format!("{}\n{}", output.text, output.json)), false),
-        CallOutcome::ToolError { error } => (context::untrusted(source, &Error::Call(CallError::Tool(error.clone())).to_string()), true),
+        CallOutcome::Ok { output } => (
+            context::untrusted(source, &format!("{}\n{}", output.text, output.json)),
+            false,
+        ),
+        CallOutcome::ToolError { error } => (
+            context::untrusted(source, &Error::Call(CallError::Tool(error.clone())).to_string()),
+            true,
+        ),
         CallOutcome::Stopped { reason } => (reason.clone(), true),
         CallOutcome::Refused { message } => (message.clone(), true),
     }
 }
-

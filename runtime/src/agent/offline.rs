@@ -35,7 +35,9 @@ pub struct OfflinePlanner {
 
 impl std::fmt::Debug for OfflinePlanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OfflinePlanner").field("skills", &self.skills.len()).finish()
+        f.debug_struct("OfflinePlanner")
+            .field("skills", &self.skills.len())
+            .finish()
     }
 }
 
@@ -46,7 +48,11 @@ or OPENAI_BASE_URL and DESKHAND_MODEL for an OpenAI-compatible server such as Ol
 
 impl OfflinePlanner {
     pub fn new(skills: Vec<Skill>, context: MatchContext) -> Self {
-        OfflinePlanner { skills, context, given: BTreeMap::new() }
+        OfflinePlanner {
+            skills,
+            context,
+            given: BTreeMap::new(),
+        }
     }
 
     pub fn with_params(mut self, given: BTreeMap<String, String>) -> Self {
@@ -95,7 +101,12 @@ fn read_transcript(messages: &[Message]) -> Transcript {
     let mut results = BTreeMap::new();
     for m in messages.iter().filter(|m| m.role == Role::User) {
         for b in &m.content {
-            if let Block::ToolResult { tool_use_id, content, is_error } = b {
+            if let Block::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } = b
+            {
                 if let Some(param) = tool_use_id.strip_prefix(ASK_PREFIX) {
                     let answer = content.strip_prefix(ANSWER_PREFIX).unwrap_or(content).trim().to_owned();
                     answers.insert(param.to_owned(), answer);
@@ -138,15 +149,27 @@ fn explicit(task: &str, skills: &[Skill]) -> Option<(usize, BTreeMap<String, Str
 
 /// `key=value`, quoted when the value has spaces.
 fn param_pair(key: &str, value: &str) -> String {
-    if value.contains(char::is_whitespace) { format!("{key}=\"{value}\"") } else { format!("{key}={value}") }
+    if value.contains(char::is_whitespace) {
+        format!("{key}=\"{value}\"")
+    } else {
+        format!("{key}={value}")
+    }
 }
 
 fn tool_use(id: &str, name: &str, input: Value) -> Block {
-    Block::ToolUse { id: id.into(), name: name.into(), input }
+    Block::ToolUse {
+        id: id.into(),
+        name: name.into(),
+        input,
+    }
 }
 
 fn reply(content: Vec<Block>, stop: StopReason) -> ModelResponse {
-    ModelResponse { content, stop_reason: stop, usage: Usage::default() }
+    ModelResponse {
+        content,
+        stop_reason: stop,
+        usage: Usage::default(),
+    }
 }
 
 fn text(t: impl Into<String>) -> Block {
@@ -154,7 +177,10 @@ fn text(t: impl Into<String>) -> Block {
 }
 
 fn plan_input(steps: &[(String, Value, &str)], reason: Option<&str>) -> Value {
-    let steps: Vec<Value> = steps.iter().map(|(title, effects, status)| json!({"title": title, "effects": effects, "status": status})).collect();
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|(title, effects, status)| json!({"title": title, "effects": effects, "status": status}))
+        .collect();
     match reason {
         Some(r) => json!({"steps": steps, "reason": r}),
         None => json!({"steps": steps}),
@@ -169,7 +195,13 @@ fn per_target_output(default: &str, target: &str) -> String {
         .next()
         .unwrap_or(target)
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     match default.rsplit_once('.') {
         Some((stem, ext)) if !ext.contains('/') => format!("{stem}-{slug}.{ext}"),
@@ -182,7 +214,11 @@ impl ModelProvider for OfflinePlanner {
         "offline planner".into()
     }
 
-    fn complete(&self, request: &ModelRequest<'_>, _on_event: &mut dyn FnMut(StreamEvent)) -> Result<ModelResponse, ProviderError> {
+    fn complete(
+        &self,
+        request: &ModelRequest<'_>,
+        _on_event: &mut dyn FnMut(StreamEvent),
+    ) -> Result<ModelResponse, ProviderError> {
         let t = read_transcript(request.messages);
         let (index, mut params, missing, targets) = match explicit(&t.task, &self.skills) {
             Some((index, params)) => {
@@ -193,11 +229,22 @@ impl ModelProvider for OfflinePlanner {
                         params.insert(p.name.clone(), d.clone());
                     }
                 }
-                let missing = skill.params.iter().filter(|p| p.required && !params.contains_key(&p.name)).cloned().collect();
+                let missing = skill
+                    .params
+                    .iter()
+                    .filter(|p| p.required && !params.contains_key(&p.name))
+                    .cloned()
+                    .collect();
                 (index, params, missing, Vec::new())
             }
             None => match match_task(&t.task, &self.skills, &self.context) {
-                Match::Matched { skill, params, missing, targets, .. } => (skill, params, missing, targets),
+                Match::Matched {
+                    skill,
+                    params,
+                    missing,
+                    targets,
+                    ..
+                } => (skill, params, missing, targets),
                 Match::NoMatch { reason, .. } => {
                     let msg = format!(
                         "I can't do that offline: {reason}\n\nWithout a model I can:\n{}\n{CONFIGURE_A_MODEL}",
@@ -208,7 +255,10 @@ impl ModelProvider for OfflinePlanner {
             },
         };
         let skill = &self.skills[index];
-        let missing: Vec<_> = missing.into_iter().filter(|p| !self.given.contains_key(&p.name)).collect();
+        let missing: Vec<_> = missing
+            .into_iter()
+            .filter(|p| !self.given.contains_key(&p.name))
+            .collect();
         for (k, v) in &self.given {
             if skill.params.iter().any(|p| &p.name == k) {
                 params.insert(k.clone(), v.clone());
@@ -234,7 +284,11 @@ impl ModelProvider for OfflinePlanner {
             };
             let question = format!("To run {} I need {}: {}{example}.", skill.name, p.name, p.description);
             return Ok(reply(
-                vec![tool_use(&format!("{ASK_PREFIX}{}", p.name), meta::ASK_PERSON, json!({"question": question}))],
+                vec![tool_use(
+                    &format!("{ASK_PREFIX}{}", p.name),
+                    meta::ASK_PERSON,
+                    json!({"question": question}),
+                )],
                 StopReason::ToolUse,
             ));
         }
@@ -250,7 +304,11 @@ impl ModelProvider for OfflinePlanner {
                 return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));
             }
         };
-        let target_param = skill.params.iter().find(|p| p.kind == ParamKind::Path && p.required).map(|p| p.name.clone());
+        let target_param = skill
+            .params
+            .iter()
+            .find(|p| p.kind == ParamKind::Path && p.required)
+            .map(|p| p.name.clone());
         let output_param = skill.params.iter().find(|p| p.name == "output");
         let fan_out = targets.len() > 1 && target_param.is_some();
 
@@ -266,12 +324,27 @@ impl ModelProvider for OfflinePlanner {
                     json!({"outcome": line, "grants": [{"path": target, "access": "read_only"}]})
                 })
                 .collect();
-            let title = format!("Run {} on {} folders in parallel, one sub-agent each", skill.name, targets.len());
+            let title = format!(
+                "Run {} on {} folders in parallel, one sub-agent each",
+                skill.name,
+                targets.len()
+            );
             let effects = json!({"reads": targets, "writes": ["output"]});
-            ((title, effects), tool_use(RUN, meta::SPAWN_SUBAGENTS, json!({"tasks": tasks})))
+            (
+                (title, effects),
+                tool_use(RUN, meta::SPAWN_SUBAGENTS, json!({"tasks": tasks})),
+            )
         } else {
-            let target = target_param.as_ref().and_then(|p| params.get(p)).cloned().unwrap_or_default();
-            let writes: Vec<String> = output_param.and_then(|p| params.get(&p.name)).cloned().into_iter().collect();
+            let target = target_param
+                .as_ref()
+                .and_then(|p| params.get(p))
+                .cloned()
+                .unwrap_or_default();
+            let writes: Vec<String> = output_param
+                .and_then(|p| params.get(&p.name))
+                .cloned()
+                .into_iter()
+                .collect();
             let reads: Vec<String> = skill
                 .params
                 .iter()
@@ -279,13 +352,32 @@ impl ModelProvider for OfflinePlanner {
                 .filter_map(|p| params.get(&p.name).cloned())
                 .collect();
             let title = format!("Run {} on {target} in the sandbox", skill.name);
-            let args: serde_json::Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let args: serde_json::Map<String, Value> = params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             let effects = json!({"reads": reads, "writes": writes});
-            ((title, effects), tool_use(RUN, &format!("{tool}{}{operation}", meta::TOOL_SEP), Value::Object(args)))
+            (
+                (title, effects),
+                tool_use(
+                    RUN,
+                    &format!("{tool}{}{operation}", meta::TOOL_SEP),
+                    Value::Object(args),
+                ),
+            )
         };
-        let step2 = ("Check the deliverable in output/".to_owned(), json!({"reads": ["output"]}));
+        let step2 = (
+            "Check the deliverable in output/".to_owned(),
+            json!({"reads": ["output"]}),
+        );
         let steps = |s1: &'static str, s2: &'static str| {
-            plan_input(&[(step1.0.clone(), step1.1.clone(), s1), (step2.0.clone(), step2.1.clone(), s2)], None)
+            plan_input(
+                &[
+                    (step1.0.clone(), step1.1.clone(), s1),
+                    (step2.0.clone(), step2.1.clone(), s2),
+                ],
+                None,
+            )
         };
 
         let Some((run_content, run_failed)) = t.results.get(RUN) else {
@@ -311,8 +403,15 @@ impl ModelProvider for OfflinePlanner {
                 let msg = format!("The {} skill did not finish: {}", skill.name, strip_frame(&error));
                 return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));
             }
-            let failed_step = if t.results.contains_key(VERIFY) { ("done", "failed") } else { ("failed", "skipped") };
-            return Ok(reply(vec![tool_use(FAIL, meta::UPDATE_PLAN, steps(failed_step.0, failed_step.1))], StopReason::ToolUse));
+            let failed_step = if t.results.contains_key(VERIFY) {
+                ("done", "failed")
+            } else {
+                ("failed", "skipped")
+            };
+            return Ok(reply(
+                vec![tool_use(FAIL, meta::UPDATE_PLAN, steps(failed_step.0, failed_step.1))],
+                StopReason::ToolUse,
+            ));
         }
         let produced = result_json(run_content);
         if !t.results.contains_key(VERIFY) {
@@ -321,24 +420,41 @@ impl ModelProvider for OfflinePlanner {
                 _ => tool_use(VERIFY, &format!("fs{}list", meta::TOOL_SEP), json!({"path": "output"})),
             };
             return Ok(reply(
-                vec![tool_use("offline-progress", meta::UPDATE_PLAN, steps("done", "in_progress")), verify],
+                vec![
+                    tool_use("offline-progress", meta::UPDATE_PLAN, steps("done", "in_progress")),
+                    verify,
+                ],
                 StopReason::ToolUse,
             ));
         }
         if !t.results.contains_key(DONE) {
-            return Ok(reply(vec![tool_use(DONE, meta::UPDATE_PLAN, steps("done", "done"))], StopReason::ToolUse));
+            return Ok(reply(
+                vec![tool_use(DONE, meta::UPDATE_PLAN, steps("done", "done"))],
+                StopReason::ToolUse,
+            ));
         }
         let summary = first_line(&strip_frame(run_content));
-        Ok(reply(vec![text(format!("Done with {}: {summary}", skill.name))], StopReason::EndTurn))
+        Ok(reply(
+            vec![text(format!("Done with {}: {summary}", skill.name))],
+            StopReason::EndTurn,
+        ))
     }
 }
 
 fn strip_frame(content: &str) -> String {
-    content.lines().filter(|l| !l.starts_with("<untrusted") && !l.starts_with("</untrusted")).collect::<Vec<_>>().join("\n")
+    content
+        .lines()
+        .filter(|l| !l.starts_with("<untrusted") && !l.starts_with("</untrusted"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_owned()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -347,8 +463,14 @@ mod tests {
 
     #[test]
     fn per_target_outputs_do_not_collide() {
-        assert_eq!(per_target_output("output/inventory.csv", "projects/receipts"), "output/inventory-receipts.csv");
-        assert_eq!(per_target_output("output/inventory.csv", "context/"), "output/inventory-context.csv");
+        assert_eq!(
+            per_target_output("output/inventory.csv", "projects/receipts"),
+            "output/inventory-receipts.csv"
+        );
+        assert_eq!(
+            per_target_output("output/inventory.csv", "context/"),
+            "output/inventory-context.csv"
+        );
     }
 
     #[test]

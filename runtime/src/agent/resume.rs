@@ -25,9 +25,16 @@ impl Agent<'_> {
     /// Continues `run` from its journal. `answer` answers the question the
     /// run is waiting on, if it is waiting on one.
     pub fn resume(&self, run: &RunId, answer: Option<&str>) -> Result<RunReport> {
-        let row = self.workspace.journal().task(run)?.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        let row = self
+            .workspace
+            .journal()
+            .task(run)?
+            .ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
         if let Some(parent) = row.parent {
-            return Err(Error::ResumeChild { run: run.0.clone(), parent: parent.0 });
+            return Err(Error::ResumeChild {
+                run: run.0.clone(),
+                parent: parent.0,
+            });
         }
         self.resume_inner(run, answer, None, Vec::new())
     }
@@ -80,18 +87,28 @@ impl Agent<'_> {
         if let Some((status, summary)) = &ended
             && *status != RunStatus::NeedsInput
         {
-            return Err(Error::RunFinished { run: run.0.clone(), status: status.as_str().into(), summary: summary.clone() });
+            return Err(Error::RunFinished {
+                run: run.0.clone(),
+                status: status.as_str().into(),
+                summary: summary.clone(),
+            });
         }
         let pending: Vec<(String, String, serde_json::Value)> = match messages.last() {
-            Some(m) if m.role == Role::Assistant => {
-                m.tool_uses().map(|(id, name, input)| (id.into(), name.into(), input.clone())).collect()
-            }
+            Some(m) if m.role == Role::Assistant => m
+                .tool_uses()
+                .map(|(id, name, input)| (id.into(), name.into(), input.clone()))
+                .collect(),
             _ => Vec::new(),
         };
-        let waiting = pending.iter().find(|(id, name, _)| name == meta::ASK_PERSON && !calls.contains_key(id));
+        let waiting = pending
+            .iter()
+            .find(|(id, name, _)| name == meta::ASK_PERSON && !calls.contains_key(id));
         if let (Some((_, _, input)), None) = (waiting, answer) {
             let question = input["question"].as_str().unwrap_or("(a question)").to_owned();
-            return Err(Error::NeedsAnswer { run: run.0.clone(), question });
+            return Err(Error::NeedsAnswer {
+                run: run.0.clone(),
+                question,
+            });
         }
 
         journal.set_task_status(run, RunStatus::Running, "")?;
@@ -117,7 +134,10 @@ impl Agent<'_> {
                     ToolReply::ok(format!("The person answered: {}", answer.unwrap_or_default()))
                 } else {
                     match calls.get(&id) {
-                        Some(CallRecord { outcome: Some(outcome), tool }) => {
+                        Some(CallRecord {
+                            outcome: Some(outcome),
+                            tool,
+                        }) => {
                             let (content, is_error) = reply_from_outcome(&format!("{tool}.{name}"), outcome);
                             ToolReply { content, is_error }
                         }
@@ -125,9 +145,16 @@ impl Agent<'_> {
                         None => self.dispatch(&mut st, &id, &name, &input),
                     }
                 };
-                results.push(Block::ToolResult { tool_use_id: id, content: reply.content, is_error: reply.is_error });
+                results.push(Block::ToolResult {
+                    tool_use_id: id,
+                    content: reply.content,
+                    is_error: reply.is_error,
+                });
             }
-            let msg = Message { role: Role::User, content: results };
+            let msg = Message {
+                role: Role::User,
+                content: results,
+            };
             st.messages.push(msg.clone());
             self.emit(run, Event::Message { message: msg });
         }
@@ -137,15 +164,38 @@ impl Agent<'_> {
     /// A call that began before the interruption but never ended.
     fn redo_interrupted(&self, st: &mut RunState, id: &str, name: &str, input: &serde_json::Value) -> ToolReply {
         if let Some((tool, op)) = name.split_once(meta::TOOL_SEP)
-            && let Ok(prepared) = call::prepare(self.workspace, self.toolbox, tool, op, input, &st.task.grants, self.settings.limits)
+            && let Ok(prepared) = call::prepare(
+                self.workspace,
+                self.toolbox,
+                tool,
+                op,
+                input,
+                &st.task.grants,
+                self.settings.limits,
+            )
             && !prepared.writes.is_empty()
             && prepared.writes.iter().all(|w| w.exists())
         {
             let done: Vec<String> = prepared.writes.iter().map(|w| w.display().to_string()).collect();
-            let note = format!("this call was interrupted by a crash after it completed: {} exists", done.join(", "));
+            let note = format!(
+                "this call was interrupted by a crash after it completed: {} exists",
+                done.join(", ")
+            );
             self.emit(&st.run, Event::Notice { message: note.clone() });
-            let outcome = CallOutcome::Ok { output: deskhand_types::ToolOutput { json: serde_json::json!({"path": done[0]}), text: note.clone() } };
-            self.emit(&st.run, Event::ToolCallEnd { call: deskhand_types::CallId(id.into()), outcome, elapsed_ms: 0 });
+            let outcome = CallOutcome::Ok {
+                output: deskhand_types::ToolOutput {
+                    json: serde_json::json!({"path": done[0]}),
+                    text: note.clone(),
+                },
+            };
+            self.emit(
+                &st.run,
+                Event::ToolCallEnd {
+                    call: deskhand_types::CallId(id.into()),
+                    outcome,
+                    elapsed_ms: 0,
+                },
+            );
             return ToolReply::ok(note);
         }
         self.dispatch(st, id, name, input)
@@ -166,9 +216,17 @@ impl Agent<'_> {
                     "failed" => RunStatus::Failed,
                     _ => RunStatus::Stopped,
                 };
-                Ok(RunReport { run: kid.id.clone(), status, summary: kid.summary.clone(), plan: Plan::default(), question: None })
+                Ok(RunReport {
+                    run: kid.id.clone(),
+                    status,
+                    summary: kid.summary.clone(),
+                    plan: Plan::default(),
+                    question: None,
+                })
             }
-            _ => self.resume_inner(&kid.id, None, Some(ceiling), cancel).map_err(|e| e.to_string()),
+            _ => self
+                .resume_inner(&kid.id, None, Some(ceiling), cancel)
+                .map_err(|e| e.to_string()),
         }
     }
 }

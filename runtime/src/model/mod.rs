@@ -38,9 +38,15 @@ pub struct ModelResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     TextDelta(String),
-    ToolUseStart { name: String },
+    ToolUseStart {
+        name: String,
+    },
     /// The request failed transiently and will be retried after `wait`.
-    Retry { attempt: u32, wait: Duration, reason: String },
+    Retry {
+        attempt: u32,
+        wait: Duration,
+        reason: String,
+    },
 }
 
 pub trait ModelProvider: Send + Sync {
@@ -59,28 +65,57 @@ pub trait ModelProvider: Send + Sync {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     #[error("{provider} rejected the API key ({detail}). Check {env_var}, or the api_key in your deskhand config")]
-    BadKey { provider: String, env_var: String, detail: String },
+    BadKey {
+        provider: String,
+        env_var: String,
+        detail: String,
+    },
     #[error("no API key for {provider}: set {env_var} or put api_key under [model] in ~/.config/deskhand/config.toml")]
     MissingKey { provider: String, env_var: String },
-    #[error("no model chosen for {provider}: pass --model, set DESKHAND_MODEL or {env_var}, or put name = \"...\" under [model] in the config file")]
+    #[error(
+        "no model chosen for {provider}: pass --model, set DESKHAND_MODEL or {env_var}, or put name = \"...\" under [model] in the config file"
+    )]
     MissingModel { provider: String, env_var: String },
     #[error("cannot reach {url}: {detail}. Check your network connection, or the base URL ({env_var})")]
-    Unreachable { url: String, env_var: String, detail: String },
+    Unreachable {
+        url: String,
+        env_var: String,
+        detail: String,
+    },
     #[error("{provider} does not know the model {model:?} ({detail}). Pick another with --model or DESKHAND_MODEL")]
-    UnknownModel { provider: String, model: String, detail: String },
+    UnknownModel {
+        provider: String,
+        model: String,
+        detail: String,
+    },
     #[error("the conversation no longer fits the model's context window ({detail})")]
     ContextOverflow { detail: String },
-    #[error("the response stream from {provider} was malformed: {detail}. Try again; if it keeps happening, the server may not implement the API fully")]
+    #[error(
+        "the response stream from {provider} was malformed: {detail}. Try again; if it keeps happening, the server may not implement the API fully"
+    )]
     MalformedStream { provider: String, detail: String },
-    #[error("{provider} is still rate-limiting or overloaded after {attempts} attempts ({detail}). Wait a minute and resume the run with `deskhand resume`")]
-    Exhausted { provider: String, attempts: u32, detail: String },
+    #[error(
+        "{provider} is still rate-limiting or overloaded after {attempts} attempts ({detail}). Wait a minute and resume the run with `deskhand resume`"
+    )]
+    Exhausted {
+        provider: String,
+        attempts: u32,
+        detail: String,
+    },
     #[error("{provider} refused the request (HTTP {status}): {detail}")]
-    Rejected { provider: String, status: u16, detail: String },
+    Rejected {
+        provider: String,
+        status: u16,
+        detail: String,
+    },
 }
 
 impl ProviderError {
     /// True for failures worth retrying the same request after a pause.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ProviderError::MalformedStream { .. } | ProviderError::Exhausted { .. })
+        matches!(
+            self,
+            ProviderError::MalformedStream { .. } | ProviderError::Exhausted { .. }
+        )
     }
 }

@@ -253,7 +253,11 @@ impl Analysis {
         // Known folder paths written out unquoted, spaces and all
         // ("projects/website refresh"), read as one path, longest first.
         let lower = task.to_lowercase();
-        let mut literal: Vec<&String> = folders.iter().map(|(v, _)| v).filter(|v| v.contains('/') && v.contains(' ')).collect();
+        let mut literal: Vec<&String> = folders
+            .iter()
+            .map(|(v, _)| v)
+            .filter(|v| v.contains('/') && v.contains(' '))
+            .collect();
         literal.sort_by_key(|v| std::cmp::Reverse(v.len()));
         for value in literal {
             let needle = value.to_lowercase();

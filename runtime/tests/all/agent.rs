@@ -28,12 +28,20 @@ fn sse(name: &str) -> Canned {
 }
 
 fn fast_retries() -> RetryPolicy {
-    RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) }
+    RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
 }
 
 fn anthropic(server: &ReplayServer) -> AnthropicProvider {
-    AnthropicProvider::new(server.url(), "claude-sonnet-4-5", Secret::new("sk-ant-test-key-never-logged"))
-        .with_retry(fast_retries())
+    AnthropicProvider::new(
+        server.url(),
+        "claude-sonnet-4-5",
+        Secret::new("sk-ant-test-key-never-logged"),
+    )
+    .with_retry(fast_retries())
 }
 
 /// The demo workspace in a temp dir: the same sample files people see.
@@ -46,7 +54,10 @@ fn demo() -> Demo {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ws");
     deskhand_runtime::demo::create_demo_workspace(&dir).unwrap();
-    Demo { ws: Workspace::open(&dir).unwrap(), _tmp: tmp }
+    Demo {
+        ws: Workspace::open(&dir).unwrap(),
+        _tmp: tmp,
+    }
 }
 
 type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
@@ -54,10 +65,18 @@ type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
 fn recorder() -> (RunObserver, Seen) {
     let seen: Seen = Arc::default();
     let sink = seen.clone();
-    (Arc::new(move |run: &RunId, e: &Event| sink.lock().unwrap().push((run.clone(), e.clone()))), seen)
+    (
+        Arc::new(move |run: &RunId, e: &Event| sink.lock().unwrap().push((run.clone(), e.clone()))),
+        seen,
+    )
 }
 
-fn agent<'a>(ws: &'a Workspace, provider: &'a dyn ModelProvider, gate: &'a dyn Gate, settings: AgentSettings) -> (Agent<'a>, Seen) {
+fn agent<'a>(
+    ws: &'a Workspace,
+    provider: &'a dyn ModelProvider,
+    gate: &'a dyn Gate,
+    settings: AgentSettings,
+) -> (Agent<'a>, Seen) {
     let (observer, seen) = recorder();
     let agent = Agent {
         workspace: ws,
@@ -72,11 +91,18 @@ fn agent<'a>(ws: &'a Workspace, provider: &'a dyn ModelProvider, gate: &'a dyn G
 }
 
 fn task(outcome: &str, grants: &[&str]) -> Task {
-    Task { outcome: outcome.into(), grants: grants.iter().map(|g| Grant::read_only(*g)).collect(), mode: Mode::Act }
+    Task {
+        outcome: outcome.into(),
+        grants: grants.iter().map(|g| Grant::read_only(*g)).collect(),
+        mode: Mode::Act,
+    }
 }
 
 fn one_worker() -> AgentSettings {
-    AgentSettings { concurrency: 1, ..AgentSettings::default() }
+    AgentSettings {
+        concurrency: 1,
+        ..AgentSettings::default()
+    }
 }
 
 #[test]
@@ -92,24 +118,43 @@ fn anthropic_transcript_drives_a_multi_step_run_with_a_revision_a_block_and_a_re
     ]);
     let provider = anthropic(&server);
     let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
-    let report = agent.run(task("Summarize my projects folder into output/summary.md", &["projects"])).unwrap();
+    let report = agent
+        .run(task(
+            "Summarize my projects folder into output/summary.md",
+            &["projects"],
+        ))
+        .unwrap();
 
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert!(report.summary.contains("output/summary.md"));
     assert_eq!(report.plan.revision, 2);
-    assert_eq!(report.plan.reason.as_deref(), Some("The summary should carry a checksum of the budget file"));
-    assert!(report.plan.steps.iter().all(|s| s.status == StepStatus::Done), "{:?}", report.plan);
+    assert_eq!(
+        report.plan.reason.as_deref(),
+        Some("The summary should carry a checksum of the budget file")
+    );
+    assert!(
+        report.plan.steps.iter().all(|s| s.status == StepStatus::Done),
+        "{:?}",
+        report.plan
+    );
     let summary = std::fs::read_to_string(d.ws.output_dir().join("summary.md")).unwrap();
     assert!(summary.starts_with("# Projects summary"));
 
     let events: Vec<Event> = seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect();
     // The read the step did not declare was blocked, visibly, and never ran.
     assert!(events.iter().any(|e| matches!(e, Event::Blocked { step: 2, reason } if reason.contains("agenda.md") || reason.contains("did not declare"))));
-    assert!(!events.iter().any(|e| matches!(e, Event::ToolCallBegin { operation, .. } if operation == "read_text")));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ToolCallBegin { operation, .. } if operation == "read_text"))
+    );
     // The overloaded stream was retried.
     assert!(events.iter().any(|e| matches!(e, Event::ModelRetry { .. })));
     // Every call has its Begin and End, on the same id.
-    let begins = events.iter().filter(|e| matches!(e, Event::ToolCallBegin { .. })).count();
+    let begins = events
+        .iter()
+        .filter(|e| matches!(e, Event::ToolCallBegin { .. }))
+        .count();
     let ends = events.iter().filter(|e| matches!(e, Event::ToolCallEnd { .. })).count();
     assert_eq!(begins, ends);
     // The journal holds the same story.
@@ -120,7 +165,13 @@ fn anthropic_transcript_drives_a_multi_step_run_with_a_revision_a_block_and_a_re
     let requests = server.requests();
     assert_eq!(requests.len(), 6);
     let first = requests[0].json();
-    assert!(first["tools"].as_array().unwrap().iter().any(|t| t["name"] == "fs__list"));
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "fs__list")
+    );
     assert!(first["system"].to_string().contains("INSTRUCTIONS.md"));
     let second = &requests[1].body;
     assert!(second.contains("<untrusted source=\\\"fs.list\\\">"), "{second}");
@@ -137,7 +188,12 @@ fn openai_compatible_transcript_drives_a_run() {
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert!(d.ws.output_dir().join("summary.md").is_file());
     let third = server.requests()[2].json();
-    let roles: Vec<_> = third["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap().to_owned()).collect();
+    let roles: Vec<_> = third["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_owned())
+        .collect();
     assert!(roles.contains(&"tool".to_owned()), "{roles:?}");
 }
 
@@ -145,14 +201,24 @@ fn openai_compatible_transcript_drives_a_run() {
 fn a_step_fans_out_to_sub_agents_with_their_own_plans_and_narrower_grants() {
     let d = demo();
     let server = ReplayServer::start(
-        ["fanout-1.sse", "fanout-child-a-1.sse", "fanout-child-a-2.sse", "fanout-child-b-1.sse", "fanout-child-b-2.sse", "fanout-2.sse", "fanout-3.sse"]
-            .into_iter()
-            .map(sse)
-            .collect(),
+        [
+            "fanout-1.sse",
+            "fanout-child-a-1.sse",
+            "fanout-child-a-2.sse",
+            "fanout-child-b-1.sse",
+            "fanout-child-b-2.sse",
+            "fanout-2.sse",
+            "fanout-3.sse",
+        ]
+        .into_iter()
+        .map(sse)
+        .collect(),
     );
     let provider = anthropic(&server);
     let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, one_worker());
-    let report = agent.run(task("List the receipts and the website folders", &["projects"])).unwrap();
+    let report = agent
+        .run(task("List the receipts and the website folders", &["projects"]))
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
 
     let kids = d.ws.journal().children(&report.run).unwrap();
@@ -163,26 +229,46 @@ fn a_step_fans_out_to_sub_agents_with_their_own_plans_and_narrower_grants() {
     assert_eq!(grants.len(), 1);
     assert!(grants[0].path.ends_with("projects/receipts"));
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.iter().filter(|(_, e)| matches!(e, Event::SubAgentBegin { .. })).count(), 2);
-    assert!(seen.iter().any(|(run, e)| *run == kids[0].id && matches!(e, Event::PlanUpdated { .. })));
+    assert_eq!(
+        seen.iter()
+            .filter(|(_, e)| matches!(e, Event::SubAgentBegin { .. }))
+            .count(),
+        2
+    );
+    assert!(
+        seen.iter()
+            .any(|(run, e)| *run == kids[0].id && matches!(e, Event::PlanUpdated { .. }))
+    );
     // Each child had its own conversation: its first request holds only its own task.
     let child_first = server.requests()[1].json();
     assert_eq!(child_first["messages"].as_array().unwrap().len(), 1);
-    assert!(child_first["messages"][0].to_string().contains("List projects/receipts"));
+    assert!(
+        child_first["messages"][0]
+            .to_string()
+            .contains("List projects/receipts")
+    );
 }
 
 #[test]
 fn a_failing_sub_agent_fails_its_step_and_its_siblings_are_cancelled() {
     let d = demo();
     let server = ReplayServer::start(
-        ["fanout-1.sse", "fanfail-child-1.sse", "fanfail-child-2.sse", "fanfail-child-3.sse", "fanfail-2.sse"]
-            .into_iter()
-            .map(sse)
-            .collect(),
+        [
+            "fanout-1.sse",
+            "fanfail-child-1.sse",
+            "fanfail-child-2.sse",
+            "fanfail-child-3.sse",
+            "fanfail-2.sse",
+        ]
+        .into_iter()
+        .map(sse)
+        .collect(),
     );
     let provider = anthropic(&server);
     let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
-    let report = agent.run(task("List the receipts and the website folders", &["projects"])).unwrap();
+    let report = agent
+        .run(task("List the receipts and the website folders", &["projects"]))
+        .unwrap();
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(report.plan.steps[0].status, StepStatus::Failed);
     let kids = d.ws.journal().children(&report.run).unwrap();
@@ -190,7 +276,10 @@ fn a_failing_sub_agent_fails_its_step_and_its_siblings_are_cancelled() {
     assert_eq!(kids[0].status, "failed");
     // The parent's model was told which sub-agent failed and why.
     let last = server.requests().last().unwrap().body.clone();
-    assert!(last.contains("List projects/receipts") && last.contains("cancelled"), "{last}");
+    assert!(
+        last.contains("List projects/receipts") && last.contains("cancelled"),
+        "{last}"
+    );
     assert_eq!(server.unserved(), 0);
 }
 
@@ -221,12 +310,23 @@ fn a_long_run_compacts_older_turns_and_still_finishes() {
     }
     let server = ReplayServer::start(canned);
     let provider = anthropic(&server);
-    let settings = AgentSettings { context_tokens: 2_400, ..AgentSettings::default() };
+    let settings = AgentSettings {
+        context_tokens: 2_400,
+        ..AgentSettings::default()
+    };
     let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, settings);
     let report = agent.run(task("Read every project file", &["projects"])).unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
-    let compactions = seen.lock().unwrap().iter().filter(|(_, e)| matches!(e, Event::Compacted { .. })).count();
-    assert!(compactions >= 2, "expected compaction by budget and by overflow, saw {compactions}");
+    let compactions = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Compacted { .. }))
+        .count();
+    assert!(
+        compactions >= 2,
+        "expected compaction by budget and by overflow, saw {compactions}"
+    );
     let last = server.requests().last().unwrap().json();
     let first_message = last["messages"][0].to_string();
     assert!(first_message.contains("Read every project file"));
@@ -239,7 +339,13 @@ fn a_run_that_ended_cannot_be_resumed() {
     let d = demo();
     // The first process: the model answers the first turn, then the "crash"
     // is a provider that fails hard (the process would have died here).
-    let server = ReplayServer::start(vec![sse("resume-1.sse"), Canned::json(400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"boom"}}"#)]);
+    let server = ReplayServer::start(vec![
+        sse("resume-1.sse"),
+        Canned::json(
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"boom"}}"#,
+        ),
+    ]);
     let provider = anthropic(&server);
     let (agent1, _) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
     let err = agent1.run(task("Write a.txt", &[])).unwrap_err();
@@ -260,7 +366,13 @@ struct ScriptedPerson(Mutex<Vec<bool>>);
 impl Gate for ScriptedPerson {
     fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
         assert_eq!(req.mode, Mode::Ask);
-        if self.0.lock().unwrap().remove(0) { Approval::Approved } else { Approval::Rejected { reason: "not now".into() } }
+        if self.0.lock().unwrap().remove(0) {
+            Approval::Approved
+        } else {
+            Approval::Rejected {
+                reason: "not now".into(),
+            }
+        }
     }
 }
 
@@ -279,12 +391,32 @@ fn ask_mode_waits_for_each_step_and_a_refusal_stops_the_run() {
     assert_eq!(report.plan.steps[1].status, StepStatus::Failed);
     // The hash of step 2 never ran.
     let events = d.ws.journal().events(&report.run).unwrap();
-    assert!(!events.iter().any(|r| matches!(&r.event, Event::ToolCallBegin { operation, .. } if operation == "hash")));
+    assert!(
+        !events
+            .iter()
+            .any(|r| matches!(&r.event, Event::ToolCallBegin { operation, .. } if operation == "hash"))
+    );
 }
 
 fn offline(d: &Demo, grants: &[&str]) -> OfflinePlanner {
-    let folders = grants.iter().map(std::path::PathBuf::from).chain(["projects".into(), "projects/receipts".into(), "projects/website refresh".into(), "projects/2026 offsite".into(), "context".into()]).collect();
-    OfflinePlanner::new(skills::bundled(), MatchContext { workspace_root: d.ws.root().into(), folders })
+    let folders = grants
+        .iter()
+        .map(std::path::PathBuf::from)
+        .chain([
+            "projects".into(),
+            "projects/receipts".into(),
+            "projects/website refresh".into(),
+            "projects/2026 offsite".into(),
+            "context".into(),
+        ])
+        .collect();
+    OfflinePlanner::new(
+        skills::bundled(),
+        MatchContext {
+            workspace_root: d.ws.root().into(),
+            folders,
+        },
+    )
 }
 
 #[test]
@@ -292,20 +424,41 @@ fn offline_planner_runs_folder_inventory_with_a_visible_plan() {
     let d = demo();
     let planner = offline(&d, &["projects"]);
     let (agent, seen) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
-    let report = agent.run(task("Make an inventory of the projects folder", &["projects"])).unwrap();
+    let report = agent
+        .run(task("Make an inventory of the projects folder", &["projects"]))
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert_eq!(report.plan.steps.len(), 2);
     let csv = std::fs::read_to_string(d.ws.output_dir().join("inventory.csv")).unwrap();
     assert!(csv.contains("receipts/lunch 14.03.2026.txt"));
-    assert!(seen.lock().unwrap().iter().any(|(_, e)| matches!(e, Event::ToolCallEnd { outcome: CallOutcome::Ok { .. }, .. })));
+    assert!(seen.lock().unwrap().iter().any(|(_, e)| matches!(
+        e,
+        Event::ToolCallEnd {
+            outcome: CallOutcome::Ok { .. },
+            ..
+        }
+    )));
 }
 
 #[test]
 fn offline_planner_fans_out_over_several_folders_in_parallel() {
     let d = demo();
     let planner = offline(&d, &["projects"]);
-    let (agent, seen) = agent(&d.ws, &planner, &ApproveAll, AgentSettings { concurrency: 2, ..AgentSettings::default() });
-    let report = agent.run(task("Inventory projects/receipts and projects/website refresh", &["projects"])).unwrap();
+    let (agent, seen) = agent(
+        &d.ws,
+        &planner,
+        &ApproveAll,
+        AgentSettings {
+            concurrency: 2,
+            ..AgentSettings::default()
+        },
+    );
+    let report = agent
+        .run(task(
+            "Inventory projects/receipts and projects/website refresh",
+            &["projects"],
+        ))
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert!(d.ws.output_dir().join("inventory-receipts.csv").is_file());
     assert!(d.ws.output_dir().join("inventory-website-refresh.csv").is_file());
@@ -346,7 +499,13 @@ fn offline_planner_says_plainly_when_it_cannot_help() {
     let report = agent.run(task("Write a poem about spring", &[])).unwrap();
     assert_eq!(report.status, RunStatus::Failed);
     assert!(report.plan.steps.is_empty());
-    for needle in ["can't do that offline", "folder-inventory", "rename-by-date", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"] {
+    for needle in [
+        "can't do that offline",
+        "folder-inventory",
+        "rename-by-date",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_BASE_URL",
+    ] {
         assert!(report.summary.contains(needle), "{needle}: {}", report.summary);
     }
 }
@@ -356,11 +515,91 @@ fn offline_rename_by_date_proposes_and_renames_nothing() {
     let d = demo();
     let planner = offline(&d, &["projects/receipts"]);
     let (agent, _) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
-    let before: Vec<_> = std::fs::read_dir(d.ws.root().join("projects/receipts")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let report = agent.run(task("Rename the files in projects/receipts by date", &["projects/receipts"])).unwrap();
+    let before: Vec<_> = std::fs::read_dir(d.ws.root().join("projects/receipts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let report = agent
+        .run(task(
+            "Rename the files in projects/receipts by date",
+            &["projects/receipts"],
+        ))
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     let proposal = std::fs::read_to_string(d.ws.output_dir().join("rename-proposal.csv")).unwrap();
     assert!(proposal.contains("2026-03-14"), "{proposal}");
-    let after: Vec<_> = std::fs::read_dir(d.ws.root().join("projects/receipts")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let after: Vec<_> = std::fs::read_dir(d.ws.root().join("projects/receipts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(before, after);
+}
+
+#[test]
+fn a_long_tool_output_is_truncated_with_a_pointer_and_can_be_paged() {
+    let d = demo();
+    let server = ReplayServer::start(vec![sse("page-1.sse"), sse("page-2.sse"), sse("page-3.sse")]);
+    let provider = anthropic(&server);
+    let settings = AgentSettings {
+        max_tool_output: 300,
+        ..AgentSettings::default()
+    };
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, settings);
+    let report = agent.run(task("List everything", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let second = &server.requests()[1].body;
+    assert!(second.contains("output truncated: showing 300 of"), "{second}");
+    assert!(second.contains("read_tool_output"), "{second}");
+    let third = &server.requests()[2].body;
+    assert!(
+        third.contains("more from offset 600") || third.contains("end of output"),
+        "{third}"
+    );
+}
+
+#[test]
+fn feedback_becomes_a_memory_update_only_when_accepted() {
+    use deskhand_runtime::memory;
+    let d = demo();
+    let before = std::fs::read_to_string(d.ws.root().join("MEMORY.md")).unwrap();
+    let proposal = memory::propose(&d.ws, "Always write amounts in EUR with two decimals", None).unwrap();
+    assert!(
+        proposal
+            .diff
+            .contains("+- Always write amounts in EUR with two decimals"),
+        "{}",
+        proposal.diff
+    );
+    // Proposing writes nothing.
+    assert_eq!(std::fs::read_to_string(d.ws.root().join("MEMORY.md")).unwrap(), before);
+    memory::apply(&d.ws, &proposal).unwrap();
+    assert!(
+        std::fs::read_to_string(d.ws.root().join("MEMORY.md"))
+            .unwrap()
+            .ends_with("two decimals\n")
+    );
+
+    // A proposal made before someone else edited the file is refused.
+    let stale = memory::propose(&d.ws, "Prefer PDF reports", None).unwrap();
+    std::fs::write(d.ws.root().join("MEMORY.md"), "# Memory\n- edited by hand\n").unwrap();
+    let err = memory::apply(&d.ws, &stale).unwrap_err();
+    assert!(err.to_string().contains("changed after"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.ws.root().join("MEMORY.md")).unwrap(),
+        "# Memory\n- edited by hand\n"
+    );
+    assert!(memory::propose(&d.ws, "   ", None).is_err());
+}
+
+#[test]
+fn a_model_rewrites_memory_through_the_same_proposal() {
+    use deskhand_runtime::memory;
+    let d = demo();
+    let body = "# Memory\n\n- Amounts in EUR.\n";
+    let server = ReplayServer::start(vec![Canned::sse(&crate::providers_sse_text(body))]);
+    let provider = anthropic(&server);
+    let proposal = memory::propose(&d.ws, "use euros", Some(&provider)).unwrap();
+    assert_eq!(proposal.new, body);
+    assert!(proposal.diff.contains("+- Amounts in EUR."));
+    assert!(server.requests()[0].body.contains("use euros"));
 }

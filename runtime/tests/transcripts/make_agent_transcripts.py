@@ -152,3 +152,9 @@ write("resume-1.sse", anthropic([use("toolu_R1Plan", "update_plan", plan([(*KEEP
     use("toolu_R1Write", "fs__write", {"path": "output/a.txt", "content": "written once\n"})]))
 write("resume-2.sse", anthropic([use("toolu_R2Plan", "update_plan", plan([(*KEEP, "done")]))]))
 write("resume-3.sse", anthropic([text("output/a.txt is written.")], "end_turn"))
+
+# A long tool output: truncated for the model, which pages through the rest.
+write("page-1.sse", anthropic([use("toolu_P0Plan", "update_plan", plan([(*LIST, "in_progress")])),
+    use("toolu_P1List", "fs__list", {"path": "projects", "recursive": True})]))
+write("page-2.sse", anthropic([use("toolu_P2Page", "read_tool_output", {"call": "toolu_P1List", "offset": 300})]))
+write("page-3.sse", anthropic([text("Seen the whole listing.")], "end_turn"))

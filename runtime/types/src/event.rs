@@ -65,36 +65,103 @@ pub enum CallOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    RunBegin { run: RunId, task: Task, model: String, parent: Option<RunId> },
-    RunEnd { run: RunId, status: RunStatus, summary: String },
+    RunBegin {
+        run: RunId,
+        task: Task,
+        model: String,
+        parent: Option<RunId>,
+    },
+    RunEnd {
+        run: RunId,
+        status: RunStatus,
+        summary: String,
+    },
     /// A new plan or a revision of it (with its reason).
-    PlanUpdated { plan: Plan },
-    StepBegin { step: usize, title: String },
-    StepEnd { step: usize, status: StepStatus, note: Option<String> },
-    ModelTurnBegin { turn: u32 },
-    ModelTurnEnd { turn: u32, usage: Usage },
+    PlanUpdated {
+        plan: Plan,
+    },
+    StepBegin {
+        step: usize,
+        title: String,
+    },
+    StepEnd {
+        step: usize,
+        status: StepStatus,
+        note: Option<String>,
+    },
+    ModelTurnBegin {
+        turn: u32,
+    },
+    ModelTurnEnd {
+        turn: u32,
+        usage: Usage,
+    },
     /// A message appended to the conversation; replaying these rebuilds it.
-    Message { message: Message },
+    Message {
+        message: Message,
+    },
     /// Older turns were replaced by a summary to fit the context window:
     /// messages 1..1+replaced became one summary (message 0, the task, stays).
-    Compacted { replaced: usize, summary: String },
-    SubAgentBegin { step: usize, child: RunId, outcome: String },
-    SubAgentEnd { child: RunId, status: RunStatus, summary: String },
+    Compacted {
+        replaced: usize,
+        summary: String,
+    },
+    SubAgentBegin {
+        step: usize,
+        child: RunId,
+        outcome: String,
+    },
+    SubAgentEnd {
+        child: RunId,
+        status: RunStatus,
+        summary: String,
+    },
     /// The run waits for the person: a question and what it needs.
-    NeedsInput { question: String },
+    NeedsInput {
+        question: String,
+    },
     /// A model request failed transiently and is retried.
-    ModelRetry { attempt: u32, wait_ms: u64, reason: String },
+    ModelRetry {
+        attempt: u32,
+        wait_ms: u64,
+        reason: String,
+    },
     /// Something the person should know that is not an error.
-    Notice { message: String },
+    Notice {
+        message: String,
+    },
     /// A tool call was refused before it ran: outside the grants or beyond
     /// what its step declared.
-    Blocked { step: usize, reason: String },
+    Blocked {
+        step: usize,
+        reason: String,
+    },
     /// The run was picked up again from the journal.
-    Resumed { run: RunId },
-    ToolCallBegin { call: CallId, tool: String, operation: String, args: serde_json::Value },
-    ToolCallEnd { call: CallId, outcome: CallOutcome, elapsed_ms: u64 },
-    ToolLog { call: CallId, level: LogLevel, message: String },
-    ToolProgress { call: CallId, done: u64, total: Option<u64>, message: String },
+    Resumed {
+        run: RunId,
+    },
+    ToolCallBegin {
+        call: CallId,
+        tool: String,
+        operation: String,
+        args: serde_json::Value,
+    },
+    ToolCallEnd {
+        call: CallId,
+        outcome: CallOutcome,
+        elapsed_ms: u64,
+    },
+    ToolLog {
+        call: CallId,
+        level: LogLevel,
+        message: String,
+    },
+    ToolProgress {
+        call: CallId,
+        done: u64,
+        total: Option<u64>,
+        message: String,
+    },
 }
 
 impl Event {

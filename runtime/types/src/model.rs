@@ -36,11 +36,17 @@ pub struct Message {
 
 impl Message {
     pub fn user_text(text: impl Into<String>) -> Self {
-        Message { role: Role::User, content: vec![Block::Text { text: text.into() }] }
+        Message {
+            role: Role::User,
+            content: vec![Block::Text { text: text.into() }],
+        }
     }
 
     pub fn assistant_text(text: impl Into<String>) -> Self {
-        Message { role: Role::Assistant, content: vec![Block::Text { text: text.into() }] }
+        Message {
+            role: Role::Assistant,
+            content: vec![Block::Text { text: text.into() }],
+        }
     }
 
     /// The tool calls an assistant message asks for, in order.

@@ -176,6 +176,9 @@ fn anthropic_transcript_drives_a_multi_step_run_with_a_revision_a_block_and_a_re
     let second = &requests[1].body;
     assert!(second.contains("<untrusted source=\\\"fs.list\\\">"), "{second}");
     assert!(requests.iter().all(|r| !r.body.contains("sk-ant-test-key")));
+    // Nor anywhere in the journal.
+    let everything = serde_json::to_string(&journaled.iter().map(|r| &r.event).collect::<Vec<_>>()).unwrap();
+    assert!(!everything.contains("sk-ant-test-key"));
 }
 
 #[test]

@@ -712,6 +712,25 @@ impl<'a> Agent<'a> {
         Ok(())
     }
 
+    /// Checks a sandboxed call against the run's grants.
+    fn prepare(
+        &self,
+        st: &RunState,
+        tool: &str,
+        op: &str,
+        input: &serde_json::Value,
+    ) -> Result<call::PreparedCall<'a>> {
+        call::prepare(
+            self.workspace,
+            self.toolbox,
+            tool,
+            op,
+            input,
+            &st.task.grants,
+            self.settings.limits,
+        )
+    }
+
     fn tool_call(&self, st: &mut RunState, id: &CallId, tool: &str, op: &str, input: &serde_json::Value) -> ToolReply {
         let Some(step) = st.plan.current_step() else {
             let msg = if st.plan.steps.is_empty() {
@@ -724,15 +743,7 @@ impl<'a> Agent<'a> {
         if let Err(e) = self.begin_step(st, step - 1) {
             return ToolReply::err(e);
         }
-        let prepared = match call::prepare(
-            self.workspace,
-            self.toolbox,
-            tool,
-            op,
-            input,
-            &st.task.grants,
-            self.settings.limits,
-        ) {
+        let prepared = match self.prepare(st, tool, op, input) {
             Ok(p) => p,
             Err(e) => {
                 if matches!(

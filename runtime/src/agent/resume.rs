@@ -13,7 +13,6 @@ use deskhand_types::model::{Block, Message, Role};
 use deskhand_types::{CallOutcome, Event, Plan, RunId, RunStatus, StepEffects};
 
 use super::{Agent, RunReport, RunState, ToolReply, context, meta, reply_from_outcome};
-use crate::call;
 use crate::error::{Error, Result};
 
 struct CallRecord {
@@ -164,15 +163,7 @@ impl Agent<'_> {
     /// A call that began before the interruption but never ended.
     fn redo_interrupted(&self, st: &mut RunState, id: &str, name: &str, input: &serde_json::Value) -> ToolReply {
         if let Some((tool, op)) = name.split_once(meta::TOOL_SEP)
-            && let Ok(prepared) = call::prepare(
-                self.workspace,
-                self.toolbox,
-                tool,
-                op,
-                input,
-                &st.task.grants,
-                self.settings.limits,
-            )
+            && let Ok(prepared) = self.prepare(st, tool, op, input)
             && !prepared.writes.is_empty()
             && prepared.writes.iter().all(|w| w.exists())
         {

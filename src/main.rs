@@ -324,7 +324,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo { dir } => {
-            let tb = toolbox(cli.cache_dir)?;
+            let mut tb = toolbox(cli.cache_dir)?;
             out(&format!("Setting up the demo workspace in {} ...", dir.display()));
             let created = deskhand_runtime::demo::create_demo_workspace(&dir)?;
             if !created {
@@ -338,7 +338,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let grants = vec![Grant::read_only("projects")];
             let report = run_agent(
                 &ws,
-                &tb,
+                &mut tb,
                 Task {
                     outcome: task.into(),
                     grants,
@@ -359,13 +359,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             params,
         } => {
             let ws = Workspace::open(&workspace)?;
-            let tb = toolbox(cli.cache_dir)?;
+            let mut tb = toolbox(cli.cache_dir)?;
             let task = Task {
                 outcome: task,
                 grants,
                 mode: mode.into(),
             };
-            let report = run_agent(&ws, &tb, task, model.as_deref(), params, None)?;
+            let report = run_agent(&ws, &mut tb, task, model.as_deref(), params, None)?;
             finish_report(&ws, &report)
         }
         Command::Resume {
@@ -376,14 +376,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             model,
         } => {
             let ws = Workspace::open(&workspace)?;
-            let tb = toolbox(cli.cache_dir)?;
+            let mut tb = toolbox(cli.cache_dir)?;
             let grants = ws.journal().task_grants(&RunId(run.clone()))?;
             let task = Task {
                 outcome: String::new(),
                 grants,
                 mode: mode.into(),
             };
-            let report = run_agent(&ws, &tb, task, model.as_deref(), Vec::new(), Some((RunId(run), answer)))?;
+            let report = run_agent(
+                &ws,
+                &mut tb,
+                task,
+                model.as_deref(),
+                Vec::new(),
+                Some((RunId(run), answer)),
+            )?;
             finish_report(&ws, &report)
         }
         Command::Feedback {
@@ -505,7 +512,7 @@ fn load_config(ws: &Workspace, model: Option<&str>) -> Result<ModelConfig, Failu
 /// the gate and the terminal display, then runs or resumes.
 fn run_agent(
     ws: &Workspace,
-    tb: &Toolbox,
+    tb: &mut Toolbox,
     task: Task,
     model: Option<&str>,
     params: Vec<(String, String)>,
@@ -516,6 +523,14 @@ fn run_agent(
     for problem in &discovery.problems {
         eprintln!("warning: skipped a skill: {problem}");
     }
+    for skill in &discovery.skills {
+        if let skills::Entry::Component { path, .. } = &skill.entry
+            && let Err(e) = tb.add_component(&skill.name, path)
+        {
+            eprintln!("warning: the skill {} cannot run its component: {e}", skill.name);
+        }
+    }
+    let tb: &Toolbox = tb;
     let mut folders: Vec<PathBuf> = task.grants.iter().map(|g| g.path.clone()).collect();
     for sub in ["projects", "context"] {
         if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {

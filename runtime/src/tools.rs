@@ -46,10 +46,12 @@ impl BundledTool {
     }
 }
 
-/// The bundled tools, each compiled (or loaded from the cache) on first use.
+/// The bundled tools, each compiled (or loaded from the cache) on first use,
+/// and the WIT components that installed skills ship, loaded when added.
 pub struct Toolbox {
     host: WasmHost,
     loaded: [OnceLock<LoadedTool>; BundledTool::ALL.len()],
+    components: Vec<(String, LoadedTool)>,
 }
 
 impl std::fmt::Debug for Toolbox {
@@ -65,7 +67,31 @@ impl Toolbox {
         Toolbox {
             host,
             loaded: Default::default(),
+            components: Vec::new(),
         }
+    }
+
+    /// Adds a skill's own WIT component under `name` (the skill's name). It
+    /// runs in the same sandbox, with the same checks, as a bundled tool.
+    pub fn add_component(&mut self, name: &str, path: &std::path::Path) -> Result<()> {
+        if BundledTool::from_name(name).is_some() || self.components.iter().any(|(n, _)| n == name) {
+            return Err(Error::InvalidArgs(format!(
+                "a tool named {name:?} is already installed; rename the skill that ships {}",
+                path.display()
+            )));
+        }
+        let loaded = self.host.load_file(path)?;
+        self.components.push((name.to_owned(), loaded));
+        Ok(())
+    }
+
+    /// Every tool's name: the bundled ones, then the added components.
+    pub fn names(&self) -> Vec<String> {
+        BundledTool::ALL
+            .iter()
+            .map(|t| t.name().to_owned())
+            .chain(self.components.iter().map(|(n, _)| n.clone()))
+            .collect()
     }
 
     pub fn host(&self) -> &WasmHost {
@@ -82,17 +108,29 @@ impl Toolbox {
     }
 
     pub fn by_name(&self, name: &str) -> Result<&LoadedTool> {
-        let tool = BundledTool::from_name(name).ok_or_else(|| Error::UnknownTool {
-            name: name.into(),
-            known: BundledTool::ALL.iter().map(|t| t.name().to_owned()).collect(),
-        })?;
-        self.get(tool)
+        if let Some(tool) = BundledTool::from_name(name) {
+            return self.get(tool);
+        }
+        self.components
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, loaded)| loaded)
+            .ok_or_else(|| Error::UnknownTool {
+                name: name.into(),
+                known: self.names(),
+            })
     }
 
+    /// Every tool's description, under the name calls use.
     pub fn descriptions(&self) -> Result<Vec<ToolDescription>> {
-        BundledTool::ALL
+        self.names()
             .iter()
-            .map(|t| self.get(*t).map(|l| l.description().clone()))
+            .map(|n| {
+                self.by_name(n).map(|l| ToolDescription {
+                    name: n.clone(),
+                    ..l.description().clone()
+                })
+            })
             .collect()
     }
 }

@@ -24,7 +24,7 @@ use crate::call;
 use crate::error::{Error, Result};
 use crate::journal::NewTask;
 use crate::model::{ModelProvider, ModelRequest, ProviderError, StreamEvent};
-use crate::tools::{BundledTool, Toolbox};
+use crate::tools::Toolbox;
 use crate::wasm::{CallError, Limits};
 use crate::workspace::Workspace;
 
@@ -184,9 +184,7 @@ impl<'a> Agent<'a> {
     /// Tools offered to the model: every bundled tool's operations, then the runtime's own.
     pub fn tool_specs(&self) -> Result<Vec<ToolSpec>> {
         let mut specs = Vec::new();
-        for tool in BundledTool::ALL {
-            let loaded = self.toolbox.get(tool)?;
-            let d = loaded.description();
+        for d in self.toolbox.descriptions()? {
             for op in &d.operations {
                 specs.push(ToolSpec {
                     name: format!("{}{}{}", d.name, meta::TOOL_SEP, op.name),

@@ -295,10 +295,12 @@ impl ModelProvider for OfflinePlanner {
 
         let (tool, operation) = match &skill.entry {
             Entry::Bundled { tool, operation } => (tool.clone(), operation.clone()),
-            Entry::Component { .. } | Entry::None => {
+            // The CLI adds a skill's component to the toolbox under the skill's name.
+            Entry::Component { operation, .. } => (skill.name.clone(), operation.clone()),
+            Entry::None => {
                 let msg = format!(
-                    "The skill {} matches, but it has no entry point bundled into deskhand that runs without a \
-                     model. {CONFIGURE_A_MODEL}",
+                    "The skill {} matches, but it needs a model: it has no entry point that runs in the sandbox \
+                     on its own. {CONFIGURE_A_MODEL}",
                     skill.name
                 );
                 return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));

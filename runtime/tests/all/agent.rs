@@ -606,3 +606,59 @@ fn a_model_rewrites_memory_through_the_same_proposal() {
     assert!(proposal.diff.contains("+- Amounts in EUR."));
     assert!(server.requests()[0].body.contains("use euros"));
 }
+
+#[test]
+fn a_workspace_skill_runs_its_own_wit_component_offline() {
+    let d = demo();
+    let dir = d.ws.root().join(".agents/skills/widget-catalog");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(env!("DESKHAND_GUEST_INVENTORY"), dir.join("tool.wasm")).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        "---\nname: widget-catalog\ndescription: Catalog the widgets of a folder into a CSV.\nmetadata:\n  \
+         deskhand-entry: component:tool.wasm#run\n  deskhand-keywords: catalog widgets\n  \
+         deskhand-params: folder, output\n  deskhand-param-folder: path, required, The folder\n  \
+         deskhand-param-output: path, default=output/widgets.csv, Where to write\n---\nCatalogs widgets.\n",
+    )
+    .unwrap();
+    let found = skills::discover(d.ws.root(), None);
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    let skill = found.skills.iter().find(|s| s.name == "widget-catalog").unwrap();
+    let skills::Entry::Component { path, .. } = &skill.entry else {
+        panic!("{:?}", skill.entry)
+    };
+    let mut tb = deskhand_runtime::tools::Toolbox::new(
+        deskhand_runtime::wasm::WasmHost::new(Some(
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
+        ))
+        .unwrap(),
+    );
+    tb.add_component("widget-catalog", path).unwrap();
+    assert!(
+        tb.add_component("fs", path).is_err(),
+        "a component cannot take a bundled tool's name"
+    );
+    let planner = OfflinePlanner::new(
+        found.skills.clone(),
+        MatchContext {
+            workspace_root: d.ws.root().into(),
+            folders: vec!["projects/receipts".into()],
+        },
+    );
+    let (observer, _) = recorder();
+    let agent = Agent {
+        workspace: &d.ws,
+        toolbox: &tb,
+        provider: &planner,
+        gate: &ApproveAll,
+        settings: AgentSettings::default(),
+        observer: Some(observer),
+        skills_prompt: String::new(),
+    };
+    let report = agent
+        .run(task("Catalog the widgets in projects/receipts", &["projects/receipts"]))
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let csv = std::fs::read_to_string(d.ws.output_dir().join("widgets.csv")).unwrap();
+    assert!(csv.contains("hotel march 2026.txt"), "{csv}");
+}

@@ -442,7 +442,9 @@ impl Gate for TerminalGate {
     fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
         use std::io::IsTerminal;
         if req.mode == Mode::Act {
-            return Approval::Approved;
+            return Approval::Approved {
+                by: "act mode, chosen by the person when the run started".into(),
+            };
         }
         if !std::io::stdin().is_terminal() {
             return Approval::Rejected {
@@ -464,7 +466,9 @@ impl Gate for TerminalGate {
             eprintln!("  network: {}", e.network.join(", "));
         }
         if confirm("Approve this step? [y/N] ") {
-            Approval::Approved
+            Approval::Approved {
+                by: "the person, at the terminal".into(),
+            }
         } else {
             Approval::Rejected {
                 reason: "you answered no".into(),
@@ -584,6 +588,8 @@ fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {
     match report.status {
         RunStatus::Succeeded => {
             out(&format!("\n{}", report.summary.trim()));
+            let (ledger, _) = deskhand_runtime::ledger::paths(ws, &report.run);
+            out(&format!("Ledger: {}", ledger.display()));
             out(&format!(
                 "Run {} finished. See it again with: deskhand show {} --workspace {}",
                 report.run,

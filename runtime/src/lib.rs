@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 mod ids;
 pub mod journal;
+pub mod ledger;
 pub mod memory;
 pub mod model;
 pub mod skills;

@@ -442,14 +442,21 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
         .unwrap();
     assert_ok(&o);
     assert!(stdout(&o).contains("output/a.txt is written"), "{}", stdout(&o));
-    let names: Vec<_> = std::fs::read_dir(tmp.path().join("ws/output"))
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path().join("ws/output"))
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        vec![std::ffi::OsString::from("a.txt")],
-        "the write was not done twice"
+    names.sort();
+    let expected = [
+        "a.txt".to_owned(),
+        format!("{run}-ledger.json"),
+        format!("{run}-ledger.md"),
+    ];
+    assert_eq!(names, expected, "the write was not done twice");
+    let ledger = std::fs::read_to_string(tmp.path().join(format!("ws/output/{run}-ledger.md"))).unwrap();
+    assert!(
+        ledger.contains("| 1 | fs.write |") && ledger.contains("a.txt"),
+        "{ledger}"
     );
     let events = stdout(&deskhand(&["show", &run, "--workspace", "ws", "--events"], tmp.path()));
     let writes = events

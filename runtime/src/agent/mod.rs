@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use sha2::Digest;
+
 use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec};
 use deskhand_types::{
     Access, CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, RunId, RunStatus, StepEffects, StepStatus, Task,
@@ -68,8 +70,13 @@ pub struct StepApproval<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
-    Approved,
-    Rejected { reason: String },
+    /// `by` says who: "the person, at the terminal", "act mode, chosen at launch", ...
+    Approved {
+        by: String,
+    },
+    Rejected {
+        reason: String,
+    },
 }
 
 /// Decides whether a step may start. Only the person (or a pre-approved
@@ -83,8 +90,12 @@ pub trait Gate: Send + Sync {
 pub struct ApproveAll;
 
 impl Gate for ApproveAll {
-    fn approve_step(&self, _: &StepApproval<'_>) -> Approval {
-        Approval::Approved
+    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
+        let by = match req.mode {
+            Mode::Act => "act mode, chosen by the person when the run started",
+            Mode::Ask => "pre-approved by the person",
+        };
+        Approval::Approved { by: by.into() }
     }
 }
 
@@ -297,6 +308,16 @@ impl<'a> Agent<'a> {
             },
         );
         self.workspace.journal().set_task_status(&st.run, status, &summary)?;
+        if st.ceiling.is_none() {
+            // A sub-agent's story is in its parent's ledger.
+            let path = crate::ledger::write(self.workspace, &st.run)?;
+            self.emit(
+                &st.run,
+                Event::Notice {
+                    message: format!("ledger written to {}", path.display()),
+                },
+            );
+        }
         Ok(RunReport {
             run: st.run.clone(),
             status,
@@ -569,7 +590,16 @@ impl<'a> Agent<'a> {
             mode,
         });
         match approval {
-            Approval::Approved => {
+            Approval::Approved { by } => {
+                let effects_hash = hex::encode(sha2::Sha256::digest(st.plan.steps[index].approval_subject()));
+                self.emit(
+                    &st.run,
+                    Event::StepApproved {
+                        step: index + 1,
+                        by,
+                        effects_hash,
+                    },
+                );
                 self.set_step_status(st, index, StepStatus::InProgress, None);
                 Ok(())
             }

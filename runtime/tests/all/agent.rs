@@ -370,7 +370,9 @@ impl Gate for ScriptedPerson {
     fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
         assert_eq!(req.mode, Mode::Ask);
         if self.0.lock().unwrap().remove(0) {
-            Approval::Approved
+            Approval::Approved {
+                by: "the test's person".into(),
+            }
         } else {
             Approval::Rejected {
                 reason: "not now".into(),
@@ -661,4 +663,44 @@ fn a_workspace_skill_runs_its_own_wit_component_offline() {
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     let csv = std::fs::read_to_string(d.ws.output_dir().join("widgets.csv")).unwrap();
     assert!(csv.contains("hotel march 2026.txt"), "{csv}");
+}
+
+#[test]
+fn every_run_leaves_a_ledger_beside_its_deliverable() {
+    let d = demo();
+    let server = ReplayServer::start(vec![
+        sse("multi-1.sse"),
+        sse("multi-2.sse"),
+        sse("multi-3.sse"),
+        sse("multi-4.sse"),
+        sse("multi-5.sse"),
+    ]);
+    let provider = anthropic(&server);
+    let person = ScriptedPerson(Mutex::new(vec![true, true, true]));
+    let (agent, _) = agent(&d.ws, &provider, &person, AgentSettings::default());
+    let mut t = task("Summarize my projects folder into output/summary.md", &["projects"]);
+    t.mode = Mode::Ask;
+    let report = agent.run(t).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let (md, json) = deskhand_runtime::ledger::paths(&d.ws, &report.run);
+    let md = std::fs::read_to_string(md).unwrap();
+    for needle in [
+        "# Run ledger",
+        "[x] 3. Write output/summary.md",
+        "Revision 2: The summary should carry a checksum of the budget file",
+        "Step 1: approved by the test's person",
+        "| 2 | fs.hash |",
+        "Blocked attempts",
+        "did not declare",
+        "summary.md",
+        "sha256",
+    ] {
+        assert!(md.contains(needle), "{needle} missing from:\n{md}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let written = &json["files_written"][0];
+    let bytes = std::fs::read(d.ws.output_dir().join("summary.md")).unwrap();
+    use sha2::Digest;
+    assert_eq!(written["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    assert_eq!(json["approvals"].as_array().unwrap().len(), 3);
 }

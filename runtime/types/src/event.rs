@@ -80,6 +80,13 @@ pub enum Event {
     PlanUpdated {
         plan: Plan,
     },
+    /// The person (or a pre-approved envelope) let a step start, bound to
+    /// the hash of the step as it was shown.
+    StepApproved {
+        step: usize,
+        by: String,
+        effects_hash: String,
+    },
     StepBegin {
         step: usize,
         title: String,
@@ -171,6 +178,7 @@ impl Event {
             Event::RunBegin { .. } => "run_begin",
             Event::RunEnd { .. } => "run_end",
             Event::PlanUpdated { .. } => "plan_updated",
+            Event::StepApproved { .. } => "step_approved",
             Event::StepBegin { .. } => "step_begin",
             Event::StepEnd { .. } => "step_end",
             Event::ModelTurnBegin { .. } => "model_turn_begin",

@@ -86,6 +86,14 @@ pub struct PlanStep {
     pub status: StepStatus,
 }
 
+impl PlanStep {
+    /// What an approval is bound to: the step's title and declared effects,
+    /// canonically encoded. A revised step needs a new approval.
+    pub fn approval_subject(&self) -> String {
+        serde_json::json!({"title": self.title, "effects": self.effects}).to_string()
+    }
+}
+
 /// An ordered checklist. Revision 1 is the first plan; each later revision
 /// carries the reason it was revised.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -400,17 +400,10 @@ impl<'a> Agent<'a> {
                     is_error: reply.is_error,
                 });
             }
-            if matches!(st.stop, Some((RunStatus::NeedsInput, _))) && results.is_empty() {
-                continue;
-            }
             if matches!(st.stop, Some((RunStatus::NeedsInput, _))) {
-                // Other calls in the same turn ran; the question waits for the answer.
-                let msg = Message {
-                    role: Role::User,
-                    content: results,
-                };
-                st.messages.push(msg.clone());
-                self.emit(&st.run, Event::Message { message: msg });
+                // The turn's results wait for the answer: every tool use of
+                // the turn must be answered in one message, and the calls that
+                // ran are in the journal, where resume finds them.
                 continue;
             }
             let msg = Message {

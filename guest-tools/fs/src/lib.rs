@@ -3,11 +3,13 @@
 //! so every path check here is a courtesy; the sandbox is the guarantee.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use deskhand_guest::{Description, Guest, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use deskhand_guest::{
+    Description, Guest, Output, ToolError, io_error, kind, modified_rfc3339, operation, output, parse_args, path_error,
+    walk, write_new,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -161,64 +163,13 @@ struct WriteArgs {
     unique: bool,
 }
 
-fn kind(ft: fs::FileType) -> &'static str {
-    if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_dir() {
-        "dir"
-    } else if ft.is_file() {
-        "file"
-    } else {
-        "other"
-    }
-}
-
-fn mtime(meta: &fs::Metadata) -> Value {
-    match meta.modified() {
-        Ok(t) => json!(humantime::format_rfc3339_seconds(t).to_string()),
-        Err(_) => Value::Null,
-    }
-}
-
 fn entry_json(path: &Path, meta: &fs::Metadata) -> Value {
     json!({
         "path": path.display().to_string(),
         "kind": kind(meta.file_type()),
         "size": meta.len(),
-        "mtime": mtime(meta),
+        "mtime": modified_rfc3339(meta),
     })
-}
-
-/// Walks `root` depth-first in name order (a folder, then its contents)
-/// without following symlinks, calling `visit` for every entry until it
-/// returns false.
-fn walk(root: &Path, recursive: bool, visit: &mut dyn FnMut(&Path, &fs::Metadata) -> bool) -> Result<(), ToolError> {
-    let meta = fs::symlink_metadata(root).map_err(|e| io_error(root, &e))?;
-    if !meta.is_dir() {
-        return Err(ToolError::InvalidArgs(format!("{} is not a folder", root.display())));
-    }
-    let mut pending = sorted_entries(root)?;
-    while let Some(path) = pending.pop() {
-        let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, &e))?;
-        if !visit(&path, &meta) {
-            return Ok(());
-        }
-        if recursive && meta.is_dir() {
-            pending.extend(sorted_entries(&path)?);
-        }
-    }
-    Ok(())
-}
-
-/// A folder's entries in reverse name order, ready to pop in name order.
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, ToolError> {
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| io_error(dir, &e))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| io_error(dir, &e))?;
-    names.sort_by(|a, b| b.cmp(a));
-    Ok(names)
 }
 
 fn list(args: ListArgs) -> Result<Output, ToolError> {
@@ -379,9 +330,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes to a temporary name, syncs, then hard-links it into place: the
-/// link fails if the target exists, so a file is never overwritten and a
-/// reader never sees half of one.
+/// Writes a new file under output/ with [`write_new`]: never over an
+/// existing file, and never half of one.
 fn write(args: WriteArgs) -> Result<Output, ToolError> {
     if args.content.len() > MAX_WRITE_BYTES {
         return Err(ToolError::TooLarge(path_error(
@@ -389,74 +339,10 @@ fn write(args: WriteArgs) -> Result<Output, ToolError> {
             format!("content is over {MAX_WRITE_BYTES} bytes"),
         )));
     }
-    let (Some(dir), Some(name)) = (args.path.parent(), args.path.file_name()) else {
-        return Err(ToolError::InvalidArgs(format!(
-            "{} does not name a file",
-            args.path.display()
-        )));
-    };
-    let dir_meta = fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
-    if !dir_meta.is_dir() {
-        return Err(ToolError::InvalidArgs(format!("{} is not a folder", dir.display())));
-    }
-    let tmp = dir.join(format!(".{}.deskhand-tmp-{}", name.to_string_lossy(), unique_suffix()));
-    let result = write_tmp(&tmp, args.content.as_bytes()).and_then(|()| link_into_place(&tmp, &args.path, args.unique));
-    let _ = fs::remove_file(&tmp);
-    let written = result?;
+    let written = write_new(&args.path, args.content.as_bytes(), args.unique)?;
     let text = format!("wrote {} ({} bytes)", written.display(), args.content.len());
     Ok(output(
         &json!({"path": written.display().to_string(), "size": args.content.len()}),
         text,
     ))
-}
-
-fn write_tmp(tmp: &Path, content: &[u8]) -> Result<(), ToolError> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(|e| io_error(tmp, &e))?;
-    file.write_all(content).map_err(|e| io_error(tmp, &e))?;
-    file.sync_all().map_err(|e| io_error(tmp, &e))
-}
-
-fn link_into_place(tmp: &Path, target: &Path, unique: bool) -> Result<PathBuf, ToolError> {
-    let stem = target
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = target
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    for n in 0..1000u32 {
-        let candidate = if n == 0 {
-            target.to_path_buf()
-        } else {
-            target.with_file_name(format!("{stem}-{n}{ext}"))
-        };
-        match fs::hard_link(tmp, &candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && unique => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(ToolError::AlreadyExists(path_error(
-                    target,
-                    "already exists; deskhand never overwrites a file (pass \"unique\": true to pick a free name)",
-                )));
-            }
-            Err(e) => return Err(io_error(&candidate, &e)),
-        }
-    }
-    Err(ToolError::AlreadyExists(path_error(
-        target,
-        "no free name after 1000 tries",
-    )))
-}
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{nanos:x}")
 }

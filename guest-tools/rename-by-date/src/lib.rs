@@ -19,11 +19,11 @@ mod dates;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
 
-use deskhand_guest::{Description, Guest, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use deskhand_guest::{
+    Description, Guest, Output, ToolError, csv_field, modified_rfc3339, operation, output, parse_args, walk, write_new,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -104,21 +104,12 @@ struct Row {
 }
 
 fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
-    let meta = fs::symlink_metadata(&args.folder).map_err(|e| io_error(&args.folder, &e))?;
-    if !meta.is_dir() {
-        return Err(ToolError::InvalidArgs(format!(
-            "{} is not a folder",
-            args.folder.display()
-        )));
-    }
     let mut entries = Vec::new();
-    for entry in fs::read_dir(&args.folder).map_err(|e| io_error(&args.folder, &e))? {
-        let entry = entry.map_err(|e| io_error(&args.folder, &e))?;
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, &e))?;
-        entries.push((entry.file_name().to_string_lossy().into_owned(), meta));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    walk(&args.folder, false, &mut |path, meta| {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        entries.push((name.unwrap_or_default(), meta.clone()));
+        true
+    })?;
 
     let mut rows: Vec<Row> = entries
         .iter()
@@ -152,7 +143,7 @@ fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
         ));
     }
 
-    let written = write_new(&args.output, csv.as_bytes())?;
+    let written = write_new(&args.output, csv.as_bytes(), true)?;
     let text = format!(
         "{} renames proposed for {}, {} entries skipped; the proposal is in {}. {NOT_APPLIED}",
         proposals.len(),
@@ -207,17 +198,14 @@ fn plan(name: &str, meta: &fs::Metadata, use_modified_time: bool) -> Plan {
                 }
             }
         }
-        None if use_modified_time => match meta.modified() {
-            Ok(t) => {
-                let stamp = humantime::format_rfc3339_seconds(t).to_string();
-                (
-                    stamp.chars().take(10).collect(),
-                    tidy(stem, ""),
-                    "modified",
-                    "no date in the name; the modification date (UTC) is used".into(),
-                )
-            }
-            Err(_) => return Plan::Skip("no date in the name and no modification time".into()),
+        None if use_modified_time => match modified_rfc3339(meta) {
+            Some(stamp) => (
+                stamp.chars().take(10).collect(),
+                tidy(stem, ""),
+                "modified",
+                "no date in the name; the modification date (UTC) is used".into(),
+            ),
+            None => return Plan::Skip("no date in the name and no modification time".into()),
         },
         None => return Plan::Skip("no date in the name (modification times not allowed)".into()),
     };
@@ -308,81 +296,6 @@ fn mark_collisions(rows: &mut [Row]) {
             row.plan = Plan::Skip(reason);
         }
     }
-}
-
-/// Quotes a field when it needs it (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Writes a new file the way the fs tool's `write` does: a temporary name,
-/// fsync, then a hard link into place, which fails if the target exists, so
-/// nothing is overwritten and no reader sees half a file. A taken name moves
-/// on to `name-1.ext`, `name-2.ext`, ...
-fn write_new(target: &Path, content: &[u8]) -> Result<PathBuf, ToolError> {
-    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
-        return Err(ToolError::InvalidArgs(format!(
-            "{} does not name a file",
-            target.display()
-        )));
-    };
-    let dir_meta = fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
-    if !dir_meta.is_dir() {
-        return Err(ToolError::InvalidArgs(format!("{} is not a folder", dir.display())));
-    }
-    let tmp = dir.join(format!(".{}.deskhand-tmp-{}", name.to_string_lossy(), unique_suffix()));
-    let result = write_tmp(&tmp, content).and_then(|()| link_into_place(&tmp, target));
-    let _ = fs::remove_file(&tmp);
-    result
-}
-
-fn write_tmp(tmp: &Path, content: &[u8]) -> Result<(), ToolError> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(|e| io_error(tmp, &e))?;
-    file.write_all(content).map_err(|e| io_error(tmp, &e))?;
-    file.sync_all().map_err(|e| io_error(tmp, &e))
-}
-
-fn link_into_place(tmp: &Path, target: &Path) -> Result<PathBuf, ToolError> {
-    let stem = target
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = target
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    for n in 0..1000u32 {
-        let candidate = if n == 0 {
-            target.to_path_buf()
-        } else {
-            target.with_file_name(format!("{stem}-{n}{ext}"))
-        };
-        match fs::hard_link(tmp, &candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_error(&candidate, &e)),
-        }
-    }
-    Err(ToolError::AlreadyExists(path_error(
-        target,
-        "no free name after 1000 tries",
-    )))
-}
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{nanos:x}")
 }
 
 #[cfg(test)]

@@ -145,7 +145,11 @@ impl Workspace {
                 None => mounts.push(mount(canonical, grant.access)?),
             }
         }
-        Ok(Sandbox { mounts, limits })
+        Ok(Sandbox {
+            mounts,
+            limits,
+            scratch: None,
+        })
     }
 
     /// Resolves a path a call's arguments name to the absolute path the

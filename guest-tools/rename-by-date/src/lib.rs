@@ -22,7 +22,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use deskhand_guest::{
-    Description, Guest, Output, ToolError, csv_field, modified_rfc3339, operation, output, parse_args, walk, write_new,
+    Change, Description, Guest, Output, PathPair, ToolError, csv_field, modified_rfc3339, operation, parse_args,
+    proposal, walk, write_new,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -30,8 +31,9 @@ use serde_json::json;
 use crate::dates::Found;
 
 const DEFAULT_OUTPUT: &str = "output/rename-proposal.csv";
-const NOT_APPLIED: &str =
-    "Nothing was renamed: applying a proposal comes with changesets in a later version of deskhand.";
+const NOT_APPLIED: &str = "Nothing is renamed yet: the renames go to deskhand as a changeset, which shows them \
+     as a before/after table, applies them only where the folder is granted read-write and the mode or the person \
+     allows it, and can undo them.";
 
 struct RenameByDate;
 
@@ -122,11 +124,16 @@ fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
 
     let mut csv = String::from("from,to,date_source,note\r\n");
     let mut proposals = Vec::new();
+    let mut changes = Vec::new();
     let mut skipped = Vec::new();
     for row in &rows {
         let (to, source, note) = match &row.plan {
             Plan::Rename { to, source, note } => {
                 proposals.push(json!({"from": row.name, "to": to, "date_source": source}));
+                changes.push(Change::Rename(PathPair {
+                    source: args.folder.join(&row.name).display().to_string(),
+                    target: args.folder.join(to).display().to_string(),
+                }));
                 (to.as_str(), *source, note.as_str())
             }
             Plan::Skip(reason) => {
@@ -151,13 +158,14 @@ fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
         skipped.len(),
         written.display()
     );
-    Ok(output(
+    Ok(proposal(
         &json!({
             "proposals": proposals,
             "skipped": skipped,
             "path": written.display().to_string(),
         }),
         text,
+        changes,
     ))
 }
 

@@ -1,4 +1,4 @@
-//! The guest side of `deskhand:tool@0.1.0`: the generated bindings, the
+//! The guest side of `deskhand:tool@0.2.0`: the generated bindings, the
 //! helpers every tool uses to parse arguments and map I/O failures to the
 //! contract's typed errors, and the file handling the tools share: one folder
 //! walk ([`walk()`]), one never-overwrite write ([`write_new`]) and one CSV
@@ -22,7 +22,13 @@ mod write;
 use std::path::Path;
 
 pub use bindings::deskhand::tool::host::{Level, log, progress};
-pub use bindings::deskhand::tool::types::{Description, Effects, Operation, Output, PathError, ToolError};
+pub use bindings::deskhand::tool::types::{
+    Change, Description, Effects, Operation, Output, PathError, PathPair, StagedFile, ToolError,
+};
+
+/// Where a tool writes the content of files it proposes to create or
+/// overwrite; the host gives every call a fresh, empty one.
+pub const SCRATCH: &str = "/.deskhand-scratch";
 pub use bindings::{Guest, export};
 pub use csv::csv_field;
 pub use walk::{kind, modified_rfc3339, require_folder, walk};
@@ -38,6 +44,15 @@ pub fn output(json: &serde_json::Value, text: impl Into<String>) -> Output {
     Output {
         json: json.to_string(),
         text: text.into(),
+        changes: Vec::new(),
+    }
+}
+
+/// A successful result that also proposes changes to the person's folders.
+pub fn proposal(json: &serde_json::Value, text: impl Into<String>, changes: Vec<Change>) -> Output {
+    Output {
+        changes,
+        ..output(json, text)
     }
 }
 

@@ -524,10 +524,7 @@ impl<'a> Agent<'a> {
         let (outcome, reply) = match result {
             Ok(text) => (
                 CallOutcome::Ok {
-                    output: deskhand_types::ToolOutput {
-                        json: serde_json::Value::Null,
-                        text: text.clone(),
-                    },
+                    output: deskhand_types::ToolOutput::new(serde_json::Value::Null, text.clone()),
                 },
                 ToolReply::ok(text),
             ),

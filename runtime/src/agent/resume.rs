@@ -174,10 +174,7 @@ impl Agent<'_> {
             );
             self.emit(&st.run, Event::Notice { message: note.clone() });
             let outcome = CallOutcome::Ok {
-                output: deskhand_types::ToolOutput {
-                    json: serde_json::json!({"path": done[0]}),
-                    text: note.clone(),
-                },
+                output: deskhand_types::ToolOutput::new(serde_json::json!({"path": done[0]}), note.clone()),
             };
             self.emit(
                 &st.run,

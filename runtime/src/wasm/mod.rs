@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deskhand_types::{Access, LogLevel, ToolDescription, ToolError, ToolOutput};
+use deskhand_types::{Access, LogLevel, ProposedChange, ToolDescription, ToolError, ToolOutput};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -71,7 +71,13 @@ pub struct Mount {
 pub struct Sandbox {
     pub mounts: Vec<Mount>,
     pub limits: Limits,
+    /// A fresh, empty folder the guest may write at [`SCRATCH_GUEST`]: where
+    /// it stages the content of files it proposes to create or overwrite.
+    pub scratch: Option<PathBuf>,
 }
+
+/// Where a guest sees its scratch folder (the sdk's `SCRATCH`).
+pub const SCRATCH_GUEST: &str = "/.deskhand-scratch";
 
 /// What a guest reported through the host imports during a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,7 +339,13 @@ impl LoadedTool {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        if let Err(e) = add_mounts(&mut builder, &sandbox.mounts) {
+        let scratch = sandbox.scratch.iter().map(|host| Mount {
+            host: host.clone(),
+            guest: SCRATCH_GUEST.into(),
+            access: Access::ReadWrite,
+        });
+        let mounts: Vec<Mount> = sandbox.mounts.iter().cloned().chain(scratch).collect();
+        if let Err(e) = add_mounts(&mut builder, &mounts) {
             return report(Err(e), started);
         }
         let mut store = self.new_store(CallState::new(builder.build(), sink), &limits);
@@ -344,7 +356,11 @@ impl LoadedTool {
             .and_then(|instance| instance.call_run(&mut store, operation, args));
         let result = match outcome {
             Ok(Ok(out)) => match serde_json::from_str(&out.json) {
-                Ok(json) => Ok(ToolOutput { json, text: out.text }),
+                Ok(json) => Ok(ToolOutput {
+                    json,
+                    text: out.text,
+                    changes: out.changes.into_iter().map(proposed).collect(),
+                }),
                 Err(e) => Err(CallError::BadOutput(e.to_string())),
             },
             Ok(Err(err)) => Err(CallError::Tool(tool_error(err))),
@@ -402,6 +418,28 @@ fn classify_trap(
     CallError::Crashed {
         message: format!("{err:#}"),
         stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+    }
+}
+
+fn proposed(change: wit::Change) -> ProposedChange {
+    match change {
+        wit::Change::Create(f) => ProposedChange::Create {
+            path: f.path,
+            staged: f.staged,
+        },
+        wit::Change::Overwrite(f) => ProposedChange::Overwrite {
+            path: f.path,
+            staged: f.staged,
+        },
+        wit::Change::Rename(p) => ProposedChange::Rename {
+            source: p.source,
+            target: p.target,
+        },
+        wit::Change::Move(p) => ProposedChange::Move {
+            source: p.source,
+            target: p.target,
+        },
+        wit::Change::Delete(path) => ProposedChange::Delete { path },
     }
 }
 

@@ -397,10 +397,22 @@ fn rename_by_date_proposes_from_each_date_form_and_renames_nothing() {
     assert!(reason("link 2026-03-10").contains("symbolic link"));
     assert_eq!(skipped.len(), 8);
 
-    // Only a proposal: the folder is untouched, and the text says so.
+    // Only a proposal: the folder is untouched, the text says so, and the
+    // renames come back as a changeset for the host.
     assert_eq!(names(&dir), before);
+    let renames: Vec<_> = result
+        .output
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            deskhand_types::ProposedChange::Rename { source, target } => Some((source.clone(), target.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(renames.len(), result.output.json["proposals"].as_array().unwrap().len());
+    assert!(renames.iter().all(|(s, t)| std::path::Path::new(s).parent() == std::path::Path::new(t).parent()));
     assert!(
-        result.output.text.contains("Nothing was renamed"),
+        result.output.text.contains("Nothing is renamed yet"),
         "{}",
         result.output.text
     );

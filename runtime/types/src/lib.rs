@@ -13,4 +13,4 @@ pub mod tool;
 pub use event::{CallId, CallOutcome, Event, LogLevel, RunId};
 pub use grant::{Access, Grant, GrantParseError};
 pub use plan::{Mode, Plan, PlanStep, RunStatus, StepEffects, StepStatus, Task};
-pub use tool::{Effects, Operation, ToolDescription, ToolError, ToolOutput};
+pub use tool::{Effects, Operation, ProposedChange, ToolDescription, ToolError, ToolOutput};

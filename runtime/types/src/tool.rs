@@ -44,6 +44,31 @@ impl ToolDescription {
 pub struct ToolOutput {
     pub json: serde_json::Value,
     pub text: String,
+    /// Changes the tool proposes to the person's folders (never made by the tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ProposedChange>,
+}
+
+impl ToolOutput {
+    pub fn new(json: serde_json::Value, text: impl Into<String>) -> Self {
+        ToolOutput {
+            json,
+            text: text.into(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// A change a tool proposes, with paths as the guest saw them (canonical
+/// host paths; `staged` lies in the call's scratch folder).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProposedChange {
+    Create { path: String, staged: String },
+    Overwrite { path: String, staged: String },
+    Rename { source: String, target: String },
+    Move { source: String, target: String },
+    Delete { path: String },
 }
 
 /// A tool's typed failure. Each variant tells whose move it is: the

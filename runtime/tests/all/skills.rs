@@ -410,7 +410,11 @@ fn rename_by_date_proposes_from_each_date_form_and_renames_nothing() {
         })
         .collect();
     assert_eq!(renames.len(), result.output.json["proposals"].as_array().unwrap().len());
-    assert!(renames.iter().all(|(s, t)| std::path::Path::new(s).parent() == std::path::Path::new(t).parent()));
+    assert!(
+        renames
+            .iter()
+            .all(|(s, t)| std::path::Path::new(s).parent() == std::path::Path::new(t).parent())
+    );
     assert!(
         result.output.text.contains("Nothing is renamed yet"),
         "{}",

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use deskhand_runtime::agent::offline::OfflinePlanner;
-use deskhand_runtime::agent::{Agent, AgentSettings, Approval, ApproveAll, Gate, RunObserver, RunReport, StepApproval};
+use deskhand_runtime::agent::{
+    Agent, AgentSettings, Approval, ApproveAll, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, RunReport,
+    StepApproval,
+};
 use deskhand_runtime::model::{ModelConfig, ModelProvider};
 use deskhand_runtime::skills::{self, MatchContext};
 use deskhand_runtime::tools::{CallRequest, Observer, Toolbox, run_call};
@@ -466,6 +469,43 @@ impl Gate for TerminalGate {
             eprintln!("  network: {}", e.network.join(", "));
         }
         if confirm("Approve this step? [y/N] ") {
+            Approval::Approved {
+                by: "the person, at the terminal".into(),
+            }
+        } else {
+            Approval::Rejected {
+                reason: "you answered no".into(),
+            }
+        }
+    }
+
+    fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
+        use std::io::IsTerminal;
+        if req.mode == Mode::Act && req.deletions == 0 {
+            return Approval::Approved {
+                by: "act mode, chosen by the person when the run started".into(),
+            };
+        }
+        if !std::io::stdin().is_terminal() {
+            let why = if req.deletions > 0 {
+                DELETION_ALWAYS_ASKS
+            } else {
+                "ask mode needs a terminal to ask you on"
+            };
+            return Approval::Rejected {
+                reason: format!("{why}; nothing was changed"),
+            };
+        }
+        eprintln!("\nStep {} proposes these changes:\n{}", req.step, req.description);
+        let question = if req.deletions > 0 {
+            format!(
+                "Apply them, including {} deletion(s) (deleted files go to the workspace trash)? [y/N] ",
+                req.deletions
+            )
+        } else {
+            "Apply them? [y/N] ".to_owned()
+        };
+        if confirm(&question) {
             Approval::Approved {
                 by: "the person, at the terminal".into(),
             }

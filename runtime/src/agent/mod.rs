@@ -83,7 +83,26 @@ pub enum Approval {
 /// envelope) answers; nothing the model or a tool says reaches it.
 pub trait Gate: Send + Sync {
     fn approve_step(&self, request: &StepApproval<'_>) -> Approval;
+
+    /// A tool's proposed changes to the person's folders, as they will be
+    /// applied. A changeset with deletions always needs the person, in every mode.
+    fn approve_changes(&self, request: &ChangesApproval<'_>) -> Approval;
 }
+
+/// A changeset waiting to be applied, as the gate sees it.
+#[derive(Debug)]
+pub struct ChangesApproval<'a> {
+    pub run: &'a RunId,
+    pub step: usize,
+    pub mode: Mode,
+    /// The changes rendered for a person: renames as a before/after table, deletions marked.
+    pub description: &'a str,
+    pub deletions: usize,
+}
+
+/// Why act mode alone never deletes.
+pub const DELETION_ALWAYS_ASKS: &str =
+    "this changeset deletes files, and deletions always need the person's own approval, in every mode";
 
 /// The gate for act mode and for tests: every step may start.
 #[derive(Debug, Default)]
@@ -96,6 +115,24 @@ impl Gate for ApproveAll {
             Mode::Ask => "pre-approved by the person",
         };
         Approval::Approved { by: by.into() }
+    }
+
+    fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
+        if req.deletions > 0 {
+            return Approval::Rejected {
+                reason: DELETION_ALWAYS_ASKS.into(),
+            };
+        }
+        self.approve_step(&StepApproval {
+            run: req.run,
+            step: req.step,
+            plan_step: &PlanStep {
+                title: String::new(),
+                effects: StepEffects::default(),
+                status: StepStatus::Pending,
+            },
+            mode: req.mode,
+        })
     }
 }
 

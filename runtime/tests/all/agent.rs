@@ -13,7 +13,7 @@ use deskhand_runtime::model::openai::OpenAiCompatibleProvider;
 use deskhand_runtime::model::{ModelProvider, Secret};
 use deskhand_runtime::skills::{self, MatchContext};
 use deskhand_runtime::workspace::Workspace;
-use deskhand_types::{CallOutcome, Event, Grant, Mode, RunId, RunStatus, StepStatus, Task};
+use deskhand_types::{CallOutcome, Event, Grant, Mode, PlanStep, RunId, RunStatus, StepStatus, Task};
 
 use crate::common::toolbox;
 use crate::replay::{Canned, ReplayServer};
@@ -378,6 +378,20 @@ impl Gate for ScriptedPerson {
                 reason: "not now".into(),
             }
         }
+    }
+
+    fn approve_changes(&self, req: &deskhand_runtime::agent::ChangesApproval<'_>) -> Approval {
+        let step = PlanStep {
+            title: req.description.into(),
+            effects: Default::default(),
+            status: Default::default(),
+        };
+        self.approve_step(&StepApproval {
+            run: req.run,
+            step: req.step,
+            plan_step: &step,
+            mode: req.mode,
+        })
     }
 }
 

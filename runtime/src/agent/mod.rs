@@ -20,6 +20,7 @@ use sha2::Digest;
 use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec};
 use deskhand_types::{
     Access, CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, RunId, RunStatus, StepEffects, StepStatus, Task,
+    ToolError,
 };
 
 use crate::call;
@@ -530,9 +531,13 @@ impl<'a> Agent<'a> {
             }
             _ => match name.split_once(meta::TOOL_SEP) {
                 Some((tool, op)) => self.tool_call(st, &call_id, tool, op, input),
-                None => ToolReply::err(format!(
-                    "there is no tool named {name:?}; use the tools listed, such as fs__list or update_plan"
-                )),
+                None => {
+                    let msg = format!(
+                        "there is no tool named {name:?}; use the tools listed, such as fs__list or update_plan"
+                    );
+                    self.block(st, msg.clone());
+                    ToolReply::err(msg)
+                }
             },
         }
     }
@@ -565,12 +570,15 @@ impl<'a> Agent<'a> {
                 },
                 ToolReply::ok(text),
             ),
-            Err(message) => (
-                CallOutcome::Refused {
-                    message: message.clone(),
-                },
-                ToolReply::err(message),
-            ),
+            Err(message) => {
+                self.block(st, message.clone());
+                (
+                    CallOutcome::Refused {
+                        message: message.clone(),
+                    },
+                    ToolReply::err(message),
+                )
+            }
         };
         self.emit(
             &st.run,
@@ -644,6 +652,34 @@ impl<'a> Agent<'a> {
             serde_json::from_value(input.clone()).map_err(|e| format!("update_plan arguments are invalid: {e}"))?;
         if update.steps.is_empty() {
             return Err("a plan needs at least one step".into());
+        }
+        // A step may only declare what the grants allow: plans cannot widen them.
+        let granted = StepEffects {
+            reads: st
+                .task
+                .grants
+                .iter()
+                .map(|g| g.path.clone())
+                .chain([PathBuf::from("output")])
+                .collect(),
+            writes: st
+                .task
+                .grants
+                .iter()
+                .filter(|g| g.access.is_writable())
+                .map(|g| g.path.clone())
+                .chain([PathBuf::from("output")])
+                .collect(),
+            network: Vec::new(),
+        };
+        for s in &update.steps {
+            self.within_effects(&s.effects, &granted).map_err(|e| {
+                format!(
+                    "step {:?} declares that it {e}, which this run was not granted (tools have no network, and \
+                     write only under output/ or a folder granted read-write); only the person can grant more",
+                    s.title
+                )
+            })?;
         }
         if let Some(ceiling) = &st.ceiling {
             for s in &update.steps {
@@ -801,18 +837,8 @@ impl<'a> Agent<'a> {
         let prepared = match self.prepare(st, tool, op, input) {
             Ok(p) => p,
             Err(e) => {
-                if matches!(
-                    e,
-                    Error::OutsideGrants { .. } | Error::WriteOutsideOutput { .. } | Error::BadPath { .. }
-                ) {
-                    self.emit(
-                        &st.run,
-                        Event::Blocked {
-                            step,
-                            reason: e.to_string(),
-                        },
-                    );
-                }
+                // Every call refused before it ran is shown as a blocked attempt.
+                self.block(st, e.to_string());
                 return ToolReply::err(e.to_string());
             }
         };
@@ -844,8 +870,25 @@ impl<'a> Agent<'a> {
                 let text = format!("{}\n{}", output.text, output.json);
                 ToolReply::ok(self.shown_output(&st.run, id, &source, &text))
             }
-            Err(e) => ToolReply::err(self.shown_output(&st.run, id, &source, &e.to_string())),
+            Err(e) => {
+                if matches!(
+                    e,
+                    Error::Call(CallError::Tool(
+                        ToolError::Denied { .. } | ToolError::AlreadyExists { .. }
+                    ))
+                ) {
+                    // The sandbox itself refused: a blocked attempt too.
+                    self.block(st, e.to_string());
+                }
+                ToolReply::err(self.shown_output(&st.run, id, &source, &e.to_string()))
+            }
         }
+    }
+
+    /// Records an attempt that was refused, against the current step.
+    fn block(&self, st: &RunState, reason: String) {
+        let step = st.plan.current_step().unwrap_or(0);
+        self.emit(&st.run, Event::Blocked { step, reason });
     }
 
     /// Frames a tool's output as untrusted and cuts it to the model's share,

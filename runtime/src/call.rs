@@ -25,6 +25,30 @@ pub struct PreparedCall<'t> {
     pub reads: Vec<PathBuf>,
     pub writes: Vec<PathBuf>,
     pub sandbox: Sandbox,
+    /// The call's scratch folder, removed with the call: staged content a
+    /// changeset did not take is never left behind.
+    scratch: Option<tempfile::TempDir>,
+}
+
+impl PreparedCall<'_> {
+    /// The host path of a file the guest staged at `guest` (a path under
+    /// its scratch folder), refusing anything outside it.
+    pub fn staged(&self, guest: &str) -> Result<PathBuf> {
+        let outside = || Error::BadPath {
+            path: guest.into(),
+            reason: "staged content must lie in the call's scratch folder",
+        };
+        let rel = guest
+            .strip_prefix(crate::wasm::SCRATCH_GUEST)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .ok_or_else(outside)?;
+        let rel = std::path::Path::new(rel);
+        if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(outside());
+        }
+        let dir = self.scratch.as_ref().ok_or_else(outside)?;
+        Ok(dir.path().join(rel))
+    }
 }
 
 pub fn prepare<'t>(
@@ -83,6 +107,14 @@ pub fn prepare<'t>(
             reads.push(resolved)
         }
     }
+    let scratch_root = workspace.state_dir().join("scratch");
+    std::fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("call-")
+        .tempdir_in(&scratch_root)
+        .map_err(Error::io(&scratch_root))?;
+    let mut sandbox = sandbox;
+    sandbox.scratch = Some(scratch.path().to_path_buf());
     Ok(PreparedCall {
         tool_name: tool_name.into(),
         tool,
@@ -91,6 +123,7 @@ pub fn prepare<'t>(
         reads,
         writes,
         sandbox,
+        scratch: Some(scratch),
     })
 }
 

@@ -396,3 +396,46 @@ fn bad_arguments_get_typed_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn staged_content_is_taken_only_from_the_calls_own_scratch_folder() {
+    let fx = Fixture::new();
+    let prepared = deskhand_runtime::call::prepare(
+        &fx.ws,
+        toolbox(),
+        "fs",
+        "stat",
+        &json!({"path": "projects/inbox/note.txt"}),
+        &inbox_grant(&fx),
+        Limits::default(),
+    )
+    .unwrap();
+    let scratch = prepared.sandbox.scratch.clone().unwrap();
+    assert!(scratch.is_dir() && scratch.starts_with(fx.ws.root().join(".deskhand/scratch")));
+    assert_eq!(
+        prepared.staged("/.deskhand-scratch/new.txt").unwrap(),
+        scratch.join("new.txt")
+    );
+    for bad in [
+        "/.deskhand-scratch/../journal.db",
+        "/.deskhand-scratch/",
+        "/etc/passwd",
+        "/.deskhand-scratchy/x",
+    ] {
+        assert!(prepared.staged(bad).is_err(), "{bad}");
+    }
+    // A guest can write its scratch folder, and only while its call lasts.
+    let report = crate::common::hostile().call(
+        &prepared.sandbox,
+        "write",
+        &json!({"path": "/.deskhand-scratch/staged.txt", "content": "new content"}).to_string(),
+        None,
+    );
+    assert!(report.result.is_ok());
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("staged.txt")).unwrap(),
+        "new content"
+    );
+    drop(prepared);
+    assert!(!scratch.exists(), "the scratch folder goes with the call");
+}

@@ -31,9 +31,7 @@ use serde_json::json;
 use crate::dates::Found;
 
 const DEFAULT_OUTPUT: &str = "output/rename-proposal.csv";
-const NOT_APPLIED: &str = "Nothing is renamed yet: the renames go to deskhand as a changeset, which shows them \
-     as a before/after table, applies them only where the folder is granted read-write and the mode or the person \
-     allows it, and can undo them.";
+const NOT_APPLIED: &str = "Nothing has been renamed: the renames go back to deskhand as a proposed changeset.";
 
 struct RenameByDate;
 

@@ -867,7 +867,16 @@ impl<'a> Agent<'a> {
         let source = format!("{tool}.{op}");
         match call::execute(&prepared, id, &emit) {
             Ok(output) => {
-                let text = format!("{}\n{}", output.text, output.json);
+                let mut text = format!("{}\n{}", output.text, output.json);
+                if !output.changes.is_empty() {
+                    let note = format!(
+                        "deskhand did not apply the {} change(s) this tool proposed: applying changesets to granted \
+                         folders is not built yet, so the folders are unchanged",
+                        output.changes.len()
+                    );
+                    self.emit(&st.run, Event::Notice { message: note.clone() });
+                    text.push_str(&format!("\n{note}"));
+                }
                 ToolReply::ok(self.shown_output(&st.run, id, &source, &text))
             }
             Err(e) => {

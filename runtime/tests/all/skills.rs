@@ -416,7 +416,7 @@ fn rename_by_date_proposes_from_each_date_form_and_renames_nothing() {
             .all(|(s, t)| std::path::Path::new(s).parent() == std::path::Path::new(t).parent())
     );
     assert!(
-        result.output.text.contains("Nothing is renamed yet"),
+        result.output.text.contains("Nothing has been renamed"),
         "{}",
         result.output.text
     );

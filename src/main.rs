@@ -24,7 +24,8 @@ use deskhand_types::{CallOutcome, Event, Grant, Mode, RunId, RunStatus, StepStat
 #[command(
     name = "deskhand",
     version,
-    about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox"
+    about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox",
+    arg_required_else_help = true
 )]
 struct Cli {
     /// Where compiled tool components are cached (default: the user cache folder).

@@ -1,0 +1,167 @@
+//! Limits: processes, memory, CPU, file size, /tmp size, wall clock (whole tree), output.
+
+use std::time::Duration;
+
+use deskhand_host_vm::{LimitHit, Limits, Mount, Stream, Termination};
+
+use crate::common::{Fixture, backend_or_skip, processes_with, run, sh};
+
+fn limits() -> Limits {
+    Limits {
+        wall_clock: Duration::from_secs(20),
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn fork_bomb_is_contained() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let max_processes = 24;
+    // The bomb runs in the background while the shell counts the sandbox's processes with
+    // builtins only (a glob and `$#`), which need no fork.
+    let script = "f() { f | f & }; f & \
+                  max=0; i=0; while [ $i -lt 3000 ]; do set -- /proc/[0-9]*; [ $# -gt $max ] && max=$#; i=$((i+1)); done; \
+                  echo max=$max; : forkbomb-token-7731";
+    let policy = sh(script).limits(Limits {
+        max_processes,
+        wall_clock: Duration::from_secs(10),
+        output_bytes: 64 << 10,
+        ..limits()
+    });
+    let run = run(backend, &policy)?;
+    let max: u64 = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("max="))
+        .unwrap_or("")
+        .parse()?;
+    // The sandbox's init is the one process beyond the command's own; a few more because
+    // reading /proc is not atomic while processes come and go. Uncapped it is thousands.
+    assert!(max <= max_processes + 4, "{max} processes: {run:?}");
+    assert!(max >= max_processes / 2, "the bomb did run ({max} processes): {run:?}");
+    assert!(
+        processes_with("forkbomb-token-7731").is_empty(),
+        "{:?}",
+        processes_with("forkbomb-token-7731")
+    );
+    Ok(())
+}
+
+#[test]
+fn memory_bomb_is_contained() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let script = "x=$(head -c 600000000 /dev/zero | tr '\\0' a); echo SURVIVED ${#x}";
+    let policy = sh(script).limits(Limits {
+        memory_bytes: 256 << 20,
+        ..limits()
+    });
+    let run = run(backend, &policy)?;
+    // The shell's allocation fails; dash then dies of SIGSEGV, bash reports it. Either way
+    // the command ends without the 600 MB it asked for.
+    assert!(!run.stdout.contains("SURVIVED"), "{run:?}");
+    assert!(!run.outcome.success(), "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn cpu_time_limit_stops_a_busy_loop() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let run = run(
+        backend,
+        &sh("while :; do :; done").limits(Limits {
+            cpu_seconds: 1,
+            ..limits()
+        }),
+    )?;
+    assert_eq!(run.outcome.termination, Termination::Signaled { signal: 24 }, "{run:?}");
+    assert_eq!(run.outcome.limits_hit, [LimitHit::CpuTime]);
+    Ok(())
+}
+
+#[test]
+fn file_size_limit_stops_a_large_write() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let fx = Fixture::new()?;
+    let rw = fx.dir("rw")?;
+    let policy = sh("exec head -c 1000000 /dev/zero > /work/rw/big")
+        .grant(Mount::writable(&rw, "/work/rw"))
+        .limits(Limits {
+            max_file_bytes: 64 << 10,
+            ..limits()
+        });
+    let run = run(backend, &policy)?;
+    assert_eq!(run.outcome.termination, Termination::Signaled { signal: 25 }, "{run:?}");
+    assert_eq!(run.outcome.limits_hit, [LimitHit::FileSize]);
+    assert_eq!(std::fs::metadata(rw.join("big"))?.len(), 64 << 10);
+    Ok(())
+}
+
+#[test]
+fn private_tmp_is_capped() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let script = "head -c 3000000 /dev/zero > /tmp/fill || echo FULL";
+    let run = run(
+        backend,
+        &sh(script).limits(Limits {
+            tmp_bytes: 1 << 20,
+            ..limits()
+        }),
+    )?;
+    assert!(run.stdout.contains("FULL"), "{run:?}");
+    assert!(run.stderr.contains("No space left on device"), "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn timeout_kills_the_whole_tree() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let fx = Fixture::new()?;
+    let rw = fx.dir("rw")?;
+    // A background child, a detached grandchild in its own session, then a long sleep.
+    let script = "(sleep 1; echo survived > /work/rw/child) & \
+                  setsid sh -c 'sleep 1.5; echo survived > /work/rw/detached; : timeout-token-5521' & \
+                  sleep 31.5521";
+    let wall_clock = Duration::from_millis(500);
+    let policy = sh(script)
+        .grant(Mount::writable(&rw, "/work/rw"))
+        .limits(Limits { wall_clock, ..limits() });
+    let run = run(backend, &policy)?;
+    assert_eq!(
+        run.outcome.termination,
+        Termination::TimedOut { after: wall_clock },
+        "{run:?}"
+    );
+    assert_eq!(run.outcome.limits_hit, [LimitHit::WallClock]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !rw.join("child").exists() && !rw.join("detached").exists(),
+        "a process outlived the timeout"
+    );
+    let survivors = [processes_with("5521"), processes_with("timeout-token")].concat();
+    assert!(survivors.is_empty(), "{survivors:?}");
+    Ok(())
+}
+
+#[test]
+fn output_beyond_the_cap_is_dropped_and_counted() -> anyhow::Result<()> {
+    let backend = backend_or_skip!();
+    let script = "head -c 100000 /dev/zero; head -c 5000 /dev/zero >&2; echo done >&2";
+    let run = run(
+        backend,
+        &sh(script).limits(Limits {
+            output_bytes: 1000,
+            ..limits()
+        }),
+    )?;
+    assert!(
+        run.outcome.success(),
+        "draining keeps the command from blocking: {run:?}"
+    );
+    let out = run.outcome.output;
+    assert_eq!(out.stdout_bytes + out.stderr_bytes, 1000);
+    assert_eq!(out.dropped_bytes, 105_005 - 1000);
+    assert_eq!(run.chunks.iter().map(|(_, b)| b.len()).sum::<usize>(), 1000);
+    assert!(run.chunks.iter().any(|(s, _)| *s == Stream::Stdout));
+    assert_eq!(run.outcome.limits_hit, [LimitHit::Output]);
+    Ok(())
+}

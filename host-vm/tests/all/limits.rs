@@ -38,7 +38,12 @@ fn fork_bomb_is_contained() -> anyhow::Result<()> {
     // The sandbox's init is the one process beyond the command's own; a few more because
     // reading /proc is not atomic while processes come and go. Uncapped it is thousands.
     assert!(max <= max_processes + 4, "{max} processes: {run:?}");
-    assert!(max >= max_processes / 2, "the bomb did run ({max} processes): {run:?}");
+    // The bomb ran into the cap: how many processes it reached before that depends on the
+    // machine (CI saw 8, this machine 24), so the proof is the refused forks, not a count.
+    assert!(
+        run.outcome.limits_hit.contains(&LimitHit::Processes) || run.stderr.contains("fork"),
+        "the bomb never hit the cap ({max} processes): {run:?}"
+    );
     assert!(
         processes_with("forkbomb-token-7731").is_empty(),
         "{:?}",

@@ -37,6 +37,8 @@ pub enum Error {
     #[error(transparent)]
     Call(#[from] CallError),
     #[error(transparent)]
+    Change(Box<crate::changeset::ChangeError>),
+    #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
     Provider(#[from] crate::model::ProviderError),
@@ -83,6 +85,7 @@ impl Error {
                     | crate::model::ProviderError::Unreachable { .. }
                     | crate::model::ProviderError::UnknownModel { .. }
             ),
+            Error::Change(c) => c.is_user_error(),
             Error::Call(call) => !matches!(call, CallError::Crashed { .. } | CallError::BadOutput(_)),
             Error::Io { .. } | Error::Load(_) | Error::Journal { .. } => false,
         }
@@ -91,6 +94,15 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }
+    }
+}
+
+impl From<crate::changeset::ChangeError> for Error {
+    fn from(e: crate::changeset::ChangeError) -> Self {
+        match e {
+            crate::changeset::ChangeError::Journal(inner) => *inner,
+            other => Error::Change(Box::new(other)),
+        }
     }
 }
 

@@ -42,3 +42,8 @@ pub fn call_id() -> CallId {
         random_hex(2)
     ))
 }
+
+/// A changeset: the time it was proposed and a random suffix.
+pub fn changeset_id() -> String {
+    format!("cs-{}-{}", stamp(), random_hex(4))
+}

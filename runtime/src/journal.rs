@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::{Error, Result};
 use crate::ids;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE tasks (
@@ -48,6 +48,48 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+";
+
+/// Version 2: changesets (the intents recorded before any file moves), their
+/// changes, and the trash.
+const SCHEMA_V2: &str = "
+CREATE TABLE changesets (
+    id          TEXT PRIMARY KEY,
+    task_id     TEXT NOT NULL REFERENCES tasks(id),
+    step        INTEGER NOT NULL,
+    call_id     TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    approved_by TEXT NOT NULL DEFAULT '',
+    finished_at TEXT
+);
+CREATE INDEX changesets_by_task ON changesets(task_id);
+CREATE TABLE changes (
+    changeset_id TEXT NOT NULL REFERENCES changesets(id),
+    seq          INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    target       TEXT,
+    before_hash  TEXT,
+    after_hash   TEXT,
+    size         INTEGER NOT NULL,
+    stamp        TEXT,
+    temp         TEXT,
+    keep         TEXT,
+    PRIMARY KEY (changeset_id, seq)
+);
+CREATE TABLE trash (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    original     TEXT NOT NULL,
+    stored       TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    trashed_at   TEXT NOT NULL,
+    changeset_id TEXT,
+    seq          INTEGER,
+    reason       TEXT NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'held'
+);
 ";
 
 /// A task's status in the journal is the status of its run.
@@ -122,7 +164,13 @@ impl Journal {
         match version {
             0 => {
                 conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(fail)?;
+            }
+            1 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))
                 .map_err(fail)?;
             }
@@ -142,7 +190,7 @@ impl Journal {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&conn).map_err(|e| Error::Journal {
             path: self.path.clone(),

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod call;
+pub mod changeset;
 pub mod demo;
 pub mod error;
 mod ids;

@@ -20,16 +20,23 @@ pub enum BundledTool {
     Fs,
     Inventory,
     RenameByDate,
+    Xlsx,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 3] = [BundledTool::Fs, BundledTool::Inventory, BundledTool::RenameByDate];
+    pub const ALL: [BundledTool; 4] = [
+        BundledTool::Fs,
+        BundledTool::Inventory,
+        BundledTool::RenameByDate,
+        BundledTool::Xlsx,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             BundledTool::Fs => "fs",
             BundledTool::Inventory => "inventory",
             BundledTool::RenameByDate => "rename-by-date",
+            BundledTool::Xlsx => "xlsx",
         }
     }
 
@@ -42,6 +49,7 @@ impl BundledTool {
             BundledTool::Fs => include_bytes!(concat!(env!("OUT_DIR"), "/fs.wasm")),
             BundledTool::Inventory => include_bytes!(concat!(env!("OUT_DIR"), "/inventory.wasm")),
             BundledTool::RenameByDate => include_bytes!(concat!(env!("OUT_DIR"), "/rename_by_date.wasm")),
+            BundledTool::Xlsx => include_bytes!(concat!(env!("OUT_DIR"), "/xlsx.wasm")),
         }
     }
 }

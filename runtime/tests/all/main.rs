@@ -5,6 +5,7 @@
 
 mod agent;
 mod cache;
+mod changes;
 mod common;
 mod escapes;
 mod limits;

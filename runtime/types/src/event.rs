@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::FileChange;
 use crate::model::{Message, Usage};
 use crate::plan::{Plan, RunStatus, StepStatus, Task};
 use crate::tool::{ToolError, ToolOutput};
@@ -143,6 +144,32 @@ pub enum Event {
         step: usize,
         reason: String,
     },
+    /// A tool proposed changes to the person's folders; they passed the
+    /// guard rails and wait for approval.
+    ChangesProposed {
+        step: usize,
+        call: CallId,
+        changeset: String,
+        changes: Vec<FileChange>,
+    },
+    /// The changes were approved (by whom) and applied, all of them.
+    ChangesApplied {
+        changeset: String,
+        by: String,
+        count: usize,
+    },
+    /// The changes were not made: refused by the person or a guard rail, or
+    /// rolled back after a failure half way. The folders are as they were.
+    ChangesRefused {
+        changeset: String,
+        reason: String,
+    },
+    /// `deskhand undo` put back what the run's changesets changed.
+    Undone {
+        changesets: Vec<String>,
+        restored: usize,
+        forced: bool,
+    },
     /// The run was picked up again from the journal.
     Resumed {
         run: RunId,
@@ -192,6 +219,10 @@ impl Event {
             Event::Notice { .. } => "notice",
             Event::Blocked { .. } => "blocked",
             Event::Resumed { .. } => "resumed",
+            Event::ChangesProposed { .. } => "changes_proposed",
+            Event::ChangesApplied { .. } => "changes_applied",
+            Event::ChangesRefused { .. } => "changes_refused",
+            Event::Undone { .. } => "undone",
             Event::ToolCallBegin { .. } => "tool_call_begin",
             Event::ToolCallEnd { .. } => "tool_call_end",
             Event::ToolLog { .. } => "tool_log",

@@ -4,12 +4,14 @@
 //!
 //! Nothing here does I/O; everything is a serde type.
 
+pub mod change;
 pub mod event;
 pub mod grant;
 pub mod model;
 pub mod plan;
 pub mod tool;
 
+pub use change::{ChangeKind, ChangesetStatus, FileChange};
 pub use event::{CallId, CallOutcome, Event, LogLevel, RunId};
 pub use grant::{Access, Grant, GrantParseError};
 pub use plan::{Mode, Plan, PlanStep, RunStatus, StepEffects, StepStatus, Task};

@@ -1,0 +1,260 @@
+//! CSV into typed rows. The encoding (UTF-8 with or without a BOM, UTF-16
+//! with a BOM, else Windows-1252), the delimiter and the decimal separator
+//! are detected; a column's `a/b/YYYY` dates are read in the one order all
+//! its values allow, or left as text (with a note) when they allow both.
+
+use std::path::Path;
+
+use deskhand_guest::{ToolError, path_error};
+use serde_json::{Value, json};
+
+use crate::typed::{self, DateOrder, DateShape};
+
+pub struct CsvOptions {
+    pub delimiter: Option<u8>,
+    pub decimal: Option<char>,
+    pub date_order: Option<DateOrder>,
+    pub header: bool,
+    pub max_rows: u64,
+}
+
+/// One CSV file read: its typed rows and how it was read.
+pub struct CsvSheet {
+    pub header: Option<Vec<String>>,
+    pub rows: Vec<Vec<Value>>,
+    pub encoding: &'static str,
+    pub delimiter: char,
+    pub decimal: char,
+    pub notes: Vec<String>,
+}
+
+/// The text of a CSV file and the name of the encoding it was read in.
+fn decode(path: &Path, bytes: &[u8]) -> Result<(String, &'static str), ToolError> {
+    let (text, encoding) = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        (
+            encoding_rs::UTF_8.decode_with_bom_removal(bytes).0.into_owned(),
+            "utf-8 (with BOM)",
+        )
+    } else if bytes.starts_with(b"\xFF\xFE") {
+        (
+            encoding_rs::UTF_16LE.decode_with_bom_removal(bytes).0.into_owned(),
+            "utf-16le",
+        )
+    } else if bytes.starts_with(b"\xFE\xFF") {
+        (
+            encoding_rs::UTF_16BE.decode_with_bom_removal(bytes).0.into_owned(),
+            "utf-16be",
+        )
+    } else {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_owned(), "utf-8"),
+            // Windows-1252 is Latin-1 plus printable characters in 0x80-0x9F
+            // (€, curly quotes), and every byte sequence decodes.
+            Err(_) => (
+                encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(bytes)
+                    .0
+                    .into_owned(),
+                "windows-1252",
+            ),
+        }
+    };
+    if text.contains('\0') {
+        return Err(ToolError::BadContent(path_error(
+            path,
+            "is not CSV text: it holds NUL bytes (a binary file, or UTF-16 without a byte-order mark)",
+        )));
+    }
+    Ok((text, encoding))
+}
+
+fn count_outside_quotes(line: &str, delimiter: u8) -> usize {
+    let mut quoted = false;
+    let mut n = 0;
+    for b in line.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == delimiter && !quoted {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The delimiter that splits the first lines most consistently (the same
+/// count, more than zero, on the most lines); a comma when none does.
+fn sniff_delimiter(text: &str) -> u8 {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    let mut best = (b',', 0usize, 0usize);
+    for delimiter in [b',', b';', b'\t', b'|'] {
+        let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, delimiter)).collect();
+        let mut mode = (0usize, 0usize);
+        for &c in counts.iter().filter(|c| **c > 0) {
+            let agree = counts.iter().filter(|x| **x == c).count();
+            if (agree, c) > mode {
+                mode = (agree, c);
+            }
+        }
+        if mode.0 > 0 && mode > (best.1, best.2) {
+            best = (delimiter, mode.0, mode.1);
+        }
+    }
+    best.0
+}
+
+pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, ToolError> {
+    let (text, encoding) = decode(path, bytes)?;
+    let mut body = text.as_str();
+    // Excel's own hint on the first line: `sep=;`.
+    let mut hinted = None;
+    if let Some(first) = body.lines().next()
+        && let Some(sep) = first.trim().strip_prefix("sep=")
+        && sep.len() == 1
+    {
+        hinted = sep.bytes().next();
+        body = &body[first.len()..];
+    }
+    let delimiter = opts.delimiter.or(hinted).unwrap_or_else(|| sniff_delimiter(body));
+
+    let cap = opts.max_rows + u64::from(opts.header);
+    let mut records: Vec<Vec<String>> = Vec::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body.as_bytes());
+    for record in reader.records() {
+        let record = record.map_err(|e| ToolError::BadContent(path_error(path, format!("is not valid CSV: {e}"))))?;
+        if records.len() as u64 == cap {
+            return Err(ToolError::TooLarge(path_error(
+                path,
+                format!(
+                    "has more than {} rows, over this call's cap (max_rows {}; it may go up to {})",
+                    crate::count(opts.max_rows),
+                    opts.max_rows,
+                    crate::MAX_MAX_ROWS
+                ),
+            )));
+        }
+        records.push(record.iter().map(str::to_owned).collect());
+        if records.len().is_multiple_of(50_000) {
+            deskhand_guest::progress(records.len() as u64, None, "reading CSV rows");
+        }
+    }
+    let header = (opts.header && !records.is_empty()).then(|| records.remove(0));
+
+    let decimal = opts.decimal.unwrap_or_else(|| {
+        let (mut dots, mut commas) = (0usize, 0usize);
+        for field in records.iter().flatten() {
+            match typed::decimal_evidence(field) {
+                Some('.') => dots += 1,
+                Some(',') => commas += 1,
+                _ => {}
+            }
+        }
+        match dots.cmp(&commas) {
+            std::cmp::Ordering::Greater => '.',
+            std::cmp::Ordering::Less => ',',
+            // A semicolon CSV is what spreadsheets write where the comma is the decimal separator.
+            std::cmp::Ordering::Equal if delimiter == b';' => ',',
+            std::cmp::Ordering::Equal => '.',
+        }
+    });
+
+    let width = records.iter().map(Vec::len).max().unwrap_or(0);
+    let mut notes = Vec::new();
+    let orders: Vec<Option<DateOrder>> = (0..width)
+        .map(|col| {
+            let name = header
+                .as_ref()
+                .and_then(|h| h.get(col))
+                .map(|n| format!("column {} ({n})", col + 1))
+                .unwrap_or_else(|| format!("column {}", col + 1));
+            column_date_order(&records, col, opts.date_order, &name, &mut notes)
+        })
+        .collect();
+
+    let rows = records
+        .iter()
+        .map(|record| {
+            record
+                .iter()
+                .enumerate()
+                .map(|(col, field)| typed_field(field, decimal, orders.get(col).copied().flatten()))
+                .collect()
+        })
+        .collect();
+    Ok(CsvSheet {
+        header,
+        rows,
+        encoding,
+        delimiter: char::from(delimiter),
+        decimal,
+        notes,
+    })
+}
+
+/// The order `a/b/YYYY` dates in column `col` are read in: the one asked
+/// for, else the only one every value allows (a 13 or more in first place
+/// means day first). `None` leaves them as text, with a note saying why.
+fn column_date_order(
+    records: &[Vec<String>],
+    col: usize,
+    asked: Option<DateOrder>,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Option<DateOrder> {
+    if asked.is_some() {
+        return asked;
+    }
+    let (mut slashed, mut day_first, mut month_first) = (false, false, false);
+    for field in records.iter().filter_map(|r| r.get(col)) {
+        if let Some(DateShape::Slashed {
+            first_is_month,
+            second_is_month,
+        }) = typed::date_shape(field)
+        {
+            slashed = true;
+            day_first |= !first_is_month;
+            month_first |= !second_is_month;
+        }
+    }
+    match (slashed, day_first, month_first) {
+        (false, ..) => None,
+        (true, true, false) => Some(DateOrder::DayFirst),
+        (true, false, true) => Some(DateOrder::MonthFirst),
+        (true, true, true) => {
+            notes.push(format!(
+                "{name}: some dates are day first and others month first; they were kept as text"
+            ));
+            None
+        }
+        (true, false, false) => {
+            notes.push(format!(
+                "{name}: dates such as 01/02/2024 could be day or month first; they were kept as text \
+                 (pass date_order \"dmy\" or \"mdy\")"
+            ));
+            None
+        }
+    }
+}
+
+fn typed_field(field: &str, decimal: char, order: Option<DateOrder>) -> Value {
+    let trimmed = field.trim();
+    if trimmed.is_empty() {
+        return Value::Null;
+    }
+    if trimmed.eq_ignore_ascii_case("true") {
+        return json!(true);
+    }
+    if trimmed.eq_ignore_ascii_case("false") {
+        return json!(false);
+    }
+    if let Some(date) = typed::parse_local_date(trimmed, order) {
+        return date.json();
+    }
+    if let Some((value, currency)) = typed::parse_number(trimmed, decimal) {
+        return typed::number_json(value, currency);
+    }
+    json!(field)
+}

@@ -1,0 +1,646 @@
+//! The bundled `xlsx` tool end to end, in the real sandbox: workbooks it
+//! writes are recalculated by LibreOffice (an independent engine) and the
+//! computed values checked; real files no one here wrote (the shared corpus)
+//! and crafted bad inputs read without a panic or a hang.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use deskhand_runtime::Error;
+use deskhand_runtime::tools::{CallRequest, run_call};
+use deskhand_runtime::wasm::{CallError, Limits};
+use deskhand_types::{Grant, ToolError};
+use serde_json::{Value, json};
+
+use crate::common::{Fixture, toolbox};
+
+fn xlsx(fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
+    run_call(
+        &fx.ws,
+        toolbox(),
+        &CallRequest {
+            tool: "xlsx",
+            operation: op,
+            args,
+            grants,
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .map(|r| r.output.json)
+}
+
+/// The typed error a call failed with (panics on success or another failure).
+fn tool_error(result: Result<Value, Error>) -> ToolError {
+    match result {
+        Err(Error::Call(CallError::Tool(e))) => e,
+        Err(other) => panic!("expected a tool error, got {other}"),
+        Ok(out) => panic!("expected a tool error, got {:.2000}", out.to_string()),
+    }
+}
+
+fn output_names(fx: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fx.ws.output_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// ---------------------------------------------------------------------------
+// LibreOffice
+// ---------------------------------------------------------------------------
+
+/// A headless LibreOffice with a profile of its own whose settings make it
+/// recalculate every formula on load instead of trusting the values cached
+/// in the file (which rust_xlsxwriter leaves at 0).
+struct LibreOffice {
+    profile: tempfile::TempDir,
+}
+
+const RECALC_ALWAYS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"#;
+
+impl LibreOffice {
+    /// Fails the test, saying how to fix it, when LibreOffice is missing:
+    /// CI runs scripts/setup first, so a missing one is a broken set-up.
+    fn new() -> Self {
+        match Command::new("soffice").arg("--version").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "soffice --version failed ({}); run scripts/setup to install LibreOffice Calc",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!(
+                "LibreOffice (soffice) is not installed ({e}); run scripts/setup, which installs libreoffice-calc"
+            ),
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let user = profile.path().join("user");
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(user.join("registrymodifications.xcu"), RECALC_ALWAYS).unwrap();
+        LibreOffice { profile }
+    }
+
+    /// Converts `input` with `--convert-to <filter>` into `outdir` and returns
+    /// the converted file (same stem, extension `ext`).
+    fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
+        let mut child = Command::new("soffice")
+            .arg(format!(
+                "-env:UserInstallation=file://{}",
+                self.profile.path().display()
+            ))
+            .args([
+                "--headless",
+                "--norestore",
+                "--nolockcheck",
+                "--convert-to",
+                filter,
+                "--outdir",
+            ])
+            .arg(outdir)
+            .arg(input)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("LibreOffice did not convert {} within 180 s", input.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stem = input.file_stem().unwrap().to_string_lossy();
+        let converted = outdir.join(format!("{stem}.{ext}"));
+        assert!(
+            out.status.success() && converted.is_file(),
+            "LibreOffice could not convert {}: {}{}",
+            input.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        converted
+    }
+}
+
+/// Every formula kind the tool promises, on a first sheet that LibreOffice's
+/// CSV export shows, over data on the sheets after it.
+fn every_formula_workbook(path: &str) -> Value {
+    let eur = |amount: f64| json!({"amount": amount, "currency": "EUR"});
+    let f = |formula: &str| json!({"formula": formula});
+    json!({
+        "path": path,
+        "sheets": [
+            {
+                "name": "Checks",
+                "header": ["Check", "Value"],
+                "rows": [
+                    ["sum", f("SUM(Expenses!D2:D6)")],
+                    ["sumif", f("SUMIF(Expenses!C2:C6,\"Food\",Expenses!D2:D6)")],
+                    ["sumifs", f("SUMIFS(Expenses!D2:D6,Expenses!C2:C6,\"Travel\",Expenses!E2:E6,\">1\")")],
+                    ["index_match", f("INDEX(Expenses!B2:B6,MATCH(120,Expenses!D2:D6,0))")],
+                    ["vlookup", f("VLOOKUP(\"Travel\",Rates!A2:B4,2,FALSE)")],
+                    ["xlookup", f("XLOOKUP(\"Office\",Rates!A2:A4,Rates!B2:B4,\"none\")")],
+                    ["xlookup_missing", f("=XLOOKUP(\"Nope\",Rates!A2:A4,Rates!B2:B4,\"none\")")],
+                    ["if", f("IF(SUM(Expenses!D2:D6)>200,\"over budget\",\"ok\")")],
+                    ["round", f("ROUND(Expenses!D7*1.19,2)")],
+                    ["totals_row", f("Expenses!D7")],
+                    ["qty_total", f("Expenses!E7")],
+                    ["date_plus_30", {"formula": "Expenses!A2+30", "format": "yyyy-mm-dd"}]
+                ],
+                "columns": [{"width": 16}, {"width": 14}]
+            },
+            {
+                "name": "Expenses",
+                "header": ["Date", "Vendor", "Category", "Amount", "Qty"],
+                "rows": [
+                    [{"date": "2024-03-01"}, "Café Luna", "Food", eur(12.5), 2],
+                    [{"date": "2024-03-02"}, "Rail", "Travel", eur(45.0), 1],
+                    [{"date": "2024-03-05"}, "Market", "Food", eur(30.25), 3],
+                    [{"date": "2024-03-09"}, "Hotel", "Travel", eur(120.0), 2],
+                    [{"date": "2024-03-12T14:30"}, "Books", "Office", eur(18.4), 1]
+                ],
+                "totals": {"columns": ["D", "E"]},
+                "columns": [{"width": 18}, null, null, {"width": 12}],
+                "charts": [
+                    {"type": "column", "title": "Spending", "categories": "B2:B6", "values": "D2:D6"},
+                    {"type": "pie", "title": "Share", "categories": "B2:B6", "values": "D2:D6", "anchor": "H20"}
+                ]
+            },
+            {
+                "name": "Rates",
+                "header": ["Category", "Rate"],
+                "rows": [["Food", {"number": 0.07, "format": "0%"}], ["Travel", 0.1], ["Office", 0.19]],
+                "autofilter": false
+            }
+        ]
+    })
+}
+
+/// The `Check,Value` lines of a CSV export, as a map.
+fn csv_pairs(csv: &str) -> std::collections::BTreeMap<String, String> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (k, v) = line.split_once(',')?;
+            Some((k.trim_matches('"').to_owned(), v.trim_matches('"').to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn libreoffice_recalculates_every_formula_kind_the_tool_writes() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    let out = xlsx(&fx, "write", every_formula_workbook("output/checks.xlsx"), &[]).unwrap();
+    let book = PathBuf::from(out["path"].as_str().unwrap());
+    assert_eq!(book, fx.ws.output_dir().canonicalize().unwrap().join("checks.xlsx"));
+    assert_eq!(output_names(&fx), ["checks.xlsx"], "no temporary file is left behind");
+
+    let converted = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let csv = lo.convert(
+        &book,
+        "csv:Text - txt - csv (StarCalc):44,34,76,1",
+        "csv",
+        converted.path(),
+    );
+    eprintln!("LibreOffice recalculated and exported in {:?}", started.elapsed());
+    let csv = std::fs::read_to_string(csv).unwrap();
+    let values = csv_pairs(&csv);
+    let expected = [
+        ("sum", "226.15"),
+        ("sumif", "42.75"),
+        ("sumifs", "120"),
+        ("index_match", "Hotel"),
+        ("vlookup", "0.1"),
+        ("xlookup", "0.19"),
+        ("xlookup_missing", "none"),
+        ("if", "over budget"),
+        ("round", "269.12"),
+        // LibreOffice shows a formula that points at a currency cell in its format.
+        ("totals_row", "€226.15"),
+        ("qty_total", "9"),
+        ("date_plus_30", "2024-03-31"),
+    ];
+    for (check, value) in expected {
+        assert_eq!(
+            values.get(check).map(String::as_str),
+            Some(value),
+            "{check}: LibreOffice computed {:?}; the whole export:\n{csv}",
+            values.get(check)
+        );
+    }
+
+    // What LibreOffice sees besides values: the charts, the auto-filters
+    // (over the data rows, not the totals), the bold filled header, the
+    // currency and date formats. (Frozen panes are view settings, which a
+    // headless conversion does not carry.)
+    let fods = std::fs::read_to_string(lo.convert(&book, "fods", "fods", converted.path())).unwrap();
+    for (what, needle) in [
+        ("a chart", "chart:chart"),
+        ("a column chart", "chart:class=\"chart:bar\""),
+        ("a pie chart", "chart:class=\"chart:circle\""),
+        (
+            "an auto-filter over the data",
+            "table:target-range-address=\"Expenses.A1:Expenses.E6\" table:display-filter-buttons=\"true\"",
+        ),
+        ("a bold header", "fo:font-weight=\"bold\""),
+        ("the header fill", "fo:background-color=\"#d9e1f2\""),
+        ("a euro format", "<number:text>€</number:text>"),
+        ("an ISO date format", "<number:year number:style=\"long\"/>"),
+    ] {
+        assert!(
+            fods.contains(needle),
+            "LibreOffice sees no {what} ({needle}) in the workbook"
+        );
+    }
+
+    // The tool reads its own workbook back: types, and the formulas as written.
+    let back = xlsx(
+        &fx,
+        "read",
+        json!({"path": "output/checks.xlsx", "formulas": true}),
+        &[],
+    )
+    .unwrap();
+    let sheets = back["sheets"].as_array().unwrap();
+    assert_eq!(sheets.len(), 3);
+    let expenses = &sheets[1];
+    assert_eq!(
+        expenses["header"],
+        json!(["Date", "Vendor", "Category", "Amount", "Qty"])
+    );
+    assert_eq!(expenses["rows"][0][0], json!({"date": "2024-03-01"}));
+    assert_eq!(expenses["rows"][4][0], json!({"date": "2024-03-12T14:30:00"}));
+    assert_eq!(expenses["rows"][0][1], json!("Café Luna"));
+    assert_eq!(expenses["rows"][0][3], json!(12.5));
+    assert_eq!(expenses["rows"][5][0], json!("Total"));
+    assert_eq!(expenses["rows"][5][3]["formula"], json!("SUM(D2:D6)"));
+    let checks = &sheets[0]["rows"];
+    assert_eq!(checks[0][1]["formula"], json!("SUM(Expenses!D2:D6)"));
+    let xlookup = checks[5][1]["formula"].as_str().unwrap();
+    assert!(xlookup.contains("XLOOKUP("), "{xlookup}");
+}
+
+// ---------------------------------------------------------------------------
+// Writing: never over a file, never half a file, errors that say where
+// ---------------------------------------------------------------------------
+
+#[test]
+fn write_never_overwrites_and_a_bad_spec_leaves_nothing() {
+    let fx = Fixture::new();
+    let spec = |path: &str| json!({"path": path, "sheets": [{"name": "S", "rows": [[1, 2]]}]});
+    xlsx(&fx, "write", spec("output/a.xlsx"), &[]).unwrap();
+    let before = std::fs::read(fx.ws.output_dir().join("a.xlsx")).unwrap();
+
+    let err = tool_error(xlsx(&fx, "write", spec("output/a.xlsx"), &[]));
+    assert!(matches!(err, ToolError::AlreadyExists { .. }), "{err}");
+    assert!(
+        err.to_string().contains("a.xlsx") && err.to_string().contains("never overwrites"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(fx.ws.output_dir().join("a.xlsx")).unwrap(), before);
+
+    let mut unique = spec("output/a.xlsx");
+    unique["unique"] = json!(true);
+    let out = xlsx(&fx, "write", unique, &[]).unwrap();
+    assert!(out["path"].as_str().unwrap().ends_with("a-1.xlsx"), "{out}");
+
+    // A bad cell deep in the spec: the error names the sheet and the cell,
+    // and no file (not even a temporary one) appears.
+    let mut rows: Vec<Value> = (0..500).map(|i| json!([i, {"date": "2024-01-01"}])).collect();
+    rows.push(json!([1, {"date": "2024-02-30"}]));
+    let err = tool_error(xlsx(
+        &fx,
+        "write",
+        json!({"path": "output/bad.xlsx", "sheets": [{"name": "Data", "header": ["n", "d"], "rows": rows}]}),
+        &[],
+    ));
+    let msg = err.to_string();
+    assert!(matches!(err, ToolError::InvalidArgs { .. }), "{err}");
+    assert!(
+        msg.contains("\"Data\"") && msg.contains("B502") && msg.contains("2024-02-30"),
+        "{msg}"
+    );
+    for (bad, says) in [
+        (json!({"formula": "SUM(A1:A3"}), "parenthesis"),
+        (json!({"amount": 5}), "currency"),
+        (json!({"amount": 5, "currency": "euros"}), "euros"),
+        (json!({"colour": "red"}), "not a cell"),
+        (json!([1, 2]), "list"),
+    ] {
+        let err = tool_error(xlsx(
+            &fx,
+            "write",
+            json!({"path": "output/bad.xlsx", "sheets": [{"name": "Data", "rows": [[bad]]}]}),
+            &[],
+        ));
+        assert!(
+            err.to_string().contains(says) && err.to_string().contains("A1"),
+            "{err}"
+        );
+    }
+    let err = tool_error(xlsx(
+        &fx,
+        "write",
+        json!({"path": "output/bad.xlsx", "sheets": [{"name": "a/b"}]}),
+        &[],
+    ));
+    assert!(matches!(err, ToolError::InvalidArgs { .. }), "{err}");
+    assert_eq!(output_names(&fx), ["a-1.xlsx", "a.xlsx"]);
+
+    // Only under output/, and only .xlsx.
+    let err = xlsx(
+        &fx,
+        "write",
+        spec("projects/inbox/x.xlsx"),
+        &[Grant::read_write("projects/inbox")],
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::WriteOutsideOutput { .. }), "{err}");
+    let err = tool_error(xlsx(&fx, "write", spec("output/x.csv"), &[]));
+    assert!(err.to_string().contains(".xlsx"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Reading CSV: encodings, delimiters, decimal separators, currencies, dates
+// ---------------------------------------------------------------------------
+
+fn read_inbox(fx: &Fixture, name: &str, bytes: &[u8], extra: Value) -> Result<Value, Error> {
+    std::fs::write(fx.inbox.join(name), bytes).unwrap();
+    let mut args = json!({"path": format!("projects/inbox/{name}")});
+    for (k, v) in extra.as_object().unwrap() {
+        args[k] = v.clone();
+    }
+    xlsx(fx, "read", args, &[Grant::read_only("projects/inbox")])
+}
+
+/// `text` in Windows-1252, for the few characters these tests use.
+fn windows_1252(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| match c {
+            '€' => 0x80,
+            c if (c as u32) < 0x100 => c as u8,
+            c => panic!("{c} is not in this table"),
+        })
+        .collect()
+}
+
+#[test]
+fn semicolon_csv_in_windows_1252_with_decimal_commas() {
+    let fx = Fixture::new();
+    let text = "Datum;Händler;Betrag;Menge\r\n01.03.2024;Café Müller;1.234,50 €;3\r\n02.03.2024;\"Bäckerei; Süd\";-12,00 €;1\r\n05.03.2024;Kiosk;0,99;\r\n";
+    let bytes = windows_1252(text);
+    assert!(std::str::from_utf8(&bytes).is_err(), "the file really is not UTF-8");
+    let out = read_inbox(&fx, "kontoauszug.csv", &bytes, json!({})).unwrap();
+    assert_eq!(out["format"], "csv");
+    assert_eq!(out["encoding"], "windows-1252");
+    assert_eq!(out["delimiter"], ";");
+    assert_eq!(out["decimal"], ",");
+    let sheet = &out["sheets"][0];
+    assert_eq!(sheet["header"], json!(["Datum", "Händler", "Betrag", "Menge"]));
+    assert_eq!(
+        sheet["rows"],
+        json!([
+            [{"date": "2024-03-01"}, "Café Müller", {"amount": 1234.5, "currency": "EUR"}, 3.0],
+            [{"date": "2024-03-02"}, "Bäckerei; Süd", {"amount": -12.0, "currency": "EUR"}, 1.0],
+            [{"date": "2024-03-05"}, "Kiosk", 0.99, null]
+        ])
+    );
+}
+
+#[test]
+fn comma_csv_with_bom_thousands_separators_and_month_first_dates() {
+    let fx = Fixture::new();
+    let text = "\u{feff}Date,Item,Amount,Paid,Ref\n03/15/2024,Lunch,\"$1,234.50\",true,007\n04/01/2024,Taxi,£12.00,FALSE,42\n04/02/2024,Fee,(3.50),false,4111111111111111\n";
+    let out = read_inbox(&fx, "export.csv", text.as_bytes(), json!({})).unwrap();
+    assert_eq!(out["encoding"], "utf-8 (with BOM)");
+    assert_eq!(out["delimiter"], ",");
+    let sheet = &out["sheets"][0];
+    assert_eq!(sheet["header"][0], "Date", "the BOM is not part of the first title");
+    assert_eq!(
+        sheet["rows"],
+        json!([
+            [{"date": "2024-03-15"}, "Lunch", {"amount": 1234.5, "currency": "USD"}, true, "007"],
+            [{"date": "2024-04-01"}, "Taxi", {"amount": 12.0, "currency": "GBP"}, false, 42.0],
+            [{"date": "2024-04-02"}, "Fee", -3.5, false, "4111111111111111"]
+        ])
+    );
+}
+
+#[test]
+fn ambiguous_slashed_dates_stay_text_unless_the_order_is_given() {
+    let fx = Fixture::new();
+    let text = b"when,what\n01/02/2024,a\n03/04/2024,b\n";
+    let out = read_inbox(&fx, "when.csv", text, json!({})).unwrap();
+    assert_eq!(out["sheets"][0]["rows"][0][0], "01/02/2024");
+    let notes = out["notes"].to_string();
+    assert!(
+        notes.contains("column 1 (when)") && notes.contains("date_order"),
+        "{notes}"
+    );
+    let out = read_inbox(&fx, "when2.csv", text, json!({"date_order": "dmy"})).unwrap();
+    assert_eq!(out["sheets"][0]["rows"][0][0], json!({"date": "2024-02-01"}));
+}
+
+#[test]
+fn a_tab_separated_file_and_a_latin1_file_without_header() {
+    let fx = Fixture::new();
+    let out = read_inbox(&fx, "t.tsv", b"a\tb\tc\n1\t2.5\tx\n", json!({"header": false})).unwrap();
+    assert_eq!(out["delimiter"], "\t");
+    assert_eq!(out["sheets"][0]["header"], Value::Null);
+    assert_eq!(out["sheets"][0]["rows"][1], json!([1.0, 2.5, "x"]));
+    // Latin-1 bytes (é = 0xE9) are read as Windows-1252, which agrees on them.
+    let out = read_inbox(&fx, "l.csv", b"caf\xe9,1\n", json!({"header": false})).unwrap();
+    assert_eq!(out["sheets"][0]["rows"][0], json!(["café", 1.0]));
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: a typed error naming the file and the problem
+// ---------------------------------------------------------------------------
+
+/// A zip archive holding one stored (uncompressed) file.
+fn stored_zip(name: &str, content: &[u8]) -> Vec<u8> {
+    let crc = content.iter().fold(!0u32, |mut crc, &b| {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+        crc
+    }) ^ !0;
+    let (len, name_len) = (content.len() as u32, name.len() as u16);
+    let mut zip = Vec::new();
+    zip.extend(b"PK\x03\x04");
+    zip.extend([20u16, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([crc, len, len].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([name_len, 0].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend(name.as_bytes());
+    zip.extend(content);
+    let directory = zip.len() as u32;
+    zip.extend(b"PK\x01\x02");
+    zip.extend([20u16, 20, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([crc, len, len].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([name_len, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([0u32, 0].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend(name.as_bytes());
+    let directory_len = zip.len() as u32 - directory;
+    zip.extend(b"PK\x05\x06");
+    zip.extend([0u16, 0, 1, 1].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([directory_len, directory].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend(0u16.to_le_bytes());
+    zip
+}
+
+#[test]
+fn bad_files_give_errors_that_name_the_file_and_the_problem() {
+    let fx = Fixture::new();
+    xlsx(
+        &fx,
+        "write",
+        json!({"path": "output/good.xlsx", "sheets": [{"name": "S", "rows": (0..2000).map(|i| json!([i, format!("row {i}")])).collect::<Vec<_>>()}]}),
+        &[],
+    )
+    .unwrap();
+    let good = std::fs::read(fx.ws.output_dir().join("good.xlsx")).unwrap();
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated.xlsx", good[..good.len() / 2].to_vec(), "truncated"),
+        (
+            "random.xlsx",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+            "neither a zip",
+        ),
+        ("empty.xlsx", Vec::new(), "is empty"),
+        ("binary.csv", vec![0x00, 0x01, 0x02, 0xff, 0x00, b'a'], "NUL"),
+        (
+            "notabook.xlsx",
+            stored_zip("readme.txt", b"no workbook here"),
+            "not a spreadsheet",
+        ),
+    ];
+    for (name, bytes, says) in cases {
+        let err = tool_error(read_inbox(&fx, name, &bytes, json!({})));
+        let msg = err.to_string();
+        assert!(matches!(err, ToolError::BadContent { .. }), "{name}: {msg}");
+        assert!(msg.contains(name) && msg.contains(says), "{name}: {msg}");
+    }
+
+    // Over the row cap: too large, saying the cap and how to raise it.
+    std::fs::write(fx.inbox.join("good.xlsx"), &good).unwrap();
+    let err = tool_error(xlsx(
+        &fx,
+        "read",
+        json!({"path": "projects/inbox/good.xlsx", "header": false, "max_rows": 1000}),
+        &[Grant::read_only("projects/inbox")],
+    ));
+    let msg = err.to_string();
+    assert!(
+        matches!(err, ToolError::TooLarge { .. }) && msg.contains("good.xlsx") && msg.contains("max_rows"),
+        "{msg}"
+    );
+    let csv: String = (0..50).map(|i| format!("{i},x\n")).collect();
+    let err = tool_error(read_inbox(&fx, "long.csv", csv.as_bytes(), json!({"max_rows": 10})));
+    assert!(
+        matches!(err, ToolError::TooLarge { .. }) && err.to_string().contains("long.csv"),
+        "{err}"
+    );
+    let out = read_inbox(&fx, "long2.csv", csv.as_bytes(), json!({"max_rows": 49})).unwrap();
+    assert_eq!(out["sheets"][0]["rows"].as_array().unwrap().len(), 49);
+}
+
+// ---------------------------------------------------------------------------
+// Real files no one here wrote
+// ---------------------------------------------------------------------------
+
+/// `../shared/corpus` beside the repository, or `None` (the caller prints why).
+fn corpus() -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let dir = repo.join("../shared/corpus/spreadsheets");
+    dir.is_dir().then(|| dir.canonicalize().ok()).flatten()
+}
+
+#[test]
+fn every_corpus_spreadsheet_reads_or_names_its_problem() {
+    let Some(dir) = corpus() else {
+        eprintln!("skipped: no corpus at ../shared/corpus/spreadsheets beside the repository");
+        return;
+    };
+    let fx = Fixture::new();
+    let grants = [Grant::read_only(dir.clone())];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| ["xlsx", "xlsm", "xlsb", "xls", "ods"].contains(&e.to_string_lossy().as_ref()))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() > 100, "the corpus holds {} spreadsheets", files.len());
+    let (mut read, mut refused) = (0, Vec::new());
+    let started = Instant::now();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let result = xlsx(&fx, "read", json!({"path": file, "max_rows": 100_000}), &grants);
+        match result {
+            Ok(out) => {
+                assert!(out["sheets"].is_array(), "{name}: {out}");
+                read += 1;
+            }
+            Err(Error::Call(CallError::Tool(e))) => {
+                let msg = e.to_string();
+                assert!(
+                    matches!(e, ToolError::BadContent { .. } | ToolError::TooLarge { .. }) && msg.contains(&name),
+                    "{name}: an error must name the file and the problem: {msg}"
+                );
+                refused.push(format!("{name}: {msg}"));
+            }
+            Err(other) => panic!("{name}: not a typed error (a panic, a trap or a limit): {other}"),
+        }
+    }
+    eprintln!(
+        "corpus: {read} of {} spreadsheets read, {} refused, in {:?}:\n  {}",
+        files.len(),
+        refused.len(),
+        started.elapsed(),
+        refused.join("\n  ")
+    );
+    // Password-protected workbooks say so.
+    for name in ["pass_protected.xlsx", "pass_protected.xlsb", "pass_protected.ods"] {
+        let line = refused.iter().find(|l| l.starts_with(name));
+        assert!(line.is_some_and(|l| l.contains("encrypted")), "{name}: {line:?}");
+    }
+    assert!(
+        read * 10 >= files.len() * 8,
+        "most of the corpus reads: {read} of {}",
+        files.len()
+    );
+
+    // Content, not just no error: dates in both date systems, and numbers.
+    for name in ["date.xlsx", "date_1904.xlsx", "date.xls", "date.ods", "date.xlsb"] {
+        let out = xlsx(&fx, "read", json!({"path": dir.join(name), "header": false}), &grants).unwrap();
+        let cells = out["sheets"][0]["rows"].to_string();
+        assert!(cells.contains("{\"date\":\"2021-01-01"), "{name}: {cells}");
+    }
+    let out = xlsx(&fx, "read", json!({"path": dir.join("temperature.xlsx")}), &grants).unwrap();
+    let sheet = &out["sheets"][0];
+    assert_eq!(sheet["header"], json!(["label", "value"]));
+    assert_eq!(sheet["rows"], json!([["celsius", 22.2222], ["fahrenheit", 72.0]]));
+}

@@ -14,6 +14,7 @@ mod providers;
 mod replay;
 mod skills;
 mod workspace;
+mod xlsx;
 
 /// A complete Anthropic SSE stream that answers `text` (for one-shot model calls).
 pub fn providers_sse_text(text: &str) -> String {

@@ -13,12 +13,13 @@ use deskhand_runtime::agent::{
     Agent, AgentSettings, Approval, ApproveAll, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, RunReport,
     StepApproval,
 };
+use deskhand_runtime::changeset;
 use deskhand_runtime::model::{ModelConfig, ModelProvider};
 use deskhand_runtime::skills::{self, MatchContext};
 use deskhand_runtime::tools::{CallRequest, Observer, Toolbox, run_call};
 use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_runtime::workspace::{InitOutcome, Workspace};
-use deskhand_types::{CallOutcome, Event, Grant, Mode, RunId, RunStatus, StepStatus, Task};
+use deskhand_types::{CallOutcome, ChangesetStatus, Event, Grant, Mode, RunId, RunStatus, StepStatus, Task};
 
 #[derive(Parser)]
 #[command(
@@ -95,6 +96,25 @@ enum Command {
         #[arg(long)]
         events: bool,
     },
+    /// Put back everything a run (and its sub-agents) changed in your folders.
+    Undo {
+        /// The run to undo (see `deskhand runs`).
+        #[arg(required_unless_present = "last", conflicts_with = "last")]
+        run: Option<String>,
+        /// Undo the most recent run that changed files.
+        #[arg(long)]
+        last: bool,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Restore even files changed since the run; their current versions go to the trash.
+        #[arg(long)]
+        force: bool,
+    },
+    /// What deskhand deleted or displaced: list it, put it back, or empty the trash.
+    Trash {
+        #[command(subcommand)]
+        command: TrashCommand,
+    },
     /// Continue a run that was interrupted or is waiting for an answer.
     Resume {
         run: String,
@@ -107,6 +127,30 @@ enum Command {
         mode: ModeArg,
         #[arg(long)]
         model: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrashCommand {
+    /// List what the trash holds.
+    List {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Put an item back where it was.
+    Restore {
+        /// The item's number, from `deskhand trash list`.
+        id: i64,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Delete everything in the trash for good (asks first).
+    Empty {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -201,6 +245,69 @@ fn main() -> ExitCode {
     }
 }
 
+/// The newest top-level run with applied changes.
+fn last_changing_run(ws: &Workspace) -> Result<RunId, Failure> {
+    let runs = ws.journal().tasks()?;
+    for task in runs.iter().rev().filter(|t| t.parent.is_none()) {
+        let changes = changeset::changes_of(ws, &task.id).map_err(change_failure)?;
+        if changes.iter().any(|(_, status, _)| *status == ChangesetStatus::Applied) {
+            return Ok(task.id.clone());
+        }
+    }
+    Err(user_error("no run in this workspace has changes left to undo"))
+}
+
+fn trash(command: TrashCommand) -> Result<(), Failure> {
+    match command {
+        TrashCommand::List { workspace } => {
+            let ws = open_workspace(&workspace)?;
+            let items = changeset::trash_list(&ws).map_err(change_failure)?;
+            if items.is_empty() {
+                out("The trash is empty.");
+            }
+            for t in items {
+                out(&format!(
+                    "{:>4}  {}  {} ({} bytes)\n      {}",
+                    t.id,
+                    t.trashed_at,
+                    t.original.display(),
+                    t.size,
+                    t.reason
+                ));
+            }
+            Ok(())
+        }
+        TrashCommand::Restore { id, workspace } => {
+            let ws = open_workspace(&workspace)?;
+            let item = changeset::trash_restore(&ws, id).map_err(change_failure)?;
+            out(&format!("Restored {}", item.original.display()));
+            Ok(())
+        }
+        TrashCommand::Empty { workspace, yes } => {
+            let ws = open_workspace(&workspace)?;
+            let items = changeset::trash_list(&ws).map_err(change_failure)?;
+            if items.is_empty() {
+                out("The trash is already empty.");
+                return Ok(());
+            }
+            let bytes: u64 = items.iter().map(|t| t.size).sum();
+            let question = format!(
+                "Delete {} item(s) ({bytes} bytes) for good? Runs that deleted them can no longer be undone. [y/N] ",
+                items.len()
+            );
+            let asked = || std::io::IsTerminal::is_terminal(&std::io::stdin()) && confirm(&question);
+            if !(yes || asked()) {
+                return Err(user_error(
+                    "the trash was not emptied (answer y at the prompt, or pass --yes to empty it without asking)",
+                ));
+            }
+            let (count, bytes) = changeset::trash_empty(&ws).map_err(change_failure)?;
+            out(&format!("Emptied the trash: {count} item(s), {bytes} bytes."));
+            Ok(())
+        }
+    }
+}
+
 fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -225,6 +332,24 @@ fn progress_observer() -> Observer {
         Event::ToolLog { level, message, .. } => eprintln!("  [{level:?}] {message}"),
         _ => {}
     })
+}
+
+/// Opens a workspace and finishes anything a crash interrupted there: a
+/// half-applied changeset is put back, a half-done undo completed.
+fn open_workspace(dir: &std::path::Path) -> Result<Workspace, Failure> {
+    let ws = Workspace::open(dir)?;
+    let recovered = changeset::recover(&ws).map_err(deskhand_runtime::Error::from)?;
+    for id in &recovered.rolled_back {
+        eprintln!("deskhand stopped while applying changeset {id} earlier; it was put back as it was");
+    }
+    for id in &recovered.undone {
+        eprintln!("deskhand stopped while undoing changeset {id} earlier; the undo was completed");
+    }
+    Ok(ws)
+}
+
+fn change_failure(e: changeset::ChangeError) -> Failure {
+    Failure::from(deskhand_runtime::Error::from(e))
 }
 
 fn out(text: &str) {
@@ -276,7 +401,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             effects.push("reads");
                         }
                         if !op.effects.writes.is_empty() {
-                            effects.push("writes output/");
+                            effects.push("writes");
                         }
                         if op.effects.network {
                             effects.push("network");
@@ -320,6 +445,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 limits,
             };
             let result = run_call(&ws, &tb, &req, Some(progress_observer()))?;
+            if !result.output.changes.is_empty() {
+                eprintln!(
+                    "note: the tool proposed {} change(s) to your folders; `deskhand tool run` does not apply \
+                     changes. Run a task (`deskhand run`) to have them checked, shown, approved and applied (undoably).",
+                    result.output.changes.len()
+                );
+            }
             if json {
                 out(&serde_json::to_string_pretty(&result.output.json).unwrap_or_default());
             } else {
@@ -362,7 +494,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             model,
             params,
         } => {
-            let ws = Workspace::open(&workspace)?;
+            let ws = open_workspace(&workspace)?;
             let mut tb = toolbox(cli.cache_dir)?;
             let task = Task {
                 outcome: task,
@@ -379,7 +511,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             mode,
             model,
         } => {
-            let ws = Workspace::open(&workspace)?;
+            let ws = open_workspace(&workspace)?;
             let mut tb = toolbox(cli.cache_dir)?;
             let grants = ws.journal().task_grants(&RunId(run.clone()))?;
             let task = Task {
@@ -397,6 +529,39 @@ fn run(cli: Cli) -> Result<(), Failure> {
             )?;
             finish_report(&ws, &report)
         }
+        Command::Undo {
+            run,
+            last: _,
+            workspace,
+            force,
+        } => {
+            let ws = open_workspace(&workspace)?;
+            let run = match run {
+                Some(run) => RunId(run),
+                None => last_changing_run(&ws)?,
+            };
+            if ws.journal().task(&run)?.is_none() {
+                return Err(deskhand_runtime::Error::UnknownRun { run: run.0 }.into());
+            }
+            let report = changeset::undo(&ws, &run, force).map_err(change_failure)?;
+            if let Err(e) = deskhand_runtime::ledger::write(&ws, &run) {
+                eprintln!("warning: the run's ledger could not be updated with the undo: {e}");
+            }
+            out(&format!(
+                "Undid run {}: {} change(s) in {} changeset(s) put back.",
+                report.run,
+                report.restored,
+                report.changesets.len()
+            ));
+            if report.trashed > 0 {
+                out(&format!(
+                    "{} file(s) changed since the run were moved to the trash (`deskhand trash list`).",
+                    report.trashed
+                ));
+            }
+            Ok(())
+        }
+        Command::Trash { command } => trash(command),
         Command::Feedback {
             text,
             workspace,
@@ -591,6 +756,12 @@ fn run_agent(
     let context = MatchContext {
         workspace_root: ws.root().to_path_buf(),
         folders,
+        writable: task
+            .grants
+            .iter()
+            .filter(|g| g.access.is_writable())
+            .map(|g| g.path.clone())
+            .collect(),
     };
     let connected = deskhand_runtime::model::config::connect(&config).map_err(deskhand_runtime::Error::from)?;
     let offline;

@@ -96,7 +96,7 @@ pub fn prepare<'t>(
             )));
         };
         let resolved = if write {
-            workspace.resolve_write(arg)?
+            workspace.resolve_write(arg, grants)?
         } else {
             workspace.resolve_read(&sandbox, arg)?
         };

@@ -22,7 +22,7 @@ pub enum Error {
     BadPath { path: String, reason: &'static str },
     #[error("{path} is outside the folders granted to this call; add --grant with the folder that holds it")]
     OutsideGrants { path: String },
-    #[error("{path} is outside the workspace's output folder ({}); tools write new files only there", .output.display())]
+    #[error("{path} is outside the workspace's output folder ({}) and every folder granted read-write; tools write new files in output/, and change your folders only where you grant them with :rw", .output.display())]
     WriteOutsideOutput { path: String, output: PathBuf },
     #[error("no tool named {name:?}; installed tools: {}", .known.join(", "))]
     UnknownTool { name: String, known: Vec<String> },

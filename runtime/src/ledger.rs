@@ -48,6 +48,8 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
     let (mut approvals, mut calls, mut blocked, mut subagents, mut files) = (vec![], vec![], vec![], vec![], vec![]);
     let mut open_calls: Vec<(String, Value, String)> = Vec::new();
     let mut step = 0usize;
+    let mut change_approvals = std::collections::BTreeMap::new();
+    let (mut refused_changes, mut undos) = (vec![], vec![]);
     for r in journal.events(run)? {
         match r.event {
             Event::RunBegin { task: t, model: m, .. } => {
@@ -111,6 +113,19 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
                 calls.push(entry);
             }
             Event::Blocked { step, reason } => blocked.push(json!({"step": step, "at": r.at, "reason": reason})),
+            Event::ChangesApplied { changeset, by, .. } => {
+                change_approvals.insert(changeset, json!({"by": by, "at": r.at}));
+            }
+            Event::ChangesRefused { changeset, reason } => {
+                refused_changes.push(json!({"changeset": changeset, "at": r.at, "reason": reason}));
+            }
+            Event::Undone {
+                changesets,
+                restored,
+                forced,
+            } => {
+                undos.push(json!({"at": r.at, "changesets": changesets, "restored": restored, "forced": forced}));
+            }
             Event::SubAgentEnd { child, status, summary } => {
                 subagents.push(json!({"run": child.0, "status": status.as_str(), "summary": summary}))
             }
@@ -122,8 +137,18 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
         entry["status"] = json!("interrupted");
         calls.push(entry);
     }
+    let changesets: Vec<Value> = crate::changeset::changes_of(workspace, run)?
+        .into_iter()
+        .map(|(id, status, changes)| {
+            let approved = change_approvals.get(&id).cloned().unwrap_or(Value::Null);
+            json!({"id": id, "status": status, "approved": approved, "changes": changes})
+        })
+        .collect();
     Ok(json!({
         "run": run.0,
+        "changesets": changesets,
+        "refused_changes": refused_changes,
+        "undone": undos,
         "task": task,
         "planner": model,
         "status": row.status,
@@ -276,13 +301,92 @@ pub fn markdown(ledger: &Value, workspace: &Workspace) -> String {
             s(&f["sha256"])
         );
     }
-    let _ = writeln!(
-        md,
-        "\n## Undo\n\nThis run changed nothing outside output/, where its new files are listed above. \
-         See it again with `deskhand show {} --workspace {}`.",
-        s(&ledger["run"]),
-        workspace.root().display()
-    );
+    let changesets = ledger["changesets"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(md, "\n## Changes to your folders\n");
+    if changesets.is_empty() {
+        let _ = writeln!(md, "None.");
+    }
+    for cs in &changesets {
+        let by = &cs["approved"];
+        let approval = if by.is_null() {
+            String::new()
+        } else {
+            format!(", approved by {} at {}", s(&by["by"]), s(&by["at"]))
+        };
+        let _ = writeln!(
+            md,
+            "Changeset `{}` ({}{approval}):\n\n| change | path | new path | sha256 before | sha256 after |\n|---|---|---|---|---|",
+            s(&cs["id"]),
+            s(&cs["status"]).replace('_', " ")
+        );
+        for c in cs["changes"].as_array().cloned().unwrap_or_default() {
+            let kind = s(&c["kind"]);
+            let kind = if kind == "delete" {
+                "**delete** (to trash)".to_owned()
+            } else {
+                kind
+            };
+            let hash = |v: &Value| {
+                v.as_str()
+                    .map(|h| format!("`{}`", &h[..h.len().min(16)]))
+                    .unwrap_or_default()
+            };
+            let _ = writeln!(
+                md,
+                "| {kind} | `{}` | {} | {} | {} |",
+                cell(&s(&c["path"])),
+                c["target"]
+                    .as_str()
+                    .map(|t| format!("`{}`", cell(t)))
+                    .unwrap_or_default(),
+                hash(&c["before"]),
+                hash(&c["after"])
+            );
+        }
+        let _ = writeln!(md);
+    }
+    for r in ledger["refused_changes"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            md,
+            "- Not applied: changeset `{}` at {}: {}",
+            s(&r["changeset"]),
+            s(&r["at"]),
+            s(&r["reason"])
+        );
+    }
+    for u in ledger["undone"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            md,
+            "- Undone at {}: {} change(s) put back{}",
+            s(&u["at"]),
+            u["restored"],
+            if u["forced"].as_bool() == Some(true) {
+                " (forced)"
+            } else {
+                ""
+            }
+        );
+    }
+    let applied = changesets.iter().any(|c| c["status"] == "applied");
+    let _ = writeln!(md, "\n## Undo\n");
+    if applied {
+        let _ = writeln!(
+            md,
+            "Put back everything this run changed in your folders:\n\n    deskhand undo {} --workspace {}\n\n\
+             Renames are reversed, overwritten files restored, deleted files brought back from the trash. \
+             Files changed since are left alone unless you add `--force` (their current versions then go to the trash).",
+            s(&ledger["run"]),
+            workspace.root().display()
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "This run changed nothing in your folders (new files in output/ are listed above). \
+             See it again with `deskhand show {} --workspace {}`.",
+            s(&ledger["run"]),
+            workspace.root().display()
+        );
+    }
     md
 }
 

@@ -117,32 +117,15 @@ impl Workspace {
     }
 
     /// The sandbox for a call with these grants: each granted folder at its
-    /// canonical path (read-only unless granted read-write) and `output/`
-    /// read-write. Relative grants are relative to the workspace root.
+    /// canonical path, read-only even when granted read-write (a tool
+    /// proposes changes there; the host applies them as a changeset), and
+    /// `output/` read-write. Relative grants are relative to the workspace root.
     pub fn sandbox(&self, grants: &[Grant], limits: Limits) -> Result<Sandbox> {
-        let output = self.output_dir().canonicalize().map_err(|_| Error::GrantMissing {
-            path: self.output_dir(),
-        })?;
+        let output = self.canonical_output()?;
         let mut mounts = vec![mount(output, Access::ReadWrite)?];
-        for grant in grants {
-            let path = if grant.path.is_absolute() {
-                grant.path.clone()
-            } else {
-                self.root.join(&grant.path)
-            };
-            let canonical = path
-                .canonicalize()
-                .map_err(|_| Error::GrantMissing { path: path.clone() })?;
-            if !canonical.is_dir() {
-                return Err(Error::GrantNotFolder { path });
-            }
-            if grant.access.is_writable() && self.root.starts_with(&canonical) {
-                return Err(Error::GrantTooWide { path });
-            }
-            match mounts.iter_mut().find(|m| m.host == canonical) {
-                Some(existing) if grant.access.is_writable() => existing.access = Access::ReadWrite,
-                Some(_) => {}
-                None => mounts.push(mount(canonical, grant.access)?),
+        for (canonical, _) in self.granted_folders(grants)? {
+            if !mounts.iter().any(|m| m.host == canonical) {
+                mounts.push(mount(canonical, Access::ReadOnly)?);
             }
         }
         Ok(Sandbox {
@@ -150,6 +133,49 @@ impl Workspace {
             limits,
             scratch: None,
         })
+    }
+
+    /// The folders a run with these grants may change through changesets:
+    /// `output/` and every folder granted read-write (canonical paths).
+    pub fn change_roots(&self, grants: &[Grant]) -> Result<Vec<PathBuf>> {
+        let mut roots = vec![self.canonical_output()?];
+        for (canonical, access) in self.granted_folders(grants)? {
+            if access.is_writable() && !roots.contains(&canonical) {
+                roots.push(canonical);
+            }
+        }
+        Ok(roots)
+    }
+
+    fn canonical_output(&self) -> Result<PathBuf> {
+        self.output_dir().canonicalize().map_err(|_| Error::GrantMissing {
+            path: self.output_dir(),
+        })
+    }
+
+    /// Each grant checked (it exists, is a folder, and a read-write grant
+    /// does not hold the workspace's own files) and made canonical.
+    fn granted_folders(&self, grants: &[Grant]) -> Result<Vec<(PathBuf, Access)>> {
+        grants
+            .iter()
+            .map(|grant| {
+                let path = if grant.path.is_absolute() {
+                    grant.path.clone()
+                } else {
+                    self.root.join(&grant.path)
+                };
+                let canonical = path
+                    .canonicalize()
+                    .map_err(|_| Error::GrantMissing { path: path.clone() })?;
+                if !canonical.is_dir() {
+                    return Err(Error::GrantNotFolder { path });
+                }
+                if grant.access.is_writable() && self.root.starts_with(&canonical) {
+                    return Err(Error::GrantTooWide { path });
+                }
+                Ok((canonical, grant.access))
+            })
+            .collect()
     }
 
     /// Resolves a path a call's arguments name to the absolute path the
@@ -165,16 +191,17 @@ impl Workspace {
     }
 
     /// Like [`resolve_read`](Self::resolve_read), for a path to be written:
-    /// it must lie under `output/`.
-    pub fn resolve_write(&self, arg: &str) -> Result<PathBuf> {
+    /// it must lie under `output/` or in a folder granted read-write (where
+    /// the write arrives as a proposed change, applied by the host).
+    pub fn resolve_write(&self, arg: &str, grants: &[Grant]) -> Result<PathBuf> {
         let path = self.resolve(arg)?;
-        let output = self.output_dir();
-        if path.starts_with(&output) && path != output {
+        let roots = self.change_roots(grants)?;
+        if roots.iter().any(|r| path.starts_with(r) && path != *r) {
             Ok(path)
         } else {
             Err(Error::WriteOutsideOutput {
                 path: arg.into(),
-                output,
+                output: self.output_dir(),
             })
         }
     }

@@ -467,3 +467,141 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
     // The resumed conversation carried the first turn's results, not a fresh start.
     assert!(second.requests()[0].body.contains("toolu_R1Write"));
 }
+
+/// Every file under `dir`, relative path -> bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn renames_in_a_writable_folder_are_applied_then_undone_and_the_trash_is_managed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    assert_ok(&deskhand(&["init", ws.to_str().unwrap()], tmp.path()));
+    let folder = ws.join("projects/scans");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("scan 14.03.2026.pdf"), b"%PDF scan").unwrap();
+    std::fs::write(folder.join("invoice_2026_02_01.txt"), b"invoice").unwrap();
+    let before = tree(&folder);
+
+    // Nothing to undo yet.
+    assert_user_error(
+        &deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path()),
+        "no run",
+    );
+
+    let o = deskhand(
+        &[
+            "run",
+            "/rename-by-date folder=\"projects/scans\"",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/scans:rw",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let renamed = tree(&folder);
+    assert!(
+        renamed.contains_key("2026-03-14 scan.pdf"),
+        "{:?}\n{}",
+        renamed.keys(),
+        stderr(&o)
+    );
+    assert!(renamed.contains_key("2026-02-01 invoice.txt"), "{:?}", renamed.keys());
+
+    // The person edits a renamed file and puts a new file at an old name:
+    // undo refuses to lose either; --force restores, the edit travels back
+    // with its file and the newcomer goes to the trash.
+    std::fs::write(folder.join("2026-03-14 scan.pdf"), b"%PDF annotated by the person").unwrap();
+    std::fs::write(folder.join("invoice_2026_02_01.txt"), b"a newer invoice").unwrap();
+    let o = deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path());
+    assert_user_error(&o, "--force");
+    assert!(stderr(&o).contains("edited after the run renamed it"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("something new is at"), "{}", stderr(&o));
+    assert!(folder.join("2026-03-14 scan.pdf").is_file());
+    let o = deskhand(&["undo", "--last", "--force", "--workspace", "ws"], tmp.path());
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("2 change(s)") && stdout(&o).contains("trash"),
+        "{}",
+        stdout(&o)
+    );
+    let mut expected = before.clone();
+    expected.insert("scan 14.03.2026.pdf".into(), b"%PDF annotated by the person".to_vec());
+    assert_eq!(tree(&folder), expected);
+    let ledger = std::fs::read_dir(ws.join("output"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-ledger.md"))
+        .unwrap();
+    let ledger = std::fs::read_to_string(ledger).unwrap();
+    assert!(ledger.contains("Undone at") && ledger.contains("(forced)"), "{ledger}");
+    let again = deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path());
+    assert_user_error(&again, "no run");
+
+    // The displaced file is in the trash; restoring onto a taken name is
+    // refused; emptying asks.
+    let list = stdout(&deskhand(&["trash", "list", "--workspace", "ws"], tmp.path()));
+    assert!(list.contains("invoice_2026_02_01.txt"), "{list}");
+    let id = list.split_whitespace().next().unwrap().to_owned();
+    assert_user_error(
+        &deskhand(&["trash", "restore", &id, "--workspace", "ws"], tmp.path()),
+        "already exists",
+    );
+    assert_user_error(&deskhand(&["trash", "empty", "--workspace", "ws"], tmp.path()), "--yes");
+    std::fs::rename(folder.join("invoice_2026_02_01.txt"), tmp.path().join("aside.txt")).unwrap();
+    assert_ok(&deskhand(&["trash", "restore", &id, "--workspace", "ws"], tmp.path()));
+    assert_eq!(
+        std::fs::read(folder.join("invoice_2026_02_01.txt")).unwrap(),
+        b"a newer invoice"
+    );
+    std::fs::rename(tmp.path().join("aside.txt"), folder.join("invoice_2026_02_01.txt")).unwrap();
+    std::fs::write(folder.join("scan 14.03.2026.pdf"), b"%PDF scan").unwrap();
+    assert_eq!(tree(&folder), before);
+
+    // Deletion always asks; without a terminal nothing is deleted.
+    let o = deskhand(
+        &[
+            "tool",
+            "run",
+            "fs",
+            "delete",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/scans:rw",
+            "--args",
+            r#"{"path": "projects/scans/invoice_2026_02_01.txt"}"#,
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert_eq!(tree(&folder), before, "tool run applied a deletion");
+
+    assert!(stderr(&o).contains("does not apply"), "{}", stderr(&o));
+    assert!(stdout(&deskhand(&["trash", "list", "--workspace", "ws"], tmp.path())).contains("empty"));
+    assert_user_error(
+        &deskhand(&["trash", "restore", "7", "--workspace", "ws"], tmp.path()),
+        "trash list",
+    );
+    let o = deskhand(&["trash", "empty", "--workspace", "ws"], tmp.path());
+    assert_ok(&o);
+    assert!(stdout(&o).contains("already empty"));
+}

@@ -1,14 +1,16 @@
 //! The `fs` tool: reads the granted folders and writes new files under the
 //! workspace's `output/`. It sees only what the host preopened for the call,
 //! so every path check here is a courtesy; the sandbox is the guarantee.
+//! Granted folders are read-only in the sandbox: `move`, `delete` and `save`
+//! only propose changes, which the host checks, shows and applies.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use deskhand_guest::{
-    Description, Guest, Output, ToolError, io_error, kind, modified_rfc3339, operation, output, parse_args, path_error,
-    walk, write_new,
+    Change, Description, Guest, Output, PathPair, SCRATCH, StagedFile, ToolError, io_error, kind, modified_rfc3339,
+    operation, output, parse_args, path_error, proposal, walk, write_new,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +29,7 @@ impl Guest for Fs {
         Description {
             name: "fs".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Lists, inspects, reads and hashes files in the granted folders; writes new files under output/."
+            summary: "Lists, inspects, reads and hashes files in the granted folders; writes new files under output/; proposes moves, deletions and saves in folders granted read-write."
                 .into(),
             operations: vec![
                 operation(
@@ -105,6 +107,42 @@ impl Guest for Fs {
                     &[],
                     &["path"],
                 ),
+                operation(
+                    "move",
+                    "Propose renaming or moving a file or folder inside a folder granted read-write. deskhand checks, shows and applies it (undoable); nothing moves if it is refused.",
+                    json!({
+                        "type": "object", "required": ["path", "to"], "additionalProperties": false,
+                        "properties": {
+                            "path": {"type": "string", "description": "the entry to move, in a folder granted read-write"},
+                            "to": {"type": "string", "description": "its new path, which must not exist"}
+                        }
+                    }),
+                    &[],
+                    &["path", "to"],
+                ),
+                operation(
+                    "delete",
+                    "Propose deleting a file in a folder granted read-write. The person is always asked; a deleted file goes to the workspace trash.",
+                    json!({
+                        "type": "object", "required": ["path"], "additionalProperties": false,
+                        "properties": {"path": {"type": "string", "description": "the file to delete"}}
+                    }),
+                    &[],
+                    &["path"],
+                ),
+                operation(
+                    "save",
+                    "Propose writing a text file in a folder granted read-write (or output/): a new file, or an overwrite whose previous version deskhand keeps for undo.",
+                    json!({
+                        "type": "object", "required": ["path", "content"], "additionalProperties": false,
+                        "properties": {
+                            "path": {"type": "string", "description": "the file to write"},
+                            "content": {"type": "string"}
+                        }
+                    }),
+                    &[],
+                    &["path"],
+                ),
             ],
         }
     }
@@ -117,6 +155,9 @@ impl Guest for Fs {
             "find" => find(parse_args(&args)?),
             "hash" => hash(parse_args(&args)?),
             "write" => write(parse_args(&args)?),
+            "move" => propose_move(parse_args(&args)?),
+            "delete" => propose_delete(parse_args(&args)?),
+            "save" => propose_save(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }
@@ -344,5 +385,86 @@ fn write(args: WriteArgs) -> Result<Output, ToolError> {
     Ok(output(
         &json!({"path": written.display().to_string(), "size": args.content.len()}),
         text,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveArgs {
+    path: PathBuf,
+    to: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveArgs {
+    path: PathBuf,
+    content: String,
+}
+
+/// The entry at `path` must exist (symlinks are not followed); the host checks the rest.
+fn existing(path: &Path) -> Result<fs::Metadata, ToolError> {
+    fs::symlink_metadata(path).map_err(|e| io_error(path, &e))
+}
+
+fn propose_move(args: MoveArgs) -> Result<Output, ToolError> {
+    existing(&args.path)?;
+    let pair = PathPair {
+        source: args.path.display().to_string(),
+        target: args.to.display().to_string(),
+    };
+    let same_folder = args.path.parent() == args.to.parent();
+    let (verb, change) = if same_folder {
+        ("rename", Change::Rename(pair))
+    } else {
+        ("move", Change::Move(pair))
+    };
+    let text = format!("proposed to {verb} {} to {}", args.path.display(), args.to.display());
+    Ok(proposal(
+        &json!({"proposed": verb, "path": args.path.display().to_string(), "to": args.to.display().to_string()}),
+        text,
+        vec![change],
+    ))
+}
+
+fn propose_delete(args: PathArgs) -> Result<Output, ToolError> {
+    let meta = existing(&args.path)?;
+    let text = format!("proposed to delete {} ({} bytes)", args.path.display(), meta.len());
+    Ok(proposal(
+        &json!({"proposed": "delete", "path": args.path.display().to_string()}),
+        text,
+        vec![Change::Delete(args.path.display().to_string())],
+    ))
+}
+
+/// Stages the content in the call's scratch folder and proposes it as a new
+/// file or an overwrite, depending on what is at `path` now.
+fn propose_save(args: SaveArgs) -> Result<Output, ToolError> {
+    if args.content.len() > MAX_WRITE_BYTES {
+        return Err(ToolError::TooLarge(path_error(
+            &args.path,
+            format!("content is over {MAX_WRITE_BYTES} bytes"),
+        )));
+    }
+    let staged = Path::new(SCRATCH).join("save");
+    fs::write(&staged, args.content.as_bytes()).map_err(|e| io_error(&staged, &e))?;
+    let file = StagedFile {
+        path: args.path.display().to_string(),
+        staged: staged.display().to_string(),
+    };
+    let (verb, change) = match fs::symlink_metadata(&args.path) {
+        Ok(_) => ("overwrite", Change::Overwrite(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("create", Change::Create(file)),
+        Err(e) => return Err(io_error(&args.path, &e)),
+    };
+    let text = format!(
+        "proposed to {verb} {} ({} bytes)",
+        args.path.display(),
+        args.content.len()
+    );
+    Ok(proposal(
+        &json!({"proposed": verb, "path": args.path.display().to_string(), "size": args.content.len()}),
+        text,
+        vec![change],
     ))
 }

@@ -1,8 +1,9 @@
 //! The `rename-by-date` tool: proposes `YYYY-MM-DD rest of name` for each
 //! entry directly in a granted folder, taking the date from the name or
 //! else from the modification time, and writes the proposal as a CSV under
-//! the workspace's `output/`. It renames nothing; applying a proposal comes
-//! with changesets.
+//! the workspace's `output/`. It renames nothing itself: the renames go back
+//! to deskhand as a proposed changeset, which the host applies (undoably)
+//! only where the folder is granted read-write.
 //!
 //! The rules, in order, for each entry in name order:
 //! - hidden names (a leading `.`), symlinks and special files are skipped;
@@ -31,7 +32,7 @@ use serde_json::json;
 use crate::dates::Found;
 
 const DEFAULT_OUTPUT: &str = "output/rename-proposal.csv";
-const NOT_APPLIED: &str = "Nothing has been renamed: the renames go back to deskhand as a proposed changeset.";
+const NOT_APPLIED: &str = "The tool renamed nothing itself: the renames go back to deskhand as a proposed changeset, applied only where the folder is granted read-write.";
 
 struct RenameByDate;
 
@@ -40,7 +41,7 @@ impl Guest for RenameByDate {
         Description {
             name: "rename-by-date".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Proposes date-prefixed names (YYYY-MM-DD name) for a folder's entries as a CSV under output/; renames nothing."
+            summary: "Proposes date-prefixed names (YYYY-MM-DD name) for a folder's entries, as a CSV under output/ and as renames deskhand applies where the folder is granted read-write."
                 .into(),
             operations: vec![operation(
                 "propose",

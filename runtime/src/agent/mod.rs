@@ -24,6 +24,7 @@ use deskhand_types::{
 };
 
 use crate::call;
+use crate::changeset;
 use crate::error::{Error, Result};
 use crate::journal::NewTask;
 use crate::model::{ModelProvider, ModelRequest, ProviderError, StreamEvent};
@@ -869,13 +870,12 @@ impl<'a> Agent<'a> {
             Ok(output) => {
                 let mut text = format!("{}\n{}", output.text, output.json);
                 if !output.changes.is_empty() {
-                    let note = format!(
-                        "deskhand did not apply the {} change(s) this tool proposed: applying changesets to granted \
-                         folders is not built yet, so the folders are unchanged",
-                        output.changes.len()
-                    );
-                    self.emit(&st.run, Event::Notice { message: note.clone() });
-                    text.push_str(&format!("\n{note}"));
+                    let outcome = self.apply_changes(st, step, id, &prepared, &output.changes);
+                    text.push('\n');
+                    text.push_str(&match outcome {
+                        Ok(done) => done,
+                        Err(refused) => refused,
+                    });
                 }
                 ToolReply::ok(self.shown_output(&st.run, id, &source, &text))
             }
@@ -891,6 +891,122 @@ impl<'a> Agent<'a> {
                 }
                 ToolReply::err(self.shown_output(&st.run, id, &source, &e.to_string()))
             }
+        }
+    }
+
+    /// Takes a tool's proposed changes through the guard rails, the step's
+    /// declared writes, the gate and the changeset engine. Ok: what was
+    /// applied; Err: why nothing was (both go back to the model).
+    fn apply_changes(
+        &self,
+        st: &RunState,
+        step: usize,
+        id: &CallId,
+        prepared: &call::PreparedCall<'_>,
+        proposed: &[deskhand_types::ProposedChange],
+    ) -> std::result::Result<String, String> {
+        let blocked = |reason: String| {
+            self.emit(
+                &st.run,
+                Event::Blocked {
+                    step,
+                    reason: reason.clone(),
+                },
+            );
+            Err(format!("deskhand changed nothing: {reason}"))
+        };
+        let roots = match self.workspace.change_roots(&st.task.grants) {
+            Ok(r) => r,
+            Err(e) => return blocked(e.to_string()),
+        };
+        let cs = match changeset::propose(proposed, &roots, &|guest| prepared.staged(guest)) {
+            Ok(cs) => cs,
+            Err(e @ changeset::ChangeError::Outside { .. }) => {
+                // A tool proposing changes in a folder granted read-only (a
+                // rename proposal to review, say) is not an attack: say why
+                // nothing changed and how to let it.
+                let note = format!("the tool's {} proposed change(s) were not applied: {e}", proposed.len());
+                self.emit(&st.run, Event::Notice { message: note.clone() });
+                return Err(format!("deskhand changed nothing: {note}"));
+            }
+            Err(e) => return blocked(format!("the proposed changes were refused: {e}")),
+        };
+        let declared = &st.plan.steps[step - 1].effects;
+        let touched = StepEffects {
+            reads: Vec::new(),
+            writes: cs.touched_paths().into_iter().map(PathBuf::from).collect(),
+            network: Vec::new(),
+        };
+        if let Err(what) = self.within_effects(&touched, declared) {
+            return blocked(format!(
+                "step {step} did not declare that it {what}; revise the plan with update_plan to declare it"
+            ));
+        }
+        self.emit(
+            &st.run,
+            Event::ChangesProposed {
+                step,
+                call: id.clone(),
+                changeset: cs.id.clone(),
+                changes: cs.file_changes(),
+            },
+        );
+        let description = cs.render();
+        let approval = self.gate.approve_changes(&ChangesApproval {
+            run: &st.run,
+            step,
+            mode: st.task.mode,
+            description: &description,
+            deletions: cs.deletions(),
+        });
+        let refused = |reason: String| {
+            self.emit(
+                &st.run,
+                Event::ChangesRefused {
+                    changeset: cs.id.clone(),
+                    reason: reason.clone(),
+                },
+            );
+            Err(format!("deskhand changed nothing: {reason}"))
+        };
+        let by = match approval {
+            Approval::Approved { by } => by,
+            Approval::Rejected { reason } => {
+                let reason = format!("the changes were not approved: {reason}");
+                self.emit(
+                    &st.run,
+                    Event::Blocked {
+                        step,
+                        reason: reason.clone(),
+                    },
+                );
+                return refused(reason);
+            }
+        };
+        match changeset::apply(
+            self.workspace,
+            &st.run,
+            step,
+            &id.0,
+            &cs,
+            &by,
+            changeset::ApplyOptions::default(),
+        ) {
+            Ok(applied) => {
+                self.emit(
+                    &st.run,
+                    Event::ChangesApplied {
+                        changeset: cs.id.clone(),
+                        by: by.clone(),
+                        count: applied.count,
+                    },
+                );
+                Ok(format!(
+                    "deskhand applied {} change(s) (approved by {by}); `deskhand undo {}` reverses them:\n{description}",
+                    applied.count, st.run
+                ))
+            }
+            Err(e) => refused(format!("applying the changes failed and nothing was changed: {e}")),
         }
     }
 

@@ -342,16 +342,19 @@ impl ModelProvider for OfflinePlanner {
                 .and_then(|p| params.get(p))
                 .cloned()
                 .unwrap_or_default();
-            let writes: Vec<String> = output_param
-                .and_then(|p| params.get(&p.name))
-                .cloned()
-                .into_iter()
-                .collect();
             let reads: Vec<String> = skill
                 .params
                 .iter()
                 .filter(|p| p.kind == ParamKind::Path && p.name != "output")
                 .filter_map(|p| params.get(&p.name).cloned())
+                .collect();
+            // A folder granted read-write is also written: the changes the
+            // skill's tool proposes there go through the changeset gate.
+            let writes: Vec<String> = output_param
+                .and_then(|p| params.get(&p.name))
+                .cloned()
+                .into_iter()
+                .chain(reads.iter().filter(|r| self.context.is_writable(r)).cloned())
                 .collect();
             let title = format!("Run {} on {target} in the sandbox", skill.name);
             let args: serde_json::Map<String, Value> = params

@@ -49,6 +49,25 @@ pub struct MatchContext {
     /// workspace's `projects/` and `context/` folders and their subfolders,
     /// relative to the workspace or absolute. Earlier ones win a tie.
     pub folders: Vec<PathBuf>,
+    /// Folders granted read-write (as granted: relative to the workspace or
+    /// absolute). A skill's step that works on one of them declares that it
+    /// writes there, so the changes its tool proposes can be applied.
+    pub writable: Vec<PathBuf>,
+}
+
+impl MatchContext {
+    /// True if `path` (as a task names it) lies in a folder granted read-write.
+    pub fn is_writable(&self, path: &str) -> bool {
+        let abs = |p: &std::path::Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                self.workspace_root.join(p)
+            }
+        };
+        let path = abs(std::path::Path::new(path));
+        self.writable.iter().any(|w| path.starts_with(abs(w)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -526,6 +545,7 @@ mod tests {
             .iter()
             .map(PathBuf::from)
             .collect(),
+            writable: Vec::new(),
         }
     }
 

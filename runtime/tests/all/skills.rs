@@ -50,6 +50,7 @@ fn check_evals(skill: &str) -> usize {
     let ctx = MatchContext {
         workspace_root: evals.workspace_root,
         folders: evals.workspace_folders,
+        writable: Vec::new(),
     };
     for eval in &evals.evals {
         let prompt = &eval.prompt;
@@ -96,6 +97,7 @@ fn unrelated_tasks_match_no_skill() {
     let ctx = MatchContext {
         workspace_root: evals.workspace_root,
         folders: evals.workspace_folders,
+        writable: Vec::new(),
     };
     let skills = bundled();
     let tasks = [
@@ -130,6 +132,7 @@ fn run_matched(fx: &Fixture, task: &str, folders: &[&str]) -> CallResult {
     let ctx = MatchContext {
         workspace_root: fx.ws.root().to_path_buf(),
         folders: folders.iter().map(PathBuf::from).collect(),
+        writable: Vec::new(),
     };
     let Match::Matched {
         skill, params, missing, ..
@@ -416,7 +419,7 @@ fn rename_by_date_proposes_from_each_date_form_and_renames_nothing() {
             .all(|(s, t)| std::path::Path::new(s).parent() == std::path::Path::new(t).parent())
     );
     assert!(
-        result.output.text.contains("Nothing has been renamed"),
+        result.output.text.contains("renamed nothing itself"),
         "{}",
         result.output.text
     );

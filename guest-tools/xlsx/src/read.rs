@@ -45,7 +45,7 @@ pub fn schema() -> Value {
         "type": "object", "required": ["path"], "additionalProperties": false,
         "properties": {
             "path": {"type": "string", "description": "an .xlsx, .xlsm, .xlsb, .xls, .ods or .csv file inside a granted folder"},
-            "sheet": {"type": "string", "description": "read only this sheet (default: every worksheet)"},
+            "sheet": {"type": "string", "description": "workbooks: read only this sheet (default: every worksheet)"},
             "header": {"type": "boolean", "default": true, "description": "the first row holds column titles"},
             "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_ROWS, "default": DEFAULT_MAX_ROWS,
                          "description": "more rows than this in all (header rows not counted) is a too-large error"},

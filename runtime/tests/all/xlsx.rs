@@ -360,7 +360,9 @@ fn write_never_overwrites_and_a_bad_spec_leaves_nothing() {
     assert!(matches!(err, ToolError::InvalidArgs { .. }), "{err}");
     assert_eq!(output_names(&fx), ["a-1.xlsx", "a.xlsx"]);
 
-    // Only under output/, and only .xlsx.
+    // Only under output/: a read-write grant is still read-only inside the
+    // sandbox (changes to granted folders are proposed, not made), and
+    // nothing appears there, not even a temporary file.
     let err = xlsx(
         &fx,
         "write",
@@ -368,7 +370,19 @@ fn write_never_overwrites_and_a_bad_spec_leaves_nothing() {
         &[Grant::read_write("projects/inbox")],
     )
     .unwrap_err();
-    assert!(matches!(err, Error::WriteOutsideOutput { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WriteOutsideOutput { .. } | Error::Call(CallError::Tool(ToolError::Denied { .. }))
+        ),
+        "{err}"
+    );
+    let inbox: Vec<_> = std::fs::read_dir(&fx.inbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(inbox, ["note.txt"]);
+    // And only .xlsx.
     let err = tool_error(xlsx(&fx, "write", spec("output/x.csv"), &[]));
     assert!(err.to_string().contains(".xlsx"), "{err}");
 }
@@ -540,6 +554,29 @@ fn bad_files_give_errors_that_name_the_file_and_the_problem() {
         let msg = err.to_string();
         assert!(matches!(err, ToolError::BadContent { .. }), "{name}: {msg}");
         assert!(msg.contains(name) && msg.contains(says), "{name}: {msg}");
+    }
+
+    // Enormous: a file over the size cap (sparse, so it costs no disk), and a
+    // zip whose directory says it inflates to 4 GB, are refused unread.
+    let huge = std::fs::File::create(fx.inbox.join("huge.xlsx")).unwrap();
+    huge.set_len(200 * 1024 * 1024).unwrap();
+    drop(huge);
+    let mut bomb = stored_zip("xl/worksheets/sheet1.xml", b"<worksheet/>");
+    let directory = bomb.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    bomb[directory + 24..directory + 28].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    std::fs::write(fx.inbox.join("bomb.xlsx"), &bomb).unwrap();
+    for (name, says) in [("huge.xlsx", "bytes"), ("bomb.xlsx", "zip bomb")] {
+        let err = tool_error(xlsx(
+            &fx,
+            "read",
+            json!({"path": format!("projects/inbox/{name}")}),
+            &[Grant::read_only("projects/inbox")],
+        ));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ToolError::TooLarge { .. }) && msg.contains(name) && msg.contains(says),
+            "{msg}"
+        );
     }
 
     // Over the row cap: too large, saying the cap and how to raise it.

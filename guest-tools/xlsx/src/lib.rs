@@ -44,8 +44,9 @@ impl Guest for Xlsx {
                 operation(
                     "read",
                     "Read an xlsx/xlsm/xlsb/xls/ods workbook or a CSV file into typed rows: numbers, text, \
-                     booleans, {\"date\": ISO}, {\"amount\", \"currency\"}, {\"error\"}, null for empty. CSV \
-                     encoding, delimiter and decimal separator are detected.",
+                     booleans, {\"date\": ISO}, {\"amount\", \"currency\"} (from a currency symbol or an xlsx \
+                     currency format), {\"error\"}, null for empty. CSV encoding, delimiter and decimal \
+                     separator are detected.",
                     read::schema(),
                     &["path"],
                     &[],

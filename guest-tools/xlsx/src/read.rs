@@ -2,6 +2,7 @@
 //! file into typed rows, with a row cap. A file that cannot be read is a
 //! typed error naming the file and the problem, never a panic.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::csv_read::{self, CsvOptions};
-use crate::typed::{DateOrder, DateTime};
+use crate::typed::{self, DateOrder, DateTime};
 use crate::{DEFAULT_MAX_ROWS, MAX_FILE_BYTES, MAX_MAX_ROWS};
 
 /// The most a workbook's parts may decompress to: a small file that
@@ -484,6 +485,7 @@ fn read_workbook(
             let mut book: calamine::Ods<_> = calamine::Ods::new(cursor).map_err(|e| what(&e))?;
             read_ranges(path, &mut book, args, budget)
         }
+        // CSV never gets here: `read` takes it to `csv_read`.
         Kind::Csv => Ok(Vec::new()),
     }
 }
@@ -562,11 +564,28 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
             )?;
         }
     } else {
-        while let Some(cell) = reader.next_cell()? {
-            let value = data_json(&Data::from(cell.get_value().clone()));
-            if value.is_null() {
-                continue;
-            }
+        // The currency each style's number format shows, looked up once per style.
+        let mut currencies: HashMap<usize, Option<String>> = HashMap::new();
+        while let Some((cell, style)) = reader.next_cell_with_style_id()? {
+            let data = Data::from(cell.get_value().clone());
+            let value = match data {
+                Data::Empty => continue,
+                Data::Float(_) | Data::Int(_) => {
+                    let currency = currencies.entry(style).or_insert_with(|| {
+                        let styles = reader.styles();
+                        styles
+                            .get(style)
+                            .and_then(|s| s.number_format.as_ref())
+                            .and_then(|f| typed::format_currency(&f.format_code))
+                    });
+                    match (currency.as_deref(), &data) {
+                        (Some(code), Data::Int(i)) => json!({"amount": i, "currency": code}),
+                        (Some(code), Data::Float(f)) => json!({"amount": f, "currency": code}),
+                        _ => data_json(&data),
+                    }
+                }
+                other => data_json(&other),
+            };
             let (row, col) = cell.get_position();
             sheet.push(row, col, value, args.header, budget)?;
         }

@@ -178,6 +178,56 @@ pub fn currency_code(s: &str) -> Option<&'static str> {
         .or_else(|| CODES.iter().find(|c| c.eq_ignore_ascii_case(s)).copied())
 }
 
+/// The currency an Excel number format shows: `"€"#,##0.00`,
+/// `#,##0.00 [$€-407]`, `[$USD] #,##0`, `$#,##0.00`, `#,##0.00 "CHF"`.
+/// `None` for formats without one, or without a digit placeholder.
+pub fn format_currency(format: &str) -> Option<String> {
+    let mut quoted = false;
+    let mut bracket = String::new();
+    let mut in_bracket = false;
+    let mut literal = String::new();
+    let mut found: Option<String> = None;
+    let mut digits = false;
+    for ch in format.chars() {
+        match ch {
+            '"' => {
+                if quoted && found.is_none() {
+                    found = currency_of(&literal);
+                }
+                quoted = !quoted;
+                literal.clear();
+            }
+            _ if quoted => literal.push(ch),
+            '[' => {
+                in_bracket = true;
+                bracket.clear();
+            }
+            ']' if in_bracket => {
+                in_bracket = false;
+                if let Some(rest) = bracket.strip_prefix('$')
+                    && found.is_none()
+                {
+                    found = currency_of(rest.split('-').next().unwrap_or(""));
+                }
+            }
+            _ if in_bracket => bracket.push(ch),
+            // The first section is the positive numbers; the rest repeat it.
+            ';' => break,
+            '0' | '#' => digits = true,
+            '€' | '$' | '£' | '¥' if found.is_none() => found = currency_of(&ch.to_string()),
+            _ => {}
+        }
+    }
+    found.filter(|_| digits)
+}
+
+fn currency_of(text: &str) -> Option<String> {
+    let text = text.trim();
+    currency_code(text)
+        .map(str::to_owned)
+        .or_else(|| (text.len() == 3 && text.bytes().all(|b| b.is_ascii_uppercase())).then(|| text.to_owned()))
+}
+
 /// A number as written in a cell, its sign and currency taken off.
 struct NumberText<'a> {
     negative: bool,

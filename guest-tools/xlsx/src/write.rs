@@ -552,6 +552,7 @@ fn write_sheet(
                 (Cell::Formula(text, _), Some(f)) => {
                     sheet.write_formula_with_format(r, c, Formula::new(text), formats.get(f, false))
                 }
+                // Never: dates and amounts always have a format (theirs, the column's or the default).
                 (Cell::Date(..) | Cell::Currency(..), None) => continue,
             };
             result.map_err(|e| invalid(at(), e))?;

@@ -291,6 +291,19 @@ fn libreoffice_recalculates_every_formula_kind_the_tool_writes() {
     assert_eq!(checks[0][1]["formula"], json!("SUM(Expenses!D2:D6)"));
     let xlookup = checks[5][1]["formula"].as_str().unwrap();
     assert!(xlookup.contains("XLOOKUP("), "{xlookup}");
+
+    // Without formulas: values as stored, amounts with the currency their
+    // number format shows.
+    let back = xlsx(
+        &fx,
+        "read",
+        json!({"path": "output/checks.xlsx", "sheet": "Expenses"}),
+        &[],
+    )
+    .unwrap();
+    let rows = &back["sheets"][0]["rows"];
+    assert_eq!(rows[0][3], json!({"amount": 12.5, "currency": "EUR"}));
+    assert_eq!(rows[0][4], json!(2.0));
 }
 
 // ---------------------------------------------------------------------------

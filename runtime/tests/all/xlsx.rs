@@ -173,7 +173,7 @@ fn every_formula_workbook(path: &str) -> Value {
                 "totals": {"columns": ["D", "E"]},
                 "columns": [{"width": 18}, null, null, {"width": 12}],
                 "charts": [
-                    {"type": "column", "title": "Spending", "categories": "B2:B6", "values": "D2:D6"},
+                    {"type": "bar", "title": "Spending", "categories": "B2:B6", "values": "D2:D6"},
                     {"type": "pie", "title": "Share", "categories": "B2:B6", "values": "D2:D6", "anchor": "H20"}
                 ]
             },
@@ -249,7 +249,7 @@ fn libreoffice_recalculates_every_formula_kind_the_tool_writes() {
     let fods = std::fs::read_to_string(lo.convert(&book, "fods", "fods", converted.path())).unwrap();
     for (what, needle) in [
         ("a chart", "chart:chart"),
-        ("a column chart", "chart:class=\"chart:bar\""),
+        ("a bar chart", "chart:class=\"chart:bar\""),
         ("a pie chart", "chart:class=\"chart:circle\""),
         (
             "an auto-filter over the data",

@@ -76,6 +76,7 @@ CREATE TABLE changes (
     stamp        TEXT,
     temp         TEXT,
     keep         TEXT,
+    new_folders  TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (changeset_id, seq)
 );
 CREATE TABLE trash (

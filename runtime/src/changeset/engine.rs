@@ -171,8 +171,8 @@ pub fn apply(
             ],
         )?;
         let mut insert = c.prepare(
-            "INSERT INTO changes (changeset_id, seq, kind, path, target, before_hash, after_hash, size, stamp, temp, keep) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO changes (changeset_id, seq, kind, path, target, before_hash, after_hash, size, stamp, temp, keep, new_folders) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for r in &rows {
             insert.execute(params![
@@ -187,6 +187,7 @@ pub fn apply(
                 r.stamp,
                 r.temp.as_deref().map(path_text),
                 r.keep.as_deref().map(path_text),
+                serde_json::to_string(&r.change.new_folders).unwrap_or_else(|_| "[]".into()),
             ])?;
         }
         Ok(())
@@ -322,6 +323,16 @@ fn make_parent(path: &Path) -> Result<()> {
 fn make(ws: &Workspace, row: &Row, staged: Option<&Path>) -> Result<()> {
     let _ = ws;
     let c = &row.change;
+    for folder in &c.new_folders {
+        match fs::create_dir(folder) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && folder.is_dir() => {}
+            Err(e) => return Err(ChangeError::io(folder)(e)),
+        }
+        if let Some(up) = folder.parent() {
+            sync_dir(up).map_err(ChangeError::io(up))?;
+        }
+    }
     let put_content = |temp: &Path| -> Result<()> {
         let staged = staged.ok_or_else(|| ChangeError::Missing {
             path: c.path.clone(),
@@ -382,7 +393,11 @@ fn sync_folders(rows: &[Row]) -> Result<()> {
         .flatten()
         .collect();
     for dir in dirs {
-        sync_dir(dir).map_err(ChangeError::io(dir))?;
+        match sync_dir(dir) {
+            // A folder a reversed change created is gone again; its parent was synced.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(ChangeError::io(dir))?,
+        }
     }
     Ok(())
 }
@@ -408,6 +423,20 @@ fn reverse(ws: &Workspace, rows: &[Row], how: Reverse) -> Result<usize> {
 }
 
 fn reverse_one(ws: &Workspace, row: &Row, how: Reverse) -> Result<usize> {
+    let trashed = reverse_entry(ws, row, how)?;
+    // Folders the change created go again once empty (another change, or
+    // the person, may have put something there: then they stay).
+    for folder in row.change.new_folders.iter().rev() {
+        if fs::remove_dir(folder).is_ok()
+            && let Some(up) = folder.parent()
+        {
+            sync_dir(up).map_err(ChangeError::io(up))?;
+        }
+    }
+    Ok(trashed)
+}
+
+fn reverse_entry(ws: &Workspace, row: &Row, how: Reverse) -> Result<usize> {
     let c = &row.change;
     let there = |p: &Path| exists(p).map_err(ChangeError::io(p));
     let mut trashed = 0;
@@ -592,7 +621,7 @@ fn set_status(ws: &Workspace, id: &str, status: ChangesetStatus) -> Result<()> {
 fn rows_of(ws: &Workspace, changeset: &str) -> Result<Vec<Row>> {
     Ok(ws.journal().with(|c| {
         let mut stmt = c.prepare(
-            "SELECT seq, kind, path, target, before_hash, after_hash, size, stamp, temp, keep \
+            "SELECT seq, kind, path, target, before_hash, after_hash, size, stamp, temp, keep, new_folders \
              FROM changes WHERE changeset_id = ?1 ORDER BY seq",
         )?;
         stmt.query_map([changeset], |r| {
@@ -607,6 +636,7 @@ fn rows_of(ws: &Workspace, changeset: &str) -> Result<Vec<Row>> {
                     before: r.get(4)?,
                     after: r.get(5)?,
                     size: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                    new_folders: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
                 },
                 stamp: r.get(7)?,
                 temp: r.get::<_, Option<String>>(8)?.map(PathBuf::from),

@@ -183,7 +183,7 @@ pub fn propose(
     let mut checker = Checker {
         roots,
         listings: HashMap::new(),
-        touched: Vec::new(),
+        touched: HashMap::new(),
         new_names: HashMap::new(),
     };
     let mut changes = Vec::with_capacity(proposed.len());
@@ -202,7 +202,7 @@ struct Checker<'a> {
     /// Case-folded names of each folder's entries, read once.
     listings: HashMap<PathBuf, HashMap<String, PathBuf>>,
     /// Every path the changeset touches, with what touches it.
-    touched: Vec<(PathBuf, String)>,
+    touched: HashMap<PathBuf, String>,
     /// Case-folded new names per folder, to catch two targets that collide.
     new_names: HashMap<(PathBuf, String), PathBuf>,
 }
@@ -216,8 +216,16 @@ impl Checker<'_> {
             ProposedChange::Move { source, target } => (ChangeKind::Move, source, Some(target), None),
             ProposedChange::Delete { path } => (ChangeKind::Delete, path, None, None),
         };
-        let path = self.inside_root(path)?;
-        let target = target.map(|t| self.inside_root(t)).transpose()?;
+        let creates = kind == ChangeKind::Create;
+        let (path, mut new_folders) = self.inside_root(path, creates)?;
+        let target = match target {
+            Some(t) => {
+                let (t, folders) = self.inside_root(t, kind == ChangeKind::Move)?;
+                new_folders = folders;
+                Some(t)
+            }
+            None => None,
+        };
         let staged = content
             .map(|s| {
                 let host = staged(s).map_err(|e| ChangeError::BadPath {
@@ -241,6 +249,7 @@ impl Checker<'_> {
             before: None,
             after: None,
             size: 0,
+            new_folders,
         };
         let mut stamp = None;
         match kind {
@@ -289,8 +298,10 @@ impl Checker<'_> {
         Ok(Planned { change, staged, stamp })
     }
 
-    /// The path as written, if it is absolute, plain (no `.`/`..`) and inside a root.
-    fn inside_root(&self, raw: &str) -> Result<PathBuf> {
+    /// The path as written, if it is absolute, plain (no `.`/`..`) and inside
+    /// a root, with the folders that must be created to hold it (only when
+    /// `new_folders_ok`, for the target of a create or move).
+    fn inside_root(&self, raw: &str, new_folders_ok: bool) -> Result<(PathBuf, Vec<PathBuf>)> {
         let path = Path::new(raw);
         if !path.is_absolute() {
             return Err(ChangeError::BadPath {
@@ -325,8 +336,13 @@ impl Checker<'_> {
         let mut dir = root.clone();
         let rel = path.strip_prefix(root).unwrap_or(path);
         let parts: Vec<_> = rel.components().collect();
+        let mut new_folders = Vec::new();
         for part in &parts[..parts.len().saturating_sub(1)] {
             dir.push(part);
+            if !new_folders.is_empty() {
+                new_folders.push(dir.clone());
+                continue;
+            }
             match std::fs::symlink_metadata(&dir) {
                 Ok(m) if m.is_symlink() => return Err(ChangeError::Symlink { path: dir }),
                 Ok(m) if m.is_dir() => {}
@@ -336,6 +352,7 @@ impl Checker<'_> {
                         reason: "is a file, not a folder".into(),
                     });
                 }
+                Err(_) if new_folders_ok => new_folders.push(dir.clone()),
                 Err(_) => {
                     return Err(ChangeError::Missing {
                         path: dir,
@@ -344,7 +361,16 @@ impl Checker<'_> {
                 }
             }
         }
-        Ok(path.into())
+        for folder in &new_folders {
+            let name = folder.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(reason) = names::unportable(name) {
+                return Err(ChangeError::BadPath {
+                    path: folder.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok((path.into(), new_folders))
     }
 
     /// The source of an overwrite, rename, move or delete: it must exist
@@ -388,7 +414,13 @@ impl Checker<'_> {
         let folded = names::case_fold(name);
         if !self.listings.contains_key(&dir) {
             let mut listing = HashMap::new();
-            for entry in std::fs::read_dir(&dir).map_err(ChangeError::io(&dir))? {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries.collect(),
+                // A folder the changeset creates holds nothing yet.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(ChangeError::io(&dir)(e)),
+            };
+            for entry in entries {
                 let entry = entry.map_err(ChangeError::io(&dir))?;
                 listing.insert(names::case_fold(&entry.file_name().to_string_lossy()), entry.path());
             }
@@ -419,22 +451,22 @@ impl Checker<'_> {
     }
 
     fn touch(&mut self, path: &Path, what: &str) -> Result<()> {
-        if let Some((_, earlier)) = self.touched.iter().find(|(p, _)| p == path) {
+        if let Some(earlier) = self.touched.get(path) {
             return Err(ChangeError::Twice {
                 path: path.into(),
                 what: format!("{earlier}, then {what}"),
             });
         }
-        self.touched.push((path.into(), what.into()));
+        self.touched.insert(path.into(), what.into());
         Ok(())
     }
 
     /// No change may act inside a folder another change moves or renames.
     fn no_overlaps(&self) -> Result<()> {
-        let mut sorted: Vec<&(PathBuf, String)> = self.touched.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sorted: Vec<(&PathBuf, &String)> = self.touched.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
         let paths: HashSet<&Path> = sorted.iter().map(|(p, _)| p.as_path()).collect();
-        for (path, what) in &sorted {
+        for (path, what) in sorted {
             for ancestor in path.ancestors().skip(1) {
                 if paths.contains(ancestor) {
                     return Err(ChangeError::Twice {

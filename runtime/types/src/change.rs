@@ -61,6 +61,10 @@ pub struct FileChange {
     pub after: Option<String>,
     /// Bytes of the content the change leaves (or removes, for a delete).
     pub size: u64,
+    /// Folders the change creates to hold its new entry, outermost first;
+    /// undo removes them again when they are empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_folders: Vec<PathBuf>,
 }
 
 impl FileChange {

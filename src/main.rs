@@ -10,8 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use deskhand_runtime::agent::offline::OfflinePlanner;
 use deskhand_runtime::agent::{
-    Agent, AgentSettings, Approval, ApproveAll, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, RunReport,
-    StepApproval,
+    Agent, AgentSettings, Approval, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, RunReport, StepApproval,
 };
 use deskhand_runtime::changeset;
 use deskhand_runtime::model::{ModelConfig, ModelProvider};
@@ -95,6 +94,26 @@ enum Command {
         /// Print every journaled event as JSON lines.
         #[arg(long)]
         events: bool,
+    },
+    /// Run one native command in the shell sandbox; its changes to your folders come back for approval.
+    Shell {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// A folder the command may see: PATH (read-only) or PATH:rw (changes come back as a changeset). Repeatable.
+        #[arg(long = "grant", value_parser = parse_grant)]
+        grants: Vec<Grant>,
+        /// ask: approve the command and its changes; act: apply changes without asking (deletions still ask).
+        #[arg(long, value_enum, default_value = "ask")]
+        mode: ModeArg,
+        /// Stop the command (and everything it started) after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Where the command starts (inside a grant); default: the first grant.
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Put back everything a run (and its sub-agents) changed in your folders.
     Undo {
@@ -242,6 +261,70 @@ fn main() -> ExitCode {
             eprintln!("error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+fn shell(
+    workspace: &std::path::Path,
+    grants: Vec<Grant>,
+    mode: Mode,
+    timeout: u64,
+    workdir: Option<PathBuf>,
+    command: Vec<String>,
+) -> Result<(), Failure> {
+    use deskhand_runtime::shell::{ShellChanges, ShellRequest, run_shell};
+    let ws = open_workspace(workspace)?;
+    #[cfg(target_os = "linux")]
+    let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
+    #[cfg(not(target_os = "linux"))]
+    return Err(user_error(
+        deskhand_host_vm::BackendProblem::UnsupportedPlatform.to_string(),
+    ));
+    let workdir = workdir.map(|w| ws.resolve_path(&w.to_string_lossy())).transpose()?;
+    let req = ShellRequest {
+        command,
+        grants: &grants,
+        mode,
+        limits: deskhand_host_vm::Limits {
+            wall_clock: Duration::from_secs(timeout.max(1)),
+            ..deskhand_host_vm::Limits::default()
+        },
+        workdir,
+    };
+    let mut show = |chunk: deskhand_host_vm::OutputChunk| {
+        let _ = match chunk.stream {
+            deskhand_host_vm::Stream::Stdout => std::io::stdout().write_all(&chunk.bytes),
+            deskhand_host_vm::Stream::Stderr => std::io::stderr().write_all(&chunk.bytes),
+        };
+    };
+    let report = run_shell(&ws, &backend, &req, &TerminalGate, &mut show)?;
+    let _ = std::io::stdout().flush();
+    if let Some(outcome) = &report.outcome
+        && !outcome.limits_hit.is_empty()
+    {
+        eprintln!("deskhand: limits hit: {:?}", outcome.limits_hit);
+    }
+    match &report.changes {
+        ShellChanges::None => eprintln!(
+            "deskhand: the command changed nothing in your folders ({}).",
+            report.run
+        ),
+        ShellChanges::Applied { count, .. } => eprintln!(
+            "deskhand: applied {count} change(s):\n{}Undo them with `deskhand undo {} --workspace {}`.",
+            report.shown,
+            report.run,
+            ws.root().display()
+        ),
+        ShellChanges::Refused { reason } => {
+            return Err(user_error(format!("{reason} (run {})", report.run)));
+        }
+    }
+    match report.outcome.map(|o| o.termination) {
+        Some(deskhand_host_vm::Termination::Exited { code: 0 }) | None => Ok(()),
+        Some(t) => Err(Failure {
+            message: format!("the command failed: {t:?}"),
+            code: 1,
+        }),
     }
 }
 
@@ -562,6 +645,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Trash { command } => trash(command),
+        Command::Shell {
+            workspace,
+            grants,
+            mode,
+            timeout,
+            workdir,
+            command,
+        } => shell(&workspace, grants, mode.into(), timeout, workdir, command),
         Command::Feedback {
             text,
             workspace,
@@ -772,10 +863,9 @@ fn run_agent(
             &offline
         }
     };
-    let gate: &dyn Gate = match task.mode {
-        Mode::Act => &ApproveAll,
-        Mode::Ask => &TerminalGate,
-    };
+    // The terminal gate serves both modes: act mode lets steps and changes
+    // through, but a deletion still asks the person (and is refused without a terminal).
+    let gate: &dyn Gate = &TerminalGate;
     let settings = AgentSettings {
         max_tokens: config.max_tokens,
         ..AgentSettings::default()

@@ -17,6 +17,7 @@ pub mod journal;
 pub mod ledger;
 pub mod memory;
 pub mod model;
+pub mod shell;
 pub mod skills;
 pub mod tools;
 pub mod wasm;

@@ -17,9 +17,10 @@ use replay::{Canned, ReplayServer};
 /// cache folders of the test's own.
 fn command(args: &[&str], cwd: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_deskhand"));
-    cmd.args(args)
-        .arg("--cache-dir")
+    // The global option goes first: anything after a `--` belongs to the command.
+    cmd.arg("--cache-dir")
         .arg(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"))
+        .args(args)
         .current_dir(cwd)
         .env("XDG_CONFIG_HOME", cwd.join(".test-config"))
         .stdin(Stdio::null());
@@ -604,4 +605,83 @@ fn renames_in_a_writable_folder_are_applied_then_undone_and_the_trash_is_managed
     let o = deskhand(&["trash", "empty", "--workspace", "ws"], tmp.path());
     assert_ok(&o);
     assert!(stdout(&o).contains("already empty"));
+}
+
+#[test]
+fn shell_runs_a_native_command_whose_changes_are_applied_and_undone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    assert_ok(&deskhand(&["init", ws.to_str().unwrap()], tmp.path()));
+    let folder = ws.join("projects/notes");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(folder.join("b.txt"), "bravo\n").unwrap();
+    let before = tree(&folder);
+
+    let o = deskhand(
+        &[
+            "shell",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/notes:rw",
+            "--mode",
+            "act",
+            "--",
+            "sh",
+            "-c",
+            "mv a.txt renamed.txt && echo edited >> b.txt && echo listed: $(ls)",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("listed: a.txt b.txt") || stdout(&o).contains("listed: b.txt renamed.txt"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("applied 2 change(s)") && stderr(&o).contains("deskhand undo"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(folder.join("renamed.txt").is_file());
+
+    // Deletions ask; without a terminal nothing is applied, all or nothing.
+    let o = deskhand(
+        &[
+            "shell",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/notes:rw",
+            "--mode",
+            "act",
+            "--",
+            "rm",
+            "b.txt",
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "deletions always need the person");
+    assert!(folder.join("b.txt").is_file());
+
+    // Ask mode without a terminal does not run the command at all.
+    let o = deskhand(
+        &[
+            "shell",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/notes:rw",
+            "--",
+            "touch",
+            "x",
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "ask mode needs a terminal");
+
+    assert_ok(&deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path()));
+    assert_eq!(tree(&folder), before);
 }

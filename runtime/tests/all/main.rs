@@ -12,6 +12,7 @@ mod limits;
 mod providers;
 #[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
 mod replay;
+mod shell;
 mod skills;
 mod workspace;
 mod xlsx;

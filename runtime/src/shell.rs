@@ -1,0 +1,577 @@
+//! Native shell steps (`deskhand shell`, and later the agent's shell tool):
+//! one command through a `deskhand-host-vm` backend, seeing only the granted
+//! folders, whose changes come back as a changeset.
+//!
+//! The command never writes the person's folders. Each folder it may change
+//! (`output/` and every `:rw` grant) is copied into the run's scratch folder
+//! and the copy is bound at the folder's own path, read-write; read-only
+//! grants are bound as they are, read-only. (bubblewrap 0.8, the version on
+//! Debian 12 and this project's machines, has no overlay mounts, so a copy
+//! it is.) Afterwards the copy is compared with the folder: new files become
+//! creates, changed ones overwrites, missing ones deletes, and a delete and a
+//! create of the same content become a rename or a move. That changeset goes
+//! through the same guard rails, approval (a deletion always asks), journal
+//! and undo as every tool's.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use deskhand_host_vm::{Limits, Mount, OutputChunk, ShellBackend, ShellOutcome, ShellPolicy, Stream, Termination};
+use deskhand_types::{
+    CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, ProposedChange, RunId, RunStatus, StepEffects, StepStatus,
+    Task, ToolOutput,
+};
+
+use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+use crate::changeset::{self, ApplyOptions};
+use crate::error::{Error, Result};
+use crate::journal::NewTask;
+use crate::workspace::Workspace;
+
+/// One shell command to run.
+#[derive(Debug, Clone)]
+pub struct ShellRequest<'a> {
+    pub command: Vec<String>,
+    pub grants: &'a [Grant],
+    pub mode: Mode,
+    pub limits: Limits,
+    /// Where the command starts (inside a grant); default: the first grant, else `/tmp`.
+    pub workdir: Option<PathBuf>,
+}
+
+/// What became of the command's changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellChanges {
+    None,
+    Applied {
+        changeset: String,
+        count: usize,
+    },
+    /// Nothing was changed, and why.
+    Refused {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellReport {
+    pub run: RunId,
+    /// `None` when the person refused to let the command run.
+    pub outcome: Option<ShellOutcome>,
+    pub changes: ShellChanges,
+    /// The changes as shown to the person (empty when there were none).
+    pub shown: String,
+}
+
+fn journal(ws: &Workspace, run: &RunId, event: Event) {
+    // The journal is the record; a failed append must not lose the person's changes.
+    let _ = ws.journal().append(run, &event);
+}
+
+/// Runs `req` through `backend`; output goes to `on_output` as it arrives.
+pub fn run_shell(
+    ws: &Workspace,
+    backend: &dyn ShellBackend,
+    req: &ShellRequest<'_>,
+    gate: &dyn Gate,
+    on_output: &mut dyn FnMut(OutputChunk),
+) -> Result<ShellReport> {
+    if req.command.is_empty() {
+        return Err(Error::InvalidArgs(
+            "no command given; put it after `--`, e.g. `deskhand shell --grant projects/x:rw -- ls -la`".into(),
+        ));
+    }
+    backend
+        .check()
+        .map_err(|p| Error::InvalidArgs(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
+    changeset::recover(ws)?;
+    let roots = ws.change_roots(req.grants)?;
+    let sandbox = ws.sandbox(req.grants, crate::wasm::Limits::default())?;
+    let shown_command = shell_words(&req.command);
+    let task = Task {
+        outcome: format!("shell: {shown_command}"),
+        grants: req.grants.to_vec(),
+        mode: req.mode,
+    };
+    let run = ws.journal().create_task(NewTask {
+        outcome: &task.outcome,
+        grants: req.grants,
+        mode: req.mode,
+        model: backend.name(),
+        parent: None,
+    })?;
+    journal(
+        ws,
+        &run,
+        Event::RunBegin {
+            run: run.clone(),
+            task: task.clone(),
+            model: format!("native shell ({})", backend.name()),
+            parent: None,
+        },
+    );
+    let step = PlanStep {
+        title: format!("Run `{shown_command}` in the {} sandbox", backend.name()),
+        effects: StepEffects {
+            reads: sandbox.mounts.iter().map(|m| m.host.clone()).collect(),
+            writes: roots.clone(),
+            network: Vec::new(),
+        },
+        status: StepStatus::InProgress,
+    };
+    let plan = Plan {
+        steps: vec![step.clone()],
+        ..Plan::default()
+    };
+    journal(ws, &run, Event::PlanUpdated { plan });
+
+    let finish = |status: RunStatus, summary: String| {
+        let _ = ws.journal().set_task_status(&run, status, &summary);
+        journal(
+            ws,
+            &run,
+            Event::RunEnd {
+                run: run.clone(),
+                status,
+                summary,
+            },
+        );
+        let _ = crate::ledger::write(ws, &run);
+    };
+
+    if let Approval::Rejected { reason } = gate.approve_step(&StepApproval {
+        run: &run,
+        step: 1,
+        plan_step: &step,
+        mode: req.mode,
+    }) {
+        finish(RunStatus::Failed, format!("not run: {reason}"));
+        return Ok(ShellReport {
+            run,
+            outcome: None,
+            changes: ShellChanges::Refused { reason },
+            shown: String::new(),
+        });
+    }
+
+    // Copies of the folders the command may change, bound in their place.
+    let scratch_root = ws.state_dir().join("scratch");
+    fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("shell-")
+        .tempdir_in(&scratch_root)
+        .map_err(Error::io(&scratch_root))?;
+    let mut copies = Vec::new();
+    let mut policy = ShellPolicy::new(req.command.clone()).limits(req.limits);
+    for m in &sandbox.mounts {
+        if !roots.contains(&m.host) {
+            policy = policy.grant(Mount::read_only(&m.host, &m.host));
+        }
+    }
+    for (i, root) in roots.iter().enumerate() {
+        let copy = scratch.path().join(i.to_string());
+        copy_tree(root, &copy).map_err(Error::io(root))?;
+        policy = policy.grant(Mount::writable(&copy, root));
+        copies.push((root.clone(), copy));
+    }
+    policy = policy.workdir(
+        req.workdir
+            .clone()
+            .or_else(|| {
+                req.grants
+                    .first()
+                    .and_then(|_| sandbox.mounts.get(1))
+                    .map(|m| m.host.clone())
+            })
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+    );
+    let plan = backend
+        .plan(&policy)
+        .map_err(|e| Error::InvalidArgs(format!("the shell policy was refused: {e}")))?;
+
+    let call = CallId("shell-1".into());
+    journal(
+        ws,
+        &run,
+        Event::StepBegin {
+            step: 1,
+            title: step.title.clone(),
+        },
+    );
+    journal(
+        ws,
+        &run,
+        Event::ToolCallBegin {
+            call: call.clone(),
+            tool: "shell".into(),
+            operation: "run".into(),
+            args: serde_json::json!({"command": req.command}),
+        },
+    );
+    let mut tail = String::new();
+    let outcome = backend.run(&plan, &mut |chunk: OutputChunk| {
+        if chunk.stream == Stream::Stdout || chunk.stream == Stream::Stderr {
+            tail.push_str(&String::from_utf8_lossy(&chunk.bytes));
+            if tail.len() > 4096 {
+                let cut = tail.len() - 4096;
+                let cut = (cut..tail.len())
+                    .find(|i| tail.is_char_boundary(*i))
+                    .unwrap_or(tail.len());
+                tail.drain(..cut);
+            }
+        }
+        on_output(chunk);
+    });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let reason = e.to_string();
+            journal(
+                ws,
+                &run,
+                Event::ToolCallEnd {
+                    call,
+                    outcome: CallOutcome::Stopped { reason: reason.clone() },
+                    elapsed_ms: 0,
+                },
+            );
+            finish(RunStatus::Failed, format!("the command could not run: {reason}"));
+            return Err(Error::InvalidArgs(format!("the command could not run: {reason}")));
+        }
+    };
+    let elapsed_ms = u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX);
+    let ended = describe(&outcome.termination);
+    journal(
+        ws,
+        &run,
+        Event::ToolCallEnd {
+            call: call.clone(),
+            outcome: CallOutcome::Ok {
+                output: ToolOutput::new(
+                    serde_json::json!({"ended": ended, "limits_hit": format!("{:?}", outcome.limits_hit)}),
+                    format!("{ended}\n{tail}"),
+                ),
+            },
+            elapsed_ms,
+        },
+    );
+
+    // What the command changed, as a changeset.
+    let mut proposed = Vec::new();
+    for (root, copy) in &copies {
+        match diff(root, copy) {
+            Ok(mut changes) => proposed.append(&mut changes),
+            Err(reason) => {
+                let reason = format!("the command's changes cannot be applied: {reason}; nothing was changed");
+                journal(
+                    ws,
+                    &run,
+                    Event::Blocked {
+                        step: 1,
+                        reason: reason.clone(),
+                    },
+                );
+                finish(RunStatus::Failed, reason.clone());
+                return Ok(ShellReport {
+                    run,
+                    outcome: Some(outcome),
+                    changes: ShellChanges::Refused { reason },
+                    shown: String::new(),
+                });
+            }
+        }
+    }
+    let (changes, shown) = apply_changes(ws, &run, &call, req.mode, gate, &roots, scratch.path(), &proposed);
+    let (status, summary) = match (&changes, outcome.success()) {
+        (ShellChanges::Refused { reason }, _) => (RunStatus::Failed, format!("{ended}; {reason}")),
+        (ShellChanges::Applied { count, .. }, true) => {
+            (RunStatus::Succeeded, format!("{ended}; {count} change(s) applied"))
+        }
+        (ShellChanges::Applied { count, .. }, false) => {
+            (RunStatus::Failed, format!("{ended}; {count} change(s) applied"))
+        }
+        (ShellChanges::None, true) => (RunStatus::Succeeded, format!("{ended}; no changes to your folders")),
+        (ShellChanges::None, false) => (RunStatus::Failed, format!("{ended}; no changes to your folders")),
+    };
+    journal(
+        ws,
+        &run,
+        Event::StepEnd {
+            step: 1,
+            status: if status == RunStatus::Succeeded {
+                StepStatus::Done
+            } else {
+                StepStatus::Failed
+            },
+            note: Some(summary.clone()),
+        },
+    );
+    finish(status, summary);
+    Ok(ShellReport {
+        run,
+        outcome: Some(outcome),
+        changes,
+        shown,
+    })
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one run")]
+fn apply_changes(
+    ws: &Workspace,
+    run: &RunId,
+    call: &CallId,
+    mode: Mode,
+    gate: &dyn Gate,
+    roots: &[PathBuf],
+    scratch: &Path,
+    proposed: &[ProposedChange],
+) -> (ShellChanges, String) {
+    if proposed.is_empty() {
+        return (ShellChanges::None, String::new());
+    }
+    let refuse = |reason: String| {
+        journal(
+            ws,
+            run,
+            Event::Blocked {
+                step: 1,
+                reason: reason.clone(),
+            },
+        );
+        (ShellChanges::Refused { reason }, String::new())
+    };
+    let staged = |guest: &str| -> Result<PathBuf> {
+        let path = PathBuf::from(guest);
+        if path.starts_with(scratch) {
+            Ok(path)
+        } else {
+            Err(Error::BadPath {
+                path: guest.into(),
+                reason: "staged content must lie in the shell step's scratch copy",
+            })
+        }
+    };
+    let cs = match changeset::propose(proposed, roots, &staged) {
+        Ok(cs) => cs,
+        Err(e) => return refuse(format!("the command's changes were refused: {e}; nothing was changed")),
+    };
+    let shown = cs.render();
+    journal(
+        ws,
+        run,
+        Event::ChangesProposed {
+            step: 1,
+            call: call.clone(),
+            changeset: cs.id.clone(),
+            changes: cs.file_changes(),
+        },
+    );
+    let by = match gate.approve_changes(&ChangesApproval {
+        run,
+        step: 1,
+        mode,
+        description: &shown,
+        deletions: cs.deletions(),
+    }) {
+        Approval::Approved { by } => by,
+        Approval::Rejected { reason } => {
+            let reason = format!("the changes were not approved: {reason}");
+            journal(
+                ws,
+                run,
+                Event::ChangesRefused {
+                    changeset: cs.id.clone(),
+                    reason: reason.clone(),
+                },
+            );
+            let (c, _) = refuse(reason);
+            return (c, shown);
+        }
+    };
+    match changeset::apply(ws, run, 1, &call.0, &cs, &by, ApplyOptions::default()) {
+        Ok(applied) => {
+            journal(
+                ws,
+                run,
+                Event::ChangesApplied {
+                    changeset: cs.id.clone(),
+                    by,
+                    count: applied.count,
+                },
+            );
+            (
+                ShellChanges::Applied {
+                    changeset: applied.changeset,
+                    count: applied.count,
+                },
+                shown,
+            )
+        }
+        Err(e) => {
+            let reason = format!("applying the changes failed and nothing was changed: {e}");
+            journal(
+                ws,
+                run,
+                Event::ChangesRefused {
+                    changeset: cs.id.clone(),
+                    reason: reason.clone(),
+                },
+            );
+            (ShellChanges::Refused { reason }, shown)
+        }
+    }
+}
+
+fn describe(t: &Termination) -> String {
+    match t {
+        Termination::Exited { code } => format!("exited with status {code}"),
+        Termination::Signaled { signal } => format!("killed by signal {signal}"),
+        Termination::TimedOut { after } => format!("stopped after {} s (the time limit)", after.as_secs()),
+    }
+}
+
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Copies a folder tree, keeping modification times (so unchanged files
+/// compare equal without reading them) and symlinks as symlinks.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = fs::symlink_metadata(&src)?;
+        if meta.is_symlink() {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if meta.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if meta.is_file() {
+            fs::copy(&src, &dst)?;
+            fs::File::options()
+                .write(true)
+                .open(&dst)?
+                .set_modified(meta.modified()?)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    File { size: u64, modified: std::time::SystemTime },
+    Link(PathBuf),
+    Folder,
+}
+
+fn listing(root: &Path) -> std::io::Result<BTreeMap<PathBuf, Entry>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let meta = fs::symlink_metadata(&path)?;
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            let e = if meta.is_symlink() {
+                Entry::Link(fs::read_link(&path)?)
+            } else if meta.is_dir() {
+                stack.push(path);
+                Entry::Folder
+            } else if meta.is_file() {
+                Entry::File {
+                    size: meta.len(),
+                    modified: meta.modified()?,
+                }
+            } else {
+                continue;
+            };
+            out.insert(rel, e);
+        }
+    }
+    Ok(out)
+}
+
+/// The changes that turn `root` into `copy`, as proposals whose staged
+/// content lies in `copy`. Symlinks and files that became folders (or the
+/// reverse) are refused: they cannot be applied safely.
+fn diff(root: &Path, copy: &Path) -> std::result::Result<Vec<ProposedChange>, String> {
+    let show = |e: std::io::Error| format!("reading {} failed: {e}", root.display());
+    let before = listing(root).map_err(show)?;
+    let after = listing(copy).map_err(show)?;
+    let hash = |p: &Path| changeset::hash_entry(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (mut creates, mut deletes, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+    for (rel, new) in &after {
+        match (before.get(rel), new) {
+            (None, Entry::File { .. }) => creates.push(rel.clone()),
+            (None, Entry::Folder) => {}
+            (None, Entry::Link(_)) => {
+                return Err(format!("it created the symlink {}", root.join(rel).display()));
+            }
+            (Some(Entry::File { size, modified }), Entry::File { size: s2, modified: m2 }) => {
+                if (size, modified) != (s2, m2) && hash(&root.join(rel))? != hash(&copy.join(rel))? {
+                    changes.push(ProposedChange::Overwrite {
+                        path: root.join(rel).display().to_string(),
+                        staged: copy.join(rel).display().to_string(),
+                    });
+                }
+            }
+            (Some(Entry::Folder), Entry::Folder) => {}
+            (Some(Entry::Link(a)), Entry::Link(b)) if a == b => {}
+            (Some(_), _) => {
+                return Err(format!(
+                    "it replaced {} with something of another kind (a file, folder or symlink)",
+                    root.join(rel).display()
+                ));
+            }
+        }
+    }
+    for (rel, old) in &before {
+        if after.contains_key(rel) {
+            continue;
+        }
+        match old {
+            Entry::File { .. } => deletes.push(rel.clone()),
+            Entry::Folder => {}
+            Entry::Link(_) => return Err(format!("it removed the symlink {}", root.join(rel).display())),
+        }
+    }
+    // A delete and a create of the same content are a rename or a move.
+    let mut created: Vec<(PathBuf, String)> = creates
+        .into_iter()
+        .map(|rel| hash(&copy.join(&rel)).map(|h| (rel, h)))
+        .collect::<std::result::Result<_, _>>()?;
+    for rel in deletes {
+        let h = hash(&root.join(&rel))?;
+        let source = root.join(&rel).display().to_string();
+        if let Some(i) = created.iter().position(|(_, c)| *c == h) {
+            let (to, _) = created.remove(i);
+            let target = root.join(&to).display().to_string();
+            changes.push(if rel.parent() == to.parent() {
+                ProposedChange::Rename { source, target }
+            } else {
+                ProposedChange::Move { source, target }
+            });
+        } else {
+            changes.push(ProposedChange::Delete { path: source });
+        }
+    }
+    for (rel, _) in created {
+        changes.push(ProposedChange::Create {
+            path: root.join(&rel).display().to_string(),
+            staged: copy.join(&rel).display().to_string(),
+        });
+    }
+    Ok(changes)
+}

@@ -376,6 +376,28 @@ impl Journal {
             .collect())
     }
 
+    /// SQLite's own check of the file: `Ok(())` or what it found wrong.
+    pub fn integrity(&self) -> Result<std::result::Result<(), String>> {
+        let rows: Vec<String> = self.with(|c| {
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            stmt.query_map([], |r| r.get(0))?.collect()
+        })?;
+        Ok(if rows == ["ok"] { Ok(()) } else { Err(rows.join("; ")) })
+    }
+
+    /// Changesets left half applied or half undone (a crash); the next
+    /// command that changes files finishes them.
+    pub fn unfinished_changesets(&self) -> Result<usize> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM changesets WHERE status IN ('applying', 'undoing')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| usize::try_from(n).unwrap_or(0))
+    }
+
     /// Runs raw SQL; for tests that check the log refuses to be rewritten.
     #[doc(hidden)]
     pub fn execute_raw(&self, sql: &str) -> Result<usize> {

@@ -685,3 +685,24 @@ fn shell_runs_a_native_command_whose_changes_are_applied_and_undone() {
     assert_ok(&deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path()));
     assert_eq!(tree(&folder), before);
 }
+
+#[test]
+fn doctor_checks_the_sandboxes_and_the_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let o = deskhand(&["doctor", "--workspace", "ws"], tmp.path());
+    assert_ok(&o);
+    let text = stdout(&o);
+    for line in [
+        "ok    WebAssembly sandbox",
+        "ok    journal: 0 runs, intact",
+        "ok    changesets",
+        "ok    model",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    // Outside a workspace it still checks the machine and says what it could not check.
+    let o = deskhand(&["doctor", "--workspace", "nowhere"], tmp.path());
+    assert_ok(&o);
+    assert!(stdout(&o).contains("note  workspace"), "{}", stdout(&o));
+}

@@ -254,9 +254,21 @@ fn fs_writes_only_new_files_under_output() {
     .unwrap();
     assert!(out["path"].as_str().unwrap().ends_with("output/report-1.txt"), "{out}");
 
-    // Writes anywhere else are refused before the tool runs, even into a read-write grant.
+    // A read-write grant is read-only inside the sandbox: changes there are
+    // proposed and applied by the host, never written by the tool.
+    let err = fs_call(
+        &fx,
+        "write",
+        json!({"path": "projects/inbox/x.txt", "content": "x"}),
+        &[Grant::read_write(fx.inbox.clone())],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Call(CallError::Tool(ToolError::Denied { .. }))),
+        "{err}"
+    );
+    // Writes anywhere else are refused before the tool runs.
     for path in [
-        "projects/inbox/x.txt",
         "INSTRUCTIONS.md",
         "output",
         ".deskhand/journal.db",

@@ -482,7 +482,7 @@ fn ambiguous_slashed_dates_stay_text_unless_the_order_is_given() {
 }
 
 #[test]
-fn a_tab_separated_file_and_a_latin1_file_without_header() {
+fn tab_separated_latin1_utf16_and_excel_sep_hint_files() {
     let fx = Fixture::new();
     let out = read_inbox(&fx, "t.tsv", b"a\tb\tc\n1\t2.5\tx\n", json!({"header": false})).unwrap();
     assert_eq!(out["delimiter"], "\t");
@@ -491,6 +491,19 @@ fn a_tab_separated_file_and_a_latin1_file_without_header() {
     // Latin-1 bytes (é = 0xE9) are read as Windows-1252, which agrees on them.
     let out = read_inbox(&fx, "l.csv", b"caf\xe9,1\n", json!({"header": false})).unwrap();
     assert_eq!(out["sheets"][0]["rows"][0], json!(["café", 1.0]));
+    // UTF-16 with its byte-order mark, as Excel's "Unicode text" saves.
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("Name\tBetrag\nZoë\t3,5\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let out = read_inbox(&fx, "u.txt", &utf16, json!({})).unwrap();
+    assert_eq!(out["encoding"], "utf-16le");
+    assert_eq!(out["sheets"][0]["rows"][0], json!(["Zoë", 3.5]));
+    // Excel's `sep=` first line names the delimiter and is not a row.
+    let out = read_inbox(&fx, "s.csv", b"sep=|\nk|v\na,b|1\n", json!({})).unwrap();
+    assert_eq!(out["delimiter"], "|");
+    assert_eq!(out["sheets"][0]["header"], json!(["k", "v"]));
+    assert_eq!(out["sheets"][0]["rows"][0], json!(["a,b", 1.0]));
 }
 
 // ---------------------------------------------------------------------------

@@ -451,6 +451,19 @@ fn shell(
     }
 }
 
+/// The native-shell sandbox, if it works on this machine.
+fn native_shell() -> Option<Box<dyn deskhand_host_vm::ShellBackend + Sync>> {
+    #[cfg(target_os = "linux")]
+    {
+        use deskhand_host_vm::ShellBackend;
+        let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
+        if backend.check().is_ok() {
+            return Some(Box::new(backend));
+        }
+    }
+    None
+}
+
 /// The newest top-level run with applied changes.
 fn last_changing_run(ws: &Workspace) -> Result<RunId, Failure> {
     let runs = ws.journal().tasks()?;
@@ -990,6 +1003,8 @@ fn run_agent(
     // The terminal gate serves both modes: act mode lets steps and changes
     // through, but a deletion still asks the person (and is refused without a terminal).
     let gate: &dyn Gate = &TerminalGate;
+    // A model gets the native shell where this machine can sandbox one.
+    let shell_backend = native_shell().filter(|_| connected.is_some());
     let settings = AgentSettings {
         max_tokens: config.max_tokens,
         ..AgentSettings::default()
@@ -1002,6 +1017,7 @@ fn run_agent(
         settings,
         observer: Some(terminal_observer()),
         skills_prompt: OfflinePlanner::capabilities(&discovery.skills),
+        shell: shell_backend.as_deref(),
     };
     let report = match resume {
         Some((run, answer)) => agent.resume(&run, answer.as_deref())?,

@@ -121,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         settings: AgentSettings::default(),
         observer: None,
         skills_prompt: String::new(),
+        shell: None,
     };
     let task = |outcome: &str| Task {
         outcome: outcome.into(),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use deskhand_host_vm::{Limits, Mount, OutputChunk, ShellBackend, ShellOutcome, ShellPolicy, Stream, Termination};
+use deskhand_host_vm::{Limits, Mount, OutputChunk, ShellBackend, ShellOutcome, ShellPolicy, Termination};
 use deskhand_types::{
     CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, ProposedChange, RunId, RunStatus, StepEffects, StepStatus,
     Task, ToolOutput,
@@ -69,6 +69,127 @@ fn journal(ws: &Workspace, run: &RunId, event: Event) {
     let _ = ws.journal().append(run, &event);
 }
 
+/// One native command run in a sandbox: how it ended, the tail of its
+/// output, and the changes it made to its copies of the folders it may
+/// change (staged in `scratch`, removed when this is dropped).
+#[derive(Debug)]
+pub struct NativeRun {
+    pub outcome: ShellOutcome,
+    /// The last 4 KiB of stdout and stderr together.
+    pub tail: String,
+    pub proposed: Vec<ProposedChange>,
+    /// Set when the changes cannot be carried over (a symlink planted, a file
+    /// turned into a folder); then `proposed` is empty.
+    pub refused: Option<String>,
+    scratch: tempfile::TempDir,
+}
+
+impl NativeRun {
+    /// The host path of staged content, refusing anything outside the scratch copies.
+    pub fn staged(&self, guest: &str) -> Result<PathBuf> {
+        let path = PathBuf::from(guest);
+        if path.starts_with(self.scratch.path()) && !path.components().any(|c| c == std::path::Component::ParentDir) {
+            Ok(path)
+        } else {
+            Err(Error::BadPath {
+                path: guest.into(),
+                reason: "staged content must lie in the shell step's scratch copy",
+            })
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        describe(&self.outcome.termination)
+    }
+}
+
+/// Runs `command` through `backend` with `grants`: read-only grants bound as
+/// they are, `output/` and `:rw` grants as scratch copies, then compares the
+/// copies with the folders.
+pub fn run_native(
+    ws: &Workspace,
+    backend: &dyn ShellBackend,
+    grants: &[Grant],
+    command: &[String],
+    limits: Limits,
+    workdir: Option<PathBuf>,
+    on_output: &mut dyn FnMut(OutputChunk),
+) -> Result<NativeRun> {
+    backend
+        .check()
+        .map_err(|p| Error::InvalidArgs(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
+    let roots = ws.change_roots(grants)?;
+    let sandbox = ws.sandbox(grants, crate::wasm::Limits::default())?;
+    let scratch_root = ws.state_dir().join("scratch");
+    fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("shell-")
+        .tempdir_in(&scratch_root)
+        .map_err(Error::io(&scratch_root))?;
+    let mut copies = Vec::new();
+    let mut policy = ShellPolicy::new(command.to_vec()).limits(limits);
+    for m in &sandbox.mounts {
+        if !roots.contains(&m.host) {
+            policy = policy.grant(Mount::read_only(&m.host, &m.host));
+        }
+    }
+    for (i, root) in roots.iter().enumerate() {
+        let copy = scratch.path().join(i.to_string());
+        copy_tree(root, &copy).map_err(Error::io(root))?;
+        policy = policy.grant(Mount::writable(&copy, root));
+        copies.push((root.clone(), copy));
+    }
+    let first_grant = sandbox
+        .mounts
+        .iter()
+        .map(|m| &m.host)
+        .find(|h| roots.first().is_none_or(|o| o != *h));
+    policy = policy.workdir(
+        workdir
+            .or_else(|| first_grant.cloned())
+            .or_else(|| roots.get(1).cloned())
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+    );
+    let plan = backend
+        .plan(&policy)
+        .map_err(|e| Error::InvalidArgs(format!("the shell policy was refused: {e}")))?;
+    let mut tail = String::new();
+    let outcome = backend
+        .run(&plan, &mut |chunk: OutputChunk| {
+            tail.push_str(&String::from_utf8_lossy(&chunk.bytes));
+            if tail.len() > 4096 {
+                let cut = tail.len() - 4096;
+                let cut = (cut..tail.len())
+                    .find(|i| tail.is_char_boundary(*i))
+                    .unwrap_or(tail.len());
+                tail.drain(..cut);
+            }
+            on_output(chunk);
+        })
+        .map_err(|e| Error::InvalidArgs(format!("the command could not run: {e}")))?;
+    let mut proposed = Vec::new();
+    let mut refused = None;
+    for (root, copy) in &copies {
+        match diff(root, copy) {
+            Ok(mut changes) => proposed.append(&mut changes),
+            Err(reason) => {
+                refused = Some(format!(
+                    "the command's changes cannot be applied: {reason}; nothing was changed"
+                ));
+                proposed.clear();
+                break;
+            }
+        }
+    }
+    Ok(NativeRun {
+        outcome,
+        tail,
+        proposed,
+        refused,
+        scratch,
+    })
+}
+
 /// Runs `req` through `backend`; output goes to `on_output` as it arrives.
 pub fn run_shell(
     ws: &Workspace,
@@ -82,9 +203,6 @@ pub fn run_shell(
             "no command given; put it after `--`, e.g. `deskhand shell --grant projects/x:rw -- ls -la`".into(),
         ));
     }
-    backend
-        .check()
-        .map_err(|p| Error::InvalidArgs(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
     changeset::recover(ws)?;
     let roots = ws.change_roots(req.grants)?;
     let sandbox = ws.sandbox(req.grants, crate::wasm::Limits::default())?;
@@ -155,41 +273,6 @@ pub fn run_shell(
         });
     }
 
-    // Copies of the folders the command may change, bound in their place.
-    let scratch_root = ws.state_dir().join("scratch");
-    fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("shell-")
-        .tempdir_in(&scratch_root)
-        .map_err(Error::io(&scratch_root))?;
-    let mut copies = Vec::new();
-    let mut policy = ShellPolicy::new(req.command.clone()).limits(req.limits);
-    for m in &sandbox.mounts {
-        if !roots.contains(&m.host) {
-            policy = policy.grant(Mount::read_only(&m.host, &m.host));
-        }
-    }
-    for (i, root) in roots.iter().enumerate() {
-        let copy = scratch.path().join(i.to_string());
-        copy_tree(root, &copy).map_err(Error::io(root))?;
-        policy = policy.grant(Mount::writable(&copy, root));
-        copies.push((root.clone(), copy));
-    }
-    policy = policy.workdir(
-        req.workdir
-            .clone()
-            .or_else(|| {
-                req.grants
-                    .first()
-                    .and_then(|_| sandbox.mounts.get(1))
-                    .map(|m| m.host.clone())
-            })
-            .unwrap_or_else(|| PathBuf::from("/tmp")),
-    );
-    let plan = backend
-        .plan(&policy)
-        .map_err(|e| Error::InvalidArgs(format!("the shell policy was refused: {e}")))?;
-
     let call = CallId("shell-1".into());
     journal(
         ws,
@@ -209,22 +292,16 @@ pub fn run_shell(
             args: serde_json::json!({"command": req.command}),
         },
     );
-    let mut tail = String::new();
-    let outcome = backend.run(&plan, &mut |chunk: OutputChunk| {
-        if chunk.stream == Stream::Stdout || chunk.stream == Stream::Stderr {
-            tail.push_str(&String::from_utf8_lossy(&chunk.bytes));
-            if tail.len() > 4096 {
-                let cut = tail.len() - 4096;
-                let cut = (cut..tail.len())
-                    .find(|i| tail.is_char_boundary(*i))
-                    .unwrap_or(tail.len());
-                tail.drain(..cut);
-            }
-        }
-        on_output(chunk);
-    });
-    let outcome = match outcome {
-        Ok(o) => o,
+    let native = match run_native(
+        ws,
+        backend,
+        req.grants,
+        &req.command,
+        req.limits,
+        req.workdir.clone(),
+        on_output,
+    ) {
+        Ok(n) => n,
         Err(e) => {
             let reason = e.to_string();
             journal(
@@ -236,12 +313,13 @@ pub fn run_shell(
                     elapsed_ms: 0,
                 },
             );
-            finish(RunStatus::Failed, format!("the command could not run: {reason}"));
-            return Err(Error::InvalidArgs(format!("the command could not run: {reason}")));
+            finish(RunStatus::Failed, reason);
+            return Err(e);
         }
     };
+    let outcome = native.outcome.clone();
     let elapsed_ms = u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX);
-    let ended = describe(&outcome.termination);
+    let ended = native.describe();
     journal(
         ws,
         &run,
@@ -250,39 +328,31 @@ pub fn run_shell(
             outcome: CallOutcome::Ok {
                 output: ToolOutput::new(
                     serde_json::json!({"ended": ended, "limits_hit": format!("{:?}", outcome.limits_hit)}),
-                    format!("{ended}\n{tail}"),
+                    format!("{ended}\n{}", native.tail),
                 ),
             },
             elapsed_ms,
         },
     );
-
-    // What the command changed, as a changeset.
-    let mut proposed = Vec::new();
-    for (root, copy) in &copies {
-        match diff(root, copy) {
-            Ok(mut changes) => proposed.append(&mut changes),
-            Err(reason) => {
-                let reason = format!("the command's changes cannot be applied: {reason}; nothing was changed");
-                journal(
-                    ws,
-                    &run,
-                    Event::Blocked {
-                        step: 1,
-                        reason: reason.clone(),
-                    },
-                );
-                finish(RunStatus::Failed, reason.clone());
-                return Ok(ShellReport {
-                    run,
-                    outcome: Some(outcome),
-                    changes: ShellChanges::Refused { reason },
-                    shown: String::new(),
-                });
-            }
-        }
+    if let Some(reason) = native.refused.clone() {
+        journal(
+            ws,
+            &run,
+            Event::Blocked {
+                step: 1,
+                reason: reason.clone(),
+            },
+        );
+        finish(RunStatus::Failed, reason.clone());
+        return Ok(ShellReport {
+            run,
+            outcome: Some(outcome),
+            changes: ShellChanges::Refused { reason },
+            shown: String::new(),
+        });
     }
-    let (changes, shown) = apply_changes(ws, &run, &call, req.mode, gate, &roots, scratch.path(), &proposed);
+    let staged = |guest: &str| native.staged(guest);
+    let (changes, shown) = apply_changes(ws, &run, &call, req.mode, gate, &roots, &staged, &native.proposed);
     let (status, summary) = match (&changes, outcome.success()) {
         (ShellChanges::Refused { reason }, _) => (RunStatus::Failed, format!("{ended}; {reason}")),
         (ShellChanges::Applied { count, .. }, true) => {
@@ -324,7 +394,7 @@ fn apply_changes(
     mode: Mode,
     gate: &dyn Gate,
     roots: &[PathBuf],
-    scratch: &Path,
+    staged: &dyn Fn(&str) -> Result<PathBuf>,
     proposed: &[ProposedChange],
 ) -> (ShellChanges, String) {
     if proposed.is_empty() {
@@ -341,18 +411,7 @@ fn apply_changes(
         );
         (ShellChanges::Refused { reason }, String::new())
     };
-    let staged = |guest: &str| -> Result<PathBuf> {
-        let path = PathBuf::from(guest);
-        if path.starts_with(scratch) {
-            Ok(path)
-        } else {
-            Err(Error::BadPath {
-                path: guest.into(),
-                reason: "staged content must lie in the shell step's scratch copy",
-            })
-        }
-    };
-    let cs = match changeset::propose(proposed, roots, &staged) {
+    let cs = match changeset::propose(proposed, roots, staged) {
         Ok(cs) => cs,
         Err(e) => return refuse(format!("the command's changes were refused: {e}; nothing was changed")),
     };

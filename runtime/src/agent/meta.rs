@@ -11,6 +11,8 @@ pub const UPDATE_PLAN: &str = "update_plan";
 pub const SPAWN_SUBAGENTS: &str = "spawn_subagents";
 pub const ASK_PERSON: &str = "ask_person";
 pub const READ_TOOL_OUTPUT: &str = "read_tool_output";
+/// Offered when the run has a native-shell sandbox.
+pub const SHELL: &str = "shell";
 /// Separates tool and operation in the names offered to models (`fs__list`).
 pub const TOOL_SEP: &str = "__";
 
@@ -63,6 +65,34 @@ fn read_only() -> Access {
 #[serde(deny_unknown_fields)]
 pub struct Question {
     pub question: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellArgs {
+    pub command: String,
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+/// The native shell tool, for runs that have a shell sandbox.
+pub fn shell_spec() -> ToolSpec {
+    ToolSpec {
+        name: SHELL.into(),
+        description: "Run a command with /bin/sh -c in a native sandbox (no network, a private /tmp, time and \
+                      memory limits) that sees only the folders the current step declares. Changes to folders \
+                      granted read-write, and new files in output/, come back as a changeset that deskhand \
+                      checks, shows and applies (undoably); deletions always ask the person. Use it for native \
+                      tools such as pdftotext or git."
+            .into(),
+        input_schema: json!({
+            "type": "object", "required": ["command"], "additionalProperties": false,
+            "properties": {
+                "command": {"type": "string"},
+                "workdir": {"type": "string", "description": "where to start: a folder the step declares"}
+            }
+        }),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -158,6 +158,8 @@ pub struct Agent<'a> {
     pub observer: Option<RunObserver>,
     /// "name: description" lines for the system prompt.
     pub skills_prompt: String,
+    /// The native-shell sandbox, when this machine has one: offers the `shell` tool.
+    pub shell: Option<&'a (dyn deskhand_host_vm::ShellBackend + Sync)>,
 }
 
 impl std::fmt::Debug for Agent<'_> {
@@ -244,6 +246,9 @@ impl<'a> Agent<'a> {
             }
         }
         specs.extend(meta::specs());
+        if self.shell.is_some() {
+            specs.push(meta::shell_spec());
+        }
         Ok(specs)
     }
 
@@ -530,6 +535,7 @@ impl<'a> Agent<'a> {
             meta::READ_TOOL_OUTPUT => {
                 self.meta_call(st, &call_id, name, input, |agent, st| agent.page_output(st, input))
             }
+            meta::SHELL if self.shell.is_some() => self.shell_call(st, &call_id, input),
             _ => match name.split_once(meta::TOOL_SEP) {
                 Some((tool, op)) => self.tool_call(st, &call_id, tool, op, input),
                 None => {
@@ -870,7 +876,7 @@ impl<'a> Agent<'a> {
             Ok(output) => {
                 let mut text = format!("{}\n{}", output.text, output.json);
                 if !output.changes.is_empty() {
-                    let outcome = self.apply_changes(st, step, id, &prepared, &output.changes);
+                    let outcome = self.apply_changes(st, step, id, &|g| prepared.staged(g), &output.changes);
                     text.push('\n');
                     text.push_str(&match outcome {
                         Ok(done) => done,
@@ -902,7 +908,7 @@ impl<'a> Agent<'a> {
         st: &RunState,
         step: usize,
         id: &CallId,
-        prepared: &call::PreparedCall<'_>,
+        staged: &dyn Fn(&str) -> Result<PathBuf>,
         proposed: &[deskhand_types::ProposedChange],
     ) -> std::result::Result<String, String> {
         let blocked = |reason: String| {
@@ -919,7 +925,7 @@ impl<'a> Agent<'a> {
             Ok(r) => r,
             Err(e) => return blocked(e.to_string()),
         };
-        let cs = match changeset::propose(proposed, &roots, &|guest| prepared.staged(guest)) {
+        let cs = match changeset::propose(proposed, &roots, staged) {
             Ok(cs) => cs,
             Err(e @ changeset::ChangeError::Outside { .. }) => {
                 // A tool proposing changes in a folder granted read-only (a
@@ -1008,6 +1014,140 @@ impl<'a> Agent<'a> {
             }
             Err(e) => refused(format!("applying the changes failed and nothing was changed: {e}")),
         }
+    }
+
+    /// Runs a native command for the current step: it sees only the folders
+    /// the step declares (read-only, or a scratch copy where the step writes
+    /// a folder granted read-write), and what it changed goes through the
+    /// same changeset path as a tool's proposals.
+    fn shell_call(&self, st: &mut RunState, id: &CallId, input: &serde_json::Value) -> ToolReply {
+        let Some(backend) = self.shell else {
+            return ToolReply::err("there is no shell sandbox on this machine");
+        };
+        let args: meta::ShellArgs = match serde_json::from_value(input.clone()) {
+            Ok(a) => a,
+            Err(e) => return ToolReply::err(format!("shell arguments are invalid: {e}")),
+        };
+        let Some(step) = st.plan.current_step() else {
+            return ToolReply::err("make a plan first: call update_plan with the checklist and each step's effects");
+        };
+        if let Err(e) = self.begin_step(st, step - 1) {
+            return ToolReply::err(e);
+        }
+        let grants = match self.shell_grants(st, &st.plan.steps[step - 1].effects) {
+            Ok(g) => g,
+            Err(reason) => {
+                self.block(st, reason.clone());
+                return ToolReply::err(reason);
+            }
+        };
+        let workdir = match args.workdir.as_deref().map(|w| self.workspace.resolve_path(w)) {
+            Some(Ok(w)) => Some(w),
+            Some(Err(e)) => {
+                self.block(st, e.to_string());
+                return ToolReply::err(e.to_string());
+            }
+            None => None,
+        };
+        self.emit(
+            &st.run,
+            Event::ToolCallBegin {
+                call: id.clone(),
+                tool: "shell".into(),
+                operation: "run".into(),
+                args: input.clone(),
+            },
+        );
+        let limits = deskhand_host_vm::Limits {
+            wall_clock: self.settings.limits.deadline.max(std::time::Duration::from_secs(1)),
+            ..deskhand_host_vm::Limits::default()
+        };
+        let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), args.command];
+        let native = crate::shell::run_native(self.workspace, backend, &grants, &command, limits, workdir, &mut |_| {});
+        let native = match native {
+            Ok(n) => n,
+            Err(e) => {
+                self.emit(
+                    &st.run,
+                    Event::ToolCallEnd {
+                        call: id.clone(),
+                        outcome: CallOutcome::Stopped { reason: e.to_string() },
+                        elapsed_ms: 0,
+                    },
+                );
+                return ToolReply::err(e.to_string());
+            }
+        };
+        let mut text = format!("{}\n{}", native.describe(), native.tail);
+        self.emit(
+            &st.run,
+            Event::ToolCallEnd {
+                call: id.clone(),
+                outcome: CallOutcome::Ok {
+                    output: deskhand_types::ToolOutput::new(
+                        serde_json::json!({"ended": native.describe()}),
+                        text.clone(),
+                    ),
+                },
+                elapsed_ms: u64::try_from(native.outcome.elapsed.as_millis()).unwrap_or(u64::MAX),
+            },
+        );
+        if let Some(reason) = &native.refused {
+            self.block(st, reason.clone());
+            text.push_str(&format!("\n{reason}"));
+        } else if !native.proposed.is_empty() {
+            let outcome = self.apply_changes(st, step, id, &|g| native.staged(g), &native.proposed);
+            text.push('\n');
+            text.push_str(&match outcome {
+                Ok(done) => done,
+                Err(refused) => refused,
+            });
+        }
+        let reply = self.shown_output(&st.run, id, "shell", &text);
+        if native.outcome.success() {
+            ToolReply::ok(reply)
+        } else {
+            ToolReply::err(reply)
+        }
+    }
+
+    /// The grants a shell command gets: the folders its step declares,
+    /// read-write only where the step writes inside a folder granted read-write.
+    fn shell_grants(&self, st: &RunState, effects: &StepEffects) -> std::result::Result<Vec<Grant>, String> {
+        let rw_roots: Vec<PathBuf> = self
+            .workspace
+            .change_roots(&st.task.grants)
+            .map_err(|e| e.to_string())?;
+        let output = self.workspace.output_dir();
+        let mut grants = Vec::new();
+        for (path, write) in effects
+            .reads
+            .iter()
+            .map(|p| (p, false))
+            .chain(effects.writes.iter().map(|p| (p, true)))
+        {
+            let resolved = self
+                .resolve_declared(path)
+                .ok_or_else(|| format!("{} is not a usable path", path.display()))?;
+            if resolved.starts_with(&output) {
+                continue;
+            }
+            if !resolved.is_dir() {
+                return Err(format!(
+                    "the shell sees whole folders: step {} declares {}, which is not a folder; declare the folder \
+                     that holds it",
+                    st.plan.current_step().unwrap_or(0),
+                    path.display()
+                ));
+            }
+            let writable = write && rw_roots.iter().any(|r| resolved.starts_with(r));
+            grants.push(if writable {
+                Grant::read_write(resolved)
+            } else {
+                Grant::read_only(resolved)
+            });
+        }
+        Ok(grants)
     }
 
     /// Records an attempt that was refused, against the current step.
@@ -1229,6 +1369,7 @@ impl<'a> Agent<'a> {
             settings: self.settings.clone(),
             observer: self.observer.clone(),
             skills_prompt: self.skills_prompt.clone(),
+            shell: self.shell,
         };
         let result = child_agent.start(task, Some((parent, step)), Some(ceiling), cancel);
         let (status, summary, child) = match &result {

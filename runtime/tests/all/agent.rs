@@ -86,6 +86,7 @@ fn agent<'a>(
         settings,
         observer: Some(observer),
         skills_prompt: OfflinePlanner::capabilities(&skills::bundled()),
+        shell: None,
     };
     (agent, seen)
 }
@@ -672,6 +673,7 @@ fn a_workspace_skill_runs_its_own_wit_component_offline() {
         settings: AgentSettings::default(),
         observer: Some(observer),
         skills_prompt: String::new(),
+        shell: None,
     };
     let report = agent
         .run(task("Catalog the widgets in projects/receipts", &["projects/receipts"]))
@@ -914,4 +916,54 @@ fn offline_rename_by_date_applies_its_renames_in_a_writable_folder_and_undo_rest
 
     deskhand_runtime::changeset::undo(&d.ws, &report.run, false).unwrap();
     assert_eq!(snapshot(&folder), before);
+}
+
+#[test]
+fn a_model_runs_native_commands_whose_changes_go_through_the_changeset_gate() {
+    use deskhand_host_vm::ShellBackend;
+    let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
+    if let Err(problem) = backend.check() {
+        panic!("the shell sandbox cannot run here ({problem}); run scripts/setup, which installs bubblewrap");
+    }
+    let d = demo();
+    let notes = d.ws.root().join("projects/notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(notes.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(notes.join("b.txt"), "bravo\n").unwrap();
+    let before = snapshot(&notes);
+
+    let server = ReplayServer::start(vec![sse("shell-1.sse"), sse("shell-2.sse"), sse("shell-3.sse")]);
+    let provider = anthropic(&server);
+    let (mut agent, seen) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
+    agent.shell = Some(&backend);
+    let mut t = task("Tidy the notes", &[]);
+    t.grants.push(Grant::parse("projects/notes:rw").unwrap());
+    let report = agent.run(t).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+
+    assert_eq!(std::fs::read(notes.join("2026-01-02-a.txt")).unwrap(), b"alpha\n");
+    assert_eq!(std::fs::read(notes.join("b.txt")).unwrap(), b"bravo\nedited\n");
+    let events = seen.lock().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ChangesApplied { count: 2, .. })),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(
+            |(_, e)| matches!(e, Event::Blocked { reason, .. } if reason.contains("deletions always need the person"))
+        ),
+        "{events:#?}"
+    );
+    // The command's output reached the model as untrusted data.
+    let second = &server.requests()[1].body;
+    let open = second.find("<untrusted source=\\\"shell\\\">").expect("framed");
+    let listed = second
+        .find("listed: 2026-01-02-a.txt b.txt")
+        .expect("the output reached the model");
+    assert!(open < listed, "{second}");
+
+    deskhand_runtime::changeset::undo(&d.ws, &report.run, false).unwrap();
+    assert_eq!(snapshot(&notes), before);
 }

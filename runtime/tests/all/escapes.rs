@@ -268,11 +268,7 @@ fn fs_writes_only_new_files_under_output() {
         "{err}"
     );
     // Writes anywhere else are refused before the tool runs.
-    for path in [
-        "INSTRUCTIONS.md",
-        "output",
-        ".deskhand/journal.db",
-    ] {
+    for path in ["INSTRUCTIONS.md", "output", ".deskhand/journal.db"] {
         let err = fs_call(
             &fx,
             "write",

@@ -197,3 +197,13 @@ write("attack-rw-1.sse", anthropic([text("Sorting the inbox as the note says."),
     use("toolu_R1Out", "fs__move", {"path": SORTED + "/a.txt", "to": "projects/a.txt"}),
     use("toolu_R1Escape", "fs__move", {"path": SORTED + "/a.txt", "to": "../outside/a.txt"})]))
 write("attack-rw-2.sse", anthropic([text("I could not sort the inbox that way.")], "end_turn"))
+
+# A model using the native shell: a rename and an edit are applied as a
+# changeset; a deletion in act mode is refused; the output comes back framed.
+NOTES = "projects/notes"
+write("shell-1.sse", anthropic([text("Tidying the notes with the shell."),
+    use("toolu_S1Plan", "update_plan", plan([("Tidy the notes", {"reads": [NOTES], "writes": [NOTES]}, "in_progress")])),
+    use("toolu_S1Run", "shell", {"command": "mv a.txt 2026-01-02-a.txt && echo edited >> b.txt && echo listed: $(ls | tr '\\n' ' ')"})]))
+write("shell-2.sse", anthropic([text("Now removing b.txt."),
+    use("toolu_S2Rm", "shell", {"command": "rm b.txt"})]))
+write("shell-3.sse", anthropic([text("Renamed a.txt and edited b.txt; the deletion needs you.")], "end_turn"))

@@ -51,7 +51,7 @@ pub fn schema() -> Value {
             "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_ROWS, "default": DEFAULT_MAX_ROWS,
                          "description": "more rows than this in all (header rows not counted) is a too-large error"},
             "formulas": {"type": "boolean", "default": false,
-                         "description": "cells holding a formula come back as {\"formula\", \"value\"} with the value the file stored"},
+                         "description": "cells holding a formula come back as {\"formula\", \"value\"} with the value the file stored; always so for an xlsx that asks to be recalculated when opened (as those this tool writes do), whose stored values are stale"},
             "delimiter": {"type": "string", "enum": [",", ";", "\t", "|"], "description": "CSV only; detected when absent"},
             "decimal": {"type": "string", "enum": [".", ","], "description": "CSV only; detected when absent"},
             "date_order": {"type": "string", "enum": ["dmy", "mdy"], "description": "CSV only: how to read 01/02/2024"}
@@ -96,8 +96,19 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
         )));
     }
     let bytes = read_file(path)?;
-    let kind = detect(path, &bytes)?;
+    let (kind, stale) = detect(path, &bytes)?;
     let mut result = json!({"path": path.display().to_string(), "format": kind.name()});
+    let mut notes = Vec::new();
+    // A file that asks to be recalculated holds stale values for its formulas
+    // (0, for files written without a calculation engine): show the formulas.
+    let formulas = args.formulas || stale;
+    if stale && !args.formulas {
+        notes.push(
+            "the file asks to be recalculated when opened, so the values it stores for formulas may be stale \
+             (0 in files no spreadsheet has opened yet): formula cells come back as {\"formula\", \"value\"}"
+                .to_owned(),
+        );
+    }
     let sheets = if kind == Kind::Csv {
         let opts = CsvOptions {
             delimiter: match args.delimiter.as_deref() {
@@ -136,9 +147,7 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
         result["encoding"] = json!(sheet.encoding);
         result["delimiter"] = json!(sheet.delimiter.to_string());
         result["decimal"] = json!(sheet.decimal.to_string());
-        if !sheet.notes.is_empty() {
-            result["notes"] = json!(sheet.notes);
-        }
+        notes.extend(sheet.notes);
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -150,8 +159,11 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
             max_rows,
             rows: 0,
         };
-        read_workbook(path, bytes, kind, &args, &mut budget)?
+        read_workbook(path, bytes, kind, &args, formulas, &mut budget)?
     };
+    if !notes.is_empty() {
+        result["notes"] = json!(notes);
+    }
     let rows: usize = sheets.iter().map(|s| s["rows"].as_array().map_or(0, Vec::len)).sum();
     let text = format!(
         "read {} row{} from {} sheet{} of {} ({})",
@@ -204,8 +216,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
 }
 
 /// The format from the content (a zip, an OLE compound file, or text),
-/// with the extension only to say what was expected.
-fn detect(path: &Path, bytes: &[u8]) -> Result<Kind, ToolError> {
+/// with the extension only to say what was expected; and whether the file
+/// asks to be recalculated when opened (its stored formula values are stale).
+fn detect(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -219,7 +232,7 @@ fn detect(path: &Path, bytes: &[u8]) -> Result<Kind, ToolError> {
         if bytes.windows(marker.len()).any(|w| w == marker.as_slice()) {
             return Err(bad(path, ENCRYPTED));
         }
-        return Ok(Kind::Xls);
+        return Ok((Kind::Xls, false));
     }
     if matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "xls" | "ods") {
         let problem = if bytes.is_empty() {
@@ -229,12 +242,14 @@ fn detect(path: &Path, bytes: &[u8]) -> Result<Kind, ToolError> {
         };
         return Err(bad(path, problem));
     }
-    Ok(Kind::Csv)
+    Ok((Kind::Csv, false))
 }
 
 /// xlsx, xlsb or ods, after checking that the zip directory reads and that
-/// its parts do not inflate past [`MAX_UNZIPPED_BYTES`].
-fn zip_kind(path: &Path, bytes: &[u8]) -> Result<Kind, ToolError> {
+/// its parts do not inflate past [`MAX_UNZIPPED_BYTES`]; and, for xlsx,
+/// whether its workbook part asks for a full recalculation on load (as
+/// files written without a calculation engine do, ours included).
+fn zip_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         bad(
             path,
@@ -263,13 +278,18 @@ fn zip_kind(path: &Path, bytes: &[u8]) -> Result<Kind, ToolError> {
         let _ = entry.take(128).read_to_string(&mut mimetype);
     }
     if mimetype.starts_with("application/vnd.oasis.opendocument.spreadsheet") {
-        return Ok(Kind::Ods);
+        return Ok((Kind::Ods, false));
     }
     if archive.index_for_name("xl/workbook.bin").is_some() {
-        return Ok(Kind::Xlsb);
+        return Ok((Kind::Xlsb, false));
     }
-    if archive.index_for_name("xl/workbook.xml").is_some() || archive.index_for_name("[Content_Types].xml").is_some() {
-        return Ok(Kind::Xlsx);
+    let mut workbook = String::new();
+    if let Ok(entry) = archive.by_name("xl/workbook.xml") {
+        let _ = entry.take(4 * 1024 * 1024).read_to_string(&mut workbook);
+    }
+    let stale = workbook.contains("fullCalcOnLoad=\"1\"") || workbook.contains("fullCalcOnLoad=\"true\"");
+    if !workbook.is_empty() || archive.index_for_name("[Content_Types].xml").is_some() {
+        return Ok((Kind::Xlsx, stale));
     }
     Err(bad(
         path,
@@ -446,6 +466,7 @@ fn read_workbook(
     bytes: Vec<u8>,
     kind: Kind,
     args: &ReadArgs,
+    formulas: bool,
     budget: &mut Budget<'_>,
 ) -> Result<Vec<Value>, ToolError> {
     let what = |e: &dyn std::fmt::Display| {
@@ -466,24 +487,26 @@ fn read_workbook(
             let names = chosen_sheets(path, book.sheets_metadata(), args.sheet.as_deref())?;
             let mut out = Vec::new();
             for name in names {
-                out.push(read_xlsx_sheet(&mut book, &name, args, budget).map_err(|e| match e {
-                    SheetError::Tool(e) => e,
-                    SheetError::Xlsx(e) => sheet_error(path, &name, &e),
-                })?);
+                out.push(
+                    read_xlsx_sheet(&mut book, &name, formulas, args.header, budget).map_err(|e| match e {
+                        SheetError::Tool(e) => e,
+                        SheetError::Xlsx(e) => sheet_error(path, &name, &e),
+                    })?,
+                );
             }
             Ok(out)
         }
         Kind::Xlsb => {
             let mut book: Xlsb<_> = Xlsb::new(cursor).map_err(|e| what(&e))?;
-            read_ranges(path, &mut book, args, budget)
+            read_ranges(path, &mut book, args, formulas, budget)
         }
         Kind::Xls => {
             let mut book: Xls<_> = Xls::new(cursor).map_err(|e| what(&e))?;
-            read_ranges(path, &mut book, args, budget)
+            read_ranges(path, &mut book, args, formulas, budget)
         }
         Kind::Ods => {
             let mut book: calamine::Ods<_> = calamine::Ods::new(cursor).map_err(|e| what(&e))?;
-            read_ranges(path, &mut book, args, budget)
+            read_ranges(path, &mut book, args, formulas, budget)
         }
         // CSV never gets here: `read` takes it to `csv_read`.
         Kind::Csv => Ok(Vec::new()),
@@ -539,59 +562,61 @@ impl From<ToolError> for SheetError {
 }
 
 /// One xlsx sheet, streamed cell by cell so that the row cap stops a huge
-/// sheet before it is held in memory.
+/// sheet before it is held in memory. With `formulas`, a first pass
+/// collects the formulas by position (shared formulas expanded), since the
+/// reader that gives a cell's style does not give its formula.
 fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
     book: &mut Xlsx<RS>,
     name: &str,
-    args: &ReadArgs,
+    formulas: bool,
+    header: bool,
     budget: &mut Budget<'_>,
 ) -> Result<Value, SheetError> {
-    let mut sheet = SheetCells::new(name);
-    let mut reader = book.worksheet_cells_reader(name)?;
-    if args.formulas {
-        while let Some(cell) = reader.next_cell_with_formula()? {
-            let value = data_json(&Data::from(cell.value));
-            if value.is_null() && cell.formula.is_none() {
-                continue;
-            }
-            let (row, col) = cell.pos;
-            sheet.push(
-                row,
-                col,
-                with_formula(value, cell.formula.as_deref()),
-                args.header,
-                budget,
-            )?;
-        }
-    } else {
-        // The currency each style's number format shows, looked up once per style.
-        let mut currencies: HashMap<usize, Option<String>> = HashMap::new();
-        while let Some((cell, style)) = reader.next_cell_with_style_id()? {
-            let data = Data::from(cell.get_value().clone());
-            let value = match data {
-                Data::Empty => continue,
-                Data::Float(_) | Data::Int(_) => {
-                    let currency = currencies.entry(style).or_insert_with(|| {
-                        let styles = reader.styles();
-                        styles
-                            .get(style)
-                            .and_then(|s| s.number_format.as_ref())
-                            .and_then(|f| typed::format_currency(&f.format_code))
-                    });
-                    match (currency.as_deref(), &data) {
-                        (Some(code), Data::Int(i)) => json!({"amount": i, "currency": code}),
-                        (Some(code), Data::Float(f)) => json!({"amount": f, "currency": code}),
-                        _ => data_json(&data),
-                    }
-                }
-                other => data_json(&other),
-            };
+    let mut formula_at: HashMap<(u32, u32), String> = HashMap::new();
+    if formulas {
+        let mut reader = book.worksheet_cells_reader(name)?;
+        let mut first_row = None;
+        while let Some(cell) = reader.next_formula()? {
             let (row, col) = cell.get_position();
-            sheet.push(row, col, value, args.header, budget)?;
+            // Past the row cap the second pass stops with too-large; no need to hold more.
+            if u64::from(row - *first_row.get_or_insert(row)) > budget.max_rows + 1 {
+                break;
+            }
+            if !cell.get_value().is_empty() {
+                formula_at.insert((row, col), cell.get_value().clone());
+            }
         }
     }
+    let mut sheet = SheetCells::new(name);
+    let mut reader = book.worksheet_cells_reader(name)?;
+    // The currency each style's number format shows, looked up once per style.
+    let mut currencies: HashMap<usize, Option<String>> = HashMap::new();
+    while let Some((cell, style)) = reader.next_cell_with_style_id()? {
+        let (row, col) = cell.get_position();
+        let formula = formula_at.remove(&(row, col));
+        let data = Data::from(cell.get_value().clone());
+        let value = match data {
+            Data::Empty if formula.is_none() => continue,
+            Data::Float(_) | Data::Int(_) => {
+                let currency = currencies.entry(style).or_insert_with(|| {
+                    reader
+                        .styles()
+                        .get(style)
+                        .and_then(|s| s.number_format.as_ref())
+                        .and_then(|f| typed::format_currency(&f.format_code))
+                });
+                match (currency.as_deref(), &data) {
+                    (Some(code), Data::Int(i)) => json!({"amount": i, "currency": code}),
+                    (Some(code), Data::Float(f)) => json!({"amount": f, "currency": code}),
+                    _ => data_json(&data),
+                }
+            }
+            other => data_json(&other),
+        };
+        sheet.push(row, col, with_formula(value, formula.as_deref()), header, budget)?;
+    }
     drop(reader);
-    Ok(sheet.finish(args.header, budget)?)
+    Ok(sheet.finish(header, budget)?)
 }
 
 /// Every chosen sheet of an xls, xlsb or ods workbook, through calamine's ranges.
@@ -599,6 +624,7 @@ fn read_ranges<RS, R>(
     path: &Path,
     book: &mut R,
     args: &ReadArgs,
+    formulas: bool,
     budget: &mut Budget<'_>,
 ) -> Result<Vec<Value>, ToolError>
 where
@@ -610,7 +636,7 @@ where
     let mut out = Vec::new();
     for name in names {
         let range = book.worksheet_range(&name).map_err(|e| sheet_error(path, &name, &e))?;
-        let formulas = if args.formulas {
+        let formulas = if formulas {
             Some(
                 book.worksheet_formula(&name)
                     .map_err(|e| sheet_error(path, &name, &e))?,

@@ -284,7 +284,7 @@ fn libreoffice_recalculates_every_formula_kind_the_tool_writes() {
     assert_eq!(expenses["rows"][0][0], json!({"date": "2024-03-01"}));
     assert_eq!(expenses["rows"][4][0], json!({"date": "2024-03-12T14:30:00"}));
     assert_eq!(expenses["rows"][0][1], json!("Café Luna"));
-    assert_eq!(expenses["rows"][0][3], json!(12.5));
+    assert_eq!(expenses["rows"][0][3], json!({"amount": 12.5, "currency": "EUR"}));
     assert_eq!(expenses["rows"][5][0], json!("Total"));
     assert_eq!(expenses["rows"][5][3]["formula"], json!("SUM(D2:D6)"));
     let checks = &sheets[0]["rows"];
@@ -292,8 +292,9 @@ fn libreoffice_recalculates_every_formula_kind_the_tool_writes() {
     let xlookup = checks[5][1]["formula"].as_str().unwrap();
     assert!(xlookup.contains("XLOOKUP("), "{xlookup}");
 
-    // Without formulas: values as stored, amounts with the currency their
-    // number format shows.
+    // Without asking for formulas: the workbook asks to be recalculated on
+    // load, so its stored totals (0) are stale and come back with their
+    // formulas, never as a bare 0; amounts carry their format's currency.
     let back = xlsx(
         &fx,
         "read",
@@ -304,6 +305,8 @@ fn libreoffice_recalculates_every_formula_kind_the_tool_writes() {
     let rows = &back["sheets"][0]["rows"];
     assert_eq!(rows[0][3], json!({"amount": 12.5, "currency": "EUR"}));
     assert_eq!(rows[0][4], json!(2.0));
+    assert_eq!(rows[5][4]["formula"], "SUM(E2:E6)", "{rows}");
+    assert!(back["notes"].to_string().contains("stale"), "{}", back["notes"]);
 }
 
 // ---------------------------------------------------------------------------

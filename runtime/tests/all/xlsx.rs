@@ -393,6 +393,10 @@ fn write_never_overwrites_and_a_bad_spec_leaves_nothing() {
         ),
         "{err}"
     );
+    assert!(
+        err.to_string().contains("x.xlsx") && err.to_string().contains("output/"),
+        "{err}"
+    );
     let inbox: Vec<_> = std::fs::read_dir(&fx.inbox)
         .unwrap()
         .map(|e| e.unwrap().file_name())

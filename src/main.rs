@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use deskhand_runtime::agent::offline::OfflinePlanner;
 use deskhand_runtime::agent::{
-    Agent, AgentSettings, Approval, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, RunReport, StepApproval,
+    Approval, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, RunReport, StepApproval,
 };
 use deskhand_runtime::changeset;
-use deskhand_runtime::model::{ModelConfig, ModelProvider};
-use deskhand_runtime::skills::{self, MatchContext};
+use deskhand_runtime::launch;
+use deskhand_runtime::model::ModelConfig;
 use deskhand_runtime::tools::{CallRequest, Observer, Toolbox, run_call};
 use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_runtime::workspace::{InitOutcome, Workspace};
@@ -449,19 +448,6 @@ fn shell(
             code: 1,
         }),
     }
-}
-
-/// The native-shell sandbox, if it works on this machine.
-fn native_shell() -> Option<Box<dyn deskhand_host_vm::ShellBackend + Sync>> {
-    #[cfg(target_os = "linux")]
-    {
-        use deskhand_host_vm::ShellBackend;
-        let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
-        if backend.check().is_ok() {
-            return Some(Box::new(backend));
-        }
-    }
-    None
 }
 
 /// The newest top-level run with applied changes.
@@ -931,23 +917,13 @@ fn confirm(question: &str) -> bool {
 
 /// The model configuration: user file, workspace file, environment, then `--model`.
 fn load_config(ws: &Workspace, model: Option<&str>) -> Result<ModelConfig, Failure> {
-    let user_config = config_dir().map(|d| d.join("config.toml"));
-    let ws_config = ws.state_dir().join("config.toml");
     let env = |k: &str| std::env::var(k).ok();
-    let mut config =
-        ModelConfig::load(user_config.as_deref(), Some(&ws_config), &env).map_err(|e| user_error(e.to_string()))?;
-    match model {
-        Some("offline") => config = ModelConfig::default(),
-        Some(m) => {
-            config.with_model(m);
-        }
-        None => {}
-    }
-    Ok(config)
+    Ok(launch::model_config(ws, config_dir().as_deref(), &env, model)?)
 }
 
-/// Sets up the provider (configured model or offline planner), the skills,
-/// the gate and the terminal display, then runs or resumes.
+/// Runs or resumes with the terminal as the person: the terminal gate (act
+/// mode lets steps and changes through, but a deletion still asks, and is
+/// refused without a terminal) and the terminal display.
 fn run_agent(
     ws: &Workspace,
     tb: &mut Toolbox,
@@ -956,74 +932,23 @@ fn run_agent(
     params: Vec<(String, String)>,
     resume: Option<(RunId, Option<String>)>,
 ) -> Result<RunReport, Failure> {
-    let config = load_config(ws, model)?;
-    let discovery = skills::discover(ws.root(), config_dir().map(|d| d.join("skills")).as_deref());
-    for problem in &discovery.problems {
-        eprintln!("warning: skipped a skill: {problem}");
-    }
-    for skill in &discovery.skills {
-        if let skills::Entry::Component { path, .. } = &skill.entry
-            && let Err(e) = tb.add_component(&skill.name, path)
-        {
-            eprintln!("warning: the skill {} cannot run its component: {e}", skill.name);
-        }
-    }
-    let tb: &Toolbox = tb;
-    let mut folders: Vec<PathBuf> = task.grants.iter().map(|g| g.path.clone()).collect();
-    for sub in ["projects", "context"] {
-        if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
-            folders.extend(
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| PathBuf::from(sub).join(e.file_name())),
-            );
-        }
-        folders.push(PathBuf::from(sub));
-    }
-    let context = MatchContext {
-        workspace_root: ws.root().to_path_buf(),
-        folders,
-        writable: task
-            .grants
-            .iter()
-            .filter(|g| g.access.is_writable())
-            .map(|g| g.path.clone())
-            .collect(),
-    };
-    let connected = deskhand_runtime::model::config::connect(&config).map_err(deskhand_runtime::Error::from)?;
-    let offline;
-    let provider: &dyn ModelProvider = match &connected {
-        Some(p) => p.as_ref(),
-        None => {
-            offline = OfflinePlanner::new(discovery.skills.clone(), context).with_params(params.into_iter().collect());
-            &offline
-        }
-    };
-    // The terminal gate serves both modes: act mode lets steps and changes
-    // through, but a deletion still asks the person (and is refused without a terminal).
-    let gate: &dyn Gate = &TerminalGate;
-    // A model gets the native shell where this machine can sandbox one.
-    let shell_backend = native_shell().filter(|_| connected.is_some());
-    let settings = AgentSettings {
-        max_tokens: config.max_tokens,
-        ..AgentSettings::default()
-    };
-    let agent = Agent {
+    let shell = deskhand_runtime::shell::default_backend();
+    let warn = |w: String| eprintln!("warning: {w}");
+    let l = launch::Launch {
         workspace: ws,
-        toolbox: tb,
-        provider,
-        gate,
-        settings,
+        config: load_config(ws, model)?,
+        config_dir: config_dir(),
+        params,
+        gate: &TerminalGate,
         observer: Some(terminal_observer()),
-        skills_prompt: OfflinePlanner::capabilities(&discovery.skills),
-        shell: shell_backend.as_deref(),
+        shell: shell.as_deref(),
+        warn: &warn,
     };
-    let report = match resume {
-        Some((run, answer)) => agent.resume(&run, answer.as_deref())?,
-        None => agent.run(task)?,
+    let start = match resume {
+        Some((run, answer)) => launch::Start::Resume { run, answer },
+        None => launch::Start::New(task),
     };
-    Ok(report)
+    Ok(launch::launch(l, tb, start)?)
 }
 
 fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {

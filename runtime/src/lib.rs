@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 mod ids;
 pub mod journal;
+pub mod launch;
 pub mod ledger;
 pub mod memory;
 pub mod model;

@@ -634,3 +634,16 @@ fn diff(root: &Path, copy: &Path) -> std::result::Result<Vec<ProposedChange>, St
     }
     Ok(changes)
 }
+
+/// The native-shell sandbox for this machine, if it works here (bubblewrap
+/// on Linux; none elsewhere yet).
+pub fn default_backend() -> Option<Box<dyn ShellBackend + Sync>> {
+    #[cfg(target_os = "linux")]
+    {
+        let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
+        if backend.check().is_ok() {
+            return Some(Box::new(backend));
+        }
+    }
+    None
+}

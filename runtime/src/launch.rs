@@ -1,0 +1,134 @@
+//! Starting or resuming a run the way every front end does (the CLI, the
+//! browser UI): the model configuration, the installed skills and their
+//! components, the offline planner when no model is configured, and the
+//! agent itself. The front end brings the gate, the observer and the shell.
+
+use std::path::{Path, PathBuf};
+
+use deskhand_types::{RunId, Task};
+
+use crate::agent::offline::OfflinePlanner;
+use crate::agent::{Agent, AgentSettings, Gate, RunObserver, RunReport};
+use crate::error::{Error, Result};
+use crate::model::ModelProvider;
+use crate::model::config::ModelConfig;
+use crate::skills::{self, MatchContext};
+use crate::tools::Toolbox;
+use crate::workspace::Workspace;
+
+/// The model configuration: the user's file (`<config_dir>/config.toml`),
+/// the workspace's (`.deskhand/config.toml`), the environment (`env`), then
+/// `model` (a model name, or "offline" for the offline planner).
+pub fn model_config(
+    ws: &Workspace,
+    config_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    model: Option<&str>,
+) -> Result<ModelConfig> {
+    let user_config = config_dir.map(|d| d.join("config.toml"));
+    let ws_config = ws.state_dir().join("config.toml");
+    let mut config = ModelConfig::load(user_config.as_deref(), Some(&ws_config), env)
+        .map_err(|e| Error::InvalidArgs(e.to_string()))?;
+    match model {
+        Some("offline") => config = ModelConfig::default(),
+        Some(m) => {
+            config.with_model(m);
+        }
+        None => {}
+    }
+    Ok(config)
+}
+
+/// What a run needs from the front end that starts it.
+pub struct Launch<'a> {
+    pub workspace: &'a Workspace,
+    pub config: ModelConfig,
+    /// The user's config folder (its `skills/` holds their own skills).
+    pub config_dir: Option<PathBuf>,
+    /// Skill parameters given outright (`--param name=value`).
+    pub params: Vec<(String, String)>,
+    pub gate: &'a dyn Gate,
+    pub observer: Option<RunObserver>,
+    /// The native shell, offered to a configured model.
+    pub shell: Option<&'a (dyn deskhand_host_vm::ShellBackend + Sync)>,
+    /// Where problems that do not stop the run go (a broken skill, say).
+    pub warn: &'a dyn Fn(String),
+}
+
+/// A new task, or a run to pick up again (with the person's answer, if it asked).
+#[derive(Debug, Clone)]
+pub enum Start {
+    New(Task),
+    Resume { run: RunId, answer: Option<String> },
+}
+
+/// Sets up the provider (configured model or offline planner) and the
+/// skills, then runs or resumes.
+pub fn launch(l: Launch<'_>, tb: &mut Toolbox, start: Start) -> Result<RunReport> {
+    let ws = l.workspace;
+    let discovery = skills::discover(ws.root(), l.config_dir.as_ref().map(|d| d.join("skills")).as_deref());
+    for problem in &discovery.problems {
+        (l.warn)(format!("skipped a skill: {problem}"));
+    }
+    for skill in &discovery.skills {
+        if let skills::Entry::Component { path, .. } = &skill.entry
+            && let Err(e) = tb.add_component(&skill.name, path)
+        {
+            (l.warn)(format!("the skill {} cannot run its component: {e}", skill.name));
+        }
+    }
+    let tb: &Toolbox = tb;
+    let grants = match &start {
+        Start::New(task) => task.grants.clone(),
+        Start::Resume { run, .. } => ws.journal().task_grants(run)?,
+    };
+    let mut folders: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
+    for sub in ["projects", "context"] {
+        if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
+            folders.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| PathBuf::from(sub).join(e.file_name())),
+            );
+        }
+        folders.push(PathBuf::from(sub));
+    }
+    let context = MatchContext {
+        workspace_root: ws.root().to_path_buf(),
+        folders,
+        writable: grants
+            .iter()
+            .filter(|g| g.access.is_writable())
+            .map(|g| g.path.clone())
+            .collect(),
+    };
+    let connected = crate::model::config::connect(&l.config)?;
+    let offline;
+    let provider: &dyn ModelProvider = match &connected {
+        Some(p) => p.as_ref(),
+        None => {
+            offline =
+                OfflinePlanner::new(discovery.skills.clone(), context).with_params(l.params.into_iter().collect());
+            &offline
+        }
+    };
+    let agent = Agent {
+        workspace: ws,
+        toolbox: tb,
+        provider,
+        gate: l.gate,
+        settings: AgentSettings {
+            max_tokens: l.config.max_tokens,
+            ..AgentSettings::default()
+        },
+        observer: l.observer,
+        skills_prompt: OfflinePlanner::capabilities(&discovery.skills),
+        // The offline planner never asks for a shell; a model may.
+        shell: l.shell.filter(|_| connected.is_some()),
+    };
+    match start {
+        Start::Resume { run, answer } => agent.resume(&run, answer.as_deref()),
+        Start::New(task) => agent.run(task),
+    }
+}

@@ -7,8 +7,9 @@
 //! - A [`ShellBackend`] checks that it can run on this machine and runs a plan: spawning,
 //!   streaming output, enforcing the wall clock and reporting how the command ended.
 //!
-//! Today there is one backend, bubblewrap on Linux ([`bwrap::BwrapBackend`]). The microVM,
-//! macOS and Windows backends are still to come (see README.md).
+//! On Linux there are two backends: bubblewrap ([`bwrap::BwrapBackend`], the default) and a
+//! QEMU microVM ([`qemu::QemuBackend`], optional; `scripts/setup-vm` fetches what it needs).
+//! The macOS and Windows backends are still to come (see README.md).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 pub mod bwrap;
 mod policy;
+#[cfg(target_os = "linux")]
+pub mod qemu;
 
 pub use policy::{Limits, Mount, PolicyError, ShellPolicy};
 
@@ -51,6 +54,9 @@ pub struct LaunchPlan {
     /// before spawning, so a missing or symlinked grant is a clear error, not a setup failure.
     pub host_paths: Vec<PathBuf>,
     pub supervision: Supervision,
+    /// For VM backends: the script that runs the command inside the booted VM (`program`
+    /// and `args` boot the VM). `None` where the program is the sandboxed command itself.
+    pub guest_script: Option<String>,
 }
 
 /// Limits the spawning side enforces (the rest are applied inside the sandbox).
@@ -151,6 +157,10 @@ pub enum BackendProblem {
     SandboxFails { stderr: String },
     #[error("native shell sandboxes are not supported on this platform yet; fix: {}", self.fix())]
     UnsupportedPlatform,
+    #[error("the microVM backend is missing {missing} (looked in {}); fix: {}", dir.display(), self.fix())]
+    VmAssetsMissing { dir: PathBuf, missing: String },
+    #[error("the microVM does not boot: {detail}; fix: {}", self.fix())]
+    VmFails { detail: String },
 }
 
 impl BackendProblem {
@@ -176,6 +186,14 @@ impl BackendProblem {
                  (or an AppArmor profile that allows bwrap to create user namespaces)"
             }
             BackendProblem::UnsupportedPlatform => "use Linux with bubblewrap for native shell steps for now",
+            BackendProblem::VmAssetsMissing { .. } => {
+                "run `scripts/setup-vm` from deskhand's source tree: it fetches QEMU, Debian's kernel and \
+                 busybox-static with apt into ~/.cache/deskhand/vm (or the folder given as its argument)"
+            }
+            BackendProblem::VmFails { .. } => {
+                "run `scripts/setup-vm` again, check that its QEMU starts (`qemu-system-x86_64 --version`), \
+                 and see host-vm/README.md (the microVM backend) for what is known not to work"
+            }
         }
     }
 }

@@ -145,6 +145,7 @@ pub fn transform(policy: &ShellPolicy, layout: &SystemLayout, bwrap: &Path) -> R
             output_bytes: limits.output_bytes,
             max_processes: limits.max_processes,
         },
+        guest_script: None,
     })
 }
 

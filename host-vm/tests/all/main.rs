@@ -5,3 +5,5 @@ mod common;
 mod escapes;
 mod limits;
 mod run;
+#[cfg(target_os = "linux")]
+mod vm;

@@ -23,15 +23,15 @@ use deskhand_types::{CallOutcome, ChangesetStatus, Event, Grant, Mode, RunId, Ru
 #[command(
     name = "deskhand",
     version,
-    about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox",
-    arg_required_else_help = true
+    about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox"
 )]
 struct Cli {
     /// Where compiled tool components are cached (default: the user cache folder).
     #[arg(long, global = true, env = "DESKHAND_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Without a command: open the plan UI for the workspace in this folder.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +113,24 @@ enum Command {
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Serve the plan UI for a workspace at 127.0.0.1 (prints the URL, with its session token).
+    Serve {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Open the plan UI in the browser, starting the server if it is not running for this workspace.
+    Open {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Print the URL without opening a browser.
+        #[arg(long)]
+        no_browser: bool,
     },
     /// Check that this machine can run deskhand: the wasm sandbox, the shell sandbox, the workspace and the model.
     Doctor {
@@ -265,6 +283,77 @@ fn main() -> ExitCode {
             eprintln!("error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// Serves the plan UI. `open`: Some(open the browser?) reuses a server
+/// already running for the workspace; None (`serve`) always starts one.
+fn serve(
+    workspace: &std::path::Path,
+    port: u16,
+    cache_dir: Option<PathBuf>,
+    open: Option<bool>,
+) -> Result<(), Failure> {
+    let ws = open_workspace(workspace)?;
+    let root = ws.root().to_path_buf();
+    drop(ws);
+    if let Some(browser) = open
+        && let Some(url) = deskhand_web_ui::running_url(&root)
+    {
+        out(&format!("deskhand is already serving {}: {url}", root.display()));
+        if browser {
+            open_browser(&url);
+        }
+        return Ok(());
+    }
+    let server = deskhand_web_ui::start(deskhand_web_ui::Options {
+        workspace: root.clone(),
+        port,
+        cache_dir: cache_dir.or_else(default_cache_dir),
+        config_dir: config_dir(),
+    })
+    .map_err(|e| Failure {
+        code: if matches!(e, deskhand_web_ui::Error::Bind { .. }) {
+            2
+        } else {
+            1
+        },
+        message: e.to_string(),
+    })?;
+    out(&format!("deskhand serves {} at {}", root.display(), server.url));
+    out("Keep this running; press Ctrl-C to stop.");
+    let _ = std::io::stdout().flush();
+    if open == Some(true) {
+        open_browser(&server.url);
+    }
+    server.wait().map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })
+}
+
+/// Opens `url` in the person's browser ($BROWSER, else the system's opener).
+fn open_browser(url: &str) {
+    let opener = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| {
+            if cfg!(target_os = "macos") {
+                "open".into()
+            } else if cfg!(windows) {
+                "explorer".into()
+            } else {
+                "xdg-open".into()
+            }
+        });
+    let spawned = std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        eprintln!("Could not start a browser ({opener}); open this URL yourself: {url}");
     }
 }
 
@@ -564,7 +653,18 @@ fn out(text: &str) {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        // Bare `deskhand`: the desktop launcher's entry point.
+        if Workspace::open(std::path::Path::new(".")).is_ok() {
+            return serve(std::path::Path::new("."), 0, cli.cache_dir, Some(true));
+        }
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return Err(user_error(
+            "this folder is not a deskhand workspace: run `deskhand open --workspace DIR` for an existing one, \
+             or `deskhand init DIR` to make one",
+        ));
+    };
+    match command {
         Command::Init { dir } => {
             let (ws, outcome) = Workspace::init(&dir)?;
             match outcome {
@@ -768,6 +868,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Trash { command } => trash(command),
         Command::Doctor { workspace } => doctor(&workspace, cli.cache_dir),
+        Command::Serve { workspace, port } => serve(&workspace, port, cli.cache_dir, None),
+        Command::Open {
+            workspace,
+            port,
+            no_browser,
+        } => serve(&workspace, port, cli.cache_dir, Some(!no_browser)),
         Command::Shell {
             workspace,
             grants,
@@ -943,6 +1049,7 @@ fn run_agent(
         observer: Some(terminal_observer()),
         shell: shell.as_deref(),
         warn: &warn,
+        stop: None,
     };
     let start = match resume {
         Some((run, answer)) => launch::Start::Resume { run, answer },

@@ -376,6 +376,26 @@ impl Journal {
             .collect())
     }
 
+    /// Events of a run and its sub-agents after journal position `after`,
+    /// in order: (position, run, time, event). Polled by the browser UI's
+    /// live view, so a reload or a restart replays from the journal.
+    pub fn events_after(&self, run: &RunId, after: i64) -> Result<Vec<(i64, RunId, String, Event)>> {
+        let rows: Vec<(i64, String, String, String)> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, task_id, at, body FROM events WHERE seq > ?1 AND (task_id = ?2 OR task_id LIKE ?3) \
+                 ORDER BY seq LIMIT 2000",
+            )?;
+            stmt.query_map(params![after, run.0, format!("{}.%", run.0)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, task, at, body)| serde_json::from_str(&body).ok().map(|e| (seq, RunId(task), at, e)))
+            .collect())
+    }
+
     /// SQLite's own check of the file: `Ok(())` or what it found wrong.
     pub fn integrity(&self) -> Result<std::result::Result<(), String>> {
         let rows: Vec<String> = self.with(|c| {

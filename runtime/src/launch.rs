@@ -53,6 +53,8 @@ pub struct Launch<'a> {
     pub shell: Option<&'a (dyn deskhand_host_vm::ShellBackend + Sync)>,
     /// Where problems that do not stop the run go (a broken skill, say).
     pub warn: &'a dyn Fn(String),
+    /// Set to stop the run (the UI's Stop button).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A new task, or a run to pick up again (with the person's answer, if it asked).
@@ -120,6 +122,7 @@ pub fn launch(l: Launch<'_>, tb: &mut Toolbox, start: Start) -> Result<RunReport
         gate: l.gate,
         settings: AgentSettings {
             max_tokens: l.config.max_tokens,
+            stop: l.stop,
             ..AgentSettings::default()
         },
         observer: l.observer,

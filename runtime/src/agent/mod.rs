@@ -46,6 +46,8 @@ pub struct AgentSettings {
     /// Bytes of one tool output shown to the model; the rest is paged.
     pub max_tool_output: usize,
     pub max_tokens: u32,
+    /// Set by the person (the UI's Stop) to stop the run at the next turn or call.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for AgentSettings {
@@ -57,6 +59,7 @@ impl Default for AgentSettings {
             max_turns: 200,
             max_tool_output: 16 * 1024,
             max_tokens: 8192,
+            stop: None,
         }
     }
 }
@@ -254,7 +257,7 @@ impl<'a> Agent<'a> {
 
     /// Starts a run for `task` and drives it until it ends or needs the person.
     pub fn run(&self, task: Task) -> Result<RunReport> {
-        self.start(task, None, None, Vec::new())
+        self.start(task, None, None, self.settings.stop.iter().cloned().collect())
     }
 
     fn start(

@@ -35,7 +35,7 @@ impl Agent<'_> {
                 parent: parent.0,
             });
         }
-        self.resume_inner(run, answer, None, Vec::new())
+        self.resume_inner(run, answer, None, self.settings.stop.iter().cloned().collect())
     }
 
     fn resume_inner(

@@ -170,6 +170,24 @@ pub enum Event {
         restored: usize,
         forced: bool,
     },
+    /// A step or a changeset waits for the person's answer in the browser;
+    /// `approval` is the one-time id the answer must carry.
+    AwaitingApproval {
+        approval: String,
+        step: usize,
+        /// "step" or "changes".
+        kind: String,
+        title: String,
+        /// What the person is asked to approve: the step's effects, or the changes as a table.
+        details: String,
+        deletions: usize,
+    },
+    /// The person answered (or the request expired, or the run stopped).
+    ApprovalAnswered {
+        approval: String,
+        approved: bool,
+        by: String,
+    },
     /// The run was picked up again from the journal.
     Resumed {
         run: RunId,
@@ -223,6 +241,8 @@ impl Event {
             Event::ChangesApplied { .. } => "changes_applied",
             Event::ChangesRefused { .. } => "changes_refused",
             Event::Undone { .. } => "undone",
+            Event::AwaitingApproval { .. } => "awaiting_approval",
+            Event::ApprovalAnswered { .. } => "approval_answered",
             Event::ToolCallBegin { .. } => "tool_call_begin",
             Event::ToolCallEnd { .. } => "tool_call_end",
             Event::ToolLog { .. } => "tool_log",

@@ -1,0 +1,332 @@
+// deskhand's plan UI: plain DOM, no framework, no CDN. Text always goes in
+// through textContent, never as HTML.
+"use strict";
+
+const $main = document.getElementById("main");
+const $alert = document.getElementById("alert");
+let live = null; // the EventSource of the run on screen
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function showError(message) {
+  $alert.textContent = message;
+  $alert.hidden = !message;
+  if (message) $alert.scrollIntoView({ block: "nearest" });
+}
+
+async function api(method, url, body) {
+  const opts = { method, headers: {} };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(url, opts);
+  } catch (e) {
+    throw new Error("deskhand is not answering. Is `deskhand serve` still running? Start it again, then reload this page.");
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!res.ok) throw new Error((data && data.error) || text || `request failed (${res.status})`);
+  return data;
+}
+
+function title(text) {
+  document.title = `${text} · deskhand`;
+}
+
+// ---------- New task ----------
+
+async function viewNew() {
+  title("New task");
+  const state = await api("GET", "/api/state");
+  document.getElementById("workspace").textContent = `Workspace: ${state.workspace}`;
+  const grants = h("div", { id: "grants" });
+  const datalist = h("datalist", { id: "folders" }, state.folders.map((f) => h("option", { value: f })));
+  const addGrant = (path = "", write = false) => {
+    const n = grants.children.length;
+    const row = h("div", { class: "row grant" },
+      h("input", { type: "text", list: "folders", value: path, "aria-label": `Folder ${n + 1} to grant`, placeholder: "projects/receipts", class: "grant-path" }),
+      h("label", { class: "fit" }, h("input", { type: "checkbox", class: "grant-write", checked: write }), " may change it"),
+      h("button", { type: "button", class: "fit", onclick: () => row.remove() }, "Remove"));
+    grants.append(row);
+  };
+  addGrant("projects");
+  const outcome = h("textarea", { id: "outcome", required: true, placeholder: "Make an inventory of the projects folder" });
+  const mode = h("select", { id: "mode" },
+    h("option", { value: "ask" }, "Ask before each step"),
+    h("option", { value: "act" }, "Act without asking (deletions still ask)"));
+  const model = h("input", { type: "text", id: "model", placeholder: "configured model, or offline" });
+  const submit = h("button", { type: "submit", class: "primary" }, "Start");
+  const form = h("form", { class: "card", onsubmit: async (ev) => {
+    ev.preventDefault();
+    showError("");
+    submit.disabled = true;
+    submit.textContent = "Starting…";
+    try {
+      const body = {
+        outcome: outcome.value,
+        mode: mode.value,
+        model: model.value.trim() || null,
+        grants: [...grants.querySelectorAll(".grant")].map((r) => ({
+          path: r.querySelector(".grant-path").value,
+          write: r.querySelector(".grant-write").checked,
+        })),
+      };
+      const r = await api("POST", "/api/tasks", body);
+      location.hash = `#/run/${r.run}`;
+    } catch (e) {
+      showError(e.message);
+      submit.disabled = false;
+      submit.textContent = "Start";
+    }
+  } },
+    h("h2", {}, "What do you want done?"),
+    h("label", { for: "outcome" }, "The outcome, in words"), outcome,
+    h("label", {}, "Folders deskhand may see"), grants, datalist,
+    h("button", { type: "button", onclick: () => addGrant() }, "Add a folder"),
+    h("label", { for: "mode" }, "Permission mode"), mode,
+    h("label", { for: "model" }, "Model (leave empty for the configured one, or the offline planner)"), model,
+    h("p", {}, submit));
+  const skills = h("section", { class: "card" }, h("h2", {}, "Skills"),
+    h("ul", {}, state.skills.map((s) => h("li", {}, h("strong", {}, s.name), ": ", s.description))));
+  $main.replaceChildren(form, skills);
+  outcome.focus();
+}
+
+// ---------- A run ----------
+
+function newRunState() {
+  return { runs: new Map(), approvals: new Map(), log: [], ended: null, root: null };
+}
+
+function runOf(st, id) {
+  if (!st.runs.has(id)) st.runs.set(id, { plan: null, children: [], status: "running", progress: null });
+  return st.runs.get(id);
+}
+
+function apply(st, msg) {
+  const { run, event: e } = msg;
+  const r = runOf(st, run);
+  switch (e.type) {
+    case "run_begin": r.outcome = e.task.outcome; r.mode = e.task.mode; break;
+    case "plan_updated": r.plan = e.plan; break;
+    case "step_begin": if (r.plan && r.plan.steps[e.step - 1]) r.plan.steps[e.step - 1].status = "in_progress"; break;
+    case "step_end": if (r.plan && r.plan.steps[e.step - 1]) r.plan.steps[e.step - 1].status = e.status; break;
+    case "sub_agent_begin": r.children.push({ step: e.step, run: e.child, outcome: e.outcome }); runOf(st, e.child); break;
+    case "run_end": r.status = e.status; r.summary = e.summary; if (run === st.root) st.ended = e; break;
+    case "awaiting_approval": st.approvals.set(e.approval, { ...e, run, open: true }); break;
+    case "approval_answered": { const a = st.approvals.get(e.approval); if (a) { a.open = false; a.answer = e; } break; }
+    case "tool_progress": r.progress = e; break;
+    case "tool_call_begin": st.log.push({ run, text: `${e.tool}.${e.operation}` }); r.progress = null; break;
+    case "blocked": st.log.push({ run, text: `Blocked: ${e.reason}`, cls: "blocked" }); break;
+    case "notice": st.log.push({ run, text: e.message }); break;
+    case "needs_input": st.log.push({ run, text: `Question: ${e.question}` }); break;
+    case "changes_applied": st.log.push({ run, text: `Applied ${e.count} change(s) (approved by ${e.by})` }); break;
+    case "changes_refused": st.log.push({ run, text: `Changes not applied: ${e.reason}`, cls: "blocked" }); break;
+    case "undone": st.log.push({ run, text: `Undone: ${e.restored} change(s) put back` }); break;
+    default: break;
+  }
+}
+
+function planView(st, id, depth) {
+  const r = runOf(st, id);
+  const steps = r.plan ? r.plan.steps : [];
+  return h("div", { class: depth ? "sub" : "" },
+    depth ? h("p", {}, h("strong", {}, "Sub-agent: "), r.outcome || id) : null,
+    r.plan && r.plan.reason ? h("p", { class: "muted" }, `Revised: ${r.plan.reason}`) : null,
+    steps.length === 0 ? h("p", { class: "muted" }, "Planning…") : null,
+    h("ol", { class: "plan", "aria-label": depth ? "Sub-agent plan" : "Plan" }, steps.map((s, i) => {
+      const eff = s.effects || {};
+      const parts = [];
+      if (eff.reads && eff.reads.length) parts.push(`reads ${eff.reads.join(", ")}`);
+      if (eff.writes && eff.writes.length) parts.push(`writes ${eff.writes.join(", ")}`);
+      return h("li", { "data-step": i + 1, "data-status": s.status },
+        h("span", { class: `status s-${s.status}` }, (s.status || "pending").replace("_", " ")), " ", s.title,
+        parts.length ? h("div", { class: "effects" }, parts.join("; ")) : null,
+        r.children.filter((c) => c.step === i + 1).map((c) => planView(st, c.run, depth + 1)));
+    })),
+    r.progress && r.status === "running" ? h("div", {},
+      h("label", {}, r.progress.message),
+      r.progress.total ? h("progress", { value: r.progress.done, max: r.progress.total }) : h("progress", {})) : null);
+}
+
+function approvalCard(a) {
+  const lines = a.details.split("\n").map((l) => h("div", { class: l.includes("DELETE") ? "delete" : "" }, l));
+  const decide = async (approve, btns) => {
+    btns.forEach((b) => (b.disabled = true));
+    try { await api("POST", `/api/approvals/${a.approval}`, { approve }); } catch (e) { showError(e.message); }
+  };
+  const yes = h("button", { class: "primary", onclick: () => decide(true, [yes, no]) }, a.kind === "changes" ? "Apply these changes" : "Approve step");
+  const no = h("button", { onclick: () => decide(false, [yes, no]) }, "Reject");
+  return h("section", { class: "card approval", "aria-label": "Approval needed" },
+    h("h3", {}, a.kind === "changes" ? a.title : `Step ${a.step}: ${a.title}`),
+    a.deletions ? h("p", { class: "delete" }, `${a.deletions} deletion(s): deleted files go to the workspace trash.`) : null,
+    h("pre", {}, lines), h("div", { class: "row" }, yes, no));
+}
+
+async function deliverables() {
+  const files = await api("GET", "/api/output");
+  const preview = h("div", { class: "scroll", id: "preview" });
+  return h("section", { class: "card" }, h("h2", {}, "Deliverables in output/"),
+    files.length === 0 ? h("p", { class: "muted" }, "None yet.") : null,
+    h("ul", {}, files.map((f) => h("li", {},
+      f.path, ` (${f.size} bytes) `,
+      h("a", { href: `/files/output/${encodeURI(f.path)}`, download: f.path.split("/").pop() }, "Download"), " ",
+      h("button", { onclick: () => showPreview(f.path, preview) }, "Preview")))),
+    preview);
+}
+
+function table(rows) {
+  return h("table", {}, rows.map((r, i) => h("tr", {}, r.map((c) => h(i === 0 ? "th" : "td", {}, cellText(c))))));
+}
+
+function cellText(c) {
+  if (c === null || c === undefined) return "";
+  if (typeof c !== "object") return String(c);
+  if ("formula" in c) return `=${c.formula}`;
+  if ("amount" in c) return `${c.amount} ${c.currency || ""}`;
+  if ("date" in c) return c.date;
+  return JSON.stringify(c);
+}
+
+async function showPreview(path, into) {
+  showError("");
+  into.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  try {
+    const p = await api("GET", `/api/preview/output/${encodeURI(path)}`);
+    if (p.kind === "table") into.replaceChildren(table(p.rows));
+    else if (p.kind === "sheets") into.replaceChildren(...(p.data.sheets || []).map((s) => h("div", {}, h("h3", {}, s.name), table([s.header || [], ...(s.rows || [])]))));
+    else into.replaceChildren(h("pre", { class: "text" }, p.text));
+  } catch (e) { into.replaceChildren(h("p", {}, e.message)); }
+}
+
+async function viewRun(id) {
+  title(`Run ${id}`);
+  const st = newRunState();
+  st.root = id;
+  const top = h("div", {});
+  const approvals = h("div", {});
+  const plan = h("section", { class: "card", "aria-live": "polite" });
+  const log = h("ol", { class: "log" });
+  const actions = h("div", { class: "row" });
+  const files = h("div", {});
+  const logCard = h("section", { class: "card" }, h("h2", {}, "Activity"), log);
+  $main.replaceChildren(top, approvals, plan, actions, files, logCard);
+  let pending = false;
+  let shownEnd = false;
+  const render = () => {
+    pending = false;
+    const root = runOf(st, id);
+    top.replaceChildren(h("h2", {}, root.outcome || id), h("p", { class: "muted" }, `Run ${id} · ${root.status}${root.summary ? ": " + root.summary : ""}`));
+    approvals.replaceChildren(...[...st.approvals.values()].filter((a) => a.open).map(approvalCard));
+    plan.replaceChildren(h("h2", {}, "Plan"), planView(st, id, 0));
+    log.replaceChildren(...st.log.slice(-200).map((l) => h("li", { class: l.cls || "" }, l.text)));
+    if (st.ended && !shownEnd) {
+      shownEnd = true;
+      actions.replaceChildren(
+        h("button", { onclick: () => undo(id) }, "Undo this run's changes"),
+        h("a", { href: `#/ledger/${id}`, class: "fit" }, "Ledger"));
+      deliverables().then((d) => files.replaceChildren(d)).catch((e) => showError(e.message));
+    } else if (!st.ended && actions.childElementCount === 0) {
+      actions.replaceChildren(h("button", { class: "danger fit", onclick: async () => {
+        try { await api("POST", `/api/runs/${id}/stop`, {}); } catch (e) { showError(e.message); }
+      } }, "Stop the run"));
+    }
+  };
+  if (live) live.close();
+  live = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
+  live.onmessage = (m) => {
+    apply(st, JSON.parse(m.data));
+    if (!pending) { pending = true; requestAnimationFrame(render); }
+  };
+  live.onerror = () => { /* EventSource reconnects on its own and resumes from the last event id */ };
+  render();
+}
+
+async function undo(id, force = false) {
+  showError("");
+  try {
+    const r = await api("POST", `/api/runs/${id}/undo`, { force });
+    showError("");
+    alertOk(`Undone: ${r.restored} change(s) put back${r.trashed ? `; ${r.trashed} newer version(s) moved to the trash` : ""}.`);
+  } catch (e) {
+    if (!force && e.message.includes("--force") && confirm(`${e.message}\n\nRestore anyway? The current versions go to the trash.`)) return undo(id, true);
+    showError(e.message);
+  }
+}
+
+function alertOk(text) {
+  const note = h("p", { class: "card", role: "status" }, text);
+  $main.prepend(note);
+}
+
+// ---------- History, ledger, files ----------
+
+async function viewHistory() {
+  title("History");
+  const runs = await api("GET", "/api/runs");
+  $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, "Past runs"),
+    runs.length === 0 ? h("p", { class: "muted" }, "No runs yet.") : null,
+    h("ul", {}, runs.map((r) => h("li", {},
+      h("a", { href: `#/run/${r.id}` }, r.outcome || r.id), ` · ${r.status} · ${r.created_at} `,
+      h("a", { href: `#/ledger/${r.id}` }, "Ledger"), " ",
+      h("button", { onclick: () => undo(r.id) }, "Undo"))))));
+}
+
+async function viewLedger(id) {
+  title(`Ledger ${id}`);
+  const l = await api("GET", `/api/runs/${id}/ledger`);
+  $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Ledger of ${id}`), h("pre", { class: "text" }, l.text)));
+}
+
+async function viewFiles() {
+  title("Instructions & memory");
+  const editors = await Promise.all(["instructions", "memory"].map(async (name) => {
+    const f = await api("GET", `/api/files/${name}`);
+    let base = f.sha256;
+    const area = h("textarea", { id: `file-${name}`, rows: 12 });
+    area.value = f.text;
+    const save = h("button", { class: "primary", onclick: async () => {
+      showError("");
+      try { const r = await api("PUT", `/api/files/${name}`, { text: area.value, base_sha256: base }); base = r.sha256; save.textContent = "Saved"; setTimeout(() => (save.textContent = "Save"), 1500); }
+      catch (e) { showError(e.message); }
+    } }, "Save");
+    return h("section", { class: "card" }, h("h2", {}, h("label", { for: `file-${name}` }, f.path)), area, h("p", {}, save));
+  }));
+  $main.replaceChildren(...editors);
+}
+
+async function route() {
+  showError("");
+  if (live && !location.hash.startsWith("#/run/")) { live.close(); live = null; }
+  const [, view, arg] = location.hash.split("/");
+  try {
+    if (view === "run" && arg) await viewRun(decodeURIComponent(arg));
+    else if (view === "history") await viewHistory();
+    else if (view === "ledger" && arg) await viewLedger(decodeURIComponent(arg));
+    else if (view === "files") await viewFiles();
+    else await viewNew();
+  } catch (e) {
+    showError(e.message);
+  }
+  $main.focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", route);
+route();

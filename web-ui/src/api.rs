@@ -1,0 +1,626 @@
+//! Routes: the page and its assets, and the JSON + SSE API.
+
+use std::convert::Infallible;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use deskhand_runtime::agent::Approval;
+use deskhand_runtime::changeset;
+use deskhand_runtime::launch::{self, Launch, Start};
+use deskhand_runtime::tools::Toolbox;
+use deskhand_runtime::wasm::WasmHost;
+use deskhand_types::{Access, Event, Grant, Mode, RunId, Task};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::App;
+use crate::approvals::{AnswerError, UiGate};
+use crate::security::{self, refuse};
+
+const INDEX: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE: &str = include_str!("../assets/style.css");
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route("/api/state", get(state))
+        .route("/api/runs", get(runs))
+        .route("/api/tasks", post(new_task))
+        .route("/api/runs/{run}/events", get(events))
+        .route("/api/runs/{run}/stop", post(stop))
+        .route("/api/runs/{run}/undo", post(undo))
+        .route("/api/runs/{run}/ledger", get(ledger))
+        .route("/api/approvals/{id}", post(answer))
+        .route("/api/output", get(output_list))
+        .route("/api/preview/{*path}", get(preview))
+        .route("/files/output/{*path}", get(download))
+        .route("/api/files/{name}", get(read_file).put(write_file))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), security::guard))
+        .with_state(app)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Runs blocking runtime work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "deskhand failed while doing that; see its terminal",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The page. With a valid token: a session cookie and a redirect that drops
+/// the token from the address bar.
+async fn index(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
+    if let Some(token) = q.token {
+        if !security::token_ok(&app, &token) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "refused: that token is not this server's. Open the URL `deskhand serve` printed, or run `deskhand open`",
+            );
+        }
+        let session = crate::random_hex(24);
+        app.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session.clone());
+        let mut r = Redirect::to("/").into_response();
+        let cookie = format!("{}={session}; HttpOnly; SameSite=Strict; Path=/", security::COOKIE);
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return r;
+    }
+    if !security::has_session(&app, &headers) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "deskhand: no session. Open the URL `deskhand serve` printed (it carries a one-time token), or run `deskhand open`",
+        );
+    }
+    let mut r = INDEX.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+async fn state(State(app): State<Arc<App>>) -> Response {
+    let root = app.root.clone();
+    let config_dir = app.options.config_dir.clone();
+    let result = blocking(move || {
+        let discovery =
+            deskhand_runtime::skills::discover(&root, config_dir.as_ref().map(|d| d.join("skills")).as_deref());
+        let skills: Vec<Value> = discovery
+            .skills
+            .iter()
+            .map(|s| json!({"name": s.name, "description": s.description}))
+            .collect();
+        let mut folders = Vec::new();
+        for sub in ["projects", "context"] {
+            folders.push(sub.to_owned());
+            if let Ok(entries) = std::fs::read_dir(root.join(sub)) {
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy()))
+                    .collect();
+                names.sort();
+                folders.extend(names);
+            }
+        }
+        json!({"workspace": root.display().to_string(), "skills": skills, "folders": folders})
+    })
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn runs(State(app): State<Arc<App>>) -> Response {
+    let app2 = app.clone();
+    match blocking(move || app2.workspace.journal().tasks()).await {
+        Ok(Ok(tasks)) => {
+            let running: Vec<RunId> = app
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(r, _)| r.clone())
+                .collect();
+            let list: Vec<Value> = tasks
+                .iter()
+                .rev()
+                .filter(|t| t.parent.is_none())
+                .map(|t| {
+                    json!({"id": t.id.0, "created_at": t.created_at, "outcome": t.outcome, "status": t.status,
+                           "summary": t.summary, "live": running.contains(&t.id)})
+                })
+                .collect();
+            Json(list).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct NewTask {
+    outcome: String,
+    #[serde(default)]
+    grants: Vec<GrantIn>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GrantIn {
+    path: String,
+    #[serde(default)]
+    write: bool,
+}
+
+/// Starts a run on its own thread; answers with its id once it has one.
+async fn new_task(State(app): State<Arc<App>>, Json(req): Json<NewTask>) -> Response {
+    if req.outcome.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "describe the outcome you want first");
+    }
+    let mode = match req.mode.as_deref() {
+        None | Some("ask") => Mode::Ask,
+        Some("act") => Mode::Act,
+        Some(other) => return error(StatusCode::BAD_REQUEST, format!("unknown mode {other:?}: ask or act")),
+    };
+    let grants: Vec<Grant> = req
+        .grants
+        .iter()
+        .filter(|g| !g.path.trim().is_empty())
+        .map(|g| Grant {
+            path: PathBuf::from(g.path.trim()),
+            access: if g.write { Access::ReadWrite } else { Access::ReadOnly },
+        })
+        .collect();
+    // Check the grants now so a mistake is shown on the form, not in a failed run.
+    if let Err(e) = app
+        .workspace
+        .sandbox(&grants, deskhand_runtime::wasm::Limits::default())
+    {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let task = Task {
+        outcome: req.outcome.trim().to_owned(),
+        grants,
+        mode,
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Result<RunId, String>>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let model = req.model.filter(|m| !m.is_empty());
+    let app2 = app.clone();
+    let spawned = std::thread::Builder::new().name("deskhand-run".into()).spawn(move || {
+        let first = std::sync::Mutex::new(Some(tx.clone()));
+        let stop2 = stop.clone();
+        let app3 = app2.clone();
+        let observer: deskhand_runtime::agent::RunObserver = Arc::new(move |run: &RunId, e: &Event| {
+            if let Event::RunBegin { parent: None, .. } = e
+                && let Some(tx) = first.lock().unwrap_or_else(|p| p.into_inner()).take()
+            {
+                app3.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((run.clone(), stop2.clone()));
+                let _ = tx.send(Ok(run.clone()));
+            }
+        });
+        let result = run_task(&app2, task, model.as_deref(), observer, stop);
+        if let Err(e) = &result {
+            let _ = tx.send(Err(e.clone()));
+        }
+        if let Ok(run) = result {
+            app2.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(r, _)| *r != run);
+        }
+    });
+    if let Err(e) = spawned {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not start the run: {e}"),
+        );
+    }
+    match blocking(move || rx.recv_timeout(Duration::from_secs(120))).await {
+        Ok(Ok(Ok(run))) => Json(json!({"run": run.0})).into_response(),
+        Ok(Ok(Err(message))) => error(StatusCode::BAD_REQUEST, message),
+        Ok(Err(_)) => error(StatusCode::GATEWAY_TIMEOUT, "the run did not start within two minutes"),
+        Err(r) => r,
+    }
+}
+
+fn run_task(
+    app: &Arc<App>,
+    task: Task,
+    model: Option<&str>,
+    observer: deskhand_runtime::agent::RunObserver,
+    stop: Arc<AtomicBool>,
+) -> Result<RunId, String> {
+    let ws = &app.workspace;
+    let env = |k: &str| std::env::var(k).ok();
+    let config = launch::model_config(ws, app.options.config_dir.as_deref(), &env, model).map_err(|e| e.to_string())?;
+    let host = WasmHost::new(app.options.cache_dir.clone()).map_err(|e| e.to_string())?;
+    let mut tb = Toolbox::new(host);
+    let shell = deskhand_runtime::shell::default_backend();
+    let gate = UiGate { app: app.clone() };
+    let warn = |w: String| eprintln!("warning: {w}");
+    let l = Launch {
+        workspace: ws,
+        config,
+        config_dir: app.options.config_dir.clone(),
+        params: Vec::new(),
+        gate: &gate,
+        observer: Some(observer),
+        shell: shell.as_deref(),
+        warn: &warn,
+        stop: Some(stop),
+    };
+    let report = launch::launch(l, &mut tb, Start::New(task)).map_err(|e| e.to_string())?;
+    let _ = deskhand_runtime::ledger::write(ws, &report.run);
+    Ok(report.run)
+}
+
+#[derive(Deserialize)]
+struct After {
+    after: Option<i64>,
+}
+
+/// The run's events (and its sub-agents'), replayed from the journal and
+/// then live: a reload or a server restart loses nothing.
+async fn events(
+    State(app): State<Arc<App>>,
+    UrlPath(run): UrlPath<String>,
+    Query(q): Query<After>,
+    headers: HeaderMap,
+) -> Response {
+    let run = RunId(run);
+    match app.workspace.journal().task(&run) {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("there is no run {run}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+    let last: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(q.after)
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    tokio::spawn(async move {
+        let mut after = last;
+        loop {
+            let app2 = app.clone();
+            let run2 = run.clone();
+            let batch = tokio::task::spawn_blocking(move || app2.workspace.journal().events_after(&run2, after)).await;
+            let Ok(Ok(batch)) = batch else { break };
+            let idle = batch.is_empty();
+            for (seq, task, at, event) in batch {
+                after = seq;
+                let data = json!({"run": task.0, "at": at, "event": event}).to_string();
+                if tx
+                    .send(Ok(SseEvent::default().id(seq.to_string()).data(data)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if idle {
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn stop(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> Response {
+    let run = RunId(run);
+    let flag = app
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(r, _)| *r == run)
+        .map(|(_, f)| f.clone());
+    let Some(flag) = flag else {
+        return error(StatusCode::CONFLICT, format!("run {run} is not running in this server"));
+    };
+    flag.store(true, Ordering::Relaxed);
+    app.approvals.refuse_run(&run, "the person stopped the run");
+    Json(json!({"stopping": run.0})).into_response()
+}
+
+#[derive(Deserialize)]
+struct UndoReq {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn undo(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>, Json(req): Json<UndoReq>) -> Response {
+    let run = RunId(run);
+    let app2 = app.clone();
+    let result = blocking(move || {
+        let report = changeset::undo(&app2.workspace, &run, req.force)?;
+        let _ = deskhand_runtime::ledger::write(&app2.workspace, &run);
+        Ok::<_, changeset::ChangeError>(report)
+    })
+    .await;
+    match result {
+        Ok(Ok(r)) => {
+            Json(json!({"restored": r.restored, "changesets": r.changesets, "trashed": r.trashed})).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(r) => r,
+    }
+}
+
+async fn ledger(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> Response {
+    let name = format!("{run}-ledger.md");
+    match app.workspace.read_output(Path::new(&name)) {
+        Ok(bytes) => Json(json!({"text": String::from_utf8_lossy(&bytes)})).into_response(),
+        Err(_) => error(
+            StatusCode::NOT_FOUND,
+            format!("run {run} has no ledger yet (it is written when the run ends)"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    approve: bool,
+}
+
+async fn answer(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>, Json(a): Json<Answer>) -> Response {
+    let approval = if a.approve {
+        Approval::Approved {
+            by: "the person, in the browser".into(),
+        }
+    } else {
+        Approval::Rejected {
+            reason: "the person rejected it in the browser".into(),
+        }
+    };
+    match app.approvals.answer(&id, approval) {
+        Ok(run) => Json(json!({"run": run.0, "approved": a.approve})).into_response(),
+        Err(AnswerError::Unknown) => error(
+            StatusCode::CONFLICT,
+            "this approval was already answered or never asked; an approval is used once",
+        ),
+        Err(AnswerError::Expired) => error(StatusCode::GONE, "this approval expired; run the task again"),
+    }
+}
+
+/// A relative path under output/ with plain components only.
+fn output_path(path: &str) -> Option<PathBuf> {
+    let p = Path::new(path);
+    (!path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))).then(|| p.to_path_buf())
+}
+
+async fn output_list(State(app): State<Arc<App>>) -> Response {
+    let out = app.workspace.output_dir();
+    let result = blocking(move || {
+        let mut files = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(out.join(&rel)) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                    continue;
+                };
+                let name = rel.join(e.file_name());
+                if meta.is_dir() {
+                    stack.push(name);
+                } else if meta.is_file() && !e.file_name().to_string_lossy().starts_with('.') {
+                    files.push(json!({"path": name.display().to_string(), "size": meta.len()}));
+                }
+            }
+        }
+        files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        files
+    })
+    .await;
+    match result {
+        Ok(files) => Json(files).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn download(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(rel) = output_path(&path) else {
+        return refuse(StatusCode::BAD_REQUEST, "refused: name a file under output/");
+    };
+    match app.workspace.read_output(&rel) {
+        Ok(bytes) => {
+            let name = rel
+                .file_name()
+                .map(|n| n.to_string_lossy().replace('"', ""))
+                .unwrap_or_default();
+            let mut r = bytes.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
+        Err(_) => refuse(StatusCode::NOT_FOUND, "no such file in output/"),
+    }
+}
+
+/// A preview: CSV and xlsx as tables (xlsx read by the sandboxed xlsx tool), text as text.
+async fn preview(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(rel) = path.strip_prefix("output/").and_then(output_path) else {
+        return error(StatusCode::BAD_REQUEST, "name a file under output/");
+    };
+    let ext = rel
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let app2 = app.clone();
+    let result = blocking(move || -> Result<Value, String> {
+        match ext.as_str() {
+            "xlsx" | "xls" | "ods" => {
+                let host = WasmHost::new(app2.options.cache_dir.clone()).map_err(|e| e.to_string())?;
+                let tb = Toolbox::new(host);
+                let req = deskhand_runtime::tools::CallRequest {
+                    tool: "xlsx",
+                    operation: "read",
+                    args: json!({"path": format!("output/{}", rel.display()), "max_rows": 200}),
+                    grants: &[],
+                    limits: deskhand_runtime::wasm::Limits::default(),
+                };
+                let r =
+                    deskhand_runtime::tools::run_call(&app2.workspace, &tb, &req, None).map_err(|e| e.to_string())?;
+                Ok(json!({"kind": "sheets", "data": r.output.json}))
+            }
+            _ => {
+                let bytes = app2
+                    .workspace
+                    .read_output(&rel)
+                    .map_err(|_| "no such file in output/".to_owned())?;
+                let text =
+                    String::from_utf8(bytes).map_err(|_| "this file is not text; download it to open it".to_owned())?;
+                let text: String = text.chars().take(200_000).collect();
+                if ext == "csv" {
+                    let rows: Vec<Vec<String>> = text.lines().take(500).map(split_csv_line).collect();
+                    Ok(json!({"kind": "table", "rows": rows}))
+                } else {
+                    Ok(json!({"kind": "text", "text": text}))
+                }
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(r) => r,
+    }
+}
+
+fn split_csv_line(line: &str) -> Vec<String> {
+    let (mut out, mut cell, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cell.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cell)),
+            _ => cell.push(c),
+        }
+    }
+    out.push(cell);
+    out
+}
+
+fn named_file(app: &App, name: &str) -> Option<PathBuf> {
+    match name {
+        "instructions" => Some(app.root.join(deskhand_runtime::workspace::INSTRUCTIONS_FILE)),
+        "memory" => Some(app.root.join(deskhand_runtime::workspace::MEMORY_FILE)),
+        _ => None,
+    }
+}
+
+async fn read_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -> Response {
+    let Some(path) = named_file(&app, &name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "only the instruction and memory files are served",
+        );
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let sha = hex::encode(Sha256::digest(text.as_bytes()));
+    Json(json!({"path": path.display().to_string(), "text": text, "sha256": sha})).into_response()
+}
+
+#[derive(Deserialize)]
+struct FileWrite {
+    text: String,
+    base_sha256: String,
+}
+
+/// Saves the instruction or memory file, only if nobody changed it since it was loaded.
+async fn write_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>, Json(w): Json<FileWrite>) -> Response {
+    let Some(path) = named_file(&app, &name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "only the instruction and memory files can be edited here",
+        );
+    };
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if hex::encode(Sha256::digest(current.as_bytes())) != w.base_sha256 {
+        return error(
+            StatusCode::CONFLICT,
+            "the file changed since you opened it (another edit or a run); reload it, then make your change again",
+        );
+    }
+    let tmp = path.with_extension("md.deskhand-tmp");
+    let written = std::fs::write(&tmp, w.text.as_bytes())
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match written {
+        Ok(()) => Json(json!({"sha256": hex::encode(Sha256::digest(w.text.as_bytes()))})).into_response(),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("could not save {}: {e}", path.display()),
+            )
+        }
+    }
+}

@@ -17,9 +17,15 @@ use std::time::Duration;
 
 #[cfg(target_os = "linux")]
 pub mod bwrap;
+pub mod guest_protocol;
+#[cfg(windows)]
+pub mod hcs;
 mod policy;
 #[cfg(target_os = "linux")]
 pub mod qemu;
+pub mod vmspec;
+#[cfg(target_os = "macos")]
+pub mod vz;
 
 pub use policy::{Limits, Mount, PolicyError, ShellPolicy};
 
@@ -161,6 +167,18 @@ pub enum BackendProblem {
     VmAssetsMissing { dir: PathBuf, missing: String },
     #[error("the microVM does not boot: {detail}; fix: {}", self.fix())]
     VmFails { detail: String },
+    #[error("this machine cannot run virtual machines: {detail}; fix: {}", self.fix())]
+    VirtualizationUnsupported { detail: String },
+    #[error("the VM's kernel or initramfs {} is missing; fix: {}", path.display(), self.fix())]
+    GuestImageMissing { path: PathBuf },
+    #[error("deskhand lacks the com.apple.security.virtualization entitlement ({detail}); fix: {}", self.fix())]
+    EntitlementMissing { detail: String },
+    #[error("the Host Compute Service is not available ({detail}); fix: {}", self.fix())]
+    HcsUnavailable { detail: String },
+    #[error("the Host Compute Service refused access ({detail}); fix: {}", self.fix())]
+    HcsAccessDenied { detail: String },
+    #[error("the VM does not run: {detail}; fix: {}", self.fix())]
+    PlatformVmFails { detail: String },
 }
 
 impl BackendProblem {
@@ -193,6 +211,32 @@ impl BackendProblem {
             BackendProblem::VmFails { .. } => {
                 "run `scripts/setup-vm` again, check that its QEMU starts (`qemu-system-x86_64 --version`), \
                  and see host-vm/README.md (the microVM backend) for what is known not to work"
+            }
+            BackendProblem::VirtualizationUnsupported { .. } => {
+                "use a Mac with Apple silicon (or an Intel Mac with VT-x) on macOS 13 or newer, not inside \
+                 another VM without nested virtualization; on Linux use the bubblewrap backend"
+            }
+            BackendProblem::GuestImageMissing { .. } => {
+                "build a kernel and an initramfs whose /init is deskhand's guest init, and put them where \
+                 the backend looks (host-vm/README.md, \"The macOS and Windows backends\", says how)"
+            }
+            BackendProblem::EntitlementMissing { .. } => {
+                "sign the deskhand binary with the entitlement: put `com.apple.security.virtualization` = true \
+                 in an entitlements plist and run `codesign --force --sign - --entitlements deskhand.entitlements \
+                 path/to/deskhand` (ad-hoc signing is enough on your own Mac)"
+            }
+            BackendProblem::HcsUnavailable { .. } => {
+                "enable Hyper-V in an elevated PowerShell: `Enable-WindowsOptionalFeature -Online -FeatureName \
+                 Microsoft-Hyper-V -All` (Windows 10/11 Pro, Enterprise or Education; Home has no Hyper-V), \
+                 reboot, and check that the vmcompute service runs: `Get-Service vmcompute`"
+            }
+            BackendProblem::HcsAccessDenied { .. } => {
+                "run deskhand as an administrator, or add your account to the Hyper-V Administrators group: \
+                 `Add-LocalGroupMember -Group 'Hyper-V Administrators' -Member $env:USERNAME`, then sign out and in"
+            }
+            BackendProblem::PlatformVmFails { .. } => {
+                "check the kernel and initramfs (host-vm/README.md, \"The macOS and Windows backends\"); these \
+                 backends have not been run on real machines yet, so please report what you see"
             }
         }
     }

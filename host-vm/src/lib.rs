@@ -9,7 +9,10 @@
 //!
 //! On Linux there are two backends: bubblewrap ([`bwrap::BwrapBackend`], the default) and a
 //! QEMU microVM ([`qemu::QemuBackend`], optional; `scripts/setup-vm` fetches what it needs).
-//! The macOS and Windows backends are still to come (see README.md).
+//! On macOS, `vz::VzBackend` (Virtualization.framework); on Windows, `hcs::HcsBackend` (the
+//! Host Compute Service): both compile-checked only, never yet run on a real machine (see
+//! README.md). Their pure halves are in [`vmspec`]; every VM backend's guest speaks
+//! [`guest_protocol`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -5,10 +5,10 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::base64;
@@ -21,9 +21,13 @@ const STDERR_KEPT: usize = 16 * 1024;
 /// Console lines longer than this are cut (a job never prints one; base64 lines are 76).
 const LINE_MAX: usize = 64 * 1024;
 
+/// util-linux `setpriv`: QEMU is started through it with a parent-death signal, so a VM never
+/// outlives deskhand (a warm VM in a static, or a crash). Without it QEMU is started directly.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
 /// A booted VM, ready for commands. Killed when dropped.
 pub struct QemuVm {
-    child: Child,
+    keeper: Keeper,
     stdin: ChildStdin,
     lines: Receiver<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -37,7 +41,7 @@ pub struct QemuVm {
 impl std::fmt::Debug for QemuVm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QemuVm")
-            .field("pid", &self.child.id())
+            .field("pid", &self.keeper.pid)
             .field("boot_time", &self.boot_time)
             .field("alive", &self.alive)
             .finish()
@@ -49,26 +53,7 @@ impl QemuVm {
     /// mounted), or `timeout`.
     pub fn boot(program: &Path, args: &[OsString], timeout: Duration) -> Result<QemuVm, ShellError> {
         let start = Instant::now();
-        let mut child = Command::new(program)
-            .args(args)
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| ShellError::Spawn {
-                program: program.to_owned(),
-                source,
-            })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ShellError::Setup {
-                message: "QEMU started without its pipes".to_owned(),
-            });
-        };
+        let (keeper, stdin, stdout, stderr) = Keeper::spawn(program, args)?;
         let (tx, lines) = channel();
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -99,7 +84,7 @@ impl QemuVm {
             }
         });
         let mut vm = QemuVm {
-            child,
+            keeper,
             stdin,
             lines,
             stderr: kept,
@@ -240,8 +225,7 @@ impl QemuVm {
     /// Kills QEMU (and so the whole VM) and reaps it.
     pub fn kill(&mut self) {
         if self.alive {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.keeper.stop();
             self.alive = false;
         }
     }
@@ -262,6 +246,90 @@ impl QemuVm {
 impl Drop for QemuVm {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The thread that started QEMU and owns it. The parent-death signal fires when the thread
+/// that spawned the process ends, not the process, so QEMU is spawned from a thread that lives
+/// exactly as long as the VM: it waits for `stop`, then kills and reaps QEMU.
+struct Keeper {
+    pid: u32,
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+type Pipes = (ChildStdin, ChildStdout, ChildStderr);
+
+impl Keeper {
+    fn spawn(program: &Path, args: &[OsString]) -> Result<(Keeper, ChildStdin, ChildStdout, ChildStderr), ShellError> {
+        let mut command = if Path::new(SETPRIV).is_file() {
+            let mut c = Command::new(SETPRIV);
+            c.args(["--pdeathsig", "KILL", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command
+            .args(args)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (started_tx, started) = channel::<std::io::Result<(u32, Pipes)>>();
+        let (stop, stop_rx) = channel::<()>();
+        let thread = thread::spawn(move || {
+            let mut child: Child = match command.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            let pipes = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => Ok((child.id(), (i, o, e))),
+                _ => Err(std::io::Error::other("QEMU started without its pipes")),
+            };
+            let failed = pipes.is_err();
+            if started_tx.send(pipes).is_ok() && !failed {
+                // Until told to stop, or until the VM is dropped (the sender goes away).
+                let _ = stop_rx.recv();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        });
+        match started.recv() {
+            Ok(Ok((pid, (stdin, stdout, stderr)))) => Ok((
+                Keeper {
+                    pid,
+                    stop: Some(stop),
+                    thread: Some(thread),
+                },
+                stdin,
+                stdout,
+                stderr,
+            )),
+            Ok(Err(source)) => {
+                let _ = thread.join();
+                Err(ShellError::Spawn {
+                    program: program.to_owned(),
+                    source,
+                })
+            }
+            Err(_) => Err(ShellError::Setup {
+                message: "the thread starting QEMU ended early".to_owned(),
+            }),
+        }
+    }
+
+    /// Kills and reaps QEMU.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -110,6 +110,9 @@ enum Command {
         /// Where the command starts (inside a grant); default: the first grant.
         #[arg(long)]
         workdir: Option<PathBuf>,
+        /// bwrap: a bubblewrap namespace sandbox (default); vm: a QEMU microVM (set up with scripts/setup-vm).
+        #[arg(long, value_enum, default_value = "bwrap")]
+        backend: BackendArg,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -193,6 +196,12 @@ enum TrashCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendArg {
+    Bwrap,
+    Vm,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -475,8 +484,34 @@ fn doctor(workspace: &std::path::Path, cache_dir: Option<PathBuf>) -> Result<(),
     Ok(())
 }
 
+/// The shell backend the person chose: bubblewrap (default) or the QEMU microVM.
+fn shell_backend(choice: BackendArg) -> Result<Box<dyn deskhand_host_vm::ShellBackend>, Failure> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(match choice {
+            BackendArg::Bwrap => Box::new(deskhand_host_vm::bwrap::BwrapBackend::new()),
+            BackendArg::Vm => {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+                let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+                let dir = deskhand_host_vm::qemu::default_assets_dir(&home, xdg.as_deref());
+                Box::new(deskhand_host_vm::qemu::QemuBackend::new(
+                    deskhand_host_vm::qemu::VmConfig::in_dir(dir),
+                ))
+            }
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = choice;
+        Err(user_error(
+            deskhand_host_vm::BackendProblem::UnsupportedPlatform.to_string(),
+        ))
+    }
+}
+
 fn shell(
     workspace: &std::path::Path,
+    backend: BackendArg,
     grants: Vec<Grant>,
     mode: Mode,
     timeout: u64,
@@ -485,12 +520,7 @@ fn shell(
 ) -> Result<(), Failure> {
     use deskhand_runtime::shell::{ShellChanges, ShellRequest, run_shell};
     let ws = open_workspace(workspace)?;
-    #[cfg(target_os = "linux")]
-    let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
-    #[cfg(not(target_os = "linux"))]
-    return Err(user_error(
-        deskhand_host_vm::BackendProblem::UnsupportedPlatform.to_string(),
-    ));
+    let backend = shell_backend(backend)?;
     let workdir = workdir.map(|w| ws.resolve_path(&w.to_string_lossy())).transpose()?;
     let req = ShellRequest {
         command,
@@ -508,7 +538,7 @@ fn shell(
             deskhand_host_vm::Stream::Stderr => std::io::stderr().write_all(&chunk.bytes),
         };
     };
-    let report = run_shell(&ws, &backend, &req, &TerminalGate, &mut show)?;
+    let report = run_shell(&ws, backend.as_ref(), &req, &TerminalGate, &mut show)?;
     let _ = std::io::stdout().flush();
     if let Some(outcome) = &report.outcome
         && !outcome.limits_hit.is_empty()
@@ -880,8 +910,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             mode,
             timeout,
             workdir,
+            backend,
             command,
-        } => shell(&workspace, grants, mode.into(), timeout, workdir, command),
+        } => shell(&workspace, backend, grants, mode.into(), timeout, workdir, command),
         Command::Feedback {
             text,
             workspace,

@@ -34,6 +34,9 @@ pub enum Error {
     },
     #[error("invalid arguments: {0}")]
     InvalidArgs(String),
+    /// Something this machine lacks (a sandbox backend, say), with the fix in the text.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Call(#[from] CallError),
     #[error(transparent)]
@@ -74,6 +77,7 @@ impl Error {
             | Error::UnknownTool { .. }
             | Error::UnknownOperation { .. }
             | Error::InvalidArgs(_)
+            | Error::Unavailable(_)
             | Error::UnknownRun { .. }
             | Error::ResumeChild { .. }
             | Error::RunFinished { .. }

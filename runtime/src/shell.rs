@@ -117,7 +117,7 @@ pub fn run_native(
 ) -> Result<NativeRun> {
     backend
         .check()
-        .map_err(|p| Error::InvalidArgs(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
+        .map_err(|p| Error::Unavailable(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
     let roots = ws.change_roots(grants)?;
     let sandbox = ws.sandbox(grants, crate::wasm::Limits::default())?;
     let scratch_root = ws.state_dir().join("scratch");

@@ -706,3 +706,31 @@ fn doctor_checks_the_sandboxes_and_the_workspace() {
     assert_ok(&o);
     assert!(stdout(&o).contains("note  workspace"), "{}", stdout(&o));
 }
+
+#[test]
+fn shell_on_the_vm_backend_without_its_assets_says_how_to_set_it_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    std::fs::create_dir_all(tmp.path().join("ws/projects/x")).unwrap();
+    let o = command(
+        &[
+            "shell",
+            "--workspace",
+            "ws",
+            "--backend",
+            "vm",
+            "--grant",
+            "projects/x",
+            "--mode",
+            "act",
+            "--",
+            "true",
+        ],
+        tmp.path(),
+    )
+    .env("HOME", tmp.path().join("empty-home"))
+    .env_remove("XDG_CACHE_HOME")
+    .output()
+    .unwrap();
+    assert_user_error(&o, "scripts/setup-vm");
+}

@@ -247,16 +247,15 @@ async fn new_task(State(app): State<Arc<App>>, Json(req): Json<NewTask>) -> Resp
                 let _ = tx.send(Ok(run.clone()));
             }
         });
-        let result = run_task(&app2, task, model.as_deref(), observer, stop);
+        let result = run_task(&app2, task, model.as_deref(), observer, stop.clone());
         if let Err(e) = &result {
             let _ = tx.send(Err(e.clone()));
         }
-        if let Ok(run) = result {
-            app2.running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|(r, _)| *r != run);
-        }
+        // Ended, however it ended: no longer running here.
+        app2.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, flag)| !Arc::ptr_eq(flag, &stop));
     });
     if let Err(e) = spawned {
         return error(
@@ -622,5 +621,25 @@ async fn write_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>,
                 format!("could not save {}: {e}", path.display()),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_paths_are_plain_relative_names() {
+        assert_eq!(output_path("inventory.csv"), Some(PathBuf::from("inventory.csv")));
+        assert_eq!(output_path("sub/x.txt"), Some(PathBuf::from("sub/x.txt")));
+        for bad in ["", "../INSTRUCTIONS.md", "/etc/passwd", "a/../../b", "./x"] {
+            assert_eq!(output_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_lines_split_with_quotes() {
+        assert_eq!(split_csv_line(r#"a,"b, c","say ""hi""""#), ["a", "b, c", r#"say "hi""#]);
+        assert_eq!(split_csv_line(""), [""]);
     }
 }

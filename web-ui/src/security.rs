@@ -115,3 +115,27 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request<Body>, next: Ne
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; deskhand_session=abc; b=2"),
+        );
+        assert_eq!(session(&h).as_deref(), Some("abc"));
+        h.insert(header::COOKIE, HeaderValue::from_static("deskhand_sessionx=evil"));
+        assert_eq!(session(&h), None);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq("abcd", "abcd"));
+        assert!(!constant_time_eq("abcd", "abce"));
+        assert!(!constant_time_eq("abc", "abcd"));
+    }
+}

@@ -25,7 +25,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{LimitHit, Mount, OutputChunk, OutputStats, ShellError, ShellOutcome, ShellPolicy, Stream, Termination};
+use crate::{
+    LimitHit, Mount, OutputChunk, OutputStats, ShellError, ShellOutcome, ShellPolicy, Stream, Supervision, Termination,
+};
 
 /// The start of every line the guest's init and jobs print for the host.
 pub const FRAME: &str = "@@DESKHAND";
@@ -361,6 +363,35 @@ impl Console {
         output_bytes: u64,
         on_output: &mut dyn FnMut(OutputChunk),
     ) -> Result<ShellOutcome, ShellError> {
+        self.job(script, wall_clock, output_bytes, on_output)
+            .map_err(ShellError::from)
+    }
+
+    /// For a VM booted for one job: waits for [`READY`] until `boot_deadline` (the boot being
+    /// given `boot_timeout`), then runs `job` under `supervision` as [`Console::run`] does.
+    /// The caller stops the VM afterwards, however it went.
+    pub fn boot_and_run(
+        &mut self,
+        boot_deadline: Instant,
+        boot_timeout: Duration,
+        job: &str,
+        supervision: &Supervision,
+        on_output: &mut dyn FnMut(OutputChunk),
+    ) -> Result<ShellOutcome, ShellError> {
+        self.wait_ready(boot_deadline)
+            .map_err(|failure| failure.into_error(boot_timeout))?;
+        self.run(job, supervision.wall_clock, supervision.output_bytes, on_output)
+    }
+
+    /// [`Console::run`], saying why a job has no answer as a [`JobError`], for a caller that
+    /// treats the ways differently (stops the VM, adds what the hypervisor said).
+    pub fn job(
+        &mut self,
+        script: &str,
+        wall_clock: Duration,
+        output_bytes: u64,
+        on_output: &mut dyn FnMut(OutputChunk),
+    ) -> Result<ShellOutcome, JobError> {
         let id = format!("{:x}{:08x}", self.next_id, std::process::id());
         self.next_id += 1;
         let start = Instant::now();
@@ -369,7 +400,7 @@ impl Console {
         self.input
             .write_all(line.as_bytes())
             .and_then(|()| self.input.flush())
-            .map_err(|source| ShellError::Supervise { source })?;
+            .map_err(JobError::Send)?;
 
         let prefix = format!("{FRAME} {id} ");
         let mut frame = Frame::default();
@@ -385,11 +416,7 @@ impl Console {
                         output: OutputStats::default(),
                     });
                 }
-                Err(ConsoleEnd::Closed) => {
-                    return Err(ShellError::Setup {
-                        message: "the VM stopped during the command".to_owned(),
-                    });
-                }
+                Err(ConsoleEnd::Closed) => return Err(JobError::Closed),
             };
             let Some(marker) = line.strip_prefix(&prefix) else {
                 match section {
@@ -415,11 +442,7 @@ impl Console {
                     frame.oom_kills = ooms.parse().unwrap_or(0);
                     break;
                 }
-                ["SETUP", what @ ..] => {
-                    return Err(ShellError::Setup {
-                        message: format!("inside the VM: {}", what.join(" ")),
-                    });
-                }
+                ["SETUP", what @ ..] => return Err(JobError::Setup(what.join(" "))),
                 _ => {}
             }
         }
@@ -434,6 +457,31 @@ impl Console {
             Ok(line) => Ok(line),
             Err(RecvTimeoutError::Timeout) => Err(ConsoleEnd::Deadline),
             Err(RecvTimeoutError::Disconnected) => Err(ConsoleEnd::Closed),
+        }
+    }
+}
+
+/// Why a job has no answer.
+#[derive(Debug)]
+pub enum JobError {
+    /// The job could not be sent to the guest.
+    Send(std::io::Error),
+    /// The guest's output closed (the VM stopped) before the answer.
+    Closed,
+    /// The job could not set its sandbox up; what it could not do.
+    Setup(String),
+}
+
+impl From<JobError> for ShellError {
+    fn from(error: JobError) -> ShellError {
+        match error {
+            JobError::Send(source) => ShellError::Supervise { source },
+            JobError::Closed => ShellError::Setup {
+                message: "the VM stopped during the command".to_owned(),
+            },
+            JobError::Setup(what) => ShellError::Setup {
+                message: format!("inside the VM: {what}"),
+            },
         }
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::guest_protocol::{self, Share, ShareTransport};
-use crate::{LaunchPlan, Limits, PolicyError, ShellError, ShellPolicy, Supervision};
+use crate::{BackendProblem, LaunchPlan, Limits, PolicyError, ShellError, ShellOutcome, ShellPolicy, Supervision};
 
 /// Virtual CPUs of a VM. The policy limits CPU time per process, not parallelism; two keep a
 /// pipeline moving without taking a laptop's every core.
@@ -275,23 +275,40 @@ pub fn hcs_document_for(plan: &LaunchPlan, system_id: &str) -> Option<Value> {
     Some(document)
 }
 
-/// Checks right before starting a VM that every granted folder of `plan` exists and is
+/// Checks right before starting a sandbox that every granted folder of `plan` exists and is
 /// canonical, so a missing or symlinked grant is a clear error, not a share of something
-/// else. (The one function here that looks at the system.)
+/// else. (With [`check_host_path`], the functions here that look at the system; every
+/// backend uses them.)
 pub fn check_host_paths(plan: &LaunchPlan) -> Result<(), ShellError> {
-    for path in &plan.host_paths {
-        let canonical = path.canonicalize().map_err(|source| ShellError::GrantMissing {
-            path: path.clone(),
-            source,
-        })?;
-        if canonical != *path {
-            return Err(ShellError::GrantNotCanonical {
-                path: path.clone(),
-                canonical,
-            });
-        }
+    plan.host_paths.iter().try_for_each(|path| check_host_path(path))
+}
+
+/// Checks that the granted `path` exists and is canonical.
+pub fn check_host_path(path: &Path) -> Result<(), ShellError> {
+    let canonical = path.canonicalize().map_err(|source| ShellError::GrantMissing {
+        path: path.to_owned(),
+        source,
+    })?;
+    if canonical != path {
+        return Err(ShellError::GrantNotCanonical {
+            path: path.to_owned(),
+            canonical,
+        });
     }
     Ok(())
+}
+
+/// What a trial run of `true` (a backend's `check`) says: nothing when it succeeded,
+/// otherwise the problem `problem` makes of what went wrong.
+pub fn trial_verdict(
+    trial: Result<ShellOutcome, ShellError>,
+    problem: impl FnOnce(String) -> BackendProblem,
+) -> Result<(), BackendProblem> {
+    match trial {
+        Ok(outcome) if outcome.success() => Ok(()),
+        Ok(outcome) => Err(problem(format!("`true` ended with {:?}", outcome.termination))),
+        Err(e) => Err(problem(e.to_string())),
+    }
 }
 
 fn supervision(policy: &ShellPolicy) -> Supervision {

@@ -24,6 +24,7 @@ use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
 pub use plan::{SystemEntry, SystemLayout, transform};
 
+use crate::vmspec;
 use crate::{
     BackendProblem, LaunchPlan, LimitHit, OutputChunk, OutputStats, PolicyError, ShellBackend, ShellError,
     ShellOutcome, ShellPolicy, Stream, Termination,
@@ -138,18 +139,7 @@ impl BwrapBackend {
     }
 
     fn launch(&self, plan: &LaunchPlan, on_output: &mut dyn FnMut(OutputChunk)) -> Result<ShellOutcome, ShellError> {
-        for path in &plan.host_paths {
-            let canonical = path.canonicalize().map_err(|source| ShellError::GrantMissing {
-                path: path.clone(),
-                source,
-            })?;
-            if canonical != *path {
-                return Err(ShellError::GrantNotCanonical {
-                    path: path.clone(),
-                    canonical,
-                });
-            }
-        }
+        vmspec::check_host_paths(plan)?;
         let cgroup = match (&self.as_root, &self.pids_parent) {
             (false, _) => None,
             (true, Ok(parent)) => {

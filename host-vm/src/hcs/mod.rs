@@ -94,13 +94,9 @@ impl HcsBackend {
         let trial = self
             .plan(&ShellPolicy::new(["true"]))
             .map_err(|e| BackendProblem::PlatformVmFails { detail: e.to_string() })?;
-        match self.launch(hcs, &trial, &mut |_| {}) {
-            Ok(outcome) if outcome.success() => Ok(()),
-            Ok(outcome) => Err(BackendProblem::PlatformVmFails {
-                detail: format!("`true` ended with {:?}", outcome.termination),
-            }),
-            Err(e) => Err(BackendProblem::PlatformVmFails { detail: e.to_string() }),
-        }
+        vmspec::trial_verdict(self.launch(hcs, &trial, &mut |_| {}), |detail| {
+            BackendProblem::PlatformVmFails { detail }
+        })
     }
 
     fn launch(
@@ -127,14 +123,11 @@ impl HcsBackend {
                 message: format!("cannot open the VM's console: {e}"),
             }
         })?;
-        let mut console = Console::new(pipe.clone(), pipe);
-        console
-            .wait_ready(boot_deadline)
-            .map_err(|failure| failure.into_error(self.boot_timeout))?;
-        let outcome = console.run(
+        let outcome = Console::new(pipe.clone(), pipe).boot_and_run(
+            boot_deadline,
+            self.boot_timeout,
             job,
-            plan.supervision.wall_clock,
-            plan.supervision.output_bytes,
+            &plan.supervision,
             on_output,
         );
         // One VM per command: terminating it ends the command and all it started, and closes

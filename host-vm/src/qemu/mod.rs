@@ -8,7 +8,6 @@
 //! (TCG). `scripts/setup-vm` fetches QEMU, the kernel and busybox; `check` names it when
 //! something is missing.
 
-mod base64;
 mod initramfs;
 mod plan;
 mod vm;
@@ -17,9 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-pub use plan::{Accel, MODULES, Share, VmSpec, boot_args, init_script, job_script, shares, transform};
+pub use crate::guest_protocol::{Share, job_script, shares};
+pub use plan::{Accel, MODULES, VmSpec, boot_args, init_script, transform};
 pub use vm::QemuVm;
 
+use crate::vmspec;
 use crate::{
     BackendProblem, LaunchPlan, OutputChunk, PolicyError, ShellBackend, ShellError, ShellOutcome, ShellPolicy,
 };
@@ -262,17 +263,8 @@ impl QemuBackend {
 
     fn check_host_paths(plan: &LaunchPlan) -> Result<(), ShellError> {
         for path in &plan.host_paths {
-            let canonical = path.canonicalize().map_err(|source| ShellError::GrantMissing {
-                path: path.clone(),
-                source,
-            })?;
-            if canonical != *path {
-                return Err(ShellError::GrantNotCanonical {
-                    path: path.clone(),
-                    canonical,
-                });
-            }
-            if !canonical.is_dir() {
+            vmspec::check_host_path(path)?;
+            if !path.is_dir() {
                 return Err(ShellError::Setup {
                     message: format!("{} is a file; the VM backend shares folders only", path.display()),
                 });

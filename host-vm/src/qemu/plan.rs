@@ -1,13 +1,13 @@
 //! The pure half of the microVM backend: what QEMU is started with (the VM: kernel, initramfs,
-//! one 9p share per granted folder, no network device at all) and the job script that runs
-//! one command inside it (grants bound at their sandbox paths, a fresh /tmp, limits, the
-//! cleared environment, capped output framed for the console). Nothing here touches the
-//! system.
+//! one 9p share per granted folder, no network device at all). The job script that runs one
+//! command inside it and the VM's init are [`crate::guest_protocol`]'s, as for every VM
+//! backend. Nothing here touches the system.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::{LaunchPlan, Mount, PolicyError, ShellPolicy, Supervision};
+use crate::guest_protocol::{self, Share, ShareTransport, job_script, share_args, shares};
+use crate::{LaunchPlan, PolicyError, ShellPolicy, Supervision};
 
 /// The modules 9p sharing needs, in load order (each after those it depends on). The Debian
 /// kernel has them as modules; `scripts/setup-vm` copies them next to the kernel.
@@ -48,35 +48,6 @@ pub struct VmSpec {
     pub accel: Accel,
     pub memory_mib: u64,
     pub cpus: u32,
-}
-
-/// One 9p share: a granted host folder, read-only unless some grant of it is writable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Share {
-    pub host: PathBuf,
-    pub writable: bool,
-}
-
-impl Share {
-    /// The 9p mount tag; the guest mounts it at `/run/grants/<tag>`.
-    pub fn tag(index: usize) -> String {
-        format!("g{index}")
-    }
-}
-
-/// The shares for `mounts`: one per distinct host folder, in first-grant order.
-pub fn shares(mounts: &[Mount]) -> Vec<Share> {
-    let mut shares: Vec<Share> = Vec::new();
-    for mount in mounts {
-        match shares.iter_mut().find(|s| s.host == mount.host) {
-            Some(share) => share.writable |= mount.writable,
-            None => shares.push(Share {
-                host: mount.host.clone(),
-                writable: mount.writable,
-            }),
-        }
-    }
-    shares
 }
 
 /// QEMU's arguments for a VM with `shares`. Deny by default: `-nodefaults` (no NIC, no
@@ -139,11 +110,8 @@ pub fn boot_args(spec: &VmSpec, shares: &[Share]) -> Vec<OsString> {
             "-device".to_owned(),
             format!("virtio-9p-device,fsdev=fs{i},mount_tag={tag}"),
         ]);
-        cmdline.push(format!(
-            "deskhand.share={tag}:{}",
-            if share.writable { "rw" } else { "ro" }
-        ));
     }
+    cmdline.extend(share_args(shares));
     args.add(["-append".to_owned(), cmdline.join(" ")]);
     args.0
 }
@@ -167,168 +135,10 @@ pub fn transform(policy: &ShellPolicy, spec: &VmSpec) -> Result<LaunchPlan, Poli
     })
 }
 
-/// The first line of every frame the job prints on the console; the job id follows.
-pub const FRAME: &str = "@@DESKHAND";
-
-/// The script the VM's init runs for one command, as `sh job.sh ID`. It prints, on the
-/// console: `@@DESKHAND ID STDOUT <total bytes>`, the kept stdout in base64,
-/// `@@DESKHAND ID STDERR <total>`, the kept stderr in base64, then
-/// `@@DESKHAND ID EXIT <status> <forks refused> <oom kills>`; or `@@DESKHAND ID SETUP <what>`
-/// when the sandbox could not be set up.
-pub fn job_script(policy: &ShellPolicy, shares: &[Share]) -> String {
-    let l = &policy.limits;
-    let mut s = String::new();
-    let line = |s: &mut String, text: &str| {
-        s.push_str(text);
-        s.push('\n');
-    };
-    line(&mut s, "id=$1");
-    line(&mut s, &format!("fail() {{ echo \"{FRAME} $id SETUP $*\"; exit 0; }}"));
-    // Anything a previous command left running (outside its cgroup, as root may) goes first.
-    line(&mut s, "kill -9 -1 2>/dev/null");
-    line(
-        &mut s,
-        &format!("mount -t tmpfs -o size={},mode=1777 tmp /tmp || fail tmp", l.tmp_bytes),
-    );
-    // Parents before children, so a grant nested in another stays visible.
-    let mut mounts: Vec<&Mount> = policy.mounts.iter().collect();
-    mounts.sort_by_key(|m| m.sandbox.components().count());
-    let mut bound = Vec::new();
-    for mount in &mounts {
-        let Some(index) = shares.iter().position(|s| s.host == mount.host) else {
-            continue;
-        };
-        let target = quote(&mount.sandbox.to_string_lossy());
-        let source = format!("/run/grants/{}", Share::tag(index));
-        line(
-            &mut s,
-            &format!("mkdir -p {target} && mount -o bind {source} {target} || fail bind {target}"),
-        );
-        // A writable share may still be granted read-only at this path.
-        if !mount.writable {
-            line(
-                &mut s,
-                &format!("mount -o remount,bind,ro {target} || fail read-only {target}"),
-            );
-        }
-        bound.push(target);
-    }
-    line(
-        &mut s,
-        "cg=/sys/fs/cgroup/job; rmdir $cg 2>/dev/null; mkdir $cg || fail cgroup",
-    );
-    line(
-        &mut s,
-        &format!(
-            "echo {} >$cg/pids.max && echo {} >$cg/memory.max || fail limits",
-            l.max_processes, l.memory_bytes
-        ),
-    );
-    // Output through FIFOs: dd keeps exactly the first `output_bytes`, wc counts the rest, so
-    // a command that writes forever runs until its limits, as it would on a terminal.
-    line(
-        &mut s,
-        "rm -f /run/o /run/e /run/out /run/err; mkfifo /run/o /run/e || fail fifo",
-    );
-    for (fifo, kept) in [("/run/o", "/run/out"), ("/run/e", "/run/err")] {
-        line(
-            &mut s,
-            &format!(
-                "{{ dd of={kept} bs=65536 count={} iflag=count_bytes,fullblock 2>/dev/null; wc -c >{kept}.rest; }} <{fifo} &",
-                l.output_bytes
-            ),
-        );
-    }
-    // The runner joins the cgroup, sets the per-process limits (CPU hard limit one second
-    // above the soft one so the command gets SIGXCPU first; file size in 512-byte blocks;
-    // address space in KiB; no core dumps), then execs the command with exactly the
-    // policy's environment.
-    let runner = format!(
-        "echo $$ >{cg}/cgroup.procs && cd \"$1\" && shift && ulimit -c 0 && ulimit -t {hard} && ulimit -S -t {cpu} \
-         && ulimit -f {fsize} && ulimit -v {kib} && exec \"$@\"",
-        cg = "/sys/fs/cgroup/job",
-        hard = l.cpu_seconds.saturating_add(1),
-        cpu = l.cpu_seconds,
-        fsize = l.max_file_bytes.div_ceil(512),
-        kib = l.memory_bytes / 1024,
-    );
-    let mut command = vec![
-        "sh".to_owned(),
-        "-c".to_owned(),
-        quote(&runner),
-        "runner".to_owned(),
-        quote(&policy.workdir.to_string_lossy()),
-        "env".to_owned(),
-        "-i".to_owned(),
-    ];
-    command.extend(policy.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
-    command.extend(policy.command.iter().map(|a| quote(a)));
-    line(&mut s, &format!("{} </dev/null >/run/o 2>/run/e", command.join(" ")));
-    line(&mut s, "status=$?");
-    // Whatever the command left in the background holds the FIFOs open: end it.
-    line(&mut s, "echo 1 >$cg/cgroup.kill 2>/dev/null; wait");
-    line(&mut s, "forks=$(sed -n 's/^max //p' $cg/pids.events)");
-    line(&mut s, "ooms=$(sed -n 's/^oom_kill //p' $cg/memory.events)");
-    for (name, kept) in [("STDOUT", "/run/out"), ("STDERR", "/run/err")] {
-        line(
-            &mut s,
-            &format!("echo \"{FRAME} $id {name} $(( $(wc -c <{kept}) + $(cat {kept}.rest) ))\"; base64 {kept}"),
-        );
-    }
-    line(
-        &mut s,
-        &format!("echo \"{FRAME} $id EXIT $status ${{forks:-0}} ${{ooms:-0}}\""),
-    );
-    // Clean up for the next command on this VM.
-    line(&mut s, "kill -9 -1 2>/dev/null");
-    for target in bound.iter().rev() {
-        line(&mut s, &format!("umount -l {target} 2>/dev/null"));
-    }
-    line(
-        &mut s,
-        "umount -l /tmp; rmdir $cg 2>/dev/null; rm -f /run/out* /run/err* /run/o /run/e",
-    );
-    s
-}
-
-/// The VM's /init: busybox applets, the kernel's file systems, the modules, the 9p shares
-/// named on the kernel command line (`deskhand.share=TAG:ro|rw`, read-only at QEMU too),
-/// then a loop that reads `ID BASE64-SCRIPT` lines from the console and runs each.
+/// The VM's /init: [`guest_protocol::init_script`] with the 9p modules, mounting the 9p shares
+/// named on the kernel command line (`deskhand.share=TAG:ro|rw`, read-only at QEMU too).
 pub fn init_script() -> String {
-    let modules = MODULES.join(" ");
-    format!(
-        r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-dmesg -n 1
-for m in {modules}; do insmod /lib/modules/$m.ko || echo "{FRAME}-FAILED insmod $m"; done
-mkdir -p /sys/fs/cgroup /run/grants
-mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo "+pids +memory" >/sys/fs/cgroup/cgroup.subtree_control || echo "{FRAME}-FAILED cgroup"
-for arg in $(cat /proc/cmdline); do
-  case $arg in
-    deskhand.share=*)
-      spec=${{arg#deskhand.share=}}; tag=${{spec%:*}}; mode=${{spec#*:}}
-      mkdir -p /run/grants/$tag
-      mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none,$mode $tag /run/grants/$tag || echo "{FRAME}-FAILED mount $tag"
-      ;;
-  esac
-done
-stty raw -echo
-echo "{FRAME}-READY"
-while read -r id job; do
-  echo "$job" | base64 -d >/run/job.sh && sh /run/job.sh "$id"
-done
-poweroff -f
-"#
-    )
-}
-
-/// `text` as one single-quoted shell word.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    guest_protocol::init_script(MODULES, ShareTransport::Virtio9p)
 }
 
 /// QEMU option values separate sub-options with `,`; a literal comma is doubled.
@@ -357,6 +167,7 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Mount;
 
     fn spec(accel: Accel) -> VmSpec {
         VmSpec {
@@ -539,11 +350,5 @@ mod tests {
         let parent = s.find("/run/grants/g1 '/work/a'");
         let child = s.find("/run/grants/g0 '/work/a/b'");
         assert!(parent.is_some() && child.is_some() && parent < child, "{s}");
-    }
-
-    #[test]
-    fn quoting_survives_quotes() {
-        assert_eq!(quote("a'b"), r"'a'\''b'");
-        assert_eq!(quote(""), "''");
     }
 }

@@ -1,25 +1,22 @@
 //! A running microVM: QEMU as a child process whose serial console is its stdin/stdout. It
 //! boots once and then runs commands one after another (warm), each as a job script sent
-//! on one console line and answered with a frame of markers (see [`super::plan::job_script`]).
+//! on one console line and answered with a frame of markers, both ends of which are
+//! [`crate::guest_protocol`]'s.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::base64;
-use super::plan::FRAME;
-use crate::{LimitHit, OutputChunk, OutputStats, ShellError, ShellOutcome, Stream, Termination};
+use crate::guest_protocol::{BootFailure, Console, ConsoleEnd, JobError};
+use crate::{OutputChunk, ShellError, ShellOutcome, Termination};
 
 /// QEMU's own stderr kept for error messages.
 const STDERR_KEPT: usize = 16 * 1024;
-
-/// Console lines longer than this are cut (a job never prints one; base64 lines are 76).
-const LINE_MAX: usize = 64 * 1024;
 
 /// util-linux `setpriv`: QEMU is started through it with a parent-death signal, so a VM never
 /// outlives deskhand (a warm VM in a static, or a crash). Without it QEMU is started directly.
@@ -28,12 +25,10 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 /// A booted VM, ready for commands. Killed when dropped.
 pub struct QemuVm {
     keeper: Keeper,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
+    console: Console,
     stderr: Arc<Mutex<Vec<u8>>>,
     program: PathBuf,
     args: Vec<OsString>,
-    next_id: u64,
     boot_time: Duration,
     alive: bool,
 }
@@ -54,23 +49,6 @@ impl QemuVm {
     pub fn boot(program: &Path, args: &[OsString], timeout: Duration) -> Result<QemuVm, ShellError> {
         let start = Instant::now();
         let (keeper, stdin, stdout, stderr) = Keeper::spawn(program, args)?;
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.by_ref().take(LINE_MAX as u64).read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned();
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
         let kept = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&kept);
         thread::spawn(move || {
@@ -85,43 +63,31 @@ impl QemuVm {
         });
         let mut vm = QemuVm {
             keeper,
-            stdin,
-            lines,
+            console: Console::new(stdout, stdin),
             stderr: kept,
             program: program.to_owned(),
             args: args.to_vec(),
-            next_id: 1,
             boot_time: Duration::ZERO,
             alive: true,
         };
-        let deadline = start + timeout;
-        let ready = format!("{FRAME}-READY");
-        let failed = format!("{FRAME}-FAILED");
-        let mut failures = Vec::new();
-        loop {
-            match vm.next_line(deadline) {
-                Some(line) if line == ready => break,
-                Some(line) if line.starts_with(&failed) => failures.push(line[failed.len()..].trim().to_owned()),
-                Some(_) => {}
-                None => {
-                    vm.kill();
-                    let stderr = vm.qemu_stderr();
-                    let message = if Instant::now() >= deadline {
-                        format!("the VM did not boot within {timeout:?}")
-                    } else {
-                        "QEMU exited while the VM was booting".to_owned()
-                    };
-                    return Err(ShellError::Setup {
-                        message: [message, stderr].join(if vm.qemu_stderr().is_empty() { "" } else { ": " }),
-                    });
-                }
-            }
-        }
-        if !failures.is_empty() {
+        if let Err(failure) = vm.console.wait_ready(start + timeout) {
             vm.kill();
-            return Err(ShellError::Setup {
-                message: format!("the VM booted but could not set up: {}", failures.join("; ")),
-            });
+            let message = match failure {
+                BootFailure::NotReady(end) => {
+                    let message = match end {
+                        ConsoleEnd::Deadline => format!("the VM did not boot within {timeout:?}"),
+                        ConsoleEnd::Closed => "QEMU exited while the VM was booting".to_owned(),
+                    };
+                    let stderr = vm.qemu_stderr();
+                    if stderr.is_empty() {
+                        message
+                    } else {
+                        format!("{message}: {stderr}")
+                    }
+                }
+                setup_failed @ BootFailure::SetupFailed(_) => return Err(setup_failed.into_error(timeout)),
+            };
+            return Err(ShellError::Setup { message });
         }
         vm.boot_time = start.elapsed();
         Ok(vm)
@@ -142,7 +108,7 @@ impl QemuVm {
         self.program == program && self.args == args
     }
 
-    /// Runs one job script (from [`super::plan::job_script`]) and hands its output to
+    /// Runs one job script (from [`crate::guest_protocol::job_script`]) and hands its output to
     /// `on_output`, at most `output_bytes` of stdout and stderr together. At `wall_clock` the
     /// whole VM is killed: the command and everything it started go with it.
     pub fn run(
@@ -157,69 +123,27 @@ impl QemuVm {
                 message: "the VM is no longer running".to_owned(),
             });
         }
-        let id = format!("{:x}{:08x}", self.next_id, std::process::id());
-        self.next_id += 1;
         let start = Instant::now();
-        let deadline = start + wall_clock;
-        let line = format!("{id} {}\n", base64::encode(script.as_bytes()));
-        if let Err(source) = self.stdin.write_all(line.as_bytes()).and_then(|()| self.stdin.flush()) {
-            self.kill();
-            return Err(ShellError::Supervise { source });
-        }
-
-        let prefix = format!("{FRAME} {id} ");
-        let mut frame = Frame::default();
-        let mut section: Option<Stream> = None;
-        loop {
-            let Some(line) = self.next_line(deadline) else {
-                let timed_out = Instant::now() >= deadline;
-                self.kill();
-                if timed_out {
-                    return Ok(ShellOutcome {
-                        termination: Termination::TimedOut { after: wall_clock },
-                        limits_hit: vec![LimitHit::WallClock],
-                        elapsed: start.elapsed(),
-                        output: OutputStats::default(),
-                    });
+        match self.console.job(script, wall_clock, output_bytes, on_output) {
+            Ok(mut outcome) => {
+                if let Termination::TimedOut { .. } = outcome.termination {
+                    self.kill();
+                    outcome.elapsed = start.elapsed();
                 }
-                return Err(ShellError::Setup {
-                    message: format!("the VM stopped during the command: {}", self.qemu_stderr()),
-                });
-            };
-            let Some(marker) = line.strip_prefix(&prefix) else {
-                match section {
-                    Some(Stream::Stdout) => frame.stdout_b64.push_str(line.trim()),
-                    Some(Stream::Stderr) => frame.stderr_b64.push_str(line.trim()),
-                    None => {}
-                }
-                continue;
-            };
-            let fields: Vec<&str> = marker.split_whitespace().collect();
-            match fields.as_slice() {
-                ["STDOUT", total] => {
-                    frame.stdout_total = total.parse().unwrap_or(0);
-                    section = Some(Stream::Stdout);
-                }
-                ["STDERR", total] => {
-                    frame.stderr_total = total.parse().unwrap_or(0);
-                    section = Some(Stream::Stderr);
-                }
-                ["EXIT", status, forks, ooms] => {
-                    frame.status = status.parse().unwrap_or(-1);
-                    frame.forks_refused = forks.parse().unwrap_or(0);
-                    frame.oom_kills = ooms.parse().unwrap_or(0);
-                    break;
-                }
-                ["SETUP", what @ ..] => {
-                    return Err(ShellError::Setup {
-                        message: format!("inside the VM: {}", what.join(" ")),
-                    });
-                }
-                _ => {}
+                Ok(outcome)
             }
+            Err(JobError::Send(source)) => {
+                self.kill();
+                Err(ShellError::Supervise { source })
+            }
+            Err(JobError::Closed) => {
+                self.kill();
+                Err(ShellError::Setup {
+                    message: format!("the VM stopped during the command: {}", self.qemu_stderr()),
+                })
+            }
+            Err(setup @ JobError::Setup(_)) => Err(setup.into()),
         }
-        let elapsed = start.elapsed();
-        Ok(frame.outcome(elapsed, output_bytes, on_output))
     }
 
     /// Kills QEMU (and so the whole VM) and reaps it.
@@ -228,11 +152,6 @@ impl QemuVm {
             self.keeper.stop();
             self.alive = false;
         }
-    }
-
-    fn next_line(&self, deadline: Instant) -> Option<String> {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        self.lines.recv_timeout(left).ok()
     }
 
     fn qemu_stderr(&self) -> String {
@@ -329,66 +248,6 @@ impl Keeper {
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
-        }
-    }
-}
-
-/// One command's answer, as parsed from the console.
-#[derive(Debug, Default)]
-struct Frame {
-    stdout_total: u64,
-    stderr_total: u64,
-    stdout_b64: String,
-    stderr_b64: String,
-    status: i32,
-    forks_refused: u64,
-    oom_kills: u64,
-}
-
-impl Frame {
-    fn outcome(self, elapsed: Duration, cap: u64, on_output: &mut dyn FnMut(OutputChunk)) -> ShellOutcome {
-        let mut left = cap;
-        let mut output = OutputStats::default();
-        for (stream, b64) in [(Stream::Stdout, &self.stdout_b64), (Stream::Stderr, &self.stderr_b64)] {
-            let bytes = base64::decode(b64);
-            let keep = (bytes.len() as u64).min(left);
-            left -= keep;
-            if keep > 0 {
-                // keep <= bytes.len(), so the cast back cannot truncate.
-                on_output(OutputChunk {
-                    stream,
-                    bytes: bytes[..keep as usize].to_vec(),
-                });
-            }
-            match stream {
-                Stream::Stdout => output.stdout_bytes = keep,
-                Stream::Stderr => output.stderr_bytes = keep,
-            }
-        }
-        let total = self.stdout_total + self.stderr_total;
-        output.dropped_bytes = total.saturating_sub(output.stdout_bytes + output.stderr_bytes);
-        // The job's shell reports a command killed by signal N as 128 + N, like bubblewrap.
-        let termination = match self.status {
-            code @ 129..=192 => Termination::Signaled { signal: code - 128 },
-            code => Termination::Exited { code },
-        };
-        let mut limits_hit = Vec::new();
-        match termination {
-            Termination::Signaled { signal: 24 } => limits_hit.push(LimitHit::CpuTime),
-            Termination::Signaled { signal: 25 } => limits_hit.push(LimitHit::FileSize),
-            _ => {}
-        }
-        if self.forks_refused > 0 {
-            limits_hit.push(LimitHit::Processes);
-        }
-        if output.dropped_bytes > 0 {
-            limits_hit.push(LimitHit::Output);
-        }
-        ShellOutcome {
-            termination,
-            limits_hit,
-            elapsed,
-            output,
         }
     }
 }

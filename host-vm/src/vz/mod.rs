@@ -92,13 +92,9 @@ impl VzBackend {
         let trial = self
             .plan(&ShellPolicy::new(["true"]))
             .map_err(|e| BackendProblem::PlatformVmFails { detail: e.to_string() })?;
-        match self.launch(&trial, &mut |_| {}) {
-            Ok(outcome) if outcome.success() => Ok(()),
-            Ok(outcome) => Err(BackendProblem::PlatformVmFails {
-                detail: format!("`true` ended with {:?}", outcome.termination),
-            }),
-            Err(e) => Err(classify(e.to_string())),
-        }
+        // A `true` that ran but failed never names the entitlement: classify makes it
+        // PlatformVmFails.
+        vmspec::trial_verdict(self.launch(&trial, &mut |_| {}), classify)
     }
 
     fn launch(&self, plan: &LaunchPlan, on_output: &mut dyn FnMut(OutputChunk)) -> Result<ShellOutcome, ShellError> {
@@ -116,14 +112,11 @@ impl VzBackend {
 
         let boot_deadline = Instant::now() + self.boot_timeout;
         let vm = RunningVm::start(&config, boot_deadline).map_err(|message| ShellError::Setup { message })?;
-        let mut console = Console::new(host_reads, host_writes);
-        console
-            .wait_ready(boot_deadline)
-            .map_err(|failure| failure.into_error(self.boot_timeout))?;
-        let outcome = console.run(
+        let outcome = Console::new(host_reads, host_writes).boot_and_run(
+            boot_deadline,
+            self.boot_timeout,
             &machine.job,
-            plan.supervision.wall_clock,
-            plan.supervision.output_bytes,
+            &plan.supervision,
             on_output,
         );
         // One VM per command: whatever the command left running goes with it.

@@ -1191,6 +1191,10 @@ fn terminal_observer() -> RunObserver {
                 )
             }
             Event::Blocked { reason, .. } => eprintln!("{pad}  ! {reason}"),
+            Event::ChangesApplied { count, by, .. } => eprintln!(
+                "{pad}  applied {count} change(s) to your folders (approved by {by}); `deskhand undo {run}` puts them back"
+            ),
+            Event::ChangesRefused { reason, .. } => eprintln!("{pad}  changes not applied: {reason}"),
             Event::Compacted { replaced, .. } => {
                 eprintln!("{pad}  (compacted {replaced} older messages to fit the context window)")
             }

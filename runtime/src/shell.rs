@@ -166,7 +166,7 @@ pub fn run_native(
             }
             on_output(chunk);
         })
-        .map_err(|e| Error::InvalidArgs(format!("the command could not run: {e}")))?;
+        .map_err(|e| Error::Unavailable(format!("the command could not run: {e}")))?;
     let mut proposed = Vec::new();
     let mut refused = None;
     for (root, copy) in &copies {

@@ -526,6 +526,11 @@ fn renames_in_a_writable_folder_are_applied_then_undone_and_the_trash_is_managed
         stderr(&o)
     );
     assert!(renamed.contains_key("2026-02-01 invoice.txt"), "{:?}", renamed.keys());
+    assert!(
+        stderr(&o).contains("applied 2 change(s) to your folders") && stderr(&o).contains("deskhand undo"),
+        "the person is told what changed and how to undo it:\n{}",
+        stderr(&o)
+    );
 
     // The person edits a renamed file and puts a new file at an old name:
     // undo refuses to lose either; --force restores, the edit travels back

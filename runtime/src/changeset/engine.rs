@@ -201,7 +201,7 @@ pub fn apply(
                     source: std::io::Error::other("injected failure (test)"),
                 });
             }
-            make(ws, row, planned.staged.as_deref())?;
+            make(row, planned.staged.as_deref())?;
         }
         sync_folders(&rows)
     })();
@@ -320,8 +320,7 @@ fn make_parent(path: &Path) -> Result<()> {
 }
 
 /// Makes one change. Each one is atomic: it is either done or not.
-fn make(ws: &Workspace, row: &Row, staged: Option<&Path>) -> Result<()> {
-    let _ = ws;
+fn make(row: &Row, staged: Option<&Path>) -> Result<()> {
     let c = &row.change;
     for folder in &c.new_folders {
         match fs::create_dir(folder) {

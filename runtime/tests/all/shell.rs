@@ -1,9 +1,6 @@
 //! Native shell steps through real bubblewrap: the command sees only the
 //! grants, its changes come back as a changeset, undo restores byte for byte.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use deskhand_host_vm::ShellBackend;
 use deskhand_host_vm::bwrap::BwrapBackend;
 use deskhand_runtime::agent::{Approval, ApproveAll, ChangesApproval, Gate, StepApproval};
@@ -11,6 +8,8 @@ use deskhand_runtime::changeset;
 use deskhand_runtime::shell::{ShellChanges, ShellReport, ShellRequest, run_shell};
 use deskhand_runtime::workspace::Workspace;
 use deskhand_types::{Grant, Mode};
+
+use crate::common::tree as files;
 
 /// The person, approving whatever is shown (deletions included).
 struct Person;
@@ -34,24 +33,6 @@ fn backend() -> BwrapBackend {
         panic!("the shell sandbox cannot run here ({problem}); run scripts/setup, which installs bubblewrap");
     }
     backend
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if p.is_dir() {
-                out.insert(format!("{rel}/"), Vec::new());
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 struct Setup {

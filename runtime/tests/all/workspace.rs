@@ -1,9 +1,6 @@
 //! `init` lays out a workspace once and never changes an existing one; the
 //! journal keeps an append-only event log.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use deskhand_runtime::Error;
 use deskhand_runtime::tools::{CallRequest, run_call};
 use deskhand_runtime::wasm::Limits;
@@ -11,25 +8,7 @@ use deskhand_runtime::workspace::{InitOutcome, Workspace};
 use deskhand_types::{Event, Grant};
 use serde_json::json;
 
-use crate::common::{Fixture, toolbox};
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if p.is_dir() {
-                out.insert(format!("{rel}/"), Vec::new());
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+use crate::common::{Fixture, toolbox, tree as snapshot};
 
 #[test]
 fn init_creates_the_layout_and_a_second_init_changes_nothing() {

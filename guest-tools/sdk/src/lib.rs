@@ -16,6 +16,7 @@ pub mod bindings {
 }
 
 mod csv;
+pub mod document;
 mod walk;
 mod write;
 

@@ -422,6 +422,11 @@ pub fn write(args: WriteArgs) -> Result<Output, ToolError> {
             .push(json!({"name": spec.name, "rows": spec.rows.len(), "cells": written, "charts": spec.charts.len()}));
     }
 
+    // Deflate dominates saving a big sheet; its fastest level makes files about 60% larger
+    // (measured: 100,000 x 10 cells, 5.9 -> 9.4 MB) and saves several times faster.
+    if cells > 200_000 {
+        workbook.set_zip_compression_level(1);
+    }
     let ((), written) = write_new_with(&args.path, args.unique, |tmp, file| {
         workbook
             .save_to_writer(file)

@@ -1,0 +1,143 @@
+//! Writing and reading back a 100,000-row by 10-column sheet (nine value
+//! columns and a formula column) through the sandboxed `xlsx` tool, side by
+//! side with Python's openpyxl on the same data in the same run. Results go
+//! in BENCHMARKS.md; nothing here asserts.
+//!
+//! Run: `cargo bench -p deskhand-runtime --bench xlsx [-- ROWS]`
+//! (openpyxl must be importable by `python3`; without it that half is skipped).
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use deskhand_runtime::tools::{BundledTool, Toolbox};
+use deskhand_runtime::wasm::{Limits, WasmHost};
+use deskhand_runtime::workspace::Workspace;
+use deskhand_types::Grant;
+use serde_json::{Value, json};
+
+const COLUMNS: usize = 10;
+
+/// Row `i`: an id, a date, a name, a category, five amounts, and a formula
+/// summing the amounts (the same values openpyxl writes).
+fn row(i: usize) -> Vec<Value> {
+    let r = i + 2;
+    vec![
+        json!(i as f64),
+        json!({"date": format!("2026-{:02}-{:02}", i % 12 + 1, i % 28 + 1)}),
+        json!(format!("item {i}")),
+        json!(["food", "travel", "office", "other"][i % 4]),
+        json!((i % 1000) as f64 * 1.25),
+        json!((i % 97) as f64),
+        json!((i % 13) as f64 * 0.5),
+        json!(i as f64 / 7.0),
+        json!((i % 5) as f64),
+        json!({"formula": format!("SUM(E{r}:I{r})")}),
+    ]
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+const OPENPYXL: &str = r#"
+import sys, time, datetime, openpyxl
+rows, path = int(sys.argv[1]), sys.argv[2]
+cats = ["food", "travel", "office", "other"]
+t = time.perf_counter()
+wb = openpyxl.Workbook(write_only=True)
+ws = wb.create_sheet("Data")
+ws.append(["id", "date", "name", "category", "a", "b", "c", "d", "e", "total"])
+for i in range(rows):
+    r = i + 2
+    ws.append([float(i), datetime.date(2026, i % 12 + 1, i % 28 + 1), f"item {i}", cats[i % 4],
+               (i % 1000) * 1.25, float(i % 97), (i % 13) * 0.5, i / 7.0, float(i % 5), f"=SUM(E{r}:I{r})"])
+wb.save(path)
+write = time.perf_counter() - t
+t = time.perf_counter()
+wb = openpyxl.load_workbook(path, read_only=True)
+n = sum(1 for _ in wb["Data"].iter_rows(values_only=True))
+read = time.perf_counter() - t
+print(f"{write} {read} {n}")
+"#;
+
+fn main() -> anyhow::Result<()> {
+    let rows: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let cells = (rows * COLUMNS) as f64;
+    let tmp = tempfile::tempdir()?;
+    let (ws, _) = Workspace::init(&tmp.path().join("ws"))?;
+    let sandbox = ws.sandbox(&[] as &[Grant], Limits::default())?;
+    let toolbox = Toolbox::new(WasmHost::new(Some(tmp.path().join("cache")))?);
+    let xlsx = toolbox.get(BundledTool::Xlsx)?;
+
+    let header: Vec<&str> = vec!["id", "date", "name", "category", "a", "b", "c", "d", "e", "total"];
+    let t = Instant::now();
+    let data: Vec<Vec<Value>> = (0..rows).map(row).collect();
+    let args_for =
+        |path: &str| json!({"path": path, "sheets": [{"name": "Data", "header": header, "rows": data}]}).to_string();
+    let out_dir = ws.root().join("output");
+    let out = |name: &str| out_dir.join(name).display().to_string();
+    let args = args_for(&out("bench-probe.xlsx"));
+    println!(
+        "{rows} rows x {COLUMNS} columns: JSON arguments {:.1} MB, built in {:.3} s",
+        args.len() as f64 / 1e6,
+        seconds(t.elapsed())
+    );
+
+    let mut best_write = Duration::MAX;
+    let mut best_read = Duration::MAX;
+    for run in 0..3 {
+        let path = out(&format!("bench-{run}.xlsx"));
+        let args = args_for(&path);
+        let t = Instant::now();
+        xlsx.call(&sandbox, "write", &args, None).result?;
+        best_write = best_write.min(t.elapsed());
+
+        let read_args = json!({"path": path, "max_rows": rows + 1}).to_string();
+        let t = Instant::now();
+        let out = xlsx.call(&sandbox, "read", &read_args, None).result?;
+        best_read = best_read.min(t.elapsed());
+        if run == 0 {
+            let read_rows = out.json["sheets"][0]["rows"].as_array().map_or(0, Vec::len);
+            println!("read back {read_rows} rows");
+        }
+    }
+    let size = std::fs::metadata(ws.root().join("output/bench-0.xlsx"))?.len();
+    println!(
+        "deskhand xlsx (sandboxed)   write {:>7.3} s ({:>9.0} cells/s)   read {:>7.3} s ({:>9.0} cells/s)   file {:.1} MB",
+        seconds(best_write),
+        cells / seconds(best_write),
+        seconds(best_read),
+        cells / seconds(best_read),
+        size as f64 / 1e6
+    );
+
+    let py_path = tmp.path().join("openpyxl.xlsx");
+    let py = Command::new("python3")
+        .args(["-c", OPENPYXL, &rows.to_string()])
+        .arg(&py_path)
+        .output();
+    match py {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let nums: Vec<f64> = text.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+            if let [write, read, _] = nums[..] {
+                println!(
+                    "openpyxl (native CPython)   write {write:>7.3} s ({:>9.0} cells/s)   read {read:>7.3} s ({:>9.0} cells/s)",
+                    cells / write,
+                    cells / read
+                );
+                println!(
+                    "deskhand / openpyxl: write {:.1}x, read {:.1}x, write+read {:.1}x",
+                    write / seconds(best_write),
+                    read / seconds(best_read),
+                    (write + read) / seconds(best_write + best_read)
+                );
+            }
+        }
+        Ok(out) => println!("openpyxl skipped: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => println!("openpyxl skipped: python3 did not start: {e}"),
+    }
+    Ok(())
+}

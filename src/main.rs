@@ -640,8 +640,10 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn toolbox(cache_dir: Option<PathBuf>) -> Result<Toolbox, Failure> {
-    let host = WasmHost::new(cache_dir.or_else(default_cache_dir)).map_err(deskhand_runtime::Error::from)?;
-    Ok(Toolbox::new(host))
+    let cache_dir = cache_dir.or_else(default_cache_dir);
+    let office = deskhand_runtime::office::LibreOffice::find_for_cache(cache_dir.as_deref());
+    let host = WasmHost::new(cache_dir).map_err(deskhand_runtime::Error::from)?;
+    Ok(Toolbox::new(host).with_office(office))
 }
 
 /// Shows a tool's progress and logs on stderr while it runs.

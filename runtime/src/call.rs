@@ -3,13 +3,14 @@
 //! declared effects name) and execute (journal Begin, run on a worker
 //! thread forwarding the guest's log/progress events, journal End).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use deskhand_types::{CallId, CallOutcome, Event, Grant, LogLevel, Operation, ToolOutput};
 
 use crate::error::{Error, Result};
-use crate::tools::Toolbox;
+use crate::tools::{BundledTool, Toolbox};
 use crate::wasm::{CallError, EventSink, Limits, LoadedTool, Sandbox, ToolEvent};
 use crate::workspace::Workspace;
 
@@ -18,6 +19,8 @@ use crate::workspace::Workspace;
 pub struct PreparedCall<'t> {
     pub tool_name: String,
     pub tool: &'t LoadedTool,
+    toolbox: &'t Toolbox,
+    output_dir: PathBuf,
     pub operation: Operation,
     /// The arguments with every declared path resolved to what the guest sees.
     pub args: serde_json::Value,
@@ -118,6 +121,8 @@ pub fn prepare<'t>(
     Ok(PreparedCall {
         tool_name: tool_name.into(),
         tool,
+        toolbox,
+        output_dir: workspace.output_dir(),
         operation: op.clone(),
         args,
         reads,
@@ -141,6 +146,7 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
         let _ = tx.send(e);
     });
     let args = call.args.to_string();
+    let started = SystemTime::now();
     let report = std::thread::scope(|scope| {
         let worker = scope.spawn(|| call.tool.call(&call.sandbox, &call.operation.name, &args, Some(sink)));
         for event in rx {
@@ -181,6 +187,15 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
         });
     }
     let elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX);
+    if let Ok(output) = &report.result {
+        finish_workbooks(call, output, started, &|level, message| {
+            emit(Event::ToolLog {
+                call: id.clone(),
+                level,
+                message,
+            })
+        });
+    }
     let (outcome, result) = match report.result {
         Ok(output) => (CallOutcome::Ok { output: output.clone() }, Ok(output)),
         Err(CallError::Tool(error)) => (
@@ -200,4 +215,100 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
         elapsed_ms,
     });
     result
+}
+
+/// Stores the values LibreOffice computes in each workbook the call just
+/// wrote under `output/` (see [`crate::office`]), so viewers that do not
+/// recalculate show the totals. Never fails the call: the workbook is valid
+/// without stored values, and what went wrong is logged for the person.
+fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: SystemTime, log: &dyn Fn(LogLevel, String)) {
+    if call.operation.effects.writes.is_empty() || call.operation.name == "cache_values" {
+        return;
+    }
+    let mut mentioned = Vec::new();
+    strings_in(&output.json, &mut mentioned);
+    let mut written: Vec<PathBuf> = mentioned
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|p| new_workbook_in(p, &call.output_dir, started))
+        .collect();
+    written.dedup();
+    if written.is_empty() {
+        return;
+    }
+    let names = written
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(office) = call.toolbox.office() else {
+        log(
+            LogLevel::Info,
+            format!(
+                "LibreOffice is not installed, so {names} holds formulas without computed values: spreadsheet apps \
+                 compute them on opening, but file previews show 0 until then. Install LibreOffice (scripts/setup \
+                 does) and deskhand stores the computed values."
+            ),
+        );
+        return;
+    };
+    let (Some(scratch), Ok(xlsx)) = (call.scratch.as_ref(), call.toolbox.get(BundledTool::Xlsx)) else {
+        return;
+    };
+    for (i, workbook) in written.iter().enumerate() {
+        let dir = scratch.path().join(format!("recalc-{i}"));
+        let copy = std::fs::create_dir(&dir)
+            .map_err(|e| Error::Io {
+                path: dir.clone(),
+                source: e,
+            })
+            .and_then(|()| office.recalculated_copy(workbook, &dir));
+        let copy = match copy {
+            Ok(copy) => copy,
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    format!("{}: computed values not stored: {e}", workbook.display()),
+                );
+                continue;
+            }
+        };
+        let guest_copy = format!(
+            "{}/recalc-{i}/{}",
+            crate::wasm::SCRATCH_GUEST,
+            copy.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        );
+        let args = serde_json::json!({"path": workbook.display().to_string(), "computed": guest_copy}).to_string();
+        match xlsx.call(&call.sandbox, "cache_values", &args, None).result {
+            Ok(done) => log(LogLevel::Info, format!("{} (computed by LibreOffice)", done.text)),
+            Err(e) => log(
+                LogLevel::Warn,
+                format!("{}: computed values not stored: {e}", workbook.display()),
+            ),
+        }
+    }
+}
+
+/// Every string in a JSON value, depth first.
+fn strings_in(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_in(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| strings_in(v, out)),
+        _ => {}
+    }
+}
+
+/// A regular `.xlsx` file (not a link) under `output_dir`, modified since `since`.
+fn new_workbook_in(path: &Path, output_dir: &Path, since: SystemTime) -> bool {
+    let is_xlsx = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    let inside =
+        path.starts_with(output_dir) && path.components().all(|c| !matches!(c, std::path::Component::ParentDir));
+    is_xlsx
+        && inside
+        && std::fs::symlink_metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|m| m >= since)
 }

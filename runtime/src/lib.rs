@@ -18,6 +18,7 @@ pub mod launch;
 pub mod ledger;
 pub mod memory;
 pub mod model;
+pub mod office;
 pub mod shell;
 pub mod skills;
 pub mod tools;

@@ -58,6 +58,7 @@ impl BundledTool {
 /// and the WIT components that installed skills ship, loaded when added.
 pub struct Toolbox {
     host: WasmHost,
+    office: Option<crate::office::LibreOffice>,
     loaded: [OnceLock<LoadedTool>; BundledTool::ALL.len()],
     components: Vec<(String, LoadedTool)>,
 }
@@ -74,6 +75,7 @@ impl Toolbox {
     pub fn new(host: WasmHost) -> Self {
         Toolbox {
             host,
+            office: None,
             loaded: Default::default(),
             components: Vec::new(),
         }
@@ -100,6 +102,17 @@ impl Toolbox {
             .map(|t| t.name().to_owned())
             .chain(self.components.iter().map(|(n, _)| n.clone()))
             .collect()
+    }
+
+    /// Uses `office` to compute the values stored in the workbooks tools
+    /// write (see [`crate::office`]); without it they hold formulas only.
+    pub fn with_office(mut self, office: Option<crate::office::LibreOffice>) -> Self {
+        self.office = office;
+        self
+    }
+
+    pub fn office(&self) -> Option<&crate::office::LibreOffice> {
+        self.office.as_ref()
     }
 
     pub fn host(&self) -> &WasmHost {

@@ -282,7 +282,8 @@ fn run_task(
     let env = |k: &str| std::env::var(k).ok();
     let config = launch::model_config(ws, app.options.config_dir.as_deref(), &env, model).map_err(|e| e.to_string())?;
     let host = WasmHost::new(app.options.cache_dir.clone()).map_err(|e| e.to_string())?;
-    let mut tb = Toolbox::new(host);
+    let office = deskhand_runtime::office::LibreOffice::find_for_cache(app.options.cache_dir.as_deref());
+    let mut tb = Toolbox::new(host).with_office(office);
     let shell = deskhand_runtime::shell::default_backend();
     let gate = UiGate { app: app.clone() };
     let warn = |w: String| eprintln!("warning: {w}");

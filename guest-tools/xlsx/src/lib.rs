@@ -7,12 +7,13 @@
 //! Nothing here computes a formula: totals are written as formulas for the
 //! spreadsheet to compute, never as numbers.
 
+mod cache;
 mod csv_read;
 mod read;
-mod typed;
+pub mod typed;
 mod write;
 
-use deskhand_guest::{Description, Guest, Output, ToolError, operation, parse_args};
+use deskhand_guest::{Description, Output, ToolError, operation, parse_args};
 use serde_json::json;
 
 /// The largest file `read` opens.
@@ -21,49 +22,73 @@ pub(crate) const MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
 pub(crate) const DEFAULT_MAX_ROWS: u64 = 10_000;
 pub(crate) const MAX_MAX_ROWS: u64 = 1_048_576;
 
+#[cfg(feature = "component")]
 struct Xlsx;
 
-impl Guest for Xlsx {
+#[cfg(feature = "component")]
+impl deskhand_guest::Guest for Xlsx {
     fn describe() -> Description {
-        Description {
-            name: "xlsx".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Writes Excel workbooks (typed cells, formulas, formats, a header row, frozen panes, an \
-                      auto-filter, charts) under output/, and reads xlsx/xls/ods/csv files into typed rows."
-                .into(),
-            operations: vec![
-                operation(
-                    "write",
-                    "Create a new .xlsx workbook under output/ from sheets of typed cells. Totals must be \
-                     formulas ({\"formula\": \"SUM(D2:D9)\"} or a sheet's `totals`), never numbers you computed. \
-                     Never overwrites a file.",
-                    write::schema(),
-                    &[],
-                    &["path"],
-                ),
-                operation(
-                    "read",
-                    "Read an xlsx/xlsm/xlsb/xls/ods workbook or a CSV file into typed rows: numbers, text, \
-                     booleans, {\"date\": ISO}, {\"amount\", \"currency\"} (from a currency symbol or an xlsx \
-                     currency format), {\"error\"}, null for empty. CSV encoding, delimiter and decimal \
-                     separator are detected.",
-                    read::schema(),
-                    &["path"],
-                    &[],
-                ),
-            ],
-        }
+        describe()
     }
 
     fn run(op: String, args: String) -> Result<Output, ToolError> {
-        match op.as_str() {
-            "write" => write::write(parse_args(&args)?),
-            "read" => read::read(parse_args(&args)?),
-            _ => Err(ToolError::UnknownOperation(op)),
-        }
+        run(&op, &args)
     }
 }
 
+/// The tool's description: its operations, their argument schemas and effects.
+pub fn describe() -> Description {
+    Description {
+        name: "xlsx".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        summary: "Writes Excel workbooks (typed cells, formulas, formats, a header row, frozen panes, an \
+                      auto-filter, charts) under output/, and reads xlsx/xls/ods/csv files into typed rows."
+            .into(),
+        operations: vec![
+            operation(
+                "write",
+                "Create a new .xlsx workbook under output/ from sheets of typed cells. Totals must be \
+                     formulas ({\"formula\": \"SUM(D2:D9)\"} or a sheet's `totals`), never numbers you computed. \
+                     Never overwrites a file.",
+                write::schema(),
+                &[],
+                &["path"],
+            ),
+            operation(
+                "cache_values",
+                "Store in a workbook this tool wrote the values a spreadsheet engine computed for its formulas \
+                 (`computed`: the same workbook recalculated by LibreOffice), for viewers that do not \
+                 recalculate. deskhand runs this itself after a workbook is written when LibreOffice is installed.",
+                cache::schema(),
+                &["computed"],
+                &["path"],
+            ),
+            operation(
+                "read",
+                "Read an xlsx/xlsm/xlsb/xls/ods workbook or a CSV file into typed rows: numbers, text, \
+                     booleans, {\"date\": ISO}, {\"amount\", \"currency\"} (from a currency symbol or an xlsx \
+                     currency format), {\"error\"}, null for empty. CSV encoding, delimiter and decimal \
+                     separator are detected.",
+                read::schema(),
+                &["path"],
+                &[],
+            ),
+        ],
+    }
+}
+
+/// Runs one operation on its JSON arguments: what the component's `run`
+/// does, for guest components that use this crate as a library.
+pub fn run(op: &str, args: &str) -> Result<Output, ToolError> {
+    match op {
+        "write" => write::write(parse_args(args)?),
+        "read" => read::read(parse_args(args)?),
+        "cache_values" => cache::cache_values(parse_args(args)?),
+        _ => Err(ToolError::UnknownOperation(op.to_owned())),
+    }
+}
+
+#[cfg(feature = "component")]
 deskhand_guest::export!(Xlsx with_types_in deskhand_guest::bindings);
 
 /// A count as people read it: `1234567` -> `1,234,567`.

@@ -80,7 +80,7 @@ impl Kind {
     }
 }
 
-fn bad(path: &Path, message: impl Into<String>) -> ToolError {
+pub(crate) fn bad(path: &Path, message: impl Into<String>) -> ToolError {
     ToolError::BadContent(path_error(path, message))
 }
 
@@ -178,7 +178,7 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
     Ok(output(&result, text))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
     let meta = fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
     if meta.file_type().is_symlink() {
         return Err(ToolError::Denied(path_error(

@@ -4,12 +4,11 @@
 //! and crafted bad inputs read without a panic or a hang.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use deskhand_runtime::Error;
-use deskhand_runtime::tools::{CallRequest, run_call};
-use deskhand_runtime::wasm::{CallError, Limits};
+use deskhand_runtime::tools::{CallRequest, Toolbox, run_call};
+use deskhand_runtime::wasm::{CallError, Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
@@ -53,83 +52,30 @@ fn output_names(fx: &Fixture) -> Vec<String> {
 // LibreOffice
 // ---------------------------------------------------------------------------
 
-/// A headless LibreOffice with a profile of its own whose settings make it
+/// The runtime's headless LibreOffice (a profile of its own that makes it
 /// recalculate every formula on load instead of trusting the values cached
-/// in the file (which rust_xlsxwriter leaves at 0).
-struct LibreOffice {
-    profile: tempfile::TempDir,
+/// in the file, which rust_xlsxwriter leaves at 0), in a temporary profile.
+pub struct LibreOffice {
+    lo: deskhand_runtime::office::LibreOffice,
+    _profile: tempfile::TempDir,
 }
-
-const RECALC_ALWAYS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-</oor:items>
-"#;
 
 impl LibreOffice {
     /// Fails the test, saying how to fix it, when LibreOffice is missing:
     /// CI runs scripts/setup first, so a missing one is a broken set-up.
-    fn new() -> Self {
-        match Command::new("soffice").arg("--version").output() {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "soffice --version failed ({}); run scripts/setup to install LibreOffice Calc",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => panic!(
-                "LibreOffice (soffice) is not installed ({e}); run scripts/setup, which installs libreoffice-calc"
-            ),
-        }
+    pub fn new() -> Self {
         let profile = tempfile::tempdir().unwrap();
-        let user = profile.path().join("user");
-        std::fs::create_dir_all(&user).unwrap();
-        std::fs::write(user.join("registrymodifications.xcu"), RECALC_ALWAYS).unwrap();
-        LibreOffice { profile }
+        let lo = deskhand_runtime::office::LibreOffice::find(profile.path())
+            .expect("LibreOffice (soffice) is not installed; run scripts/setup, which installs libreoffice-calc");
+        LibreOffice { lo, _profile: profile }
     }
 
     /// Converts `input` with `--convert-to <filter>` into `outdir` and returns
     /// the converted file (same stem, extension `ext`).
-    fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
-        let mut child = Command::new("soffice")
-            .arg(format!(
-                "-env:UserInstallation=file://{}",
-                self.profile.path().display()
-            ))
-            .args([
-                "--headless",
-                "--norestore",
-                "--nolockcheck",
-                "--convert-to",
-                filter,
-                "--outdir",
-            ])
-            .arg(outdir)
-            .arg(input)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("LibreOffice did not convert {} within 180 s", input.display());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
-        let stem = input.file_stem().unwrap().to_string_lossy();
-        let converted = outdir.join(format!("{stem}.{ext}"));
-        assert!(
-            out.status.success() && converted.is_file(),
-            "LibreOffice could not convert {}: {}{}",
-            input.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        converted
+    pub fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
+        self.lo
+            .convert(input, filter, ext, outdir)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -713,4 +659,72 @@ fn every_corpus_spreadsheet_reads_or_names_its_problem() {
     let sheet = &out["sheets"][0];
     assert_eq!(sheet["header"], json!(["label", "value"]));
     assert_eq!(sheet["rows"], json!([["celsius", 22.2222], ["fahrenheit", 72.0]]));
+}
+
+/// A workbook written by a call whose toolbox has LibreOffice stores the
+/// values LibreOffice computed, so a viewer that does not recalculate (our
+/// own reader here, which returns the stored value beside each formula)
+/// sees the totals, not zeros; and the file still converts cleanly.
+#[test]
+fn written_workbooks_get_the_values_libreoffice_computed() {
+    let lo = LibreOffice::new();
+    let profile = tempfile::tempdir().unwrap();
+    let office = deskhand_runtime::office::LibreOffice::find(profile.path()).unwrap();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let tb = Toolbox::new(WasmHost::new(Some(cache)).unwrap()).with_office(Some(office));
+    let fx = Fixture::new();
+    let spec = json!({"path": "output/cached.xlsx", "sheets": [
+        {"name": "Data", "header": ["item", "amount", "note"], "rows": [
+            ["a", 1.5, {"formula": "IF(B2>1,\"big\",\"small\")"}],
+            ["b", 2.25, {"formula": "B3*2"}],
+            ["c", {"formula": "ROUND(B2*B3,1)"}, {"formula": "1/0"}]
+        ], "totals": {"columns": ["B"]}},
+        {"name": "Summary", "rows": [[{"formula": "SUMIF(Data!A:A,\"b\",Data!B:B)"}, {"formula": "Data!B5"}]]}
+    ]});
+    let call = |op: &str, args: Value| {
+        run_call(
+            &fx.ws,
+            &tb,
+            &CallRequest {
+                tool: "xlsx",
+                operation: op,
+                args,
+                grants: &[],
+                limits: Limits::default(),
+            },
+            None,
+        )
+        .unwrap()
+        .output
+        .json
+    };
+    call("write", spec);
+    let data = call("read", json!({"path": "output/cached.xlsx", "sheet": "Data"}));
+    let rows = &data["sheets"][0]["rows"];
+    assert_eq!(
+        rows[0][2],
+        json!({"formula": "IF(B2>1,\"big\",\"small\")", "value": "big"})
+    );
+    assert_eq!(rows[1][2]["value"], json!(4.5));
+    assert_eq!(rows[2][1]["value"], json!(3.4));
+    assert_eq!(rows[2][2]["value"], json!({"error": "#DIV/0!"}));
+    // The totals row: 1.5 + 2.25 + ROUND(3.375, 1).
+    assert_eq!(rows[3][1]["value"], json!(7.15));
+    let summary = call(
+        "read",
+        json!({"path": "output/cached.xlsx", "sheet": "Summary", "header": false}),
+    );
+    assert_eq!(summary["sheets"][0]["rows"][0][0]["value"], json!(2.25));
+    assert_eq!(summary["sheets"][0]["rows"][0][1]["value"], json!(7.15));
+
+    // Still a workbook LibreOffice opens and computes the same way.
+    let out = tempfile::tempdir().unwrap();
+    let csv = lo.convert(&fx.ws.output_dir().join("cached.xlsx"), "csv", "csv", out.path());
+    let text = std::fs::read_to_string(csv).unwrap();
+    assert!(text.contains("c,3.4,#DIV/0!"), "{text}");
+    let names: Vec<String> = std::fs::read_dir(fx.ws.output_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["cached.xlsx"], "no temporary file is left behind");
 }

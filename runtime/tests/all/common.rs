@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use deskhand_runtime::tools::Toolbox;
 use deskhand_runtime::wasm::{Limits, LoadedTool, Sandbox, WasmHost};
@@ -105,4 +107,115 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// Independent engines: LibreOffice and pdftotext
+// ---------------------------------------------------------------------------
+
+/// A headless LibreOffice with a profile of its own (so it never touches a
+/// person's settings or collides with a running instance), whose settings
+/// also make Calc recalculate every formula on load instead of trusting the
+/// values cached in the file (which rust_xlsxwriter leaves at 0).
+pub struct LibreOffice {
+    profile: tempfile::TempDir,
+}
+
+const RECALC_ALWAYS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"#;
+
+impl LibreOffice {
+    /// Fails the test, saying how to fix it, when LibreOffice is missing:
+    /// CI runs scripts/setup first, so a missing one is a broken set-up.
+    pub fn new() -> Self {
+        match Command::new("soffice").arg("--version").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "soffice --version failed ({}); run scripts/setup to install LibreOffice",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!(
+                "LibreOffice (soffice) is not installed ({e}); run scripts/setup, which installs \
+                 libreoffice-calc, -writer and -impress"
+            ),
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let user = profile.path().join("user");
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(user.join("registrymodifications.xcu"), RECALC_ALWAYS).unwrap();
+        LibreOffice { profile }
+    }
+
+    /// Converts `input` with `--convert-to <filter>` into `outdir` and returns
+    /// the converted file (same stem, extension `ext`).
+    pub fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
+        self.convert_with_stderr(input, filter, ext, outdir).0
+    }
+
+    /// Like [`convert`](Self::convert), also returning what LibreOffice
+    /// wrote to stderr.
+    pub fn convert_with_stderr(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> (PathBuf, String) {
+        let mut child = Command::new("soffice")
+            .arg(format!(
+                "-env:UserInstallation=file://{}",
+                self.profile.path().display()
+            ))
+            .args([
+                "--headless",
+                "--norestore",
+                "--nolockcheck",
+                "--convert-to",
+                filter,
+                "--outdir",
+            ])
+            .arg(outdir)
+            .arg(input)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("LibreOffice did not convert {} within 180 s", input.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stem = input.file_stem().unwrap().to_string_lossy();
+        let converted = outdir.join(format!("{stem}.{ext}"));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() && converted.is_file(),
+            "LibreOffice could not convert {}: {}{stderr}",
+            input.display(),
+            String::from_utf8_lossy(&out.stdout),
+        );
+        (converted, stderr)
+    }
+}
+
+/// The text of a PDF as poppler's `pdftotext` reads it (reading order, not
+/// layout); fails the test, saying how to fix it, when poppler-utils is missing.
+pub fn pdftotext(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("pdftotext is not installed ({e}); run scripts/setup, which installs poppler-utils")
+        });
+    assert!(
+        out.status.success(),
+        "pdftotext could not read {}: {}",
+        pdf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -4,8 +4,7 @@
 //! and crafted bad inputs read without a panic or a hang.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use deskhand_runtime::Error;
 use deskhand_runtime::tools::{CallRequest, run_call};
@@ -13,7 +12,7 @@ use deskhand_runtime::wasm::{CallError, Limits};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, toolbox};
+use crate::common::{Fixture, LibreOffice, toolbox};
 
 fn xlsx(fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
     run_call(
@@ -47,90 +46,6 @@ fn output_names(fx: &Fixture) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-// ---------------------------------------------------------------------------
-// LibreOffice
-// ---------------------------------------------------------------------------
-
-/// A headless LibreOffice with a profile of its own whose settings make it
-/// recalculate every formula on load instead of trusting the values cached
-/// in the file (which rust_xlsxwriter leaves at 0).
-struct LibreOffice {
-    profile: tempfile::TempDir,
-}
-
-const RECALC_ALWAYS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
-</oor:items>
-"#;
-
-impl LibreOffice {
-    /// Fails the test, saying how to fix it, when LibreOffice is missing:
-    /// CI runs scripts/setup first, so a missing one is a broken set-up.
-    fn new() -> Self {
-        match Command::new("soffice").arg("--version").output() {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "soffice --version failed ({}); run scripts/setup to install LibreOffice Calc",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => panic!(
-                "LibreOffice (soffice) is not installed ({e}); run scripts/setup, which installs libreoffice-calc"
-            ),
-        }
-        let profile = tempfile::tempdir().unwrap();
-        let user = profile.path().join("user");
-        std::fs::create_dir_all(&user).unwrap();
-        std::fs::write(user.join("registrymodifications.xcu"), RECALC_ALWAYS).unwrap();
-        LibreOffice { profile }
-    }
-
-    /// Converts `input` with `--convert-to <filter>` into `outdir` and returns
-    /// the converted file (same stem, extension `ext`).
-    fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
-        let mut child = Command::new("soffice")
-            .arg(format!(
-                "-env:UserInstallation=file://{}",
-                self.profile.path().display()
-            ))
-            .args([
-                "--headless",
-                "--norestore",
-                "--nolockcheck",
-                "--convert-to",
-                filter,
-                "--outdir",
-            ])
-            .arg(outdir)
-            .arg(input)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("LibreOffice did not convert {} within 180 s", input.display());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
-        let stem = input.file_stem().unwrap().to_string_lossy();
-        let converted = outdir.join(format!("{stem}.{ext}"));
-        assert!(
-            out.status.success() && converted.is_file(),
-            "LibreOffice could not convert {}: {}{}",
-            input.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        converted
-    }
 }
 
 /// Every formula kind the tool promises, on a first sheet that LibreOffice's

@@ -220,6 +220,39 @@ mod tests {
     }
 
     #[test]
+    fn overflowing_text_continues_and_one_huge_paragraph_shrinks() {
+        let items: Vec<String> = (1..=30).map(|i| format!("Item {i}")).collect();
+        let huge = "word ".repeat(3000);
+        let spec = vec![slides::SlideSpec {
+            title: Some("Lists".into()),
+            blocks: vec![Block::List { items, numbered: true }, Block::Paragraph { text: huge }],
+        }];
+        let mut load = |p: &str, _: &str| Err(ToolError::InvalidArgs(format!("no image {p}")));
+        let (bytes, count) = slides::build(None, None, &spec, &mut load).unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
+        let mut texts = Vec::new();
+        for n in 1..=count {
+            let mut f = zip.by_name(&format!("ppt/slides/slide{n}.xml")).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+            texts.push(text);
+        }
+        assert!(count >= 3, "30 items and a huge paragraph on {count} slides");
+        assert!(texts[0].contains("Item 1<") && !texts[0].contains("Item 30<"));
+        // The list's numbering carries on where the previous slide stopped.
+        let second = &texts[1];
+        let first_item = second.find("Item ").unwrap();
+        let n: usize = second[first_item + 5..].split('<').next().unwrap().parse().unwrap();
+        assert!(
+            second.contains(&format!("startAt=\"{n}\"")),
+            "slide 2 starts at item {n}"
+        );
+        assert!(texts.iter().all(|t| t.contains("Lists (continued)") || t == &texts[0]));
+        let last = texts.last().unwrap();
+        assert!(last.contains("normAutofit fontScale=\""), "the huge paragraph shrinks");
+    }
+
+    #[test]
     fn empty_slides_and_bad_blocks_are_refused() {
         let args: WriteArgs = serde_json::from_value(json!({"path": "output/x.pptx", "slides": []})).unwrap();
         let err = format!("{:?}", write(args).unwrap_err());

@@ -35,6 +35,8 @@ const TABLE_PT: f64 = 14.0;
 const CELL_MARGIN_V: i64 = 45_720;
 const CELL_MARGIN_H: i64 = 91_440;
 const BULLET_INDENT: i64 = 342_900;
+/// Wider for numbers, so that "10." keeps its gap before the text.
+const NUMBER_INDENT: i64 = 457_200;
 
 /// One slide as the caller gives it.
 pub struct SlideSpec {
@@ -139,10 +141,10 @@ fn text_height(text: &str, pt: f64, width: i64) -> i64 {
 }
 
 fn para_height(p: &Para, width: i64) -> i64 {
-    let w = if p.bullet == Bullet::None {
-        width
-    } else {
-        width - BULLET_INDENT
+    let w = match p.bullet {
+        Bullet::None => width,
+        Bullet::Char => width - BULLET_INDENT,
+        Bullet::Number(_) => width - NUMBER_INDENT,
     };
     text_height(&p.text, p.pt, w) + (6 * EMU_PER_PT)
 }
@@ -640,7 +642,7 @@ fn text_box(id: u32, xfrm: &str, paras: &[Para], font_scale: Option<u32>) -> Str
                 "<a:buFont typeface=\"Arial\"/><a:buChar char=\"•\"/>".to_owned(),
             ),
             Bullet::Number(k) => (
-                format!("marL=\"{BULLET_INDENT}\" indent=\"-{BULLET_INDENT}\""),
+                format!("marL=\"{NUMBER_INDENT}\" indent=\"-{NUMBER_INDENT}\""),
                 format!("<a:buFont typeface=\"+mj-lt\"/><a:buAutoNum type=\"arabicPeriod\" startAt=\"{k}\"/>"),
             ),
         };

@@ -230,13 +230,15 @@ fn a_pptx_with_every_block_converts_to_pdf_and_reads_back() {
     let fx = Fixture::new();
     with_images(&fx);
     let long_rows: Vec<Value> = (1..=40).map(|i| json!([format!("Line item {i}"), i * 10])).collect();
+    let long_list: Vec<String> = (1..=25).map(|i| format!("Numbered entry {i}")).collect();
     let out = call(
         &fx,
         "pptx",
         json!({"path": "output/deck.pptx", "title": "Quarterly deck", "author": "Zoë Author", "slides": [
             {"title": "Everything at once", "blocks": every_block("Deck")},
             {"title": format!("Notes {NON_ASCII}"), "blocks": [{"type": "paragraph", "text": "Short slide."}]},
-            {"title": "A long table", "blocks": [{"type": "table", "header": ["Item", "Value"], "rows": long_rows}]}
+            {"title": "A long table", "blocks": [{"type": "table", "header": ["Item", "Value"], "rows": long_rows}]},
+            {"title": "A long list", "blocks": [{"type": "list", "items": long_list, "numbered": true}]}
         ]}),
         &[Grant::read_only("projects/inbox")],
     )
@@ -272,6 +274,10 @@ fn a_pptx_with_every_block_converts_to_pdf_and_reads_back() {
             "A long table (continued)",
             "Line item 1 ",
             "Line item 40",
+            "1. Numbered entry 1",
+            "A long list (continued)",
+            // The numbering carries on over the slide break.
+            "25. Numbered entry 25",
         ],
         "pptx's PDF",
     );

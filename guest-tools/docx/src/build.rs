@@ -95,19 +95,19 @@ pub fn build(doc: &Document, load: &mut LoadImage<'_>) -> Result<(Vec<u8>, Stats
                 let rid = doc_rels.add(rel::IMAGE, &format!("media/{name}"));
                 let max_h = (PAGE_H - 2 * MARGIN) * EMU_PER_TWIP * 9 / 10;
                 let (cx, cy) = img.fit(*width_mm, TEXT_W * EMU_PER_TWIP, max_h);
-                let descr = caption.as_deref().unwrap_or(path);
+                let descr = caption.clone().unwrap_or_else(|| deskhand_ooxml::file_name(path));
                 let graphic = format!(
                     "<a:graphicData uri=\"http://schemas.openxmlformats.org/drawingml/2006/picture\"><pic:pic>\
                      <pic:nvPicPr><pic:cNvPr id=\"{drawing_id}\" name=\"{name}\" descr=\"{d}\"/><pic:cNvPicPr/></pic:nvPicPr>\
                      <pic:blipFill><a:blip r:embed=\"{rid}\"/><a:stretch><a:fillRect/></a:stretch></pic:blipFill>\
                      <pic:spPr><a:xfrm><a:off x=\"0\" y=\"0\"/><a:ext cx=\"{cx}\" cy=\"{cy}\"/></a:xfrm>\
                      <a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom></pic:spPr></pic:pic></a:graphicData>",
-                    d = esc(descr)
+                    d = esc(&descr)
                 );
                 body.push_str(&inline(
                     drawing_id,
                     &format!("Picture {drawing_id}"),
-                    descr,
+                    &descr,
                     cx,
                     cy,
                     &graphic,

@@ -75,6 +75,7 @@ impl Guest for Docx {
 deskhand_guest::export!(Docx with_types_in deskhand_guest::bindings);
 
 fn write(args: WriteArgs) -> Result<Output, ToolError> {
+    deskhand_ooxml::check_extension(&args.path, "docx")?;
     let doc = Document {
         title: args.title,
         author: args.author,

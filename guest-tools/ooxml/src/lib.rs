@@ -15,7 +15,7 @@ mod package;
 
 pub use chart::bar_chart_xml;
 pub use image::{Image, ImageFormat, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, parse_image, read_image};
-pub use package::{Package, Rels, app_xml, core_xml, save};
+pub use package::{Package, Rels, app_xml, check_extension, core_xml, file_name, save};
 
 /// Relationship types (`Type` attributes of a `.rels` part).
 pub mod rel {

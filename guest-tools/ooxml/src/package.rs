@@ -164,16 +164,7 @@ pub fn app_xml(extra: &str) -> String {
 /// package there as a new file (never over one; `unique` picks a free name).
 /// The sandbox mounts only output/ writable, so a refused write says so.
 pub fn save(path: &Path, ext: &str, bytes: &[u8], unique: bool) -> Result<PathBuf, ToolError> {
-    let matches = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext));
-    if !matches {
-        return Err(ToolError::InvalidArgs(format!(
-            "path {}: the file must end in .{ext}",
-            path.display()
-        )));
-    }
+    check_extension(path, ext)?;
     write_new(path, bytes, unique).map_err(|e| match e {
         ToolError::Denied(_) => ToolError::Denied(path_error(
             path,
@@ -181,6 +172,32 @@ pub fn save(path: &Path, ext: &str, bytes: &[u8], unique: bool) -> Result<PathBu
         )),
         other => other,
     })
+}
+
+/// Checks that `path` ends in `.ext` (case-insensitively); writers call it
+/// first, before reading any image.
+pub fn check_extension(path: &Path, ext: &str) -> Result<(), ToolError> {
+    let matches = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext));
+    if matches {
+        Ok(())
+    } else {
+        Err(ToolError::InvalidArgs(format!(
+            "path {}: the file must end in .{ext}",
+            path.display()
+        )))
+    }
+}
+
+/// The name of an image file without its folders, for alt text: the
+/// document never carries the host's paths.
+pub fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_owned())
 }
 
 #[cfg(test)]

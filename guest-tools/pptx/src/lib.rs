@@ -101,6 +101,7 @@ impl Guest for Pptx {
 deskhand_guest::export!(Pptx with_types_in deskhand_guest::bindings);
 
 fn write(args: WriteArgs) -> Result<Output, ToolError> {
+    deskhand_ooxml::check_extension(&args.path, "pptx")?;
     if args.slides.is_empty() {
         return Err(ToolError::InvalidArgs(
             "slides: the list is empty; give at least one slide ({\"title\": ..., \"blocks\": [...]})".into(),

@@ -411,7 +411,7 @@ pub fn build(
                         h,
                         Content::Picture {
                             image,
-                            descr: caption.clone().unwrap_or_else(|| path.clone()),
+                            descr: caption.clone().unwrap_or_else(|| deskhand_ooxml::file_name(path)),
                         },
                     );
                     if let Some(c) = caption {

@@ -212,6 +212,8 @@ fn a_docx_with_every_block_converts_to_pdf_and_reads_back() {
             "LibreOffice sees no {what} ({needle}) in the document"
         );
     }
+    let root = fx.ws.root().display().to_string();
+    assert!(!fodt.contains(&root), "the document carries the host path {root}");
     let pictures = fodt.matches("<draw:image").count();
     assert!(pictures >= 2, "{pictures} pictures");
     // The 60 mm picture keeps the PNG's 2:1 aspect ratio.

@@ -79,11 +79,11 @@ pub fn prepare<'t>(
         })?;
     let sandbox = workspace.sandbox(grants, limits)?;
     let mut args = args.clone();
-    let Some(fields) = args.as_object_mut() else {
+    if !args.is_object() {
         return Err(Error::InvalidArgs(format!(
             "arguments must be a JSON object, got {args}"
         )));
-    };
+    }
     let (mut reads, mut writes) = (Vec::new(), Vec::new());
     let declared = op
         .effects
@@ -92,22 +92,26 @@ pub fn prepare<'t>(
         .map(|n| (n, false))
         .chain(op.effects.writes.iter().map(|n| (n, true)));
     for (name, write) in declared {
-        let Some(value) = fields.get_mut(name) else { continue };
-        let Some(arg) = value.as_str() else {
-            return Err(Error::InvalidArgs(format!(
-                "{name} must be a path (a string), got {value}"
-            )));
-        };
-        let resolved = if write {
-            workspace.resolve_write(arg, grants)?
-        } else {
-            workspace.resolve_read(&sandbox, arg)?
-        };
-        *value = serde_json::Value::String(resolved.display().to_string());
-        if write {
-            writes.push(resolved)
-        } else {
-            reads.push(resolved)
+        let segments: Vec<&str> = name.split('.').collect();
+        let mut values = Vec::new();
+        select_declared(&mut args, &segments, &mut values);
+        for value in values {
+            let Some(arg) = value.as_str() else {
+                return Err(Error::InvalidArgs(format!(
+                    "{name} must be a path (a string), got {value}"
+                )));
+            };
+            let resolved = if write {
+                workspace.resolve_write(arg, grants)?
+            } else {
+                workspace.resolve_read(&sandbox, arg)?
+            };
+            *value = serde_json::Value::String(resolved.display().to_string());
+            if write {
+                writes.push(resolved)
+            } else {
+                reads.push(resolved)
+            }
         }
     }
     let scratch_root = workspace.state_dir().join("scratch");
@@ -130,6 +134,31 @@ pub fn prepare<'t>(
         sandbox,
         scratch: Some(scratch),
     })
+}
+
+/// The argument values a declared effect names: `path` is the top-level
+/// field `path`; `blocks[].path` the `path` field of every element of the
+/// array `blocks` (an element without one is skipped), and so on down, e.g.
+/// `slides[].blocks[].path`.
+fn select_declared<'v>(value: &'v mut serde_json::Value, segments: &[&str], out: &mut Vec<&'v mut serde_json::Value>) {
+    let Some((first, rest)) = segments.split_first() else {
+        out.push(value);
+        return;
+    };
+    let (key, each) = match first.strip_suffix("[]") {
+        Some(key) => (key, true),
+        None => (*first, false),
+    };
+    let Some(child) = value.as_object_mut().and_then(|fields| fields.get_mut(key)) else {
+        return;
+    };
+    if !each {
+        select_declared(child, rest, out);
+    } else if let serde_json::Value::Array(items) = child {
+        for item in items {
+            select_declared(item, rest, out);
+        }
+    }
 }
 
 /// Runs a prepared call, sending Begin, the guest's logs and progress, and
@@ -311,4 +340,34 @@ fn new_workbook_in(path: &Path, output_dir: &Path, since: SystemTime) -> bool {
             .filter(std::fs::Metadata::is_file)
             .and_then(|m| m.modified().ok())
             .is_some_and(|m| m >= since)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::select_declared;
+
+    fn selected(mut args: serde_json::Value, name: &str) -> Vec<serde_json::Value> {
+        let segments: Vec<&str> = name.split('.').collect();
+        let mut out = Vec::new();
+        select_declared(&mut args, &segments, &mut out);
+        out.into_iter().map(|v| v.clone()).collect()
+    }
+
+    #[test]
+    fn declared_effects_reach_into_arrays() {
+        let args = json!({"path": "output/a.pptx", "slides": [
+            {"blocks": [{"type": "image", "path": "in/a.png"}, {"type": "paragraph", "text": "x"}]},
+            {"title": "no blocks"},
+            {"blocks": [{"type": "image", "path": "in/b.jpg"}]}
+        ]});
+        assert_eq!(selected(args.clone(), "path"), [json!("output/a.pptx")]);
+        assert_eq!(
+            selected(args.clone(), "slides[].blocks[].path"),
+            [json!("in/a.png"), json!("in/b.jpg")]
+        );
+        assert!(selected(args.clone(), "missing").is_empty());
+        assert!(selected(json!({"blocks": "not a list"}), "blocks[].path").is_empty());
+    }
 }

@@ -90,6 +90,12 @@ impl LibreOffice {
     /// that fails, writes nothing or outlives [`DEADLINE`] is an error that
     /// says what LibreOffice said.
     pub fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> Result<PathBuf> {
+        self.convert_reporting(input, filter, ext, outdir).map(|(path, _)| path)
+    }
+
+    /// [`convert`](Self::convert), also returning what LibreOffice wrote
+    /// to stderr (warnings a conversion that worked may still print).
+    pub fn convert_reporting(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> Result<(PathBuf, String)> {
         let _one = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
         let unavailable = |why: String| Error::Unavailable(format!("LibreOffice ({}) {why}", self.program.display()));
         let settings = self.profile.join("user/registrymodifications.xcu");
@@ -142,7 +148,7 @@ impl LibreOffice {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        Ok(converted)
+        Ok((converted, String::from_utf8_lossy(&out.stderr).into_owned()))
     }
 
     /// A copy of the workbook at `xlsx`, every formula recalculated by

@@ -21,14 +21,18 @@ pub enum BundledTool {
     Inventory,
     RenameByDate,
     Xlsx,
+    Docx,
+    Pptx,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 4] = [
+    pub const ALL: [BundledTool; 6] = [
         BundledTool::Fs,
         BundledTool::Inventory,
         BundledTool::RenameByDate,
         BundledTool::Xlsx,
+        BundledTool::Docx,
+        BundledTool::Pptx,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +41,8 @@ impl BundledTool {
             BundledTool::Inventory => "inventory",
             BundledTool::RenameByDate => "rename-by-date",
             BundledTool::Xlsx => "xlsx",
+            BundledTool::Docx => "docx",
+            BundledTool::Pptx => "pptx",
         }
     }
 
@@ -50,6 +56,8 @@ impl BundledTool {
             BundledTool::Inventory => include_bytes!(concat!(env!("OUT_DIR"), "/inventory.wasm")),
             BundledTool::RenameByDate => include_bytes!(concat!(env!("OUT_DIR"), "/rename_by_date.wasm")),
             BundledTool::Xlsx => include_bytes!(concat!(env!("OUT_DIR"), "/xlsx.wasm")),
+            BundledTool::Docx => include_bytes!(concat!(env!("OUT_DIR"), "/docx.wasm")),
+            BundledTool::Pptx => include_bytes!(concat!(env!("OUT_DIR"), "/pptx.wasm")),
         }
     }
 }

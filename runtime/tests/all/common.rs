@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use deskhand_runtime::tools::Toolbox;
@@ -105,4 +106,71 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// Independent engines: LibreOffice and pdftotext
+// ---------------------------------------------------------------------------
+
+/// The runtime's headless LibreOffice (see `deskhand_runtime::office`) in a
+/// temporary profile of its own, so it never touches a person's settings or
+/// collides with a running instance; its settings make Calc recalculate every
+/// formula on load instead of trusting the values cached in the file.
+pub struct LibreOffice {
+    lo: deskhand_runtime::office::LibreOffice,
+    _profile: tempfile::TempDir,
+}
+
+impl LibreOffice {
+    /// Fails the test, saying how to fix it, when LibreOffice is missing:
+    /// CI runs scripts/setup first, so a missing one is a broken set-up.
+    pub fn new() -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let lo = deskhand_runtime::office::LibreOffice::find(profile.path()).expect(
+            "LibreOffice (soffice) is not installed; run scripts/setup, which installs libreoffice-calc, -writer and -impress",
+        );
+        LibreOffice { lo, _profile: profile }
+    }
+
+    /// The runtime's LibreOffice, for a toolbox that stores computed values.
+    pub fn engine(&self) -> deskhand_runtime::office::LibreOffice {
+        deskhand_runtime::office::LibreOffice::new(
+            self.lo.program().to_path_buf(),
+            &self._profile.path().join("toolbox"),
+        )
+        .unwrap()
+    }
+
+    /// Converts `input` with `--convert-to <filter>` into `outdir` and returns
+    /// the converted file (same stem, extension `ext`).
+    pub fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
+        self.convert_with_stderr(input, filter, ext, outdir).0
+    }
+
+    /// Like [`convert`](Self::convert), also returning what LibreOffice
+    /// wrote to stderr.
+    pub fn convert_with_stderr(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> (PathBuf, String) {
+        self.lo
+            .convert_reporting(input, filter, ext, outdir)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// The text of a PDF as poppler's `pdftotext` reads it (reading order, not
+/// layout); fails the test, saying how to fix it, when poppler-utils is missing.
+pub fn pdftotext(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("pdftotext is not installed ({e}); run scripts/setup, which installs poppler-utils")
+        });
+    assert!(
+        out.status.success(),
+        "pdftotext could not read {}: {}",
+        pdf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

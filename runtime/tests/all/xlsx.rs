@@ -12,7 +12,7 @@ use deskhand_runtime::wasm::{CallError, Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, toolbox};
+use crate::common::{Fixture, LibreOffice, toolbox};
 
 fn xlsx(fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
     run_call(
@@ -46,37 +46,6 @@ fn output_names(fx: &Fixture) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-// ---------------------------------------------------------------------------
-// LibreOffice
-// ---------------------------------------------------------------------------
-
-/// The runtime's headless LibreOffice (a profile of its own that makes it
-/// recalculate every formula on load instead of trusting the values cached
-/// in the file, which rust_xlsxwriter leaves at 0), in a temporary profile.
-pub struct LibreOffice {
-    lo: deskhand_runtime::office::LibreOffice,
-    _profile: tempfile::TempDir,
-}
-
-impl LibreOffice {
-    /// Fails the test, saying how to fix it, when LibreOffice is missing:
-    /// CI runs scripts/setup first, so a missing one is a broken set-up.
-    pub fn new() -> Self {
-        let profile = tempfile::tempdir().unwrap();
-        let lo = deskhand_runtime::office::LibreOffice::find(profile.path())
-            .expect("LibreOffice (soffice) is not installed; run scripts/setup, which installs libreoffice-calc");
-        LibreOffice { lo, _profile: profile }
-    }
-
-    /// Converts `input` with `--convert-to <filter>` into `outdir` and returns
-    /// the converted file (same stem, extension `ext`).
-    pub fn convert(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> PathBuf {
-        self.lo
-            .convert(input, filter, ext, outdir)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
 }
 
 /// Every formula kind the tool promises, on a first sheet that LibreOffice's
@@ -668,8 +637,7 @@ fn every_corpus_spreadsheet_reads_or_names_its_problem() {
 #[test]
 fn written_workbooks_get_the_values_libreoffice_computed() {
     let lo = LibreOffice::new();
-    let profile = tempfile::tempdir().unwrap();
-    let office = deskhand_runtime::office::LibreOffice::find(profile.path()).unwrap();
+    let office = lo.engine();
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
     let tb = Toolbox::new(WasmHost::new(Some(cache)).unwrap()).with_office(Some(office));
     let fx = Fixture::new();

@@ -10,7 +10,7 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 /// Every component the guest workspace builds; the runtime embeds the bundled ones.
 /// Names are the crates' artifact names (`deskhand_guest_<name>.wasm`), so `_` not `-`.
-const GUESTS: &[&str] = &["fs", "hostile", "inventory", "rename_by_date", "xlsx"];
+const GUESTS: &[&str] = &["fs", "hostile", "inventory", "pdf", "rename_by_date", "xlsx"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -23,7 +23,7 @@ fn main() {
 
     println!("cargo:rerun-if-changed={}", guest_ws.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guest_ws.join("Cargo.lock").display());
-    for dir in ["sdk", "fs", "hostile", "inventory", "rename-by-date", "xlsx"] {
+    for dir in ["sdk", "fs", "hostile", "inventory", "pdf", "rename-by-date", "xlsx"] {
         println!("cargo:rerun-if-changed={}", guest_ws.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());

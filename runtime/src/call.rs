@@ -90,22 +90,37 @@ pub fn prepare<'t>(
         .chain(op.effects.writes.iter().map(|n| (n, true)));
     for (name, write) in declared {
         let Some(value) = fields.get_mut(name) else { continue };
-        let Some(arg) = value.as_str() else {
-            return Err(Error::InvalidArgs(format!(
-                "{name} must be a path (a string), got {value}"
-            )));
+        // A declared field holds one path, or (for reads) a list of them.
+        let slots: Vec<&mut serde_json::Value> = match value {
+            serde_json::Value::Array(items) if !write => items.iter_mut().collect(),
+            other => vec![other],
         };
-        let resolved = if write {
-            workspace.resolve_write(arg, grants)?
-        } else {
-            workspace.resolve_read(&sandbox, arg)?
-        };
-        *value = serde_json::Value::String(resolved.display().to_string());
-        if write {
-            writes.push(resolved)
-        } else {
-            reads.push(resolved)
+        for slot in slots {
+            let Some(arg) = slot.as_str() else {
+                return Err(Error::InvalidArgs(format!(
+                    "{name} must be a path (a string){}, got {slot}",
+                    if write { "" } else { " or a list of paths" }
+                )));
+            };
+            let resolved = if write {
+                workspace.resolve_write(arg, grants)?
+            } else {
+                workspace.resolve_read(&sandbox, arg)?
+            };
+            *slot = serde_json::Value::String(resolved.display().to_string());
+            if write {
+                writes.push(resolved)
+            } else {
+                reads.push(resolved)
+            }
         }
+    }
+    // Folders a bundled tool needs besides the grants (the pdf tool's
+    // fonts), added after the arguments were checked against the grants so
+    // that no argument can name them.
+    let mut sandbox = sandbox;
+    if let Some(bundled) = crate::tools::BundledTool::from_name(tool_name) {
+        sandbox.mounts.extend(toolbox.extra_mounts(bundled));
     }
     let scratch_root = workspace.state_dir().join("scratch");
     std::fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
@@ -113,7 +128,6 @@ pub fn prepare<'t>(
         .prefix("call-")
         .tempdir_in(&scratch_root)
         .map_err(Error::io(&scratch_root))?;
-    let mut sandbox = sandbox;
     sandbox.scratch = Some(scratch.path().to_path_buf());
     Ok(PreparedCall {
         tool_name: tool_name.into(),

@@ -9,6 +9,7 @@ mod changes;
 mod common;
 mod escapes;
 mod limits;
+mod pdf;
 mod providers;
 #[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
 mod replay;

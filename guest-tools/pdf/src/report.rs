@@ -510,7 +510,7 @@ impl<'f> Layout<'f> {
         let plot_h = 170.0;
         let label_h = SMALL * LEADING * 2.0 + 4.0;
         let title_h = if title.is_some() { 12.0 * LEADING + 4.0 } else { 0.0 };
-        self.ensure(title_h + plot_h + label_h + 2.0 * SMALL * LEADING);
+        self.ensure(title_h + plot_h + label_h + 3.0 * SMALL * LEADING);
         if let Some(t) = title {
             self.text_block(t, 12.0, Weight::Bold, 0.0, (0.1, 0.1, 0.1))?;
             self.y -= 4.0;
@@ -524,6 +524,8 @@ impl<'f> Layout<'f> {
         let zero = bottom + (0.0 - min) / span * plot_h;
         let slot = WIDTH / labels.len().max(1) as f64;
         let bar = slot * 0.6;
+        // Negative values print under their bars: the labels move down to make room.
+        let below = if min < 0.0 { SMALL * LEADING } else { 0.0 };
         let mut ops = String::new();
         ops.push_str("q 0.27 0.51 0.71 rg\n");
         for (i, v) in values.iter().enumerate() {
@@ -555,12 +557,12 @@ impl<'f> Layout<'f> {
             let glyphs = self.shape(label, Weight::Regular)?;
             for (k, line) in Self::wrap(&glyphs, SMALL, slot - 4.0).into_iter().take(2).enumerate() {
                 let lw = Self::width(&line, SMALL);
-                let ly = bottom - SMALL * LEADING * (k as f64 + 1.0) - 2.0;
+                let ly = bottom - below - SMALL * LEADING * (k as f64 + 1.0) - 2.0;
                 ops.push_str(&self.draw(&line, cx - lw / 2.0, ly, SMALL, (0.2, 0.2, 0.2)));
             }
         }
         self.page().content.push_str(&ops);
-        self.y = bottom - label_h - SMALL;
+        self.y = bottom - below - label_h - SMALL;
         Ok(())
     }
 

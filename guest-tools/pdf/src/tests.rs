@@ -127,12 +127,3 @@ fn every_corpus_pdf_gives_text_or_a_named_error() {
     }
     eprintln!("{}", summary.join("\n"));
 }
-
-#[test]
-fn debug_print_one() {
-    let Ok(name) = std::env::var("PDF_DEBUG") else { return };
-    let bytes = std::fs::read(corpus().join(name)).unwrap();
-    for (i, p) in page_texts(&bytes, None).unwrap().iter().enumerate() {
-        eprintln!("--- page {}\n{p}", i + 1);
-    }
-}

@@ -203,38 +203,42 @@ fn text_op(args: TextArgs) -> Result<Output, ToolError> {
     let mut notes = Vec::new();
     let mut out = Vec::new();
     let mut used = 0usize;
-    let mut all_chars = 0usize;
-    let mut truncated = false;
-    for (n, result) in pages.iter().zip(page_texts_of(&doc, &pages)) {
-        let text = match result {
-            Ok(t) => t,
-            Err(e) => {
+    let mut cut_at = None;
+    // Page by page, stopping at the cap: a long document is not read past what is returned.
+    for (i, n) in pages.iter().enumerate() {
+        let text = match page_texts_of(&doc, &[*n]).pop() {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
                 notes.push(format!("page {n}: {e}"));
                 String::new()
             }
+            None => String::new(),
         };
         let chars = text.chars().count();
-        all_chars += chars;
-        if truncated {
-            continue;
-        }
         if used + chars > max_chars {
             let keep: String = text.chars().take(max_chars - used).collect();
             used = max_chars;
-            truncated = true;
             out.push(json!({"page": n, "text": keep, "truncated": true}));
-        } else {
-            used += chars;
-            out.push(json!({"page": n, "text": text}));
+            cut_at = Some((*n, pages.len() - i - 1));
+            break;
         }
+        used += chars;
+        out.push(json!({"page": n, "text": text}));
     }
-    if truncated {
+    let truncated = cut_at.is_some();
+    if let Some((page, unread)) = cut_at {
         notes.push(format!(
-            "the text was cut at {max_chars} characters (the pages asked for hold {all_chars}); ask for fewer \
-             pages with \"pages\" or raise \"max_chars\" (up to {MAX_MAX_CHARS})"
+            "the text was cut at {max_chars} characters, in page {page}{}; ask for fewer pages with \"pages\" \
+             (e.g. \"{}-\") or raise \"max_chars\" (up to {MAX_MAX_CHARS})",
+            if unread > 0 {
+                format!(", and {unread} more page(s) were not read")
+            } else {
+                String::new()
+            },
+            page
         ));
     }
-    if all_chars == 0 {
+    if used == 0 {
         notes.push("no text was found: the pages may be scanned images (this tool does not do OCR)".to_owned());
     }
     let mut j = json!({"path": path.display().to_string(), "page_count": total, "pages": out, "truncated": truncated});

@@ -397,30 +397,20 @@ impl<'f> Layout<'f> {
         // A row never taller than a page: longer cells are cut.
         let max_lines = (((TOP - BOTTOM) / line_h) as usize).saturating_sub(4).max(1);
 
-        let head_lines: Vec<Vec<Vec<Glyph>>> = head
-            .iter()
-            .zip(&widths)
-            .map(|(g, w)| {
-                Self::wrap(g, TABLE, w - 2.0 * pad)
-                    .into_iter()
-                    .take(max_lines)
-                    .collect()
-            })
-            .collect();
+        let mut head_lines: Vec<Vec<Vec<Glyph>>> = Vec::with_capacity(cols);
+        for (g, w) in head.iter().zip(&widths) {
+            let lines = Self::wrap(g, TABLE, w - 2.0 * pad);
+            head_lines.push(self.clip(lines, max_lines)?);
+        }
         let head_h = head_lines.iter().map(Vec::len).max().unwrap_or(1) as f64 * line_h + 2.0 * pad;
         self.ensure(head_h + line_h + 2.0 * pad);
         self.table_row(&head_lines, &vec![false; cols], &widths, head_h, true);
         for row in &body {
-            let lines: Vec<Vec<Vec<Glyph>>> = row
-                .iter()
-                .zip(&widths)
-                .map(|((g, _), w)| {
-                    Self::wrap(g, TABLE, w - 2.0 * pad)
-                        .into_iter()
-                        .take(max_lines)
-                        .collect()
-                })
-                .collect();
+            let mut lines: Vec<Vec<Vec<Glyph>>> = Vec::with_capacity(cols);
+            for ((g, _), w) in row.iter().zip(&widths) {
+                let wrapped = Self::wrap(g, TABLE, w - 2.0 * pad);
+                lines.push(self.clip(wrapped, max_lines)?);
+            }
             let right: Vec<bool> = row.iter().map(|(_, num)| *num).collect();
             let h = lines.iter().map(Vec::len).max().unwrap_or(1).max(1) as f64 * line_h + 2.0 * pad;
             if self.y - h < BOTTOM {
@@ -430,6 +420,18 @@ impl<'f> Layout<'f> {
             self.table_row(&lines, &right, &widths, h, false);
         }
         Ok(())
+    }
+
+    /// At most `max` lines; a cut cell ends in an ellipsis.
+    fn clip(&mut self, mut lines: Vec<Vec<Glyph>>, max: usize) -> Result<Vec<Vec<Glyph>>, PdfError> {
+        if lines.len() > max {
+            lines.truncate(max);
+            let ellipsis = self.shape("…", Weight::Regular)?;
+            if let Some(last) = lines.last_mut() {
+                last.extend(ellipsis);
+            }
+        }
+        Ok(lines)
     }
 
     fn table_row(&mut self, cells: &[Vec<Vec<Glyph>>], right: &[bool], widths: &[f64], h: f64, header: bool) {

@@ -127,3 +127,14 @@ fn every_corpus_pdf_gives_text_or_a_named_error() {
     }
     eprintln!("{}", summary.join("\n"));
 }
+
+#[test]
+fn a_cell_taller_than_a_page_is_cut_with_an_ellipsis() {
+    let Some(fonts) = system_fonts() else { return };
+    let long = "word ".repeat(3000);
+    let doc = report(json!({"blocks": [{"type": "table", "header": ["A"], "rows": [[long], ["next"]]}]}));
+    let bytes = render_report(&doc, &fonts, |_| unreachable!()).unwrap();
+    let pages = page_texts(&bytes, None).unwrap();
+    assert!(pages[0].contains('…'), "{}", pages[0]);
+    assert!(pages.iter().any(|p| p.contains("next")));
+}

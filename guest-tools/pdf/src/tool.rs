@@ -293,7 +293,18 @@ fn merge_op(args: MergeArgs) -> Result<Output, ToolError> {
             .iter()
             .find(|(k, _)| Path::new(k) == input.as_path() || input.ends_with(k.as_str()))
             .map(|(_, v)| v.as_str());
-        let doc = open_file(input, password)?;
+        let doc = match open_file(input, password) {
+            // merge takes its passwords by input path: say so.
+            Err(ToolError::BadContent(mut e)) if e.message.contains("\"password\" argument") => {
+                e.message = format!(
+                    "{}; for merge, give it in \"passwords\": {{\"{}\": \"...\"}}",
+                    e.message,
+                    input.display()
+                );
+                return Err(ToolError::BadContent(e));
+            }
+            other => other?,
+        };
         pages += doc.get_pages().len();
         docs.push(doc);
     }

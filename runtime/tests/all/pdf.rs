@@ -506,6 +506,14 @@ fn bad_pdfs_name_the_file_and_the_problem() {
             .contains("pdf encryption test"),
         "{out}"
     );
+    // merge takes passwords by input path, and says so.
+    let err = tool_error(pdf(
+        &fx,
+        "merge",
+        json!({"inputs": [fx.inbox.join("locked.pdf")], "path": "output/m.pdf"}),
+        &grants,
+    ));
+    assert!(err.to_string().contains("\"passwords\""), "{err}");
     // A merge with one bad input writes nothing.
     let err = tool_error(pdf(
         &fx,

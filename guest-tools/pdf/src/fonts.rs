@@ -20,19 +20,19 @@ pub const FONTS_CJK: &str = "/fonts/cjk";
 /// The files looked for in the Latin folder (regular, then bold) and the
 /// CJK folder, in order of preference. The host's list of known font
 /// folders names the same files.
-pub const LATIN_REGULAR: &[&str] = &[
+pub const LATIN_REGULAR_FILES: &[&str] = &[
     "DejaVuSans.ttf",
     "LiberationSans-Regular.ttf",
     "NotoSans-Regular.ttf",
     "FreeSans.ttf",
 ];
-pub const LATIN_BOLD: &[&str] = &[
+pub const LATIN_BOLD_FILES: &[&str] = &[
     "DejaVuSans-Bold.ttf",
     "LiberationSans-Bold.ttf",
     "NotoSans-Bold.ttf",
     "FreeSansBold.ttf",
 ];
-pub const CJK: &[&str] = &[
+pub const CJK_FILES: &[&str] = &[
     "DroidSansFallbackFull.ttf",
     "DroidSansFallback.ttf",
     "wqy-microhei.ttc",
@@ -94,8 +94,8 @@ impl Fonts {
         })
     }
 
-    /// Fonts from the known file names ([`LATIN_REGULAR`], [`LATIN_BOLD`],
-    /// [`CJK`]) in a Latin folder and an optional CJK folder.
+    /// Fonts from the known file names ([`LATIN_REGULAR_FILES`], [`LATIN_BOLD_FILES`],
+    /// [`CJK_FILES`]) in a Latin folder and an optional CJK folder.
     pub fn from_dirs(latin: &Path, cjk: Option<&Path>) -> Result<Self, PdfError> {
         let find = |dir: &Path, names: &[&str]| -> Option<(String, Vec<u8>)> {
             names.iter().find_map(|n| {
@@ -103,16 +103,16 @@ impl Fonts {
                 std::fs::read(&path).ok().map(|d| (path.display().to_string(), d))
             })
         };
-        let Some(regular) = find(latin, LATIN_REGULAR) else {
+        let Some(regular) = find(latin, LATIN_REGULAR_FILES) else {
             return Err(PdfError::Fonts(format!(
                 "no font for report PDFs was found (looked for {} in {}); install fonts-dejavu-core \
                  (scripts/setup does) and run again",
-                LATIN_REGULAR.join(", "),
+                LATIN_REGULAR_FILES.join(", "),
                 latin.display()
             )));
         };
-        let bold = find(latin, LATIN_BOLD);
-        let cjk = cjk.and_then(|dir| find(dir, CJK));
+        let bold = find(latin, LATIN_BOLD_FILES);
+        let cjk = cjk.and_then(|dir| find(dir, CJK_FILES));
         Fonts::new(
             (&regular.0, regular.1),
             bold.as_ref().map(|(n, d)| (n.as_str(), d.clone())),

@@ -7,28 +7,32 @@
 //! # As a component
 //! With the default `component` feature the crate exports the
 //! `deskhand:tool` world: operations `info`, `text`, `merge`, `split` and
-//! `report` (see [`describe`](tool)). The host preopens the font folders it
+//! `report` (schemas in `tool.rs`). The host preopens the font folders it
 //! found at known paths read-only at [`FONTS_LATIN`] and [`FONTS_CJK`], for
 //! this tool only.
 //!
 //! # As a library
 //! Another guest (the `receipts` component) depends on it with
-//! `default-features = false` and uses the byte-level functions, which do no
-//! file I/O of their own:
+//! `default-features = false` and calls these; only [`Fonts::from_dirs`]
+//! touches files:
 //!
-//! - [`open`]: loads PDF bytes (with an optional password) into a
-//!   [`lopdf::Document`], with the size cap and clear errors for
-//!   not-a-PDF, malformed, encrypted and wrong-password files.
-//! - [`page_texts`]: the text of every page, one `String` per page, lines
-//!   separated by `\n`. [`page_texts_of`] does the same on an opened
-//!   document for chosen pages.
-//! - [`info`]: page count, version, metadata, encryption, page sizes ([`PdfInfo`]).
-//! - [`merge`] and [`split`]: new PDF bytes from PDF bytes; [`parse_ranges`]
-//!   reads `"1-3,5"` / `"each"`.
-//! - [`render_report`]: a [`Document`](deskhand_guest::document::Document) to
-//!   PDF bytes, with [`Fonts`] (from bytes via [`Fonts::new`], or from folders
-//!   via [`Fonts::from_dirs`]) and a closure that returns the bytes of each
-//!   image block's path.
+//! - [`open`]`(bytes, password) -> Result<lopdf::Document, PdfError>`: the
+//!   size cap ([`MAX_PDF_BYTES`]) and clear errors for not-a-PDF, damaged,
+//!   encrypted-without-password and wrong-password files.
+//! - [`page_texts`]`(bytes, password) -> Result<Vec<String>, PdfError>`: one
+//!   `String` per page, lines separated by `\n` (an unreadable page fails
+//!   the call, naming the page). [`page_texts_of`]`(&doc, &[pages])` gives
+//!   each chosen page its own `Result<String, String>`.
+//! - [`info`]`(&doc) -> `[`PdfInfo`]: page count, version, metadata,
+//!   encryption, page sizes.
+//! - [`merge`]`(Vec<lopdf::Document>)` and [`split`]`(&doc, &[pages])`:
+//!   new PDF bytes; [`parse_ranges`]`("1-3,5", total)` reads a page list.
+//! - [`render_report`]`(&Document, &Fonts, |path| -> Result<Vec<u8>, PdfError>)`:
+//!   a [`Document`](deskhand_guest::document::Document) as PDF bytes; the
+//!   closure returns each image block's bytes. [`Fonts::new`] takes font file
+//!   contents; [`Fonts::from_dirs`]`(latin, Some(cjk))` finds the known files
+//!   in folders (in the sandbox: [`FONTS_LATIN`], [`FONTS_CJK`], which the host
+//!   mounts only for the tools its `Toolbox::extra_mounts` names).
 //!
 //! Every failure is a [`PdfError`]; [`PdfError::to_tool_error`] turns it into
 //! the contract's typed error naming the file.
@@ -45,7 +49,7 @@ mod tool;
 use deskhand_guest::{ToolError, path_error};
 
 pub use edit::{PageRange, merge, parse_ranges, split};
-pub use fonts::{FONTS_CJK, FONTS_LATIN, Fonts};
+pub use fonts::{CJK_FILES, FONTS_CJK, FONTS_LATIN, Fonts, LATIN_BOLD_FILES, LATIN_REGULAR_FILES};
 pub use load::{MAX_PDF_BYTES, PdfInfo, info, open};
 pub use report::render_report;
 pub use text::{page_texts, page_texts_of};

@@ -10,7 +10,16 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 /// Every component the guest workspace builds; the runtime embeds the bundled ones.
 /// Names are the crates' artifact names (`deskhand_guest_<name>.wasm`), so `_` not `-`.
-const GUESTS: &[&str] = &["fs", "hostile", "inventory", "rename_by_date", "xlsx", "docx", "pptx"];
+const GUESTS: &[&str] = &[
+    "fs",
+    "hostile",
+    "inventory",
+    "pdf",
+    "rename_by_date",
+    "xlsx",
+    "docx",
+    "pptx",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -28,6 +37,7 @@ fn main() {
         "fs",
         "hostile",
         "inventory",
+        "pdf",
         "rename-by-date",
         "xlsx",
         "ooxml",

@@ -114,13 +114,19 @@ pub fn prepare<'t>(
             }
         }
     }
+    // Folders a bundled tool needs besides the grants (the pdf tool's
+    // fonts), added after the arguments were checked against the grants so
+    // that no argument can name them.
+    let mut sandbox = sandbox;
+    if let Some(bundled) = crate::tools::BundledTool::from_name(tool_name) {
+        sandbox.mounts.extend(toolbox.extra_mounts(bundled));
+    }
     let scratch_root = workspace.state_dir().join("scratch");
     std::fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
     let scratch = tempfile::Builder::new()
         .prefix("call-")
         .tempdir_in(&scratch_root)
         .map_err(Error::io(&scratch_root))?;
-    let mut sandbox = sandbox;
     sandbox.scratch = Some(scratch.path().to_path_buf());
     Ok(PreparedCall {
         tool_name: tool_name.into(),

@@ -3,14 +3,15 @@
 //! resolve the paths the arguments name against the operation's declared
 //! effects, journal the call, run it, journal the outcome.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use deskhand_types::{Event, Grant, RunId, ToolDescription, ToolOutput};
+use deskhand_types::{Access, Event, Grant, RunId, ToolDescription, ToolOutput};
 
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::journal::TaskStatus;
-use crate::wasm::{Limits, LoadedTool, WasmHost};
+use crate::wasm::{Limits, LoadedTool, Mount, WasmHost};
 use crate::workspace::Workspace;
 
 /// A tool bundled into the binary. Tools are types, not strings: adding one
@@ -21,16 +22,18 @@ pub enum BundledTool {
     Inventory,
     RenameByDate,
     Xlsx,
+    Pdf,
     Docx,
     Pptx,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 6] = [
+    pub const ALL: [BundledTool; 7] = [
         BundledTool::Fs,
         BundledTool::Inventory,
         BundledTool::RenameByDate,
         BundledTool::Xlsx,
+        BundledTool::Pdf,
         BundledTool::Docx,
         BundledTool::Pptx,
     ];
@@ -41,6 +44,7 @@ impl BundledTool {
             BundledTool::Inventory => "inventory",
             BundledTool::RenameByDate => "rename-by-date",
             BundledTool::Xlsx => "xlsx",
+            BundledTool::Pdf => "pdf",
             BundledTool::Docx => "docx",
             BundledTool::Pptx => "pptx",
         }
@@ -56,9 +60,75 @@ impl BundledTool {
             BundledTool::Inventory => include_bytes!(concat!(env!("OUT_DIR"), "/inventory.wasm")),
             BundledTool::RenameByDate => include_bytes!(concat!(env!("OUT_DIR"), "/rename_by_date.wasm")),
             BundledTool::Xlsx => include_bytes!(concat!(env!("OUT_DIR"), "/xlsx.wasm")),
+            BundledTool::Pdf => include_bytes!(concat!(env!("OUT_DIR"), "/pdf.wasm")),
             BundledTool::Docx => include_bytes!(concat!(env!("OUT_DIR"), "/docx.wasm")),
             BundledTool::Pptx => include_bytes!(concat!(env!("OUT_DIR"), "/pptx.wasm")),
         }
+    }
+}
+
+/// Where the `pdf` tool sees its font folders (the guest's `FONTS_LATIN` and `FONTS_CJK`).
+pub const FONTS_LATIN_GUEST: &str = "/fonts/latin";
+pub const FONTS_CJK_GUEST: &str = "/fonts/cjk";
+
+/// The font folders the `pdf` tool reads (read-only, and no other tool sees
+/// them) to embed fonts in the PDFs it writes: a folder holding a Latin font
+/// (DejaVu Sans, Liberation Sans, Noto Sans or FreeSans) and one holding a
+/// CJK fallback (Droid Sans Fallback or WenQuanYi). Without a Latin folder
+/// the tool still reads, merges and splits PDFs; its `report` says which
+/// package to install.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FontFolders {
+    pub latin: Option<PathBuf>,
+    pub cjk: Option<PathBuf>,
+}
+
+impl FontFolders {
+    /// Folders where Linux distributions install the fonts the tool knows,
+    /// with a file that shows the font is there.
+    pub const KNOWN_LATIN: &[(&str, &str)] = &[
+        ("/usr/share/fonts/truetype/dejavu", "DejaVuSans.ttf"),
+        ("/usr/share/fonts/dejavu-sans-fonts", "DejaVuSans.ttf"),
+        ("/usr/share/fonts/dejavu", "DejaVuSans.ttf"),
+        ("/usr/share/fonts/TTF", "DejaVuSans.ttf"),
+        ("/usr/share/fonts/truetype/liberation", "LiberationSans-Regular.ttf"),
+        ("/usr/share/fonts/truetype/freefont", "FreeSans.ttf"),
+    ];
+    pub const KNOWN_CJK: &[(&str, &str)] = &[
+        ("/usr/share/fonts/truetype/droid", "DroidSansFallbackFull.ttf"),
+        ("/usr/share/fonts-droid-fallback/truetype", "DroidSansFallback.ttf"),
+        ("/usr/share/fonts/google-droid-sans-fonts", "DroidSansFallbackFull.ttf"),
+        ("/usr/share/fonts/truetype/wqy", "wqy-microhei.ttc"),
+    ];
+
+    /// The first known folder of each kind that holds its font file.
+    pub fn discover() -> Self {
+        let find = |known: &[(&str, &str)]| {
+            known
+                .iter()
+                .map(|(dir, file)| (Path::new(dir), *file))
+                .find(|(dir, file)| dir.join(file).is_file())
+                .map(|(dir, _)| dir.to_path_buf())
+        };
+        FontFolders {
+            latin: find(Self::KNOWN_LATIN),
+            cjk: find(Self::KNOWN_CJK),
+        }
+    }
+
+    /// The read-only mounts that show these folders to the pdf tool.
+    fn mounts(&self) -> Vec<Mount> {
+        [(&self.latin, FONTS_LATIN_GUEST), (&self.cjk, FONTS_CJK_GUEST)]
+            .into_iter()
+            .filter_map(|(host, guest)| {
+                let host = host.as_ref()?.canonicalize().ok()?;
+                Some(Mount {
+                    host,
+                    guest: guest.into(),
+                    access: Access::ReadOnly,
+                })
+            })
+            .collect()
     }
 }
 
@@ -66,6 +136,7 @@ impl BundledTool {
 /// and the WIT components that installed skills ship, loaded when added.
 pub struct Toolbox {
     host: WasmHost,
+    fonts: FontFolders,
     office: Option<crate::office::LibreOffice>,
     loaded: [OnceLock<LoadedTool>; BundledTool::ALL.len()],
     components: Vec<(String, LoadedTool)>,
@@ -80,12 +151,32 @@ impl std::fmt::Debug for Toolbox {
 }
 
 impl Toolbox {
+    /// A toolbox whose pdf tool uses the fonts found at the known folders.
     pub fn new(host: WasmHost) -> Self {
+        Self::with_fonts(host, FontFolders::discover())
+    }
+
+    /// A toolbox whose pdf tool uses these font folders.
+    pub fn with_fonts(host: WasmHost, fonts: FontFolders) -> Self {
         Toolbox {
             host,
+            fonts,
             office: None,
             loaded: Default::default(),
             components: Vec::new(),
+        }
+    }
+
+    /// The folders a bundled tool sees besides a call's grants (read-only).
+    pub fn extra_mounts(&self, tool: BundledTool) -> Vec<Mount> {
+        match tool {
+            BundledTool::Pdf => self.fonts.mounts(),
+            BundledTool::Fs
+            | BundledTool::Inventory
+            | BundledTool::RenameByDate
+            | BundledTool::Xlsx
+            | BundledTool::Docx
+            | BundledTool::Pptx => Vec::new(),
         }
     }
 

@@ -19,7 +19,10 @@ const GUESTS: &[&str] = &[
     "xlsx",
     "docx",
     "pptx",
+    "receipts",
 ];
+/// The components that link other tools' crates as libraries (see `main`).
+const LINKS_TOOLS: &[&str] = &["receipts"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -43,6 +46,7 @@ fn main() {
         "ooxml",
         "docx",
         "pptx",
+        "receipts",
     ] {
         println!("cargo:rerun-if-changed={}", guest_ws.join(dir).display());
     }
@@ -60,11 +64,56 @@ fn main() {
         .unwrap_or_else(|| out_dir.clone());
     let guest_target = target_root.join("wasm-guests");
 
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&guest_ws)
+    // Components that link other tools' code as libraries build on their own:
+    // in one cargo invocation, features unify, and the libraries would carry
+    // their own `describe`/`run` exports into the component that links them.
+    let batches: [(&[&str], Vec<&str>); 2] = [
+        (
+            &["--workspace", "--exclude", "deskhand-guest-receipts"],
+            GUESTS.iter().copied().filter(|g| !LINKS_TOOLS.contains(g)).collect(),
+        ),
+        (&["-p", "deskhand-guest-receipts"], LINKS_TOOLS.to_vec()),
+    ];
+    let built = guest_target.join(TARGET).join("release");
+    for (selection, names) in batches {
+        let mut cmd = guest_cargo(&cargo, &guest_ws, &guest_target);
+        cmd.args(selection);
+        let status = cmd.status().unwrap_or_else(|e| {
+            panic!(
+                "could not start `cargo` to build the guest tools in {}: {e}",
+                guest_ws.display()
+            )
+        });
+        if !status.success() {
+            panic!(
+                "building the guest tools in {} for {TARGET} failed (see the errors above). \
+                 If the error says the target may not be installed, run `rustup target add {TARGET}`.",
+                guest_ws.display()
+            );
+        }
+        // Copied before the next batch builds, which must not be able to touch them.
+        for name in names {
+            let file = format!("deskhand_guest_{name}.wasm");
+            let src = built.join(&file);
+            let dst = out_dir.join(format!("{name}.wasm"));
+            std::fs::copy(&src, &dst)
+                .unwrap_or_else(|e| panic!("the guest build did not produce {}: {e}", src.display()));
+            println!(
+                "cargo:rustc-env=DESKHAND_GUEST_{}={}",
+                name.to_uppercase(),
+                dst.display()
+            );
+        }
+    }
+}
+
+/// `cargo build --release` of the guest workspace for [`TARGET`] into `guest_target`.
+fn guest_cargo(cargo: &std::ffi::OsStr, guest_ws: &Path, guest_target: &Path) -> Command {
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(guest_ws)
         .args(["build", "--release", "--locked", "--target", TARGET])
         .arg("--target-dir")
-        .arg(&guest_target);
+        .arg(guest_target);
     // The outer cargo's settings are for the host build; the guest build must
     // not inherit its wrappers (clippy), flags or target directory.
     for (key, _) in env::vars_os() {
@@ -95,32 +144,7 @@ fn main() {
             cmd.env_remove(key);
         }
     }
-    let status = cmd.status().unwrap_or_else(|e| {
-        panic!(
-            "could not start `cargo` to build the guest tools in {}: {e}",
-            guest_ws.display()
-        )
-    });
-    if !status.success() {
-        panic!(
-            "building the guest tools in {} for {TARGET} failed (see the errors above). \
-             If the error says the target may not be installed, run `rustup target add {TARGET}`.",
-            guest_ws.display()
-        );
-    }
-
-    let built = guest_target.join(TARGET).join("release");
-    for name in GUESTS {
-        let file = format!("deskhand_guest_{name}.wasm");
-        let src = built.join(&file);
-        let dst = out_dir.join(format!("{name}.wasm"));
-        std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("the guest build did not produce {}: {e}", src.display()));
-        println!(
-            "cargo:rustc-env=DESKHAND_GUEST_{}={}",
-            name.to_uppercase(),
-            dst.display()
-        );
-    }
+    cmd
 }
 
 /// A missing target gives a cryptic "can't find crate for `core`"; say the fix instead.

@@ -84,6 +84,15 @@ pub fn prepare<'t>(
             "arguments must be a JSON object, got {args}"
         )));
     }
+    // A declared top-level path the call leaves out takes its schema default
+    // (`output/expenses.xlsx`), so that it is resolved and checked like one given.
+    let declared_names = op.effects.reads.iter().chain(&op.effects.writes);
+    for name in declared_names.filter(|n| !n.contains('.') && !n.contains("[]")) {
+        let default = op.args_schema["properties"][name.as_str()]["default"].as_str();
+        if let (Some(fields), Some(default)) = (args.as_object_mut(), default) {
+            fields.entry(name.clone()).or_insert_with(|| default.into());
+        }
+    }
     let (mut reads, mut writes) = (Vec::new(), Vec::new());
     let declared = op
         .effects

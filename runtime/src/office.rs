@@ -96,6 +96,21 @@ impl LibreOffice {
     /// [`convert`](Self::convert), also returning what LibreOffice wrote
     /// to stderr (warnings a conversion that worked may still print).
     pub fn convert_reporting(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> Result<(PathBuf, String)> {
+        let stem = input.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+        self.run(input, filter, outdir, outdir.join(format!("{stem}.{ext}")))
+    }
+
+    /// One sheet of a workbook (`number` counts from 1, `name` is its name) as
+    /// UTF-8 CSV in `outdir`, with every formula recalculated.
+    pub fn sheet_as_csv(&self, workbook: &Path, number: u32, name: &str, outdir: &Path) -> Result<PathBuf> {
+        let filter = format!("csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,{number}");
+        let stem = workbook.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+        self.run(workbook, &filter, outdir, outdir.join(format!("{stem}-{name}.csv")))
+            .map(|(path, _)| path)
+    }
+
+    /// Runs one conversion that should produce `produced`.
+    fn run(&self, input: &Path, filter: &str, outdir: &Path, produced: PathBuf) -> Result<(PathBuf, String)> {
         let _one = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
         let unavailable = |why: String| Error::Unavailable(format!("LibreOffice ({}) {why}", self.program.display()));
         let settings = self.profile.join("user/registrymodifications.xcu");
@@ -137,8 +152,7 @@ impl LibreOffice {
         let out = child
             .wait_with_output()
             .map_err(|e| unavailable(format!("could not be read: {e}")))?;
-        let stem = input.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
-        let converted = outdir.join(format!("{stem}.{ext}"));
+        let converted = produced;
         if !out.status.success() || !converted.is_file() {
             return Err(unavailable(format!(
                 "could not convert {} ({}): {}{}",

@@ -25,10 +25,11 @@ pub enum BundledTool {
     Pdf,
     Docx,
     Pptx,
+    Receipts,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 7] = [
+    pub const ALL: [BundledTool; 8] = [
         BundledTool::Fs,
         BundledTool::Inventory,
         BundledTool::RenameByDate,
@@ -36,6 +37,7 @@ impl BundledTool {
         BundledTool::Pdf,
         BundledTool::Docx,
         BundledTool::Pptx,
+        BundledTool::Receipts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl BundledTool {
             BundledTool::Pdf => "pdf",
             BundledTool::Docx => "docx",
             BundledTool::Pptx => "pptx",
+            BundledTool::Receipts => "receipts",
         }
     }
 
@@ -63,6 +66,7 @@ impl BundledTool {
             BundledTool::Pdf => include_bytes!(concat!(env!("OUT_DIR"), "/pdf.wasm")),
             BundledTool::Docx => include_bytes!(concat!(env!("OUT_DIR"), "/docx.wasm")),
             BundledTool::Pptx => include_bytes!(concat!(env!("OUT_DIR"), "/pptx.wasm")),
+            BundledTool::Receipts => include_bytes!(concat!(env!("OUT_DIR"), "/receipts.wasm")),
         }
     }
 }
@@ -170,7 +174,8 @@ impl Toolbox {
     /// The folders a bundled tool sees besides a call's grants (read-only).
     pub fn extra_mounts(&self, tool: BundledTool) -> Vec<Mount> {
         match tool {
-            BundledTool::Pdf => self.fonts.mounts(),
+            // The receipts tool writes its summary with the pdf tool's code.
+            BundledTool::Pdf | BundledTool::Receipts => self.fonts.mounts(),
             BundledTool::Fs
             | BundledTool::Inventory
             | BundledTool::RenameByDate

@@ -248,43 +248,66 @@ fn user_errors_exit_2_and_say_what_to_do() {
 }
 
 #[test]
-fn demo_runs_the_inventory_skill_through_the_offline_planner() {
+fn demo_turns_the_receipts_into_a_workbook_and_a_summary_through_the_offline_planner() {
     let tmp = tempfile::tempdir().unwrap();
     let o = deskhand(&["demo"], tmp.path());
     assert_ok(&o);
-    assert!(stdout(&o).contains("Done with folder-inventory"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Done with receipts-to-spreadsheet"),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stderr(&o).contains("Plan (revision 1)"),
         "the plan is shown: {}",
         stderr(&o)
     );
-    let csv = std::fs::read_to_string(tmp.path().join("deskhand-demo/output/inventory.csv")).unwrap();
-    let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("path,kind,size_bytes,modified"));
-    let rows: Vec<_> = lines.collect();
-    assert_eq!(rows.iter().filter(|r| r.contains(",file,")).count(), 8, "{csv}");
-    assert!(
-        rows.iter()
-            .any(|r| r.starts_with("receipts/lunch 14.03.2026.txt,file,30,")),
-        "{csv}"
-    );
+    let output = tmp.path().join("deskhand-demo/output");
+    let xlsx = std::fs::read(output.join("expenses.xlsx")).unwrap();
+    assert!(xlsx.starts_with(b"PK"), "a zip");
+    let pdf = std::fs::read(output.join("expenses-summary.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
 
-    // A second run keeps the first inventory and writes a new one.
+    // The workbook's totals are formulas whose values LibreOffice computed.
+    let o = deskhand(
+        &[
+            "tool",
+            "run",
+            "xlsx",
+            "read",
+            "--workspace",
+            "deskhand-demo",
+            "--json",
+            "--args",
+            r#"{"path": "output/expenses.xlsx", "sheet": "Summary"}"#,
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let read: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = &read["sheets"][0]["rows"];
+    let total = rows.as_array().unwrap().last().unwrap();
+    assert_eq!(total[2]["formula"], "SUM(C2:C6)", "{rows}");
+    assert_eq!(
+        total[2]["value"], 485.65,
+        "18.40 + 412.00 + 23.90 + 27.35 + 4.00: {rows}"
+    );
+    assert!(rows[0][2]["formula"].as_str().unwrap().starts_with("SUMIF("), "{rows}");
+
+    // A second run keeps the first files and writes new ones beside them.
     let o = deskhand(&["demo"], tmp.path());
     assert_ok(&o);
-    assert!(stdout(&o).contains("inventory-1.csv"), "{}", stdout(&o));
-    assert_eq!(
-        std::fs::read_to_string(tmp.path().join("deskhand-demo/output/inventory.csv")).unwrap(),
-        csv
-    );
+    assert!(stdout(&o).contains("expenses-1.xlsx"), "{}", stdout(&o));
+    assert_eq!(std::fs::read(output.join("expenses.xlsx")).unwrap(), xlsx);
 
     let o = deskhand(&["runs", "--workspace", "deskhand-demo"], tmp.path());
     assert_ok(&o);
     let runs = stdout(&o);
-    assert_eq!(runs.lines().count(), 2, "{runs}");
+    // The two demos, and the `tool run xlsx read` above.
+    assert_eq!(runs.lines().count(), 3, "{runs}");
     let run = runs
         .lines()
-        .next()
+        .find(|l| l.contains("receipts"))
         .unwrap()
         .split_whitespace()
         .next()
@@ -295,7 +318,7 @@ fn demo_runs_the_inventory_skill_through_the_offline_planner() {
     for needle in [
         "succeeded",
         "Plan (revision 1)",
-        "[x] 1. Run folder-inventory on projects",
+        "[x] 1. Run receipts-to-spreadsheet on projects/receipts",
         "[x] 2. Check the deliverable",
     ] {
         assert!(stdout(&o).contains(needle), "{needle}:\n{}", stdout(&o));

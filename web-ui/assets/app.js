@@ -199,7 +199,8 @@ function table(rows) {
 function cellText(c) {
   if (c === null || c === undefined) return "";
   if (typeof c !== "object") return String(c);
-  if ("formula" in c) return `=${c.formula}`;
+  // A formula shows the value the spreadsheet computed, where the file stores one.
+  if ("formula" in c) return "value" in c && c.value !== null ? cellText(c.value) : `=${c.formula}`;
   if ("amount" in c) return `${c.amount} ${c.currency || ""}`;
   if ("date" in c) return c.date;
   return JSON.stringify(c);

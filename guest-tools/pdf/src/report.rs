@@ -376,7 +376,9 @@ impl<'f> Layout<'f> {
             }
             body.push(cells);
         }
-        // Column widths: proportional to each column's widest content, each at least a share.
+        // Column widths: each column's widest content; when they do not all fit,
+        // only the widest columns give way (to one common cap), so short columns
+        // such as dates and amounts are never wrapped to make room for a long one.
         let mut natural = vec![0.0f64; cols];
         for (c, h) in head.iter().enumerate() {
             natural[c] = natural[c].max(Self::width(h, TABLE));
@@ -387,12 +389,8 @@ impl<'f> Layout<'f> {
             }
         }
         let min = WIDTH / cols as f64 / 3.0;
-        let natural: Vec<f64> = natural
-            .iter()
-            .map(|w| (w + 2.0 * pad).clamp(min, WIDTH * 0.6))
-            .collect();
-        let total: f64 = natural.iter().sum();
-        let widths: Vec<f64> = natural.iter().map(|w| w * WIDTH / total).collect();
+        let natural: Vec<f64> = natural.iter().map(|w| (w + 2.0 * pad).max(min)).collect();
+        let widths = fit_columns(&natural, WIDTH);
         let line_h = TABLE * LEADING;
         // A row never taller than a page: longer cells are cut.
         let max_lines = (((TOP - BOTTOM) / line_h) as usize).saturating_sub(4).max(1);
@@ -702,4 +700,42 @@ fn pdf_now() -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// Column widths for `natural` widths in `total`: all of them, scaled up,
+/// when they fit; otherwise every column wider than a common cap is cut to
+/// it, the cap chosen so that the widths fill `total` exactly.
+fn fit_columns(natural: &[f64], total: f64) -> Vec<f64> {
+    let sum: f64 = natural.iter().sum();
+    if sum <= total || natural.is_empty() {
+        let scale = if sum > 0.0 { total / sum } else { 1.0 };
+        return natural.iter().map(|w| w * scale).collect();
+    }
+    let mut sorted = natural.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (mut below, mut cap) = (0.0, total / natural.len() as f64);
+    for (i, w) in sorted.iter().enumerate() {
+        let rest = (sorted.len() - i) as f64;
+        let even = (total - below) / rest;
+        if *w >= even {
+            cap = even;
+            break;
+        }
+        below += w;
+    }
+    natural.iter().map(|w| w.min(cap)).collect()
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::fit_columns;
+
+    #[test]
+    fn short_columns_keep_their_width_and_long_ones_give_way() {
+        let w = fit_columns(&[50.0, 100.0, 400.0, 300.0], 500.0);
+        assert_eq!(&w[..2], &[50.0, 100.0]);
+        assert!((w[2] - 175.0).abs() < 1e-9 && (w[3] - 175.0).abs() < 1e-9, "{w:?}");
+        let w = fit_columns(&[100.0, 100.0], 400.0);
+        assert_eq!(w, [200.0, 200.0]);
+    }
 }

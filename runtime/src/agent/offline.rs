@@ -187,6 +187,12 @@ fn plan_input(steps: &[(String, Value, &str)], reason: Option<&str>) -> Value {
     }
 }
 
+/// Whether a path parameter's value names output/ or something in it.
+fn is_under_output(value: &str) -> bool {
+    let v = value.trim_start_matches("./");
+    v == "output" || v == "output/" || v.starts_with("output/")
+}
+
 /// `output/inventory.csv` + `projects/receipts` -> `output/inventory-receipts.csv`.
 fn per_target_output(default: &str, target: &str) -> String {
     let slug: String = target
@@ -342,17 +348,17 @@ impl ModelProvider for OfflinePlanner {
                 .and_then(|p| params.get(p))
                 .cloned()
                 .unwrap_or_default();
-            let reads: Vec<String> = skill
+            // Path parameters under output/ are what the skill delivers (a
+            // skill may deliver several files); the others are what it reads.
+            let (delivered, reads): (Vec<String>, Vec<String>) = skill
                 .params
                 .iter()
-                .filter(|p| p.kind == ParamKind::Path && p.name != "output")
+                .filter(|p| p.kind == ParamKind::Path)
                 .filter_map(|p| params.get(&p.name).cloned())
-                .collect();
+                .partition(|v| is_under_output(v));
             // A folder granted read-write is also written: the changes the
             // skill's tool proposes there go through the changeset gate.
-            let writes: Vec<String> = output_param
-                .and_then(|p| params.get(&p.name))
-                .cloned()
+            let writes: Vec<String> = delivered
                 .into_iter()
                 .chain(reads.iter().filter(|r| self.context.is_writable(r)).cloned())
                 .collect();

@@ -134,6 +134,10 @@ const BUNDLED: &[(&str, &str)] = &[
         "rename-by-date",
         include_str!("../../../skills/rename-by-date/SKILL.md"),
     ),
+    (
+        "receipts-to-spreadsheet",
+        include_str!("../../../skills/receipts-to-spreadsheet/SKILL.md"),
+    ),
 ];
 
 fn parse_bundled() -> impl Iterator<Item = Result<Skill, SkillError>> {
@@ -238,7 +242,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let skills = bundled();
         let names: Vec<&str> = skills.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["folder-inventory", "rename-by-date"]);
+        assert_eq!(names, ["folder-inventory", "rename-by-date", "receipts-to-spreadsheet"]);
         assert_eq!(
             skills[0].entry,
             Entry::Bundled {
@@ -283,6 +287,7 @@ mod tests {
                 ("team-report", SkillSource::Workspace),
                 ("my-notes", SkillSource::User),
                 ("rename-by-date", SkillSource::Bundled),
+                ("receipts-to-spreadsheet", SkillSource::Bundled),
             ]
         );
         assert_eq!(found.skills[0].description, "the workspace's own inventory");

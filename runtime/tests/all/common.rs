@@ -147,6 +147,17 @@ impl LibreOffice {
         self.convert_with_stderr(input, filter, ext, outdir).0
     }
 
+    /// Sheet `number` (from 1) of a workbook, named `name`, as CSV text with
+    /// every formula recalculated.
+    pub fn sheet_csv(&self, workbook: &Path, number: u32, name: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = self
+            .lo
+            .sheet_as_csv(workbook, number, name, dir.path())
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::read_to_string(csv).unwrap()
+    }
+
     /// Like [`convert`](Self::convert), also returning what LibreOffice
     /// wrote to stderr.
     pub fn convert_with_stderr(&self, input: &Path, filter: &str, ext: &str, outdir: &Path) -> (PathBuf, String) {

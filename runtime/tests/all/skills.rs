@@ -92,6 +92,11 @@ fn rename_by_date_evals_match() {
 }
 
 #[test]
+fn receipts_to_spreadsheet_evals_match() {
+    assert!(check_evals("receipts-to-spreadsheet") >= 5);
+}
+
+#[test]
 fn unrelated_tasks_match_no_skill() {
     let evals = load_evals("folder-inventory");
     let ctx = MatchContext {

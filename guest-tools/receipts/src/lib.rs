@@ -1,0 +1,453 @@
+//! The `receipts` tool, the entry point of the bundled
+//! `receipts-to-spreadsheet` skill: a folder of receipts (bank-export CSV
+//! files, text PDFs, .txt receipts) becomes `output/expenses.xlsx` (one row
+//! per purchase, category totals as SUMIF formulas the spreadsheet computes,
+//! a chart) and `output/expenses-summary.pdf`.
+//!
+//! It reads and writes through the xlsx and pdf tools' own code, linked in as
+//! libraries, so the workbook and the report are exactly what those tools
+//! make; only the reading of receipts is its own (see [`parse`]).
+
+mod parse;
+
+use std::path::{Path, PathBuf};
+
+use deskhand_guest::document::Document;
+use deskhand_guest::{Description, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use deskhand_guest_pdf::{FONTS_CJK, FONTS_LATIN, Fonts};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use parse::{Expense, Unread};
+
+/// The largest .txt receipt read.
+const MAX_TEXT_BYTES: u64 = 1024 * 1024;
+/// The most files one folder may hold for this tool.
+const MAX_FILES: usize = 5_000;
+
+struct Receipts;
+
+impl deskhand_guest::Guest for Receipts {
+    fn describe() -> Description {
+        Description {
+            name: "receipts".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Turns a folder of receipts (bank-export CSV, text PDFs, .txt) into an expenses workbook with \
+                      category totals as formulas and a chart, and a PDF summary."
+                .into(),
+            operations: vec![operation(
+                "run",
+                "Read every receipt in `folder` and write `spreadsheet` (.xlsx: one row per purchase, a Summary sheet \
+                 with SUMIF totals per category and a chart) and `summary` (.pdf). Receipts that match a bank line \
+                 (same amount, dates within 3 days) become one row. Never overwrites: taken names get -1, -2, ...",
+                json!({
+                    "type": "object", "required": ["folder"], "additionalProperties": false,
+                    "properties": {
+                        "folder": {"type": "string", "description": "the folder of receipts"},
+                        "spreadsheet": {"type": "string", "default": "output/expenses.xlsx"},
+                        "summary": {"type": "string", "default": "output/expenses-summary.pdf"},
+                        "currency": {"type": "string", "default": "EUR", "description": "for amounts that name none"}
+                    }
+                }),
+                &["folder"],
+                &["spreadsheet", "summary"],
+            )],
+        }
+    }
+
+    fn run(op: String, args: String) -> Result<Output, ToolError> {
+        match op.as_str() {
+            "run" => run(parse_args(&args)?),
+            _ => Err(ToolError::UnknownOperation(op)),
+        }
+    }
+}
+
+deskhand_guest::export!(Receipts with_types_in deskhand_guest::bindings);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunArgs {
+    folder: PathBuf,
+    #[serde(default = "default_spreadsheet")]
+    spreadsheet: PathBuf,
+    #[serde(default = "default_summary")]
+    summary: PathBuf,
+    #[serde(default = "default_currency")]
+    currency: String,
+}
+
+fn default_spreadsheet() -> PathBuf {
+    "output/expenses.xlsx".into()
+}
+fn default_summary() -> PathBuf {
+    "output/expenses-summary.pdf".into()
+}
+fn default_currency() -> String {
+    "EUR".into()
+}
+
+/// What the folder held, before the outputs are written.
+#[derive(Default)]
+struct Collected {
+    bank: Vec<Expense>,
+    receipts: Vec<Expense>,
+    unread: Vec<(String, String)>,
+    skipped: Vec<String>,
+    credits_skipped: usize,
+}
+
+fn run(args: RunArgs) -> Result<Output, ToolError> {
+    let currency = deskhand_guest_xlsx::typed::currency_code(&args.currency).ok_or_else(|| {
+        ToolError::InvalidArgs(format!(
+            "currency {:?} is not a currency code such as EUR or USD",
+            args.currency
+        ))
+    })?;
+    let collected = collect(&args.folder, currency)?;
+    let credits = collected.credits_skipped;
+    let (unread, skipped) = (collected.unread, collected.skipped);
+    let receipts_read = collected.receipts.len();
+    let rows = parse::merge(collected.bank, collected.receipts);
+    if rows.is_empty() {
+        return Err(ToolError::InvalidArgs(format!(
+            "{} holds no receipt deskhand could read (it reads bank-export .csv files, text .pdf and .txt receipts){}",
+            args.folder.display(),
+            problems_note(&unread)
+        )));
+    }
+    let totals = category_totals(&rows);
+
+    let xlsx = deskhand_guest_xlsx::run("write", &workbook_spec(&args.spreadsheet, &rows, &totals).to_string())?;
+    let xlsx_path = xlsx_written(&xlsx).unwrap_or_else(|| args.spreadsheet.clone());
+    let report = summary_spec(&args, &rows, &totals, &unread, &skipped, credits);
+    let pdf_path = match write_summary(&args.summary, report) {
+        Ok(path) => path,
+        Err(e) => {
+            // Both files or neither: the workbook alone is not the deliverable.
+            let _ = std::fs::remove_file(&xlsx_path);
+            return Err(e);
+        }
+    };
+
+    let text = format!(
+        "{} purchase{} ({} receipt file{} read) -> {} and {}{}",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        receipts_read,
+        if receipts_read == 1 { "" } else { "s" },
+        xlsx_path.display(),
+        pdf_path.display(),
+        problems_note(&unread)
+    );
+    Ok(output(
+        &json!({
+            "spreadsheet": xlsx_path.display().to_string(),
+            "summary": pdf_path.display().to_string(),
+            "rows": rows.len(),
+            "categories": totals.iter().map(|(c, cur, total, n)| json!({"category": c, "currency": cur, "total": total, "count": n})).collect::<Vec<_>>(),
+            "unread": unread.iter().map(|(f, why)| json!({"file": f, "problem": why})).collect::<Vec<_>>(),
+            "skipped": skipped,
+            "credits_skipped": credits,
+        }),
+        text,
+    ))
+}
+
+/// Renders the summary with the pdf tool's report code and its fonts, and
+/// writes it as a new file (never over one: a taken name gets -1, -2, ...).
+fn write_summary(path: &Path, report: Value) -> Result<PathBuf, ToolError> {
+    let doc: Document = serde_json::from_value(report)
+        .map_err(|e| ToolError::InvalidArgs(format!("the summary could not be laid out: {e}")))?;
+    doc.validate()?;
+    let fonts =
+        Fonts::from_dirs(Path::new(FONTS_LATIN), Some(Path::new(FONTS_CJK))).map_err(|e| e.to_tool_error(path))?;
+    let bytes = deskhand_guest_pdf::render_report(&doc, &fonts, |image| {
+        Err(deskhand_guest_pdf::PdfError::Image {
+            path: image.to_owned(),
+            message: "the summary has no images".into(),
+        })
+    })
+    .map_err(|e| e.to_tool_error(path))?;
+    deskhand_guest::write_new(path, &bytes, true)
+}
+
+/// The path a writer reports it wrote (which may carry a `-1` suffix).
+fn xlsx_written(out: &Output) -> Option<PathBuf> {
+    let v: Value = serde_json::from_str(&out.json).ok()?;
+    v["path"].as_str().map(PathBuf::from)
+}
+
+fn problems_note(unread: &[(String, String)]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = unread.iter().map(|(f, why)| format!("{f} {why}")).collect();
+    format!("; not read: {}", list.join("; "))
+}
+
+/// Reads every file directly in `folder` (and below it), by kind.
+fn collect(folder: &Path, currency: &str) -> Result<Collected, ToolError> {
+    let mut files = Vec::new();
+    let mut too_many = false;
+    deskhand_guest::walk(folder, true, &mut |path, meta| {
+        if meta.is_file() {
+            files.push(path.to_path_buf());
+        }
+        too_many = files.len() > MAX_FILES;
+        !too_many
+    })?;
+    if too_many {
+        return Err(ToolError::TooLarge(path_error(
+            folder,
+            format!("holds more than {MAX_FILES} files; point the skill at one month's or one trip's folder"),
+        )));
+    }
+    let mut got = Collected::default();
+    for path in files {
+        let name = path.strip_prefix(folder).unwrap_or(&path).display().to_string();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "csv" => {
+                let args = json!({"path": path.display().to_string(), "max_rows": 100_000});
+                let read = deskhand_guest_xlsx::run("read", &args.to_string()).and_then(|o| {
+                    let v: Value = serde_json::from_str(&o.json)
+                        .map_err(|e| ToolError::Io(path_error(&path, format!("unreadable result: {e}"))))?;
+                    parse::bank_rows(&name, &v["sheets"][0], currency).map_err(ToolError::InvalidArgs)
+                });
+                match read {
+                    Ok(rows) => {
+                        got.credits_skipped += rows.credits_skipped;
+                        got.bank.extend(rows.expenses);
+                    }
+                    Err(e) => got.unread.push((name, describe_error(&e))),
+                }
+            }
+            "pdf" => {
+                let text = read_pdf(&path).and_then(|bytes| {
+                    deskhand_guest_pdf::page_texts(&bytes, None)
+                        .map(|pages| pages.join("\n"))
+                        .map_err(|e| e.to_tool_error(&path))
+                });
+                match text {
+                    Ok(text) => add_receipt(&mut got, &text, name, currency),
+                    Err(e) => {
+                        let why = describe_error(&e);
+                        let why = if why.contains("encrypted") {
+                            "is encrypted (password-protected); put a copy without the password in the folder".into()
+                        } else {
+                            why
+                        };
+                        got.unread.push((name, why));
+                    }
+                }
+            }
+            "txt" => match read_text(&path) {
+                Ok(text) => add_receipt(&mut got, &text, name, currency),
+                Err(e) => got.unread.push((name, describe_error(&e))),
+            },
+            _ => got.skipped.push(name),
+        }
+    }
+    Ok(got)
+}
+
+fn add_receipt(got: &mut Collected, text: &str, name: String, currency: &str) {
+    match parse::receipt(text, &name, currency) {
+        Ok(expense) => got.receipts.push(expense),
+        Err(why @ (Unread::NoText | Unread::NoTotal)) => got.unread.push((name, why.reason().to_owned())),
+    }
+}
+
+fn read_pdf(path: &Path) -> Result<Vec<u8>, ToolError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
+    if meta.len() > deskhand_guest_pdf::MAX_PDF_BYTES {
+        return Err(ToolError::TooLarge(path_error(
+            path,
+            format!("is larger than {} bytes", deskhand_guest_pdf::MAX_PDF_BYTES),
+        )));
+    }
+    std::fs::read(path).map_err(|e| io_error(path, &e))
+}
+
+fn read_text(path: &Path) -> Result<String, ToolError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
+    if meta.len() > MAX_TEXT_BYTES {
+        return Err(ToolError::TooLarge(path_error(
+            path,
+            format!("is larger than {MAX_TEXT_BYTES} bytes, too large for a receipt"),
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A tool error as the words a person reads in the summary.
+fn describe_error(e: &ToolError) -> String {
+    match e {
+        ToolError::InvalidArgs(m) | ToolError::UnknownOperation(m) => m.clone(),
+        ToolError::NotFound(p)
+        | ToolError::Denied(p)
+        | ToolError::AlreadyExists(p)
+        | ToolError::TooLarge(p)
+        | ToolError::BadContent(p)
+        | ToolError::Io(p) => p.message.clone(),
+    }
+}
+
+/// (category, currency, total, count) in the order of [`parse::CATEGORIES`],
+/// then Other; only those that occur.
+fn category_totals(rows: &[Expense]) -> Vec<(&'static str, String, f64, usize)> {
+    let mut currencies: Vec<&str> = rows.iter().map(|r| r.currency.as_str()).collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let names = parse::CATEGORIES.iter().map(|(n, _)| *n).chain([parse::OTHER]);
+    let mut out = Vec::new();
+    for category in names {
+        for currency in &currencies {
+            let hits: Vec<&Expense> = rows
+                .iter()
+                .filter(|r| r.category == category && r.currency == *currency)
+                .collect();
+            if !hits.is_empty() {
+                let total = hits.iter().map(|r| r.amount).sum::<f64>();
+                out.push((
+                    category,
+                    (*currency).to_owned(),
+                    (total * 100.0).round() / 100.0,
+                    hits.len(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The workbook: the Expenses sheet, and a Summary sheet whose totals are
+/// SUMIF formulas over it (SUMIFS by currency when there are several).
+fn workbook_spec(path: &Path, rows: &[Expense], totals: &[(&str, String, f64, usize)]) -> Value {
+    let expense_rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!([
+                r.date.map_or(Value::Null, |d| d.json()),
+                r.merchant,
+                r.category,
+                {"amount": r.amount, "currency": r.currency},
+                r.currency,
+                r.source
+            ])
+        })
+        .collect();
+    let one_currency = totals.iter().all(|(_, cur, _, _)| *cur == totals[0].1);
+    let summary_rows: Vec<Value> = totals
+        .iter()
+        .map(|(category, currency, _, _)| {
+            let (sum, count) = if one_currency {
+                (
+                    format!("SUMIF(Expenses!C:C,\"{category}\",Expenses!D:D)"),
+                    format!("COUNTIF(Expenses!C:C,\"{category}\")"),
+                )
+            } else {
+                (
+                    format!("SUMIFS(Expenses!D:D,Expenses!C:C,\"{category}\",Expenses!E:E,\"{currency}\")"),
+                    format!("COUNTIFS(Expenses!C:C,\"{category}\",Expenses!E:E,\"{currency}\")"),
+                )
+            };
+            json!([category, currency, {"formula": sum, "format": "#,##0.00"}, {"formula": count}])
+        })
+        .collect();
+    let last = totals.len() + 1;
+    let mut summary = json!({
+        "name": "Summary",
+        "header": ["Category", "Currency", "Total", "Purchases"],
+        "rows": summary_rows,
+        "charts": [{"type": "column", "title": "Expenses by category",
+                    "categories": format!("A2:A{last}"), "values": format!("C2:C{last}"), "anchor": "F2"}]
+    });
+    // A grand total only adds up one currency.
+    if one_currency {
+        summary["totals"] = json!({"columns": ["C", "D"]});
+    }
+    json!({
+        "path": path.display().to_string(),
+        "unique": true,
+        "sheets": [
+            {
+                "name": "Expenses",
+                "header": ["Date", "Merchant", "Category", "Amount", "Currency", "Source"],
+                "rows": expense_rows,
+            },
+            summary
+        ]
+    })
+}
+
+/// A folder as the person knows it: its own name, not where the sandbox mounts it.
+fn folder_name(folder: &Path) -> String {
+    folder
+        .file_name()
+        .map_or_else(|| folder.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The summary report: totals per category (a table and a chart), every
+/// purchase, and what could not be read.
+fn summary_spec(
+    args: &RunArgs,
+    rows: &[Expense],
+    totals: &[(&str, String, f64, usize)],
+    unread: &[(String, String)],
+    skipped: &[String],
+    credits: usize,
+) -> Value {
+    let dates: Vec<String> = rows.iter().filter_map(|r| r.date.map(|d| d.iso())).collect();
+    let span = match (dates.iter().min(), dates.iter().max()) {
+        (Some(a), Some(b)) if a != b => format!(" from {a} to {b}"),
+        (Some(a), _) => format!(" on {a}"),
+        _ => String::new(),
+    };
+    let mut blocks = vec![
+        json!({"type": "paragraph", "text": format!(
+            "{} purchases{span}, read from {}. The totals below are the sums per category; the workbook {} computes the same totals with SUMIF formulas.",
+            rows.len(), folder_name(&args.folder), args.spreadsheet.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())}),
+        json!({"type": "heading", "text": "Totals by category", "level": 2}),
+        json!({"type": "table", "header": ["Category", "Currency", "Total", "Purchases"],
+               "rows": totals.iter().map(|(c, cur, t, n)| json!([c, cur, format!("{t:.2}"), n])).collect::<Vec<_>>()}),
+    ];
+    let one_currency = totals.iter().all(|(_, cur, _, _)| *cur == totals[0].1);
+    if one_currency {
+        blocks.push(
+            json!({"type": "chart", "title": format!("Expenses by category ({})", totals[0].1),
+            "labels": totals.iter().map(|(c, ..)| *c).collect::<Vec<_>>(),
+            "values": totals.iter().map(|(_, _, t, _)| *t).collect::<Vec<_>>()}),
+        );
+    }
+    blocks.push(json!({"type": "heading", "text": "Purchases", "level": 2}));
+    blocks.push(
+        json!({"type": "table", "header": ["Date", "Merchant", "Category", "Amount", "Source"],
+        "rows": rows.iter().map(|r| json!([
+            r.date.map(|d| d.iso()).unwrap_or_default(), r.merchant, r.category,
+            format!("{:.2} {}", r.amount, r.currency), r.source])).collect::<Vec<_>>()}),
+    );
+    let mut notes: Vec<String> = unread.iter().map(|(f, why)| format!("{f}: not read, {why}")).collect();
+    notes.extend(
+        skipped
+            .iter()
+            .map(|f| format!("{f}: skipped (not a .csv, .pdf or .txt receipt)")),
+    );
+    if credits > 0 {
+        notes.push(format!("{credits} bank line(s) with money coming in were left out"));
+    }
+    if !notes.is_empty() {
+        blocks.push(json!({"type": "heading", "text": "Notes", "level": 2}));
+        blocks.push(json!({"type": "list", "items": notes}));
+    }
+    json!({
+        "title": "Expenses summary",
+        "subject": format!("Expenses from {}", folder_name(&args.folder)),
+        "blocks": blocks
+    })
+}

@@ -1,0 +1,417 @@
+//! Reading one receipt's text (from a PDF or a .txt file) and one bank
+//! export's typed rows into expenses, and putting each into a category.
+//!
+//! Nothing here guesses silently: a receipt whose total cannot be found is
+//! reported as unread, with the reason, and never becomes a row.
+
+use deskhand_guest_xlsx::typed::{self, DateOrder, DateTime};
+use serde_json::Value;
+
+/// One expense, from a receipt file or a bank export line (or both, matched).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expense {
+    pub date: Option<DateTime>,
+    pub merchant: String,
+    pub category: &'static str,
+    pub amount: f64,
+    pub currency: String,
+    pub source: String,
+}
+
+/// The categories, in the order the summary lists them, with the words that
+/// put a merchant or description into each. The first match wins.
+pub const CATEGORIES: &[(&str, &[&str])] = &[
+    (
+        "Travel",
+        &[
+            "taxi",
+            "uber",
+            "lyft",
+            "bolt",
+            "train",
+            "rail",
+            "bahn",
+            "cp ",
+            "airline",
+            "air ",
+            "flight",
+            "tap ",
+            "ryanair",
+            "easyjet",
+            "lufthansa",
+            "metro",
+            "bus",
+            "parking",
+            "fuel",
+            "petrol",
+            "toll",
+        ],
+    ),
+    (
+        "Lodging",
+        &["hotel", "hostel", "airbnb", "inn", "booking.com", "apartment"],
+    ),
+    (
+        "Meals",
+        &[
+            "cafe",
+            "café",
+            "coffee",
+            "restaurant",
+            "lunch",
+            "dinner",
+            "bistro",
+            "bakery",
+            "pizza",
+            "bar ",
+            "catering",
+            "kitchen",
+            "grill",
+            "sushi",
+            "brasserie",
+            "pastelaria",
+        ],
+    ),
+    (
+        "Office",
+        &[
+            "office",
+            "staples",
+            "paper",
+            "printer",
+            "stationery",
+            "ink",
+            "toner",
+            "post",
+            "courier",
+            "amazon",
+        ],
+    ),
+    (
+        "Software",
+        &[
+            "software",
+            "subscription",
+            "github",
+            "adobe",
+            "google",
+            "microsoft",
+            "slack",
+            "figma",
+            "notion",
+            "zoom",
+        ],
+    ),
+];
+pub const OTHER: &str = "Other";
+
+/// The category for a merchant name or description, by keyword.
+pub fn categorize(text: &str) -> &'static str {
+    let lower = format!(" {} ", text.to_lowercase());
+    CATEGORIES
+        .iter()
+        .find(|(_, words)| words.iter().any(|w| lower.contains(w)))
+        .map_or(OTHER, |(name, _)| name)
+}
+
+/// Why a receipt's text gave no expense.
+#[derive(Debug, PartialEq)]
+pub enum Unread {
+    NoText,
+    NoTotal,
+}
+
+impl Unread {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unread::NoText => "holds no readable text (a scanned image, or a damaged file); deskhand reads text PDFs",
+            Unread::NoTotal => "has no line with a total amount (such as \"Total: 23.90 EUR\")",
+        }
+    }
+}
+
+/// A receipt from its text: the merchant is the first line, the date the
+/// first date found, the amount the last line that says "total" (not
+/// "subtotal"), the currency the one on that line, else anywhere in the text,
+/// else `default_currency`.
+pub fn receipt(text: &str, source: &str, default_currency: &str) -> Result<Expense, Unread> {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let Some(first) = lines.first() else {
+        return Err(Unread::NoText);
+    };
+    let total_line = lines
+        .iter()
+        .rev()
+        .find(|l| {
+            let lower = l.to_lowercase();
+            (lower.contains("total") || lower.contains("summe") || lower.contains("montant"))
+                && !lower.contains("subtotal")
+                && !lower.contains("sub-total")
+                && amount_in(l).is_some()
+        })
+        .ok_or(Unread::NoTotal)?;
+    let (amount, line_currency) = amount_in(total_line).ok_or(Unread::NoTotal)?;
+    let currency = line_currency
+        .or_else(|| lines.iter().find_map(|l| currency_in(l)))
+        .unwrap_or(default_currency)
+        .to_owned();
+    let date = lines.iter().find_map(|l| date_in(l));
+    Ok(Expense {
+        date,
+        merchant: (*first).to_owned(),
+        category: categorize(&lines.join(" ")),
+        amount,
+        currency,
+        source: source.to_owned(),
+    })
+}
+
+/// The amount on a line: the text after its label (`Total: € 1.234,50`), or
+/// the last token that reads as a number.
+fn amount_in(line: &str) -> Option<(f64, Option<&'static str>)> {
+    let after_label = line.rsplit_once(':').map_or(line, |(_, rest)| rest);
+    let candidates = std::iter::once(after_label.trim()).chain(line.split_whitespace().rev());
+    for candidate in candidates {
+        let candidate = candidate.trim_end_matches(['.', ';']);
+        let decimal = typed::decimal_evidence(candidate).unwrap_or('.');
+        if let Some((value, currency)) = typed::parse_number(candidate, decimal)
+            && value.is_finite()
+        {
+            return Some((value.abs(), currency.or_else(|| currency_in(line))));
+        }
+    }
+    None
+}
+
+fn currency_in(line: &str) -> Option<&'static str> {
+    line.split(|c: char| c.is_whitespace() || c.is_ascii_digit() || matches!(c, ':' | ',' | '.' | '(' | ')'))
+        .find_map(typed::currency_code)
+}
+
+fn date_in(line: &str) -> Option<DateTime> {
+    line.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')'))
+        .find_map(|word| typed::parse_local_date(word.trim_end_matches(':'), Some(DateOrder::DayFirst)))
+}
+
+/// The columns of a bank export, found by their header names.
+struct BankColumns {
+    date: usize,
+    description: usize,
+    amount: usize,
+    currency: Option<usize>,
+}
+
+fn bank_columns(header: &[String]) -> Option<BankColumns> {
+    let find = |names: &[&str]| {
+        header.iter().position(|h| {
+            let h = h.trim().to_lowercase();
+            names.iter().any(|n| h == *n || h.contains(n))
+        })
+    };
+    Some(BankColumns {
+        date: find(&["booking date", "transaction date", "date", "datum", "data"])?,
+        description: find(&["description", "payee", "merchant", "details", "memo", "name", "text"])?,
+        amount: find(&["amount", "betrag", "value", "debit", "valor"])?,
+        currency: find(&["currency", "ccy", "währung", "moeda"]),
+    })
+}
+
+/// What a bank export gave: its expenses (debits), and how many credit lines
+/// (money in) it skipped.
+pub struct BankRows {
+    pub expenses: Vec<Expense>,
+    pub credits_skipped: usize,
+}
+
+/// The expenses in a bank export read by the xlsx tool (typed rows under a
+/// header). Debits become expenses with positive amounts; credits are
+/// counted and left out. Errors name the columns it looked for.
+pub fn bank_rows(file: &str, sheet: &Value, default_currency: &str) -> Result<BankRows, String> {
+    let header: Vec<String> = sheet["header"]
+        .as_array()
+        .map(|h| h.iter().map(|c| c.as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default();
+    let cols = bank_columns(&header).ok_or_else(|| {
+        format!(
+            "{file}: found no date, description and amount columns in its header {header:?}; \
+             a bank export needs columns named like Date, Description (or Payee) and Amount"
+        )
+    })?;
+    let mut out = BankRows {
+        expenses: Vec::new(),
+        credits_skipped: 0,
+    };
+    for (i, row) in sheet["rows"].as_array().into_iter().flatten().enumerate() {
+        let Some(cells) = row.as_array() else { continue };
+        let cell = |c: usize| cells.get(c).unwrap_or(&Value::Null);
+        let (amount, currency) = match cell(cols.amount) {
+            Value::Number(n) => (n.as_f64(), None),
+            Value::Object(o) => (
+                o.get("amount").and_then(Value::as_f64),
+                o.get("currency").and_then(Value::as_str).map(str::to_owned),
+            ),
+            _ => (None, None),
+        };
+        let Some(amount) = amount else { continue };
+        if amount >= 0.0 {
+            out.credits_skipped += 1;
+            continue;
+        }
+        let description = match cell(cols.description) {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let date = cell(cols.date)
+            .get("date")
+            .and_then(Value::as_str)
+            .and_then(typed::parse_iso);
+        let currency = currency
+            .or_else(|| {
+                cols.currency
+                    .and_then(|c| cell(c).as_str())
+                    .and_then(typed::currency_code)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| default_currency.to_owned());
+        out.expenses.push(Expense {
+            date,
+            category: categorize(&description),
+            merchant: description,
+            amount: -amount,
+            currency,
+            // The header is line 1.
+            source: format!("{file} line {}", i + 2),
+        });
+    }
+    Ok(out)
+}
+
+/// Days between two dates (absolute), for matching a receipt to its bank line.
+fn days_apart(a: &DateTime, b: &DateTime) -> i64 {
+    fn days(d: &DateTime) -> i64 {
+        // Days from civil (Howard Hinnant's algorithm).
+        let (y, m, d) = (i64::from(d.year), i64::from(d.month), i64::from(d.day));
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe
+    }
+    (days(a) - days(b)).abs()
+}
+
+/// Merges receipts into the bank lines that paid them (same amount and
+/// currency, dates at most three days apart), so that one purchase is one
+/// row: the receipt's merchant and category, both sources named.
+pub fn merge(bank: Vec<Expense>, receipts: Vec<Expense>) -> Vec<Expense> {
+    let mut rows = bank;
+    let mut matched = vec![false; rows.len()];
+    for receipt in receipts {
+        let hit = rows.iter().enumerate().position(|(i, line)| {
+            !matched[i]
+                && (line.amount - receipt.amount).abs() < 0.005
+                && line.currency == receipt.currency
+                && match (&line.date, &receipt.date) {
+                    (Some(a), Some(b)) => days_apart(a, b) <= 3,
+                    _ => false,
+                }
+        });
+        match hit {
+            Some(i) => {
+                matched[i] = true;
+                let line = &mut rows[i];
+                line.source = format!("{} + {}", receipt.source, line.source);
+                line.merchant = receipt.merchant;
+                line.category = receipt.category;
+            }
+            None => {
+                rows.push(receipt);
+                matched.push(true);
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        let key = |e: &Expense| e.date.map(|d| d.iso()).unwrap_or_default();
+        key(a).cmp(&key(b)).then_with(|| a.source.cmp(&b.source))
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn receipts_read_in_the_forms_shops_print() {
+        let r = receipt("Taxi Lisboa\n2026-03-02\nTotal: 18.40 EUR\n", "taxi.pdf", "EUR").unwrap();
+        assert_eq!(
+            (r.merchant.as_str(), r.amount, r.currency.as_str()),
+            ("Taxi Lisboa", 18.4, "EUR")
+        );
+        assert_eq!(
+            (r.category, r.date.map(|d| d.iso())),
+            ("Travel", Some("2026-03-02".into()))
+        );
+
+        let r = receipt(
+            "Café Central\n14.03.2026 12:41\nSubtotal 20,00\nTOTAL € 23,90\n",
+            "x",
+            "USD",
+        )
+        .unwrap();
+        assert_eq!((r.amount, r.currency.as_str(), r.category), (23.9, "EUR", "Meals"));
+        assert_eq!(r.date.map(|d| d.iso()), Some("2026-03-14".into()));
+
+        let r = receipt("Hotel Avenida\n3 nights\nTotal 1.234,50 EUR\n", "x", "EUR").unwrap();
+        assert_eq!((r.amount, r.category), (1234.5, "Lodging"));
+
+        let r = receipt("Papelaria Fernandes\nTotal: 9.99\n", "x", "GBP").unwrap();
+        assert_eq!((r.currency.as_str(), r.category, r.date), ("GBP", "Other", None));
+
+        assert_eq!(receipt("  \n", "x", "EUR"), Err(Unread::NoText));
+        assert_eq!(receipt("Shop\nSubtotal 3.00\n", "x", "EUR"), Err(Unread::NoTotal));
+    }
+
+    #[test]
+    fn bank_exports_give_debits_and_skip_credits() {
+        let sheet = json!({"header": ["Booking date", "Payee", "Amount", "Currency"], "rows": [
+            [{"date": "2026-03-02"}, "TAXI LISBOA", -18.4, "EUR"],
+            [{"date": "2026-03-05"}, "Salary", 3000.0, "EUR"],
+            [{"date": "2026-03-06"}, "GitHub subscription", {"amount": -4.0, "currency": "USD"}, "EUR"]
+        ]});
+        let rows = bank_rows("bank.csv", &sheet, "EUR").unwrap();
+        assert_eq!(rows.credits_skipped, 1);
+        assert_eq!(rows.expenses.len(), 2);
+        assert_eq!(rows.expenses[0].source, "bank.csv line 2");
+        assert_eq!(
+            (rows.expenses[1].amount, rows.expenses[1].currency.as_str()),
+            (4.0, "USD")
+        );
+        assert_eq!(rows.expenses[1].category, "Software");
+
+        let err = bank_rows("b.csv", &json!({"header": ["a", "b"], "rows": []}), "EUR")
+            .err()
+            .unwrap();
+        assert!(err.contains("b.csv") && err.contains("Amount"), "{err}");
+    }
+
+    #[test]
+    fn a_receipt_and_its_bank_line_become_one_row() {
+        let sheet = json!({"header": ["Date", "Description", "Amount"], "rows": [
+            [{"date": "2026-03-03"}, "CARD 4411 TAXI", -18.4],
+            [{"date": "2026-03-10"}, "Bakery", -3.2]
+        ]});
+        let bank = bank_rows("bank.csv", &sheet, "EUR").unwrap().expenses;
+        let taxi = receipt("Taxi Lisboa\n02.03.2026\nTotal: 18.40 EUR", "taxi.pdf", "EUR").unwrap();
+        let hotel = receipt("Hotel Avenida\n2026-03-20\nTotal: 412.00 EUR", "hotel.pdf", "EUR").unwrap();
+        let rows = merge(bank, vec![taxi, hotel]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].merchant, "Taxi Lisboa");
+        assert_eq!(rows[0].source, "taxi.pdf + bank.csv line 2");
+        assert_eq!(rows[2].source, "hotel.pdf");
+    }
+}

@@ -1,7 +1,9 @@
 //! Builds the guest components in `guest-tools/` for wasm32-wasip2, in a
 //! target directory of their own, and hands them to the runtime: the bundled
 //! tools are embedded with `include_bytes!`, and every built component's path
-//! is exported so host tests can load the hostile test guests.
+//! is exported so host tests can load the hostile test guests. The `python`
+//! tool is not Rust: componentize-py (installed by `scripts/setup`) builds it
+//! from `guest-tools/python/`, only when its sources change.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", guest_ws.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
+    println!("cargo:rerun-if-changed={}", guest_ws.join("python").display());
+    println!("cargo:rerun-if-env-changed=DESKHAND_COMPONENTIZE_PY");
+    println!("cargo:rerun-if-env-changed=HOME");
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     ensure_target_installed();
@@ -101,6 +106,115 @@ fn main() {
             dst.display()
         );
     }
+
+    let python = build_python(&repo, &guest_target);
+    let dst = out_dir.join("python.wasm");
+    std::fs::copy(&python, &dst)
+        .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", python.display(), dst.display()));
+    println!("cargo:rustc-env=DESKHAND_GUEST_PYTHON={}", dst.display());
+}
+
+/// The componentize-py release the python tool is built with (`scripts/setup` installs it).
+const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// Builds `guest-tools/python` into `<guest target>/python/python.wasm` with
+/// componentize-py, unless a stamp says these exact sources were built already
+/// (build.rs reruns whenever any guest changes; this build takes about 20 s).
+fn build_python(repo: &Path, guest_target: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+
+    let sources = repo.join("guest-tools").join("python");
+    let wit = repo.join("wit").join("tool");
+    let out = guest_target.join("python");
+    let wasm = out.join("python.wasm");
+    let stamp = out.join("python.wasm.stamp");
+
+    let mut inputs: Vec<PathBuf> = [&sources, &wit]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py" || x == "wit"))
+        .collect();
+    inputs.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    COMPONENTIZE_PY_VERSION.hash(&mut hasher);
+    for path in &inputs {
+        path.file_name().hash(&mut hasher);
+        std::fs::read(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+            .hash(&mut hasher);
+    }
+    let fingerprint = format!("{:016x}", hasher.finish());
+    if wasm.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == fingerprint) {
+        return wasm;
+    }
+
+    let tool = componentize_py();
+    std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
+    let partial = out.join("python.wasm.partial");
+    let status = Command::new(&tool)
+        // No __pycache__ in the source folder (it would also retrigger this script).
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .arg("--quiet")
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "tool", "componentize", "-p"])
+        .arg(&sources)
+        .arg("app")
+        .arg("-o")
+        .arg(&partial)
+        .status()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", tool.display()));
+    if !status.success() {
+        panic!(
+            "componentize-py failed to build the python tool from {} (see the errors above)",
+            sources.display()
+        );
+    }
+    std::fs::rename(&partial, &wasm).unwrap_or_else(|e| panic!("cannot move the built python tool into place: {e}"));
+    std::fs::write(&stamp, fingerprint).unwrap_or_else(|e| panic!("cannot write {}: {e}", stamp.display()));
+    wasm
+}
+
+/// componentize-py from `DESKHAND_COMPONENTIZE_PY`, the venv `scripts/setup`
+/// makes, or the PATH, at the pinned version; otherwise say how to get it.
+fn componentize_py() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(explicit) = env::var_os("DESKHAND_COMPONENTIZE_PY") {
+        candidates.push(explicit.into());
+    }
+    if let Some(home) = env::var_os("HOME") {
+        candidates.push(
+            PathBuf::from(home)
+                .join(".cache/deskhand")
+                .join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"))
+                .join("bin/componentize-py"),
+        );
+    }
+    candidates.push("componentize-py".into());
+    let mut seen = Vec::new();
+    for candidate in candidates {
+        let version = Command::new(&candidate)
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        match version {
+            Some(v) if v.split_whitespace().last() == Some(COMPONENTIZE_PY_VERSION) => return candidate,
+            Some(v) => seen.push(format!("{} is {v}", candidate.display())),
+            None => {}
+        }
+    }
+    panic!(
+        "componentize-py {COMPONENTIZE_PY_VERSION} is not installed, and deskhand's python tool is built with it{}. \
+         Fix: run `scripts/setup` (it installs it into ~/.cache/deskhand/componentize-py-{COMPONENTIZE_PY_VERSION}), \
+         or point DESKHAND_COMPONENTIZE_PY at a componentize-py {COMPONENTIZE_PY_VERSION} executable.",
+        if seen.is_empty() {
+            String::new()
+        } else {
+            format!(" (found: {})", seen.join("; "))
+        }
+    );
 }
 
 /// A missing target gives a cryptic "can't find crate for `core`"; say the fix instead.

@@ -21,14 +21,17 @@ pub enum BundledTool {
     Inventory,
     RenameByDate,
     Xlsx,
+    /// CPython 3.14 (componentize-py) running a script the model wrote.
+    Python,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 4] = [
+    pub const ALL: [BundledTool; 5] = [
         BundledTool::Fs,
         BundledTool::Inventory,
         BundledTool::RenameByDate,
         BundledTool::Xlsx,
+        BundledTool::Python,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +40,7 @@ impl BundledTool {
             BundledTool::Inventory => "inventory",
             BundledTool::RenameByDate => "rename-by-date",
             BundledTool::Xlsx => "xlsx",
+            BundledTool::Python => "python",
         }
     }
 
@@ -50,6 +54,7 @@ impl BundledTool {
             BundledTool::Inventory => include_bytes!(concat!(env!("OUT_DIR"), "/inventory.wasm")),
             BundledTool::RenameByDate => include_bytes!(concat!(env!("OUT_DIR"), "/rename_by_date.wasm")),
             BundledTool::Xlsx => include_bytes!(concat!(env!("OUT_DIR"), "/xlsx.wasm")),
+            BundledTool::Python => include_bytes!(concat!(env!("OUT_DIR"), "/python.wasm")),
         }
     }
 }

@@ -10,6 +10,7 @@ mod common;
 mod escapes;
 mod limits;
 mod providers;
+mod python;
 #[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
 mod replay;
 mod shell;

@@ -24,53 +24,21 @@ import deskhand
 from componentize_py_types import Err
 from wit_world.imports import types as wit
 
-VERSION = "0.1.0"
 SCRIPT_NAME = "<script>"
-DEFAULT_OUTPUT_BYTES = 64 * 1024
-MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_RESULT_BYTES = 1024 * 1024
 MAX_SCRIPT_BYTES = 1024 * 1024
 #: How much of what the script printed an error carries.
 ERROR_OUTPUT_TAIL = 4096
 ENOTCAPABLE = getattr(errno, "ENOTCAPABLE", 76)
 
-ARGS_SCHEMA = {
-    "type": "object",
-    "required": ["script"],
-    "additionalProperties": False,
-    "properties": {
-        "script": {
-            "type": "string",
-            "description": "Python 3.14 source. Set `result` (or end with an expression) to return a JSON value.",
-        },
-        "args": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "sys.argv[1:] for the script",
-        },
-        "cwd": {
-            "type": "string",
-            "description": "folder the script starts in, e.g. output (relative paths resolve there)",
-        },
-        "max_output_bytes": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_OUTPUT_BYTES,
-            "default": DEFAULT_OUTPUT_BYTES,
-            "description": "how much of stdout and of stderr to keep",
-        },
-    },
-}
-
-SUMMARY = (
-    "Run a Python 3.14 script (standard library: csv, json, re, datetime, pathlib, decimal, "
-    "statistics, math, zipfile, xml, sqlite3 and more; no network, no pip packages). "
-    "It reads the granted folders (read-only) and writes files under output/; to move, "
-    "delete or overwrite files in a folder granted read-write it calls "
-    "deskhand.propose_move/propose_delete/propose_save, which deskhand checks and applies "
-    "after the script ends. Returns print() output and `result` (or the last expression) as "
-    "JSON; an exception returns its traceback."
-)
+# Read at build time (the snapshot keeps it). The host embeds the same file, so
+# listing the tools does not compile this 23 MB component.
+with open(os.path.join(os.path.dirname(__file__), "description.json"), encoding="utf-8") as _f:
+    DESCRIPTION = json.load(_f)
+_RUN = DESCRIPTION["operations"][0]
+ARGS = _RUN["args_schema"]["properties"]
+DEFAULT_OUTPUT_BYTES = ARGS["max_output_bytes"]["default"]
+MAX_OUTPUT_BYTES = ARGS["max_output_bytes"]["maximum"]
 
 
 class _Capture(io.TextIOBase):
@@ -177,7 +145,7 @@ def _parse_args(raw):
         raise Err(wit.ToolError_InvalidArgs(f"the arguments are not JSON: {e}"))
     if not isinstance(args, dict):
         raise Err(wit.ToolError_InvalidArgs("the arguments must be a JSON object"))
-    unknown = sorted(set(args) - set(ARGS_SCHEMA["properties"]))
+    unknown = sorted(set(args) - set(ARGS))
     if unknown:
         raise Err(wit.ToolError_InvalidArgs(f"unknown argument(s) {unknown}; expected script, args, cwd, max_output_bytes"))
     script = args.get("script")
@@ -278,16 +246,17 @@ def _run(raw_args):
 class WitWorld:
     def describe(self):
         return wit.Description(
-            name="python",
-            version=VERSION,
-            summary=SUMMARY,
+            name=DESCRIPTION["name"],
+            version=DESCRIPTION["version"],
+            summary=DESCRIPTION["summary"],
             operations=[
                 wit.Operation(
-                    name="run",
-                    summary=SUMMARY,
-                    args_schema=json.dumps(ARGS_SCHEMA),
-                    effects=wit.Effects(reads=["cwd"], writes=[], network=False),
+                    name=op["name"],
+                    summary=op["summary"],
+                    args_schema=json.dumps(op["args_schema"]),
+                    effects=wit.Effects(**op["effects"]),
                 )
+                for op in DESCRIPTION["operations"]
             ],
         )
 

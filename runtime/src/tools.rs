@@ -3,7 +3,7 @@
 //! resolve the paths the arguments name against the operation's declared
 //! effects, journal the call, run it, journal the outcome.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use deskhand_types::{Event, Grant, RunId, ToolDescription, ToolOutput};
 
@@ -57,6 +57,17 @@ impl BundledTool {
             BundledTool::Python => include_bytes!(concat!(env!("OUT_DIR"), "/python.wasm")),
         }
     }
+
+    /// The description a tool ships beside its component, for tools too large
+    /// to compile just to list them (the python tool: about 35 s in a debug
+    /// build on two cores, once per cache). Loading checks that the component
+    /// says the same.
+    fn shipped_description(self) -> Option<&'static str> {
+        match self {
+            BundledTool::Python => Some(include_str!("../../guest-tools/python/description.json")),
+            BundledTool::Fs | BundledTool::Inventory | BundledTool::RenameByDate | BundledTool::Xlsx => None,
+        }
+    }
 }
 
 /// The bundled tools, each compiled (or loaded from the cache) on first use,
@@ -64,6 +75,9 @@ impl BundledTool {
 pub struct Toolbox {
     host: WasmHost,
     loaded: [OnceLock<LoadedTool>; BundledTool::ALL.len()],
+    /// Held while a bundled tool loads, so threads that need it at once
+    /// compile it once and the rest wait.
+    loading: Mutex<()>,
     components: Vec<(String, LoadedTool)>,
 }
 
@@ -80,6 +94,7 @@ impl Toolbox {
         Toolbox {
             host,
             loaded: Default::default(),
+            loading: Mutex::new(()),
             components: Vec::new(),
         }
     }
@@ -116,8 +131,46 @@ impl Toolbox {
         if let Some(loaded) = slot.get() {
             return Ok(loaded);
         }
+        // A poisoned lock only means another load panicked; loading again is safe.
+        let _loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(loaded) = slot.get() {
+            return Ok(loaded);
+        }
         let loaded = self.host.load(tool.name(), tool.component())?;
+        if let Some(shipped) = Self::shipped(tool)?
+            && shipped != *loaded.description()
+        {
+            return Err(Error::Load(crate::wasm::LoadError::Invalid {
+                name: tool.name().into(),
+                message: "the component describes itself differently from the description shipped with it".into(),
+            }));
+        }
         Ok(slot.get_or_init(|| loaded))
+    }
+
+    fn shipped(tool: BundledTool) -> Result<Option<ToolDescription>> {
+        tool.shipped_description()
+            .map(|text| {
+                serde_json::from_str(text).map_err(|e| {
+                    Error::Load(crate::wasm::LoadError::Invalid {
+                        name: tool.name().into(),
+                        message: format!("its shipped description is not valid: {e}"),
+                    })
+                })
+            })
+            .transpose()
+    }
+
+    /// A bundled tool's description without loading it where the tool ships
+    /// one (see [`BundledTool::shipped_description`]), else from the tool.
+    fn description_of(&self, tool: BundledTool) -> Result<ToolDescription> {
+        let slot = &self.loaded[BundledTool::ALL.iter().position(|t| *t == tool).unwrap_or(0)];
+        if slot.get().is_none()
+            && let Some(shipped) = Self::shipped(tool)?
+        {
+            return Ok(shipped);
+        }
+        self.get(tool).map(|l| l.description().clone())
     }
 
     pub fn by_name(&self, name: &str) -> Result<&LoadedTool> {
@@ -139,9 +192,13 @@ impl Toolbox {
         self.names()
             .iter()
             .map(|n| {
-                self.by_name(n).map(|l| ToolDescription {
+                let description = match BundledTool::from_name(n) {
+                    Some(tool) => self.description_of(tool)?,
+                    None => self.by_name(n)?.description().clone(),
+                };
+                Ok(ToolDescription {
                     name: n.clone(),
-                    ..l.description().clone()
+                    ..description
                 })
             })
             .collect()

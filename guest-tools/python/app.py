@@ -124,8 +124,21 @@ def _with_output(message, stdout):
     return message
 
 
+def _importable():
+    """The top-level modules a script can import (those imported at build time)."""
+    names = {name.split(".")[0] for name in sys.modules}
+    return sorted(n for n in names if not n.startswith("_") and n not in ("app", "preimport", "wit_world"))
+
+
 def _raise_script_error(exc, stdout):
-    message = _with_output(_script_traceback(exc), stdout)
+    message = _script_traceback(exc)
+    if isinstance(exc, ModuleNotFoundError):
+        message += (
+            "Only the standard library modules built into this tool can be imported (no pip packages): "
+            + ", ".join(_importable())
+            + "\n"
+        )
+    message = _with_output(message, stdout)
     path = getattr(exc, "filename", None)
     path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else SCRIPT_NAME
     if isinstance(exc, OSError):

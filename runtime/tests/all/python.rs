@@ -248,7 +248,8 @@ fn an_exception_comes_back_with_its_traceback() {
     );
     let err = fails(&sandbox, "import numpy");
     assert!(
-        matches!(&err, ToolError::BadContent { message, .. } if message.contains("No module named 'numpy'")),
+        matches!(&err, ToolError::BadContent { message, .. }
+            if message.contains("No module named 'numpy'") && message.contains("csv, ") && message.contains("sqlite3")),
         "{err:?}"
     );
     let err = fails(&sandbox, "import sys\nsys.exit(3)");

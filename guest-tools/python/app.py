@@ -29,6 +29,8 @@ MAX_RESULT_BYTES = 1024 * 1024
 MAX_SCRIPT_BYTES = 1024 * 1024
 #: How much of what the script printed an error carries.
 ERROR_OUTPUT_TAIL = 4096
+#: How much of the printed output and of the result the short text shows.
+TEXT_PREVIEW = 2000
 ENOTCAPABLE = getattr(errno, "ENOTCAPABLE", 76)
 
 # Read at build time (the snapshot keeps it). The host embeds the same file, so
@@ -227,7 +229,7 @@ def _run(raw_args):
     if "result" in scope:
         value = scope["result"]
     try:
-        result_json = json.dumps(value, default=_jsonable, ensure_ascii=False)
+        result_json = json.dumps(value, default=_jsonable, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as e:
         _fail(wit.ToolError_BadContent, SCRIPT_NAME, f"the script's result cannot be returned as JSON: {e}")
     if len(result_json) > MAX_RESULT_BYTES:
@@ -253,6 +255,12 @@ def _run(raw_args):
         text += f" (only the first {stdout.kept} kept: print less, or write to a file under output/)"
     if changes:
         text += f"; proposed {len(changes)} change(s)"
+    # A short view for people (`deskhand tool run`); the JSON has everything.
+    printed = stdout.text()
+    if printed:
+        text += "\n" + (printed if len(printed) <= TEXT_PREVIEW else printed[:TEXT_PREVIEW] + "…")
+    if value is not None or "result" in scope:
+        text += "\nresult: " + (result_json if len(result_json) <= TEXT_PREVIEW else result_json[:TEXT_PREVIEW] + "…")
     return wit.Output(json=json.dumps(out, ensure_ascii=False), text=text, changes=changes)
 
 

@@ -97,6 +97,11 @@ print("rows:", len(rows))
         })
     );
     assert_eq!(out.json["stdout"], "rows: 3\n");
+    assert!(
+        out.text.contains("\nrows: 3\n"),
+        "people see what it printed: {}",
+        out.text
+    );
     assert_eq!(out.json["stdout_truncated"], false);
     assert!(out.changes.is_empty());
 }
@@ -176,6 +181,12 @@ fn the_result_is_the_result_variable_else_the_last_expression() {
         "import datetime, decimal\n{'d': datetime.date(2024, 2, 29), 'm': decimal.Decimal('1.10'), 's': {3}}",
     );
     assert_eq!(out.json["result"], json!({"d": "2024-02-29", "m": "1.10", "s": [3]}));
+    assert!(out.text.contains("result: {\"d\": \"2024-02-29\""), "{}", out.text);
+    let err = fails(&sandbox, "float('nan')");
+    assert!(
+        matches!(&err, ToolError::BadContent { message, .. } if message.contains("cannot be returned as JSON")),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Builds the guest components in `guest-tools/` for wasm32-wasip2, in a
 //! target directory of their own, and hands them to the runtime: the bundled
 //! tools are embedded with `include_bytes!`, and every built component's path
-//! is exported so host tests can load the hostile test guests.
+//! is exported so host tests can load the hostile test guests. The `python`
+//! tool is not Rust: componentize-py (installed by `scripts/setup`) builds it
+//! from `guest-tools/python/`, only when its sources change.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", guest_ws.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
+    println!("cargo:rerun-if-changed={}", guest_ws.join("python").display());
+    println!("cargo:rerun-if-env-changed=DESKHAND_COMPONENTIZE_PY");
+    println!("cargo:rerun-if-env-changed=HOME");
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     ensure_target_installed();
@@ -96,6 +101,8 @@ fn main() {
             let file = format!("deskhand_guest_{name}.wasm");
             let src = built.join(&file);
             let dst = out_dir.join(format!("{name}.wasm"));
+            // Replace rather than write through: a hard-linked copy must not change elsewhere.
+            let _ = std::fs::remove_file(&dst);
             std::fs::copy(&src, &dst)
                 .unwrap_or_else(|e| panic!("the guest build did not produce {}: {e}", src.display()));
             println!(
@@ -105,6 +112,7 @@ fn main() {
             );
         }
     }
+    python_into(&repo, &guest_target, &out_dir);
 }
 
 /// `cargo build --release` of the guest workspace for [`TARGET`] into `guest_target`.
@@ -145,6 +153,127 @@ fn guest_cargo(cargo: &std::ffi::OsStr, guest_ws: &Path, guest_target: &Path) ->
         }
     }
     cmd
+}
+
+/// Builds the python tool and hands it to the runtime like the other guests.
+fn python_into(repo: &Path, guest_target: &Path, out_dir: &Path) {
+    let python = build_python(repo, guest_target);
+    let dst = out_dir.join("python.wasm");
+    // Replace rather than write through: a hard-linked copy must not change elsewhere.
+    let _ = std::fs::remove_file(&dst);
+    std::fs::copy(&python, &dst)
+        .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", python.display(), dst.display()));
+    println!("cargo:rustc-env=DESKHAND_GUEST_PYTHON={}", dst.display());
+}
+
+/// The componentize-py release the python tool is built with (`scripts/setup` installs it).
+const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// Builds `guest-tools/python` into `<guest target>/python/python.wasm` with
+/// componentize-py, unless a stamp says these exact sources were built already
+/// (build.rs reruns whenever any guest changes; this build takes about 17 s).
+fn build_python(repo: &Path, guest_target: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+
+    let sources = repo.join("guest-tools").join("python");
+    let wit = repo.join("wit").join("tool");
+    let out = guest_target.join("python");
+    let wasm = out.join("python.wasm");
+    let stamp = out.join("python.wasm.stamp");
+
+    let mut inputs: Vec<PathBuf> = [&sources, &wit]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py" || x == "wit" || x == "json"))
+        .collect();
+    inputs.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    COMPONENTIZE_PY_VERSION.hash(&mut hasher);
+    for path in &inputs {
+        path.file_name().hash(&mut hasher);
+        std::fs::read(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+            .hash(&mut hasher);
+    }
+    let fingerprint = format!("{:016x}", hasher.finish());
+    if wasm.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == fingerprint) {
+        return wasm;
+    }
+
+    let tool = componentize_py();
+    // Build from a copy: the interpreter that runs app.py at build time writes
+    // __pycache__ beside the sources, which would dirty the repository.
+    let staged = out.join("src");
+    let _ = std::fs::remove_dir_all(&staged);
+    std::fs::create_dir_all(&staged).unwrap_or_else(|e| panic!("cannot create {}: {e}", staged.display()));
+    for file in inputs.iter().filter(|p| p.starts_with(&sources)) {
+        let dst = staged.join(file.file_name().unwrap_or_default());
+        std::fs::copy(file, &dst)
+            .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", file.display(), dst.display()));
+    }
+    let partial = out.join("python.wasm.partial");
+    let status = Command::new(&tool)
+        .arg("--quiet")
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "tool", "componentize", "-p"])
+        .arg(&staged)
+        .arg("app")
+        .arg("-o")
+        .arg(&partial)
+        .status()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", tool.display()));
+    if !status.success() {
+        panic!(
+            "componentize-py failed to build the python tool from {} (see the errors above)",
+            sources.display()
+        );
+    }
+    std::fs::rename(&partial, &wasm).unwrap_or_else(|e| panic!("cannot move the built python tool into place: {e}"));
+    std::fs::write(&stamp, fingerprint).unwrap_or_else(|e| panic!("cannot write {}: {e}", stamp.display()));
+    wasm
+}
+
+/// componentize-py from `DESKHAND_COMPONENTIZE_PY`, the venv `scripts/setup`
+/// makes, or the PATH, at the pinned version; otherwise say how to get it.
+fn componentize_py() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(explicit) = env::var_os("DESKHAND_COMPONENTIZE_PY") {
+        candidates.push(explicit.into());
+    }
+    if let Some(home) = env::var_os("HOME") {
+        candidates.push(
+            PathBuf::from(home)
+                .join(".cache/deskhand")
+                .join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"))
+                .join("bin/componentize-py"),
+        );
+    }
+    candidates.push("componentize-py".into());
+    let mut seen = Vec::new();
+    for candidate in candidates {
+        let version = Command::new(&candidate)
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        match version {
+            Some(v) if v.split_whitespace().last() == Some(COMPONENTIZE_PY_VERSION) => return candidate,
+            Some(v) => seen.push(format!("{} is {v}", candidate.display())),
+            None => {}
+        }
+    }
+    panic!(
+        "componentize-py {COMPONENTIZE_PY_VERSION} is not installed, and deskhand's python tool is built with it{}. \
+         Fix: run `scripts/setup` (it installs it into ~/.cache/deskhand/componentize-py-{COMPONENTIZE_PY_VERSION}), \
+         or point DESKHAND_COMPONENTIZE_PY at a componentize-py {COMPONENTIZE_PY_VERSION} executable.",
+        if seen.is_empty() {
+            String::new()
+        } else {
+            format!(" (found: {})", seen.join("; "))
+        }
+    );
 }
 
 /// A missing target gives a cryptic "can't find crate for `core`"; say the fix instead.

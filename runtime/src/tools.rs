@@ -4,7 +4,7 @@
 //! effects, journal the call, run it, journal the outcome.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use deskhand_types::{Access, Event, Grant, RunId, ToolDescription, ToolOutput};
 
@@ -26,10 +26,12 @@ pub enum BundledTool {
     Docx,
     Pptx,
     Receipts,
+    /// CPython 3.14 (componentize-py) running a script the model wrote.
+    Python,
 }
 
 impl BundledTool {
-    pub const ALL: [BundledTool; 8] = [
+    pub const ALL: [BundledTool; 9] = [
         BundledTool::Fs,
         BundledTool::Inventory,
         BundledTool::RenameByDate,
@@ -38,6 +40,7 @@ impl BundledTool {
         BundledTool::Docx,
         BundledTool::Pptx,
         BundledTool::Receipts,
+        BundledTool::Python,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl BundledTool {
             BundledTool::Docx => "docx",
             BundledTool::Pptx => "pptx",
             BundledTool::Receipts => "receipts",
+            BundledTool::Python => "python",
         }
     }
 
@@ -67,6 +71,25 @@ impl BundledTool {
             BundledTool::Docx => include_bytes!(concat!(env!("OUT_DIR"), "/docx.wasm")),
             BundledTool::Pptx => include_bytes!(concat!(env!("OUT_DIR"), "/pptx.wasm")),
             BundledTool::Receipts => include_bytes!(concat!(env!("OUT_DIR"), "/receipts.wasm")),
+            BundledTool::Python => include_bytes!(concat!(env!("OUT_DIR"), "/python.wasm")),
+        }
+    }
+
+    /// The description a tool ships beside its component, for tools too large
+    /// to compile just to list them (the python tool: about 35 s in a debug
+    /// build on two cores, once per cache). Loading checks that the component
+    /// says the same.
+    fn shipped_description(self) -> Option<&'static str> {
+        match self {
+            BundledTool::Python => Some(include_str!("../../guest-tools/python/description.json")),
+            BundledTool::Fs
+            | BundledTool::Inventory
+            | BundledTool::RenameByDate
+            | BundledTool::Xlsx
+            | BundledTool::Pdf
+            | BundledTool::Docx
+            | BundledTool::Pptx
+            | BundledTool::Receipts => None,
         }
     }
 }
@@ -143,6 +166,9 @@ pub struct Toolbox {
     fonts: FontFolders,
     office: Option<crate::office::LibreOffice>,
     loaded: [OnceLock<LoadedTool>; BundledTool::ALL.len()],
+    /// Held while a bundled tool loads, so threads that need it at once
+    /// compile it once and the rest wait.
+    loading: Mutex<()>,
     components: Vec<(String, LoadedTool)>,
 }
 
@@ -167,6 +193,7 @@ impl Toolbox {
             fonts,
             office: None,
             loaded: Default::default(),
+            loading: Mutex::new(()),
             components: Vec::new(),
         }
     }
@@ -181,7 +208,8 @@ impl Toolbox {
             | BundledTool::RenameByDate
             | BundledTool::Xlsx
             | BundledTool::Docx
-            | BundledTool::Pptx => Vec::new(),
+            | BundledTool::Pptx
+            | BundledTool::Python => Vec::new(),
         }
     }
 
@@ -228,8 +256,46 @@ impl Toolbox {
         if let Some(loaded) = slot.get() {
             return Ok(loaded);
         }
+        // A poisoned lock only means another load panicked; loading again is safe.
+        let _loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(loaded) = slot.get() {
+            return Ok(loaded);
+        }
         let loaded = self.host.load(tool.name(), tool.component())?;
+        if let Some(shipped) = Self::shipped(tool)?
+            && shipped != *loaded.description()
+        {
+            return Err(Error::Load(crate::wasm::LoadError::Invalid {
+                name: tool.name().into(),
+                message: "the component describes itself differently from the description shipped with it".into(),
+            }));
+        }
         Ok(slot.get_or_init(|| loaded))
+    }
+
+    fn shipped(tool: BundledTool) -> Result<Option<ToolDescription>> {
+        tool.shipped_description()
+            .map(|text| {
+                serde_json::from_str(text).map_err(|e| {
+                    Error::Load(crate::wasm::LoadError::Invalid {
+                        name: tool.name().into(),
+                        message: format!("its shipped description is not valid: {e}"),
+                    })
+                })
+            })
+            .transpose()
+    }
+
+    /// A bundled tool's description without loading it where the tool ships
+    /// one (see [`BundledTool::shipped_description`]), else from the tool.
+    fn description_of(&self, tool: BundledTool) -> Result<ToolDescription> {
+        let slot = &self.loaded[BundledTool::ALL.iter().position(|t| *t == tool).unwrap_or(0)];
+        if slot.get().is_none()
+            && let Some(shipped) = Self::shipped(tool)?
+        {
+            return Ok(shipped);
+        }
+        self.get(tool).map(|l| l.description().clone())
     }
 
     pub fn by_name(&self, name: &str) -> Result<&LoadedTool> {
@@ -251,9 +317,13 @@ impl Toolbox {
         self.names()
             .iter()
             .map(|n| {
-                self.by_name(n).map(|l| ToolDescription {
+                let description = match BundledTool::from_name(n) {
+                    Some(tool) => self.description_of(tool)?,
+                    None => self.by_name(n)?.description().clone(),
+                };
+                Ok(ToolDescription {
                     name: n.clone(),
-                    ..l.description().clone()
+                    ..description
                 })
             })
             .collect()

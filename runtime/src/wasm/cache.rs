@@ -1,7 +1,9 @@
 //! Compiled components on disk, keyed by the component's content hash, the
 //! wasmtime version and the engine's compatibility hash. Each file carries a
 //! SHA-256 of its body; a file that is truncated, corrupted or stale is
-//! compiled again and replaced, never trusted and never fatal.
+//! compiled again and replaced, never trusted and never fatal. A lock file
+//! beside each entry makes processes (and threads) that need the same
+//! component at once compile it once: the rest wait, then load the entry.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -41,7 +43,9 @@ impl ComponentCache {
         let Some(dir) = &self.dir else {
             return compile(engine, wasm).map(|c| (c, CacheStatus::Uncached));
         };
-        let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+        let key = key(engine, wasm);
+        let path = dir.join(format!("{key}.cwasm"));
+        let _compiling = lock(dir, &key);
         let status = match std::fs::read(&path) {
             Ok(bytes) => match deserialize_verified(engine, &bytes) {
                 Some(component) => return Ok((component, CacheStatus::Hit)),
@@ -56,6 +60,20 @@ impl ComponentCache {
         }
         Ok((component, status))
     }
+}
+
+/// An exclusive lock on `<key>.lock`, released when dropped; `None` (no
+/// waiting, each compiles) if the cache folder cannot hold one.
+fn lock(dir: &std::path::Path, key: &str) -> Option<std::fs::File> {
+    std::fs::create_dir_all(dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{key}.lock")))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, String> {

@@ -451,7 +451,7 @@ fn offline_planner_runs_folder_inventory_with_a_visible_plan() {
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert_eq!(report.plan.steps.len(), 2);
     let csv = std::fs::read_to_string(d.ws.output_dir().join("inventory.csv")).unwrap();
-    assert!(csv.contains("receipts/lunch 14.03.2026.txt"));
+    assert!(csv.contains("receipts/lunch 14.03.2026.pdf"));
     assert!(seen.lock().unwrap().iter().any(|(_, e)| matches!(
         e,
         Event::ToolCallEnd {
@@ -509,7 +509,7 @@ fn offline_planner_asks_for_a_missing_folder_and_resumes_with_the_answer() {
     let resumed = agent.resume(&report.run, Some("projects/receipts")).unwrap();
     assert_eq!(resumed.status, RunStatus::Succeeded, "{}", resumed.summary);
     let csv = std::fs::read_to_string(d.ws.output_dir().join("inventory.csv")).unwrap();
-    assert!(csv.contains("2026-03-02 taxi.txt"));
+    assert!(csv.contains("2026-03-02 taxi.pdf"));
 }
 
 #[test]
@@ -680,7 +680,7 @@ fn a_workspace_skill_runs_its_own_wit_component_offline() {
         .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     let csv = std::fs::read_to_string(d.ws.output_dir().join("widgets.csv")).unwrap();
-    assert!(csv.contains("hotel march 2026.txt"), "{csv}");
+    assert!(csv.contains("hotel march 2026.pdf"), "{csv}");
 }
 
 #[test]
@@ -966,4 +966,51 @@ fn a_model_runs_native_commands_whose_changes_go_through_the_changeset_gate() {
 
     deskhand_runtime::changeset::undo(&d.ws, &report.run, false).unwrap();
     assert_eq!(snapshot(&notes), before);
+}
+
+#[test]
+fn a_model_fixes_its_python_script_from_the_traceback() {
+    let d = demo();
+    let spend = d.ws.root().join("projects/spend");
+    std::fs::create_dir_all(&spend).unwrap();
+    std::fs::write(
+        spend.join("spend.csv"),
+        "date,category,amount\n2024-03-01,food,12.50\n2024-03-02,travel,40\n2024-03-05,food,7.25\n",
+    )
+    .unwrap();
+    // The transcripts name the workspace as __WS__: the model reads the real path from its prompt.
+    let root = d.ws.root().display().to_string();
+    let turn = |name: &str| Canned::sse(&transcript(name).replace("__WS__", &root));
+    let server = ReplayServer::start(vec![turn("python-1.sse"), turn("python-2.sse"), turn("python-3.sse")]);
+    let provider = anthropic(&server);
+    let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Total my spending by category", &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+
+    // The first script failed and its traceback went back to the model, framed as untrusted.
+    let events = seen.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|(_, e)| matches!(
+            e,
+            Event::ToolCallEnd { outcome: CallOutcome::ToolError { error }, .. } if error.to_string().contains("KeyError: 'Amount'")
+        )),
+        "{events:#?}"
+    );
+    let second = &server.requests()[1].body;
+    let open = second.find("<untrusted source=\\\"python.run\\\">").expect("framed");
+    let traceback = second
+        .find("KeyError: 'Amount'")
+        .expect("the traceback reached the model");
+    assert!(open < traceback, "{second}");
+    assert!(second.contains("File \\\"<script>\\\", line 3"), "{second}");
+
+    // The fixed script's deliverable.
+    let totals: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.ws.output_dir().join("totals.json")).unwrap()).unwrap();
+    assert_eq!(totals, serde_json::json!({"food": 19.75, "travel": 40.0}));
+    let third = &server.requests()[2].body;
+    assert!(
+        third.contains("3 rows"),
+        "the script's print() reached the model: {third}"
+    );
 }

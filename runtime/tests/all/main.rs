@@ -12,6 +12,7 @@ mod limits;
 mod office;
 mod pdf;
 mod providers;
+mod python;
 mod receipts;
 #[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
 mod replay;

@@ -12,9 +12,17 @@ import json, os
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agent")
 counter = [0]
 
+# Test-side placeholders (such as __WS__, the workspace root) that a cut must not split.
+PLACEHOLDERS = ("__WS__",)
+
 def pieces(s, n=3):
     step = max(1, len(s) // n)
-    return [s[i:i + step] for i in range(0, len(s), step)] or [""]
+    cuts = list(range(0, len(s), step)) + [len(s)]
+    for ph in PLACEHOLDERS:
+        for start in (i for i in range(len(s)) if s.startswith(ph, i)):
+            cuts = [start + len(ph) if start < c < start + len(ph) else c for c in cuts]
+    cuts = sorted(set(cuts))
+    return [s[a:b] for a, b in zip(cuts, cuts[1:])] or [""]
 
 def anthropic(blocks, stop="tool_use"):
     counter[0] += 1
@@ -207,3 +215,20 @@ write("shell-1.sse", anthropic([text("Tidying the notes with the shell."),
 write("shell-2.sse", anthropic([text("Now removing b.txt."),
     use("toolu_S2Rm", "shell", {"command": "rm b.txt"})]))
 write("shell-3.sse", anthropic([text("Renamed a.txt and edited b.txt; the deletion needs you.")], "end_turn"))
+
+# A model whose first script fails (the CSV's column is "amount", not "Amount"):
+# the traceback comes back, and it runs a fixed script that writes the totals.
+# __WS__ stands for the workspace root, which the test puts in (the model reads
+# it from its prompt).
+SPEND = "__WS__/projects/spend/spend.csv"
+BUGGY = f'import csv\nrows = list(csv.DictReader(open("{SPEND}", newline="")))\ntotal = sum(float(r["Amount"]) for r in rows)\nresult = total\n'
+FIXED = (f'import csv, json\nrows = list(csv.DictReader(open("{SPEND}", newline="")))\ntotals = {{}}\nfor r in rows:\n'
+         '    totals[r["category"]] = round(totals.get(r["category"], 0) + float(r["amount"]), 2)\n'
+         'with open("__WS__/output/totals.json", "w") as f:\n    json.dump(totals, f, sort_keys=True)\n'
+         'print(len(rows), "rows")\nresult = totals\n')
+write("python-1.sse", anthropic([text("I'll total the spending with a script."),
+    use("toolu_P1Plan", "update_plan", plan([("Total the spending by category", {"reads": ["projects/spend"], "writes": ["output/totals.json"]}, "in_progress")])),
+    use("toolu_P1Run", "python__run", {"script": BUGGY})]))
+write("python-2.sse", anthropic([text("The column is lower-case amount; fixing the script."),
+    use("toolu_P2Run", "python__run", {"script": FIXED})]))
+write("python-3.sse", anthropic([text("Wrote output/totals.json with the totals by category.")], "end_turn"))

@@ -38,6 +38,12 @@ before(async () => {
   mkdirSync(join(ws, "projects/scans"), { recursive: true });
   writeFileSync(join(ws, "projects/scans/scan 14.03.2026.pdf"), "%PDF scan");
   writeFileSync(join(ws, "projects/scans/invoice_2026_02_01.txt"), "invoice");
+  // A two-page report PDF among the deliverables, written by the pdf tool.
+  deskhand(["tool", "run", "pdf", "report", "--workspace", ws, "--args", JSON.stringify({
+    path: "output/report.pdf", title: "Quarterly report",
+    blocks: [{ type: "paragraph", text: "The first page." }, { type: "page_break" },
+      { type: "paragraph", text: "The second page: Café, 中文." }],
+  })]);
   server = spawn(bin, ["serve", "--workspace", ws, "--port", "0"], {
     env: { ...process.env, XDG_CONFIG_HOME: join(ws, ".cfg") },
     stdio: ["ignore", "pipe", "inherit"],
@@ -132,6 +138,23 @@ test("a task runs with its plan shown live, each step approved, the deliverable 
   await item.getByRole("button", { name: "Preview" }).click();
   await page.locator("#preview table").waitFor();
   assert.match(await page.locator("#preview table").innerText(), /summary\.txt/);
+
+  // A PDF previews page by page: its text, and the page in the browser's viewer,
+  // which only this origin may frame.
+  await files.locator("li", { hasText: "report.pdf" }).getByRole("button", { name: "Preview" }).click();
+  await page.getByText("Page 1 of 2", { exact: true }).waitFor();
+  assert.match(await page.locator("#preview .pdf-text").innerText(), /The first page\./);
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByText("Page 2 of 2", { exact: true }).waitFor();
+  assert.match(await page.locator("#preview .pdf-text").innerText(), /The second page: Café, 中文\./);
+  assert.equal(await page.locator("#preview iframe").getAttribute("src"), "/view/output/report.pdf#page=2");
+  await page.screenshot({ path: join(shots, "pdf-preview.png"), fullPage: true });
+  const view = await page.request.get(`${origin}/view/output/report.pdf`);
+  assert.equal(view.status(), 200);
+  assert.equal(view.headers()["content-type"], "application/pdf");
+  assert.equal(view.headers()["x-frame-options"], "SAMEORIGIN");
+  assert.match(view.headers()["content-security-policy"], /frame-ancestors 'self'/);
+  assert.equal((await page.request.get(`${origin}/view/output/${encodeURIComponent(name)}`)).status(), 400, "only PDFs are framed");
 
   // The ledger is there, and the history lists the run.
   await page.goto(`${origin}/#/history`);

@@ -206,15 +206,30 @@ function cellText(c) {
   return JSON.stringify(c);
 }
 
-async function showPreview(path, into) {
+async function showPreview(path, into, page) {
   showError("");
   into.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   try {
-    const p = await api("GET", `/api/preview/output/${encodeURI(path)}`);
+    const p = await api("GET", `/api/preview/output/${encodeURI(path)}${page ? `?page=${page}` : ""}`);
     if (p.kind === "table") into.replaceChildren(table(p.rows));
     else if (p.kind === "sheets") into.replaceChildren(...(p.data.sheets || []).map((s) => h("div", {}, h("h3", {}, s.name), table([s.header || [], ...(s.rows || [])]))));
+    else if (p.kind === "pdf") into.replaceChildren(pdfPage(path, p, into));
     else into.replaceChildren(h("pre", { class: "text" }, p.text));
   } catch (e) { into.replaceChildren(h("p", {}, e.message)); }
+}
+
+// One page of a PDF: the browser's own viewer in a frame, the page's text
+// (read by the sandboxed pdf tool) below it, and buttons to turn pages.
+function pdfPage(path, p, into) {
+  const go = (page) => showPreview(path, into, page);
+  return h("div", { class: "pdf" },
+    h("div", { class: "row" },
+      h("button", { onclick: () => go(p.page - 1), disabled: p.page <= 1 ? "" : null }, "Previous page"),
+      h("span", { class: "muted", "aria-live": "polite" }, `Page ${p.page} of ${p.pages}`),
+      h("button", { onclick: () => go(p.page + 1), disabled: p.page >= p.pages ? "" : null }, "Next page")),
+    h("iframe", { src: p.view, title: `${path}, page ${p.page}`, class: "pdf-page" }),
+    h("h3", {}, "Text on this page"),
+    h("pre", { class: "text pdf-text" }, p.text || "(no text on this page: a scanned image?)"));
 }
 
 async function viewRun(id) {

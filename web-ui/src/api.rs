@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use deskhand_runtime::agent::Approval;
 use deskhand_runtime::changeset;
 use deskhand_runtime::launch::{self, Launch, Start};
-use deskhand_runtime::tools::Toolbox;
+use deskhand_runtime::tools::{BundledTool, Toolbox};
 use deskhand_runtime::wasm::WasmHost;
 use deskhand_types::{Access, Event, Grant, Mode, RunId, Task};
 use serde::Deserialize;
@@ -52,6 +52,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/output", get(output_list))
         .route("/api/preview/{*path}", get(preview))
         .route("/files/output/{*path}", get(download))
+        .route("/view/output/{*path}", get(view_pdf))
         .route("/api/files/{name}", get(read_file).put(write_file))
         .layer(axum::middleware::from_fn_with_state(app.clone(), security::guard))
         .with_state(app)
@@ -499,8 +500,67 @@ async fn download(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -
     }
 }
 
-/// A preview: CSV and xlsx as tables (xlsx read by the sandboxed xlsx tool), text as text.
-async fn preview(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Response {
+#[derive(Deserialize)]
+struct PreviewQuery {
+    page: Option<u32>,
+}
+
+/// Runs a read-only operation of a bundled tool on a file in output/, in a
+/// sandbox that holds only output/, without journaling it: a preview changes
+/// nothing and is not a run.
+fn sandboxed_read(app: &App, tool: BundledTool, op: &str, args: Value) -> Result<Value, String> {
+    let host = WasmHost::new(app.options.cache_dir.clone()).map_err(|e| e.to_string())?;
+    let tb = Toolbox::new(host);
+    let sandbox = app
+        .workspace
+        .sandbox(&[], deskhand_runtime::wasm::Limits::default())
+        .map_err(|e| e.to_string())?;
+    let loaded = tb.get(tool).map_err(|e| e.to_string())?;
+    loaded
+        .call(&sandbox, op, &args.to_string(), None)
+        .result
+        .map(|out| out.json)
+        .map_err(|e| e.to_string())
+}
+
+/// A PDF under output/, shown inline so the page can frame it in the
+/// browser's own PDF viewer (the security layer lets only this page frame
+/// `/view/`); anything that is not a PDF is refused.
+async fn view_pdf(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(rel) = output_path(&path) else {
+        return refuse(StatusCode::BAD_REQUEST, "refused: name a file under output/");
+    };
+    if !rel.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "refused: only PDFs are shown inline; download other files",
+        );
+    }
+    match app.workspace.read_output(&rel) {
+        Ok(bytes) if bytes.starts_with(b"%PDF-") => {
+            let mut r = bytes.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+            r.headers_mut()
+                .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+            r
+        }
+        Ok(_) => refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this file is not a PDF; download it to open it",
+        ),
+        Err(_) => refuse(StatusCode::NOT_FOUND, "no such file in output/"),
+    }
+}
+
+/// A preview: CSV and xlsx as tables (xlsx read by the sandboxed xlsx tool),
+/// a PDF page by page (its text, by the sandboxed pdf tool, and the page
+/// itself in the browser's viewer), text as text.
+async fn preview(
+    State(app): State<Arc<App>>,
+    UrlPath(path): UrlPath<String>,
+    Query(query): Query<PreviewQuery>,
+) -> Response {
     let Some(rel) = path.strip_prefix("output/").and_then(output_path) else {
         return error(StatusCode::BAD_REQUEST, "name a file under output/");
     };
@@ -512,18 +572,32 @@ async fn preview(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) ->
     let result = blocking(move || -> Result<Value, String> {
         match ext.as_str() {
             "xlsx" | "xls" | "ods" => {
-                let host = WasmHost::new(app2.options.cache_dir.clone()).map_err(|e| e.to_string())?;
-                let tb = Toolbox::new(host);
-                let req = deskhand_runtime::tools::CallRequest {
-                    tool: "xlsx",
-                    operation: "read",
-                    args: json!({"path": format!("output/{}", rel.display()), "max_rows": 200}),
-                    grants: &[],
-                    limits: deskhand_runtime::wasm::Limits::default(),
-                };
-                let r =
-                    deskhand_runtime::tools::run_call(&app2.workspace, &tb, &req, None).map_err(|e| e.to_string())?;
-                Ok(json!({"kind": "sheets", "data": r.output.json}))
+                let file = app2.workspace.output_dir().join(&rel);
+                let data = sandboxed_read(
+                    &app2,
+                    BundledTool::Xlsx,
+                    "read",
+                    json!({"path": file.display().to_string(), "max_rows": 200}),
+                )?;
+                Ok(json!({"kind": "sheets", "data": data}))
+            }
+            "pdf" => {
+                let file = app2.workspace.output_dir().join(&rel);
+                let page = query.page.unwrap_or(1).max(1);
+                let data = sandboxed_read(
+                    &app2,
+                    BundledTool::Pdf,
+                    "text",
+                    json!({"path": file.display().to_string(), "pages": page.to_string(), "max_chars": 20_000}),
+                )?;
+                let text = data["pages"][0]["text"].as_str().unwrap_or_default().to_owned();
+                Ok(json!({
+                    "kind": "pdf",
+                    "page": page,
+                    "pages": data["page_count"],
+                    "text": text,
+                    "view": format!("/view/output/{}#page={page}", rel.display()),
+                }))
             }
             _ => {
                 let bytes = app2

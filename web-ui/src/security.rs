@@ -69,6 +69,7 @@ pub fn token_ok(app: &App, token: &str) -> bool {
 /// that forbid framing and sniffing on every response.
 pub async fn guard(State(app): State<Arc<App>>, request: Request<Body>, next: Next) -> Response {
     let headers = request.headers();
+    let framable = request.method() == Method::GET && request.uri().path().starts_with("/view/output/");
     let mut response = if !host_ok(&app, headers) {
         refuse(
             StatusCode::MISDIRECTED_REQUEST,
@@ -101,15 +102,24 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request<Body>, next: Ne
         next.run(request).await
     };
     let h = response.headers_mut();
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if framable {
+        // A PDF shown in the page's own viewer: this origin may frame it, no other.
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"),
+        );
+    } else {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -3,11 +3,10 @@
 //! that refuse links, never-overwrite writes under output/).
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use deskhand_guest::document::{Document as Report, document_properties};
-use deskhand_guest::{Description, Guest, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use deskhand_guest::{Description, Guest, Output, ToolError, operation, output, parse_args, path_error};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -121,31 +120,9 @@ fn report_schema() -> Value {
 
 /// Reads a file for this tool: a regular file (not a link) under the size cap.
 fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ToolError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
-    if meta.file_type().is_symlink() {
-        return Err(ToolError::Denied(path_error(
-            path,
-            "is a symbolic link; deskhand does not follow links",
-        )));
-    }
-    if !meta.is_file() {
-        return Err(ToolError::InvalidArgs(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let too_large = |size: u64| PdfError::TooLarge { size, limit: cap }.to_tool_error(path);
-    if meta.len() > cap {
-        return Err(too_large(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    fs::File::open(path)
-        .and_then(|f| f.take(cap + 1).read_to_end(&mut bytes))
-        .map_err(|e| io_error(path, &e))?;
-    if bytes.len() as u64 > cap {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
+    deskhand_guest::read_capped(path, cap, |size| {
+        PdfError::TooLarge { size, limit: cap }.to_tool_error(path)
+    })
 }
 
 fn open_file(path: &Path, password: Option<&str>) -> Result<lopdf::Document, ToolError> {

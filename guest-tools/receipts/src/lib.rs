@@ -13,7 +13,7 @@ mod parse;
 use std::path::{Path, PathBuf};
 
 use deskhand_guest::document::Document;
-use deskhand_guest::{Description, Output, ToolError, io_error, operation, output, parse_args, path_error};
+use deskhand_guest::{Description, Output, ToolError, operation, output, parse_args, path_error};
 use deskhand_guest_pdf::{FONTS_CJK, FONTS_LATIN, Fonts};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -263,25 +263,19 @@ fn add_receipt(got: &mut Collected, text: &str, name: String, currency: &str) {
 }
 
 fn read_pdf(path: &Path) -> Result<Vec<u8>, ToolError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
-    if meta.len() > deskhand_guest_pdf::MAX_PDF_BYTES {
-        return Err(ToolError::TooLarge(path_error(
-            path,
-            format!("is larger than {} bytes", deskhand_guest_pdf::MAX_PDF_BYTES),
-        )));
-    }
-    std::fs::read(path).map_err(|e| io_error(path, &e))
+    let cap = deskhand_guest_pdf::MAX_PDF_BYTES;
+    deskhand_guest::read_capped(path, cap, |size| {
+        deskhand_guest_pdf::PdfError::TooLarge { size, limit: cap }.to_tool_error(path)
+    })
 }
 
 fn read_text(path: &Path) -> Result<String, ToolError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
-    if meta.len() > MAX_TEXT_BYTES {
-        return Err(ToolError::TooLarge(path_error(
+    let bytes = deskhand_guest::read_capped(path, MAX_TEXT_BYTES, |_| {
+        ToolError::TooLarge(path_error(
             path,
             format!("is larger than {MAX_TEXT_BYTES} bytes, too large for a receipt"),
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+        ))
+    })?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -65,6 +65,37 @@ pub fn path_error(path: &Path, message: impl Into<String>) -> PathError {
     }
 }
 
+/// Reads a file a tool was given: a regular file, not a symbolic link, of at
+/// most `cap` bytes (also when it grows while read); `too_large(size)` says
+/// what the tool's cap is.
+pub fn read_capped(path: &Path, cap: u64, too_large: impl Fn(u64) -> ToolError) -> Result<Vec<u8>, ToolError> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
+    if meta.file_type().is_symlink() {
+        return Err(ToolError::Denied(path_error(
+            path,
+            "is a symbolic link; deskhand does not follow links",
+        )));
+    }
+    if !meta.is_file() {
+        return Err(ToolError::InvalidArgs(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > cap {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::fs::File::open(path)
+        .and_then(|f| f.take(cap + 1).read_to_end(&mut bytes))
+        .map_err(|e| io_error(path, &e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// Maps an I/O failure on `path` to the contract's error variant.
 pub fn io_error(path: &Path, err: &std::io::Error) -> ToolError {
     use std::io::ErrorKind;

@@ -3,12 +3,11 @@
 //! typed error naming the file and the problem, never a panic.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use calamine::{Data, ExcelDateTime, Reader, SheetType, Xls, Xlsb, Xlsx, XlsxError};
-use deskhand_guest::{Output, ToolError, io_error, output, path_error};
+use deskhand_guest::{Output, ToolError, output, path_error};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -179,40 +178,16 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
-    if meta.file_type().is_symlink() {
-        return Err(ToolError::Denied(path_error(
-            path,
-            "is a symbolic link; deskhand does not follow links",
-        )));
-    }
-    if !meta.is_file() {
-        return Err(ToolError::InvalidArgs(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ToolError::TooLarge(path_error(
+    deskhand_guest::read_capped(path, MAX_FILE_BYTES, |size| {
+        ToolError::TooLarge(path_error(
             path,
             format!(
                 "is {} bytes; the xlsx tool reads files up to {} bytes",
-                crate::count(meta.len()),
+                crate::count(size),
                 crate::count(MAX_FILE_BYTES)
             ),
-        )));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| io_error(path, &e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(ToolError::TooLarge(path_error(
-            path,
-            "grew past the size cap while it was read",
-        )));
-    }
-    Ok(bytes)
+        ))
+    })
 }
 
 /// The format from the content (a zip, an OLE compound file, or text),

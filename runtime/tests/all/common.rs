@@ -2,10 +2,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use deskhand_runtime::tools::Toolbox;
-use deskhand_runtime::wasm::{Limits, LoadedTool, Sandbox, WasmHost};
+use deskhand_runtime::tools::{CallRequest, Toolbox, run_call};
+use deskhand_runtime::wasm::{CallError, Limits, LoadedTool, Sandbox, WasmHost};
 use deskhand_runtime::workspace::Workspace;
-use deskhand_types::Grant;
+use deskhand_types::{Grant, ToolError};
 
 /// The hostile guest, built by runtime/build.rs.
 pub const HOSTILE: &str = env!("DESKHAND_GUEST_HOSTILE");
@@ -184,4 +184,47 @@ pub fn pdftotext(pdf: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// One journaled call of `tool op` in `ws` through `tb`: the tool's JSON, or the error.
+pub fn call_tool(
+    tb: &Toolbox,
+    ws: &Workspace,
+    tool: &str,
+    op: &str,
+    args: serde_json::Value,
+    grants: &[Grant],
+) -> Result<serde_json::Value, deskhand_runtime::Error> {
+    run_call(
+        ws,
+        tb,
+        &CallRequest {
+            tool,
+            operation: op,
+            args,
+            grants,
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .map(|r| r.output.json)
+}
+
+/// The typed error a call failed with (panics on success or another failure).
+pub fn tool_error(result: Result<serde_json::Value, deskhand_runtime::Error>) -> ToolError {
+    match result {
+        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => e,
+        Err(other) => panic!("expected a tool error, got {other}"),
+        Ok(out) => panic!("expected a tool error, got {:.2000}", out.to_string()),
+    }
+}
+
+/// The names in the workspace's output/, sorted.
+pub fn output_names(fx: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fx.ws.output_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

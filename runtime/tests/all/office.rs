@@ -7,53 +7,22 @@
 use std::path::{Path, PathBuf};
 
 use deskhand_runtime::Error;
-use deskhand_runtime::tools::{CallRequest, run_call};
-use deskhand_runtime::wasm::{CallError, Limits};
+use deskhand_runtime::wasm::CallError;
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, LibreOffice, pdftotext, toolbox};
+use crate::common::{Fixture, LibreOffice, call_tool, output_names, pdftotext, tool_error, toolbox};
 
 /// A real 40 x 20 PNG (a colour gradient).
 const PNG: &[u8] = include_bytes!("../../../guest-tools/ooxml/tests/gradient-40x20.png");
 const NON_ASCII: &str = "Café Straße 100 ₫ 中文";
 
 fn call(fx: &Fixture, tool: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
-    run_call(
-        &fx.ws,
-        toolbox(),
-        &CallRequest {
-            tool,
-            operation: "write",
-            args,
-            grants,
-            limits: Limits::default(),
-        },
-        None,
-    )
-    .map(|r| r.output.json)
-}
-
-/// The typed error a call failed with (panics on success or another failure).
-fn tool_error(result: Result<Value, Error>) -> ToolError {
-    match result {
-        Err(Error::Call(CallError::Tool(e))) => e,
-        Err(other) => panic!("expected a tool error, got {other}"),
-        Ok(out) => panic!("expected a tool error, got {out}"),
-    }
+    call_tool(toolbox(), &fx.ws, tool, "write", args, grants)
 }
 
 /// Builds a writer's arguments from a target path and blocks.
 type ArgsFor<'a> = &'a dyn Fn(&str, Value) -> Value;
-
-fn output_names(fx: &Fixture) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fx.ws.output_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Every block kind, images from a granted folder and from output/.
 fn every_block(tag: &str) -> Value {

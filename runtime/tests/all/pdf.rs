@@ -14,7 +14,7 @@ use deskhand_runtime::wasm::{CallError, Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, toolbox};
+use crate::common::{Fixture, call_tool, output_names, tool_error, toolbox};
 
 /// The system's font folders; the tests fail, saying how to fix it, without them.
 fn fonts() -> FontFolders {
@@ -35,42 +35,8 @@ fn pdf_toolbox() -> &'static Toolbox {
     })
 }
 
-fn call(tb: &Toolbox, fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
-    run_call(
-        &fx.ws,
-        tb,
-        &CallRequest {
-            tool: "pdf",
-            operation: op,
-            args,
-            grants,
-            limits: Limits::default(),
-        },
-        None,
-    )
-    .map(|r| r.output.json)
-}
-
 fn pdf(fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
-    call(pdf_toolbox(), fx, op, args, grants)
-}
-
-/// The typed error a call failed with (panics on success or another failure).
-fn tool_error(result: Result<Value, Error>) -> ToolError {
-    match result {
-        Err(Error::Call(CallError::Tool(e))) => e,
-        Err(other) => panic!("expected a tool error, got {other}"),
-        Ok(out) => panic!("expected a tool error, got {:.2000}", out.to_string()),
-    }
-}
-
-fn output_names(fx: &Fixture) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fx.ws.output_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    call_tool(pdf_toolbox(), &fx.ws, "pdf", op, args, grants)
 }
 
 /// Runs a poppler tool and returns its stdout; fails saying how to install poppler.
@@ -302,9 +268,10 @@ fn report_errors_name_the_problem() {
     // Without fonts the tool says what to install; reading still works.
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
     let bare = Toolbox::with_fonts(WasmHost::new(Some(cache)).unwrap(), FontFolders::default());
-    let err = tool_error(call(
+    let err = tool_error(call_tool(
         &bare,
-        &fx,
+        &fx.ws,
+        "pdf",
         "report",
         json!({"path": "output/x.pdf", "blocks": []}),
         &[],

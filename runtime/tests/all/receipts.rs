@@ -11,7 +11,7 @@ use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_types::Grant;
 use serde_json::{Value, json};
 
-use crate::common::{LibreOffice, pdftotext, tree};
+use crate::common::{LibreOffice, call_tool, pdftotext, tree};
 
 fn toolbox_with(lo: &LibreOffice) -> Toolbox {
     let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
@@ -19,21 +19,7 @@ fn toolbox_with(lo: &LibreOffice) -> Toolbox {
 }
 
 fn call(ws: &deskhand_runtime::workspace::Workspace, tb: &Toolbox, tool: &str, op: &str, args: Value) -> Value {
-    run_call(
-        ws,
-        tb,
-        &CallRequest {
-            tool,
-            operation: op,
-            args,
-            grants: &[Grant::read_only("projects")],
-            limits: Limits::default(),
-        },
-        None,
-    )
-    .unwrap_or_else(|e| panic!("{tool} {op}: {e}"))
-    .output
-    .json
+    call_tool(tb, ws, tool, op, args, &[Grant::read_only("projects")]).unwrap_or_else(|e| panic!("{tool} {op}: {e}"))
 }
 
 #[test]

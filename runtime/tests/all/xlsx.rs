@@ -12,40 +12,10 @@ use deskhand_runtime::wasm::{CallError, Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, LibreOffice, toolbox};
+use crate::common::{Fixture, LibreOffice, call_tool, output_names, tool_error, toolbox};
 
 fn xlsx(fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
-    run_call(
-        &fx.ws,
-        toolbox(),
-        &CallRequest {
-            tool: "xlsx",
-            operation: op,
-            args,
-            grants,
-            limits: Limits::default(),
-        },
-        None,
-    )
-    .map(|r| r.output.json)
-}
-
-/// The typed error a call failed with (panics on success or another failure).
-fn tool_error(result: Result<Value, Error>) -> ToolError {
-    match result {
-        Err(Error::Call(CallError::Tool(e))) => e,
-        Err(other) => panic!("expected a tool error, got {other}"),
-        Ok(out) => panic!("expected a tool error, got {:.2000}", out.to_string()),
-    }
-}
-
-fn output_names(fx: &Fixture) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fx.ws.output_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    call_tool(toolbox(), &fx.ws, "xlsx", op, args, grants)
 }
 
 /// Every formula kind the tool promises, on a first sheet that LibreOffice's

@@ -276,6 +276,7 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
         .map(PathBuf::from)
         .filter(|p| new_workbook_in(p, &call.output_dir, started))
         .collect();
+    written.sort();
     written.dedup();
     if written.is_empty() {
         return;
@@ -300,13 +301,22 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
         return;
     };
     for (i, workbook) in written.iter().enumerate() {
+        // LibreOffice runs outside the sandbox: it gets a copy read through a
+        // capability handle on output/, never a path a guest could have
+        // pointed elsewhere with a planted link.
         let dir = scratch.path().join(format!("recalc-{i}"));
-        let copy = std::fs::create_dir(&dir)
-            .map_err(|e| Error::Io {
-                path: dir.clone(),
-                source: e,
-            })
-            .and_then(|()| office.recalculated_copy(workbook, &dir));
+        let copy = (|| {
+            let rel = workbook.strip_prefix(&call.output_dir).map_err(|_| Error::BadPath {
+                path: workbook.display().to_string(),
+                reason: "a workbook to recalculate must lie in output/",
+            })?;
+            let bytes = crate::workspace::read_beneath(&call.output_dir, rel)?;
+            let source_dir = dir.join("in");
+            std::fs::create_dir_all(&source_dir).map_err(Error::io(&source_dir))?;
+            let source = source_dir.join(rel.file_name().unwrap_or_default());
+            std::fs::write(&source, bytes).map_err(Error::io(&source))?;
+            office.recalculated_copy(&source, &dir)
+        })();
         let copy = match copy {
             Ok(copy) => copy,
             Err(e) => {

@@ -8,12 +8,11 @@
 //!
 //! LibreOffice runs with a profile of its own whose settings make it
 //! recalculate every formula on load (by default it trusts the values stored
-//! in the file), one conversion at a time (a profile cannot be shared by two
-//! running instances), and with a deadline.
+//! in the file), one conversion at a time per profile, across processes (a
+//! profile cannot be shared by two running instances), and with a deadline.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -46,7 +45,6 @@ const RECALC_ALWAYS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 pub struct LibreOffice {
     program: PathBuf,
     profile: PathBuf,
-    one_at_a_time: Mutex<()>,
 }
 
 impl LibreOffice {
@@ -71,13 +69,9 @@ impl LibreOffice {
     pub fn new(program: PathBuf, profile: &Path) -> Result<Self> {
         let user = profile.join("user");
         std::fs::create_dir_all(&user).map_err(Error::io(&user))?;
-        let settings = user.join("registrymodifications.xcu");
-        // LibreOffice rewrites this file as it runs; ours must win every time.
-        std::fs::write(&settings, RECALC_ALWAYS).map_err(Error::io(&settings))?;
         Ok(LibreOffice {
             program,
             profile: profile.to_path_buf(),
-            one_at_a_time: Mutex::new(()),
         })
     }
 
@@ -111,8 +105,19 @@ impl LibreOffice {
 
     /// Runs one conversion that should produce `produced`.
     fn run(&self, input: &Path, filter: &str, outdir: &Path, produced: PathBuf) -> Result<(PathBuf, String)> {
-        let _one = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+        // One LibreOffice per profile at a time, across threads and processes
+        // (the CLI and the UI share the cache folder): a second instance would
+        // hand its job to the first and exit without a file.
+        let lock_path = self.profile.join("deskhand.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io(&lock_path))?;
+        lock.lock().map_err(Error::io(&lock_path))?;
         let unavailable = |why: String| Error::Unavailable(format!("LibreOffice ({}) {why}", self.program.display()));
+        // LibreOffice rewrites this file as it runs; ours must win every time.
         let settings = self.profile.join("user/registrymodifications.xcu");
         std::fs::write(&settings, RECALC_ALWAYS).map_err(Error::io(&settings))?;
         let mut child = Command::new(&self.program)
@@ -202,6 +207,6 @@ mod tests {
             .recalculated_copy(&tmp.path().join("x.xlsx"), tmp.path())
             .unwrap_err();
         assert!(err.to_string().contains("did not start"), "{err}");
-        assert!(tmp.path().join("profile/user/registrymodifications.xcu").is_file());
+        assert!(tmp.path().join("profile/user").is_dir());
     }
 }

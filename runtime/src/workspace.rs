@@ -260,13 +260,7 @@ impl Workspace {
     /// Reads a file a tool wrote under `output/` through a capability handle:
     /// a symlink the guest planted there cannot lead the host outside.
     pub fn read_output(&self, relative: &Path) -> Result<Vec<u8>> {
-        let output = self.output_dir();
-        let dir =
-            cap_std::fs::Dir::open_ambient_dir(&output, cap_std::ambient_authority()).map_err(Error::io(&output))?;
-        let mut file = dir.open(relative).map_err(Error::io(output.join(relative)))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(Error::io(output.join(relative)))?;
-        Ok(bytes)
+        read_beneath(&self.output_dir(), relative)
     }
 }
 
@@ -297,4 +291,14 @@ fn write_new(path: &Path, content: &[u8]) -> Result<bool> {
             source: e,
         }),
     }
+}
+
+/// Reads `relative` beneath `dir` through a capability handle: nothing on the
+/// way (a symbolic link a guest planted, `..`) can lead outside `dir`.
+pub fn read_beneath(dir: &Path, relative: &Path) -> Result<Vec<u8>> {
+    let handle = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()).map_err(Error::io(dir))?;
+    let mut file = handle.open(relative).map_err(Error::io(dir.join(relative)))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(Error::io(dir.join(relative)))?;
+    Ok(bytes)
 }

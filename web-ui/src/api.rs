@@ -596,7 +596,7 @@ async fn preview(
                     "page": page,
                     "pages": data["page_count"],
                     "text": text,
-                    "view": format!("/view/output/{}#page={page}", rel.display()),
+                    "view": format!("/view/output/{}#page={page}", url_path(&rel)),
                 }))
             }
             _ => {
@@ -622,6 +622,24 @@ async fn preview(
         Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
         Err(r) => r,
     }
+}
+
+/// A relative path as a URL path: each segment percent-encoded (`#`, `%`,
+/// spaces and non-ASCII included), joined by `/`.
+fn url_path(rel: &Path) -> String {
+    rel.components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn split_csv_line(line: &str) -> Vec<String> {
@@ -702,6 +720,15 @@ async fn write_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_urls_encode_every_segment() {
+        assert_eq!(
+            url_path(Path::new("sub dir/report #2 50%.pdf")),
+            "sub%20dir/report%20%232%2050%25.pdf"
+        );
+        assert_eq!(url_path(Path::new("café.pdf")), "caf%C3%A9.pdf");
+    }
 
     #[test]
     fn output_paths_are_plain_relative_names() {

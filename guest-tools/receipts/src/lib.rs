@@ -220,6 +220,12 @@ fn collect(folder: &Path, currency: &str) -> Result<Collected, ToolError> {
                 });
                 match read {
                     Ok(rows) => {
+                        if rows.no_amount > 0 {
+                            got.unread.push((
+                                format!("{name} ({} line(s))", rows.no_amount),
+                                "have no amount that reads as a number".to_owned(),
+                            ));
+                        }
                         got.credits_skipped += rows.credits_skipped;
                         got.bank.extend(rows.expenses);
                     }
@@ -320,6 +326,11 @@ fn category_totals(rows: &[Expense]) -> Vec<(&'static str, String, f64, usize)> 
     out
 }
 
+/// Whether every total is in one currency (then they add up to a grand total).
+fn single_currency(totals: &[(&str, String, f64, usize)]) -> bool {
+    totals.windows(2).all(|w| w[0].1 == w[1].1)
+}
+
 /// The workbook: the Expenses sheet, and a Summary sheet whose totals are
 /// SUMIF formulas over it (SUMIFS by currency when there are several).
 fn workbook_spec(path: &Path, rows: &[Expense], totals: &[(&str, String, f64, usize)]) -> Value {
@@ -336,7 +347,7 @@ fn workbook_spec(path: &Path, rows: &[Expense], totals: &[(&str, String, f64, us
             ])
         })
         .collect();
-    let one_currency = totals.iter().all(|(_, cur, _, _)| *cur == totals[0].1);
+    let one_currency = single_currency(totals);
     let summary_rows: Vec<Value> = totals
         .iter()
         .map(|(category, currency, _, _)| {
@@ -411,7 +422,7 @@ fn summary_spec(
         json!({"type": "table", "header": ["Category", "Currency", "Total", "Purchases"],
                "rows": totals.iter().map(|(c, cur, t, n)| json!([c, cur, format!("{t:.2}"), n])).collect::<Vec<_>>()}),
     ];
-    let one_currency = totals.iter().all(|(_, cur, _, _)| *cur == totals[0].1);
+    let one_currency = single_currency(totals);
     if one_currency {
         blocks.push(
             json!({"type": "chart", "title": format!("Expenses by category ({})", totals[0].1),

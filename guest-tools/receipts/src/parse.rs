@@ -18,8 +18,9 @@ pub struct Expense {
     pub source: String,
 }
 
-/// The categories, in the order the summary lists them, with the words that
-/// put a merchant or description into each. The first match wins.
+/// The categories, in the order the summary lists them, with the words (or
+/// phrases of whole words) that put a merchant or description into each.
+/// The first match wins.
 pub const CATEGORIES: &[(&str, &[&str])] = &[
     (
         "Travel",
@@ -31,11 +32,14 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
             "train",
             "rail",
             "bahn",
-            "cp ",
+            "cp",
+            "comboios",
             "airline",
-            "air ",
+            "airlines",
+            "air",
+            "airways",
             "flight",
-            "tap ",
+            "tap",
             "ryanair",
             "easyjet",
             "lufthansa",
@@ -49,7 +53,15 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
     ),
     (
         "Lodging",
-        &["hotel", "hostel", "airbnb", "inn", "booking.com", "apartment"],
+        &[
+            "hotel",
+            "hostel",
+            "airbnb",
+            "inn",
+            "booking.com",
+            "apartments",
+            "guesthouse",
+        ],
     ),
     (
         "Meals",
@@ -63,7 +75,8 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
             "bistro",
             "bakery",
             "pizza",
-            "bar ",
+            "pizzeria",
+            "bar",
             "catering",
             "kitchen",
             "grill",
@@ -82,9 +95,8 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
             "stationery",
             "ink",
             "toner",
-            "post",
             "courier",
-            "amazon",
+            "post office",
         ],
     ),
     (
@@ -105,13 +117,34 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
 ];
 pub const OTHER: &str = "Other";
 
-/// The category for a merchant name or description, by keyword.
+/// The category for a merchant name or description, by whole words (so
+/// "dinner" is not an inn and "business" not a bus).
 pub fn categorize(text: &str) -> &'static str {
-    let lower = format!(" {} ", text.to_lowercase());
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '.'))
+        .map(|w| w.trim_matches('.').to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let joined = format!(" {} ", words.join(" "));
     CATEGORIES
         .iter()
-        .find(|(_, words)| words.iter().any(|w| lower.contains(w)))
+        .find(|(_, keys)| keys.iter().any(|k| joined.contains(&format!(" {k} "))))
         .map_or(OTHER, |(name, _)| name)
+}
+
+/// Whether a line that says "total" gives the amount paid, not a tax, a
+/// count or a saving printed beside it ("Total VAT 4.10", "Total items: 3").
+fn is_amount_paid_line(lower: &str) -> bool {
+    let says_total = lower.contains("total") || lower.contains("summe") || lower.contains("montant");
+    let subtotal = lower.contains("subtotal") || lower.contains("sub-total") || lower.contains("sub total");
+    let tax_only = ["vat", "tax", "mwst", "iva", "tva"].iter().any(|t| lower.contains(t))
+        && !lower.contains("incl")
+        && !lower.contains("inkl");
+    let not_money = ["items", "qty", "quantity", "savings", "discount", "points"]
+        .iter()
+        .any(|t| lower.contains(t));
+    says_total && !subtotal && !tax_only && !not_money
 }
 
 /// Why a receipt's text gave no expense.
@@ -142,13 +175,7 @@ pub fn receipt(text: &str, source: &str, default_currency: &str) -> Result<Expen
     let total_line = lines
         .iter()
         .rev()
-        .find(|l| {
-            let lower = l.to_lowercase();
-            (lower.contains("total") || lower.contains("summe") || lower.contains("montant"))
-                && !lower.contains("subtotal")
-                && !lower.contains("sub-total")
-                && amount_in(l).is_some()
-        })
+        .find(|l| is_amount_paid_line(&l.to_lowercase()) && amount_in(l).is_some())
         .ok_or(Unread::NoTotal)?;
     let (amount, line_currency) = amount_in(total_line).ok_or(Unread::NoTotal)?;
     let currency = line_currency
@@ -159,7 +186,11 @@ pub fn receipt(text: &str, source: &str, default_currency: &str) -> Result<Expen
     Ok(Expense {
         date,
         merchant: (*first).to_owned(),
-        category: categorize(&lines.join(" ")),
+        // The merchant says most; the rest of the receipt only when it does not.
+        category: match categorize(first) {
+            OTHER => categorize(&lines.join(" ")),
+            found => found,
+        },
         amount,
         currency,
         source: source.to_owned(),
@@ -198,21 +229,43 @@ struct BankColumns {
     date: usize,
     description: usize,
     amount: usize,
+    /// The amount column holds money out as positive numbers (a Debit column).
+    debit_only: bool,
     currency: Option<usize>,
 }
 
 fn bank_columns(header: &[String]) -> Option<BankColumns> {
-    let find = |names: &[&str]| {
-        header.iter().position(|h| {
-            let h = h.trim().to_lowercase();
-            names.iter().any(|n| h == *n || h.contains(n))
-        })
+    let lower: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
+    // An exact name first, in the order given; then a header that contains
+    // one, unless it names a date ("Value date" is not the amount).
+    let find = |names: &[&str], dates_allowed: bool| {
+        names
+            .iter()
+            .find_map(|n| lower.iter().position(|h| h == n))
+            .or_else(|| {
+                names.iter().find_map(|n| {
+                    lower
+                        .iter()
+                        .position(|h| h.contains(n) && (dates_allowed || !h.contains("date") && !h.contains("datum")))
+                })
+            })
     };
+    let amount = find(
+        &["amount", "betrag", "value", "valor", "debit", "withdrawal", "paid out"],
+        false,
+    )?;
+    let debit_only = ["debit", "withdrawal", "paid out"]
+        .iter()
+        .any(|d| lower[amount].contains(d));
     Some(BankColumns {
-        date: find(&["booking date", "transaction date", "date", "datum", "data"])?,
-        description: find(&["description", "payee", "merchant", "details", "memo", "name", "text"])?,
-        amount: find(&["amount", "betrag", "value", "debit", "valor"])?,
-        currency: find(&["currency", "ccy", "währung", "moeda"]),
+        date: find(&["booking date", "transaction date", "date", "datum", "data"], true)?,
+        description: find(
+            &["description", "payee", "merchant", "details", "memo", "name", "text"],
+            false,
+        )?,
+        amount,
+        debit_only,
+        currency: find(&["currency", "ccy", "währung", "moeda"], false),
     })
 }
 
@@ -221,6 +274,8 @@ fn bank_columns(header: &[String]) -> Option<BankColumns> {
 pub struct BankRows {
     pub expenses: Vec<Expense>,
     pub credits_skipped: usize,
+    /// Lines whose amount cell is empty or not a number.
+    pub no_amount: usize,
 }
 
 /// The expenses in a bank export read by the xlsx tool (typed rows under a
@@ -240,6 +295,7 @@ pub fn bank_rows(file: &str, sheet: &Value, default_currency: &str) -> Result<Ba
     let mut out = BankRows {
         expenses: Vec::new(),
         credits_skipped: 0,
+        no_amount: 0,
     };
     for (i, row) in sheet["rows"].as_array().into_iter().flatten().enumerate() {
         let Some(cells) = row.as_array() else { continue };
@@ -252,7 +308,12 @@ pub fn bank_rows(file: &str, sheet: &Value, default_currency: &str) -> Result<Ba
             ),
             _ => (None, None),
         };
-        let Some(amount) = amount else { continue };
+        let Some(amount) = amount else {
+            out.no_amount += 1;
+            continue;
+        };
+        // Money out: negative amounts, or any amount in a Debit column.
+        let amount = if cols.debit_only { -amount.abs() } else { amount };
         if amount >= 0.0 {
             out.credits_skipped += 1;
             continue;
@@ -372,6 +433,24 @@ mod tests {
         let r = receipt("Papelaria Fernandes\nTotal: 9.99\n", "x", "GBP").unwrap();
         assert_eq!((r.currency.as_str(), r.category, r.date), ("GBP", "Other", None));
 
+        let r = receipt(
+            "Brasserie du Port\nDinner for two\nTOTAL 58.00 EUR\nTotal VAT 9.67 EUR\n",
+            "x",
+            "EUR",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.amount, r.category),
+            (58.0, "Meals"),
+            "dinner is not an inn, the VAT line is not the total"
+        );
+        let r = receipt(
+            "Kiosk\nThank you for your business\nTotal: 2.00\nTotal items: 1\n",
+            "x",
+            "EUR",
+        )
+        .unwrap();
+        assert_eq!((r.amount, r.category), (2.0, "Other"));
         assert_eq!(receipt("  \n", "x", "EUR"), Err(Unread::NoText));
         assert_eq!(receipt("Shop\nSubtotal 3.00\n", "x", "EUR"), Err(Unread::NoTotal));
     }
@@ -392,6 +471,15 @@ mod tests {
             (4.0, "USD")
         );
         assert_eq!(rows.expenses[1].category, "Software");
+
+        // "Value date" is a date, not the amount; a Debit column is money out.
+        let sheet = json!({"header": ["Booking date", "Value date", "Description", "Debit"], "rows": [
+            [{"date": "2026-03-02"}, {"date": "2026-03-03"}, "Airport parking", 12.0],
+            [{"date": "2026-03-04"}, {"date": "2026-03-04"}, "Fee", null]
+        ]});
+        let rows = bank_rows("bank.csv", &sheet, "EUR").unwrap();
+        assert_eq!((rows.expenses.len(), rows.no_amount), (1, 1));
+        assert_eq!((rows.expenses[0].amount, rows.expenses[0].category), (12.0, "Travel"));
 
         let err = bank_rows("b.csv", &json!({"header": ["a", "b"], "rows": []}), "EUR")
             .err()

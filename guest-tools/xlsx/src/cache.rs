@@ -33,16 +33,6 @@ pub struct CacheArgs {
     computed: PathBuf,
 }
 
-pub fn schema() -> serde_json::Value {
-    json!({
-        "type": "object", "required": ["path", "computed"], "additionalProperties": false,
-        "properties": {
-            "path": {"type": "string", "description": "a workbook this tool wrote, under output/"},
-            "computed": {"type": "string", "description": "the same workbook recalculated and saved by LibreOffice or Excel"}
-        }
-    })
-}
-
 pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
     let original = read_file(&args.path)?;
     let computed = read_file(&args.computed)?;
@@ -54,9 +44,23 @@ pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
     })?;
     let ours: Xlsx<_> = Xlsx::new(Cursor::new(original.as_slice()))
         .map_err(|e| bad(&args.path, format!("cannot be read as a workbook: {e}")))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(original.as_slice()))
+        .map_err(|e| bad(&args.path, format!("its zip directory cannot be read ({e})")))?;
+    let sheet_parts = sheet_parts(&mut archive).ok_or_else(|| {
+        bad(
+            &args.path,
+            "its workbook part does not say which file holds which sheet",
+        )
+    })?;
     let mut parts = HashMap::new();
-    for (i, name) in ours.sheet_names().iter().enumerate() {
-        let range = engine.worksheet_range(name).map_err(|e| {
+    for name in ours.sheet_names() {
+        let part = sheet_parts.get(&name).ok_or_else(|| {
+            bad(
+                &args.path,
+                format!("its sheet {name:?} has no part in the workbook's relationships"),
+            )
+        })?;
+        let range = engine.worksheet_range(&name).map_err(|e| {
             bad(
                 &args.computed,
                 format!(
@@ -65,11 +69,9 @@ pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
                 ),
             )
         })?;
-        parts.insert(format!("xl/worksheets/sheet{}.xml", i + 1), range);
+        parts.insert(part.clone(), range);
     }
 
-    let mut archive = zip::ZipArchive::new(Cursor::new(original.as_slice()))
-        .map_err(|e| bad(&args.path, format!("its zip directory cannot be read ({e})")))?;
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(original.len())));
     let zip_err = |e: zip::result::ZipError| bad(&args.path, format!("rewriting it failed: {e}"));
     let mut filled = 0usize;
@@ -94,11 +96,7 @@ pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
             .map_err(|e| io_error(&args.path, &e))?;
     }
     if seen != parts.len() {
-        return Err(bad(
-            &args.path,
-            "was not written by deskhand's xlsx tool (its sheets are not xl/worksheets/sheetN.xml); \
-             only workbooks it wrote get cached values",
-        ));
+        return Err(bad(&args.path, "names sheet parts that are not in the file"));
     }
     let bytes = out.finish().map_err(zip_err)?.into_inner();
     replace(&args.path, &bytes)?;
@@ -111,12 +109,56 @@ pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
     ))
 }
 
+/// Which part holds each sheet: `xl/workbook.xml`'s `<sheet name r:id>`
+/// through `xl/_rels/workbook.xml.rels`, as a spreadsheet reads it (tabs
+/// reordered in Excel keep their file names).
+fn sheet_parts(archive: &mut zip::ZipArchive<Cursor<&[u8]>>) -> Option<HashMap<String, String>> {
+    let mut text = |name: &str| -> Option<String> {
+        let mut s = String::new();
+        archive.by_name(name).ok()?.read_to_string(&mut s).ok()?;
+        Some(s)
+    };
+    let workbook = text("xl/workbook.xml")?;
+    let rels = text("xl/_rels/workbook.xml.rels")?;
+    let targets: HashMap<&str, &str> = elements(&rels, "<Relationship ")
+        .filter_map(|tag| Some((attribute(tag, "Id")?, attribute(tag, "Target")?)))
+        .collect();
+    let mut out = HashMap::new();
+    for tag in elements(&workbook, "<sheet ") {
+        let name = unescape(attribute(tag, "name")?);
+        let target = targets.get(attribute(tag, "r:id")?)?;
+        let part = match target.strip_prefix('/') {
+            Some(absolute) => absolute.to_owned(),
+            None => format!("xl/{target}"),
+        };
+        out.insert(name, part);
+    }
+    Some(out)
+}
+
+/// The opening tags that start with `start` (e.g. `<sheet `), up to their `>`.
+fn elements<'a>(xml: &'a str, start: &'a str) -> impl Iterator<Item = &'a str> {
+    xml.match_indices(start)
+        .filter_map(move |(at, _)| xml[at..].find('>').map(|end| &xml[at..=at + end]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 fn replace(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
     let name = path
         .file_name()
         .ok_or_else(|| ToolError::InvalidArgs(format!("{} does not name a file", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.deskhand-tmp-cache", name.to_string_lossy()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = path.with_file_name(format!(".{}.deskhand-tmp-cache-{nanos}", name.to_string_lossy()));
     let result = (|| {
         let mut file = fs::File::create_new(&tmp).map_err(|e| io_error(&tmp, &e))?;
         file.write_all(bytes).map_err(|e| io_error(&tmp, &e))?;
@@ -237,8 +279,14 @@ fn set_type(open_tag: &str, kind: Option<&str>) -> String {
     tag
 }
 
+/// XML text: `&`, `<`, `>` escaped, and the characters XML 1.0 cannot hold dropped.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.chars()
+        .filter(|&c| matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'))
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

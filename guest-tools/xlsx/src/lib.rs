@@ -55,15 +55,6 @@ pub fn describe() -> Description {
                 &["path"],
             ),
             operation(
-                "cache_values",
-                "Store in a workbook this tool wrote the values a spreadsheet engine computed for its formulas \
-                 (`computed`: the same workbook recalculated by LibreOffice), for viewers that do not \
-                 recalculate. deskhand runs this itself after a workbook is written when LibreOffice is installed.",
-                cache::schema(),
-                &["computed"],
-                &["path"],
-            ),
-            operation(
                 "read",
                 "Read an xlsx/xlsm/xlsb/xls/ods workbook or a CSV file into typed rows: numbers, text, \
                      booleans, {\"date\": ISO}, {\"amount\", \"currency\"} (from a currency symbol or an xlsx \
@@ -83,6 +74,8 @@ pub fn run(op: &str, args: &str) -> Result<Output, ToolError> {
     match op {
         "write" => write::write(parse_args(args)?),
         "read" => read::read(parse_args(args)?),
+        // Not in the description: the host runs it after a workbook is written
+        // (runtime/src/call.rs); a model never sees or calls it.
         "cache_values" => cache::cache_values(parse_args(args)?),
         _ => Err(ToolError::UnknownOperation(op.to_owned())),
     }

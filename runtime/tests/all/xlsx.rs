@@ -665,4 +665,17 @@ fn written_workbooks_get_the_values_libreoffice_computed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["cached.xlsx"], "no temporary file is left behind");
+
+    // Storing values is the host's step alone: a model (or `tool run`) cannot
+    // use it to replace a deliverable in place.
+    let refused = call_tool(
+        &tb,
+        &fx.ws,
+        "xlsx",
+        "cache_values",
+        json!({"path": "output/cached.xlsx", "computed": "output/cached.xlsx"}),
+        &[],
+    )
+    .unwrap_err();
+    assert!(matches!(refused, Error::UnknownOperation { .. }), "{refused}");
 }

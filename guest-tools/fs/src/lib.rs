@@ -259,27 +259,9 @@ fn stat(args: PathArgs) -> Result<Output, ToolError> {
     Ok(output(&value, text))
 }
 
-fn open_regular_file(path: &Path) -> Result<(fs::File, fs::Metadata), ToolError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
-    if meta.file_type().is_symlink() {
-        return Err(ToolError::Denied(path_error(
-            path,
-            "is a symbolic link; deskhand does not follow links",
-        )));
-    }
-    if !meta.is_file() {
-        return Err(ToolError::InvalidArgs(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let file = fs::File::open(path).map_err(|e| io_error(path, &e))?;
-    Ok((file, meta))
-}
-
 fn read_text(args: ReadArgs) -> Result<Output, ToolError> {
     let max = args.max_bytes.unwrap_or(DEFAULT_READ_BYTES).min(MAX_READ_BYTES);
-    let (file, meta) = open_regular_file(&args.path)?;
+    let (file, meta) = deskhand_guest::open_regular(&args.path)?;
     let mut bytes = Vec::new();
     file.take(max)
         .read_to_end(&mut bytes)
@@ -347,7 +329,7 @@ fn find(args: FindArgs) -> Result<Output, ToolError> {
 }
 
 fn hash(args: PathArgs) -> Result<Output, ToolError> {
-    let (mut file, meta) = open_regular_file(&args.path)?;
+    let (mut file, meta) = deskhand_guest::open_regular(&args.path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut done = 0u64;

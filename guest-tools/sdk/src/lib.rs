@@ -65,11 +65,8 @@ pub fn path_error(path: &Path, message: impl Into<String>) -> PathError {
     }
 }
 
-/// Reads a file a tool was given: a regular file, not a symbolic link, of at
-/// most `cap` bytes (also when it grows while read); `too_large(size)` says
-/// what the tool's cap is.
-pub fn read_capped(path: &Path, cap: u64, too_large: impl Fn(u64) -> ToolError) -> Result<Vec<u8>, ToolError> {
-    use std::io::Read;
+/// Opens a file a tool was given to read: a regular file, not a symbolic link.
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), ToolError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| io_error(path, &e))?;
     if meta.file_type().is_symlink() {
         return Err(ToolError::Denied(path_error(
@@ -83,12 +80,22 @@ pub fn read_capped(path: &Path, cap: u64, too_large: impl Fn(u64) -> ToolError) 
             path.display()
         )));
     }
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    Ok((file, meta))
+}
+
+/// Reads a file a tool was given: a regular file, not a symbolic link, of at
+/// most `cap` bytes (also when it grows while read); `too_large(size)` says
+/// what the tool's cap is.
+pub fn read_capped(path: &Path, cap: u64, too_large: impl Fn(u64) -> ToolError) -> Result<Vec<u8>, ToolError> {
+    use std::io::Read;
+    let (file, meta) = open_regular(path)?;
     if meta.len() > cap {
         return Err(too_large(meta.len()));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    std::fs::File::open(path)
-        .and_then(|f| f.take(cap + 1).read_to_end(&mut bytes))
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| io_error(path, &e))?;
     if bytes.len() as u64 > cap {
         return Err(too_large(bytes.len() as u64));

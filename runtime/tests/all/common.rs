@@ -228,3 +228,24 @@ pub fn output_names(fx: &Fixture) -> Vec<String> {
     names.sort();
     names
 }
+
+/// One corpus file's outcome: the tool's output, or the message of a typed
+/// error that names the file and says its problem (damaged, encrypted, too
+/// large). Anything else (a panic, a trap, a limit) fails the test.
+pub fn read_or_named_error(
+    name: &str,
+    result: Result<serde_json::Value, deskhand_runtime::Error>,
+) -> Result<serde_json::Value, String> {
+    match result {
+        Ok(out) => Ok(out),
+        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => {
+            let msg = e.to_string();
+            assert!(
+                matches!(e, ToolError::BadContent { .. } | ToolError::TooLarge { .. }) && msg.contains(name),
+                "{name}: an error must name the file and the problem: {msg}"
+            );
+            Err(msg)
+        }
+        Err(other) => panic!("{name}: not a typed error (a panic, a trap or a limit): {other}"),
+    }
+}

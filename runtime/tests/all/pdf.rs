@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use deskhand_runtime::Error;
 use deskhand_runtime::tools::{CallRequest, FontFolders, Toolbox, run_call};
-use deskhand_runtime::wasm::{CallError, Limits, WasmHost};
+use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, call_tool, output_names, tool_error, toolbox};
+use crate::common::{Fixture, call_tool, output_names, read_or_named_error, tool_error, toolbox};
 
 /// The system's font folders; the tests fail, saying how to fix it, without them.
 fn fonts() -> FontFolders {
@@ -511,27 +511,13 @@ fn every_corpus_pdf_reads_or_names_its_problem() {
     let started = Instant::now();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let call_started = Instant::now();
-        match pdf(&fx, "text", json!({"path": file}), &grants) {
+        match read_or_named_error(&name, pdf(&fx, "text", json!({"path": file}), &grants)) {
             Ok(out) => {
                 assert!(out["page_count"].as_u64().unwrap() >= 1, "{name}: {out}");
                 read += 1;
             }
-            Err(Error::Call(CallError::Tool(e))) => {
-                let msg = e.to_string();
-                assert!(
-                    matches!(e, ToolError::BadContent { .. } | ToolError::TooLarge { .. }) && msg.contains(&name),
-                    "{name}: an error must name the file and the problem: {msg}"
-                );
-                refused.push(format!("{name}: {msg}"));
-            }
-            Err(other) => panic!("{name}: not a typed error (a panic, a trap or a limit): {other}"),
+            Err(msg) => refused.push(format!("{name}: {msg}")),
         }
-        assert!(
-            call_started.elapsed() < Duration::from_secs(30),
-            "{name} took {:?}",
-            call_started.elapsed()
-        );
     }
     eprintln!(
         "corpus: {read} of {} PDFs read, {} refused, in {:?}:\n  {}",

@@ -249,3 +249,25 @@ pub fn read_or_named_error(
         Err(other) => panic!("{name}: not a typed error (a panic, a trap or a limit): {other}"),
     }
 }
+
+/// A folder of `../shared/corpus` beside the repository (`pdf`,
+/// `spreadsheets`), or `None` when it is not there (the caller says so).
+pub fn corpus(kind: &str) -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let dir = repo.join("../shared/corpus").join(kind);
+    dir.is_dir().then(|| dir.canonicalize().ok()).flatten()
+}
+
+/// The files in `dir` with one of `extensions`, sorted.
+pub fn files_with(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| extensions.contains(&e.to_string_lossy().as_ref()))
+        })
+        .collect();
+    files.sort();
+    files
+}

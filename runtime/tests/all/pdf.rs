@@ -14,7 +14,7 @@ use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, call_tool, output_names, read_or_named_error, tool_error, toolbox};
+use crate::common::{Fixture, call_tool, corpus, files_with, output_names, read_or_named_error, tool_error, toolbox};
 
 /// The system's font folders; the tests fail, saying how to fix it, without them.
 fn fonts() -> FontFolders {
@@ -63,13 +63,6 @@ fn pdfinfo(file: &Path, key: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_owned()))
         .unwrap_or_default()
-}
-
-/// `../shared/corpus/pdf` beside the repository, or `None`.
-fn corpus() -> Option<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    let dir = repo.join("../shared/corpus/pdf");
-    dir.is_dir().then(|| dir.canonicalize().ok()).flatten()
 }
 
 const NON_ASCII: &str = "Café Straße 100 ₫ 中文";
@@ -125,7 +118,7 @@ fn every_block_report(png: &Path, jpg: &Path) -> Value {
 
 #[test]
 fn report_with_every_block_reads_back_with_poppler() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = corpus("pdf") else {
         eprintln!("skipped: no corpus at ../shared/corpus/pdf beside the repository");
         return;
     };
@@ -295,7 +288,7 @@ fn report_errors_name_the_problem() {
 
 #[test]
 fn text_info_merge_and_split_agree_with_poppler() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = corpus("pdf") else {
         eprintln!("skipped: no corpus at ../shared/corpus/pdf beside the repository");
         return;
     };
@@ -393,7 +386,7 @@ fn text_info_merge_and_split_agree_with_poppler() {
 
 #[test]
 fn bad_pdfs_name_the_file_and_the_problem() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = corpus("pdf") else {
         eprintln!("skipped: no corpus at ../shared/corpus/pdf beside the repository");
         return;
     };
@@ -494,18 +487,13 @@ fn bad_pdfs_name_the_file_and_the_problem() {
 
 #[test]
 fn every_corpus_pdf_reads_or_names_its_problem() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = corpus("pdf") else {
         eprintln!("skipped: no corpus at ../shared/corpus/pdf beside the repository");
         return;
     };
     let fx = Fixture::new();
     let grants = [Grant::read_only(dir.clone())];
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
-        .collect();
-    files.sort();
+    let files = files_with(&dir, &["pdf"]);
     assert!(files.len() >= 60, "the corpus holds {} PDFs", files.len());
     let (mut read, mut refused) = (0, Vec::new());
     let started = Instant::now();

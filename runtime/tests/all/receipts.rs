@@ -4,14 +4,12 @@
 //! the expected values, and a summary PDF poppler reads back; receipts it
 //! cannot read are named, never guessed, and never stop the others.
 
-use std::path::Path;
-
 use deskhand_runtime::tools::{CallRequest, Toolbox, run_call};
 use deskhand_runtime::wasm::{Limits, WasmHost};
 use deskhand_types::Grant;
 use serde_json::{Value, json};
 
-use crate::common::{LibreOffice, call_tool, pdftotext, tree};
+use crate::common::{LibreOffice, call_tool, corpus, pdftotext, tree};
 
 fn toolbox_with(lo: &LibreOffice) -> Toolbox {
     let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
@@ -124,9 +122,9 @@ fn unreadable_receipts_are_named_and_the_rest_still_delivered() {
     std::fs::write(dir.join("cut.pdf"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("note.txt"), "Remember to ask for an invoice\n").unwrap();
     std::fs::write(dir.join("photo.jpg"), [0xFF, 0xD8, 0xFF]).unwrap();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf/encrypted-file.pdf");
-    if corpus.is_file() {
-        std::fs::copy(&corpus, dir.join("locked.pdf")).unwrap();
+    let locked = corpus("pdf").map(|d| d.join("encrypted-file.pdf"));
+    if let Some(locked) = &locked {
+        std::fs::copy(locked, dir.join("locked.pdf")).unwrap();
     }
 
     let out = call(&ws, &tb, "receipts", "run", json!({"folder": "projects/trip"}));
@@ -141,7 +139,7 @@ fn unreadable_receipts_are_named_and_the_rest_still_delivered() {
         unread.contains("note.txt") && unread.contains("no line with a total"),
         "{unread}"
     );
-    if corpus.is_file() {
+    if locked.is_some() {
         assert!(
             unread.contains("locked.pdf") && unread.contains("encrypted"),
             "{unread}"

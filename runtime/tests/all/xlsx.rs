@@ -3,7 +3,7 @@
 //! computed values checked; real files no one here wrote (the shared corpus)
 //! and crafted bad inputs read without a panic or a hang.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use deskhand_runtime::Error;
@@ -12,7 +12,9 @@ use deskhand_runtime::wasm::{CallError, Limits, WasmHost};
 use deskhand_types::{Grant, ToolError};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, LibreOffice, call_tool, output_names, read_or_named_error, tool_error, toolbox};
+use crate::common::{
+    Fixture, LibreOffice, call_tool, corpus, files_with, output_names, read_or_named_error, tool_error, toolbox,
+};
 
 fn xlsx(fx: &Fixture, op: &str, args: Value, grants: &[Grant]) -> Result<Value, Error> {
     call_tool(toolbox(), &fx.ws, "xlsx", op, args, grants)
@@ -524,30 +526,15 @@ fn bad_files_give_errors_that_name_the_file_and_the_problem() {
 // Real files no one here wrote
 // ---------------------------------------------------------------------------
 
-/// `../shared/corpus` beside the repository, or `None` (the caller prints why).
-fn corpus() -> Option<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    let dir = repo.join("../shared/corpus/spreadsheets");
-    dir.is_dir().then(|| dir.canonicalize().ok()).flatten()
-}
-
 #[test]
 fn every_corpus_spreadsheet_reads_or_names_its_problem() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = corpus("spreadsheets") else {
         eprintln!("skipped: no corpus at ../shared/corpus/spreadsheets beside the repository");
         return;
     };
     let fx = Fixture::new();
     let grants = [Grant::read_only(dir.clone())];
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| ["xlsx", "xlsm", "xlsb", "xls", "ods"].contains(&e.to_string_lossy().as_ref()))
-        })
-        .collect();
-    files.sort();
+    let files = files_with(&dir, &["xlsx", "xlsm", "xlsb", "xls", "ods"]);
     assert!(files.len() > 100, "the corpus holds {} spreadsheets", files.len());
     let (mut read, mut refused) = (0, Vec::new());
     let started = Instant::now();

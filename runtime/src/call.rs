@@ -50,6 +50,25 @@ impl PreparedCall<'_> {
             return Err(outside());
         }
         let dir = self.scratch.as_ref().ok_or_else(outside)?;
+        // The guest may have planted a symbolic link in its scratch folder
+        // (WASI lets it create one whose relative target climbs out); the
+        // host would follow it when it copies the content. Nothing on the
+        // way to the staged file, nor the file itself, may be a link.
+        let mut host = dir.path().to_path_buf();
+        for part in rel.components() {
+            host.push(part);
+            match std::fs::symlink_metadata(&host) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::BadPath {
+                        path: guest.into(),
+                        reason: "staged content must not lie behind a symbolic link",
+                    });
+                }
+                Ok(_) => {}
+                // Missing: the changeset's own check names it.
+                Err(_) => break,
+            }
+        }
         Ok(dir.path().join(rel))
     }
 }

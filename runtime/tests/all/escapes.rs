@@ -122,23 +122,31 @@ fn trailing_slash_symlink_does_not_lead_outside() {
 
 #[test]
 fn hardlinks_cannot_be_made_to_files_outside() {
+    // output/ is the one folder a guest can write, so that is where it would try.
     let fx = Fixture::new();
-    let sandbox = fx.sandbox(&[Grant::read_write(fx.inbox.clone())]);
+    let sandbox = fx.sandbox(&[]);
+    let out = fx.ws.output_dir();
     for target in [
         fx.canary.display().to_string(),
-        format!("{}/../../../outside/canary.txt", fx.inbox.display()),
+        format!("{}/../../outside/canary.txt", out.display()),
     ] {
-        let link = fx.inbox.join("stolen.txt").display().to_string();
-        hostile_fails(&sandbox, "hardlink", json!({"path": link, "to": target}));
-        assert!(!fx.inbox.join("stolen.txt").exists());
+        let link = out.join("stolen.txt").display().to_string();
+        let msg = hostile_fails(&sandbox, "hardlink", json!({"path": link, "to": target}));
+        assert!(
+            msg.contains("canary.txt") || msg.contains("stolen.txt"),
+            "the error names the path: {msg}"
+        );
+        assert!(!out.join("stolen.txt").exists());
     }
-    // Nor from inside a grant to a path outside it.
+    // Nor from inside a writable folder to a path outside it.
+    std::fs::write(out.join("mine.txt"), "mine\n").unwrap();
     let out_link = fx.outside.join("planted.txt").display().to_string();
     hostile_fails(
         &sandbox,
         "hardlink",
-        json!({"path": out_link, "to": fx.inbox.join("note.txt").display().to_string()}),
+        json!({"path": out_link, "to": out.join("mine.txt").display().to_string()}),
     );
+    assert!(!fx.outside.join("planted.txt").exists());
     fx.assert_canary_intact();
 }
 
@@ -158,19 +166,27 @@ fn a_hardlink_already_in_a_read_only_grant_cannot_be_written_through() {
 fn a_guest_cannot_create_a_symlink_that_leads_out_for_the_host() {
     let fx = Fixture::new();
     let sandbox = fx.sandbox(&[]);
-    let link = fx.ws.output_dir().join("evil.txt");
-    // Creating the link may succeed (WASI allows a dangling link)...
-    let _ = crate::common::hostile().call(
-        &sandbox,
-        "symlink",
-        &json!({"path": link.display().to_string(), "to": fx.canary.display().to_string()}).to_string(),
-        None,
-    );
-    // ...but the guest cannot read through it,
-    hostile_fails(&sandbox, "read", json!({"path": link.display().to_string()}));
-    // and the host, reading guest output through a capability handle, refuses it too.
-    let err = fx.ws.read_output(std::path::Path::new("evil.txt")).unwrap_err();
-    assert!(!err.to_string().contains("secret"), "{err}");
+    // An absolute target and a relative one that climbs out of output/.
+    for (name, target) in [
+        ("evil.txt", fx.canary.display().to_string()),
+        ("climb.txt", "../../outside/canary.txt".to_owned()),
+    ] {
+        let link = fx.ws.output_dir().join(name);
+        // Creating the link may succeed (WASI allows a dangling link)...
+        let _ = crate::common::hostile().call(
+            &sandbox,
+            "symlink",
+            &json!({"path": link.display().to_string(), "to": target}).to_string(),
+            None,
+        );
+        // ...but the guest cannot read through it,
+        let msg = hostile_fails(&sandbox, "read", json!({"path": link.display().to_string()}));
+        assert!(!msg.contains("secret"), "{msg}");
+        // and the host, reading guest output through a capability handle, refuses it too.
+        let err = fx.ws.read_output(std::path::Path::new(name)).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(err.to_string().contains(name), "the error names the file: {err}");
+    }
     fx.assert_canary_intact();
 }
 
@@ -194,21 +210,27 @@ fn read_only_grant_refuses_writes_truncation_renames_and_deletes() {
 }
 
 #[test]
-fn renames_out_of_a_writable_grant_are_refused() {
+fn renames_out_of_the_writable_output_folder_are_refused() {
     let fx = Fixture::new();
-    let sandbox = fx.sandbox(&[Grant::read_write(fx.inbox.clone())]);
-    let note = fx.inbox.join("note.txt").display().to_string();
+    let sandbox = fx.sandbox(&[]);
+    let out = fx.ws.output_dir();
+    std::fs::write(out.join("report.txt"), "report\n").unwrap();
+    let report = out.join("report.txt").display().to_string();
+    for to in [
+        fx.outside.join("moved.txt").display().to_string(),
+        format!("{}/../../outside/moved.txt", out.display()),
+        format!("{}/../INSTRUCTIONS.md", out.display()),
+    ] {
+        hostile_fails(&sandbox, "rename", json!({"path": report, "to": to}));
+    }
+    // Nor can a file from outside be renamed in.
     hostile_fails(
         &sandbox,
         "rename",
-        json!({"path": note, "to": fx.outside.join("moved.txt").display().to_string()}),
+        json!({"path": fx.canary.display().to_string(), "to": out.join("in.txt").display().to_string()}),
     );
-    hostile_fails(
-        &sandbox,
-        "rename",
-        json!({"path": note, "to": format!("{}/../../moved.txt", fx.inbox.display())}),
-    );
-    assert!(fx.inbox.join("note.txt").exists());
+    assert_eq!(std::fs::read_to_string(out.join("report.txt")).unwrap(), "report\n");
+    assert!(!fx.outside.join("moved.txt").exists() && !out.join("in.txt").exists());
     fx.assert_canary_intact();
 }
 
@@ -444,6 +466,32 @@ fn staged_content_is_taken_only_from_the_calls_own_scratch_folder() {
         std::fs::read_to_string(scratch.join("staged.txt")).unwrap(),
         "new content"
     );
+    // A link the guest plants in its scratch folder, relative so that WASI
+    // lets it be made, must not lead the host out when it takes the content.
+    for (link, target, staged) in [
+        ("d", "../../../../outside", "/.deskhand-scratch/d/canary.txt"),
+        ("l.txt", "../../../../outside/canary.txt", "/.deskhand-scratch/l.txt"),
+    ] {
+        let made = crate::common::hostile().call(
+            &prepared.sandbox,
+            "symlink",
+            &json!({"path": format!("/.deskhand-scratch/{link}"), "to": target}).to_string(),
+            None,
+        );
+        assert!(made.result.is_ok(), "the guest can plant {link}");
+        assert!(std::fs::read_to_string(scratch.join(staged.trim_start_matches("/.deskhand-scratch/"))).is_ok());
+        let err = prepared.staged(staged).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let proposed = [deskhand_types::ProposedChange::Create {
+            path: fx.ws.output_dir().join("stolen.txt").display().to_string(),
+            staged: staged.into(),
+        }];
+        let roots = [fx.ws.output_dir().canonicalize().unwrap()];
+        let refused = deskhand_runtime::changeset::propose(&proposed, &roots, &|s| prepared.staged(s));
+        assert!(refused.is_err(), "a changeset from {staged} is refused");
+    }
+    assert!(!fx.ws.output_dir().join("stolen.txt").exists());
+    fx.assert_canary_intact();
     drop(prepared);
     assert!(!scratch.exists(), "the scratch folder goes with the call");
 }

@@ -38,7 +38,7 @@ pub fn write_new_with<T>(
 ) -> Result<(T, PathBuf), ToolError> {
     let (dir, name) = target_parts(target)?;
     let tmp = dir.join(format!(".{name}.deskhand-tmp-{}", unique_suffix()));
-    let result = fill_tmp(&tmp, fill).and_then(|value| Ok((value, link_into_place(&tmp, target, unique)?)));
+    let result = fill_tmp(&tmp, target, fill).and_then(|value| Ok((value, link_into_place(&tmp, target, unique)?)));
     let _ = fs::remove_file(&tmp);
     result
 }
@@ -59,12 +59,28 @@ fn target_parts(target: &Path) -> Result<(&Path, String), ToolError> {
 }
 
 /// Creates `tmp` (it must not exist), lets `fill` write it, and syncs it.
-fn fill_tmp<T>(tmp: &Path, fill: impl FnOnce(&Path, &mut fs::File) -> Result<T, ToolError>) -> Result<T, ToolError> {
+/// A folder the sandbox holds read-only is named as `target`'s problem,
+/// with what to do instead, not as the temporary file's.
+fn fill_tmp<T>(
+    tmp: &Path,
+    target: &Path,
+    fill: impl FnOnce(&Path, &mut fs::File) -> Result<T, ToolError>,
+) -> Result<T, ToolError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(tmp)
-        .map_err(|e| io_error(tmp, &e))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                ToolError::Denied(path_error(
+                    target,
+                    "its folder is read-only in the sandbox: tools write new files under output/ only; \
+                     a file in a folder granted read-write is created or changed by proposing it \
+                     (fs save), which deskhand applies after its checks and your approval",
+                ))
+            }
+            _ => io_error(tmp, &e),
+        })?;
     let value = fill(tmp, &mut file)?;
     file.sync_all().map_err(|e| io_error(tmp, &e))?;
     Ok(value)

@@ -289,6 +289,12 @@ fn fs_writes_only_new_files_under_output() {
         matches!(err, Error::Call(CallError::Tool(ToolError::Denied { .. }))),
         "{err}"
     );
+    // The message names the file asked for (not a temporary one) and what to do.
+    let msg = err.to_string();
+    assert!(
+        msg.contains("inbox/x.txt") && !msg.contains("deskhand-tmp") && msg.contains("fs save"),
+        "{msg}"
+    );
     // Writes anywhere else are refused before the tool runs.
     for path in ["INSTRUCTIONS.md", "output", ".deskhand/journal.db"] {
         let err = fs_call(

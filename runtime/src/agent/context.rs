@@ -149,7 +149,8 @@ pub fn compaction_cut(messages: &[Message], keep: usize) -> Option<usize> {
     while cut > 1 && messages[cut].role != Role::Assistant {
         cut -= 1;
     }
-    (cut > 1).then_some(cut - 1)
+    // `then_some(cut - 1)` would compute `cut - 1` even when `cut` is 0.
+    if cut > 1 { Some(cut - 1) } else { None }
 }
 
 fn short(text: &str, max: usize) -> String {

@@ -267,6 +267,19 @@ impl<'a> Agent<'a> {
         ceiling: Option<StepEffects>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
+        let mut state = self.begin(task, parent, ceiling, cancel)?;
+        self.drive(&mut state)
+    }
+
+    /// Journals a new run (and, for a sub-agent, its parent's SubAgentBegin)
+    /// and returns its state, ready to drive.
+    fn begin(
+        &self,
+        task: Task,
+        parent: Option<(&RunId, usize)>,
+        ceiling: Option<StepEffects>,
+        cancel: Vec<Arc<AtomicBool>>,
+    ) -> Result<RunState> {
         let model = self.provider.describe();
         let parent_step = parent;
         let parent = parent.map(|(p, _)| p);
@@ -298,7 +311,7 @@ impl<'a> Agent<'a> {
         );
         let first = Message::user_text(task.outcome.clone());
         self.emit(&run, Event::Message { message: first.clone() });
-        let mut state = RunState {
+        Ok(RunState {
             run,
             task,
             messages: vec![first],
@@ -308,8 +321,7 @@ impl<'a> Agent<'a> {
             ceiling,
             stop: None,
             earlier_children: Arc::default(),
-        };
-        self.drive(&mut state)
+        })
     }
 
     fn finish(&self, st: &mut RunState, status: RunStatus, summary: String) -> Result<RunReport> {
@@ -396,6 +408,14 @@ impl<'a> Agent<'a> {
                 Ok(r) => r,
                 Err(e) => {
                     let summary = e.to_string();
+                    self.emit(
+                        &st.run,
+                        Event::ModelTurnEnd {
+                            turn: st.turn,
+                            usage: Default::default(),
+                            error: Some(summary.clone()),
+                        },
+                    );
                     self.finish(st, RunStatus::Failed, summary)?;
                     return Err(Error::Provider(e));
                 }
@@ -405,8 +425,14 @@ impl<'a> Agent<'a> {
                 Event::ModelTurnEnd {
                     turn: st.turn,
                     usage: response.usage,
+                    error: None,
                 },
             );
+            if st.cancelled() {
+                // Stopped while the model was answering (the person, or a
+                // failing sibling): its tool calls are not run.
+                return self.finish(st, RunStatus::Stopped, "cancelled".into());
+            }
             let assistant = Message {
                 role: Role::Assistant,
                 content: response.content,
@@ -1290,7 +1316,7 @@ impl<'a> Agent<'a> {
         let siblings_cancel = Arc::new(AtomicBool::new(false));
         let cancel: Vec<Arc<AtomicBool>> = st.cancel.iter().cloned().chain([siblings_cancel.clone()]).collect();
         let next = AtomicUsize::new(0);
-        let results: Mutex<HashMap<usize, std::result::Result<RunReport, String>>> = Mutex::new(HashMap::new());
+        let results: Mutex<HashMap<usize, ChildOutcome>> = Mutex::new(HashMap::new());
         let workers = self.settings.concurrency.clamp(1, children.len().max(1));
         let parent = st.run.clone();
         let earlier_children = st.earlier_children.clone();
@@ -1304,7 +1330,7 @@ impl<'a> Agent<'a> {
                             results
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .insert(i, Err("cancelled".into()));
+                                .insert(i, ChildOutcome::NotStarted);
                             continue;
                         }
                         let earlier = {
@@ -1317,7 +1343,11 @@ impl<'a> Agent<'a> {
                             Some(kid) => self.reuse_child(&kid, ceiling.clone(), cancel.clone()),
                             None => self.run_child(&parent, step, task.clone(), ceiling.clone(), cancel.clone()),
                         };
-                        let failed = !matches!(&outcome, Ok(r) if r.status == RunStatus::Succeeded);
+                        let outcome = match outcome {
+                            Ok(report) => ChildOutcome::Ran(report),
+                            Err(e) => ChildOutcome::CouldNotRun(e),
+                        };
+                        let failed = !matches!(&outcome, ChildOutcome::Ran(r) if r.status == RunStatus::Succeeded);
                         if failed {
                             siblings_cancel.store(true, Ordering::Relaxed);
                         }
@@ -1331,11 +1361,17 @@ impl<'a> Agent<'a> {
         let mut first_failure = None;
         for (i, task) in children.iter().enumerate() {
             let (status, summary, run) = match results.get(&i) {
-                Some(Ok(r)) => (r.status, r.summary.clone(), Some(r.run.0.clone())),
-                Some(Err(e)) => (RunStatus::Stopped, e.clone(), None),
-                None => (RunStatus::Stopped, "did not run".into(), None),
+                Some(ChildOutcome::Ran(r)) => (r.status, r.summary.clone(), Some(r.run.0.clone())),
+                Some(ChildOutcome::CouldNotRun(e)) => (RunStatus::Failed, e.clone(), None),
+                Some(ChildOutcome::NotStarted) | None => (
+                    RunStatus::Stopped,
+                    "not started: the step was cancelled first".into(),
+                    None,
+                ),
             };
-            if status != RunStatus::Succeeded && first_failure.is_none() && status != RunStatus::Stopped {
+            // A sibling stopped because another failed is not the failure to report;
+            // a sub-agent that failed (its model, its plan, its tools) is.
+            if first_failure.is_none() && matches!(status, RunStatus::Failed | RunStatus::NeedsInput) {
                 first_failure = Some(format!("sub-agent {:?} {}: {summary}", task.outcome, status.as_str()));
             }
             report.push(
@@ -1374,14 +1410,38 @@ impl<'a> Agent<'a> {
             skills_prompt: self.skills_prompt.clone(),
             shell: self.shell,
         };
-        let result = child_agent.start(task, Some((parent, step)), Some(ceiling), cancel);
-        let (status, summary, child) = match &result {
-            Ok(r) => (r.status, r.summary.clone(), r.run.clone()),
-            Err(e) => (RunStatus::Failed, e.to_string(), RunId(String::new())),
-        };
-        self.emit(parent, Event::SubAgentEnd { child, status, summary });
-        result.map_err(|e| e.to_string())
+        let mut state = child_agent
+            .begin(task, Some((parent, step)), Some(ceiling), cancel)
+            .map_err(|e| e.to_string())?;
+        // A sub-agent whose model fails has failed (its run is journaled as
+        // such by `drive`); the error is its report to the parent.
+        let report = child_agent.drive(&mut state).unwrap_or_else(|e| RunReport {
+            run: state.run.clone(),
+            status: RunStatus::Failed,
+            summary: e.to_string(),
+            plan: state.plan.clone(),
+            question: None,
+        });
+        self.emit(
+            parent,
+            Event::SubAgentEnd {
+                child: report.run.clone(),
+                status: report.status,
+                summary: report.summary.clone(),
+            },
+        );
+        Ok(report)
     }
+}
+
+/// How one sub-agent of a fan-out ended.
+enum ChildOutcome {
+    /// It ran to an end (succeeded, failed, stopped or waiting on the person).
+    Ran(RunReport),
+    /// It could not be started (the journal refused it, say).
+    CouldNotRun(String),
+    /// The step was cancelled before its turn came.
+    NotStarted,
 }
 
 /// What a finished call's journaled outcome tells the model on resume.

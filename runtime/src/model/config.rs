@@ -8,6 +8,7 @@
 //! base_url = "https://api.anthropic.com"
 //! api_key = "..."          # better: ANTHROPIC_API_KEY / OPENAI_API_KEY
 //! max_tokens = 8192
+//! context_tokens = 150000  # the model's context window; older turns are compacted before it fills
 //! ```
 
 use std::fmt;
@@ -25,6 +26,13 @@ pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 /// Ollama's OpenAI-compatible endpoint.
 pub const DEFAULT_OPENAI_BASE_URL: &str = "http://localhost:11434/v1";
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+/// Claude's window is 200k tokens; the rest is room for the answer and slack
+/// for the rough estimate.
+pub const DEFAULT_ANTHROPIC_CONTEXT_TOKENS: usize = 150_000;
+/// Local servers differ (Ollama, llama.cpp and LM Studio set their own);
+/// 32k is common for the models people run. A server that silently drops
+/// what does not fit (Ollama does) needs this set to its real size.
+pub const DEFAULT_OPENAI_CONTEXT_TOKENS: usize = 32_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum ProviderKind {
@@ -94,8 +102,12 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     /// The first backoff; each retry doubles it.
     pub base_delay: Duration,
-    /// No wait is longer, including one the server asks for.
+    /// No backoff of ours is longer.
     pub max_delay: Duration,
+    /// A wait the server asks for (`retry-after`) is kept to exactly, up
+    /// to this; a longer one ends the attempt with a message saying how
+    /// long the server asked for, rather than retrying sooner than asked.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -104,17 +116,19 @@ impl Default for RetryPolicy {
             max_retries: 4,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
         }
     }
 }
 
 impl RetryPolicy {
     /// The wait before retry number `retry` (1 for the first): what the
-    /// server asked for, else exponential backoff with jitter, both capped
-    /// at `max_delay`.
+    /// server asked for (the caller gives up instead when that is over
+    /// `max_retry_after`), else exponential backoff with jitter capped at
+    /// `max_delay`.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(asked) = retry_after {
-            return asked.min(self.max_delay);
+            return asked.min(self.max_retry_after);
         }
         let doubling = 1u32 << retry.saturating_sub(1).min(20);
         let backoff = self.base_delay.saturating_mul(doubling).min(self.max_delay);
@@ -137,6 +151,9 @@ pub struct ModelConfig {
     pub base_url: Option<String>,
     pub api_key: Option<Secret>,
     pub max_tokens: u32,
+    /// The model's context window in tokens: the agent compacts older turns
+    /// before a request would fill three quarters of it.
+    pub context_tokens: usize,
     pub retry: RetryPolicy,
 }
 
@@ -149,6 +166,7 @@ impl Default for ModelConfig {
             base_url: None,
             api_key: None,
             max_tokens: DEFAULT_MAX_TOKENS,
+            context_tokens: DEFAULT_ANTHROPIC_CONTEXT_TOKENS,
             retry: RetryPolicy::default(),
         }
     }
@@ -185,6 +203,7 @@ struct Layer {
     base_url: Option<String>,
     api_key: Option<String>,
     max_tokens: Option<u32>,
+    context_tokens: Option<usize>,
 }
 
 impl Layer {
@@ -207,6 +226,7 @@ impl Layer {
             base_url: higher.base_url.or(lower.base_url),
             api_key: higher.api_key.or(lower.api_key),
             max_tokens: higher.max_tokens.or(lower.max_tokens),
+            context_tokens: higher.context_tokens.or(lower.context_tokens),
         }
     }
 
@@ -236,6 +256,7 @@ impl Layer {
                 message: "max_tokens under [model] must be at least 1".into(),
             });
         }
+        check_context_tokens(file.model.context_tokens, &path.display().to_string())?;
         Ok(file.model)
     }
 }
@@ -285,8 +306,17 @@ impl ModelConfig {
             },
             ProviderKind::Offline => Layer::default(),
         };
+        let context_from_env = match var("DESKHAND_CONTEXT_TOKENS") {
+            Some(v) => Some(v.parse::<usize>().map_err(|_| ConfigError::Invalid {
+                origin: "DESKHAND_CONTEXT_TOKENS".into(),
+                message: format!("{v:?} is not a number of tokens (say 32000)"),
+            })?),
+            None => None,
+        };
+        check_context_tokens(context_from_env, "DESKHAND_CONTEXT_TOKENS")?;
         let merged = files.under(Layer {
             provider: Some(provider),
+            context_tokens: context_from_env,
             ..from_env
         });
 
@@ -310,6 +340,10 @@ impl ModelConfig {
             base_url,
             api_key: merged.api_key.map(Secret),
             max_tokens: merged.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            context_tokens: merged.context_tokens.unwrap_or(match provider {
+                ProviderKind::OpenAiCompatible => DEFAULT_OPENAI_CONTEXT_TOKENS,
+                _ => DEFAULT_ANTHROPIC_CONTEXT_TOKENS,
+            }),
             retry: RetryPolicy::default(),
         })
     }
@@ -318,6 +352,21 @@ impl ModelConfig {
     pub fn with_model(&mut self, name: impl Into<String>) -> &mut Self {
         self.model = Some(name.into());
         self
+    }
+}
+
+/// A context window too small to hold deskhand's own prompt and tools is a
+/// mistake, not a setting.
+fn check_context_tokens(value: Option<usize>, origin: &str) -> Result<(), ConfigError> {
+    match value {
+        Some(n) if n < 4_000 => Err(ConfigError::Invalid {
+            origin: origin.into(),
+            message: format!(
+                "context_tokens = {n} is too small: deskhand's instructions and tool descriptions alone need several thousand tokens; \
+                 give the model's real window (for a local server, raise its context size to at least 8,192)"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

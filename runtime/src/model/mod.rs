@@ -88,7 +88,9 @@ pub enum ProviderError {
         model: String,
         detail: String,
     },
-    #[error("the conversation no longer fits the model's context window ({detail})")]
+    #[error(
+        "the conversation no longer fits the model's context window ({detail}). Use a model with a larger window, or give a local server more context (Ollama's num_ctx, llama.cpp's --ctx-size) and set `context_tokens` in deskhand's config to match; shorten INSTRUCTIONS.md, MEMORY.md and what is in context/; or split the task into smaller ones"
+    )]
     ContextOverflow { detail: String },
     #[error(
         "the response stream from {provider} was malformed: {detail}. Try again; if it keeps happening, the server may not implement the API fully"
@@ -100,6 +102,14 @@ pub enum ProviderError {
     Exhausted {
         provider: String,
         attempts: u32,
+        detail: String,
+    },
+    #[error(
+        "{provider} asks to wait {} before the next request ({detail}). Resume the run after that with `deskhand resume`", wait_words(*wait_secs)
+    )]
+    WaitAsked {
+        provider: String,
+        wait_secs: u64,
         detail: String,
     },
     #[error("{provider} refused the request (HTTP {status}): {detail}")]
@@ -115,7 +125,16 @@ impl ProviderError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ProviderError::MalformedStream { .. } | ProviderError::Exhausted { .. }
+            ProviderError::MalformedStream { .. } | ProviderError::Exhausted { .. } | ProviderError::WaitAsked { .. }
         )
+    }
+}
+
+/// "45 s", "3 min", "2 h 5 min": a wait in words a person reads at a glance.
+fn wait_words(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600).div_ceil(60)),
     }
 }

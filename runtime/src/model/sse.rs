@@ -262,7 +262,7 @@ impl Endpoint<'_> {
                 matches!(
                     e.kind(),
                     ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable | TimedOut
-                )
+                ) || is_name_lookup_failure(e)
             }
             ureq::Error::Protocol(_) => false,
             _ => true,
@@ -451,6 +451,18 @@ pub(crate) fn with_retries<T>(
                     detail,
                 });
             }
+            Failure::Busy {
+                reason,
+                retry_after: Some(asked),
+            } if asked > policy.max_retry_after => {
+                // Honoured means not retrying sooner than asked: a wait this
+                // long is the person's to take, not a silent sleep.
+                return Err(ProviderError::WaitAsked {
+                    provider: provider.to_owned(),
+                    wait_secs: asked.as_secs_f64().ceil() as u64,
+                    detail: reason,
+                });
+            }
             Failure::Busy { reason, retry_after } => (reason, retry_after),
             Failure::Broken { reason } => (reason, None),
         };
@@ -462,6 +474,21 @@ pub(crate) fn with_retries<T>(
         });
         std::thread::sleep(wait);
     }
+}
+
+/// The host name did not resolve (no network, no DNS, a mistyped URL):
+/// the resolver's error has no `ErrorKind` of its own, only its words.
+fn is_name_lookup_failure(e: &io::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "failed to lookup address",
+        "name resolution",
+        "name or service not known",
+        "nodename nor servname",
+        "no such host",
+    ]
+    .iter()
+    .any(|words| text.contains(words))
 }
 
 /// How long the server asks us to wait: `retry-after-ms`, else

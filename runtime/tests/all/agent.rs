@@ -32,6 +32,7 @@ fn fast_retries() -> RetryPolicy {
         max_retries: 3,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        max_retry_after: Duration::from_millis(5),
     }
 }
 
@@ -285,6 +286,193 @@ fn a_failing_sub_agent_fails_its_step_and_its_siblings_are_cancelled() {
         "{last}"
     );
     assert_eq!(server.unserved(), 0);
+}
+
+#[test]
+fn a_sub_agent_whose_model_fails_fails_its_step_and_its_running_sibling_is_stopped() {
+    let d = demo();
+    let parent = "List the receipts and the website folders";
+    let rejected = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages.0.content: text content blocks must be non-empty"}}"#;
+    // Both sub-agents start at once; the website one's model is still
+    // answering when the receipts one's model refuses the request.
+    let server = ReplayServer::start(vec![
+        sse("fanout-1.sse").for_task(parent),
+        Canned::json(400, rejected).for_task("List projects/receipts"),
+        sse("fanout-child-b-1.sse")
+            .for_task("List projects/website refresh")
+            .delay(Duration::from_millis(1500)),
+        sse("fanout-child-b-2.sse").for_task("List projects/website refresh"),
+        sse("fanfail-2.sse").for_task(parent),
+    ]);
+    let provider = anthropic(&server);
+    let settings = AgentSettings {
+        concurrency: 2,
+        ..AgentSettings::default()
+    };
+    let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, settings);
+    let report = agent.run(task(parent, &["projects"])).unwrap();
+    assert_eq!(report.status, RunStatus::Failed, "{}", report.summary);
+    assert_eq!(report.plan.steps[0].status, StepStatus::Failed);
+    let note = seen_step_note(&seen, &report.run);
+    assert!(
+        note.contains("List projects/receipts") && note.contains("400"),
+        "{note}"
+    );
+
+    let journal = d.ws.journal();
+    let kids = journal.children(&report.run).unwrap();
+    let status = |outcome: &str| kids.iter().find(|k| k.outcome == outcome).map(|k| k.status.clone());
+    assert_eq!(status("List projects/receipts").as_deref(), Some("failed"));
+    assert_eq!(status("List projects/website refresh").as_deref(), Some("stopped"));
+    // The stopped sibling ran none of the tool calls its model had asked for,
+    // and never asked its model again.
+    let website = kids.iter().find(|k| k.outcome.contains("website")).unwrap();
+    let calls = journal
+        .events(&website.id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.event, Event::ToolCallBegin { .. }))
+        .count();
+    assert_eq!(calls, 0);
+    assert_eq!(server.unserved(), 1, "fanout-child-b-2 was never asked for");
+    // Every SubAgentBegin has its End, keyed by the child's run.
+    let seen = seen.lock().unwrap();
+    let ends: Vec<&RunId> = seen
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::SubAgentEnd { child, .. } => Some(child),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends.len(), 2);
+    assert!(ends.iter().all(|c| kids.iter().any(|k| k.id == **c)), "{ends:?}");
+    // The failed model turn is closed with its error.
+    let receipts = kids.iter().find(|k| k.outcome.contains("receipts")).unwrap();
+    assert!(
+        journal
+            .events(&receipts.id)
+            .unwrap()
+            .iter()
+            .any(|r| matches!(&r.event, Event::ModelTurnEnd { error: Some(e), .. } if e.contains("400")))
+    );
+    // The parent's model was told which sub-agent failed and why.
+    let last = server.requests().last().unwrap().body.clone();
+    assert!(
+        last.contains("List projects/receipts") && last.contains("cancelled"),
+        "{last}"
+    );
+}
+
+/// The note of the parent's first StepEnd: why the step ended as it did.
+fn seen_step_note(seen: &Seen, run: &RunId) -> String {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .find_map(|(r, e)| match e {
+            Event::StepEnd { note: Some(note), .. } if r == run => Some(note.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn sub_agents_run_at_most_concurrency_at_once() {
+    assert_eq!(
+        AgentSettings::default().concurrency,
+        std::thread::available_parallelism().map_or(1, usize::from),
+        "the default is the number of cores"
+    );
+    for concurrency in [1, 2] {
+        let d = demo();
+        let planner = offline(&d, &["projects"]);
+        let settings = AgentSettings {
+            concurrency,
+            ..AgentSettings::default()
+        };
+        let (agent, seen) = agent(&d.ws, &planner, &ApproveAll, settings);
+        let report = agent
+            .run(task(
+                "Inventory projects/receipts, projects/website refresh and projects/2026 offsite",
+                &["projects"],
+            ))
+            .unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+        let (mut open, mut most, mut begun) = (0usize, 0usize, 0usize);
+        for (_, e) in seen.lock().unwrap().iter() {
+            match e {
+                Event::SubAgentBegin { .. } => {
+                    open += 1;
+                    begun += 1;
+                    most = most.max(open);
+                }
+                Event::SubAgentEnd { .. } => open -= 1,
+                _ => {}
+            }
+        }
+        assert_eq!(begun, 3);
+        assert_eq!(most, concurrency, "never more than {concurrency} at once");
+    }
+}
+
+#[test]
+fn a_sub_agent_cannot_be_granted_write_access_its_parent_lacks() {
+    let d = demo();
+    // The parent holds projects read-only; the model asks for a read-write sub-agent.
+    let fan = transcript("fanout-1.sse").replace(
+        r#"{\"path\": \"projects/receipts\"}"#,
+        r#"{\"path\": \"projects/receipts\", \"access\": \"read_write\"}"#,
+    );
+    assert_ne!(fan, transcript("fanout-1.sse"), "the transcript was changed");
+    let server = ReplayServer::start(vec![Canned::sse(&fan), sse("fanout-3.sse")]);
+    let provider = anthropic(&server);
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let _ = agent.run(task("List two folders", &["projects"])).unwrap();
+    let second = server.requests()[1].body.clone();
+    assert!(second.contains("not within this run's grants"), "{second}");
+    assert!(d.ws.journal().tasks().unwrap().iter().all(|t| t.parent.is_none()));
+}
+
+#[test]
+fn a_context_overflow_with_nothing_to_compact_fails_the_run_with_what_to_do() {
+    let d = demo();
+    let too_long = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 212345 tokens > 200000 maximum"}}"#;
+    let server = ReplayServer::start(vec![Canned::json(400, too_long)]);
+    let provider = anthropic(&server);
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let error = agent.run(task("Summarise every project", &["projects"])).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("context window") && message.contains("context_tokens") && message.contains("split the task"),
+        "{message}"
+    );
+    // The run is closed as failed in the journal, not left running.
+    let run = d.ws.journal().tasks().unwrap().pop().unwrap();
+    assert_eq!(run.status, "failed");
+}
+
+#[test]
+fn agents_md_and_claude_md_reach_the_system_prompt() {
+    let d = demo();
+    std::fs::write(
+        d.ws.root().join("AGENTS.md"),
+        "Agents: cite file names in every answer.\n",
+    )
+    .unwrap();
+    std::fs::write(d.ws.root().join("CLAUDE.md"), "Claude: dates as YYYY-MM-DD.\n").unwrap();
+    let server = ReplayServer::start(vec![Canned::sse(include_str!("../transcripts/anthropic/text.sse"))]);
+    let provider = anthropic(&server);
+    let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    agent.run(task("Say hello", &["projects"])).unwrap();
+    let system = server.requests()[0].json()["system"].to_string();
+    for expected in [
+        "cite file names in every answer",
+        "dates as YYYY-MM-DD",
+        "INSTRUCTIONS.md",
+        "MEMORY.md",
+        "Reference material in context/",
+    ] {
+        assert!(system.contains(expected), "{expected} missing from {system}");
+    }
 }
 
 #[test]

@@ -34,6 +34,7 @@ fn fast() -> RetryPolicy {
         max_retries: 2,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(20),
+        max_retry_after: Duration::from_millis(20),
     }
 }
 
@@ -294,16 +295,25 @@ fn rate_limit_retry_after_is_honoured_then_succeeds() {
 }
 
 #[test]
-fn a_retry_after_longer_than_max_delay_is_capped() {
-    let server = ReplayServer::start(vec![
-        Canned::status(503).header("retry-after", "120"),
-        Canned::status(529).header("retry-after", "Thu, 31 Dec 2099 23:59:59 GMT"),
-        Canned::sse(ANTHROPIC_TEXT),
-    ]);
-    let (result, events) = ask(&anthropic(&server));
-    result.unwrap();
-    let waits: Vec<_> = retries(&events).iter().map(|r| r.1).collect();
-    assert_eq!(waits, [Duration::from_millis(20), Duration::from_millis(20)]);
+fn a_retry_after_longer_than_allowed_is_not_cut_short_but_reported() {
+    // The policy keeps to waits of up to 20 ms here (two minutes by default):
+    // a longer one is not retried sooner than asked; the person is told.
+    for (status, asked, wait) in [(503, "120", "2 min"), (529, "Thu, 31 Dec 2099 23:59:59 GMT", " h ")] {
+        let server = ReplayServer::start(vec![
+            Canned::status(status).header("retry-after", asked),
+            Canned::sse(ANTHROPIC_TEXT),
+        ]);
+        let (result, events) = ask(&anthropic(&server));
+        let error = result.unwrap_err();
+        assert!(matches!(error, ProviderError::WaitAsked { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("asks to wait") && message.contains(wait) && message.contains("deskhand resume"),
+            "{message}"
+        );
+        assert!(retries(&events).is_empty(), "no early retry");
+        assert_eq!(server.requests().len(), 1);
+    }
 }
 
 #[test]
@@ -504,6 +514,18 @@ fn a_closed_port_is_unreachable() {
         .0
         .unwrap_err();
     assert!(error.to_string().contains("OPENAI_BASE_URL"), "{error}");
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_is_unreachable_not_retried() {
+    // `.invalid` never resolves (RFC 2606): offline, no DNS or a mistyped URL.
+    let url = "http://deskhand-test.invalid";
+    let provider = AnthropicProvider::new(url, "claude-sonnet-4-5", Secret::new(KEY)).with_retry(fast());
+    let (result, events) = ask(&provider);
+    let error = result.unwrap_err();
+    assert!(matches!(error, ProviderError::Unreachable { .. }), "{error:?}");
+    assert!(error.to_string().contains("ANTHROPIC_BASE_URL"), "{error}");
+    assert!(events.is_empty(), "not retried as if the model were busy");
 }
 
 // ---- OpenAI-compatible ----
@@ -779,6 +801,30 @@ fn config_environment_beats_workspace_beats_user() {
 }
 
 #[test]
+fn config_context_window_per_provider_file_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let anthropic = load(None, None, &[("ANTHROPIC_API_KEY", KEY)]).unwrap();
+    assert_eq!(anthropic.context_tokens, 150_000);
+    let local = load(None, None, &[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")]).unwrap();
+    assert_eq!(local.context_tokens, 32_000, "local servers get a smaller default");
+    let user = write(
+        dir.path(),
+        "user.toml",
+        "[model]\nprovider = \"openai\"\nname = \"llama3.1\"\ncontext_tokens = 16384\n",
+    );
+    assert_eq!(load(Some(&user), None, &[]).unwrap().context_tokens, 16_384);
+    let vars = [("DESKHAND_CONTEXT_TOKENS", "65536")];
+    assert_eq!(load(Some(&user), None, &vars).unwrap().context_tokens, 65_536);
+    for bad in ["lots", "2048"] {
+        let error = load(Some(&user), None, &[("DESKHAND_CONTEXT_TOKENS", bad)]).unwrap_err();
+        assert!(error.to_string().contains("DESKHAND_CONTEXT_TOKENS"), "{error}");
+    }
+    let tiny = write(dir.path(), "tiny.toml", "[model]\ncontext_tokens = 2048\n");
+    let error = load(Some(&tiny), None, &[]).unwrap_err();
+    assert!(error.to_string().contains("too small"), "{error}");
+}
+
+#[test]
 fn config_switching_provider_drops_settings_meant_for_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let user = write(
@@ -882,6 +928,7 @@ fn retry_delays_grow_and_are_capped() {
         max_retries: 9,
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_secs(1),
+        max_retry_after: Duration::from_secs(120),
     };
     for _ in 0..20 {
         let first = policy.delay(1, None);
@@ -896,7 +943,8 @@ fn retry_delays_grow_and_are_capped() {
         );
         assert!(policy.delay(30, None) <= Duration::from_secs(1));
     }
-    assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(1));
+    // A wait the server asks for is kept to, even when longer than our own backoff.
+    assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(60));
     assert_eq!(
         policy.delay(1, Some(Duration::from_millis(3))),
         Duration::from_millis(3)

@@ -38,6 +38,9 @@ pub struct Canned {
     cut_after: Option<usize>,
     /// Wait this long before answering: a slow model, or one to kill a run during.
     delay: Option<Duration>,
+    /// Served only to a conversation whose first user message contains this
+    /// (sub-agents running at once each get their own answers).
+    task: Option<String>,
 }
 
 impl Canned {
@@ -66,6 +69,7 @@ impl Canned {
             chunk_size: None,
             cut_after: None,
             delay: None,
+            task: None,
         }
     }
 
@@ -97,6 +101,23 @@ impl Canned {
         self.cut_after = Some(bytes);
         self
     }
+
+    /// Serve this only to a conversation whose first user message contains
+    /// `outcome`; other requests pass it by. Unrouted responses go to any.
+    pub fn for_task(mut self, outcome: &str) -> Self {
+        self.task = Some(outcome.into());
+        self
+    }
+}
+
+/// The text of a request's first user message (Anthropic or OpenAI shape).
+fn first_user_message(body: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    json["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+        .map(|m| m["content"].to_string())
+        .unwrap_or_default()
 }
 
 /// A request as the server received it.
@@ -153,8 +174,13 @@ impl ReplayServer {
                         break;
                     }
                     if let Ok(stream) = stream {
-                        // A client that hangs up early is part of some tests.
-                        let _ = serve(stream, &state, &stop);
+                        // One thread a connection: a delayed answer to one
+                        // sub-agent does not hold up its siblings. A client
+                        // that hangs up early is part of some tests.
+                        let (state, stop) = (state.clone(), stop.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve(stream, &state, &stop);
+                        });
                     }
                 }
             })
@@ -202,9 +228,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io:
     };
     let canned = {
         let mut state = state.lock().unwrap();
+        let first = first_user_message(&request.body);
         state.requests.push(request);
         let served = state.requests.len();
-        state.queue.pop_front().unwrap_or_else(|| {
+        let next = state
+            .queue
+            .iter()
+            .position(|c| c.task.as_ref().is_none_or(|t| first.contains(t.as_str())));
+        next.and_then(|i| state.queue.remove(i)).unwrap_or_else(|| {
             Canned::json(
                 418,
                 &format!(r#"{{"error":{{"message":"replay server: no canned response left for request {served}"}}}}"#),

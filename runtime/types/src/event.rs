@@ -103,6 +103,9 @@ pub enum Event {
     ModelTurnEnd {
         turn: u32,
         usage: Usage,
+        /// Why the turn brought no answer (the provider's error), if it did not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// A message appended to the conversation; replaying these rebuilds it.
     Message {

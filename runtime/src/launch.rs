@@ -65,21 +65,46 @@ pub enum Start {
 }
 
 /// Sets up the provider (configured model or offline planner) and the
-/// skills, then runs or resumes.
+/// skills (their components loaded into `tb`), then runs or resumes.
 pub fn launch(l: Launch<'_>, tb: &mut Toolbox, start: Start) -> Result<RunReport> {
-    let ws = l.workspace;
-    let discovery = skills::discover(ws.root(), l.config_dir.as_ref().map(|d| d.join("skills")).as_deref());
-    for problem in &discovery.problems {
-        (l.warn)(format!("skipped a skill: {problem}"));
-    }
-    for skill in &discovery.skills {
+    let discovery = discover(&l);
+    add_components(tb, &discovery.skills, l.warn);
+    run(l, tb, discovery, start)
+}
+
+/// [`launch`] for a front end that shares one toolbox between runs (the
+/// browser UI): the skills' components must already be in `tb` (see
+/// [`add_components`]); a skill whose component is not fails when called.
+pub fn launch_shared(l: Launch<'_>, tb: &Toolbox, start: Start) -> Result<RunReport> {
+    let discovery = discover(&l);
+    run(l, tb, discovery, start)
+}
+
+/// Loads the components that `skills` ship into `tb`, each under its
+/// skill's name; one that cannot load is reported through `warn` and skipped.
+pub fn add_components(tb: &mut Toolbox, skills: &[skills::Skill], warn: &dyn Fn(String)) {
+    for skill in skills {
         if let skills::Entry::Component { path, .. } = &skill.entry
             && let Err(e) = tb.add_component(&skill.name, path)
         {
-            (l.warn)(format!("the skill {} cannot run its component: {e}", skill.name));
+            warn(format!("the skill {} cannot run its component: {e}", skill.name));
         }
     }
-    let tb: &Toolbox = tb;
+}
+
+fn discover(l: &Launch<'_>) -> skills::Discovery {
+    let discovery = skills::discover(
+        l.workspace.root(),
+        l.config_dir.as_ref().map(|d| d.join("skills")).as_deref(),
+    );
+    for problem in &discovery.problems {
+        (l.warn)(format!("skipped a skill: {problem}"));
+    }
+    discovery
+}
+
+fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) -> Result<RunReport> {
+    let ws = l.workspace;
     let grants = match &start {
         Start::New(task) => task.grants.clone(),
         Start::Resume { run, .. } => ws.journal().task_grants(run)?,

@@ -15,8 +15,7 @@ use axum::{Json, Router};
 use deskhand_runtime::agent::Approval;
 use deskhand_runtime::changeset;
 use deskhand_runtime::launch::{self, Launch, Start};
-use deskhand_runtime::tools::{BundledTool, Toolbox};
-use deskhand_runtime::wasm::WasmHost;
+use deskhand_runtime::tools::BundledTool;
 use deskhand_types::{Access, Event, Grant, Mode, RunId, Task};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -282,9 +281,7 @@ fn run_task(
     let ws = &app.workspace;
     let env = |k: &str| std::env::var(k).ok();
     let config = launch::model_config(ws, app.options.config_dir.as_deref(), &env, model).map_err(|e| e.to_string())?;
-    let host = WasmHost::new(app.options.cache_dir.clone()).map_err(|e| e.to_string())?;
-    let office = deskhand_runtime::office::LibreOffice::find_for_cache(app.options.cache_dir.as_deref());
-    let mut tb = Toolbox::new(host).with_office(office);
+    let tb = app.toolbox()?;
     let shell = deskhand_runtime::shell::default_backend();
     let gate = UiGate { app: app.clone() };
     let warn = |w: String| eprintln!("warning: {w}");
@@ -299,7 +296,7 @@ fn run_task(
         warn: &warn,
         stop: Some(stop),
     };
-    let report = launch::launch(l, &mut tb, Start::New(task)).map_err(|e| e.to_string())?;
+    let report = launch::launch_shared(l, &tb, Start::New(task)).map_err(|e| e.to_string())?;
     let _ = deskhand_runtime::ledger::write(ws, &report.run);
     Ok(report.run)
 }
@@ -509,8 +506,7 @@ struct PreviewQuery {
 /// sandbox that holds only output/, without journaling it: a preview changes
 /// nothing and is not a run.
 fn sandboxed_read(app: &App, tool: BundledTool, op: &str, args: Value) -> Result<Value, String> {
-    let host = WasmHost::new(app.options.cache_dir.clone()).map_err(|e| e.to_string())?;
-    let tb = Toolbox::new(host);
+    let tb = app.toolbox()?;
     let sandbox = app
         .workspace
         .sandbox(&[], deskhand_runtime::wasm::Limits::default())

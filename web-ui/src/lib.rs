@@ -13,6 +13,7 @@
 mod api;
 mod approvals;
 mod security;
+mod toolbox;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,14 @@ pub(crate) struct App {
     pub options: Options,
     /// Runs started from this server that are still going, with their stop flags.
     pub running: Mutex<Vec<(deskhand_types::RunId, Arc<std::sync::atomic::AtomicBool>)>>,
+    /// The engine and tools every run and preview shares, made on first use.
+    pub toolbox: toolbox::SharedToolbox,
+}
+
+impl App {
+    pub fn toolbox(&self) -> Result<Arc<deskhand_runtime::tools::Toolbox>, String> {
+        self.toolbox.get(&self.root, self.options.config_dir.as_deref())
+    }
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {
@@ -131,6 +140,7 @@ pub fn start(options: Options) -> Result<Server, Error> {
         token,
         sessions: Mutex::new(Vec::new()),
         approvals: approvals::Approvals::default(),
+        toolbox: toolbox::SharedToolbox::new(options.cache_dir.clone()),
         options,
         running: Mutex::new(Vec::new()),
     });

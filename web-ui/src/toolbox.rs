@@ -1,0 +1,104 @@
+//! The one toolbox every run and preview of this server shares: one wasmtime
+//! engine and epoch ticker, each bundled tool loaded once and its
+//! `InstancePre` reused for every later call.
+//!
+//! The skills' own components live in the toolbox too, so it is rebuilt when
+//! they change (a skill added, removed or its component file rewritten);
+//! runs already going keep the toolbox they started with.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use deskhand_runtime::launch;
+use deskhand_runtime::skills::{self, Entry};
+use deskhand_runtime::tools::Toolbox;
+use deskhand_runtime::wasm::WasmHost;
+
+/// A skill's component as it was when loaded: name, file, size, modified.
+type ComponentKey = (String, PathBuf, u64, Option<SystemTime>);
+
+pub(crate) struct SharedToolbox {
+    cache_dir: Option<PathBuf>,
+    current: Mutex<Option<(Vec<ComponentKey>, Arc<Toolbox>)>>,
+}
+
+impl SharedToolbox {
+    pub fn new(cache_dir: Option<PathBuf>) -> Self {
+        SharedToolbox {
+            cache_dir,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The toolbox, built on first use and again only when the skills'
+    /// components (of `root`'s skills and `config_dir`'s) changed.
+    pub fn get(&self, root: &Path, config_dir: Option<&Path>) -> Result<Arc<Toolbox>, String> {
+        let discovery = skills::discover(root, config_dir.map(|d| d.join("skills")).as_deref());
+        let key: Vec<ComponentKey> = discovery
+            .skills
+            .iter()
+            .filter_map(|s| match &s.entry {
+                Entry::Component { path, .. } => {
+                    let meta = std::fs::metadata(path).ok();
+                    Some((
+                        s.name.clone(),
+                        path.clone(),
+                        meta.as_ref().map_or(0, |m| m.len()),
+                        meta.and_then(|m| m.modified().ok()),
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        // Held while building, so requests that arrive meanwhile wait for this one.
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((loaded, tb)) = current.as_ref()
+            && *loaded == key
+        {
+            return Ok(tb.clone());
+        }
+        let host = WasmHost::new(self.cache_dir.clone()).map_err(|e| e.to_string())?;
+        let office = deskhand_runtime::office::LibreOffice::find_for_cache(self.cache_dir.as_deref());
+        let mut tb = Toolbox::new(host).with_office(office);
+        launch::add_components(&mut tb, &discovery.skills, &|w| eprintln!("warning: {w}"));
+        let tb = Arc::new(tb);
+        *current = Some((key, tb.clone()));
+        Ok(tb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_component_skill(root: &Path, component: &[u8]) {
+        let dir = root.join(".agents/skills/my-tool");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("SKILL.md"),
+            "---\nname: my-tool\ndescription: d\nmetadata:\n  deskhand-entry: component:tool.wasm#run\n---\nbody\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("tool.wasm"), component).unwrap();
+    }
+
+    #[test]
+    fn runs_and_previews_share_one_toolbox_until_a_component_changes() {
+        let root = tempfile::tempdir().unwrap();
+        let shared = SharedToolbox::new(None);
+        let first = shared.get(root.path(), None).unwrap();
+        let again = shared.get(root.path(), None).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "a second use must reuse the toolbox");
+
+        // Not a valid component: loading it only warns, but the toolbox is
+        // rebuilt for it, and then reused again.
+        write_component_skill(root.path(), b"not wasm");
+        let with_skill = shared.get(root.path(), None).unwrap();
+        assert!(!Arc::ptr_eq(&first, &with_skill), "a new component needs a new toolbox");
+        assert!(Arc::ptr_eq(&with_skill, &shared.get(root.path(), None).unwrap()));
+
+        write_component_skill(root.path(), b"not wasm, longer");
+        assert!(!Arc::ptr_eq(&with_skill, &shared.get(root.path(), None).unwrap()));
+    }
+}

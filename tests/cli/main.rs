@@ -409,33 +409,81 @@ fn runs(ws: &str, cwd: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
-    let tmp = tempfile::tempdir().unwrap();
-    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
-    let transcript = |name: &str| {
+/// A model server's wire format, and how the binary is pointed at one.
+#[derive(Clone, Copy)]
+enum Wire {
+    Anthropic,
+    OpenAiCompatible,
+}
+
+impl Wire {
+    /// The recorded turn `name` (say `resume-1.sse`) in this format.
+    fn transcript(self, name: &str) -> String {
+        let prefix = match self {
+            Wire::Anthropic => "",
+            Wire::OpenAiCompatible => "openai-",
+        };
         std::fs::read_to_string(format!(
-            "{}/runtime/tests/transcripts/agent/{name}",
+            "{}/runtime/tests/transcripts/agent/{prefix}{name}",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()
-    };
+    }
+
+    /// `cmd` with its provider set, by environment, to `server`.
+    fn talking_to(self, mut cmd: Command, server: &ReplayServer) -> Command {
+        match self {
+            Wire::Anthropic => cmd
+                .env("DESKHAND_PROVIDER", "anthropic")
+                .env("ANTHROPIC_API_KEY", "sk-ant-test")
+                .env("ANTHROPIC_BASE_URL", server.url()),
+            Wire::OpenAiCompatible => cmd
+                .env("DESKHAND_PROVIDER", "openai")
+                .env("OPENAI_MODEL", "llama3.1:8b")
+                .env("OPENAI_BASE_URL", format!("{}/v1", server.url())),
+        };
+        cmd
+    }
+
+    /// The id the recorded write was called with.
+    fn write_call_id(self) -> &'static str {
+        match self {
+            Wire::Anthropic => "toolu_R1Write",
+            Wire::OpenAiCompatible => "call_R1Write",
+        }
+    }
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
+    killed_run_resumes_without_redoing_its_finished_write(Wire::Anthropic);
+}
+
+#[test]
+fn a_run_on_an_openai_compatible_server_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
+    killed_run_resumes_without_redoing_its_finished_write(Wire::OpenAiCompatible);
+}
+
+fn killed_run_resumes_without_redoing_its_finished_write(wire: Wire) {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
     // The model answers the first turn, then takes far too long: time enough to kill the process.
     let first = ReplayServer::start(vec![
-        Canned::sse(&transcript("resume-1.sse")),
-        Canned::sse(&transcript("resume-2.sse")).delay(Duration::from_secs(60)),
+        Canned::sse(&wire.transcript("resume-1.sse")),
+        Canned::sse(&wire.transcript("resume-2.sse")).delay(Duration::from_secs(60)),
     ]);
-    let mut child = command(
-        &["run", "Write a.txt", "--workspace", "ws", "--mode", "act"],
-        tmp.path(),
-    )
-    .env("DESKHAND_PROVIDER", "anthropic")
-    .env("ANTHROPIC_API_KEY", "sk-ant-test")
-    .env("ANTHROPIC_BASE_URL", first.url())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = wire
+        .talking_to(
+            command(
+                &["run", "Write a.txt", "--workspace", "ws", "--mode", "act"],
+                tmp.path(),
+            ),
+            &first,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while first.requests().len() < 2 {
         assert!(
@@ -455,13 +503,14 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
     assert!(shown.contains("(running)"), "{shown}");
 
     let second = ReplayServer::start(vec![
-        Canned::sse(&transcript("resume-2.sse")),
-        Canned::sse(&transcript("resume-3.sse")),
+        Canned::sse(&wire.transcript("resume-2.sse")),
+        Canned::sse(&wire.transcript("resume-3.sse")),
     ]);
-    let o = command(&["resume", &run, "--workspace", "ws", "--mode", "act"], tmp.path())
-        .env("DESKHAND_PROVIDER", "anthropic")
-        .env("ANTHROPIC_API_KEY", "sk-ant-test")
-        .env("ANTHROPIC_BASE_URL", second.url())
+    let o = wire
+        .talking_to(
+            command(&["resume", &run, "--workspace", "ws", "--mode", "act"], tmp.path()),
+            &second,
+        )
         .output()
         .unwrap();
     assert_ok(&o);
@@ -489,7 +538,7 @@ fn a_run_killed_with_sigkill_resumes_without_redoing_its_finished_write() {
         .count();
     assert_eq!(writes, 1, "{events}");
     // The resumed conversation carried the first turn's results, not a fresh start.
-    assert!(second.requests()[0].body.contains("toolu_R1Write"));
+    assert!(second.requests()[0].body.contains(wire.write_call_id()));
 }
 
 /// Every file under `dir`, relative path -> bytes.

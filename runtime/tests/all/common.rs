@@ -1,11 +1,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
+use deskhand_runtime::agent::offline::OfflinePlanner;
+use deskhand_runtime::agent::{Agent, AgentSettings, Gate};
+use deskhand_runtime::model::ModelProvider;
+use deskhand_runtime::model::config::RetryPolicy;
 use deskhand_runtime::tools::{CallRequest, Toolbox, run_call};
 use deskhand_runtime::wasm::{CallError, Limits, LoadedTool, Sandbox, WasmHost};
 use deskhand_runtime::workspace::Workspace;
-use deskhand_types::{Grant, ToolError};
+use deskhand_types::{Event, Grant, Mode, RunId, Task, ToolError};
+
+use crate::replay::Canned;
 
 /// The hostile guest, built by runtime/build.rs.
 pub const HOSTILE: &str = env!("DESKHAND_GUEST_HOSTILE");
@@ -270,4 +277,82 @@ pub fn files_with(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+// ---------------------------------------------------------------------------
+// Agent runs driven by recorded transcripts
+// ---------------------------------------------------------------------------
+
+/// A recorded model turn from `tests/transcripts/agent` (written by
+/// make_agent_transcripts.py).
+pub fn transcript(name: &str) -> String {
+    let path = format!("{}/tests/transcripts/agent/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A recorded turn, served as a model server streams it.
+pub fn sse(name: &str) -> Canned {
+    Canned::sse(&transcript(name))
+}
+
+/// Retries that wait milliseconds, not seconds.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        max_retry_after: Duration::from_millis(5),
+    }
+}
+
+/// The demo workspace in a temp dir: the same sample files people see.
+pub struct Demo {
+    pub _tmp: tempfile::TempDir,
+    pub ws: Workspace,
+}
+
+pub fn demo() -> Demo {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ws");
+    deskhand_runtime::demo::create_demo_workspace(&dir).unwrap();
+    Demo {
+        ws: Workspace::open(&dir).unwrap(),
+        _tmp: tmp,
+    }
+}
+
+/// Every event a run and its sub-agents emitted, with the run that emitted it.
+pub type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
+
+/// An agent over `ws` that knows the bundled skills and records its events.
+pub fn recording_agent<'a>(
+    ws: &'a Workspace,
+    provider: &'a dyn ModelProvider,
+    gate: &'a dyn Gate,
+    settings: AgentSettings,
+) -> (Agent<'a>, Seen) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let agent = Agent {
+        workspace: ws,
+        toolbox: toolbox(),
+        provider,
+        gate,
+        settings,
+        observer: Some(Arc::new(move |run: &RunId, e: &Event| {
+            sink.lock().unwrap().push((run.clone(), e.clone()))
+        })),
+        skills_prompt: OfflinePlanner::capabilities(&deskhand_runtime::skills::bundled()),
+        shell: None,
+    };
+    (agent, seen)
+}
+
+/// A task in act mode with `grants` read-only.
+pub fn agent_task(outcome: &str, grants: &[&str]) -> Task {
+    Task {
+        outcome: outcome.into(),
+        grants: grants.iter().map(|g| Grant::read_only(*g)).collect(),
+        mode: Mode::Act,
+    }
 }

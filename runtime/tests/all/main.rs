@@ -10,6 +10,7 @@ mod common;
 mod escapes;
 mod limits;
 mod office;
+mod openai_runs;
 mod pdf;
 mod providers;
 mod python;

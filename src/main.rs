@@ -1,6 +1,8 @@
 //! The `deskhand` command: parses arguments and wires the runtime together.
 //! Everything testable lives in `deskhand-runtime`.
 
+mod render;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -792,7 +794,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if json {
                 out(&serde_json::to_string_pretty(&result.output.json).unwrap_or_default());
             } else {
-                out(&result.output.text);
+                // The tool's one-line summary, then what it found.
+                let shown = render::render(&result.output.json);
+                for part in [result.output.text.trim_end(), shown.as_str()] {
+                    if !part.is_empty() {
+                        out(part);
+                    }
+                }
             }
             Ok(())
         }

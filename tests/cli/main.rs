@@ -13,6 +13,8 @@ mod replay;
 
 use replay::{Canned, ReplayServer};
 
+mod messages;
+
 /// The binary with a clean environment: no model configured, config and
 /// cache folders of the test's own.
 fn command(args: &[&str], cwd: &Path) -> Command {

@@ -1,0 +1,245 @@
+//! A tool's JSON result as a person reads it on a terminal, for any tool:
+//! fields as `key: value` lines, arrays of records as aligned columns (one
+//! line per item), text with line breaks as itself, and whatever else as
+//! indented items. `--json` gives the exact value.
+
+use serde_json::{Map, Value};
+
+/// `value` as lines of text; empty when it holds nothing to show.
+pub fn render(value: &Value) -> String {
+    let mut lines = Vec::new();
+    match value {
+        Value::Object(map) => object(map, "", &mut lines),
+        Value::Array(items) => array(items, "", &mut lines),
+        Value::String(s) if is_text(s) => lines.push(text(s)),
+        Value::Null => {}
+        scalar => lines.push(cell(scalar)),
+    }
+    lines.join("\n")
+}
+
+/// A string shown as a block of its own (a file's text, say), not as a field.
+fn is_text(s: &str) -> bool {
+    s.contains('\n')
+}
+
+fn is_scalar(v: &Value) -> bool {
+    match v {
+        Value::String(s) => !is_text(s),
+        Value::Array(_) | Value::Object(_) => false,
+        _ => true,
+    }
+}
+
+/// Control characters (a terminal escape in a file name, say) are shown
+/// escaped, never sent to the terminal.
+fn escape(s: &str, keep: &[char]) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && !keep.contains(&c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Text as itself: line breaks and tabs kept.
+fn text(s: &str) -> String {
+    escape(s.trim_end_matches('\n'), &['\n', '\t'])
+}
+
+/// One value on one line.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => escape(s, &[]),
+        other => escape(&other.to_string(), &[]),
+    }
+}
+
+/// Fields first (`key: value`, aligned), then nested arrays and objects
+/// under their key, then text blocks, each after a blank line.
+fn object(map: &Map<String, Value>, indent: &str, lines: &mut Vec<String>) {
+    let shown = map.iter().filter(|(_, v)| !v.is_null());
+    let (scalars, rest): (Vec<_>, Vec<_>) = shown.partition(|(_, v)| is_scalar(v));
+    let (texts, nested): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(_, v)| v.is_string());
+    let width = scalars.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    for (k, v) in &scalars {
+        lines.push(format!(
+            "{indent}{:<width$} {}",
+            format!("{k}:"),
+            cell(v),
+            width = width + 1
+        ));
+    }
+    let inner = format!("{indent}  ");
+    for (k, v) in nested {
+        match v {
+            Value::Array(items) if items.is_empty() => lines.push(format!("{indent}{k}: (none)")),
+            Value::Object(m) if m.is_empty() => lines.push(format!("{indent}{k}: (none)")),
+            Value::Array(items) => {
+                lines.push(format!("{indent}{k}:"));
+                array(items, &inner, lines);
+            }
+            Value::Object(m) => {
+                lines.push(format!("{indent}{k}:"));
+                object(m, &inner, lines);
+            }
+            _ => {}
+        }
+    }
+    // A lone text needs no title; several do, to tell them apart.
+    let titled = texts.len() > 1;
+    for (k, v) in texts {
+        if let Value::String(s) = v {
+            if !lines.is_empty() {
+                lines.push(String::new());
+            }
+            if titled {
+                lines.push(format!("{indent}{k}:"));
+            }
+            lines.push(text(s));
+        }
+    }
+}
+
+/// Records (objects of fields) as a table; rows of values as columns;
+/// plain values one per line; anything else item by item.
+fn array(items: &[Value], indent: &str, lines: &mut Vec<String>) {
+    let records = items
+        .iter()
+        .all(|v| matches!(v, Value::Object(m) if m.values().all(is_scalar)));
+    let rows = items
+        .iter()
+        .all(|v| matches!(v, Value::Array(r) if r.iter().all(is_scalar)));
+    if records {
+        let mut keys: Vec<&str> = Vec::new();
+        for item in items {
+            if let Value::Object(m) = item {
+                for k in m.keys() {
+                    if !keys.contains(&k.as_str()) {
+                        keys.push(k);
+                    }
+                }
+            }
+        }
+        let mut table = vec![keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>()];
+        table.extend(items.iter().map(|item| keys.iter().map(|k| cell(&item[*k])).collect()));
+        columns(&table, indent, lines);
+    } else if rows {
+        let table: Vec<Vec<String>> = items
+            .iter()
+            .map(|r| r.as_array().map(|r| r.iter().map(cell).collect()).unwrap_or_default())
+            .collect();
+        columns(&table, indent, lines);
+    } else if items.iter().all(is_scalar) {
+        lines.extend(items.iter().map(|v| format!("{indent}{}", cell(v))));
+    } else {
+        for item in items {
+            let mut sub = Vec::new();
+            match item {
+                Value::Object(m) => object(m, "", &mut sub),
+                Value::Array(a) => array(a, "", &mut sub),
+                Value::String(s) => sub.push(text(s)),
+                other => sub.push(cell(other)),
+            }
+            for (i, line) in sub.iter().enumerate() {
+                let mark = if i == 0 { "- " } else { "  " };
+                lines.push(format!("{indent}{mark}{line}").trim_end().to_owned());
+            }
+        }
+    }
+}
+
+/// Aligned columns; a column of numbers is aligned right.
+fn columns(table: &[Vec<String>], indent: &str, lines: &mut Vec<String>) {
+    let n = table.iter().map(Vec::len).max().unwrap_or(0);
+    let width = |c: usize| {
+        table
+            .iter()
+            .filter_map(|r| r.get(c))
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let numeric = |c: usize| {
+        table
+            .iter()
+            .skip(1)
+            .filter_map(|r| r.get(c))
+            .all(|s| s.is_empty() || s.parse::<f64>().is_ok())
+    };
+    for row in table {
+        let mut line = indent.to_owned();
+        for c in 0..n {
+            let value = row.get(c).map(String::as_str).unwrap_or("");
+            let w = width(c);
+            if c > 0 {
+                line.push_str("  ");
+            }
+            if numeric(c) {
+                line.push_str(&format!("{value:>w$}"));
+            } else if c + 1 < n {
+                line.push_str(&format!("{value:<w$}"));
+            } else {
+                line.push_str(value);
+            }
+        }
+        lines.push(line.trim_end().to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::render;
+
+    #[test]
+    fn records_become_aligned_columns_with_a_header() {
+        let out = render(&json!({"entries": [
+            {"path": "projects/a.txt", "kind": "file", "size": 3},
+            {"path": "projects/sub", "kind": "dir", "size": 4096},
+        ], "truncated": false}));
+        assert_eq!(
+            out,
+            "truncated: false\n\
+             entries:\n  \
+             kind  path            size\n  \
+             file  projects/a.txt     3\n  \
+             dir   projects/sub    4096"
+        );
+    }
+
+    #[test]
+    fn a_lone_text_comes_after_the_fields_as_itself() {
+        let out = render(&json!({"text": "line one\n\tline two\n", "size": 19}));
+        assert_eq!(out, "size: 19\n\nline one\n\tline two");
+    }
+
+    #[test]
+    fn several_texts_are_titled_and_nested_values_are_items() {
+        let out = render(&json!({"a": "x\ny", "b": "z\nw", "sheets": [{"name": "S", "rows": [[1, "t"]]}]}));
+        assert_eq!(
+            out,
+            "sheets:\n  - name: S\n    rows:\n      1  t\n\na:\nx\ny\n\nb:\nz\nw"
+        );
+    }
+
+    #[test]
+    fn terminal_escapes_are_shown_not_sent() {
+        let out = render(&json!({"path": "a\u{1b}[2Jb", "text": "x\u{7}\ny"}));
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+        assert!(out.contains("a\\u{1b}[2Jb"), "{out:?}");
+    }
+
+    #[test]
+    fn scalars_and_nothing() {
+        assert_eq!(render(&json!(null)), "");
+        assert_eq!(render(&json!("plain")), "plain");
+        assert_eq!(render(&json!([1, 2])), "1\n2");
+        assert_eq!(render(&json!({"list": []})), "list: (none)");
+    }
+}

@@ -458,6 +458,8 @@ fn doctor(workspace: &std::path::Path, cache_dir: Option<PathBuf>) -> Result<(),
             });
             report("model", model.map_err(|f| f.message), true);
         }
+        // A workspace whose journal cannot be read is still a workspace, and broken.
+        Err(e @ deskhand_runtime::Error::Journal { .. }) => report("journal", Err(e.to_string()), true),
         Err(e) => report("workspace", Err(e.to_string()), false),
     }
 
@@ -686,6 +688,10 @@ fn out(text: &str) {
     let _ = writeln!(stdout, "{text}");
 }
 
+/// What to do when the folder given to `init` or `demo` cannot be used.
+const WORKSPACE_FOLDER: &str = "Choose a folder that does not exist yet (deskhand creates it) or an existing folder \
+     (deskhand adds its layout there and overwrites nothing)";
+
 fn run(cli: Cli) -> Result<(), Failure> {
     let Some(command) = cli.command else {
         // Bare `deskhand`: the desktop launcher's entry point.
@@ -700,7 +706,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     };
     match command {
         Command::Init { dir } => {
-            let (ws, outcome) = Workspace::init(&dir)?;
+            let (ws, outcome) =
+                Workspace::init(&dir).map_err(|e| e.on_named_path(&dir, "a workspace", WORKSPACE_FOLDER))?;
             match outcome {
                 InitOutcome::Created { created } => {
                     out(&format!("Created a deskhand workspace at {}:", ws.root().display()));
@@ -805,13 +812,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo { dir } => {
-            let mut tb = toolbox(cli.cache_dir)?;
-            out(&format!("Setting up the demo workspace in {} ...", dir.display()));
-            let created = deskhand_runtime::demo::create_demo_workspace(&dir)?;
+            let created = deskhand_runtime::demo::create_demo_workspace(&dir)
+                .map_err(|e| e.on_named_path(&dir, "the demo workspace", WORKSPACE_FOLDER))?;
+            let ws = Workspace::open(&dir)?;
+            out(&format!("The demo workspace is {}", ws.root().display()));
             if !created {
                 out("(the workspace already existed; its files were left as they were)");
             }
-            let ws = Workspace::open(&dir)?;
+            let mut tb = toolbox(cli.cache_dir)?;
             let task = deskhand_runtime::demo::DEMO_TASK;
             out(&format!(
                 "Task: {task}\nGranted: projects/ (read-only). Planner: offline. Mode: act without asking.\n"

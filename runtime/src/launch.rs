@@ -11,7 +11,7 @@ use crate::agent::offline::OfflinePlanner;
 use crate::agent::{Agent, AgentSettings, Gate, RunObserver, RunReport};
 use crate::error::{Error, Result};
 use crate::model::ModelProvider;
-use crate::model::config::ModelConfig;
+use crate::model::config::{ModelConfig, ProviderKind};
 use crate::skills::{self, MatchContext};
 use crate::tools::Toolbox;
 use crate::workspace::Workspace;
@@ -31,6 +31,19 @@ pub fn model_config(
         .map_err(|e| Error::InvalidArgs(e.to_string()))?;
     match model {
         Some("offline") => config = ModelConfig::default(),
+        // A model name alone does not say where to send it; the offline
+        // planner in its place would not be what was asked for.
+        Some(m) if config.provider == ProviderKind::Offline => {
+            let files: Vec<String> = user_config
+                .iter()
+                .chain([&ws_config])
+                .map(|f| f.display().to_string())
+                .collect();
+            return Err(Error::ModelWithoutProvider {
+                model: m.to_owned(),
+                config_files: files.join(" or "),
+            });
+        }
         Some(m) => {
             config.with_model(m);
         }

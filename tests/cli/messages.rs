@@ -66,3 +66,108 @@ fn tool_run_shows_what_the_tool_found_not_only_a_summary() {
     let digest = "4a1e67f2fe1d1cc7b31d0ca2ec441da4778203a036a77da10344c85e24ff0f92";
     assert!(hash.contains(&format!("sha256: {digest}")), "{hash}");
 }
+
+#[test]
+fn a_folder_the_person_named_that_cannot_be_used_exits_2_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("afile"), "not a folder").unwrap();
+
+    let o = deskhand(&["init", "afile/ws"], tmp.path());
+    assert_user_error(&o, "afile is a file, not a folder");
+    assert!(
+        stderr(&o).contains("afile/ws") && stderr(&o).contains("Choose a folder"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = deskhand(&["demo", "afile"], tmp.path());
+    assert_user_error(&o, "afile is a file, not a folder");
+    assert!(stderr(&o).contains("Choose a folder"), "{}", stderr(&o));
+
+    // A folder no one can create anything in.
+    if std::path::Path::new("/proc/self").exists() {
+        let o = deskhand(&["init", "/proc/deskhand-test"], tmp.path());
+        assert_user_error(&o, "/proc/deskhand-test");
+        assert!(stderr(&o).contains("Choose a folder"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_damaged_journal_says_what_to_do_and_the_advice_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let state = tmp.path().join("ws/.deskhand");
+    for aside in ["journal.db-wal", "journal.db-shm"] {
+        let _ = std::fs::remove_file(state.join(aside));
+    }
+    std::fs::write(state.join("journal.db"), vec![0x5a; 8192]).unwrap();
+
+    let o = deskhand(&["runs", "--workspace", "ws"], tmp.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for needle in [
+        "journal.db",
+        "damaged",
+        "deskhand doctor",
+        "out of .deskhand/",
+        "deskhand init ws",
+    ] {
+        assert!(stderr(&o).contains(needle), "{needle:?} missing:\n{}", stderr(&o));
+    }
+
+    let o = deskhand(&["doctor", "--workspace", "ws"], tmp.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAIL  journal"), "{}", stdout(&o));
+
+    // What the message says to do.
+    std::fs::rename(state.join("journal.db"), tmp.path().join("journal.db.damaged")).unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let o = deskhand(&["runs", "--workspace", "ws"], tmp.path());
+    assert_ok(&o);
+    assert!(stdout(&o).contains("No runs yet"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_model_named_without_a_provider_is_refused_with_how_to_configure_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let o = deskhand(
+        &[
+            "run",
+            "Summarize my notes",
+            "--workspace",
+            "ws",
+            "--model",
+            "llama3.1",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "--model llama3.1");
+    for needle in [
+        "no model provider is configured",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_BASE_URL",
+        ".test-config/deskhand/config.toml",
+        "--model offline",
+    ] {
+        assert!(stderr(&o).contains(needle), "{needle:?} missing:\n{}", stderr(&o));
+    }
+    assert!(runs("ws", tmp.path()).is_empty(), "no run was started");
+
+    // `--model offline` is the offline planner, which says what it cannot do.
+    let o = deskhand(
+        &[
+            "run",
+            "Write me a poem",
+            "--workspace",
+            "ws",
+            "--model",
+            "offline",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "can't do that offline");
+}

@@ -106,8 +106,8 @@ enum Command {
         /// ask: approve the command and its changes; act: apply changes without asking (deletions still ask).
         #[arg(long, value_enum, default_value = "ask")]
         mode: ModeArg,
-        /// Stop the command (and everything it started) after this many seconds.
-        #[arg(long, default_value_t = 120)]
+        /// Stop the command (and everything it started) after this many seconds (1 to 86400).
+        #[arg(long, default_value_t = 120, value_parser = parse_timeout, value_name = "SECONDS")]
         timeout: u64,
         /// Where the command starts (inside a grant); default: the first grant.
         #[arg(long)]
@@ -250,17 +250,56 @@ enum ToolCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
-        /// Stop the tool after this many seconds.
-        #[arg(long, default_value_t = 60)]
+        /// Stop the tool after this many seconds (1 to 86400).
+        #[arg(long, default_value_t = 60, value_parser = parse_timeout, value_name = "SECONDS")]
         timeout: u64,
-        /// Cap the tool's memory at this many MiB.
-        #[arg(long, default_value_t = 1024)]
+        /// Cap the tool's memory at this many MiB (1 to 65536).
+        #[arg(long, default_value_t = 1024, value_parser = parse_memory_mib, value_name = "MIB")]
         memory_mib: u64,
     },
 }
 
 fn parse_grant(s: &str) -> Result<Grant, String> {
     Grant::parse(s).map_err(|e| e.to_string())
+}
+
+/// The longest `--timeout`: a day. Zero would stop everything at once.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The largest `--memory-mib`: 64 GiB, over all of a call's instances.
+const MAX_MEMORY_MIB: u64 = 65_536;
+
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_TIMEOUT_SECS).contains(n))
+        .ok_or_else(|| format!("give whole seconds from 1 to {MAX_TIMEOUT_SECS} (one day)"))
+}
+
+fn parse_memory_mib(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_MEMORY_MIB).contains(n))
+        .ok_or_else(|| format!("give whole MiB from 1 to {MAX_MEMORY_MIB} (64 GiB)"))
+}
+
+/// A limit set on the command line, named in the error it caused (the
+/// runtime's text cannot know which flag set it).
+fn with_limit_flag(e: deskhand_runtime::Error, timeout: u64, memory_mib: u64) -> Failure {
+    use deskhand_runtime::wasm::CallError;
+    let flag = match &e {
+        deskhand_runtime::Error::Call(CallError::Deadline { .. }) => {
+            format!("--timeout {timeout} set it; allow more with --timeout SECONDS, up to {MAX_TIMEOUT_SECS}")
+        }
+        deskhand_runtime::Error::Call(CallError::MemoryCap { .. }) => {
+            format!("--memory-mib {memory_mib} set it; allow more with --memory-mib MIB, up to {MAX_MEMORY_MIB}")
+        }
+        _ => return e.into(),
+    };
+    let mut failure = Failure::from(e);
+    failure.message = format!("{} ({flag})", failure.message);
+    failure
 }
 
 /// A failure and the exit code it deserves: 2 for input the person can
@@ -531,7 +570,7 @@ fn shell(
         grants: &grants,
         mode,
         limits: deskhand_host_vm::Limits {
-            wall_clock: Duration::from_secs(timeout.max(1)),
+            wall_clock: Duration::from_secs(timeout),
             ..deskhand_host_vm::Limits::default()
         },
         workdir,
@@ -548,6 +587,12 @@ fn shell(
         && !outcome.limits_hit.is_empty()
     {
         eprintln!("deskhand: limits hit: {:?}", outcome.limits_hit);
+        if outcome.limits_hit.contains(&deskhand_host_vm::LimitHit::WallClock) {
+            eprintln!(
+                "deskhand: the command ran past --timeout {timeout} and was stopped; allow more with --timeout SECONDS, \
+                 up to {MAX_TIMEOUT_SECS}"
+            );
+        }
     }
     match &report.changes {
         ShellChanges::None => eprintln!(
@@ -779,7 +824,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let ws = Workspace::open(&workspace)?;
             let tb = toolbox(cli.cache_dir)?;
             let limits = Limits {
-                deadline: Duration::from_secs(timeout.max(1)),
+                deadline: Duration::from_secs(timeout),
                 memory_bytes: memory_mib.saturating_mul(1024 * 1024),
                 ..Limits::default()
             };
@@ -790,7 +835,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 grants: &grants,
                 limits,
             };
-            let result = run_call(&ws, &tb, &req, Some(progress_observer()))?;
+            let result = run_call(&ws, &tb, &req, Some(progress_observer()))
+                .map_err(|e| with_limit_flag(e, timeout, memory_mib))?;
             if !result.output.changes.is_empty() {
                 eprintln!(
                     "note: the tool proposed {} change(s) to your folders; `deskhand tool run` does not apply \

@@ -171,3 +171,37 @@ fn a_model_named_without_a_provider_is_refused_with_how_to_configure_one() {
     );
     assert_user_error(&o, "can't do that offline");
 }
+
+#[test]
+fn limits_of_zero_are_refused_up_front_and_a_deadline_names_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let stat = ["tool", "run", "fs", "stat", "--workspace", "ws"];
+    let o = deskhand(&[&stat[..], &["--timeout", "0"]].concat(), tmp.path());
+    assert_user_error(&o, "1 to 86400");
+    let o = deskhand(&[&stat[..], &["--memory-mib", "0"]].concat(), tmp.path());
+    assert_user_error(&o, "1 to 65536");
+    let o = deskhand(
+        &["shell", "--workspace", "ws", "--timeout", "0", "--", "true"],
+        tmp.path(),
+    );
+    assert_user_error(&o, "1 to 86400");
+
+    let o = deskhand(
+        &[
+            "tool",
+            "run",
+            "python",
+            "run",
+            "--workspace",
+            "ws",
+            "--timeout",
+            "1",
+            "--args",
+            r#"{"script": "while True: pass"}"#,
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "deadline of 1s");
+    assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
+}

@@ -169,8 +169,9 @@ enum Command {
         /// Your answer, when the run asked you something.
         #[arg(long)]
         answer: Option<String>,
-        #[arg(long, value_enum, default_value = "ask")]
-        mode: ModeArg,
+        /// Continue in this mode (act: run the rest of the plan without asking); default: the run's own.
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
         #[arg(long)]
         model: Option<String>,
     },
@@ -871,19 +872,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "Task: {task}\nGranted: projects/ (read-only). Planner: offline. Mode: act without asking.\n"
             ));
             let grants = vec![Grant::read_only("projects")];
-            let report = run_agent(
-                &ws,
-                &mut tb,
-                Task {
-                    outcome: task.into(),
-                    grants,
-                    mode: Mode::Act,
-                },
-                None,
-                Vec::new(),
-                None,
-            )?;
-            finish_report(&ws, &report)
+            let task = Task {
+                outcome: task.into(),
+                grants,
+                mode: Mode::Act,
+            };
+            let report = run_agent(&ws, &mut tb, launch::Start::New(task), None, Vec::new())?;
+            finish_report(&ws, &report, None)
         }
         Command::Run {
             task,
@@ -900,8 +895,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 grants,
                 mode: mode.into(),
             };
-            let report = run_agent(&ws, &mut tb, task, model.as_deref(), params, None)?;
-            finish_report(&ws, &report)
+            let report = run_agent(&ws, &mut tb, launch::Start::New(task), model.as_deref(), params)?;
+            finish_report(&ws, &report, None)
         }
         Command::Resume {
             run,
@@ -912,21 +907,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let ws = open_workspace(&workspace)?;
             let mut tb = toolbox(cli.cache_dir)?;
-            let grants = ws.journal().task_grants(&RunId(run.clone()))?;
-            let task = Task {
-                outcome: String::new(),
-                grants,
-                mode: mode.into(),
+            let run = RunId(run);
+            let mode = mode.map(Mode::from);
+            let start = launch::Start::Resume {
+                run: run.clone(),
+                answer,
+                mode,
             };
-            let report = run_agent(
-                &ws,
-                &mut tb,
-                task,
-                model.as_deref(),
-                Vec::new(),
-                Some((RunId(run), answer)),
-            )?;
-            finish_report(&ws, &report)
+            let report = run_agent(&ws, &mut tb, start, model.as_deref(), Vec::new())?;
+            finish_report(&ws, &report, mode)
         }
         Command::Undo {
             run,
@@ -1128,10 +1117,9 @@ fn load_config(ws: &Workspace, model: Option<&str>) -> Result<ModelConfig, Failu
 fn run_agent(
     ws: &Workspace,
     tb: &mut Toolbox,
-    task: Task,
+    start: launch::Start,
     model: Option<&str>,
     params: Vec<(String, String)>,
-    resume: Option<(RunId, Option<String>)>,
 ) -> Result<RunReport, Failure> {
     let shell = deskhand_runtime::shell::default_backend();
     let warn = |w: String| eprintln!("warning: {w}");
@@ -1146,14 +1134,54 @@ fn run_agent(
         warn: &warn,
         stop: None,
     };
-    let start = match resume {
-        Some((run, answer)) => launch::Start::Resume { run, answer },
-        None => launch::Start::New(task),
-    };
-    Ok(launch::launch(l, tb, start)?)
+    launch::launch(l, tb, start).map_err(|e| match &e {
+        deskhand_runtime::Error::RunFinished { run, .. } => {
+            let again = run_again(ws, &RunId(run.clone()));
+            let mut failure = Failure::from(e);
+            failure.message.push_str(&again);
+            failure
+        }
+        _ => e.into(),
+    })
 }
 
-fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {
+/// How to do a finished run's task again, for a person who tried to resume it.
+fn run_again(ws: &Workspace, run: &RunId) -> String {
+    let (Ok(Some(task)), Ok(grants)) = (ws.journal().task(run), ws.journal().task_grants(run)) else {
+        return String::new();
+    };
+    let mut command = format!(
+        "deskhand run {} --workspace {}",
+        shell_quote(&task.outcome),
+        shell_quote(&ws.root().display().to_string())
+    );
+    for g in grants {
+        let rw = if g.access.is_writable() { ":rw" } else { "" };
+        command.push_str(&format!(
+            " --grant {}",
+            shell_quote(&format!("{}{rw}", g.path.display()))
+        ));
+    }
+    format!(
+        "\nA run that ended cannot be continued. To do its task again:\n  {command}\n\
+         (add --mode act to let the plan run without asking)"
+    )
+}
+
+/// `s` as one POSIX shell word.
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a run came to, on the terminal. `mode` is the one `resume --mode`
+/// chose, repeated in the command to answer with (the journal keeps the
+/// mode the run began in).
+fn finish_report(ws: &Workspace, report: &RunReport, mode: Option<Mode>) -> Result<(), Failure> {
     match report.status {
         RunStatus::Succeeded => {
             out(&format!("\n{}", report.summary.trim()));
@@ -1169,11 +1197,16 @@ fn finish_report(ws: &Workspace, report: &RunReport) -> Result<(), Failure> {
         }
         RunStatus::NeedsInput => Err(Failure {
             message: format!(
-                "run {} needs your answer: {}\nAnswer with: deskhand resume {} --workspace {} --answer \"...\"",
+                "run {} needs your answer: {}\nAnswer with: deskhand resume {} --workspace {} --answer \"...\"{}",
                 report.run,
                 report.question.as_deref().unwrap_or_default(),
                 report.run,
-                ws.root().display()
+                ws.root().display(),
+                match mode {
+                    Some(Mode::Act) => " --mode act",
+                    Some(Mode::Ask) => " --mode ask",
+                    None => "",
+                }
             ),
             code: 2,
         }),

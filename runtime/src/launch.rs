@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use deskhand_types::{RunId, Task};
+use deskhand_types::{Mode, RunId, Task};
 
 use crate::agent::offline::OfflinePlanner;
 use crate::agent::{Agent, AgentSettings, Gate, RunObserver, RunReport};
@@ -70,11 +70,16 @@ pub struct Launch<'a> {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// A new task, or a run to pick up again (with the person's answer, if it asked).
+/// A new task, or a run to pick up again (with the person's answer, if it
+/// asked, and in another mode, if the person chose one).
 #[derive(Debug, Clone)]
 pub enum Start {
     New(Task),
-    Resume { run: RunId, answer: Option<String> },
+    Resume {
+        run: RunId,
+        answer: Option<String>,
+        mode: Option<Mode>,
+    },
 }
 
 /// Sets up the provider (configured model or offline planner) and the
@@ -169,7 +174,7 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
         shell: l.shell.filter(|_| connected.is_some()),
     };
     match start {
-        Start::Resume { run, answer } => agent.resume(&run, answer.as_deref()),
+        Start::Resume { run, answer, mode } => agent.resume_with_mode(&run, answer.as_deref(), mode),
         Start::New(task) => agent.run(task),
     }
 }

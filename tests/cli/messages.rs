@@ -205,3 +205,80 @@ fn limits_of_zero_are_refused_up_front_and_a_deadline_names_the_flag() {
     assert_user_error(&o, "deadline of 1s");
     assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
 }
+
+/// `run "Make a file inventory"` in a fresh workspace: the offline planner
+/// asks which folder. Returns the waiting run's id.
+fn inventory_waiting_for_its_folder(ws: &str, mode: &str, cwd: &std::path::Path) -> String {
+    assert_ok(&deskhand(&["init", ws], cwd));
+    std::fs::create_dir(cwd.join(ws).join("projects/docs")).unwrap();
+    std::fs::write(cwd.join(ws).join("projects/docs/a.txt"), "a").unwrap();
+    let o = deskhand(
+        &[
+            "run",
+            "Make a file inventory",
+            "--workspace",
+            ws,
+            "--grant",
+            "projects",
+            "--mode",
+            mode,
+        ],
+        cwd,
+    );
+    assert_user_error(&o, "needs your answer");
+    runs(ws, cwd).pop().unwrap()
+}
+
+#[test]
+fn resume_with_mode_act_finishes_an_ask_mode_run_that_had_no_terminal_to_ask_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = inventory_waiting_for_its_folder("ws", "ask", tmp.path());
+    let o = deskhand(
+        &[
+            "resume",
+            &run,
+            "--workspace",
+            "ws",
+            "--answer",
+            "projects/docs",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert!(tmp.path().join("ws/output/inventory.csv").is_file());
+    let events = stdout(&deskhand(&["show", &run, "--workspace", "ws", "--events"], tmp.path()));
+    assert!(
+        events.contains("resumed this run in act mode") && events.contains("began in ask mode"),
+        "the switch is journaled:\n{events}"
+    );
+
+    // Without --mode the run keeps its own: ask, which cannot ask here.
+    let run = inventory_waiting_for_its_folder("ws2", "ask", tmp.path());
+    let o = deskhand(
+        &["resume", &run, "--workspace", "ws2", "--answer", "projects/docs"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ask mode needs a terminal"), "{}", stderr(&o));
+    assert!(!tmp.path().join("ws2/output/inventory.csv").exists());
+    // That run has ended; resuming it says how to do the task again.
+    let o = deskhand(&["resume", &run, "--workspace", "ws2", "--mode", "act"], tmp.path());
+    assert_user_error(&o, "already ended");
+    assert!(
+        stderr(&o).contains("deskhand run 'Make a file inventory' --workspace")
+            && stderr(&o).contains("--grant projects"),
+        "{}",
+        stderr(&o)
+    );
+
+    // ... and act, for a run begun in act mode.
+    let run = inventory_waiting_for_its_folder("ws3", "act", tmp.path());
+    let o = deskhand(
+        &["resume", &run, "--workspace", "ws3", "--answer", "projects/docs"],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert!(tmp.path().join("ws3/output/inventory.csv").is_file());
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use deskhand_types::model::{Block, Message, Role};
-use deskhand_types::{CallOutcome, Event, Plan, RunId, RunStatus, StepEffects};
+use deskhand_types::{CallOutcome, Event, Mode, Plan, RunId, RunStatus, StepEffects};
 
 use super::{Agent, RunReport, RunState, ToolReply, context, meta, reply_from_outcome};
 use crate::error::{Error, Result};
@@ -24,6 +24,13 @@ impl Agent<'_> {
     /// Continues `run` from its journal. `answer` answers the question the
     /// run is waiting on, if it is waiting on one.
     pub fn resume(&self, run: &RunId, answer: Option<&str>) -> Result<RunReport> {
+        self.resume_with_mode(run, answer, None)
+    }
+
+    /// [`Agent::resume`] in `mode` rather than the one the run started in
+    /// (None keeps that one), say act mode for a run begun in ask mode where
+    /// no one could be asked. The switch is journaled as a notice.
+    pub fn resume_with_mode(&self, run: &RunId, answer: Option<&str>, mode: Option<Mode>) -> Result<RunReport> {
         let row = self
             .workspace
             .journal()
@@ -35,13 +42,14 @@ impl Agent<'_> {
                 parent: parent.0,
             });
         }
-        self.resume_inner(run, answer, None, self.settings.stop.iter().cloned().collect())
+        self.resume_inner(run, answer, mode, None, self.settings.stop.iter().cloned().collect())
     }
 
     fn resume_inner(
         &self,
         run: &RunId,
         answer: Option<&str>,
+        mode: Option<Mode>,
         ceiling: Option<StepEffects>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
@@ -82,7 +90,7 @@ impl Agent<'_> {
                 _ => {}
             }
         }
-        let task = task.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        let mut task = task.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
         if let Some((status, summary)) = &ended
             && *status != RunStatus::NeedsInput
         {
@@ -112,6 +120,19 @@ impl Agent<'_> {
 
         journal.set_task_status(run, RunStatus::Running, "")?;
         self.emit(run, Event::Resumed { run: run.clone() });
+        if let Some(mode) = mode.filter(|m| *m != task.mode) {
+            let name = |m: Mode| match m {
+                Mode::Ask => "ask",
+                Mode::Act => "act",
+            };
+            let message = format!(
+                "the person resumed this run in {} mode ({mode}); it began in {} mode",
+                name(mode),
+                name(task.mode)
+            );
+            self.emit(run, Event::Notice { message });
+            task.mode = mode;
+        }
         let children = journal.children(run)?;
         let mut st = RunState {
             run: run.clone(),
@@ -213,7 +234,7 @@ impl Agent<'_> {
                 })
             }
             _ => self
-                .resume_inner(&kid.id, None, Some(ceiling), cancel)
+                .resume_inner(&kid.id, None, None, Some(ceiling), cancel)
                 .map_err(|e| e.to_string()),
         }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use deskhand_types::{CallId, CallOutcome, Event, Grant, LogLevel, Operation, ToolOutput};
+use deskhand_types::{CallId, CallOutcome, Event, Grant, LogLevel, Operation, ToolCall, ToolOutput};
 
 use crate::error::{Error, Result};
 use crate::tools::{BundledTool, Toolbox};
@@ -198,12 +198,13 @@ fn select_declared<'v>(value: &'v mut serde_json::Value, segments: &[&str], out:
 /// Runs a prepared call, sending Begin, the guest's logs and progress, and
 /// End to `emit`. The error, if any, is also the End event's outcome.
 pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Sync)) -> Result<ToolOutput> {
-    emit(Event::ToolCallBegin {
-        call: id.clone(),
+    let record = ToolCall {
+        id: id.clone(),
         tool: call.tool_name.clone(),
         operation: call.operation.name.clone(),
         args: call.args.clone(),
-    });
+    };
+    emit(record.begin());
     let (tx, rx) = std::sync::mpsc::channel::<ToolEvent>();
     let sink: EventSink = Arc::new(move |e| {
         let _ = tx.send(e);
@@ -231,11 +232,7 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
     });
     let Ok(report) = report else {
         let reason = "the tool host thread panicked".to_owned();
-        emit(Event::ToolCallEnd {
-            call: id.clone(),
-            outcome: CallOutcome::Stopped { reason: reason.clone() },
-            elapsed_ms: 0,
-        });
+        emit(record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
         return Err(Error::Call(CallError::Crashed {
             message: reason,
             stderr: String::new(),
@@ -272,11 +269,7 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
             Err(Error::Call(other)),
         ),
     };
-    emit(Event::ToolCallEnd {
-        call: id.clone(),
-        outcome,
-        elapsed_ms,
-    });
+    emit(record.end(outcome, elapsed_ms));
     result
 }
 

@@ -165,6 +165,7 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
         gate: l.gate,
         settings: AgentSettings {
             max_tokens: l.config.max_tokens,
+            context_tokens: l.config.context_tokens,
             stop: l.stop,
             ..AgentSettings::default()
         },

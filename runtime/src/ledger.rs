@@ -71,17 +71,14 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
                     p.status = status;
                 }
             }
-            Event::ToolCallBegin {
-                call,
-                tool,
-                operation,
-                args,
-            } => {
-                open_calls.push((
-                    call.0,
-                    json!({"tool": tool, "operation": operation, "args": args, "step": step, "at": r.at}),
-                    tool,
-                ));
+            begin @ Event::ToolCallBegin { .. } => {
+                if let Some(c) = begin.tool_call() {
+                    open_calls.push((
+                        c.id.0,
+                        json!({"tool": c.tool, "operation": c.operation, "args": c.args, "step": step, "at": r.at}),
+                        c.tool,
+                    ));
+                }
             }
             Event::ToolCallEnd {
                 call,

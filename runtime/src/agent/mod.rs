@@ -708,18 +708,20 @@ impl<'a> Agent<'a> {
                 .collect(),
             network: Vec::new(),
         };
+        let mut resolved = HashMap::new();
         for s in &update.steps {
-            self.within_effects(&s.effects, &granted).map_err(|e| {
-                format!(
-                    "step {:?} declares that it {e}, which this run was not granted (tools have no network, and \
+            self.within_effects_cached(&s.effects, &granted, &mut resolved)
+                .map_err(|e| {
+                    format!(
+                        "step {:?} declares that it {e}, which this run was not granted (tools have no network, and \
                      write only under output/ or a folder granted read-write); only the person can grant more",
-                    s.title
-                )
-            })?;
+                        s.title
+                    )
+                })?;
         }
         if let Some(ceiling) = &st.ceiling {
             for s in &update.steps {
-                self.within_effects(&s.effects, ceiling)
+                self.within_effects_cached(&s.effects, ceiling, &mut resolved)
                     .map_err(|e| format!("step {:?} declares more than the parent step allows: {e}", s.title))?;
             }
         }
@@ -810,25 +812,39 @@ impl<'a> Agent<'a> {
 
     /// Checks that `inner`'s paths all lie within `outer`'s.
     fn within_effects(&self, inner: &StepEffects, outer: &StepEffects) -> std::result::Result<(), String> {
+        self.within_effects_cached(inner, outer, &mut HashMap::new())
+    }
+
+    /// [`within_effects`](Self::within_effects) resolving each path once per
+    /// `cache`: a plan's steps name the same few folders, and resolving
+    /// follows every component's links (a syscall each).
+    fn within_effects_cached(
+        &self,
+        inner: &StepEffects,
+        outer: &StepEffects,
+        cache: &mut HashMap<PathBuf, Option<PathBuf>>,
+    ) -> std::result::Result<(), String> {
+        let mut resolve = |p: &PathBuf| {
+            cache
+                .entry(p.clone())
+                .or_insert_with(|| self.resolve_declared(p))
+                .clone()
+        };
         let outer_reads: Vec<PathBuf> = outer
             .reads
             .iter()
             .chain(&outer.writes)
-            .filter_map(|p| self.resolve_declared(p))
+            .filter_map(&mut resolve)
             .collect();
-        let outer_writes: Vec<PathBuf> = outer.writes.iter().filter_map(|p| self.resolve_declared(p)).collect();
+        let outer_writes: Vec<PathBuf> = outer.writes.iter().filter_map(&mut resolve).collect();
         for r in &inner.reads {
-            let resolved = self
-                .resolve_declared(r)
-                .ok_or_else(|| format!("{} is not a usable path", r.display()))?;
+            let resolved = resolve(r).ok_or_else(|| format!("{} is not a usable path", r.display()))?;
             if !outer_reads.iter().any(|o| resolved.starts_with(o)) {
                 return Err(format!("reads {}", r.display()));
             }
         }
         for w in &inner.writes {
-            let resolved = self
-                .resolve_declared(w)
-                .ok_or_else(|| format!("{} is not a usable path", w.display()))?;
+            let resolved = resolve(w).ok_or_else(|| format!("{} is not a usable path", w.display()))?;
             if !outer_writes.iter().any(|o| resolved.starts_with(o)) {
                 return Err(format!("writes {}", w.display()));
             }

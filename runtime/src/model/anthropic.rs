@@ -58,25 +58,26 @@ impl AnthropicProvider {
         }
     }
 
-    fn request_body(&self, request: &ModelRequest<'_>) -> Value {
-        let mut body = json!({
-            "model": self.model,
-            "max_tokens": request.max_tokens,
-            "stream": true,
-            "messages": request.messages.iter().map(wire_message).collect::<Vec<_>>(),
-        });
-        if !request.system.is_empty() {
-            body["system"] = json!(request.system);
-        }
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+    /// The request as JSON, serialized straight from the conversation: no
+    /// intermediate `Value` tree (a long run resends hundreds of kilobytes).
+    fn request_body(&self, request: &ModelRequest<'_>) -> String {
+        let body = WireRequest {
+            model: &self.model,
+            max_tokens: request.max_tokens,
+            stream: true,
+            system: (!request.system.is_empty()).then_some(request.system),
+            messages: request.messages.iter().map(WireMessage::from).collect(),
+            tools: request
                 .tools
                 .iter()
-                .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
-                .collect();
-            body["tools"] = json!(tools);
-        }
-        body
+                .map(|t| WireTool {
+                    name: &t.name,
+                    description: &t.description,
+                    input_schema: &t.input_schema,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }
 
@@ -90,7 +91,7 @@ impl ModelProvider for AnthropicProvider {
         request: &ModelRequest<'_>,
         on_event: &mut dyn FnMut(StreamEvent),
     ) -> Result<ModelResponse, ProviderError> {
-        let body = self.request_body(request).to_string();
+        let body = self.request_body(request);
         let endpoint = self.endpoint();
         let headers = [("x-api-key", self.api_key.expose()), ("anthropic-version", API_VERSION)];
         with_retries(NAME, &self.retry, on_event, |on_event| {
@@ -101,35 +102,77 @@ impl ModelProvider for AnthropicProvider {
     }
 }
 
-fn wire_message(message: &Message) -> Value {
-    let role = match message.role {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    };
-    let content: Vec<Value> = message
-        .content
-        .iter()
-        .filter_map(|block| match block {
-            // The API rejects empty text blocks.
-            Block::Text { text } if text.is_empty() => None,
-            Block::Text { text } => Some(json!({"type": "text", "text": text})),
-            Block::ToolUse { id, name, input } => {
-                Some(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
-            }
-            Block::ToolResult {
-                tool_use_id,
-                content,
-                is_error,
-            } => {
-                let mut result = json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
-                if *is_error {
-                    result["is_error"] = json!(true);
-                }
-                Some(result)
-            }
-        })
-        .collect();
-    json!({"role": role, "content": content})
+#[derive(serde::Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct WireTool<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: &'a Value,
+}
+
+#[derive(serde::Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: Vec<WireBlock<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+}
+
+impl<'a> From<&'a Message> for WireMessage<'a> {
+    fn from(message: &'a Message) -> Self {
+        let role = match message.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        let content = message
+            .content
+            .iter()
+            .filter_map(|block| match block {
+                // The API rejects empty text blocks.
+                Block::Text { text } if text.is_empty() => None,
+                Block::Text { text } => Some(WireBlock::Text { text }),
+                Block::ToolUse { id, name, input } => Some(WireBlock::ToolUse { id, name, input }),
+                Block::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => Some(WireBlock::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error: *is_error,
+                }),
+            })
+            .collect();
+        WireMessage { role, content }
+    }
 }
 
 /// A content block still streaming in.

@@ -57,35 +57,105 @@ impl OpenAiCompatibleProvider {
         }
     }
 
-    fn request_body(&self, request: &ModelRequest<'_>) -> Value {
+    /// The request as JSON, serialized straight from the conversation
+    /// without an intermediate `Value` tree.
+    fn request_body(&self, request: &ModelRequest<'_>) -> String {
         let mut messages = Vec::new();
         if !request.system.is_empty() {
-            messages.push(json!({"role": "system", "content": request.system}));
+            messages.push(WireMessage::Text {
+                role: "system",
+                content: request.system.into(),
+            });
         }
         for message in request.messages {
             wire_messages(message, &mut messages);
         }
-        let mut body = json!({
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+        let body = WireRequest {
+            model: &self.model,
+            messages,
+            max_tokens: request.max_tokens,
+            stream: true,
+            stream_options: StreamOptions { include_usage: true },
+            tools: request
                 .tools
                 .iter()
-                .map(|t| {
-                    json!({"type": "function", "function": {
-                        "name": t.name, "description": t.description, "parameters": t.input_schema,
-                    }})
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: &t.name,
+                        description: &t.description,
+                        parameters: &t.input_schema,
+                    },
                 })
-                .collect();
-            body["tools"] = json!(tools);
-        }
-        body
+                .collect(),
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
+}
+
+#[derive(serde::Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    max_tokens: u32,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(serde::Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum WireMessage<'a> {
+    Text {
+        role: &'static str,
+        content: std::borrow::Cow<'a, str>,
+    },
+    Tool {
+        role: &'static str,
+        tool_call_id: &'a str,
+        content: std::borrow::Cow<'a, str>,
+    },
+    Assistant {
+        role: &'static str,
+        content: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<WireCall<'a>>,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct WireCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireCallFunction<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WireCallFunction<'a> {
+    name: &'a str,
+    /// The format carries arguments as a JSON string.
+    arguments: String,
 }
 
 impl ModelProvider for OpenAiCompatibleProvider {
@@ -98,7 +168,7 @@ impl ModelProvider for OpenAiCompatibleProvider {
         request: &ModelRequest<'_>,
         on_event: &mut dyn FnMut(StreamEvent),
     ) -> Result<ModelResponse, ProviderError> {
-        let body = self.request_body(request).to_string();
+        let body = self.request_body(request);
         let endpoint = self.endpoint();
         let bearer = self.api_key.as_ref().map(|key| format!("Bearer {}", key.expose()));
         let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
@@ -113,7 +183,7 @@ impl ModelProvider for OpenAiCompatibleProvider {
 /// One deskhand message as chat messages: tool results become `tool`
 /// messages (which must directly follow the assistant's calls), and any
 /// text in the same turn a `user` message after them.
-fn wire_messages(message: &Message, out: &mut Vec<Value>) {
+fn wire_messages<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
     let text = message.text();
     match message.role {
         Role::User => {
@@ -126,30 +196,41 @@ fn wire_messages(message: &Message, out: &mut Vec<Value>) {
                 {
                     // The format has no error flag; say it in the content.
                     let content = if *is_error {
-                        format!("error: {content}")
+                        format!("error: {content}").into()
                     } else {
-                        content.clone()
+                        content.as_str().into()
                     };
-                    out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}));
+                    out.push(WireMessage::Tool {
+                        role: "tool",
+                        tool_call_id: tool_use_id,
+                        content,
+                    });
                 }
             }
             if !text.is_empty() {
-                out.push(json!({"role": "user", "content": text}));
+                out.push(WireMessage::Text {
+                    role: "user",
+                    content: text.into(),
+                });
             }
         }
         Role::Assistant => {
-            let calls: Vec<Value> = message
+            let tool_calls = message
                 .tool_uses()
-                .map(|(id, name, input)| {
-                    json!({"id": id, "type": "function", "function": {"name": name, "arguments": input.to_string()}})
+                .map(|(id, name, input)| WireCall {
+                    id,
+                    kind: "function",
+                    function: WireCallFunction {
+                        name,
+                        arguments: input.to_string(),
+                    },
                 })
                 .collect();
-            let mut wire =
-                json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
-            if !calls.is_empty() {
-                wire["tool_calls"] = json!(calls);
-            }
-            out.push(wire);
+            out.push(WireMessage::Assistant {
+                role: "assistant",
+                content: (!text.is_empty()).then_some(text),
+                tool_calls,
+            });
         }
     }
 }

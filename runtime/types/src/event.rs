@@ -18,6 +18,40 @@ pub struct RunId(pub String);
 #[serde(transparent)]
 pub struct CallId(pub String);
 
+/// One sandboxed tool call as a run makes it: an operation of a tool with
+/// its arguments. In the journal it lives as a ToolCallBegin/ToolCallEnd
+/// pair keyed by `id`; [`ToolCall::begin`] and [`Event::tool_call`] go
+/// between the two forms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: CallId,
+    pub tool: String,
+    pub operation: String,
+    /// The arguments with every declared path resolved as the guest sees it.
+    pub args: serde_json::Value,
+}
+
+impl ToolCall {
+    /// The event that opens this call in the journal.
+    pub fn begin(&self) -> Event {
+        Event::ToolCallBegin {
+            call: self.id.clone(),
+            tool: self.tool.clone(),
+            operation: self.operation.clone(),
+            args: self.args.clone(),
+        }
+    }
+
+    /// The event that closes it.
+    pub fn end(&self, outcome: CallOutcome, elapsed_ms: u64) -> Event {
+        Event::ToolCallEnd {
+            call: self.id.clone(),
+            outcome,
+            elapsed_ms,
+        }
+    }
+}
+
 impl std::fmt::Display for RunId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -220,6 +254,24 @@ pub enum Event {
 }
 
 impl Event {
+    /// The call a ToolCallBegin opens; None for any other event.
+    pub fn tool_call(&self) -> Option<ToolCall> {
+        match self {
+            Event::ToolCallBegin {
+                call,
+                tool,
+                operation,
+                args,
+            } => Some(ToolCall {
+                id: call.clone(),
+                tool: tool.clone(),
+                operation: operation.clone(),
+                args: args.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The short name the journal indexes events by.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -1,6 +1,7 @@
 //! deskhand's plain data types, shared by the runtime, the CLI and (later)
 //! the web UI: folder grants, tool descriptions with their declared effects,
-//! the typed errors tools return, and the events every run emits.
+//! the typed errors tools return, tasks, plans and steps, tool calls, and
+//! the events every run emits.
 //!
 //! Nothing here does I/O; everything is a serde type.
 
@@ -12,7 +13,7 @@ pub mod plan;
 pub mod tool;
 
 pub use change::{ChangeKind, ChangesetStatus, FileChange};
-pub use event::{CallId, CallOutcome, Event, LogLevel, RunId};
+pub use event::{CallId, CallOutcome, Event, LogLevel, RunId, ToolCall};
 pub use grant::{Access, Grant, GrantParseError};
 pub use plan::{Mode, Plan, PlanStep, RunStatus, StepEffects, StepStatus, Task};
 pub use tool::{Effects, Operation, ProposedChange, ToolDescription, ToolError, ToolOutput};

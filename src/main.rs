@@ -1295,7 +1295,7 @@ fn terminal_observer() -> RunObserver {
             Event::Compacted { replaced, .. } => {
                 eprintln!("{pad}  (compacted {replaced} older messages to fit the context window)")
             }
-            Event::Notice { message } => eprintln!("{pad}  note: {message}"),
+            Event::Notice { message } | Event::ModeChanged { message, .. } => eprintln!("{pad}  note: {message}"),
             Event::Resumed { run } => eprintln!("{pad}Resuming {run} from its journal"),
             Event::Message { message } if message.role == deskhand_types::model::Role::Assistant => {
                 // The final answer goes to stdout when the run ends; show only commentary here.

@@ -135,7 +135,7 @@ function apply(st, msg) {
     case "tool_progress": r.progress = e; break;
     case "tool_call_begin": st.log.push({ run, text: `${e.tool}.${e.operation}` }); r.progress = null; break;
     case "blocked": st.log.push({ run, text: `Blocked: ${e.reason}`, cls: "blocked" }); break;
-    case "notice": st.log.push({ run, text: e.message }); break;
+    case "notice": case "mode_changed": st.log.push({ run, text: e.message }); break;
     case "needs_input": st.log.push({ run, text: `Question: ${e.question}` }); break;
     case "changes_applied": st.log.push({ run, text: `Applied ${e.count} change(s) (approved by ${e.by})` }); break;
     case "changes_refused": st.log.push({ run, text: `Changes not applied: ${e.reason}`, cls: "blocked" }); break;

@@ -60,6 +60,7 @@ impl Agent<'_> {
         let mut turn = 0;
         let mut ended: Option<(RunStatus, String)> = None;
         let mut calls: HashMap<String, CallRecord> = HashMap::new();
+        let mut switched: Option<Mode> = None;
         for row in journal.events(run)? {
             match row.event {
                 Event::RunBegin { task: t, .. } => task = Some(t),
@@ -85,12 +86,17 @@ impl Agent<'_> {
                         rec.outcome = Some(outcome);
                     }
                 }
+                Event::ModeChanged { mode: m, .. } => switched = Some(m),
                 Event::RunEnd { status, summary, .. } => ended = Some((status, summary)),
                 Event::Resumed { .. } => ended = None,
                 _ => {}
             }
         }
         let mut task = task.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        // A mode the person switched to on an earlier resume still holds.
+        if let Some(m) = switched {
+            task.mode = m;
+        }
         if let Some((status, summary)) = &ended
             && *status != RunStatus::NeedsInput
         {
@@ -130,7 +136,7 @@ impl Agent<'_> {
                 name(mode),
                 name(task.mode)
             );
-            self.emit(run, Event::Notice { message });
+            self.emit(run, Event::ModeChanged { mode, message });
             task.mode = mode;
         }
         let children = journal.children(run)?;

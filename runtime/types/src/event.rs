@@ -172,6 +172,12 @@ pub enum Event {
         reason: String,
     },
     /// Something the person should know that is not an error.
+    /// The person switched the run's permission mode (on resume); later
+    /// resumes keep the new mode.
+    ModeChanged {
+        mode: crate::plan::Mode,
+        message: String,
+    },
     Notice {
         message: String,
     },
@@ -289,6 +295,7 @@ impl Event {
             Event::SubAgentEnd { .. } => "sub_agent_end",
             Event::NeedsInput { .. } => "needs_input",
             Event::ModelRetry { .. } => "model_retry",
+            Event::ModeChanged { .. } => "mode_changed",
             Event::Notice { .. } => "notice",
             Event::Blocked { .. } => "blocked",
             Event::Resumed { .. } => "resumed",

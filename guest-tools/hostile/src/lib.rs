@@ -25,6 +25,7 @@ const OPS: &[&str] = &[
     "spin",
     "alloc",
     "flood_stdout",
+    "flood_stderr",
     "flood_log",
     "panic",
     "env",
@@ -79,6 +80,12 @@ impl Guest for Hostile {
                 let line = "x".repeat(1023);
                 loop {
                     println!("{line}");
+                }
+            }
+            "flood_stderr" => {
+                let line = "e".repeat(1023);
+                loop {
+                    eprintln!("{line}");
                 }
             }
             "flood_log" => {

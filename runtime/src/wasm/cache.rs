@@ -4,6 +4,9 @@
 //! compiled again and replaced, never trusted and never fatal. A lock file
 //! beside each entry makes processes (and threads) that need the same
 //! component at once compile it once: the rest wait, then load the entry.
+//! Entries are named `<tool>@<key>.cwasm`; storing a tool's new entry removes
+//! its older ones and any left by another wasmtime version, so the folder
+//! does not grow with every upgrade.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -39,11 +42,16 @@ impl ComponentCache {
         ComponentCache { dir }
     }
 
-    pub(super) fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> Result<(Component, CacheStatus), String> {
+    pub(super) fn load_or_compile(
+        &self,
+        engine: &Engine,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<(Component, CacheStatus), String> {
         let Some(dir) = &self.dir else {
             return compile(engine, wasm).map(|c| (c, CacheStatus::Uncached));
         };
-        let key = key(engine, wasm);
+        let key = format!("{}@{}", file_safe(name), key(engine, wasm));
         let path = dir.join(format!("{key}.cwasm"));
         let _compiling = lock(dir, &key);
         let status = match std::fs::read(&path) {
@@ -55,10 +63,54 @@ impl ComponentCache {
         };
         let component = compile(engine, wasm)?;
         // A cache that cannot be written only costs the next process a compile.
-        if let Ok(code) = component.serialize() {
-            let _ = store_atomically(dir, &path, &code);
+        if let Ok(code) = component.serialize()
+            && store_atomically(dir, &path, &code).is_ok()
+        {
+            prune(dir, &key);
         }
         Ok((component, status))
+    }
+}
+
+/// A tool name as a file name: letters, digits, `-` and `_` kept, the rest `_`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Removes what `current` (a `<tool>@<key>` just stored) makes stale: the
+/// same tool's other entries, entries of another wasmtime version, and
+/// entries named before tools were in the name; each with its lock file.
+/// Best effort: a file that cannot be removed stays.
+fn prune(dir: &std::path::Path, current: &str) {
+    let Some((tool, _)) = current.split_once('@') else {
+        return;
+    };
+    let this_version = format!("-wasmtime{WASMTIME_VERSION}-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(stem) = file_name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".cwasm").or_else(|| n.strip_suffix(".lock")))
+        else {
+            continue;
+        };
+        let stale = match stem.split_once('@') {
+            Some((other, _)) if stem != current => other == tool || !stem.contains(&this_version),
+            Some(_) => false,
+            None => stem.contains("-wasmtime"),
+        };
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -114,4 +166,19 @@ fn store_atomically(dir: &std::path::Path, path: &std::path::Path, code: &[u8]) 
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The version in cache keys is the one Cargo.lock pins.
+    #[test]
+    fn the_version_in_cache_keys_is_the_locked_wasmtime() {
+        let lock = include_str!("../../../Cargo.lock");
+        let locked = lock
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"'));
+        assert_eq!(locked, Some(super::WASMTIME_VERSION));
+    }
 }

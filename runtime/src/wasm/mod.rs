@@ -193,7 +193,7 @@ impl WasmHost {
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedTool, LoadError> {
         let (component, cache_status) =
             self.cache
-                .load_or_compile(&self.engine, bytes)
+                .load_or_compile(&self.engine, name, bytes)
                 .map_err(|e| LoadError::Invalid {
                     name: name.into(),
                     message: e,

@@ -72,3 +72,34 @@ fn something_that_is_not_a_component_is_refused_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn storing_a_new_entry_removes_the_stale_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = WasmHost::new(Some(dir.path().into())).unwrap();
+    let name = |p: &std::path::PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+    host.load("hostile", &std::fs::read(HOSTILE).unwrap()).unwrap();
+    let first = cache_files(dir.path());
+    assert_eq!(first.len(), 1);
+    assert!(name(&first[0]).starts_with("hostile@"), "{first:?}");
+    // Entries another tool owns stay; an older wasmtime's and the old naming go.
+    for planted in [
+        "inventory@0123-wasmtime48.0.8-00000000000000aa.cwasm",
+        "fs@0123-wasmtime47.0.1-00000000000000aa.cwasm",
+        "0123-wasmtime47.0.1-00000000000000aa.cwasm",
+    ] {
+        std::fs::write(dir.path().join(planted), b"old").unwrap();
+    }
+    // The same tool rebuilt (other bytes under the same name): its old entry goes.
+    let rebuilt = std::fs::read(env!("DESKHAND_GUEST_INVENTORY")).unwrap();
+    let tool = host.load("hostile", &rebuilt).unwrap();
+    assert_eq!(tool.cache_status(), CacheStatus::Compiled);
+    let mut left: Vec<String> = cache_files(dir.path()).iter().map(name).collect();
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left[0].starts_with("hostile@") && left[0] != name(&first[0]),
+        "{left:?}"
+    );
+    assert_eq!(left[1], "inventory@0123-wasmtime48.0.8-00000000000000aa.cwasm");
+}

@@ -67,6 +67,22 @@ fn a_stdout_flood_is_capped() {
 }
 
 #[test]
+fn a_stderr_flood_is_capped() {
+    let fx = Fixture::new();
+    let sandbox = limited(
+        &fx,
+        Limits {
+            stderr_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+    );
+    let report = hostile().call(&sandbox, "flood_stderr", "{}", None);
+    let err = report.result.unwrap_err();
+    assert!(matches!(err, CallError::OutputCap { stream: "stderr", .. }), "{err}");
+    assert!(report.stderr.len() <= 64 * 1024);
+}
+
+#[test]
 fn a_log_flood_is_capped() {
     let fx = Fixture::new();
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -35,6 +35,22 @@ fn init_creates_the_layout_and_a_second_init_changes_nothing() {
             .starts_with("# Instructions")
     );
 
+    // The journal is SQLite in WAL mode with tasks, steps and the event log.
+    let db = rusqlite::Connection::open(dir.join(".deskhand/journal.db")).unwrap();
+    let mode: String = db.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    for table in ["tasks", "steps", "events"] {
+        let found: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 1, "table {table}");
+    }
+    drop(db);
+
     std::fs::write(dir.join("INSTRUCTIONS.md"), "my own rules\n").unwrap();
     std::fs::remove_dir(dir.join("context")).unwrap();
     let before = snapshot(&dir);

@@ -543,6 +543,98 @@ fn killed_run_resumes_without_redoing_its_finished_write(wire: Wire) {
     assert!(second.requests()[0].body.contains(wire.write_call_id()));
 }
 
+#[test]
+fn a_fan_out_killed_mid_way_resumes_its_unfinished_sub_agent_and_reuses_the_finished_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    for folder in ["receipts", "website refresh"] {
+        let dir = tmp.path().join("ws/projects").join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("notes.txt"), "notes\n").unwrap();
+    }
+    let wire = Wire::Anthropic;
+    let parent = "List the receipts and the website folders";
+    let (a, b) = ("List projects/receipts", "List projects/website refresh");
+    // Both sub-agents start together; the receipts one finishes, the website
+    // one's model takes far too long: time enough to kill the process.
+    let first = ReplayServer::start(vec![
+        Canned::sse(&wire.transcript("fanout-1.sse")).for_task(parent),
+        Canned::sse(&wire.transcript("fanout-child-a-1.sse")).for_task(a),
+        Canned::sse(&wire.transcript("fanout-child-a-2.sse")).for_task(a),
+        Canned::sse(&wire.transcript("fanout-child-b-1.sse"))
+            .for_task(b)
+            .delay(Duration::from_secs(60)),
+    ]);
+    let mut child = wire
+        .talking_to(
+            command(
+                &[
+                    "run",
+                    parent,
+                    "--workspace",
+                    "ws",
+                    "--grant",
+                    "projects",
+                    "--mode",
+                    "act",
+                ],
+                tmp.path(),
+            ),
+            &first,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let run = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the receipts sub-agent never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(run) = runs("ws", tmp.path()).pop() else {
+            continue;
+        };
+        let events = stdout(&deskhand(&["show", &run, "--workspace", "ws", "--events"], tmp.path()));
+        if events.contains("\"sub_agent_end\"") && first.requests().len() >= 4 {
+            break run;
+        }
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let second = ReplayServer::start(vec![
+        Canned::sse(&wire.transcript("fanout-child-b-1.sse")).for_task(b),
+        Canned::sse(&wire.transcript("fanout-child-b-2.sse")).for_task(b),
+        Canned::sse(&wire.transcript("fanout-2.sse")).for_task(parent),
+        Canned::sse(&wire.transcript("fanout-3.sse")).for_task(parent),
+    ]);
+    let o = wire
+        .talking_to(
+            command(&["resume", &run, "--workspace", "ws", "--mode", "act"], tmp.path()),
+            &second,
+        )
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_eq!(second.unserved(), 0, "{}", stderr(&o));
+    // The finished sub-agent was not asked again; the unfinished one was resumed.
+    let asked: Vec<String> = second.requests().iter().map(|r| r.body.clone()).collect();
+    assert!(
+        asked
+            .iter()
+            .all(|body| !body.contains(&format!("\"{a}\"")) || body.contains(parent)),
+        "the finished sub-agent ran again"
+    );
+    let events = stdout(&deskhand(&["show", &run, "--workspace", "ws", "--events"], tmp.path()));
+    // Each SubAgentBegin has its End: one from before the kill, one after the resume.
+    let count = |kind: &str| events.lines().filter(|l| l.contains(&format!("\"{kind}\""))).count();
+    assert_eq!((count("sub_agent_begin"), count("sub_agent_end")), (2, 2), "{events}");
+    let shown = stdout(&deskhand(&["show", &run, "--workspace", "ws"], tmp.path()));
+    assert!(shown.contains("succeeded"), "{shown}");
+}
+
 /// Every file under `dir`, relative path -> bytes.
 fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();

@@ -1356,7 +1356,7 @@ impl<'a> Agent<'a> {
                                 .map(|i| kids.remove(i))
                         };
                         let outcome = match earlier {
-                            Some(kid) => self.reuse_child(&kid, ceiling.clone(), cancel.clone()),
+                            Some(kid) => self.reuse_child(&parent, &kid, ceiling.clone(), cancel.clone()),
                             None => self.run_child(&parent, step, task.clone(), ceiling.clone(), cancel.clone()),
                         };
                         let outcome = match outcome {

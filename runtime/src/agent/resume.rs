@@ -220,6 +220,7 @@ impl Agent<'_> {
     /// finished, else it is resumed.
     pub(super) fn reuse_child(
         &self,
+        parent: &RunId,
         kid: &crate::journal::TaskRow,
         ceiling: StepEffects,
         cancel: Vec<Arc<AtomicBool>>,
@@ -239,9 +240,21 @@ impl Agent<'_> {
                     question: None,
                 })
             }
-            _ => self
-                .resume_inner(&kid.id, None, None, Some(ceiling), cancel)
-                .map_err(|e| e.to_string()),
+            _ => {
+                // Its SubAgentBegin is in the parent's journal; the End comes now.
+                let report = self
+                    .resume_inner(&kid.id, None, None, Some(ceiling), cancel)
+                    .map_err(|e| e.to_string())?;
+                self.emit(
+                    parent,
+                    Event::SubAgentEnd {
+                        child: report.run.clone(),
+                        status: report.status,
+                        summary: report.summary.clone(),
+                    },
+                );
+                Ok(report)
+            }
         }
     }
 }

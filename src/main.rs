@@ -850,7 +850,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 // The tool's one-line summary, then what it found.
                 let shown = render::render(&result.output.json);
-                for part in [result.output.text.trim_end(), shown.as_str()] {
+                let summary = render::summary(&result.output.text);
+                for part in [summary.as_str(), shown.as_str()] {
                     if !part.is_empty() {
                         out(part);
                     }

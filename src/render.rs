@@ -31,6 +31,11 @@ fn is_scalar(v: &Value) -> bool {
     }
 }
 
+/// A tool's own summary line, made safe for the terminal like the rest.
+pub fn summary(text: &str) -> String {
+    self::text(text)
+}
+
 /// Control characters (a terminal escape in a file name, say) are shown
 /// escaped, never sent to the terminal.
 fn escape(s: &str, keep: &[char]) -> String {
@@ -43,6 +48,11 @@ fn escape(s: &str, keep: &[char]) -> String {
             }
         })
         .collect()
+}
+
+/// A field name on one line (a tool's keys are its own; escape them too).
+fn key(k: &str) -> String {
+    escape(k, &[])
 }
 
 /// Text as itself: line breaks and tabs kept.
@@ -65,11 +75,11 @@ fn object(map: &Map<String, Value>, indent: &str, lines: &mut Vec<String>) {
     let shown = map.iter().filter(|(_, v)| !v.is_null());
     let (scalars, rest): (Vec<_>, Vec<_>) = shown.partition(|(_, v)| is_scalar(v));
     let (texts, nested): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(_, v)| v.is_string());
-    let width = scalars.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = scalars.iter().map(|(k, _)| key(k).chars().count()).max().unwrap_or(0);
     for (k, v) in &scalars {
         lines.push(format!(
             "{indent}{:<width$} {}",
-            format!("{k}:"),
+            format!("{}:", key(k)),
             cell(v),
             width = width + 1
         ));
@@ -77,14 +87,14 @@ fn object(map: &Map<String, Value>, indent: &str, lines: &mut Vec<String>) {
     let inner = format!("{indent}  ");
     for (k, v) in nested {
         match v {
-            Value::Array(items) if items.is_empty() => lines.push(format!("{indent}{k}: (none)")),
-            Value::Object(m) if m.is_empty() => lines.push(format!("{indent}{k}: (none)")),
+            Value::Array(items) if items.is_empty() => lines.push(format!("{indent}{}: (none)", key(k))),
+            Value::Object(m) if m.is_empty() => lines.push(format!("{indent}{}: (none)", key(k))),
             Value::Array(items) => {
-                lines.push(format!("{indent}{k}:"));
+                lines.push(format!("{indent}{}:", key(k)));
                 array(items, &inner, lines);
             }
             Value::Object(m) => {
-                lines.push(format!("{indent}{k}:"));
+                lines.push(format!("{indent}{}:", key(k)));
                 object(m, &inner, lines);
             }
             _ => {}
@@ -98,7 +108,7 @@ fn object(map: &Map<String, Value>, indent: &str, lines: &mut Vec<String>) {
                 lines.push(String::new());
             }
             if titled {
-                lines.push(format!("{indent}{k}:"));
+                lines.push(format!("{indent}{}:", key(k)));
             }
             lines.push(text(s));
         }
@@ -125,7 +135,7 @@ fn array(items: &[Value], indent: &str, lines: &mut Vec<String>) {
                 }
             }
         }
-        let mut table = vec![keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>()];
+        let mut table = vec![keys.iter().map(|k| key(k)).collect::<Vec<_>>()];
         table.extend(items.iter().map(|item| keys.iter().map(|k| cell(&item[*k])).collect()));
         columns(&table, indent, lines);
     } else if rows {
@@ -156,30 +166,35 @@ fn array(items: &[Value], indent: &str, lines: &mut Vec<String>) {
 /// Aligned columns; a column of numbers is aligned right.
 fn columns(table: &[Vec<String>], indent: &str, lines: &mut Vec<String>) {
     let n = table.iter().map(Vec::len).max().unwrap_or(0);
-    let width = |c: usize| {
-        table
-            .iter()
-            .filter_map(|r| r.get(c))
-            .map(|s| s.chars().count())
-            .max()
-            .unwrap_or(0)
-    };
-    let numeric = |c: usize| {
-        table
-            .iter()
-            .skip(1)
-            .filter_map(|r| r.get(c))
-            .all(|s| s.is_empty() || s.parse::<f64>().is_ok())
-    };
+    // Once per column, not per cell: a listing can have thousands of rows.
+    let widths: Vec<usize> = (0..n)
+        .map(|c| {
+            table
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let numeric: Vec<bool> = (0..n)
+        .map(|c| {
+            table
+                .iter()
+                .skip(1)
+                .filter_map(|r| r.get(c))
+                .all(|s| s.is_empty() || s.parse::<f64>().is_ok())
+        })
+        .collect();
     for row in table {
         let mut line = indent.to_owned();
         for c in 0..n {
             let value = row.get(c).map(String::as_str).unwrap_or("");
-            let w = width(c);
+            let w = widths[c];
             if c > 0 {
                 line.push_str("  ");
             }
-            if numeric(c) {
+            if numeric[c] {
                 line.push_str(&format!("{value:>w$}"));
             } else if c + 1 < n {
                 line.push_str(&format!("{value:<w$}"));
@@ -196,6 +211,20 @@ mod tests {
     use serde_json::json;
 
     use super::render;
+
+    #[test]
+    fn keys_and_headers_are_escaped_and_a_long_listing_renders() {
+        let v = json!({"na\u{1b}[31mme": "x", "rows": [{"k\u{1b}": 1}]});
+        let out = render(&v);
+        assert!(!out.contains('\u{1b}'), "{out}");
+        // 20,000 rows: column widths are worked out once per column (a
+        // per-cell scan made this quadratic and took minutes).
+        let entries: Vec<_> = (0..20_000)
+            .map(|i| json!({"path": format!("f{i}"), "size": i}))
+            .collect();
+        let out = render(&json!({ "entries": entries }));
+        assert_eq!(out.lines().count(), 20_002);
+    }
 
     #[test]
     fn records_become_aligned_columns_with_a_header() {

@@ -1017,7 +1017,7 @@ impl Gate for TerminalGate {
         use std::io::IsTerminal;
         if req.mode == Mode::Act {
             return Approval::Approved {
-                by: "act mode, chosen by the person when the run started".into(),
+                by: "act mode, chosen by the person".into(),
             };
         }
         if !std::io::stdin().is_terminal() {
@@ -1054,7 +1054,7 @@ impl Gate for TerminalGate {
         use std::io::IsTerminal;
         if req.mode == Mode::Act && req.deletions == 0 {
             return Approval::Approved {
-                by: "act mode, chosen by the person when the run started".into(),
+                by: "act mode, chosen by the person".into(),
             };
         }
         if !std::io::stdin().is_terminal() {

@@ -56,6 +56,10 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
                 task = serde_json::to_value(t).unwrap_or_default();
                 model = m;
             }
+            // A mode switched on resume is the mode the rest of the run had.
+            Event::ModeChanged { mode, .. } => {
+                task["mode"] = serde_json::to_value(mode).unwrap_or_default();
+            }
             Event::PlanUpdated { plan: p } => plan = p,
             Event::StepApproved { step, by, effects_hash } => {
                 approvals.push(json!({"step": step, "by": by, "at": r.at, "effects_hash": effects_hash}))

@@ -250,8 +250,13 @@ fn resume_with_mode_act_finishes_an_ask_mode_run_that_had_no_terminal_to_ask_on(
     assert!(tmp.path().join("ws/output/inventory.csv").is_file());
     let events = stdout(&deskhand(&["show", &run, "--workspace", "ws", "--events"], tmp.path()));
     assert!(
-        events.contains("resumed this run in act mode") && events.contains("began in ask mode"),
+        events.contains("resumed this run in act mode") && events.contains("it was in ask mode"),
         "the switch is journaled:\n{events}"
+    );
+    let ledger = std::fs::read_to_string(tmp.path().join(format!("ws/output/{run}-ledger.md"))).unwrap();
+    assert!(
+        ledger.contains("**Mode:** act"),
+        "the ledger tells the mode the run ended in:\n{ledger}"
     );
 
     // Without --mode the run keeps its own: ask, which cannot ask here.

@@ -71,7 +71,7 @@ pub struct UiGate {
     pub(crate) app: Arc<App>,
 }
 
-const ACT: &str = "act mode, chosen by the person when the run started (in the browser)";
+const ACT: &str = "act mode, chosen by the person (in the browser)";
 
 impl UiGate {
     fn ask(&self, run: &RunId, step: usize, kind: &str, title: &str, details: String, deletions: usize) -> Approval {

@@ -116,7 +116,7 @@ pub struct ApproveAll;
 impl Gate for ApproveAll {
     fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
         let by = match req.mode {
-            Mode::Act => "act mode, chosen by the person when the run started",
+            Mode::Act => "act mode, chosen by the person",
             Mode::Ask => "pre-approved by the person",
         };
         Approval::Approved { by: by.into() }

@@ -29,7 +29,8 @@ impl Agent<'_> {
 
     /// [`Agent::resume`] in `mode` rather than the one the run started in
     /// (None keeps that one), say act mode for a run begun in ask mode where
-    /// no one could be asked. The switch is journaled as a notice.
+    /// no one could be asked. The switch is journaled (`ModeChanged`) and
+    /// later resumes keep it.
     pub fn resume_with_mode(&self, run: &RunId, answer: Option<&str>, mode: Option<Mode>) -> Result<RunReport> {
         let row = self
             .workspace
@@ -61,6 +62,9 @@ impl Agent<'_> {
         let mut ended: Option<(RunStatus, String)> = None;
         let mut calls: HashMap<String, CallRecord> = HashMap::new();
         let mut switched: Option<Mode> = None;
+        // The run's last model turn failed (busy, unreachable, a bad key):
+        // once that is mended, the run can go on from where it was.
+        let mut model_failed = false;
         for row in journal.events(run)? {
             match row.event {
                 Event::RunBegin { task: t, .. } => task = Some(t),
@@ -78,6 +82,7 @@ impl Agent<'_> {
                     }
                 }
                 Event::ModelTurnBegin { turn: t } => turn = t,
+                Event::ModelTurnEnd { error, .. } => model_failed = error.is_some(),
                 Event::ToolCallBegin { call, tool, .. } => {
                     calls.insert(call.0, CallRecord { tool, outcome: None });
                 }
@@ -97,8 +102,10 @@ impl Agent<'_> {
         if let Some(m) = switched {
             task.mode = m;
         }
+        let resumable =
+            |status: RunStatus| status == RunStatus::NeedsInput || (status == RunStatus::Failed && model_failed);
         if let Some((status, summary)) = &ended
-            && *status != RunStatus::NeedsInput
+            && !resumable(*status)
         {
             return Err(Error::RunFinished {
                 run: run.0.clone(),
@@ -132,7 +139,7 @@ impl Agent<'_> {
                 Mode::Act => "act",
             };
             let message = format!(
-                "the person resumed this run in {} mode ({mode}); it began in {} mode",
+                "the person resumed this run in {} mode; it was in {} mode",
                 name(mode),
                 name(task.mode)
             );

@@ -451,6 +451,28 @@ fn a_context_overflow_with_nothing_to_compact_fails_the_run_with_what_to_do() {
 }
 
 #[test]
+fn a_run_whose_model_failed_resumes_once_the_model_answers_again() {
+    let d = demo();
+    // The API asks for a two-minute pause: the run fails, saying so.
+    let busy = ReplayServer::start(vec![Canned::status(503).header("retry-after", "120")]);
+    let provider = anthropic(&busy);
+    let (first, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let error = first.run(task("Say hello", &["projects"])).unwrap_err();
+    assert!(error.to_string().contains("deskhand resume"), "{error}");
+    let run = d.ws.journal().tasks().unwrap().pop().unwrap();
+    assert_eq!(run.status, "failed");
+    // Later the model answers: the same run goes on and finishes.
+    let back = ReplayServer::start(vec![Canned::sse(include_str!("../transcripts/anthropic/text.sse"))]);
+    let provider = anthropic(&back);
+    let (again, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
+    let report = again.resume(&run.id, None).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert_eq!(report.run, run.id);
+    // The conversation carried on: the task is the first message sent.
+    assert!(back.requests()[0].body.contains("Say hello"));
+}
+
+#[test]
 fn agents_md_and_claude_md_reach_the_system_prompt() {
     let d = demo();
     std::fs::write(

@@ -84,6 +84,7 @@ pub fn propose(workspace: &Workspace, feedback: &str, model: Option<&dyn ModelPr
                 messages: &messages,
                 tools: &[],
                 max_tokens: 4096,
+                stop: None,
             };
             let response = model.complete(&request, &mut |_| {})?;
             if response.stop_reason == StopReason::MaxTokens {

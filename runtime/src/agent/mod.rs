@@ -406,6 +406,10 @@ impl<'a> Agent<'a> {
             self.emit(&st.run, Event::ModelTurnBegin { turn: st.turn });
             let response = match self.ask_model(st, &tools) {
                 Ok(r) => r,
+                Err(_) if st.cancelled() => {
+                    // Stopped while the provider waited to retry.
+                    return self.finish(st, RunStatus::Stopped, "cancelled".into());
+                }
                 Err(e) => {
                     let summary = e.to_string();
                     self.emit(
@@ -494,7 +498,7 @@ impl<'a> Agent<'a> {
 
     /// One model turn, compacting older turns first when they no longer fit.
     fn ask_model(&self, st: &mut RunState, tools: &[ToolSpec]) -> Result<crate::model::ModelResponse, ProviderError> {
-        let budget = self.settings.context_tokens * 3 / 4;
+        let budget = self.settings.context_tokens.saturating_mul(3) / 4;
         if context::estimate_tokens(&self.system_prompt(st), &st.messages) > budget {
             self.compact(st, 4);
         }
@@ -506,6 +510,7 @@ impl<'a> Agent<'a> {
                 messages: &st.messages,
                 tools,
                 max_tokens: self.settings.max_tokens,
+                stop: Some(&st.cancel),
             };
             let run = st.run.clone();
             let mut on_event = |e: StreamEvent| {

@@ -94,7 +94,7 @@ impl ModelProvider for AnthropicProvider {
         let body = self.request_body(request);
         let endpoint = self.endpoint();
         let headers = [("x-api-key", self.api_key.expose()), ("anthropic-version", API_VERSION)];
-        with_retries(NAME, &self.retry, on_event, |on_event| {
+        with_retries(NAME, &self.retry, request, on_event, |on_event| {
             let response = endpoint.post(&self.agent, &headers, &body)?;
             let mut sse = SseReader::new(BufReader::new(response.into_body().into_reader()));
             read_message(&endpoint, &mut sse, on_event)

@@ -359,6 +359,10 @@ impl ModelConfig {
 /// mistake, not a setting.
 fn check_context_tokens(value: Option<usize>, origin: &str) -> Result<(), ConfigError> {
     match value {
+        Some(n) if n > 10_000_000 => Err(ConfigError::Invalid {
+            origin: origin.into(),
+            message: format!("context_tokens = {n} is more than any model holds; give the model's real window"),
+        }),
         Some(n) if n < 4_000 => Err(ConfigError::Invalid {
             origin: origin.into(),
             message: format!(

@@ -24,6 +24,16 @@ pub struct ModelRequest<'a> {
     pub messages: &'a [Message],
     pub tools: &'a [ToolSpec],
     pub max_tokens: u32,
+    /// Set when the run is stopped: a provider waiting to retry gives up
+    /// ([`ProviderError::Stopped`]) instead of sleeping on.
+    pub stop: Option<&'a [std::sync::Arc<std::sync::atomic::AtomicBool>]>,
+}
+
+impl ModelRequest<'_> {
+    pub fn stopped(&self) -> bool {
+        self.stop
+            .is_some_and(|flags| flags.iter().any(|f| f.load(std::sync::atomic::Ordering::Relaxed)))
+    }
 }
 
 /// A complete assistant turn.
@@ -112,6 +122,8 @@ pub enum ProviderError {
         wait_secs: u64,
         detail: String,
     },
+    #[error("stopped while waiting to ask {provider} again")]
+    Stopped { provider: String },
     #[error("{provider} refused the request (HTTP {status}): {detail}")]
     Rejected {
         provider: String,

@@ -172,7 +172,7 @@ impl ModelProvider for OpenAiCompatibleProvider {
         let endpoint = self.endpoint();
         let bearer = self.api_key.as_ref().map(|key| format!("Bearer {}", key.expose()));
         let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
-        with_retries(NAME, &self.retry, on_event, |on_event| {
+        with_retries(NAME, &self.retry, request, on_event, |on_event| {
             let response = endpoint.post(&self.agent, &headers, &body)?;
             let mut sse = SseReader::new(BufReader::new(response.into_body().into_reader()));
             read_completion(&endpoint, &mut sse, on_event)

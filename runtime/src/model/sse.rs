@@ -187,6 +187,10 @@ pub(crate) enum Failure {
     },
     /// The stream broke off or ended early.
     Broken { reason: String },
+    /// The server could not be reached for a reason that may pass (a
+    /// resolver that cannot answer right now): retried, and if it lasts,
+    /// this error.
+    Unreachable(ProviderError),
 }
 
 /// The HTTP client both providers use: error statuses come back as
@@ -257,18 +261,28 @@ impl Endpoint<'_> {
 
     fn transport_failure(&self, error: ureq::Error) -> Failure {
         use io::ErrorKind::*;
-        let unreachable = match &error {
+        let (unreachable, passing) = match &error {
             ureq::Error::Io(e) => {
-                matches!(
-                    e.kind(),
-                    ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable | TimedOut
-                ) || is_name_lookup_failure(e)
+                let lookup = name_lookup_failure(e);
+                (
+                    matches!(
+                        e.kind(),
+                        ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable | TimedOut
+                    ) || lookup.is_some(),
+                    lookup == Some(true),
+                )
             }
-            ureq::Error::Protocol(_) => false,
-            _ => true,
+            ureq::Error::Protocol(_) => (false, false),
+            _ => (true, false),
         };
         let detail = self.scrub(&error.to_string());
-        if unreachable {
+        if passing {
+            Failure::Unreachable(ProviderError::Unreachable {
+                url: self.url.to_owned(),
+                env_var: self.base_url_env.to_owned(),
+                detail,
+            })
+        } else if unreachable {
             Failure::Fatal(ProviderError::Unreachable {
                 url: self.url.to_owned(),
                 env_var: self.base_url_env.to_owned(),
@@ -425,6 +439,7 @@ impl ErrorInfo {
 pub(crate) fn with_retries<T>(
     provider: &str,
     policy: &RetryPolicy,
+    request: &super::ModelRequest<'_>,
     on_event: &mut dyn FnMut(StreamEvent),
     mut attempt: impl FnMut(&mut dyn FnMut(StreamEvent)) -> Result<T, Failure>,
 ) -> Result<T, ProviderError> {
@@ -444,6 +459,7 @@ pub(crate) fn with_retries<T>(
                     detail: reason,
                 });
             }
+            Failure::Unreachable(error) if failures > policy.max_retries => return Err(error),
             Failure::Broken { reason } if failures > policy.max_retries => {
                 let detail = format!("{reason} (tried {failures} times)");
                 return Err(ProviderError::MalformedStream {
@@ -465,6 +481,7 @@ pub(crate) fn with_retries<T>(
             }
             Failure::Busy { reason, retry_after } => (reason, retry_after),
             Failure::Broken { reason } => (reason, None),
+            Failure::Unreachable(error) => (error.to_string(), None),
         };
         let wait = policy.delay(failures, retry_after);
         on_event(StreamEvent::Retry {
@@ -472,23 +489,44 @@ pub(crate) fn with_retries<T>(
             wait,
             reason,
         });
-        std::thread::sleep(wait);
+        // In slices, so that stopping the run ends the wait.
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if request.stopped() {
+                return Err(ProviderError::Stopped {
+                    provider: provider.to_owned(),
+                });
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
     }
 }
 
-/// The host name did not resolve (no network, no DNS, a mistyped URL):
-/// the resolver's error has no `ErrorKind` of its own, only its words.
-fn is_name_lookup_failure(e: &io::Error) -> bool {
+/// Whether the host name did not resolve (no network, no DNS, a mistyped
+/// URL), and if so whether it may pass (`Some(true)`: the resolver could not
+/// answer right now, EAI_AGAIN) or will not (`Some(false)`: the name is not
+/// known). The resolver's error has no `ErrorKind` of its own, only words.
+fn name_lookup_failure(e: &io::Error) -> Option<bool> {
     let text = e.to_string().to_ascii_lowercase();
-    [
+    let passing = ["temporary failure in name resolution", "try again"];
+    let lasting = [
         "failed to lookup address",
         "name resolution",
         "name or service not known",
         "nodename nor servname",
         "no such host",
-    ]
-    .iter()
-    .any(|words| text.contains(words))
+    ];
+    if passing.iter().any(|w| text.contains(w)) {
+        Some(true)
+    } else if lasting.iter().any(|w| text.contains(w)) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// How long the server asks us to wait: `retry-after-ms`, else

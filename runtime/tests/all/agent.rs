@@ -473,6 +473,38 @@ fn a_run_whose_model_failed_resumes_once_the_model_answers_again() {
 }
 
 #[test]
+fn stopping_a_run_ends_a_providers_wait_to_retry() {
+    let d = demo();
+    // The server asks for 30 s; the policy would keep to it.
+    let server = ReplayServer::start(vec![Canned::status(503).header("retry-after", "30")]);
+    let provider =
+        AnthropicProvider::new(server.url(), "claude-sonnet-4-5", Secret::new("sk-ant-test")).with_retry(RetryPolicy {
+            max_retry_after: Duration::from_secs(60),
+            ..fast_retries()
+        });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let settings = AgentSettings {
+        stop: Some(stop.clone()),
+        ..one_worker()
+    };
+    let (agent, seen) = agent(&d.ws, &provider, &ApproveAll, settings);
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let report = agent.run(task("Say hello", &["projects"])).unwrap();
+    stopper.join().unwrap();
+    assert_eq!(report.status, RunStatus::Stopped, "{}", report.summary);
+    assert_eq!(server.requests().len(), 1, "no second attempt after the stop");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ModelRetry { .. }))
+    );
+}
+
+#[test]
 fn agents_md_and_claude_md_reach_the_system_prompt() {
     let d = demo();
     std::fs::write(
@@ -549,10 +581,9 @@ fn a_long_run_compacts_older_turns_and_still_finishes() {
 }
 
 #[test]
-fn a_run_that_ended_cannot_be_resumed() {
+fn a_run_failed_by_its_model_resumes_without_redoing_its_write_and_an_ended_run_cannot() {
     let d = demo();
-    // The first process: the model answers the first turn, then the "crash"
-    // is a provider that fails hard (the process would have died here).
+    // The model answers the first turn (the write), then fails hard.
     let server = ReplayServer::start(vec![
         sse("resume-1.sse"),
         Canned::json(
@@ -566,10 +597,19 @@ fn a_run_that_ended_cannot_be_resumed() {
     assert!(err.to_string().contains("boom"));
     let run = d.ws.journal().tasks().unwrap().last().unwrap().id.clone();
     assert!(d.ws.output_dir().join("a.txt").is_file());
-    // A failed run is finished; resuming it is refused with a clear message.
+    // Its model failed, so once the model answers again the run goes on,
+    // from the turn after the write: the file is not written twice.
     let server2 = ReplayServer::start(vec![sse("resume-2.sse"), sse("resume-3.sse")]);
     let provider2 = anthropic(&server2);
     let (agent2, _) = agent(&d.ws, &provider2, &ApproveAll, AgentSettings::default());
+    let report = agent2.resume(&run, None).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert_eq!(
+        std::fs::read_to_string(d.ws.output_dir().join("a.txt")).unwrap(),
+        "written once\n"
+    );
+    assert!(!d.ws.output_dir().join("a-1.txt").exists());
+    // A run that ended is finished; resuming it is refused with a clear message.
     let err = agent2.resume(&run, None).unwrap_err();
     assert!(err.to_string().contains("already ended"), "{err}");
 }

@@ -1436,12 +1436,22 @@ impl<'a> Agent<'a> {
             .map_err(|e| e.to_string())?;
         // A sub-agent whose model fails has failed (its run is journaled as
         // such by `drive`); the error is its report to the parent.
-        let report = child_agent.drive(&mut state).unwrap_or_else(|e| RunReport {
-            run: state.run.clone(),
-            status: RunStatus::Failed,
-            summary: e.to_string(),
-            plan: state.plan.clone(),
-            question: None,
+        let report = child_agent.drive(&mut state).unwrap_or_else(|e| {
+            // A model's failure was journaled by `drive`; any other (the
+            // journal, the toolbox) is recorded here so the child's row does
+            // not stay "running".
+            let summary = e.to_string();
+            let _ = self
+                .workspace
+                .journal()
+                .set_task_status(&state.run, RunStatus::Failed, &summary);
+            RunReport {
+                run: state.run.clone(),
+                status: RunStatus::Failed,
+                summary,
+                plan: state.plan.clone(),
+                question: None,
+            }
         });
         self.emit(
             parent,

@@ -5,8 +5,9 @@
 //! beside each entry makes processes (and threads) that need the same
 //! component at once compile it once: the rest wait, then load the entry.
 //! Entries are named `<tool>@<key>.cwasm`; storing a tool's new entry removes
-//! its older ones and any left by another wasmtime version, so the folder
-//! does not grow with every upgrade.
+//! entries left by another wasmtime version, and the same tool's other
+//! entries once unused for [`STALE_AFTER`] (another build or workspace may
+//! still load them), so the folder does not grow with every upgrade.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -19,6 +20,8 @@ use wasmtime::component::Component;
 /// The wasmtime this host is pinned to (`=48.0.8` in Cargo.toml).
 const WASMTIME_VERSION: &str = "48.0.8";
 const MAGIC: &[u8; 8] = b"DHCWASM1";
+/// A tool's other entries unused this long are removed when it stores a new one.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -56,7 +59,10 @@ impl ComponentCache {
         let _compiling = lock(dir, &key);
         let status = match std::fs::read(&path) {
             Ok(bytes) => match deserialize_verified(engine, &bytes) {
-                Some(component) => return Ok((component, CacheStatus::Hit)),
+                Some(component) => {
+                    mark_used(&path);
+                    return Ok((component, CacheStatus::Hit));
+                }
                 None => CacheStatus::Rebuilt,
             },
             Err(_) => CacheStatus::Compiled,
@@ -85,16 +91,30 @@ fn file_safe(name: &str) -> String {
         .collect()
 }
 
-/// Removes what `current` (a `<tool>@<key>` just stored) makes stale: the
-/// same tool's other entries, entries of another wasmtime version, and
-/// entries named before tools were in the name; each with its lock file.
-/// Best effort: a file that cannot be removed stays.
+/// An entry's modification time is when it was last loaded: a day's
+/// precision is enough to tell what is still in use.
+fn mark_used(path: &std::path::Path) {
+    let now = std::time::SystemTime::now();
+    let old = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > std::time::Duration::from_secs(24 * 3600));
+    if old && let Ok(file) = std::fs::OpenOptions::new().append(true).open(path) {
+        let _ = file.set_modified(now);
+    }
+}
+
+/// Removes what `current` (a `<tool>@<key>` just stored) makes stale:
+/// entries of another wasmtime version, entries named before tools were in
+/// the name, and the same tool's other entries unused for [`STALE_AFTER`];
+/// each with its lock file (no live process holds the lock of an entry this
+/// old or this foreign). Best effort: a file that cannot be removed stays.
 fn prune(dir: &std::path::Path, current: &str) {
     let Some((tool, _)) = current.split_once('@') else {
         return;
     };
     let this_version = format!("-wasmtime{WASMTIME_VERSION}-");
     let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let now = std::time::SystemTime::now();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(stem) = file_name
@@ -103,9 +123,15 @@ fn prune(dir: &std::path::Path, current: &str) {
         else {
             continue;
         };
+        let unused = || {
+            std::fs::metadata(dir.join(format!("{stem}.cwasm")))
+                .and_then(|m| m.modified())
+                .map_or(true, |t| now.duration_since(t).unwrap_or_default() > STALE_AFTER)
+        };
         let stale = match stem.split_once('@') {
-            Some((other, _)) if stem != current => other == tool || !stem.contains(&this_version),
-            Some(_) => false,
+            Some(_) if stem == current => false,
+            Some(_) if !stem.contains(&this_version) => true,
+            Some((other, _)) => other == tool && unused(),
             None => stem.contains("-wasmtime"),
         };
         if stale {

@@ -90,16 +90,38 @@ fn storing_a_new_entry_removes_the_stale_ones() {
     ] {
         std::fs::write(dir.path().join(planted), b"old").unwrap();
     }
-    // The same tool rebuilt (other bytes under the same name): its old entry goes.
+    // The same tool rebuilt (other bytes under the same name): its old entry
+    // stays while it may still be in use (another build, another workspace)...
     let rebuilt = std::fs::read(env!("DESKHAND_GUEST_INVENTORY")).unwrap();
     let tool = host.load("hostile", &rebuilt).unwrap();
     assert_eq!(tool.cache_status(), CacheStatus::Compiled);
-    let mut left: Vec<String> = cache_files(dir.path()).iter().map(name).collect();
-    left.sort();
-    assert_eq!(left.len(), 2, "{left:?}");
+    let other_tool = "inventory@0123-wasmtime48.0.8-00000000000000aa.cwasm".to_owned();
+    let left: Vec<String> = cache_files(dir.path()).iter().map(name).collect();
+    assert_eq!(left.len(), 3, "{left:?}");
     assert!(
-        left[0].starts_with("hostile@") && left[0] != name(&first[0]),
+        left.contains(&name(&first[0])) && left.contains(&other_tool),
         "{left:?}"
     );
-    assert_eq!(left[1], "inventory@0123-wasmtime48.0.8-00000000000000aa.cwasm");
+    // ...and goes once unused for two weeks, when the tool next stores an entry.
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 24 * 3600);
+    let old = std::fs::OpenOptions::new().append(true).open(&first[0]).unwrap();
+    old.set_modified(month_ago).unwrap();
+    drop(old);
+    let newest = left
+        .iter()
+        .find(|n| n.starts_with("hostile@") && **n != name(&first[0]))
+        .unwrap()
+        .clone();
+    std::fs::remove_file(dir.path().join(&newest)).unwrap();
+    assert_eq!(
+        host.load("hostile", &rebuilt).unwrap().cache_status(),
+        CacheStatus::Compiled
+    );
+    let mut left: Vec<String> = cache_files(dir.path()).iter().map(name).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [newest, other_tool],
+        "the unused entry went, the other tool's stayed"
+    );
 }

@@ -171,13 +171,13 @@ pub enum Event {
         wait_ms: u64,
         reason: String,
     },
-    /// Something the person should know that is not an error.
     /// The person switched the run's permission mode (on resume); later
     /// resumes keep the new mode.
     ModeChanged {
         mode: crate::plan::Mode,
         message: String,
     },
+    /// Something the person should know that is not an error.
     Notice {
         message: String,
     },

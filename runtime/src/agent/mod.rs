@@ -1453,6 +1453,12 @@ impl<'a> Agent<'a> {
                 question: None,
             }
         });
+        self.sub_agent_ended(parent, &report);
+        Ok(report)
+    }
+
+    /// Closes a sub-agent's SubAgentBegin in its parent's journal.
+    fn sub_agent_ended(&self, parent: &RunId, report: &RunReport) {
         self.emit(
             parent,
             Event::SubAgentEnd {
@@ -1461,7 +1467,6 @@ impl<'a> Agent<'a> {
                 summary: report.summary.clone(),
             },
         );
-        Ok(report)
     }
 }
 

@@ -252,14 +252,7 @@ impl Agent<'_> {
                 let report = self
                     .resume_inner(&kid.id, None, None, Some(ceiling), cancel)
                     .map_err(|e| e.to_string())?;
-                self.emit(
-                    parent,
-                    Event::SubAgentEnd {
-                        child: report.run.clone(),
-                        status: report.status,
-                        summary: report.summary.clone(),
-                    },
-                );
+                self.sub_agent_ended(parent, &report);
                 Ok(report)
             }
         }

@@ -6,35 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deskhand_runtime::agent::offline::OfflinePlanner;
-use deskhand_runtime::agent::{Agent, AgentSettings, Approval, ApproveAll, Gate, RunObserver, StepApproval};
+use deskhand_runtime::agent::{Agent, AgentSettings, Approval, ApproveAll, Gate, StepApproval};
+use deskhand_runtime::model::Secret;
 use deskhand_runtime::model::anthropic::AnthropicProvider;
 use deskhand_runtime::model::config::RetryPolicy;
 use deskhand_runtime::model::openai::OpenAiCompatibleProvider;
-use deskhand_runtime::model::{ModelProvider, Secret};
 use deskhand_runtime::skills::{self, MatchContext};
-use deskhand_runtime::workspace::Workspace;
-use deskhand_types::{CallOutcome, Event, Grant, Mode, PlanStep, RunId, RunStatus, StepStatus, Task};
+use deskhand_types::{CallOutcome, Event, Grant, Mode, PlanStep, RunId, RunStatus, StepStatus};
 
-use crate::common::toolbox;
+use crate::common::{
+    Demo, Seen, agent_task as task, demo, fast_retries, recorder, recording_agent as agent, sse, transcript,
+};
 use crate::replay::{Canned, ReplayServer};
-
-fn transcript(name: &str) -> String {
-    let path = format!("{}/tests/transcripts/agent/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn sse(name: &str) -> Canned {
-    Canned::sse(&transcript(name))
-}
-
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 3,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_retry_after: Duration::from_millis(5),
-    }
-}
 
 fn anthropic(server: &ReplayServer) -> AnthropicProvider {
     AnthropicProvider::new(
@@ -43,61 +26,6 @@ fn anthropic(server: &ReplayServer) -> AnthropicProvider {
         Secret::new("sk-ant-test-key-never-logged"),
     )
     .with_retry(fast_retries())
-}
-
-/// The demo workspace in a temp dir: the same sample files people see.
-struct Demo {
-    _tmp: tempfile::TempDir,
-    ws: Workspace,
-}
-
-fn demo() -> Demo {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ws");
-    deskhand_runtime::demo::create_demo_workspace(&dir).unwrap();
-    Demo {
-        ws: Workspace::open(&dir).unwrap(),
-        _tmp: tmp,
-    }
-}
-
-type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
-
-fn recorder() -> (RunObserver, Seen) {
-    let seen: Seen = Arc::default();
-    let sink = seen.clone();
-    (
-        Arc::new(move |run: &RunId, e: &Event| sink.lock().unwrap().push((run.clone(), e.clone()))),
-        seen,
-    )
-}
-
-fn agent<'a>(
-    ws: &'a Workspace,
-    provider: &'a dyn ModelProvider,
-    gate: &'a dyn Gate,
-    settings: AgentSettings,
-) -> (Agent<'a>, Seen) {
-    let (observer, seen) = recorder();
-    let agent = Agent {
-        workspace: ws,
-        toolbox: toolbox(),
-        provider,
-        gate,
-        settings,
-        observer: Some(observer),
-        skills_prompt: OfflinePlanner::capabilities(&skills::bundled()),
-        shell: None,
-    };
-    (agent, seen)
-}
-
-fn task(outcome: &str, grants: &[&str]) -> Task {
-    Task {
-        outcome: outcome.into(),
-        grants: grants.iter().map(|g| Grant::read_only(*g)).collect(),
-        mode: Mode::Act,
-    }
 }
 
 fn one_worker() -> AgentSettings {

@@ -324,6 +324,16 @@ pub fn demo() -> Demo {
 /// Every event a run and its sub-agents emitted, with the run that emitted it.
 pub type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
 
+/// An observer that keeps every event, and what it keeps.
+pub fn recorder() -> (deskhand_runtime::agent::RunObserver, Seen) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    (
+        Arc::new(move |run: &RunId, e: &Event| sink.lock().unwrap().push((run.clone(), e.clone()))),
+        seen,
+    )
+}
+
 /// An agent over `ws` that knows the bundled skills and records its events.
 pub fn recording_agent<'a>(
     ws: &'a Workspace,
@@ -331,17 +341,14 @@ pub fn recording_agent<'a>(
     gate: &'a dyn Gate,
     settings: AgentSettings,
 ) -> (Agent<'a>, Seen) {
-    let seen: Seen = Arc::default();
-    let sink = seen.clone();
+    let (observer, seen) = recorder();
     let agent = Agent {
         workspace: ws,
         toolbox: toolbox(),
         provider,
         gate,
         settings,
-        observer: Some(Arc::new(move |run: &RunId, e: &Event| {
-            sink.lock().unwrap().push((run.clone(), e.clone()))
-        })),
+        observer: Some(observer),
         skills_prompt: OfflinePlanner::capabilities(&deskhand_runtime::skills::bundled()),
         shell: None,
     };

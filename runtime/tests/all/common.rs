@@ -363,3 +363,59 @@ pub fn agent_task(outcome: &str, grants: &[&str]) -> Task {
         mode: Mode::Act,
     }
 }
+
+/// What the multi-step scenario (`multi-*.sse`, either wire format) must
+/// have done: revision 2 with its reason, every step done, the summary
+/// written, the undeclared read blocked and never run, a retry, every call
+/// begun and ended, and the journal telling the same story as the events.
+/// Returns the events seen and the journal's rows for the format's own checks.
+pub fn check_multi_step_run(
+    d: &Demo,
+    report: &deskhand_runtime::agent::RunReport,
+    seen: &Seen,
+) -> (Vec<Event>, Vec<deskhand_runtime::journal::EventRow>) {
+    use deskhand_types::{RunStatus, StepStatus};
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    assert!(report.summary.contains("output/summary.md"));
+    assert_eq!(report.plan.revision, 2);
+    assert_eq!(
+        report.plan.reason.as_deref(),
+        Some("The summary should carry a checksum of the budget file")
+    );
+    assert!(
+        report.plan.steps.iter().all(|s| s.status == StepStatus::Done),
+        "{:?}",
+        report.plan
+    );
+    let summary = std::fs::read_to_string(d.ws.output_dir().join("summary.md")).unwrap();
+    assert!(summary.starts_with("# Projects summary"));
+
+    let events: Vec<Event> = seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Blocked { step: 2, reason } if reason.contains("did not declare"))),
+        "the read the step did not declare was blocked, visibly"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ToolCallBegin { operation, .. } if operation == "read_text")),
+        "and never ran"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ModelRetry { reason, .. } if reason.to_lowercase().contains("overloaded"))),
+        "the overloaded stream was retried: {events:#?}"
+    );
+    let begins = events
+        .iter()
+        .filter(|e| matches!(e, Event::ToolCallBegin { .. }))
+        .count();
+    let ends = events.iter().filter(|e| matches!(e, Event::ToolCallEnd { .. })).count();
+    assert_eq!(begins, ends, "every call has its Begin and End");
+    let journaled = d.ws.journal().events(&report.run).unwrap();
+    assert_eq!(journaled.len(), events.len(), "the journal holds the same story");
+    (events, journaled)
+}

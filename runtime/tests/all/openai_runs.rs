@@ -9,7 +9,7 @@ use deskhand_runtime::model::openai::OpenAiCompatibleProvider;
 use deskhand_types::{Event, RunStatus, StepStatus};
 use serde_json::Value;
 
-use crate::common::{agent_task, demo, fast_retries, recording_agent, sse};
+use crate::common::{agent_task, check_multi_step_run, demo, fast_retries, recording_agent, sse};
 use crate::replay::{Canned, ReplayServer};
 
 const KEY: &str = "sk-openai-test-key-never-logged";
@@ -48,48 +48,8 @@ fn openai_transcript_drives_a_multi_step_run_with_a_revision_a_block_and_a_retry
         ))
         .unwrap();
 
-    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
-    assert!(report.summary.contains("output/summary.md"));
-    assert_eq!(report.plan.revision, 2);
-    assert_eq!(
-        report.plan.reason.as_deref(),
-        Some("The summary should carry a checksum of the budget file")
-    );
-    assert!(
-        report.plan.steps.iter().all(|s| s.status == StepStatus::Done),
-        "{:?}",
-        report.plan
-    );
-    let summary = std::fs::read_to_string(d.ws.output_dir().join("summary.md")).unwrap();
-    assert!(summary.starts_with("# Projects summary"));
-
-    let events: Vec<Event> = seen.lock().unwrap().iter().map(|(_, e)| e.clone()).collect();
-    // The read the step did not declare was blocked, visibly, and never ran.
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Blocked { step: 2, reason } if reason.contains("did not declare")))
-    );
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::ToolCallBegin { operation, .. } if operation == "read_text"))
-    );
     // The error chunk mid-stream was retried, not taken for a finished answer.
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::ModelRetry { reason, .. } if reason.contains("overloaded"))),
-        "{events:#?}"
-    );
-    let begins = events
-        .iter()
-        .filter(|e| matches!(e, Event::ToolCallBegin { .. }))
-        .count();
-    let ends = events.iter().filter(|e| matches!(e, Event::ToolCallEnd { .. })).count();
-    assert_eq!(begins, ends);
-    let journaled = d.ws.journal().events(&report.run).unwrap();
-    assert_eq!(journaled.len(), events.len());
+    let (_, journaled) = check_multi_step_run(&d, &report, &seen);
 
     let requests = server.requests();
     assert_eq!(requests.len(), 6);

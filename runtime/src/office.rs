@@ -120,6 +120,16 @@ impl LibreOffice {
         // LibreOffice rewrites this file as it runs; ours must win every time.
         let settings = self.profile.join("user/registrymodifications.xcu");
         std::fs::write(&settings, RECALC_ALWAYS).map_err(Error::io(&settings))?;
+        // Its output goes to files (under the lock, so ours alone): a pipe
+        // nobody reads while we poll would fill, and LibreOffice would block
+        // until the deadline stopped it.
+        let log = |name: &str| {
+            let path = self.profile.join(name);
+            std::fs::File::create(&path)
+                .map(|f| (f, path.clone()))
+                .map_err(Error::io(&path))
+        };
+        let ((stdout_file, stdout_path), (stderr_file, stderr_path)) = (log("stdout.log")?, log("stderr.log")?);
         let mut child = Command::new(&self.program)
             .arg(format!("-env:UserInstallation={}", file_url(&self.profile)))
             .args([
@@ -133,14 +143,14 @@ impl LibreOffice {
             .arg(outdir)
             .arg(input)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(stdout_file))
+            .stderr(Stdio::from(stderr_file))
             .spawn()
             .map_err(|e| unavailable(format!("did not start: {e}")))?;
         let deadline = Instant::now() + DEADLINE;
-        loop {
+        let status = loop {
             match child.try_wait() {
-                Ok(Some(_)) => break,
+                Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() > deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -153,21 +163,18 @@ impl LibreOffice {
                 Ok(None) => std::thread::sleep(Duration::from_millis(25)),
                 Err(e) => return Err(unavailable(format!("could not be waited for: {e}"))),
             }
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| unavailable(format!("could not be read: {e}")))?;
-        let converted = produced;
-        if !out.status.success() || !converted.is_file() {
+        };
+        let read = |path: &Path| String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        let stderr = read(&stderr_path);
+        if !status.success() || !produced.is_file() {
             return Err(unavailable(format!(
-                "could not convert {} ({}): {}{}",
+                "could not convert {} ({status}): {}{}",
                 input.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                read(&stdout_path).trim(),
+                stderr.trim()
             )));
         }
-        Ok((converted, String::from_utf8_lossy(&out.stderr).into_owned()))
+        Ok((produced, stderr))
     }
 
     /// A copy of the workbook at `xlsx`, every formula recalculated by

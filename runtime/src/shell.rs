@@ -282,16 +282,13 @@ pub fn run_shell(
             title: step.title.clone(),
         },
     );
-    journal(
-        ws,
-        &run,
-        Event::ToolCallBegin {
-            call: call.clone(),
-            tool: "shell".into(),
-            operation: "run".into(),
-            args: serde_json::json!({"command": req.command}),
-        },
-    );
+    let record = deskhand_types::ToolCall {
+        id: call.clone(),
+        tool: "shell".into(),
+        operation: "run".into(),
+        args: serde_json::json!({"command": req.command}),
+    };
+    journal(ws, &run, record.begin());
     let native = match run_native(
         ws,
         backend,
@@ -304,15 +301,7 @@ pub fn run_shell(
         Ok(n) => n,
         Err(e) => {
             let reason = e.to_string();
-            journal(
-                ws,
-                &run,
-                Event::ToolCallEnd {
-                    call,
-                    outcome: CallOutcome::Stopped { reason: reason.clone() },
-                    elapsed_ms: 0,
-                },
-            );
+            journal(ws, &run, record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
             finish(RunStatus::Failed, reason);
             return Err(e);
         }
@@ -320,20 +309,11 @@ pub fn run_shell(
     let outcome = native.outcome.clone();
     let elapsed_ms = u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX);
     let ended = native.describe();
-    journal(
-        ws,
-        &run,
-        Event::ToolCallEnd {
-            call: call.clone(),
-            outcome: CallOutcome::Ok {
-                output: ToolOutput::new(
-                    serde_json::json!({"ended": ended, "limits_hit": format!("{:?}", outcome.limits_hit)}),
-                    format!("{ended}\n{}", native.tail),
-                ),
-            },
-            elapsed_ms,
-        },
+    let output = ToolOutput::new(
+        serde_json::json!({"ended": ended, "limits_hit": format!("{:?}", outcome.limits_hit)}),
+        format!("{ended}\n{}", native.tail),
     );
+    journal(ws, &run, record.end(CallOutcome::Ok { output }, elapsed_ms));
     if let Some(reason) = native.refused.clone() {
         journal(
             ws,

@@ -506,7 +506,7 @@ struct PreviewQuery {
 /// sandbox that holds only output/, without journaling it: a preview changes
 /// nothing and is not a run.
 fn sandboxed_read(app: &App, tool: BundledTool, op: &str, args: Value) -> Result<Value, String> {
-    let tb = app.toolbox()?;
+    let tb = app.bundled_toolbox()?;
     let sandbox = app
         .workspace
         .sandbox(&[], deskhand_runtime::wasm::Limits::default())

@@ -90,6 +90,12 @@ impl App {
     pub fn toolbox(&self) -> Result<Arc<deskhand_runtime::tools::Toolbox>, String> {
         self.toolbox.get(&self.root, self.options.config_dir.as_deref())
     }
+
+    /// The shared toolbox for a bundled tool's call (a preview), without
+    /// looking at the skills again.
+    pub fn bundled_toolbox(&self) -> Result<Arc<deskhand_runtime::tools::Toolbox>, String> {
+        self.toolbox.bundled(&self.root, self.options.config_dir.as_deref())
+    }
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {

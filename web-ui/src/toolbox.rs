@@ -31,6 +31,15 @@ impl SharedToolbox {
         }
     }
 
+    /// A toolbox for the bundled tools alone (previews): the current one if
+    /// any, without looking at the skills again (every toolbox holds them).
+    pub fn bundled(&self, root: &Path, config_dir: Option<&Path>) -> Result<Arc<Toolbox>, String> {
+        if let Some((_, tb)) = self.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(tb.clone());
+        }
+        self.get(root, config_dir)
+    }
+
     /// The toolbox, built on first use and again only when the skills'
     /// components (of `root`'s skills and `config_dir`'s) changed.
     pub fn get(&self, root: &Path, config_dir: Option<&Path>) -> Result<Arc<Toolbox>, String> {
@@ -97,6 +106,8 @@ mod tests {
         let with_skill = shared.get(root.path(), None).unwrap();
         assert!(!Arc::ptr_eq(&first, &with_skill), "a new component needs a new toolbox");
         assert!(Arc::ptr_eq(&with_skill, &shared.get(root.path(), None).unwrap()));
+        // Previews take whichever toolbox is current, without rediscovering skills.
+        assert!(Arc::ptr_eq(&with_skill, &shared.bundled(root.path(), None).unwrap()));
 
         write_component_skill(root.path(), b"not wasm, longer");
         assert!(!Arc::ptr_eq(&with_skill, &shared.get(root.path(), None).unwrap()));

@@ -3,10 +3,9 @@
 //! and refused with a clear error when missing, too large, truncated or not
 //! an image at all.
 
-use std::io::Read;
 use std::path::Path;
 
-use deskhand_guest::{ToolError, io_error, path_error};
+use deskhand_guest::{ToolError, path_error, read_capped};
 
 /// The largest image file a document may embed, and the most pixels on a side.
 pub const MAX_IMAGE_BYTES: u64 = 32 * 1024 * 1024;
@@ -81,28 +80,25 @@ pub fn read_image(path: &str, arg: &str) -> Result<Image, ToolError> {
             other => other,
         }
     };
-    let file = std::fs::File::open(p).map_err(|e| named(io_error(p, &e)))?;
-    let meta = file.metadata().map_err(|e| named(io_error(p, &e)))?;
-    if meta.is_dir() {
-        return Err(ToolError::BadContent(path_error(
-            p,
-            format!("{arg}: is a folder, not a PNG or JPEG file"),
-        )));
-    }
-    if meta.len() > MAX_IMAGE_BYTES {
-        return Err(ToolError::TooLarge(path_error(
+    // The sdk's capped read: a regular file, never followed through a link,
+    // refused when it grows past the cap while read.
+    let bytes = read_capped(p, MAX_IMAGE_BYTES, |size| {
+        ToolError::TooLarge(path_error(
             p,
             format!(
                 "{arg}: the image is {} MiB; at most {} MiB is embedded (scale it down first)",
-                meta.len() / (1024 * 1024),
+                size / (1024 * 1024),
                 MAX_IMAGE_BYTES / (1024 * 1024)
             ),
-        )));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(MAX_IMAGE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| named(io_error(p, &e)))?;
+        ))
+    })
+    .map_err(|e| match e {
+        ToolError::InvalidArgs(_) => ToolError::BadContent(path_error(
+            p,
+            format!("{arg}: is not a regular file (a folder?); give the path of a PNG or JPEG file"),
+        )),
+        other => named(other),
+    })?;
     parse_image(bytes).map_err(|m| ToolError::BadContent(path_error(p, format!("{arg}: the file {m}"))))
 }
 

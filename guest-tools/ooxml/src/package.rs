@@ -7,7 +7,7 @@ use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use deskhand_guest::{ToolError, path_error, write_new};
+use deskhand_guest::{ToolError, write_new};
 use zip::CompressionMethod;
 use zip::write::{SimpleFileOptions, ZipWriter};
 
@@ -162,16 +162,11 @@ pub fn app_xml(extra: &str) -> String {
 
 /// Checks that `path` ends in `.ext` (case-insensitively), then writes the
 /// package there as a new file (never over one; `unique` picks a free name).
-/// The sandbox mounts only output/ writable, so a refused write says so.
+/// A folder the sandbox holds read-only is refused by [`write_new`], which
+/// says where new files go and how to change a granted folder instead.
 pub fn save(path: &Path, ext: &str, bytes: &[u8], unique: bool) -> Result<PathBuf, ToolError> {
     check_extension(path, ext)?;
-    write_new(path, bytes, unique).map_err(|e| match e {
-        ToolError::Denied(_) => ToolError::Denied(path_error(
-            path,
-            format!("is outside the workspace's output/ folder, the only place new .{ext} files go"),
-        )),
-        other => other,
-    })
+    write_new(path, bytes, unique)
 }
 
 /// Checks that `path` ends in `.ext` (case-insensitively); writers call it

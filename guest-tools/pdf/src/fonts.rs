@@ -113,10 +113,13 @@ impl Fonts {
         };
         let bold = find(latin, LATIN_BOLD_FILES);
         let cjk = cjk.and_then(|dir| find(dir, CJK_FILES));
+        // The bytes move in: the CJK font alone is several megabytes.
+        let (bold_name, bold_data) = bold.unzip();
+        let (cjk_name, cjk_data) = cjk.unzip();
         Fonts::new(
             (&regular.0, regular.1),
-            bold.as_ref().map(|(n, d)| (n.as_str(), d.clone())),
-            cjk.as_ref().map(|(n, d)| (n.as_str(), d.clone())),
+            bold_name.as_deref().zip(bold_data),
+            cjk_name.as_deref().zip(cjk_data),
         )
     }
 }

@@ -431,14 +431,6 @@ pub fn write(args: WriteArgs) -> Result<Output, ToolError> {
         workbook
             .save_to_writer(file)
             .map_err(|e| ToolError::Io(path_error(tmp, format!("saving the workbook failed: {e}"))))
-    })
-    .map_err(|e| match e {
-        // The sandbox mounts only output/ writable; say so rather than name the temporary file.
-        ToolError::Denied(_) => ToolError::Denied(path_error(
-            &args.path,
-            "is outside the workspace's output/ folder, the only place write puts new workbooks",
-        )),
-        other => other,
     })?;
     let size = std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0);
     let text = format!(

@@ -498,13 +498,15 @@ impl<'a> Agent<'a> {
 
     /// One model turn, compacting older turns first when they no longer fit.
     fn ask_model(&self, st: &mut RunState, tools: &[ToolSpec]) -> Result<crate::model::ModelResponse, ProviderError> {
+        // Built once a turn (it reads the instruction, memory and context
+        // files): compacting changes the messages, not the system prompt.
+        let system = self.system_prompt(st);
         let budget = self.settings.context_tokens.saturating_mul(3) / 4;
-        if context::estimate_tokens(&self.system_prompt(st), &st.messages) > budget {
+        if context::estimate_tokens(&system, &st.messages) > budget {
             self.compact(st, 4);
         }
         let mut forced = false;
         loop {
-            let system = self.system_prompt(st);
             let request = ModelRequest {
                 system: &system,
                 messages: &st.messages,

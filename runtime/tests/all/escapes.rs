@@ -2,27 +2,14 @@
 //! Each attempt must fail with a clear error and leave the canary alone.
 
 use deskhand_runtime::Error;
-use deskhand_runtime::tools::{CallRequest, run_call};
 use deskhand_runtime::wasm::{CallError, Limits};
 use deskhand_types::{Grant, ToolError};
 use serde_json::json;
 
-use crate::common::{Fixture, hostile_fails, toolbox};
+use crate::common::{Fixture, call_tool, hostile_fails, toolbox};
 
 fn fs_call(fx: &Fixture, op: &str, args: serde_json::Value, grants: &[Grant]) -> Result<serde_json::Value, Error> {
-    run_call(
-        &fx.ws,
-        toolbox(),
-        &CallRequest {
-            tool: "fs",
-            operation: op,
-            args,
-            grants,
-            limits: Limits::default(),
-        },
-        None,
-    )
-    .map(|r| r.output.json)
+    call_tool(toolbox(), &fx.ws, "fs", op, args, grants)
 }
 
 fn inbox_grant(fx: &Fixture) -> Vec<Grant> {

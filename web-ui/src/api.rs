@@ -400,14 +400,18 @@ async fn undo(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>, Json(r
     }
 }
 
+/// The ledger of record (under `.deskhand/`, where no guest writes), never
+/// the copy in output/.
 async fn ledger(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> Response {
-    let name = format!("{run}-ledger.md");
-    match app.workspace.read_output(Path::new(&name)) {
-        Ok(bytes) => Json(json!({"text": String::from_utf8_lossy(&bytes)})).into_response(),
-        Err(_) => error(
+    let id = RunId(run.clone());
+    match blocking(move || deskhand_runtime::ledger::read(&app.workspace, &id)).await {
+        Ok(Ok(Some(text))) => Json(json!({"text": text})).into_response(),
+        Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             format!("run {run} has no ledger yet (it is written when the run ends)"),
         ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
     }
 }
 

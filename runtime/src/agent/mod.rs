@@ -369,13 +369,16 @@ impl<'a> Agent<'a> {
         self.workspace.journal().set_task_status(&st.run, status, &summary)?;
         if st.ceiling.is_none() {
             // A sub-agent's story is in its parent's ledger.
-            let path = crate::ledger::write(self.workspace, &st.run)?;
+            let written = crate::ledger::write(self.workspace, &st.run)?;
             self.emit(
                 &st.run,
                 Event::Notice {
-                    message: format!("ledger written to {}", path.display()),
+                    message: format!("ledger written to {}", written.record.display()),
                 },
             );
+            if let Some(message) = written.copy_notice() {
+                self.emit(&st.run, Event::Notice { message });
+            }
         }
         Ok(RunReport {
             run: st.run.clone(),
@@ -1093,11 +1096,28 @@ impl<'a> Agent<'a> {
                 return ToolReply::err(reason);
             }
         };
-        let workdir = match args.workdir.as_deref().map(|w| self.workspace.resolve_path(w)) {
+        // The workdir is a path like any other: inside the step's folders,
+        // else Blocked before anything runs (the command may still `cd` to
+        // the sandbox's private /tmp).
+        let workdir = args.workdir.as_deref().map(|w| {
+            let dir = self.workspace.resolve_path(w).map_err(|e| e.to_string())?;
+            let sandbox = self
+                .workspace
+                .sandbox(&grants, crate::wasm::Limits::default())
+                .map_err(|e| e.to_string())?;
+            if sandbox.mounts.iter().any(|m| dir.starts_with(&m.host)) {
+                Ok(dir)
+            } else {
+                Err(format!(
+                    "the shell's workdir {w} is outside the folders step {step} declares; declare it in the step's reads or writes"
+                ))
+            }
+        });
+        let workdir = match workdir {
             Some(Ok(w)) => Some(w),
-            Some(Err(e)) => {
-                self.block(st, e.to_string());
-                return ToolReply::err(e.to_string());
+            Some(Err(reason)) => {
+                self.block(st, reason.clone());
+                return ToolReply::err(reason);
             }
             None => None,
         };

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use deskhand_types::model::{Block, Message, Role, StopReason, Usage};
 use serde_json::{Value, json};
 
-use super::config::{RetryPolicy, Secret};
+use super::config::{RetryPolicy, Secret, TurnLimits};
 use super::sse::{Endpoint, ErrorInfo, Failure, SseReader, http_agent, with_retries};
 use super::{ModelProvider, ModelRequest, ModelResponse, ProviderError, StreamEvent};
 
@@ -21,6 +21,7 @@ pub struct AnthropicProvider {
     model: String,
     api_key: Secret,
     retry: RetryPolicy,
+    limits: TurnLimits,
 }
 
 impl AnthropicProvider {
@@ -39,11 +40,18 @@ impl AnthropicProvider {
             model: model.into(),
             api_key,
             retry: RetryPolicy::default(),
+            limits: TurnLimits::default(),
         }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// How long a turn may take, and the server stay silent.
+    pub fn with_limits(mut self, limits: TurnLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -94,8 +102,8 @@ impl ModelProvider for AnthropicProvider {
         let body = self.request_body(request);
         let endpoint = self.endpoint();
         let headers = [("x-api-key", self.api_key.expose()), ("anthropic-version", API_VERSION)];
-        with_retries(NAME, &self.retry, request, on_event, |on_event| {
-            let response = endpoint.post(&self.agent, &headers, &body)?;
+        with_retries(NAME, &self.retry, &self.limits, request, on_event, |on_event, left| {
+            let response = endpoint.post(&self.agent, &headers, &body, left, self.limits.idle_timeout)?;
             let mut sse = SseReader::new(BufReader::new(response.into_body().into_reader()));
             read_message(&endpoint, &mut sse, on_event)
         })

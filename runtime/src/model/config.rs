@@ -9,6 +9,8 @@
 //! api_key = "..."          # better: ANTHROPIC_API_KEY / OPENAI_API_KEY
 //! max_tokens = 8192
 //! context_tokens = 150000  # the model's context window; older turns are compacted before it fills
+//! turn_timeout_secs = 600  # one model turn, retries included, whatever the server sends
+//! idle_timeout_secs = 300  # the longest the server may send nothing at all
 //! ```
 
 use std::fmt;
@@ -141,6 +143,32 @@ impl RetryPolicy {
     }
 }
 
+/// How long a model turn may take, whatever the server does: a stream that
+/// stalls, or trickles keep-alive pings and never finishes, ends here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnLimits {
+    /// The whole turn: every attempt, the waits between them, and each
+    /// stream read to its end.
+    pub turn_timeout: Duration,
+    /// The longest the server may send nothing at all (a local model
+    /// loading, or reading a long prompt, is silent for a while).
+    pub idle_timeout: Duration,
+}
+
+pub const DEFAULT_TURN_TIMEOUT_SECS: u64 = 600;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// The longest either may be set to: a day.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+impl Default for TurnLimits {
+    fn default() -> Self {
+        TurnLimits {
+            turn_timeout: Duration::from_secs(DEFAULT_TURN_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+        }
+    }
+}
+
 /// Which model to talk to and how. Debug never shows the key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -155,6 +183,7 @@ pub struct ModelConfig {
     /// before a request would fill three quarters of it.
     pub context_tokens: usize,
     pub retry: RetryPolicy,
+    pub limits: TurnLimits,
 }
 
 impl Default for ModelConfig {
@@ -168,6 +197,7 @@ impl Default for ModelConfig {
             max_tokens: DEFAULT_MAX_TOKENS,
             context_tokens: DEFAULT_ANTHROPIC_CONTEXT_TOKENS,
             retry: RetryPolicy::default(),
+            limits: TurnLimits::default(),
         }
     }
 }
@@ -204,6 +234,8 @@ struct Layer {
     api_key: Option<String>,
     max_tokens: Option<u32>,
     context_tokens: Option<usize>,
+    turn_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
 }
 
 impl Layer {
@@ -215,6 +247,8 @@ impl Layer {
         let lower = if switched {
             Layer {
                 max_tokens: self.max_tokens,
+                turn_timeout_secs: self.turn_timeout_secs,
+                idle_timeout_secs: self.idle_timeout_secs,
                 ..Layer::default()
             }
         } else {
@@ -227,6 +261,8 @@ impl Layer {
             api_key: higher.api_key.or(lower.api_key),
             max_tokens: higher.max_tokens.or(lower.max_tokens),
             context_tokens: higher.context_tokens.or(lower.context_tokens),
+            turn_timeout_secs: higher.turn_timeout_secs.or(lower.turn_timeout_secs),
+            idle_timeout_secs: higher.idle_timeout_secs.or(lower.idle_timeout_secs),
         }
     }
 
@@ -257,6 +293,17 @@ impl Layer {
             });
         }
         check_context_tokens(file.model.context_tokens, &path.display().to_string())?;
+        for (key, value) in [
+            ("turn_timeout_secs", file.model.turn_timeout_secs),
+            ("idle_timeout_secs", file.model.idle_timeout_secs),
+        ] {
+            if value.is_some_and(|n| !(1..=MAX_TIMEOUT_SECS).contains(&n)) {
+                return Err(ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    message: format!("{key} under [model] must be whole seconds from 1 to {MAX_TIMEOUT_SECS} (a day)"),
+                });
+            }
+        }
         Ok(file.model)
     }
 }
@@ -345,6 +392,10 @@ impl ModelConfig {
                 _ => DEFAULT_ANTHROPIC_CONTEXT_TOKENS,
             }),
             retry: RetryPolicy::default(),
+            limits: TurnLimits {
+                turn_timeout: Duration::from_secs(merged.turn_timeout_secs.unwrap_or(DEFAULT_TURN_TIMEOUT_SECS)),
+                idle_timeout: Duration::from_secs(merged.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS)),
+            },
         })
     }
 
@@ -387,7 +438,9 @@ pub fn connect(config: &ModelConfig) -> Result<Option<Box<dyn ModelProvider>>, P
             let base = config.base_url.as_deref().unwrap_or(DEFAULT_ANTHROPIC_BASE_URL);
             let model = config.model.as_deref().unwrap_or(DEFAULT_ANTHROPIC_MODEL);
             Ok(Some(Box::new(
-                AnthropicProvider::new(base, model, key).with_retry(config.retry),
+                AnthropicProvider::new(base, model, key)
+                    .with_retry(config.retry)
+                    .with_limits(config.limits),
             )))
         }
         ProviderKind::OpenAiCompatible => {
@@ -396,7 +449,9 @@ pub fn connect(config: &ModelConfig) -> Result<Option<Box<dyn ModelProvider>>, P
                 env_var: "OPENAI_MODEL".into(),
             })?;
             let base = config.base_url.as_deref().unwrap_or(DEFAULT_OPENAI_BASE_URL);
-            let provider = OpenAiCompatibleProvider::new(base, model, config.api_key.clone()).with_retry(config.retry);
+            let provider = OpenAiCompatibleProvider::new(base, model, config.api_key.clone())
+                .with_retry(config.retry)
+                .with_limits(config.limits);
             Ok(Some(Box::new(provider)))
         }
     }

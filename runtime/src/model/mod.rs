@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use deskhand_types::model::{Block, Message, StopReason, ToolSpec, Usage};
 
-pub use config::{ModelConfig, ProviderKind, Secret};
+pub use config::{ModelConfig, ProviderKind, Secret, TurnLimits};
 
 /// One request to a model.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +122,14 @@ pub enum ProviderError {
         wait_secs: u64,
         detail: String,
     },
+    #[error(
+        "{provider} did not finish its answer within {}, the limit for one model turn ({detail}). Resume the run with `deskhand resume` once the model answers; if it is only slow, raise turn_timeout_secs under [model] in deskhand's config", wait_words(*secs)
+    )]
+    TurnTimeout {
+        provider: String,
+        secs: u64,
+        detail: String,
+    },
     #[error("stopped while waiting to ask {provider} again")]
     Stopped { provider: String },
     #[error("{provider} refused the request (HTTP {status}): {detail}")]
@@ -137,7 +145,10 @@ impl ProviderError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ProviderError::MalformedStream { .. } | ProviderError::Exhausted { .. } | ProviderError::WaitAsked { .. }
+            ProviderError::MalformedStream { .. }
+                | ProviderError::Exhausted { .. }
+                | ProviderError::WaitAsked { .. }
+                | ProviderError::TurnTimeout { .. }
         )
     }
 }

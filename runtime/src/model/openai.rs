@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use deskhand_types::model::{Block, Message, Role, StopReason, Usage};
 use serde_json::{Value, json};
 
-use super::config::{RetryPolicy, Secret};
+use super::config::{RetryPolicy, Secret, TurnLimits};
 use super::sse::{Endpoint, ErrorInfo, Failure, SseReader, http_agent, with_retries};
 use super::{ModelProvider, ModelRequest, ModelResponse, ProviderError, StreamEvent};
 
@@ -23,6 +23,7 @@ pub struct OpenAiCompatibleProvider {
     model: String,
     api_key: Option<Secret>,
     retry: RetryPolicy,
+    limits: TurnLimits,
 }
 
 impl OpenAiCompatibleProvider {
@@ -38,11 +39,18 @@ impl OpenAiCompatibleProvider {
             model: model.into(),
             api_key,
             retry: RetryPolicy::default(),
+            limits: TurnLimits::default(),
         }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// How long a turn may take, and the server stay silent.
+    pub fn with_limits(mut self, limits: TurnLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -172,8 +180,8 @@ impl ModelProvider for OpenAiCompatibleProvider {
         let endpoint = self.endpoint();
         let bearer = self.api_key.as_ref().map(|key| format!("Bearer {}", key.expose()));
         let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
-        with_retries(NAME, &self.retry, request, on_event, |on_event| {
-            let response = endpoint.post(&self.agent, &headers, &body)?;
+        with_retries(NAME, &self.retry, &self.limits, request, on_event, |on_event, left| {
+            let response = endpoint.post(&self.agent, &headers, &body, left, self.limits.idle_timeout)?;
             let mut sse = SseReader::new(BufReader::new(response.into_body().into_reader()));
             read_completion(&endpoint, &mut sse, on_event)
         })

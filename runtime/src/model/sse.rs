@@ -3,12 +3,12 @@
 //! and the retry loop around a whole request.
 
 use std::io::{self, BufRead, Read};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use ureq::http::{HeaderMap, Response};
 
-use super::config::{RetryPolicy, Secret};
+use super::config::{RetryPolicy, Secret, TurnLimits};
 use super::{ProviderError, StreamEvent};
 
 /// Longest line or event accepted; a real event is a few kilobytes.
@@ -194,14 +194,12 @@ pub(crate) enum Failure {
 }
 
 /// The HTTP client both providers use: error statuses come back as
-/// responses (their bodies explain them), connecting gives up after 15 s,
-/// and a stream may be silent for 10 minutes (a local model loading or
-/// reading a long prompt) before it counts as broken.
+/// responses (their bodies explain them), connecting gives up after 15 s.
+/// Each request gets the turn's deadline and idle limit ([`Endpoint::post`]).
 pub(crate) fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_per_read(Some(Duration::from_secs(600)))
         .user_agent(concat!("deskhand/", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
@@ -231,14 +229,24 @@ impl Endpoint<'_> {
     }
 
     /// Sends one POST. A non-2xx answer becomes a [`Failure`] here, so the
-    /// caller reads only successful streams.
+    /// caller reads only successful streams. `left`: what is left of the
+    /// turn, for everything up to the stream's last byte, however the
+    /// server paces it; `idle`: the longest the server may send nothing.
     pub(crate) fn post(
         &self,
         agent: &ureq::Agent,
         headers: &[(&str, &str)],
         body: &str,
+        left: Duration,
+        idle: Duration,
     ) -> Result<Response<ureq::Body>, Failure> {
-        let mut request = agent.post(self.url).header("content-type", "application/json");
+        let mut request = agent
+            .post(self.url)
+            .config()
+            .timeout_global(Some(left))
+            .timeout_per_read(Some(idle))
+            .build()
+            .header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -261,6 +269,11 @@ impl Endpoint<'_> {
 
     fn transport_failure(&self, error: ureq::Error) -> Failure {
         use io::ErrorKind::*;
+        if let ureq::Error::Timeout(which) = &error {
+            return Failure::Broken {
+                reason: format!("the server did not answer in time ({which})"),
+            };
+        }
         let (unreachable, passing) = match &error {
             ureq::Error::Io(e) => {
                 let lookup = name_lookup_failure(e);
@@ -436,20 +449,38 @@ impl ErrorInfo {
 /// Runs `attempt` until it succeeds, fails for good, or the policy's
 /// retries are spent, reporting [`StreamEvent::Retry`] before each pause.
 /// An attempt that already streamed deltas is retried from the start.
+/// All of it ends by the turn's deadline ([`TurnLimits::turn_timeout`]):
+/// `attempt` is given the time left, and a failure or a wait that reaches
+/// the deadline ends the turn with [`ProviderError::TurnTimeout`].
 pub(crate) fn with_retries<T>(
     provider: &str,
     policy: &RetryPolicy,
+    limits: &TurnLimits,
     request: &super::ModelRequest<'_>,
     on_event: &mut dyn FnMut(StreamEvent),
-    mut attempt: impl FnMut(&mut dyn FnMut(StreamEvent)) -> Result<T, Failure>,
+    mut attempt: impl FnMut(&mut dyn FnMut(StreamEvent), Duration) -> Result<T, Failure>,
 ) -> Result<T, ProviderError> {
+    let deadline = Instant::now() + limits.turn_timeout;
+    let timed_out = |detail: String| ProviderError::TurnTimeout {
+        provider: provider.to_owned(),
+        secs: limits.turn_timeout.as_secs().max(1),
+        detail,
+    };
     let mut failures = 0u32;
     loop {
-        let failure = match attempt(on_event) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let failure = match attempt(on_event, left) {
             Ok(value) => return Ok(value),
             Err(failure) => failure,
         };
         failures += 1;
+        if Instant::now() >= deadline {
+            match failure {
+                Failure::Fatal(error) => return Err(error),
+                Failure::Busy { reason, .. } | Failure::Broken { reason } => return Err(timed_out(reason)),
+                Failure::Unreachable(error) => return Err(timed_out(error.to_string())),
+            }
+        }
         let (reason, retry_after) = match failure {
             Failure::Fatal(error) => return Err(error),
             Failure::Busy { reason, .. } if failures > policy.max_retries => {
@@ -484,6 +515,9 @@ pub(crate) fn with_retries<T>(
             Failure::Unreachable(error) => (error.to_string(), None),
         };
         let wait = policy.delay(failures, retry_after);
+        if Instant::now() + wait >= deadline {
+            return Err(timed_out(reason));
+        }
         on_event(StreamEvent::Retry {
             attempt: failures,
             wait,

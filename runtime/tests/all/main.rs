@@ -8,7 +8,9 @@ mod cache;
 mod changes;
 mod common;
 mod escapes;
+mod ledger;
 mod limits;
+mod model_deadline;
 mod office;
 mod openai_runs;
 mod pdf;
@@ -18,6 +20,7 @@ mod receipts;
 #[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
 mod replay;
 mod shell;
+mod shell_workdir;
 mod skills;
 mod workspace;
 mod xlsx;

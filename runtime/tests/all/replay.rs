@@ -41,6 +41,9 @@ pub struct Canned {
     /// Served only to a conversation whose first user message contains this
     /// (sub-agents running at once each get their own answers).
     task: Option<String>,
+    /// After the body, send this chunk again and again, a pause apart, until
+    /// the client hangs up: a stream that stalls but keeps its connection alive.
+    trickle: Option<(Vec<u8>, Duration)>,
 }
 
 impl Canned {
@@ -70,6 +73,7 @@ impl Canned {
             cut_after: None,
             delay: None,
             task: None,
+            trickle: None,
         }
     }
 
@@ -99,6 +103,14 @@ impl Canned {
     /// chunk framing): a stream that breaks off mid-way.
     pub fn cut_after(mut self, bytes: usize) -> Self {
         self.cut_after = Some(bytes);
+        self
+    }
+
+    /// After the body, keep sending `piece` every `every` (a ping, say)
+    /// until the client hangs up; the body is sent chunked.
+    pub fn trickle(mut self, piece: &str, every: Duration) -> Self {
+        self.chunk_size.get_or_insert(37);
+        self.trickle = Some((piece.as_bytes().to_vec(), every));
         self
     }
 
@@ -338,11 +350,82 @@ fn write_response(mut stream: TcpStream, canned: &Canned, stop: &AtomicBool) -> 
         }
         stream.flush()?;
     }
+    if let Some((piece, every)) = &canned.trickle {
+        while !stop.load(Ordering::SeqCst) {
+            let until = std::time::Instant::now() + *every;
+            while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            write!(stream, "{:x}\r\n", piece.len())?;
+            stream.write_all(piece)?;
+            stream.write_all(b"\r\n")?;
+            stream.flush()?;
+        }
+    }
     if canned.chunk_size.is_some() {
         stream.write_all(b"0\r\n\r\n")?;
     }
     stream.flush()?;
     stream.shutdown(Shutdown::Both)
+}
+
+/// One assistant turn as an Anthropic stream: `text` (when not empty), then
+/// each `(id, name, input)` as a tool use. For a turn a test writes itself
+/// (hostile text, say) rather than a recorded one.
+pub fn anthropic_turn(text: &str, tool_uses: &[(&str, &str, serde_json::Value)]) -> String {
+    use serde_json::json;
+    let mut events = vec![(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_test", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+    )];
+    let mut index = 0;
+    if !text.is_empty() {
+        events.push((
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "text", "text": ""}}),
+        ));
+        events.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "text_delta", "text": text}}),
+        ));
+        events.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        index += 1;
+    }
+    for (id, name, input) in tool_uses {
+        events.push((
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        ));
+        events.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}),
+        ));
+        events.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        index += 1;
+    }
+    let stop = if tool_uses.is_empty() { "end_turn" } else { "tool_use" };
+    events.push((
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+    ));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    events
+        .into_iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect()
 }
 
 fn reason(status: u16) -> &'static str {

@@ -95,6 +95,9 @@ enum Command {
         /// Print every journaled event as JSON lines.
         #[arg(long)]
         events: bool,
+        /// Print the run's ledger of record (kept in .deskhand/, where no tool can write).
+        #[arg(long, conflicts_with = "events")]
+        ledger: bool,
     },
     /// Run one native command in the shell sandbox; its changes to your folders come back for approval.
     Shell {
@@ -331,7 +334,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            eprintln!("error: {}", render::block(&f.message));
             ExitCode::from(f.code)
         }
     }
@@ -602,7 +605,7 @@ fn shell(
         ),
         ShellChanges::Applied { count, .. } => eprintln!(
             "deskhand: applied {count} change(s):\n{}Undo them with `deskhand undo {} --workspace {}`.",
-            report.shown,
+            render::block(&report.shown),
             report.run,
             ws.root().display()
         ),
@@ -644,9 +647,9 @@ fn trash(command: TrashCommand) -> Result<(), Failure> {
                     "{:>4}  {}  {} ({} bytes)\n      {}",
                     t.id,
                     t.trashed_at,
-                    t.original.display(),
+                    render::line(&t.original.display().to_string()),
                     t.size,
-                    t.reason
+                    render::line(&t.reason)
                 ));
             }
             Ok(())
@@ -654,7 +657,10 @@ fn trash(command: TrashCommand) -> Result<(), Failure> {
         TrashCommand::Restore { id, workspace } => {
             let ws = open_workspace(&workspace)?;
             let item = changeset::trash_restore(&ws, id).map_err(change_failure)?;
-            out(&format!("Restored {}", item.original.display()));
+            out(&format!(
+                "Restored {}",
+                render::line(&item.original.display().to_string())
+            ));
             Ok(())
         }
         TrashCommand::Empty { workspace, yes } => {
@@ -702,10 +708,10 @@ fn progress_observer() -> Observer {
         Event::ToolProgress {
             done, total, message, ..
         } => match total {
-            Some(total) => eprintln!("  {message}: {done}/{total}"),
-            None => eprintln!("  {message}: {done}"),
+            Some(total) => eprintln!("  {}: {done}/{total}", render::line(message)),
+            None => eprintln!("  {}: {done}", render::line(message)),
         },
-        Event::ToolLog { level, message, .. } => eprintln!("  [{level:?}] {message}"),
+        Event::ToolLog { level, message, .. } => eprintln!("  [{level:?}] {}", render::line(message)),
         _ => {}
     })
 }
@@ -981,7 +987,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 out("MEMORY.md already says that; nothing to change.");
                 return Ok(());
             }
-            out(&proposal.diff);
+            out(&render::block(&proposal.diff));
             if !yes && !confirm("Write this to MEMORY.md? [y/N] ") {
                 return Err(user_error(
                     "MEMORY.md was not changed (run again with --yes to accept without a prompt)",
@@ -998,12 +1004,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 out("No runs yet. Start one with deskhand run \"...\" --workspace DIR");
             }
             for t in tasks.iter().filter(|t| t.parent.is_none()) {
-                out(&format!("{}  {:<11}  {}  {}", t.id, t.status, t.created_at, t.outcome));
+                out(&format!(
+                    "{}  {:<11}  {}  {}",
+                    t.id,
+                    t.status,
+                    t.created_at,
+                    render::line(&t.outcome)
+                ));
             }
             Ok(())
         }
-        Command::Show { run, workspace, events } => {
+        Command::Show {
+            run,
+            workspace,
+            events,
+            ledger,
+        } => {
             let ws = Workspace::open(&workspace)?;
+            if ledger {
+                return match deskhand_runtime::ledger::read(&ws, &RunId(run.clone()))? {
+                    Some(text) => {
+                        out(&render::block(&text));
+                        Ok(())
+                    }
+                    None if ws.journal().task(&RunId(run.clone()))?.is_none() => {
+                        Err(deskhand_runtime::Error::UnknownRun { run }.into())
+                    }
+                    None => Err(user_error(format!(
+                        "run {run} has no ledger yet: it is written when the run ends"
+                    ))),
+                };
+            }
             show_run(&ws, &RunId(run), events)
         }
     }
@@ -1026,18 +1057,22 @@ impl Gate for TerminalGate {
             };
         }
         let e = &req.plan_step.effects;
+        // The title and paths are the model's: one line each, escapes shown.
         let list = |v: &[PathBuf]| {
             if v.is_empty() {
                 "nothing".to_owned()
             } else {
-                v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                v.iter()
+                    .map(|p| render::line(&p.display().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
-        eprintln!("\nStep {}: {}", req.step, req.plan_step.title);
+        eprintln!("\nStep {}: {}", req.step, render::line(&req.plan_step.title));
         eprintln!("  reads:  {}", list(&e.reads));
         eprintln!("  writes: {}", list(&e.writes));
         if !e.network.is_empty() {
-            eprintln!("  network: {}", e.network.join(", "));
+            eprintln!("  network: {}", render::line(&e.network.join(", ")));
         }
         if confirm("Approve this step? [y/N] ") {
             Approval::Approved {
@@ -1067,7 +1102,11 @@ impl Gate for TerminalGate {
                 reason: format!("{why}; nothing was changed"),
             };
         }
-        eprintln!("\nStep {} proposes these changes:\n{}", req.step, req.description);
+        eprintln!(
+            "\nStep {} proposes these changes:\n{}",
+            req.step,
+            render::block(&req.description)
+        );
         let question = if req.deletions > 0 {
             format!(
                 "Apply them, including {} deletion(s) (deleted files go to the workspace trash)? [y/N] ",
@@ -1123,7 +1162,7 @@ fn run_agent(
     params: Vec<(String, String)>,
 ) -> Result<RunReport, Failure> {
     let shell = deskhand_runtime::shell::default_backend();
-    let warn = |w: String| eprintln!("warning: {w}");
+    let warn = |w: String| eprintln!("warning: {}", render::block(&w));
     let l = launch::Launch {
         workspace: ws,
         config: load_config(ws, model)?,
@@ -1185,9 +1224,13 @@ fn shell_quote(s: &str) -> String {
 fn finish_report(ws: &Workspace, report: &RunReport, mode: Option<Mode>) -> Result<(), Failure> {
     match report.status {
         RunStatus::Succeeded => {
-            out(&format!("\n{}", report.summary.trim()));
+            out(&format!("\n{}", render::block(report.summary.trim())));
             let (ledger, _) = deskhand_runtime::ledger::paths(ws, &report.run);
-            out(&format!("Ledger: {}", ledger.display()));
+            out(&format!(
+                "Ledger: {} (a copy: {})",
+                ledger.display(),
+                deskhand_runtime::ledger::copy_path(ws, &report.run).display()
+            ));
             out(&format!(
                 "Run {} finished. See it again with: deskhand show {} --workspace {}",
                 report.run,
@@ -1229,7 +1272,7 @@ fn depth(run: &RunId) -> usize {
 }
 
 fn short_json(v: &serde_json::Value) -> String {
-    let s = v.to_string();
+    let s = render::json_line(v);
     if s.chars().count() > 120 {
         format!("{}…", s.chars().take(120).collect::<String>())
     } else {
@@ -1237,21 +1280,28 @@ fn short_json(v: &serde_json::Value) -> String {
     }
 }
 
-/// Shows the plan and progress on the terminal while a run goes.
+/// Shows the plan and progress on the terminal while a run goes. What a
+/// model, a tool or a file wrote (titles, reasons, messages, answers) goes
+/// through `render`, so its escape sequences are shown, not obeyed.
 fn terminal_observer() -> RunObserver {
+    use render::line;
     Arc::new(|run: &RunId, event: &Event| {
         let pad = "    ".repeat(depth(run));
         match event {
             Event::PlanUpdated { plan } => {
-                let reason = plan.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+                let reason = plan
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" — {}", line(r)))
+                    .unwrap_or_default();
                 eprintln!("{pad}Plan (revision {}){reason}:", plan.revision);
                 for (i, s) in plan.steps.iter().enumerate() {
-                    eprintln!("{pad}  {} {}. {}", s.status.mark(), i + 1, s.title);
+                    eprintln!("{pad}  {} {}. {}", s.status.mark(), i + 1, line(&s.title));
                 }
             }
-            Event::StepBegin { step, title } => eprintln!("{pad}  [>] {step}. {title}"),
+            Event::StepBegin { step, title } => eprintln!("{pad}  [>] {step}. {}", line(title)),
             Event::StepEnd { step, status, note } => {
-                let note = note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                let note = note.as_deref().map(|n| format!(": {}", line(n))).unwrap_or_default();
                 let word = match status {
                     StepStatus::Done => "done",
                     StepStatus::Failed => "failed",
@@ -1262,21 +1312,23 @@ fn terminal_observer() -> RunObserver {
             Event::ToolCallBegin {
                 tool, operation, args, ..
             } if tool != "deskhand" => {
-                eprintln!("{pad}      · {tool}.{operation} {}", short_json(args));
+                eprintln!("{pad}      · {}.{} {}", line(tool), line(operation), short_json(args));
             }
             Event::ToolCallEnd { outcome, .. } => match outcome {
-                CallOutcome::ToolError { error } => eprintln!("{pad}      ! {error}"),
-                CallOutcome::Stopped { reason } => eprintln!("{pad}      ! stopped: {reason}"),
-                CallOutcome::Refused { message } => eprintln!("{pad}      ! refused: {message}"),
+                CallOutcome::ToolError { error } => eprintln!("{pad}      ! {}", line(&error.to_string())),
+                CallOutcome::Stopped { reason } => eprintln!("{pad}      ! stopped: {}", line(reason)),
+                CallOutcome::Refused { message } => eprintln!("{pad}      ! refused: {}", line(message)),
                 CallOutcome::Ok { .. } => {}
             },
             Event::ToolProgress {
                 done, total, message, ..
             } => match total {
-                Some(total) => eprintln!("{pad}        {message}: {done}/{total}"),
-                None => eprintln!("{pad}        {message}: {done}"),
+                Some(total) => eprintln!("{pad}        {}: {done}/{total}", line(message)),
+                None => eprintln!("{pad}        {}: {done}", line(message)),
             },
-            Event::SubAgentBegin { outcome, child, .. } => eprintln!("{pad}      ↳ sub-agent {child}: {outcome}"),
+            Event::SubAgentBegin { outcome, child, .. } => {
+                eprintln!("{pad}      ↳ sub-agent {child}: {}", line(outcome))
+            }
             Event::SubAgentEnd { child, status, .. } => eprintln!("{pad}      ↳ sub-agent {child} {}", status.as_str()),
             Event::ModelRetry {
                 attempt,
@@ -1284,25 +1336,29 @@ fn terminal_observer() -> RunObserver {
                 reason,
             } => {
                 eprintln!(
-                    "{pad}  (the model is busy: {reason}; retry {attempt} in {:.1}s)",
+                    "{pad}  (the model is busy: {}; retry {attempt} in {:.1}s)",
+                    line(reason),
                     *wait_ms as f64 / 1000.0
                 )
             }
-            Event::Blocked { reason, .. } => eprintln!("{pad}  ! {reason}"),
+            Event::Blocked { reason, .. } => eprintln!("{pad}  ! {}", line(reason)),
             Event::ChangesApplied { count, by, .. } => eprintln!(
-                "{pad}  applied {count} change(s) to your folders (approved by {by}); `deskhand undo {run}` puts them back"
+                "{pad}  applied {count} change(s) to your folders (approved by {}); `deskhand undo {run}` puts them back",
+                line(by)
             ),
-            Event::ChangesRefused { reason, .. } => eprintln!("{pad}  changes not applied: {reason}"),
+            Event::ChangesRefused { reason, .. } => eprintln!("{pad}  changes not applied: {}", line(reason)),
             Event::Compacted { replaced, .. } => {
                 eprintln!("{pad}  (compacted {replaced} older messages to fit the context window)")
             }
-            Event::Notice { message } | Event::ModeChanged { message, .. } => eprintln!("{pad}  note: {message}"),
+            Event::Notice { message } | Event::ModeChanged { message, .. } => {
+                eprintln!("{pad}  note: {}", line(message))
+            }
             Event::Resumed { run } => eprintln!("{pad}Resuming {run} from its journal"),
             Event::Message { message } if message.role == deskhand_types::model::Role::Assistant => {
                 // The final answer goes to stdout when the run ends; show only commentary here.
                 let text = message.text();
                 if !text.trim().is_empty() && depth(run) == 0 && message.tool_uses().next().is_some() {
-                    eprintln!("{pad}{}", text.trim());
+                    eprintln!("{pad}{}", render::block(text.trim()));
                 }
             }
             _ => {}
@@ -1318,12 +1374,14 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
     let rows = journal.events(run)?;
     if events {
         for r in rows {
-            out(&serde_json::json!({"seq": r.seq, "at": r.at, "event": r.event}).to_string());
+            out(&render::json_line(
+                &serde_json::json!({"seq": r.seq, "at": r.at, "event": r.event}),
+            ));
         }
         return Ok(());
     }
     out(&format!("Run {}  ({})", row.id, row.status));
-    out(&format!("Task: {}", row.outcome));
+    out(&format!("Task: {}", render::line(&row.outcome)));
     out(&format!("Started: {}", row.created_at));
     let mut plan = None;
     let mut calls = 0;
@@ -1331,8 +1389,8 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
     for r in &rows {
         match &r.event {
             Event::RunBegin { model, task, .. } => {
-                out(&format!("Planner: {model}   Mode: {}", task.mode));
-                let grants: Vec<String> = task.grants.iter().map(|g| g.to_string()).collect();
+                out(&format!("Planner: {}   Mode: {}", render::line(model), task.mode));
+                let grants: Vec<String> = task.grants.iter().map(|g| render::line(&g.to_string())).collect();
                 out(&format!(
                     "Grants: {}",
                     if grants.is_empty() {
@@ -1356,16 +1414,20 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
             }
             Event::ToolCallBegin { tool, .. } if tool != "deskhand" => calls += 1,
             Event::SubAgentEnd { child, status, summary } => {
-                children.push(format!("{child} {}: {summary}", status.as_str()))
+                children.push(format!("{child} {}: {}", status.as_str(), render::line(summary.trim())))
             }
             _ => {}
         }
     }
     if let Some(p) = plan {
-        let reason = p.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+        let reason = p
+            .reason
+            .as_deref()
+            .map(|r| format!(" — {}", render::line(r)))
+            .unwrap_or_default();
         out(&format!("Plan (revision {}){reason}:", p.revision));
         for (i, s) in p.steps.iter().enumerate() {
-            out(&format!("  {} {}. {}", s.status.mark(), i + 1, s.title));
+            out(&format!("  {} {}. {}", s.status.mark(), i + 1, render::line(&s.title)));
         }
     } else {
         out("No plan was made.");
@@ -1375,7 +1437,11 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
         out(&format!("  sub-agent {c}"));
     }
     if !row.summary.is_empty() {
-        out(&format!("Outcome: {}", row.summary.trim()));
+        out(&format!("Outcome: {}", render::block(row.summary.trim())));
+    }
+    let (ledger, _) = deskhand_runtime::ledger::paths(ws, run);
+    if ledger.is_file() {
+        out(&format!("Ledger: {}", ledger.display()));
     }
     Ok(())
 }

@@ -36,12 +36,47 @@ pub fn summary(text: &str) -> String {
     self::text(text)
 }
 
+/// Text from a model, a tool or a file, safe for the terminal on one line:
+/// line breaks too are shown escaped, so it cannot draw a line of its own
+/// (a forged approval prompt, say).
+pub fn line(s: &str) -> String {
+    escape(s, &[])
+}
+
+/// Text from a model, a tool or a file, safe for the terminal, its line
+/// breaks and tabs kept (an answer, a diff).
+pub fn block(s: &str) -> String {
+    escape(s, &['\n', '\t'])
+}
+
+/// One JSON value on one line, safe for the terminal and still JSON:
+/// serde_json escapes C0 controls but sends DEL and C1 controls (U+009B
+/// is CSI to many terminals) and bidirectional controls as they are.
+pub fn json_line(v: &Value) -> String {
+    v.to_string()
+        .chars()
+        .map(|c| {
+            if hidden(c) {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Control characters (an escape sequence, a carriage return that rewrites
+/// the line) and bidirectional controls (which reorder what is shown).
+fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Control characters (a terminal escape in a file name, say) are shown
 /// escaped, never sent to the terminal.
 fn escape(s: &str, keep: &[char]) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() && !keep.contains(&c) {
+            if hidden(c) && !keep.contains(&c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -210,7 +245,7 @@ fn columns(table: &[Vec<String>], indent: &str, lines: &mut Vec<String>) {
 mod tests {
     use serde_json::json;
 
-    use super::render;
+    use super::{Value, block, hidden, json_line, line, render};
 
     #[test]
     fn keys_and_headers_are_escaped_and_a_long_listing_renders() {
@@ -262,6 +297,20 @@ mod tests {
         let out = render(&json!({"path": "a\u{1b}[2Jb", "text": "x\u{7}\ny"}));
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
         assert!(out.contains("a\\u{1b}[2Jb"), "{out:?}");
+    }
+
+    #[test]
+    fn lines_blocks_and_json_lines_show_escapes_instead_of_sending_them() {
+        let hostile = "a\u{1b}]52;c;cHduZWQ=\u{7}b\r\nApprove this step? [y/N] \u{9b}2J\u{202e}txt.exe";
+        let one = line(hostile);
+        assert!(!one.chars().any(hidden) && !one.contains('\n'), "{one:?}");
+        assert!(one.contains("\\u{1b}]52;c;"), "{one:?}");
+        let kept = block("x\ny\u{1b}[8m");
+        assert_eq!(kept, "x\ny\\u{1b}[8m");
+        let json = json_line(&json!({"t": hostile}));
+        assert!(!json.chars().any(hidden), "{json:?}");
+        let back: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["t"], hostile, "still the same JSON");
     }
 
     #[test]

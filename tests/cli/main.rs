@@ -14,6 +14,7 @@ mod replay;
 use replay::{Canned, ReplayServer};
 
 mod messages;
+mod record_and_terminal;
 
 /// The binary with a clean environment: no model configured, config and
 /// cache folders of the test's own.
@@ -522,13 +523,8 @@ fn killed_run_resumes_without_redoing_its_finished_write(wire: Wire) {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    let expected = [
-        "a.txt".to_owned(),
-        format!("{run}-ledger.json"),
-        format!("{run}-ledger.md"),
-    ];
-    assert_eq!(names, expected, "the write was not done twice");
-    let ledger = std::fs::read_to_string(tmp.path().join(format!("ws/output/{run}-ledger.md"))).unwrap();
+    assert_eq!(names, ["a.txt", "ledgers"], "the write was not done twice");
+    let ledger = std::fs::read_to_string(tmp.path().join(format!("ws/.deskhand/ledgers/{run}.md"))).unwrap();
     assert!(
         ledger.contains("| 1 | fs.write |") && ledger.contains("a.txt"),
         "{ledger}"
@@ -718,10 +714,10 @@ fn renames_in_a_writable_folder_are_applied_then_undone_and_the_trash_is_managed
     let mut expected = before.clone();
     expected.insert("scan 14.03.2026.pdf".into(), b"%PDF annotated by the person".to_vec());
     assert_eq!(tree(&folder), expected);
-    let ledger = std::fs::read_dir(ws.join("output"))
+    let ledger = std::fs::read_dir(ws.join(".deskhand/ledgers"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-ledger.md"))
+        .find(|p| p.to_string_lossy().ends_with(".md"))
         .unwrap();
     let ledger = std::fs::read_to_string(ledger).unwrap();
     assert!(ledger.contains("Undone at") && ledger.contains("(forced)"), "{ledger}");

@@ -253,7 +253,7 @@ fn resume_with_mode_act_finishes_an_ask_mode_run_that_had_no_terminal_to_ask_on(
         events.contains("resumed this run in act mode") && events.contains("it was in ask mode"),
         "the switch is journaled:\n{events}"
     );
-    let ledger = std::fs::read_to_string(tmp.path().join(format!("ws/output/{run}-ledger.md"))).unwrap();
+    let ledger = std::fs::read_to_string(tmp.path().join(format!("ws/.deskhand/ledgers/{run}.md"))).unwrap();
     assert!(
         ledger.contains("**Mode:** act"),
         "the ledger tells the mode the run ended in:\n{ledger}"

@@ -269,7 +269,11 @@ impl Endpoint<'_> {
 
     fn transport_failure(&self, error: ureq::Error) -> Failure {
         use io::ErrorKind::*;
-        if let ureq::Error::Timeout(which) = &error {
+        // A server that connected but went quiet (or ran past the turn's
+        // deadline) is not unreachable; one that never connected is.
+        if let ureq::Error::Timeout(which) = &error
+            && !matches!(which, ureq::Timeout::Connect | ureq::Timeout::Resolve)
+        {
             return Failure::Broken {
                 reason: format!("the server did not answer in time ({which})"),
             };

@@ -28,9 +28,13 @@ pub struct PreparedCall<'t> {
     pub reads: Vec<PathBuf>,
     pub writes: Vec<PathBuf>,
     pub sandbox: Sandbox,
-    /// The call's scratch folder, removed with the call: staged content a
-    /// changeset did not take is never left behind.
+    /// The call's own folder, removed with the call: its scratch folder and
+    /// its view of `output/`, so staged content a changeset did not take is
+    /// never left behind.
     scratch: Option<tempfile::TempDir>,
+    /// What the guest sees at `output/`'s path: copies of only what its run
+    /// may see there. What it changes comes back through [`Self::output_changes`].
+    pub stage: Option<crate::stage::OutputStage>,
 }
 
 impl PreparedCall<'_> {
@@ -49,12 +53,12 @@ impl PreparedCall<'_> {
         if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
             return Err(outside());
         }
-        let dir = self.scratch.as_ref().ok_or_else(outside)?;
+        let dir = self.scratch_dir().ok_or_else(outside)?;
         // The guest may have planted a symbolic link in its scratch folder
         // (WASI lets it create one whose relative target climbs out); the
         // host would follow it when it copies the content. Nothing on the
         // way to the staged file, nor the file itself, may be a link.
-        let mut host = dir.path().to_path_buf();
+        let mut host = dir.clone();
         for part in rel.components() {
             host.push(part);
             match std::fs::symlink_metadata(&host) {
@@ -69,10 +73,55 @@ impl PreparedCall<'_> {
                 Err(_) => break,
             }
         }
-        Ok(dir.path().join(rel))
+        Ok(dir.join(rel))
+    }
+
+    /// The host folder the guest sees at `output/`'s path.
+    fn output_host_root(&self) -> &Path {
+        self.stage
+            .as_ref()
+            .map_or(self.output_dir.as_path(), |s| s.dir.as_path())
+    }
+
+    /// The host folder the guest sees at [`crate::wasm::SCRATCH_GUEST`].
+    fn scratch_dir(&self) -> Option<PathBuf> {
+        self.scratch.as_ref().map(|d| d.path().join("scratch"))
+    }
+
+    /// Where the content of a change comes from: a file the guest staged in
+    /// its scratch folder (named by its guest path), or one it left in its
+    /// view of `output/` (named by the host path the comparison gave).
+    pub fn change_source(&self, named: &str) -> Result<PathBuf> {
+        if let Some(stage) = &self.stage
+            && Path::new(named).starts_with(&stage.dir)
+        {
+            return Ok(PathBuf::from(named));
+        }
+        self.staged(named)
+    }
+
+    /// What the call changed in its view of `output/`: new files, changed
+    /// and missing ones, as proposals against the real `output/`.
+    pub fn output_changes(&self) -> std::result::Result<Vec<deskhand_types::ProposedChange>, String> {
+        match &self.stage {
+            Some(stage) => stage.changes(crate::stage::CALL_BYTE_BUDGET),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The host path of a file the guest wrote at `guest` under `output/`.
+    fn output_host_path(&self, guest: &Path) -> Option<PathBuf> {
+        match &self.stage {
+            Some(stage) => stage.host_path(guest),
+            None => Some(guest.to_path_buf()),
+        }
     }
 }
 
+/// Checks a call and builds its sandbox. `visible_output` lists what the
+/// call may see in `output/` (paths relative to it; empty for the whole
+/// folder), see [`crate::stage::visible_output`].
+#[expect(clippy::too_many_arguments, reason = "each is one independent input of a call")]
 pub fn prepare<'t>(
     workspace: &Workspace,
     toolbox: &'t Toolbox,
@@ -81,6 +130,7 @@ pub fn prepare<'t>(
     args: &serde_json::Value,
     grants: &[Grant],
     limits: Limits,
+    visible_output: &[PathBuf],
 ) -> Result<PreparedCall<'t>> {
     let tool = toolbox.by_name(tool_name)?;
     let op = tool
@@ -132,7 +182,9 @@ pub fn prepare<'t>(
             let resolved = if write {
                 workspace.resolve_write(arg, grants)?
             } else {
-                workspace.resolve_read(&sandbox, arg)?
+                let path = workspace.resolve_read(&sandbox, arg)?;
+                check_visible(workspace, &path, arg, visible_output)?;
+                path
             };
             *value = serde_json::Value::String(resolved.display().to_string());
             if write {
@@ -155,19 +207,51 @@ pub fn prepare<'t>(
         .prefix("call-")
         .tempdir_in(&scratch_root)
         .map_err(Error::io(&scratch_root))?;
-    sandbox.scratch = Some(scratch.path().to_path_buf());
+    let scratch_dir = scratch.path().join("scratch");
+    std::fs::create_dir(&scratch_dir).map_err(Error::io(&scratch_dir))?;
+    sandbox.scratch = Some(scratch_dir);
+    // The guest sees its own copy of what it may see in output/, never the folder itself.
+    let output = workspace
+        .output_dir()
+        .canonicalize()
+        .map_err(Error::io(workspace.output_dir()))?;
+    let stage_dir = scratch.path().join("output");
+    let stage = crate::stage::OutputStage::populate(&output, &stage_dir, visible_output).map_err(Error::io(&output))?;
+    for mount in &mut sandbox.mounts {
+        if mount.host == output {
+            mount.host = stage_dir.clone();
+            mount.access = deskhand_types::Access::ReadWrite;
+        }
+    }
     Ok(PreparedCall {
         tool_name: tool_name.into(),
         tool,
         toolbox,
-        output_dir: workspace.output_dir(),
+        output_dir: output,
         operation: op.clone(),
         args,
         reads,
         writes,
         sandbox,
         scratch: Some(scratch),
+        stage: Some(stage),
     })
+}
+
+/// A path under `output/` that exists there but is not among what this
+/// call may see (another run's file) is refused by name, with what to do.
+fn check_visible(workspace: &Workspace, path: &Path, arg: &str, visible: &[PathBuf]) -> Result<()> {
+    let Ok(output) = workspace.output_dir().canonicalize() else {
+        return Ok(());
+    };
+    let Ok(rel) = path.strip_prefix(&output) else {
+        return Ok(());
+    };
+    let seen = visible.iter().any(|v| rel.starts_with(v) || v.starts_with(rel));
+    if seen || std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    Err(Error::NotVisible { path: arg.into() })
 }
 
 /// The argument values a declared effect names: `path` is the top-level
@@ -211,23 +295,33 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
     });
     let args = call.args.to_string();
     let started = SystemTime::now();
+    let forward = |event: ToolEvent| {
+        emit(match event {
+            ToolEvent::Log { level, message } => Event::ToolLog {
+                call: id.clone(),
+                level,
+                message,
+            },
+            ToolEvent::Progress { done, total, message } => Event::ToolProgress {
+                call: id.clone(),
+                done,
+                total,
+                message,
+            },
+        });
+    };
     let report = std::thread::scope(|scope| {
         let worker = scope.spawn(|| call.tool.call(&call.sandbox, &call.operation.name, &args, Some(sink)));
-        for event in rx {
-            emit(match event {
-                ToolEvent::Log { level, message } => Event::ToolLog {
-                    call: id.clone(),
-                    level,
-                    message,
-                },
-                ToolEvent::Progress { done, total, message } => Event::ToolProgress {
-                    call: id.clone(),
-                    done,
-                    total,
-                    message,
-                },
-            });
+        // Until the call returns: a guest left behind at its deadline still
+        // holds the sink, so the channel alone would never close.
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(event) => forward(event),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !worker.is_finished() => {}
+                Err(_) => break,
+            }
         }
+        rx.try_iter().for_each(forward);
         worker.join()
     });
     let Ok(report) = report else {
@@ -286,7 +380,10 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
     let mut written: Vec<PathBuf> = mentioned
         .into_iter()
         .map(PathBuf::from)
-        .filter(|p| new_workbook_in(p, &call.output_dir, started))
+        .filter(|p| {
+            call.output_host_path(p)
+                .is_some_and(|host| new_workbook_in(&host, call.output_host_root(), started))
+        })
         .collect();
     written.sort();
     written.dedup();
@@ -309,20 +406,20 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
         );
         return;
     };
-    let (Some(scratch), Ok(xlsx)) = (call.scratch.as_ref(), call.toolbox.get(BundledTool::Xlsx)) else {
+    let (Some(scratch), Ok(xlsx)) = (call.scratch_dir(), call.toolbox.get(BundledTool::Xlsx)) else {
         return;
     };
     for (i, workbook) in written.iter().enumerate() {
         // LibreOffice runs outside the sandbox: it gets a copy read through a
         // capability handle on output/, never a path a guest could have
         // pointed elsewhere with a planted link.
-        let dir = scratch.path().join(format!("recalc-{i}"));
+        let dir = scratch.join(format!("recalc-{i}"));
         let copy = (|| {
             let rel = workbook.strip_prefix(&call.output_dir).map_err(|_| Error::BadPath {
                 path: workbook.display().to_string(),
                 reason: "a workbook to recalculate must lie in output/",
             })?;
-            let bytes = crate::workspace::read_beneath(&call.output_dir, rel)?;
+            let bytes = crate::workspace::read_beneath(call.output_host_root(), rel)?;
             let source_dir = dir.join("in");
             std::fs::create_dir_all(&source_dir).map_err(Error::io(&source_dir))?;
             let source = source_dir.join(rel.file_name().unwrap_or_default());

@@ -32,6 +32,10 @@ pub enum Error {
     BadPath { path: String, reason: &'static str },
     #[error("{path} is outside the folders granted to this call; add --grant with the folder that holds it")]
     OutsideGrants { path: String },
+    #[error(
+        "{path} was written in output/ by another run, and a run sees only the files it wrote there itself; to let this one read it, grant it (--grant output, or the folder that holds it)"
+    )]
+    NotVisible { path: String },
     #[error("{path} is outside the workspace's output folder ({}) and every folder granted read-write; tools write new files in output/, and change your folders only where you grant them with :rw", .output.display())]
     WriteOutsideOutput { path: String, output: PathBuf },
     #[error("no tool named {name:?}; installed tools: {}", .known.join(", "))]
@@ -90,6 +94,7 @@ impl Error {
             | Error::GrantTooWide { .. }
             | Error::BadPath { .. }
             | Error::OutsideGrants { .. }
+            | Error::NotVisible { .. }
             | Error::WriteOutsideOutput { .. }
             | Error::UnknownTool { .. }
             | Error::UnknownOperation { .. }

@@ -28,11 +28,6 @@ pub fn run_id() -> RunId {
     RunId(format!("run-{}-{}", stamp(), random_hex(3)))
 }
 
-/// A sub-agent's run: its parent's id and a short suffix, so it sorts beside it.
-pub fn child_run_id(parent: &RunId) -> RunId {
-    RunId(format!("{}.{}", parent.0, random_hex(2)))
-}
-
 pub fn call_id() -> CallId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);

@@ -136,6 +136,41 @@ pub struct EventRow {
     pub event: Event,
 }
 
+/// Creates the journal file if it is missing, mode 0600, and sets 0600 on it
+/// and its -wal and -shm files and 0700 on its folder (`.deskhand/`, which
+/// also holds the trash, kept versions and tool outputs), whatever the umask.
+#[cfg(unix)]
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
@@ -149,6 +184,11 @@ impl Journal {
             path: path.into(),
             message: e.to_string(),
         };
+        // The journal holds whole conversations: the person's alone, whatever the umask.
+        make_private(path).map_err(|e| Error::Journal {
+            path: path.into(),
+            message: format!("cannot make it private to you (mode 0600): {e}"),
+        })?;
         let conn = Connection::open(path).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
         // WAL with synchronous=NORMAL: a commit is in the OS before the call
@@ -185,6 +225,12 @@ impl Journal {
                 });
             }
         }
+        // SQLite gives its -wal and -shm files the database's mode; an older
+        // journal's were made under the umask.
+        make_private(path).map_err(|e| Error::Journal {
+            path: path.into(),
+            message: format!("cannot make it private to you (mode 0600): {e}"),
+        })?;
         Ok(Journal {
             path: path.into(),
             conn: Mutex::new(conn),
@@ -210,16 +256,25 @@ impl Journal {
     }
 
     pub fn create_task(&self, task: NewTask<'_>) -> Result<RunId> {
-        let id = match task.parent {
-            Some(parent) => ids::child_run_id(parent),
-            None => ids::run_id(),
-        };
         let grants = serde_json::to_string(task.grants).unwrap_or_else(|_| "[]".into());
         let mode = serde_json::to_value(task.mode)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         self.with(|c| {
+            // A sub-agent is numbered after its siblings (`parent.3`): ids that
+            // cannot collide however many run at once (the connection is held).
+            let id = match task.parent {
+                Some(parent) => {
+                    let siblings: i64 = c.query_row(
+                        "SELECT COUNT(*) FROM tasks WHERE parent_id = ?1",
+                        params![parent.0],
+                        |r| r.get(0),
+                    )?;
+                    RunId(format!("{}.{}", parent.0, siblings + 1))
+                }
+                None => ids::run_id(),
+            };
             c.execute(
                 "INSERT INTO tasks (id, parent_id, created_at, outcome, grants, mode, model, status) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -233,9 +288,21 @@ impl Journal {
                     task.model,
                     TaskStatus::Running.as_str()
                 ],
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// How many sub-agent runs (at any depth) a top-level run has had.
+    pub fn descendants(&self, top: &RunId) -> Result<usize> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM tasks WHERE id LIKE ?1",
+                params![format!("{}.%", top.0)],
+                |r| r.get::<_, i64>(0),
             )
-        })?;
-        Ok(id)
+        })
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Records a run's end (or a new running state after a resume).

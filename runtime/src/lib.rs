@@ -21,6 +21,7 @@ pub mod model;
 pub mod office;
 pub mod shell;
 pub mod skills;
+pub mod stage;
 pub mod tools;
 pub mod wasm;
 pub mod workspace;

@@ -13,9 +13,8 @@
 //! through the same guard rails, approval (a deletion always asks), journal
 //! and undo as every tool's.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use deskhand_host_vm::{Limits, Mount, OutputChunk, ShellBackend, ShellOutcome, ShellPolicy, Termination};
 use deskhand_types::{
@@ -106,6 +105,7 @@ impl NativeRun {
 /// Runs `command` through `backend` with `grants`: read-only grants bound as
 /// they are, `output/` and `:rw` grants as scratch copies, then compares the
 /// copies with the folders.
+#[expect(clippy::too_many_arguments, reason = "each is one independent input of the command")]
 pub fn run_native(
     ws: &Workspace,
     backend: &dyn ShellBackend,
@@ -113,6 +113,7 @@ pub fn run_native(
     command: &[String],
     limits: Limits,
     workdir: Option<PathBuf>,
+    visible_output: &[PathBuf],
     on_output: &mut dyn FnMut(OutputChunk),
 ) -> Result<NativeRun> {
     backend
@@ -133,11 +134,19 @@ pub fn run_native(
             policy = policy.grant(Mount::read_only(&m.host, &m.host));
         }
     }
+    // output/ (the first root) holds only what this run may see there;
+    // each folder granted read-write is copied whole.
+    let mut output_stage = None;
     for (i, root) in roots.iter().enumerate() {
         let copy = scratch.path().join(i.to_string());
-        copy_tree(root, &copy).map_err(Error::io(root))?;
+        if i == 0 {
+            let stage = crate::stage::OutputStage::populate(root, &copy, visible_output).map_err(Error::io(root))?;
+            output_stage = Some(stage);
+        } else {
+            crate::stage::copy_tree(root, &copy).map_err(Error::io(root))?;
+            copies.push((root.clone(), copy.clone()));
+        }
         policy = policy.grant(Mount::writable(&copy, root));
-        copies.push((root.clone(), copy));
     }
     let first_grant = sandbox
         .mounts
@@ -167,10 +176,25 @@ pub fn run_native(
             on_output(chunk);
         })
         .map_err(|e| Error::Unavailable(format!("the command could not run: {e}")))?;
-    let mut proposed = Vec::new();
     let mut refused = None;
-    for (root, copy) in &copies {
-        match diff(root, copy) {
+    let mut proposed = match output_stage.map(|stage| stage.changes(crate::stage::CALL_BYTE_BUDGET)) {
+        Some(Err(reason)) => {
+            refused = Some(format!(
+                "the command's changes cannot be applied: {reason}; nothing was changed"
+            ));
+            Vec::new()
+        }
+        Some(Ok(changes)) => changes,
+        None => Vec::new(),
+    };
+    for (root, copy) in copies.iter().filter(|_| refused.is_none()) {
+        let listed = crate::stage::listing(root)
+            .and_then(|before| Ok((before, crate::stage::listing(copy)?)))
+            .map_err(|e| format!("reading {} failed: {e}", root.display()));
+        let changes = listed.and_then(|(before, after)| {
+            crate::stage::diff(root, &before, copy, &after, crate::stage::CALL_BYTE_BUDGET)
+        });
+        match changes {
             Ok(mut changes) => proposed.append(&mut changes),
             Err(reason) => {
                 refused = Some(format!(
@@ -296,6 +320,7 @@ pub fn run_shell(
         &req.command,
         req.limits,
         req.workdir.clone(),
+        &crate::stage::visible_output(ws, None, req.grants)?,
         on_output,
     ) {
         Ok(n) => n,
@@ -482,137 +507,6 @@ fn shell_words(words: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Copies a folder tree, keeping modification times (so unchanged files
-/// compare equal without reading them) and symlinks as symlinks.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs::create_dir(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let meta = fs::symlink_metadata(&src)?;
-        if meta.is_symlink() {
-            #[cfg(unix)]
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
-        } else if meta.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else if meta.is_file() {
-            fs::copy(&src, &dst)?;
-            fs::File::options()
-                .write(true)
-                .open(&dst)?
-                .set_modified(meta.modified()?)?;
-        }
-    }
-    Ok(())
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Entry {
-    File { size: u64, modified: std::time::SystemTime },
-    Link(PathBuf),
-    Folder,
-}
-
-fn listing(root: &Path) -> std::io::Result<BTreeMap<PathBuf, Entry>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let meta = fs::symlink_metadata(&path)?;
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-            let e = if meta.is_symlink() {
-                Entry::Link(fs::read_link(&path)?)
-            } else if meta.is_dir() {
-                stack.push(path);
-                Entry::Folder
-            } else if meta.is_file() {
-                Entry::File {
-                    size: meta.len(),
-                    modified: meta.modified()?,
-                }
-            } else {
-                continue;
-            };
-            out.insert(rel, e);
-        }
-    }
-    Ok(out)
-}
-
-/// The changes that turn `root` into `copy`, as proposals whose staged
-/// content lies in `copy`. Symlinks and files that became folders (or the
-/// reverse) are refused: they cannot be applied safely.
-fn diff(root: &Path, copy: &Path) -> std::result::Result<Vec<ProposedChange>, String> {
-    let show = |e: std::io::Error| format!("reading {} failed: {e}", root.display());
-    let before = listing(root).map_err(show)?;
-    let after = listing(copy).map_err(show)?;
-    let hash = |p: &Path| changeset::hash_entry(p).map_err(|e| format!("{}: {e}", p.display()));
-    let (mut creates, mut deletes, mut changes) = (Vec::new(), Vec::new(), Vec::new());
-    for (rel, new) in &after {
-        match (before.get(rel), new) {
-            (None, Entry::File { .. }) => creates.push(rel.clone()),
-            (None, Entry::Folder) => {}
-            (None, Entry::Link(_)) => {
-                return Err(format!("it created the symlink {}", root.join(rel).display()));
-            }
-            (Some(Entry::File { size, modified }), Entry::File { size: s2, modified: m2 }) => {
-                if (size, modified) != (s2, m2) && hash(&root.join(rel))? != hash(&copy.join(rel))? {
-                    changes.push(ProposedChange::Overwrite {
-                        path: root.join(rel).display().to_string(),
-                        staged: copy.join(rel).display().to_string(),
-                    });
-                }
-            }
-            (Some(Entry::Folder), Entry::Folder) => {}
-            (Some(Entry::Link(a)), Entry::Link(b)) if a == b => {}
-            (Some(_), _) => {
-                return Err(format!(
-                    "it replaced {} with something of another kind (a file, folder or symlink)",
-                    root.join(rel).display()
-                ));
-            }
-        }
-    }
-    for (rel, old) in &before {
-        if after.contains_key(rel) {
-            continue;
-        }
-        match old {
-            Entry::File { .. } => deletes.push(rel.clone()),
-            Entry::Folder => {}
-            Entry::Link(_) => return Err(format!("it removed the symlink {}", root.join(rel).display())),
-        }
-    }
-    // A delete and a create of the same content are a rename or a move.
-    let mut created: Vec<(PathBuf, String)> = creates
-        .into_iter()
-        .map(|rel| hash(&copy.join(&rel)).map(|h| (rel, h)))
-        .collect::<std::result::Result<_, _>>()?;
-    for rel in deletes {
-        let h = hash(&root.join(&rel))?;
-        let source = root.join(&rel).display().to_string();
-        if let Some(i) = created.iter().position(|(_, c)| *c == h) {
-            let (to, _) = created.remove(i);
-            let target = root.join(&to).display().to_string();
-            changes.push(if rel.parent() == to.parent() {
-                ProposedChange::Rename { source, target }
-            } else {
-                ProposedChange::Move { source, target }
-            });
-        } else {
-            changes.push(ProposedChange::Delete { path: source });
-        }
-    }
-    for (rel, _) in created {
-        changes.push(ProposedChange::Create {
-            path: root.join(&rel).display().to_string(),
-            staged: copy.join(&rel).display().to_string(),
-        });
-    }
-    Ok(changes)
 }
 
 /// The native-shell sandbox for this machine, if it works here (bubblewrap

@@ -350,6 +350,83 @@ pub struct CallResult {
     pub output: ToolOutput,
 }
 
+/// The paths in `output/` that a call's arguments name (relative to it).
+fn named_in_output(workspace: &Workspace, args: &serde_json::Value) -> Vec<PathBuf> {
+    let Ok(output) = workspace.output_dir().canonicalize() else {
+        return Vec::new();
+    };
+    let mut named = Vec::new();
+    let mut stack = vec![args];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::String(s) => {
+                if let Ok(path) = workspace.resolve_path(s)
+                    && let Ok(rel) = path.strip_prefix(&output)
+                    && !rel.as_os_str().is_empty()
+                {
+                    named.push(rel.to_path_buf());
+                }
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(fields) => stack.extend(fields.values()),
+            _ => {}
+        }
+    }
+    named
+}
+
+/// The files a call the person ran left new in its copy of `output/` are
+/// theirs: applied as a changeset (journaled, undoable). Any other change
+/// (an existing file changed, moved or deleted) is only proposed, returned
+/// beside the tool's own proposals for a task to check and apply.
+fn deliver_new_files(
+    workspace: &Workspace,
+    run: &RunId,
+    call: &deskhand_types::CallId,
+    prepared: &crate::call::PreparedCall<'_>,
+    mut output: ToolOutput,
+) -> Result<ToolOutput> {
+    let changes = prepared.output_changes().map_err(|reason| {
+        Error::InvalidArgs(format!(
+            "the call's files in output/ were not kept: {reason}; nothing was changed"
+        ))
+    })?;
+    let (creates, others): (Vec<_>, Vec<_>) = changes
+        .into_iter()
+        .partition(|c| matches!(c, deskhand_types::ProposedChange::Create { .. }));
+    output.changes.extend(others);
+    if creates.is_empty() {
+        return Ok(output);
+    }
+    let roots = [prepared
+        .stage
+        .as_ref()
+        .map(|s| s.real.clone())
+        .unwrap_or_else(|| workspace.output_dir())];
+    // A file of the same name from another run, which this call could not
+    // see, is refused as the tool refuses writing over one it sees.
+    let cs =
+        crate::changeset::propose(&creates, &roots, &|named| prepared.change_source(named)).map_err(|e| match e {
+            crate::changeset::ChangeError::Exists { path } => {
+                Error::Call(crate::wasm::CallError::Tool(deskhand_types::ToolError::AlreadyExists {
+                    path: path.display().to_string(),
+                    message: "output/ already holds a file of that name (from another run); pick a free name".into(),
+                }))
+            }
+            other => other.into(),
+        })?;
+    crate::changeset::apply(
+        workspace,
+        run,
+        1,
+        &call.0,
+        &cs,
+        "the person, who ran the tool",
+        crate::changeset::ApplyOptions::default(),
+    )?;
+    Ok(output)
+}
+
 /// Runs one call as a journaled task of one step. On failure the task is
 /// still journaled, with the error as its outcome.
 pub fn run_call(
@@ -358,6 +435,10 @@ pub fn run_call(
     req: &CallRequest<'_>,
     observer: Option<Observer>,
 ) -> Result<CallResult> {
+    // The person ran this tool and named its files: what they named in
+    // output/ is theirs to show it, and nothing else there.
+    let mut visible = crate::stage::visible_output(workspace, None, req.grants)?;
+    visible.extend(named_in_output(workspace, &req.args));
     let prepared = crate::call::prepare(
         workspace,
         toolbox,
@@ -366,6 +447,7 @@ pub fn run_call(
         &req.args,
         req.grants,
         req.limits,
+        &visible,
     )?;
     let journal = workspace.journal();
     let title = format!("{} {}", req.tool, req.operation);
@@ -384,7 +466,9 @@ pub fn run_call(
             obs(&event);
         }
     };
-    let result = crate::call::execute(&prepared, &ids::call_id(), &emit);
+    let call = ids::call_id();
+    let result = crate::call::execute(&prepared, &call, &emit)
+        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output));
     let status = if result.is_ok() {
         TaskStatus::Succeeded
     } else {

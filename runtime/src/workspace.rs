@@ -119,12 +119,14 @@ impl Workspace {
     /// The sandbox for a call with these grants: each granted folder at its
     /// canonical path, read-only even when granted read-write (a tool
     /// proposes changes there; the host applies them as a changeset), and
-    /// `output/` read-write. Relative grants are relative to the workspace root.
+    /// `output/` read-only (a call that may write gets its own copy in its
+    /// place: see [`crate::call::prepare`]); a grant inside `output/` is
+    /// seen through it. Relative grants are relative to the workspace root.
     pub fn sandbox(&self, grants: &[Grant], limits: Limits) -> Result<Sandbox> {
         let output = self.canonical_output()?;
-        let mut mounts = vec![mount(output, Access::ReadWrite)?];
+        let mut mounts = vec![mount(output.clone(), Access::ReadOnly)?];
         for (canonical, _) in self.granted_folders(grants)? {
-            if !mounts.iter().any(|m| m.host == canonical) {
+            if !canonical.starts_with(&output) && !mounts.iter().any(|m| m.host == canonical) {
                 mounts.push(mount(canonical, Access::ReadOnly)?);
             }
         }
@@ -145,6 +147,16 @@ impl Workspace {
             }
         }
         Ok(roots)
+    }
+
+    /// The granted folders that lie in `output/`, relative to it (empty: all of it).
+    pub fn granted_in_output(&self, grants: &[Grant]) -> Result<Vec<PathBuf>> {
+        let output = self.canonical_output()?;
+        Ok(self
+            .granted_folders(grants)?
+            .into_iter()
+            .filter_map(|(canonical, _)| canonical.strip_prefix(&output).ok().map(Path::to_path_buf))
+            .collect())
     }
 
     fn canonical_output(&self) -> Result<PathBuf> {

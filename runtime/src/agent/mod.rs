@@ -105,6 +105,13 @@ pub struct ChangesApproval<'a> {
     pub deletions: usize,
 }
 
+/// Sub-agents one `spawn_subagents` call may start.
+pub const MAX_SUBAGENTS_PER_CALL: usize = 16;
+/// Levels of sub-agents below a top-level run.
+pub const MAX_SUBAGENT_DEPTH: usize = 2;
+/// Sub-agents one top-level run may start in all, at every level.
+pub const MAX_SUBAGENTS_PER_RUN: usize = 64;
+
 /// Why act mode alone never deletes.
 pub const DELETION_ALWAYS_ASKS: &str =
     "this changeset deletes files, and deletions always need the person's own approval, in every mode";
@@ -182,12 +189,27 @@ struct RunState {
     turn: u32,
     /// Set by the person (a rejected step), by a failing sibling, or by a parent.
     cancel: Vec<Arc<AtomicBool>>,
-    /// For a sub-agent: the parent step's effects, which its own steps may not exceed.
-    ceiling: Option<StepEffects>,
+    /// For a sub-agent: the parent step, which bounds its own steps.
+    ceiling: Option<Ceiling>,
+    /// Each step's approval: the hash of the title and effects approved, and by whom.
+    /// A step whose title or effects change is approved again.
+    approved: HashMap<usize, (String, String)>,
     /// Why the loop must stop after this turn's tool results are recorded.
     stop: Option<(RunStatus, String)>,
     /// On resume: sub-agent runs started before the interruption, reused by outcome.
     earlier_children: Arc<Mutex<Vec<crate::journal::TaskRow>>>,
+}
+
+/// What a sub-agent inherits from the parent step it runs in.
+#[derive(Debug, Clone)]
+pub(crate) struct Ceiling {
+    /// The parent step's declared effects, which the sub-agent's steps may not exceed.
+    effects: StepEffects,
+    /// Who approved the parent step: the sub-agent's steps, bounded by it, are
+    /// approved with it.
+    approved_by: String,
+    /// The parent's permission mode, which its sub-agents run in.
+    mode: Mode,
 }
 
 impl RunState {
@@ -264,7 +286,7 @@ impl<'a> Agent<'a> {
         &self,
         task: Task,
         parent: Option<(&RunId, usize)>,
-        ceiling: Option<StepEffects>,
+        ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
         let mut state = self.begin(task, parent, ceiling, cancel)?;
@@ -277,7 +299,7 @@ impl<'a> Agent<'a> {
         &self,
         task: Task,
         parent: Option<(&RunId, usize)>,
-        ceiling: Option<StepEffects>,
+        ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunState> {
         let model = self.provider.describe();
@@ -319,6 +341,7 @@ impl<'a> Agent<'a> {
             turn: 0,
             cancel: cancel.into_iter().chain([Arc::new(AtomicBool::new(false))]).collect(),
             ceiling,
+            approved: HashMap::new(),
             stop: None,
             earlier_children: Arc::default(),
         })
@@ -658,21 +681,31 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Starts step `index` (0-based) after the gate approves it.
+    /// Starts step `index` (0-based) after the gate approves it. A step
+    /// already running whose title or effects were revised since its
+    /// approval is approved again: an approval covers what the person saw.
     fn begin_step(&self, st: &mut RunState, index: usize) -> std::result::Result<(), String> {
-        if st.plan.steps[index].status == StepStatus::InProgress {
+        let effects_hash = hex::encode(sha2::Sha256::digest(st.plan.steps[index].approval_subject()));
+        let status = st.plan.steps[index].status;
+        if status == StepStatus::InProgress && st.approved.get(&index).is_some_and(|(h, _)| *h == effects_hash) {
             return Ok(());
         }
-        let mode = if st.ceiling.is_some() { Mode::Act } else { st.task.mode };
-        let approval = self.gate.approve_step(&StepApproval {
-            run: &st.run,
-            step: index + 1,
-            plan_step: &st.plan.steps[index],
-            mode,
-        });
+        let approval = match &st.ceiling {
+            // A sub-agent's steps lie within the parent step (update_plan
+            // checks), so the parent step's approval covers them.
+            Some(ceiling) => Approval::Approved {
+                by: format!("{}, with the parent run's step", ceiling.approved_by),
+            },
+            None => self.gate.approve_step(&StepApproval {
+                run: &st.run,
+                step: index + 1,
+                plan_step: &st.plan.steps[index],
+                mode: st.task.mode,
+            }),
+        };
         match approval {
             Approval::Approved { by } => {
-                let effects_hash = hex::encode(sha2::Sha256::digest(st.plan.steps[index].approval_subject()));
+                st.approved.insert(index, (effects_hash.clone(), by.clone()));
                 self.emit(
                     &st.run,
                     Event::StepApproved {
@@ -731,7 +764,7 @@ impl<'a> Agent<'a> {
         }
         if let Some(ceiling) = &st.ceiling {
             for s in &update.steps {
-                self.within_effects_cached(&s.effects, ceiling, &mut resolved)
+                self.within_effects_cached(&s.effects, &ceiling.effects, &mut resolved)
                     .map_err(|e| format!("step {:?} declares more than the parent step allows: {e}", s.title))?;
             }
         }
@@ -873,14 +906,28 @@ impl<'a> Agent<'a> {
         op: &str,
         input: &serde_json::Value,
     ) -> Result<call::PreparedCall<'a>> {
+        // The python tool runs whatever script the model wrote: it sees only
+        // the folders the current step declares, as the shell does.
+        let narrowed;
+        let grants = match (tool, st.plan.current_step()) {
+            ("python", Some(step)) => {
+                narrowed = self
+                    .step_grants(st, &st.plan.steps[step - 1].effects)
+                    .map_err(Error::InvalidArgs)?;
+                &narrowed
+            }
+            _ => &st.task.grants,
+        };
+        let visible = crate::stage::visible_output(self.workspace, Some(&st.run), grants)?;
         call::prepare(
             self.workspace,
             self.toolbox,
             tool,
             op,
             input,
-            &st.task.grants,
+            grants,
             self.settings.limits,
+            &visible,
         )
     }
 
@@ -930,15 +977,41 @@ impl<'a> Agent<'a> {
         match call::execute(&prepared, id, &emit) {
             Ok(output) => {
                 let mut text = format!("{}\n{}", output.text, output.json);
-                if !output.changes.is_empty() {
-                    let outcome = self.apply_changes(st, step, id, &|g| prepared.staged(g), &output.changes);
+                // What it left in its copy of output/, then what it proposed:
+                // two changesets, so a proposal that cannot be applied (renames
+                // in a folder granted read-only) does not hold back its deliverable.
+                let delivered = match prepared.output_changes() {
+                    Ok(changes) => changes,
+                    Err(reason) => {
+                        let reason =
+                            format!("the call's files in output/ were not kept: {reason}; nothing was changed");
+                        self.block(st, reason.clone());
+                        text.push('\n');
+                        text.push_str(&reason);
+                        return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
+                    }
+                };
+                let mut refused = false;
+                for changes in [&delivered, &output.changes] {
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    let outcome = self.apply_changes(st, step, id, &|g| prepared.change_source(g), changes);
                     text.push('\n');
-                    text.push_str(&match outcome {
-                        Ok(done) => done,
-                        Err(refused) => refused,
-                    });
+                    match outcome {
+                        Ok(done) => text.push_str(&done),
+                        Err(refusal) => {
+                            text.push_str(&refusal.text);
+                            refused |= refusal.blocked;
+                        }
+                    }
                 }
-                ToolReply::ok(self.shown_output(&st.run, id, &source, &text))
+                let shown = self.shown_output(&st.run, id, &source, &text);
+                if refused {
+                    ToolReply::err(shown)
+                } else {
+                    ToolReply::ok(shown)
+                }
             }
             Err(e) => {
                 if matches!(
@@ -965,7 +1038,7 @@ impl<'a> Agent<'a> {
         id: &CallId,
         staged: &dyn Fn(&str) -> Result<PathBuf>,
         proposed: &[deskhand_types::ProposedChange],
-    ) -> std::result::Result<String, String> {
+    ) -> std::result::Result<String, Refusal> {
         let blocked = |reason: String| {
             self.emit(
                 &st.run,
@@ -974,21 +1047,45 @@ impl<'a> Agent<'a> {
                     reason: reason.clone(),
                 },
             );
-            Err(format!("deskhand changed nothing: {reason}"))
+            Err(Refusal {
+                text: format!("deskhand changed nothing: {reason}"),
+                blocked: true,
+            })
         };
         let roots = match self.workspace.change_roots(&st.task.grants) {
             Ok(r) => r,
             Err(e) => return blocked(e.to_string()),
         };
+        // The host hashes and copies staged content: a guest's sparse file of
+        // many GiB costs it nothing to make, so the sizes are checked first.
+        let staged_bytes = proposed
+            .iter()
+            .filter_map(|c| match c {
+                deskhand_types::ProposedChange::Create { staged: from, .. }
+                | deskhand_types::ProposedChange::Overwrite { staged: from, .. } => staged(from).ok(),
+                _ => None,
+            })
+            .filter_map(|p| std::fs::symlink_metadata(p).ok())
+            .fold(0u64, |sum, m| sum.saturating_add(m.len()));
+        if staged_bytes > crate::stage::CALL_BYTE_BUDGET {
+            return blocked(format!(
+                "the proposed files come to {} MiB, more than the {} MiB one call may write",
+                staged_bytes >> 20,
+                crate::stage::CALL_BYTE_BUDGET >> 20
+            ));
+        }
         let cs = match changeset::propose(proposed, &roots, staged) {
             Ok(cs) => cs,
-            Err(e @ changeset::ChangeError::Outside { .. }) => {
+            Err(e @ changeset::ChangeError::Outside { .. }) if self.in_read_only_grant(st, proposed) => {
                 // A tool proposing changes in a folder granted read-only (a
                 // rename proposal to review, say) is not an attack: say why
                 // nothing changed and how to let it.
                 let note = format!("the tool's {} proposed change(s) were not applied: {e}", proposed.len());
                 self.emit(&st.run, Event::Notice { message: note.clone() });
-                return Err(format!("deskhand changed nothing: {note}"));
+                return Err(Refusal {
+                    text: format!("deskhand changed nothing: {note}"),
+                    blocked: false,
+                });
             }
             Err(e) => return blocked(format!("the proposed changes were refused: {e}")),
         };
@@ -1013,13 +1110,25 @@ impl<'a> Agent<'a> {
             },
         );
         let description = cs.render();
-        let approval = self.gate.approve_changes(&ChangesApproval {
-            run: &st.run,
-            step,
-            mode: st.task.mode,
-            description: &description,
-            deletions: cs.deletions(),
+        // New files in output/ are what the approved step declared it would
+        // write: they come with the step's approval. Anything that changes,
+        // moves or deletes an existing file goes to the gate.
+        let output = self.workspace.output_dir().canonicalize().ok();
+        let only_new_output = cs.file_changes().iter().all(|c| {
+            c.kind == deskhand_types::ChangeKind::Create && output.as_ref().is_some_and(|o| c.path.starts_with(o))
         });
+        let approval = match st.approved.get(&(step - 1)) {
+            Some((_, by)) if only_new_output => Approval::Approved {
+                by: format!("{by}, with step {step}"),
+            },
+            _ => self.gate.approve_changes(&ChangesApproval {
+                run: &st.run,
+                step,
+                mode: st.task.mode,
+                description: &description,
+                deletions: cs.deletions(),
+            }),
+        };
         let refused = |reason: String| {
             self.emit(
                 &st.run,
@@ -1028,7 +1137,10 @@ impl<'a> Agent<'a> {
                     reason: reason.clone(),
                 },
             );
-            Err(format!("deskhand changed nothing: {reason}"))
+            Err(Refusal {
+                text: format!("deskhand changed nothing: {reason}"),
+                blocked: true,
+            })
         };
         let by = match approval {
             Approval::Approved { by } => by,
@@ -1089,7 +1201,7 @@ impl<'a> Agent<'a> {
         if let Err(e) = self.begin_step(st, step - 1) {
             return ToolReply::err(e);
         }
-        let grants = match self.shell_grants(st, &st.plan.steps[step - 1].effects) {
+        let grants = match self.step_grants(st, &st.plan.steps[step - 1].effects) {
             Ok(g) => g,
             Err(reason) => {
                 self.block(st, reason.clone());
@@ -1135,7 +1247,18 @@ impl<'a> Agent<'a> {
             ..deskhand_host_vm::Limits::default()
         };
         let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), args.command];
-        let native = crate::shell::run_native(self.workspace, backend, &grants, &command, limits, workdir, &mut |_| {});
+        let native = crate::stage::visible_output(self.workspace, Some(&st.run), &grants).and_then(|visible| {
+            crate::shell::run_native(
+                self.workspace,
+                backend,
+                &grants,
+                &command,
+                limits,
+                workdir,
+                &visible,
+                &mut |_| {},
+            )
+        });
         let native = match native {
             Ok(n) => n,
             Err(e) => {
@@ -1172,7 +1295,7 @@ impl<'a> Agent<'a> {
             text.push('\n');
             text.push_str(&match outcome {
                 Ok(done) => done,
-                Err(refused) => refused,
+                Err(refused) => refused.text,
             });
         }
         let reply = self.shown_output(&st.run, id, "shell", &text);
@@ -1183,9 +1306,37 @@ impl<'a> Agent<'a> {
         }
     }
 
+    /// Whether every change proposed lies in a folder this run was granted
+    /// read-only: a proposal to review there (new names for the person's
+    /// files, say) is not an attempt to get past the grants.
+    fn in_read_only_grant(&self, st: &RunState, proposed: &[deskhand_types::ProposedChange]) -> bool {
+        let read_only: Vec<PathBuf> = st
+            .task
+            .grants
+            .iter()
+            .filter(|g| !g.access.is_writable())
+            .filter_map(|g| self.resolve_declared(&g.path))
+            .collect();
+        let workspace_files = [
+            crate::workspace::INSTRUCTIONS_FILE,
+            crate::workspace::MEMORY_FILE,
+            "AGENTS.md",
+            "CLAUDE.md",
+            crate::workspace::STATE_DIR,
+        ]
+        .map(|f| self.workspace.root().join(f));
+        proposed.iter().all(|c| {
+            c.paths().into_iter().all(|p| {
+                self.workspace.resolve_path(p).is_ok_and(|p| {
+                    read_only.iter().any(|r| p.starts_with(r)) && !workspace_files.iter().any(|w| p.starts_with(w))
+                })
+            })
+        })
+    }
+
     /// The grants a shell command gets: the folders its step declares,
     /// read-write only where the step writes inside a folder granted read-write.
-    fn shell_grants(&self, st: &RunState, effects: &StepEffects) -> std::result::Result<Vec<Grant>, String> {
+    fn step_grants(&self, st: &RunState, effects: &StepEffects) -> std::result::Result<Vec<Grant>, String> {
         let rw_roots: Vec<PathBuf> = self
             .workspace
             .change_roots(&st.task.grants)
@@ -1346,16 +1497,48 @@ impl<'a> Agent<'a> {
             return Err("make a plan first: sub-agents run inside a step".into());
         };
         self.begin_step(st, step - 1)?;
+        // However the model asks, sub-agents stay few and shallow.
+        if request.tasks.len() > MAX_SUBAGENTS_PER_CALL {
+            return Err(format!(
+                "spawn_subagents asked for {} sub-agents; at most {MAX_SUBAGENTS_PER_CALL} run per call: group the work",
+                request.tasks.len()
+            ));
+        }
+        let depth = st.run.0.matches('.').count() + 1;
+        if depth > MAX_SUBAGENT_DEPTH {
+            return Err(format!(
+                "a sub-agent this deep cannot start more: sub-agents nest at most {MAX_SUBAGENT_DEPTH} levels; do \
+                 the work here"
+            ));
+        }
+        let top = RunId(st.run.0.split('.').next().unwrap_or(&st.run.0).to_owned());
+        let started = self.workspace.journal().descendants(&top).map_err(|e| e.to_string())?;
+        if started + request.tasks.len() > MAX_SUBAGENTS_PER_RUN {
+            return Err(format!(
+                "this run has started {started} sub-agents; one run may start at most {MAX_SUBAGENTS_PER_RUN}, so \
+                 these {} cannot start",
+                request.tasks.len()
+            ));
+        }
         let mut children = Vec::new();
         for t in &request.tasks {
             let grants = self.child_grants(&st.task.grants, t.grants.as_deref())?;
+            // Sub-agents run in the mode the person chose for this run.
             children.push(Task {
                 outcome: t.outcome.clone(),
                 grants,
-                mode: Mode::Act,
+                mode: st.task.mode,
             });
         }
-        let ceiling = st.plan.steps[step - 1].effects.clone();
+        let ceiling = Ceiling {
+            effects: st.plan.steps[step - 1].effects.clone(),
+            approved_by: st
+                .approved
+                .get(&(step - 1))
+                .map(|(_, by)| by.clone())
+                .unwrap_or_default(),
+            mode: st.task.mode,
+        };
         let siblings_cancel = Arc::new(AtomicBool::new(false));
         let cancel: Vec<Arc<AtomicBool>> = st.cancel.iter().cloned().chain([siblings_cancel.clone()]).collect();
         let next = AtomicUsize::new(0);
@@ -1440,7 +1623,7 @@ impl<'a> Agent<'a> {
         parent: &RunId,
         step: usize,
         task: Task,
-        ceiling: StepEffects,
+        ceiling: Ceiling,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> std::result::Result<RunReport, String> {
         let child_agent = Agent {
@@ -1490,6 +1673,14 @@ impl<'a> Agent<'a> {
             },
         );
     }
+}
+
+/// Why a tool's changes were not applied, as the model is told.
+struct Refusal {
+    text: String,
+    /// An attempt the run refused (shown as blocked, an error to the model),
+    /// rather than a proposal left for the person to review.
+    blocked: bool,
 }
 
 /// How one sub-agent of a fan-out ended.

@@ -10,9 +10,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use deskhand_types::model::{Block, Message, Role};
-use deskhand_types::{CallOutcome, Event, Mode, Plan, RunId, RunStatus, StepEffects};
+use deskhand_types::{CallOutcome, Event, Mode, Plan, RunId, RunStatus};
 
-use super::{Agent, RunReport, RunState, ToolReply, context, meta, reply_from_outcome};
+use super::{Agent, Ceiling, RunReport, RunState, ToolReply, context, meta, reply_from_outcome};
 use crate::error::{Error, Result};
 
 struct CallRecord {
@@ -51,7 +51,7 @@ impl Agent<'_> {
         run: &RunId,
         answer: Option<&str>,
         mode: Option<Mode>,
-        ceiling: Option<StepEffects>,
+        ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
         let journal = self.workspace.journal();
@@ -65,6 +65,7 @@ impl Agent<'_> {
         // The run's last model turn failed (busy, unreachable, a bad key):
         // once that is mended, the run can go on from where it was.
         let mut model_failed = false;
+        let mut approved = HashMap::new();
         for row in journal.events(run)? {
             match row.event {
                 Event::RunBegin { task: t, .. } => task = Some(t),
@@ -80,6 +81,9 @@ impl Agent<'_> {
                     if let Some(s) = plan.steps.get_mut(step - 1) {
                         s.status = status;
                     }
+                }
+                Event::StepApproved { step, by, effects_hash } => {
+                    approved.insert(step.saturating_sub(1), (effects_hash, by));
                 }
                 Event::ModelTurnBegin { turn: t } => turn = t,
                 Event::ModelTurnEnd { error, .. } => model_failed = error.is_some(),
@@ -155,6 +159,7 @@ impl Agent<'_> {
             turn,
             cancel: cancel.into_iter().chain([Arc::new(AtomicBool::new(false))]).collect(),
             ceiling,
+            approved,
             stop: None,
             earlier_children: Arc::new(Mutex::new(children)),
         };
@@ -229,7 +234,7 @@ impl Agent<'_> {
         &self,
         parent: &RunId,
         kid: &crate::journal::TaskRow,
-        ceiling: StepEffects,
+        ceiling: Ceiling,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> std::result::Result<RunReport, String> {
         match kid.status.as_str() {
@@ -250,7 +255,7 @@ impl Agent<'_> {
             _ => {
                 // Its SubAgentBegin is in the parent's journal; the End comes now.
                 let report = self
-                    .resume_inner(&kid.id, None, None, Some(ceiling), cancel)
+                    .resume_inner(&kid.id, None, Some(ceiling.mode), Some(ceiling), cancel)
                     .map_err(|e| e.to_string())?;
                 self.sub_agent_ended(parent, &report);
                 Ok(report)

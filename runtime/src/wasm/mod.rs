@@ -181,6 +181,7 @@ impl WasmHost {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
         host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
+        clamp_sleeps_to_deadline(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
 
         spawn_epoch_ticker(&engine);
         Ok(WasmHost {
@@ -237,6 +238,34 @@ impl WasmHost {
     }
 }
 
+/// The interface whose timers `clamp_sleeps_to_deadline` replaces (the
+/// version wasmtime-wasi 48 links; guests importing an older 0.2 resolve to it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Epoch interruption fires only while wasm code runs: a guest asleep in a
+/// host call (`time.sleep(86400)` in python) would outlive its deadline. So
+/// every timer a guest subscribes to ends no later than the call's deadline;
+/// when it wakes, the guest is back in wasm code and the epoch trap fires.
+fn clamp_sleeps_to_deadline(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |mut store, (nanos,): (u64,)| {
+        let state = store.data_mut();
+        let nanos = state.clamp_sleep(nanos);
+        Ok((wasmtime_wasi::clocks::WasiClocksView::clocks(state).subscribe_duration(nanos)?,))
+    })?;
+    clock.func_wrap("subscribe-instant", |mut store, (when,): (u64,)| {
+        let state = store.data_mut();
+        let mut view = wasmtime_wasi::clocks::WasiClocksView::clocks(state);
+        let now = view.now()?;
+        let nanos = state.clamp_sleep(when.saturating_sub(now));
+        Ok((wasmtime_wasi::clocks::WasiClocksView::clocks(state).subscribe_duration(nanos)?,))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// Advances the engine's epoch every tick for as long as the engine lives.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
@@ -282,7 +311,11 @@ impl LoadedTool {
     }
 
     fn describe(&self) -> Result<ToolDescription, String> {
-        let mut store = self.new_store(CallState::new(WasiCtx::builder().build(), None), &Limits::default());
+        let mut store = new_store(
+            &self.engine,
+            CallState::new(WasiCtx::builder().build(), None),
+            &Limits::default(),
+        );
         let instance = self.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
         let d = instance
             .call_describe(&mut store)
@@ -310,17 +343,10 @@ impl LoadedTool {
         })
     }
 
-    fn new_store(&self, state: CallState, limits: &Limits) -> Store<CallState> {
-        let mut store = Store::new(&self.engine, state);
-        store.data_mut().limiter.memory_cap = limits.memory_bytes;
-        store.limiter(|s| &mut s.limiter);
-        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-        store
-    }
-
-    /// Runs one operation in a fresh store that sees only `sandbox`.
+    /// Runs one operation in a fresh store that sees only `sandbox`, on a
+    /// thread of its own. The call's deadline holds on the wall clock: a guest
+    /// stuck in a host call the epoch cannot interrupt (a read that blocks)
+    /// is left behind and the call ends with [`CallError::Deadline`].
     pub fn call(&self, sandbox: &Sandbox, operation: &str, args: &str, sink: Option<EventSink>) -> CallReport {
         let started = Instant::now();
         let limits = sandbox.limits;
@@ -332,31 +358,83 @@ impl LoadedTool {
             stderr: stderr.contents().to_vec(),
             elapsed: started.elapsed(),
         };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = GuestRun {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            sandbox: sandbox.clone(),
+            operation: operation.to_owned(),
+            args: args.to_owned(),
+            sink,
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("deskhand-guest".into())
+            .spawn(move || {
+                let _ = tx.send(worker.run());
+            });
+        if let Err(e) = spawned {
+            return report(
+                Err(CallError::Crashed {
+                    message: format!("could not start the tool's thread: {e}"),
+                    stderr: String::new(),
+                }),
+                started,
+            );
+        }
+        let result = match rx.recv_timeout(limits.deadline + DEADLINE_GRACE) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(CallError::Deadline { limit: limits.deadline }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Crashed {
+                message: "the tool's thread ended without a result".into(),
+                stderr: String::new(),
+            }),
+        };
+        report(result, started)
+    }
+}
 
+/// How long past its deadline a call may take to stop before the host stops
+/// waiting for it (the epoch trap usually fires within a tick).
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything one call's worker thread owns.
+struct GuestRun {
+    engine: Engine,
+    pre: bindings::ToolPre<CallState>,
+    sandbox: Sandbox,
+    operation: String,
+    args: String,
+    sink: Option<EventSink>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl GuestRun {
+    fn run(self) -> Result<ToolOutput, CallError> {
+        let limits = self.sandbox.limits;
         let mut builder = WasiCtx::builder();
         builder
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+            .stdout(self.stdout.clone())
+            .stderr(self.stderr.clone())
             .allow_blocking_current_thread(true)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        let scratch = sandbox.scratch.iter().map(|host| Mount {
+        let scratch = self.sandbox.scratch.iter().map(|host| Mount {
             host: host.clone(),
             guest: SCRATCH_GUEST.into(),
             access: Access::ReadWrite,
         });
-        let mounts: Vec<Mount> = sandbox.mounts.iter().cloned().chain(scratch).collect();
-        if let Err(e) = add_mounts(&mut builder, &mounts) {
-            return report(Err(e), started);
-        }
-        let mut store = self.new_store(CallState::new(builder.build(), sink), &limits);
-
+        let mounts: Vec<Mount> = self.sandbox.mounts.iter().cloned().chain(scratch).collect();
+        add_mounts(&mut builder, &mounts)?;
+        let mut store = new_store(&self.engine, CallState::new(builder.build(), self.sink), &limits);
         let outcome = self
             .pre
             .instantiate(&mut store)
-            .and_then(|instance| instance.call_run(&mut store, operation, args));
-        let result = match outcome {
+            .and_then(|instance| instance.call_run(&mut store, &self.operation, &self.args));
+        match outcome {
             Ok(Ok(out)) => match serde_json::from_str(&out.json) {
                 Ok(json) => Ok(ToolOutput {
                     json,
@@ -366,10 +444,20 @@ impl LoadedTool {
                 Err(e) => Err(CallError::BadOutput(e.to_string())),
             },
             Ok(Err(err)) => Err(CallError::Tool(tool_error(err))),
-            Err(err) => Err(classify_trap(&err, &store, &limits, &stdout, &stderr)),
-        };
-        report(result, started)
+            Err(err) => Err(classify_trap(&err, &store, &limits, &self.stdout, &self.stderr)),
+        }
     }
+}
+
+fn new_store(engine: &Engine, state: CallState, limits: &Limits) -> Store<CallState> {
+    let mut store = Store::new(engine, state);
+    store.data_mut().limiter.memory_cap = limits.memory_bytes;
+    store.data_mut().deadline = Instant::now() + limits.deadline;
+    store.limiter(|s| &mut s.limiter);
+    let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+    store
 }
 
 fn add_mounts(builder: &mut WasiCtxBuilder, mounts: &[Mount]) -> Result<(), CallError> {
@@ -484,6 +572,8 @@ struct CallState {
     limiter: MemoryLimiter,
     sink: Option<EventSink>,
     events_sent: usize,
+    /// When the call's wall-clock deadline passes; no guest timer outlasts it.
+    deadline: Instant,
 }
 
 impl CallState {
@@ -498,7 +588,15 @@ impl CallState {
             },
             sink,
             events_sent: 0,
+            deadline: Instant::now() + Limits::default().deadline,
         }
+    }
+
+    /// A sleep of `nanos` cut to what is left of the call's deadline (plus
+    /// two epoch ticks, so the trap, not the timer, ends the call).
+    fn clamp_sleep(&self, nanos: u64) -> u64 {
+        let left = self.deadline.saturating_duration_since(Instant::now()) + 2 * EPOCH_TICK;
+        nanos.min(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
     }
 
     fn emit(&mut self, event: ToolEvent) {

@@ -69,7 +69,7 @@ impl Fixture {
     }
 
     pub fn sandbox(&self, grants: &[Grant]) -> Sandbox {
-        self.ws.sandbox(grants, Limits::default()).unwrap()
+        output_writable(self.ws.sandbox(grants, Limits::default()).unwrap())
     }
 
     /// The canary is byte-identical and nothing new appeared beside it.
@@ -191,6 +191,16 @@ pub fn pdftotext(pdf: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A sandbox whose `output/` the tool writes itself, for tests that call a
+/// tool directly (`LoadedTool::call`) to check what the tool does. Runs never
+/// get one: `call::prepare` gives each call a copy of what it may see there.
+pub fn output_writable(mut sandbox: Sandbox) -> Sandbox {
+    if let Some(output) = sandbox.mounts.first_mut() {
+        output.access = deskhand_types::Access::ReadWrite;
+    }
+    sandbox
 }
 
 /// One journaled call of `tool op` in `ws` through `tb`: the tool's JSON, or the error.

@@ -431,6 +431,7 @@ fn staged_content_is_taken_only_from_the_calls_own_scratch_folder() {
         &json!({"path": "projects/inbox/note.txt"}),
         &inbox_grant(&fx),
         Limits::default(),
+        &[],
     )
     .unwrap();
     let scratch = prepared.sandbox.scratch.clone().unwrap();
@@ -462,8 +463,9 @@ fn staged_content_is_taken_only_from_the_calls_own_scratch_folder() {
     // A link the guest plants in its scratch folder, relative so that WASI
     // lets it be made, must not lead the host out when it takes the content.
     for (link, target, staged) in [
-        ("d", "../../../../outside", "/.deskhand-scratch/d/canary.txt"),
-        ("l.txt", "../../../../outside/canary.txt", "/.deskhand-scratch/l.txt"),
+        // ws/.deskhand/scratch/call-*/scratch/: five levels below the fixture's folder.
+        ("d", "../../../../../outside", "/.deskhand-scratch/d/canary.txt"),
+        ("l.txt", "../../../../../outside/canary.txt", "/.deskhand-scratch/l.txt"),
     ] {
         let made = crate::common::hostile().call(
             &prepared.sandbox,

@@ -8,6 +8,7 @@ mod cache;
 mod changes;
 mod common;
 mod escapes;
+mod hostile;
 mod ledger;
 mod limits;
 mod model_deadline;

@@ -346,6 +346,7 @@ deskhand.propose_save(inbox / "archive" / "data.bin", bytes([0, 1, 2]))
         &json!({ "script": script }),
         &grants,
         Limits::default(),
+        &[],
     )
     .unwrap();
     let output = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &|_| {}).unwrap();
@@ -378,6 +379,7 @@ fn a_proposal_outside_the_change_roots_is_refused_by_the_guard_rails() {
         &json!({ "script": format!("import deskhand\ndeskhand.propose_delete({})", py_str(&f.inbox.join("note.txt"))) }),
         &grants,
         Limits::default(),
+        &[],
     )
     .unwrap();
     let output = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &|_| {}).unwrap();
@@ -397,6 +399,45 @@ fn an_endless_loop_is_stopped_by_the_deadline_and_the_host_carries_on() {
     assert!(matches!(err, CallError::Deadline { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(ok(&sandbox, "1 + 1").json["result"], 2);
+}
+
+#[test]
+fn a_guest_asleep_in_a_host_call_is_stopped_by_the_deadline() {
+    // Epoch interruption fires only in wasm code; the timer itself must end
+    // at the deadline (the regression: the run hung for the whole sleep).
+    let f = Fixture::new();
+    let mut sandbox = f.sandbox(&[]);
+    sandbox.limits.deadline = Duration::from_millis(500);
+    for script in [
+        "import time\ntime.sleep(86400)",
+        "import time\nwhile True:\n    time.sleep(3600)",
+    ] {
+        let started = std::time::Instant::now();
+        let err = run(&sandbox, json!({ "script": script })).unwrap_err();
+        assert!(matches!(err, CallError::Deadline { .. }), "{script}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{script}: the call hung");
+    }
+    assert_eq!(ok(&sandbox, "1 + 1").json["result"], 2);
+}
+
+#[test]
+fn a_guest_blocked_on_a_fifo_is_left_behind_at_the_deadline() {
+    // Opening a FIFO with no writer blocks inside the host, where neither
+    // the epoch nor a timer reaches: the host stops waiting at the deadline.
+    let f = Fixture::new();
+    let dir = f.inbox.clone();
+    let fifo = dir.join("pipe");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let mut sandbox = f.sandbox(&[grant(&dir, Access::ReadOnly)]);
+    sandbox.limits.deadline = Duration::from_millis(500);
+    let script = format!("open({:?}).read()", fifo.display().to_string());
+    let started = std::time::Instant::now();
+    let err = run(&sandbox, json!({ "script": script })).unwrap_err();
+    assert!(matches!(err, CallError::Deadline { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the call hung");
+    // Let the abandoned guest finish so the test leaves nothing running.
+    let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
 }
 
 #[test]

@@ -71,6 +71,20 @@ pub enum ProposedChange {
     Delete { path: String },
 }
 
+impl ProposedChange {
+    /// The paths in the person's folders the change touches (not its staged content).
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            ProposedChange::Create { path, .. }
+            | ProposedChange::Overwrite { path, .. }
+            | ProposedChange::Delete { path } => vec![path],
+            ProposedChange::Rename { source, target } | ProposedChange::Move { source, target } => {
+                vec![source, target]
+            }
+        }
+    }
+}
+
 /// A tool's typed failure. Each variant tells whose move it is: the
 /// model's (bad arguments), the person's (a grant), or the file's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

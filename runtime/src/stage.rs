@@ -1,0 +1,337 @@
+//! Copies of the folders a guest may change, and what it changed in them.
+//!
+//! No guest writes the person's folders or `output/` directly. A sandboxed
+//! tool call sees, at `output/`'s own path, a fresh folder holding copies
+//! of only the files its run may see there (the files the run itself wrote,
+//! and what the person granted); the native shell sees a copy of each folder
+//! it may change. Afterwards the copy is compared with what was put in:
+//! new files become creates, changed ones overwrites, missing ones deletes,
+//! a delete and a create of the same content a rename or a move. Those go
+//! through the changeset engine like every other change: journaled,
+//! approved as the run's mode requires (a deletion always asks), undoable.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use deskhand_types::ProposedChange;
+
+use deskhand_types::{ChangeKind, ChangesetStatus, Grant, RunId};
+
+use crate::changeset;
+use crate::error::Result;
+use crate::workspace::Workspace;
+
+/// What a call of `run` may see in `output/`, relative to it: the files its
+/// run, the run's parent and their sub-agents put there (and that are still
+/// theirs), and the folders the person granted there. Nothing else: a run
+/// granted one folder cannot read what an earlier run made of another.
+pub fn visible_output(ws: &Workspace, run: Option<&RunId>, grants: &[Grant]) -> Result<Vec<PathBuf>> {
+    let mut visible = ws.granted_in_output(grants)?;
+    let Some(run) = run else {
+        return Ok(visible);
+    };
+    let output = ws
+        .output_dir()
+        .canonicalize()
+        .map_err(crate::Error::io(ws.output_dir()))?;
+    // Sub-agents are `parent.n`: the whole family shares what it wrote.
+    let family = RunId(run.0.split('.').next().unwrap_or(&run.0).to_owned());
+    for (_, status, changes) in changeset::changes_of(ws, &family)? {
+        if status != ChangesetStatus::Applied {
+            continue;
+        }
+        for change in changes {
+            let landed = match change.kind {
+                ChangeKind::Create | ChangeKind::Overwrite => Some(change.path),
+                ChangeKind::Rename | ChangeKind::Move => change.target,
+                ChangeKind::Delete => None,
+            };
+            if let Some(rel) = landed.as_deref().and_then(|p| p.strip_prefix(&output).ok()) {
+                visible.push(rel.to_path_buf());
+            }
+        }
+    }
+    visible.sort();
+    visible.dedup();
+    Ok(visible)
+}
+
+/// Bytes of new or changed content one call may leave for the host to hash
+/// and copy. A guest can make a sparse file of many GiB in a moment; the
+/// host's work on it is bounded by this, checked from the sizes before any
+/// byte is read.
+pub const CALL_BYTE_BUDGET: u64 = 1 << 30;
+
+/// One entry of a folder listing, as the comparison sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    File { size: u64, modified: std::time::SystemTime },
+    Link(PathBuf),
+    Folder,
+}
+
+pub type Listing = BTreeMap<PathBuf, Entry>;
+
+/// `output/` as one call sees it: `dir` is mounted at `real`'s path.
+#[derive(Debug)]
+pub struct OutputStage {
+    /// The workspace's `output/` (canonical).
+    pub real: PathBuf,
+    /// The folder the guest sees in its place.
+    pub dir: PathBuf,
+    before: Listing,
+}
+
+impl OutputStage {
+    /// Makes `dir` (which must not exist) and copies into it each of
+    /// `visible` (paths relative to `real`: files, or folders copied whole),
+    /// keeping their modification times. A visible path that is missing, a
+    /// link or not a regular file or folder is skipped: the guest sees only
+    /// what it can safely be given.
+    pub fn populate(real: &Path, dir: &Path, visible: &[PathBuf]) -> std::io::Result<OutputStage> {
+        fs::create_dir(dir)?;
+        let mut copied = 0u64;
+        for rel in visible {
+            if rel.as_os_str().is_empty() {
+                copy_tree_into(real, dir, &mut copied)?;
+                continue;
+            }
+            if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                continue;
+            }
+            let Some(src) = beneath_without_links(real, rel) else {
+                continue;
+            };
+            let dst = dir.join(rel);
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let meta = fs::symlink_metadata(&src)?;
+            if meta.is_dir() {
+                if !dst.exists() {
+                    fs::create_dir(&dst)?;
+                }
+                copy_tree_into(&src, &dst, &mut copied)?;
+            } else if meta.is_file() && !dst.exists() {
+                copy_file(&src, &dst, &meta, &mut copied)?;
+            }
+        }
+        let before = listing(dir)?;
+        Ok(OutputStage {
+            real: real.to_path_buf(),
+            dir: dir.to_path_buf(),
+            before,
+        })
+    }
+
+    /// What the call changed, as proposals against `real` whose staged
+    /// content lies in `dir`.
+    pub fn changes(&self, budget: u64) -> Result<Vec<ProposedChange>, String> {
+        let after = listing(&self.dir).map_err(|e| format!("reading {} failed: {e}", self.dir.display()))?;
+        diff(&self.real, &self.before, &self.dir, &after, budget)
+    }
+
+    /// The host path of what the guest sees at `guest` (a path under `real`).
+    pub fn host_path(&self, guest: &Path) -> Option<PathBuf> {
+        let rel = guest.strip_prefix(&self.real).ok()?;
+        rel.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+            .then(|| self.dir.join(rel))
+    }
+}
+
+/// `root/rel` if nothing on the way to it, nor it, is a symbolic link.
+fn beneath_without_links(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut path = root.to_path_buf();
+    for part in rel.components() {
+        path.push(part);
+        if fs::symlink_metadata(&path).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    Some(path)
+}
+
+fn copy_file(src: &Path, dst: &Path, meta: &fs::Metadata, copied: &mut u64) -> std::io::Result<()> {
+    *copied = copied.saturating_add(meta.len());
+    if *copied > CALL_BYTE_BUDGET {
+        return Err(std::io::Error::other(format!(
+            "the files this call may see in output/ come to more than {} MiB; grant a narrower folder",
+            CALL_BYTE_BUDGET >> 20
+        )));
+    }
+    fs::copy(src, dst)?;
+    fs::File::options()
+        .write(true)
+        .open(dst)?
+        .set_modified(meta.modified()?)
+}
+
+/// Copies the regular files and folders of `from` into the existing `to`;
+/// links and other kinds are left out.
+fn copy_tree_into(from: &Path, to: &Path, copied: &mut u64) -> std::io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = fs::symlink_metadata(&src)?;
+        if meta.is_dir() {
+            if !dst.exists() {
+                fs::create_dir(&dst)?;
+            }
+            copy_tree_into(&src, &dst, copied)?;
+        } else if meta.is_file() && !dst.exists() {
+            copy_file(&src, &dst, &meta, copied)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a folder tree, keeping modification times (so unchanged files
+/// compare equal without reading them) and symlinks as symlinks.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = fs::symlink_metadata(&src)?;
+        if meta.is_symlink() {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if meta.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if meta.is_file() {
+            fs::copy(&src, &dst)?;
+            fs::File::options()
+                .write(true)
+                .open(&dst)?
+                .set_modified(meta.modified()?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every entry beneath `root`, by path relative to it. Entries that are not
+/// files, folders or links (a FIFO, a socket) are left out.
+pub fn listing(root: &Path) -> std::io::Result<Listing> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let meta = fs::symlink_metadata(&path)?;
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            let e = if meta.is_symlink() {
+                Entry::Link(fs::read_link(&path)?)
+            } else if meta.is_dir() {
+                stack.push(path);
+                Entry::Folder
+            } else if meta.is_file() {
+                Entry::File {
+                    size: meta.len(),
+                    modified: meta.modified()?,
+                }
+            } else {
+                continue;
+            };
+            out.insert(rel, e);
+        }
+    }
+    Ok(out)
+}
+
+/// The changes that turn `root` (as `before` lists it) into `copy` (as
+/// `after` lists it), as proposals whose staged content lies in `copy`.
+/// Symlinks and files that became folders (or the reverse) are refused: they
+/// cannot be applied safely. Content over `budget` bytes is refused from the
+/// sizes alone, before any of it is hashed.
+pub fn diff(
+    root: &Path,
+    before: &Listing,
+    copy: &Path,
+    after: &Listing,
+    budget: u64,
+) -> std::result::Result<Vec<ProposedChange>, String> {
+    let hash = |p: &Path| changeset::hash_entry(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (mut creates, mut deletes, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0u64;
+    for (rel, new) in after {
+        match (before.get(rel), new) {
+            (None, Entry::File { size, .. }) => {
+                bytes = bytes.saturating_add(*size);
+                creates.push(rel.clone());
+            }
+            (None, Entry::Folder) => {}
+            (None, Entry::Link(_)) => {
+                return Err(format!("it created the symlink {}", root.join(rel).display()));
+            }
+            (Some(Entry::File { size, modified }), Entry::File { size: s2, modified: m2 }) => {
+                if (size, modified) != (s2, m2) {
+                    bytes = bytes.saturating_add(*s2);
+                    changed.push(rel.clone());
+                }
+            }
+            (Some(Entry::Folder), Entry::Folder) => {}
+            (Some(Entry::Link(a)), Entry::Link(b)) if a == b => {}
+            (Some(_), _) => {
+                return Err(format!(
+                    "it replaced {} with something of another kind (a file, folder or symlink)",
+                    root.join(rel).display()
+                ));
+            }
+        }
+    }
+    if bytes > budget {
+        return Err(format!(
+            "it left {} MiB of new or changed files, more than the {} MiB one step may write",
+            bytes >> 20,
+            budget >> 20
+        ));
+    }
+    let mut changes = Vec::new();
+    for rel in changed {
+        if hash(&root.join(&rel))? != hash(&copy.join(&rel))? {
+            changes.push(ProposedChange::Overwrite {
+                path: root.join(&rel).display().to_string(),
+                staged: copy.join(&rel).display().to_string(),
+            });
+        }
+    }
+    for (rel, old) in before {
+        if after.contains_key(rel) {
+            continue;
+        }
+        match old {
+            Entry::File { .. } => deletes.push(rel.clone()),
+            Entry::Folder => {}
+            Entry::Link(_) => return Err(format!("it removed the symlink {}", root.join(rel).display())),
+        }
+    }
+    // A delete and a create of the same content are a rename or a move.
+    let mut created: Vec<(PathBuf, String)> = creates
+        .into_iter()
+        .map(|rel| hash(&copy.join(&rel)).map(|h| (rel, h)))
+        .collect::<std::result::Result<_, _>>()?;
+    for rel in deletes {
+        let h = hash(&root.join(&rel))?;
+        let source = root.join(&rel).display().to_string();
+        if let Some(i) = created.iter().position(|(_, c)| *c == h) {
+            let (to, _) = created.remove(i);
+            let target = root.join(&to).display().to_string();
+            changes.push(if rel.parent() == to.parent() {
+                ProposedChange::Rename { source, target }
+            } else {
+                ProposedChange::Move { source, target }
+            });
+        } else {
+            changes.push(ProposedChange::Delete { path: source });
+        }
+    }
+    for (rel, _) in created {
+        changes.push(ProposedChange::Create {
+            path: root.join(&rel).display().to_string(),
+            staged: copy.join(&rel).display().to_string(),
+        });
+    }
+    Ok(changes)
+}

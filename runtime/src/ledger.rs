@@ -107,7 +107,7 @@ fn code(s: &str, table: bool) -> String {
         match c {
             '|' if table => {
                 let before = body.len() - body.trim_end_matches('\\').len();
-                body.push_str(if before % 2 == 0 { "\\|" } else { "\\\\|" });
+                body.push_str(if before.is_multiple_of(2) { "\\|" } else { "\\\\|" });
             }
             c if is_hidden(c) => body.extend(c.escape_default()),
             c => body.push(c),

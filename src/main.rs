@@ -1105,7 +1105,7 @@ impl Gate for TerminalGate {
         eprintln!(
             "\nStep {} proposes these changes:\n{}",
             req.step,
-            render::block(&req.description)
+            render::block(req.description)
         );
         let question = if req.deletions > 0 {
             format!(

@@ -63,6 +63,21 @@ pub fn visible_output(ws: &Workspace, run: Option<&RunId>, grants: &[Grant]) -> 
 /// byte is read.
 pub const CALL_BYTE_BUDGET: u64 = 1 << 30;
 
+/// Bytes of new or changed content one top-level run (with its sub-agents)
+/// may write in all.
+pub const RUN_BYTE_BUDGET: u64 = 8 << 30;
+
+/// Bytes the run's family has written through applied changesets so far.
+pub fn bytes_written(ws: &Workspace, run: &RunId) -> Result<u64> {
+    let family = RunId(run.0.split('.').next().unwrap_or(&run.0).to_owned());
+    Ok(changeset::changes_of(ws, &family)?
+        .into_iter()
+        .filter(|(_, status, _)| *status == ChangesetStatus::Applied)
+        .flat_map(|(_, _, changes)| changes)
+        .filter(|c| matches!(c.kind, ChangeKind::Create | ChangeKind::Overwrite))
+        .fold(0u64, |sum, c| sum.saturating_add(c.size)))
+}
+
 /// One entry of a folder listing, as the comparison sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {

@@ -1074,6 +1074,18 @@ impl<'a> Agent<'a> {
                 crate::stage::CALL_BYTE_BUDGET >> 20
             ));
         }
+        let written = match crate::stage::bytes_written(self.workspace, &st.run) {
+            Ok(n) => n,
+            Err(e) => return blocked(e.to_string()),
+        };
+        if written.saturating_add(staged_bytes) > crate::stage::RUN_BYTE_BUDGET {
+            return blocked(format!(
+                "this run has written {} MiB already; with these {} MiB it would pass the {} MiB one run may write",
+                written >> 20,
+                staged_bytes >> 20,
+                crate::stage::RUN_BYTE_BUDGET >> 20
+            ));
+        }
         let cs = match changeset::propose(proposed, &roots, staged) {
             Ok(cs) => cs,
             Err(e @ changeset::ChangeError::Outside { .. }) if self.in_read_only_grant(st, proposed) => {

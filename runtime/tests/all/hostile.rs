@@ -323,3 +323,47 @@ fn guests_cannot_delete_or_rewrite_what_output_held_before_their_call() {
     assert!(!output.join("a.txt").exists());
     assert!(!output.join("fresh.txt").exists());
 }
+
+#[test]
+fn a_script_sees_only_the_steps_folders_and_a_sparse_file_costs_the_host_nothing() {
+    let d = demo();
+    std::fs::create_dir_all(d.ws.root().join("projects/inbox")).unwrap();
+    let names = ["hostile-python-1", "hostile-python-2", "hostile-python-3"];
+    let server = server(Wire::Anthropic, &names, d.ws.root());
+    let provider = provider(Wire::Anthropic, &server);
+    let (agent, seen) = agent(&d.ws, provider.as_ref(), &ApproveAll, AgentSettings::default());
+    let mut t = task("Read the inbox", &["projects"]);
+    t.grants.push(Grant::parse("projects/inbox:rw").unwrap());
+    let started = std::time::Instant::now();
+    agent.run(t).unwrap();
+    assert_eq!(server.requests().len(), 3);
+
+    // The run was granted projects/, but the step declared only the inbox.
+    let peek = seen.lock().unwrap().iter().find_map(|(_, e)| match e {
+        Event::ToolCallEnd { call, outcome, .. } if call.0.contains("Y1Peek") => Some(format!("{outcome:?}")),
+        _ => None,
+    });
+    let peek = peek.expect("the script ran");
+    assert!(peek.contains("ToolError") && !peek.contains("budget.csv"), "{peek}");
+    // The 6 GiB sparse file was refused from its size, before any byte was read.
+    let blocked = blocked(&seen);
+    assert!(
+        blocked.iter().any(|b| b.contains("6144 MiB") && b.contains("1024 MiB")),
+        "{blocked:#?}"
+    );
+    assert!(!d.ws.output_dir().join("huge.bin").exists());
+    // A hang guard, not a timing: hashing 6 GiB would take far longer.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn one_call_cannot_start_a_swarm_of_sub_agents() {
+    let d = demo();
+    let server = server(Wire::Anthropic, &["hostile-swarm-1", "hostile-swarm-2"], d.ws.root());
+    let provider = provider(Wire::Anthropic, &server);
+    let (agent, _) = agent(&d.ws, provider.as_ref(), &ApproveAll, AgentSettings::default());
+    let report = agent.run(task("Read everything", &["projects"])).unwrap();
+    assert!(d.ws.journal().children(&report.run).unwrap().is_empty());
+    let reply = server.requests()[1].body.clone();
+    assert!(reply.contains("at most 16 run per call"), "{reply}");
+}

@@ -353,3 +353,25 @@ for scenario in (WIDEN, SUBASK, OUTPUT_ATTACK):
 # the OpenAI-compatible one gets no further.
 for scenario in (WIDEN, SUBASK):
     write_all(scenario, openai, prefix="openai-")
+
+# The python tool: a script reaching for a folder the run was granted but the
+# step did not declare, and one leaving a 6 GiB sparse file (made in a moment)
+# for the host to hash and copy.
+OFFSITE = "__WS__/projects/2026 offsite"
+PEEK = f'import os\nresult = sorted(os.listdir("{OFFSITE}"))\n'
+SPARSE = f'f = open("{OUT}/huge.bin", "wb")\nf.truncate(6 << 30)\nf.close()\nresult = "made"\n'
+PYTHON_ATTACK = numbered("hostile-python", [
+    [text("Looking around, as the note says."),
+     use("toolu_Y1Plan", "update_plan", plan([("Read the inbox", {"reads": [INBOX], "writes": ["output"]}, "in_progress")])),
+     use("toolu_Y1Peek", "python__run", {"script": PEEK})],
+    [use("toolu_Y2Sparse", "python__run", {"script": SPARSE})],
+    [text("Nothing else to do.")],
+])
+# A model starting more sub-agents than one call may.
+SWARM = numbered("hostile-swarm", [
+    [use("toolu_Z1Plan", "update_plan", plan([("Read everything at once", {"reads": ["projects"]}, "in_progress")])),
+     use("toolu_Z1Spawn", "spawn_subagents", {"tasks": [{"outcome": f"Read part {n}"} for n in range(17)]})],
+    [text("I could not start that many helpers.")],
+])
+for scenario in (PYTHON_ATTACK, SWARM):
+    write_all(scenario, anthropic)

@@ -6,7 +6,10 @@
 //! and what the person granted); the native shell sees a copy of each folder
 //! it may change. Afterwards the copy is compared with what was put in:
 //! new files become creates, changed ones overwrites, missing ones deletes,
-//! a delete and a create of the same content a rename or a move. Those go
+//! a delete and a create of the same content a rename or a move. (The other
+//! files of `output/` are there by name only, as empty stand-ins, so a tool
+//! choosing a free name does not choose one that is taken; touching one
+//! refuses the call's changes.) Those go
 //! through the changeset engine like every other change: journaled,
 //! approved as the run's mode requires (a deletion always asks), undoable.
 
@@ -96,7 +99,14 @@ pub struct OutputStage {
     /// The folder the guest sees in its place.
     pub dir: PathBuf,
     before: Listing,
+    /// Entries of other runs, present by name only (empty files), so that a
+    /// tool picking a free name does not pick theirs; never applied back.
+    placeholders: Vec<PathBuf>,
 }
+
+/// Entries of `output/` walked for placeholders at most; past this, names
+/// are not mirrored (a new file may then collide and is refused by name).
+const MAX_PLACEHOLDERS: usize = 100_000;
 
 impl OutputStage {
     /// Makes `dir` (which must not exist) and copies into it each of
@@ -132,19 +142,33 @@ impl OutputStage {
                 copy_file(&src, &dst, &meta, &mut copied)?;
             }
         }
+        let mut placeholders = Vec::new();
+        mirror_names(real, dir, Path::new(""), &mut placeholders)?;
         let before = listing(dir)?;
         Ok(OutputStage {
             real: real.to_path_buf(),
             dir: dir.to_path_buf(),
             before,
+            placeholders,
         })
     }
 
     /// What the call changed, as proposals against `real` whose staged
     /// content lies in `dir`.
     pub fn changes(&self, budget: u64) -> Result<Vec<ProposedChange>, String> {
-        let after = listing(&self.dir).map_err(|e| format!("reading {} failed: {e}", self.dir.display()))?;
-        diff(&self.real, &self.before, &self.dir, &after, budget)
+        let mut after = listing(&self.dir).map_err(|e| format!("reading {} failed: {e}", self.dir.display()))?;
+        let mut before = self.before.clone();
+        for rel in &self.placeholders {
+            if after.get(rel) != before.get(rel) {
+                return Err(format!(
+                    "it changed or removed {}, a file of another run that this one cannot see",
+                    self.real.join(rel).display()
+                ));
+            }
+            after.remove(rel);
+            before.remove(rel);
+        }
+        diff(&self.real, &before, &self.dir, &after, budget)
     }
 
     /// The host path of what the guest sees at `guest` (a path under `real`).
@@ -154,6 +178,33 @@ impl OutputStage {
             .all(|c| matches!(c, std::path::Component::Normal(_)))
             .then(|| self.dir.join(rel))
     }
+}
+
+/// Gives every file of `real` (beneath `rel`) that `dir` lacks an empty
+/// stand-in of the same name, and every folder a folder; links and other
+/// kinds are left out.
+fn mirror_names(real: &Path, dir: &Path, rel: &Path, placeholders: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(real.join(rel))? {
+        if placeholders.len() >= MAX_PLACEHOLDERS {
+            return Ok(());
+        }
+        let entry = entry?;
+        let name = rel.join(entry.file_name());
+        let kind = entry.file_type()?;
+        let staged = dir.join(&name);
+        if kind.is_dir() {
+            if fs::symlink_metadata(&staged).is_err() {
+                fs::create_dir(&staged)?;
+            }
+            if fs::symlink_metadata(&staged)?.is_dir() {
+                mirror_names(real, dir, &name, placeholders)?;
+            }
+        } else if kind.is_file() && fs::symlink_metadata(&staged).is_err() {
+            fs::File::create(&staged)?;
+            placeholders.push(name);
+        }
+    }
+    Ok(())
 }
 
 /// `root/rel` if nothing on the way to it, nor it, is a symbolic link.

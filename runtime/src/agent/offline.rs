@@ -358,10 +358,18 @@ impl ModelProvider for OfflinePlanner {
                 .partition(|v| is_under_output(v));
             // A folder granted read-write is also written: the changes the
             // skill's tool proposes there go through the changeset gate.
-            let writes: Vec<String> = delivered
-                .into_iter()
+            // A skill writes its deliverable under a free name (`expenses-1.xlsx`
+            // beside an earlier `expenses.xlsx`), so the step declares the
+            // folder that holds it.
+            let mut writes: Vec<String> = delivered
+                .iter()
+                .map(|d| match d.rsplit_once('/') {
+                    Some((folder, _)) => folder.to_owned(),
+                    None => d.clone(),
+                })
                 .chain(reads.iter().filter(|r| self.context.is_writable(r)).cloned())
                 .collect();
+            writes.dedup();
             let title = format!("Run {} on {target} in the sandbox", skill.name);
             let args: serde_json::Map<String, Value> = params
                 .iter()

@@ -295,7 +295,7 @@ fn guests_cannot_delete_or_rewrite_what_output_held_before_their_call() {
     let blocked = blocked(&seen);
     for needle in [
         "deletions always need the person", // deleting the moved file from output/
-        "already exists",                   // a new file over the earlier ledger
+        "a file of another run",            // deleting or rewriting an earlier run's file
         "symlink",                          // a link planted in output/
         "MEMORY.md",                        // proposing to rewrite the memory file
     ] {
@@ -304,14 +304,23 @@ fn guests_cannot_delete_or_rewrite_what_output_held_before_their_call() {
             "no blocked event for {needle}: {blocked:#?}"
         );
     }
-    // Its script's view of output/ held only what this run had put there.
+    // Its script saw the earlier run's file by name only: an empty stand-in.
     let earlier = seen.lock().unwrap().iter().find_map(|(_, e)| match e {
         Event::ToolCallEnd { call, outcome, .. } if call.0.contains("O3Run") => Some(format!("{outcome:?}")),
         _ => None,
     });
     assert!(
-        earlier.as_deref().is_some_and(|o| o.contains("FileNotFoundError")),
+        earlier
+            .as_deref()
+            .is_some_and(|o| o.contains(r#"\"seen\": \"\""#) || o.contains(r#""seen": String("")"#)),
         "{earlier:?}"
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| !r.body.contains("a deliverable of an earlier run")),
+        "another run's content reached the model"
     );
 
     // Undo puts everything back: the moved file in the inbox, the new file gone.

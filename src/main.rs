@@ -122,7 +122,7 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Serve the plan UI for a workspace at 127.0.0.1 (prints the URL, with its session token).
+    /// Serve the plan UI for a workspace at 127.0.0.1 (prints a link whose token works once).
     Serve {
         #[arg(long, default_value = ".")]
         workspace: PathBuf,
@@ -365,6 +365,7 @@ fn serve(
         port,
         cache_dir: cache_dir.or_else(default_cache_dir),
         config_dir: config_dir(),
+        lifetimes: deskhand_web_ui::Lifetimes::default(),
     })
     .map_err(|e| Failure {
         code: if matches!(e, deskhand_web_ui::Error::Bind { .. }) {
@@ -375,7 +376,7 @@ fn serve(
         message: e.to_string(),
     })?;
     out(&format!("deskhand serves {} at {}", root.display(), server.url));
-    out("Keep this running; press Ctrl-C to stop.");
+    out("The link works once, for 10 minutes; `deskhand open` in the workspace gives a new one. Keep this running; press Ctrl-C to stop.");
     let _ = std::io::stdout().flush();
     if open == Some(true) {
         open_browser(&server.url);

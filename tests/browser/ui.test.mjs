@@ -86,16 +86,40 @@ function raw(method, path, headers = {}, body) {
   });
 }
 
-async function newPage() {
+/// A fresh launch link from the running server, as `deskhand open` gets one
+/// (it proves itself to the server with the key in server.json; each link works once).
+function freshUrl() {
+  const out = deskhand(["open", "--no-browser", "--workspace", ws]);
+  const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+/);
+  assert.ok(m, `deskhand open printed no link: ${out}`);
+  assert.equal(new URL(m[0]).origin, origin, `deskhand open reused the running server: ${out}`);
+  return m[0];
+}
+
+async function newPage(link = freshUrl()) {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1000, height: 800 } });
   const page = await context.newPage();
-  await page.goto(url);
+  await page.goto(link);
   await page.waitForSelector("#outcome");
   return page;
 }
 
+/// The session secret a page holds (it sends it as a header).
+async function sessionOf(page) {
+  return page.evaluate(() => sessionStorage.getItem("deskhand-session"));
+}
+
+/// A session of our own, through the API, as the page makes one.
+async function apiSession() {
+  const link = new URL(freshUrl());
+  const r = await raw("POST", "/api/session", { Host: link.host, Origin: origin, "Content-Type": "application/json" },
+    JSON.stringify({ token: link.searchParams.get("token") }));
+  assert.equal(r.status, 200, r.body);
+  return JSON.parse(r.body).session;
+}
+
 test("a task runs with its plan shown live, each step approved, the deliverable downloaded and previewed", async () => {
-  const page = await newPage();
+  const page = await newPage(url);
   assert.equal(new URL(page.url()).search, "", "the token is gone from the address bar");
   await page.screenshot({ path: join(shots, "new-task.png"), fullPage: true });
 
@@ -147,14 +171,16 @@ test("a task runs with its plan shown live, each step approved, the deliverable 
   await page.getByRole("button", { name: "Next page" }).click();
   await page.getByText("Page 2 of 2", { exact: true }).waitFor();
   assert.match(await page.locator("#preview .pdf-text").innerText(), /The second page: Café, 中文\./);
-  assert.equal(await page.locator("#preview iframe").getAttribute("src"), "/view/output/report.pdf#page=2");
+  // The frame cannot send the session header: its URL carries a one-time ticket for that file.
+  assert.match(await page.locator("#preview iframe").getAttribute("src"), /^\/view\/output\/report\.pdf\?ticket=[0-9a-f]+#page=2$/);
   await page.screenshot({ path: join(shots, "pdf-preview.png"), fullPage: true });
-  const view = await page.request.get(`${origin}/view/output/report.pdf`);
+  const auth = { "X-Deskhand-Session": await sessionOf(page) };
+  const view = await page.request.get(`${origin}/view/output/report.pdf`, { headers: auth });
   assert.equal(view.status(), 200);
   assert.equal(view.headers()["content-type"], "application/pdf");
   assert.equal(view.headers()["x-frame-options"], "SAMEORIGIN");
   assert.match(view.headers()["content-security-policy"], /frame-ancestors 'self'/);
-  assert.equal((await page.request.get(`${origin}/view/output/${encodeURIComponent(name)}`)).status(), 400, "only PDFs are framed");
+  assert.equal((await page.request.get(`${origin}/view/output/${encodeURIComponent(name)}`, { headers: auth })).status(), 400, "only PDFs are framed");
 
   // The ledger is there, and the history lists the run.
   await page.goto(`${origin}/#/history`);
@@ -198,7 +224,7 @@ test("the instruction file is edited and saved, and a stale save is refused in w
 test("readable at 320 px", async () => {
   const context = await browser.newContext({ viewport: { width: 320, height: 640 } });
   const page = await context.newPage();
-  await page.goto(url);
+  await page.goto(freshUrl());
   await page.waitForSelector("#outcome");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 320px screen`);
@@ -210,22 +236,21 @@ test("refusals: wrong Host, foreign Origin, no or wrong token, a replayed approv
   const host = `127.0.0.1:${port}`;
   assert.equal((await raw("GET", "/api/runs", { Host: `evil.example:${port}` })).status, 421);
   assert.equal((await raw("GET", "/api/runs", { Host: host })).status, 401);
-  assert.equal((await raw("GET", "/?token=0123456789abcdef0123456789abcdef", { Host: host })).status, 401);
-  const exchange = await raw("GET", new URL(url).pathname + new URL(url).search, { Host: host });
-  assert.equal(exchange.status, 303);
-  const cookie = exchange.headers["set-cookie"][0];
-  assert.match(cookie, /HttpOnly/);
-  assert.match(cookie, /SameSite=Strict/);
-  const session = cookie.split(";")[0];
+  const exchangeJson = { Host: host, Origin: origin, "Content-Type": "application/json" };
+  assert.equal((await raw("POST", "/api/session", exchangeJson, JSON.stringify({ token: "0123456789abcdef0123456789abcdef" }))).status, 401);
+  const exchange = await raw("POST", "/api/session", exchangeJson, JSON.stringify({ token: new URL(freshUrl()).searchParams.get("token") }));
+  assert.equal(exchange.status, 200);
+  assert.equal(exchange.headers["set-cookie"], undefined, "no cookie: other servers on this host would receive it");
   assert.equal(exchange.headers["x-frame-options"], "DENY");
   assert.equal(exchange.headers["access-control-allow-origin"], undefined);
+  const session = JSON.parse(exchange.body).session;
   const task = JSON.stringify({ outcome: "Make an inventory of the notes folder", grants: [{ path: "projects/notes" }], mode: "ask" });
-  const json = { Host: host, Cookie: session, "Content-Type": "application/json" };
+  const json = { Host: host, "X-Deskhand-Session": session, "Content-Type": "application/json" };
   assert.equal((await raw("POST", "/api/tasks", { ...json, Origin: "http://evil.example" }, task)).status, 403);
   assert.equal((await raw("POST", "/api/tasks", json, task)).status, 403, "no Origin at all");
   assert.equal((await raw("POST", "/api/tasks", { ...json, Origin: origin, "Content-Type": "text/plain" }, task)).status, 415);
-  assert.equal((await raw("GET", "/files/output/..%2FINSTRUCTIONS.md", { Host: host, Cookie: session })).status, 400);
-  assert.equal((await raw("GET", "/files/output/", { Host: host, Cookie: session })).status >= 400, true);
+  assert.equal((await raw("GET", "/files/output/..%2FINSTRUCTIONS.md", { Host: host, "X-Deskhand-Session": session })).status, 400);
+  assert.equal((await raw("GET", "/files/output/", { Host: host, "X-Deskhand-Session": session })).status >= 400, true);
 
   // A real approval answered twice: the second is refused.
   const started = await raw("POST", "/api/tasks", { ...json, Origin: origin }, task);
@@ -242,4 +267,237 @@ test("refusals: wrong Host, foreign Origin, no or wrong token, a replayed approv
   const answer = JSON.stringify({ approve: false });
   assert.equal((await raw("POST", `/api/approvals/${approval}`, { ...json, Origin: origin }, answer)).status, 200);
   assert.equal((await raw("POST", `/api/approvals/${approval}`, { ...json, Origin: origin }, answer)).status, 409);
+});
+
+// ---- Issue 19: the server against hostile pages and files ----
+
+test("a cookie alone gives nothing, a launch link works once, and a session is a header only this tab holds", async () => {
+  const host = new URL(origin).host;
+  const link = new URL(freshUrl());
+  const token = link.searchParams.get("token");
+  const exchange = (t) => raw("POST", "/api/session", { Host: host, Origin: origin, "Content-Type": "application/json" }, JSON.stringify({ token: t }));
+  const first = await exchange(token);
+  assert.equal(first.status, 200, first.body);
+  assert.equal(first.headers["set-cookie"], undefined);
+  const secret = JSON.parse(first.body).session;
+  const again = await exchange(token);
+  assert.equal(again.status, 401, "a launch token is traded once");
+  assert.match(again.body, /already used or has expired.*deskhand open/);
+
+  // What another server on 127.0.0.1 could receive (a cookie) opens nothing, even with a made-up Origin.
+  for (const cookie of [`deskhand_session=${secret}`, `deskhand_session=${token}`]) {
+    assert.equal((await raw("GET", "/api/runs", { Host: host, Cookie: cookie })).status, 401);
+    const started = await raw("POST", "/api/tasks", { Host: host, Cookie: cookie, Origin: origin, "Content-Type": "application/json" },
+      JSON.stringify({ outcome: "Make an inventory of the notes folder", grants: [{ path: "/etc" }], mode: "act" }));
+    assert.equal(started.status, 401, started.body);
+    const memory = await raw("PUT", "/api/files/memory", { Host: host, Cookie: cookie, Origin: origin, "Content-Type": "application/json" },
+      JSON.stringify({ text: "owned", base_sha256: "x" }));
+    assert.equal(memory.status, 401);
+  }
+  assert.equal((await raw("GET", "/api/runs", { Host: host, "X-Deskhand-Session": secret })).status, 200);
+
+  // In the browser: the link's token leaves the address bar, a reload keeps the tab's session,
+  // the same link opened again is refused in words, and a tab without a link says what to do.
+  const page = await newPage();
+  assert.equal(new URL(page.url()).search, "");
+  assert.deepEqual((await page.context().cookies()), [], "the page sets no cookie");
+  await page.reload();
+  await page.waitForSelector("#outcome");
+  const used = page.url();
+  const stale = await browser.newContext();
+  const other = await stale.newPage();
+  await other.goto(`${origin}/`);
+  await other.locator("#no-session").getByText(/deskhand open/).first().waitFor();
+  await other.goto(link.href);
+  await other.locator("#no-session").getByText(/already used or has expired/).waitFor();
+  await other.screenshot({ path: join(shots, "no-session.png"), fullPage: true });
+  await stale.close();
+  assert.ok(used);
+});
+
+test("deskhand open does not trust a stale server.json: a process on its port that cannot prove the key gets nothing", async () => {
+  const impostorWs = join(mkdtempSync(join(tmpdir(), "deskhand-stale-")), "ws");
+  deskhand(["init", impostorWs]);
+  let received = "";
+  const impostor = http.createServer((req, res) => {
+    req.on("data", (d) => (received += d));
+    req.on("end", () => {
+      received += req.url;
+      res.setHeader("Content-Type", "application/json");
+      res.end(JSON.stringify({ token: "f".repeat(32), proof: "0".repeat(64) }));
+    });
+  });
+  await new Promise((ok) => impostor.listen(0, "127.0.0.1", ok));
+  const port = impostor.address().port;
+  // The file a crashed server left, now pointing at someone else's server (with a live pid: this one).
+  writeFileSync(join(impostorWs, ".deskhand/server.json"), JSON.stringify({ port, pid: process.pid, key: "a".repeat(64), token: "b".repeat(32) }));
+  const open = spawn(bin, ["open", "--no-browser", "--workspace", impostorWs], { env: { ...process.env, XDG_CONFIG_HOME: join(impostorWs, ".cfg") }, stdio: ["ignore", "pipe", "inherit"] });
+  const printed = await new Promise((ok, fail) => {
+    let out = "";
+    open.stdout.on("data", (d) => { out += d; if (/token=[0-9a-f]+/.test(out)) ok(out); });
+    open.on("exit", () => fail(new Error(`deskhand open exited: ${out}`)));
+  });
+  open.kill();
+  impostor.close();
+  const link = new URL(printed.match(/http:\/\/\S+/)[0]);
+  assert.notEqual(Number(link.port), port, `deskhand open trusted the process on the stale port: ${printed}`);
+  assert.match(printed, /deskhand serves/);
+  assert.ok(!received.includes("b".repeat(32)), "the old token was not sent");
+  assert.ok(!received.includes("a".repeat(64)), "the key was not sent");
+});
+
+test("downloads and previews stream or read a prefix; a FIFO is refused by name without freezing the server", async () => {
+  const host = new URL(origin).host;
+  const secret = await apiSession();
+  const auth = { Host: host, "X-Deskhand-Session": secret };
+  execFileSync("mkfifo", [join(ws, "output/pipe.csv"), join(ws, "output/pipe.pdf")]);
+  for (let i = 0; i < 3; i++) {
+    for (const path of ["/files/output/pipe.csv", "/api/preview/output/pipe.csv", "/view/output/pipe.pdf"]) {
+      const r = await raw("GET", path, auth);
+      assert.equal(r.status, 422, `${path}: ${r.body}`);
+      assert.match(r.body, /output\/pipe\.(csv|pdf) is a named pipe \(FIFO\), not a regular file/);
+    }
+  }
+  assert.equal((await raw("GET", "/api/runs", auth)).status, 200, "the server still answers");
+
+  // A sparse 2 GiB file: the preview reads its start, the download streams it with its size.
+  execFileSync("truncate", ["-s", "2G", join(ws, "output/huge.txt")]);
+  const rss = () => Number(readFileSync(`/proc/${server.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) * 1024;
+  const before = rss();
+  const preview = await raw("GET", "/api/preview/output/huge.txt", auth);
+  assert.equal(preview.status, 200);
+  assert.equal(JSON.parse(preview.body).truncated, true);
+  const got = await new Promise((ok, fail) => {
+    const req = http.request({ host: "127.0.0.1", port: new URL(origin).port, path: "/files/output/huge.txt", headers: auth, setHost: false }, (res) => {
+      let n = 0;
+      res.on("data", (d) => { n += d.length; if (n > 64 << 20) { req.destroy(); ok({ n, length: res.headers["content-length"] }); } });
+      res.on("end", () => ok({ n, length: res.headers["content-length"] }));
+    });
+    req.on("error", (e) => (e.code === "ECONNRESET" ? null : fail(e)));
+    req.end();
+  });
+  assert.equal(got.length, String(2 ** 31));
+  assert.ok(got.n > 64 << 20);
+  const grew = rss() - before;
+  assert.ok(grew < 100 << 20, `the server's memory grew by ${grew >> 20} MiB for a 2 GiB file`);
+});
+
+test("names with # and ? preview and download; direction controls in a name are shown, not obeyed", async () => {
+  writeFileSync(join(ws, "output/a#b?c.txt"), "hash and question\n");
+  writeFileSync(join(ws, "output/invoice\u202Etxt.exe"), "bidi\n");
+  const page = await newPage();
+  await page.goto(`${origin}/#/history`);
+  await page.locator("a", { hasText: "Make an inventory of the notes folder" }).first().click();
+  const files = page.locator("section", { has: page.getByRole("heading", { name: "Deliverables in output/" }) });
+  await files.waitFor();
+  const item = files.locator("li", { hasText: "a#b?c.txt" });
+  await item.getByRole("button", { name: "Preview" }).click();
+  await page.locator("#preview pre").getByText("hash and question").waitFor();
+  const [download] = await Promise.all([page.waitForEvent("download"), item.getByRole("link", { name: "Download" }).click()]);
+  const saved = join(shots, "downloaded-hash.txt");
+  await download.saveAs(saved);
+  assert.equal(readFileSync(saved, "utf8"), "hash and question\n");
+  const bidi = files.locator("li bdi", { hasText: "invoice" });
+  assert.equal(await bidi.innerText(), "invoice<U+202E>txt.exe");
+});
+
+test("an id from the address is one path segment: a crafted link cannot make Stop stop another run", async () => {
+  const host = new URL(origin).host;
+  const secret = await apiSession();
+  const json = { Host: host, Origin: origin, "X-Deskhand-Session": secret, "Content-Type": "application/json" };
+  const started = await raw("POST", "/api/tasks", json, JSON.stringify({ outcome: "Make an inventory of the notes folder", grants: [{ path: "projects/notes" }], mode: "ask" }));
+  assert.equal(started.status, 200, started.body);
+  const victim = JSON.parse(started.body).run;
+  const page = await newPage();
+  await page.goto(`${origin}/#/run/..%2Fruns%2F${victim}`);
+  await page.locator("#alert").getByText(/there is no run/).waitFor();
+  const stop = page.getByRole("button", { name: "Stop the run" });
+  if (await stop.count()) await stop.click();
+  await new Promise((r) => setTimeout(r, 500));
+  const runs = JSON.parse((await raw("GET", "/api/runs", { Host: host, "X-Deskhand-Session": secret })).body);
+  assert.equal(runs.find((r) => r.id === victim).live, true, "the other run is still going");
+  assert.equal((await raw("POST", `/api/runs/${victim}/stop`, json, "{}")).status, 200);
+});
+
+test("idle connections are closed; idle live views cost the server no CPU", async () => {
+  const { connect } = await import("node:net");
+  const port = Number(new URL(origin).port);
+  const started = Date.now();
+  await new Promise((ok, fail) => {
+    const sock = connect(port, "127.0.0.1");
+    sock.on("close", ok);
+    sock.on("error", fail);
+    setTimeout(() => fail(new Error("an idle connection was still open after 20 s")), 20000);
+  });
+  assert.ok(Date.now() - started < 15000);
+
+  // 50 views of a finished run, left open: nothing polls the journal for them.
+  const host = new URL(origin).host;
+  const secret = await apiSession();
+  const runs = JSON.parse((await raw("GET", "/api/runs", { Host: host, "X-Deskhand-Session": secret })).body);
+  const ended = runs.find((r) => r.status !== "running").id;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 100 });
+  const streams = [];
+  for (let i = 0; i < 50; i++) {
+    streams.push(await new Promise((ok, fail) => {
+      const req = http.request({ agent, host: "127.0.0.1", port, path: `/api/runs/${ended}/events`, headers: { Host: host, "X-Deskhand-Session": secret }, setHost: false }, (res) => {
+        res.on("data", () => {});
+        ok(req);
+      });
+      req.on("error", (e) => (e.code === "ECONNRESET" ? null : fail(e)));
+      req.end();
+    }));
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const cpu = () => { const f = readFileSync(`/proc/${server.pid}/stat`, "utf8").split(") ")[1].split(" "); return (Number(f[11]) + Number(f[12])) / 100; };
+  const before = cpu();
+  await new Promise((r) => setTimeout(r, 3000));
+  const used = cpu() - before;
+  for (const s of streams) s.destroy();
+  agent.destroy();
+  console.log(`# 50 idle live views: the server used ${used.toFixed(2)} s of CPU in 3 s`);
+  assert.ok(used < 0.15, `50 idle live views cost ${used.toFixed(2)} s of CPU in 3 s`);
+});
+
+test("after a restart, a run that waited for approval shows as interrupted and resumes from the page", async () => {
+  const ws2 = join(mkdtempSync(join(tmpdir(), "deskhand-restart-")), "ws");
+  deskhand(["init", ws2]);
+  mkdirSync(join(ws2, "projects/notes"), { recursive: true });
+  writeFileSync(join(ws2, "projects/notes/a.txt"), "a\n");
+  const env = { ...process.env, XDG_CONFIG_HOME: join(ws2, ".cfg") };
+  const serve = () => new Promise((ok, fail) => {
+    const p = spawn(bin, ["serve", "--workspace", ws2, "--port", "0"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout.on("data", (d) => { out += d; const m = out.match(/http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+/); if (m) ok({ p, link: m[0] }); });
+    p.on("exit", (code) => fail(new Error(`serve exited (${code}): ${out}`)));
+  });
+  const first = await serve();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(first.link);
+  await page.fill("#outcome", "Make an inventory of the notes folder");
+  await page.fill(".grant-path", "projects/notes");
+  await page.click("button[type=submit]");
+  await page.locator("section.approval").waitFor();
+  const run = decodeURIComponent(page.url().split("#/run/")[1]);
+  first.p.kill("SIGKILL");
+  await new Promise((r) => first.p.on("exit", r));
+
+  const second = await serve();
+  const origin2 = new URL(second.link).origin;
+  await page.goto(`${second.link}#/run/${encodeURIComponent(run)}`);
+  await page.locator("#interrupted").getByText("This run is not running").waitFor();
+  assert.equal(await page.locator("section.approval").count(), 0, "the dead process's approval is not offered");
+  await page.goto(`${origin2}/#/history`);
+  await page.getByText(/· interrupted ·/).waitFor();
+  await page.goto(`${origin2}/#/run/${encodeURIComponent(run)}`);
+  await page.screenshot({ path: join(shots, "interrupted.png"), fullPage: true });
+  await page.getByRole("button", { name: "Resume the run" }).click();
+  await page.locator("section.approval").waitFor();
+  await page.locator("section.approval button.primary").click();
+  await page.locator('ol.plan > li[data-step="1"][data-status="done"]').waitFor();
+  await page.locator("section.approval button.primary").click();
+  await page.getByText("Deliverables in output/").waitFor({ timeout: 60000 });
+  second.p.kill();
+  await context.close();
 });

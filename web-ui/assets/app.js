@@ -4,7 +4,71 @@
 
 const $main = document.getElementById("main");
 const $alert = document.getElementById("alert");
-let live = null; // the EventSource of the run on screen
+let live = null; // the event stream of the run on screen
+
+// The session: the launch link's token is traded once for a secret that
+// this tab keeps (sessionStorage: this origin and port only, this tab only,
+// gone when the tab closes, never sent by the browser on its own) and sends
+// as a header. A cookie would reach every server on this host.
+const SESSION_KEY = "deskhand-session";
+let session = sessionStorage.getItem(SESSION_KEY);
+
+const NO_SESSION = "This tab has no deskhand session. Run `deskhand open` in the workspace folder for a new link (a link works once, for 10 minutes; a reload keeps its session, a new tab needs a new link).";
+
+function sessionLost(why) {
+  session = null;
+  sessionStorage.removeItem(SESSION_KEY);
+  if (live) { live.close(); live = null; }
+  document.getElementById("workspace").textContent = "";
+  $main.replaceChildren(h("section", { class: "card", id: "no-session" },
+    h("h2", {}, "Open deskhand again"),
+    why ? h("p", {}, why.replace(/^refused: /, "")) : null,
+    h("p", {}, NO_SESSION)));
+  showError("");
+}
+
+async function startSession() {
+  const token = new URLSearchParams(location.search).get("token");
+  if (!token) return;
+  history.replaceState(null, "", "/" + location.hash);
+  const res = await fetch("/api/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }) });
+  const text = await res.text();
+  let data = null;
+  try { data = JSON.parse(text); } catch (_) { data = null; }
+  if (res.ok && data && data.session) {
+    session = data.session;
+    sessionStorage.setItem(SESSION_KEY, session);
+  } else if (!session) {
+    throw new SessionError((data && data.error) || text);
+  }
+}
+
+class SessionError extends Error {}
+
+function authHeaders() {
+  return session ? { "X-Deskhand-Session": session } : {};
+}
+
+// A path under output/ as a URL: each segment encoded, so `#`, `?` and `%`
+// in a name stay part of it.
+function outputUrl(prefix, path) {
+  return prefix + path.split("/").map(encodeURIComponent).join("/");
+}
+
+// Downloads and the framed PDF are navigations, which cannot send the
+// session header: they carry a ticket the server gives for that one URL,
+// once, for a minute.
+async function withTicket(url) {
+  const t = await api("POST", "/api/tickets", { path: url });
+  return `${url}?ticket=${encodeURIComponent(t.ticket)}`;
+}
+
+// Names from files and runs: direction controls are shown as visible
+// escapes and the name is isolated, so it cannot reorder the text around it.
+const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+function name(text) {
+  return h("bdi", {}, String(text).replace(BIDI, (c) => `<U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}>`));
+}
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -21,6 +85,12 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// An error from an action: a lost session gets its own screen.
+function failed(e) {
+  if (e instanceof SessionError) sessionLost(e.message);
+  else showError(e.message);
+}
+
 function showError(message) {
   $alert.textContent = message;
   $alert.hidden = !message;
@@ -28,7 +98,7 @@ function showError(message) {
 }
 
 async function api(method, url, body) {
-  const opts = { method, headers: {} };
+  const opts = { method, headers: authHeaders() };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -42,6 +112,7 @@ async function api(method, url, body) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (res.status === 401) throw new SessionError((data && data.error) || text);
   if (!res.ok) throw new Error((data && data.error) || text || `request failed (${res.status})`);
   return data;
 }
@@ -89,9 +160,9 @@ async function viewNew() {
         })),
       };
       const r = await api("POST", "/api/tasks", body);
-      location.hash = `#/run/${r.run}`;
+      location.hash = `#/run/${encodeURIComponent(r.run)}`;
     } catch (e) {
-      showError(e.message);
+      failed(e);
       submit.disabled = false;
       submit.textContent = "Start";
     }
@@ -131,6 +202,8 @@ function apply(st, msg) {
     case "sub_agent_begin": r.children.push({ step: e.step, run: e.child, outcome: e.outcome }); runOf(st, e.child); break;
     case "run_end": r.status = e.status; r.summary = e.summary; if (run === st.root) st.ended = e; break;
     case "awaiting_approval": st.approvals.set(e.approval, { ...e, run, open: true }); break;
+    // A resumed run asks again: what its earlier process asked can no longer be answered.
+    case "resumed": for (const a of st.approvals.values()) if (a.run === run) a.open = false; r.status = "running"; st.log.push({ run, text: "Resumed" }); break;
     case "approval_answered": { const a = st.approvals.get(e.approval); if (a) { a.open = false; a.answer = e; } break; }
     case "tool_progress": r.progress = e; break;
     case "tool_call_begin": st.log.push({ run, text: `${e.tool}.${e.operation}` }); r.progress = null; break;
@@ -170,7 +243,7 @@ function approvalCard(a) {
   const lines = a.details.split("\n").map((l) => h("div", { class: l.includes("DELETE") ? "delete" : "" }, l));
   const decide = async (approve, btns) => {
     btns.forEach((b) => (b.disabled = true));
-    try { await api("POST", `/api/approvals/${a.approval}`, { approve }); } catch (e) { showError(e.message); }
+    try { await api("POST", `/api/approvals/${encodeURIComponent(a.approval)}`, { approve }); } catch (e) { failed(e); }
   };
   const yes = h("button", { class: "primary", onclick: () => decide(true, [yes, no]) }, a.kind === "changes" ? "Apply these changes" : "Approve step");
   const no = h("button", { onclick: () => decide(false, [yes, no]) }, "Reject");
@@ -186,10 +259,24 @@ async function deliverables() {
   return h("section", { class: "card" }, h("h2", {}, "Deliverables in output/"),
     files.length === 0 ? h("p", { class: "muted" }, "None yet.") : null,
     h("ul", {}, files.map((f) => h("li", {},
-      f.path, ` (${f.size} bytes) `,
-      h("a", { href: `/files/output/${encodeURI(f.path)}`, download: f.path.split("/").pop() }, "Download"), " ",
+      name(f.path), ` (${f.size} bytes) `,
+      downloadLink(f.path), " ",
       h("button", { onclick: () => showPreview(f.path, preview) }, "Preview")))),
     preview);
+}
+
+function downloadLink(path) {
+  const url = outputUrl("/files/output/", path);
+  const file = path.split("/").pop();
+  return h("a", { href: url, download: file, onclick: async (ev) => {
+    ev.preventDefault();
+    try {
+      const go = h("a", { href: await withTicket(url), download: file, hidden: true });
+      document.body.append(go);
+      go.click();
+      go.remove();
+    } catch (e) { failed(e); }
+  } }, "Download");
 }
 
 function table(rows) {
@@ -210,32 +297,78 @@ async function showPreview(path, into, page) {
   showError("");
   into.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   try {
-    const p = await api("GET", `/api/preview/output/${encodeURI(path)}${page ? `?page=${page}` : ""}`);
-    if (p.kind === "table") into.replaceChildren(table(p.rows));
-    else if (p.kind === "sheets") into.replaceChildren(...(p.data.sheets || []).map((s) => h("div", {}, h("h3", {}, s.name), table([s.header || [], ...(s.rows || [])]))));
-    else if (p.kind === "pdf") into.replaceChildren(pdfPage(path, p, into));
-    else into.replaceChildren(h("pre", { class: "text" }, p.text));
-  } catch (e) { into.replaceChildren(h("p", {}, e.message)); }
+    const p = await api("GET", `${outputUrl("/api/preview/output/", path)}${page ? `?page=${page}` : ""}`);
+    const more = p.truncated ? h("p", { class: "muted" }, "Only the start of this file is shown; download it for the rest.") : null;
+    if (p.kind === "table") into.replaceChildren(table(p.rows), more || "");
+    else if (p.kind === "sheets") into.replaceChildren(...(p.data.sheets || []).map((s) => h("div", {}, h("h3", {}, name(s.name)), table([s.header || [], ...(s.rows || [])]))));
+    else if (p.kind === "pdf") into.replaceChildren(await pdfPage(path, p, into));
+    else into.replaceChildren(h("pre", { class: "text" }, p.text), more || "");
+  } catch (e) {
+    if (e instanceof SessionError) return sessionLost(e.message);
+    into.replaceChildren(h("p", {}, e.message));
+  }
 }
 
 // One page of a PDF: the browser's own viewer in a frame, the page's text
 // (read by the sandboxed pdf tool) below it, and buttons to turn pages.
-function pdfPage(path, p, into) {
+async function pdfPage(path, p, into) {
   const go = (page) => showPreview(path, into, page);
+  const [view, fragment] = p.view.split("#");
+  const src = `${await withTicket(view)}${fragment ? `#${fragment}` : ""}`;
   return h("div", { class: "pdf" },
     h("div", { class: "row" },
       h("button", { onclick: () => go(p.page - 1), disabled: p.page <= 1 ? "" : null }, "Previous page"),
       h("span", { class: "muted", "aria-live": "polite" }, `Page ${p.page} of ${p.pages}`),
       h("button", { onclick: () => go(p.page + 1), disabled: p.page >= p.pages ? "" : null }, "Next page")),
-    h("iframe", { src: p.view, title: `${path}, page ${p.page}`, class: "pdf-page" }),
+    h("iframe", { src, title: `${path}, page ${p.page}`, class: "pdf-page" }),
     h("h3", {}, "Text on this page"),
     h("pre", { class: "text pdf-text" }, p.text || "(no text on this page: a scanned image?)"));
 }
 
+// The run's events as they are journaled: a fetch stream (so it carries the
+// session header, which an EventSource cannot), read as server-sent events,
+// reconnecting from the last event seen.
+function follow(id, onEvent) {
+  const ctrl = new AbortController();
+  let last = 0;
+  let closed = false;
+  (async () => {
+    while (!closed) {
+      try {
+        const res = await fetch(`/api/runs/${encodeURIComponent(id)}/events?after=${last}`, { headers: authHeaders(), signal: ctrl.signal });
+        if (res.status === 401) { sessionLost(await res.text()); return; }
+        if (!res.ok) { showError(await res.text()); return; }
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            const data = [];
+            for (const line of block.split("\n")) {
+              if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+              else if (line.startsWith("id:")) last = Number(line.slice(3).trim()) || last;
+            }
+            if (data.length) onEvent(JSON.parse(data.join("\n")));
+          }
+        }
+      } catch (_) { /* the connection dropped: try again below */ }
+      if (!closed) await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  return { close() { closed = true; ctrl.abort(); } };
+}
+
 async function viewRun(id) {
   title(`Run ${id}`);
+  const info = await api("GET", `/api/runs/${encodeURIComponent(id)}`);
   const st = newRunState();
   st.root = id;
+  st.interrupted = info.interrupted;
   const top = h("div", {});
   const approvals = h("div", {});
   const plan = h("section", { class: "card", "aria-live": "polite" });
@@ -246,44 +379,66 @@ async function viewRun(id) {
   $main.replaceChildren(top, approvals, plan, actions, files, logCard);
   let pending = false;
   let shownEnd = false;
+  let shownActions = null;
+  const resume = async (btn) => {
+    btn.disabled = true;
+    showError("");
+    // What the stopped process asked cannot be answered; the resumed run asks
+    // again (its new cards may arrive before this answer does).
+    const stale = [...st.approvals.values()];
+    try {
+      await api("POST", `/api/runs/${encodeURIComponent(id)}/resume`, {});
+      for (const a of stale) a.open = false;
+      st.interrupted = false;
+      render();
+    } catch (e) { btn.disabled = false; failed(e); }
+  };
   const render = () => {
     pending = false;
     const root = runOf(st, id);
-    top.replaceChildren(h("h2", {}, root.outcome || id), h("p", { class: "muted" }, `Run ${id} · ${root.status}${root.summary ? ": " + root.summary : ""}`));
-    approvals.replaceChildren(...[...st.approvals.values()].filter((a) => a.open).map(approvalCard));
+    const status = st.interrupted && !st.ended ? "interrupted" : root.status;
+    top.replaceChildren(h("h2", {}, name(root.outcome || id)), h("p", { class: "muted" }, `Run ${id} · ${status}${root.summary ? ": " + root.summary : ""}`));
+    approvals.replaceChildren(...(st.interrupted ? [] : [...st.approvals.values()].filter((a) => a.open).map(approvalCard)));
     plan.replaceChildren(h("h2", {}, "Plan"), planView(st, id, 0));
     log.replaceChildren(...st.log.slice(-200).map((l) => h("li", { class: l.cls || "" }, l.text)));
     if (st.ended && !shownEnd) {
       shownEnd = true;
+      shownActions = "ended";
       actions.replaceChildren(
         h("button", { onclick: () => undo(id) }, "Undo this run's changes"),
-        h("a", { href: `#/ledger/${id}`, class: "fit" }, "Ledger"));
-      deliverables().then((d) => files.replaceChildren(d)).catch((e) => showError(e.message));
-    } else if (!st.ended && actions.childElementCount === 0) {
+        h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger"));
+      deliverables().then((d) => files.replaceChildren(d)).catch(failed);
+    } else if (!st.ended && st.interrupted && shownActions !== "interrupted") {
+      shownActions = "interrupted";
+      const btn = h("button", { class: "primary fit", onclick: () => resume(btn) }, "Resume the run");
+      actions.replaceChildren(h("section", { class: "card", id: "interrupted", role: "status" },
+        h("h3", {}, "This run is not running"),
+        h("p", {}, "deskhand stopped while this run was going (perhaps waiting for your approval), or it runs in a terminal. Resume it here to go on from where it was: finished steps are not redone, and any approval is asked again."),
+        btn));
+    } else if (!st.ended && !st.interrupted && shownActions !== "running") {
+      shownActions = "running";
       actions.replaceChildren(h("button", { class: "danger fit", onclick: async () => {
-        try { await api("POST", `/api/runs/${id}/stop`, {}); } catch (e) { showError(e.message); }
+        try { await api("POST", `/api/runs/${encodeURIComponent(id)}/stop`, {}); } catch (e) { failed(e); }
       } }, "Stop the run"));
     }
   };
   if (live) live.close();
-  live = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
-  live.onmessage = (m) => {
-    apply(st, JSON.parse(m.data));
+  live = follow(id, (msg) => {
+    apply(st, msg);
     if (!pending) { pending = true; requestAnimationFrame(render); }
-  };
-  live.onerror = () => { /* EventSource reconnects on its own and resumes from the last event id */ };
+  });
   render();
 }
 
 async function undo(id, force = false) {
   showError("");
   try {
-    const r = await api("POST", `/api/runs/${id}/undo`, { force });
+    const r = await api("POST", `/api/runs/${encodeURIComponent(id)}/undo`, { force });
     showError("");
     alertOk(`Undone: ${r.restored} change(s) put back${r.trashed ? `; ${r.trashed} newer version(s) moved to the trash` : ""}.`);
   } catch (e) {
     if (!force && e.message.includes("--force") && confirm(`${e.message}\n\nRestore anyway? The current versions go to the trash.`)) return undo(id, true);
-    showError(e.message);
+    failed(e);
   }
 }
 
@@ -300,14 +455,14 @@ async function viewHistory() {
   $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, "Past runs"),
     runs.length === 0 ? h("p", { class: "muted" }, "No runs yet.") : null,
     h("ul", {}, runs.map((r) => h("li", {},
-      h("a", { href: `#/run/${r.id}` }, r.outcome || r.id), ` · ${r.status} · ${r.created_at} `,
-      h("a", { href: `#/ledger/${r.id}` }, "Ledger"), " ",
+      h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, name(r.outcome || r.id)), ` · ${r.interrupted ? "interrupted" : r.status} · ${r.created_at} `,
+      h("a", { href: `#/ledger/${encodeURIComponent(r.id)}` }, "Ledger"), " ",
       h("button", { onclick: () => undo(r.id) }, "Undo"))))));
 }
 
 async function viewLedger(id) {
   title(`Ledger ${id}`);
-  const l = await api("GET", `/api/runs/${id}/ledger`);
+  const l = await api("GET", `/api/runs/${encodeURIComponent(id)}/ledger`);
   $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Ledger of ${id}`), h("pre", { class: "text" }, l.text)));
 }
 
@@ -321,7 +476,7 @@ async function viewFiles() {
     const save = h("button", { class: "primary", onclick: async () => {
       showError("");
       try { const r = await api("PUT", `/api/files/${name}`, { text: area.value, base_sha256: base }); base = r.sha256; save.textContent = "Saved"; setTimeout(() => (save.textContent = "Save"), 1500); }
-      catch (e) { showError(e.message); }
+      catch (e) { failed(e); }
     } }, "Save");
     return h("section", { class: "card" }, h("h2", {}, h("label", { for: `file-${name}` }, f.path)), area, h("p", {}, save));
   }));
@@ -330,7 +485,8 @@ async function viewFiles() {
 
 async function route() {
   showError("");
-  if (live && !location.hash.startsWith("#/run/")) { live.close(); live = null; }
+  if (live) { live.close(); live = null; }
+  if (!session) return sessionLost("");
   const [, view, arg] = location.hash.split("/");
   try {
     if (view === "run" && arg) await viewRun(decodeURIComponent(arg));
@@ -339,10 +495,10 @@ async function route() {
     else if (view === "files") await viewFiles();
     else await viewNew();
   } catch (e) {
-    showError(e.message);
+    failed(e);
   }
   $main.focus({ preventScroll: true });
 }
 
 window.addEventListener("hashchange", route);
-route();
+startSession().then(route, (e) => sessionLost(e.message));

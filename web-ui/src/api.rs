@@ -4,12 +4,12 @@ use std::convert::Infallible;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use deskhand_runtime::agent::Approval;
@@ -23,11 +23,15 @@ use sha2::{Digest, Sha256};
 
 use crate::App;
 use crate::approvals::{AnswerError, UiGate};
+use crate::files::{self, FileError};
 use crate::security::{self, refuse};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/style.css");
+
+/// What a text or CSV preview (and the ledger view) reads of a file at most.
+const PREVIEW_BYTES: u64 = 1 << 20;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -40,10 +44,16 @@ pub fn router(app: Arc<App>) -> Router {
             "/assets/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
         )
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/session", post(exchange))
+        .route("/control/launch", post(control_launch))
+        .route("/api/tickets", post(ticket))
         .route("/api/state", get(state))
         .route("/api/runs", get(runs))
         .route("/api/tasks", post(new_task))
+        .route("/api/runs/{run}", get(run_info))
         .route("/api/runs/{run}/events", get(events))
+        .route("/api/runs/{run}/resume", post(resume))
         .route("/api/runs/{run}/stop", post(stop))
         .route("/api/runs/{run}/undo", post(undo))
         .route("/api/runs/{run}/ledger", get(ledger))
@@ -78,45 +88,65 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     })
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
+/// The page: static, holding no data, so it needs no session. Its script
+/// trades the launch token in the address for a session (`exchange`).
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX)
 }
 
-/// The page. With a valid token: a session cookie and a redirect that drops
-/// the token from the address bar.
-async fn index(State(app): State<Arc<App>>, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
-    if let Some(token) = q.token {
-        if !security::token_ok(&app, &token) {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "refused: that token is not this server's. Open the URL `deskhand serve` printed, or run `deskhand open`",
-            );
-        }
-        let session = crate::random_hex(24);
-        app.sessions
+#[derive(Deserialize)]
+struct Exchange {
+    token: String,
+}
+
+/// Trades a launch token, once, for the session secret the page sends as
+/// the `X-Deskhand-Session` header. Nothing is set in a cookie.
+async fn exchange(State(app): State<Arc<App>>, Json(e): Json<Exchange>) -> Response {
+    match app.sessions().exchange(&e.token, Instant::now()) {
+        Ok(secret) => Json(json!({"session": secret})).into_response(),
+        Err(why) => error(StatusCode::UNAUTHORIZED, why.message()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Challenge {
+    nonce: String,
+    proof: String,
+}
+
+/// `deskhand open` asks for a launch token. It proves it holds the control
+/// key in server.json (HMAC over its nonce and this port), each nonce once;
+/// the answer proves this server holds it too.
+async fn control_launch(State(app): State<Arc<App>>, Json(c): Json<Challenge>) -> Response {
+    let expected = crate::session::proof(&app.control_key, &format!("client/{}", app.port), &c.nonce);
+    let fresh = c.nonce.len() >= 16
+        && app
+            .control_nonces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(session.clone());
-        let mut r = Redirect::to("/").into_response();
-        let cookie = format!("{}={session}; HttpOnly; SameSite=Strict; Path=/", security::COOKIE);
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            r.headers_mut().insert(header::SET_COOKIE, v);
-        }
-        return r;
+            .insert(c.nonce.clone());
+    if !fresh || !crate::session::constant_time_eq(&c.proof, &expected) {
+        return error(StatusCode::UNAUTHORIZED, "refused: that is not this server's control key");
     }
-    if !security::has_session(&app, &headers) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "deskhand: no session. Open the URL `deskhand serve` printed (it carries a one-time token), or run `deskhand open`",
-        );
+    let token = app.sessions().new_launch_token(Instant::now());
+    let proof = crate::session::proof(&app.control_key, &format!("server/{}", app.port), &c.nonce);
+    Json(json!({"token": token, "proof": proof})).into_response()
+}
+
+#[derive(Deserialize)]
+struct TicketReq {
+    path: String,
+}
+
+/// A ticket for one download or framed PDF: a navigation cannot send the
+/// session header, so its URL carries this (single-use, short-lived, bound
+/// to that path) instead.
+async fn ticket(State(app): State<Arc<App>>, Json(t): Json<TicketReq>) -> Response {
+    if !(t.path.starts_with("/files/output/") || t.path.starts_with("/view/output/")) {
+        return error(StatusCode::BAD_REQUEST, "tickets are only for /files/output/ and /view/output/");
     }
-    let mut r = INDEX.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
+    let ticket = app.sessions().new_ticket(&t.path, Instant::now());
+    Json(json!({"ticket": ticket})).into_response()
 }
 
 async fn state(State(app): State<Arc<App>>) -> Response {
@@ -167,13 +197,38 @@ async fn runs(State(app): State<Arc<App>>) -> Response {
                 .iter()
                 .rev()
                 .filter(|t| t.parent.is_none())
-                .map(|t| {
-                    json!({"id": t.id.0, "created_at": t.created_at, "outcome": t.outcome, "status": t.status,
-                           "summary": t.summary, "live": running.contains(&t.id)})
-                })
+                .map(|t| run_json(t, running.contains(&t.id)))
                 .collect();
             Json(list).into_response()
         }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
+    }
+}
+
+/// A run as the page lists it. A run the journal calls running that no
+/// thread of this server drives was interrupted (the server stopped while it
+/// ran, or it runs in a terminal): the page offers to resume it.
+fn run_json(t: &deskhand_runtime::journal::TaskRow, live: bool) -> Value {
+    json!({"id": t.id.0, "created_at": t.created_at, "outcome": t.outcome, "status": t.status,
+           "summary": t.summary, "live": live, "interrupted": t.status == "running" && !live})
+}
+
+fn is_live(app: &App, run: &RunId) -> bool {
+    app.running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(r, _)| r == run)
+}
+
+async fn run_info(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> Response {
+    let run = RunId(run);
+    let app2 = app.clone();
+    let run2 = run.clone();
+    match blocking(move || app2.workspace.journal().task(&run2)).await {
+        Ok(Ok(Some(t))) => Json(run_json(&t, is_live(&app, &run))).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("there is no run {run}")),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(r) => r,
     }
@@ -217,45 +272,84 @@ async fn new_task(State(app): State<Arc<App>>, Json(req): Json<NewTask>) -> Resp
         })
         .collect();
     // Check the grants now so a mistake is shown on the form, not in a failed run.
-    if let Err(e) = app
-        .workspace
-        .sandbox(&grants, deskhand_runtime::wasm::Limits::default())
-    {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
+    let app2 = app.clone();
+    let checked = blocking(move || {
+        app2.workspace
+            .sandbox(&grants, deskhand_runtime::wasm::Limits::default())
+            .map(|_| grants)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let grants = match checked {
+        Ok(Ok(grants)) => grants,
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+        Err(r) => return r,
+    };
     let task = Task {
         outcome: req.outcome.trim().to_owned(),
         grants,
         mode,
     };
+    let model = req.model.filter(|m| !m.is_empty());
+    start_run(app, Start::New(task), model).await
+}
+
+#[derive(Deserialize)]
+struct ResumeReq {
+    #[serde(default)]
+    answer: Option<String>,
+}
+
+/// Resumes a run that stopped without ending (the server was stopped while
+/// it ran or waited for an approval), as `deskhand resume` does.
+async fn resume(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>, Json(r): Json<ResumeReq>) -> Response {
+    let run = RunId(run);
+    if is_live(&app, &run) {
+        return error(StatusCode::CONFLICT, format!("run {run} is already running here"));
+    }
+    let answer = r.answer.filter(|a| !a.trim().is_empty());
+    start_run(app, Start::Resume { run, answer, mode: None }, None).await
+}
+
+/// Runs `start` on its own thread with the `UiGate`; answers with the run's
+/// id once the run has one (its `RunBegin`, or `Resumed`).
+async fn start_run(app: Arc<App>, start: Start, model: Option<String>) -> Response {
     let (tx, rx) = std::sync::mpsc::channel::<Result<RunId, String>>();
     let stop = Arc::new(AtomicBool::new(false));
-    let model = req.model.filter(|m| !m.is_empty());
     let app2 = app.clone();
     let spawned = std::thread::Builder::new().name("deskhand-run".into()).spawn(move || {
         let first = std::sync::Mutex::new(Some(tx.clone()));
         let stop2 = stop.clone();
         let app3 = app2.clone();
         let observer: deskhand_runtime::agent::RunObserver = Arc::new(move |run: &RunId, e: &Event| {
-            if let Event::RunBegin { parent: None, .. } = e
-                && let Some(tx) = first.lock().unwrap_or_else(|p| p.into_inner()).take()
-            {
+            let top = matches!(e, Event::RunBegin { parent: None, .. } | Event::Resumed { .. }) && !run.0.contains('.');
+            if top && let Some(tx) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 app3.running
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push((run.clone(), stop2.clone()));
                 let _ = tx.send(Ok(run.clone()));
             }
+            app3.feeds.wake(run);
         });
-        let result = run_task(&app2, task, model.as_deref(), observer, stop.clone());
+        let result = run_task(&app2, start, model.as_deref(), observer, stop.clone());
         if let Err(e) = &result {
             let _ = tx.send(Err(e.clone()));
         }
         // Ended, however it ended: no longer running here.
-        app2.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(_, flag)| !Arc::ptr_eq(flag, &stop));
+        let ended = {
+            let mut running = app2.running.lock().unwrap_or_else(|p| p.into_inner());
+            let ended: Vec<RunId> = running
+                .iter()
+                .filter(|(_, flag)| Arc::ptr_eq(flag, &stop))
+                .map(|(r, _)| r.clone())
+                .collect();
+            running.retain(|(_, flag)| !Arc::ptr_eq(flag, &stop));
+            ended
+        };
+        for run in ended {
+            app2.feeds.wake(&run);
+        }
     });
     if let Err(e) = spawned {
         return error(
@@ -273,7 +367,7 @@ async fn new_task(State(app): State<Arc<App>>, Json(req): Json<NewTask>) -> Resp
 
 fn run_task(
     app: &Arc<App>,
-    task: Task,
+    start: Start,
     model: Option<&str>,
     observer: deskhand_runtime::agent::RunObserver,
     stop: Arc<AtomicBool>,
@@ -296,7 +390,7 @@ fn run_task(
         warn: &warn,
         stop: Some(stop),
     };
-    let report = launch::launch_shared(l, &tb, Start::New(task)).map_err(|e| e.to_string())?;
+    let report = launch::launch_shared(l, &tb, start).map_err(|e| e.to_string())?;
     let _ = deskhand_runtime::ledger::write(ws, &report.run);
     Ok(report.run)
 }
@@ -307,7 +401,9 @@ struct After {
 }
 
 /// The run's events (and its sub-agents'), replayed from the journal and
-/// then live: a reload or a server restart loses nothing.
+/// then live: a reload or a server restart loses nothing. Each viewer reads
+/// what it has not sent when the run's one poller says there is more
+/// (`feed.rs`); an idle viewer costs nothing.
 async fn events(
     State(app): State<Arc<App>>,
     UrlPath(run): UrlPath<String>,
@@ -315,10 +411,12 @@ async fn events(
     headers: HeaderMap,
 ) -> Response {
     let run = RunId(run);
-    match app.workspace.journal().task(&run) {
-        Ok(Some(_)) => {}
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("there is no run {run}")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let (app2, run2) = (app.clone(), run.clone());
+    match blocking(move || app2.workspace.journal().task(&run2)).await {
+        Ok(Ok(Some(_))) => {}
+        Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, format!("there is no run {run}")),
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => return r,
     }
     let last: i64 = headers
         .get("last-event-id")
@@ -329,28 +427,33 @@ async fn events(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     tokio::spawn(async move {
         let mut after = last;
+        let mut changed = app.feeds.subscribe(&run);
         loop {
-            let app2 = app.clone();
-            let run2 = run.clone();
-            let batch = tokio::task::spawn_blocking(move || app2.workspace.journal().events_after(&run2, after)).await;
-            let Ok(Ok(batch)) = batch else { break };
-            let idle = batch.is_empty();
-            for (seq, task, at, event) in batch {
-                after = seq;
-                let data = json!({"run": task.0, "at": at, "event": event}).to_string();
-                if tx
-                    .send(Ok(SseEvent::default().id(seq.to_string()).data(data)))
-                    .await
-                    .is_err()
-                {
-                    return;
+            // Everything not sent yet, page by page.
+            loop {
+                let (app2, run2) = (app.clone(), run.clone());
+                let batch =
+                    tokio::task::spawn_blocking(move || app2.workspace.journal().events_after(&run2, after)).await;
+                let Ok(Ok(batch)) = batch else { return };
+                if batch.is_empty() {
+                    break;
+                }
+                for (seq, task, at, event) in batch {
+                    after = seq;
+                    let data = json!({"run": task.0, "at": at, "event": event}).to_string();
+                    if tx
+                        .send(Ok(SseEvent::default().id(seq.to_string()).data(data)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
-            if idle {
-                if tx.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(15)).await;
+            crate::feed::Feeds::poll(&app, &run, after);
+            tokio::select! {
+                woke = changed.changed() => if woke.is_err() { changed = app.feeds.subscribe(&run) },
+                () = tx.closed() => return,
             }
         }
     });
@@ -405,7 +508,17 @@ async fn undo(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>, Json(r
 async fn ledger(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> Response {
     let id = RunId(run.clone());
     match blocking(move || deskhand_runtime::ledger::read(&app.workspace, &id)).await {
-        Ok(Ok(Some(text))) => Json(json!({"text": text})).into_response(),
+        Ok(Ok(Some(mut text))) => {
+            let cap = usize::try_from(PREVIEW_BYTES).unwrap_or(usize::MAX);
+            if text.len() > cap {
+                let cut = (0..=cap).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                text.truncate(cut);
+                text.push_str(&format!(
+                    "\n\n(The ledger is longer than this page shows: `deskhand show {run} --ledger` prints it whole.)\n"
+                ));
+            }
+            Json(json!({"text": text})).into_response()
+        }
         Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             format!("run {run} has no ledger yet (it is written when the run ends)"),
@@ -477,28 +590,49 @@ async fn output_list(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Opens a file under output/ off the async workers (see `files.rs`).
+async fn open_output(app: &App, rel: PathBuf) -> Result<(files::Opened, String), Response> {
+    let out = app.workspace.output_dir();
+    let shown = format!("output/{}", rel.display());
+    let shown2 = shown.clone();
+    match blocking(move || files::open_beneath(&out, &rel, &shown2)).await? {
+        Ok(opened) => Ok((opened, shown)),
+        Err(e @ FileError::Missing(_)) => Err(refuse(StatusCode::NOT_FOUND, &e.to_string())),
+        Err(e) => Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
+    }
+}
+
+/// A file under output/, streamed: its length from the open handle, its
+/// bytes read in chunks on the blocking pool, never whole in memory.
 async fn download(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Response {
     let Some(rel) = output_path(&path) else {
         return refuse(StatusCode::BAD_REQUEST, "refused: name a file under output/");
     };
-    match app.workspace.read_output(&rel) {
-        Ok(bytes) => {
-            let name = rel
-                .file_name()
-                .map(|n| n.to_string_lossy().replace('"', ""))
-                .unwrap_or_default();
-            let mut r = bytes.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-            }
-            r
-        }
-        Err(_) => refuse(StatusCode::NOT_FOUND, "no such file in output/"),
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().replace(['"', '\\'], ""))
+        .unwrap_or_default();
+    let (opened, shown) = match open_output(&app, rel).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let size = opened.size;
+    let mut r = Response::new(files::stream(opened, shown));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    let disposition = format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        name.replace(|c: char| !c.is_ascii() || c.is_ascii_control(), "_"),
+        url_path(Path::new(&name))
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
+    r
 }
 
 #[derive(Deserialize)]
@@ -536,20 +670,33 @@ async fn view_pdf(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -
             "refused: only PDFs are shown inline; download other files",
         );
     }
-    match app.workspace.read_output(&rel) {
-        Ok(bytes) if bytes.starts_with(b"%PDF-") => {
-            let mut r = bytes.into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
-            r.headers_mut()
-                .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    let (opened, shown) = match open_output(&app, rel).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let checked = blocking(move || {
+        let mut magic = [0u8; 5];
+        let mut file = &opened.file;
+        let is_pdf = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"%PDF-";
+        let rewound = std::io::Seek::rewind(&mut file).is_ok();
+        (is_pdf && rewound).then_some(opened)
+    })
+    .await;
+    match checked {
+        Ok(Some(opened)) => {
+            let size = opened.size;
+            let mut r = Response::new(files::stream(opened, shown));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+            h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             r
         }
-        Ok(_) => refuse(
+        Ok(None) => refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             "this file is not a PDF; download it to open it",
         ),
-        Err(_) => refuse(StatusCode::NOT_FOUND, "no such file in output/"),
+        Err(r) => r,
     }
 }
 
@@ -570,6 +717,9 @@ async fn preview(
         .unwrap_or_default();
     let app2 = app.clone();
     let result = blocking(move || -> Result<Value, String> {
+        // Regular files only, for the tools too (a FIFO would hold their thread).
+        let shown = format!("output/{}", rel.display());
+        let opened = files::open_beneath(&app2.workspace.output_dir(), &rel, &shown).map_err(|e| e.to_string())?;
         match ext.as_str() {
             "xlsx" | "xls" | "ods" => {
                 let file = app2.workspace.output_dir().join(&rel);
@@ -600,18 +750,18 @@ async fn preview(
                 }))
             }
             _ => {
-                let bytes = app2
-                    .workspace
-                    .read_output(&rel)
-                    .map_err(|_| "no such file in output/".to_owned())?;
-                let text =
-                    String::from_utf8(bytes).map_err(|_| "this file is not text; download it to open it".to_owned())?;
-                let text: String = text.chars().take(200_000).collect();
+                let (bytes, more) = files::read_prefix(opened, PREVIEW_BYTES, &shown).map_err(|e| e.to_string())?;
+                let text = files::utf8_prefix(bytes, more)
+                    .ok_or_else(|| format!("{shown} is not text; download it to open it"))?;
                 if ext == "csv" {
-                    let rows: Vec<Vec<String>> = text.lines().take(500).map(split_csv_line).collect();
-                    Ok(json!({"kind": "table", "rows": rows}))
+                    let rows: Vec<Vec<String>> = text
+                        .lines()
+                        .take(500)
+                        .map(|l| split_csv_line(l).into_iter().take(200).collect())
+                        .collect();
+                    Ok(json!({"kind": "table", "rows": rows, "truncated": more}))
                 } else {
-                    Ok(json!({"kind": "text", "text": text}))
+                    Ok(json!({"kind": "text", "text": text, "truncated": more}))
                 }
             }
         }
@@ -668,6 +818,9 @@ fn named_file(app: &App, name: &str) -> Option<PathBuf> {
     }
 }
 
+/// The largest instruction or memory file the page edits.
+const NAMED_FILE_BYTES: u64 = 1 << 20;
+
 async fn read_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -> Response {
     let Some(path) = named_file(&app, &name) else {
         return error(
@@ -675,9 +828,16 @@ async fn read_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) 
             "only the instruction and memory files are served",
         );
     };
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let sha = hex::encode(Sha256::digest(text.as_bytes()));
-    Json(json!({"path": path.display().to_string(), "text": text, "sha256": sha})).into_response()
+    let shown = path.display().to_string();
+    match blocking(move || files::read_named(&path, NAMED_FILE_BYTES)).await {
+        Ok(Ok(text)) => {
+            let text = text.unwrap_or_default();
+            let sha = hex::encode(Sha256::digest(text.as_bytes()));
+            Json(json!({"path": shown, "text": text, "sha256": sha})).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(r) => r,
+    }
 }
 
 #[derive(Deserialize)]
@@ -694,26 +854,33 @@ async fn write_file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>,
             "only the instruction and memory files can be edited here",
         );
     };
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if hex::encode(Sha256::digest(current.as_bytes())) != w.base_sha256 {
-        return error(
-            StatusCode::CONFLICT,
-            "the file changed since you opened it (another edit or a run); reload it, then make your change again",
-        );
-    }
-    let tmp = path.with_extension("md.deskhand-tmp");
-    let written = std::fs::write(&tmp, w.text.as_bytes())
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    match written {
-        Ok(()) => Json(json!({"sha256": hex::encode(Sha256::digest(w.text.as_bytes()))})).into_response(),
-        Err(e) => {
+    let result = blocking(move || {
+        let current = files::read_named(&path, NAMED_FILE_BYTES).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        if hex::encode(Sha256::digest(current.unwrap_or_default().as_bytes())) != w.base_sha256 {
+            return Err((
+                StatusCode::CONFLICT,
+                "the file changed since you opened it (another edit or a run); reload it, then make your change again"
+                    .to_owned(),
+            ));
+        }
+        let tmp = path.with_extension("md.deskhand-tmp");
+        let written = std::fs::write(&tmp, w.text.as_bytes())
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        written.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            error(
+            (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("could not save {}: {e}", path.display()),
             )
-        }
+        })?;
+        Ok(hex::encode(Sha256::digest(w.text.as_bytes())))
+    })
+    .await;
+    match result {
+        Ok(Ok(sha)) => Json(json!({"sha256": sha})).into_response(),
+        Ok(Err((status, e))) => error(status, e),
+        Err(r) => r,
     }
 }
 

@@ -1,15 +1,16 @@
 //! The checks every request passes before a handler sees it.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 
 use crate::App;
-
-pub const COOKIE: &str = "deskhand_session";
+use crate::session::{self, Refusal};
 
 /// A refusal, in words, as plain text.
 pub fn refuse(status: StatusCode, why: &str) -> Response {
@@ -36,68 +37,82 @@ fn origin_ok(app: &App, headers: &HeaderMap) -> bool {
     origin == format!("http://{host}") && host_ok(app, headers)
 }
 
-pub fn session(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+/// What a request must show before its handler runs.
+enum Needs {
+    /// The page, its assets: static, no data.
+    Nothing,
+    /// The launch-token exchange and `deskhand open`'s challenge: they
+    /// prove themselves in their bodies.
+    OwnProof,
+    /// A download or a framed PDF: a navigation cannot send a header, so
+    /// a ticket in the query will do instead of the session header.
+    SessionOrTicket,
+    Session,
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn needs(method: &Method, path: &str) -> Needs {
+    match (method, path) {
+        (&Method::GET, "/" | "/assets/app.js" | "/assets/style.css" | "/favicon.ico") => Needs::Nothing,
+        (&Method::POST, "/api/session" | "/control/launch") => Needs::OwnProof,
+        (&Method::GET, p) if p.starts_with("/files/output/") || p.starts_with("/view/output/") => {
+            Needs::SessionOrTicket
+        }
+        _ => Needs::Session,
+    }
 }
 
-pub fn has_session(app: &App, headers: &HeaderMap) -> bool {
-    session(headers).is_some_and(|s| {
-        app.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|known| constant_time_eq(known, &s))
-    })
+fn session_check(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
+    let secret = headers
+        .get(session::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Refusal::NoSession)?;
+    app.sessions().check(secret, Instant::now())
 }
 
-pub fn token_ok(app: &App, token: &str) -> bool {
-    constant_time_eq(&app.token, token)
+fn ticket_check(app: &App, request: &Request<Body>) -> Result<(), Refusal> {
+    let ticket = request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ticket="))
+        .ok_or(Refusal::NoSession)?;
+    app.sessions()
+        .use_ticket(ticket, request.uri().path(), Instant::now())
 }
 
-/// Host, session, and for mutations Origin and a JSON body; then the headers
+/// Host; the session header (or a ticket, or a proof of its own) by route;
+/// for mutations the same-origin `Origin` and a JSON body. Then the headers
 /// that forbid framing and sniffing on every response.
 pub async fn guard(State(app): State<Arc<App>>, request: Request<Body>, next: Next) -> Response {
     let headers = request.headers();
-    let framable = request.method() == Method::GET && request.uri().path().starts_with("/view/output/");
+    let path = request.uri().path();
+    let framable = request.method() == Method::GET && path.starts_with("/view/output/");
+    let mutation = request.method() != Method::GET && request.method() != Method::HEAD;
+    let allowed = match needs(request.method(), path) {
+        Needs::Nothing | Needs::OwnProof => Ok(()),
+        Needs::Session => session_check(&app, headers),
+        Needs::SessionOrTicket => session_check(&app, headers).or_else(|_| ticket_check(&app, &request)),
+    };
+    let control = path == "/control/launch";
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     let mut response = if !host_ok(&app, headers) {
         refuse(
             StatusCode::MISDIRECTED_REQUEST,
             "refused: this server answers only to 127.0.0.1 or localhost on its own port",
         )
-    } else if request.uri().path() == "/" && request.method() == Method::GET {
-        // The page itself handles the token exchange (and says what to do without one).
-        next.run(request).await
-    } else if !has_session(&app, headers) {
+    } else if let Err(why) = allowed {
+        refuse(StatusCode::UNAUTHORIZED, &format!("refused: {}", why.message()))
+    } else if mutation && !control && !origin_ok(&app, headers) {
         refuse(
-            StatusCode::UNAUTHORIZED,
-            "refused: no session. Open the URL `deskhand serve` printed (it carries a one-time token), or run `deskhand open`",
+            StatusCode::FORBIDDEN,
+            "refused: a change must come from this page (foreign or missing Origin)",
         )
-    } else if request.method() != Method::GET && request.method() != Method::HEAD {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if !origin_ok(&app, headers) {
-            refuse(
-                StatusCode::FORBIDDEN,
-                "refused: a change must come from this page (foreign or missing Origin)",
-            )
-        } else if !json {
-            refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "refused: changes are sent as JSON")
-        } else {
-            next.run(request).await
-        }
+    } else if mutation && !json {
+        refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "refused: changes are sent as JSON")
     } else {
         next.run(request).await
     };
@@ -131,21 +146,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_session_cookie_is_found_among_others() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; deskhand_session=abc; b=2"),
-        );
-        assert_eq!(session(&h).as_deref(), Some("abc"));
-        h.insert(header::COOKIE, HeaderValue::from_static("deskhand_sessionx=evil"));
-        assert_eq!(session(&h), None);
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(constant_time_eq("abcd", "abcd"));
-        assert!(!constant_time_eq("abcd", "abce"));
-        assert!(!constant_time_eq("abc", "abcd"));
+    fn only_the_page_and_the_proofs_go_without_a_session() {
+        assert!(matches!(needs(&Method::GET, "/"), Needs::Nothing));
+        assert!(matches!(needs(&Method::GET, "/assets/app.js"), Needs::Nothing));
+        assert!(matches!(needs(&Method::POST, "/api/session"), Needs::OwnProof));
+        assert!(matches!(needs(&Method::GET, "/api/session"), Needs::Session));
+        assert!(matches!(needs(&Method::GET, "/files/output/a.csv"), Needs::SessionOrTicket));
+        assert!(matches!(needs(&Method::GET, "/view/output/a.pdf"), Needs::SessionOrTicket));
+        assert!(matches!(needs(&Method::POST, "/files/output/a.csv"), Needs::Session));
+        for p in ["/api/runs", "/api/state", "/api/preview/output/a.csv", "/assets/other.js"] {
+            assert!(matches!(needs(&Method::GET, p), Needs::Session), "{p}");
+        }
     }
 }

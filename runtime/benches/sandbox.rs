@@ -93,6 +93,26 @@ fn main() -> anyhow::Result<()> {
     }
     summarize("  + grants, path checks, SQLite journal", journaled);
 
+    // The same with an output/ of earlier runs' files: each call's copy of
+    // output/ holds their names as empty stand-ins.
+    for i in 0..1000 {
+        std::fs::write(ws.output_dir().join(format!("earlier-{i:04}.csv")), "a,b\n1,2\n")?;
+    }
+    let mut crowded = Vec::with_capacity(calls / 4);
+    for _ in 0..calls / 4 {
+        let req = CallRequest {
+            tool: "fs",
+            operation: "stat",
+            args: serde_json::json!({"path": "projects/sample.txt"}),
+            grants: &grants,
+            limits: Limits::default(),
+        };
+        let t = Instant::now();
+        run_call(&ws, &toolbox, &req, None)?;
+        crowded.push(t.elapsed());
+    }
+    summarize("  ... with 1,000 earlier files in output/", crowded);
+
     let mut native = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();

@@ -216,7 +216,12 @@ pub fn prepare<'t>(
         .canonicalize()
         .map_err(Error::io(workspace.output_dir()))?;
     let stage_dir = scratch.path().join("output");
-    let stage = crate::stage::OutputStage::populate(&output, &stage_dir, visible_output).map_err(Error::io(&output))?;
+    let declared: Vec<PathBuf> = writes
+        .iter()
+        .filter_map(|w| w.strip_prefix(&output).ok().map(Path::to_path_buf))
+        .collect();
+    let stage = crate::stage::OutputStage::populate(&output, &stage_dir, visible_output, &declared)
+        .map_err(Error::io(&output))?;
     for mount in &mut sandbox.mounts {
         if mount.host == output {
             mount.host = stage_dir.clone();

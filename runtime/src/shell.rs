@@ -140,7 +140,8 @@ pub fn run_native(
     for (i, root) in roots.iter().enumerate() {
         let copy = scratch.path().join(i.to_string());
         if i == 0 {
-            let stage = crate::stage::OutputStage::populate(root, &copy, visible_output).map_err(Error::io(root))?;
+            let stage =
+                crate::stage::OutputStage::populate(root, &copy, visible_output, &[]).map_err(Error::io(root))?;
             output_stage = Some(stage);
         } else {
             crate::stage::copy_tree(root, &copy).map_err(Error::io(root))?;

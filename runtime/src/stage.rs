@@ -6,9 +6,10 @@
 //! and what the person granted); the native shell sees a copy of each folder
 //! it may change. Afterwards the copy is compared with what was put in:
 //! new files become creates, changed ones overwrites, missing ones deletes,
-//! a delete and a create of the same content a rename or a move. (The other
-//! files of `output/` are there by name only, as empty stand-ins, so a tool
-//! choosing a free name does not choose one that is taken; touching one
+//! a delete and a create of the same content a rename or a move. (Where
+//! another run's file holds a name the call declares it writes, or one of
+//! that name's free-name variants, an empty stand-in is there, so a tool
+//! choosing a free name does not choose a taken one; touching a stand-in
 //! refuses the call's changes.) Those go
 //! through the changeset engine like every other change: journaled,
 //! approved as the run's mode requires (a deletion always asks), undoable.
@@ -104,9 +105,9 @@ pub struct OutputStage {
     placeholders: Vec<PathBuf>,
 }
 
-/// Entries of `output/` walked for placeholders at most; past this, names
-/// are not mirrored (a new file may then collide and is refused by name).
-const MAX_PLACEHOLDERS: usize = 100_000;
+/// Names tried after a declared file's own (`name-1.ext` ...), as the
+/// guest sdk's `unique` writes try them.
+const MAX_TAKEN: usize = 1000;
 
 impl OutputStage {
     /// Makes `dir` (which must not exist) and copies into it each of
@@ -114,7 +115,15 @@ impl OutputStage {
     /// keeping their modification times. A visible path that is missing, a
     /// link or not a regular file or folder is skipped: the guest sees only
     /// what it can safely be given.
-    pub fn populate(real: &Path, dir: &Path, visible: &[PathBuf]) -> std::io::Result<OutputStage> {
+    /// `declared` lists the files (relative to `real`) the call says it
+    /// writes: where another run's file already holds that name or one of
+    /// its free-name variants, an empty stand-in takes its place.
+    pub fn populate(
+        real: &Path,
+        dir: &Path,
+        visible: &[PathBuf],
+        declared: &[PathBuf],
+    ) -> std::io::Result<OutputStage> {
         fs::create_dir(dir)?;
         let mut copied = 0u64;
         for rel in visible {
@@ -143,7 +152,9 @@ impl OutputStage {
             }
         }
         let mut placeholders = Vec::new();
-        mirror_names(real, dir, Path::new(""), &mut placeholders)?;
+        for target in declared {
+            mark_taken(real, dir, target, &mut placeholders)?;
+        }
         let before = listing(dir)?;
         Ok(OutputStage {
             real: real.to_path_buf(),
@@ -180,29 +191,43 @@ impl OutputStage {
     }
 }
 
-/// Gives every file of `real` (beneath `rel`) that `dir` lacks an empty
-/// stand-in of the same name, and every folder a folder; links and other
-/// kinds are left out.
-fn mirror_names(real: &Path, dir: &Path, rel: &Path, placeholders: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in fs::read_dir(real.join(rel))? {
-        if placeholders.len() >= MAX_PLACEHOLDERS {
-            return Ok(());
+/// Puts an empty stand-in in `dir` for `target` and each `stem-N.ext`
+/// after it that another run's file holds in `real`, up to the first free
+/// one: a tool writing `target` under a free name then picks one that is
+/// free in `real` too. Nothing else of `real` is shown, not even its names.
+fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if target
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Ok(());
+    }
+    let stem = target
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = target
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    for n in 0..=MAX_TAKEN {
+        let candidate = if n == 0 {
+            target.to_path_buf()
+        } else {
+            target.with_file_name(format!("{stem}-{n}{ext}"))
+        };
+        if fs::symlink_metadata(real.join(&candidate)).is_err() {
+            break;
         }
-        let entry = entry?;
-        let name = rel.join(entry.file_name());
-        let kind = entry.file_type()?;
-        let staged = dir.join(&name);
-        if kind.is_dir() {
-            if fs::symlink_metadata(&staged).is_err() {
-                fs::create_dir(&staged)?;
-            }
-            if fs::symlink_metadata(&staged)?.is_dir() {
-                mirror_names(real, dir, &name, placeholders)?;
-            }
-        } else if kind.is_file() && fs::symlink_metadata(&staged).is_err() {
-            fs::File::create(&staged)?;
-            placeholders.push(name);
+        let staged = dir.join(&candidate);
+        if fs::symlink_metadata(&staged).is_ok() {
+            continue;
         }
+        if let Some(parent) = staged.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::File::create(&staged)?;
+        placeholders.push(candidate);
     }
     Ok(())
 }

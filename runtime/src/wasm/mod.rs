@@ -369,11 +369,9 @@ impl LoadedTool {
             stdout: stdout.clone(),
             stderr: stderr.clone(),
         };
-        let spawned = std::thread::Builder::new()
-            .name("deskhand-guest".into())
-            .spawn(move || {
-                let _ = tx.send(worker.run());
-            });
+        let spawned = run_on_worker(Box::new(move || {
+            let _ = tx.send(worker.run());
+        }));
         if let Err(e) = spawned {
             return report(
                 Err(CallError::Crashed {
@@ -393,6 +391,46 @@ impl LoadedTool {
         };
         report(result, started)
     }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Idle guest threads, each waiting for its next call: a call costs no
+/// thread spawn. A thread left behind at a deadline simply never comes back.
+static IDLE_WORKERS: std::sync::Mutex<Vec<std::sync::mpsc::Sender<Job>>> = std::sync::Mutex::new(Vec::new());
+/// Idle threads kept at most, and how long one waits for work before it ends.
+const MAX_IDLE_WORKERS: usize = 8;
+const IDLE_WORKER_LIFE: Duration = Duration::from_secs(60);
+
+/// Runs `job` on an idle guest thread, or a new one.
+fn run_on_worker(job: Job) -> std::io::Result<()> {
+    let mut job = job;
+    loop {
+        let idle = IDLE_WORKERS.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let Some(worker) = idle else { break };
+        match worker.send(job) {
+            Ok(()) => return Ok(()),
+            // That thread ended (it waited too long); try the next.
+            Err(std::sync::mpsc::SendError(back)) => job = back,
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("deskhand-guest".into())
+        .spawn(move || {
+            let mut next = Some(job);
+            while let Some(job) = next.take() {
+                job();
+                let mut idle = IDLE_WORKERS.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() >= MAX_IDLE_WORKERS {
+                    return;
+                }
+                idle.push(tx.clone());
+                drop(idle);
+                next = rx.recv_timeout(IDLE_WORKER_LIFE).ok();
+            }
+        })?;
+    Ok(())
 }
 
 /// How long past its deadline a call may take to stop before the host stops

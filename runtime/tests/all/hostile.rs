@@ -295,7 +295,7 @@ fn guests_cannot_delete_or_rewrite_what_output_held_before_their_call() {
     let blocked = blocked(&seen);
     for needle in [
         "deletions always need the person", // deleting the moved file from output/
-        "a file of another run",            // deleting or rewriting an earlier run's file
+        "already exists",                   // a new file over the earlier ledger
         "symlink",                          // a link planted in output/
         "MEMORY.md",                        // proposing to rewrite the memory file
     ] {
@@ -304,15 +304,14 @@ fn guests_cannot_delete_or_rewrite_what_output_held_before_their_call() {
             "no blocked event for {needle}: {blocked:#?}"
         );
     }
-    // Its script saw the earlier run's file by name only: an empty stand-in.
+    // Its script's view of output/ held only what this run had put there:
+    // the earlier run's file was not there, nor did its content reach the model.
     let earlier = seen.lock().unwrap().iter().find_map(|(_, e)| match e {
         Event::ToolCallEnd { call, outcome, .. } if call.0.contains("O3Run") => Some(format!("{outcome:?}")),
         _ => None,
     });
     assert!(
-        earlier
-            .as_deref()
-            .is_some_and(|o| o.contains(r#"\"seen\": \"\""#) || o.contains(r#""seen": String("")"#)),
+        earlier.as_deref().is_some_and(|o| o.contains("FileNotFoundError")),
         "{earlier:?}"
     );
     assert!(

@@ -14,6 +14,7 @@ mod replay;
 use replay::{Canned, ReplayServer};
 
 mod messages;
+mod web;
 mod record_and_terminal;
 
 /// The binary with a clean environment: no model configured, config and

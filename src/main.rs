@@ -376,7 +376,9 @@ fn serve(
         message: e.to_string(),
     })?;
     out(&format!("deskhand serves {} at {}", root.display(), server.url));
-    out("The link works once, for 10 minutes; `deskhand open` in the workspace gives a new one. Keep this running; press Ctrl-C to stop.");
+    out(
+        "The link works once, for 10 minutes; `deskhand open` in the workspace gives a new one. Keep this running; press Ctrl-C to stop.",
+    );
     let _ = std::io::stdout().flush();
     if open == Some(true) {
         open_browser(&server.url);

@@ -68,5 +68,8 @@ fn server_json_is_private_and_holds_no_launch_token() {
     let token = line.rsplit("token=").next().unwrap().trim();
     assert!(line.contains("token="), "{line}");
     assert_eq!(state_mode, 0o600);
-    assert!(!text.contains(token), "server.json must not hold a launch link's token: {text}");
+    assert!(
+        !text.contains(token),
+        "server.json must not hold a launch link's token: {text}"
+    );
 }

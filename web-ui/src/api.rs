@@ -126,7 +126,10 @@ async fn control_launch(State(app): State<Arc<App>>, Json(c): Json<Challenge>) -
             .unwrap_or_else(|p| p.into_inner())
             .insert(c.nonce.clone());
     if !fresh || !crate::session::constant_time_eq(&c.proof, &expected) {
-        return error(StatusCode::UNAUTHORIZED, "refused: that is not this server's control key");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "refused: that is not this server's control key",
+        );
     }
     let token = app.sessions().new_launch_token(Instant::now());
     let proof = crate::session::proof(&app.control_key, &format!("server/{}", app.port), &c.nonce);
@@ -143,7 +146,10 @@ struct TicketReq {
 /// to that path) instead.
 async fn ticket(State(app): State<Arc<App>>, Json(t): Json<TicketReq>) -> Response {
     if !(t.path.starts_with("/files/output/") || t.path.starts_with("/view/output/")) {
-        return error(StatusCode::BAD_REQUEST, "tickets are only for /files/output/ and /view/output/");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "tickets are only for /files/output/ and /view/output/",
+        );
     }
     let ticket = app.sessions().new_ticket(&t.path, Instant::now());
     Json(json!({"ticket": ticket})).into_response()
@@ -308,7 +314,16 @@ async fn resume(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>, Json
         return error(StatusCode::CONFLICT, format!("run {run} is already running here"));
     }
     let answer = r.answer.filter(|a| !a.trim().is_empty());
-    start_run(app, Start::Resume { run, answer, mode: None }, None).await
+    start_run(
+        app,
+        Start::Resume {
+            run,
+            answer,
+            mode: None,
+        },
+        None,
+    )
+    .await
 }
 
 /// Runs `start` on its own thread with the `UiGate`; answers with the run's

@@ -149,7 +149,10 @@ pub fn stream(opened: Opened, shown: String) -> Body {
 /// The instruction or memory file: read whole but capped, since a person
 /// edits it in a text box.
 pub fn read_named(path: &Path, limit: u64) -> Result<Option<String>, String> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let name = path.file_name().map(PathBuf::from).unwrap_or_default();
     let shown = path.display().to_string();
     let opened = match open_beneath(&dir, &name, &shown) {

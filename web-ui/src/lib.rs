@@ -146,7 +146,8 @@ pub fn running_url(workspace: &Path) -> Option<String> {
     let port = u16::try_from(v["port"].as_u64()?).ok()?;
     let key = v["key"].as_str()?;
     let pid = i32::try_from(v["pid"].as_u64()?).ok()?;
-    if !rustix::process::Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok()) {
+    let alive = rustix::process::Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+    if !alive {
         return None;
     }
     let token = launch_token_from(port, key).ok()?;
@@ -165,9 +166,14 @@ fn launch_token_from(port: u16, key: &str) -> Result<String, String> {
     })
     .to_string();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "POST /control/launch HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -175,7 +181,10 @@ fn launch_token_from(port: u16, key: &str) -> Result<String, String> {
     )
     .map_err(|e| e.to_string())?;
     let mut answer = Vec::new();
-    stream.take(64 * 1024).read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut answer)
+        .map_err(|e| e.to_string())?;
     let answer = String::from_utf8_lossy(&answer);
     let (head, body) = answer.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
     if !head.starts_with("HTTP/1.1 200") {
@@ -183,7 +192,10 @@ fn launch_token_from(port: u16, key: &str) -> Result<String, String> {
     }
     let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let expected = session::proof(key, &format!("server/{port}"), &nonce);
-    if !v["proof"].as_str().is_some_and(|p| session::constant_time_eq(p, &expected)) {
+    if !v["proof"]
+        .as_str()
+        .is_some_and(|p| session::constant_time_eq(p, &expected))
+    {
         return Err("the server on that port could not prove it is this workspace's".into());
     }
     v["token"].as_str().map(str::to_owned).ok_or_else(|| "no token".into())
@@ -254,7 +266,9 @@ async fn serve(listener: tokio::net::TcpListener, router: axum::Router, stopped:
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut stopped = std::pin::pin!(stopped);
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut stopped => return,

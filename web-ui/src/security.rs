@@ -77,8 +77,7 @@ fn ticket_check(app: &App, request: &Request<Body>) -> Result<(), Refusal> {
         .split('&')
         .find_map(|kv| kv.strip_prefix("ticket="))
         .ok_or(Refusal::NoSession)?;
-    app.sessions()
-        .use_ticket(ticket, request.uri().path(), Instant::now())
+    app.sessions().use_ticket(ticket, request.uri().path(), Instant::now())
 }
 
 /// Host; the session header (or a ticket, or a proof of its own) by route;
@@ -151,10 +150,21 @@ mod tests {
         assert!(matches!(needs(&Method::GET, "/assets/app.js"), Needs::Nothing));
         assert!(matches!(needs(&Method::POST, "/api/session"), Needs::OwnProof));
         assert!(matches!(needs(&Method::GET, "/api/session"), Needs::Session));
-        assert!(matches!(needs(&Method::GET, "/files/output/a.csv"), Needs::SessionOrTicket));
-        assert!(matches!(needs(&Method::GET, "/view/output/a.pdf"), Needs::SessionOrTicket));
+        assert!(matches!(
+            needs(&Method::GET, "/files/output/a.csv"),
+            Needs::SessionOrTicket
+        ));
+        assert!(matches!(
+            needs(&Method::GET, "/view/output/a.pdf"),
+            Needs::SessionOrTicket
+        ));
         assert!(matches!(needs(&Method::POST, "/files/output/a.csv"), Needs::Session));
-        for p in ["/api/runs", "/api/state", "/api/preview/output/a.csv", "/assets/other.js"] {
+        for p in [
+            "/api/runs",
+            "/api/state",
+            "/api/preview/output/a.csv",
+            "/assets/other.js",
+        ] {
             assert!(matches!(needs(&Method::GET, p), Needs::Session), "{p}");
         }
     }

@@ -191,12 +191,19 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     }
     let pad = |byte: u8| block.map(|b| b ^ byte);
     let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 /// The proof for `role` ("client" or "server") over `nonce`, hex.
 pub fn proof(key: &str, role: &str, nonce: &str) -> String {
-    hex::encode(hmac_sha256(key.as_bytes(), format!("deskhand-open/{role}/{nonce}").as_bytes()))
+    hex::encode(hmac_sha256(
+        key.as_bytes(),
+        format!("deskhand-open/{role}/{nonce}").as_bytes(),
+    ))
 }
 
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -219,7 +226,11 @@ mod tests {
         let secret = s.exchange(&token, now).expect("first exchange");
         assert_eq!(s.exchange(&token, now), Err(Refusal::LaunchToken));
         assert_eq!(s.check(&secret, now), Ok(()));
-        assert_eq!(s.check(&token, now), Err(Refusal::NoSession), "the token is not a session");
+        assert_eq!(
+            s.check(&token, now),
+            Err(Refusal::NoSession),
+            "the token is not a session"
+        );
     }
 
     #[test]
@@ -242,7 +253,11 @@ mod tests {
         let hour = Duration::from_secs(3600);
         assert_eq!(s.check(&idle, t0 + 11 * hour), Ok(()), "used within 12 h");
         assert_eq!(s.check(&idle, t0 + 23 * hour + hour), Err(Refusal::SessionExpired));
-        assert_eq!(s.check(&idle, t0 + 25 * hour), Err(Refusal::NoSession), "forgotten once expired");
+        assert_eq!(
+            s.check(&idle, t0 + 25 * hour),
+            Err(Refusal::NoSession),
+            "forgotten once expired"
+        );
 
         let token = s.new_launch_token(t0);
         let busy = s.exchange(&token, t0).expect("exchange");
@@ -261,7 +276,10 @@ mod tests {
         assert_eq!(s.use_ticket(&t, "/files/output/a.csv", now), Ok(()));
         assert_eq!(s.use_ticket(&t, "/files/output/a.csv", now), Err(Refusal::Ticket));
         let late = s.new_ticket("/x", now);
-        assert_eq!(s.use_ticket(&late, "/x", now + Duration::from_secs(61)), Err(Refusal::Ticket));
+        assert_eq!(
+            s.use_ticket(&late, "/x", now + Duration::from_secs(61)),
+            Err(Refusal::Ticket)
+        );
     }
 
     #[test]

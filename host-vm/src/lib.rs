@@ -79,6 +79,9 @@ pub struct Supervision {
     /// Processes the command may have at once; enforced from outside where the kernel would
     /// not enforce the in-sandbox limit (when running as root).
     pub max_processes: u64,
+    /// Memory of every process of the sandbox together, where a memory cgroup can hold it
+    /// (running as root); the per-process address-space limit applies everywhere.
+    pub memory_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,9 @@ pub enum LimitHit {
     WallClock,
     /// Output beyond the cap was dropped (see [`OutputStats::dropped_bytes`]).
     Output,
+    /// The sandbox's processes together reached the memory limit and one was killed. Only
+    /// visible where the limit is a memory cgroup (running as root).
+    Memory,
 }
 
 /// Bytes handed to the caller per stream, and bytes drained but dropped past the cap.

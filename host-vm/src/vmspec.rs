@@ -316,6 +316,7 @@ fn supervision(policy: &ShellPolicy) -> Supervision {
         wall_clock: policy.limits.wall_clock,
         output_bytes: policy.limits.output_bytes,
         max_processes: policy.limits.max_processes,
+        memory_bytes: policy.limits.memory_bytes,
     }
 }
 

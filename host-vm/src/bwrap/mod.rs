@@ -29,7 +29,7 @@ use crate::{
     BackendProblem, LaunchPlan, LimitHit, OutputChunk, OutputStats, PolicyError, ShellBackend, ShellError,
     ShellOutcome, ShellPolicy, Stream, Termination,
 };
-use cgroup::PidsCgroup;
+use cgroup::{MemoryCgroup, PidsCgroup};
 
 /// Where bubblewrap is looked for when no path is given.
 pub const BWRAP_LOCATIONS: &[&str] = &["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"];
@@ -38,9 +38,10 @@ pub const BWRAP_LOCATIONS: &[&str] = &["/usr/bin/bwrap", "/usr/local/bin/bwrap",
 /// namespace is gone, so this is only a bound in case something unexpected holds them.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// Joins the pids cgroup named by `$0`, then execs bwrap (`"$@"`), so the cap applies to every
-/// process of the sandbox from its first fork on.
-const JOIN_CGROUP: &str = r#"{ echo $$ > "$0"; } 2>/dev/null || { echo "deskhand-host-vm: cannot join the process-limit cgroup $0" >&2; exit 1; }; exec "$@""#;
+/// Joins the pids cgroup named by `$0` and the memory cgroup named by `$1` (when not empty),
+/// then execs bwrap (`"$@"` after it), so the caps apply to every process of the sandbox
+/// from its first fork on.
+const JOIN_CGROUP: &str = r#"m="$1"; shift; { echo $$ > "$0"; } 2>/dev/null || { echo "deskhand-host-vm: cannot join the process-limit cgroup $0" >&2; exit 1; }; if [ -n "$m" ]; then { echo $$ > "$m"; } 2>/dev/null || { echo "deskhand-host-vm: cannot join the memory-limit cgroup $m" >&2; exit 1; }; fi; exec "$@""#;
 
 /// Exit status 1 with stderr starting like this means the sandbox never ran the command.
 const SETUP_PREFIXES: &[&str] = &["bwrap: ", "prlimit: ", "deskhand-host-vm: "];
@@ -51,6 +52,8 @@ pub struct BwrapBackend {
     layout: SystemLayout,
     as_root: bool,
     pids_parent: Result<PathBuf, String>,
+    /// Where each sandbox's memory cgroup goes, when this machine lets root make one.
+    memory_parent: Option<PathBuf>,
     checked: OnceLock<Result<(), BackendProblem>>,
 }
 
@@ -91,12 +94,19 @@ impl BwrapBackend {
         } else {
             Err("not needed".to_owned())
         };
+        // A memory cgroup for the whole sandbox where root can make one; without it each
+        // process still has its address-space limit.
+        let memory_parent = as_root
+            .then(cgroup::find_memory_parent)
+            .and_then(Result::ok)
+            .filter(|parent| MemoryCgroup::create(parent, 1 << 30).is_ok());
         BwrapBackend {
             program,
             searched,
             layout: SystemLayout::probe(),
             as_root,
             pids_parent,
+            memory_parent,
             checked: OnceLock::new(),
         }
     }
@@ -149,10 +159,22 @@ impl BwrapBackend {
             }
             (true, Err(detail)) => return Err(ShellError::ProcessCap { detail: detail.clone() }),
         };
+        let memory = match (&cgroup, &self.memory_parent) {
+            (Some(_), Some(parent)) => Some(
+                MemoryCgroup::create(parent, plan.supervision.memory_bytes)
+                    .map_err(|detail| ShellError::ProcessCap { detail })?,
+            ),
+            _ => None,
+        };
         let mut command = match &cgroup {
             Some(cgroup) => {
                 let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(JOIN_CGROUP).arg(cgroup.procs_file()).arg(&plan.program);
+                c.arg("-c").arg(JOIN_CGROUP).arg(cgroup.procs_file());
+                match &memory {
+                    Some(memory) => c.arg(memory.procs_file()),
+                    None => c.arg(""),
+                };
+                c.arg(&plan.program);
                 c
             }
             None => Command::new(&plan.program),
@@ -196,6 +218,9 @@ impl BwrapBackend {
         }
         if cgroup.as_ref().is_some_and(PidsCgroup::cap_was_hit) {
             limits_hit.push(LimitHit::Processes);
+        }
+        if memory.as_ref().is_some_and(MemoryCgroup::limit_was_hit) {
+            limits_hit.push(LimitHit::Memory);
         }
         if capture.stats.dropped_bytes > 0 {
             limits_hit.push(LimitHit::Output);

@@ -144,6 +144,7 @@ pub fn transform(policy: &ShellPolicy, layout: &SystemLayout, bwrap: &Path) -> R
             wall_clock: limits.wall_clock,
             output_bytes: limits.output_bytes,
             max_processes: limits.max_processes,
+            memory_bytes: limits.memory_bytes,
         },
         guest_script: None,
     })
@@ -381,7 +382,8 @@ mod tests {
             Supervision {
                 wall_clock: Duration::from_secs(3),
                 output_bytes: 4096,
-                max_processes: 16
+                max_processes: 16,
+                memory_bytes: 100 << 20,
             }
         );
         assert_eq!(p.program, Path::new("/usr/bin/bwrap"));

@@ -130,6 +130,7 @@ pub fn transform(policy: &ShellPolicy, spec: &VmSpec) -> Result<LaunchPlan, Poli
             wall_clock: policy.limits.wall_clock,
             output_bytes: policy.limits.output_bytes,
             max_processes: policy.limits.max_processes,
+            memory_bytes: policy.limits.memory_bytes,
         },
         guest_script: Some(job_script(policy, &shares)),
     })

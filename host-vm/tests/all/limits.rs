@@ -75,6 +75,39 @@ fn memory_bomb_is_contained() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this process runs as root (read from /proc, not the environment).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next().map(|uid| uid == "0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn processes_together_cannot_pass_the_memory_limit() -> anyhow::Result<()> {
+    // Each process stays under the per-process limit; four together would hold 1.2 GB
+    // against 512 MiB. Regression: the limit was per process, so all four held theirs.
+    let backend = backend_or_skip!();
+    if !running_as_root() {
+        eprintln!("skipped: the whole-sandbox memory cgroup is made only when running as root");
+        return Ok(());
+    }
+    let hold =
+        "/usr/bin/python3 -c 'import time; x = b\"a\" * (300 << 20); print(\"held\", flush=True); time.sleep(3)'";
+    let script = format!("for i in 1 2 3 4; do {hold} & done; wait");
+    let policy = sh(&script).limits(Limits {
+        memory_bytes: 512 << 20,
+        ..limits()
+    });
+    let run = run(backend, &policy)?;
+    let held = run.stdout.matches("held").count();
+    assert!(held < 4, "all four held 300 MB in a 512 MiB sandbox: {run:?}");
+    assert!(run.outcome.limits_hit.contains(&LimitHit::Memory), "{run:?}");
+    Ok(())
+}
+
 #[test]
 fn cpu_time_limit_stops_a_busy_loop() -> anyhow::Result<()> {
     let backend = backend_or_skip!();

@@ -119,13 +119,15 @@ struct Challenge {
 /// the answer proves this server holds it too.
 async fn control_launch(State(app): State<Arc<App>>, Json(c): Json<Challenge>) -> Response {
     let expected = crate::session::proof(&app.control_key, &format!("client/{}", app.port), &c.nonce);
-    let fresh = c.nonce.len() >= 16
+    // Only a proven request spends a nonce, so nobody else can grow the set.
+    let proven = (16..=128).contains(&c.nonce.len()) && crate::session::constant_time_eq(&c.proof, &expected);
+    let fresh = proven
         && app
             .control_nonces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(c.nonce.clone());
-    if !fresh || !crate::session::constant_time_eq(&c.proof, &expected) {
+    if !fresh {
         return error(
             StatusCode::UNAUTHORIZED,
             "refused: that is not this server's control key",

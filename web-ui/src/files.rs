@@ -116,11 +116,13 @@ pub fn utf8_prefix(mut bytes: Vec<u8>, truncated: bool) -> Option<String> {
 const CHUNK: usize = 64 * 1024;
 
 /// A body that streams `file` in 64 KiB chunks, each read on the blocking
-/// pool; at most a few chunks are buffered ahead of a slow client.
+/// pool; at most a few chunks are buffered ahead of a slow client. It ends
+/// at the size the handle had when opened (the `Content-Length` sent), even
+/// if the file grows meanwhile.
 pub fn stream(opened: Opened, shown: String) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        let mut file = Some(opened.file);
+        let mut file = Some(opened.file.take(opened.size));
         while let Some(mut f) = file.take() {
             let read = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; CHUNK];
@@ -209,6 +211,23 @@ mod tests {
         assert_eq!(opened.size, 3 << 30);
         let (bytes, more) = read_prefix(opened, 1000, "output/big.txt").expect("read");
         assert_eq!((bytes.len(), more), (1000, true));
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_at_the_size_it_was_opened_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("growing.csv");
+        std::fs::write(&path, vec![b'a'; 200_000]).expect("write");
+        let opened = open_beneath(dir.path(), Path::new("growing.csv"), "output/growing.csv").expect("open");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"more"))
+            .expect("append");
+        let body = axum::body::to_bytes(stream(opened, "output/growing.csv".into()), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(body.len(), 200_000);
     }
 
     #[test]

@@ -171,41 +171,6 @@ fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates the journal file if it is missing, mode 0600, and sets 0600 on it
-/// and its -wal and -shm files and 0700 on its folder (`.deskhand/`, which
-/// also holds the trash, kept versions and tool outputs), whatever the umask.
-#[cfg(unix)]
-fn make_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn make_private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
@@ -219,11 +184,6 @@ impl Journal {
             path: path.into(),
             message: e.to_string(),
         };
-        // The journal holds whole conversations: the person's alone, whatever the umask.
-        make_private(path).map_err(|e| Error::Journal {
-            path: path.into(),
-            message: format!("cannot make it private to you (mode 0600): {e}"),
-        })?;
         // The journal holds whole conversations: the person's alone, whatever the umask.
         make_private(path).map_err(|e| Error::Journal {
             path: path.into(),
@@ -265,12 +225,6 @@ impl Journal {
                 });
             }
         }
-        // SQLite gives its -wal and -shm files the database's mode; an older
-        // journal's were made under the umask.
-        make_private(path).map_err(|e| Error::Journal {
-            path: path.into(),
-            message: format!("cannot make it private to you (mode 0600): {e}"),
-        })?;
         // SQLite gives its -wal and -shm files the database's mode; an older
         // journal's were made under the umask.
         make_private(path).map_err(|e| Error::Journal {

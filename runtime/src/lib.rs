@@ -12,6 +12,7 @@ pub mod call;
 pub mod changeset;
 pub mod demo;
 pub mod error;
+pub mod gate;
 mod ids;
 pub mod journal;
 pub mod launch;

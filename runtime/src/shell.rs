@@ -23,6 +23,8 @@ use deskhand_types::{
 };
 
 use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+use sha2::Digest;
+
 use crate::changeset::{self, ApplyOptions};
 use crate::error::{Error, Result};
 use crate::journal::NewTask;
@@ -283,12 +285,20 @@ pub fn run_shell(
         let _ = crate::ledger::write(ws, &run);
     };
 
-    if let Approval::Rejected { reason } = gate.approve_step(&StepApproval {
-        run: &run,
-        step: 1,
-        plan_step: &step,
-        mode: req.mode,
-    }) {
+    let step_hash = hex::encode(sha2::Sha256::digest(step.approval_subject()));
+    let step_approval = crate::gate::approve_step(
+        gate,
+        &StepApproval {
+            run: &run,
+            step: 1,
+            plan_step: &step,
+            mode: req.mode,
+        },
+        &step_hash,
+        None,
+    );
+    if let Approval::Rejected { reason } = &step_approval {
+        let reason = reason.clone();
         finish(RunStatus::Failed, format!("not run: {reason}"));
         return Ok(ShellReport {
             run,
@@ -297,6 +307,19 @@ pub fn run_shell(
             shown: String::new(),
         });
     }
+    let approved_by = match step_approval {
+        Approval::Approved { by } => by,
+        Approval::Rejected { .. } => String::new(),
+    };
+    journal(
+        ws,
+        &run,
+        Event::StepApproved {
+            step: 1,
+            by: approved_by.clone(),
+            effects_hash: step_hash,
+        },
+    );
 
     let call = CallId("shell-1".into());
     journal(
@@ -358,7 +381,15 @@ pub fn run_shell(
         });
     }
     let staged = |guest: &str| native.staged(guest);
-    let (changes, shown) = apply_changes(ws, &run, &call, req.mode, gate, &roots, &staged, &native.proposed);
+    let (changes, shown) = apply_changes(
+        ws,
+        &run,
+        &call,
+        (req.mode, gate, &approved_by),
+        &roots,
+        &staged,
+        &native.proposed,
+    );
     let (status, summary) = match (&changes, outcome.success()) {
         (ShellChanges::Refused { reason }, _) => (RunStatus::Failed, format!("{ended}; {reason}")),
         (ShellChanges::Applied { count, .. }, true) => {
@@ -397,8 +428,7 @@ fn apply_changes(
     ws: &Workspace,
     run: &RunId,
     call: &CallId,
-    mode: Mode,
-    gate: &dyn Gate,
+    (mode, gate, step_approval): (Mode, &dyn Gate, &str),
     roots: &[PathBuf],
     staged: &dyn Fn(&str) -> Result<PathBuf>,
     proposed: &[ProposedChange],
@@ -432,13 +462,21 @@ fn apply_changes(
             changes: cs.file_changes(),
         },
     );
-    let by = match gate.approve_changes(&ChangesApproval {
-        run,
-        step: 1,
-        mode,
-        description: &shown,
-        deletions: cs.deletions(),
-    }) {
+    let output = ws.output_dir().canonicalize().unwrap_or_else(|_| ws.output_dir());
+    let approval = crate::gate::approve_changes(
+        gate,
+        &ChangesApproval {
+            run,
+            step: 1,
+            mode,
+            description: &shown,
+            deletions: cs.deletions(),
+        },
+        &cs.file_changes(),
+        &output,
+        Some(step_approval),
+    );
+    let by = match approval {
         Approval::Approved { by } => by,
         Approval::Rejected { reason } => {
             let reason = format!("the changes were not approved: {reason}");

@@ -201,7 +201,7 @@ test("a run's renames are undone from the page", async () => {
   assert.ok(readdirSync(join(ws, "projects/scans")).includes("2026-03-14 scan.pdf"));
   await page.getByRole("button", { name: "Undo this run's changes" }).click();
   // The page says so (the activity log shows the journal's Undone event too).
-  await page.getByRole("status").filter({ hasText: /Undone: 2 change/ }).waitFor();
+  await page.getByRole("status").filter({ hasText: /Undone: 3 change/ }).waitFor();
   assert.deepEqual(readdirSync(join(ws, "projects/scans")).sort(), ["invoice_2026_02_01.txt", "scan 14.03.2026.pdf"]);
 });
 

@@ -84,8 +84,11 @@ pub enum Approval {
     },
 }
 
-/// Decides whether a step may start. Only the person (or a pre-approved
-/// envelope) answers; nothing the model or a tool says reaches it.
+/// Asks the person whether a step may start or a changeset be applied. The
+/// policy (act mode approves, a deletion always asks, new files in output/
+/// come with their step) is [`crate::gate::assess`]; a front end is asked
+/// only what the policy leaves to the person. Nothing the model or a tool
+/// says reaches it.
 pub trait Gate: Send + Sync {
     fn approve_step(&self, request: &StepApproval<'_>) -> Approval;
 
@@ -112,11 +115,11 @@ pub const MAX_SUBAGENT_DEPTH: usize = 2;
 /// Sub-agents one top-level run may start in all, at every level.
 pub const MAX_SUBAGENTS_PER_RUN: usize = 64;
 
-/// Why act mode alone never deletes.
-pub const DELETION_ALWAYS_ASKS: &str =
-    "this changeset deletes files, and deletions always need the person's own approval, in every mode";
+pub use crate::gate::DELETION_ALWAYS_ASKS;
 
-/// The gate for act mode and for tests: every step may start.
+/// A person who approves everything they are asked except deletions (they
+/// cannot be asked: no one is there). For tests, and for runs without a
+/// front end.
 #[derive(Debug, Default)]
 pub struct ApproveAll;
 
@@ -690,19 +693,17 @@ impl<'a> Agent<'a> {
         if status == StepStatus::InProgress && st.approved.get(&index).is_some_and(|(h, _)| *h == effects_hash) {
             return Ok(());
         }
-        let approval = match &st.ceiling {
-            // A sub-agent's steps lie within the parent step (update_plan
-            // checks), so the parent step's approval covers them.
-            Some(ceiling) => Approval::Approved {
-                by: format!("{}, with the parent run's step", ceiling.approved_by),
-            },
-            None => self.gate.approve_step(&StepApproval {
+        let approval = crate::gate::approve_step(
+            self.gate,
+            &StepApproval {
                 run: &st.run,
                 step: index + 1,
                 plan_step: &st.plan.steps[index],
                 mode: st.task.mode,
-            }),
-        };
+            },
+            &effects_hash,
+            st.ceiling.as_ref().map(|c| c.approved_by.as_str()),
+        );
         match approval {
             Approval::Approved { by } => {
                 st.approved.insert(index, (effects_hash.clone(), by.clone()));
@@ -1122,25 +1123,24 @@ impl<'a> Agent<'a> {
             },
         );
         let description = cs.render();
-        // New files in output/ are what the approved step declared it would
-        // write: they come with the step's approval. Anything that changes,
-        // moves or deletes an existing file goes to the gate.
-        let output = self.workspace.output_dir().canonicalize().ok();
-        let only_new_output = cs.file_changes().iter().all(|c| {
-            c.kind == deskhand_types::ChangeKind::Create && output.as_ref().is_some_and(|o| c.path.starts_with(o))
-        });
-        let approval = match st.approved.get(&(step - 1)) {
-            Some((_, by)) if only_new_output => Approval::Approved {
-                by: format!("{by}, with step {step}"),
-            },
-            _ => self.gate.approve_changes(&ChangesApproval {
+        let output = self
+            .workspace
+            .output_dir()
+            .canonicalize()
+            .unwrap_or_else(|_| self.workspace.output_dir());
+        let approval = crate::gate::approve_changes(
+            self.gate,
+            &ChangesApproval {
                 run: &st.run,
                 step,
                 mode: st.task.mode,
                 description: &description,
                 deletions: cs.deletions(),
-            }),
-        };
+            },
+            &cs.file_changes(),
+            &output,
+            st.approved.get(&(step - 1)).map(|(_, by)| by.as_str()),
+        );
         let refused = |reason: String| {
             self.emit(
                 &st.run,

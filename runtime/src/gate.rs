@@ -1,0 +1,309 @@
+//! The approval policy: one pure decision for every step and changeset,
+//! whatever front end asks the person.
+//!
+//! [`assess`] decides from the mode the person chose, what is asked and, for
+//! an unattended run, the envelope the person approved beforehand: approve
+//! (and say on whose authority), ask the person, or refuse. Front ends only
+//! implement asking a person ([`crate::agent::Gate`]: the terminal prompt,
+//! the browser's card); nothing a model, a tool or a file says reaches this.
+
+use std::path::Path;
+
+use deskhand_types::{ChangeKind, FileChange, Mode};
+
+use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+
+/// What the policy decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Approved without asking; `by` names the authority ("act mode, chosen by the person").
+    Approve { by: String },
+    /// Only the person can answer.
+    Ask,
+    /// Refused without asking; `reason` is for the person and the model.
+    Reject { reason: String },
+}
+
+/// What is to be approved.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// A step about to start. `hash` is its approval subject's hash (title
+    /// and declared effects); `parent_approval`, for a sub-agent, who
+    /// approved the parent step that bounds it.
+    Step {
+        hash: &'a str,
+        parent_approval: Option<&'a str>,
+    },
+    /// A changeset a call proposes during `step`, already within the step's
+    /// declared writes. `step_approval`: who approved the running step.
+    Changes {
+        step: usize,
+        changes: &'a [FileChange],
+        output: &'a Path,
+        step_approval: Option<&'a str>,
+    },
+}
+
+/// What the person approved for a run no one watches (a schedule): the
+/// hashes of the steps it may run. Anything else stops the run for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub step_hashes: Vec<String>,
+}
+
+/// Decides a step through [`assess`], asking the person through `gate` only
+/// where the policy says to ask.
+pub fn approve_step(
+    gate: &dyn Gate,
+    request: &StepApproval<'_>,
+    hash: &str,
+    parent_approval: Option<&str>,
+) -> Approval {
+    let step = Request::Step { hash, parent_approval };
+    decided(assess(request.mode, &step, None), || gate.approve_step(request))
+}
+
+/// Decides a changeset through [`assess`], asking the person through `gate`
+/// only where the policy says to ask.
+pub fn approve_changes(
+    gate: &dyn Gate,
+    request: &ChangesApproval<'_>,
+    changes: &[FileChange],
+    output: &Path,
+    step_approval: Option<&str>,
+) -> Approval {
+    let what = Request::Changes {
+        step: request.step,
+        changes,
+        output,
+        step_approval,
+    };
+    decided(assess(request.mode, &what, None), || gate.approve_changes(request))
+}
+
+fn decided(decision: Decision, ask: impl FnOnce() -> Approval) -> Approval {
+    match decision {
+        Decision::Approve { by } => Approval::Approved { by },
+        Decision::Reject { reason } => Approval::Rejected { reason },
+        Decision::Ask => ask(),
+    }
+}
+
+/// Why act mode alone never deletes.
+pub const DELETION_ALWAYS_ASKS: &str =
+    "this changeset deletes files, and deletions always need the person's own approval, in every mode";
+
+const ACT_MODE: &str = "act mode, chosen by the person";
+
+/// The decision for `request` in `mode`, with `envelope` for an unattended run.
+pub fn assess(mode: Mode, request: &Request<'_>, envelope: Option<&Envelope>) -> Decision {
+    match *request {
+        Request::Step { hash, parent_approval } => {
+            // A sub-agent's steps lie within its parent's step (the plan check
+            // enforces it), so the parent's approval covers them.
+            if let Some(by) = parent_approval {
+                return Decision::Approve {
+                    by: format!("{by}, with the parent run's step"),
+                };
+            }
+            match (envelope, mode) {
+                (Some(envelope), _) if envelope.step_hashes.iter().any(|h| h == hash) => Decision::Approve {
+                    by: "the person, in the schedule's approved plan".into(),
+                },
+                (Some(_), _) => Decision::Reject {
+                    reason: "this step is not in the plan the person approved for the schedule; the run stops here \
+                             for them"
+                        .into(),
+                },
+                (None, Mode::Act) => Decision::Approve { by: ACT_MODE.into() },
+                (None, Mode::Ask) => Decision::Ask,
+            }
+        }
+        Request::Changes {
+            step,
+            changes,
+            output,
+            step_approval,
+        } => {
+            if changes.iter().any(|c| c.kind == ChangeKind::Delete) {
+                return match envelope {
+                    Some(_) => Decision::Reject {
+                        reason: format!("{DELETION_ALWAYS_ASKS}; the run stops here for the person"),
+                    },
+                    None => Decision::Ask,
+                };
+            }
+            // New files in output/ are what the approved step declared it writes.
+            let only_new_output = changes
+                .iter()
+                .all(|c| c.kind == ChangeKind::Create && c.path.starts_with(output));
+            match (step_approval, only_new_output, envelope, mode) {
+                (Some(by), true, _, _) => Decision::Approve {
+                    by: format!("{by}, with step {step}"),
+                },
+                (_, _, Some(_), _) => Decision::Approve {
+                    by: "the person, in the schedule's approved plan".into(),
+                },
+                (_, _, None, Mode::Act) => Decision::Approve { by: ACT_MODE.into() },
+                (_, _, None, Mode::Ask) => Decision::Ask,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn change(kind: ChangeKind, path: &str) -> FileChange {
+        FileChange {
+            kind,
+            path: PathBuf::from(path),
+            target: None,
+            before: None,
+            after: None,
+            size: 1,
+            new_folders: Vec::new(),
+        }
+    }
+
+    fn changes(list: &[FileChange], approved: Option<&str>) -> Request<'static> {
+        let list: &'static [FileChange] = Box::leak(list.to_vec().into_boxed_slice());
+        Request::Changes {
+            step: 2,
+            changes: list,
+            output: Path::new("/ws/output"),
+            step_approval: approved.map(|s| &*Box::leak(s.to_owned().into_boxed_str())),
+        }
+    }
+
+    fn approve(by: &str) -> Decision {
+        Decision::Approve { by: by.into() }
+    }
+
+    #[test]
+    fn the_policy_table() {
+        let step = Request::Step {
+            hash: "h1",
+            parent_approval: None,
+        };
+        let child = Request::Step {
+            hash: "h9",
+            parent_approval: Some("the person, at the terminal"),
+        };
+        let envelope = Envelope {
+            step_hashes: vec!["h1".into()],
+        };
+        let new_output = [change(ChangeKind::Create, "/ws/output/report.xlsx")];
+        let new_elsewhere = [change(ChangeKind::Create, "/home/p/notes/new.txt")];
+        let overwrite = [change(ChangeKind::Overwrite, "/ws/output/report.xlsx")];
+        let rename = [change(ChangeKind::Rename, "/home/p/scans/a.pdf")];
+        let delete = [
+            change(ChangeKind::Create, "/ws/output/x.csv"),
+            change(ChangeKind::Delete, "/ws/output/old.csv"),
+        ];
+        let person = Some("the person, at the terminal");
+        let cases: Vec<(&str, Mode, Request<'_>, Option<&Envelope>, Decision)> = vec![
+            ("ask mode asks for a step", Mode::Ask, step, None, Decision::Ask),
+            ("act mode approves a step", Mode::Act, step, None, approve(ACT_MODE)),
+            (
+                "a sub-agent's step comes with its parent's, in ask mode too",
+                Mode::Ask,
+                child,
+                None,
+                approve("the person, at the terminal, with the parent run's step"),
+            ),
+            (
+                "an unattended run runs an approved step",
+                Mode::Act,
+                step,
+                Some(&envelope),
+                approve("the person, in the schedule's approved plan"),
+            ),
+            (
+                "an unattended run stops at a step outside its envelope",
+                Mode::Act,
+                Request::Step {
+                    hash: "h2",
+                    parent_approval: None,
+                },
+                Some(&envelope),
+                Decision::Reject {
+                    reason: "this step is not in the plan the person approved for the schedule; the run stops \
+                             here for them"
+                        .into(),
+                },
+            ),
+            (
+                "new files in output/ come with the approved step, in ask mode",
+                Mode::Ask,
+                changes(&new_output, person),
+                None,
+                approve("the person, at the terminal, with step 2"),
+            ),
+            (
+                "a new file outside output/ asks in ask mode",
+                Mode::Ask,
+                changes(&new_elsewhere, person),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "an overwrite asks in ask mode",
+                Mode::Ask,
+                changes(&overwrite, person),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "an overwrite is approved in act mode",
+                Mode::Act,
+                changes(&overwrite, person),
+                None,
+                approve(ACT_MODE),
+            ),
+            (
+                "a rename is approved in act mode",
+                Mode::Act,
+                changes(&rename, None),
+                None,
+                approve(ACT_MODE),
+            ),
+            (
+                "a deletion asks in ask mode",
+                Mode::Ask,
+                changes(&delete, person),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a deletion asks in act mode",
+                Mode::Act,
+                changes(&delete, person),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a deletion stops an unattended run",
+                Mode::Act,
+                changes(&delete, person),
+                Some(&envelope),
+                Decision::Reject {
+                    reason: format!("{DELETION_ALWAYS_ASKS}; the run stops here for the person"),
+                },
+            ),
+            (
+                "an unattended run's overwrite within its approved plan",
+                Mode::Act,
+                changes(&overwrite, person),
+                Some(&envelope),
+                approve("the person, in the schedule's approved plan"),
+            ),
+        ];
+        for (name, mode, request, envelope, expected) in cases {
+            assert_eq!(assess(mode, &request, envelope), expected, "{name}");
+        }
+    }
+}

@@ -1043,17 +1043,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Asks on the terminal before each step, showing its declared effects.
+/// Asks the person on the terminal what the approval policy
+/// (`deskhand_runtime::gate::assess`) leaves to them: a step in ask mode,
+/// with its declared effects; a changeset, with every change.
 struct TerminalGate;
 
 impl Gate for TerminalGate {
     fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
         use std::io::IsTerminal;
-        if req.mode == Mode::Act {
-            return Approval::Approved {
-                by: "act mode, chosen by the person".into(),
-            };
-        }
         if !std::io::stdin().is_terminal() {
             return Approval::Rejected {
                 reason: "ask mode needs a terminal to ask you on; run with --mode act to let the plan run".into(),
@@ -1090,11 +1087,6 @@ impl Gate for TerminalGate {
 
     fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
         use std::io::IsTerminal;
-        if req.mode == Mode::Act && req.deletions == 0 {
-            return Approval::Approved {
-                by: "act mode, chosen by the person".into(),
-            };
-        }
         if !std::io::stdin().is_terminal() {
             let why = if req.deletions > 0 {
                 DELETION_ALWAYS_ASKS

@@ -14,8 +14,8 @@ mod replay;
 use replay::{Canned, ReplayServer};
 
 mod messages;
-mod web;
 mod record_and_terminal;
+mod web;
 
 /// The binary with a clean environment: no model configured, config and
 /// cache folders of the test's own.

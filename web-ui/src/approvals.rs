@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deskhand_runtime::agent::{Approval, ChangesApproval, Gate, StepApproval};
-use deskhand_types::{Event, Mode, RunId};
+use deskhand_types::{Event, RunId};
 
 use crate::App;
 
@@ -64,14 +64,12 @@ impl Approvals {
     }
 }
 
-/// The gate for runs started in the browser: act mode lets steps and
-/// changes through (deletions still ask); everything else waits for the
-/// person's click.
+/// Asks the person in the browser what the approval policy
+/// (`deskhand_runtime::gate::assess`) leaves to them: a card that waits for
+/// their click.
 pub struct UiGate {
     pub(crate) app: Arc<App>,
 }
-
-const ACT: &str = "act mode, chosen by the person (in the browser)";
 
 impl UiGate {
     fn ask(&self, run: &RunId, step: usize, kind: &str, title: &str, details: String, deletions: usize) -> Approval {
@@ -131,9 +129,6 @@ impl UiGate {
 
 impl Gate for UiGate {
     fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
-        if req.mode == Mode::Act {
-            return Approval::Approved { by: ACT.into() };
-        }
         let e = &req.plan_step.effects;
         let list = |v: &[std::path::PathBuf]| {
             if v.is_empty() {
@@ -150,9 +145,6 @@ impl Gate for UiGate {
     }
 
     fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
-        if req.mode == Mode::Act && req.deletions == 0 {
-            return Approval::Approved { by: ACT.into() };
-        }
         self.ask(
             req.run,
             req.step,

@@ -8,6 +8,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShellPolicy {
     pub mounts: Vec<Mount>,
+    /// Host entries of `/etc` beyond the backend's own few, shown read-only at their own
+    /// place, for a program that cannot start without them (LibreOffice: its configuration
+    /// and the font configuration). Grants cannot appear under `/etc`; these are the host's
+    /// own files. VM backends, which bring their own system, ignore them.
+    pub etc: Vec<PathBuf>,
     /// Network access. Always refused for now: no backend can scope it to declared hosts yet.
     pub network: bool,
     pub limits: Limits,
@@ -84,6 +89,7 @@ impl ShellPolicy {
     pub fn new<S: Into<String>>(command: impl IntoIterator<Item = S>) -> ShellPolicy {
         ShellPolicy {
             mounts: Vec::new(),
+            etc: Vec::new(),
             network: false,
             limits: Limits::default(),
             env: vec![
@@ -97,6 +103,12 @@ impl ShellPolicy {
 
     pub fn grant(mut self, mount: Mount) -> ShellPolicy {
         self.mounts.push(mount);
+        self
+    }
+
+    /// Shows the host's `path` (under `/etc`) read-only at the same place.
+    pub fn etc_entry(mut self, path: impl Into<PathBuf>) -> ShellPolicy {
+        self.etc.push(path.into());
         self
     }
 
@@ -155,6 +167,12 @@ impl ShellPolicy {
                 return Err(PolicyError::DuplicateSandboxPath {
                     path: mount.sandbox.clone(),
                 });
+            }
+        }
+        for path in &self.etc {
+            check_absolute_clean(path)?;
+            if path == Path::new("/etc") || !path.starts_with("/etc") {
+                return Err(PolicyError::NotInEtc { path: path.clone() });
             }
         }
         check_absolute_clean(&self.workdir)?;
@@ -237,6 +255,8 @@ pub enum PolicyError {
     HostRootGranted,
     #[error("a grant cannot appear at {path}: {reserved} belongs to the sandbox itself")]
     ReservedSandboxPath { path: PathBuf, reserved: &'static str },
+    #[error("{path} is not an entry of /etc; only those are shown as system files")]
+    NotInEtc { path: PathBuf },
     #[error("two grants appear at {path}")]
     DuplicateSandboxPath { path: PathBuf },
     #[error("the working directory {workdir} is neither in /tmp nor inside a grant")]
@@ -356,6 +376,21 @@ mod tests {
         // A prefix by characters is not a prefix by components.
         let p = ShellPolicy::new(["true"]).grant(Mount::writable("/data", "/procedures"));
         assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn system_files_are_single_entries_of_etc() {
+        assert_eq!(policy().etc_entry("/etc/fonts").validate(), Ok(()));
+        for path in ["/etc", "/home/p", "/etcetera/x", "/usr/etc/x"] {
+            assert!(
+                matches!(policy().etc_entry(path).validate(), Err(PolicyError::NotInEtc { .. })),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            policy().etc_entry("/etc/../home").validate(),
+            Err(PolicyError::DotComponent { .. })
+        ));
     }
 
     #[test]

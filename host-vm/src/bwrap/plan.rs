@@ -91,7 +91,7 @@ pub fn transform(policy: &ShellPolicy, layout: &SystemLayout, bwrap: &Path) -> R
             SystemEntry::Symlink { path, target } => args.add_paths("--symlink", target, path),
         }
     }
-    for path in &layout.etc {
+    for path in layout.etc.iter().chain(&policy.etc) {
         args.add_paths("--ro-bind", path, path);
     }
     // bwrap covers only parts of the fresh /proc read-only; it skips /proc/sys, whose files
@@ -139,7 +139,11 @@ pub fn transform(policy: &ShellPolicy, layout: &SystemLayout, bwrap: &Path) -> R
         program: bwrap.to_owned(),
         args: args.0,
         env: Vec::new(),
-        host_paths: mounts.iter().map(|m| m.host.clone()).collect(),
+        host_paths: mounts
+            .iter()
+            .map(|m| m.host.clone())
+            .chain(policy.etc.clone())
+            .collect(),
         supervision: Supervision {
             wall_clock: limits.wall_clock,
             output_bytes: limits.output_bytes,
@@ -211,6 +215,15 @@ mod tests {
 
     fn has_pair(args: &[String], flag: &str, a: &str) -> bool {
         args.windows(2).any(|w| w[0] == flag && w[1] == a)
+    }
+
+    #[test]
+    fn extra_etc_entries_are_read_only_at_their_own_place() {
+        let p = plan(&ShellPolicy::new(["true"]).etc_entry("/etc/fonts"));
+        let opts = options(&p);
+        assert!(has_triple(&opts, "--ro-bind", "/etc/fonts", "/etc/fonts"));
+        assert!(!opts.iter().any(|a| a == "--bind"), "{opts:?}");
+        assert_eq!(p.host_paths, vec![PathBuf::from("/etc/fonts")]);
     }
 
     #[test]

@@ -658,3 +658,63 @@ fn written_workbooks_get_the_values_libreoffice_computed() {
     .unwrap_err();
     assert!(matches!(refused, Error::UnknownOperation { .. }), "{refused}");
 }
+
+/// A 4 x 4 PNG whose text chunk carries a secret.
+const SECRET_PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x04\x00\x00\x00\x04\x08\x02\x00\x00\x00\x26\x93\x09\x29\
+\x00\x00\x00\x10IDAT\x78\x9c\x63\x38\xc1\xc5\x05\x47\x0c\xc4\x71\x00\x71\xa3\x0d\xc1\xfd\x44\x3d\x4b\
+\x00\x00\x00\x16tEXtComment\x00topsecret-4242\x51\x72\x5b\x1d\x00\x00\x00\x00IEND\xae\x42\x60\x82";
+
+/// A hostile workbook reaches for what lies outside LibreOffice's sandbox:
+/// a picture linked from another folder (which LibreOffice, unsandboxed,
+/// embedded in the recalculated copy), a formula referring to a file there
+/// and a WEBSERVICE call to a listener on this machine. None of it arrives.
+#[test]
+fn libreoffice_reads_no_file_outside_its_sandbox_and_no_network() {
+    let lo = LibreOffice::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.png"), SECRET_PNG).unwrap();
+    std::fs::write(outside.path().join("secret.csv"), "topsecret-4242\n").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = |name: &str| format!("file://{}", outside.path().join(name).display());
+    let workbook = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2" office:version="1.2" office:mimetype="application/vnd.oasis.opendocument.spreadsheet">
+<office:body><office:spreadsheet><table:table table:name="Sheet1">
+<table:shapes><draw:frame draw:name="linked" svg:width="2cm" svg:height="2cm" svg:x="1cm" svg:y="1cm"><draw:image xlink:href="{png}" xlink:type="simple" xlink:show="embed" xlink:actuate="onLoad"/></draw:frame></table:shapes>
+<table:table-row>
+<table:table-cell table:formula="of:=1+1" office:value-type="float" office:value="0"><text:p>0</text:p></table:table-cell>
+<table:table-cell table:formula="of:=['{csv}'#$secret.A1]" office:value-type="string"><text:p>cached</text:p></table:table-cell>
+<table:table-cell table:formula="of:=COM.MICROSOFT.WEBSERVICE(&quot;http://127.0.0.1:{port}/&quot;)" office:value-type="string"><text:p>cached</text:p></table:table-cell>
+</table:table-row></table:table></office:spreadsheet></office:body></office:document>
+"#,
+        png = url("secret.png"),
+        csv = url("secret.csv"),
+    );
+    let input = tempfile::tempdir().unwrap();
+    let hostile = input.path().join("hostile.fods");
+    std::fs::write(&hostile, workbook).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let copy = lo.engine().recalculated_copy(&hostile, out.path()).unwrap();
+    eprintln!(
+        "LibreOffice recalculated the hostile workbook in {:?}",
+        started.elapsed()
+    );
+    let bytes = std::fs::read(&copy).unwrap();
+    // A zip's entry names are stored uncompressed: no picture was carried in.
+    assert!(
+        !bytes.windows(9).any(|w| w == b"xl/media/"),
+        "the recalculated copy embeds the picture linked from outside"
+    );
+    let csv = lo.sheet_csv(&hostile, 1, "Sheet1");
+    assert!(csv.starts_with("2,"), "the workbook was recalculated: {csv}");
+    assert!(!csv.contains("topsecret"), "a formula read a file outside: {csv}");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "LibreOffice connected to a listener on this machine"
+    );
+}

@@ -9,6 +9,7 @@
 
 mod cache;
 mod csv_read;
+mod edit;
 mod read;
 pub mod typed;
 mod write;
@@ -42,7 +43,8 @@ pub fn describe() -> Description {
         name: "xlsx".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         summary: "Writes Excel workbooks (typed cells, formulas, formats, a header row, frozen panes, an \
-                      auto-filter, charts) under output/, and reads xlsx/xls/ods/csv files into typed rows."
+                      auto-filter, charts) under output/, edits existing xlsx/xlsm files in place (cells, rows, sheets; \
+                      proposed as an overwrite), and reads xlsx/xls/ods/csv files into typed rows."
             .into(),
         operations: vec![
             operation(
@@ -53,6 +55,19 @@ pub fn describe() -> Description {
                 write::schema(),
                 &[],
                 &["path"],
+            ),
+            operation(
+                "edit",
+                "Change an existing .xlsx/.xlsm workbook in place, in one call: set cells (values or formulas; \
+                     each cell keeps its style), insert or delete rows (references shift), add or rename sheets \
+                     (references follow). Only the sheets it changes are rewritten; charts, pivots, pictures, \
+                     macros and everything else are kept byte for byte. Proposes overwriting the file (the \
+                     person sees it, it can be undone); spreadsheet apps recalculate formulas on opening. \
+                     Refuses, changing nothing, what it cannot move safely (merged cells, tables, drawings, \
+                     charts over rows that would move).",
+                edit::schema(),
+                &["path"],
+                &[],
             ),
             operation(
                 "read",
@@ -74,6 +89,7 @@ pub fn run(op: &str, args: &str) -> Result<Output, ToolError> {
     match op {
         "write" => write::write(parse_args(args)?),
         "read" => read::read(parse_args(args)?),
+        "edit" => edit::edit(parse_args(args)?),
         // Not in the description: the host runs it after a workbook is written
         // (runtime/src/call.rs); a model never sees or calls it.
         "cache_values" => cache::cache_values(parse_args(args)?),

@@ -88,16 +88,24 @@ impl PreparedCall<'_> {
         self.scratch.as_ref().map(|d| d.path().join("scratch"))
     }
 
-    /// Where the content of a change comes from: a file the guest staged in
-    /// its scratch folder (named by its guest path), or one it left in its
-    /// view of `output/` (named by the host path the comparison gave).
-    pub fn change_source(&self, named: &str) -> Result<PathBuf> {
-        if let Some(stage) = &self.stage
-            && Path::new(named).starts_with(&stage.dir)
-        {
-            return Ok(PathBuf::from(named));
+    /// The content of a change the comparison of the call's `output/` gave
+    /// (`delivered`, from [`Self::output_changes`]): exactly one of the
+    /// paths it named, nothing else. The guest's own proposals name their
+    /// content through [`Self::staged`], never this.
+    pub fn delivered_source(delivered: &[deskhand_types::ProposedChange], named: &str) -> Result<PathBuf> {
+        let produced = delivered.iter().any(|c| match c {
+            deskhand_types::ProposedChange::Create { staged, .. }
+            | deskhand_types::ProposedChange::Overwrite { staged, .. } => staged == named,
+            _ => false,
+        });
+        if produced {
+            Ok(PathBuf::from(named))
+        } else {
+            Err(Error::BadPath {
+                path: named.into(),
+                reason: "the content of a delivered file must be what the call left in its output/",
+            })
         }
-        self.staged(named)
     }
 
     /// What the call changed in its view of `output/`: new files, changed
@@ -425,8 +433,11 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
                 reason: "a workbook to recalculate must lie in output/",
             })?;
             let bytes = crate::workspace::read_beneath(call.output_host_root(), rel)?;
+            // New folders, never ones the guest left (a link there would
+            // lead the host's write elsewhere).
             let source_dir = dir.join("in");
-            std::fs::create_dir_all(&source_dir).map_err(Error::io(&source_dir))?;
+            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+            std::fs::create_dir(&source_dir).map_err(Error::io(&source_dir))?;
             let source = source_dir.join(rel.file_name().unwrap_or_default());
             std::fs::write(&source, bytes).map_err(Error::io(&source))?;
             office.recalculated_copy(&source, &dir)

@@ -26,7 +26,7 @@ pub enum Error {
     GrantMissing { path: PathBuf },
     #[error("{} is not a folder; grant the folder that holds it", .path.display())]
     GrantNotFolder { path: PathBuf },
-    #[error("{} cannot be granted read-write: it holds the workspace's own state, instruction and memory files. Grant a folder inside it (projects/, context/) instead", .path.display())]
+    #[error("{} cannot be granted: it holds the workspace itself, whose journal, trash and every run's deliverables no tool may see. Grant a folder inside it (projects/, context/) or beside it instead", .path.display())]
     GrantTooWide { path: PathBuf },
     #[error("the path {path:?} is not allowed: {reason}")]
     BadPath { path: String, reason: &'static str },

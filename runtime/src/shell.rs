@@ -147,7 +147,11 @@ pub fn run_native(
             output_stage = Some(stage);
         } else {
             crate::stage::copy_tree(root, &copy).map_err(Error::io(root))?;
-            copies.push((root.clone(), copy.clone()));
+            // What the folder held when the copy was made: the person may
+            // edit it while the command runs, and their edits are not the
+            // command's to undo.
+            let before = crate::stage::listing(root).map_err(Error::io(root))?;
+            copies.push((root.clone(), copy.clone(), before));
         }
         policy = policy.grant(Mount::writable(&copy, root));
     }
@@ -190,13 +194,10 @@ pub fn run_native(
         Some(Ok(changes)) => changes,
         None => Vec::new(),
     };
-    for (root, copy) in copies.iter().filter(|_| refused.is_none()) {
-        let listed = crate::stage::listing(root)
-            .and_then(|before| Ok((before, crate::stage::listing(copy)?)))
-            .map_err(|e| format!("reading {} failed: {e}", root.display()));
-        let changes = listed.and_then(|(before, after)| {
-            crate::stage::diff(root, &before, copy, &after, crate::stage::CALL_BYTE_BUDGET)
-        });
+    for (root, copy, before) in copies.iter().filter(|_| refused.is_none()) {
+        let changes = crate::stage::listing(copy)
+            .map_err(|e| format!("reading {} failed: {e}", copy.display()))
+            .and_then(|after| crate::stage::diff(root, before, copy, &after, crate::stage::CALL_BYTE_BUDGET));
         match changes {
             Ok(mut changes) => proposed.append(&mut changes),
             Err(reason) => {

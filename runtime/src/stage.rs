@@ -41,21 +41,32 @@ pub fn visible_output(ws: &Workspace, run: Option<&RunId>, grants: &[Grant]) -> 
         .map_err(crate::Error::io(ws.output_dir()))?;
     // Sub-agents are `parent.n`: the whole family shares what it wrote.
     let family = RunId(run.0.split('.').next().unwrap_or(&run.0).to_owned());
+    // Replayed in order: a file the family moved away or deleted is no
+    // longer its own, whoever put something at that name since.
+    let mut own = std::collections::BTreeSet::new();
     for (_, status, changes) in changeset::changes_of(ws, &family)? {
         if status != ChangesetStatus::Applied {
             continue;
         }
         for change in changes {
-            let landed = match change.kind {
-                ChangeKind::Create | ChangeKind::Overwrite => Some(change.path),
-                ChangeKind::Rename | ChangeKind::Move => change.target,
-                ChangeKind::Delete => None,
-            };
-            if let Some(rel) = landed.as_deref().and_then(|p| p.strip_prefix(&output).ok()) {
-                visible.push(rel.to_path_buf());
+            match change.kind {
+                ChangeKind::Create | ChangeKind::Overwrite => {
+                    own.insert(change.path);
+                }
+                ChangeKind::Rename | ChangeKind::Move => {
+                    own.remove(&change.path);
+                    own.extend(change.target);
+                }
+                ChangeKind::Delete => {
+                    own.remove(&change.path);
+                }
             }
         }
     }
+    visible.extend(
+        own.iter()
+            .filter_map(|p| p.strip_prefix(&output).ok().map(Path::to_path_buf)),
+    );
     visible.sort();
     visible.dedup();
     Ok(visible)
@@ -248,7 +259,8 @@ fn copy_file(src: &Path, dst: &Path, meta: &fs::Metadata, copied: &mut u64) -> s
     *copied = copied.saturating_add(meta.len());
     if *copied > CALL_BYTE_BUDGET {
         return Err(std::io::Error::other(format!(
-            "the files this call may see in output/ come to more than {} MiB; grant a narrower folder",
+            "this run's files in output/ come to more than {} MiB, more than one call can be given a copy of; \
+             start a new run for further work on them (they stay in output/)",
             CALL_BYTE_BUDGET >> 20
         )));
     }
@@ -347,6 +359,12 @@ pub fn diff(
     let (mut creates, mut deletes, mut changed) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0u64;
     for (rel, new) in after {
+        if rel.to_str().is_none() {
+            return Err(format!(
+                "{} has a name that is not valid UTF-8, which deskhand cannot carry over; use another name",
+                root.join(rel).display()
+            ));
+        }
         match (before.get(rel), new) {
             (None, Entry::File { size, .. }) => {
                 bytes = bytes.saturating_add(*size);
@@ -381,6 +399,18 @@ pub fn diff(
     }
     let mut changes = Vec::new();
     for rel in changed {
+        // Changed in the folder itself since the copy was made (the person
+        // edited it meanwhile): theirs wins, and nothing is applied.
+        if let Some(Entry::File { size, modified }) = before.get(&rel) {
+            let now =
+                fs::symlink_metadata(root.join(&rel)).map_err(|e| format!("{}: {e}", root.join(&rel).display()))?;
+            if now.len() != *size || now.modified().ok() != Some(*modified) {
+                return Err(format!(
+                    "{} changed while the command ran; run it again to work on the current file",
+                    root.join(&rel).display()
+                ));
+            }
+        }
         if hash(&root.join(&rel))? != hash(&copy.join(&rel))? {
             changes.push(ProposedChange::Overwrite {
                 path: root.join(&rel).display().to_string(),

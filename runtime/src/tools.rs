@@ -405,16 +405,18 @@ fn deliver_new_files(
         .unwrap_or_else(|| workspace.output_dir())];
     // A file of the same name from another run, which this call could not
     // see, is refused as the tool refuses writing over one it sees.
-    let cs =
-        crate::changeset::propose(&creates, &roots, &|named| prepared.change_source(named)).map_err(|e| match e {
-            crate::changeset::ChangeError::Exists { path } => {
-                Error::Call(crate::wasm::CallError::Tool(deskhand_types::ToolError::AlreadyExists {
-                    path: path.display().to_string(),
-                    message: "output/ already holds a file of that name (from another run); pick a free name".into(),
-                }))
-            }
-            other => other.into(),
-        })?;
+    let cs = crate::changeset::propose(&creates, &roots, &|named| {
+        crate::call::PreparedCall::delivered_source(&creates, named)
+    })
+    .map_err(|e| match e {
+        crate::changeset::ChangeError::Exists { path } => {
+            Error::Call(crate::wasm::CallError::Tool(deskhand_types::ToolError::AlreadyExists {
+                path: path.display().to_string(),
+                message: "output/ already holds a file of that name (from another run); pick a free name".into(),
+            }))
+        }
+        other => other.into(),
+    })?;
     crate::changeset::apply(
         workspace,
         run,

@@ -182,7 +182,9 @@ impl Workspace {
                 if !canonical.is_dir() {
                     return Err(Error::GrantNotFolder { path });
                 }
-                if grant.access.is_writable() && self.root.starts_with(&canonical) {
+                // A grant holding the workspace would show tools its journal,
+                // its trash and every run's deliverables: none of it is theirs.
+                if self.root.starts_with(&canonical) {
                     return Err(Error::GrantTooWide { path });
                 }
                 Ok((canonical, grant.access))

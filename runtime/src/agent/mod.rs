@@ -992,12 +992,31 @@ impl<'a> Agent<'a> {
                         return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
                     }
                 };
+                // One budget for the call: what it left in output/ and what it proposed.
+                let bytes = staged_bytes(&delivered, &|g| call::PreparedCall::delivered_source(&delivered, g))
+                    .saturating_add(staged_bytes(&output.changes, &|g| prepared.staged(g)));
+                if bytes > crate::stage::CALL_BYTE_BUDGET {
+                    let reason = format!(
+                        "the call's new and changed files come to {} MiB, more than the {} MiB one call may write; \
+                         nothing was changed",
+                        bytes >> 20,
+                        crate::stage::CALL_BYTE_BUDGET >> 20
+                    );
+                    self.block(st, reason.clone());
+                    text.push('\n');
+                    text.push_str(&reason);
+                    return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
+                }
+                let from_output = |g: &str| call::PreparedCall::delivered_source(&delivered, g);
+                let from_scratch = |g: &str| prepared.staged(g);
+                let sets: [(&[deskhand_types::ProposedChange], &dyn Fn(&str) -> Result<PathBuf>); 2] =
+                    [(&delivered, &from_output), (&output.changes, &from_scratch)];
                 let mut refused = false;
-                for changes in [&delivered, &output.changes] {
+                for (changes, content) in sets {
                     if changes.is_empty() {
                         continue;
                     }
-                    let outcome = self.apply_changes(st, step, id, &|g| prepared.change_source(g), changes);
+                    let outcome = self.apply_changes(st, step, id, content, changes);
                     text.push('\n');
                     match outcome {
                         Ok(done) => text.push_str(&done),
@@ -1059,15 +1078,7 @@ impl<'a> Agent<'a> {
         };
         // The host hashes and copies staged content: a guest's sparse file of
         // many GiB costs it nothing to make, so the sizes are checked first.
-        let staged_bytes = proposed
-            .iter()
-            .filter_map(|c| match c {
-                deskhand_types::ProposedChange::Create { staged: from, .. }
-                | deskhand_types::ProposedChange::Overwrite { staged: from, .. } => staged(from).ok(),
-                _ => None,
-            })
-            .filter_map(|p| std::fs::symlink_metadata(p).ok())
-            .fold(0u64, |sum, m| sum.saturating_add(m.len()));
+        let staged_bytes = staged_bytes(proposed, staged);
         if staged_bytes > crate::stage::CALL_BYTE_BUDGET {
             return blocked(format!(
                 "the proposed files come to {} MiB, more than the {} MiB one call may write",
@@ -1369,8 +1380,8 @@ impl<'a> Agent<'a> {
             }
             if !resolved.is_dir() {
                 return Err(format!(
-                    "the shell sees whole folders: step {} declares {}, which is not a folder; declare the folder \
-                     that holds it",
+                    "scripts and shell commands see whole folders: step {} declares {}, which is not a folder; \
+                     declare the folder that holds it",
                     st.plan.current_step().unwrap_or(0),
                     path.display()
                 ));
@@ -1524,8 +1535,8 @@ impl<'a> Agent<'a> {
             ));
         }
         let top = RunId(st.run.0.split('.').next().unwrap_or(&st.run.0).to_owned());
-        let started = self.workspace.journal().descendants(&top).map_err(|e| e.to_string())?;
-        if started + request.tasks.len() > MAX_SUBAGENTS_PER_RUN {
+        let journaled = self.workspace.journal().descendants(&top).map_err(|e| e.to_string())?;
+        if let Err(started) = reserve_subagents(&top, journaled, request.tasks.len()) {
             return Err(format!(
                 "this run has started {started} sub-agents; one run may start at most {MAX_SUBAGENTS_PER_RUN}, so \
                  these {} cannot start",
@@ -1542,13 +1553,12 @@ impl<'a> Agent<'a> {
                 mode: st.task.mode,
             });
         }
+        let Some((_, approved_by)) = st.approved.get(&(step - 1)) else {
+            return Err(format!("step {step} has no approval, so it cannot start sub-agents"));
+        };
         let ceiling = Ceiling {
             effects: st.plan.steps[step - 1].effects.clone(),
-            approved_by: st
-                .approved
-                .get(&(step - 1))
-                .map(|(_, by)| by.clone())
-                .unwrap_or_default(),
+            approved_by: approved_by.clone(),
             mode: st.task.mode,
         };
         let siblings_cancel = Arc::new(AtomicBool::new(false));
@@ -1685,6 +1695,34 @@ impl<'a> Agent<'a> {
             },
         );
     }
+}
+
+/// Bytes of the content `proposed` would write, from the sizes alone.
+fn staged_bytes(proposed: &[deskhand_types::ProposedChange], staged: &dyn Fn(&str) -> Result<PathBuf>) -> u64 {
+    proposed
+        .iter()
+        .filter_map(|c| match c {
+            deskhand_types::ProposedChange::Create { staged: from, .. }
+            | deskhand_types::ProposedChange::Overwrite { staged: from, .. } => staged(from).ok(),
+            _ => None,
+        })
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .fold(0u64, |sum, m| sum.saturating_add(m.len()))
+}
+
+/// Sub-agents each top-level run has been given in this process: sub-agents
+/// spawning at once each reserve theirs here, so together they cannot pass
+/// [`MAX_SUBAGENTS_PER_RUN`]. Err: how many were started already.
+fn reserve_subagents(top: &RunId, journaled: usize, wanted: usize) -> std::result::Result<(), usize> {
+    static RESERVED: Mutex<std::collections::BTreeMap<String, usize>> = Mutex::new(std::collections::BTreeMap::new());
+    let mut reserved = RESERVED.lock().unwrap_or_else(|p| p.into_inner());
+    let count = reserved.entry(top.0.clone()).or_insert(0);
+    let started = (*count).max(journaled);
+    if started.saturating_add(wanted) > MAX_SUBAGENTS_PER_RUN {
+        return Err(started);
+    }
+    *count = started + wanted;
+    Ok(())
 }
 
 /// Why a tool's changes were not applied, as the model is told.

@@ -151,6 +151,10 @@ impl Agent<'_> {
             task.mode = mode;
         }
         let children = journal.children(run)?;
+        // A run resumed in ask mode asks again for what act mode approved.
+        if task.mode == Mode::Ask {
+            approved.retain(|_, (_, by): &mut (String, String)| !by.contains("act mode"));
+        }
         let mut st = RunState {
             run: run.clone(),
             task,

@@ -397,7 +397,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// Idle guest threads, each waiting for its next call: a call costs no
 /// thread spawn. A thread left behind at a deadline simply never comes back.
-static IDLE_WORKERS: std::sync::Mutex<Vec<std::sync::mpsc::Sender<Job>>> = std::sync::Mutex::new(Vec::new());
+static IDLE_WORKERS: std::sync::Mutex<Vec<(u64, std::sync::mpsc::Sender<Job>)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_WORKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Idle threads kept at most, and how long one waits for work before it ends.
 const MAX_IDLE_WORKERS: usize = 8;
 const IDLE_WORKER_LIFE: Duration = Duration::from_secs(60);
@@ -407,7 +408,7 @@ fn run_on_worker(job: Job) -> std::io::Result<()> {
     let mut job = job;
     loop {
         let idle = IDLE_WORKERS.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let Some(worker) = idle else { break };
+        let Some((_, worker)) = idle else { break };
         match worker.send(job) {
             Ok(()) => return Ok(()),
             // That thread ended (it waited too long); try the next.
@@ -415,6 +416,7 @@ fn run_on_worker(job: Job) -> std::io::Result<()> {
         }
     }
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let id = NEXT_WORKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     std::thread::Builder::new()
         .name("deskhand-guest".into())
         .spawn(move || {
@@ -425,9 +427,18 @@ fn run_on_worker(job: Job) -> std::io::Result<()> {
                 if idle.len() >= MAX_IDLE_WORKERS {
                     return;
                 }
-                idle.push(tx.clone());
+                idle.push((id, tx.clone()));
                 drop(idle);
                 next = rx.recv_timeout(IDLE_WORKER_LIFE).ok();
+                if next.is_none() {
+                    // Leave the idle list before ending; a call handed over
+                    // in the meantime is still run.
+                    IDLE_WORKERS
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .retain(|(w, _)| *w != id);
+                    next = rx.try_recv().ok();
+                }
             }
         })?;
     Ok(())

@@ -312,11 +312,17 @@ fn fs_writes_only_new_files_under_output() {
 }
 
 #[test]
-fn the_workspace_root_cannot_be_granted_read_write() {
+fn the_workspace_and_any_folder_holding_it_cannot_be_granted() {
     let fx = Fixture::new();
     let err = fx
         .ws
         .sandbox(&[Grant::read_write(fx.ws.root())], Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::GrantTooWide { .. }), "{err}");
+    // Read-only too: through it a tool would read the journal and other runs' files.
+    let err = fx
+        .ws
+        .sandbox(&[Grant::read_only(fx.ws.root().parent().unwrap())], Limits::default())
         .unwrap_err();
     assert!(matches!(err, Error::GrantTooWide { .. }), "{err}");
 }
@@ -448,6 +454,16 @@ fn staged_content_is_taken_only_from_the_calls_own_scratch_folder() {
     ] {
         assert!(prepared.staged(bad).is_err(), "{bad}");
     }
+    // A delivered file's content is exactly what the comparison of the
+    // call's output/ named; a path that climbs out of it is refused.
+    let stage = prepared.stage.as_ref().unwrap().dir.clone();
+    let climbing = format!("{}/../../../../outside/canary.txt", stage.display());
+    let delivered = [deskhand_types::ProposedChange::Create {
+        path: fx.ws.output_dir().join("x.txt").display().to_string(),
+        staged: stage.join("x.txt").display().to_string(),
+    }];
+    assert!(deskhand_runtime::call::PreparedCall::delivered_source(&delivered, &climbing).is_err());
+    assert!(prepared.staged(&climbing).is_err());
     // A guest can write its scratch folder, and only while its call lasts.
     let report = crate::common::hostile().call(
         &prepared.sandbox,

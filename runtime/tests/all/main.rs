@@ -25,6 +25,7 @@ mod shell_workdir;
 mod skills;
 mod workspace;
 mod xlsx;
+mod xlsx_edit;
 
 /// A complete Anthropic SSE stream that answers `text` (for one-shot model calls).
 pub fn providers_sse_text(text: &str) -> String {

@@ -165,3 +165,61 @@ fn a_symlink_the_command_plants_is_refused() {
     assert!(reason.contains("symlink"), "{reason}");
     assert_eq!(files(&notes), before);
 }
+
+#[test]
+fn the_persons_edits_while_a_command_runs_are_not_undone_by_it() {
+    // Regression: the folder was listed after the command, so its copy's
+    // older content came back as an overwrite of the person's edit.
+    let s = setup();
+    let notes = s.ws.root().join("projects/notes");
+    let edited = notes.join("a.txt");
+    let person = std::thread::spawn({
+        let edited = edited.clone();
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            std::fs::write(&edited, "alpha, edited by the person\n").unwrap();
+        }
+    });
+    let (report, out) = shell(
+        &s,
+        "sleep 2; echo more >> b.txt",
+        &[Grant::parse("projects/notes:rw").unwrap()],
+        &Person,
+    );
+    person.join().unwrap();
+    assert!(report.outcome.as_ref().unwrap().success(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&edited).unwrap(),
+        "alpha, edited by the person\n"
+    );
+    assert_eq!(std::fs::read_to_string(notes.join("b.txt")).unwrap(), "bravo\nmore\n");
+}
+
+#[test]
+fn a_command_changing_a_file_the_person_edited_meanwhile_changes_nothing() {
+    let s = setup();
+    let notes = s.ws.root().join("projects/notes");
+    let edited = notes.join("a.txt");
+    let person = std::thread::spawn({
+        let edited = edited.clone();
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            std::fs::write(&edited, "alpha, edited by the person\n").unwrap();
+        }
+    });
+    let (report, out) = shell(
+        &s,
+        "sleep 2; echo command >> a.txt",
+        &[Grant::parse("projects/notes:rw").unwrap()],
+        &Person,
+    );
+    person.join().unwrap();
+    let ShellChanges::Refused { reason } = &report.changes else {
+        panic!("{:?} {out}", report.changes)
+    };
+    assert!(reason.contains("changed while the command ran"), "{reason}");
+    assert_eq!(
+        std::fs::read_to_string(&edited).unwrap(),
+        "alpha, edited by the person\n"
+    );
+}

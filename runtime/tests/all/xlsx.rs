@@ -697,9 +697,15 @@ fn libreoffice_reads_no_file_outside_its_sandbox_and_no_network() {
     let hostile = input.path().join("hostile.fods");
     std::fs::write(&hostile, workbook).unwrap();
 
+    let engine = lo.engine();
+    assert_eq!(
+        engine.unsandboxed(),
+        None,
+        "run scripts/setup, which installs bubblewrap"
+    );
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let copy = lo.engine().recalculated_copy(&hostile, out.path()).unwrap();
+    let copy = engine.recalculated_copy(&hostile, out.path()).unwrap();
     eprintln!(
         "LibreOffice recalculated the hostile workbook in {:?}",
         started.elapsed()

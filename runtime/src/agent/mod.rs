@@ -1009,7 +1009,7 @@ impl<'a> Agent<'a> {
                 }
                 let from_output = |g: &str| call::PreparedCall::delivered_source(&delivered, g);
                 let from_scratch = |g: &str| prepared.staged(g);
-                let sets: [(&[deskhand_types::ProposedChange], &dyn Fn(&str) -> Result<PathBuf>); 2] =
+                let sets: [(&[deskhand_types::ProposedChange], &ContentSource<'_>); 2] =
                     [(&delivered, &from_output), (&output.changes, &from_scratch)];
                 let mut refused = false;
                 for (changes, content) in sets {
@@ -1696,6 +1696,9 @@ impl<'a> Agent<'a> {
         );
     }
 }
+
+/// Where the content of a proposed change lies, by the name the change gives it.
+type ContentSource<'a> = dyn Fn(&str) -> Result<PathBuf> + 'a;
 
 /// Bytes of the content `proposed` would write, from the sizes alone.
 fn staged_bytes(proposed: &[deskhand_types::ProposedChange], staged: &dyn Fn(&str) -> Result<PathBuf>) -> u64 {

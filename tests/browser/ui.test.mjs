@@ -401,6 +401,57 @@ test("names with # and ? preview and download; direction controls in a name are 
   assert.equal(await bidi.innerText(), "invoice<U+202E>txt.exe");
 });
 
+/// A PDF built by hand that scripts its viewer: JavaScript on open (the
+/// catalog's OpenAction), in the document's name tree (a prompt asking for a
+/// key), on the page's open action, and a link that launches a program.
+function hostilePdf(text) {
+  const objects = [
+    "<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /Names << /JavaScript 7 0 R >> /AA << /WC 8 0 R >> >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 6 0 R /AA << /O 8 0 R >> /Annots [9 0 R] >>",
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    "<< /Type /Action /S /JavaScript /JS (app.alert\\('deskhand: open action ran'\\);) >>",
+    `<< /Length ${`BT /F1 24 Tf 72 700 Td (${text}) Tj ET`.length} >>\nstream\nBT /F1 24 Tf 72 700 Td (${text}) Tj ET\nendstream`,
+    "<< /Names [(boot) 10 0 R] >>",
+    "<< /S /JavaScript /JS (app.alert\\('deskhand: page open action ran'\\);) >>",
+    "<< /Type /Annot /Subtype /Link /Rect [72 600 300 640] /A << /S /Launch /F (calc.exe) >> >>",
+    "<< /S /JavaScript /JS (app.response\\('Enter your API key'\\);) >>",
+  ];
+  let out = "%PDF-1.7\n";
+  const offsets = [];
+  objects.forEach((body, i) => { offsets.push(out.length); out += `${i + 1} 0 obj\n${body}\nendobj\n`; });
+  const xref = out.length;
+  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  for (const o of offsets) out += `${String(o).padStart(10, "0")} 00000 n \n`;
+  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return out;
+}
+
+test("a PDF's own JavaScript does not run in the preview", async () => {
+  writeFileSync(join(ws, "output/hostile.pdf"), hostilePdf("Hostile page text"), "latin1");
+  const page = await newPage();
+  const dialogs = [];
+  page.on("dialog", (d) => { dialogs.push(`${d.type()}: ${d.message()}`); d.dismiss().catch(() => {}); });
+  await page.goto(`${origin}/#/history`);
+  await page.locator("a", { hasText: "Make an inventory of the notes folder" }).first().click();
+  const files = page.locator("section", { has: page.getByRole("heading", { name: "Deliverables in output/" }) });
+  await files.locator("li", { hasText: "hostile.pdf" }).getByRole("button", { name: "Preview" }).click();
+  await page.getByText("Page 1 of 1", { exact: true }).waitFor();
+  assert.match(await page.locator("#preview .pdf-text").innerText(), /Hostile page text/);
+  const frame = page.locator("#preview iframe");
+  await frame.waitFor();
+  assert.equal(await page.locator("#preview .not-shown").count(), 0, "the page is shown, its scripts taken out");
+  // The viewer loads and would run the scripts within a moment; give it time.
+  await new Promise((r) => setTimeout(r, 4000));
+  await page.screenshot({ path: join(shots, "hostile-pdf.png"), fullPage: true });
+  // And opened on its own, as a page.
+  const view = (await frame.getAttribute("src")).split("?")[0];
+  const t = await page.evaluate(async (path) => withTicket(path), view);
+  await page.goto(`${origin}${t}`);
+  await new Promise((r) => setTimeout(r, 4000));
+  assert.deepEqual(dialogs, [], "the PDF's scripts ran");
+});
+
 test("an id from the address is one path segment: a crafted link cannot make Stop stop another run", async () => {
   const host = new URL(origin).host;
   const secret = await apiSession();

@@ -309,18 +309,25 @@ async function showPreview(path, into, page) {
   }
 }
 
-// One page of a PDF: the browser's own viewer in a frame, the page's text
-// (read by the sandboxed pdf tool) below it, and buttons to turn pages.
+// One page of a PDF: the browser's own viewer in a frame (showing the
+// server's inert copy, or why there is none), the page's text (read by the
+// sandboxed pdf tool) below it, and buttons to turn pages.
 async function pdfPage(path, p, into) {
   const go = (page) => showPreview(path, into, page);
-  const [view, fragment] = p.view.split("#");
-  const src = `${await withTicket(view)}${fragment ? `#${fragment}` : ""}`;
+  let shown;
+  if (p.view) {
+    const [view, fragment] = p.view.split("#");
+    const src = `${await withTicket(view)}${fragment ? `#${fragment}` : ""}`;
+    shown = h("iframe", { src, title: `${path}, page ${p.page}`, class: "pdf-page" });
+  } else {
+    shown = h("p", { class: "not-shown", role: "status" }, `The page is not shown: ${p.not_shown}`);
+  }
   return h("div", { class: "pdf" },
     h("div", { class: "row" },
       h("button", { onclick: () => go(p.page - 1), disabled: p.page <= 1 ? "" : null }, "Previous page"),
       h("span", { class: "muted", "aria-live": "polite" }, `Page ${p.page} of ${p.pages}`),
       h("button", { onclick: () => go(p.page + 1), disabled: p.page >= p.pages ? "" : null }, "Next page")),
-    h("iframe", { src, title: `${path}, page ${p.page}`, class: "pdf-page" }),
+    shown,
     h("h3", {}, "Text on this page"),
     h("pre", { class: "text pdf-text" }, p.text || "(no text on this page: a scanned image?)"));
 }

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::App;
 use crate::approvals::{AnswerError, UiGate};
 use crate::files::{self, FileError};
+use crate::inert::{self, NotShown};
 use crate::security::{self, refuse};
 
 const INDEX: &str = include_str!("../assets/index.html");
@@ -676,7 +677,9 @@ fn sandboxed_read(app: &App, tool: BundledTool, op: &str, args: Value) -> Result
 
 /// A PDF under output/, shown inline so the page can frame it in the
 /// browser's own PDF viewer (the security layer lets only this page frame
-/// `/view/`); anything that is not a PDF is refused.
+/// `/view/`): not the file itself, whose scripts that viewer would run, but
+/// its inert copy (`inert.rs`), streamed. Anything that is not a PDF, or
+/// cannot be made inert, is refused in words.
 async fn view_pdf(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Response {
     let Some(rel) = output_path(&path) else {
         return refuse(StatusCode::BAD_REQUEST, "refused: name a file under output/");
@@ -691,16 +694,14 @@ async fn view_pdf(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -
         Ok(o) => o,
         Err(r) => return r,
     };
-    let checked = blocking(move || {
-        let mut magic = [0u8; 5];
-        let mut file = &opened.file;
-        let is_pdf = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"%PDF-";
-        let rewound = std::io::Seek::rewind(&mut file).is_ok();
-        (is_pdf && rewound).then_some(opened)
+    let shown2 = shown.clone();
+    let copy = blocking(move || {
+        let (dir, copy) = inert::inert_copy(&app, opened, &shown2)?;
+        files::open_beneath(&dir, &copy, &shown2).map_err(|e| NotShown::Failed(e.to_string()))
     })
     .await;
-    match checked {
-        Ok(Some(opened)) => {
+    match copy {
+        Ok(Ok(opened)) => {
             let size = opened.size;
             let mut r = Response::new(files::stream(opened, shown));
             let h = r.headers_mut();
@@ -709,17 +710,15 @@ async fn view_pdf(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             r
         }
-        Ok(None) => refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "this file is not a PDF; download it to open it",
-        ),
+        Ok(Err(e @ NotShown::Refused(_))) => refuse(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Ok(Err(e @ NotShown::Failed(_))) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(r) => r,
     }
 }
 
 /// A preview: CSV and xlsx as tables (xlsx read by the sandboxed xlsx tool),
-/// a PDF page by page (its text, by the sandboxed pdf tool, and the page
-/// itself in the browser's viewer), text as text.
+/// a PDF page by page (its text, by the sandboxed pdf tool, and the page of
+/// its inert copy in the browser's viewer, or why there is none), text as text.
 async fn preview(
     State(app): State<Arc<App>>,
     UrlPath(path): UrlPath<String>,
@@ -758,12 +757,22 @@ async fn preview(
                     json!({"path": file.display().to_string(), "pages": page.to_string(), "max_chars": 20_000}),
                 )?;
                 let text = data["pages"][0]["text"].as_str().unwrap_or_default().to_owned();
+                // Made (or found) now, so the frame's request is quick and a
+                // file that cannot be made inert is explained in the page.
+                let (view, not_shown) = match inert::inert_copy(&app2, opened, &shown) {
+                    Ok(_) => (
+                        json!(format!("/view/output/{}#page={page}", url_path(&rel))),
+                        Value::Null,
+                    ),
+                    Err(e) => (Value::Null, json!(e.to_string())),
+                };
                 Ok(json!({
                     "kind": "pdf",
                     "page": page,
                     "pages": data["page_count"],
                     "text": text,
-                    "view": format!("/view/output/{}#page={page}", url_path(&rel)),
+                    "view": view,
+                    "not_shown": not_shown,
                 }))
             }
             _ => {

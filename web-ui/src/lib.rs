@@ -17,6 +17,7 @@ mod api;
 mod approvals;
 mod feed;
 mod files;
+mod inert;
 mod security;
 mod session;
 mod toolbox;

@@ -7,7 +7,8 @@
 //! # As a component
 //! With the default `component` feature the crate exports the
 //! `deskhand:tool` world: operations `info`, `text`, `merge`, `split` and
-//! `report` (schemas in `tool.rs`). The host preopens the font folders it
+//! `report` (schemas in `tool.rs`), and `sanitize`, which only the host
+//! calls (it is not described to models). The host preopens the font folders it
 //! found at known paths read-only at [`FONTS_LATIN`] and [`FONTS_CJK`], for
 //! this tool only.
 //!
@@ -27,6 +28,9 @@
 //!   encryption, page sizes.
 //! - [`merge`]`(Vec<lopdf::Document>)` and [`split`]`(&doc, &[pages])`:
 //!   new PDF bytes; [`parse_ranges`]`("1-3,5", total)` reads a page list.
+//! - [`sanitize`]`(bytes) -> Result<(Vec<u8>, `[`Removed`]`), PdfError>`: an
+//!   inert copy for a viewer that runs scripts (no JavaScript, no actions but
+//!   in-document links, no embedded files, no encryption).
 //! - [`render_report`]`(&Document, &Fonts, |path| -> Result<Vec<u8>, PdfError>)`:
 //!   a [`Document`](deskhand_guest::document::Document) as PDF bytes; the
 //!   closure returns each image block's bytes. [`Fonts::new`] takes font file
@@ -42,6 +46,7 @@ mod fonts;
 mod image;
 mod load;
 mod report;
+mod sanitize;
 mod text;
 #[cfg(feature = "component")]
 mod tool;
@@ -52,6 +57,7 @@ pub use edit::{PageRange, merge, parse_ranges, split};
 pub use fonts::{CJK_FILES, FONTS_CJK, FONTS_LATIN, Fonts, LATIN_BOLD_FILES, LATIN_REGULAR_FILES};
 pub use load::{MAX_PDF_BYTES, PdfInfo, info, open};
 pub use report::render_report;
+pub use sanitize::{Removed, sanitize};
 pub use text::{page_texts, page_texts_of};
 
 /// What can go wrong reading, editing or writing a PDF. Messages say what
@@ -91,6 +97,9 @@ pub enum PdfError {
     Image { path: String, message: String },
     #[error("cannot write the PDF: {0}")]
     Write(String),
+    /// No inert copy could be made (see [`sanitize`]).
+    #[error("{0}")]
+    NotInert(String),
 }
 
 impl PdfError {

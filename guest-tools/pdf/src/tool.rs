@@ -10,7 +10,9 @@ use deskhand_guest::{Description, Guest, Output, ToolError, operation, output, p
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{FONTS_CJK, FONTS_LATIN, Fonts, MAX_PDF_BYTES, PdfError, info, open, page_texts_of, parse_ranges};
+use crate::{
+    FONTS_CJK, FONTS_LATIN, Fonts, MAX_PDF_BYTES, PdfError, info, open, page_texts_of, parse_ranges, sanitize,
+};
 
 /// `text`'s cap on returned characters when the call names none, and the highest it may name.
 const DEFAULT_MAX_CHARS: usize = 100_000;
@@ -99,6 +101,7 @@ impl Guest for Pdf {
             "merge" => merge_op(parse_args(&args)?),
             "split" => split_op(parse_args(&args)?),
             "report" => report_op(&args),
+            "sanitize" => sanitize_op(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }
@@ -445,6 +448,39 @@ fn report_op(args: &str) -> Result<Output, ToolError> {
             "wrote {} ({pages} page{})",
             written.display(),
             if pages == 1 { "" } else { "s" }
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SanitizeArgs {
+    path: PathBuf,
+    out: PathBuf,
+}
+
+/// The host's step before a PDF is shown in a browser (web-ui's `/view/`):
+/// an inert copy of `path` written as `out`, in the call's scratch folder
+/// only. Not in the tool's description, so no model or `tool run` calls it.
+fn sanitize_op(args: SanitizeArgs) -> Result<Output, ToolError> {
+    if !args.out.starts_with(deskhand_guest::SCRATCH) {
+        return Err(ToolError::InvalidArgs(format!(
+            "out must lie in {}; the inert copy is the host's, never a deliverable",
+            deskhand_guest::SCRATCH
+        )));
+    }
+    let bytes = read_capped(&args.path, MAX_PDF_BYTES)?;
+    let (inert, removed) = sanitize(&bytes).map_err(|e| e.to_tool_error(&args.path))?;
+    let written = deskhand_guest::write_new(&args.out, &inert, false)?;
+    let j = json!({"path": written.display().to_string(), "bytes": inert.len(), "removed": removed});
+    Ok(output(
+        &j,
+        format!(
+            "wrote an inert copy of {} ({} action(s), {} script or event entries, {} annotation(s) removed)",
+            args.path.display(),
+            removed.actions,
+            removed.entries,
+            removed.annotations
         ),
     ))
 }

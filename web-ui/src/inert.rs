@@ -112,10 +112,12 @@ pub fn inert_copy(app: &App, mut opened: Opened, shown: &str) -> Result<(PathBuf
             return Ok((dir, copy));
         }
         Err(CallError::Tool(ToolError::BadContent { message, .. } | ToolError::TooLarge { message, .. })) => message,
+        // Not remembered: a busy machine may be why.
         Err(CallError::Deadline { .. } | CallError::MemoryCap { .. }) => {
-            "makes the PDF reader work too long or use too much memory to be made safe to show here; download it \
-             to open it"
-                .to_owned()
+            return Err(NotShown::Refused(format!(
+                "{shown} makes the PDF reader work too long or use too much memory to be made safe to show here; \
+                 download it to open it"
+            )));
         }
         Err(e) => {
             return Err(NotShown::Failed(format!(

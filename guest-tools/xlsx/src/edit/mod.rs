@@ -436,7 +436,7 @@ pub fn edit(args: EditArgs) -> Result<Output, ToolError> {
         match e {
             Edit::Set { sheet, cell, value } => {
                 let s = find(&sheets, sheet)?;
-                if sheets[s].part.is_none() {
+                if sheets[s].part.is_none() && !sheets[s].added {
                     return Err(ToolError::InvalidArgs(format!(
                         "{at}: {sheet:?} is a chart sheet, not a worksheet"
                     )));
@@ -447,7 +447,7 @@ pub fn edit(args: EditArgs) -> Result<Output, ToolError> {
             }
             Edit::InsertRows { sheet, row, count } | Edit::DeleteRows { sheet, row, count } => {
                 let s = find(&sheets, sheet)?;
-                if sheets[s].part.is_none() {
+                if sheets[s].part.is_none() && !sheets[s].added {
                     return Err(ToolError::InvalidArgs(format!(
                         "{at}: {sheet:?} is a chart sheet, not a worksheet"
                     )));

@@ -164,6 +164,13 @@ fn open_package<'a>(path: &Path, bytes: &'a [u8]) -> Result<zip::ZipArchive<Curs
             ),
         )));
     }
+    if archive.file_names().any(|n| n.contains('\\')) {
+        return Err(bad(
+            path,
+            "is a damaged package: its part names use backslashes (xl\\workbook.xml), which OOXML does not allow; \
+             open it in a spreadsheet app, save it, and edit that",
+        ));
+    }
     let has = |a: &zip::ZipArchive<Cursor<&[u8]>>, n: &str| a.index_for_name(n).is_some();
     if has(&archive, "word/document.xml") {
         return Err(bad(

@@ -113,6 +113,10 @@ struct Rewriter<'x, 'p> {
 }
 
 pub fn rewrite(xml: &str, plan: &Plan<'_>) -> Result<String, Problem> {
+    // quick-xml skips a byte-order mark without counting it in its positions.
+    if let Some(body) = xml.strip_prefix('\u{FEFF}') {
+        return Ok(format!("\u{FEFF}{}", rewrite(body, plan)?));
+    }
     let mut w = Rewriter {
         xml,
         plan,
@@ -727,6 +731,14 @@ mod tests {
         let out = rewrite(SHEET, &plan(&t, &[])).unwrap();
         assert!(out.contains(r#"<row r="2"><c r="A2"><f>A1*2</f>"#), "{out}");
         assert!(out.contains(r#"<row r="4"><c r="A4"><f>A2*2</f>"#), "{out}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_kept_and_does_not_shift_positions() {
+        let with_bom = format!("\u{FEFF}{SHEET}");
+        let p = plan(&[], &[((1, 1), NewCell::Number(5.0))]);
+        let out = rewrite(&with_bom, &p).unwrap();
+        assert_eq!(out, format!("\u{FEFF}{}", rewrite(SHEET, &p).unwrap()));
     }
 
     #[test]

@@ -164,7 +164,7 @@ fn open_package<'a>(path: &Path, bytes: &'a [u8]) -> Result<zip::ZipArchive<Curs
             ),
         )));
     }
-    if archive.file_names().any(|n| n.contains('\\')) {
+    if archive.file_names().any(|n| n.is_ok_and(|n| n.contains('\\'))) {
         return Err(bad(
             path,
             "is a damaged package: its part names use backslashes (xl\\workbook.xml), which OOXML does not allow; \

@@ -1,7 +1,9 @@
 //! Writing and reading back a 100,000-row by 10-column sheet (nine value
-//! columns and a formula column) through the sandboxed `xlsx` tool, side by
-//! side with Python's openpyxl on the same data in the same run. Results go
-//! in BENCHMARKS.md; nothing here asserts.
+//! columns and a formula column) through the sandboxed `xlsx` tool, then
+//! editing one cell of it in place (`xlsx edit`, staged as a proposed
+//! overwrite), side by side with Python's openpyxl on the same data in the
+//! same run (openpyxl's edit: load the workbook, set the cell, save).
+//! Results go in BENCHMARKS.md; nothing here asserts.
 //!
 //! Run: `cargo bench -p deskhand-runtime --bench xlsx [-- ROWS]`
 //! (openpyxl must be importable by `python3`; without it that half is skipped).
@@ -62,12 +64,38 @@ read = time.perf_counter() - t
 print(f"{write} {read} {n}")
 "#;
 
+/// openpyxl's way to change one cell of an existing workbook: load it
+/// whole, set the cell, save it whole.
+const OPENPYXL_EDIT: &str = r#"
+import sys, time, openpyxl
+path, out = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+wb = openpyxl.load_workbook(path)
+wb["Data"]["E50001"] = 1234.5
+wb.save(out)
+print(time.perf_counter() - t)
+"#;
+
+/// `python3`, or the venv `scripts/setup` installs openpyxl into when it is there.
+fn python() -> std::path::PathBuf {
+    let venv = option_env!("HOME").map(|home| std::path::Path::new(home).join(".cache/deskhand/openpyxl-3.1.5/bin/python"));
+    match venv {
+        Some(p) if p.exists() => p,
+        _ => "python3".into(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let rows: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let cells = (rows * COLUMNS) as f64;
     let tmp = tempfile::tempdir()?;
     let (ws, _) = Workspace::init(&tmp.path().join("ws"))?;
-    let sandbox = ws.sandbox(&[] as &[Grant], Limits::default())?;
+    let mut sandbox = ws.sandbox(&[] as &[Grant], Limits::default())?;
+    // Runs give each call a copy of output/ (call.rs); this calls the tool
+    // directly, so it writes output/ itself, as the tests' `output_writable` does.
+    if let Some(output) = sandbox.mounts.first_mut() {
+        output.access = deskhand_types::Access::ReadWrite;
+    }
     let toolbox = Toolbox::new(WasmHost::new(Some(tmp.path().join("cache")))?);
     let xlsx = toolbox.get(BundledTool::Xlsx)?;
 
@@ -114,7 +142,25 @@ fn main() -> anyhow::Result<()> {
     );
 
     let py_path = tmp.path().join("openpyxl.xlsx");
-    let py = Command::new("python3")
+    // One cell of the 100,000 x 10 workbook written above, in place: only its
+    // sheet part is rewritten, the rest copied raw; staged in the scratch folder.
+    let bench_file = ws.root().join("output/bench-0.xlsx");
+    let edit_args = json!({"path": bench_file, "edits": [{"op": "set", "sheet": "Data", "cell": "E50001", "value": 1234.5}]}).to_string();
+    let mut best_edit = Duration::MAX;
+    for run in 0..3 {
+        let scratch = tmp.path().join(format!("scratch-{run}"));
+        std::fs::create_dir(&scratch)?;
+        let edit_sandbox = deskhand_runtime::wasm::Sandbox {
+            scratch: Some(scratch),
+            ..sandbox.clone()
+        };
+        let t = Instant::now();
+        xlsx.call(&edit_sandbox, "edit", &edit_args, None).result?;
+        best_edit = best_edit.min(t.elapsed());
+    }
+    println!("deskhand xlsx edit (sandboxed, one cell of {rows} x {COLUMNS})   {:>7.3} s", seconds(best_edit));
+
+    let py = Command::new(python())
         .args(["-c", OPENPYXL, &rows.to_string()])
         .arg(&py_path)
         .output();
@@ -138,6 +184,24 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(out) => println!("openpyxl skipped: {}", String::from_utf8_lossy(&out.stderr).trim()),
         Err(e) => println!("openpyxl skipped: python3 did not start: {e}"),
+    }
+    let py_edit = Command::new(python())
+        .args(["-c", OPENPYXL_EDIT])
+        .arg(&bench_file)
+        .arg(tmp.path().join("openpyxl-edited.xlsx"))
+        .output();
+    match py_edit {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Ok(edit) = text.trim().parse::<f64>() {
+                println!(
+                    "openpyxl load+set+save (native CPython)   {edit:>7.3} s   deskhand / openpyxl: edit {:.1}x",
+                    edit / seconds(best_edit)
+                );
+            }
+        }
+        Ok(out) => println!("openpyxl edit skipped: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => println!("openpyxl edit skipped: python3 did not start: {e}"),
     }
     Ok(())
 }

@@ -53,6 +53,10 @@ pub struct Rewrite {
     pub ends: Option<(End, Option<End>)>,
 }
 
+/// What [`rewrite`] calls on each reference: its target and ends; it returns
+/// the reference's new form, or `None` to leave it as it is.
+pub type OnReference<'f> = dyn FnMut(&Target<'_>, End, Option<End>) -> Option<Rewrite> + 'f;
+
 /// `A` -> 1, `XFD` -> 16384.
 pub fn col_number(letters: &str) -> Option<u32> {
     if letters.is_empty() || letters.len() > 3 {
@@ -140,7 +144,7 @@ fn token_char(c: char) -> bool {
 
 /// Calls `f` on every reference in `formula` (its target sheet and ends) and
 /// puts in what `f` returns (`None`: the reference unchanged).
-pub fn rewrite(formula: &str, f: &mut dyn FnMut(&Target<'_>, End, Option<End>) -> Option<Rewrite>) -> String {
+pub fn rewrite(formula: &str, f: &mut OnReference<'_>) -> String {
     let s = formula;
     let mut out = String::with_capacity(s.len() + 8);
     let mut i = 0;
@@ -321,12 +325,7 @@ fn sheet_prefix(s: &str) -> Option<(usize, Vec<String>)> {
 /// The reference starting at `at` (a cell, `A1:B2`, `3:5`, `B:D`), if any:
 /// its length and its text after `f` (a new sheet prefix, if any, before a
 /// `\u{0}`). A length of 0: no reference there.
-fn reference_at(
-    s: &str,
-    at: usize,
-    target: &Target<'_>,
-    f: &mut dyn FnMut(&Target<'_>, End, Option<End>) -> Option<Rewrite>,
-) -> (usize, String) {
+fn reference_at(s: &str, at: usize, target: &Target<'_>, f: &mut OnReference<'_>) -> (usize, String) {
     let first_end = token_end(s, at);
     let first = &s[at..first_end];
     let next = s[first_end..].chars().next();
@@ -344,7 +343,7 @@ fn reference_at(
         if let Some(e) = parse_end(&s[first_end + 1..second_end])
             && e.col.is_some() == a.col.is_some()
             && e.row.is_some() == a.row.is_some()
-            && s[second_end..].chars().next() != Some('(')
+            && !s[second_end..].starts_with('(')
         {
             b = Some(e);
             len = second_end - at;
@@ -608,7 +607,11 @@ mod tests {
         );
         assert_eq!(rename_sheet("'It''s'!A1", "It's", "Plain"), "Plain!A1");
         assert_eq!(rename_sheet("SUM(Jan:Mar!A1)", "Mar", "March"), "SUM(Jan:March!A1)");
-        assert_eq!(rename_sheet("Mar!A1", "Mar", "Q1"), "'Q1'!A1", "a name that reads as a cell is quoted");
+        assert_eq!(
+            rename_sheet("Mar!A1", "Mar", "Q1"),
+            "'Q1'!A1",
+            "a name that reads as a cell is quoted"
+        );
     }
 
     #[test]

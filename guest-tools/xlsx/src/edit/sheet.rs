@@ -91,6 +91,10 @@ impl Plan<'_> {
     }
 }
 
+/// A cell's `<f>` element: where it starts and ends in the input, its start
+/// tag, and where its text lies (none for `<f .../>`).
+type FormulaSpan<'x> = (usize, usize, &'x str, Option<(usize, usize)>);
+
 /// A shared formula group: its master's position and text (original), and
 /// whether its cells are written out as plain formulas.
 struct Group {
@@ -370,7 +374,7 @@ impl Rewriter<'_, '_> {
     ) -> Result<(), Problem> {
         let xml = self.xml;
         // The cell's `<f>`: its tag and text span.
-        let mut f: Option<(usize, usize, &str, Option<(usize, usize)>)> = None;
+        let mut f: Option<FormulaSpan<'_>> = None;
         let mut stop = end;
         if !empty {
             loop {
@@ -719,7 +723,10 @@ mod tests {
         let t = shift(1);
         let out = rewrite(SHEET, &plan(&t, &[])).unwrap();
         assert!(out.contains(r#"<dimension ref="A2:C4"/>"#), "{out}");
-        assert!(out.contains(r#"<row r="3"><c r="A3"><f t="shared" ref="A3:A4" si="0">A2*2</f>"#), "{out}");
+        assert!(
+            out.contains(r#"<row r="3"><c r="A3"><f t="shared" ref="A3:A4" si="0">A2*2</f>"#),
+            "{out}"
+        );
         assert!(out.contains(r#"<row r="4"><c r="A4"><f t="shared" si="0"/>"#), "{out}");
         // Between a formula and the cell it reads: the group becomes plain formulas.
         let t = shift(2);

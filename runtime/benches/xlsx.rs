@@ -78,7 +78,8 @@ print(time.perf_counter() - t)
 
 /// `python3`, or the venv `scripts/setup` installs openpyxl into when it is there.
 fn python() -> std::path::PathBuf {
-    let venv = option_env!("HOME").map(|home| std::path::Path::new(home).join(".cache/deskhand/openpyxl-3.1.5/bin/python"));
+    let venv =
+        option_env!("HOME").map(|home| std::path::Path::new(home).join(".cache/deskhand/openpyxl-3.1.5/bin/python"));
     match venv {
         Some(p) if p.exists() => p,
         _ => "python3".into(),
@@ -145,7 +146,9 @@ fn main() -> anyhow::Result<()> {
     // One cell of the 100,000 x 10 workbook written above, in place: only its
     // sheet part is rewritten, the rest copied raw; staged in the scratch folder.
     let bench_file = ws.root().join("output/bench-0.xlsx");
-    let edit_args = json!({"path": bench_file, "edits": [{"op": "set", "sheet": "Data", "cell": "E50001", "value": 1234.5}]}).to_string();
+    let edit_args =
+        json!({"path": bench_file, "edits": [{"op": "set", "sheet": "Data", "cell": "E50001", "value": 1234.5}]})
+            .to_string();
     let mut best_edit = Duration::MAX;
     for run in 0..3 {
         let scratch = tmp.path().join(format!("scratch-{run}"));
@@ -158,7 +161,10 @@ fn main() -> anyhow::Result<()> {
         xlsx.call(&edit_sandbox, "edit", &edit_args, None).result?;
         best_edit = best_edit.min(t.elapsed());
     }
-    println!("deskhand xlsx edit (sandboxed, one cell of {rows} x {COLUMNS})   {:>7.3} s", seconds(best_edit));
+    println!(
+        "deskhand xlsx edit (sandboxed, one cell of {rows} x {COLUMNS})   {:>7.3} s",
+        seconds(best_edit)
+    );
 
     let py = Command::new(python())
         .args(["-c", OPENPYXL, &rows.to_string()])

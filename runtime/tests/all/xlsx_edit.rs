@@ -463,7 +463,20 @@ fn every_corpus_workbook_edited_at_one_cell_keeps_everything_else() {
             &grants,
         );
         let Ok(read) = read else {
-            refused.push(format!("{name}: unreadable before the edit"));
+            // What calamine cannot read (a damaged zip, an encrypted file) edit refuses by name.
+            let e = edit(
+                &fx,
+                &book,
+                json!([{"op": "set", "sheet": "Sheet1", "cell": "A1", "value": NEW}]),
+                &grants,
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{name}: unreadable, yet edited"));
+            assert!(
+                matches!(e, ToolError::BadContent { .. }) && e.to_string().contains(&name),
+                "{name}: {e}"
+            );
+            refused.push(format!("{name}: {e}"));
             continue;
         };
         let Some(sheet) = read["sheets"]

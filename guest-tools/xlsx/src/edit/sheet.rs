@@ -432,7 +432,7 @@ impl Rewriter<'_, '_> {
             self.replace(start, stop, &text);
             return Ok(());
         }
-        self.check_arrays(fr, col)?;
+        self.check_arrays()?;
 
         let moved = fr != r || attr(ctag, "r").is_none();
         let new_ctag = if moved {
@@ -440,7 +440,7 @@ impl Rewriter<'_, '_> {
         } else {
             ctag.to_owned()
         };
-        let Some((f_start, f_end, ftag, text_span)) = f else {
+        let Some((f_start, f_end, ftag, _)) = f else {
             if moved {
                 self.replace(start, end, &new_ctag);
             }
@@ -511,7 +511,6 @@ impl Rewriter<'_, '_> {
             }
             (_, None) => None,
         };
-        let _ = text_span;
         match new_f {
             Some(new_f) => {
                 self.replace(start, end, &new_ctag);
@@ -526,10 +525,9 @@ impl Rewriter<'_, '_> {
     /// Whether a shared formula group keeps reading right as one group after
     /// the edit, and its new range.
     fn shared_master(&self, r: u32, col: u32, text: &str, range: &str) -> Result<(bool, String), Problem> {
-        let Some((r1, c1, r2, c2)) = range_bounds(range) else {
+        let Some((_, _, r2, c2)) = range_bounds(range) else {
             return Ok((false, range.to_owned()));
         };
-        let _ = (r1, c1);
         let (dr, dc) = (i64::from(r2) - i64::from(r), i64::from(c2) - i64::from(col));
         let uniform = match (self.plan.map_row(r), self.plan.map_row(r2)) {
             (Some(a), Some(b)) => i64::from(b) - i64::from(a) == dr,
@@ -554,7 +552,8 @@ impl Rewriter<'_, '_> {
         })
     }
 
-    fn check_arrays(&self, row: u32, col: u32) -> Result<(), Problem> {
+    /// Refuses a set cell inside an array formula's range (other than its first cell).
+    fn check_arrays(&self) -> Result<(), Problem> {
         for &(r1, c1, r2, c2) in &self.arrays {
             for (&(r, c), _) in self.pending.range((r1, c1)..=(r2, c2)) {
                 if (c1..=c2).contains(&c) && (r1..=r2).contains(&r) {
@@ -566,7 +565,6 @@ impl Rewriter<'_, '_> {
                 }
             }
         }
-        let _ = (row, col);
         Ok(())
     }
 

@@ -70,12 +70,18 @@ impl Workspace {
             return Ok((Workspace::open(dir)?, InitOutcome::AlreadyWorkspace { missing }));
         }
 
-        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        // What deskhand creates is the person's alone (0700 folders, 0600
+        // files, whatever the umask): the journal holds whole conversations
+        // and the workspace the person's documents. A folder that already
+        // existed keeps its permissions.
+        if !dir.exists() {
+            private_dir_builder(true).create(dir).map_err(Error::io(dir))?;
+        }
         let mut created = Vec::new();
         for sub in ["context", "projects", "output", STATE_DIR, ".deskhand/trash"] {
             let path = dir.join(sub);
             if !path.exists() {
-                std::fs::create_dir(&path).map_err(Error::io(&path))?;
+                private_dir_builder(false).create(&path).map_err(Error::io(&path))?;
                 created.push(format!("{sub}/"));
             }
         }
@@ -289,10 +295,23 @@ fn mount(host: PathBuf, access: Access) -> Result<Mount> {
     Ok(Mount { host, guest, access })
 }
 
-/// Creates `path` with `content` unless it exists; true if it was created.
+/// A builder of folders only the person can enter (0700 on Unix).
+fn private_dir_builder(recursive: bool) -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(recursive);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+}
+
+/// Creates `path` (0600) with `content` unless it exists; true if it was created.
 fn write_new(path: &Path, content: &[u8]) -> Result<bool> {
     use std::io::Write;
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
         Ok(mut f) => {
             f.write_all(content)
                 .and_then(|()| f.sync_all())

@@ -28,6 +28,7 @@ const OPS: &[&str] = &[
     "flood_stderr",
     "flood_log",
     "panic",
+    "huge_answer",
     "env",
     "read",
     "write",
@@ -95,6 +96,8 @@ impl Guest for Hostile {
                 }
                 done("logged".into())
             }
+            // An answer of 100 MiB.
+            "huge_answer" => Ok(output(&json!({ "blob": "x".repeat(100 << 20) }), "a huge answer")),
             "panic" => {
                 eprintln!("about to panic");
                 panic!("hostile guest panicked on purpose")

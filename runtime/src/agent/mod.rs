@@ -124,12 +124,11 @@ pub use crate::gate::DELETION_ALWAYS_ASKS;
 pub struct ApproveAll;
 
 impl Gate for ApproveAll {
-    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
-        let by = match req.mode {
-            Mode::Act => "act mode, chosen by the person",
-            Mode::Ask => "pre-approved by the person",
-        };
-        Approval::Approved { by: by.into() }
+    // Only asked what `gate::assess` leaves to a person (act mode never gets here).
+    fn approve_step(&self, _req: &StepApproval<'_>) -> Approval {
+        Approval::Approved {
+            by: "pre-approved by the person".into(),
+        }
     }
 
     fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
@@ -138,16 +137,9 @@ impl Gate for ApproveAll {
                 reason: DELETION_ALWAYS_ASKS.into(),
             };
         }
-        self.approve_step(&StepApproval {
-            run: req.run,
-            step: req.step,
-            plan_step: &PlanStep {
-                title: String::new(),
-                effects: StepEffects::default(),
-                status: StepStatus::Pending,
-            },
-            mode: req.mode,
-        })
+        Approval::Approved {
+            by: "pre-approved by the person".into(),
+        }
     }
 }
 
@@ -1078,14 +1070,9 @@ impl<'a> Agent<'a> {
         };
         // The host hashes and copies staged content: a guest's sparse file of
         // many GiB costs it nothing to make, so the sizes are checked first.
+        // One call's budget was checked by its caller (the tool call or the
+        // shell's comparison); the run's is checked here.
         let staged_bytes = staged_bytes(proposed, staged);
-        if staged_bytes > crate::stage::CALL_BYTE_BUDGET {
-            return blocked(format!(
-                "the proposed files come to {} MiB, more than the {} MiB one call may write",
-                staged_bytes >> 20,
-                crate::stage::CALL_BYTE_BUDGET >> 20
-            ));
-        }
         let written = match crate::stage::bytes_written(self.workspace, &st.run) {
             Ok(n) => n,
             Err(e) => return blocked(e.to_string()),

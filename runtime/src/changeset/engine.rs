@@ -371,6 +371,9 @@ fn make(row: &Row, staged: Option<&Path>) -> Result<()> {
                     sync_dir(dir).map_err(ChangeError::io(dir))?;
                 }
             }
+            // The new version keeps the permissions the person gave the old one.
+            let mode = fs::metadata(&c.path).map_err(ChangeError::io(&c.path))?.permissions();
+            fs::set_permissions(temp, mode).map_err(ChangeError::io(temp))?;
             fs::rename(temp, &c.path).map_err(ChangeError::io(&c.path))
         }
         ChangeKind::Rename | ChangeKind::Move => {

@@ -114,10 +114,16 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Copies `from` to a new file `to`, flushed to disk.
+/// Copies `from` to a new file `to`, flushed to disk. The new file is the
+/// person's alone (0600 whatever the umask); an overwrite then gives it the
+/// permissions of the file it replaces.
 pub fn copy_file_synced(from: &Path, to: &Path) -> io::Result<()> {
     let mut src = File::open(from)?;
-    let mut dst = fs::OpenOptions::new().write(true).create_new(true).open(to)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut dst = options.open(to)?;
     io::copy(&mut src, &mut dst)?;
     dst.flush()?;
     dst.sync_all()

@@ -37,6 +37,10 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Per-call caps on what a guest can send through the host imports.
 const MAX_EVENTS_PER_CALL: usize = 10_000;
 const MAX_EVENT_MESSAGE: usize = 4096;
+/// The largest answer (JSON plus text) the host parses from one call: parsed
+/// JSON takes several times its text's size, and a guest can produce this
+/// much from a tiny file (a CSV line of ten million commas).
+pub const MAX_RESULT_BYTES: usize = 64 << 20;
 
 /// Limits applied to every call; configurable per host and per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +116,7 @@ pub enum LoadError {
 pub enum CallError {
     #[error("{0}")]
     Tool(ToolError),
-    #[error("the tool ran longer than its deadline of {}s and was stopped; raise the deadline if the work is expected to take that long", .limit.as_secs_f64())]
+    #[error("the tool ran longer than its deadline of {}s and was stopped: what it was given makes it work too long (a damaged or crafted file can do this however small it is); if the work really is that large, split it or raise the deadline", .limit.as_secs_f64())]
     Deadline { limit: Duration },
     #[error("the tool tried to use more than its memory cap of {} MiB and was stopped", .limit / (1024 * 1024))]
     MemoryCap { limit: u64 },
@@ -122,6 +126,8 @@ pub enum CallError {
     Crashed { message: String, stderr: String },
     #[error("the tool returned output that is not JSON: {0}")]
     BadOutput(String),
+    #[error("the tool's answer is {} MiB, more than the {} MiB the host reads from one call; ask it for less at a time (a range of rows, some pages)", .size >> 20, MAX_RESULT_BYTES >> 20)]
+    ResultTooLarge { size: usize },
     #[error("cannot open {path} for the sandbox: {message}")]
     Mount { path: PathBuf, message: String },
 }
@@ -315,6 +321,7 @@ impl LoadedTool {
             &self.engine,
             CallState::new(WasiCtx::builder().build(), None),
             &Limits::default(),
+            Instant::now() + Limits::default().deadline,
         );
         let instance = self.pre.instantiate(&mut store).map_err(|e| format!("{e:#}"))?;
         let d = instance
@@ -360,6 +367,7 @@ impl LoadedTool {
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let worker = GuestRun {
+            deadline: started + limits.deadline,
             engine: self.engine.clone(),
             pre: self.pre.clone(),
             sandbox: sandbox.clone(),
@@ -381,7 +389,8 @@ impl LoadedTool {
                 started,
             );
         }
-        let result = match rx.recv_timeout(limits.deadline + DEADLINE_GRACE) {
+        let wait = (started + limits.deadline + DEADLINE_GRACE).saturating_duration_since(Instant::now());
+        let result = match rx.recv_timeout(wait) {
             Ok(result) => result,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(CallError::Deadline { limit: limits.deadline }),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Crashed {
@@ -450,6 +459,9 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything one call's worker thread owns.
 struct GuestRun {
+    /// When the call's time is up, counted from when the host was asked for
+    /// it: waiting for a thread and instantiating come out of the same budget.
+    deadline: Instant,
     engine: Engine,
     pre: bindings::ToolPre<CallState>,
     sandbox: Sandbox,
@@ -478,12 +490,22 @@ impl GuestRun {
         });
         let mounts: Vec<Mount> = self.sandbox.mounts.iter().cloned().chain(scratch).collect();
         add_mounts(&mut builder, &mounts)?;
-        let mut store = new_store(&self.engine, CallState::new(builder.build(), self.sink), &limits);
+        let mut store = new_store(
+            &self.engine,
+            CallState::new(builder.build(), self.sink),
+            &limits,
+            self.deadline,
+        );
         let outcome = self
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.call_run(&mut store, &self.operation, &self.args));
         match outcome {
+            Ok(Ok(out)) if out.json.len().saturating_add(out.text.len()) > MAX_RESULT_BYTES => {
+                Err(CallError::ResultTooLarge {
+                    size: out.json.len().saturating_add(out.text.len()),
+                })
+            }
             Ok(Ok(out)) => match serde_json::from_str(&out.json) {
                 Ok(json) => Ok(ToolOutput {
                     json,
@@ -498,12 +520,13 @@ impl GuestRun {
     }
 }
 
-fn new_store(engine: &Engine, state: CallState, limits: &Limits) -> Store<CallState> {
+fn new_store(engine: &Engine, state: CallState, limits: &Limits, deadline: Instant) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.data_mut().limiter.memory_cap = limits.memory_bytes;
-    store.data_mut().deadline = Instant::now() + limits.deadline;
+    store.data_mut().deadline = deadline;
     store.limiter(|s| &mut s.limiter);
-    let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ticks = left.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
     store

@@ -538,3 +538,39 @@ fn changes_may_create_folders_and_undo_removes_them() {
         .unwrap_err();
     assert!(bad.to_string().contains("not allowed"), "{bad}");
 }
+
+/// What deskhand creates is the person's alone whatever the umask; an
+/// overwritten file keeps the permissions the person gave it.
+#[cfg(unix)]
+#[test]
+fn new_files_and_the_workspace_are_private_and_an_overwrite_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let f = Folder::new();
+    let ws = f.ws.root();
+    assert_eq!(mode(ws), 0o700, "the workspace folder deskhand made");
+    for sub in ["context", "projects", "output", ".deskhand"] {
+        assert_eq!(mode(&ws.join(sub)), 0o700, "{sub}/");
+    }
+    for file in ["MEMORY.md", ".deskhand/journal.db"] {
+        assert_eq!(mode(&ws.join(file)), 0o600, "{file}");
+    }
+    std::fs::set_permissions(f.root.join("draft.md"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let v2 = f.stage("draft-v2.md", b"# Draft v2\n");
+    let summary = f.stage("summary.txt", b"new\n");
+    let cs = f
+        .propose(vec![
+            ProposedChange::Overwrite {
+                path: f.p("draft.md"),
+                staged: v2,
+            },
+            ProposedChange::Create {
+                path: f.p("summary.txt"),
+                staged: summary,
+            },
+        ])
+        .unwrap();
+    f.apply(&cs).unwrap();
+    assert_eq!(mode(&f.root.join("draft.md")), 0o640);
+    assert_eq!(mode(&f.root.join("summary.txt")), 0o600);
+}

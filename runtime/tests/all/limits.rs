@@ -51,6 +51,17 @@ fn unbounded_allocation_hits_the_memory_cap() {
 }
 
 #[test]
+fn an_answer_too_large_to_parse_is_refused_before_parsing() {
+    let fx = Fixture::new();
+    let err = hostile()
+        .call(&fx.sandbox(&[]), "huge_answer", "{}", None)
+        .result
+        .unwrap_err();
+    assert!(matches!(err, CallError::ResultTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("ask it for less"), "{err}");
+}
+
+#[test]
 fn a_stdout_flood_is_capped() {
     let fx = Fixture::new();
     let sandbox = limited(

@@ -3,11 +3,13 @@
 //! are detected; a column's `a/b/YYYY` dates are read in the one order all
 //! its values allow, or left as text (with a note) when they allow both.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use deskhand_guest::{ToolError, path_error};
 use serde_json::{Value, json};
 
+use crate::budget::{Budget, Cut, json_len, row_len};
 use crate::typed::{self, DateOrder, DateShape};
 
 pub struct CsvOptions {
@@ -15,7 +17,6 @@ pub struct CsvOptions {
     pub decimal: Option<char>,
     pub date_order: Option<DateOrder>,
     pub header: bool,
-    pub max_rows: u64,
 }
 
 /// One CSV file read: its typed rows and how it was read.
@@ -102,7 +103,23 @@ fn sniff_delimiter(text: &str) -> u8 {
     best.0
 }
 
-pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, ToolError> {
+/// The most columns read from a line: Excel's and LibreOffice's limit
+/// (XFD). Both load a wider file cut there, with a warning; so does this.
+const MAX_COLUMNS: usize = 16_384;
+/// The most notes about date columns one result carries.
+const MAX_DATE_NOTES: usize = 20;
+
+/// Reads the file's rows, as many as `budget` takes: the rows before its
+/// `start_row` are passed over, and reading stops once the rows read make
+/// more JSON than the call returns (with some room: numbers can come out
+/// shorter than they were written).
+pub fn read(
+    path: &Path,
+    bytes: &[u8],
+    opts: &CsvOptions,
+    name: &str,
+    budget: &mut Budget<'_>,
+) -> Result<CsvSheet, ToolError> {
     let (text, encoding) = decode(path, bytes)?;
     let mut body = text.as_str();
     // Excel's own hint on the first line: `sep=;`.
@@ -115,33 +132,59 @@ pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, To
         body = &body[first.len()..];
     }
     let delimiter = opts.delimiter.or(hinted).unwrap_or_else(|| sniff_delimiter(body));
+    let mut notes = Vec::new();
+    let (body, wide) = cut_wide_records(body, delimiter, MAX_COLUMNS);
+    if let Some(wide) = wide {
+        notes.push(format!(
+            "{} line{} more than {} fields (up to {}); only the first {} columns were read, as Excel and \
+             LibreOffice do",
+            crate::count(wide.lines),
+            if wide.lines == 1 { " has" } else { "s have" },
+            crate::count(MAX_COLUMNS as u64),
+            crate::count(wide.widest),
+            crate::count(MAX_COLUMNS as u64),
+        ));
+    }
 
-    let cap = opts.max_rows + u64::from(opts.header);
+    let raw_cap = budget.bytes_left() + budget.bytes_left() / 2;
+    let (mut raw, mut cut) = (0u64, None);
+    let mut header: Option<Vec<String>> = None;
     let mut records: Vec<Vec<String>> = Vec::new();
+    let mut passed = 0u64;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .from_reader(body.as_bytes());
-    for record in reader.records() {
+    for (i, record) in reader.records().enumerate() {
         let record = record.map_err(|e| ToolError::BadContent(path_error(path, format!("is not valid CSV: {e}"))))?;
-        if records.len() as u64 == cap {
-            return Err(ToolError::TooLarge(path_error(
-                path,
-                format!(
-                    "has more than {} rows, over this call's cap (max_rows {}; it may go up to {})",
-                    crate::count(opts.max_rows),
-                    opts.max_rows,
-                    crate::MAX_MAX_ROWS
-                ),
-            )));
+        let fields = || record.iter().map(str::to_owned).collect::<Vec<_>>();
+        if i == 0 && opts.header {
+            header = Some(fields());
+            continue;
         }
-        records.push(record.iter().map(str::to_owned).collect());
+        if passed < budget.skip {
+            passed += 1;
+            continue;
+        }
+        if budget.rows + records.len() as u64 == budget.max_rows {
+            if !budget.paged {
+                return Err(budget.too_many_rows(name));
+            }
+            cut = Some(Cut::Rows);
+            break;
+        }
+        // What the fields cost as JSON, near enough: `null` for an empty one.
+        raw += record.iter().map(|f| f.len().max(4) as u64 + 1).sum::<u64>() + 1;
+        if raw > raw_cap {
+            cut = Some(Cut::Bytes);
+            break;
+        }
+        records.push(fields());
         if records.len().is_multiple_of(50_000) {
             deskhand_guest::progress(records.len() as u64, None, "reading CSV rows");
         }
     }
-    let header = (opts.header && !records.is_empty()).then(|| records.remove(0));
 
     let decimal = opts.decimal.unwrap_or_else(|| {
         let (mut dots, mut commas) = (0usize, 0usize);
@@ -162,7 +205,7 @@ pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, To
     });
 
     let width = records.iter().map(Vec::len).max().unwrap_or(0);
-    let mut notes = Vec::new();
+    let mut date_notes = Vec::new();
     let orders: Vec<Option<DateOrder>> = (0..width)
         .map(|col| {
             let name = header
@@ -170,11 +213,17 @@ pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, To
                 .and_then(|h| h.get(col))
                 .map(|n| format!("column {} ({n})", col + 1))
                 .unwrap_or_else(|| format!("column {}", col + 1));
-            column_date_order(&records, col, opts.date_order, &name, &mut notes)
+            column_date_order(&records, col, opts.date_order, &name, &mut date_notes)
         })
         .collect();
+    if date_notes.len() > MAX_DATE_NOTES {
+        let more = date_notes.len() - MAX_DATE_NOTES;
+        date_notes.truncate(MAX_DATE_NOTES);
+        date_notes.push(format!("and {more} more columns like these"));
+    }
+    notes.extend(date_notes);
 
-    let rows = records
+    let mut rows: Vec<Vec<Value>> = records
         .iter()
         .map(|record| {
             record
@@ -184,6 +233,14 @@ pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, To
                 .collect()
         })
         .collect();
+    drop(records);
+    let sizes: Vec<u64> = rows
+        .iter()
+        .map(|row| row_len(row.len(), row.iter().map(json_len).sum()))
+        .collect();
+    let skeleton = json_len(&json!({"name": name, "header": header, "rows": []}));
+    let kept = budget.fit(name, skeleton, &sizes, cut)?;
+    rows.truncate(kept);
     Ok(CsvSheet {
         header,
         rows,
@@ -192,6 +249,66 @@ pub fn read(path: &Path, bytes: &[u8], opts: &CsvOptions) -> Result<CsvSheet, To
         decimal,
         notes,
     })
+}
+
+/// Lines cut at [`MAX_COLUMNS`]: how many, and the most fields one had.
+struct Wide {
+    lines: u64,
+    widest: u64,
+}
+
+/// `text` with each record (a line, or more where a quoted field holds a
+/// line break) cut after its `max`th field, so that a line of ten million
+/// commas costs a scan, not ten million fields.
+fn cut_wide_records(text: &str, delimiter: u8, max: usize) -> (Cow<'_, str>, Option<Wide>) {
+    // Where each record's `max`th delimiter is, for the records that have one.
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let (mut quoted, mut fields, mut start) = (false, 1usize, 0usize);
+    let mut widest = 0usize;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if quoted {
+            continue;
+        } else if b == delimiter {
+            fields += 1;
+            if fields == max + 1 {
+                cuts.push((start, i));
+            }
+        } else if b == b'\n' {
+            widest = widest.max(fields);
+            fields = 1;
+            start = i + 1;
+        }
+    }
+    widest = widest.max(fields);
+    if cuts.is_empty() {
+        return (Cow::Borrowed(text), None);
+    }
+    let mut out = String::with_capacity(text.len().min(16 << 20));
+    let mut from = 0;
+    for &(_, at) in &cuts {
+        out.push_str(&text[from..at]);
+        // Resume at the end of the record: the next line break outside quotes.
+        let mut quoted = false;
+        let mut end = bytes.len();
+        for (i, &b) in bytes.iter().enumerate().skip(at) {
+            if b == b'"' {
+                quoted = !quoted;
+            } else if b == b'\n' && !quoted {
+                end = i;
+                break;
+            }
+        }
+        from = end;
+    }
+    out.push_str(&text[from..]);
+    let wide = Wide {
+        lines: cuts.len() as u64,
+        widest: widest as u64,
+    };
+    (Cow::Owned(out), Some(wide))
 }
 
 /// The order `a/b/YYYY` dates in column `col` are read in: the one asked

@@ -7,10 +7,12 @@
 //! Nothing here computes a formula: totals are written as formulas for the
 //! spreadsheet to compute, never as numbers.
 
+mod budget;
 mod cache;
 mod csv_read;
 mod edit;
 mod read;
+mod repair;
 pub mod typed;
 mod write;
 

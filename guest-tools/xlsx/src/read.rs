@@ -11,15 +11,15 @@ use deskhand_guest::{Output, ToolError, output, path_error};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::budget::{Budget, Cut, MAX_RESULT_BYTES, RESULT_OVERHEAD_BYTES, json_len, row_len};
 use crate::csv_read::{self, CsvOptions};
+use crate::repair;
 use crate::typed::{self, DateOrder, DateTime};
 use crate::{DEFAULT_MAX_ROWS, MAX_FILE_BYTES, MAX_MAX_ROWS};
 
 /// The most a workbook's parts may decompress to: a small file that
 /// inflates past this is a zip bomb, not a spreadsheet.
 const MAX_UNZIPPED_BYTES: u64 = 512 * 1024 * 1024;
-/// The most cells (rows times columns, empty ones included) one call returns.
-const MAX_CELLS: u64 = 10_000_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,7 @@ pub struct ReadArgs {
     #[serde(default = "yes")]
     header: bool,
     max_rows: Option<u64>,
+    start_row: Option<u64>,
     #[serde(default)]
     formulas: bool,
     delimiter: Option<String>,
@@ -48,7 +49,9 @@ pub fn schema() -> Value {
             "sheet": {"type": "string", "description": "workbooks: read only this sheet (default: every worksheet)"},
             "header": {"type": "boolean", "default": true, "description": "the first row holds column titles"},
             "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_ROWS, "default": DEFAULT_MAX_ROWS,
-                         "description": "more rows than this in all (header rows not counted) is a too-large error"},
+                         "description": "more rows than this in all (header rows not counted) is a too-large error, unless start_row is given"},
+            "start_row": {"type": "integer", "minimum": 1,
+                          "description": "read a part: the first row to return in each sheet (1 is the first after the header); the result then holds at most max_rows rows and, when the sheet goes on, `next` names the sheet and start_row of the next part. One call returns at most 16 MiB of rows"},
             "formulas": {"type": "boolean", "default": false,
                          "description": "cells holding a formula come back as {\"formula\", \"value\"} with the value the file stored; always so for an xlsx that asks to be recalculated when opened (as those this tool writes do), whose stored values are stale"},
             "delimiter": {"type": "string", "enum": [",", ";", "\t", "|"], "description": "CSV only; detected when absent"},
@@ -94,6 +97,11 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
             "max_rows must be between 1 and {MAX_MAX_ROWS}"
         )));
     }
+    if args.start_row == Some(0) {
+        return Err(ToolError::InvalidArgs(
+            "start_row counts from 1 (the first row after the header)".to_owned(),
+        ));
+    }
     let bytes = read_file(path)?;
     let (kind, stale) = detect(path, &bytes)?;
     let mut result = json!({"path": path.display().to_string(), "format": kind.name()});
@@ -108,6 +116,7 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
                 .to_owned(),
         );
     }
+    let mut budget = Budget::new(path, max_rows, args.start_row);
     let sheets = if kind == Kind::Csv {
         let opts = CsvOptions {
             delimiter: match args.delimiter.as_deref() {
@@ -140,26 +149,27 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
                 }
             },
             header: args.header,
-            max_rows,
         };
-        let sheet = csv_read::read(path, &bytes, &opts)?;
-        result["encoding"] = json!(sheet.encoding);
-        result["delimiter"] = json!(sheet.delimiter.to_string());
-        result["decimal"] = json!(sheet.decimal.to_string());
-        notes.extend(sheet.notes);
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let sheet = csv_read::read(path, &bytes, &opts, &name, &mut budget)?;
+        result["encoding"] = json!(sheet.encoding);
+        result["delimiter"] = json!(sheet.delimiter.to_string());
+        result["decimal"] = json!(sheet.decimal.to_string());
+        notes.extend(sheet.notes);
         vec![json!({"name": name, "header": sheet.header, "rows": sheet.rows})]
     } else {
-        let mut budget = Budget {
-            path,
-            max_rows,
-            rows: 0,
-        };
-        read_workbook(path, bytes, kind, &args, formulas, &mut budget)?
+        read_workbook(path, bytes, kind, &args, formulas, &mut budget, &mut notes)?
     };
+    if let Some((sheet, start_row)) = &budget.next {
+        result["next"] = json!({"sheet": sheet, "start_row": start_row});
+        notes.push(format!(
+            "this is a part: sheet {sheet:?} goes on; pass sheet {sheet:?} and start_row {start_row} to read the next \
+             part"
+        ));
+    }
     if !notes.is_empty() {
         result["notes"] = json!(notes);
     }
@@ -174,7 +184,20 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
         kind.name()
     );
     result["sheets"] = json!(sheets);
-    Ok(output(&result, text))
+    let out = output(&result, text);
+    // The budget measured the rows; this holds whatever it did not foresee.
+    let size = (out.json.len() + out.text.len()) as u64;
+    if size > MAX_RESULT_BYTES + RESULT_OVERHEAD_BYTES {
+        return Err(ToolError::TooLarge(path_error(
+            path,
+            format!(
+                "is too large to read whole: its result makes {} bytes of JSON, more than one call returns; \
+                 pass sheet, max_rows and start_row to read it in parts",
+                crate::count(size)
+            ),
+        )));
+    }
+    Ok(out)
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
@@ -193,6 +216,8 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
 /// The format from the content (a zip, an OLE compound file, or text),
 /// with the extension only to say what was expected; and whether the file
 /// asks to be recalculated when opened (its stored formula values are stale).
+/// A document that is not a spreadsheet (a PDF, a Word or PowerPoint file,
+/// an image) is named for what it is, whatever its extension.
 fn detect(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     let ext = path
         .extension()
@@ -201,13 +226,11 @@ fn detect(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         return zip_kind(path, bytes);
     }
-    if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
-        // An encrypted xlsx/xlsb/docx is an OLE file holding an `EncryptedPackage` stream.
-        let marker: Vec<u8> = "EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes).collect();
-        if bytes.windows(marker.len()).any(|w| w == marker.as_slice()) {
-            return Err(bad(path, ENCRYPTED));
-        }
-        return Ok((Kind::Xls, false));
+    if bytes.starts_with(OLE_MAGIC) {
+        return ole_kind(path, bytes);
+    }
+    if let Some(what) = not_a_spreadsheet(bytes) {
+        return Err(bad(path, what));
     }
     if matches!(ext.as_str(), "xlsx" | "xlsm" | "xlsb" | "xls" | "ods") {
         let problem = if bytes.is_empty() {
@@ -220,10 +243,67 @@ fn detect(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     Ok((Kind::Csv, false))
 }
 
-/// xlsx, xlsb or ods, after checking that the zip directory reads and that
-/// its parts do not inflate past [`MAX_UNZIPPED_BYTES`]; and, for xlsx,
-/// whether its workbook part asks for a full recalculation on load (as
-/// files written without a calculation engine do, ours included).
+const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+/// What a file that is not text is, from its first bytes, when it is a
+/// kind people hand a spreadsheet reader by mistake.
+fn not_a_spreadsheet(bytes: &[u8]) -> Option<String> {
+    // PDF readers accept the header anywhere in the first 1024 bytes.
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.windows(5).any(|w| w == b"%PDF-") {
+        return Some(format!("is a PDF document, not a spreadsheet; {PDF_READER}"));
+    }
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+        (b"\xFF\xD8\xFF", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"{\\rtf", "an RTF (rich text) document"),
+        (b"\x1F\x8B", "a gzip archive"),
+        (b"7z\xBC\xAF\x27\x1C", "a 7-Zip archive"),
+        (b"Rar!\x1A\x07", "a RAR archive"),
+        (b"%!PS", "a PostScript document"),
+    ];
+    MAGIC
+        .iter()
+        .find(|(magic, _)| bytes.starts_with(magic))
+        .map(|(_, what)| format!("is {what}, not a spreadsheet or CSV text"))
+}
+
+const PDF_READER: &str = "the pdf tool's `text` operation reads its text";
+const OFFICE_READER: &str = "no deskhand tool reads its text (the docx and pptx tools only write); \
+     python's zipfile and xml modules can read it";
+
+/// An OLE compound file: an xls workbook, an encrypted OOXML file (xlsx,
+/// xlsb, docx alike hold an `EncryptedPackage` stream), or a Word or
+/// PowerPoint 97-2003 file, told apart by the names of their streams.
+fn ole_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
+    let has_stream = |name: &str| {
+        let marker: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        bytes.windows(marker.len()).any(|w| w == marker.as_slice())
+    };
+    if has_stream("EncryptedPackage") {
+        return Err(bad(path, ENCRYPTED));
+    }
+    if has_stream("Workbook") || has_stream("Book") {
+        return Ok((Kind::Xls, false));
+    }
+    let what = if has_stream("WordDocument") {
+        format!("is a Word 97-2003 document (.doc), not a spreadsheet; {OFFICE_READER}")
+    } else if has_stream("PowerPoint Document") {
+        format!("is a PowerPoint 97-2003 presentation (.ppt), not a spreadsheet; {OFFICE_READER}")
+    } else {
+        // Let calamine say what it finds: its message names the missing stream.
+        return Ok((Kind::Xls, false));
+    };
+    Err(bad(path, what))
+}
+
+/// xlsx, xlsb or ods, after checking that the zip directory reads, that
+/// its parts do not inflate past [`MAX_UNZIPPED_BYTES`] and that it is not
+/// a Word or PowerPoint file; and, for xlsx, whether its workbook part asks
+/// for a full recalculation on load (as files written without a
+/// calculation engine do, ours included). An xlsx that declares more
+/// sheets than [`MAX_SHEETS`] is refused before calamine reads it.
 fn zip_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         bad(
@@ -258,10 +338,35 @@ fn zip_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     if archive.index_for_name("xl/workbook.bin").is_some() {
         return Ok((Kind::Xlsb, false));
     }
-    let mut workbook = String::new();
-    if let Ok(entry) = archive.by_name("xl/workbook.xml") {
-        let _ = entry.take(4 * 1024 * 1024).read_to_string(&mut workbook);
+    let has_part_under = |dir: &str| archive.file_names().any(|n| n.is_ok_and(|n| n.starts_with(dir)));
+    let other = if archive.index_for_name("xl/workbook.xml").is_some() {
+        None
+    } else if has_part_under("word/") {
+        Some("a Word document (.docx)")
+    } else if has_part_under("ppt/") {
+        Some("a PowerPoint presentation (.pptx)")
+    } else if mimetype.starts_with("application/vnd.oasis.opendocument.text") {
+        Some("an OpenDocument text document (.odt)")
+    } else if mimetype.starts_with("application/vnd.oasis.opendocument.presentation") {
+        Some("an OpenDocument presentation (.odp)")
+    } else {
+        None
+    };
+    if let Some(what) = other {
+        return Err(bad(path, format!("is {what}, not a spreadsheet; {OFFICE_READER}")));
     }
+    let mut workbook = Vec::new();
+    if let Ok(entry) = archive.by_name("xl/workbook.xml") {
+        if entry.size() > MAX_WORKBOOK_PART_BYTES {
+            return Err(too_many_sheets(path, None, entry.size()));
+        }
+        let _ = entry.take(MAX_WORKBOOK_PART_BYTES).read_to_end(&mut workbook);
+    }
+    let sheets = count_elements(&workbook, b"sheet");
+    if sheets > MAX_SHEETS {
+        return Err(too_many_sheets(path, Some(sheets), workbook.len() as u64));
+    }
+    let workbook = String::from_utf8_lossy(&workbook);
     let stale = workbook.contains("fullCalcOnLoad=\"1\"") || workbook.contains("fullCalcOnLoad=\"true\"");
     if !workbook.is_empty() || archive.index_for_name("[Content_Types].xml").is_some() {
         return Ok((Kind::Xlsx, stale));
@@ -272,30 +377,61 @@ fn zip_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     ))
 }
 
-/// The rows one call may still return, shared by the sheets it reads.
-struct Budget<'a> {
-    path: &'a Path,
-    max_rows: u64,
-    rows: u64,
+/// The most sheets a workbook may have: LibreOffice's own limit (Excel's
+/// depends on memory). Reading each sheet costs time, and calamine finds a
+/// sheet by name in a list, so a workbook declaring 100,000 sheets took
+/// half a minute to read.
+pub(crate) const MAX_SHEETS: u64 = 10_000;
+/// The largest xlsx workbook part (sheet names, defined names): a few
+/// hundred kilobytes in real files.
+const MAX_WORKBOOK_PART_BYTES: u64 = 16 * 1024 * 1024;
+
+fn too_many_sheets(path: &Path, sheets: Option<u64>, part_bytes: u64) -> ToolError {
+    let declared = match sheets {
+        Some(n) => format!("declares {} sheets", crate::count(n)),
+        None => format!("has a workbook part of {} bytes", crate::count(part_bytes)),
+    };
+    ToolError::TooLarge(path_error(
+        path,
+        format!(
+            "{declared}, more than any real workbook (LibreOffice opens at most {} sheets); \
+             this file would make the reader work too long, so it was not read. If its data matters, \
+             copy the sheets you need into a new workbook",
+            crate::count(MAX_SHEETS)
+        ),
+    ))
 }
 
-impl Budget<'_> {
-    fn too_large(&self, sheet: &str, detail: &str) -> ToolError {
-        ToolError::TooLarge(path_error(
-            self.path,
-            format!(
-                "{detail} (sheet {sheet:?}), over this call's cap of max_rows {}; pass a higher max_rows (up to {}) or one sheet",
-                self.max_rows, MAX_MAX_ROWS
-            ),
-        ))
+/// How many elements whose local name is `name` (any namespace prefix) the
+/// XML holds: a byte scan, no parse.
+fn count_elements(xml: &[u8], name: &[u8]) -> u64 {
+    let mut n = 0;
+    for (i, _) in xml.iter().enumerate().filter(|(_, b)| **b == b'<') {
+        let rest = &xml[i + 1..];
+        let end = rest
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>'))
+            .unwrap_or(rest.len());
+        let tag = &rest[..end];
+        let local = tag.rsplit(|b| *b == b':').next().unwrap_or(tag);
+        if local == name {
+            n += 1;
+        }
     }
+    n
 }
 
 /// The non-empty cells of one sheet, gathered before they are laid out.
 struct SheetCells {
     name: String,
-    cells: Vec<(u32, u32, Value)>,
+    /// Row, column, value and the value's JSON size.
+    cells: Vec<(u32, u32, Value, u64)>,
     first_row: Option<u32>,
+    /// The JSON size of the cells gathered: a guard on memory; what the
+    /// laid-out rows cost is measured when they are.
+    bytes: u64,
+    /// Why reading stopped, and the row it stopped at (not taken).
+    cut: Option<(Cut, u32)>,
 }
 
 impl SheetCells {
@@ -304,63 +440,113 @@ impl SheetCells {
             name: name.to_owned(),
             cells: Vec::new(),
             first_row: None,
+            bytes: 0,
+            cut: None,
         }
     }
 
-    /// Adds a cell, failing as soon as the sheet's rows pass the budget.
-    fn push(&mut self, row: u32, col: u32, value: Value, header: bool, budget: &Budget<'_>) -> Result<(), ToolError> {
-        let first = *self.first_row.get_or_insert(row);
-        let first = first.min(row);
+    /// Adds a cell; `false` when reading the sheet should stop (a part is
+    /// full, or the cells make more JSON than the call returns). Rows before
+    /// `start_row` are passed over; more than `max_rows` while reading the
+    /// whole file is a too-large error.
+    fn push(&mut self, row: u32, col: u32, value: Value, header: bool, budget: &Budget<'_>) -> Result<bool, ToolError> {
+        let first = self.first_row.map_or(row, |f| f.min(row));
         self.first_row = Some(first);
-        let rows = u64::from(row - first) + 1 - u64::from(header);
-        if budget.rows + rows > budget.max_rows {
-            return Err(budget.too_large(
-                &self.name,
-                &format!("has more than {} rows", budget.max_rows - budget.rows),
-            ));
+        let below = u64::from(row - first);
+        if !(header && below == 0) {
+            let index = below - u64::from(header);
+            if index < budget.skip {
+                return Ok(true);
+            }
+            if budget.rows + (index - budget.skip) + 1 > budget.max_rows {
+                if !budget.paged {
+                    return Err(budget.too_many_rows(&self.name));
+                }
+                self.cut = Some((Cut::Rows, row));
+                return Ok(false);
+            }
         }
-        self.cells.push((row, col, value));
-        Ok(())
+        let size = json_len(&value);
+        if self.bytes + size + 1 > budget.bytes_left() {
+            self.cut = Some((Cut::Bytes, row));
+            return Ok(false);
+        }
+        self.bytes += size + 1;
+        self.cells.push((row, col, value, size));
+        Ok(true)
     }
 
-    /// The sheet as `{name, range, header, rows}`, rows dense from the first
-    /// non-empty row and column to the last.
+    /// The sheet as `{name, range, header, rows}`: rows dense from the
+    /// first non-empty column to the last, as many as the budget takes.
     fn finish(self, header: bool, budget: &mut Budget<'_>) -> Result<Value, ToolError> {
-        let Some(first_row) = self.first_row else {
-            return Ok(json!({"name": self.name, "range": null, "header": null, "rows": []}));
+        let name = self.name;
+        let mut cells = self.cells;
+        let Some(first) = self.first_row else {
+            let sheet = json!({"name": name, "range": null, "header": null, "rows": []});
+            budget.charge(json_len(&sheet) + 1);
+            return Ok(sheet);
         };
-        let last_row = self.cells.iter().map(|c| c.0).max().unwrap_or(first_row);
-        let first_col = self.cells.iter().map(|c| c.1).min().unwrap_or(0);
-        let last_col = self.cells.iter().map(|c| c.1).max().unwrap_or(0);
-        let height = u64::from(last_row - first_row) + 1;
-        let width = u64::from(last_col - first_col) + 1;
-        if height * width > MAX_CELLS {
-            return Err(budget.too_large(
-                &self.name,
-                &format!(
-                    "spans {height} rows by {width} columns, over {} cells",
-                    crate::count(MAX_CELLS)
-                ),
-            ));
+        if let Some((_, stop)) = self.cut {
+            // The row reading stopped in is left out whole.
+            cells.retain(|c| c.0 < stop);
         }
-        let mut rows = vec![vec![Value::Null; width as usize]; height as usize];
-        for (r, c, value) in self.cells {
-            rows[(r - first_row) as usize][(c - first_col) as usize] = value;
+        cells.sort_by_key(|c| (c.0, c.1));
+        let first = u64::from(first);
+        let data_start = first + u64::from(header) + budget.skip;
+        let data_end = match self.cut {
+            Some((_, stop)) => u64::from(stop),
+            None => cells.last().map_or(0, |c| u64::from(c.0) + 1),
         }
-        let header_row = if header && !rows.is_empty() {
-            Some(rows.remove(0).iter().map(header_text).collect::<Vec<_>>())
-        } else {
-            None
-        };
-        budget.rows += rows.len() as u64;
+        .min(data_start + (budget.max_rows - budget.rows))
+        .max(data_start);
+        let first_col = cells.iter().map(|c| c.1).min().unwrap_or(0);
+        let last_col = cells.iter().map(|c| c.1).max().unwrap_or(0);
+        let width = (last_col - first_col) as usize + 1;
+
+        let header_row: Option<Vec<String>> = header.then(|| {
+            let mut titles = vec![String::new(); width];
+            for c in cells.iter().filter(|c| u64::from(c.0) == first) {
+                titles[(c.1 - first_col) as usize] = header_text(&c.2);
+            }
+            titles
+        });
+        let skeleton =
+            json_len(&json!({"name": name, "range": "XFD1048576:XFD1048576", "header": header_row, "rows": []}));
+
+        // Each row's JSON: its cells, and `null` for each empty one.
+        let mut sizes = Vec::new();
+        let mut i = cells.partition_point(|c| u64::from(c.0) < data_start);
+        for row in data_start..data_end {
+            let (mut count, mut bytes) = (0usize, 0u64);
+            while let Some(c) = cells.get(i).filter(|c| u64::from(c.0) == row) {
+                count += 1;
+                bytes += c.3;
+                i += 1;
+            }
+            sizes.push(row_len(width, bytes + 4 * (width - count) as u64));
+        }
+        let kept = budget.fit(&name, skeleton, &sizes, self.cut.map(|c| c.0))?;
+        if cells.is_empty() {
+            return Ok(json!({"name": name, "range": null, "header": null, "rows": []}));
+        }
+        let mut rows = vec![vec![Value::Null; width]; kept];
+        let kept_end = data_start + kept as u64;
+        for (r, c, value, _) in cells {
+            let r = u64::from(r);
+            if (data_start..kept_end).contains(&r) {
+                rows[(r - data_start) as usize][(c - first_col) as usize] = value;
+            }
+        }
+        let top = if header && budget.skip == 0 { first } else { data_start };
+        let bottom = kept_end.max(top + 1) - 1;
         let range = format!(
             "{}{}:{}{}",
             column_name(first_col),
-            first_row + 1,
+            top + 1,
             column_name(last_col),
-            last_row + 1
+            bottom + 1
         );
-        Ok(json!({"name": self.name, "range": range, "header": header_row, "rows": rows}))
+        Ok(json!({"name": name, "range": range, "header": header_row, "rows": rows}))
     }
 }
 
@@ -443,6 +629,7 @@ fn read_workbook(
     args: &ReadArgs,
     formulas: bool,
     budget: &mut Budget<'_>,
+    notes: &mut Vec<String>,
 ) -> Result<Vec<Value>, ToolError> {
     let what = |e: &dyn std::fmt::Display| {
         let message = e.to_string();
@@ -458,18 +645,24 @@ fn read_workbook(
     let cursor = Cursor::new(bytes);
     match kind {
         Kind::Xlsx => {
-            let mut book: Xlsx<_> = Xlsx::new(cursor).map_err(|e| what(&e))?;
-            let names = chosen_sheets(path, book.sheets_metadata(), args.sheet.as_deref())?;
-            let mut out = Vec::new();
-            for name in names {
-                out.push(
-                    read_xlsx_sheet(&mut book, &name, formulas, args.header, budget).map_err(|e| match e {
-                        SheetError::Tool(e) => e,
-                        SheetError::Xlsx(e) => sheet_error(path, &name, &e),
-                    })?,
-                );
+            let before = budget.clone();
+            match read_xlsx(Cursor::new(cursor.get_ref().as_slice()), args, formulas, budget) {
+                Err(XlsxFailure::Calamine(sheet, e)) if mendable(&e) => {
+                    // A flaw LibreOffice passes over: mend it in a copy and read that.
+                    let Some((mended, what)) = repair::repair(cursor.get_ref()) else {
+                        return Err(xlsx_error(path, sheet.as_deref(), &e));
+                    };
+                    *budget = before;
+                    notes.extend(what);
+                    read_xlsx(Cursor::new(mended.as_slice()), args, formulas, budget).map_err(|f| match f {
+                        XlsxFailure::Tool(e) => e,
+                        XlsxFailure::Calamine(sheet, e) => xlsx_error(path, sheet.as_deref(), &e),
+                    })
+                }
+                Err(XlsxFailure::Tool(e)) => Err(e),
+                Err(XlsxFailure::Calamine(sheet, e)) => Err(xlsx_error(path, sheet.as_deref(), &e)),
+                Ok(sheets) => Ok(sheets),
             }
-            Ok(out)
         }
         Kind::Xlsb => {
             let mut book: Xlsb<_> = Xlsb::new(cursor).map_err(|e| what(&e))?;
@@ -488,6 +681,65 @@ fn read_workbook(
     }
 }
 
+/// Why reading an xlsx failed: a typed error of ours, or calamine's (in a
+/// sheet, or opening the workbook).
+enum XlsxFailure {
+    Tool(ToolError),
+    Calamine(Option<String>, XlsxError),
+}
+
+/// The flaws [`repair::repair`] mends.
+fn mendable(e: &XlsxError) -> bool {
+    matches!(
+        e,
+        XlsxError::Unrecognized { typ: "sheet:state", .. }
+            | XlsxError::RangeWithoutColumnComponent
+            | XlsxError::RangeWithoutRowComponent
+    )
+}
+
+fn xlsx_error(path: &Path, sheet: Option<&str>, e: &XlsxError) -> ToolError {
+    let message = e.to_string();
+    if message.contains("password protected") {
+        return bad(path, ENCRYPTED);
+    }
+    let mut message = match sheet {
+        Some(sheet) => format!("sheet {sheet:?} cannot be read: {message}"),
+        None => format!("cannot be read as an xlsx workbook: {message}"),
+    };
+    if mendable(e) {
+        message.push_str(
+            " (a flaw spreadsheet apps pass over: open the file in LibreOffice or Excel and save it again, \
+             and the copy reads)",
+        );
+    }
+    bad(path, message)
+}
+
+/// Every chosen sheet of an xlsx workbook.
+fn read_xlsx(
+    cursor: Cursor<&[u8]>,
+    args: &ReadArgs,
+    formulas: bool,
+    budget: &mut Budget<'_>,
+) -> Result<Vec<Value>, XlsxFailure> {
+    let mut book: Xlsx<_> = Xlsx::new(cursor).map_err(|e| XlsxFailure::Calamine(None, e))?;
+    let names = chosen_sheets(budget.path, book.sheets_metadata(), args.sheet.as_deref()).map_err(XlsxFailure::Tool)?;
+    let mut out = Vec::new();
+    for name in names {
+        if budget.done() {
+            break;
+        }
+        out.push(
+            read_xlsx_sheet(&mut book, &name, formulas, args.header, budget).map_err(|e| match e {
+                SheetError::Tool(e) => XlsxFailure::Tool(e),
+                SheetError::Xlsx(e) => XlsxFailure::Calamine(Some(name.clone()), e),
+            })?,
+        );
+    }
+    Ok(out)
+}
+
 fn sheet_error(path: &Path, sheet: &str, e: &dyn std::fmt::Display) -> ToolError {
     bad(path, format!("sheet {sheet:?} cannot be read: {e}"))
 }
@@ -495,19 +747,23 @@ fn sheet_error(path: &Path, sheet: &str, e: &dyn std::fmt::Display) -> ToolError
 /// The worksheets to read: the one asked for, or every worksheet (chart
 /// and macro sheets hold no cells to read).
 fn chosen_sheets(path: &Path, sheets: &[calamine::Sheet], asked: Option<&str>) -> Result<Vec<String>, ToolError> {
+    if sheets.len() as u64 > MAX_SHEETS {
+        return Err(too_many_sheets(path, Some(sheets.len() as u64), 0));
+    }
     match asked {
         Some(name) => {
             if sheets.iter().any(|s| s.name == name) {
                 Ok(vec![name.to_owned()])
             } else {
+                const LISTED: usize = 50;
+                let mut names: Vec<String> = sheets.iter().take(LISTED).map(|s| format!("{:?}", s.name)).collect();
+                if sheets.len() > LISTED {
+                    names.push(format!("and {} more", sheets.len() - LISTED));
+                }
                 Err(ToolError::InvalidArgs(format!(
                     "{} has no sheet named {name:?}; its sheets: {}",
                     path.display(),
-                    sheets
-                        .iter()
-                        .map(|s| format!("{:?}", s.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names.join(", ")
                 )))
             }
         }
@@ -554,7 +810,7 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
         while let Some(cell) = reader.next_formula()? {
             let (row, col) = cell.get_position();
             // Past the row cap the second pass stops with too-large; no need to hold more.
-            if u64::from(row - *first_row.get_or_insert(row)) > budget.max_rows + 1 {
+            if u64::from(row - *first_row.get_or_insert(row)) > budget.skip + budget.max_rows + 1 {
                 break;
             }
             if !cell.get_value().is_empty() {
@@ -588,7 +844,9 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
             }
             other => data_json(&other),
         };
-        sheet.push(row, col, with_formula(value, formula.as_deref()), header, budget)?;
+        if !sheet.push(row, col, with_formula(value, formula.as_deref()), header, budget)? {
+            break;
+        }
     }
     drop(reader);
     Ok(sheet.finish(header, budget)?)
@@ -610,6 +868,9 @@ where
     let names = chosen_sheets(path, book.sheets_metadata(), args.sheet.as_deref())?;
     let mut out = Vec::new();
     for name in names {
+        if budget.done() {
+            break;
+        }
         let range = book.worksheet_range(&name).map_err(|e| sheet_error(path, &name, &e))?;
         let formulas = if formulas {
             Some(
@@ -627,9 +888,15 @@ where
                 .as_ref()
                 .and_then(|f| f.get_value((row, col)))
                 .map(String::as_str);
-            sheet.push(row, col, with_formula(data_json(data), formula), args.header, budget)?;
+            if !sheet.push(row, col, with_formula(data_json(data), formula), args.header, budget)? {
+                break;
+            }
         }
         out.push(sheet.finish(args.header, budget)?);
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "read_tests.rs"]
+mod tests;

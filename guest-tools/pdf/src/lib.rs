@@ -23,7 +23,9 @@
 //! - [`page_texts`]`(bytes, password) -> Result<Vec<String>, PdfError>`: one
 //!   `String` per page, lines separated by `\n` (an unreadable page fails
 //!   the call, naming the page). [`page_texts_of`]`(&doc, &[pages])` gives
-//!   each chosen page its own `Result<String, String>`.
+//!   each chosen page its own `Result<String, String>`;
+//!   [`PageTexts`]`::new(&doc).page(n)` reads one page at a time, for a
+//!   caller that may stop early.
 //! - [`info`]`(&doc) -> `[`PdfInfo`]: page count, version, metadata,
 //!   encryption, page sizes.
 //! - [`merge`]`(Vec<lopdf::Document>)` and [`split`]`(&doc, &[pages])`:
@@ -41,13 +43,17 @@
 //! Every failure is a [`PdfError`]; [`PdfError::to_tool_error`] turns it into
 //! the contract's typed error naming the file.
 
+mod cmap;
 mod edit;
 mod fonts;
+mod glyphs;
 mod image;
+mod lexer;
 mod load;
 mod report;
 mod sanitize;
 mod text;
+mod textfont;
 #[cfg(feature = "component")]
 mod tool;
 
@@ -58,7 +64,7 @@ pub use fonts::{CJK_FILES, FONTS_CJK, FONTS_LATIN, Fonts, LATIN_BOLD_FILES, LATI
 pub use load::{MAX_PDF_BYTES, PdfInfo, info, open};
 pub use report::render_report;
 pub use sanitize::{Removed, sanitize};
-pub use text::{page_texts, page_texts_of};
+pub use text::{PageTexts, page_texts, page_texts_of};
 
 /// What can go wrong reading, editing or writing a PDF. Messages say what
 /// to do; [`PdfError::to_tool_error`] adds the file's name.

@@ -10,9 +10,7 @@ use deskhand_guest::{Description, Guest, Output, ToolError, operation, output, p
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{
-    FONTS_CJK, FONTS_LATIN, Fonts, MAX_PDF_BYTES, PdfError, info, open, page_texts_of, parse_ranges, sanitize,
-};
+use crate::{FONTS_CJK, FONTS_LATIN, Fonts, MAX_PDF_BYTES, PageTexts, PdfError, info, open, parse_ranges, sanitize};
 
 /// `text`'s cap on returned characters when the call names none, and the highest it may name.
 const DEFAULT_MAX_CHARS: usize = 100_000;
@@ -185,15 +183,12 @@ fn text_op(args: TextArgs) -> Result<Output, ToolError> {
     let mut used = 0usize;
     let mut cut_at = None;
     // Page by page, stopping at the cap: a long document is not read past what is returned.
+    let mut reader = PageTexts::new(&doc);
     for (i, n) in pages.iter().enumerate() {
-        let text = match page_texts_of(&doc, &[*n]).pop() {
-            Some(Ok(t)) => t,
-            Some(Err(e)) => {
-                notes.push(format!("page {n}: {e}"));
-                String::new()
-            }
-            None => String::new(),
-        };
+        let text = reader.page(*n).unwrap_or_else(|e| {
+            notes.push(format!("page {n}: {e}"));
+            String::new()
+        });
         let chars = text.chars().count();
         if used + chars > max_chars {
             let keep: String = text.chars().take(max_chars - used).collect();

@@ -127,8 +127,12 @@ impl CMap {
                             ),
                             _ => continue,
                         };
+                        // A range's list counts entry by entry against the cap.
+                        entries += match &target {
+                            Target::List(items) => items.len().max(1),
+                            _ => 1,
+                        };
                         map.ranges.push(Range { first, last, target });
-                        entries += 1;
                     }
                 }
                 _ => {}

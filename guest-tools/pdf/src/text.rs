@@ -105,6 +105,7 @@ fn matrix_of(doc: &Document, o: Option<&Object>) -> Option<Matrix> {
 struct Reader<'a> {
     doc: &'a Document,
     fonts: HashMap<ObjectId, Rc<TextFont>>,
+    inline_fonts: HashMap<usize, Rc<TextFont>>,
     /// The AcroForm asks viewers to draw fields from their values.
     need_appearances: bool,
     glyphs: Vec<Glyph>,
@@ -123,6 +124,7 @@ impl<'a> Reader<'a> {
         Reader {
             doc,
             fonts: HashMap::new(),
+            inline_fonts: HashMap::new(),
             need_appearances,
             glyphs: Vec::new(),
         }
@@ -158,7 +160,17 @@ impl<'a> Reader<'a> {
                 self.fonts.insert(*id, font.clone());
                 Some(font)
             }
-            Object::Dictionary(d) => Some(Rc::new(TextFont::new(doc, d))),
+            // A font written inline has no id; the dictionary's address in
+            // the (unchanging) document names it as well.
+            Object::Dictionary(d) => {
+                let key = std::ptr::from_ref(d) as usize;
+                if let Some(f) = self.inline_fonts.get(&key) {
+                    return Some(f.clone());
+                }
+                let font = Rc::new(TextFont::new(doc, d));
+                self.inline_fonts.insert(key, font.clone());
+                Some(font)
+            }
             _ => None,
         }
     }

@@ -196,12 +196,14 @@ fn composite(doc: &Document, dict: &Dictionary, to_unicode: Option<CMap>) -> Tex
 fn text_by_glyph(face: &Face<'_>) -> HashMap<u16, char> {
     let mut map = HashMap::new();
     if let Some(cmap) = face.tables().cmap {
+        // Asked code point by code point over the planes text uses: a
+        // subtable's own ranges may claim all 2^32 codes many times over.
         for sub in cmap.subtables.into_iter().filter(|s| s.is_unicode()) {
-            sub.codepoints(|cp| {
+            for cp in 0..0x2_0000 {
                 if let (Some(g), Some(c)) = (sub.glyph_index(cp), char::from_u32(cp)) {
                     map.entry(g.0).or_insert(c);
                 }
-            });
+            }
         }
     }
     for gid in 0..face.number_of_glyphs() {
@@ -234,6 +236,7 @@ fn text_by_cid(doc: &Document, cid_font: &Dictionary) -> HashMap<u32, char> {
             return match cid_to_gid {
                 Some(map) => map
                     .chunks_exact(2)
+                    .take(65_536)
                     .enumerate()
                     .filter_map(|(cid, g)| Some((cid as u32, *by_glyph.get(&u16::from_be_bytes([g[0], g[1]]))?)))
                     .collect(),

@@ -44,6 +44,7 @@
 //! the contract's typed error naming the file.
 
 mod cmap;
+mod decrypt;
 mod edit;
 mod fonts;
 mod glyphs;

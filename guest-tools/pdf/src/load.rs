@@ -3,7 +3,7 @@
 use lopdf::{Document, LoadOptions, Object};
 use serde::Serialize;
 
-use crate::{PdfError, from_lopdf};
+use crate::{PdfError, decrypt, from_lopdf};
 
 /// The largest PDF the tool opens: 256 MiB.
 pub const MAX_PDF_BYTES: u64 = 256 * 1024 * 1024;
@@ -31,13 +31,16 @@ pub fn open(bytes: &[u8], password: Option<&str>) -> Result<Document, PdfError> 
         max_decompressed_size: Some(MAX_STREAM_BYTES),
         ..LoadOptions::default()
     };
-    let doc = Document::load_mem_with_options(bytes, options).map_err(from_lopdf)?;
-    if doc.trailer.has(b"Encrypt") && doc.encryption_state.is_none() {
-        return Err(match password {
-            None => PdfError::Encrypted,
-            Some(_) => PdfError::WrongPassword,
-        });
-    }
+    let doc = match Document::load_mem_with_options(bytes, options) {
+        // lopdf removes /Encrypt once it has decrypted.
+        Ok(doc) if !doc.trailer.has(b"Encrypt") => doc,
+        // lopdf stops at encryption poppler opens (no /ID, crypt filters in
+        // clear with a user password, odd lengths): read it as poppler does.
+        // That also says whether a password is missing or wrong.
+        Ok(locked) => decrypt::open(bytes, password, Some(&locked))?,
+        Err(lopdf::Error::InvalidPassword | lopdf::Error::Decryption(_)) => decrypt::open(bytes, password, None)?,
+        Err(e) => return Err(from_lopdf(e)),
+    };
     if doc.get_pages().is_empty() {
         return Err(PdfError::Malformed("no page could be found in it".into()));
     }
@@ -82,7 +85,7 @@ pub fn info(doc: &Document) -> PdfInfo {
     PdfInfo {
         pages: u32::try_from(pages.len()).unwrap_or(u32::MAX),
         version: doc.version.clone(),
-        encrypted: doc.trailer.has(b"Encrypt"),
+        encrypted: doc.was_encrypted() || doc.trailer.has(b"Encrypt"),
         title: field(b"Title"),
         author: field(b"Author"),
         subject: field(b"Subject"),

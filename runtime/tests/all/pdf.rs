@@ -796,3 +796,102 @@ fn every_corpus_pdf_is_made_inert_with_the_same_text_or_refused_in_words() {
     );
     assert!(inert >= 50, "only {inert} corpus PDFs were made inert");
 }
+
+/// The words poppler reads from `file` without a password or with `password`
+/// (as the user's or the owner's), or `None` when it will not open the file.
+/// Ligatures are spelled out: poppler splits some and keeps others.
+fn poppler_words(file: &Path, password: Option<&str>) -> Option<Vec<String>> {
+    let attempts: Vec<Vec<&str>> = match password {
+        None => vec![vec![]],
+        Some(p) => vec![vec!["-upw", p], vec!["-opw", p]],
+    };
+    attempts.into_iter().find_map(|flags| {
+        let out = Command::new("pdftotext")
+            .args(flags)
+            .args([path_str(file), "-"])
+            .output()
+            .expect("pdftotext runs; run scripts/setup to install poppler-utils");
+        out.status
+            .success()
+            .then(|| words(&String::from_utf8_lossy(&out.stdout)))
+    })
+}
+
+fn words(text: &str) -> Vec<String> {
+    let spelled = [
+        ("\u{FB00}", "ff"),
+        ("\u{FB01}", "fi"),
+        ("\u{FB02}", "fl"),
+        ("\u{FB03}", "ffi"),
+        ("\u{FB04}", "ffl"),
+    ]
+    .iter()
+    .fold(text.to_owned(), |t, (lig, letters)| t.replace(lig, letters));
+    spelled.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The words of every page the pdf tool's `text` returned.
+fn tool_words(out: &Value) -> Vec<String> {
+    let pages = out["pages"].as_array().unwrap();
+    words(
+        &pages
+            .iter()
+            .map(|p| p["text"].as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+#[test]
+fn encrypted_corpus_pdfs_open_when_poppler_opens_them_with_its_words() {
+    let Some(dir) = corpus("pdf") else {
+        eprintln!("skipped: no corpus at ../shared/corpus/pdf beside the repository");
+        return;
+    };
+    let fx = Fixture::new();
+    let grants = [Grant::read_only(dir.clone())];
+    // Every password the corpus README names.
+    let passwords = ["asdfzxcv", "foo", "bar", "openpassword", "password", "test"];
+    let (mut encrypted, mut without_password) = (0, 0);
+    for file in files_with(&dir, &["pdf"]) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&file).unwrap();
+        if !bytes.windows(8).any(|w| w == b"/Encrypt") {
+            continue;
+        }
+        encrypted += 1;
+        let ours = pdf(&fx, "text", json!({"path": file}), &grants);
+        let needs_password = match poppler_words(&file, None) {
+            Some(expected) => {
+                let out = ours.unwrap_or_else(|e| panic!("{name} opens in poppler without a password: {e}"));
+                assert_eq!(tool_words(&out), expected, "{name}");
+                without_password += 1;
+                false
+            }
+            None => {
+                let err = ours.expect_err(&name).to_string();
+                assert!(err.contains(&name) && err.contains("pass its password"), "{err}");
+                true
+            }
+        };
+        for password in passwords {
+            let Some(expected) = poppler_words(&file, Some(password)) else {
+                continue;
+            };
+            let out = pdf(&fx, "text", json!({"path": file, "password": password}), &grants)
+                .unwrap_or_else(|e| panic!("{name} with {password}: {e}"));
+            assert_eq!(tool_words(&out), expected, "{name} with {password}");
+        }
+        if needs_password {
+            let err = pdf(&fx, "text", json!({"path": file, "password": "not-it"}), &grants)
+                .expect_err(&name)
+                .to_string();
+            assert!(err.contains("the password given does not open it"), "{err}");
+        }
+    }
+    eprintln!("{encrypted} encrypted corpus PDFs, {without_password} open without a password as in poppler");
+    assert!(
+        encrypted >= 20 && without_password >= 12,
+        "{encrypted}, {without_password}"
+    );
+}

@@ -1049,7 +1049,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 struct TerminalGate;
 
 impl Gate for TerminalGate {
-    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
+    fn approve_step(&self, _: &str, req: &StepApproval<'_>) -> Approval {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
             return Approval::Rejected {
@@ -1085,7 +1085,7 @@ impl Gate for TerminalGate {
         }
     }
 
-    fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
+    fn approve_changes(&self, _: &str, req: &ChangesApproval<'_>) -> Approval {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
             let why = if req.deletions > 0 {

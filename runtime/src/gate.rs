@@ -9,9 +9,10 @@
 
 use std::path::Path;
 
-use deskhand_types::{ChangeKind, FileChange, Mode};
+use deskhand_types::{ChangeKind, Event, FileChange, Mode, RunId};
 
 use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+use crate::journal::Journal;
 
 /// What the policy decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,21 +53,44 @@ pub struct Envelope {
 }
 
 /// Decides a step through [`assess`], asking the person through `gate` only
-/// where the policy says to ask.
+/// where the policy says to ask (journaled as a question and its answer).
 pub fn approve_step(
     gate: &dyn Gate,
+    journal: &Journal,
     request: &StepApproval<'_>,
     hash: &str,
     parent_approval: Option<&str>,
 ) -> Approval {
     let step = Request::Step { hash, parent_approval };
-    decided(assess(request.mode, &step, None), || gate.approve_step(request))
+    decided(assess(request.mode, &step, None), || {
+        let e = &request.plan_step.effects;
+        let list = |v: &[std::path::PathBuf]| {
+            if v.is_empty() {
+                "nothing".to_owned()
+            } else {
+                v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let mut details = format!("reads: {}\nwrites: {}", list(&e.reads), list(&e.writes));
+        if !e.network.is_empty() {
+            details.push_str(&format!("\nnetwork: {}", e.network.join(", ")));
+        }
+        let question = Question {
+            step: request.step,
+            kind: "step",
+            title: request.plan_step.title.clone(),
+            details,
+            deletions: 0,
+        };
+        asked(journal, request.run, question, |id| gate.approve_step(id, request))
+    })
 }
 
 /// Decides a changeset through [`assess`], asking the person through `gate`
-/// only where the policy says to ask.
+/// only where the policy says to ask (journaled as a question and its answer).
 pub fn approve_changes(
     gate: &dyn Gate,
+    journal: &Journal,
     request: &ChangesApproval<'_>,
     changes: &[FileChange],
     output: &Path,
@@ -78,7 +102,16 @@ pub fn approve_changes(
         output,
         step_approval,
     };
-    decided(assess(request.mode, &what, None), || gate.approve_changes(request))
+    decided(assess(request.mode, &what, None), || {
+        let question = Question {
+            step: request.step,
+            kind: "changes",
+            title: format!("Step {} proposes changes to your folders", request.step),
+            details: request.description.to_owned(),
+            deletions: request.deletions,
+        };
+        asked(journal, request.run, question, |id| gate.approve_changes(id, request))
+    })
 }
 
 fn decided(decision: Decision, ask: impl FnOnce() -> Approval) -> Approval {
@@ -86,6 +119,46 @@ fn decided(decision: Decision, ask: impl FnOnce() -> Approval) -> Approval {
         Decision::Approve { by } => Approval::Approved { by },
         Decision::Reject { reason } => Approval::Rejected { reason },
         Decision::Ask => ask(),
+    }
+}
+
+/// What the person is asked, as the journal records it for every front end.
+struct Question {
+    step: usize,
+    kind: &'static str,
+    title: String,
+    details: String,
+    deletions: usize,
+}
+
+/// Journals the question, asks it under a fresh approval id, and journals the
+/// answer. A question or answer the journal cannot record is a refusal: an
+/// approval no ledger shows is not given.
+fn asked(journal: &Journal, run: &RunId, q: Question, ask: impl FnOnce(&str) -> Approval) -> Approval {
+    let approval = crate::ids::approval_id();
+    let question = Event::AwaitingApproval {
+        approval: approval.clone(),
+        step: q.step,
+        kind: q.kind.into(),
+        title: q.title,
+        details: q.details,
+        deletions: q.deletions,
+    };
+    if let Err(e) = journal.append(run, &question) {
+        return Approval::Rejected {
+            reason: format!("the question could not be recorded, so it was not asked: {e}"),
+        };
+    }
+    let answer = ask(&approval);
+    let (approved, by) = match &answer {
+        Approval::Approved { by } => (true, by.clone()),
+        Approval::Rejected { reason } => (false, reason.clone()),
+    };
+    match journal.append(run, &Event::ApprovalAnswered { approval, approved, by }) {
+        Ok(_) => answer,
+        Err(e) => Approval::Rejected {
+            reason: format!("the answer could not be recorded, so it does not count: {e}"),
+        },
     }
 }
 

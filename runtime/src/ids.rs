@@ -42,3 +42,8 @@ pub fn call_id() -> CallId {
 pub fn changeset_id() -> String {
     format!("cs-{}-{}", stamp(), random_hex(4))
 }
+
+/// A question put to the person (one answer each; the browser's card posts it back).
+pub fn approval_id() -> String {
+    format!("ap-{}", random_hex(12))
+}

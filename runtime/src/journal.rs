@@ -175,6 +175,10 @@ fn make_private(_path: &Path) -> std::io::Result<()> {
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Runs an event of which could not be written, and why: such a run
+    /// stops at its next step ([`Journal::lost_event`]), so nothing it does
+    /// goes unrecorded.
+    lost: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Journal {
@@ -234,6 +238,7 @@ impl Journal {
         Ok(Journal {
             path: path.into(),
             conn: Mutex::new(conn),
+            lost: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -370,17 +375,55 @@ impl Journal {
         .map(drop)
     }
 
+    /// Appends one event of `run`. A failure is returned and also remembered
+    /// for the run: [`Journal::lost_event`] makes its driver stop it.
     pub fn append(&self, run: &RunId, event: &Event) -> Result<i64> {
-        let body = serde_json::to_string(event).map_err(|e| Error::Journal {
+        let written = serde_json::to_string(event)
+            .map_err(|e| Error::Journal {
+                path: self.path.clone(),
+                message: format!("cannot encode event: {e}"),
+            })
+            .and_then(|body| {
+                self.with(|c| {
+                    c.execute(
+                        "INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)",
+                        params![run.0, ids::now(), event.kind(), body],
+                    )?;
+                    Ok(c.last_insert_rowid())
+                })
+            });
+        if let Err(e) = &written {
+            self.lost
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(run.0.clone())
+                .or_insert_with(|| {
+                    let why = match e {
+                        Error::Journal { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    };
+                    format!("its {} event could not be written ({why})", event.kind())
+                });
+        }
+        written
+    }
+
+    /// Whether an event of `run` was lost (see [`Journal::lost_event`]).
+    pub fn has_lost_event(&self, run: &RunId) -> bool {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&run.0)
+    }
+
+    /// Why an event of `run` was lost, if one was; asking clears it (a
+    /// resumed run starts with a clean slate).
+    pub fn lost_event(&self, run: &RunId) -> Option<Error> {
+        let why = self.lost.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.0)?;
+        Some(Error::Journal {
             path: self.path.clone(),
-            message: format!("cannot encode event: {e}"),
-        })?;
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)",
-                params![run.0, ids::now(), event.kind(), body],
-            )?;
-            Ok(c.last_insert_rowid())
+            message: format!(
+                "run {} was stopped because {why}; nothing it does may go unrecorded. Check that the disk has \
+                 space and the journal is writable, then resume the run",
+                run.0
+            ),
         })
     }
 

@@ -161,6 +161,8 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
     let mut step = 0usize;
     let mut change_approvals = std::collections::BTreeMap::new();
     let (mut refused_changes, mut undos) = (vec![], vec![]);
+    // Questions put to the person, whichever front end asked them.
+    let mut questions: Vec<Value> = Vec::new();
     for r in journal.events(run)? {
         match r.event {
             Event::RunBegin { task: t, model: m, .. } => {
@@ -227,6 +229,22 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
                 entry["elapsed_ms"] = json!(elapsed_ms);
                 calls.push(entry);
             }
+            Event::AwaitingApproval {
+                approval,
+                step,
+                kind,
+                title,
+                deletions,
+                ..
+            } => questions.push(json!({
+                "approval": approval, "step": step, "kind": kind, "title": title,
+                "deletions": deletions, "asked": r.at, "answer": Value::Null,
+            })),
+            Event::ApprovalAnswered { approval, approved, by } => {
+                if let Some(q) = questions.iter_mut().find(|q| q["approval"] == approval.as_str()) {
+                    q["answer"] = json!({"approved": approved, "by": by, "at": r.at});
+                }
+            }
             Event::Blocked { step, reason } => blocked.push(json!({"step": step, "at": r.at, "reason": reason})),
             Event::ChangesApplied { changeset, by, .. } => {
                 change_approvals.insert(changeset, json!({"by": by, "at": r.at}));
@@ -271,6 +289,7 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
         "summary": row.summary,
         "plan": plan,
         "approvals": approvals,
+        "questions": questions,
         "tool_calls": calls,
         "blocked": blocked,
         "sub_agents": subagents,
@@ -376,7 +395,7 @@ pub fn markdown(ledger: &Value, workspace: &Workspace) -> String {
 
     let _ = writeln!(md, "\n## Approvals");
     let approvals = ledger["approvals"].as_array().cloned().unwrap_or_default();
-    if approvals.is_empty() {
+    if approvals.is_empty() && ledger["questions"].as_array().is_none_or(Vec::is_empty) {
         let _ = writeln!(md, "None were needed.");
     }
     for a in approvals {
@@ -388,6 +407,30 @@ pub fn markdown(ledger: &Value, workspace: &Workspace) -> String {
             s(&a["by"]),
             s(&a["at"]),
             prefix(&hash, 12)
+        );
+    }
+
+    let questions = ledger["questions"].as_array().cloned().unwrap_or_default();
+    if !questions.is_empty() {
+        let _ = writeln!(md, "\nQuestions put to the person:");
+    }
+    for q in questions {
+        let answer = &q["answer"];
+        let answered = if answer.is_null() {
+            "not answered".to_owned()
+        } else if answer["approved"] == true {
+            format!("approved by {} at {}", s(&answer["by"]), s(&answer["at"]))
+        } else {
+            format!("refused at {}: {}", s(&answer["at"]), s(&answer["by"]))
+        };
+        let _ = writeln!(
+            md,
+            "- Step {} ({}), asked at {}: {}: {}",
+            q["step"],
+            s(&q["kind"]),
+            s(&q["asked"]),
+            s(&q["title"]),
+            answered
         );
     }
 

@@ -66,7 +66,8 @@ pub struct ShellReport {
 }
 
 fn journal(ws: &Workspace, run: &RunId, event: Event) {
-    // The journal is the record; a failed append must not lose the person's changes.
+    // A failed append must not lose the person's changes half-way; the
+    // journal remembers it and `run_shell` ends in an error saying so.
     let _ = ws.journal().append(run, &event);
 }
 
@@ -289,6 +290,7 @@ pub fn run_shell(
     let step_hash = hex::encode(sha2::Sha256::digest(step.approval_subject()));
     let step_approval = crate::gate::approve_step(
         gate,
+        ws.journal(),
         &StepApproval {
             run: &run,
             step: 1,
@@ -338,6 +340,11 @@ pub fn run_shell(
         args: serde_json::json!({"command": req.command}),
     };
     journal(ws, &run, record.begin());
+    if let Some(lost) = ws.journal().lost_event(&run) {
+        // Nothing runs unrecorded.
+        finish(RunStatus::Failed, lost.to_string());
+        return Err(lost);
+    }
     let native = match run_native(
         ws,
         backend,
@@ -416,6 +423,9 @@ pub fn run_shell(
         },
     );
     finish(status, summary);
+    if let Some(lost) = ws.journal().lost_event(&run) {
+        return Err(lost);
+    }
     Ok(ShellReport {
         run,
         outcome: Some(outcome),
@@ -466,6 +476,7 @@ fn apply_changes(
     let output = ws.output_dir().canonicalize().unwrap_or_else(|_| ws.output_dir());
     let approval = crate::gate::approve_changes(
         gate,
+        ws.journal(),
         &ChangesApproval {
             run,
             step: 1,

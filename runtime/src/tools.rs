@@ -461,8 +461,8 @@ pub fn run_call(
         &serde_json::to_value(&prepared.operation.effects).unwrap_or_default(),
     )?;
     let emit = |event: Event| {
-        // The journal is the source of truth; a failed append must not tear
-        // down a call mid-flight.
+        // A failed append does not tear down a call mid-flight; the journal
+        // remembers it and the call fails below, saying so.
         let _ = journal.append(&run, &event);
         if let Some(obs) = &observer {
             obs(&event);
@@ -470,7 +470,8 @@ pub fn run_call(
     };
     let call = ids::call_id();
     let result = crate::call::execute(&prepared, &call, &emit)
-        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output));
+        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output))
+        .and_then(|output| journal.lost_event(&run).map_or(Ok(output), Err));
     let status = if result.is_ok() {
         TaskStatus::Succeeded
     } else {

@@ -1,6 +1,7 @@
-//! Approvals asked in the browser: each request gets a one-time id, is
-//! journaled (so a reload shows the card again), waits for the person's
-//! answer, and expires unanswered after [`EXPIRY`]. An id answers once.
+//! Approvals asked in the browser. The runtime journals each question under
+//! a one-time id (so a reload shows the card again) and its answer; here the
+//! question waits for the person's click, and expires unanswered after
+//! [`EXPIRY`]. An id answers once.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deskhand_runtime::agent::{Approval, ChangesApproval, Gate, StepApproval};
-use deskhand_types::{Event, RunId};
+use deskhand_types::RunId;
 
 use crate::App;
 
@@ -72,8 +73,8 @@ pub struct UiGate {
 }
 
 impl UiGate {
-    fn ask(&self, run: &RunId, step: usize, kind: &str, title: &str, details: String, deletions: usize) -> Approval {
-        let id = crate::random_hex(12);
+    /// Waits for the person's click on the card the journaled question shows.
+    fn ask(&self, run: &RunId, approval: &str) -> Approval {
         let (tx, rx) = mpsc::channel();
         self.app
             .approvals
@@ -81,77 +82,33 @@ impl UiGate {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(
-                id.clone(),
+                approval.to_owned(),
                 Pending {
                     run: run.clone(),
                     expires: Instant::now() + EXPIRY,
                     answer: tx,
                 },
             );
-        let journal = self.app.workspace.journal();
-        let _ = journal.append(
-            run,
-            &Event::AwaitingApproval {
-                approval: id.clone(),
-                step,
-                kind: kind.into(),
-                title: title.into(),
-                details,
-                deletions,
-            },
-        );
-        let answer = rx.recv_timeout(EXPIRY).unwrap_or_else(|_| {
+        rx.recv_timeout(EXPIRY).unwrap_or_else(|_| {
             self.app
                 .approvals
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+                .remove(approval);
             Approval::Rejected {
                 reason: format!("nobody answered within {} minutes", EXPIRY.as_secs() / 60),
             }
-        });
-        let (approved, by) = match &answer {
-            Approval::Approved { by } => (true, by.clone()),
-            Approval::Rejected { reason } => (false, reason.clone()),
-        };
-        let _ = journal.append(
-            run,
-            &Event::ApprovalAnswered {
-                approval: id,
-                approved,
-                by,
-            },
-        );
-        answer
+        })
     }
 }
 
 impl Gate for UiGate {
-    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
-        let e = &req.plan_step.effects;
-        let list = |v: &[std::path::PathBuf]| {
-            if v.is_empty() {
-                "nothing".to_owned()
-            } else {
-                v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            }
-        };
-        let mut details = format!("reads: {}\nwrites: {}", list(&e.reads), list(&e.writes));
-        if !e.network.is_empty() {
-            details.push_str(&format!("\nnetwork: {}", e.network.join(", ")));
-        }
-        self.ask(req.run, req.step, "step", &req.plan_step.title, details, 0)
+    fn approve_step(&self, approval: &str, req: &StepApproval<'_>) -> Approval {
+        self.ask(req.run, approval)
     }
 
-    fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
-        self.ask(
-            req.run,
-            req.step,
-            "changes",
-            &format!("Step {} proposes changes to your folders", req.step),
-            req.description.to_owned(),
-            req.deletions,
-        )
+    fn approve_changes(&self, approval: &str, req: &ChangesApproval<'_>) -> Approval {
+        self.ask(req.run, approval)
     }
 }

@@ -89,12 +89,16 @@ pub enum Approval {
 /// come with their step) is [`crate::gate::assess`]; a front end is asked
 /// only what the policy leaves to the person. Nothing the model or a tool
 /// says reaches it.
+///
+/// `approval` is the question's id, journaled with the question
+/// (`AwaitingApproval`) and the answer (`ApprovalAnswered`) by the runtime;
+/// a front end that answers asynchronously (the browser) keys its answer by it.
 pub trait Gate: Send + Sync {
-    fn approve_step(&self, request: &StepApproval<'_>) -> Approval;
+    fn approve_step(&self, approval: &str, request: &StepApproval<'_>) -> Approval;
 
     /// A tool's proposed changes to the person's folders, as they will be
     /// applied. A changeset with deletions always needs the person, in every mode.
-    fn approve_changes(&self, request: &ChangesApproval<'_>) -> Approval;
+    fn approve_changes(&self, approval: &str, request: &ChangesApproval<'_>) -> Approval;
 }
 
 /// A changeset waiting to be applied, as the gate sees it.
@@ -125,13 +129,13 @@ pub struct ApproveAll;
 
 impl Gate for ApproveAll {
     // Only asked what `gate::assess` leaves to a person (act mode never gets here).
-    fn approve_step(&self, _req: &StepApproval<'_>) -> Approval {
+    fn approve_step(&self, _: &str, _: &StepApproval<'_>) -> Approval {
         Approval::Approved {
             by: "pre-approved by the person".into(),
         }
     }
 
-    fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
+    fn approve_changes(&self, _: &str, req: &ChangesApproval<'_>) -> Approval {
         if req.deletions > 0 {
             return Approval::Rejected {
                 reason: DELETION_ALWAYS_ASKS.into(),
@@ -237,7 +241,8 @@ impl ToolReply {
 impl<'a> Agent<'a> {
     fn emit(&self, run: &RunId, event: Event) {
         // The journal is the source of truth; an append that fails is
-        // reported to the observer rather than tearing the run down.
+        // reported to the observer, and the journal remembers it so the
+        // loop stops the run before its next turn (`drive`).
         if let Err(e) = self.workspace.journal().append(run, &event)
             && let Some(obs) = &self.observer
         {
@@ -398,6 +403,9 @@ impl<'a> Agent<'a> {
                 self.emit(&st.run, Event::Notice { message });
             }
         }
+        if let Some(lost) = self.workspace.journal().lost_event(&st.run) {
+            return Err(lost);
+        }
         Ok(RunReport {
             run: st.run.clone(),
             status,
@@ -410,6 +418,12 @@ impl<'a> Agent<'a> {
     fn drive(&self, st: &mut RunState) -> Result<RunReport> {
         let tools = self.tool_specs()?;
         loop {
+            if let Some(lost) = self.workspace.journal().lost_event(&st.run) {
+                // The run's record is incomplete: stop before doing anything
+                // more (the end is recorded if the journal takes it).
+                let _ = self.finish(st, RunStatus::Failed, lost.to_string());
+                return Err(lost);
+            }
             if st.cancelled() {
                 return self.finish(st, RunStatus::Stopped, "cancelled".into());
             }
@@ -483,6 +497,10 @@ impl<'a> Agent<'a> {
             }
             let mut results = Vec::with_capacity(uses.len());
             for (id, name, input) in uses {
+                if self.workspace.journal().has_lost_event(&st.run) {
+                    // The record is incomplete: no further call this turn.
+                    break;
+                }
                 if name == meta::ASK_PERSON {
                     let question = serde_json::from_value::<meta::Question>(input)
                         .map(|q| q.question)
@@ -687,6 +705,7 @@ impl<'a> Agent<'a> {
         }
         let approval = crate::gate::approve_step(
             self.gate,
+            self.workspace.journal(),
             &StepApproval {
                 run: &st.run,
                 step: index + 1,
@@ -1128,6 +1147,7 @@ impl<'a> Agent<'a> {
             .unwrap_or_else(|_| self.workspace.output_dir());
         let approval = crate::gate::approve_changes(
             self.gate,
+            self.workspace.journal(),
             &ChangesApproval {
                 run: &st.run,
                 step,

@@ -506,7 +506,7 @@ fn a_run_failed_by_its_model_resumes_without_redoing_its_write_and_an_ended_run_
 struct ScriptedPerson(Mutex<Vec<bool>>);
 
 impl Gate for ScriptedPerson {
-    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
+    fn approve_step(&self, _: &str, req: &StepApproval<'_>) -> Approval {
         assert_eq!(req.mode, Mode::Ask);
         if self.0.lock().unwrap().remove(0) {
             Approval::Approved {
@@ -519,18 +519,21 @@ impl Gate for ScriptedPerson {
         }
     }
 
-    fn approve_changes(&self, req: &deskhand_runtime::agent::ChangesApproval<'_>) -> Approval {
+    fn approve_changes(&self, id: &str, req: &deskhand_runtime::agent::ChangesApproval<'_>) -> Approval {
         let step = PlanStep {
             title: req.description.into(),
             effects: Default::default(),
             status: Default::default(),
         };
-        self.approve_step(&StepApproval {
-            run: req.run,
-            step: req.step,
-            plan_step: &step,
-            mode: req.mode,
-        })
+        self.approve_step(
+            id,
+            &StepApproval {
+                run: req.run,
+                step: req.step,
+                plan_step: &step,
+                mode: req.mode,
+            },
+        )
     }
 }
 
@@ -553,6 +556,31 @@ fn ask_mode_waits_for_each_step_and_a_refusal_stops_the_run() {
         !events
             .iter()
             .any(|r| matches!(&r.event, Event::ToolCallBegin { operation, .. } if operation == "hash"))
+    );
+    // The runtime journaled both questions and both answers, whatever front
+    // end asked them, and the ledger shows them.
+    let asked: Vec<&String> = events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::AwaitingApproval { approval, kind, .. } if kind == "step" => Some(approval),
+            _ => None,
+        })
+        .collect();
+    let answers: Vec<(&String, bool)> = events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::ApprovalAnswered { approval, approved, .. } => Some((approval, *approved)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 2, "{events:?}");
+    assert_eq!(answers, vec![(asked[0], true), (asked[1], false)]);
+    let md = deskhand_runtime::ledger::read(&d.ws, &report.run).unwrap().unwrap();
+    assert!(
+        md.contains("Questions put to the person")
+            && md.contains("approved by the test's person")
+            && md.contains("refused at"),
+        "{md}"
     );
 }
 
@@ -1152,4 +1180,40 @@ fn a_model_fixes_its_python_script_from_the_traceback() {
         third.contains("3 rows"),
         "the script's print() reached the model: {third}"
     );
+}
+
+#[test]
+fn an_event_the_journal_cannot_write_stops_the_run_with_a_clear_error() {
+    let d = demo();
+    // The journal refuses every tool call's end, as a full disk would refuse it.
+    let db = rusqlite::Connection::open(d.ws.state_dir().join("journal.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER lose_tool_ends BEFORE INSERT ON events WHEN NEW.kind = 'tool_call_end' \
+         BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    let planner = offline(&d, &["projects"]);
+    let (agent, _) = agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
+    let err = agent
+        .run(task("Make an inventory of the projects folder", &["projects"]))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("tool_call_end event could not be written (database or disk is full)"),
+        "{text}"
+    );
+    assert!(text.contains("resume the run"), "{text}");
+    // It stopped at once: one call ran, not the plan's second step.
+    let runs = d.ws.journal().tasks().unwrap();
+    let run = &runs.last().unwrap().id;
+    let events = d.ws.journal().events(run).unwrap();
+    let begun = events
+        .iter()
+        .filter(|r| matches!(r.event, Event::ToolCallBegin { .. }))
+        .count();
+    assert_eq!(begun, 1, "{events:?}");
+    assert!(events.iter().any(|r| matches!(
+        &r.event,
+        Event::RunEnd { status: RunStatus::Failed, summary, .. } if summary.contains("could not be written")
+    )));
 }

@@ -63,14 +63,14 @@ impl Person {
 }
 
 impl Gate for Person {
-    fn approve_step(&self, req: &StepApproval<'_>) -> Approval {
+    fn approve_step(&self, _: &str, req: &StepApproval<'_>) -> Approval {
         self.answer(Asked::Step {
             title: req.plan_step.title.clone(),
             mode: req.mode,
         })
     }
 
-    fn approve_changes(&self, req: &ChangesApproval<'_>) -> Approval {
+    fn approve_changes(&self, _: &str, req: &ChangesApproval<'_>) -> Approval {
         self.answer(Asked::Changes {
             mode: req.mode,
             deletions: req.deletions,

@@ -15,12 +15,12 @@ use crate::common::tree as files;
 struct Person;
 
 impl Gate for Person {
-    fn approve_step(&self, _: &StepApproval<'_>) -> Approval {
+    fn approve_step(&self, _: &str, _: &StepApproval<'_>) -> Approval {
         Approval::Approved {
             by: "the test's person".into(),
         }
     }
-    fn approve_changes(&self, _: &ChangesApproval<'_>) -> Approval {
+    fn approve_changes(&self, _: &str, _: &ChangesApproval<'_>) -> Approval {
         Approval::Approved {
             by: "the test's person".into(),
         }

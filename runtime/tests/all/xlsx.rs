@@ -4,7 +4,7 @@
 //! and crafted bad inputs read without a panic or a hang.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use deskhand_runtime::Error;
 use deskhand_runtime::tools::{CallRequest, Toolbox, run_call};
@@ -406,36 +406,48 @@ fn tab_separated_latin1_utf16_and_excel_sep_hint_files() {
 
 /// A zip archive holding one stored (uncompressed) file.
 fn stored_zip(name: &str, content: &[u8]) -> Vec<u8> {
-    let crc = content.iter().fold(!0u32, |mut crc, &b| {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-        crc
-    }) ^ !0;
-    let (len, name_len) = (content.len() as u32, name.len() as u16);
+    stored_zip_of(&[(name, content)])
+}
+
+/// A zip archive holding these files, stored (uncompressed).
+fn stored_zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let crc32 = |content: &[u8]| {
+        content.iter().fold(!0u32, |mut crc, &b| {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+            crc
+        }) ^ !0
+    };
     let mut zip = Vec::new();
-    zip.extend(b"PK\x03\x04");
-    zip.extend([20u16, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend([crc, len, len].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend([name_len, 0].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend(name.as_bytes());
-    zip.extend(content);
-    let directory = zip.len() as u32;
-    zip.extend(b"PK\x01\x02");
-    zip.extend([20u16, 20, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend([crc, len, len].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend([name_len, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend([0u32, 0].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend(name.as_bytes());
-    let directory_len = zip.len() as u32 - directory;
+    let mut directory = Vec::new();
+    for (name, content) in files {
+        let crc = crc32(content);
+        let (len, name_len, offset) = (content.len() as u32, name.len() as u16, zip.len() as u32);
+        zip.extend(b"PK\x03\x04");
+        zip.extend([20u16, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+        zip.extend([crc, len, len].iter().flat_map(|v| v.to_le_bytes()));
+        zip.extend([name_len, 0].iter().flat_map(|v| v.to_le_bytes()));
+        zip.extend(name.as_bytes());
+        zip.extend(*content);
+        directory.extend(b"PK\x01\x02");
+        directory.extend([20u16, 20, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+        directory.extend([crc, len, len].iter().flat_map(|v| v.to_le_bytes()));
+        directory.extend([name_len, 0, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+        directory.extend([0u32, offset].iter().flat_map(|v| v.to_le_bytes()));
+        directory.extend(name.as_bytes());
+    }
+    let (start, directory_len) = (zip.len() as u32, directory.len() as u32);
+    zip.extend(directory);
+    let count = files.len() as u16;
     zip.extend(b"PK\x05\x06");
-    zip.extend([0u16, 0, 1, 1].iter().flat_map(|v| v.to_le_bytes()));
-    zip.extend([directory_len, directory].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([0u16, 0, count, count].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend([directory_len, start].iter().flat_map(|v| v.to_le_bytes()));
     zip.extend(0u16.to_le_bytes());
     zip
 }
@@ -520,6 +532,211 @@ fn bad_files_give_errors_that_name_the_file_and_the_problem() {
     );
     let out = read_inbox(&fx, "long2.csv", csv.as_bytes(), json!({"max_rows": 49})).unwrap();
     assert_eq!(out["sheets"][0]["rows"].as_array().unwrap().len(), 49);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile and odd files: bounded in time and size, named for what they are
+// ---------------------------------------------------------------------------
+
+const RELS: &str =
+    r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#;
+
+/// An xlsx whose workbook part lists `sheets` (`<sheet>` elements) over
+/// one worksheet part holding `worksheet` (its children).
+fn hand_made_workbook(sheets: &str, worksheet: &str) -> Vec<u8> {
+    let types = r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    let package = format!(
+        r#"{RELS}<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#
+    );
+    let workbook = format!(
+        r#"<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>{sheets}</sheets></workbook>"#
+    );
+    let parts = format!(
+        r#"{RELS}<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#
+    );
+    let sheet = format!(
+        r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{worksheet}</worksheet>"#
+    );
+    stored_zip_of(&[
+        ("[Content_Types].xml", types.as_bytes()),
+        ("_rels/.rels", package.as_bytes()),
+        ("xl/workbook.xml", workbook.as_bytes()),
+        ("xl/_rels/workbook.xml.rels", parts.as_bytes()),
+        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+    ])
+}
+
+#[test]
+fn a_workbook_declaring_100000_sheets_is_refused_in_words_at_once() {
+    let fx = Fixture::new();
+    let sheets: String = (1..=100_000)
+        .map(|i| format!(r#"<sheet name="S{i}" sheetId="{i}" r:id="rId1"/>"#))
+        .collect();
+    let bytes = hand_made_workbook(
+        &sheets,
+        r#"<sheetData><row r="1"><c r="A1"><v>1</v></c></row></sheetData>"#,
+    );
+    let started = Instant::now();
+    let err = tool_error(read_inbox(&fx, "many_sheets.xlsx", &bytes, json!({})));
+    let took = started.elapsed();
+    eprintln!("100,000 declared sheets refused in {took:?}");
+    // It took 30-80 s, past the deadline, before.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, ToolError::TooLarge { .. })
+            && msg.contains("many_sheets.xlsx")
+            && msg.contains("100,000 sheets")
+            && msg.contains("work too long")
+            && !msg.contains("deadline"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_csv_of_ten_million_columns_reads_its_first_16384_as_spreadsheet_apps_do() {
+    let fx = Fixture::new();
+    let wide = ",".repeat(10_000_000) + "\n";
+    let started = Instant::now();
+    let out = read_inbox(&fx, "wide.csv", wide.as_bytes(), json!({"header": false})).unwrap();
+    let took = started.elapsed();
+    eprintln!("a 10,000,001-column CSV read in {took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(out["sheets"][0]["rows"][0].as_array().unwrap().len(), 16_384);
+    let notes = out["notes"].to_string();
+    assert!(notes.contains("10,000,001") && notes.contains("16,384"), "{notes}");
+    // The host held 1.6 GB of JSON for this file before.
+    assert!(out.to_string().len() < 200_000, "{}", out.to_string().len());
+}
+
+#[test]
+fn rows_past_16_mib_are_refused_whole_and_read_in_parts() {
+    let fx = Fixture::new();
+    let field = "x".repeat(500);
+    let text: String = std::iter::once("n,text\n".to_owned())
+        .chain((0..40_000).map(|i| format!("{i},{field}\n")))
+        .collect();
+    let err = tool_error(read_inbox(
+        &fx,
+        "big.csv",
+        text.as_bytes(),
+        json!({"max_rows": 100_000}),
+    ));
+    let msg = err.to_string();
+    assert!(
+        matches!(err, ToolError::TooLarge { .. }) && msg.contains("16 MiB") && msg.contains("start_row"),
+        "{msg}"
+    );
+    let first = read_inbox(
+        &fx,
+        "big.csv",
+        text.as_bytes(),
+        json!({"max_rows": 100_000, "start_row": 1}),
+    )
+    .unwrap();
+    let next = first["next"]["start_row"].as_u64().unwrap();
+    assert_eq!(first["sheets"][0]["rows"].as_array().unwrap().len() as u64, next - 1);
+    assert!(first.to_string().len() <= 16 << 20);
+    let rest = read_inbox(
+        &fx,
+        "big.csv",
+        text.as_bytes(),
+        json!({"max_rows": 100_000, "start_row": next}),
+    )
+    .unwrap();
+    assert_eq!(rest["sheets"][0]["rows"][0][0], json!((next - 1) as f64));
+    assert_eq!(
+        rest["sheets"][0]["rows"].as_array().unwrap().len() as u64,
+        40_000 - (next - 1)
+    );
+    assert!(rest.get("next").is_none());
+}
+
+#[test]
+fn documents_that_are_not_spreadsheets_say_what_they_are() {
+    let fx = Fixture::new();
+    let pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
+    let docx = stored_zip_of(&[
+        ("[Content_Types].xml", b"<Types/>".as_slice()),
+        ("word/document.xml", b"<w:document/>".as_slice()),
+    ]);
+    let pptx = stored_zip_of(&[
+        ("[Content_Types].xml", b"<Types/>".as_slice()),
+        ("ppt/presentation.xml", b"<p:presentation/>".as_slice()),
+    ]);
+    let cases: Vec<(&str, &[u8], &str)> = vec![
+        ("statement.csv", pdf, "is a PDF document"),
+        ("statement.xlsx", pdf, "pdf tool"),
+        ("letter.docx", &docx, "is a Word document"),
+        ("letter.xlsx", &docx, "is a Word document"),
+        ("deck.xlsx", &pptx, "is a PowerPoint presentation"),
+    ];
+    for (name, bytes, says) in cases {
+        let err = tool_error(read_inbox(&fx, name, bytes, json!({})));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ToolError::BadContent { .. }) && msg.contains(name) && msg.contains(says),
+            "{name}: {msg}"
+        );
+    }
+}
+
+/// Workbooks LibreOffice opens though calamine refuses them: a sheet state
+/// `show` (not a valid value) and a used range without its columns.
+#[test]
+fn workbooks_libreoffice_opens_with_a_show_state_or_a_row_only_range_read_the_same() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    let inline = |r: &str, t: &str| format!(r#"<c r="{r}" t="inlineStr"><is><t>{t}</t></is></c>"#);
+    let data = format!(
+        r#"<sheetData><row r="1">{}{}</row><row r="2">{}<c r="B2"><v>12.5</v></c></row><row r="3">{}<c r="B3"><v>45</v></c></row></sheetData>"#,
+        inline("A1", "vendor"),
+        inline("B1", "amount"),
+        inline("A2", "Café Luna"),
+        inline("A3", "Rail")
+    );
+    let shown = r#"<sheet name="S" sheetId="1" state="show" r:id="rId1"/>"#;
+    let plain = r#"<sheet name="S" sheetId="1" r:id="rId1"/>"#;
+    for (name, sheets, worksheet) in [
+        ("show.xlsx", shown, data.clone()),
+        ("rows_only.xlsx", plain, format!(r#"<dimension ref="1:3"/>{data}"#)),
+    ] {
+        let bytes = hand_made_workbook(sheets, &worksheet);
+        let out = read_inbox(&fx, name, &bytes, json!({"header": false})).unwrap();
+        let ours: Vec<String> = out["sheets"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.as_f64().unwrap().to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        let theirs: Vec<String> = lo
+            .sheet_csv(&fx.inbox.join(name), 1, "S")
+            .lines()
+            .map(|line| {
+                line.split(',')
+                    .map(|f| f.trim_matches('"'))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{name}: we read {ours:?}, LibreOffice {theirs:?}");
+        assert_eq!(ours, ["vendor,amount", "Café Luna,12.5", "Rail,45"], "{name}");
+        assert!(
+            out["notes"].to_string().contains("LibreOffice") || name != "show.xlsx",
+            "{out}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -218,7 +218,7 @@ fn list(args: ListArgs) -> Result<Output, ToolError> {
     let mut entries = Vec::new();
     let mut truncated = false;
     let mut total_size = 0u64;
-    walk(&args.path, args.recursive, &mut |path, meta| {
+    let walked = walk(&args.path, args.recursive, &mut |path, meta| {
         if entries.len() == limit {
             truncated = true;
             return false;
@@ -233,7 +233,7 @@ fn list(args: ListArgs) -> Result<Output, ToolError> {
         true
     })?;
     let text = format!(
-        "{} entries in {} ({} bytes in files){}",
+        "{} entries in {} ({} bytes in files){}{}",
         entries.len(),
         args.path.display(),
         total_size,
@@ -241,9 +241,13 @@ fn list(args: ListArgs) -> Result<Output, ToolError> {
             format!(", stopped at the limit of {limit}")
         } else {
             String::new()
-        }
+        },
+        walked.note()
     );
-    Ok(output(&json!({"entries": entries, "truncated": truncated}), text))
+    Ok(output(
+        &json!({"entries": entries, "truncated": truncated, "unreadable_names": walked.json()}),
+        text,
+    ))
 }
 
 fn stat(args: PathArgs) -> Result<Output, ToolError> {
@@ -308,7 +312,7 @@ fn find(args: FindArgs) -> Result<Output, ToolError> {
     let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     let mut matches = Vec::new();
     let mut truncated = false;
-    walk(&args.path, true, &mut |path, meta| {
+    let walked = walk(&args.path, true, &mut |path, meta| {
         let rel = path.strip_prefix(&args.path).unwrap_or(path);
         if glob.is_match(rel) {
             if matches.len() == limit {
@@ -320,12 +324,16 @@ fn find(args: FindArgs) -> Result<Output, ToolError> {
         true
     })?;
     let text = format!(
-        "{} matches for {} in {}",
+        "{} matches for {} in {}{}",
         matches.len(),
         args.pattern,
-        args.path.display()
+        args.path.display(),
+        walked.note()
     );
-    Ok(output(&json!({"matches": matches, "truncated": truncated}), text))
+    Ok(output(
+        &json!({"matches": matches, "truncated": truncated, "unreadable_names": walked.json()}),
+        text,
+    ))
 }
 
 fn hash(args: PathArgs) -> Result<Output, ToolError> {

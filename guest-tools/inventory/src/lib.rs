@@ -7,8 +7,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use deskhand_guest::{
-    Description, Guest, Output, ToolError, csv_field, io_error, kind, modified_rfc3339, operation, output, parse_args,
-    require_folder, walk, write_new_with,
+    Description, Guest, Output, ToolError, Walked, csv_field, io_error, kind, modified_rfc3339, operation, output,
+    parse_args, require_folder, walk, write_new_with,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -68,6 +68,7 @@ struct Totals {
     folders: u64,
     bytes: u64,
     entries: u64,
+    walked: Walked,
 }
 
 fn run(args: RunArgs) -> Result<Output, ToolError> {
@@ -75,12 +76,13 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
     require_folder(&args.folder)?;
     let (totals, written) = write_new_with(&args.output, true, |tmp, file| write_inventory(&args.folder, tmp, file))?;
     let text = format!(
-        "inventory of {}: {} files, {} folders, {} bytes in files; written to {}",
+        "inventory of {}: {} files, {} folders, {} bytes in files; written to {}{}",
         args.folder.display(),
         totals.files,
         totals.folders,
         totals.bytes,
-        written.display()
+        written.display(),
+        totals.walked.note()
     );
     Ok(output(
         &json!({
@@ -88,6 +90,7 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
             "files": totals.files,
             "folders": totals.folders,
             "bytes": totals.bytes,
+            "unreadable_names": totals.walked.json(),
         }),
         text,
     ))
@@ -101,7 +104,7 @@ fn write_inventory(root: &Path, tmp: &Path, file: &mut fs::File) -> Result<Total
     let mut failed = None;
     csv.write_all(b"path,kind,size_bytes,modified\r\n")
         .map_err(|e| io_error(tmp, &e))?;
-    walk(root, true, &mut |path, meta| {
+    let walked = walk(root, true, &mut |path, meta| {
         if path == tmp {
             return true;
         }
@@ -133,5 +136,6 @@ fn write_inventory(root: &Path, tmp: &Path, file: &mut fs::File) -> Result<Total
         return Err(e);
     }
     csv.into_inner().map_err(|e| io_error(tmp, e.error()))?;
+    totals.walked = walked;
     Ok(totals)
 }

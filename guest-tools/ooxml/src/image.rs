@@ -1,37 +1,11 @@
-//! PNG and JPEG files for embedding: read through the sandbox's preopens,
-//! recognised by their signature, measured from their headers (no decoding),
-//! and refused with a clear error when missing, too large, truncated or not
-//! an image at all.
+//! PNG and JPEG files for embedding in docx and pptx: read and checked by
+//! the sdk's image check ([`deskhand_guest::image`]), the same one the pdf
+//! report makes, so a picture one writer refuses every writer refuses.
 
 use std::path::Path;
 
-use deskhand_guest::{ToolError, path_error, read_capped};
-
-/// The largest image file a document may embed, and the most pixels on a side.
-pub const MAX_IMAGE_BYTES: u64 = 32 * 1024 * 1024;
-pub const MAX_IMAGE_PIXELS: u32 = 30_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageFormat {
-    Png,
-    Jpeg,
-}
-
-impl ImageFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "png",
-            ImageFormat::Jpeg => "jpeg",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "image/png",
-            ImageFormat::Jpeg => "image/jpeg",
-        }
-    }
-}
+use deskhand_guest::ToolError;
+pub use deskhand_guest::image::{ImageFormat, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS};
 
 /// An image file's bytes, its format and its size in pixels.
 #[derive(Debug, Clone)]
@@ -60,134 +34,27 @@ impl Image {
     }
 }
 
-/// Reads the PNG or JPEG file at `path`; `arg` names the argument in errors
-/// (e.g. `blocks[3].path`).
+/// Reads and checks the PNG or JPEG file at `path`; `arg` names the argument
+/// in errors (e.g. `blocks[3].path`).
 pub fn read_image(path: &str, arg: &str) -> Result<Image, ToolError> {
-    let p = Path::new(path);
-    let named = |e: ToolError| -> ToolError {
-        match e {
-            ToolError::NotFound(pe) => ToolError::NotFound(path_error(
-                p,
-                format!("{arg}: the image {} cannot be found ({})", path, pe.message),
-            )),
-            ToolError::Denied(pe) => ToolError::Denied(path_error(
-                p,
-                format!(
-                    "{arg}: the image {path} is outside the folders granted to this call ({}); put it in a granted folder or output/",
-                    pe.message
-                ),
-            )),
-            other => other,
-        }
-    };
-    // The sdk's capped read: a regular file, never followed through a link,
-    // refused when it grows past the cap while read.
-    let bytes = read_capped(p, MAX_IMAGE_BYTES, |size| {
-        ToolError::TooLarge(path_error(
-            p,
-            format!(
-                "{arg}: the image is {} MiB; at most {} MiB is embedded (scale it down first)",
-                size / (1024 * 1024),
-                MAX_IMAGE_BYTES / (1024 * 1024)
-            ),
-        ))
-    })
-    .map_err(|e| match e {
-        ToolError::InvalidArgs(_) => ToolError::BadContent(path_error(
-            p,
-            format!("{arg}: is not a regular file (a folder?); give the path of a PNG or JPEG file"),
-        )),
-        other => named(other),
-    })?;
-    parse_image(bytes).map_err(|m| ToolError::BadContent(path_error(p, format!("{arg}: the file {m}"))))
-}
-
-/// Recognises and measures an image from its bytes.
-pub fn parse_image(bytes: Vec<u8>) -> Result<Image, String> {
-    let (format, width, height) = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        let (w, h) = png_size(&bytes)?;
-        (ImageFormat::Png, w, h)
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        let (w, h) = jpeg_size(&bytes)?;
-        (ImageFormat::Jpeg, w, h)
-    } else if bytes.is_empty() {
-        return Err("is empty; give a PNG or JPEG image".into());
-    } else {
-        return Err("is not a PNG or JPEG image (its first bytes match neither); convert it to PNG or JPEG".into());
-    };
-    if width == 0 || height == 0 || width > MAX_IMAGE_PIXELS || height > MAX_IMAGE_PIXELS {
-        return Err(format!(
-            "claims {width} x {height} pixels; a side must be 1 to {MAX_IMAGE_PIXELS}"
-        ));
-    }
+    let (bytes, info) = deskhand_guest::image::read_image(Path::new(path), arg)?;
     Ok(Image {
         bytes,
-        format,
-        width,
-        height,
+        format: info.format,
+        width: info.width,
+        height: info.height,
     })
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Width and height from IHDR; the file must end with its IEND chunk, so a
-/// truncated download is caught here and not as a broken picture later.
-fn png_size(b: &[u8]) -> Result<(u32, u32), String> {
-    if b.get(12..16) != Some(b"IHDR") {
-        return Err("is a damaged PNG (no IHDR header chunk)".into());
-    }
-    let (Some(w), Some(h)) = (be32(b, 16), be32(b, 20)) else {
-        return Err("is a truncated PNG (its header is cut short)".into());
-    };
-    let tail = b.len().saturating_sub(12);
-    if b.len() < 45 || b.get(tail + 4..tail + 8) != Some(b"IEND") {
-        return Err("is a truncated or damaged PNG (it does not end with an IEND chunk)".into());
-    }
-    Ok((w, h))
-}
-
-/// Width and height from the first start-of-frame marker; the file must
-/// hold an end-of-image marker after it.
-fn jpeg_size(b: &[u8]) -> Result<(u32, u32), String> {
-    let mut i = 2;
-    while i + 4 <= b.len() {
-        if b[i] != 0xFF {
-            return Err("is a damaged JPEG (a marker is missing)".into());
-        }
-        let marker = b[i + 1];
-        if marker == 0xFF {
-            i += 1;
-            continue;
-        }
-        // Markers without a length: RSTn, SOI, TEM.
-        if (0xD0..=0xD8).contains(&marker) || marker == 0x01 {
-            i += 2;
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
-        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let (Some(&h1), Some(&h0), Some(&w1), Some(&w0)) = (b.get(i + 5), b.get(i + 6), b.get(i + 7), b.get(i + 8))
-            else {
-                return Err("is a truncated JPEG (its frame header is cut short)".into());
-            };
-            let has_end = b[i..].windows(2).any(|w| w == [0xFF, 0xD9]);
-            if !has_end {
-                return Err("is a truncated JPEG (no end-of-image marker)".into());
-            }
-            return Ok((
-                u32::from(u16::from_be_bytes([w1, w0])),
-                u32::from(u16::from_be_bytes([h1, h0])),
-            ));
-        }
-        if marker == 0xD9 || marker == 0xDA || len < 2 {
-            break;
-        }
-        i += 2 + len;
-    }
-    Err("is a truncated or damaged JPEG (no frame header with its size)".into())
+/// Checks and measures an image from its bytes.
+pub fn parse_image(bytes: Vec<u8>) -> Result<Image, String> {
+    let info = deskhand_guest::image::inspect(&bytes)?;
+    Ok(Image {
+        bytes,
+        format: info.format,
+        width: info.width,
+        height: info.height,
+    })
 }
 
 #[cfg(test)]
@@ -198,35 +65,11 @@ mod tests {
     const PNG: &[u8] = include_bytes!("../tests/gradient-40x20.png");
 
     #[test]
-    fn png_is_measured_and_truncation_caught() {
+    fn a_png_is_measured_by_the_shared_check() {
         let img = parse_image(PNG.to_vec()).unwrap();
         assert_eq!((img.format, img.width, img.height), (ImageFormat::Png, 40, 20));
         let err = parse_image(PNG[..PNG.len() - 5].to_vec()).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
-    }
-
-    #[test]
-    fn jpeg_is_measured_from_its_frame_header() {
-        // SOI, APP0 (len 16), SOF0 (len 17) 480 x 640, then EOI.
-        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
-        j.extend_from_slice(&[0; 14]);
-        j.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0xE0, 0x02, 0x80, 0x03]);
-        j.extend_from_slice(&[0; 9]);
-        j.extend_from_slice(&[0xFF, 0xD9]);
-        let img = parse_image(j.clone()).unwrap();
-        assert_eq!((img.format, img.width, img.height), (ImageFormat::Jpeg, 640, 480));
-        j.truncate(j.len() - 2);
-        assert!(parse_image(j).unwrap_err().contains("truncated"));
-    }
-
-    #[test]
-    fn other_files_are_refused() {
-        assert!(
-            parse_image(b"%PDF-1.7".to_vec())
-                .unwrap_err()
-                .contains("not a PNG or JPEG")
-        );
-        assert!(parse_image(Vec::new()).unwrap_err().contains("empty"));
     }
 
     #[test]

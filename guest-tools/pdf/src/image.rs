@@ -1,13 +1,12 @@
-//! PNG and JPEG files as PDF image XObjects: a JPEG goes in as it is
-//! (DCTDecode); a PNG is decoded to 8-bit gray or RGB, its alpha channel
-//! becoming a soft mask, and stored Flate-compressed.
+//! PNG and JPEG files as PDF image XObjects, after the sdk's image check
+//! ([`deskhand_guest::image::inspect`], the one docx and pptx make too): a
+//! JPEG goes in as it is (DCTDecode); a PNG is decoded to 8-bit gray or RGB,
+//! its alpha channel becoming a soft mask, and stored Flate-compressed.
 
+use deskhand_guest::image::{ImageFormat, ImageInfo, inspect};
 use lopdf::{Dictionary, Document, Object, ObjectId, Stream};
 
 use crate::PdfError;
-
-/// The most pixels one image may have (about an 8000 by 6000 photo).
-const MAX_PIXELS: u64 = 50_000_000;
 
 /// An image added to the document: its XObject and its size in pixels.
 pub(crate) struct Placed {
@@ -21,25 +20,11 @@ pub(crate) fn add_image(doc: &mut Document, path: &str, bytes: &[u8]) -> Result<
         path: path.to_owned(),
         message,
     };
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        png_image(doc, bytes).map_err(bad)
-    } else if bytes.starts_with(&[0xFF, 0xD8]) {
-        jpeg_image(doc, bytes).map_err(bad)
-    } else {
-        Err(bad("is not a PNG or JPEG file; convert it to one of those".into()))
+    let info = inspect(bytes).map_err(bad)?;
+    match info.format {
+        ImageFormat::Png => png_image(doc, bytes).map_err(bad),
+        ImageFormat::Jpeg => Ok(jpeg_image(doc, bytes, &info)),
     }
-}
-
-fn check_size(width: u32, height: u32) -> Result<(), String> {
-    if width == 0 || height == 0 {
-        return Err("has no pixels".into());
-    }
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(format!(
-            "is {width} by {height} pixels; images up to {MAX_PIXELS} pixels fit in a report (scale it down)"
-        ));
-    }
-    Ok(())
 }
 
 fn image_dict(width: u32, height: u32, color_space: &[u8], bits: i64) -> Dictionary {
@@ -54,6 +39,7 @@ fn image_dict(width: u32, height: u32, color_space: &[u8], bits: i64) -> Diction
 }
 
 fn png_image(doc: &mut Document, bytes: &[u8]) -> Result<Placed, String> {
+    // The check has bounded the pixels; the limit is the decoded image's own size.
     let mut decoder = png::Decoder::new_with_limits(
         std::io::Cursor::new(bytes),
         png::Limits {
@@ -62,10 +48,6 @@ fn png_image(doc: &mut Document, bytes: &[u8]) -> Result<Placed, String> {
     );
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| format!("is not a readable PNG: {e}"))?;
-    {
-        let info = reader.info();
-        check_size(info.width, info.height)?;
-    }
     let size = reader.output_buffer_size().ok_or("is too large to decode")?;
     let mut buf = vec![0; size];
     let frame = reader
@@ -105,62 +87,26 @@ fn png_image(doc: &mut Document, bytes: &[u8]) -> Result<Placed, String> {
     })
 }
 
-/// Reads a JPEG's frame header (size and components) and embeds the file as it is.
-fn jpeg_image(doc: &mut Document, bytes: &[u8]) -> Result<Placed, String> {
-    let mut i = 2;
-    let mut adobe = false;
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return Err("is damaged: a JPEG marker was expected".into());
-        }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1;
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
-        if len < 2 || i + 2 + len > bytes.len() {
-            return Err("is truncated".into());
-        }
-        let seg = &bytes[i + 4..i + 2 + len];
-        if marker == 0xEE && seg.starts_with(b"Adobe") {
-            adobe = true;
-        }
-        let is_sof = (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            if seg.len() < 6 {
-                return Err("is truncated".into());
-            }
-            let height = u32::from(u16::from_be_bytes([seg[1], seg[2]]));
-            let width = u32::from(u16::from_be_bytes([seg[3], seg[4]]));
-            let components = seg[5];
-            check_size(width, height)?;
-            let space: &[u8] = match components {
-                1 => b"DeviceGray",
-                3 => b"DeviceRGB",
-                4 => b"DeviceCMYK",
-                n => return Err(format!("has {n} colour components; 1, 3 or 4 can be embedded")),
-            };
-            let mut dict = image_dict(width, height, space, 8);
-            dict.set("Filter", Object::Name(b"DCTDecode".to_vec()));
-            if components == 4 && adobe {
-                dict.set(
-                    "Decode",
-                    Object::Array([1, 0, 1, 0, 1, 0, 1, 0].map(Object::Integer).to_vec()),
-                );
-            }
-            let mut stream = Stream::new(dict, bytes.to_vec());
-            stream.allows_compression = false;
-            return Ok(Placed {
-                id: doc.add_object(stream),
-                width,
-                height,
-            });
-        }
-        if marker == 0xDA {
-            break;
-        }
-        i += 2 + len;
+/// Embeds a checked JPEG as it is.
+fn jpeg_image(doc: &mut Document, bytes: &[u8], info: &ImageInfo) -> Placed {
+    let space: &[u8] = match info.components {
+        1 => b"DeviceGray",
+        4 => b"DeviceCMYK",
+        _ => b"DeviceRGB",
+    };
+    let mut dict = image_dict(info.width, info.height, space, 8);
+    dict.set("Filter", Object::Name(b"DCTDecode".to_vec()));
+    if info.components == 4 && info.adobe {
+        dict.set(
+            "Decode",
+            Object::Array([1, 0, 1, 0, 1, 0, 1, 0].map(Object::Integer).to_vec()),
+        );
     }
-    Err("is damaged or truncated: no frame header was found".into())
+    let mut stream = Stream::new(dict, bytes.to_vec());
+    stream.allows_compression = false;
+    Placed {
+        id: doc.add_object(stream),
+        width: info.width,
+        height: info.height,
+    }
 }

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use deskhand_guest::document::{Document as Report, document_properties};
+use deskhand_guest::document::{Block, Document as Report, document_properties};
 use deskhand_guest::{Description, Guest, Output, ToolError, operation, output, parse_args, path_error};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,8 +18,6 @@ const MAX_MAX_CHARS: usize = 2_000_000;
 /// The most files one merge reads, and the most one split writes.
 const MAX_MERGE_INPUTS: usize = 200;
 const MAX_SPLIT_OUTPUTS: usize = 1000;
-/// The largest image file a report embeds.
-const MAX_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
 
 struct Pdf;
 
@@ -421,7 +419,12 @@ fn report_op(args: &str) -> Result<Output, ToolError> {
         } else {
             base.join(file)
         };
-        read_capped(&file, MAX_IMAGE_BYTES).map_err(|e| {
+        let block = doc
+            .blocks
+            .iter()
+            .position(|b| matches!(b, Block::Image { path, .. } if path == p))
+            .unwrap_or_default();
+        deskhand_guest::image::read_image_file(&file, &format!("blocks[{block}].path")).map_err(|e| {
             let message = format!("{e:?}");
             image_error = Some(e);
             PdfError::Image {

@@ -13,7 +13,7 @@ mod parse;
 use std::path::{Path, PathBuf};
 
 use deskhand_guest::document::Document;
-use deskhand_guest::{Description, Output, ToolError, operation, output, parse_args, path_error};
+use deskhand_guest::{Description, Output, ToolError, Walked, operation, output, parse_args, path_error};
 use deskhand_guest_pdf::{FONTS_CJK, FONTS_LATIN, Fonts};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +22,17 @@ use parse::{Expense, Unread};
 
 /// The largest .txt receipt read.
 const MAX_TEXT_BYTES: u64 = 1024 * 1024;
+/// The largest PDF receipt read: a scanned multi-page invoice fits; every
+/// file is read within one instance's memory, so one huge PDF must not take
+/// it from the others.
+const MAX_PDF_BYTES: u64 = 32 * 1024 * 1024;
+/// The largest bank export read, and the most cells (records times the
+/// widest record) it may spread out to: years of statements fit, a line of
+/// millions of fields does not.
+const MAX_CSV_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_CSV_CELLS: u64 = 2_000_000;
+/// The most rows of one bank export.
+const MAX_CSV_ROWS: u64 = 100_000;
 /// The most files one folder may hold for this tool.
 const MAX_FILES: usize = 5_000;
 
@@ -95,6 +106,7 @@ struct Collected {
     unread: Vec<(String, String)>,
     skipped: Vec<String>,
     credits_skipped: usize,
+    walked: Walked,
 }
 
 fn run(args: RunArgs) -> Result<Output, ToolError> {
@@ -104,23 +116,24 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
             args.currency
         ))
     })?;
-    let collected = collect(&args.folder, currency)?;
-    let credits = collected.credits_skipped;
-    let (unread, skipped) = (collected.unread, collected.skipped);
+    let mut collected = collect(&args.folder, currency)?;
     let receipts_read = collected.receipts.len();
-    let rows = parse::merge(collected.bank, collected.receipts);
+    let rows = parse::merge(
+        std::mem::take(&mut collected.bank),
+        std::mem::take(&mut collected.receipts),
+    );
     if rows.is_empty() {
         return Err(ToolError::InvalidArgs(format!(
             "{} holds no receipt deskhand could read (it reads bank-export .csv files, text .pdf and .txt receipts){}",
             args.folder.display(),
-            problems_note(&unread)
+            problems_note(&collected)
         )));
     }
     let totals = category_totals(&rows);
 
     let xlsx = deskhand_guest_xlsx::run("write", &workbook_spec(&args.spreadsheet, &rows, &totals).to_string())?;
     let xlsx_path = xlsx_written(&xlsx).unwrap_or_else(|| args.spreadsheet.clone());
-    let report = summary_spec(&args, &rows, &totals, &unread, &skipped, credits);
+    let report = summary_spec(&args, &rows, &totals, &collected);
     let pdf_path = match write_summary(&args.summary, report) {
         Ok(path) => path,
         Err(e) => {
@@ -138,7 +151,7 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
         if receipts_read == 1 { "" } else { "s" },
         xlsx_path.display(),
         pdf_path.display(),
-        problems_note(&unread)
+        problems_note(&collected)
     );
     Ok(output(
         &json!({
@@ -146,9 +159,10 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
             "summary": pdf_path.display().to_string(),
             "rows": rows.len(),
             "categories": totals.iter().map(|(c, cur, total, n)| json!({"category": c, "currency": cur, "total": total, "count": n})).collect::<Vec<_>>(),
-            "unread": unread.iter().map(|(f, why)| json!({"file": f, "problem": why})).collect::<Vec<_>>(),
-            "skipped": skipped,
-            "credits_skipped": credits,
+            "unread": collected.unread.iter().map(|(f, why)| json!({"file": f, "problem": why})).collect::<Vec<_>>(),
+            "skipped": collected.skipped,
+            "unreadable_names": collected.walked.json(),
+            "credits_skipped": collected.credits_skipped,
         }),
         text,
     ))
@@ -178,19 +192,21 @@ fn xlsx_written(out: &Output) -> Option<PathBuf> {
     v["path"].as_str().map(PathBuf::from)
 }
 
-fn problems_note(unread: &[(String, String)]) -> String {
-    if unread.is_empty() {
-        return String::new();
+/// What was not read, for the tool's one line of text.
+fn problems_note(got: &Collected) -> String {
+    let mut note = String::new();
+    if !got.unread.is_empty() {
+        let list: Vec<String> = got.unread.iter().map(|(f, why)| format!("{f} {why}")).collect();
+        note = format!("; not read: {}", list.join("; "));
     }
-    let list: Vec<String> = unread.iter().map(|(f, why)| format!("{f} {why}")).collect();
-    format!("; not read: {}", list.join("; "))
+    note + &got.walked.note()
 }
 
 /// Reads every file directly in `folder` (and below it), by kind.
 fn collect(folder: &Path, currency: &str) -> Result<Collected, ToolError> {
     let mut files = Vec::new();
     let mut too_many = false;
-    deskhand_guest::walk(folder, true, &mut |path, meta| {
+    let walked = deskhand_guest::walk(folder, true, &mut |path, meta| {
         if meta.is_file() {
             files.push(path.to_path_buf());
         }
@@ -203,7 +219,10 @@ fn collect(folder: &Path, currency: &str) -> Result<Collected, ToolError> {
             format!("holds more than {MAX_FILES} files; point the skill at one month's or one trip's folder"),
         )));
     }
-    let mut got = Collected::default();
+    let mut got = Collected {
+        walked,
+        ..Collected::default()
+    };
     for path in files {
         let name = path.strip_prefix(folder).unwrap_or(&path).display().to_string();
         let ext = path
@@ -212,12 +231,14 @@ fn collect(folder: &Path, currency: &str) -> Result<Collected, ToolError> {
             .unwrap_or_default();
         match ext.as_str() {
             "csv" => {
-                let args = json!({"path": path.display().to_string(), "max_rows": 100_000});
-                let read = deskhand_guest_xlsx::run("read", &args.to_string()).and_then(|o| {
-                    let v: Value = serde_json::from_str(&o.json)
-                        .map_err(|e| ToolError::Io(path_error(&path, format!("unreadable result: {e}"))))?;
-                    parse::bank_rows(&name, &v["sheets"][0], currency).map_err(ToolError::InvalidArgs)
-                });
+                let args = json!({"path": path.display().to_string(), "max_rows": MAX_CSV_ROWS});
+                let read = check_csv(&path)
+                    .and_then(|()| deskhand_guest_xlsx::run("read", &args.to_string()))
+                    .and_then(|o| {
+                        let v: Value = serde_json::from_str(&o.json)
+                            .map_err(|e| ToolError::Io(path_error(&path, format!("unreadable result: {e}"))))?;
+                        parse::bank_rows(&name, &v["sheets"][0], currency).map_err(ToolError::InvalidArgs)
+                    });
                 match read {
                     Ok(rows) => {
                         if rows.no_amount > 0 {
@@ -269,10 +290,38 @@ fn add_receipt(got: &mut Collected, text: &str, name: String, currency: &str) {
 }
 
 fn read_pdf(path: &Path) -> Result<Vec<u8>, ToolError> {
-    let cap = deskhand_guest_pdf::MAX_PDF_BYTES;
-    deskhand_guest::read_capped(path, cap, |size| {
-        deskhand_guest_pdf::PdfError::TooLarge { size, limit: cap }.to_tool_error(path)
+    deskhand_guest::read_capped(path, MAX_PDF_BYTES, |size| {
+        too_large(path, size, MAX_PDF_BYTES, "a PDF receipt")
     })
+}
+
+/// Refuses a bank export too large to read as a sheet, before it is read as one.
+fn check_csv(path: &Path) -> Result<(), ToolError> {
+    let bytes = deskhand_guest::read_capped(path, MAX_CSV_BYTES, |size| {
+        too_large(path, size, MAX_CSV_BYTES, "a bank export")
+    })?;
+    let cells = parse::csv_cells(&bytes);
+    if cells > MAX_CSV_CELLS {
+        return Err(ToolError::TooLarge(path_error(
+            path,
+            format!(
+                "spreads out to {cells} cells (its lines times its widest line), more than the {MAX_CSV_CELLS} \
+                 of a bank export deskhand reads; export fewer months or columns"
+            ),
+        )));
+    }
+    Ok(())
+}
+
+fn too_large(path: &Path, size: u64, cap: u64, what: &str) -> ToolError {
+    ToolError::TooLarge(path_error(
+        path,
+        format!(
+            "is {} MiB, larger than the {} MiB of {what} deskhand reads",
+            size.div_ceil(1024 * 1024),
+            cap / (1024 * 1024)
+        ),
+    ))
 }
 
 fn read_text(path: &Path) -> Result<String, ToolError> {
@@ -400,14 +449,7 @@ fn folder_name(folder: &Path) -> String {
 
 /// The summary report: totals per category (a table and a chart), every
 /// purchase, and what could not be read.
-fn summary_spec(
-    args: &RunArgs,
-    rows: &[Expense],
-    totals: &[(&str, String, f64, usize)],
-    unread: &[(String, String)],
-    skipped: &[String],
-    credits: usize,
-) -> Value {
+fn summary_spec(args: &RunArgs, rows: &[Expense], totals: &[(&str, String, f64, usize)], got: &Collected) -> Value {
     let dates: Vec<String> = rows.iter().filter_map(|r| r.date.map(|d| d.iso())).collect();
     let span = match (dates.iter().min(), dates.iter().max()) {
         (Some(a), Some(b)) if a != b => format!(" from {a} to {b}"),
@@ -437,14 +479,27 @@ fn summary_spec(
             r.date.map(|d| d.iso()).unwrap_or_default(), r.merchant, r.category,
             format!("{:.2} {}", r.amount, r.currency), r.source])).collect::<Vec<_>>()}),
     );
-    let mut notes: Vec<String> = unread.iter().map(|(f, why)| format!("{f}: not read, {why}")).collect();
+    let mut notes: Vec<String> = got
+        .unread
+        .iter()
+        .map(|(f, why)| format!("{f}: not read, {why}"))
+        .collect();
     notes.extend(
-        skipped
+        got.skipped
             .iter()
             .map(|f| format!("{f}: skipped (not a .csv, .pdf or .txt receipt)")),
     );
-    if credits > 0 {
-        notes.push(format!("{credits} bank line(s) with money coming in were left out"));
+    notes.extend(
+        got.walked
+            .unreadable_names
+            .iter()
+            .map(|u| format!("Not read: {}", u.why())),
+    );
+    if got.credits_skipped > 0 {
+        notes.push(format!(
+            "{} bank line(s) with money coming in were left out",
+            got.credits_skipped
+        ));
     }
     if !notes.is_empty() {
         blocks.push(json!({"type": "heading", "text": "Notes", "level": 2}));

@@ -287,8 +287,14 @@ pub fn bank_rows(file: &str, sheet: &Value, default_currency: &str) -> Result<Ba
         .map(|h| h.iter().map(|c| c.as_str().unwrap_or_default().to_owned()).collect())
         .unwrap_or_default();
     let cols = bank_columns(&header).ok_or_else(|| {
+        // A few columns, each cut short: a header of millions of fields once
+        // went whole into this message and from it into the summary PDF.
+        let mut shown: Vec<String> = header.iter().take(8).map(|c| c.chars().take(40).collect()).collect();
+        if header.len() > shown.len() {
+            shown.push(format!("... {} columns in all", header.len()));
+        }
         format!(
-            "{file}: found no date, description and amount columns in its header {header:?}; \
+            "{file}: found no date, description and amount columns in its header {shown:?}; \
              a bank export needs columns named like Date, Description (or Payee) and Amount"
         )
     })?;
@@ -401,6 +407,43 @@ pub fn merge(bank: Vec<Expense>, receipts: Vec<Expense>) -> Vec<Expense> {
     rows
 }
 
+/// How many cells a CSV spreads out to at most: its records times the most
+/// fields one record has, for whichever of `,` `;` tab `|` is its delimiter
+/// (quoted fields are skipped, so an address with commas does not count).
+/// Measured before the file is read as a sheet, so a line of ten million
+/// fields is refused by name instead of filling the tool's memory.
+pub fn csv_cells(bytes: &[u8]) -> u64 {
+    const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+    let (mut records, mut widest) = (0u64, 0u64);
+    let mut fields = [1u64; 4];
+    let mut quoted = false;
+    let mut in_record = false;
+    for &b in bytes {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                records += 1;
+                widest = widest.max(fields.into_iter().max().unwrap_or(1));
+                fields = [1; 4];
+                in_record = false;
+                continue;
+            }
+            _ if !quoted => {
+                if let Some(i) = DELIMITERS.iter().position(|d| *d == b) {
+                    fields[i] += 1;
+                }
+            }
+            _ => {}
+        }
+        in_record = true;
+    }
+    if in_record {
+        records += 1;
+        widest = widest.max(fields.into_iter().max().unwrap_or(1));
+    }
+    records * widest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +544,13 @@ mod tests {
         assert_eq!(rows[0].merchant, "Taxi Lisboa");
         assert_eq!(rows[0].source, "taxi.pdf + bank.csv line 2");
         assert_eq!(rows[2].source, "hotel.pdf");
+    }
+
+    #[test]
+    fn csv_cells_counts_records_times_the_widest_record() {
+        assert_eq!(csv_cells(b"date;amount\n01.03.2026;12,50\n"), 4);
+        assert_eq!(csv_cells(b"a,b,c\n\"x, y, z\",2,3"), 6, "quoted commas are not fields");
+        assert_eq!(csv_cells(b""), 0);
+        assert_eq!(csv_cells(&b"a,".repeat(10_000)), 10_001);
     }
 }

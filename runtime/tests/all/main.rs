@@ -17,6 +17,7 @@ mod openai_runs;
 mod pdf;
 mod providers;
 mod python;
+mod readers;
 mod receipts;
 #[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
 mod replay;

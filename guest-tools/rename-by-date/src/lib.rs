@@ -106,7 +106,7 @@ struct Row {
 
 fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
     let mut entries = Vec::new();
-    walk(&args.folder, false, &mut |path, meta| {
+    let walked = walk(&args.folder, false, &mut |path, meta| {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         entries.push((name.unwrap_or_default(), meta.clone()));
         true
@@ -151,16 +151,18 @@ fn propose(args: ProposeArgs) -> Result<Output, ToolError> {
 
     let written = write_new(&args.output, csv.as_bytes(), true)?;
     let text = format!(
-        "{} renames proposed for {}, {} entries skipped; the proposal is in {}. {NOT_APPLIED}",
+        "{} renames proposed for {}, {} entries skipped{}; the proposal is in {}. {NOT_APPLIED}",
         proposals.len(),
         args.folder.display(),
         skipped.len(),
+        walked.note(),
         written.display()
     );
     Ok(proposal(
         &json!({
             "proposals": proposals,
             "skipped": skipped,
+            "unreadable_names": walked.json(),
             "path": written.display().to_string(),
         }),
         text,

@@ -1,6 +1,6 @@
 //! The folder readers hold against what a folder can hold: an entry whose
-//! name is not UTF-8 is skipped and reported by `fs`, `inventory` and
-//! `receipts` instead of failing the whole folder.
+//! name is not UTF-8 is skipped and reported by `fs`, `inventory`,
+//! `rename-by-date` and `receipts` instead of failing the whole folder.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -81,6 +81,15 @@ fn a_name_that_is_not_utf8_is_skipped_and_reported_not_a_failed_folder() {
     assert_eq!(inventory["files"], 2, "{inventory}");
     assert_eq!(inventory["folders"], 1, "{inventory}");
     assert_unreadable(&inventory, &["projects/mixed", "projects/mixed/sub"]);
+
+    // Renaming by date looks at one folder's entries: the unreadable one is reported, not renamed.
+    let renames = call(
+        &ws,
+        "rename-by-date",
+        "propose",
+        json!({"folder": "projects/mixed", "output": "output/renames.csv"}),
+    );
+    assert_unreadable(&renames, &["projects/mixed"]);
 
     let receipts = call(&ws, "receipts", "run", json!({"folder": "projects/mixed"}));
     assert_eq!(receipts["rows"], 2, "{receipts}");

@@ -1,0 +1,417 @@
+//! Sandboxed tool calls: prepared within the step's grants, run, and their
+//! files and proposals taken through the one change pipeline (checks, gate,
+//! changeset, events).
+
+use super::*;
+
+impl<'a> Agent<'a> {
+    /// Checks a sandboxed call against the run's grants.
+    pub(super) fn prepare(
+        &self,
+        st: &RunState,
+        tool: &str,
+        op: &str,
+        input: &serde_json::Value,
+    ) -> Result<call::PreparedCall<'a>> {
+        // The python tool runs whatever script the model wrote: it sees only
+        // the folders the current step declares, as the shell does.
+        let narrowed;
+        let grants = match (tool, st.plan.current_step()) {
+            ("python", Some(step)) => {
+                narrowed = self
+                    .step_grants(st, &st.plan.steps[step - 1].effects)
+                    .map_err(Error::InvalidArgs)?;
+                &narrowed
+            }
+            _ => &st.task.grants,
+        };
+        let visible = crate::stage::visible_output(self.workspace, Some(&st.run), grants)?;
+        call::prepare(
+            self.workspace,
+            self.toolbox,
+            tool,
+            op,
+            input,
+            grants,
+            self.settings.limits,
+            &visible,
+        )
+    }
+
+    pub(super) fn tool_call(
+        &self,
+        st: &mut RunState,
+        id: &CallId,
+        tool: &str,
+        op: &str,
+        input: &serde_json::Value,
+    ) -> ToolReply {
+        let Some(step) = st.plan.current_step() else {
+            let msg = if st.plan.steps.is_empty() {
+                "make a plan first: call update_plan with the checklist and each step's effects"
+            } else {
+                "every step of the plan is finished; add a step (update_plan with a reason) before doing more"
+            };
+            return ToolReply::err(msg);
+        };
+        if let Err(e) = self.begin_step(st, step - 1) {
+            return ToolReply::err(e);
+        }
+        let prepared = match self.prepare(st, tool, op, input) {
+            Ok(p) => p,
+            Err(e) => {
+                // Every call refused before it ran is shown as a blocked attempt.
+                self.block(st, e.to_string());
+                return ToolReply::err(e.to_string());
+            }
+        };
+        let concrete = StepEffects {
+            reads: prepared.reads.clone(),
+            writes: prepared.writes.clone(),
+            network: Vec::new(),
+        };
+        if let Err(what) = self.within_effects(&concrete, &st.plan.steps[step - 1].effects) {
+            let reason = format!(
+                "blocked: step {step} ({:?}) did not declare that it {what}. Revise the plan with update_plan \
+                 (declare it in the step's effects and give a reason) if this is really needed",
+                st.plan.steps[step - 1].title
+            );
+            self.emit(
+                &st.run,
+                Event::Blocked {
+                    step,
+                    reason: reason.clone(),
+                },
+            );
+            return ToolReply::err(reason);
+        }
+        let run = st.run.clone();
+        let emit = |e: Event| self.emit(&run, e);
+        let source = format!("{tool}.{op}");
+        match call::execute(&prepared, id, &emit) {
+            Ok(output) => {
+                let mut text = format!("{}\n{}", output.text, output.json);
+                // What it left in its copy of output/, then what it proposed:
+                // two changesets, so a proposal that cannot be applied (renames
+                // in a folder granted read-only) does not hold back its deliverable.
+                let delivered = match prepared.output_changes() {
+                    Ok(changes) => changes,
+                    Err(reason) => {
+                        let reason =
+                            format!("the call's files in output/ were not kept: {reason}; nothing was changed");
+                        self.block(st, reason.clone());
+                        text.push('\n');
+                        text.push_str(&reason);
+                        return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
+                    }
+                };
+                // One budget for the call: what it left in output/ and what it proposed.
+                let bytes = staged_bytes(&delivered, &|g| call::PreparedCall::delivered_source(&delivered, g))
+                    .saturating_add(staged_bytes(&output.changes, &|g| prepared.staged(g)));
+                if bytes > crate::stage::CALL_BYTE_BUDGET {
+                    let reason = format!(
+                        "the call's new and changed files come to {} MiB, more than the {} MiB one call may write; \
+                         nothing was changed",
+                        bytes >> 20,
+                        crate::stage::CALL_BYTE_BUDGET >> 20
+                    );
+                    self.block(st, reason.clone());
+                    text.push('\n');
+                    text.push_str(&reason);
+                    return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
+                }
+                let from_output = |g: &str| call::PreparedCall::delivered_source(&delivered, g);
+                let from_scratch = |g: &str| prepared.staged(g);
+                let sets: [(&[deskhand_types::ProposedChange], &ContentSource<'_>); 2] =
+                    [(&delivered, &from_output), (&output.changes, &from_scratch)];
+                let mut refused = false;
+                for (changes, content) in sets {
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    let outcome = self.apply_changes(st, step, id, content, changes);
+                    text.push('\n');
+                    match outcome {
+                        Ok(done) => text.push_str(&done),
+                        Err(refusal) => {
+                            text.push_str(&refusal.text);
+                            refused |= refusal.blocked;
+                        }
+                    }
+                }
+                let shown = self.shown_output(&st.run, id, &source, &text);
+                if refused {
+                    ToolReply::err(shown)
+                } else {
+                    ToolReply::ok(shown)
+                }
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    Error::Call(CallError::Tool(
+                        ToolError::Denied { .. } | ToolError::AlreadyExists { .. }
+                    ))
+                ) {
+                    // The sandbox itself refused: a blocked attempt too.
+                    self.block(st, e.to_string());
+                }
+                ToolReply::err(self.shown_output(&st.run, id, &source, &e.to_string()))
+            }
+        }
+    }
+
+    /// Takes a tool's proposed changes through the guard rails, the step's
+    /// declared writes, the gate and the changeset engine. Ok: what was
+    /// applied; Err: why nothing was (both go back to the model).
+    pub(super) fn apply_changes(
+        &self,
+        st: &RunState,
+        step: usize,
+        id: &CallId,
+        staged: &dyn Fn(&str) -> Result<PathBuf>,
+        proposed: &[deskhand_types::ProposedChange],
+    ) -> std::result::Result<String, Refusal> {
+        let blocked = |reason: String| {
+            self.emit(
+                &st.run,
+                Event::Blocked {
+                    step,
+                    reason: reason.clone(),
+                },
+            );
+            Err(Refusal {
+                text: format!("deskhand changed nothing: {reason}"),
+                blocked: true,
+            })
+        };
+        let roots = match self.workspace.change_roots(&st.task.grants) {
+            Ok(r) => r,
+            Err(e) => return blocked(e.to_string()),
+        };
+        // The host hashes and copies staged content: a guest's sparse file of
+        // many GiB costs it nothing to make, so the sizes are checked first.
+        // One call's budget was checked by its caller (the tool call or the
+        // shell's comparison); the run's is checked here.
+        let staged_bytes = staged_bytes(proposed, staged);
+        let written = match crate::stage::bytes_written(self.workspace, &st.run) {
+            Ok(n) => n,
+            Err(e) => return blocked(e.to_string()),
+        };
+        if written.saturating_add(staged_bytes) > crate::stage::RUN_BYTE_BUDGET {
+            return blocked(format!(
+                "this run has written {} MiB already; with these {} MiB it would pass the {} MiB one run may write",
+                written >> 20,
+                staged_bytes >> 20,
+                crate::stage::RUN_BYTE_BUDGET >> 20
+            ));
+        }
+        let cs = match changeset::propose(proposed, &roots, staged) {
+            Ok(cs) => cs,
+            Err(e @ changeset::ChangeError::Outside { .. }) if self.in_read_only_grant(st, proposed) => {
+                // A tool proposing changes in a folder granted read-only (a
+                // rename proposal to review, say) is not an attack: say why
+                // nothing changed and how to let it.
+                let note = format!("the tool's {} proposed change(s) were not applied: {e}", proposed.len());
+                self.emit(&st.run, Event::Notice { message: note.clone() });
+                return Err(Refusal {
+                    text: format!("deskhand changed nothing: {note}"),
+                    blocked: false,
+                });
+            }
+            Err(e) => return blocked(format!("the proposed changes were refused: {e}")),
+        };
+        let declared = &st.plan.steps[step - 1].effects;
+        let touched = StepEffects {
+            reads: Vec::new(),
+            writes: cs.touched_paths().into_iter().map(PathBuf::from).collect(),
+            network: Vec::new(),
+        };
+        if let Err(what) = self.within_effects(&touched, declared) {
+            return blocked(format!(
+                "step {step} did not declare that it {what}; revise the plan with update_plan to declare it"
+            ));
+        }
+        self.emit(
+            &st.run,
+            Event::ChangesProposed {
+                step,
+                call: id.clone(),
+                changeset: cs.id.clone(),
+                changes: cs.file_changes(),
+            },
+        );
+        let description = cs.render();
+        let output = self
+            .workspace
+            .output_dir()
+            .canonicalize()
+            .unwrap_or_else(|_| self.workspace.output_dir());
+        let approval = crate::gate::approve_changes(
+            self.gate,
+            self.workspace.journal(),
+            &ChangesApproval {
+                run: &st.run,
+                step,
+                mode: st.task.mode,
+                description: &description,
+                deletions: cs.deletions(),
+            },
+            &cs.file_changes(),
+            &output,
+            st.approved.get(&(step - 1)).map(|(_, by)| by.as_str()),
+        );
+        let refused = |reason: String| {
+            self.emit(
+                &st.run,
+                Event::ChangesRefused {
+                    changeset: cs.id.clone(),
+                    reason: reason.clone(),
+                },
+            );
+            Err(Refusal {
+                text: format!("deskhand changed nothing: {reason}"),
+                blocked: true,
+            })
+        };
+        let by = match approval {
+            Approval::Approved { by } => by,
+            Approval::Rejected { reason } => {
+                let reason = format!("the changes were not approved: {reason}");
+                self.emit(
+                    &st.run,
+                    Event::Blocked {
+                        step,
+                        reason: reason.clone(),
+                    },
+                );
+                return refused(reason);
+            }
+        };
+        match changeset::apply(
+            self.workspace,
+            &st.run,
+            step,
+            &id.0,
+            &cs,
+            &by,
+            changeset::ApplyOptions::default(),
+        ) {
+            Ok(applied) => {
+                self.emit(
+                    &st.run,
+                    Event::ChangesApplied {
+                        changeset: cs.id.clone(),
+                        by: by.clone(),
+                        count: applied.count,
+                    },
+                );
+                Ok(format!(
+                    "deskhand applied {} change(s) (approved by {by}); `deskhand undo {}` reverses them:\n{description}",
+                    applied.count, st.run
+                ))
+            }
+            Err(e) => refused(format!("applying the changes failed and nothing was changed: {e}")),
+        }
+    }
+
+    /// Whether every change proposed lies in a folder this run was granted
+    /// read-only: a proposal to review there (new names for the person's
+    /// files, say) is not an attempt to get past the grants.
+    pub(super) fn in_read_only_grant(&self, st: &RunState, proposed: &[deskhand_types::ProposedChange]) -> bool {
+        let read_only: Vec<PathBuf> = st
+            .task
+            .grants
+            .iter()
+            .filter(|g| !g.access.is_writable())
+            .filter_map(|g| self.resolve_declared(&g.path))
+            .collect();
+        let workspace_files = [
+            crate::workspace::INSTRUCTIONS_FILE,
+            crate::workspace::MEMORY_FILE,
+            "AGENTS.md",
+            "CLAUDE.md",
+            crate::workspace::STATE_DIR,
+        ]
+        .map(|f| self.workspace.root().join(f));
+        proposed.iter().all(|c| {
+            c.paths().into_iter().all(|p| {
+                self.workspace.resolve_path(p).is_ok_and(|p| {
+                    read_only.iter().any(|r| p.starts_with(r)) && !workspace_files.iter().any(|w| p.starts_with(w))
+                })
+            })
+        })
+    }
+
+    /// The grants a shell command gets: the folders its step declares,
+    /// read-write only where the step writes inside a folder granted read-write.
+    pub(super) fn step_grants(&self, st: &RunState, effects: &StepEffects) -> std::result::Result<Vec<Grant>, String> {
+        let rw_roots: Vec<PathBuf> = self
+            .workspace
+            .change_roots(&st.task.grants)
+            .map_err(|e| e.to_string())?;
+        let output = self.workspace.output_dir();
+        let mut grants = Vec::new();
+        for (path, write) in effects
+            .reads
+            .iter()
+            .map(|p| (p, false))
+            .chain(effects.writes.iter().map(|p| (p, true)))
+        {
+            let resolved = self
+                .resolve_declared(path)
+                .ok_or_else(|| format!("{} is not a usable path", path.display()))?;
+            if resolved.starts_with(&output) {
+                continue;
+            }
+            if !resolved.is_dir() {
+                return Err(format!(
+                    "scripts and shell commands see whole folders: step {} declares {}, which is not a folder; \
+                     declare the folder that holds it",
+                    st.plan.current_step().unwrap_or(0),
+                    path.display()
+                ));
+            }
+            let writable = write && rw_roots.iter().any(|r| resolved.starts_with(r));
+            grants.push(if writable {
+                Grant::read_write(resolved)
+            } else {
+                Grant::read_only(resolved)
+            });
+        }
+        Ok(grants)
+    }
+
+    /// Records an attempt that was refused, against the current step.
+    pub(super) fn block(&self, st: &RunState, reason: String) {
+        let step = st.plan.current_step().unwrap_or(0);
+        self.emit(&st.run, Event::Blocked { step, reason });
+    }
+}
+
+/// Where the content of a proposed change lies, by the name the change gives it.
+pub(super) type ContentSource<'a> = dyn Fn(&str) -> Result<PathBuf> + 'a;
+
+/// Bytes of the content `proposed` would write, from the sizes alone.
+pub(super) fn staged_bytes(
+    proposed: &[deskhand_types::ProposedChange],
+    staged: &dyn Fn(&str) -> Result<PathBuf>,
+) -> u64 {
+    proposed
+        .iter()
+        .filter_map(|c| match c {
+            deskhand_types::ProposedChange::Create { staged: from, .. }
+            | deskhand_types::ProposedChange::Overwrite { staged: from, .. } => staged(from).ok(),
+            _ => None,
+        })
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .fold(0u64, |sum, m| sum.saturating_add(m.len()))
+}
+
+/// Why a tool's changes were not applied, as the model is told.
+pub(super) struct Refusal {
+    pub(super) text: String,
+    /// An attempt the run refused (shown as blocked, an error to the model),
+    /// rather than a proposal left for the person to review.
+    pub(super) blocked: bool,
+}

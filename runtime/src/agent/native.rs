@@ -1,0 +1,129 @@
+//! The `shell` tool: a native command in the host VM sandbox, its changes
+//! through the same change pipeline as a tool call's.
+
+use super::*;
+
+impl Agent<'_> {
+    /// Runs a native command for the current step: it sees only the folders
+    /// the step declares (read-only, or a scratch copy where the step writes
+    /// a folder granted read-write), and what it changed goes through the
+    /// same changeset path as a tool's proposals.
+    pub(super) fn shell_call(&self, st: &mut RunState, id: &CallId, input: &serde_json::Value) -> ToolReply {
+        let Some(backend) = self.shell else {
+            return ToolReply::err("there is no shell sandbox on this machine");
+        };
+        let args: meta::ShellArgs = match serde_json::from_value(input.clone()) {
+            Ok(a) => a,
+            Err(e) => return ToolReply::err(format!("shell arguments are invalid: {e}")),
+        };
+        let Some(step) = st.plan.current_step() else {
+            return ToolReply::err("make a plan first: call update_plan with the checklist and each step's effects");
+        };
+        if let Err(e) = self.begin_step(st, step - 1) {
+            return ToolReply::err(e);
+        }
+        let grants = match self.step_grants(st, &st.plan.steps[step - 1].effects) {
+            Ok(g) => g,
+            Err(reason) => {
+                self.block(st, reason.clone());
+                return ToolReply::err(reason);
+            }
+        };
+        // The workdir is a path like any other: inside the step's folders,
+        // else Blocked before anything runs (the command may still `cd` to
+        // the sandbox's private /tmp).
+        let workdir = args.workdir.as_deref().map(|w| {
+            let dir = self.workspace.resolve_path(w).map_err(|e| e.to_string())?;
+            let sandbox = self
+                .workspace
+                .sandbox(&grants, crate::wasm::Limits::default())
+                .map_err(|e| e.to_string())?;
+            if sandbox.mounts.iter().any(|m| dir.starts_with(&m.host)) {
+                Ok(dir)
+            } else {
+                Err(format!(
+                    "the shell's workdir {w} is outside the folders step {step} declares; declare it in the step's reads or writes"
+                ))
+            }
+        });
+        let workdir = match workdir {
+            Some(Ok(w)) => Some(w),
+            Some(Err(reason)) => {
+                self.block(st, reason.clone());
+                return ToolReply::err(reason);
+            }
+            None => None,
+        };
+        self.emit(
+            &st.run,
+            Event::ToolCallBegin {
+                call: id.clone(),
+                tool: "shell".into(),
+                operation: "run".into(),
+                args: input.clone(),
+            },
+        );
+        let limits = deskhand_host_vm::Limits {
+            wall_clock: self.settings.limits.deadline.max(std::time::Duration::from_secs(1)),
+            ..deskhand_host_vm::Limits::default()
+        };
+        let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), args.command];
+        let native = crate::stage::visible_output(self.workspace, Some(&st.run), &grants).and_then(|visible| {
+            crate::shell::run_native(
+                self.workspace,
+                backend,
+                &grants,
+                &command,
+                limits,
+                workdir,
+                &visible,
+                &mut |_| {},
+            )
+        });
+        let native = match native {
+            Ok(n) => n,
+            Err(e) => {
+                self.emit(
+                    &st.run,
+                    Event::ToolCallEnd {
+                        call: id.clone(),
+                        outcome: CallOutcome::Stopped { reason: e.to_string() },
+                        elapsed_ms: 0,
+                    },
+                );
+                return ToolReply::err(e.to_string());
+            }
+        };
+        let mut text = format!("{}\n{}", native.describe(), native.tail);
+        self.emit(
+            &st.run,
+            Event::ToolCallEnd {
+                call: id.clone(),
+                outcome: CallOutcome::Ok {
+                    output: deskhand_types::ToolOutput::new(
+                        serde_json::json!({"ended": native.describe()}),
+                        text.clone(),
+                    ),
+                },
+                elapsed_ms: u64::try_from(native.outcome.elapsed.as_millis()).unwrap_or(u64::MAX),
+            },
+        );
+        if let Some(reason) = &native.refused {
+            self.block(st, reason.clone());
+            text.push_str(&format!("\n{reason}"));
+        } else if !native.proposed.is_empty() {
+            let outcome = self.apply_changes(st, step, id, &|g| native.staged(g), &native.proposed);
+            text.push('\n');
+            text.push_str(&match outcome {
+                Ok(done) => done,
+                Err(refused) => refused.text,
+            });
+        }
+        let reply = self.shown_output(&st.run, id, "shell", &text);
+        if native.outcome.success() {
+            ToolReply::ok(reply)
+        } else {
+            ToolReply::err(reply)
+        }
+    }
+}

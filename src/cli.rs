@@ -1,0 +1,295 @@
+//! The command line: every command, flag and argument check. Each command's
+//! arguments are handed as a whole to its function in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use deskhand_types::{Grant, Mode};
+
+#[derive(Parser)]
+#[command(
+    name = "deskhand",
+    version,
+    about = "A local agent for knowledge work that runs every tool in a WebAssembly sandbox"
+)]
+pub struct Cli {
+    /// Where compiled tool components are cached (default: the user cache folder).
+    #[arg(long, global = true, env = "DESKHAND_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Without a command: open the plan UI for the workspace in this folder.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a workspace: context/, projects/, output/, INSTRUCTIONS.md, MEMORY.md and .deskhand/.
+    Init { dir: PathBuf },
+    /// Work with the sandboxed tools.
+    Tool {
+        #[command(subcommand)]
+        command: ToolCommand,
+    },
+    /// Create a demo workspace with sample files and run a task on it with the offline planner.
+    Demo {
+        /// Where to create the demo workspace.
+        #[arg(default_value = "deskhand-demo")]
+        dir: PathBuf,
+    },
+    /// Plan and carry out a task: a model (or the offline planner) makes a visible plan and runs it.
+    Run(RunArgs),
+    /// Teach deskhand something: proposes an update to MEMORY.md, shows it as a diff, writes it only if you accept.
+    Feedback(FeedbackArgs),
+    /// List the runs in a workspace.
+    Runs {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Show a run: its plan, steps, sub-agents and outcome.
+    Show(ShowArgs),
+    /// Run one native command in the shell sandbox; its changes to your folders come back for approval.
+    Shell(ShellArgs),
+    /// Serve the plan UI for a workspace at 127.0.0.1 (prints a link whose token works once).
+    Serve {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Open the plan UI in the browser, starting the server if it is not running for this workspace.
+    Open {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Print the URL without opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Check that this machine can run deskhand: the wasm sandbox, the shell sandbox, the workspace and the model.
+    Doctor {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Put back everything a run (and its sub-agents) changed in your folders.
+    Undo(UndoArgs),
+    /// What deskhand deleted or displaced: list it, put it back, or empty the trash.
+    Trash {
+        #[command(subcommand)]
+        command: TrashCommand,
+    },
+    /// Continue a run that was interrupted or is waiting for an answer.
+    Resume(ResumeArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The outcome you want, in words.
+    pub task: String,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// A folder the task may see: PATH (read-only) or PATH:rw. Repeatable.
+    #[arg(long = "grant", value_parser = parse_grant)]
+    pub grants: Vec<Grant>,
+    /// ask: approve each step; act: run the plan without asking.
+    #[arg(long, value_enum, default_value = "ask")]
+    pub mode: ModeArg,
+    /// The model to use, or "offline" for the offline planner (default: from config).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A skill parameter for the offline planner, NAME=VALUE. Repeatable.
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+pub struct FeedbackArgs {
+    /// What deskhand should remember.
+    pub text: String,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// Accept the proposed update without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    pub run: String,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// Print every journaled event as JSON lines.
+    #[arg(long)]
+    pub events: bool,
+    /// Print the run's ledger of record (kept in .deskhand/, where no tool can write).
+    #[arg(long, conflicts_with = "events")]
+    pub ledger: bool,
+}
+
+#[derive(Args)]
+pub struct ShellArgs {
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// A folder the command may see: PATH (read-only) or PATH:rw (changes come back as a changeset). Repeatable.
+    #[arg(long = "grant", value_parser = parse_grant)]
+    pub grants: Vec<Grant>,
+    /// ask: approve the command and its changes; act: apply changes without asking (deletions still ask).
+    #[arg(long, value_enum, default_value = "ask")]
+    pub mode: ModeArg,
+    /// Stop the command (and everything it started) after this many seconds (1 to 86400).
+    #[arg(long, default_value_t = 120, value_parser = parse_timeout, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Where the command starts (inside a grant); default: the first grant.
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// bwrap: a bubblewrap namespace sandbox (default); vm: a QEMU microVM (set up with scripts/setup-vm).
+    #[arg(long, value_enum, default_value = "bwrap")]
+    pub backend: BackendArg,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct UndoArgs {
+    /// The run to undo (see `deskhand runs`).
+    #[arg(required_unless_present = "last", conflicts_with = "last")]
+    pub run: Option<String>,
+    /// Undo the most recent run that changed files.
+    #[arg(long)]
+    pub last: bool,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// Restore even files changed since the run; their current versions go to the trash.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    pub run: String,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// Your answer, when the run asked you something.
+    #[arg(long)]
+    pub answer: Option<String>,
+    /// Continue in this mode (act: run the rest of the plan without asking); default: the run's own.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TrashCommand {
+    /// List what the trash holds.
+    List {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Put an item back where it was.
+    Restore {
+        /// The item's number, from `deskhand trash list`.
+        id: i64,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Delete everything in the trash for good (asks first).
+    Empty {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ToolCommand {
+    /// List the installed tools and their operations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one operation of a tool in the sandbox.
+    Run(ToolRunArgs),
+}
+
+#[derive(Args)]
+pub struct ToolRunArgs {
+    pub tool: String,
+    pub operation: String,
+    #[arg(long)]
+    pub workspace: PathBuf,
+    /// A folder the tool may see: PATH (read-only) or PATH:rw. Repeatable.
+    #[arg(long = "grant", value_parser = parse_grant)]
+    pub grants: Vec<Grant>,
+    /// The operation's arguments as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub args: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop the tool after this many seconds (1 to 86400).
+    #[arg(long, default_value_t = 60, value_parser = parse_timeout, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Cap the tool's memory at this many MiB (1 to 65536).
+    #[arg(long, default_value_t = 1024, value_parser = parse_memory_mib, value_name = "MIB")]
+    pub memory_mib: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackendArg {
+    Bwrap,
+    Vm,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    Ask,
+    Act,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Ask => Mode::Ask,
+            ModeArg::Act => Mode::Act,
+        }
+    }
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
+fn parse_grant(s: &str) -> Result<Grant, String> {
+    Grant::parse(s).map_err(|e| e.to_string())
+}
+
+/// The longest `--timeout`: a day. Zero would stop everything at once.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The largest `--memory-mib`: 64 GiB, over all of a call's instances.
+pub const MAX_MEMORY_MIB: u64 = 65_536;
+
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_TIMEOUT_SECS).contains(n))
+        .ok_or_else(|| format!("give whole seconds from 1 to {MAX_TIMEOUT_SECS} (one day)"))
+}
+
+fn parse_memory_mib(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_MEMORY_MIB).contains(n))
+        .ok_or_else(|| format!("give whole MiB from 1 to {MAX_MEMORY_MIB} (64 GiB)"))
+}

@@ -1,0 +1,14 @@
+//! One module per command (or group of commands that share their work),
+//! each holding the functions `main` dispatches to.
+
+pub mod demo;
+pub mod doctor;
+pub mod feedback;
+pub mod init;
+pub mod run;
+pub mod serve;
+pub mod shell;
+pub mod show;
+pub mod tool;
+pub mod trash;
+pub mod undo;

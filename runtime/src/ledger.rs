@@ -36,7 +36,7 @@ pub fn copy_path(workspace: &Workspace, run: &RunId) -> PathBuf {
     workspace.output_dir().join(COPY_DIR).join(format!("{run}-ledger.md"))
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug)]
 pub struct Written {
     /// The Markdown ledger of record.

@@ -5,7 +5,7 @@
 //! Entry points: [`workspace::Workspace`] (init/open, grants -> sandbox),
 //! [`tools::run_call`] (one journaled, sandboxed tool call),
 //! [`wasm::WasmHost`] (the engine; the only module that touches wasmtime),
-//! [`demo::run_demo`].
+//! [`demo::create_demo_workspace`].
 
 pub mod agent;
 pub mod call;

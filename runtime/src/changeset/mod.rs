@@ -5,10 +5,10 @@
 //! guard rails (inside a folder granted read-write, no `..`, no symlinks, no
 //! names Windows or macOS cannot hold, no case-folding collisions, nothing
 //! renamed onto an existing entry, no path touched twice) and hashes what
-//! they touch, before anything moves. [`apply`](engine::apply) records the
+//! they touch, before anything moves. [`apply`] records the
 //! intents in the journal, makes every change (atomic writes, renames that
 //! never replace), and on any failure, or after a crash, puts back what it
-//! had done: all or nothing. [`undo`](engine::undo) reverses a run's
+//! had done: all or nothing. [`undo`] reverses a run's
 //! changesets; overwritten versions are kept and deleted files go to the
 //! workspace trash, never unlinked.
 

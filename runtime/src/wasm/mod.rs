@@ -3,7 +3,7 @@
 //! A [`WasmHost`] owns the `Engine` and its epoch ticker; each front end
 //! makes one and shares it (the web UI makes a new one only when a skill's
 //! component changes).
-//! Components are compiled once and cached on disk ([`cache`]); each loaded
+//! Components are compiled once and cached on disk (`cache`); each loaded
 //! tool keeps an `InstancePre`, and every call gets a fresh `Store` whose
 //! only capabilities are the preopened folders of its [`Sandbox`]: no
 //! environment, no network, captured and capped stdout/stderr, an epoch

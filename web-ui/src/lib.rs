@@ -109,6 +109,22 @@ pub(crate) struct App {
 }
 
 impl App {
+    fn new(workspace: Workspace, port: u16, control_key: String, sessions: session::Sessions, options: Options) -> App {
+        App {
+            root: workspace.root().to_path_buf(),
+            workspace,
+            port,
+            control_key,
+            control_nonces: Mutex::new(Default::default()),
+            sessions: Mutex::new(sessions),
+            approvals: approvals::Approvals::default(),
+            feeds: feed::Feeds::default(),
+            toolbox: toolbox::SharedToolbox::new(options.cache_dir.clone()),
+            options,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
     pub fn toolbox(&self) -> Result<Arc<deskhand_runtime::tools::Toolbox>, String> {
         self.toolbox.get(&self.root, self.options.config_dir.as_deref())
     }
@@ -222,19 +238,7 @@ pub fn start(options: Options) -> Result<Server, Error> {
     let mut sessions = session::Sessions::new(options.lifetimes);
     let token = sessions.new_launch_token(Instant::now());
     let url = format!("http://127.0.0.1:{port}/?token={token}");
-    let app = Arc::new(App {
-        root,
-        workspace,
-        port,
-        control_key,
-        control_nonces: Mutex::new(Default::default()),
-        sessions: Mutex::new(sessions),
-        approvals: approvals::Approvals::default(),
-        feeds: feed::Feeds::default(),
-        toolbox: toolbox::SharedToolbox::new(options.cache_dir.clone()),
-        options,
-        running: Mutex::new(Vec::new()),
-    });
+    let app = Arc::new(App::new(workspace, port, control_key, sessions, options));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("deskhand-web-ui".into())

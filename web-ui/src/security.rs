@@ -10,16 +10,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::App;
+use crate::api::ApiError;
 use crate::session::{self, Refusal};
 
-/// A refusal, in words, as plain text.
-pub fn refuse(status: StatusCode, why: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{why}\n"),
-    )
-        .into_response()
+/// A refusal, in words, as plain text: the request may be a navigation.
+fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
+    ApiError::text(status, why).into_response()
 }
 
 fn host_ok(app: &App, headers: &HeaderMap) -> bool {
@@ -104,7 +100,7 @@ pub async fn guard(State(app): State<Arc<App>>, request: Request<Body>, next: Ne
             "refused: this server answers only to 127.0.0.1 or localhost on its own port",
         )
     } else if let Err(why) = allowed {
-        refuse(StatusCode::UNAUTHORIZED, &format!("refused: {}", why.message()))
+        refuse(StatusCode::UNAUTHORIZED, format!("refused: {}", why.message()))
     } else if mutation && !control && !origin_ok(&app, headers) {
         refuse(
             StatusCode::FORBIDDEN,
@@ -169,3 +165,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod router_tests;

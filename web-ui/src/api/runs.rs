@@ -1,0 +1,187 @@
+//! Runs as the page reads them: the list, one run, its live events, its
+//! ledger; and stopping and undoing one. Starting one is `start.rs`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use deskhand_runtime::changeset;
+use deskhand_types::RunId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::{PREVIEW_BYTES, blocking};
+use crate::App;
+
+pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Value>>> {
+    let app2 = app.clone();
+    let tasks = blocking(move || app2.workspace.journal().tasks()).await??;
+    let running: Vec<RunId> = app
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    let list = tasks
+        .iter()
+        .rev()
+        .filter(|t| t.parent.is_none())
+        .map(|t| run_json(t, running.contains(&t.id)))
+        .collect();
+    Ok(Json(list))
+}
+
+/// A run as the page lists it. A run the journal calls running that no
+/// thread of this server drives was interrupted (the server stopped while it
+/// ran, or it runs in a terminal): the page offers to resume it.
+fn run_json(t: &deskhand_runtime::journal::TaskRow, live: bool) -> Value {
+    json!({"id": t.id.0, "created_at": t.created_at, "outcome": t.outcome, "status": t.status,
+           "summary": t.summary, "live": live, "interrupted": t.status == "running" && !live})
+}
+
+pub(super) fn is_live(app: &App, run: &RunId) -> bool {
+    app.running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(r, _)| r == run)
+}
+
+/// The journal's row for `run`, or a 404 naming it.
+async fn task_row(app: &Arc<App>, run: &RunId) -> ApiResult<deskhand_runtime::journal::TaskRow> {
+    let (app2, run2) = (app.clone(), run.clone());
+    blocking(move || app2.workspace.journal().task(&run2))
+        .await??
+        .ok_or_else(|| ApiError::not_found(format!("there is no run {run}")))
+}
+
+pub(super) async fn run_info(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<Value>> {
+    let run = RunId(run);
+    let t = task_row(&app, &run).await?;
+    Ok(Json(run_json(&t, is_live(&app, &run))))
+}
+
+#[derive(Deserialize)]
+pub(super) struct After {
+    after: Option<i64>,
+}
+
+/// The run's events (and its sub-agents'), replayed from the journal and
+/// then live: a reload or a server restart loses nothing. Each viewer reads
+/// what it has not sent when the run's one poller says there is more
+/// (`feed.rs`); an idle viewer costs nothing.
+pub(super) async fn events(
+    State(app): State<Arc<App>>,
+    UrlPath(run): UrlPath<String>,
+    Query(q): Query<After>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let run = RunId(run);
+    task_row(&app, &run).await?;
+    let last: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(q.after)
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    tokio::spawn(async move {
+        let mut after = last;
+        let mut changed = app.feeds.subscribe(&run);
+        loop {
+            // Everything not sent yet, page by page.
+            loop {
+                let (app2, run2) = (app.clone(), run.clone());
+                let batch =
+                    tokio::task::spawn_blocking(move || app2.workspace.journal().events_after(&run2, after)).await;
+                let Ok(Ok(batch)) = batch else { return };
+                if batch.is_empty() {
+                    break;
+                }
+                for (seq, task, at, event) in batch {
+                    after = seq;
+                    let data = json!({"run": task.0, "at": at, "event": event}).to_string();
+                    if tx
+                        .send(Ok(SseEvent::default().id(seq.to_string()).data(data)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            crate::feed::Feeds::poll(&app, &run, after);
+            tokio::select! {
+                woke = changed.changed() => if woke.is_err() { changed = app.feeds.subscribe(&run) },
+                () = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+pub(super) async fn stop(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<Value>> {
+    let run = RunId(run);
+    let flag = app
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(r, _)| *r == run)
+        .map(|(_, f)| f.clone())
+        .ok_or_else(|| ApiError::conflict(format!("run {run} is not running in this server")))?;
+    flag.store(true, Ordering::Relaxed);
+    app.approvals.refuse_run(&run, "the person stopped the run");
+    Ok(Json(json!({"stopping": run.0})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct UndoReq {
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) async fn undo(
+    State(app): State<Arc<App>>,
+    UrlPath(run): UrlPath<String>,
+    Json(req): Json<UndoReq>,
+) -> ApiResult<Json<Value>> {
+    let run = RunId(run);
+    let r = blocking(move || {
+        let report = changeset::undo(&app.workspace, &run, req.force)?;
+        let _ = deskhand_runtime::ledger::write(&app.workspace, &run);
+        Ok::<_, changeset::ChangeError>(report)
+    })
+    .await?
+    .map_err(|e| ApiError::conflict(e.to_string()))?;
+    Ok(Json(
+        json!({"restored": r.restored, "changesets": r.changesets, "trashed": r.trashed}),
+    ))
+}
+
+/// The ledger of record (under `.deskhand/`, where no guest writes), never
+/// the copy in output/.
+pub(super) async fn ledger(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<Value>> {
+    let id = RunId(run.clone());
+    let mut text = blocking(move || deskhand_runtime::ledger::read(&app.workspace, &id))
+        .await??
+        .ok_or_else(|| ApiError::not_found(format!("run {run} has no ledger yet (it is written when the run ends)")))?;
+    let cap = usize::try_from(PREVIEW_BYTES).unwrap_or(usize::MAX);
+    if text.len() > cap {
+        let cut = (0..=cap).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        text.truncate(cut);
+        text.push_str(&format!(
+            "\n\n(The ledger is longer than this page shows: `deskhand show {run} --ledger` prints it whole.)\n"
+        ));
+    }
+    Ok(Json(json!({"text": text})))
+}

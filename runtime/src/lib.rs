@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod memory;
 pub mod model;
 pub mod office;
+pub mod pipeline;
 pub mod shell;
 pub mod skills;
 pub mod stage;

@@ -22,10 +22,10 @@ use deskhand_types::{
     Task, ToolOutput,
 };
 
-use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+use crate::agent::{Approval, Gate, StepApproval};
 use sha2::Digest;
 
-use crate::changeset::{self, ApplyOptions};
+use crate::changeset;
 use crate::error::{Error, Result};
 use crate::journal::NewTask;
 use crate::workspace::Workspace;
@@ -389,15 +389,39 @@ pub fn run_shell(
         });
     }
     let staged = |guest: &str| native.staged(guest);
-    let (changes, shown) = apply_changes(
-        ws,
-        &run,
-        &call,
-        (req.mode, gate, &approved_by),
-        &roots,
-        &staged,
-        &native.proposed,
-    );
+    let emit = |e: Event| journal(ws, &run, e);
+    // The command may change what its grants let it: the step declared them all.
+    let within_step = |_: &crate::changeset::Changeset| Ok(());
+    let proposal = crate::pipeline::run(&crate::pipeline::Proposal {
+        workspace: ws,
+        run: &run,
+        step: 1,
+        call: &call,
+        mode: req.mode,
+        gate,
+        step_approval: Some(&approved_by),
+        roots: &roots,
+        staged: &staged,
+        changes: &native.proposed,
+        in_read_only_grant: false,
+        within_step: &within_step,
+        emit: &emit,
+    });
+    let (changes, shown) = match proposal {
+        crate::pipeline::Outcome::Nothing => (ShellChanges::None, String::new()),
+        crate::pipeline::Outcome::Applied {
+            changeset,
+            count,
+            shown,
+            ..
+        } => (ShellChanges::Applied { changeset, count }, shown),
+        crate::pipeline::Outcome::Refused { reason, shown, .. } => (
+            ShellChanges::Refused {
+                reason: format!("{reason}; nothing was changed"),
+            },
+            shown,
+        ),
+    };
     let (status, summary) = match (&changes, outcome.success()) {
         (ShellChanges::Refused { reason }, _) => (RunStatus::Failed, format!("{ended}; {reason}")),
         (ShellChanges::Applied { count, .. }, true) => {
@@ -432,110 +456,6 @@ pub fn run_shell(
         changes,
         shown,
     })
-}
-
-#[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one run")]
-fn apply_changes(
-    ws: &Workspace,
-    run: &RunId,
-    call: &CallId,
-    (mode, gate, step_approval): (Mode, &dyn Gate, &str),
-    roots: &[PathBuf],
-    staged: &dyn Fn(&str) -> Result<PathBuf>,
-    proposed: &[ProposedChange],
-) -> (ShellChanges, String) {
-    if proposed.is_empty() {
-        return (ShellChanges::None, String::new());
-    }
-    let refuse = |reason: String| {
-        journal(
-            ws,
-            run,
-            Event::Blocked {
-                step: 1,
-                reason: reason.clone(),
-            },
-        );
-        (ShellChanges::Refused { reason }, String::new())
-    };
-    let cs = match changeset::propose(proposed, roots, staged) {
-        Ok(cs) => cs,
-        Err(e) => return refuse(format!("the command's changes were refused: {e}; nothing was changed")),
-    };
-    let shown = cs.render();
-    journal(
-        ws,
-        run,
-        Event::ChangesProposed {
-            step: 1,
-            call: call.clone(),
-            changeset: cs.id.clone(),
-            changes: cs.file_changes(),
-        },
-    );
-    let output = ws.output_dir().canonicalize().unwrap_or_else(|_| ws.output_dir());
-    let approval = crate::gate::approve_changes(
-        gate,
-        ws.journal(),
-        &ChangesApproval {
-            run,
-            step: 1,
-            mode,
-            description: &shown,
-            deletions: cs.deletions(),
-        },
-        &cs.file_changes(),
-        &output,
-        Some(step_approval),
-    );
-    let by = match approval {
-        Approval::Approved { by } => by,
-        Approval::Rejected { reason } => {
-            let reason = format!("the changes were not approved: {reason}");
-            journal(
-                ws,
-                run,
-                Event::ChangesRefused {
-                    changeset: cs.id.clone(),
-                    reason: reason.clone(),
-                },
-            );
-            let (c, _) = refuse(reason);
-            return (c, shown);
-        }
-    };
-    match changeset::apply(ws, run, 1, &call.0, &cs, &by, ApplyOptions::default()) {
-        Ok(applied) => {
-            journal(
-                ws,
-                run,
-                Event::ChangesApplied {
-                    changeset: cs.id.clone(),
-                    by,
-                    count: applied.count,
-                },
-            );
-            (
-                ShellChanges::Applied {
-                    changeset: applied.changeset,
-                    count: applied.count,
-                },
-                shown,
-            )
-        }
-        Err(e) => {
-            let reason = format!("applying the changes failed and nothing was changed: {e}");
-            journal(
-                ws,
-                run,
-                Event::ChangesRefused {
-                    changeset: cs.id.clone(),
-                    reason: reason.clone(),
-                },
-            );
-            (ShellChanges::Refused { reason }, shown)
-        }
-    }
 }
 
 fn describe(t: &Termination) -> String {

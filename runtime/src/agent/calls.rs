@@ -3,6 +3,7 @@
 //! changeset, events).
 
 use super::*;
+use crate::pipeline::{ContentSource, staged_bytes};
 
 impl<'a> Agent<'a> {
     /// Checks a sandboxed call against the run's grants.
@@ -161,157 +162,62 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Takes a tool's proposed changes through the guard rails, the step's
-    /// declared writes, the gate and the changeset engine. Ok: what was
-    /// applied; Err: why nothing was (both go back to the model).
+    /// Takes a tool's proposed changes through the one change pipeline
+    /// ([`crate::pipeline`]). Ok: what was applied; Err: why nothing was
+    /// (both go back to the model).
     pub(super) fn apply_changes(
         &self,
         st: &RunState,
         step: usize,
         id: &CallId,
-        staged: &dyn Fn(&str) -> Result<PathBuf>,
+        staged: &ContentSource<'_>,
         proposed: &[deskhand_types::ProposedChange],
     ) -> std::result::Result<String, Refusal> {
-        let blocked = |reason: String| {
-            self.emit(
-                &st.run,
-                Event::Blocked {
-                    step,
-                    reason: reason.clone(),
-                },
-            );
-            Err(Refusal {
-                text: format!("deskhand changed nothing: {reason}"),
-                blocked: true,
-            })
-        };
         let roots = match self.workspace.change_roots(&st.task.grants) {
             Ok(r) => r,
-            Err(e) => return blocked(e.to_string()),
-        };
-        // The host hashes and copies staged content: a guest's sparse file of
-        // many GiB costs it nothing to make, so the sizes are checked first.
-        // One call's budget was checked by its caller (the tool call or the
-        // shell's comparison); the run's is checked here.
-        let staged_bytes = staged_bytes(proposed, staged);
-        let written = match crate::stage::bytes_written(self.workspace, &st.run) {
-            Ok(n) => n,
-            Err(e) => return blocked(e.to_string()),
-        };
-        if written.saturating_add(staged_bytes) > crate::stage::RUN_BYTE_BUDGET {
-            return blocked(format!(
-                "this run has written {} MiB already; with these {} MiB it would pass the {} MiB one run may write",
-                written >> 20,
-                staged_bytes >> 20,
-                crate::stage::RUN_BYTE_BUDGET >> 20
-            ));
-        }
-        let cs = match changeset::propose(proposed, &roots, staged) {
-            Ok(cs) => cs,
-            Err(e @ changeset::ChangeError::Outside { .. }) if self.in_read_only_grant(st, proposed) => {
-                // A tool proposing changes in a folder granted read-only (a
-                // rename proposal to review, say) is not an attack: say why
-                // nothing changed and how to let it.
-                let note = format!("the tool's {} proposed change(s) were not applied: {e}", proposed.len());
-                self.emit(&st.run, Event::Notice { message: note.clone() });
+            Err(e) => {
+                self.block(st, e.to_string());
                 return Err(Refusal {
-                    text: format!("deskhand changed nothing: {note}"),
-                    blocked: false,
+                    text: format!("deskhand changed nothing: {e}"),
+                    blocked: true,
                 });
             }
-            Err(e) => return blocked(format!("the proposed changes were refused: {e}")),
         };
         let declared = &st.plan.steps[step - 1].effects;
-        let touched = StepEffects {
-            reads: Vec::new(),
-            writes: cs.touched_paths().into_iter().map(PathBuf::from).collect(),
-            network: Vec::new(),
+        let within_step = |cs: &changeset::Changeset| {
+            let touched = StepEffects {
+                reads: Vec::new(),
+                writes: cs.touched_paths().into_iter().map(PathBuf::from).collect(),
+                network: Vec::new(),
+            };
+            self.within_effects(&touched, declared)
         };
-        if let Err(what) = self.within_effects(&touched, declared) {
-            return blocked(format!(
-                "step {step} did not declare that it {what}; revise the plan with update_plan to declare it"
-            ));
-        }
-        self.emit(
-            &st.run,
-            Event::ChangesProposed {
-                step,
-                call: id.clone(),
-                changeset: cs.id.clone(),
-                changes: cs.file_changes(),
-            },
-        );
-        let description = cs.render();
-        let output = self
-            .workspace
-            .output_dir()
-            .canonicalize()
-            .unwrap_or_else(|_| self.workspace.output_dir());
-        let approval = crate::gate::approve_changes(
-            self.gate,
-            self.workspace.journal(),
-            &ChangesApproval {
-                run: &st.run,
-                step,
-                mode: st.task.mode,
-                description: &description,
-                deletions: cs.deletions(),
-            },
-            &cs.file_changes(),
-            &output,
-            st.approved.get(&(step - 1)).map(|(_, by)| by.as_str()),
-        );
-        let refused = |reason: String| {
-            self.emit(
-                &st.run,
-                Event::ChangesRefused {
-                    changeset: cs.id.clone(),
-                    reason: reason.clone(),
-                },
-            );
-            Err(Refusal {
-                text: format!("deskhand changed nothing: {reason}"),
-                blocked: true,
-            })
-        };
-        let by = match approval {
-            Approval::Approved { by } => by,
-            Approval::Rejected { reason } => {
-                let reason = format!("the changes were not approved: {reason}");
-                self.emit(
-                    &st.run,
-                    Event::Blocked {
-                        step,
-                        reason: reason.clone(),
-                    },
-                );
-                return refused(reason);
-            }
-        };
-        match changeset::apply(
-            self.workspace,
-            &st.run,
+        let emit = |e: Event| self.emit(&st.run, e);
+        let outcome = crate::pipeline::run(&crate::pipeline::Proposal {
+            workspace: self.workspace,
+            run: &st.run,
             step,
-            &id.0,
-            &cs,
-            &by,
-            changeset::ApplyOptions::default(),
-        ) {
-            Ok(applied) => {
-                self.emit(
-                    &st.run,
-                    Event::ChangesApplied {
-                        changeset: cs.id.clone(),
-                        by: by.clone(),
-                        count: applied.count,
-                    },
-                );
-                Ok(format!(
-                    "deskhand applied {} change(s) (approved by {by}); `deskhand undo {}` reverses them:\n{description}",
-                    applied.count, st.run
-                ))
-            }
-            Err(e) => refused(format!("applying the changes failed and nothing was changed: {e}")),
+            call: id,
+            mode: st.task.mode,
+            gate: self.gate,
+            step_approval: st.approved.get(&(step - 1)).map(|(_, by)| by.as_str()),
+            roots: &roots,
+            staged,
+            changes: proposed,
+            in_read_only_grant: self.in_read_only_grant(st, proposed),
+            within_step: &within_step,
+            emit: &emit,
+        });
+        match outcome {
+            crate::pipeline::Outcome::Nothing => Ok(String::new()),
+            crate::pipeline::Outcome::Applied { count, by, shown, .. } => Ok(format!(
+                "deskhand applied {count} change(s) (approved by {by}); `deskhand undo {}` reverses them:\n{shown}",
+                st.run
+            )),
+            crate::pipeline::Outcome::Refused { reason, blocked, .. } => Err(Refusal {
+                text: format!("deskhand changed nothing: {reason}"),
+                blocked,
+            }),
         }
     }
 
@@ -387,25 +293,6 @@ impl<'a> Agent<'a> {
         let step = st.plan.current_step().unwrap_or(0);
         self.emit(&st.run, Event::Blocked { step, reason });
     }
-}
-
-/// Where the content of a proposed change lies, by the name the change gives it.
-pub(super) type ContentSource<'a> = dyn Fn(&str) -> Result<PathBuf> + 'a;
-
-/// Bytes of the content `proposed` would write, from the sizes alone.
-pub(super) fn staged_bytes(
-    proposed: &[deskhand_types::ProposedChange],
-    staged: &dyn Fn(&str) -> Result<PathBuf>,
-) -> u64 {
-    proposed
-        .iter()
-        .filter_map(|c| match c {
-            deskhand_types::ProposedChange::Create { staged: from, .. }
-            | deskhand_types::ProposedChange::Overwrite { staged: from, .. } => staged(from).ok(),
-            _ => None,
-        })
-        .filter_map(|p| std::fs::symlink_metadata(p).ok())
-        .fold(0u64, |sum, m| sum.saturating_add(m.len()))
 }
 
 /// Why a tool's changes were not applied, as the model is told.

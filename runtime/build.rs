@@ -4,6 +4,14 @@
 //! is exported so host tests can load the hostile test guests. The `python`
 //! tool is not Rust: componentize-py (installed by `scripts/setup`) builds it
 //! from `guest-tools/python/`, only when its sources change.
+//!
+//! The target directory is `target/wasm-guests/`, shared by every profile and
+//! by clippy; the outer cargo's wrappers and flags are removed. Each
+//! component's path is exported as `DESKHAND_GUEST_<NAME>`. A missing target
+//! fails with the `rustup target add` fix; a missing componentize-py (the
+//! venv of `scripts/setup`, or `DESKHAND_COMPONENTIZE_PY`) names
+//! `scripts/setup`. Python is rebuilt only when a fingerprint of its
+//! `.py`/`.json` sources, the WIT and the componentize-py version changes.
 
 use std::env;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,17 @@
 //! build the sandbox from the grants, resolve and check the paths its
 //! declared effects name) and execute (journal Begin, run on a worker
 //! thread forwarding the guest's log/progress events, journal End).
+//!
+//! A declared effect names a top-level argument (`path`) or reaches into
+//! arrays (`blocks[].path`, `slides[].blocks[].path`: that field of every
+//! element), so a path inside a document's blocks is checked against the
+//! grants like any other; a declared top-level path the call leaves out takes
+//! its schema default. A read of another run's file in `output/` is refused
+//! as `NotVisible`. The call's own folder under `.deskhand/scratch/` holds its
+//! scratch folder and its [`OutputStage`](crate::stage::OutputStage); what
+//! it left there is [`PreparedCall::output_changes`]. After a call that
+//! writes, each new `.xlsx` gets the values LibreOffice computes
+//! ([`crate::office`]) before the call's End event, outside its deadline.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,13 @@
 //! The journal: a SQLite database (WAL) in `.deskhand/journal.db` holding
 //! tasks, their steps, and an append-only event log. It is the source of
 //! truth for what happened; triggers refuse any update or delete of an event.
+//!
+//! Tables: `tasks`, `steps`, `events`, and (schema 2) `changesets`, `changes`
+//! and `trash`, which the changeset engine owns. Commits use
+//! `synchronous=NORMAL`; the engine commits changeset intents with `FULL`
+//! before any file moves. An event that cannot be appended is remembered per
+//! run ([`Journal::lost_event`]): every executor checks it and stops the run
+//! with an error that says what was lost, so no event is dropped silently.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

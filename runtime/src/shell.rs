@@ -1,17 +1,24 @@
-//! Native shell steps (`deskhand shell`, and later the agent's shell tool):
-//! one command through a `deskhand-host-vm` backend, seeing only the granted
-//! folders, whose changes come back as a changeset.
+//! Native shell steps: one command through a `deskhand-host-vm` backend,
+//! seeing only the granted folders, whose changes come back as a changeset.
+//! [`run_native`] runs the command; [`run_shell`] wraps it as a one-step
+//! journaled run for `deskhand shell` (step approval, the changeset through
+//! the change pipeline, the ledger). The agent's `shell` tool (offered when a
+//! model is configured and the backend works) calls [`run_native`] with the
+//! grants narrowed to the folders the current step declares, and sends its
+//! changes down the same pipeline as a tool's proposals.
 //!
-//! The command never writes the person's folders. Each folder it may change
-//! (`output/` and every `:rw` grant) is copied into the run's scratch folder
-//! and the copy is bound at the folder's own path, read-write; read-only
-//! grants are bound as they are, read-only. (bubblewrap 0.8, the version on
-//! Debian 12 and this project's machines, has no overlay mounts, so a copy
-//! it is.) Afterwards the copy is compared with the folder: new files become
-//! creates, changed ones overwrites, missing ones deletes, and a delete and a
-//! create of the same content become a rename or a move. That changeset goes
-//! through the same guard rails, approval (a deletion always asks), journal
-//! and undo as every tool's.
+//! The command never writes the person's folders. `output/` is bound as an
+//! [`OutputStage`](crate::stage::OutputStage) (only what the run may see) and
+//! every `:rw` grant as a copy in the run's scratch folder (modification times
+//! kept), each at the folder's own path, read-write; read-only grants are
+//! bound as they are, read-only. (bubblewrap 0.8, the version on Debian 12
+//! and this project's machines, has no overlay mounts, so a copy it is.)
+//! Afterwards each copy is compared with its folder ([`crate::stage::diff`]):
+//! new files become creates, changed ones overwrites, missing ones deletes,
+//! and a delete and a create of the same content a rename or a move; a
+//! planted link or a kind change refuses the lot. That changeset goes through
+//! the same guard rails, approval (a deletion always asks), journal and undo
+//! as every tool's.
 
 use std::fs;
 use std::path::PathBuf;

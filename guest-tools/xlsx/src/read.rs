@@ -1,6 +1,15 @@
 //! `read`: a workbook (xlsx, xlsm, xlsb, xls, ods through calamine) or a CSV
 //! file into typed rows, with a row cap. A file that cannot be read is a
 //! typed error naming the file and the problem, never a panic.
+//!
+//! The format comes from the content, whatever the extension (zip: xlsx, xlsb
+//! or ods; OLE: xls, or an encrypted OOXML file, refused as such; a PDF, Word
+//! or PowerPoint file or an image is named as what it is; else CSV). Hostile
+//! workbooks are bounded before calamine opens them: the file's size, the
+//! bytes its parts inflate to, the number of sheets it declares. An xlsx is
+//! streamed cell by cell, so the row cap stops a huge sheet early; a
+//! workbook that asks to be recalculated on load (as `write`'s do) comes back
+//! with its formulas, its stored values being stale.
 
 use std::collections::HashMap;
 use std::io::{Cursor, Read};

@@ -4,6 +4,17 @@
 //! Every message, plan revision, step change and tool call is an event in
 //! the journal, which is the source of truth: [`Agent::resume`] rebuilds a
 //! killed run from it and continues without redoing finished side effects.
+//! Every event goes through `Agent::emit`; one the journal cannot write stops
+//! the run at its next turn (see [`crate::journal`]).
+//!
+//! Here: the run's types and its start and finish. `turns` is the loop and
+//! the dispatch of each tool use (sandboxed tools are named `tool__op`);
+//! `plan` holds revisions, step approval (bound to a hash of the step's
+//! title and effects, asked again when a revision changes a running step)
+//! and the checks that keep each call within its step's declared effects;
+//! `calls` sandboxed calls, `native` the `shell` tool, `meta` the runtime's
+//! own tools, `subagents` fan-outs, `outputs` untrusted framing and paging,
+//! `context` the prompt and compaction, `resume` and `offline` as named.
 
 mod calls;
 pub mod context;

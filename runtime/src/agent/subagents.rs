@@ -1,5 +1,14 @@
 //! Sub-agents: parallel child runs bounded by their parent's step, mode and
 //! budget.
+//!
+//! Children run on threads, at most `concurrency` at once, each with a
+//! subset of the parent's grants, in the parent's mode, its steps capped by
+//! the parent step's effects and approved with it (`Ceiling`). Limits:
+//! [`MAX_SUBAGENTS_PER_CALL`](super::MAX_SUBAGENTS_PER_CALL),
+//! [`MAX_SUBAGENT_DEPTH`](super::MAX_SUBAGENT_DEPTH),
+//! [`MAX_SUBAGENTS_PER_RUN`](super::MAX_SUBAGENTS_PER_RUN); the journal
+//! numbers them `parent.N`. A child that fails (its model's error included)
+//! cancels its siblings and fails the step with its own error.
 
 use super::*;
 

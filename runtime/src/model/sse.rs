@@ -1,6 +1,15 @@
 //! The streaming transport shared by the providers: the server-sent-events
 //! reader, the one HTTP POST, the sorting of failures into [`ProviderError`]s,
 //! and the retry loop around a whole request.
+//!
+//! A refused connection or a host name that does not resolve is
+//! `Unreachable`, never retried as a busy server (a resolver that cannot
+//! answer right now is). Retries back off with jitter and keep to a server's
+//! retry-after up to `max_retry_after`; a longer one ends with `WaitAsked`,
+//! saying how long. Waits sleep in slices and end when the run is stopped.
+//! Every turn has a wall-clock deadline over all its attempts, waits and
+//! reads (`TurnLimits`), so a server that trickles pings cannot hold a run;
+//! it ends the turn with `TurnTimeout`, and the run can be resumed.
 
 use std::io::{self, BufRead, Read};
 use std::time::{Duration, Instant, SystemTime};

@@ -7,7 +7,16 @@
 //! tool keeps an `InstancePre`, and every call gets a fresh `Store` whose
 //! only capabilities are the preopened folders of its [`Sandbox`]: no
 //! environment, no network, captured and capped stdout/stderr, an epoch
-//! deadline and a memory cap.
+//! deadline and a memory cap. A trap becomes a [`CallError`] that names the
+//! limit that fired.
+//!
+//! The deadline holds on the wall clock, not only in guest code: the linker
+//! shadows `wasi:clocks/monotonic-clock`'s `subscribe-duration` and
+//! `subscribe-instant` so no guest timer outlasts the call (a script's
+//! `time.sleep(86400)` wakes into the epoch trap), and the store runs on a
+//! thread of its own that the caller stops waiting for shortly after the
+//! deadline (a guest blocked in a host call, opening a FIFO say, is left
+//! behind and the call ends [`CallError::Deadline`]).
 
 mod cache;
 

@@ -1,5 +1,6 @@
-//! Events: one stream that feeds the journal, the CLI and later the UI and
-//! telemetry. Work that takes time comes as a Begin/End pair on one id.
+//! Events: one stream that feeds the journal, the ledger, the CLI and the
+//! web UI. Work that takes time comes as a Begin/End pair on one id; a model
+//! turn that fails still ends, carrying the error.
 
 use serde::{Deserialize, Serialize};
 

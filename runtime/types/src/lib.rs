@@ -1,7 +1,7 @@
-//! deskhand's plain data types, shared by the runtime, the CLI and (later)
-//! the web UI: folder grants, tool descriptions with their declared effects,
-//! the typed errors tools return, tasks, plans and steps, tool calls, and
-//! the events every run emits.
+//! deskhand's plain data types, shared by the runtime, the CLI and the web
+//! UI: folder grants, tool descriptions with their declared effects, the
+//! typed errors tools return, tasks, plans and steps, tool calls, changesets
+//! as the journal records them, and the events every run emits.
 //!
 //! Nothing here does I/O; everything is a serde type.
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use deskhand_types::{CallOutcome, Event, Plan, RunId};
+use deskhand_types::{CallOutcome, RunId};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -153,127 +153,46 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
     let row = journal
         .task(run)?
         .ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
-    let mut plan = Plan::default();
-    let mut task = Value::Null;
-    let mut model = String::new();
-    let (mut approvals, mut calls, mut blocked, mut subagents, mut files) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut open_calls: Vec<(String, Value, String)> = Vec::new();
-    let mut step = 0usize;
-    let mut change_approvals = std::collections::BTreeMap::new();
-    let (mut refused_changes, mut undos) = (vec![], vec![]);
-    // Questions put to the person, whichever front end asked them.
-    let mut questions: Vec<Value> = Vec::new();
-    for r in journal.events(run)? {
-        match r.event {
-            Event::RunBegin { task: t, model: m, .. } => {
-                task = serde_json::to_value(t).unwrap_or_default();
-                model = m;
-            }
-            // A mode switched on resume is the mode the rest of the run had.
-            Event::ModeChanged { mode, .. } => {
-                task["mode"] = serde_json::to_value(mode).unwrap_or_default();
-            }
-            Event::PlanUpdated { plan: p } => plan = p,
-            Event::StepApproved { step, by, effects_hash } => {
-                approvals.push(json!({"step": step, "by": by, "at": r.at, "effects_hash": effects_hash}))
-            }
-            Event::StepBegin { step: s, .. } => {
-                step = s;
-                if let Some(p) = plan.steps.get_mut(s - 1) {
-                    p.status = deskhand_types::StepStatus::InProgress;
-                }
-            }
-            Event::StepEnd { step: s, status, .. } => {
-                if let Some(p) = plan.steps.get_mut(s - 1) {
-                    p.status = status;
-                }
-            }
-            begin @ Event::ToolCallBegin { .. } => {
-                if let Some(c) = begin.tool_call() {
-                    open_calls.push((
-                        c.id.0,
-                        json!({"tool": c.tool, "operation": c.operation, "args": c.args, "step": step, "at": r.at}),
-                        c.tool,
-                    ));
-                }
-            }
-            Event::ToolCallEnd {
-                call,
-                outcome,
-                elapsed_ms,
-            } => {
-                let Some(i) = open_calls.iter().position(|(id, _, _)| *id == call.0) else {
-                    continue;
-                };
-                let (id, mut entry, tool) = open_calls.remove(i);
-                let (status, detail) = match &outcome {
-                    CallOutcome::Ok { output } => {
-                        if tool != "deskhand" {
-                            for path in paths_under(&output.json, &workspace.output_dir()) {
-                                if let Some(file) = file_record(workspace, &path) {
-                                    // A file written again is listed once, as it is now.
-                                    files.retain(|f: &Value| f["path"] != file["path"]);
-                                    files.push(file);
-                                }
+    let view = crate::view::RunView::fold(&journal.events(run)?);
+    let mut files: Vec<Value> = Vec::new();
+    let calls: Vec<Value> = view
+        .calls
+        .iter()
+        .map(|c| {
+            let (status, detail) = match &c.outcome {
+                None => ("interrupted", String::new()),
+                Some(CallOutcome::Ok { output }) => {
+                    if c.tool != "deskhand" {
+                        for path in paths_under(&output.json, &workspace.output_dir()) {
+                            if let Some(file) = file_record(workspace, &path) {
+                                // A file written again is listed once, as it is now.
+                                files.retain(|f: &Value| f["path"] != file["path"]);
+                                files.push(file);
                             }
                         }
-                        ("ok", output.text.lines().next().unwrap_or_default().to_owned())
                     }
-                    CallOutcome::ToolError { error } => ("error", error.to_string()),
-                    CallOutcome::Stopped { reason } => ("stopped", reason.clone()),
-                    CallOutcome::Refused { message } => ("refused", message.clone()),
-                };
-                entry["id"] = json!(id);
-                entry["status"] = json!(status);
-                entry["detail"] = json!(detail);
-                entry["elapsed_ms"] = json!(elapsed_ms);
-                calls.push(entry);
-            }
-            Event::AwaitingApproval {
-                approval,
-                step,
-                kind,
-                title,
-                deletions,
-                ..
-            } => questions.push(json!({
-                "approval": approval, "step": step, "kind": kind, "title": title,
-                "deletions": deletions, "asked": r.at, "answer": Value::Null,
-            })),
-            Event::ApprovalAnswered { approval, approved, by } => {
-                if let Some(q) = questions.iter_mut().find(|q| q["approval"] == approval.as_str()) {
-                    q["answer"] = json!({"approved": approved, "by": by, "at": r.at});
+                    ("ok", output.text.lines().next().unwrap_or_default().to_owned())
                 }
-            }
-            Event::Blocked { step, reason } => blocked.push(json!({"step": step, "at": r.at, "reason": reason})),
-            Event::ChangesApplied { changeset, by, .. } => {
-                change_approvals.insert(changeset, json!({"by": by, "at": r.at}));
-            }
-            Event::ChangesRefused { changeset, reason } => {
-                refused_changes.push(json!({"changeset": changeset, "at": r.at, "reason": reason}));
-            }
-            Event::Undone {
-                changesets,
-                restored,
-                forced,
-            } => {
-                undos.push(json!({"at": r.at, "changesets": changesets, "restored": restored, "forced": forced}));
-            }
-            Event::SubAgentEnd { child, status, summary } => {
-                subagents.push(json!({"run": child.0, "status": status.as_str(), "summary": summary}))
-            }
-            _ => {}
-        }
-    }
-    for (id, mut entry, _) in open_calls {
-        entry["id"] = json!(id);
-        entry["status"] = json!("interrupted");
-        calls.push(entry);
-    }
+                Some(CallOutcome::ToolError { error }) => ("error", error.to_string()),
+                Some(CallOutcome::Stopped { reason }) => ("stopped", reason.clone()),
+                Some(CallOutcome::Refused { message }) => ("refused", message.clone()),
+            };
+            json!({"id": c.id, "tool": c.tool, "operation": c.operation, "args": c.args, "step": c.step,
+                   "at": c.at, "status": status, "detail": detail, "elapsed_ms": c.elapsed_ms})
+        })
+        .collect();
+    let refused_changes: Vec<Value> = view
+        .changes_refused
+        .iter()
+        .map(|c| json!({"changeset": c.changeset, "at": c.at, "reason": c.text}))
+        .collect();
+    let change_approvals = view.applied_by_changeset();
     let changesets: Vec<Value> = crate::changeset::changes_of(workspace, run)?
         .into_iter()
         .map(|(id, status, changes)| {
-            let approved = change_approvals.get(&id).cloned().unwrap_or(Value::Null);
+            let approved = change_approvals
+                .get(id.as_str())
+                .map_or(Value::Null, |c| json!({"by": c.text, "at": c.at}));
             json!({"id": id, "status": status, "approved": approved, "changes": changes})
         })
         .collect();
@@ -281,18 +200,18 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
         "run": run.0,
         "changesets": changesets,
         "refused_changes": refused_changes,
-        "undone": undos,
-        "task": task,
-        "planner": model,
+        "undone": view.undone,
+        "task": view.task,
+        "planner": view.planner,
         "status": row.status,
         "started": row.created_at,
         "summary": row.summary,
-        "plan": plan,
-        "approvals": approvals,
-        "questions": questions,
+        "plan": view.plan,
+        "approvals": view.approvals,
+        "questions": view.questions,
         "tool_calls": calls,
-        "blocked": blocked,
-        "sub_agents": subagents,
+        "blocked": view.blocked,
+        "sub_agents": view.sub_agents,
         "files_written": files,
     }))
 }

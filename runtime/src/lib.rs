@@ -25,6 +25,7 @@ pub mod shell;
 pub mod skills;
 pub mod stage;
 pub mod tools;
+pub mod view;
 pub mod wasm;
 pub mod workspace;
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use deskhand_runtime::workspace::Workspace;
-use deskhand_types::{Event, RunId};
+use deskhand_types::RunId;
 
 use crate::cli::ShowArgs;
 use crate::failure::{Failure, user_error};
@@ -72,43 +72,25 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
     out(&format!("Run {}  ({})", row.id, row.status));
     out(&format!("Task: {}", render::line(&row.outcome)));
     out(&format!("Started: {}", row.created_at));
-    let mut plan = None;
-    let mut calls = 0;
-    let mut children = Vec::new();
-    for r in &rows {
-        match &r.event {
-            Event::RunBegin { model, task, .. } => {
-                out(&format!("Planner: {}   Mode: {}", render::line(model), task.mode));
-                let grants: Vec<String> = task.grants.iter().map(|g| render::line(&g.to_string())).collect();
-                out(&format!(
-                    "Grants: {}",
-                    if grants.is_empty() {
-                        "none".into()
-                    } else {
-                        grants.join(", ")
-                    }
-                ));
+    let view = deskhand_runtime::view::RunView::fold(&rows);
+    if let Some(task) = &view.task {
+        out(&format!(
+            "Planner: {}   Mode: {}",
+            render::line(&view.planner),
+            task.mode
+        ));
+        let grants: Vec<String> = task.grants.iter().map(|g| render::line(&g.to_string())).collect();
+        out(&format!(
+            "Grants: {}",
+            if grants.is_empty() {
+                "none".into()
+            } else {
+                grants.join(", ")
             }
-            Event::PlanUpdated { plan: p } => plan = Some(p.clone()),
-            Event::StepBegin { step, .. } | Event::StepEnd { step, .. } => {
-                if let Some(p) = plan
-                    .as_mut()
-                    .and_then(|p: &mut deskhand_types::Plan| p.steps.get_mut(step - 1))
-                {
-                    p.status = match &r.event {
-                        Event::StepEnd { status, .. } => *status,
-                        _ => deskhand_types::StepStatus::InProgress,
-                    };
-                }
-            }
-            Event::ToolCallBegin { tool, .. } if tool != "deskhand" => calls += 1,
-            Event::SubAgentEnd { child, status, summary } => {
-                children.push(format!("{child} {}: {}", status.as_str(), render::line(summary.trim())))
-            }
-            _ => {}
-        }
+        ));
     }
-    if let Some(p) = plan {
+    if view.planned {
+        let p = &view.plan;
         let reason = p
             .reason
             .as_deref()
@@ -121,9 +103,15 @@ fn show_run(ws: &Workspace, run: &RunId, events: bool) -> Result<(), Failure> {
     } else {
         out("No plan was made.");
     }
+    let calls = view.calls.iter().filter(|c| c.tool != "deskhand").count();
     out(&format!("Tool calls: {calls}"));
-    for c in children {
-        out(&format!("  sub-agent {c}"));
+    for c in &view.sub_agents {
+        out(&format!(
+            "  sub-agent {} {}: {}",
+            c.run,
+            c.status,
+            render::line(c.summary.trim())
+        ));
     }
     if !row.summary.is_empty() {
         out(&format!("Outcome: {}", render::block(row.summary.trim())));

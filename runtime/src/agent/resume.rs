@@ -12,13 +12,8 @@ use std::sync::{Arc, Mutex};
 use deskhand_types::model::{Block, Message, Role};
 use deskhand_types::{CallOutcome, Event, Mode, Plan, RunId, RunStatus};
 
-use super::{Agent, Ceiling, RunReport, RunState, ToolReply, context, meta, reply_from_outcome};
+use super::{Agent, Ceiling, RunReport, RunState, ToolReply, meta, reply_from_outcome};
 use crate::error::{Error, Result};
-
-struct CallRecord {
-    tool: String,
-    outcome: Option<CallOutcome>,
-}
 
 impl Agent<'_> {
     /// Continues `run` from its journal. `answer` answers the question the
@@ -55,57 +50,15 @@ impl Agent<'_> {
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
         let journal = self.workspace.journal();
-        let mut task = None;
-        let mut messages: Vec<Message> = Vec::new();
-        let mut plan = Plan::default();
-        let mut turn = 0;
-        let mut ended: Option<(RunStatus, String)> = None;
-        let mut calls: HashMap<String, CallRecord> = HashMap::new();
-        let mut switched: Option<Mode> = None;
-        // The run's last model turn failed (busy, unreachable, a bad key):
-        // once that is mended, the run can go on from where it was.
-        let mut model_failed = false;
-        let mut approved = HashMap::new();
-        for row in journal.events(run)? {
-            match row.event {
-                Event::RunBegin { task: t, .. } => task = Some(t),
-                Event::Message { message } => messages.push(message),
-                Event::Compacted { replaced, summary } => context::apply_compaction(&mut messages, replaced, &summary),
-                Event::PlanUpdated { plan: p } => plan = p,
-                Event::StepBegin { step, .. } => {
-                    if let Some(s) = plan.steps.get_mut(step - 1) {
-                        s.status = deskhand_types::StepStatus::InProgress;
-                    }
-                }
-                Event::StepEnd { step, status, .. } => {
-                    if let Some(s) = plan.steps.get_mut(step - 1) {
-                        s.status = status;
-                    }
-                }
-                Event::StepApproved { step, by, effects_hash } => {
-                    approved.insert(step.saturating_sub(1), (effects_hash, by));
-                }
-                Event::ModelTurnBegin { turn: t } => turn = t,
-                Event::ModelTurnEnd { error, .. } => model_failed = error.is_some(),
-                Event::ToolCallBegin { call, tool, .. } => {
-                    calls.insert(call.0, CallRecord { tool, outcome: None });
-                }
-                Event::ToolCallEnd { call, outcome, .. } => {
-                    if let Some(rec) = calls.get_mut(&call.0) {
-                        rec.outcome = Some(outcome);
-                    }
-                }
-                Event::ModeChanged { mode: m, .. } => switched = Some(m),
-                Event::RunEnd { status, summary, .. } => ended = Some((status, summary)),
-                Event::Resumed { .. } => ended = None,
-                _ => {}
-            }
-        }
-        let mut task = task.ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
-        // A mode the person switched to on an earlier resume still holds.
-        if let Some(m) = switched {
-            task.mode = m;
-        }
+        let view = crate::view::RunView::load(journal, run)?;
+        let mut approved = view.approved_steps();
+        let calls: HashMap<&str, &crate::view::CallRecord> = view.calls.iter().map(|c| (c.id.as_str(), c)).collect();
+        let (model_failed, turn, ended) = (view.model_failed, view.turn, view.ended.clone());
+        let mut task = view
+            .task
+            .clone()
+            .ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        let (messages, plan) = (view.messages.clone(), view.plan.clone());
         let resumable =
             |status: RunStatus| status == RunStatus::NeedsInput || (status == RunStatus::Failed && model_failed);
         if let Some((status, summary)) = &ended
@@ -126,7 +79,7 @@ impl Agent<'_> {
         };
         let waiting = pending
             .iter()
-            .find(|(id, name, _)| name == meta::ASK_PERSON && !calls.contains_key(id));
+            .find(|(id, name, _)| name == meta::ASK_PERSON && !calls.contains_key(id.as_str()));
         if let (Some((_, _, input)), None) = (waiting, answer) {
             let question = input["question"].as_str().unwrap_or("(a question)").to_owned();
             return Err(Error::NeedsAnswer {
@@ -175,15 +128,12 @@ impl Agent<'_> {
                     // The person's own words: not framed as untrusted.
                     ToolReply::ok(format!("The person answered: {}", answer.unwrap_or_default()))
                 } else {
-                    match calls.get(&id) {
-                        Some(CallRecord {
-                            outcome: Some(outcome),
-                            tool,
-                        }) => {
+                    match calls.get(id.as_str()).map(|c| (&c.tool, &c.outcome)) {
+                        Some((tool, Some(outcome))) => {
                             let (content, is_error) = reply_from_outcome(&format!("{tool}.{name}"), outcome);
                             ToolReply { content, is_error }
                         }
-                        Some(CallRecord { outcome: None, .. }) => self.redo_interrupted(&mut st, &id, &name, &input),
+                        Some((_, None)) => self.redo_interrupted(&mut st, &id, &name, &input),
                         None => self.dispatch(&mut st, &id, &name, &input),
                     }
                 };

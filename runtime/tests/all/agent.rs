@@ -193,9 +193,11 @@ fn a_sub_agent_whose_model_fails_fails_its_step_and_its_running_sibling_is_stopp
     let server = ReplayServer::start(vec![
         sse("fanout-1.sse").for_task(parent),
         Canned::json(400, rejected).for_task("List projects/receipts"),
+        // Long enough for the failing sibling to stop it first on a busy
+        // 2-core machine (1.5 s once was not, under the whole suite).
         sse("fanout-child-b-1.sse")
             .for_task("List projects/website refresh")
-            .delay(Duration::from_millis(1500)),
+            .delay(Duration::from_millis(5000)),
         sse("fanout-child-b-2.sse").for_task("List projects/website refresh"),
         sse("fanfail-2.sse").for_task(parent),
     ]);

@@ -1,0 +1,280 @@
+//! One fold of a run's journaled events into what the run is now: its task
+//! (with a mode switched on resume), plan with step statuses, approvals and
+//! the questions put to the person, tool calls and their outcomes, blocked
+//! attempts, changesets approved or refused, undos, sub-agents, and how it
+//! ended. Resume, the ledger and `deskhand show` read runs through it.
+
+use std::collections::BTreeMap;
+
+use deskhand_types::model::Message;
+use deskhand_types::{CallOutcome, Event, Plan, RunId, RunStatus, StepStatus, Task};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::journal::{EventRow, Journal};
+
+/// A step's approval: who gave it, when, and for which version of the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepApprovalRecord {
+    pub step: usize,
+    pub by: String,
+    pub at: String,
+    pub effects_hash: String,
+}
+
+/// A question put to the person (by any front end) and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuestionRecord {
+    pub approval: String,
+    pub step: usize,
+    pub kind: String,
+    pub title: String,
+    pub deletions: usize,
+    pub asked: String,
+    pub answer: Option<AnswerRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnswerRecord {
+    pub approved: bool,
+    /// Who approved, or why not.
+    pub by: String,
+    pub at: String,
+}
+
+/// One tool call; `outcome` is None while it runs (or if it was interrupted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub id: String,
+    pub tool: String,
+    pub operation: String,
+    pub args: Value,
+    /// The step that was running when it began (0: none).
+    pub step: usize,
+    pub at: String,
+    pub outcome: Option<CallOutcome>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Noted {
+    pub step: usize,
+    pub at: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangesetNote {
+    pub changeset: String,
+    pub at: String,
+    /// Who approved it (applied) or why it was refused.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UndoRecord {
+    pub at: String,
+    pub changesets: Vec<String>,
+    pub restored: usize,
+    pub forced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubAgentRecord {
+    pub run: String,
+    pub status: String,
+    pub summary: String,
+}
+
+/// A run as its events tell it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunView {
+    /// As begun, with the latest mode switched to on resume.
+    pub task: Option<Task>,
+    /// Who planned: a model's name or "offline planner".
+    pub planner: String,
+    /// The latest plan, with each step's latest status.
+    pub plan: Plan,
+    /// Whether a plan was ever made.
+    pub planned: bool,
+    /// The conversation as the model sees it next (compactions applied).
+    #[serde(skip)]
+    pub messages: Vec<Message>,
+    /// The last model turn's number, and whether it failed.
+    pub turn: u32,
+    pub model_failed: bool,
+    pub approvals: Vec<StepApprovalRecord>,
+    pub questions: Vec<QuestionRecord>,
+    pub calls: Vec<CallRecord>,
+    pub blocked: Vec<Noted>,
+    pub changes_applied: Vec<ChangesetNote>,
+    pub changes_refused: Vec<ChangesetNote>,
+    pub undone: Vec<UndoRecord>,
+    pub sub_agents: Vec<SubAgentRecord>,
+    /// How it ended, unless it was resumed since.
+    pub ended: Option<(RunStatus, String)>,
+}
+
+impl RunView {
+    /// Folds `run`'s journaled events.
+    pub fn load(journal: &Journal, run: &RunId) -> Result<RunView> {
+        let view = RunView::fold(&journal.events(run)?);
+        if view.task.is_none() {
+            return Err(Error::UnknownRun { run: run.0.clone() });
+        }
+        Ok(view)
+    }
+
+    /// Folds events in their journal order.
+    pub fn fold(rows: &[EventRow]) -> RunView {
+        let mut v = RunView::default();
+        let mut step = 0usize;
+        for r in rows {
+            v.apply(r, &mut step);
+        }
+        v
+    }
+
+    fn apply(&mut self, r: &EventRow, step: &mut usize) {
+        let at = || r.at.clone();
+        match &r.event {
+            Event::RunBegin { task, model, .. } => {
+                self.task = Some(task.clone());
+                self.planner.clone_from(model);
+            }
+            Event::ModeChanged { mode, .. } => {
+                if let Some(t) = &mut self.task {
+                    t.mode = *mode;
+                }
+            }
+            Event::Message { message } => self.messages.push(message.clone()),
+            Event::Compacted { replaced, summary } => {
+                crate::agent::context::apply_compaction(&mut self.messages, *replaced, summary)
+            }
+            Event::PlanUpdated { plan } => {
+                self.plan = plan.clone();
+                self.planned = true;
+            }
+            Event::StepBegin { step: s, .. } => {
+                *step = *s;
+                self.set_status(*s, StepStatus::InProgress);
+            }
+            Event::StepEnd { step: s, status, .. } => self.set_status(*s, *status),
+            Event::StepApproved {
+                step: s,
+                by,
+                effects_hash,
+            } => self.approvals.push(StepApprovalRecord {
+                step: *s,
+                by: by.clone(),
+                at: at(),
+                effects_hash: effects_hash.clone(),
+            }),
+            Event::AwaitingApproval {
+                approval,
+                step: s,
+                kind,
+                title,
+                deletions,
+                ..
+            } => self.questions.push(QuestionRecord {
+                approval: approval.clone(),
+                step: *s,
+                kind: kind.clone(),
+                title: title.clone(),
+                deletions: *deletions,
+                asked: at(),
+                answer: None,
+            }),
+            Event::ApprovalAnswered { approval, approved, by } => {
+                if let Some(q) = self.questions.iter_mut().find(|q| q.approval == *approval) {
+                    q.answer = Some(AnswerRecord {
+                        approved: *approved,
+                        by: by.clone(),
+                        at: at(),
+                    });
+                }
+            }
+            Event::ModelTurnBegin { turn } => self.turn = *turn,
+            Event::ModelTurnEnd { error, .. } => self.model_failed = error.is_some(),
+            begin @ Event::ToolCallBegin { .. } => {
+                if let Some(c) = begin.tool_call() {
+                    self.calls.push(CallRecord {
+                        id: c.id.0,
+                        tool: c.tool,
+                        operation: c.operation,
+                        args: c.args,
+                        step: *step,
+                        at: at(),
+                        outcome: None,
+                        elapsed_ms: 0,
+                    });
+                }
+            }
+            Event::ToolCallEnd {
+                call,
+                outcome,
+                elapsed_ms,
+            } => {
+                if let Some(c) = self.calls.iter_mut().rev().find(|c| c.id == call.0) {
+                    c.outcome = Some(outcome.clone());
+                    c.elapsed_ms = *elapsed_ms;
+                }
+            }
+            Event::Blocked { step: s, reason } => self.blocked.push(Noted {
+                step: *s,
+                at: at(),
+                reason: reason.clone(),
+            }),
+            Event::ChangesApplied { changeset, by, .. } => self.changes_applied.push(ChangesetNote {
+                changeset: changeset.clone(),
+                at: at(),
+                text: by.clone(),
+            }),
+            Event::ChangesRefused { changeset, reason } => self.changes_refused.push(ChangesetNote {
+                changeset: changeset.clone(),
+                at: at(),
+                text: reason.clone(),
+            }),
+            Event::Undone {
+                changesets,
+                restored,
+                forced,
+            } => self.undone.push(UndoRecord {
+                at: at(),
+                changesets: changesets.clone(),
+                restored: *restored,
+                forced: *forced,
+            }),
+            Event::SubAgentEnd { child, status, summary } => self.sub_agents.push(SubAgentRecord {
+                run: child.0.clone(),
+                status: status.as_str().into(),
+                summary: summary.clone(),
+            }),
+            Event::RunEnd { status, summary, .. } => self.ended = Some((*status, summary.clone())),
+            Event::Resumed { .. } => self.ended = None,
+            _ => {}
+        }
+    }
+
+    fn set_status(&mut self, step: usize, status: StepStatus) {
+        if let Some(s) = step.checked_sub(1).and_then(|i| self.plan.steps.get_mut(i)) {
+            s.status = status;
+        }
+    }
+
+    /// Who approved each step (0-based) and for which version of it: the
+    /// latest approval of each.
+    pub fn approved_steps(&self) -> std::collections::HashMap<usize, (String, String)> {
+        self.approvals
+            .iter()
+            .map(|a| (a.step.saturating_sub(1), (a.effects_hash.clone(), a.by.clone())))
+            .collect()
+    }
+
+    /// Changesets applied, by id: who approved each and when.
+    pub fn applied_by_changeset(&self) -> BTreeMap<&str, &ChangesetNote> {
+        self.changes_applied.iter().map(|c| (c.changeset.as_str(), c)).collect()
+    }
+}

@@ -3,9 +3,13 @@
 //! only the folders a task was granted.
 //!
 //! Entry points: [`workspace::Workspace`] (init/open, grants -> sandbox),
+//! [`agent::Agent`] (a task as a visible plan, run step by step),
 //! [`tools::run_call`] (one journaled, sandboxed tool call),
+//! [`shell::run_shell`] (one native command in the host VM sandbox),
 //! [`wasm::WasmHost`] (the engine; the only module that touches wasmtime),
-//! [`demo::create_demo_workspace`].
+//! [`demo::create_demo_workspace`]. The spine they share: [`gate`] (the one
+//! approval policy), [`pipeline`] (the one change pipeline), [`journal`]
+//! (the record) and [`view`] (the one fold of a run's events).
 
 pub mod agent;
 pub mod call;

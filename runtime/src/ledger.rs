@@ -547,9 +547,15 @@ fn write_copy(workspace: &Workspace, run: &RunId, bytes: &[u8]) -> std::result::
         Ok(m) if m.is_dir() => {}
         Ok(m) if m.is_symlink() => return Err(format!("output/{COPY_DIR} is a symbolic link")),
         Ok(_) => return Err(format!("output/{COPY_DIR} is a file, not a folder")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => output
-            .create_dir(COPY_DIR)
-            .map_err(|e| format!("output/{COPY_DIR} cannot be made: {e}"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The person's alone (0700 / 0600), whatever the umask.
+            let mut builder = cap_std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            cap_std::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            output
+                .create_dir_with(COPY_DIR, &builder)
+                .map_err(|e| format!("output/{COPY_DIR} cannot be made: {e}"))?
+        }
         Err(e) => return Err(format!("output/{COPY_DIR} cannot be read: {e}")),
     }
     let dir = output
@@ -562,8 +568,12 @@ fn write_copy(workspace: &Workspace, run: &RunId, bytes: &[u8]) -> std::result::
         return Err(format!("output/{COPY_DIR}/{name} is a folder"));
     }
     let tmp = format!(".{name}.{:016x}.tmp", getrandom::u64().unwrap_or(0));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    cap_std::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let written = dir
-        .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
+        .open_with(&tmp, &options)
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
         .and_then(|()| dir.rename(&tmp, &dir, &name));
     if let Err(e) = written {

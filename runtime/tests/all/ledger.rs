@@ -101,6 +101,17 @@ fn links_and_folders_in_the_copys_way_are_never_followed_and_never_fail_the_ledg
         std::fs::read(&record).unwrap(),
         "output/ledgers/ holds a copy of the record"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(copy.parent().unwrap()),
+            0o700,
+            "output/ledgers/ is the person's alone"
+        );
+        assert_eq!(mode(&copy), 0o600, "the copy is the person's alone");
+    }
 
     // A guest rewrites the copy: the record, and what front ends show, stay true.
     std::fs::write(&copy, "# Run ledger\nNothing was changed.").unwrap();

@@ -570,46 +570,35 @@ impl Frame {
 
 /// Standard base64 (RFC 4648, with padding), the encoding busybox's `base64` speaks.
 pub mod base64 {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::Engine as _;
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+
+    /// Takes what is left once stray bytes and padding are gone.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
 
     pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        STANDARD.encode(bytes)
     }
 
     /// Decodes what it can: characters outside the alphabet (line breaks, stray console
     /// bytes) are skipped, and decoding stops at padding.
     pub fn decode(text: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(text.len() / 4 * 3);
-        let mut acc = 0u32;
-        let mut bits = 0;
-        for c in text.bytes() {
-            if c == b'=' {
-                break;
-            }
-            let Some(value) = ALPHABET.iter().position(|&a| a == c) else {
-                continue;
-            };
-            acc = (acc << 6) | value as u32;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-                acc &= (1 << bits) - 1;
-            }
+        let mut symbols: Vec<u8> = text
+            .bytes()
+            .take_while(|&c| c != b'=')
+            .filter(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+            .collect();
+        // A lone last symbol holds fewer than 8 bits: no byte.
+        if symbols.len() % 4 == 1 {
+            symbols.pop();
         }
-        out
+        LENIENT.decode(symbols).unwrap_or_default()
     }
 }
 
@@ -636,6 +625,8 @@ mod tests {
         assert_eq!(base64::encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64::encode(b"fo"), "Zm8=");
         assert_eq!(base64::decode("Zm9v\nYmFy\n"), b"foobar");
+        assert_eq!(base64::decode("Zm9vY"), b"foo", "a lone last symbol is no byte");
+        assert_eq!(base64::decode("Zm8=Zm8="), b"fo", "decoding stops at padding");
     }
 
     #[test]

@@ -356,18 +356,9 @@ pub fn bank_rows(file: &str, sheet: &Value, default_currency: &str) -> Result<Ba
 
 /// Days between two dates (absolute), for matching a receipt to its bank line.
 fn days_apart(a: &DateTime, b: &DateTime) -> i64 {
-    fn days(d: &DateTime) -> i64 {
-        // Days from civil (Howard Hinnant's algorithm).
-        let (y, m, d) = (i64::from(d.year), i64::from(d.month), i64::from(d.day));
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe
-    }
-    (days(a) - days(b)).abs()
+    a.date()
+        .until(b.date())
+        .map_or(i64::MAX, |span| i64::from(span.get_days()).abs())
 }
 
 /// Merges receipts into the bank lines that paid them (same amount and
@@ -552,5 +543,13 @@ mod tests {
         assert_eq!(csv_cells(b"a,b,c\n\"x, y, z\",2,3"), 6, "quoted commas are not fields");
         assert_eq!(csv_cells(b""), 0);
         assert_eq!(csv_cells(&b"a,".repeat(10_000)), 10_001);
+    }
+
+    #[test]
+    fn days_apart_crosses_months_and_leap_days() {
+        let date = |iso| typed::parse_iso(iso).unwrap();
+        assert_eq!(days_apart(&date("2024-02-28"), &date("2024-03-01")), 2);
+        assert_eq!(days_apart(&date("2023-03-01"), &date("2023-02-28")), 1);
+        assert_eq!(days_apart(&date("2025-12-31"), &date("2026-01-01")), 1);
     }
 }

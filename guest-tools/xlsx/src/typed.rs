@@ -18,10 +18,14 @@ pub struct DateTime {
 
 impl DateTime {
     pub fn new(year: u16, month: u8, day: u8, time: Option<Time>) -> Option<Self> {
-        let valid_date =
-            (1..=9999).contains(&year) && (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month);
+        let valid_date = year >= 1 && civil(year, month, day).is_some();
         let valid_time = time.is_none_or(|(h, m, s)| h < 24 && m < 60 && s < 60);
         (valid_date && valid_time).then_some(DateTime { year, month, day, time })
+    }
+
+    /// The calendar date, without the time.
+    pub fn date(&self) -> jiff::civil::Date {
+        civil(self.year, self.month, self.day).unwrap_or_default()
     }
 
     pub fn iso(&self) -> String {
@@ -37,13 +41,11 @@ impl DateTime {
     }
 }
 
-fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
-        2 => 28,
-        _ => 31,
-    }
+/// The date, if the calendar has it (years up to 9999).
+fn civil(year: u16, month: u8, day: u8) -> Option<jiff::civil::Date> {
+    let year = i16::try_from(year).ok()?;
+    let (month, day) = (i8::try_from(month).ok()?, i8::try_from(day).ok()?);
+    jiff::civil::Date::new(year, month, day).ok()
 }
 
 fn digits<T: std::str::FromStr>(s: &str, len: std::ops::RangeInclusive<usize>) -> Option<T> {

@@ -282,22 +282,13 @@ fn check_sheet_name(name: &str, sheets: &[Sheet], except: Option<usize>) -> Resu
 /// Days since 1899-12-30 (or 1904-01-01) and the fraction of the day.
 fn date_serial(iso: &str, date1904: bool) -> Option<f64> {
     let dt = crate::typed::parse_iso(iso)?;
-    let days_from_civil = |y: i64, m: i64, d: i64| {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    };
-    let days = days_from_civil(i64::from(dt.year), i64::from(dt.month), i64::from(dt.day));
     let epoch = if date1904 {
-        days_from_civil(1904, 1, 1)
+        jiff::civil::date(1904, 1, 1)
     } else {
-        days_from_civil(1899, 12, 30)
+        jiff::civil::date(1899, 12, 30)
     };
-    let mut serial = (days - epoch) as f64;
+    let days = epoch.until(dt.date()).ok()?.get_days();
+    let mut serial = f64::from(days);
     if !date1904 && serial < 61.0 {
         // Excel counts a 29 February 1900 that never was; dates before it are one less.
         serial -= 1.0;
@@ -979,4 +970,19 @@ fn rewrite_content_types(types: &str, added: &[(String, String, String, String)]
         out.insert_str(close, &tags);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date_serial;
+
+    #[test]
+    fn date_serials_count_excels_phantom_leap_day() {
+        assert_eq!(date_serial("1900-01-01", false), Some(1.0));
+        assert_eq!(date_serial("1900-02-28", false), Some(59.0));
+        assert_eq!(date_serial("1900-03-01", false), Some(61.0));
+        assert_eq!(date_serial("2024-02-29T12:00:00", false), Some(45_351.5));
+        assert_eq!(date_serial("1904-01-02", true), Some(1.0));
+        assert_eq!(date_serial("1899-12-31", false), None);
+    }
 }

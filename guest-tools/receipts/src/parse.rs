@@ -4,6 +4,7 @@
 //! Nothing here guesses silently: a receipt whose total cannot be found is
 //! reported as unread, with the reason, and never becomes a row.
 
+use deskhand_guest_xlsx::csv_scan::{CsvScan, Event};
 use deskhand_guest_xlsx::typed::{self, DateOrder, DateTime};
 use serde_json::Value;
 
@@ -399,40 +400,37 @@ pub fn merge(bank: Vec<Expense>, receipts: Vec<Expense>) -> Vec<Expense> {
 }
 
 /// How many cells a CSV spreads out to at most: its records times the most
-/// fields one record has, for whichever of `,` `;` tab `|` is its delimiter
-/// (quoted fields are skipped, so an address with commas does not count).
-/// Measured before the file is read as a sheet, so a line of ten million
-/// fields is refused by name instead of filling the tool's memory.
+/// fields one record has, for whichever of `,` `;` tab `|` as its delimiter
+/// gives the most. Records and fields are split as the csv crate splits
+/// them (an address with commas in quotes is one field; a quote mid-field,
+/// as in `5" screen`, is an ordinary byte). Measured before the file is
+/// read as a sheet, so a line of ten million fields is refused by name
+/// instead of filling the tool's memory.
 pub fn csv_cells(bytes: &[u8]) -> u64 {
-    const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
-    let (mut records, mut widest) = (0u64, 0u64);
-    let mut fields = [1u64; 4];
-    let mut quoted = false;
-    let mut in_record = false;
-    for &b in bytes {
-        match b {
-            b'"' => quoted = !quoted,
-            b'\n' if !quoted => {
-                records += 1;
-                widest = widest.max(fields.into_iter().max().unwrap_or(1));
-                fields = [1; 4];
-                in_record = false;
-                continue;
-            }
-            _ if !quoted => {
-                if let Some(i) = DELIMITERS.iter().position(|d| *d == b) {
-                    fields[i] += 1;
+    [b',', b';', b'\t', b'|']
+        .into_iter()
+        .map(|delimiter| {
+            let mut scan = CsvScan::new(delimiter);
+            let (mut records, mut widest, mut fields) = (0u64, 0u64, 1u64);
+            for &b in bytes {
+                match scan.step(b) {
+                    Event::FieldEnd => fields += 1,
+                    Event::RecordEnd => {
+                        records += 1;
+                        widest = widest.max(fields);
+                        fields = 1;
+                    }
+                    Event::None => {}
                 }
             }
-            _ => {}
-        }
-        in_record = true;
-    }
-    if in_record {
-        records += 1;
-        widest = widest.max(fields.into_iter().max().unwrap_or(1));
-    }
-    records * widest
+            if scan.in_record() {
+                records += 1;
+                widest = widest.max(fields);
+            }
+            records * widest
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -543,6 +541,20 @@ mod tests {
         assert_eq!(csv_cells(b"a,b,c\n\"x, y, z\",2,3"), 6, "quoted commas are not fields");
         assert_eq!(csv_cells(b""), 0);
         assert_eq!(csv_cells(&b"a,".repeat(10_000)), 10_001);
+    }
+
+    #[test]
+    fn a_stray_quote_does_not_hide_wide_lines_from_csv_cells() {
+        // Mid-field, a quote is an ordinary byte: the commas after it are fields.
+        let line = [b"x\"".as_slice(), &b",".repeat(100_000)].concat();
+        assert_eq!(csv_cells(&line), 100_001);
+        let text = [
+            b"item,size\nTV 5\" screen,40\n".as_slice(),
+            &b",".repeat(1000),
+            b"\nlast,1\n",
+        ]
+        .concat();
+        assert_eq!(csv_cells(&text), 4 * 1001);
     }
 
     #[test]

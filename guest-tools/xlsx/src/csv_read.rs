@@ -10,6 +10,7 @@ use deskhand_guest::{ToolError, path_error};
 use serde_json::{Value, json};
 
 use crate::budget::{Budget, Cut, json_len, row_len};
+use crate::csv_scan::{CsvScan, Event};
 use crate::typed::{self, DateOrder, DateShape};
 
 pub struct CsvOptions {
@@ -69,17 +70,9 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(String, &'static str), ToolError
     Ok((text, encoding))
 }
 
-fn count_outside_quotes(line: &str, delimiter: u8) -> usize {
-    let mut quoted = false;
-    let mut n = 0;
-    for b in line.bytes() {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if b == delimiter && !quoted {
-            n += 1;
-        }
-    }
-    n
+fn count_delimiters(line: &str, delimiter: u8) -> usize {
+    let mut scan = CsvScan::new(delimiter);
+    line.bytes().filter(|b| scan.step(*b) == Event::FieldEnd).count()
 }
 
 /// The delimiter that splits the first lines most consistently (the same
@@ -88,7 +81,7 @@ fn sniff_delimiter(text: &str) -> u8 {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
     let mut best = (b',', 0usize, 0usize);
     for delimiter in [b',', b';', b'\t', b'|'] {
-        let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, delimiter)).collect();
+        let counts: Vec<usize> = lines.iter().map(|l| count_delimiters(l, delimiter)).collect();
         let mut mode = (0usize, 0usize);
         for &c in counts.iter().filter(|c| **c > 0) {
             let agree = counts.iter().filter(|x| **x == c).count();
@@ -259,48 +252,45 @@ struct Wide {
 
 /// `text` with each record (a line, or more where a quoted field holds a
 /// line break) cut after its `max`th field, so that a line of ten million
-/// commas costs a scan, not ten million fields.
+/// commas costs a scan, not ten million fields. Records and fields are
+/// found as the csv crate finds them, so that no stray quote hides a wide
+/// line from the cut.
 fn cut_wide_records(text: &str, delimiter: u8, max: usize) -> (Cow<'_, str>, Option<Wide>) {
-    // Where each record's `max`th delimiter is, for the records that have one.
+    // Each cut record's `max`th delimiter and the line break that ends it.
     let mut cuts: Vec<(usize, usize)> = Vec::new();
-    let (mut quoted, mut fields, mut start) = (false, 1usize, 0usize);
-    let mut widest = 0usize;
+    let mut scan = CsvScan::new(delimiter);
+    let (mut fields, mut widest) = (1usize, 0usize);
     let bytes = text.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if quoted {
-            continue;
-        } else if b == delimiter {
-            fields += 1;
-            if fields == max + 1 {
-                cuts.push((start, i));
+        match scan.step(b) {
+            Event::FieldEnd => {
+                fields += 1;
+                if fields == max + 1 {
+                    cuts.push((i, bytes.len()));
+                }
             }
-        } else if b == b'\n' {
-            widest = widest.max(fields);
-            fields = 1;
-            start = i + 1;
+            Event::RecordEnd => {
+                if fields > max
+                    && let Some(cut) = cuts.last_mut()
+                {
+                    cut.1 = i;
+                }
+                widest = widest.max(fields);
+                fields = 1;
+            }
+            Event::None => {}
         }
     }
-    widest = widest.max(fields);
+    if scan.in_record() {
+        widest = widest.max(fields);
+    }
     if cuts.is_empty() {
         return (Cow::Borrowed(text), None);
     }
     let mut out = String::with_capacity(text.len().min(16 << 20));
     let mut from = 0;
-    for &(_, at) in &cuts {
+    for &(at, end) in &cuts {
         out.push_str(&text[from..at]);
-        // Resume at the end of the record: the next line break outside quotes.
-        let mut quoted = false;
-        let mut end = bytes.len();
-        for (i, &b) in bytes.iter().enumerate().skip(at) {
-            if b == b'"' {
-                quoted = !quoted;
-            } else if b == b'\n' && !quoted {
-                end = i;
-                break;
-            }
-        }
         from = end;
     }
     out.push_str(&text[from..]);
@@ -374,4 +364,45 @@ fn typed_field(field: &str, decimal: char, order: Option<DateOrder>) -> Value {
         return typed::number_json(value, currency);
     }
     json!(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields of each record the csv crate reads from `text`.
+    fn widths(text: &str) -> Vec<usize> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes())
+            .byte_records()
+            .map(|r| r.unwrap().len())
+            .collect()
+    }
+
+    #[test]
+    fn a_stray_quote_before_a_wide_line_does_not_hide_it_from_the_cut() {
+        // A quote mid-field is an ordinary byte to the csv crate: this is
+        // one record of 100,001 fields, not one quoted field.
+        let text = format!("x\"{}", ",".repeat(100_000));
+        let (cut, wide) = cut_wide_records(&text, b',', 16);
+        let wide = wide.expect("the line is cut");
+        assert_eq!((wide.lines, wide.widest), (1, 100_001));
+        assert_eq!(widths(&cut), [16]);
+
+        // `5" screen` does not turn the lines after it into one quoted field.
+        let text = format!("item,size\nTV 5\" screen,40\n{}\nlast,1\n", ",".repeat(1000));
+        let (cut, wide) = cut_wide_records(&text, b',', 16);
+        let wide = wide.expect("the wide line is cut");
+        assert_eq!((wide.lines, wide.widest), (1, 1001));
+        assert_eq!(widths(&cut), [2, 2, 16, 2]);
+
+        // Quoted fields, escaped quotes and line breaks inside them still hold.
+        let text = "\"a,\"\"b\"\",\nc\",d,e,f\r\n1,2\n";
+        let (cut, wide) = cut_wide_records(text, b',', 2);
+        assert_eq!(wide.map(|w| (w.lines, w.widest)), Some((1, 4)));
+        assert_eq!(widths(&cut), [2, 2]);
+        assert!(cut.starts_with("\"a,\"\"b\"\",\nc\",d\r\n"), "{cut:?}");
+    }
 }

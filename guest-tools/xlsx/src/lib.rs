@@ -10,6 +10,7 @@
 mod budget;
 mod cache;
 mod csv_read;
+pub mod csv_scan;
 mod edit;
 mod read;
 mod repair;

@@ -393,7 +393,7 @@ fn zip_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
 pub(crate) const MAX_SHEETS: u64 = 10_000;
 /// The largest xlsx workbook part (sheet names, defined names): a few
 /// hundred kilobytes in real files.
-const MAX_WORKBOOK_PART_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_WORKBOOK_PART_BYTES: u64 = 16 * 1024 * 1024;
 
 fn too_many_sheets(path: &Path, sheets: Option<u64>, part_bytes: u64) -> ToolError {
     let declared = match sheets {
@@ -414,20 +414,8 @@ fn too_many_sheets(path: &Path, sheets: Option<u64>, part_bytes: u64) -> ToolErr
 /// How many elements whose local name is `name` (any namespace prefix) the
 /// XML holds: a byte scan, no parse.
 fn count_elements(xml: &[u8], name: &[u8]) -> u64 {
-    let mut n = 0;
-    for (i, _) in xml.iter().enumerate().filter(|(_, b)| **b == b'<') {
-        let rest = &xml[i + 1..];
-        let end = rest
-            .iter()
-            .position(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>'))
-            .unwrap_or(rest.len());
-        let tag = &rest[..end];
-        let local = tag.rsplit(|b| *b == b':').next().unwrap_or(tag);
-        if local == name {
-            n += 1;
-        }
-    }
-    n
+    let starts = xml.iter().enumerate().filter(|(_, b)| **b == b'<');
+    starts.filter(|(i, _)| repair::is_element(&xml[i + 1..], name)).count() as u64
 }
 
 /// The non-empty cells of one sheet, gathered before they are laid out.
@@ -658,7 +646,7 @@ fn read_workbook(
             match read_xlsx(Cursor::new(cursor.get_ref().as_slice()), args, formulas, budget) {
                 Err(XlsxFailure::Calamine(sheet, e)) if mendable(&e) => {
                     // A flaw LibreOffice passes over: mend it in a copy and read that.
-                    let Some((mended, what)) = repair::repair(cursor.get_ref()) else {
+                    let Some((mended, what)) = repair::repair(path, cursor.get_ref())? else {
                         return Err(xlsx_error(path, sheet.as_deref(), &e));
                     };
                     *budget = before;

@@ -79,10 +79,16 @@ fn digit_run(bytes: &[u8], i: usize) -> usize {
 }
 
 pub fn valid(year: u32, month: u32, day: u32) -> bool {
-    let (Ok(year), Ok(month), Ok(day)) = (i16::try_from(year), i8::try_from(month), i8::try_from(day)) else {
-        return false;
-    };
-    (1900..=2099).contains(&year) && jiff::civil::Date::new(year, month, day).is_ok()
+    (1900..=2099).contains(&year) && (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 /// `YYYYMMDD`, `YYYY-MM-DD` (one separator of `-_.`, the same twice) or

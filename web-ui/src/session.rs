@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// The header every API request carries.
 pub const HEADER: &str = "x-deskhand-session";
@@ -206,8 +207,10 @@ pub fn proof(key: &str, role: &str, nonce: &str) -> String {
     ))
 }
 
+/// Whether `a` and `b` are equal, in a time that does not depend on where
+/// they differ (lengths are not secret).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 #[cfg(test)]

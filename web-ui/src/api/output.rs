@@ -10,6 +10,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use deskhand_runtime::tools::BundledTool;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -216,12 +217,7 @@ pub(super) async fn preview(
                 let text = files::utf8_prefix(bytes, more)
                     .ok_or_else(|| format!("{shown} is not text; download it to open it"))?;
                 if ext == "csv" {
-                    let rows: Vec<Vec<String>> = text
-                        .lines()
-                        .take(500)
-                        .map(|l| split_csv_line(l).into_iter().take(200).collect())
-                        .collect();
-                    Ok(json!({"kind": "table", "rows": rows, "truncated": more}))
+                    Ok(json!({"kind": "table", "rows": csv_rows(&text), "truncated": more}))
                 } else {
                     Ok(json!({"kind": "text", "text": text, "truncated": more}))
                 }
@@ -233,40 +229,30 @@ pub(super) async fn preview(
     Ok(Json(preview))
 }
 
+/// What a URL path segment keeps as it is: RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// A relative path as a URL path: each segment percent-encoded (`#`, `%`,
 /// spaces and non-ASCII included), joined by `/`.
 fn url_path(rel: &Path) -> String {
     rel.components()
-        .map(|c| {
-            c.as_os_str()
-                .to_string_lossy()
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        })
+        .map(|c| utf8_percent_encode(&c.as_os_str().to_string_lossy(), SEGMENT).to_string())
         .collect::<Vec<_>>()
         .join("/")
 }
 
-fn split_csv_line(line: &str) -> Vec<String> {
-    let (mut out, mut cell, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cell)),
-            _ => cell.push(c),
-        }
-    }
-    out.push(cell);
-    out
+/// The first rows of a CSV text, each cut to 200 cells; a quoted cell may
+/// span lines, and the text may end inside a row (the preview is a prefix).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .into_records()
+        .map_while(Result::ok)
+        .take(500)
+        .map(|row| row.iter().take(200).map(str::to_owned).collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -292,8 +278,9 @@ mod tests {
     }
 
     #[test]
-    fn csv_lines_split_with_quotes() {
-        assert_eq!(split_csv_line(r#"a,"b, c","say ""hi""""#), ["a", "b, c", r#"say "hi""#]);
-        assert_eq!(split_csv_line(""), [""]);
+    fn csv_rows_split_with_quotes() {
+        assert_eq!(csv_rows(r#"a,"b, c","say ""hi""""#), [["a", "b, c", r#"say "hi""#]]);
+        assert_eq!(csv_rows("a,\"two\nlines\"\r\nb"), [vec!["a", "two\nlines"], vec!["b"]]);
+        assert!(csv_rows("").is_empty());
     }
 }

@@ -17,17 +17,22 @@ use crate::failure::Failure;
 pub const WORKSPACE_FOLDER: &str = "Choose a folder that does not exist yet (deskhand creates it) or an existing folder \
      (deskhand adds its layout there and overwrites nothing)";
 
+/// `deskhand` in `$XDG_CONFIG_HOME` if set, else in the system's config folder
+/// (`~/.config` on Linux, `~/Library/Application Support` on macOS, the
+/// roaming AppData folder on Windows).
 pub fn config_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .or_else(dirs::config_dir)
         .map(|d| d.join("deskhand"))
 }
 
+/// `deskhand/wasm` in `$XDG_CACHE_HOME` if set, else in the system's cache
+/// folder (`~/.cache`, `~/Library/Caches`, the local AppData folder).
 pub fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        .or_else(dirs::cache_dir)?;
     Some(base.join("deskhand").join("wasm"))
 }
 

@@ -114,14 +114,12 @@ fn run_again(ws: &Workspace, run: &RunId) -> String {
     )
 }
 
-/// `s` as one POSIX shell word.
+/// `s` as one shell word (POSIX shells and fish). Arguments cannot hold NUL,
+/// so one in a task's text is dropped rather than refused.
 fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    shlex::try_quote(&s.replace('\0', ""))
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_default()
 }
 
 /// What a run came to, on the terminal. `mode` is the one `resume --mode`
@@ -170,5 +168,19 @@ pub fn finish_report(ws: &Workspace, report: &RunReport, mode: Option<Mode>) -> 
             // A task that could not even be planned is the person's to rephrase.
             code: if report.plan.steps.is_empty() { 2 } else { 1 },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn the_command_to_run_again_quotes_as_a_person_would() {
+        assert_eq!(shell_quote("/home/ana/notes:rw"), "/home/ana/notes:rw");
+        assert_eq!(shell_quote("tidy my notes"), "'tidy my notes'");
+        assert_eq!(shell_quote("Ana's report"), r#""Ana's report""#);
+        assert_eq!(shell_quote("Ana's $5"), r#""Ana's "'$5'"#);
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -368,16 +368,11 @@ fn sandbox_backend() -> std::result::Result<Box<dyn ShellBackend + Send + Sync>,
     Err(deskhand_host_vm::BackendProblem::UnsupportedPlatform.to_string())
 }
 
-/// `file:///abs/path` (forward slashes, spaces and `%` escaped), as
-/// LibreOffice's `-env:UserInstallation` wants it.
+/// `path` as a `file:` URL, as LibreOffice's `-env:UserInstallation` wants it
+/// (a relative path taken from the current folder).
 fn file_url(path: &Path) -> String {
-    let text = path.display().to_string().replace('\\', "/");
-    let escaped = text.replace('%', "%25").replace(' ', "%20");
-    if escaped.starts_with('/') {
-        format!("file://{escaped}")
-    } else {
-        format!("file:///{escaped}")
-    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    url::Url::from_file_path(&absolute).map_or_else(|()| format!("file://{}", absolute.display()), String::from)
 }
 
 #[cfg(test)]
@@ -386,7 +381,11 @@ mod tests {
 
     #[test]
     fn profile_urls_are_absolute_file_urls() {
+        #[cfg(unix)]
         assert_eq!(file_url(Path::new("/tmp/a b/lo")), "file:///tmp/a%20b/lo");
+        #[cfg(unix)]
+        assert_eq!(file_url(Path::new("/tmp/n#1/José")), "file:///tmp/n%231/Jos%C3%A9");
+        #[cfg(windows)]
         assert_eq!(file_url(Path::new(r"C:\Users\ana\lo")), "file:///C:/Users/ana/lo");
     }
 

@@ -596,40 +596,11 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     })
 }
 
-/// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the form
-/// RFC 9110 requires servers to send.
+/// Parses an HTTP-date: the IMF-fixdate servers send ("Sun, 06 Nov 1994
+/// 08:49:37 GMT") and the two obsolete forms RFC 9110 says a recipient must
+/// also accept.
 pub(crate) fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
-    let day: u64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
-    let year: u64 = year.parse().ok().filter(|y| *y >= 1970)?;
-    let mut hms = time.split(':').map(|n| n.parse::<u64>().ok());
-    let (Some(Some(h)), Some(Some(m)), Some(Some(s)), None) = (hms.next(), hms.next(), hms.next(), hms.next()) else {
-        return None;
-    };
-    if h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    // Days from the civil calendar (Howard Hinnant's algorithm), shifted so
-    // the year starts in March and leap days fall at its end.
-    let (y, mp) = if month > 2 {
-        (year, month - 3)
-    } else {
-        (year - 1, month + 9)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+    httpdate::parse_http_date(text).ok()
 }
 
 #[cfg(test)]
@@ -705,7 +676,8 @@ mod tests {
             leap.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
             1_709_164_800
         );
-        assert!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT").is_none());
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(at));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(at));
         assert!(parse_http_date("Sun, 06 Nov 1994 08:49 GMT").is_none());
     }
 

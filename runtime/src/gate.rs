@@ -82,7 +82,9 @@ pub fn approve_step(
             details,
             deletions: 0,
         };
-        asked(journal, request.run, question, |id| gate.approve_step(id, request))
+        asked(gate, journal, request.run, question, |id| {
+            gate.approve_step(id, request)
+        })
     })
 }
 
@@ -110,7 +112,9 @@ pub fn approve_changes(
             details: request.description.to_owned(),
             deletions: request.deletions,
         };
-        asked(journal, request.run, question, |id| gate.approve_changes(id, request))
+        asked(gate, journal, request.run, question, |id| {
+            gate.approve_changes(id, request)
+        })
     })
 }
 
@@ -134,8 +138,9 @@ struct Question {
 /// Journals the question, asks it under a fresh approval id, and journals the
 /// answer. A question or answer the journal cannot record is a refusal: an
 /// approval no ledger shows is not given.
-fn asked(journal: &Journal, run: &RunId, q: Question, ask: impl FnOnce(&str) -> Approval) -> Approval {
+fn asked(gate: &dyn Gate, journal: &Journal, run: &RunId, q: Question, ask: impl FnOnce(&str) -> Approval) -> Approval {
     let approval = crate::ids::approval_id();
+    gate.will_ask(&approval, run);
     let question = Event::AwaitingApproval {
         approval: approval.clone(),
         step: q.step,
@@ -145,6 +150,7 @@ fn asked(journal: &Journal, run: &RunId, q: Question, ask: impl FnOnce(&str) -> 
         deletions: q.deletions,
     };
     if let Err(e) = journal.append(run, &question) {
+        gate.gave_up(&approval);
         return Approval::Rejected {
             reason: format!("the question could not be recorded, so it was not asked: {e}"),
         };

@@ -420,15 +420,15 @@ impl Journal {
         self.lost.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&run.0)
     }
 
-    /// Why an event of `run` was lost, if one was; asking clears it (a
-    /// resumed run starts with a clean slate).
-    pub fn lost_event(&self, run: &RunId) -> Option<Error> {
+    /// Why an event of `run` was lost, if one was, with `what_now` (what
+    /// the person can do, which depends on the executor); asking clears it
+    /// (a resumed run starts with a clean slate).
+    pub fn lost_event(&self, run: &RunId, what_now: &str) -> Option<Error> {
         let why = self.lost.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.0)?;
         Some(Error::Journal {
             path: self.path.clone(),
             message: format!(
-                "run {} was stopped because {why}; nothing it does may go unrecorded. Check that the disk has \
-                 space and the journal is writable, then resume the run",
+                "run {} was stopped because {why}; nothing it does may go unrecorded. {what_now}",
                 run.0
             ),
         })

@@ -87,10 +87,20 @@ pub fn run(p: &Proposal<'_>) -> Outcome {
         }
     };
     // The host hashes and copies staged content: a guest's sparse file of
-    // many GiB costs it nothing to make, so the sizes are checked first.
-    // One call's budget was checked where its files were compared; the run's
-    // is checked here.
+    // many GiB costs it nothing to make, so the sizes are checked first,
+    // against one call's budget (all of a command's folders together) and
+    // the run's.
     let bytes = staged_bytes(p.changes, p.staged);
+    if bytes > crate::stage::CALL_BYTE_BUDGET {
+        return blocked(
+            format!(
+                "the proposed files come to {} MiB, more than the {} MiB one call may write",
+                bytes >> 20,
+                crate::stage::CALL_BYTE_BUDGET >> 20
+            ),
+            String::new(),
+        );
+    }
     let written = match crate::stage::bytes_written(p.workspace, p.run) {
         Ok(n) => n,
         Err(e) => return blocked(e.to_string(), String::new()),

@@ -347,7 +347,10 @@ pub fn run_shell(
         args: serde_json::json!({"command": req.command}),
     };
     journal(ws, &run, record.begin());
-    if let Some(lost) = ws.journal().lost_event(&run) {
+    if let Some(lost) = ws.journal().lost_event(
+        &run,
+        "Nothing was run; run the command again once the journal is writable.",
+    ) {
         // Nothing runs unrecorded.
         finish(RunStatus::Failed, lost.to_string());
         return Err(lost);
@@ -454,7 +457,8 @@ pub fn run_shell(
         },
     );
     finish(status, summary);
-    if let Some(lost) = ws.journal().lost_event(&run) {
+    let what_now = format!("The command ran and what it changed was applied; `deskhand undo {run}` reverses it.");
+    if let Some(lost) = ws.journal().lost_event(&run, &what_now) {
         return Err(lost);
     }
     Ok(ShellReport {

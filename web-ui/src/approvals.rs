@@ -24,6 +24,8 @@ struct Pending {
 #[derive(Default)]
 pub struct Approvals {
     pending: Mutex<HashMap<String, Pending>>,
+    /// The waiting side of each pending question, until its gate call takes it.
+    waiting: Mutex<HashMap<String, mpsc::Receiver<Approval>>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -73,22 +75,56 @@ pub struct UiGate {
 }
 
 impl UiGate {
-    /// Waits for the person's click on the card the journaled question shows.
-    fn ask(&self, run: &RunId, approval: &str) -> Approval {
+    /// Makes `approval` answerable before the question is journaled (and so
+    /// shown): an answer can never arrive for an id not yet registered.
+    fn register(&self, run: &RunId, approval: &str) {
         let (tx, rx) = mpsc::channel();
-        self.app
-            .approvals
-            .pending
+        let approvals = &self.app.approvals;
+        approvals
+            .waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                approval.to_owned(),
-                Pending {
-                    run: run.clone(),
-                    expires: Instant::now() + EXPIRY,
-                    answer: tx,
-                },
-            );
+            .insert(approval.to_owned(), rx);
+        approvals.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            approval.to_owned(),
+            Pending {
+                run: run.clone(),
+                expires: Instant::now() + EXPIRY,
+                answer: tx,
+            },
+        );
+    }
+
+    /// Waits for the person's click on the card the journaled question shows.
+    fn ask(&self, run: &RunId, approval: &str) -> Approval {
+        let taken = self
+            .app
+            .approvals
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(approval);
+        let rx = match taken {
+            Some(rx) => rx,
+            None => {
+                self.register(run, approval);
+                match self
+                    .app
+                    .approvals
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(approval)
+                {
+                    Some(rx) => rx,
+                    None => {
+                        return Approval::Rejected {
+                            reason: "the question could not be put to the page".into(),
+                        };
+                    }
+                }
+            }
+        };
         rx.recv_timeout(EXPIRY).unwrap_or_else(|_| {
             self.app
                 .approvals
@@ -104,6 +140,24 @@ impl UiGate {
 }
 
 impl Gate for UiGate {
+    fn will_ask(&self, approval: &str, run: &RunId) {
+        self.register(run, approval);
+    }
+
+    fn gave_up(&self, approval: &str) {
+        let approvals = &self.app.approvals;
+        approvals
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(approval);
+        approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(approval);
+    }
+
     fn approve_step(&self, approval: &str, req: &StepApproval<'_>) -> Approval {
         self.ask(req.run, approval)
     }

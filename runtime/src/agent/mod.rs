@@ -111,6 +111,15 @@ pub enum Approval {
 /// (`AwaitingApproval`) and the answer (`ApprovalAnswered`) by the runtime;
 /// a front end that answers asynchronously (the browser) keys its answer by it.
 pub trait Gate: Send + Sync {
+    /// Called before the question `approval` is journaled (and so shown):
+    /// a front end that takes answers asynchronously gets ready for its
+    /// answer here, so none arrives for an id it does not know yet.
+    fn will_ask(&self, _approval: &str, _run: &RunId) {}
+
+    /// The question `approval` announced by [`Gate::will_ask`] will not be
+    /// asked after all (the journal could not record it).
+    fn gave_up(&self, _approval: &str) {}
+
     fn approve_step(&self, approval: &str, request: &StepApproval<'_>) -> Approval;
 
     /// A tool's proposed changes to the person's folders, as they will be
@@ -420,7 +429,11 @@ impl<'a> Agent<'a> {
                 self.emit(&st.run, Event::Notice { message });
             }
         }
-        if let Some(lost) = self.workspace.journal().lost_event(&st.run) {
+        if let Some(lost) = self
+            .workspace
+            .journal()
+            .lost_event(&st.run, "The run itself ended; its record misses that event.")
+        {
             return Err(lost);
         }
         Ok(RunReport {

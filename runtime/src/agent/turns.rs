@@ -6,10 +6,15 @@ impl Agent<'_> {
     pub(super) fn drive(&self, st: &mut RunState) -> Result<RunReport> {
         let tools = self.tool_specs()?;
         loop {
-            if let Some(lost) = self.workspace.journal().lost_event(&st.run) {
+            let what_now = format!(
+                "Check that the disk has space and the journal is writable, then `deskhand resume {}` goes on \
+                 from here",
+                st.run
+            );
+            if let Some(lost) = self.workspace.journal().lost_event(&st.run, &what_now) {
                 // The run's record is incomplete: stop before doing anything
-                // more (the end is recorded if the journal takes it).
-                let _ = self.finish(st, RunStatus::Failed, lost.to_string());
+                // more. No end is journaled, so the run stays resumable (a
+                // killed run's state: the page offers Resume).
                 return Err(lost);
             }
             if st.cancelled() {

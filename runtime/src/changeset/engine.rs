@@ -362,6 +362,9 @@ fn make(row: &Row, staged: Option<&Path>) -> Result<()> {
                     let partial = keep.with_extension("partial");
                     let _ = fs::remove_file(&partial);
                     fsops::copy_file_synced(&c.path, &partial).map_err(ChangeError::io(keep))?;
+                    // Undo puts it back as the person had it, permissions too.
+                    let mode = fs::metadata(&c.path).map_err(ChangeError::io(&c.path))?.permissions();
+                    fs::set_permissions(&partial, mode).map_err(ChangeError::io(keep))?;
                     if hash_entry(&partial).ok().as_deref() != c.before.as_deref() {
                         return Err(ChangeError::Changed { path: c.path.clone() });
                     }
@@ -474,7 +477,23 @@ fn reverse_entry(ws: &Workspace, row: &Row, how: Reverse) -> Result<usize> {
                 }
                 // Replaces the current content in one step. (When the keep is a
                 // second name for the very same file, rename does nothing.)
-                fs::rename(keep, &c.path).map_err(ChangeError::io(&c.path))?;
+                match fs::rename(keep, &c.path) {
+                    // The person's folder is on another device than the
+                    // workspace: copy beside the file, then replace it in one step.
+                    Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                        let beside = c
+                            .path
+                            .with_file_name(format!(".{}.deskhand-restore", file_name(&c.path)));
+                        if there(&beside)? {
+                            fs::remove_file(&beside).map_err(ChangeError::io(&beside))?;
+                        }
+                        fsops::copy_file_synced(keep, &beside).map_err(ChangeError::io(&beside))?;
+                        let mode = fs::metadata(keep).map_err(ChangeError::io(keep))?.permissions();
+                        fs::set_permissions(&beside, mode).map_err(ChangeError::io(&beside))?;
+                        fs::rename(&beside, &c.path).map_err(ChangeError::io(&c.path))?;
+                    }
+                    other => other.map_err(ChangeError::io(&c.path))?,
+                }
                 if there(keep)? {
                     fs::remove_file(keep).map_err(ChangeError::io(keep))?;
                 }

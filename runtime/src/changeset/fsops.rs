@@ -191,15 +191,19 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         #[cfg(not(unix))]
         return Err(io::Error::other("cannot copy a symlink on this system"));
     }
+    // A moved entry keeps its permissions (an exec bit, a shared file's
+    // 0644), across devices too.
     if meta.is_dir() {
         fs::create_dir(to)?;
         for entry in fs::read_dir(from)? {
             let entry = entry?;
             copy_tree(&entry.path(), &to.join(entry.file_name()))?;
         }
+        fs::set_permissions(to, meta.permissions())?;
         sync_dir(to)
     } else {
-        copy_file_synced(from, to)
+        copy_file_synced(from, to)?;
+        fs::set_permissions(to, meta.permissions())
     }
 }
 

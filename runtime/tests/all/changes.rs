@@ -574,3 +574,52 @@ fn new_files_and_the_workspace_are_private_and_an_overwrite_keeps_its_mode() {
     assert_eq!(mode(&f.root.join("draft.md")), 0o640);
     assert_eq!(mode(&f.root.join("summary.txt")), 0o600);
 }
+
+/// A file deleted, or overwritten, across devices (a granted folder on
+/// another disk than the workspace's trash) comes back from undo with the
+/// permissions the person gave it, not the 0600 of deskhand's own copies.
+#[cfg(unix)]
+#[test]
+fn undo_across_devices_gives_files_back_their_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("skipped: no /dev/shm to put a folder on another device");
+        return;
+    }
+    let f = Folder::new();
+    let other = tempfile::tempdir_in(shm).unwrap();
+    let root = other.path().canonicalize().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::write(root.join("run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("notes.txt"), b"v1\n").unwrap();
+    std::fs::set_permissions(root.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let v2 = f.stage("notes-v2.txt", b"v2\n");
+    let scratch = f.scratch.clone();
+    let cs = changeset::propose(
+        &[
+            ProposedChange::Delete {
+                path: root.join("run.sh").display().to_string(),
+            },
+            ProposedChange::Overwrite {
+                path: root.join("notes.txt").display().to_string(),
+                staged: v2,
+            },
+        ],
+        std::slice::from_ref(&root),
+        &move |guest| Ok(scratch.join(guest.trim_start_matches("/scratch/"))),
+    )
+    .unwrap();
+    f.apply(&cs).unwrap();
+    assert!(!root.join("run.sh").exists());
+    assert_eq!(mode(&root.join("notes.txt")), 0o644, "an overwrite keeps the mode");
+    changeset::undo(&f.ws, &f.run, false).unwrap();
+    assert_eq!(
+        mode(&root.join("run.sh")),
+        0o755,
+        "the exec bit survives the trip to the trash"
+    );
+    assert_eq!(mode(&root.join("notes.txt")), 0o644);
+    assert_eq!(std::fs::read(root.join("notes.txt")).unwrap(), b"v1\n");
+}

@@ -392,7 +392,7 @@ pub fn diff(
     }
     if bytes > budget {
         return Err(format!(
-            "it left {} MiB of new or changed files, more than the {} MiB one step may write",
+            "it left {} MiB of new or changed files, more than the {} MiB one call may write",
             bytes >> 20,
             budget >> 20
         ));

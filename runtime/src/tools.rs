@@ -471,7 +471,10 @@ pub fn run_call(
     let call = ids::call_id();
     let result = crate::call::execute(&prepared, &call, &emit)
         .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output))
-        .and_then(|output| journal.lost_event(&run).map_or(Ok(output), Err));
+        .and_then(|output| {
+            let what_now = format!("The tool ran; `deskhand undo {run}` reverses any file it delivered to output/.");
+            journal.lost_event(&run, &what_now).map_or(Ok(output), Err)
+        });
     let status = if result.is_ok() {
         TaskStatus::Succeeded
     } else {

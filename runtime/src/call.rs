@@ -15,14 +15,15 @@
 //! ([`crate::office`]) before the call's End event, outside its deadline.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use deskhand_types::{CallId, CallOutcome, Event, Grant, LogLevel, Operation, ToolCall, ToolOutput};
 
 use crate::error::{Error, Result};
 use crate::tools::{BundledTool, Toolbox};
-use crate::wasm::{CallError, EventSink, Limits, LoadedTool, Sandbox, ToolEvent};
+use crate::wasm::{CallError, Limits, LoadedTool, Sandbox, ToolEvent};
 use crate::workspace::Workspace;
 
 /// A call whose tool, operation, sandbox and paths have been checked.
@@ -39,10 +40,10 @@ pub struct PreparedCall<'t> {
     pub reads: Vec<PathBuf>,
     pub writes: Vec<PathBuf>,
     pub sandbox: Sandbox,
-    /// The call's own folder, removed with the call: its scratch folder and
-    /// its view of `output/`, so staged content a changeset did not take is
-    /// never left behind.
-    scratch: Option<tempfile::TempDir>,
+    /// The call's own folder, removed with the call (or kept empty for the
+    /// next one): its scratch folder and its view of `output/`, so staged
+    /// content a changeset did not take is never left behind.
+    scratch: Option<CallFolder<'t>>,
     /// What the guest sees at `output/`'s path: copies of only what its run
     /// may see there. What it changes comes back through [`Self::output_changes`].
     pub stage: Option<crate::stage::OutputStage>,
@@ -96,7 +97,7 @@ impl PreparedCall<'_> {
 
     /// The host folder the guest sees at [`crate::wasm::SCRATCH_GUEST`].
     fn scratch_dir(&self) -> Option<PathBuf> {
-        self.scratch.as_ref().map(|d| d.path().join("scratch"))
+        self.scratch.as_ref().map(|d| d.path.join("scratch"))
     }
 
     /// The content of a change the comparison of the call's `output/` gave
@@ -220,21 +221,16 @@ pub fn prepare<'t>(
     if let Some(bundled) = crate::tools::BundledTool::from_name(tool_name) {
         sandbox.mounts.extend(toolbox.extra_mounts(bundled));
     }
-    let scratch_root = workspace.state_dir().join("scratch");
-    std::fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("call-")
-        .tempdir_in(&scratch_root)
-        .map_err(Error::io(&scratch_root))?;
-    let scratch_dir = scratch.path().join("scratch");
-    std::fs::create_dir(&scratch_dir).map_err(Error::io(&scratch_dir))?;
-    sandbox.scratch = Some(scratch_dir);
+    let scratch = toolbox
+        .call_folders()
+        .take_or_make(&workspace.state_dir().join("scratch"))?;
+    sandbox.scratch = Some(scratch.path.join("scratch"));
     // The guest sees its own copy of what it may see in output/, never the folder itself.
     let output = workspace
         .output_dir()
         .canonicalize()
         .map_err(Error::io(workspace.output_dir()))?;
-    let stage_dir = scratch.path().join("output");
+    let stage_dir = scratch.path.join("output");
     let declared: Vec<PathBuf> = writes
         .iter()
         .filter_map(|w| w.strip_prefix(&output).ok().map(Path::to_path_buf))
@@ -260,6 +256,117 @@ pub fn prepare<'t>(
         scratch: Some(scratch),
         stage: Some(stage),
     })
+}
+
+/// Empty call folders (`call-XXXX/` holding an empty `scratch/` and
+/// `output/`) kept for the next call in the same workspace, so a call that
+/// leaves nothing behind costs no mkdir and no rmdir (on a disk mounted with
+/// `discard`, every rmdir waits for the device). A folder comes back only
+/// from a call whose guest has ended, whose stage was given nothing, and
+/// that left both folders empty; it is checked again when taken. What the
+/// pool holds is removed when it is dropped with its [`Toolbox`].
+#[derive(Debug, Default)]
+pub struct CallFolders {
+    idle: Mutex<Vec<PathBuf>>,
+}
+
+/// Idle call folders kept at most (for all workspaces together).
+const MAX_IDLE_CALL_FOLDERS: usize = 4;
+
+impl CallFolders {
+    /// An empty call folder under `scratch_root`: an idle one, or a new one
+    /// (mode 0700).
+    fn take_or_make(&self, scratch_root: &Path) -> Result<CallFolder<'_>> {
+        let folder = |path| CallFolder {
+            path,
+            pool: self,
+            reusable: AtomicBool::new(false),
+        };
+        loop {
+            let taken = {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle.iter()
+                    .rposition(|f| f.parent() == Some(scratch_root))
+                    .map(|i| idle.swap_remove(i))
+            };
+            let Some(path) = taken else { break };
+            if is_empty_call_folder(&path) {
+                return Ok(folder(path));
+            }
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        std::fs::create_dir_all(scratch_root).map_err(Error::io(scratch_root))?;
+        let made = tempfile::Builder::new()
+            .prefix("call-")
+            .tempdir_in(scratch_root)
+            .map_err(Error::io(scratch_root))?;
+        // Removed again if the rest fails.
+        let made = folder(made.keep());
+        for part in ["scratch", "output"] {
+            let dir = made.path.join(part);
+            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+        }
+        Ok(made)
+    }
+
+    fn give_back(&self, path: PathBuf) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_CALL_FOLDERS {
+            idle.push(path);
+        } else {
+            drop(idle);
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+impl Drop for CallFolders {
+    fn drop(&mut self) {
+        for path in self.idle.get_mut().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// One call's folder; removed when dropped unless the call marked it
+/// reusable and it is still empty, then kept in its pool.
+#[derive(Debug)]
+struct CallFolder<'t> {
+    path: PathBuf,
+    pool: &'t CallFolders,
+    reusable: AtomicBool,
+}
+
+impl Drop for CallFolder<'_> {
+    fn drop(&mut self) {
+        let path = std::mem::take(&mut self.path);
+        if self.reusable.load(Ordering::Acquire) && is_empty_call_folder(&path) {
+            self.pool.give_back(path);
+        } else {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// A folder (not a link) holding exactly an empty `scratch/` and an empty
+/// `output/`, both folders and not links.
+fn is_empty_call_folder(path: &Path) -> bool {
+    let plain_folder = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir());
+    let entries = |p: &Path| -> Option<Vec<std::ffi::OsString>> {
+        std::fs::read_dir(p)
+            .ok()?
+            .map(|e| e.ok().map(|e| e.file_name()))
+            .collect()
+    };
+    plain_folder(path)
+        && entries(path).is_some_and(|mut names| {
+            names.sort();
+            names == ["output", "scratch"]
+        })
+        && ["scratch", "output"].iter().all(|part| {
+            let dir = path.join(part);
+            plain_folder(&dir) && entries(&dir).is_some_and(|names| names.is_empty())
+        })
 }
 
 /// A path under `output/` that exists there but is not among what this
@@ -313,49 +420,25 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
         args: call.args.clone(),
     };
     emit(record.begin());
-    let (tx, rx) = std::sync::mpsc::channel::<ToolEvent>();
-    let sink: EventSink = Arc::new(move |e| {
-        let _ = tx.send(e);
-    });
     let args = call.args.to_string();
     let started = SystemTime::now();
-    let forward = |event: ToolEvent| {
-        emit(match event {
-            ToolEvent::Log { level, message } => Event::ToolLog {
-                call: id.clone(),
-                level,
-                message,
-            },
-            ToolEvent::Progress { done, total, message } => Event::ToolProgress {
-                call: id.clone(),
-                done,
-                total,
-                message,
-            },
+    let report = call
+        .tool
+        .call_forwarding(&call.sandbox, &call.operation.name, &args, &mut |event| {
+            emit(match event {
+                ToolEvent::Log { level, message } => Event::ToolLog {
+                    call: id.clone(),
+                    level,
+                    message,
+                },
+                ToolEvent::Progress { done, total, message } => Event::ToolProgress {
+                    call: id.clone(),
+                    done,
+                    total,
+                    message,
+                },
+            })
         });
-    };
-    let report = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| call.tool.call(&call.sandbox, &call.operation.name, &args, Some(sink)));
-        // Until the call returns: a guest left behind at its deadline still
-        // holds the sink, so the channel alone would never close.
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
-                Ok(event) => forward(event),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !worker.is_finished() => {}
-                Err(_) => break,
-            }
-        }
-        rx.try_iter().for_each(forward);
-        worker.join()
-    });
-    let Ok(report) = report else {
-        let reason = "the tool host thread panicked".to_owned();
-        emit(record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
-        return Err(Error::Call(CallError::Crashed {
-            message: reason,
-            stderr: String::new(),
-        }));
-    };
     if !report.stderr.is_empty() {
         let text = String::from_utf8_lossy(&report.stderr);
         emit(Event::ToolLog {
@@ -433,6 +516,10 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
     let (Some(scratch), Ok(xlsx)) = (call.scratch_dir(), call.toolbox.get(BundledTool::Xlsx)) else {
         return;
     };
+    // Another guest runs on the call's folders below.
+    if let Some(folder) = &call.scratch {
+        folder.reusable.store(false, Ordering::Release);
+    }
     if let Some(why) = office.unsandboxed() {
         log(LogLevel::Warn, format!("{why}; it recalculates {names} all the same"));
     }

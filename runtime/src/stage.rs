@@ -121,7 +121,7 @@ pub struct OutputStage {
 const MAX_TAKEN: usize = 1000;
 
 impl OutputStage {
-    /// Makes `dir` (which must not exist) and copies into it each of
+    /// Makes `dir` (or takes it if it is an empty folder, not a link) and copies into it each of
     /// `visible` (paths relative to `real`: files, or folders copied whole),
     /// keeping their modification times. A visible path that is missing, a
     /// link or not a regular file or folder is skipped: the guest sees only
@@ -135,7 +135,15 @@ impl OutputStage {
         visible: &[PathBuf],
         declared: &[PathBuf],
     ) -> std::io::Result<OutputStage> {
-        fs::create_dir(dir)?;
+        match fs::create_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let folder = fs::symlink_metadata(dir)?.file_type().is_dir();
+                if !folder || fs::read_dir(dir)?.next().is_some() {
+                    return Err(e);
+                }
+            }
+            made => made?,
+        }
         let mut copied = 0u64;
         for rel in visible {
             if rel.as_os_str().is_empty() {
@@ -191,6 +199,11 @@ impl OutputStage {
             before.remove(rel);
         }
         diff(&self.real, &before, &self.dir, &after, budget)
+    }
+
+    /// Whether the guest was given nothing here: no copies, no stand-ins.
+    pub fn given_nothing(&self) -> bool {
+        self.before.is_empty() && self.placeholders.is_empty()
     }
 
     /// The host path of what the guest sees at `guest` (a path under `real`).

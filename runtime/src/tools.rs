@@ -170,6 +170,7 @@ pub struct Toolbox {
     /// compile it once and the rest wait.
     loading: Mutex<()>,
     components: Vec<(String, LoadedTool)>,
+    call_folders: crate::call::CallFolders,
 }
 
 impl std::fmt::Debug for Toolbox {
@@ -195,7 +196,13 @@ impl Toolbox {
             loaded: Default::default(),
             loading: Mutex::new(()),
             components: Vec::new(),
+            call_folders: crate::call::CallFolders::default(),
         }
+    }
+
+    /// The empty call folders kept for the next calls (see [`crate::call::CallFolders`]).
+    pub(crate) fn call_folders(&self) -> &crate::call::CallFolders {
+        &self.call_folders
     }
 
     /// The folders a bundled tool sees besides a call's grants (read-only).

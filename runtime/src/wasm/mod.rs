@@ -364,6 +364,32 @@ impl LoadedTool {
     /// stuck in a host call the epoch cannot interrupt (a read that blocks)
     /// is left behind and the call ends with [`CallError::Deadline`].
     pub fn call(&self, sandbox: &Sandbox, operation: &str, args: &str, sink: Option<EventSink>) -> CallReport {
+        self.run(sandbox, operation, args, sink, &mut |_| {})
+    }
+
+    /// [`Self::call`], handing the guest's log and progress events to
+    /// `on_event` on the calling thread, in order, as they come.
+    pub fn call_forwarding(
+        &self,
+        sandbox: &Sandbox,
+        operation: &str,
+        args: &str,
+        on_event: &mut dyn FnMut(ToolEvent),
+    ) -> CallReport {
+        self.run(sandbox, operation, args, None, on_event)
+    }
+
+    /// One call on a guest thread. Its events (unless `sink` takes them) and
+    /// then its result come back on one channel, so the caller waits on one
+    /// thing and nothing polls.
+    fn run(
+        &self,
+        sandbox: &Sandbox,
+        operation: &str,
+        args: &str,
+        sink: Option<EventSink>,
+        on_event: &mut dyn FnMut(ToolEvent),
+    ) -> CallReport {
         let started = Instant::now();
         let limits = sandbox.limits;
         let stdout = MemoryOutputPipe::new(limits.stdout_bytes);
@@ -374,7 +400,13 @@ impl LoadedTool {
             stderr: stderr.contents().to_vec(),
             elapsed: started.elapsed(),
         };
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<FromGuest>();
+        let sink = sink.unwrap_or_else(|| {
+            let events = tx.clone();
+            Arc::new(move |e| {
+                let _ = events.send(FromGuest::Event(e));
+            })
+        });
         let worker = GuestRun {
             deadline: started + limits.deadline,
             engine: self.engine.clone(),
@@ -382,12 +414,12 @@ impl LoadedTool {
             sandbox: sandbox.clone(),
             operation: operation.to_owned(),
             args: args.to_owned(),
-            sink,
+            sink: Some(sink),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
         };
         let spawned = run_on_worker(Box::new(move || {
-            let _ = tx.send(worker.run());
+            let _ = tx.send(FromGuest::Done(worker.run()));
         }));
         if let Err(e) = spawned {
             return report(
@@ -398,17 +430,30 @@ impl LoadedTool {
                 started,
             );
         }
-        let wait = (started + limits.deadline + DEADLINE_GRACE).saturating_duration_since(Instant::now());
-        let result = match rx.recv_timeout(wait) {
-            Ok(result) => result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(CallError::Deadline { limit: limits.deadline }),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Crashed {
-                message: "the tool's thread ended without a result".into(),
-                stderr: String::new(),
-            }),
+        let give_up = started + limits.deadline + DEADLINE_GRACE;
+        let result = loop {
+            match rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+                Ok(FromGuest::Event(event)) => on_event(event),
+                Ok(FromGuest::Done(result)) => break result,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    break Err(CallError::Deadline { limit: limits.deadline });
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(CallError::Crashed {
+                        message: "the tool's thread ended without a result".into(),
+                        stderr: String::new(),
+                    });
+                }
+            }
         };
         report(result, started)
     }
+}
+
+/// What a guest thread sends its caller: events, then the result.
+enum FromGuest {
+    Event(ToolEvent),
+    Done(Result<ToolOutput, CallError>),
 }
 
 type Job = Box<dyn FnOnce() + Send>;

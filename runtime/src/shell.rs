@@ -477,18 +477,13 @@ fn describe(t: &Termination) -> String {
     }
 }
 
+/// The command as the person reads it: each word quoted for a shell (POSIX
+/// or fish) where it needs to be.
 fn shell_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
-                w.clone()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    shlex::Quoter::new()
+        .allow_nul(true)
+        .join(words.iter().map(String::as_str))
+        .unwrap_or_default()
 }
 
 /// The native-shell sandbox for this machine, if it works here (bubblewrap
@@ -502,4 +497,15 @@ pub fn default_backend() -> Option<Box<dyn ShellBackend + Sync>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_words;
+
+    #[test]
+    fn the_shown_command_quotes_only_what_needs_it() {
+        let words = ["grep", "-c", "it's here", "notes/a b.txt"].map(String::from);
+        assert_eq!(shell_words(&words), r#"grep -c "it's here" 'notes/a b.txt'"#);
+    }
 }

@@ -439,6 +439,13 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
                 },
             })
         });
+    // Only a guest that has ended (with an answer or an error of its own) is
+    // sure to touch its folders no more; one left behind at its deadline may.
+    if let Some(folder) = &call.scratch {
+        let ended = matches!(report.result, Ok(_) | Err(CallError::Tool(_)));
+        let given_nothing = call.stage.as_ref().is_none_or(crate::stage::OutputStage::given_nothing);
+        folder.reusable.store(ended && given_nothing, Ordering::Release);
+    }
     if !report.stderr.is_empty() {
         let text = String::from_utf8_lossy(&report.stderr);
         emit(Event::ToolLog {

@@ -555,6 +555,10 @@ impl GuestRun {
             .instantiate(&mut store)
             .and_then(|instance| instance.call_run(&mut store, &self.operation, &self.args));
         match outcome {
+            // Past its wall-clock deadline a call has no answer, whatever it
+            // returned: the epoch ticker may lag on a busy machine, and a
+            // guest timer clamped to the deadline wakes just after it.
+            Ok(_) if Instant::now() > self.deadline => Err(CallError::Deadline { limit: limits.deadline }),
             Ok(Ok(out)) if out.json.len().saturating_add(out.text.len()) > MAX_RESULT_BYTES => {
                 Err(CallError::ResultTooLarge {
                     size: out.json.len().saturating_add(out.text.len()),

@@ -382,16 +382,17 @@ fn named_in_output(workspace: &Workspace, args: &serde_json::Value) -> Vec<PathB
     named
 }
 
-/// The files a call the person ran left new in its copy of `output/` are
-/// theirs: applied as a changeset (journaled, undoable). Any other change
-/// (an existing file changed, moved or deleted) is only proposed, returned
-/// beside the tool's own proposals for a task to check and apply.
+/// The new files a `deskhand tool run` call left in its copy of `output/`,
+/// delivered through the one change pipeline: the person who ran the tool
+/// approved them with the step; anything else it changed there goes back
+/// to the caller as proposals, as the guest's own do.
 fn deliver_new_files(
     workspace: &Workspace,
     run: &RunId,
     call: &deskhand_types::CallId,
     prepared: &crate::call::PreparedCall<'_>,
     mut output: ToolOutput,
+    emit: &dyn Fn(Event),
 ) -> Result<ToolOutput> {
     let changes = prepared.output_changes().map_err(|reason| {
         Error::InvalidArgs(format!(
@@ -402,38 +403,48 @@ fn deliver_new_files(
         .into_iter()
         .partition(|c| matches!(c, deskhand_types::ProposedChange::Create { .. }));
     output.changes.extend(others);
-    if creates.is_empty() {
-        return Ok(output);
+    // A file of the same name from another run, which this call could not
+    // see, is refused as the tool refuses writing over one it sees.
+    for c in &creates {
+        if let deskhand_types::ProposedChange::Create { path, .. } = c
+            && std::fs::symlink_metadata(path).is_ok()
+        {
+            return Err(Error::Call(crate::wasm::CallError::Tool(
+                deskhand_types::ToolError::AlreadyExists {
+                    path: path.clone(),
+                    message: "output/ already holds a file of that name (from another run); pick a free name".into(),
+                },
+            )));
+        }
     }
     let roots = [prepared
         .stage
         .as_ref()
         .map(|s| s.real.clone())
         .unwrap_or_else(|| workspace.output_dir())];
-    // A file of the same name from another run, which this call could not
-    // see, is refused as the tool refuses writing over one it sees.
-    let cs = crate::changeset::propose(&creates, &roots, &|named| {
-        crate::call::PreparedCall::delivered_source(&creates, named)
-    })
-    .map_err(|e| match e {
-        crate::changeset::ChangeError::Exists { path } => {
-            Error::Call(crate::wasm::CallError::Tool(deskhand_types::ToolError::AlreadyExists {
-                path: path.display().to_string(),
-                message: "output/ already holds a file of that name (from another run); pick a free name".into(),
-            }))
-        }
-        other => other.into(),
-    })?;
-    crate::changeset::apply(
+    let delivered = |named: &str| crate::call::PreparedCall::delivered_source(&creates, named);
+    let within_step = |_: &crate::changeset::Changeset| Ok(());
+    let outcome = crate::pipeline::run(&crate::pipeline::Proposal {
         workspace,
         run,
-        1,
-        &call.0,
-        &cs,
-        "the person, who ran the tool",
-        crate::changeset::ApplyOptions::default(),
-    )?;
-    Ok(output)
+        step: 1,
+        call,
+        mode: deskhand_types::Mode::Act,
+        gate: &crate::agent::ApproveAll,
+        step_approval: Some("the person, who ran the tool"),
+        roots: &roots,
+        staged: &delivered,
+        changes: &creates,
+        in_read_only_grant: false,
+        within_step: &within_step,
+        emit,
+    });
+    match outcome {
+        crate::pipeline::Outcome::Refused { reason, .. } => {
+            Err(Error::InvalidArgs(format!("{reason}; nothing was changed")))
+        }
+        _ => Ok(output),
+    }
 }
 
 /// Runs one call as a journaled task of one step. On failure the task is
@@ -477,7 +488,7 @@ pub fn run_call(
     };
     let call = ids::call_id();
     let result = crate::call::execute(&prepared, &call, &emit)
-        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output))
+        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output, &emit))
         .and_then(|output| {
             let what_now = format!("The tool ran; `deskhand undo {run}` reverses any file it delivered to output/.");
             journal.lost_event(&run, &what_now).map_or(Ok(output), Err)

@@ -173,3 +173,42 @@ fn every_call_is_journaled_as_begin_end_events_and_the_log_is_append_only() {
     }
     assert_eq!(journal.events(&ok.run).unwrap().len(), events.len());
 }
+
+#[test]
+fn a_file_a_tool_run_delivers_goes_through_the_change_pipeline() {
+    let fx = Fixture::new();
+    let done = run_call(
+        &fx.ws,
+        toolbox(),
+        &CallRequest {
+            tool: "fs",
+            operation: "write",
+            args: json!({"path": "output/report.txt", "content": "done"}),
+            grants: &[],
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(fx.ws.output_dir().join("report.txt")).unwrap(),
+        "done"
+    );
+    let events: Vec<Event> = fx
+        .ws
+        .journal()
+        .events(&done.run)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    let proposed = events
+        .iter()
+        .position(|e| matches!(e, Event::ChangesProposed { .. }))
+        .expect("the delivery is proposed");
+    let applied = events
+        .iter()
+        .position(|e| matches!(e, Event::ChangesApplied { by, .. } if by.contains("the person, who ran the tool")))
+        .expect("and applied on the person's authority");
+    assert!(proposed < applied, "{events:?}");
+}

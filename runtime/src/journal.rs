@@ -1,6 +1,9 @@
 //! The journal: a SQLite database (WAL) in `.deskhand/journal.db` holding
 //! tasks, their steps, and an append-only event log. It is the source of
 //! truth for what happened; triggers refuse any update or delete of an event.
+//! [`Journal::append`] is the one writer of a run's record: the `tasks` and
+//! `steps` rows are derived from the events it appends, in the same
+//! transaction (step statuses in the events' own words: `in_progress`, `done`).
 //!
 //! Tables: `tasks`, `steps`, `events`, and (schema 2) `changesets`, `changes`
 //! and `trash`, which the changeset engine owns. Commits use
@@ -12,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use deskhand_types::{Event, Grant, Mode, RunId};
+use deskhand_types::{Event, Grant, Mode, RunId, Task};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
@@ -103,16 +106,6 @@ CREATE TABLE trash (
 /// A task's status in the journal is the status of its run.
 pub use deskhand_types::RunStatus as TaskStatus;
 
-/// What a new task row records.
-#[derive(Debug, Clone, Copy)]
-pub struct NewTask<'a> {
-    pub outcome: &'a str,
-    pub grants: &'a [Grant],
-    pub mode: Mode,
-    pub model: &'a str,
-    pub parent: Option<&'a RunId>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
     pub id: RunId,
@@ -176,6 +169,120 @@ fn make_private(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Whether `event` changes a run's `tasks` or `steps` row.
+fn derives_rows(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::RunBegin { .. }
+            | Event::RunEnd { .. }
+            | Event::Resumed { .. }
+            | Event::ModeChanged { .. }
+            | Event::PlanUpdated { .. }
+            | Event::StepBegin { .. }
+            | Event::StepEnd { .. }
+    )
+}
+
+/// The wire name of a serde enum value (`in_progress`, `ask`): the one
+/// vocabulary the rows share with the events.
+fn wire_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Inserts `event` and derives the rows it changes; the caller holds the
+/// transaction when [`derives_rows`].
+fn insert_event(c: &Connection, run: &RunId, event: &Event) -> rusqlite::Result<i64> {
+    let body = serde_json::to_string(event).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let now = ids::now();
+    if let Event::RunBegin {
+        task, model, parent, ..
+    } = event
+    {
+        // The row comes first: the event refers to it.
+        c.execute(
+            "INSERT INTO tasks (id, parent_id, created_at, outcome, grants, mode, model, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run.0,
+                parent.as_ref().map(|p| p.0.clone()),
+                now,
+                task.outcome,
+                serde_json::to_string(&task.grants).unwrap_or_else(|_| "[]".into()),
+                wire_name(task.mode),
+                model,
+                TaskStatus::Running.as_str()
+            ],
+        )?;
+    }
+    c.execute(
+        "INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)",
+        params![run.0, now, event.kind(), body],
+    )?;
+    let seq = c.last_insert_rowid();
+    match event {
+        Event::RunEnd { status, summary, .. } => {
+            c.execute(
+                "UPDATE tasks SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
+                params![run.0, status.as_str(), summary, now],
+            )?;
+        }
+        Event::Resumed { .. } => {
+            c.execute(
+                "UPDATE tasks SET status = ?2, summary = '', finished_at = NULL WHERE id = ?1",
+                params![run.0, TaskStatus::Running.as_str()],
+            )?;
+        }
+        Event::ModeChanged { mode, .. } => {
+            c.execute(
+                "UPDATE tasks SET mode = ?2 WHERE id = ?1",
+                params![run.0, wire_name(mode)],
+            )?;
+        }
+        Event::PlanUpdated { plan } => {
+            // Steps keep their times across revisions; a shorter plan drops the rest.
+            for (i, step) in plan.steps.iter().enumerate() {
+                c.execute(
+                    "INSERT INTO steps (task_id, seq, title, effects, status) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (task_id, seq) DO UPDATE SET title = ?3, effects = ?4, status = ?5",
+                    params![
+                        run.0,
+                        i64::try_from(i + 1).unwrap_or(i64::MAX),
+                        step.title,
+                        serde_json::to_string(&step.effects).unwrap_or_default(),
+                        wire_name(step.status)
+                    ],
+                )?;
+            }
+            c.execute(
+                "DELETE FROM steps WHERE task_id = ?1 AND seq > ?2",
+                params![run.0, i64::try_from(plan.steps.len()).unwrap_or(i64::MAX)],
+            )?;
+        }
+        Event::StepBegin { step, .. } => {
+            c.execute(
+                "UPDATE steps SET status = ?3, started_at = ?4 WHERE task_id = ?1 AND seq = ?2",
+                params![
+                    run.0,
+                    i64::try_from(*step).unwrap_or(i64::MAX),
+                    wire_name(deskhand_types::StepStatus::InProgress),
+                    now
+                ],
+            )?;
+        }
+        Event::StepEnd { step, status, .. } => {
+            c.execute(
+                "UPDATE steps SET status = ?3, finished_at = ?4 WHERE task_id = ?1 AND seq = ?2",
+                params![run.0, i64::try_from(*step).unwrap_or(i64::MAX), wire_name(status), now],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(seq)
 }
 
 #[derive(Debug)]
@@ -257,28 +364,28 @@ impl Journal {
         })
     }
 
+    /// Starts a run with no model: a task row and its `RunBegin`, for tests
+    /// and benches that only need a run to attach changesets to.
     pub fn begin_task(&self, outcome: &str, grants: &[Grant]) -> Result<RunId> {
-        self.create_task(NewTask {
-            outcome,
-            grants,
+        let task = Task {
+            outcome: outcome.into(),
+            grants: grants.to_vec(),
             mode: Mode::Act,
-            model: "",
-            parent: None,
-        })
+        };
+        self.begin_run(&task, "", None).map(|(run, _)| run)
     }
 
-    pub fn create_task(&self, task: NewTask<'_>) -> Result<RunId> {
-        let grants = serde_json::to_string(task.grants).unwrap_or_else(|_| "[]".into());
-        let mode = serde_json::to_value(task.mode)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        self.with(|c| {
-            // A sub-agent is numbered after its siblings (`parent.3`): ids that
-            // cannot collide however many run at once (the connection is held).
-            let id = match task.parent {
+    /// Starts a run: makes its id and appends its `RunBegin`, from which its
+    /// `tasks` row is derived, in one transaction. Returns the id and the
+    /// event, for the caller's observers. A sub-agent is numbered after its
+    /// siblings (`parent.3`): ids that cannot collide however many start at
+    /// once (the connection is held throughout).
+    pub fn begin_run(&self, task: &Task, model: &str, parent: Option<&RunId>) -> Result<(RunId, Event)> {
+        let written = self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let id = match parent {
                 Some(parent) => {
-                    let siblings: i64 = c.query_row(
+                    let siblings: i64 = tx.query_row(
                         "SELECT COUNT(*) FROM tasks WHERE parent_id = ?1",
                         params![parent.0],
                         |r| r.get(0),
@@ -287,22 +394,22 @@ impl Journal {
                 }
                 None => ids::run_id(),
             };
-            c.execute(
-                "INSERT INTO tasks (id, parent_id, created_at, outcome, grants, mode, model, status) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    id.0,
-                    task.parent.map(|p| p.0.clone()),
-                    ids::now(),
-                    task.outcome,
-                    grants,
-                    mode,
-                    task.model,
-                    TaskStatus::Running.as_str()
-                ],
-            )?;
-            Ok(id)
-        })
+            let event = Event::RunBegin {
+                run: id.clone(),
+                task: task.clone(),
+                model: model.into(),
+                parent: parent.cloned(),
+            };
+            insert_event(&tx, &id, &event)?;
+            tx.commit()?;
+            Ok((id, event))
+        });
+        if let Err(e) = &written
+            && let Some(parent) = parent
+        {
+            self.remember_lost(parent, "RunBegin (of a sub-agent)", e);
+        }
+        written
     }
 
     /// How many sub-agent runs (at any depth) a top-level run has had.
@@ -317,102 +424,38 @@ impl Journal {
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// Records a run's end (or a new running state after a resume).
-    pub fn set_task_status(&self, run: &RunId, status: TaskStatus, summary: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE tasks SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run.0, status.as_str(), summary, ids::now()],
-            )
-        })
-        .map(drop)
-    }
-
-    /// Replaces a run's steps with the plan's current checklist.
-    pub fn record_plan(&self, run: &RunId, plan: &deskhand_types::Plan) -> Result<()> {
-        self.with(|c| {
-            let c = c.unchecked_transaction()?;
-            c.execute("DELETE FROM steps WHERE task_id = ?1", [&run.0])?;
-            for (i, step) in plan.steps.iter().enumerate() {
-                let status = serde_json::to_value(step.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from));
-                c.execute(
-                    "INSERT INTO steps (task_id, seq, title, effects, status) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        run.0,
-                        i64::try_from(i + 1).unwrap_or(i64::MAX),
-                        step.title,
-                        serde_json::to_string(&step.effects).unwrap_or_default(),
-                        status.unwrap_or_default()
-                    ],
-                )?;
-            }
-            c.commit()
-        })
-    }
-
-    pub fn add_step(&self, run: &RunId, seq: u32, title: &str, effects: &serde_json::Value) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO steps (task_id, seq, title, effects, status, started_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-                params![run.0, seq, title, effects.to_string(), ids::now()],
-            )
-        })
-        .map(drop)
-    }
-
-    pub fn finish_step(&self, run: &RunId, seq: u32, status: TaskStatus) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE steps SET status = ?3, finished_at = ?4 WHERE task_id = ?1 AND seq = ?2",
-                params![run.0, seq, status.as_str(), ids::now()],
-            )
-        })
-        .map(drop)
-    }
-
-    pub fn finish_task(&self, run: &RunId, status: TaskStatus) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE tasks SET status = ?2, finished_at = ?3 WHERE id = ?1",
-                params![run.0, status.as_str(), ids::now()],
-            )
-        })
-        .map(drop)
-    }
-
-    /// Appends one event of `run`. A failure is returned and also remembered
+    /// Appends one event of `run`, and brings the run's `tasks` and `steps`
+    /// rows up to date with it in the same transaction: this is the one
+    /// writer of a run's record. A failure is returned and also remembered
     /// for the run: [`Journal::lost_event`] makes its driver stop it.
     pub fn append(&self, run: &RunId, event: &Event) -> Result<i64> {
-        let written = serde_json::to_string(event)
-            .map_err(|e| Error::Journal {
-                path: self.path.clone(),
-                message: format!("cannot encode event: {e}"),
-            })
-            .and_then(|body| {
-                self.with(|c| {
-                    c.execute(
-                        "INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)",
-                        params![run.0, ids::now(), event.kind(), body],
-                    )?;
-                    Ok(c.last_insert_rowid())
-                })
-            });
+        let written = self.with(|c| {
+            if !derives_rows(event) {
+                return insert_event(c, run, event);
+            }
+            let tx = c.unchecked_transaction()?;
+            let seq = insert_event(&tx, run, event)?;
+            tx.commit()?;
+            Ok(seq)
+        });
         if let Err(e) = &written {
-            self.lost
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(run.0.clone())
-                .or_insert_with(|| {
-                    let why = match e {
-                        Error::Journal { message, .. } => message.clone(),
-                        other => other.to_string(),
-                    };
-                    format!("its {} event could not be written ({why})", event.kind())
-                });
+            self.remember_lost(run, event.kind(), e);
         }
         written
+    }
+
+    fn remember_lost(&self, run: &RunId, kind: &str, e: &Error) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(run.0.clone())
+            .or_insert_with(|| {
+                let why = match e {
+                    Error::Journal { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("its {kind} event could not be written ({why})")
+            });
     }
 
     /// Whether an event of `run` was lost (see [`Journal::lost_event`]).
@@ -539,5 +582,116 @@ impl Journal {
     #[doc(hidden)]
     pub fn execute_raw(&self, sql: &str) -> Result<usize> {
         self.with(|c| c.execute(sql, []))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deskhand_types::{Plan, PlanStep, RunStatus, StepStatus};
+
+    use super::*;
+
+    fn rows(j: &Journal, run: &RunId) -> (String, String, Vec<(i64, String, String)>) {
+        j.with(|c| {
+            let (status, mode) = c.query_row("SELECT status, mode FROM tasks WHERE id = ?1", [&run.0], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            let mut stmt = c.prepare("SELECT seq, title, status FROM steps WHERE task_id = ?1 ORDER BY seq")?;
+            let steps = stmt
+                .query_map([&run.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((status, mode, steps))
+        })
+        .unwrap()
+    }
+
+    fn step(title: &str) -> PlanStep {
+        PlanStep {
+            title: title.into(),
+            effects: Default::default(),
+            status: StepStatus::Pending,
+        }
+    }
+
+    #[test]
+    fn the_rows_are_derived_from_the_events_in_the_events_own_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let task = Task {
+            outcome: "tidy".into(),
+            grants: Vec::new(),
+            mode: Mode::Ask,
+        };
+        let (run, _) = j.begin_run(&task, "offline planner", None).unwrap();
+        assert_eq!(rows(&j, &run), ("running".into(), "ask".into(), vec![]));
+        let plan = Plan {
+            revision: 1,
+            steps: vec![step("read"), step("write"), step("check")],
+            reason: None,
+        };
+        j.append(&run, &Event::PlanUpdated { plan }).unwrap();
+        j.append(
+            &run,
+            &Event::StepBegin {
+                step: 1,
+                title: "read".into(),
+            },
+        )
+        .unwrap();
+        j.append(
+            &run,
+            &Event::StepEnd {
+                step: 1,
+                status: StepStatus::Done,
+                note: None,
+            },
+        )
+        .unwrap();
+        // A revision to two steps keeps the first's status and drops the third.
+        let revised = Plan {
+            revision: 2,
+            steps: vec![
+                PlanStep {
+                    status: StepStatus::Done,
+                    ..step("read")
+                },
+                step("write it"),
+            ],
+            reason: Some("shorter".into()),
+        };
+        j.append(&run, &Event::PlanUpdated { plan: revised }).unwrap();
+        j.append(
+            &run,
+            &Event::ModeChanged {
+                mode: Mode::Act,
+                message: String::new(),
+            },
+        )
+        .unwrap();
+        j.append(
+            &run,
+            &Event::RunEnd {
+                run: run.clone(),
+                status: RunStatus::NeedsInput,
+                summary: "which folder?".into(),
+            },
+        )
+        .unwrap();
+        let (status, mode, steps) = rows(&j, &run);
+        assert_eq!((status.as_str(), mode.as_str()), ("needs_input", "act"));
+        assert_eq!(
+            steps,
+            [
+                (1, "read".into(), "done".into()),
+                (2, "write it".into(), "pending".into())
+            ]
+        );
+        assert_eq!(j.task(&run).unwrap().unwrap().summary, "which folder?");
+        j.append(&run, &Event::Resumed { run: run.clone() }).unwrap();
+        assert_eq!(rows(&j, &run).0, "running");
+        // A sub-agent is numbered after its siblings and points at its parent.
+        let (child, _) = j.begin_run(&task, "offline planner", Some(&run)).unwrap();
+        assert_eq!(child.0, format!("{}.1", run.0));
+        assert_eq!(j.children(&run).unwrap()[0].id, child);
     }
 }

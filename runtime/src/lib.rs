@@ -22,15 +22,19 @@ pub mod journal;
 pub mod launch;
 pub mod ledger;
 pub mod memory;
-pub mod model;
 pub mod office;
+pub mod one_step;
 pub mod pipeline;
 pub mod shell;
 pub mod skills;
 pub mod stage;
 pub mod tools;
 pub mod view;
-pub mod wasm;
 pub mod workspace;
+
+/// The model providers, a crate of their own so their tests build without wasmtime.
+pub use deskhand_providers as model;
+/// The wasm host, a crate of its own: the only one that touches wasmtime.
+pub use deskhand_wasm_host as wasm;
 
 pub use error::{Error, Result};

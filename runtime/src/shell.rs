@@ -25,17 +25,19 @@ use std::path::PathBuf;
 
 use deskhand_host_vm::{Limits, Mount, OutputChunk, ShellBackend, ShellOutcome, ShellPolicy, Termination};
 use deskhand_types::{
-    CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, ProposedChange, RunId, RunStatus, StepEffects, StepStatus,
-    Task, ToolOutput,
+    CallId, CallOutcome, Event, Grant, Mode, PlanStep, ProposedChange, RunId, RunStatus, StepEffects, StepStatus, Task,
+    ToolOutput,
 };
 
-use crate::agent::{Approval, Gate, StepApproval};
-use sha2::Digest;
+use crate::agent::{Approval, Gate};
 
 use crate::changeset;
 use crate::error::{Error, Result};
-use crate::journal::NewTask;
+use crate::one_step::OneStepRun;
 use crate::workspace::Workspace;
+
+/// What the person can do when a shell run stops before its command ran.
+const NOTHING_RAN: &str = "Nothing was run; run the command again once the journal is writable.";
 
 /// One shell command to run.
 #[derive(Debug, Clone)]
@@ -70,12 +72,6 @@ pub struct ShellReport {
     pub changes: ShellChanges,
     /// The changes as shown to the person (empty when there were none).
     pub shown: String,
-}
-
-fn journal(ws: &Workspace, run: &RunId, event: Event) {
-    // A failed append must not lose the person's changes half-way; the
-    // journal remembers it and `run_shell` ends in an error saying so.
-    let _ = ws.journal().append(run, &event);
 }
 
 /// One native command run in a sandbox: how it ended, the tail of its
@@ -248,23 +244,6 @@ pub fn run_shell(
         grants: req.grants.to_vec(),
         mode: req.mode,
     };
-    let run = ws.journal().create_task(NewTask {
-        outcome: &task.outcome,
-        grants: req.grants,
-        mode: req.mode,
-        model: backend.name(),
-        parent: None,
-    })?;
-    journal(
-        ws,
-        &run,
-        Event::RunBegin {
-            run: run.clone(),
-            task: task.clone(),
-            model: format!("native shell ({})", backend.name()),
-            parent: None,
-        },
-    );
     let step = PlanStep {
         title: format!("Run `{shown_command}` in the {} sandbox", backend.name()),
         effects: StepEffects {
@@ -272,44 +251,11 @@ pub fn run_shell(
             writes: roots.clone(),
             network: Vec::new(),
         },
-        status: StepStatus::InProgress,
+        status: StepStatus::Pending,
     };
-    let plan = Plan {
-        steps: vec![step.clone()],
-        ..Plan::default()
-    };
-    journal(ws, &run, Event::PlanUpdated { plan });
-
-    let finish = |status: RunStatus, summary: String| {
-        let _ = ws.journal().set_task_status(&run, status, &summary);
-        journal(
-            ws,
-            &run,
-            Event::RunEnd {
-                run: run.clone(),
-                status,
-                summary,
-            },
-        );
-        let _ = crate::ledger::write(ws, &run);
-    };
-
-    let step_hash = hex::encode(sha2::Sha256::digest(step.approval_subject()));
-    let step_approval = crate::gate::approve_step(
-        gate,
-        ws.journal(),
-        &StepApproval {
-            run: &run,
-            step: 1,
-            plan_step: &step,
-            mode: req.mode,
-        },
-        &step_hash,
-        None,
-    );
-    if let Approval::Rejected { reason } = &step_approval {
-        let reason = reason.clone();
-        finish(RunStatus::Failed, format!("not run: {reason}"));
+    let mut one = OneStepRun::begin(ws, task, &format!("native shell ({})", backend.name()), step, None)?;
+    if let Approval::Rejected { reason } = one.approve(gate) {
+        let run = one.finish(RunStatus::Failed, format!("not run: {reason}"), true, NOTHING_RAN)?;
         return Ok(ShellReport {
             run,
             outcome: None,
@@ -317,59 +263,38 @@ pub fn run_shell(
             shown: String::new(),
         });
     }
-    let approved_by = match step_approval {
-        Approval::Approved { by } => by,
-        Approval::Rejected { .. } => String::new(),
-    };
-    journal(
-        ws,
-        &run,
-        Event::StepApproved {
-            step: 1,
-            by: approved_by.clone(),
-            effects_hash: step_hash,
-        },
-    );
-
+    let approved_by = one.approved_by().unwrap_or_default().to_owned();
+    let run = one.run().clone();
     let call = CallId("shell-1".into());
-    journal(
-        ws,
-        &run,
-        Event::StepBegin {
-            step: 1,
-            title: step.title.clone(),
-        },
-    );
     let record = deskhand_types::ToolCall {
         id: call.clone(),
         tool: "shell".into(),
         operation: "run".into(),
         args: serde_json::json!({"command": req.command}),
     };
-    journal(ws, &run, record.begin());
-    if let Some(lost) = ws.journal().lost_event(
-        &run,
-        "Nothing was run; run the command again once the journal is writable.",
-    ) {
+    one.emit(record.begin());
+    if let Some(lost) = one.lost(NOTHING_RAN) {
         // Nothing runs unrecorded.
-        finish(RunStatus::Failed, lost.to_string());
+        one.finish(RunStatus::Failed, lost.to_string(), true, NOTHING_RAN)?;
         return Err(lost);
     }
-    let native = match run_native(
-        ws,
-        backend,
-        req.grants,
-        &req.command,
-        req.limits,
-        req.workdir.clone(),
-        &crate::stage::visible_output(ws, None, req.grants)?,
-        on_output,
-    ) {
+    let native = match crate::stage::visible_output(ws, None, req.grants).and_then(|visible| {
+        run_native(
+            ws,
+            backend,
+            req.grants,
+            &req.command,
+            req.limits,
+            req.workdir.clone(),
+            &visible,
+            on_output,
+        )
+    }) {
         Ok(n) => n,
         Err(e) => {
             let reason = e.to_string();
-            journal(ws, &run, record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
-            finish(RunStatus::Failed, reason);
+            one.emit(record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
+            one.finish(RunStatus::Failed, reason, true, NOTHING_RAN)?;
             return Err(e);
         }
     };
@@ -380,17 +305,14 @@ pub fn run_shell(
         serde_json::json!({"ended": ended, "limits_hit": format!("{:?}", outcome.limits_hit)}),
         format!("{ended}\n{}", native.tail),
     );
-    journal(ws, &run, record.end(CallOutcome::Ok { output }, elapsed_ms));
+    one.emit(record.end(CallOutcome::Ok { output }, elapsed_ms));
     if let Some(reason) = native.refused.clone() {
-        journal(
-            ws,
-            &run,
-            Event::Blocked {
-                step: 1,
-                reason: reason.clone(),
-            },
-        );
-        finish(RunStatus::Failed, reason.clone());
+        one.emit(Event::Blocked {
+            step: 1,
+            reason: reason.clone(),
+        });
+        let what_now = "The command ran; nothing it changed was applied.";
+        one.finish(RunStatus::Failed, reason.clone(), true, what_now)?;
         return Ok(ShellReport {
             run,
             outcome: Some(outcome),
@@ -399,7 +321,7 @@ pub fn run_shell(
         });
     }
     let staged = |guest: &str| native.staged(guest);
-    let emit = |e: Event| journal(ws, &run, e);
+    let emit = |e: Event| one.emit(e);
     // The command may change what its grants let it: the step declared them all.
     let within_step = |_: &crate::changeset::Changeset| Ok(());
     let proposal = crate::pipeline::run(&crate::pipeline::Proposal {
@@ -443,24 +365,8 @@ pub fn run_shell(
         (ShellChanges::None, true) => (RunStatus::Succeeded, format!("{ended}; no changes to your folders")),
         (ShellChanges::None, false) => (RunStatus::Failed, format!("{ended}; no changes to your folders")),
     };
-    journal(
-        ws,
-        &run,
-        Event::StepEnd {
-            step: 1,
-            status: if status == RunStatus::Succeeded {
-                StepStatus::Done
-            } else {
-                StepStatus::Failed
-            },
-            note: Some(summary.clone()),
-        },
-    );
-    finish(status, summary);
     let what_now = format!("The command ran and what it changed was applied; `deskhand undo {run}` reverses it.");
-    if let Some(lost) = ws.journal().lost_event(&run, &what_now) {
-        return Err(lost);
-    }
+    one.finish(status, summary, true, &what_now)?;
     Ok(ShellReport {
         run,
         outcome: Some(outcome),

@@ -6,11 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use deskhand_types::{Access, Event, Grant, RunId, ToolDescription, ToolOutput};
+use deskhand_types::{Access, Event, Grant, RunId, RunStatus, ToolDescription, ToolOutput};
 
 use crate::error::{Error, Result};
 use crate::ids;
-use crate::journal::TaskStatus;
 use crate::wasm::{Limits, LoadedTool, Mount, WasmHost};
 use crate::workspace::Workspace;
 
@@ -431,7 +430,7 @@ fn deliver_new_files(
         call,
         mode: deskhand_types::Mode::Act,
         gate: &crate::agent::ApproveAll,
-        step_approval: Some("the person, who ran the tool"),
+        step_approval: Some(RAN_BY_THE_PERSON),
         roots: &roots,
         staged: &delivered,
         changes: &creates,
@@ -446,6 +445,9 @@ fn deliver_new_files(
         _ => Ok(output),
     }
 }
+
+/// Who planned and approved a `deskhand tool run` call.
+const RAN_BY_THE_PERSON: &str = "the person, who ran the tool";
 
 /// Runs one call as a journaled task of one step. On failure the task is
 /// still journaled, with the error as its outcome.
@@ -469,36 +471,38 @@ pub fn run_call(
         req.limits,
         &visible,
     )?;
-    let journal = workspace.journal();
     let title = format!("{} {}", req.tool, req.operation);
-    let run = journal.begin_task(&title, req.grants)?;
-    journal.add_step(
-        &run,
-        1,
-        &title,
-        &serde_json::to_value(&prepared.operation.effects).unwrap_or_default(),
-    )?;
-    let emit = |event: Event| {
-        // A failed append does not tear down a call mid-flight; the journal
-        // remembers it and the call fails below, saying so.
-        let _ = journal.append(&run, &event);
+    let task = deskhand_types::Task {
+        outcome: title.clone(),
+        grants: req.grants.to_vec(),
+        mode: deskhand_types::Mode::Act,
+    };
+    let step = deskhand_types::PlanStep {
+        title,
+        effects: deskhand_types::StepEffects {
+            reads: prepared.reads.clone(),
+            writes: prepared.writes.clone(),
+            network: Vec::new(),
+        },
+        status: deskhand_types::StepStatus::Pending,
+    };
+    let observe = |event: &Event| {
         if let Some(obs) = &observer {
-            obs(&event);
+            obs(event);
         }
     };
+    let mut one = crate::one_step::OneStepRun::begin(workspace, task, RAN_BY_THE_PERSON, step, Some(&observe))?;
+    one.approved_by_the_person(RAN_BY_THE_PERSON);
+    let run = one.run().clone();
     let call = ids::call_id();
+    let emit = |event: Event| one.emit(event);
     let result = crate::call::execute(&prepared, &call, &emit)
-        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output, &emit))
-        .and_then(|output| {
-            let what_now = format!("The tool ran; `deskhand undo {run}` reverses any file it delivered to output/.");
-            journal.lost_event(&run, &what_now).map_or(Ok(output), Err)
-        });
-    let status = if result.is_ok() {
-        TaskStatus::Succeeded
-    } else {
-        TaskStatus::Failed
+        .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output, &emit));
+    let (status, summary) = match &result {
+        Ok(_) => (RunStatus::Succeeded, format!("{} {} finished", req.tool, req.operation)),
+        Err(e) => (RunStatus::Failed, e.to_string()),
     };
-    journal.finish_step(&run, 1, status)?;
-    journal.finish_task(&run, status)?;
+    let what_now = format!("The tool ran; `deskhand undo {run}` reverses any file it delivered to output/.");
+    one.finish(status, summary, false, &what_now)?;
     result.map(|output| CallResult { run, output })
 }

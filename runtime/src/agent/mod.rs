@@ -43,7 +43,6 @@ use deskhand_types::{
 use crate::call;
 use crate::changeset;
 use crate::error::{Error, Result};
-use crate::journal::NewTask;
 use crate::model::{ModelProvider, ModelRequest, ProviderError, StreamEvent};
 use crate::tools::Toolbox;
 use crate::wasm::{CallError, Limits};
@@ -331,13 +330,10 @@ impl<'a> Agent<'a> {
         let model = self.provider.describe();
         let parent_step = parent;
         let parent = parent.map(|(p, _)| p);
-        let run = self.workspace.journal().create_task(NewTask {
-            outcome: &task.outcome,
-            grants: &task.grants,
-            mode: task.mode,
-            model: &model,
-            parent,
-        })?;
+        let (run, begun) = self.workspace.journal().begin_run(&task, &model, parent)?;
+        if let Some(obs) = &self.observer {
+            obs(&run, &begun);
+        }
         if let Some((parent, step)) = parent_step {
             self.emit(
                 parent,
@@ -348,15 +344,6 @@ impl<'a> Agent<'a> {
                 },
             );
         }
-        self.emit(
-            &run,
-            Event::RunBegin {
-                run: run.clone(),
-                task: task.clone(),
-                model,
-                parent: parent.cloned(),
-            },
-        );
         let first = Message::user_text(task.outcome.clone());
         self.emit(&run, Event::Message { message: first.clone() });
         Ok(RunState {
@@ -381,7 +368,6 @@ impl<'a> Agent<'a> {
         };
         if status == RunStatus::Succeeded {
             // Steps the model left open are closed visibly, not silently.
-            let mut changed = false;
             for (i, s) in st.plan.steps.iter_mut().enumerate() {
                 let closed = match s.status {
                     StepStatus::InProgress => StepStatus::Done,
@@ -389,7 +375,6 @@ impl<'a> Agent<'a> {
                     _ => continue,
                 };
                 s.status = closed;
-                changed = true;
                 self.emit(
                     &st.run,
                     Event::StepEnd {
@@ -398,9 +383,6 @@ impl<'a> Agent<'a> {
                         note: Some("closed when the run ended".into()),
                     },
                 );
-            }
-            if changed {
-                self.workspace.journal().record_plan(&st.run, &st.plan)?;
             }
         }
         let question = (status == RunStatus::NeedsInput).then(|| summary.clone());
@@ -415,7 +397,6 @@ impl<'a> Agent<'a> {
                 summary: summary.clone(),
             },
         );
-        self.workspace.journal().set_task_status(&st.run, status, &summary)?;
         if st.ceiling.is_none() {
             // A sub-agent's story is in its parent's ledger.
             let written = crate::ledger::write(self.workspace, &st.run)?;

@@ -184,10 +184,6 @@ impl Agent<'_> {
                 StepStatus::Pending => {}
             }
         }
-        self.workspace
-            .journal()
-            .record_plan(&st.run, &st.plan)
-            .map_err(|e| e.to_string())?;
         Ok(format!(
             "Plan (revision {}):\n{}",
             st.plan.revision,

@@ -88,7 +88,6 @@ impl Agent<'_> {
             });
         }
 
-        journal.set_task_status(run, RunStatus::Running, "")?;
         self.emit(run, Event::Resumed { run: run.clone() });
         if let Some(mode) = mode.filter(|m| *m != task.mode) {
             let name = |m: Mode| match m {

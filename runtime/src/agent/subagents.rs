@@ -167,7 +167,6 @@ impl Agent<'_> {
         match first_failure {
             Some(failure) => {
                 self.set_step_status(st, step - 1, StepStatus::Failed, Some(failure.clone()));
-                let _ = self.workspace.journal().record_plan(&st.run, &st.plan);
                 Err(format!(
                     "{failure}\nThe other sub-agents were cancelled. Reports:\n{}",
                     context::untrusted("sub-agents", &listing)
@@ -201,14 +200,25 @@ impl Agent<'_> {
         // A sub-agent whose model fails has failed (its run is journaled as
         // such by `drive`); the error is its report to the parent.
         let report = child_agent.drive(&mut state).unwrap_or_else(|e| {
-            // A model's failure was journaled by `drive`; any other (the
-            // journal, the toolbox) is recorded here so the child's row does
-            // not stay "running".
+            // A model's failure was journaled by `drive` (its RunEnd); any
+            // other (the journal, the toolbox) is recorded here so the child
+            // does not stay "running".
             let summary = e.to_string();
-            let _ = self
+            let still_running = self
                 .workspace
                 .journal()
-                .set_task_status(&state.run, RunStatus::Failed, &summary);
+                .task(&state.run)
+                .is_ok_and(|t| t.is_some_and(|t| t.status == RunStatus::Running.as_str()));
+            if still_running {
+                child_agent.emit(
+                    &state.run,
+                    Event::RunEnd {
+                        run: state.run.clone(),
+                        status: RunStatus::Failed,
+                        summary: summary.clone(),
+                    },
+                );
+            }
             RunReport {
                 run: state.run.clone(),
                 status: RunStatus::Failed,

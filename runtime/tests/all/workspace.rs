@@ -160,12 +160,32 @@ fn every_call_is_journaled_as_begin_end_events_and_the_log_is_append_only() {
         ["succeeded", "failed"]
     );
     let events = journal.events(&ok.run).unwrap();
+    // A tool run is a run of one step, recorded as a planned run is, with
+    // the call as a begin/end pair inside its step.
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_begin",
+            "plan_updated",
+            "step_approved",
+            "step_begin",
+            "tool_call_begin",
+            "tool_call_end",
+            "step_end",
+            "run_end"
+        ],
+        "{events:?}"
+    );
     let (Event::ToolCallBegin { call: begin, .. }, Event::ToolCallEnd { call: end, .. }) =
-        (&events[0].event, &events.last().unwrap().event)
+        (&events[4].event, &events[5].event)
     else {
         panic!("expected a begin/end pair: {events:?}")
     };
     assert_eq!(begin, end);
+    let view = deskhand_runtime::view::RunView::load(journal, &ok.run).unwrap();
+    assert_eq!(view.plan.steps.len(), 1);
+    assert_eq!(view.plan.steps[0].status, deskhand_types::StepStatus::Done);
 
     for sql in ["UPDATE events SET body = '{}'", "DELETE FROM events"] {
         let err = journal.execute_raw(sql).unwrap_err();

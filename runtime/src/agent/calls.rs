@@ -39,31 +39,24 @@ impl<'a> Agent<'a> {
         )
     }
 
+    /// A sandboxed call within step `step` (started by the driver): checked
+    /// against the step's declared effects, run, and its files and proposals
+    /// taken through the change pipeline.
     pub(super) fn tool_call(
         &self,
         st: &mut RunState,
+        step: usize,
         id: &CallId,
         tool: &str,
         op: &str,
         input: &serde_json::Value,
-    ) -> ToolReply {
-        let Some(step) = st.plan.current_step() else {
-            let msg = if st.plan.steps.is_empty() {
-                "make a plan first: call update_plan with the checklist and each step's effects"
-            } else {
-                "every step of the plan is finished; add a step (update_plan with a reason) before doing more"
-            };
-            return ToolReply::err(msg);
-        };
-        if let Err(e) = self.begin_step(st, step - 1) {
-            return ToolReply::err(e);
-        }
+    ) -> std::result::Result<String, String> {
         let prepared = match self.prepare(st, tool, op, input) {
             Ok(p) => p,
             Err(e) => {
                 // Every call refused before it ran is shown as a blocked attempt.
                 self.block(st, e.to_string());
-                return ToolReply::err(e.to_string());
+                return Err(e.to_string());
             }
         };
         let concrete = StepEffects {
@@ -84,7 +77,7 @@ impl<'a> Agent<'a> {
                     reason: reason.clone(),
                 },
             );
-            return ToolReply::err(reason);
+            return Err(reason);
         }
         let run = st.run.clone();
         let emit = |e: Event| self.emit(&run, e);
@@ -103,7 +96,7 @@ impl<'a> Agent<'a> {
                         self.block(st, reason.clone());
                         text.push('\n');
                         text.push_str(&reason);
-                        return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
+                        return Err(self.shown_output(&st.run, id, &source, &text));
                     }
                 };
                 // One budget for the call: what it left in output/ and what it proposed.
@@ -119,7 +112,7 @@ impl<'a> Agent<'a> {
                     self.block(st, reason.clone());
                     text.push('\n');
                     text.push_str(&reason);
-                    return ToolReply::err(self.shown_output(&st.run, id, &source, &text));
+                    return Err(self.shown_output(&st.run, id, &source, &text));
                 }
                 let from_output = |g: &str| call::PreparedCall::delivered_source(&delivered, g);
                 let from_scratch = |g: &str| prepared.staged(g);
@@ -141,11 +134,7 @@ impl<'a> Agent<'a> {
                     }
                 }
                 let shown = self.shown_output(&st.run, id, &source, &text);
-                if refused {
-                    ToolReply::err(shown)
-                } else {
-                    ToolReply::ok(shown)
-                }
+                if refused { Err(shown) } else { Ok(shown) }
             }
             Err(e) => {
                 if matches!(
@@ -157,7 +146,7 @@ impl<'a> Agent<'a> {
                     // The sandbox itself refused: a blocked attempt too.
                     self.block(st, e.to_string());
                 }
-                ToolReply::err(self.shown_output(&st.run, id, &source, &e.to_string()))
+                Err(self.shown_output(&st.run, id, &source, &e.to_string()))
             }
         }
     }

@@ -103,6 +103,12 @@ pub struct OutputPage {
     pub offset: usize,
 }
 
+/// The spec of the runtime's own tool `name`.
+pub fn spec(name: &str) -> Option<ToolSpec> {
+    specs().into_iter().find(|s| s.name == name)
+}
+
+/// The runtime's own tools, as offered to the model (the shell apart).
 pub fn specs() -> Vec<ToolSpec> {
     let effects = json!({
         "type": "object", "additionalProperties": false,

@@ -7,9 +7,10 @@
 //! Every event goes through `Agent::emit`; one the journal cannot write stops
 //! the run at its next turn (see [`crate::journal`]).
 //!
-//! Here: the run's types and its start and finish. `turns` is the loop and
-//! the dispatch of each tool use (sandboxed tools are named `tool__op`);
-//! `plan` holds revisions, step approval (bound to a hash of the step's
+//! Here: the run's types and its start and finish. `turns` is the loop;
+//! `registry` the tools offered to the model, one handler each behind one
+//! trait, and the step driver that runs every tool use (sandboxed tools are
+//! named `tool__op`); `plan` holds revisions, step approval (bound to a hash of the step's
 //! title and effects, asked again when a revision changes a running step)
 //! and the checks that keep each call within its step's declared effects;
 //! `calls` sandboxed calls, `native` the `shell` tool, `meta` the runtime's
@@ -23,6 +24,7 @@ mod native;
 pub mod offline;
 mod outputs;
 mod plan;
+mod registry;
 mod resume;
 mod subagents;
 mod turns;
@@ -281,25 +283,6 @@ impl<'a> Agent<'a> {
         if let Some(obs) = &self.observer {
             obs(run, &event);
         }
-    }
-
-    /// Tools offered to the model: every bundled tool's operations, then the runtime's own.
-    pub fn tool_specs(&self) -> Result<Vec<ToolSpec>> {
-        let mut specs = Vec::new();
-        for d in self.toolbox.descriptions()? {
-            for op in &d.operations {
-                specs.push(ToolSpec {
-                    name: format!("{}{}{}", d.name, meta::TOOL_SEP, op.name),
-                    description: format!("{} (sandboxed tool {})", op.summary, d.name),
-                    input_schema: op.args_schema.clone(),
-                });
-            }
-        }
-        specs.extend(meta::specs());
-        if self.shell.is_some() {
-            specs.push(meta::shell_spec());
-        }
-        Ok(specs)
     }
 
     /// Starts a run for `task` and drives it until it ends or needs the person.

@@ -8,25 +8,23 @@ impl Agent<'_> {
     /// the step declares (read-only, or a scratch copy where the step writes
     /// a folder granted read-write), and what it changed goes through the
     /// same changeset path as a tool's proposals.
-    pub(super) fn shell_call(&self, st: &mut RunState, id: &CallId, input: &serde_json::Value) -> ToolReply {
+    pub(super) fn shell_call(
+        &self,
+        st: &mut RunState,
+        step: usize,
+        id: &CallId,
+        input: &serde_json::Value,
+    ) -> std::result::Result<String, String> {
         let Some(backend) = self.shell else {
-            return ToolReply::err("there is no shell sandbox on this machine");
+            return Err("there is no shell sandbox on this machine".into());
         };
-        let args: meta::ShellArgs = match serde_json::from_value(input.clone()) {
-            Ok(a) => a,
-            Err(e) => return ToolReply::err(format!("shell arguments are invalid: {e}")),
-        };
-        let Some(step) = st.plan.current_step() else {
-            return ToolReply::err("make a plan first: call update_plan with the checklist and each step's effects");
-        };
-        if let Err(e) = self.begin_step(st, step - 1) {
-            return ToolReply::err(e);
-        }
+        let args: meta::ShellArgs =
+            serde_json::from_value(input.clone()).map_err(|e| format!("shell arguments are invalid: {e}"))?;
         let grants = match self.step_grants(st, &st.plan.steps[step - 1].effects) {
             Ok(g) => g,
             Err(reason) => {
                 self.block(st, reason.clone());
-                return ToolReply::err(reason);
+                return Err(reason);
             }
         };
         // The workdir is a path like any other: inside the step's folders,
@@ -50,7 +48,7 @@ impl Agent<'_> {
             Some(Ok(w)) => Some(w),
             Some(Err(reason)) => {
                 self.block(st, reason.clone());
-                return ToolReply::err(reason);
+                return Err(reason);
             }
             None => None,
         };
@@ -91,7 +89,7 @@ impl Agent<'_> {
                         elapsed_ms: 0,
                     },
                 );
-                return ToolReply::err(e.to_string());
+                return Err(e.to_string());
             }
         };
         let mut text = format!("{}\n{}", native.describe(), native.tail);
@@ -121,9 +119,9 @@ impl Agent<'_> {
         }
         let reply = self.shown_output(&st.run, id, "shell", &text);
         if native.outcome.success() {
-            ToolReply::ok(reply)
+            Ok(reply)
         } else {
-            ToolReply::err(reply)
+            Err(reply)
         }
     }
 }

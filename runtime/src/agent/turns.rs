@@ -189,38 +189,6 @@ impl Agent<'_> {
         true
     }
 
-    /// Runs one tool use and returns what goes back to the model. Every
-    /// use is journaled as a Begin/End pair keyed by its id.
-    pub(super) fn dispatch(&self, st: &mut RunState, id: &str, name: &str, input: &serde_json::Value) -> ToolReply {
-        let call_id = CallId(id.to_owned());
-        if st.cancelled() {
-            return ToolReply::err("the run was cancelled; this call did not run");
-        }
-        if let Some((RunStatus::Stopped, why)) = &st.stop {
-            return ToolReply::err(format!("the run was stopped ({why}); this call did not run"));
-        }
-        match name {
-            meta::UPDATE_PLAN => self.meta_call(st, &call_id, name, input, |agent, st| agent.update_plan(st, input)),
-            meta::SPAWN_SUBAGENTS => {
-                self.meta_call(st, &call_id, name, input, |agent, st| agent.spawn_subagents(st, input))
-            }
-            meta::READ_TOOL_OUTPUT => {
-                self.meta_call(st, &call_id, name, input, |agent, st| agent.page_output(st, input))
-            }
-            meta::SHELL if self.shell.is_some() => self.shell_call(st, &call_id, input),
-            _ => match name.split_once(meta::TOOL_SEP) {
-                Some((tool, op)) => self.tool_call(st, &call_id, tool, op, input),
-                None => {
-                    let msg = format!(
-                        "there is no tool named {name:?}; use the tools listed, such as fs__list or update_plan"
-                    );
-                    self.block(st, msg.clone());
-                    ToolReply::err(msg)
-                }
-            },
-        }
-    }
-
     /// Journals a runtime-provided tool's call as a Begin/End pair.
     pub(super) fn meta_call(
         &self,

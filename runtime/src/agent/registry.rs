@@ -1,0 +1,291 @@
+//! The tools a model may call, each a handler behind one trait in one
+//! registry, and the step driver that runs every tool use.
+//!
+//! A handler owns a tool's spec, the reading of its arguments and its
+//! execution; what it declares and what it changes go through the run's one
+//! approval policy ([`crate::gate`]) and one change pipeline
+//! ([`crate::pipeline`]), never around them. The driver ([`Agent::dispatch`])
+//! refuses calls in a cancelled or stopped run, starts the current plan step
+//! (through the gate) before a call that acts within it, and journals the
+//! runtime's own tools as a `ToolCallBegin`/`ToolCallEnd` pair (a sandboxed
+//! call or the shell journals its pair itself: its outcome is the sandbox's).
+//!
+//! Adding an executor (a connector, a browser) is one handler here: its
+//! `specs`, `takes`, `place` and `run`, and a line in [`HANDLERS`].
+
+use super::*;
+
+/// Where a tool's call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Place {
+    /// Inside the current plan step, which the driver starts first; the
+    /// handler journals its call and its changes go through the pipeline.
+    InStep,
+    /// Beside the plan (the plan itself, sub-agents, paging): the driver
+    /// journals the call, and a refusal is shown as a blocked attempt.
+    Runtime,
+}
+
+/// One tool use as the model sent it.
+pub(super) struct Use<'u> {
+    pub(super) id: &'u CallId,
+    pub(super) name: &'u str,
+    pub(super) input: &'u serde_json::Value,
+}
+
+/// A model-facing tool.
+pub(super) trait ToolHandler: Sync {
+    /// What the model is offered (empty where this run cannot use it).
+    fn specs(&self, agent: &Agent<'_>) -> Result<Vec<ToolSpec>>;
+    /// Whether a call named `name` is this handler's.
+    fn takes(&self, agent: &Agent<'_>, name: &str) -> bool;
+    fn place(&self) -> Place;
+    /// Runs the call; `step` is the plan step it runs in (1-based) for
+    /// [`Place::InStep`], 0 otherwise. Ok and Err are what the model is
+    /// told, Err marked as an error.
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        step: usize,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String>;
+}
+
+/// Every tool the agent offers, in the order the model sees them.
+const HANDLERS: &[&dyn ToolHandler] = &[
+    &Sandboxed,
+    &UpdatePlan,
+    &SpawnSubagents,
+    &AskPerson,
+    &ReadToolOutput,
+    &Shell,
+];
+
+/// The bundled sandboxed tools, one name per operation (`fs__list`).
+struct Sandboxed;
+
+impl ToolHandler for Sandboxed {
+    fn specs(&self, agent: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        let mut specs = Vec::new();
+        for d in agent.toolbox.descriptions()? {
+            for op in &d.operations {
+                specs.push(ToolSpec {
+                    name: format!("{}{}{}", d.name, meta::TOOL_SEP, op.name),
+                    description: format!("{} (sandboxed tool {})", op.summary, d.name),
+                    input_schema: op.args_schema.clone(),
+                });
+            }
+        }
+        Ok(specs)
+    }
+
+    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
+        name.contains(meta::TOOL_SEP)
+    }
+
+    fn place(&self) -> Place {
+        Place::InStep
+    }
+
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        step: usize,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String> {
+        let (tool, op) = call.name.split_once(meta::TOOL_SEP).unwrap_or((call.name, ""));
+        agent.tool_call(st, step, call.id, tool, op, call.input)
+    }
+}
+
+/// `update_plan`: the visible checklist and each step's declared effects.
+struct UpdatePlan;
+
+impl ToolHandler for UpdatePlan {
+    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        Ok(meta::spec(meta::UPDATE_PLAN).into_iter().collect())
+    }
+
+    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
+        name == meta::UPDATE_PLAN
+    }
+
+    fn place(&self) -> Place {
+        Place::Runtime
+    }
+
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        _: usize,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String> {
+        agent.update_plan(st, call.input)
+    }
+}
+
+/// `spawn_subagents`: parallel runs within the current step's bounds.
+struct SpawnSubagents;
+
+impl ToolHandler for SpawnSubagents {
+    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        Ok(meta::spec(meta::SPAWN_SUBAGENTS).into_iter().collect())
+    }
+
+    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
+        name == meta::SPAWN_SUBAGENTS
+    }
+
+    fn place(&self) -> Place {
+        Place::Runtime
+    }
+
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        _: usize,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String> {
+        agent.spawn_subagents(st, call.input)
+    }
+}
+
+/// `ask_person`: the run stops for the person's answer, which becomes the
+/// call's result on resume. The loop handles it before the driver (every
+/// tool use of the turn waits with it); a call that reaches the driver
+/// anyway is refused.
+struct AskPerson;
+
+impl ToolHandler for AskPerson {
+    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        Ok(meta::spec(meta::ASK_PERSON).into_iter().collect())
+    }
+
+    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
+        name == meta::ASK_PERSON
+    }
+
+    fn place(&self) -> Place {
+        Place::Runtime
+    }
+
+    fn run(&self, _: &Agent<'_>, _: &mut RunState, _: usize, _: &Use<'_>) -> std::result::Result<String, String> {
+        Err("ask_person is answered by the person when the run is resumed; it cannot run here".into())
+    }
+}
+
+/// `read_tool_output`: the next page of a long tool output.
+struct ReadToolOutput;
+
+impl ToolHandler for ReadToolOutput {
+    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        Ok(meta::spec(meta::READ_TOOL_OUTPUT).into_iter().collect())
+    }
+
+    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
+        name == meta::READ_TOOL_OUTPUT
+    }
+
+    fn place(&self) -> Place {
+        Place::Runtime
+    }
+
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        _: usize,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String> {
+        agent.page_output(st, call.input)
+    }
+}
+
+/// `shell`: a native command in the host VM sandbox, offered when this
+/// machine has one.
+struct Shell;
+
+impl ToolHandler for Shell {
+    fn specs(&self, agent: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        Ok(if agent.shell.is_some() {
+            vec![meta::shell_spec()]
+        } else {
+            Vec::new()
+        })
+    }
+
+    fn takes(&self, agent: &Agent<'_>, name: &str) -> bool {
+        name == meta::SHELL && agent.shell.is_some()
+    }
+
+    fn place(&self) -> Place {
+        Place::InStep
+    }
+
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        step: usize,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String> {
+        agent.shell_call(st, step, call.id, call.input)
+    }
+}
+
+impl Agent<'_> {
+    /// Tools offered to the model: every handler's, in registry order.
+    pub fn tool_specs(&self) -> Result<Vec<ToolSpec>> {
+        let mut specs = Vec::new();
+        for h in HANDLERS {
+            specs.extend(h.specs(self)?);
+        }
+        Ok(specs)
+    }
+
+    /// The step driver: runs one tool use and returns what goes back to
+    /// the model. Every use is journaled as a Begin/End pair keyed by its id.
+    pub(super) fn dispatch(&self, st: &mut RunState, id: &str, name: &str, input: &serde_json::Value) -> ToolReply {
+        let call_id = CallId(id.to_owned());
+        if st.cancelled() {
+            return ToolReply::err("the run was cancelled; this call did not run");
+        }
+        if let Some((RunStatus::Stopped, why)) = &st.stop {
+            return ToolReply::err(format!("the run was stopped ({why}); this call did not run"));
+        }
+        let Some(handler) = HANDLERS.iter().find(|h| h.takes(self, name)) else {
+            let msg = format!("there is no tool named {name:?}; use the tools listed, such as fs__list or update_plan");
+            self.block(st, msg.clone());
+            return ToolReply::err(msg);
+        };
+        let call = Use {
+            id: &call_id,
+            name,
+            input,
+        };
+        match handler.place() {
+            Place::Runtime => self.meta_call(st, &call_id, name, input, |agent, st| handler.run(agent, st, 0, &call)),
+            Place::InStep => {
+                let Some(step) = st.plan.current_step() else {
+                    let msg = if st.plan.steps.is_empty() {
+                        "make a plan first: call update_plan with the checklist and each step's effects"
+                    } else {
+                        "every step of the plan is finished; add a step (update_plan with a reason) before doing more"
+                    };
+                    return ToolReply::err(msg);
+                };
+                if let Err(e) = self.begin_step(st, step - 1) {
+                    return ToolReply::err(e);
+                }
+                match handler.run(self, st, step, &call) {
+                    Ok(text) => ToolReply::ok(text),
+                    Err(text) => ToolReply::err(text),
+                }
+            }
+        }
+    }
+}

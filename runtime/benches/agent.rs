@@ -7,18 +7,10 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[allow(
-    dead_code,
-    clippy::unwrap_used,
-    reason = "the tests' replay server (test code); the benchmark uses part of it"
-)]
-#[path = "../tests/all/replay.rs"]
-mod replay;
-
-use std::sync::{Arc, Mutex};
-
+use deskhand_replay as replay;
 use deskhand_runtime::agent::{Agent, AgentSettings, ApproveAll};
 use deskhand_runtime::model::Secret;
 use deskhand_runtime::model::anthropic::AnthropicProvider;

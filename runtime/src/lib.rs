@@ -6,7 +6,7 @@
 //! [`agent::Agent`] (a task as a visible plan, run step by step),
 //! [`tools::run_call`] (one journaled, sandboxed tool call),
 //! [`shell::run_shell`] (one native command in the host VM sandbox),
-//! [`wasm::WasmHost`] (the engine; the only module that touches wasmtime),
+//! [`wasm::WasmHost`] (the engine; the only crate that touches wasmtime),
 //! [`demo::create_demo_workspace`]. The spine they share: [`gate`] (the one
 //! approval policy), [`pipeline`] (the one change pipeline), [`journal`]
 //! (the record) and [`view`] (the one fold of a run's events).

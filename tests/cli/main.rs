@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../../runtime/tests/all/replay.rs"]
-#[allow(dead_code, reason = "shared with the runtime's tests, which use all of it")]
-mod replay;
-
+use deskhand_replay as replay;
 use replay::{Canned, ReplayServer};
 
 mod messages;

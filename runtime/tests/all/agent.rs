@@ -341,7 +341,9 @@ fn a_run_whose_model_failed_resumes_once_the_model_answers_again() {
     let run = d.ws.journal().tasks().unwrap().pop().unwrap();
     assert_eq!(run.status, "failed");
     // Later the model answers: the same run goes on and finishes.
-    let back = ReplayServer::start(vec![Canned::sse(include_str!("../transcripts/anthropic/text.sse"))]);
+    let back = ReplayServer::start(vec![Canned::sse(include_str!(
+        "../../providers/tests/transcripts/anthropic/text.sse"
+    ))]);
     let provider = anthropic(&back);
     let (again, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
     let report = again.resume(&run.id, None).unwrap();
@@ -392,7 +394,9 @@ fn agents_md_and_claude_md_reach_the_system_prompt() {
     )
     .unwrap();
     std::fs::write(d.ws.root().join("CLAUDE.md"), "Claude: dates as YYYY-MM-DD.\n").unwrap();
-    let server = ReplayServer::start(vec![Canned::sse(include_str!("../transcripts/anthropic/text.sse"))]);
+    let server = ReplayServer::start(vec![Canned::sse(include_str!(
+        "../../providers/tests/transcripts/anthropic/text.sse"
+    ))]);
     let provider = anthropic(&server);
     let (agent, _) = agent(&d.ws, &provider, &ApproveAll, one_worker());
     agent.run(task("Say hello", &["projects"])).unwrap();

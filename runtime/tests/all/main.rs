@@ -15,18 +15,18 @@ mod model_deadline;
 mod office;
 mod openai_runs;
 mod pdf;
-mod providers;
 mod python;
 mod readers;
 mod receipts;
-#[allow(dead_code, reason = "shared with tests/cli, which uses the rest of it")]
-mod replay;
 mod shell;
 mod shell_workdir;
 mod skills;
 mod workspace;
 mod xlsx;
 mod xlsx_edit;
+
+/// The loopback model server, shared with the providers' and the binary's tests.
+use deskhand_replay as replay;
 
 /// A complete Anthropic SSE stream that answers `text` (for one-shot model calls).
 pub fn providers_sse_text(text: &str) -> String {

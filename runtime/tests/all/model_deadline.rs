@@ -110,7 +110,9 @@ fn a_run_whose_model_turn_timed_out_is_journaled_failed_and_resumes() {
     );
 
     // The model answers again: the same run goes on and finishes.
-    let back = ReplayServer::start(vec![Canned::sse(include_str!("../transcripts/anthropic/text.sse"))]);
+    let back = ReplayServer::start(vec![Canned::sse(include_str!(
+        "../../providers/tests/transcripts/anthropic/text.sse"
+    ))]);
     let provider = AnthropicProvider::new(back.url(), "claude-sonnet-4-5", Secret::new("sk-ant-test"))
         .with_retry(fast_retries())
         .with_limits(short());

@@ -17,6 +17,11 @@
 //! Each connection carries one request and is closed after the response
 //! (`connection: close`). When the queue is empty the server answers
 //! `418` with a body saying so, which surfaces as a `Rejected` error.
+//!
+//! Tests only (a dev-dependency of the providers, the runtime and the
+//! binary): one crate, so the three test suites share one server.
+
+#![expect(clippy::unwrap_used, reason = "test support: a failed unwrap is a failed test")]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};

@@ -1,6 +1,8 @@
-//! Model providers behind one trait: the Anthropic Messages API, any
-//! OpenAI-compatible chat-completions server (Ollama, vLLM, llama.cpp,
-//! LM Studio), and (in `agent::offline`) the embedded offline planner.
+//! deskhand's model providers behind one trait: the Anthropic Messages API,
+//! any OpenAI-compatible chat-completions server (Ollama, vLLM, llama.cpp,
+//! LM Studio), and (in deskhand-runtime's `agent::offline`) the embedded
+//! offline planner. The runtime re-exports this crate as `model`; it needs
+//! neither wasmtime nor the guest components, so its tests build alone.
 //!
 //! Providers are synchronous: the agent loop runs on its own thread and a
 //! streamed response is read as it arrives, with deltas reported through a

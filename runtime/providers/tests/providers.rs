@@ -2,30 +2,31 @@
 //! with hand-written transcripts in each API's wire format, and the model
 //! configuration.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use deskhand_runtime::model::anthropic::AnthropicProvider;
-use deskhand_runtime::model::config::{ConfigError, RetryPolicy, connect};
-use deskhand_runtime::model::openai::OpenAiCompatibleProvider;
-use deskhand_runtime::model::{
+use deskhand_providers::anthropic::AnthropicProvider;
+use deskhand_providers::config::{ConfigError, RetryPolicy, connect};
+use deskhand_providers::openai::OpenAiCompatibleProvider;
+use deskhand_providers::{
     ModelConfig, ModelProvider, ModelRequest, ModelResponse, ProviderError, ProviderKind, Secret, StreamEvent,
 };
+use deskhand_replay::{Canned, ReplayServer};
 use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec, Usage};
 use serde_json::json;
 
-use crate::replay::{Canned, ReplayServer};
-
 const KEY: &str = "sk-ant-api03-TESTKEY-do-not-print-0123456789";
 
-const ANTHROPIC_TEXT: &str = include_str!("../transcripts/anthropic/text.sse");
-const ANTHROPIC_TOOL_USE: &str = include_str!("../transcripts/anthropic/tool_use.sse");
-const ANTHROPIC_OVERLOADED: &str = include_str!("../transcripts/anthropic/overloaded.sse");
-const ANTHROPIC_TRUNCATED: &str = include_str!("../transcripts/anthropic/truncated.sse");
-const OPENAI_TEXT: &str = include_str!("../transcripts/openai/text.sse");
-const OPENAI_TOOL_CALLS: &str = include_str!("../transcripts/openai/tool_calls.sse");
-const OPENAI_TRUNCATED: &str = include_str!("../transcripts/openai/truncated.sse");
+const ANTHROPIC_TEXT: &str = include_str!("transcripts/anthropic/text.sse");
+const ANTHROPIC_TOOL_USE: &str = include_str!("transcripts/anthropic/tool_use.sse");
+const ANTHROPIC_OVERLOADED: &str = include_str!("transcripts/anthropic/overloaded.sse");
+const ANTHROPIC_TRUNCATED: &str = include_str!("transcripts/anthropic/truncated.sse");
+const OPENAI_TEXT: &str = include_str!("transcripts/openai/text.sse");
+const OPENAI_TOOL_CALLS: &str = include_str!("transcripts/openai/tool_calls.sse");
+const OPENAI_TRUNCATED: &str = include_str!("transcripts/openai/truncated.sse");
 
 const INBOX_ANSWER: &str = "Hello! Your inbox has 3 files — all invoices.";
 

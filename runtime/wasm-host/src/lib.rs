@@ -34,7 +34,7 @@ pub use cache::CacheStatus;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/tool",
+        path: "../../wit/tool",
         world: "tool",
     });
 }

@@ -166,7 +166,8 @@ pub fn prepare<'t>(
                 .map(String::from)
                 .collect(),
         })?;
-    let sandbox = workspace.sandbox(grants, limits)?;
+    let policy = workspace.policy(grants)?;
+    let sandbox = policy.sandbox(limits)?;
     let mut args = args.clone();
     if !args.is_object() {
         return Err(Error::InvalidArgs(format!(
@@ -200,7 +201,7 @@ pub fn prepare<'t>(
                 )));
             };
             let resolved = if write {
-                workspace.resolve_write(arg, grants)?
+                workspace.resolve_write(arg, &policy)?
             } else {
                 let path = workspace.resolve_read(&sandbox, arg)?;
                 check_visible(workspace, &path, arg, visible_output)?;

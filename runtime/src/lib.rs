@@ -17,6 +17,7 @@ pub mod changeset;
 pub mod demo;
 pub mod error;
 pub mod gate;
+pub mod grants;
 mod ids;
 pub mod journal;
 pub mod launch;

@@ -33,6 +33,7 @@ use crate::agent::{Approval, Gate};
 
 use crate::changeset;
 use crate::error::{Error, Result};
+use crate::grants::ShellMount as GrantMount;
 use crate::one_step::OneStepRun;
 use crate::workspace::Workspace;
 
@@ -125,8 +126,7 @@ pub fn run_native(
     backend
         .check()
         .map_err(|p| Error::Unavailable(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
-    let roots = ws.change_roots(grants)?;
-    let sandbox = ws.sandbox(grants, crate::wasm::Limits::default())?;
+    let grants = ws.policy(grants)?;
     let scratch_root = ws.state_dir().join("scratch");
     fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
     let scratch = tempfile::Builder::new()
@@ -135,39 +135,43 @@ pub fn run_native(
         .map_err(Error::io(&scratch_root))?;
     let mut copies = Vec::new();
     let mut policy = ShellPolicy::new(command.to_vec()).limits(limits);
-    for m in &sandbox.mounts {
-        if !roots.contains(&m.host) {
-            policy = policy.grant(Mount::read_only(&m.host, &m.host));
-        }
-    }
-    // output/ (the first root) holds only what this run may see there;
-    // each folder granted read-write is copied whole.
     let mut output_stage = None;
-    for (i, root) in roots.iter().enumerate() {
-        let copy = scratch.path().join(i.to_string());
-        if i == 0 {
-            let stage =
-                crate::stage::OutputStage::populate(root, &copy, visible_output, &[]).map_err(Error::io(root))?;
-            output_stage = Some(stage);
-        } else {
-            crate::stage::copy_tree(root, &copy).map_err(Error::io(root))?;
-            // What the folder held when the copy was made: the person may
-            // edit it while the command runs, and their edits are not the
-            // command's to undo.
-            let before = crate::stage::listing(root).map_err(Error::io(root))?;
-            copies.push((root.clone(), copy.clone(), before));
-        }
-        policy = policy.grant(Mount::writable(&copy, root));
-    }
-    let first_grant = sandbox
-        .mounts
+    // The command starts in the first granted folder unless told otherwise.
+    let first_grant = grants
+        .folders
         .iter()
-        .map(|m| &m.host)
-        .find(|h| roots.first().is_none_or(|o| o != *h));
+        .map(|(folder, _)| folder.clone())
+        .find(|folder| !folder.starts_with(&grants.output));
+    for (i, m) in grants.shell_mounts()?.into_iter().enumerate() {
+        match m {
+            GrantMount::ReadOnly(folder) => {
+                policy = policy.grant(Mount::read_only(&folder, &folder));
+            }
+            // output/ holds only what this run may see there; each folder
+            // granted read-write is copied whole.
+            GrantMount::Copied(root) => {
+                let copy = scratch.path().join(i.to_string());
+                if root == grants.output {
+                    let stage = crate::stage::OutputStage::populate(&root, &copy, visible_output, &[])
+                        .map_err(Error::io(&root))?;
+                    output_stage = Some(stage);
+                } else {
+                    crate::stage::copy_tree(&root, &copy).map_err(Error::io(&root))?;
+                    // What the folder held when the copy was made: the person may
+                    // edit it while the command runs, and their edits are not the
+                    // command's to undo.
+                    let before = crate::stage::listing(&root).map_err(Error::io(&root))?;
+                    copies.push((root.clone(), copy.clone(), before));
+                }
+                policy = policy.grant(Mount::writable(&copy, &root));
+            }
+        }
+    }
+    let first_copied_grant = copies.first().map(|(root, _, _)| root.clone());
     policy = policy.workdir(
         workdir
-            .or_else(|| first_grant.cloned())
-            .or_else(|| roots.get(1).cloned())
+            .or(first_grant)
+            .or(first_copied_grant)
             .unwrap_or_else(|| PathBuf::from("/tmp")),
     );
     let plan = backend
@@ -236,8 +240,8 @@ pub fn run_shell(
         ));
     }
     changeset::recover(ws)?;
-    let roots = ws.change_roots(req.grants)?;
-    let sandbox = ws.sandbox(req.grants, crate::wasm::Limits::default())?;
+    let policy = ws.policy(req.grants)?;
+    let roots = policy.change_roots();
     let shown_command = shell_words(&req.command);
     let task = Task {
         outcome: format!("shell: {shown_command}"),
@@ -247,7 +251,12 @@ pub fn run_shell(
     let step = PlanStep {
         title: format!("Run `{shown_command}` in the {} sandbox", backend.name()),
         effects: StepEffects {
-            reads: sandbox.mounts.iter().map(|m| m.host.clone()).collect(),
+            reads: policy
+                .sandbox(crate::wasm::Limits::default())?
+                .mounts
+                .into_iter()
+                .map(|m| m.host)
+                .collect(),
             writes: roots.clone(),
             network: Vec::new(),
         },

@@ -12,8 +12,9 @@ use std::path::{Component, Path, PathBuf};
 use deskhand_types::{Access, Grant};
 
 use crate::error::{Error, Result};
+use crate::grants::GrantPolicy;
 use crate::journal::Journal;
-use crate::wasm::{Limits, Mount, Sandbox};
+use crate::wasm::{Limits, Sandbox};
 
 pub const INSTRUCTIONS_FILE: &str = "INSTRUCTIONS.md";
 pub const MEMORY_FILE: &str = "MEMORY.md";
@@ -122,47 +123,29 @@ impl Workspace {
         &self.journal
     }
 
-    /// The sandbox for a call with these grants: each granted folder at its
-    /// canonical path, read-only even when granted read-write (a tool
-    /// proposes changes there; the host applies them as a changeset), and
-    /// `output/` read-only (a call that may write gets its own copy in its
-    /// place: see [`crate::call::prepare`]); a grant inside `output/` is
-    /// seen through it. Relative grants are relative to the workspace root.
-    pub fn sandbox(&self, grants: &[Grant], limits: Limits) -> Result<Sandbox> {
-        let output = self.canonical_output()?;
-        let mut mounts = vec![mount(output.clone(), Access::ReadOnly)?];
-        for (canonical, _) in self.granted_folders(grants)? {
-            if !canonical.starts_with(&output) && !mounts.iter().any(|m| m.host == canonical) {
-                mounts.push(mount(canonical, Access::ReadOnly)?);
-            }
-        }
-        Ok(Sandbox {
-            mounts,
-            limits,
-            scratch: None,
+    /// The run's grants as one policy ([`GrantPolicy`]): each checked and
+    /// made canonical. Relative grants are relative to the workspace root.
+    pub fn policy(&self, grants: &[Grant]) -> Result<GrantPolicy> {
+        Ok(GrantPolicy {
+            output: self.canonical_output()?,
+            folders: self.granted_folders(grants)?,
         })
     }
 
-    /// The folders a run with these grants may change through changesets:
-    /// `output/` and every folder granted read-write (canonical paths).
+    /// The wasm sandbox of a call with these grants ([`GrantPolicy::sandbox`]).
+    pub fn sandbox(&self, grants: &[Grant], limits: Limits) -> Result<Sandbox> {
+        self.policy(grants)?.sandbox(limits)
+    }
+
+    /// The folders a run with these grants may change through changesets
+    /// ([`GrantPolicy::change_roots`]): `output/` and every folder granted read-write.
     pub fn change_roots(&self, grants: &[Grant]) -> Result<Vec<PathBuf>> {
-        let mut roots = vec![self.canonical_output()?];
-        for (canonical, access) in self.granted_folders(grants)? {
-            if access.is_writable() && !roots.contains(&canonical) {
-                roots.push(canonical);
-            }
-        }
-        Ok(roots)
+        Ok(self.policy(grants)?.change_roots())
     }
 
     /// The granted folders that lie in `output/`, relative to it (empty: all of it).
     pub fn granted_in_output(&self, grants: &[Grant]) -> Result<Vec<PathBuf>> {
-        let output = self.canonical_output()?;
-        Ok(self
-            .granted_folders(grants)?
-            .into_iter()
-            .filter_map(|(canonical, _)| canonical.strip_prefix(&output).ok().map(Path::to_path_buf))
-            .collect())
+        Ok(self.policy(grants)?.in_output())
     }
 
     fn canonical_output(&self) -> Result<PathBuf> {
@@ -213,10 +196,9 @@ impl Workspace {
     /// Like [`resolve_read`](Self::resolve_read), for a path to be written:
     /// it must lie under `output/` or in a folder granted read-write (where
     /// the write arrives as a proposed change, applied by the host).
-    pub fn resolve_write(&self, arg: &str, grants: &[Grant]) -> Result<PathBuf> {
+    pub fn resolve_write(&self, arg: &str, policy: &GrantPolicy) -> Result<PathBuf> {
         let path = self.resolve(arg)?;
-        let roots = self.change_roots(grants)?;
-        if roots.iter().any(|r| path.starts_with(r) && path != *r) {
+        if policy.may_change(&path) {
             Ok(path)
         } else {
             Err(Error::WriteOutsideOutput {
@@ -282,17 +264,6 @@ impl Workspace {
     pub fn read_output(&self, relative: &Path) -> Result<Vec<u8>> {
         read_beneath(&self.output_dir(), relative)
     }
-}
-
-fn mount(host: PathBuf, access: Access) -> Result<Mount> {
-    let guest = host
-        .to_str()
-        .ok_or_else(|| Error::BadPath {
-            path: host.display().to_string(),
-            reason: "folder names must be valid UTF-8 to be granted",
-        })?
-        .to_owned();
-    Ok(Mount { host, guest, access })
 }
 
 /// A builder of folders only the person can enter (0700 on Unix).

@@ -232,3 +232,50 @@ fn a_file_a_tool_run_delivers_goes_through_the_change_pipeline() {
         .expect("and applied on the person's authority");
     assert!(proposed < applied, "{events:?}");
 }
+
+#[test]
+fn one_grants_policy_makes_the_wasm_sandbox_the_change_roots_and_the_shell_mounts() {
+    use deskhand_runtime::grants::ShellMount;
+    let fx = Fixture::new();
+    let archive = fx.ws.root().join("context/archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::create_dir_all(fx.ws.output_dir().join("shared")).unwrap();
+    let grants = [
+        Grant::read_write("projects/inbox"),
+        Grant::read_only("context/archive"),
+        Grant::read_only("output/shared"),
+    ];
+    let policy = fx.ws.policy(&grants).unwrap();
+    let output = fx.ws.output_dir().canonicalize().unwrap();
+    let inbox = fx.inbox.canonicalize().unwrap();
+    let archive = archive.canonicalize().unwrap();
+    // The wasm sandbox sees output/ (through which the grant inside it) and
+    // each folder, all read-only: changes come back as proposals.
+    let sandbox = policy.sandbox(Limits::default()).unwrap();
+    let mounted: Vec<_> = sandbox.mounts.iter().map(|m| (m.host.clone(), m.access)).collect();
+    assert_eq!(
+        mounted,
+        [
+            (output.clone(), deskhand_types::Access::ReadOnly),
+            (inbox.clone(), deskhand_types::Access::ReadOnly),
+            (archive.clone(), deskhand_types::Access::ReadOnly)
+        ]
+    );
+    assert_eq!(policy.change_roots(), [output.clone(), inbox.clone()]);
+    assert_eq!(policy.in_output(), [std::path::PathBuf::from("shared")]);
+    // The shell binds what it may only read as it is, and copies where changes may land.
+    assert_eq!(
+        policy.shell_mounts().unwrap(),
+        [
+            ShellMount::ReadOnly(archive),
+            ShellMount::Copied(output.clone()),
+            ShellMount::Copied(inbox.clone())
+        ]
+    );
+    assert!(policy.may_change(&inbox.join("a.txt")));
+    assert!(!policy.may_change(&inbox));
+    assert!(!policy.may_change(&fx.outside.join("canary.txt")));
+    // The same checks as before: a grant that is missing is named.
+    let missing = fx.ws.policy(&[Grant::read_only("projects/nope")]).unwrap_err();
+    assert!(missing.to_string().contains("nope"), "{missing}");
+}

@@ -318,6 +318,44 @@ impl Toolbox {
             })
     }
 
+    /// The read-only path: runs `op` of `tool`, an operation that declares
+    /// no writes and no network, in a sandbox holding only `output/`,
+    /// unjournaled (it changes nothing and is not a run). For previews; an
+    /// operation that writes is refused before anything runs.
+    pub fn read_only(
+        &self,
+        workspace: &Workspace,
+        tool: BundledTool,
+        op: &str,
+        args: &serde_json::Value,
+    ) -> Result<ToolOutput> {
+        let loaded = self.get(tool)?;
+        let declared = loaded
+            .description()
+            .operation(op)
+            .ok_or_else(|| Error::UnknownOperation {
+                tool: tool.name().into(),
+                operation: op.into(),
+                known: loaded
+                    .description()
+                    .operation_names()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            })?;
+        if !declared.effects.writes.is_empty() || declared.effects.network {
+            return Err(Error::InvalidArgs(format!(
+                "{} {op} changes files or reaches the network, so it cannot run as a read-only preview",
+                tool.name()
+            )));
+        }
+        let sandbox = workspace.policy(&[])?.sandbox(Limits::default())?;
+        loaded
+            .call(&sandbox, op, &args.to_string(), None)
+            .result
+            .map_err(Error::Call)
+    }
+
     /// Every tool's description, under the name calls use.
     pub fn descriptions(&self) -> Result<Vec<ToolDescription>> {
         self.names()

@@ -279,3 +279,42 @@ fn one_grants_policy_makes_the_wasm_sandbox_the_change_roots_and_the_shell_mount
     let missing = fx.ws.policy(&[Grant::read_only("projects/nope")]).unwrap_err();
     assert!(missing.to_string().contains("nope"), "{missing}");
 }
+
+#[test]
+fn the_read_only_path_runs_reads_in_output_and_refuses_an_operation_that_writes() {
+    use deskhand_runtime::tools::BundledTool;
+    let fx = Fixture::new();
+    std::fs::write(fx.ws.output_dir().join("seen.txt"), "preview me").unwrap();
+    // Paths as the guest sees them: each folder at its canonical path.
+    let output = fx.ws.output_dir().canonicalize().unwrap();
+    let seen = toolbox()
+        .read_only(
+            &fx.ws,
+            BundledTool::Fs,
+            "stat",
+            &json!({"path": output.join("seen.txt")}),
+        )
+        .unwrap();
+    assert_eq!(seen.json["size"], 10, "{}", seen.json);
+    // Only output/ is in its sandbox.
+    let outside = toolbox()
+        .read_only(
+            &fx.ws,
+            BundledTool::Fs,
+            "stat",
+            &json!({"path": fx.inbox.join("note.txt")}),
+        )
+        .unwrap_err();
+    assert!(!outside.to_string().is_empty());
+    let before = snapshot(fx.ws.root());
+    let err = toolbox()
+        .read_only(
+            &fx.ws,
+            BundledTool::Fs,
+            "write",
+            &json!({"path": output.join("new.txt"), "content": "no"}),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only preview"), "{err}");
+    assert_eq!(snapshot(fx.ws.root()), before);
+}

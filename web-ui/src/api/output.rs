@@ -103,19 +103,12 @@ pub(super) struct PreviewQuery {
     page: Option<u32>,
 }
 
-/// Runs a read-only operation of a bundled tool on a file in output/, in a
-/// sandbox that holds only output/, without journaling it: a preview changes
-/// nothing and is not a run.
+/// Runs a read-only operation of a bundled tool on a file in output/
+/// through the toolbox's read-only path ([`deskhand_runtime::tools::Toolbox::read_only`]):
+/// a sandbox that holds only output/, unjournaled (a preview is not a run).
 fn sandboxed_read(app: &App, tool: BundledTool, op: &str, args: Value) -> Result<Value, String> {
-    let tb = app.bundled_toolbox()?;
-    let sandbox = app
-        .workspace
-        .sandbox(&[], deskhand_runtime::wasm::Limits::default())
-        .map_err(|e| e.to_string())?;
-    let loaded = tb.get(tool).map_err(|e| e.to_string())?;
-    loaded
-        .call(&sandbox, op, &args.to_string(), None)
-        .result
+    app.bundled_toolbox()?
+        .read_only(&app.workspace, tool, op, &args)
         .map(|out| out.json)
         .map_err(|e| e.to_string())
 }

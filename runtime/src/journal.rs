@@ -444,6 +444,22 @@ impl Journal {
         written
     }
 
+    /// Appends several events of `run` in one transaction (all or none),
+    /// deriving rows as [`Journal::append`] does.
+    pub fn append_all(&self, run: &RunId, events: &[Event]) -> Result<()> {
+        let written = self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            for event in events {
+                insert_event(&tx, run, event)?;
+            }
+            tx.commit()
+        });
+        if let (Err(e), Some(first)) = (&written, events.first()) {
+            self.remember_lost(run, first.kind(), e);
+        }
+        written
+    }
+
     fn remember_lost(&self, run: &RunId, kind: &str, e: &Error) {
         self.lost
             .lock()

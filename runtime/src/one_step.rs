@@ -87,11 +87,16 @@ impl<'a> OneStepRun<'a> {
     /// Journals `event` (a failed write is remembered and stops the run:
     /// see [`OneStepRun::lost`]) and shows it to the observer.
     pub fn emit(&self, event: Event) {
+        self.emit_all(vec![event]);
+    }
+
+    /// Journals `events` in one transaction, then shows them to the observer.
+    fn emit_all(&self, events: Vec<Event>) {
         // A failed append must not lose the person's changes half-way; the
         // journal remembers it and the caller ends in an error saying so.
-        let _ = self.ws.journal().append(&self.run, &event);
+        let _ = self.ws.journal().append_all(&self.run, &events);
         if let Some(obs) = self.observer {
-            obs(&event);
+            events.iter().for_each(obs);
         }
     }
 
@@ -129,16 +134,18 @@ impl<'a> OneStepRun<'a> {
     }
 
     fn start(&mut self, by: String, effects_hash: String) {
-        self.emit(Event::StepApproved {
-            step: 1,
-            by: by.clone(),
-            effects_hash,
-        });
         self.step.status = StepStatus::InProgress;
-        self.emit(Event::StepBegin {
-            step: 1,
-            title: self.step.title.clone(),
-        });
+        self.emit_all(vec![
+            Event::StepApproved {
+                step: 1,
+                by: by.clone(),
+                effects_hash,
+            },
+            Event::StepBegin {
+                step: 1,
+                title: self.step.title.clone(),
+            },
+        ]);
         self.approved_by = Some(by);
     }
 
@@ -151,23 +158,25 @@ impl<'a> OneStepRun<'a> {
     /// `ledger` (a failed ledger write does not fail a finished run: the
     /// journal holds the record). Errs if an event was lost along the way.
     pub fn finish(mut self, status: RunStatus, summary: String, ledger: bool, what_now: &str) -> Result<RunId> {
+        let mut ending = Vec::with_capacity(2);
         if !self.step.status.is_finished() {
             self.step.status = if status == RunStatus::Succeeded {
                 StepStatus::Done
             } else {
                 StepStatus::Failed
             };
-            self.emit(Event::StepEnd {
+            ending.push(Event::StepEnd {
                 step: 1,
                 status: self.step.status,
                 note: Some(summary.clone()),
             });
         }
-        self.emit(Event::RunEnd {
+        ending.push(Event::RunEnd {
             run: self.run.clone(),
             status,
             summary,
         });
+        self.emit_all(ending);
         if ledger {
             let _ = crate::ledger::write(self.ws, &self.run);
         }

@@ -2,7 +2,9 @@
 //! (with a mode switched on resume), plan with step statuses, approvals and
 //! the questions put to the person, tool calls and their outcomes, blocked
 //! attempts, changesets approved or refused, undos, sub-agents, and how it
-//! ended. Resume, the ledger and `deskhand show` read runs through it.
+//! ended. Resume, the ledger, `deskhand show` and the web UI's page read runs
+//! through it; the page also reads what only a live run has: the questions
+//! open now and the running call's progress.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,14 @@ pub struct QuestionRecord {
     pub deletions: usize,
     pub asked: String,
     pub answer: Option<AnswerRecord>,
+}
+
+/// A question the person can answer now, with what it asks them to approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenQuestion {
+    #[serde(flatten)]
+    pub question: QuestionRecord,
+    pub details: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +80,8 @@ pub struct ChangesetNote {
     pub at: String,
     /// Who approved it (applied) or why it was refused.
     pub text: String,
+    /// How many changes were applied (0 when refused).
+    pub count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -78,6 +90,22 @@ pub struct UndoRecord {
     pub changesets: Vec<String>,
     pub restored: usize,
     pub forced: bool,
+}
+
+/// A sub-agent as it was started: by which step, to do what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChildRecord {
+    pub run: String,
+    pub step: usize,
+    pub outcome: String,
+}
+
+/// The running call's latest report of how far it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgressRecord {
+    pub done: u64,
+    pub total: Option<u64>,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,12 +134,20 @@ pub struct RunView {
     pub model_failed: bool,
     pub approvals: Vec<StepApprovalRecord>,
     pub questions: Vec<QuestionRecord>,
+    /// The questions that can be answered now: unanswered, and asked since
+    /// the run last resumed (the resumed run asks again) and before it ended.
+    pub open_questions: Vec<OpenQuestion>,
     pub calls: Vec<CallRecord>,
     pub blocked: Vec<Noted>,
     pub changes_applied: Vec<ChangesetNote>,
     pub changes_refused: Vec<ChangesetNote>,
     pub undone: Vec<UndoRecord>,
+    /// Sub-agents that ended.
     pub sub_agents: Vec<SubAgentRecord>,
+    /// Sub-agents started, ended or not.
+    pub children: Vec<ChildRecord>,
+    /// The running call's, until it ends (or the run ends or resumes).
+    pub progress: Option<ProgressRecord>,
     /// How it ended, unless it was resumed since.
     pub ended: Option<(RunStatus, String)>,
 }
@@ -176,18 +212,26 @@ impl RunView {
                 step: s,
                 kind,
                 title,
+                details,
                 deletions,
-                ..
-            } => self.questions.push(QuestionRecord {
-                approval: approval.clone(),
-                step: *s,
-                kind: kind.clone(),
-                title: title.clone(),
-                deletions: *deletions,
-                asked: at(),
-                answer: None,
-            }),
+            } => {
+                let question = QuestionRecord {
+                    approval: approval.clone(),
+                    step: *s,
+                    kind: kind.clone(),
+                    title: title.clone(),
+                    deletions: *deletions,
+                    asked: at(),
+                    answer: None,
+                };
+                self.open_questions.push(OpenQuestion {
+                    question: question.clone(),
+                    details: details.clone(),
+                });
+                self.questions.push(question);
+            }
             Event::ApprovalAnswered { approval, approved, by } => {
+                self.open_questions.retain(|q| q.question.approval != *approval);
                 if let Some(q) = self.questions.iter_mut().find(|q| q.approval == *approval) {
                     q.answer = Some(AnswerRecord {
                         approved: *approved,
@@ -199,6 +243,7 @@ impl RunView {
             Event::ModelTurnBegin { turn } => self.turn = *turn,
             Event::ModelTurnEnd { error, .. } => self.model_failed = error.is_some(),
             begin @ Event::ToolCallBegin { .. } => {
+                self.progress = None;
                 if let Some(c) = begin.tool_call() {
                     self.calls.push(CallRecord {
                         id: c.id.0,
@@ -217,6 +262,7 @@ impl RunView {
                 outcome,
                 elapsed_ms,
             } => {
+                self.progress = None;
                 if let Some(c) = self.calls.iter_mut().rev().find(|c| c.id == call.0) {
                     c.outcome = Some(outcome.clone());
                     c.elapsed_ms = *elapsed_ms;
@@ -227,15 +273,26 @@ impl RunView {
                 at: at(),
                 reason: reason.clone(),
             }),
-            Event::ChangesApplied { changeset, by, .. } => self.changes_applied.push(ChangesetNote {
+            Event::ToolProgress {
+                done, total, message, ..
+            } => {
+                self.progress = Some(ProgressRecord {
+                    done: *done,
+                    total: *total,
+                    message: message.clone(),
+                })
+            }
+            Event::ChangesApplied { changeset, by, count } => self.changes_applied.push(ChangesetNote {
                 changeset: changeset.clone(),
                 at: at(),
                 text: by.clone(),
+                count: *count,
             }),
             Event::ChangesRefused { changeset, reason } => self.changes_refused.push(ChangesetNote {
                 changeset: changeset.clone(),
                 at: at(),
                 text: reason.clone(),
+                count: 0,
             }),
             Event::Undone {
                 changesets,
@@ -247,13 +304,30 @@ impl RunView {
                 restored: *restored,
                 forced: *forced,
             }),
+            Event::SubAgentBegin {
+                step: s,
+                child,
+                outcome,
+            } => self.children.push(ChildRecord {
+                run: child.0.clone(),
+                step: *s,
+                outcome: outcome.clone(),
+            }),
             Event::SubAgentEnd { child, status, summary } => self.sub_agents.push(SubAgentRecord {
                 run: child.0.clone(),
                 status: status.as_str().into(),
                 summary: summary.clone(),
             }),
-            Event::RunEnd { status, summary, .. } => self.ended = Some((*status, summary.clone())),
-            Event::Resumed { .. } => self.ended = None,
+            Event::RunEnd { status, summary, .. } => {
+                self.ended = Some((*status, summary.clone()));
+                self.open_questions.clear();
+                self.progress = None;
+            }
+            Event::Resumed { .. } => {
+                self.ended = None;
+                self.open_questions.clear();
+                self.progress = None;
+            }
             _ => {}
         }
     }
@@ -276,5 +350,66 @@ impl RunView {
     /// Changesets applied, by id: who approved each and when.
     pub fn applied_by_changeset(&self) -> BTreeMap<&str, &ChangesetNote> {
         self.changes_applied.iter().map(|c| (c.changeset.as_str(), c)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(events: Vec<Event>) -> Vec<EventRow> {
+        (1i64..)
+            .zip(events)
+            .map(|(seq, event)| EventRow {
+                seq,
+                at: format!("t{seq}"),
+                event,
+            })
+            .collect()
+    }
+
+    fn asked(approval: &str) -> Event {
+        Event::AwaitingApproval {
+            approval: approval.into(),
+            step: 1,
+            kind: "step".into(),
+            title: "Read the notes".into(),
+            details: "reads: notes".into(),
+            deletions: 0,
+        }
+    }
+
+    fn open(view: &RunView) -> Vec<&str> {
+        view.open_questions
+            .iter()
+            .map(|q| q.question.approval.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_question_is_open_until_answered_and_never_across_a_resume_or_after_the_end() {
+        let run = RunId("r".into());
+        let answered = Event::ApprovalAnswered {
+            approval: "a".into(),
+            approved: true,
+            by: "the person".into(),
+        };
+        let view = RunView::fold(&rows(vec![asked("a"), asked("b"), answered]));
+        assert_eq!(open(&view), ["b"]);
+        assert_eq!(view.open_questions[0].details, "reads: notes");
+
+        let resumed = RunView::fold(&rows(vec![asked("a"), Event::Resumed { run: run.clone() }, asked("c")]));
+        assert_eq!(open(&resumed), ["c"]);
+        assert_eq!(resumed.questions.len(), 2, "every question asked is kept");
+
+        let ended = RunView::fold(&rows(vec![
+            asked("a"),
+            Event::RunEnd {
+                run,
+                status: RunStatus::Stopped,
+                summary: String::new(),
+            },
+        ]));
+        assert!(open(&ended).is_empty());
     }
 }

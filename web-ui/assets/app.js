@@ -182,61 +182,53 @@ async function viewNew() {
 
 // ---------- A run ----------
 
-function newRunState() {
-  return { runs: new Map(), approvals: new Map(), log: [], ended: null, root: null };
-}
+// What a run is now comes from the server's fold of its journal
+// (GET /api/runs/{run}/view: the `RunView` resume, the ledger and `deskhand
+// show` read, and each sub-agent's); the page folds nothing itself.
 
-function runOf(st, id) {
-  if (!st.runs.has(id)) st.runs.set(id, { plan: null, children: [], status: "running", progress: null });
-  return st.runs.get(id);
-}
-
-function apply(st, msg) {
-  const { run, event: e } = msg;
-  const r = runOf(st, run);
-  switch (e.type) {
-    case "run_begin": r.outcome = e.task.outcome; r.mode = e.task.mode; break;
-    case "plan_updated": r.plan = e.plan; break;
-    case "step_begin": if (r.plan && r.plan.steps[e.step - 1]) r.plan.steps[e.step - 1].status = "in_progress"; break;
-    case "step_end": if (r.plan && r.plan.steps[e.step - 1]) r.plan.steps[e.step - 1].status = e.status; break;
-    case "sub_agent_begin": r.children.push({ step: e.step, run: e.child, outcome: e.outcome }); runOf(st, e.child); break;
-    case "run_end": r.status = e.status; r.summary = e.summary; if (run === st.root) st.ended = e; break;
-    case "awaiting_approval": st.approvals.set(e.approval, { ...e, run, open: true }); break;
-    // A resumed run asks again: what its earlier process asked can no longer be answered.
-    case "resumed": for (const a of st.approvals.values()) if (a.run === run) a.open = false; r.status = "running"; st.log.push({ run, text: "Resumed" }); break;
-    case "approval_answered": { const a = st.approvals.get(e.approval); if (a) { a.open = false; a.answer = e; } break; }
-    case "tool_progress": r.progress = e; break;
-    case "tool_call_begin": st.log.push({ run, text: `${e.tool}.${e.operation}` }); r.progress = null; break;
-    case "blocked": st.log.push({ run, text: `Blocked: ${e.reason}`, cls: "blocked" }); break;
-    case "notice": case "mode_changed": st.log.push({ run, text: e.message }); break;
-    case "needs_input": st.log.push({ run, text: `Question: ${e.question}` }); break;
-    case "changes_applied": st.log.push({ run, text: `Applied ${e.count} change(s) (approved by ${e.by})` }); break;
-    case "changes_refused": st.log.push({ run, text: `Changes not applied: ${e.reason}`, cls: "blocked" }); break;
-    case "undone": st.log.push({ run, text: `Undone: ${e.restored} change(s) put back` }); break;
-    default: break;
-  }
-}
-
-function planView(st, id, depth) {
-  const r = runOf(st, id);
-  const steps = r.plan ? r.plan.steps : [];
-  return h("div", { class: depth ? "sub" : "" },
-    depth ? h("p", {}, h("strong", {}, "Sub-agent: "), r.outcome || id) : null,
-    r.plan && r.plan.reason ? h("p", { class: "muted" }, `Revised: ${r.plan.reason}`) : null,
-    steps.length === 0 ? h("p", { class: "muted" }, "Planning…") : null,
-    h("ol", { class: "plan", "aria-label": depth ? "Sub-agent plan" : "Plan" }, steps.map((s, i) => {
+// A run's plan: each step's status, what it declared, what was blocked in
+// it and the sub-agents it started (their plans nested), then its changes and
+// the running call's progress.
+function planView(served, v, child) {
+  const steps = v.plan.steps;
+  const blocked = (b) => h("div", { class: "blocked" }, `Blocked: ${b.reason}`);
+  const notes = [
+    ...v.blocked.filter((b) => !steps[b.step - 1]).map((b) => ({ at: b.at, text: `Blocked: ${b.reason}`, cls: "blocked" })),
+    ...v.changes_applied.map((c) => ({ at: c.at, text: `Applied ${c.count} change(s) (approved by ${c.text})` })),
+    ...v.changes_refused.map((c) => ({ at: c.at, text: `Changes not applied: ${c.text}`, cls: "blocked" })),
+  ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  return h("div", { class: child ? "sub" : "" },
+    child ? h("p", {}, h("strong", {}, "Sub-agent: "), child.outcome) : null,
+    v.plan.reason ? h("p", { class: "muted" }, `Revised: ${v.plan.reason}`) : null,
+    steps.length === 0 ? h("p", { class: "muted" }, v.ended ? "No plan was made." : "Planning…") : null,
+    h("ol", { class: "plan", "aria-label": child ? "Sub-agent plan" : "Plan" }, steps.map((s, i) => {
       const eff = s.effects || {};
       const parts = [];
       if (eff.reads && eff.reads.length) parts.push(`reads ${eff.reads.join(", ")}`);
       if (eff.writes && eff.writes.length) parts.push(`writes ${eff.writes.join(", ")}`);
       return h("li", { "data-step": i + 1, "data-status": s.status },
-        h("span", { class: `status s-${s.status}` }, (s.status || "pending").replace("_", " ")), " ", s.title,
+        h("span", { class: `status s-${s.status}` }, s.status.replace("_", " ")), " ", s.title,
         parts.length ? h("div", { class: "effects" }, parts.join("; ")) : null,
-        r.children.filter((c) => c.step === i + 1).map((c) => planView(st, c.run, depth + 1)));
+        v.blocked.filter((b) => b.step === i + 1).map(blocked),
+        v.children.filter((c) => c.step === i + 1).map((c) => planView(served, served.sub_agents[c.run], c)));
     })),
-    r.progress && r.status === "running" ? h("div", {},
-      h("label", {}, r.progress.message),
-      r.progress.total ? h("progress", { value: r.progress.done, max: r.progress.total }) : h("progress", {})) : null);
+    notes.length ? h("ul", { class: "notes" }, notes.map((n) => h("li", { class: n.cls || "" }, n.text))) : null,
+    v.progress ? h("div", {},
+      h("label", {}, v.progress.message),
+      v.progress.total ? h("progress", { value: v.progress.done, max: v.progress.total }) : h("progress", {})) : null);
+}
+
+// The activity log's line for an event, if it gets one: the log is the
+// event stream as it comes.
+function logLine(e) {
+  switch (e.type) {
+    case "tool_call_begin": return `${e.tool}.${e.operation}`;
+    case "resumed": return "Resumed";
+    case "notice": case "mode_changed": return e.message;
+    case "needs_input": return `Question: ${e.question}`;
+    case "undone": return `Undone: ${e.restored} change(s) put back`;
+    default: return null;
+  }
 }
 
 function approvalCard(a) {
@@ -372,10 +364,8 @@ function follow(id, onEvent) {
 
 async function viewRun(id) {
   title(`Run ${id}`);
-  const info = await api("GET", `/api/runs/${encodeURIComponent(id)}`);
-  const st = newRunState();
-  st.root = id;
-  st.interrupted = info.interrupted;
+  const viewUrl = `/api/runs/${encodeURIComponent(id)}/view`;
+  let served = await api("GET", viewUrl);
   const top = h("div", {});
   const approvals = h("div", {});
   const plan = h("section", { class: "card", "aria-live": "polite" });
@@ -384,56 +374,82 @@ async function viewRun(id) {
   const files = h("div", {});
   const logCard = h("section", { class: "card" }, h("h2", {}, "Activity"), log);
   $main.replaceChildren(top, approvals, plan, actions, files, logCard);
-  let pending = false;
-  let shownEnd = false;
+  const lines = [];
+  // Each open question's card, kept while it stays open (its focus, its disabled buttons).
+  let cards = new Map();
   let shownActions = null;
   const resume = async (btn) => {
     btn.disabled = true;
     showError("");
-    // What the stopped process asked cannot be answered; the resumed run asks
-    // again (its new cards may arrive before this answer does).
-    const stale = [...st.approvals.values()];
     try {
       await api("POST", `/api/runs/${encodeURIComponent(id)}/resume`, {});
-      for (const a of stale) a.open = false;
-      st.interrupted = false;
-      render();
+      refresh();
     } catch (e) { btn.disabled = false; failed(e); }
   };
   const render = () => {
-    pending = false;
-    const root = runOf(st, id);
-    const status = st.interrupted && !st.ended ? "interrupted" : root.status;
-    top.replaceChildren(h("h2", {}, name(root.outcome || id)), h("p", { class: "muted" }, `Run ${id} · ${status}${root.summary ? ": " + root.summary : ""}`));
-    approvals.replaceChildren(...(st.interrupted ? [] : [...st.approvals.values()].filter((a) => a.open).map(approvalCard)));
-    plan.replaceChildren(h("h2", {}, "Plan"), planView(st, id, 0));
-    log.replaceChildren(...st.log.slice(-200).map((l) => h("li", { class: l.cls || "" }, l.text)));
-    if (st.ended && !shownEnd) {
-      shownEnd = true;
-      shownActions = "ended";
+    const v = served.view;
+    const [ended, summary] = v.ended || [null, ""];
+    const status = ended || (served.interrupted ? "interrupted" : "running");
+    top.replaceChildren(h("h2", {}, name(v.task ? v.task.outcome : id)), h("p", { class: "muted" }, `Run ${id} · ${status}${summary ? ": " + summary : ""}`));
+    // What an interrupted run asked cannot be answered: no process waits for it.
+    const open = served.interrupted ? [] : [v, ...Object.values(served.sub_agents)].flatMap((r) => r.open_questions);
+    const next = new Map(open.map((q) => [q.approval, cards.get(q.approval) || approvalCard(q)]));
+    if ([...next.keys()].join("\n") !== [...cards.keys()].join("\n")) approvals.replaceChildren(...next.values());
+    cards = next;
+    plan.replaceChildren(h("h2", {}, "Plan"), planView(served, v, null));
+    const shown = ended ? "ended" : served.interrupted ? "interrupted" : "running";
+    if (shown === shownActions) return;
+    shownActions = shown;
+    if (shown === "ended") {
       actions.replaceChildren(
         h("button", { onclick: () => undo(id) }, "Undo this run's changes"),
         h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger"));
       deliverables().then((d) => files.replaceChildren(d)).catch(failed);
-    } else if (!st.ended && st.interrupted && shownActions !== "interrupted") {
-      shownActions = "interrupted";
+    } else if (shown === "interrupted") {
       const btn = h("button", { class: "primary fit", onclick: () => resume(btn) }, "Resume the run");
       actions.replaceChildren(h("section", { class: "card", id: "interrupted", role: "status" },
         h("h3", {}, "This run is not running"),
         h("p", {}, "deskhand stopped while this run was going (perhaps waiting for your approval), or it runs in a terminal. Resume it here to go on from where it was: finished steps are not redone, and any approval is asked again."),
         btn));
-    } else if (!st.ended && !st.interrupted && shownActions !== "running") {
-      shownActions = "running";
+    } else {
       actions.replaceChildren(h("button", { class: "danger fit", onclick: async () => {
         try { await api("POST", `/api/runs/${encodeURIComponent(id)}/stop`, {}); } catch (e) { failed(e); }
       } }, "Stop the run"));
     }
   };
+  // One request at a time; events that arrive meanwhile ask for one more.
+  let fetching = false;
+  let again = false;
+  const refresh = async () => {
+    if (fetching) { again = true; return; }
+    fetching = true;
+    try {
+      do {
+        again = false;
+        const next = await api("GET", viewUrl);
+        if (live !== stream) return;
+        served = next;
+        render();
+      } while (again);
+    } catch (e) {
+      if (live === stream) failed(e);
+    } finally { fetching = false; }
+  };
+  let scheduled = false;
   if (live) live.close();
-  live = follow(id, (msg) => {
-    apply(st, msg);
-    if (!pending) { pending = true; requestAnimationFrame(render); }
+  const stream = follow(id, (msg) => {
+    const line = logLine(msg.event);
+    if (line !== null) lines.push(line);
+    if (lines.length > 200) lines.shift();
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(() => {
+      scheduled = false;
+      log.replaceChildren(...lines.map((l) => h("li", {}, l)));
+      refresh();
+    });
   });
+  live = stream;
   render();
 }
 

@@ -51,7 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/runs", get(runs::runs))
         .route("/api/tasks", post(start::new_task))
-        .route("/api/runs/{run}", get(runs::run_info))
+        .route("/api/runs/{run}/view", get(runs::run_view))
         .route("/api/runs/{run}/events", get(runs::events))
         .route("/api/runs/{run}/resume", post(start::resume))
         .route("/api/runs/{run}/stop", post(runs::stop))

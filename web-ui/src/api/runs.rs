@@ -1,6 +1,8 @@
-//! Runs as the page reads them: the list, one run, its live events, its
-//! ledger; and stopping and undoing one. Starting one is `start.rs`.
+//! Runs as the page reads them: the list, one run as the journal folds it,
+//! its live events, its ledger; and stopping and undoing one. Starting one
+//! is `start.rs`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,8 +13,10 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use deskhand_runtime::changeset;
+use deskhand_runtime::journal::Journal;
+use deskhand_runtime::view::RunView;
 use deskhand_types::RunId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
@@ -43,7 +47,11 @@ pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Valu
 /// ran, or it runs in a terminal): the page offers to resume it.
 fn run_json(t: &deskhand_runtime::journal::TaskRow, live: bool) -> Value {
     json!({"id": t.id.0, "created_at": t.created_at, "outcome": t.outcome, "status": t.status,
-           "summary": t.summary, "live": live, "interrupted": t.status == "running" && !live})
+           "summary": t.summary, "live": live, "interrupted": interrupted(t, live)})
+}
+
+fn interrupted(t: &deskhand_runtime::journal::TaskRow, live: bool) -> bool {
+    t.status == "running" && !live
 }
 
 pub(super) fn is_live(app: &App, run: &RunId) -> bool {
@@ -62,10 +70,51 @@ async fn task_row(app: &Arc<App>, run: &RunId) -> ApiResult<deskhand_runtime::jo
         .ok_or_else(|| ApiError::not_found(format!("there is no run {run}")))
 }
 
-pub(super) async fn run_info(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<Value>> {
+/// A run as the page shows it: the one fold of its journal (`RunView`, as
+/// resume, the ledger and `deskhand show` read it) and each sub-agent's, by
+/// id. The page asks again when its event stream brings something.
+#[derive(Serialize)]
+pub(super) struct RunPage {
+    view: RunView,
+    sub_agents: BTreeMap<String, RunView>,
+    /// The journal says it runs but no thread of this server drives it (see [`run_json`]).
+    interrupted: bool,
+}
+
+pub(super) async fn run_view(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<RunPage>> {
     let run = RunId(run);
     let t = task_row(&app, &run).await?;
-    Ok(Json(run_json(&t, is_live(&app, &run))))
+    let interrupted = interrupted(&t, is_live(&app, &run));
+    let (view, sub_agents) = blocking(move || folded(app.workspace.journal(), &run)).await??;
+    Ok(Json(RunPage {
+        view,
+        sub_agents,
+        interrupted,
+    }))
+}
+
+/// `run`'s fold and its sub-agents', at any depth. The calls are left out:
+/// the page does not show them (its activity log is the event stream) and
+/// their outputs can be large.
+fn folded(journal: &Journal, run: &RunId) -> deskhand_runtime::Result<(RunView, BTreeMap<String, RunView>)> {
+    let fold = |run: &RunId| {
+        journal.events(run).map(|rows| RunView {
+            calls: Vec::new(),
+            ..RunView::fold(&rows)
+        })
+    };
+    let view = fold(run)?;
+    let mut sub_agents = BTreeMap::new();
+    let mut todo: Vec<String> = view.children.iter().map(|c| c.run.clone()).collect();
+    while let Some(child) = todo.pop() {
+        if sub_agents.contains_key(&child) {
+            continue;
+        }
+        let v = fold(&RunId(child.clone()))?;
+        todo.extend(v.children.iter().map(|c| c.run.clone()));
+        sub_agents.insert(child, v);
+    }
+    Ok((view, sub_agents))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! The security layer in front of the real router, in process (no socket):
 //! each refusal answers its status and leaves the memory file, the one
-//! thing these requests could change, as it was.
+//! thing these requests could change, as it was; and what the page reads
+//! through it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode, header};
+use deskhand_runtime::view::RunView;
 use deskhand_runtime::workspace::{MEMORY_FILE, Workspace};
+use deskhand_types::{Event, Mode, Plan, PlanStep, RunId, StepEffects, StepStatus, Task};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
@@ -350,5 +353,130 @@ fn a_download_ticket_serves_one_get_of_its_path() {
             s.send(download("/files/output/a.csv")).await.0,
             StatusCode::UNAUTHORIZED
         );
+    });
+}
+
+#[test]
+fn the_run_view_needs_the_session_and_is_the_journals_fold_with_its_sub_agents() {
+    run(async {
+        let s = Server::new(Lifetimes::default());
+        let session = s.session();
+        let journal = s.app.workspace.journal();
+        let step = |title: &str| PlanStep {
+            title: title.into(),
+            effects: StepEffects::default(),
+            status: StepStatus::Pending,
+        };
+        let plan = |steps| Event::PlanUpdated {
+            plan: Plan {
+                revision: 1,
+                steps,
+                reason: None,
+            },
+        };
+        let root = journal.begin_task("Sort the notes", &[]).expect("a run");
+        let child = RunId(format!("{root}.1"));
+        let task = Task {
+            outcome: "Sort the March notes".into(),
+            grants: Vec::new(),
+            mode: Mode::Ask,
+        };
+        let events = [
+            (&root, plan(vec![step("Read the notes"), step("Sort them")])),
+            (
+                &root,
+                Event::StepBegin {
+                    step: 1,
+                    title: "Read the notes".into(),
+                },
+            ),
+            (
+                &root,
+                Event::StepEnd {
+                    step: 1,
+                    status: StepStatus::Done,
+                    note: None,
+                },
+            ),
+            (
+                &root,
+                Event::StepBegin {
+                    step: 2,
+                    title: "Sort them".into(),
+                },
+            ),
+            (
+                &root,
+                Event::SubAgentBegin {
+                    step: 2,
+                    child: child.clone(),
+                    outcome: task.outcome.clone(),
+                },
+            ),
+            (
+                &child,
+                Event::RunBegin {
+                    run: child.clone(),
+                    task,
+                    model: String::new(),
+                    parent: Some(root.clone()),
+                },
+            ),
+            (&child, plan(vec![step("Move the March notes")])),
+            (
+                &child,
+                Event::AwaitingApproval {
+                    approval: "ap-1".into(),
+                    step: 1,
+                    kind: "step".into(),
+                    title: "Move the March notes".into(),
+                    details: "writes: notes/march".into(),
+                    deletions: 0,
+                },
+            ),
+        ];
+        for (run, event) in &events {
+            journal.append(run, event).expect("append");
+        }
+        let uri = format!("/api/runs/{root}/view");
+        let read = |session: &str| page(Method::GET, &uri, session).body(Body::empty()).expect("request");
+
+        let body = s
+            .refused(read(""), StatusCode::UNAUTHORIZED, "the view without a session")
+            .await;
+        assert!(!body.contains("Read the notes"), "{body}");
+        let mut rebound = read(&session);
+        rebound
+            .headers_mut()
+            .insert(header::HOST, "evil.example".parse().expect("header"));
+        s.refused(rebound, StatusCode::MISDIRECTED_REQUEST, "the view from a rebound name")
+            .await;
+
+        let (status, body) = s.send(read(&session)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        let expected = RunView::fold(&journal.events(&root).expect("events"));
+        assert_eq!(v["view"]["plan"], serde_json::to_value(&expected.plan).expect("plan"));
+        let steps = &v["view"]["plan"]["steps"];
+        assert_eq!(
+            (&steps[0]["status"], &steps[1]["status"]),
+            (&json!("done"), &json!("in_progress"))
+        );
+        assert_eq!(
+            v["view"]["children"],
+            json!([{"run": child.0, "step": 2, "outcome": "Sort the March notes"}])
+        );
+        assert_eq!(v["interrupted"], json!(true), "no thread of this server drives it");
+        let sub = &v["sub_agents"][&child.0];
+        assert_eq!(sub["plan"]["steps"][0]["title"], "Move the March notes");
+        assert_eq!(sub["open_questions"][0]["approval"], "ap-1");
+        assert_eq!(sub["open_questions"][0]["details"], "writes: notes/march");
+
+        let missing = page(Method::GET, "/api/runs/run-nope/view", &session)
+            .body(Body::empty())
+            .expect("request");
+        let (status, body) = s.send(missing).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("there is no run run-nope"), "{body}");
     });
 }

@@ -5,6 +5,13 @@
 //! `deskhand show`, resume's fold and the page read it like any other run.
 //! The agent drives its steps through the same journal writer and the same
 //! policy ([`crate::gate::approve_step`]).
+//!
+//! The run and its plan are journaled in one transaction before anything
+//! else happens; after that, bookkeeping is journaled with the next event
+//! that must be durable: the step's approval and start with the call's
+//! `ToolCallBegin`, the call's end with the step's and the run's, and all of
+//! it before the gate is asked anything. A tool run costs three commits
+//! besides its changes.
 
 use deskhand_types::{Event, Mode, Plan, PlanStep, RunId, RunStatus, StepStatus, Task};
 use sha2::Digest;
@@ -24,6 +31,9 @@ pub struct OneStepRun<'a> {
     mode: Mode,
     observer: Option<Observe<'a>>,
     approved_by: Option<String>,
+    /// Events not yet journaled: bookkeeping that waits for the next event
+    /// that must be durable (see the module's doc).
+    pending: std::sync::Mutex<Vec<Event>>,
 }
 
 impl std::fmt::Debug for OneStepRun<'_> {
@@ -46,13 +56,10 @@ impl<'a> OneStepRun<'a> {
         observer: Option<Observe<'a>>,
     ) -> Result<Self> {
         let mode = task.mode;
-        let (run, begun) = ws.journal().begin_run(&task, planner, None)?;
-        if let Some(obs) = observer {
-            obs(&begun);
-        }
+        let run = crate::ids::run_id();
         let this = OneStepRun {
             ws,
-            run,
+            run: run.clone(),
             step: PlanStep {
                 status: StepStatus::Pending,
                 ..step
@@ -60,7 +67,14 @@ impl<'a> OneStepRun<'a> {
             mode,
             observer,
             approved_by: None,
+            pending: std::sync::Mutex::new(Vec::new()),
         };
+        this.emit(Event::RunBegin {
+            run,
+            task,
+            model: planner.into(),
+            parent: None,
+        });
         this.emit(Event::PlanUpdated {
             plan: Plan {
                 revision: 1,
@@ -68,6 +82,9 @@ impl<'a> OneStepRun<'a> {
                 reason: None,
             },
         });
+        // The run is on record before anything else happens, or it does not start.
+        let begun = std::mem::take(&mut *this.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        ws.journal().append_all(&this.run, &begun)?;
         Ok(this)
     }
 
@@ -84,25 +101,50 @@ impl<'a> OneStepRun<'a> {
         self.approved_by.as_deref()
     }
 
-    /// Journals `event` (a failed write is remembered and stops the run:
-    /// see [`OneStepRun::lost`]) and shows it to the observer.
+    /// Journals `event`, with the bookkeeping before it, or keeps it for
+    /// the next event that must be durable where it is bookkeeping (see the
+    /// module's doc); shows it to the observer. A failed write is remembered
+    /// and stops the run (see [`OneStepRun::lost`]).
     pub fn emit(&self, event: Event) {
-        self.emit_all(vec![event]);
+        if let Some(obs) = self.observer {
+            obs(&event);
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bookkeeping = matches!(
+            event,
+            Event::RunBegin { .. }
+                | Event::PlanUpdated { .. }
+                | Event::StepApproved { .. }
+                | Event::StepBegin { .. }
+                | Event::ToolCallEnd { .. }
+        );
+        pending.push(event);
+        if !bookkeeping {
+            self.write(&mut pending);
+        }
     }
 
-    /// Journals `events` in one transaction, then shows them to the observer.
-    fn emit_all(&self, events: Vec<Event>) {
+    /// Journals what is pending in one transaction.
+    fn flush(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.write(&mut pending);
+    }
+
+    fn write(&self, pending: &mut Vec<Event>) {
+        if pending.is_empty() {
+            return;
+        }
         // A failed append must not lose the person's changes half-way; the
         // journal remembers it and the caller ends in an error saying so.
-        let _ = self.ws.journal().append_all(&self.run, &events);
-        if let Some(obs) = self.observer {
-            events.iter().for_each(obs);
-        }
+        let _ = self.ws.journal().append_all(&self.run, pending);
+        pending.clear();
     }
 
     /// Asks the one approval policy whether the step may start (through
     /// `gate` where the policy leaves it to the person) and starts it.
     pub fn approve(&mut self, gate: &dyn Gate) -> Approval {
+        // The gate journals its question after what came before it.
+        self.flush();
         let hash = self.hash();
         let approval = crate::gate::approve_step(
             gate,
@@ -135,22 +177,21 @@ impl<'a> OneStepRun<'a> {
 
     fn start(&mut self, by: String, effects_hash: String) {
         self.step.status = StepStatus::InProgress;
-        self.emit_all(vec![
-            Event::StepApproved {
-                step: 1,
-                by: by.clone(),
-                effects_hash,
-            },
-            Event::StepBegin {
-                step: 1,
-                title: self.step.title.clone(),
-            },
-        ]);
+        self.emit(Event::StepApproved {
+            step: 1,
+            by: by.clone(),
+            effects_hash,
+        });
+        self.emit(Event::StepBegin {
+            step: 1,
+            title: self.step.title.clone(),
+        });
         self.approved_by = Some(by);
     }
 
     /// Why the run must stop, if one of its events could not be journaled.
     pub fn lost(&self, what_now: &str) -> Option<Error> {
+        self.flush();
         self.ws.journal().lost_event(&self.run, what_now)
     }
 
@@ -158,25 +199,23 @@ impl<'a> OneStepRun<'a> {
     /// `ledger` (a failed ledger write does not fail a finished run: the
     /// journal holds the record). Errs if an event was lost along the way.
     pub fn finish(mut self, status: RunStatus, summary: String, ledger: bool, what_now: &str) -> Result<RunId> {
-        let mut ending = Vec::with_capacity(2);
         if !self.step.status.is_finished() {
             self.step.status = if status == RunStatus::Succeeded {
                 StepStatus::Done
             } else {
                 StepStatus::Failed
             };
-            ending.push(Event::StepEnd {
+            self.emit(Event::StepEnd {
                 step: 1,
                 status: self.step.status,
                 note: Some(summary.clone()),
             });
         }
-        ending.push(Event::RunEnd {
+        self.emit(Event::RunEnd {
             run: self.run.clone(),
             status,
             summary,
         });
-        self.emit_all(ending);
         if ledger {
             let _ = crate::ledger::write(self.ws, &self.run);
         }

@@ -44,7 +44,16 @@ fn main() {
         let cs = changeset::propose(&changes, &roots, &|_| unreachable!("renames stage nothing")).expect("propose");
         check.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        changeset::apply(&ws, &run, 1, "bench", &cs, "bench", ApplyOptions::default()).expect("apply");
+        changeset::apply(
+            &ws,
+            &run,
+            deskhand_types::StepNo(1),
+            "bench",
+            &cs,
+            "bench",
+            ApplyOptions::default(),
+        )
+        .expect("apply");
         apply.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         changeset::undo(&ws, &run, false).expect("undo");

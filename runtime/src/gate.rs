@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use deskhand_types::{ChangeKind, Event, FileChange, Mode, RunId};
+use deskhand_types::{ChangeKind, Event, FileChange, Mode, RunId, StepNo};
 
 use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
 use crate::journal::Journal;
@@ -38,7 +38,7 @@ pub enum Request<'a> {
     /// A changeset a call proposes during `step`, already within the step's
     /// declared writes. `step_approval`: who approved the running step.
     Changes {
-        step: usize,
+        step: StepNo,
         changes: &'a [FileChange],
         output: &'a Path,
         step_approval: Option<&'a str>,
@@ -128,7 +128,7 @@ fn decided(decision: Decision, ask: impl FnOnce() -> Approval) -> Approval {
 
 /// What the person is asked, as the journal records it for every front end.
 struct Question {
-    step: usize,
+    step: StepNo,
     kind: &'static str,
     title: String,
     details: String,
@@ -251,7 +251,7 @@ mod tests {
     fn changes(list: &[FileChange], approved: Option<&str>) -> Request<'static> {
         let list: &'static [FileChange] = Box::leak(list.to_vec().into_boxed_slice());
         Request::Changes {
-            step: 2,
+            step: StepNo(2),
             changes: list,
             output: Path::new("/ws/output"),
             step_approval: approved.map(|s| &*Box::leak(s.to_owned().into_boxed_str())),

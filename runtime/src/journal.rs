@@ -268,7 +268,7 @@ fn insert_event(c: &Connection, run: &RunId, event: &Event) -> rusqlite::Result<
                 "UPDATE steps SET status = ?3, started_at = ?4 WHERE task_id = ?1 AND seq = ?2",
                 params![
                     run.0,
-                    i64::try_from(*step).unwrap_or(i64::MAX),
+                    i64::try_from(step.0).unwrap_or(i64::MAX),
                     wire_name(deskhand_types::StepStatus::InProgress),
                     now
                 ],
@@ -277,7 +277,7 @@ fn insert_event(c: &Connection, run: &RunId, event: &Event) -> rusqlite::Result<
         Event::StepEnd { step, status, .. } => {
             c.execute(
                 "UPDATE steps SET status = ?3, finished_at = ?4 WHERE task_id = ?1 AND seq = ?2",
-                params![run.0, i64::try_from(*step).unwrap_or(i64::MAX), wire_name(status), now],
+                params![run.0, i64::try_from(step.0).unwrap_or(i64::MAX), wire_name(status), now],
             )?;
         }
         _ => {}
@@ -649,7 +649,7 @@ mod tests {
         j.append(
             &run,
             &Event::StepBegin {
-                step: 1,
+                step: deskhand_types::StepNo(1),
                 title: "read".into(),
             },
         )
@@ -657,7 +657,7 @@ mod tests {
         j.append(
             &run,
             &Event::StepEnd {
-                step: 1,
+                step: deskhand_types::StepNo(1),
                 status: StepStatus::Done,
                 note: None,
             },

@@ -13,7 +13,7 @@
 //! it before the gate is asked anything. A tool run costs three commits
 //! besides its changes.
 
-use deskhand_types::{Event, Mode, Plan, PlanStep, RunId, RunStatus, StepStatus, Task};
+use deskhand_types::{Event, Mode, Plan, PlanStep, RunId, RunStatus, StepNo, StepStatus, Task};
 use sha2::Digest;
 
 use crate::agent::{Approval, Gate, StepApproval};
@@ -151,7 +151,7 @@ impl<'a> OneStepRun<'a> {
             self.ws.journal(),
             &StepApproval {
                 run: &self.run,
-                step: 1,
+                step: StepNo(1),
                 plan_step: &self.step,
                 mode: self.mode,
             },
@@ -178,12 +178,12 @@ impl<'a> OneStepRun<'a> {
     fn start(&mut self, by: String, effects_hash: String) {
         self.step.status = StepStatus::InProgress;
         self.emit(Event::StepApproved {
-            step: 1,
+            step: StepNo(1),
             by: by.clone(),
             effects_hash,
         });
         self.emit(Event::StepBegin {
-            step: 1,
+            step: StepNo(1),
             title: self.step.title.clone(),
         });
         self.approved_by = Some(by);
@@ -206,7 +206,7 @@ impl<'a> OneStepRun<'a> {
                 StepStatus::Failed
             };
             self.emit(Event::StepEnd {
-                step: 1,
+                step: StepNo(1),
                 status: self.step.status,
                 note: Some(summary.clone()),
             });

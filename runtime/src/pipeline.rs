@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use deskhand_types::{CallId, Event, Mode, ProposedChange, RunId};
+use deskhand_types::{CallId, Event, Mode, ProposedChange, RunId, StepNo};
 
 use crate::agent::{Approval, ChangesApproval, Gate};
 use crate::changeset::{self, ApplyOptions, ChangeError, Changeset};
@@ -27,7 +27,7 @@ pub struct Proposal<'a> {
     pub workspace: &'a Workspace,
     pub run: &'a RunId,
     /// The step (1-based) the call ran in.
-    pub step: usize,
+    pub step: StepNo,
     pub call: &'a CallId,
     pub mode: Mode,
     pub gate: &'a dyn Gate,

@@ -25,8 +25,8 @@ use std::path::PathBuf;
 
 use deskhand_host_vm::{Limits, Mount, OutputChunk, ShellBackend, ShellOutcome, ShellPolicy, Termination};
 use deskhand_types::{
-    CallId, CallOutcome, Event, Grant, Mode, PlanStep, ProposedChange, RunId, RunStatus, StepEffects, StepStatus, Task,
-    ToolOutput,
+    CallId, CallOutcome, Event, Grant, Mode, PlanStep, ProposedChange, RunId, RunStatus, StepEffects, StepNo,
+    StepStatus, Task, ToolOutput,
 };
 
 use crate::agent::{Approval, Gate};
@@ -317,7 +317,7 @@ pub fn run_shell(
     one.emit(record.end(CallOutcome::Ok { output }, elapsed_ms));
     if let Some(reason) = native.refused.clone() {
         one.emit(Event::Blocked {
-            step: 1,
+            step: StepNo(1),
             reason: reason.clone(),
         });
         let what_now = "The command ran; nothing it changed was applied.";
@@ -336,7 +336,7 @@ pub fn run_shell(
     let proposal = crate::pipeline::run(&crate::pipeline::Proposal {
         workspace: ws,
         run: &run,
-        step: 1,
+        step: StepNo(1),
         call: &call,
         mode: req.mode,
         gate,

@@ -464,7 +464,7 @@ fn deliver_new_files(
     let outcome = crate::pipeline::run(&crate::pipeline::Proposal {
         workspace,
         run,
-        step: 1,
+        step: deskhand_types::StepNo(1),
         call,
         mode: deskhand_types::Mode::Act,
         gate: &crate::agent::ApproveAll,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use deskhand_types::model::Message;
-use deskhand_types::{CallOutcome, Event, Plan, RunId, RunStatus, StepStatus, Task};
+use deskhand_types::{CallOutcome, Event, Plan, RunId, RunStatus, StepNo, StepStatus, Task};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ use crate::journal::{EventRow, Journal};
 /// A step's approval: who gave it, when, and for which version of the step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepApprovalRecord {
-    pub step: usize,
+    pub step: StepNo,
     pub by: String,
     pub at: String,
     pub effects_hash: String,
@@ -29,7 +29,7 @@ pub struct StepApprovalRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuestionRecord {
     pub approval: String,
-    pub step: usize,
+    pub step: StepNo,
     pub kind: String,
     pub title: String,
     pub deletions: usize,
@@ -61,7 +61,7 @@ pub struct CallRecord {
     pub operation: String,
     pub args: Value,
     /// The step that was running when it began (0: none).
-    pub step: usize,
+    pub step: StepNo,
     pub at: String,
     pub outcome: Option<CallOutcome>,
     pub elapsed_ms: u64,
@@ -69,7 +69,7 @@ pub struct CallRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Noted {
-    pub step: usize,
+    pub step: StepNo,
     pub at: String,
     pub reason: String,
 }
@@ -96,7 +96,7 @@ pub struct UndoRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChildRecord {
     pub run: String,
-    pub step: usize,
+    pub step: StepNo,
     pub outcome: String,
 }
 
@@ -165,14 +165,14 @@ impl RunView {
     /// Folds events in their journal order.
     pub fn fold(rows: &[EventRow]) -> RunView {
         let mut v = RunView::default();
-        let mut step = 0usize;
+        let mut step = StepNo::NONE;
         for r in rows {
             v.apply(r, &mut step);
         }
         v
     }
 
-    fn apply(&mut self, r: &EventRow, step: &mut usize) {
+    fn apply(&mut self, r: &EventRow, step: &mut StepNo) {
         let at = || r.at.clone();
         match &r.event {
             Event::RunBegin { task, model, .. } => {
@@ -332,18 +332,18 @@ impl RunView {
         }
     }
 
-    fn set_status(&mut self, step: usize, status: StepStatus) {
-        if let Some(s) = step.checked_sub(1).and_then(|i| self.plan.steps.get_mut(i)) {
+    fn set_status(&mut self, step: StepNo, status: StepStatus) {
+        if let Some(s) = self.plan.step_mut(step) {
             s.status = status;
         }
     }
 
-    /// Who approved each step (0-based) and for which version of it: the
+    /// Who approved each step and for which version of it: the
     /// latest approval of each.
-    pub fn approved_steps(&self) -> std::collections::HashMap<usize, (String, String)> {
+    pub fn approved_steps(&self) -> std::collections::HashMap<StepNo, (String, String)> {
         self.approvals
             .iter()
-            .map(|a| (a.step.saturating_sub(1), (a.effects_hash.clone(), a.by.clone())))
+            .map(|a| (a.step, (a.effects_hash.clone(), a.by.clone())))
             .collect()
     }
 
@@ -371,7 +371,7 @@ mod tests {
     fn asked(approval: &str) -> Event {
         Event::AwaitingApproval {
             approval: approval.into(),
-            step: 1,
+            step: StepNo(1),
             kind: "step".into(),
             title: "Read the notes".into(),
             details: "reads: notes".into(),

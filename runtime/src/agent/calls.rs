@@ -20,7 +20,7 @@ impl<'a> Agent<'a> {
         let grants = match (tool, st.plan.current_step()) {
             ("python", Some(step)) => {
                 narrowed = self
-                    .step_grants(st, &st.plan.steps[step - 1].effects)
+                    .step_grants(st, &st.plan[step].effects)
                     .map_err(Error::InvalidArgs)?;
                 &narrowed
             }
@@ -45,7 +45,7 @@ impl<'a> Agent<'a> {
     pub(super) fn tool_call(
         &self,
         st: &mut RunState,
-        step: usize,
+        step: StepNo,
         id: &CallId,
         tool: &str,
         op: &str,
@@ -64,11 +64,11 @@ impl<'a> Agent<'a> {
             writes: prepared.writes.clone(),
             network: Vec::new(),
         };
-        if let Err(what) = self.within_effects(&concrete, &st.plan.steps[step - 1].effects) {
+        if let Err(what) = self.within_effects(&concrete, &st.plan[step].effects) {
             let reason = format!(
                 "blocked: step {step} ({:?}) did not declare that it {what}. Revise the plan with update_plan \
                  (declare it in the step's effects and give a reason) if this is really needed",
-                st.plan.steps[step - 1].title
+                st.plan[step].title
             );
             self.emit(
                 &st.run,
@@ -157,7 +157,7 @@ impl<'a> Agent<'a> {
     pub(super) fn apply_changes(
         &self,
         st: &RunState,
-        step: usize,
+        step: StepNo,
         id: &CallId,
         staged: &ContentSource<'_>,
         proposed: &[deskhand_types::ProposedChange],
@@ -172,7 +172,7 @@ impl<'a> Agent<'a> {
                 });
             }
         };
-        let declared = &st.plan.steps[step - 1].effects;
+        let declared = &st.plan[step].effects;
         let within_step = |cs: &changeset::Changeset| {
             let touched = StepEffects {
                 reads: Vec::new(),
@@ -189,7 +189,7 @@ impl<'a> Agent<'a> {
             call: id,
             mode: st.task.mode,
             gate: self.gate,
-            step_approval: st.approved.get(&(step - 1)).map(|(_, by)| by.as_str()),
+            step_approval: st.approved.get(&step).map(|(_, by)| by.as_str()),
             roots: &roots,
             staged,
             changes: proposed,
@@ -263,7 +263,7 @@ impl<'a> Agent<'a> {
                 return Err(format!(
                     "scripts and shell commands see whole folders: step {} declares {}, which is not a folder; \
                      declare the folder that holds it",
-                    st.plan.current_step().unwrap_or(0),
+                    st.plan.current_step().unwrap_or_default(),
                     path.display()
                 ));
             }
@@ -279,7 +279,7 @@ impl<'a> Agent<'a> {
 
     /// Records an attempt that was refused, against the current step.
     pub(super) fn block(&self, st: &RunState, reason: String) {
-        let step = st.plan.current_step().unwrap_or(0);
+        let step = st.plan.current_step().unwrap_or_default();
         self.emit(&st.run, Event::Blocked { step, reason });
     }
 }

@@ -38,8 +38,8 @@ use sha2::Digest;
 
 use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec};
 use deskhand_types::{
-    Access, CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, RunId, RunStatus, StepEffects, StepStatus, Task,
-    ToolError,
+    Access, CallId, CallOutcome, Event, Grant, Mode, Plan, PlanStep, RunId, RunStatus, StepEffects, StepNo, StepStatus,
+    Task, ToolError,
 };
 
 use crate::call;
@@ -86,7 +86,7 @@ impl Default for AgentSettings {
 #[derive(Debug)]
 pub struct StepApproval<'a> {
     pub run: &'a RunId,
-    pub step: usize,
+    pub step: StepNo,
     pub plan_step: &'a PlanStep,
     pub mode: Mode,
 }
@@ -132,7 +132,7 @@ pub trait Gate: Send + Sync {
 #[derive(Debug)]
 pub struct ChangesApproval<'a> {
     pub run: &'a RunId,
-    pub step: usize,
+    pub step: StepNo,
     pub mode: Mode,
     /// The changes rendered for a person: renames as a before/after table, deletions marked.
     pub description: &'a str,
@@ -219,7 +219,7 @@ struct RunState {
     ceiling: Option<Ceiling>,
     /// Each step's approval: the hash of the title and effects approved, and by whom.
     /// A step whose title or effects change is approved again.
-    approved: HashMap<usize, (String, String)>,
+    approved: HashMap<StepNo, (String, String)>,
     /// Why the loop must stop after this turn's tool results are recorded.
     stop: Option<(RunStatus, String)>,
     /// On resume: sub-agent runs started before the interruption, reused by outcome.
@@ -293,7 +293,7 @@ impl<'a> Agent<'a> {
     fn start(
         &self,
         task: Task,
-        parent: Option<(&RunId, usize)>,
+        parent: Option<(&RunId, StepNo)>,
         ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
@@ -306,7 +306,7 @@ impl<'a> Agent<'a> {
     fn begin(
         &self,
         task: Task,
-        parent: Option<(&RunId, usize)>,
+        parent: Option<(&RunId, StepNo)>,
         ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunState> {
@@ -361,7 +361,7 @@ impl<'a> Agent<'a> {
                 self.emit(
                     &st.run,
                     Event::StepEnd {
-                        step: i + 1,
+                        step: StepNo::at(i),
                         status: closed,
                         note: Some("closed when the run ended".into()),
                     },

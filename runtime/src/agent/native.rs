@@ -11,7 +11,7 @@ impl Agent<'_> {
     pub(super) fn shell_call(
         &self,
         st: &mut RunState,
-        step: usize,
+        step: StepNo,
         id: &CallId,
         input: &serde_json::Value,
     ) -> std::result::Result<String, String> {
@@ -20,7 +20,7 @@ impl Agent<'_> {
         };
         let args: meta::ShellArgs =
             serde_json::from_value(input.clone()).map_err(|e| format!("shell arguments are invalid: {e}"))?;
-        let grants = match self.step_grants(st, &st.plan.steps[step - 1].effects) {
+        let grants = match self.step_grants(st, &st.plan[step].effects) {
             Ok(g) => g,
             Err(reason) => {
                 self.block(st, reason.clone());

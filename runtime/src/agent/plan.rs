@@ -4,34 +4,27 @@
 use super::*;
 
 impl Agent<'_> {
-    pub(super) fn set_step_status(&self, st: &mut RunState, index: usize, status: StepStatus, note: Option<String>) {
-        let step = &mut st.plan.steps[index];
+    pub(super) fn set_step_status(&self, st: &mut RunState, n: StepNo, status: StepStatus, note: Option<String>) {
+        let step = &mut st.plan[n];
         if step.status == status {
             return;
         }
         step.status = status;
         let title = step.title.clone();
         if status == StepStatus::InProgress {
-            self.emit(&st.run, Event::StepBegin { step: index + 1, title });
+            self.emit(&st.run, Event::StepBegin { step: n, title });
         } else if status.is_finished() {
-            self.emit(
-                &st.run,
-                Event::StepEnd {
-                    step: index + 1,
-                    status,
-                    note,
-                },
-            );
+            self.emit(&st.run, Event::StepEnd { step: n, status, note });
         }
     }
 
-    /// Starts step `index` (0-based) after the gate approves it. A step
+    /// Starts step `n` after the gate approves it. A step
     /// already running whose title or effects were revised since its
     /// approval is approved again: an approval covers what the person saw.
-    pub(super) fn begin_step(&self, st: &mut RunState, index: usize) -> std::result::Result<(), String> {
-        let effects_hash = hex::encode(sha2::Sha256::digest(st.plan.steps[index].approval_subject()));
-        let status = st.plan.steps[index].status;
-        if status == StepStatus::InProgress && st.approved.get(&index).is_some_and(|(h, _)| *h == effects_hash) {
+    pub(super) fn begin_step(&self, st: &mut RunState, n: StepNo) -> std::result::Result<(), String> {
+        let effects_hash = hex::encode(sha2::Sha256::digest(st.plan[n].approval_subject()));
+        let status = st.plan[n].status;
+        if status == StepStatus::InProgress && st.approved.get(&n).is_some_and(|(h, _)| *h == effects_hash) {
             return Ok(());
         }
         let approval = crate::gate::approve_step(
@@ -39,8 +32,8 @@ impl Agent<'_> {
             self.workspace.journal(),
             &StepApproval {
                 run: &st.run,
-                step: index + 1,
-                plan_step: &st.plan.steps[index],
+                step: n,
+                plan_step: &st.plan[n],
                 mode: st.task.mode,
             },
             &effects_hash,
@@ -48,21 +41,21 @@ impl Agent<'_> {
         );
         match approval {
             Approval::Approved { by } => {
-                st.approved.insert(index, (effects_hash.clone(), by.clone()));
+                st.approved.insert(n, (effects_hash.clone(), by.clone()));
                 self.emit(
                     &st.run,
                     Event::StepApproved {
-                        step: index + 1,
+                        step: n,
                         by,
                         effects_hash,
                     },
                 );
-                self.set_step_status(st, index, StepStatus::InProgress, None);
+                self.set_step_status(st, n, StepStatus::InProgress, None);
                 Ok(())
             }
             Approval::Rejected { reason } => {
                 let note = format!("the person did not approve this step: {reason}");
-                self.set_step_status(st, index, StepStatus::Failed, Some(note.clone()));
+                self.set_step_status(st, n, StepStatus::Failed, Some(note.clone()));
                 st.stop = Some((RunStatus::Stopped, note.clone()));
                 Err(note)
             }
@@ -177,9 +170,9 @@ impl Agent<'_> {
                 return Err(format!("step {} is already {:?}; it cannot go back", i + 1, current));
             }
             match u.status {
-                StepStatus::InProgress => self.begin_step(st, i)?,
+                StepStatus::InProgress => self.begin_step(st, StepNo::at(i))?,
                 StepStatus::Done | StepStatus::Failed | StepStatus::Skipped => {
-                    self.set_step_status(st, i, u.status, None)
+                    self.set_step_status(st, StepNo::at(i), u.status, None)
                 }
                 StepStatus::Pending => {}
             }

@@ -47,7 +47,7 @@ pub(super) trait ToolHandler: Sync {
         &self,
         agent: &Agent<'_>,
         st: &mut RunState,
-        step: usize,
+        step: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String>;
 }
@@ -92,7 +92,7 @@ impl ToolHandler for Sandboxed {
         &self,
         agent: &Agent<'_>,
         st: &mut RunState,
-        step: usize,
+        step: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
         let (tool, op) = call.name.split_once(meta::TOOL_SEP).unwrap_or((call.name, ""));
@@ -120,7 +120,7 @@ impl ToolHandler for UpdatePlan {
         &self,
         agent: &Agent<'_>,
         st: &mut RunState,
-        _: usize,
+        _: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
         agent.update_plan(st, call.input)
@@ -147,7 +147,7 @@ impl ToolHandler for SpawnSubagents {
         &self,
         agent: &Agent<'_>,
         st: &mut RunState,
-        _: usize,
+        _: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
         agent.spawn_subagents(st, call.input)
@@ -173,7 +173,7 @@ impl ToolHandler for AskPerson {
         Place::Runtime
     }
 
-    fn run(&self, _: &Agent<'_>, _: &mut RunState, _: usize, _: &Use<'_>) -> std::result::Result<String, String> {
+    fn run(&self, _: &Agent<'_>, _: &mut RunState, _: StepNo, _: &Use<'_>) -> std::result::Result<String, String> {
         Err("ask_person is answered by the person when the run is resumed; it cannot run here".into())
     }
 }
@@ -198,7 +198,7 @@ impl ToolHandler for ReadToolOutput {
         &self,
         agent: &Agent<'_>,
         st: &mut RunState,
-        _: usize,
+        _: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
         agent.page_output(st, call.input)
@@ -230,7 +230,7 @@ impl ToolHandler for Shell {
         &self,
         agent: &Agent<'_>,
         st: &mut RunState,
-        step: usize,
+        step: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
         agent.shell_call(st, step, call.id, call.input)
@@ -268,7 +268,9 @@ impl Agent<'_> {
             input,
         };
         match handler.place() {
-            Place::Runtime => self.meta_call(st, &call_id, name, input, |agent, st| handler.run(agent, st, 0, &call)),
+            Place::Runtime => self.meta_call(st, &call_id, name, input, |agent, st| {
+                handler.run(agent, st, StepNo::NONE, &call)
+            }),
             Place::InStep => {
                 let Some(step) = st.plan.current_step() else {
                     let msg = if st.plan.steps.is_empty() {
@@ -278,7 +280,7 @@ impl Agent<'_> {
                     };
                     return ToolReply::err(msg);
                 };
-                if let Err(e) = self.begin_step(st, step - 1) {
+                if let Err(e) = self.begin_step(st, step) {
                     return ToolReply::err(e);
                 }
                 match handler.run(self, st, step, &call) {

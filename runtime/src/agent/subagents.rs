@@ -56,7 +56,7 @@ impl Agent<'_> {
         let Some(step) = st.plan.current_step() else {
             return Err("make a plan first: sub-agents run inside a step".into());
         };
-        self.begin_step(st, step - 1)?;
+        self.begin_step(st, step)?;
         // However the model asks, sub-agents stay few and shallow.
         if request.tasks.len() > MAX_SUBAGENTS_PER_CALL {
             return Err(format!(
@@ -90,11 +90,11 @@ impl Agent<'_> {
                 mode: st.task.mode,
             });
         }
-        let Some((_, approved_by)) = st.approved.get(&(step - 1)) else {
+        let Some((_, approved_by)) = st.approved.get(&step) else {
             return Err(format!("step {step} has no approval, so it cannot start sub-agents"));
         };
         let ceiling = Ceiling {
-            effects: st.plan.steps[step - 1].effects.clone(),
+            effects: st.plan[step].effects.clone(),
             approved_by: approved_by.clone(),
             mode: st.task.mode,
         };
@@ -166,7 +166,7 @@ impl Agent<'_> {
         let listing = serde_json::to_string_pretty(&report).unwrap_or_default();
         match first_failure {
             Some(failure) => {
-                self.set_step_status(st, step - 1, StepStatus::Failed, Some(failure.clone()));
+                self.set_step_status(st, step, StepStatus::Failed, Some(failure.clone()));
                 Err(format!(
                     "{failure}\nThe other sub-agents were cancelled. Reports:\n{}",
                     context::untrusted("sub-agents", &listing)
@@ -179,7 +179,7 @@ impl Agent<'_> {
     pub(super) fn run_child(
         &self,
         parent: &RunId,
-        step: usize,
+        step: StepNo,
         task: Task,
         ceiling: Ceiling,
         cancel: Vec<Arc<AtomicBool>>,

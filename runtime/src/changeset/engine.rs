@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use deskhand_types::{ChangeKind, ChangesetStatus, Event, FileChange, RunId};
+use deskhand_types::{ChangeKind, ChangesetStatus, Event, FileChange, RunId, StepNo};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::fsops::{self, exists, hash_entry, move_entry, rename_noreplace, stage_copy, sync_dir};
@@ -144,7 +144,7 @@ fn same_content(path: &Path, hash: Option<&str>, stamp: Option<&str>) -> std::io
 pub fn apply(
     ws: &Workspace,
     run: &RunId,
-    step: usize,
+    step: StepNo,
     call: &str,
     cs: &Changeset,
     approved_by: &str,
@@ -163,7 +163,7 @@ pub fn apply(
             params![
                 cs.id,
                 run.0,
-                i64::try_from(step).unwrap_or(i64::MAX),
+                i64::try_from(step.0).unwrap_or(i64::MAX),
                 call,
                 ids::now(),
                 ChangesetStatus::Applying.as_str(),

@@ -80,7 +80,7 @@ impl Folder {
         changeset::apply(
             &self.ws,
             &self.run,
-            1,
+            deskhand_types::StepNo(1),
             "call-1",
             cs,
             "the test",
@@ -285,7 +285,7 @@ fn a_failure_half_way_rolls_back_what_was_applied() {
     let err = changeset::apply(
         &f.ws,
         &f.run,
-        1,
+        deskhand_types::StepNo(1),
         "c",
         &cs,
         "test",
@@ -402,7 +402,16 @@ fn crash_child() {
     let cs = changeset::propose(&changes, &[root], &|_| unreachable!()).unwrap();
     println!("applying");
     let started = std::time::Instant::now();
-    changeset::apply(&ws, &run, 1, "crash", &cs, "test", ApplyOptions::default()).unwrap();
+    changeset::apply(
+        &ws,
+        &run,
+        deskhand_types::StepNo(1),
+        "crash",
+        &cs,
+        "test",
+        ApplyOptions::default(),
+    )
+    .unwrap();
     println!("applied in {} us", started.elapsed().as_micros());
 }
 

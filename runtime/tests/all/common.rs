@@ -404,7 +404,7 @@ pub fn check_multi_step_run(
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, Event::Blocked { step: 2, reason } if reason.contains("did not declare"))),
+            .any(|e| matches!(e, Event::Blocked { step: deskhand_types::StepNo(2), reason } if reason.contains("did not declare"))),
         "the read the step did not declare was blocked, visibly"
     );
     assert!(

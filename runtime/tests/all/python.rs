@@ -356,7 +356,16 @@ deskhand.propose_save(inbox / "archive" / "data.bin", bytes([0, 1, 2]))
     let roots = f.ws.change_roots(&grants).unwrap();
     let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
     let run = f.ws.journal().begin_task("python proposals", &grants).unwrap();
-    changeset::apply(&f.ws, &run, 1, "call-py", &cs, "the test", ApplyOptions::default()).unwrap();
+    changeset::apply(
+        &f.ws,
+        &run,
+        deskhand_types::StepNo(1),
+        "call-py",
+        &cs,
+        "the test",
+        ApplyOptions::default(),
+    )
+    .unwrap();
     let after = tree(&f.inbox);
     assert_eq!(after.get("archive/note.txt").unwrap(), b"hello from the inbox\n");
     assert_eq!(after.get("summary.txt").unwrap(), b"two files tidied\n");

@@ -123,7 +123,16 @@ fn edit_and_apply(
     let roots = fx.ws.change_roots(grants).unwrap();
     let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
     let run = fx.ws.journal().begin_task("xlsx edit", grants).unwrap();
-    changeset::apply(&fx.ws, &run, 1, "call-edit", &cs, "the test", ApplyOptions::default()).unwrap();
+    changeset::apply(
+        &fx.ws,
+        &run,
+        deskhand_types::StepNo(1),
+        "call-edit",
+        &cs,
+        "the test",
+        ApplyOptions::default(),
+    )
+    .unwrap();
     Ok((output, run))
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::FileChange;
 use crate::model::{Message, Usage};
-use crate::plan::{Plan, RunStatus, StepStatus, Task};
+use crate::plan::{Plan, RunStatus, StepNo, StepStatus, Task};
 use crate::tool::{ToolError, ToolOutput};
 
 /// Identifies one run (a task being carried out) in the journal.
@@ -119,16 +119,16 @@ pub enum Event {
     /// The person (or a pre-approved envelope) let a step start, bound to
     /// the hash of the step as it was shown.
     StepApproved {
-        step: usize,
+        step: StepNo,
         by: String,
         effects_hash: String,
     },
     StepBegin {
-        step: usize,
+        step: StepNo,
         title: String,
     },
     StepEnd {
-        step: usize,
+        step: StepNo,
         status: StepStatus,
         note: Option<String>,
     },
@@ -153,7 +153,7 @@ pub enum Event {
         summary: String,
     },
     SubAgentBegin {
-        step: usize,
+        step: StepNo,
         child: RunId,
         outcome: String,
     },
@@ -185,13 +185,13 @@ pub enum Event {
     /// A tool call was refused before it ran: outside the grants or beyond
     /// what its step declared.
     Blocked {
-        step: usize,
+        step: StepNo,
         reason: String,
     },
     /// A tool proposed changes to the person's folders; they passed the
     /// guard rails and wait for approval.
     ChangesProposed {
-        step: usize,
+        step: StepNo,
         call: CallId,
         changeset: String,
         changes: Vec<FileChange>,
@@ -218,7 +218,7 @@ pub enum Event {
     /// `approval` is the one-time id the answer must carry.
     AwaitingApproval {
         approval: String,
-        step: usize,
+        step: StepNo,
         /// "step" or "changes".
         kind: String,
         title: String,

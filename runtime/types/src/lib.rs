@@ -15,5 +15,5 @@ pub mod tool;
 pub use change::{ChangeKind, ChangesetStatus, FileChange};
 pub use event::{CallId, CallOutcome, Event, LogLevel, RunId, ToolCall};
 pub use grant::{Access, Grant, GrantParseError};
-pub use plan::{Mode, Plan, PlanStep, RunStatus, StepEffects, StepStatus, Task};
+pub use plan::{Mode, Plan, PlanStep, RunStatus, StepEffects, StepNo, StepStatus, Task};
 pub use tool::{Effects, Operation, ProposedChange, ToolDescription, ToolError, ToolOutput};

@@ -77,6 +77,33 @@ impl StepStatus {
     }
 }
 
+/// A step of a plan as people count it and events record it: 1 is the
+/// first step; 0 is no step (an attempt refused before any plan).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepNo(pub usize);
+
+impl StepNo {
+    /// No step.
+    pub const NONE: StepNo = StepNo(0);
+
+    /// The step at `index` (0-based) of a plan's list.
+    pub fn at(index: usize) -> StepNo {
+        StepNo(index.saturating_add(1))
+    }
+
+    /// Its place in a plan's list (0-based); None for [`StepNo::NONE`].
+    pub fn index(self) -> Option<usize> {
+        self.0.checked_sub(1)
+    }
+}
+
+impl fmt::Display for StepNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanStep {
     pub title: String,
@@ -105,17 +132,42 @@ pub struct Plan {
 
 impl Plan {
     /// The step tool calls are attributed to: the one in progress, else the
-    /// first that has not finished. 1-based.
-    pub fn current_step(&self) -> Option<usize> {
+    /// first that has not finished.
+    pub fn current_step(&self) -> Option<StepNo> {
         self.steps
             .iter()
             .position(|s| s.status == StepStatus::InProgress)
             .or_else(|| self.steps.iter().position(|s| !s.status.is_finished()))
-            .map(|i| i + 1)
+            .map(StepNo::at)
+    }
+
+    /// Step `n`, if the plan has it.
+    pub fn step(&self, n: StepNo) -> Option<&PlanStep> {
+        n.index().and_then(|i| self.steps.get(i))
+    }
+
+    pub fn step_mut(&mut self, n: StepNo) -> Option<&mut PlanStep> {
+        n.index().and_then(|i| self.steps.get_mut(i))
     }
 
     pub fn all_done(&self) -> bool {
         !self.steps.is_empty() && self.steps.iter().all(|s| s.status == StepStatus::Done)
+    }
+}
+
+/// Step `n` of the plan; panics where the plan has no such step, as a
+/// slice index does (callers take `n` from [`Plan::current_step`]).
+impl std::ops::Index<StepNo> for Plan {
+    type Output = PlanStep;
+
+    fn index(&self, n: StepNo) -> &PlanStep {
+        &self.steps[n.0.wrapping_sub(1)]
+    }
+}
+
+impl std::ops::IndexMut<StepNo> for Plan {
+    fn index_mut(&mut self, n: StepNo) -> &mut PlanStep {
+        &mut self.steps[n.0.wrapping_sub(1)]
     }
 }
 

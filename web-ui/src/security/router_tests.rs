@@ -386,14 +386,14 @@ fn the_run_view_needs_the_session_and_is_the_journals_fold_with_its_sub_agents()
             (
                 &root,
                 Event::StepBegin {
-                    step: 1,
+                    step: deskhand_types::StepNo(1),
                     title: "Read the notes".into(),
                 },
             ),
             (
                 &root,
                 Event::StepEnd {
-                    step: 1,
+                    step: deskhand_types::StepNo(1),
                     status: StepStatus::Done,
                     note: None,
                 },
@@ -401,14 +401,14 @@ fn the_run_view_needs_the_session_and_is_the_journals_fold_with_its_sub_agents()
             (
                 &root,
                 Event::StepBegin {
-                    step: 2,
+                    step: deskhand_types::StepNo(2),
                     title: "Sort them".into(),
                 },
             ),
             (
                 &root,
                 Event::SubAgentBegin {
-                    step: 2,
+                    step: deskhand_types::StepNo(2),
                     child: child.clone(),
                     outcome: task.outcome.clone(),
                 },
@@ -427,7 +427,7 @@ fn the_run_view_needs_the_session_and_is_the_journals_fold_with_its_sub_agents()
                 &child,
                 Event::AwaitingApproval {
                     approval: "ap-1".into(),
-                    step: 1,
+                    step: deskhand_types::StepNo(1),
                     kind: "step".into(),
                     title: "Move the March notes".into(),
                     details: "writes: notes/march".into(),

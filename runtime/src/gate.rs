@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use deskhand_types::{ChangeKind, Event, FileChange, Mode, RunId, StepNo};
+use deskhand_types::{ChangeKind, Event, FileChange, Mode, RunId, StepEffects, StepNo};
 
 use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
 use crate::journal::Journal;
@@ -29,10 +29,11 @@ pub enum Decision {
 #[derive(Debug, Clone, Copy)]
 pub enum Request<'a> {
     /// A step about to start. `hash` is its approval subject's hash (title
-    /// and declared effects); `parent_approval`, for a sub-agent, who
-    /// approved the parent step that bounds it.
+    /// and declared effects); `effects`, what it declared; `parent_approval`,
+    /// for a sub-agent, who approved the parent step that bounds it.
     Step {
         hash: &'a str,
+        effects: &'a StepEffects,
         parent_approval: Option<&'a str>,
     },
     /// A changeset a call proposes during `step`, already within the step's
@@ -61,7 +62,11 @@ pub fn approve_step(
     hash: &str,
     parent_approval: Option<&str>,
 ) -> Approval {
-    let step = Request::Step { hash, parent_approval };
+    let step = Request::Step {
+        hash,
+        effects: &request.plan_step.effects,
+        parent_approval,
+    };
     decided(assess(request.mode, &step, None), || {
         let e = &request.plan_step.effects;
         let list = |v: &[std::path::PathBuf]| {
@@ -174,10 +179,32 @@ pub const DELETION_ALWAYS_ASKS: &str =
 
 const ACT_MODE: &str = "act mode, chosen by the person";
 
+/// Who approves a step that only reads what deskhand itself delivered.
+const READS_OUTPUT: &str = "no one needed to: the step only reads output/";
+
+/// True if a step declares reading output/ (or files in it) and nothing
+/// else: no other folder, no writes, no network. Such a step (checking a
+/// deliverable, say) shows the person nothing of theirs and changes nothing.
+fn only_reads_output(effects: &StepEffects) -> bool {
+    let in_output = |p: &Path| {
+        let mut parts = p.components().filter(|c| *c != std::path::Component::CurDir);
+        parts.next() == Some(std::path::Component::Normal("output".as_ref()))
+            && parts.all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    !effects.reads.is_empty()
+        && effects.reads.iter().all(|p| in_output(p))
+        && effects.writes.is_empty()
+        && effects.network.is_empty()
+}
+
 /// The decision for `request` in `mode`, with `envelope` for an unattended run.
 pub fn assess(mode: Mode, request: &Request<'_>, envelope: Option<&Envelope>) -> Decision {
     match *request {
-        Request::Step { hash, parent_approval } => {
+        Request::Step {
+            hash,
+            effects,
+            parent_approval,
+        } => {
             // A sub-agent's steps lie within its parent's step (the plan check
             // enforces it), so the parent's approval covers them.
             if let Some(by) = parent_approval {
@@ -195,6 +222,9 @@ pub fn assess(mode: Mode, request: &Request<'_>, envelope: Option<&Envelope>) ->
                         .into(),
                 },
                 (None, Mode::Act) => Decision::Approve { by: ACT_MODE.into() },
+                (None, Mode::Ask) if only_reads_output(effects) => Decision::Approve {
+                    by: READS_OUTPUT.into(),
+                },
                 (None, Mode::Ask) => Decision::Ask,
             }
         }
@@ -258,20 +288,38 @@ mod tests {
         }
     }
 
+    fn effects(reads: &[&str], writes: &[&str]) -> StepEffects {
+        StepEffects {
+            reads: reads.iter().map(PathBuf::from).collect(),
+            writes: writes.iter().map(PathBuf::from).collect(),
+            network: Vec::new(),
+        }
+    }
+
     fn approve(by: &str) -> Decision {
         Decision::Approve { by: by.into() }
     }
 
     #[test]
     fn the_policy_table() {
+        let reads_notes = effects(&["projects/notes"], &["output"]);
         let step = Request::Step {
             hash: "h1",
+            effects: &reads_notes,
             parent_approval: None,
         };
         let child = Request::Step {
             hash: "h9",
+            effects: &reads_notes,
             parent_approval: Some("the person, at the terminal"),
         };
+        let checks = |e| Request::Step {
+            hash: "h3",
+            effects: Box::leak(Box::new(e)),
+            parent_approval: None,
+        };
+        let mut online = effects(&["output"], &[]);
+        online.network.push("example.com".into());
         let envelope = Envelope {
             step_hashes: vec!["h1".into()],
         };
@@ -306,8 +354,69 @@ mod tests {
                 Mode::Act,
                 Request::Step {
                     hash: "h2",
+                    effects: &reads_notes,
                     parent_approval: None,
                 },
+                Some(&envelope),
+                Decision::Reject {
+                    reason: "this step is not in the plan the person approved for the schedule; the run stops \
+                             here for them"
+                        .into(),
+                },
+            ),
+            (
+                "a step that only reads output/ needs no approval, in ask mode",
+                Mode::Ask,
+                checks(effects(&["output"], &[])),
+                None,
+                approve(READS_OUTPUT),
+            ),
+            (
+                "nor one that reads files in output/",
+                Mode::Ask,
+                checks(effects(&["./output/expenses.xlsx", "output/summary.pdf"], &[])),
+                None,
+                approve(READS_OUTPUT),
+            ),
+            (
+                "a step that reads output/ and a folder of the person's asks",
+                Mode::Ask,
+                checks(effects(&["output", "projects/notes"], &[])),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a step that reads output/ and writes there asks",
+                Mode::Ask,
+                checks(effects(&["output"], &["output"])),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a step that reads output/ over the network asks",
+                Mode::Ask,
+                checks(online.clone()),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a step that climbs out of output/ asks",
+                Mode::Ask,
+                checks(effects(&["output/../projects"], &[])),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a step that declares nothing asks",
+                Mode::Ask,
+                checks(effects(&[], &[])),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "an unattended run stops at a step that only reads output/ outside its envelope",
+                Mode::Act,
+                checks(effects(&["output"], &[])),
                 Some(&envelope),
                 Decision::Reject {
                     reason: "this step is not in the plan the person approved for the schedule; the run stops \

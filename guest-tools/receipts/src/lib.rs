@@ -9,6 +9,7 @@
 //! make; only the reading of receipts is its own (see [`parse`]).
 
 mod parse;
+mod period;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use parse::{Expense, Unread};
+use period::{Period, money};
 
 /// The largest .txt receipt read.
 const MAX_TEXT_BYTES: u64 = 1024 * 1024;
@@ -57,7 +59,8 @@ impl deskhand_guest::Guest for Receipts {
                         "folder": {"type": "string", "description": "the folder of receipts"},
                         "spreadsheet": {"type": "string", "default": "output/expenses.xlsx"},
                         "summary": {"type": "string", "default": "output/expenses-summary.pdf"},
-                        "currency": {"type": "string", "default": "EUR", "description": "for amounts that name none"}
+                        "currency": {"type": "string", "default": "EUR", "description": "for amounts that name none"},
+                        "period": {"type": "string", "description": "only purchases dated in it: 2026-03-01..2026-03-31, a month 2026-03, a year 2026, or a day; default all"}
                     }
                 }),
                 &["folder"],
@@ -86,6 +89,7 @@ struct RunArgs {
     summary: PathBuf,
     #[serde(default = "default_currency")]
     currency: String,
+    period: Option<String>,
 }
 
 fn default_spreadsheet() -> PathBuf {
@@ -107,6 +111,8 @@ struct Collected {
     skipped: Vec<String>,
     credits_skipped: usize,
     walked: Walked,
+    /// Purchases left out by the period: (outside it, without a date).
+    outside_period: (usize, usize),
 }
 
 fn run(args: RunArgs) -> Result<Output, ToolError> {
@@ -116,9 +122,16 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
             args.currency
         ))
     })?;
+    let period = args
+        .period
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(Period::parse)
+        .transpose()
+        .map_err(ToolError::InvalidArgs)?;
     let mut collected = collect(&args.folder, currency)?;
     let receipts_read = collected.receipts.len();
-    let rows = parse::merge(
+    let mut rows = parse::merge(
         std::mem::take(&mut collected.bank),
         std::mem::take(&mut collected.receipts),
     );
@@ -129,11 +142,25 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
             problems_note(&collected)
         )));
     }
+    if let Some(period) = &period {
+        let before = rows.len();
+        let undated = rows.iter().filter(|r| r.date.is_none()).count();
+        rows.retain(|r| r.date.is_some_and(|d| period.contains(&d)));
+        collected.outside_period = (before - rows.len() - undated, undated);
+        if rows.is_empty() {
+            return Err(ToolError::InvalidArgs(format!(
+                "none of the {before} purchases in {} is dated {}{}",
+                args.folder.display(),
+                period.words(),
+                problems_note(&collected)
+            )));
+        }
+    }
     let totals = category_totals(&rows);
 
     let xlsx = deskhand_guest_xlsx::run("write", &workbook_spec(&args.spreadsheet, &rows, &totals).to_string())?;
     let xlsx_path = xlsx_written(&xlsx).unwrap_or_else(|| args.spreadsheet.clone());
-    let report = summary_spec(&args, &rows, &totals, &collected);
+    let report = summary_spec(&args, period.as_ref(), &rows, &totals, &collected);
     let pdf_path = match write_summary(&args.summary, report) {
         Ok(path) => path,
         Err(e) => {
@@ -144,9 +171,11 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
     };
 
     let text = format!(
-        "{} purchase{} ({} receipt file{} read) -> {} and {}{}",
+        "Spent {} on {} purchase{}{} ({} receipt file{} read) -> {} and {}{}",
+        grand_totals(&totals),
         rows.len(),
         if rows.len() == 1 { "" } else { "s" },
+        span_words(period.as_ref(), &rows),
         receipts_read,
         if receipts_read == 1 { "" } else { "s" },
         xlsx_path.display(),
@@ -158,6 +187,8 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
             "spreadsheet": xlsx_path.display().to_string(),
             "summary": pdf_path.display().to_string(),
             "rows": rows.len(),
+            "period": period.as_ref().map(|p| json!({"from": p.from, "to": p.to})),
+            "totals": currency_totals(&totals).iter().map(|(cur, t)| json!({"currency": cur, "total": t})).collect::<Vec<_>>(),
             "categories": totals.iter().map(|(c, cur, total, n)| json!({"category": c, "currency": cur, "total": total, "count": n})).collect::<Vec<_>>(),
             "unread": collected.unread.iter().map(|(f, why)| json!({"file": f, "problem": why})).collect::<Vec<_>>(),
             "skipped": collected.skipped,
@@ -166,6 +197,53 @@ fn run(args: RunArgs) -> Result<Output, ToolError> {
         }),
         text,
     ))
+}
+
+/// The total per currency, in the order the categories list them.
+fn currency_totals(totals: &[(&str, String, f64, usize)]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (_, currency, total, _) in totals {
+        match out.iter_mut().find(|(c, _)| c == currency) {
+            Some((_, t)) => *t += total,
+            None => out.push((currency.clone(), *total)),
+        }
+    }
+    for (_, t) in &mut out {
+        *t = (*t * 100.0).round() / 100.0;
+    }
+    out
+}
+
+/// `€485.65`, or `€120.00 and $30.00` across currencies.
+fn grand_totals(totals: &[(&str, String, f64, usize)]) -> String {
+    let each: Vec<String> = currency_totals(totals).iter().map(|(c, t)| money(*t, c)).collect();
+    each.join(" and ")
+}
+
+/// ` from 2026-03-01 to 2026-03-31`: the period asked for, else the purchases' dates.
+fn span_words(period: Option<&Period>, rows: &[Expense]) -> String {
+    if let Some(p) = period {
+        return if p.from == p.to {
+            format!(" on {}", p.from)
+        } else {
+            format!(" from {} to {}", p.from, p.to)
+        };
+    }
+    let dates: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.date.map(|d| d.iso()[..10].to_owned()))
+        .collect();
+    match (dates.iter().min(), dates.iter().max()) {
+        (Some(a), Some(b)) if a != b => format!(" from {a} to {b}"),
+        (Some(a), _) => format!(" on {a}"),
+        _ => String::new(),
+    }
+}
+
+/// A column width (in characters) that shows `text` in bold without `###`.
+fn width_for(texts: impl Iterator<Item = String>, at_least: usize) -> f64 {
+    let widest = texts.map(|t| t.chars().count()).max().unwrap_or(0).max(at_least);
+    (widest + 4) as f64
 }
 
 /// Renders the summary with the pdf tool's report code and its fonts, and
@@ -411,32 +489,52 @@ fn workbook_spec(path: &Path, rows: &[Expense], totals: &[(&str, String, f64, us
                     format!("COUNTIFS(Expenses!C:C,\"{category}\",Expenses!E:E,\"{currency}\")"),
                 )
             };
-            json!([category, currency, {"formula": sum, "format": "#,##0.00"}, {"formula": count}])
+            let format = deskhand_guest_xlsx::currency_format(currency);
+            json!([category, currency, {"formula": sum, "format": format}, {"formula": count}])
         })
         .collect();
     let last = totals.len() + 1;
+    // Formulas carry no values the writer could fit a column to: the
+    // widths come from the totals they will compute, the grand total the widest.
+    let grand = currency_totals(totals);
+    let total_width = width_for(
+        totals
+            .iter()
+            .map(|(_, c, t, _)| money(*t, c))
+            .chain(grand.iter().map(|(c, t)| money(*t, c))),
+        "Total".len(),
+    );
     let mut summary = json!({
         "name": "Summary",
         "header": ["Category", "Currency", "Total", "Purchases"],
         "rows": summary_rows,
+        "columns": [null, null, {"width": total_width}, {"width": width_for(std::iter::empty(), "Purchases".len())}],
         "charts": [{"type": "column", "title": "Expenses by category",
-                    "categories": format!("A2:A{last}"), "values": format!("C2:C{last}"), "anchor": "F2"}]
+                    "categories": format!("A2:A{last}"), "values": format!("C2:C{last}"), "anchor": "F2"}],
+        "print": {"fit_width": true, "landscape": true}
+    });
+    let amount_width = width_for(
+        rows.iter()
+            .map(|r| money(r.amount, &r.currency))
+            .chain(grand.iter().map(|(c, t)| money(*t, c))),
+        "Amount".len(),
+    );
+    let mut expenses = json!({
+        "name": "Expenses",
+        "header": ["Date", "Merchant", "Category", "Amount", "Currency", "Source"],
+        "rows": expense_rows,
+        "columns": [null, null, null, {"width": amount_width}],
+        "print": {"fit_width": true, "landscape": true}
     });
     // A grand total only adds up one currency.
     if one_currency {
         summary["totals"] = json!({"columns": ["C", "D"]});
+        expenses["totals"] = json!({"columns": ["D"]});
     }
     json!({
         "path": path.display().to_string(),
         "unique": true,
-        "sheets": [
-            {
-                "name": "Expenses",
-                "header": ["Date", "Merchant", "Category", "Amount", "Currency", "Source"],
-                "rows": expense_rows,
-            },
-            summary
-        ]
+        "sheets": [expenses, summary]
     })
 }
 
@@ -449,22 +547,34 @@ fn folder_name(folder: &Path) -> String {
 
 /// The summary report: totals per category (a table and a chart), every
 /// purchase, and what could not be read.
-fn summary_spec(args: &RunArgs, rows: &[Expense], totals: &[(&str, String, f64, usize)], got: &Collected) -> Value {
-    let dates: Vec<String> = rows.iter().filter_map(|r| r.date.map(|d| d.iso())).collect();
-    let span = match (dates.iter().min(), dates.iter().max()) {
-        (Some(a), Some(b)) if a != b => format!(" from {a} to {b}"),
-        (Some(a), _) => format!(" on {a}"),
-        _ => String::new(),
+fn summary_spec(
+    args: &RunArgs,
+    period: Option<&Period>,
+    rows: &[Expense],
+    totals: &[(&str, String, f64, usize)],
+    got: &Collected,
+) -> Value {
+    let span = span_words(period, rows);
+    let period_line = match period {
+        Some(p) => format!("Period: {} (as asked).", p.words()),
+        None => format!("Period:{span} (the dates of the purchases read)."),
     };
+    let mut table: Vec<Value> = totals
+        .iter()
+        .map(|(c, cur, t, n)| json!([c, cur, money(*t, cur), n]))
+        .collect();
+    let one_currency = single_currency(totals);
+    if one_currency {
+        table.push(json!(["Total", totals[0].1, grand_totals(totals), rows.len()]));
+    }
     let mut blocks = vec![
+        json!({"type": "heading", "text": format!("Total spent: {}", grand_totals(totals)), "level": 2}),
         json!({"type": "paragraph", "text": format!(
-            "{} purchases{span}, read from {}. The totals below are the sums per category; the workbook {} computes the same totals with SUMIF formulas.",
+            "{period_line} {} purchases, read from {}. The totals below are the sums per category; the workbook {} computes the same totals with SUMIF formulas.",
             rows.len(), folder_name(&args.folder), args.spreadsheet.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())}),
         json!({"type": "heading", "text": "Totals by category", "level": 2}),
-        json!({"type": "table", "header": ["Category", "Currency", "Total", "Purchases"],
-               "rows": totals.iter().map(|(c, cur, t, n)| json!([c, cur, format!("{t:.2}"), n])).collect::<Vec<_>>()}),
+        json!({"type": "table", "header": ["Category", "Currency", "Total", "Purchases"], "rows": table}),
     ];
-    let one_currency = single_currency(totals);
     if one_currency {
         blocks.push(
             json!({"type": "chart", "title": format!("Expenses by category ({})", totals[0].1),
@@ -477,7 +587,7 @@ fn summary_spec(args: &RunArgs, rows: &[Expense], totals: &[(&str, String, f64, 
         json!({"type": "table", "header": ["Date", "Merchant", "Category", "Amount", "Source"],
         "rows": rows.iter().map(|r| json!([
             r.date.map(|d| d.iso()).unwrap_or_default(), r.merchant, r.category,
-            format!("{:.2} {}", r.amount, r.currency), r.source])).collect::<Vec<_>>()}),
+            money(r.amount, &r.currency), r.source])).collect::<Vec<_>>()}),
     );
     let mut notes: Vec<String> = got
         .unread
@@ -495,6 +605,12 @@ fn summary_spec(args: &RunArgs, rows: &[Expense], totals: &[(&str, String, f64, 
             .iter()
             .map(|u| format!("Not read: {}", u.why())),
     );
+    match got.outside_period {
+        (0, 0) => {}
+        (outside, undated) => notes.push(format!(
+            "Left out by the period: {outside} purchase(s) dated outside it, {undated} without a date"
+        )),
+    }
     if got.credits_skipped > 0 {
         notes.push(format!(
             "{} bank line(s) with money coming in were left out",

@@ -16,6 +16,7 @@ mod read;
 mod repair;
 pub mod typed;
 mod write;
+pub use write::currency_format;
 
 use deskhand_guest::{Description, Output, ToolError, operation, parse_args};
 use serde_json::json;

@@ -44,6 +44,24 @@ struct SheetSpec {
     header_fill: Option<String>,
     #[serde(default)]
     charts: Vec<ChartSpec>,
+    print: Option<PrintSpec>,
+}
+
+/// How the sheet prints: one page wide (as many tall as it takes), the
+/// orientation, and the header row again at the top of every page.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrintSpec {
+    #[serde(default = "yes")]
+    fit_width: bool,
+    #[serde(default)]
+    landscape: bool,
+    #[serde(default = "yes")]
+    repeat_header: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize, Default)]
@@ -157,7 +175,12 @@ pub fn schema() -> Value {
                                "properties": {"rows": {"type": "integer", "minimum": 0}, "cols": {"type": "integer", "minimum": 0}}},
                     "autofilter": {"type": "boolean", "description": "filter buttons on the header row; default: on when there is a header"},
                     "header_fill": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$", "default": "#D9E1F2"},
-                    "charts": {"type": "array", "items": {"$ref": "#/$defs/chart"}}
+                    "charts": {"type": "array", "items": {"$ref": "#/$defs/chart"}},
+                    "print": {"type": "object", "additionalProperties": false, "description": "print set-up; default: the application's (often several pages wide)",
+                              "properties": {
+                                  "fit_width": {"type": "boolean", "default": true, "description": "scale to one page wide, as many pages tall as needed"},
+                                  "landscape": {"type": "boolean", "default": false},
+                                  "repeat_header": {"type": "boolean", "default": true, "description": "print the header row at the top of every page"}}}
                 }
             },
             "chart": {
@@ -307,7 +330,7 @@ fn check_formula(formula: &str) -> Result<(), String> {
 }
 
 /// The number format for an amount in `code`.
-fn currency_format(code: &str) -> String {
+pub fn currency_format(code: &str) -> String {
     match code {
         "EUR" => "\"€\"#,##0.00".into(),
         "USD" => "\"$\"#,##0.00".into(),
@@ -638,6 +661,20 @@ fn write_sheet(
         sheet
             .autofilter(0, 0, last, (width - 1) as u16)
             .map_err(xlsx_invalid(format!("{at_sheet}, autofilter")))?;
+    }
+
+    if let Some(print) = &spec.print {
+        if print.fit_width {
+            sheet.set_print_fit_to_pages(1, 0);
+        }
+        if print.landscape {
+            sheet.set_landscape();
+        }
+        if print.repeat_header && has_header {
+            sheet
+                .set_repeat_rows(0, 0)
+                .map_err(xlsx_invalid(format!("{at_sheet}, print")))?;
+        }
     }
 
     for (i, chart_spec) in spec.charts.iter().enumerate() {

@@ -43,7 +43,11 @@ fn the_demo_receipts_become_a_workbook_with_computed_totals_and_a_summary() {
         "read",
         json!({"path": "output/expenses.xlsx", "sheet": "Expenses"}),
     );
-    let rows = data["sheets"][0]["rows"].as_array().unwrap().clone();
+    let mut rows = data["sheets"][0]["rows"].as_array().unwrap().clone();
+    // The sheet ends with its total row, a formula over the amounts.
+    let total_row = rows.pop().unwrap();
+    assert_eq!(total_row[0], "Total", "{total_row}");
+    assert_eq!(total_row[3]["formula"], "SUM(D2:D6)", "{total_row}");
     let merchants: Vec<&str> = rows.iter().map(|r| r[1].as_str().unwrap()).collect();
     assert_eq!(
         merchants,
@@ -86,23 +90,116 @@ fn the_demo_receipts_become_a_workbook_with_computed_totals_and_a_summary() {
         json!({"path": "output/expenses.xlsx", "sheet": "Summary"}),
     );
     let total = summary["sheets"][0]["rows"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(total[2], json!({"formula": "SUM(C2:C6)", "value": 485.65}));
+    assert_eq!(
+        total[2],
+        json!({"formula": "SUM(C2:C6)", "value": {"amount": 485.65, "currency": "EUR"}}),
+        "the totals are in euros, as the amounts are"
+    );
 
     let text = pdftotext(&ws.output_dir().join("expenses-summary.pdf"));
     for needle in [
         "Expenses summary",
+        "Total spent: €485.65",
+        "Period: from 2026-03-02 to 2026-03-17",
         "Totals by category",
-        "412.00",
+        "€412.00",
         "Café Central",
         "Hotel Avenida",
     ] {
         assert!(text.contains(needle), "{needle} in:\n{text}");
     }
+    // The grand total closes the PDF's totals table too.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Total") && l.contains("€485.65") && l.contains('5')),
+        "{text}"
+    );
+    the_workbook_prints_as_a_person_would_hand_it_on(&lo, &workbook);
     assert_eq!(
         tree(&root.join("projects/receipts")),
         receipts_before,
         "the receipts are only read"
     );
+}
+
+/// LibreOffice renders the workbook as printed: each sheet one page wide
+/// (one page each here, the chart whole beside its table), every value
+/// shown (a column too narrow shows `###`), amounts in euros on both
+/// sheets, and a total row on Expenses.
+fn the_workbook_prints_as_a_person_would_hand_it_on(lo: &LibreOffice, workbook: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = lo.convert(workbook, "pdf", "pdf", dir.path());
+    let text = pdftotext(&pdf);
+    assert!(!text.contains('#'), "a column too narrow for its values:\n{text}");
+    let pages: Vec<&str> = text.split('\u{c}').filter(|p| !p.trim().is_empty()).collect();
+    assert_eq!(pages.len(), 2, "one page a sheet:\n{text}");
+    let (expenses, summary) = (pages[0], pages[1]);
+    for needle in ["Total", "€485.65", "€412.00"] {
+        assert!(expenses.contains(needle), "{needle} on the Expenses page:\n{expenses}");
+    }
+    for needle in [
+        "€412.00",
+        "€18.40",
+        "€485.65",
+        "Total",
+        "Expenses by category",
+        "Software",
+    ] {
+        assert!(summary.contains(needle), "{needle} on the Summary page:\n{summary}");
+    }
+}
+
+#[test]
+fn a_period_limits_the_purchases_and_the_answer_says_the_total() {
+    let lo = LibreOffice::new();
+    let tb = toolbox_with(&lo);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("demo");
+    deskhand_runtime::demo::create_demo_workspace(&root).unwrap();
+    let ws = deskhand_runtime::workspace::Workspace::open(&root).unwrap();
+    let result = run_call(
+        &ws,
+        &tb,
+        &CallRequest {
+            tool: "receipts",
+            operation: "run",
+            args: json!({"folder": "projects/receipts", "period": "2026-03-10..2026-03-31"}),
+            grants: &[Grant::read_only("projects")],
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .unwrap();
+    let out = &result.output;
+    assert!(
+        out.text
+            .starts_with("Spent €435.90 on 2 purchases from 2026-03-10 to 2026-03-31"),
+        "{}",
+        out.text
+    );
+    assert_eq!(out.json["rows"], 2);
+    assert_eq!(out.json["period"], json!({"from": "2026-03-10", "to": "2026-03-31"}));
+    assert_eq!(out.json["totals"], json!([{"currency": "EUR", "total": 435.9}]));
+    let text = pdftotext(&ws.output_dir().join("expenses-summary.pdf"));
+    assert!(text.contains("Period: 2026-03-10 to 2026-03-31 (as asked)"), "{text}");
+    assert!(text.contains("3 purchase(s) dated outside it"), "{text}");
+
+    // A period nothing falls in is said, and nothing is written.
+    let err = run_call(
+        &ws,
+        &tb,
+        &CallRequest {
+            tool: "receipts",
+            operation: "run",
+            args: json!({"folder": "projects/receipts", "period": "2025-01"}),
+            grants: &[Grant::read_only("projects")],
+            limits: Limits::default(),
+        },
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("is dated 2025-01-01 to 2025-01-31"), "{err}");
 }
 
 #[test]

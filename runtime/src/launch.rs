@@ -80,6 +80,13 @@ pub enum Start {
         answer: Option<String>,
         mode: Option<Mode>,
     },
+    /// A new instruction on a run that ended ("now in USD"): a new turn
+    /// with the run's context, under the same policy (see [`Agent::follow_up`]).
+    FollowUp {
+        run: RunId,
+        say: String,
+        mode: Option<Mode>,
+    },
 }
 
 /// Sets up the provider (configured model or offline planner) and the
@@ -125,7 +132,7 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
     let ws = l.workspace;
     let grants = match &start {
         Start::New(task) => task.grants.clone(),
-        Start::Resume { run, .. } => ws.journal().task_grants(run)?,
+        Start::Resume { run, .. } | Start::FollowUp { run, .. } => ws.journal().task_grants(run)?,
     };
     let mut folders: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
     for sub in ["projects", "context"] {
@@ -148,13 +155,17 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
             .map(|g| g.path.clone())
             .collect(),
     };
+    let granted: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
     let connected = crate::model::config::connect(&l.config)?;
     let offline;
     let provider: &dyn ModelProvider = match &connected {
         Some(p) => p.as_ref(),
         None => {
-            offline =
-                OfflinePlanner::new(discovery.skills.clone(), context).with_params(l.params.into_iter().collect());
+            // Where things are, as the person taught it; a file that cannot be read tells nothing.
+            let memory = std::fs::read_to_string(ws.root().join(crate::workspace::MEMORY_FILE)).unwrap_or_default();
+            offline = OfflinePlanner::new(discovery.skills.clone(), context)
+                .with_params(l.params.into_iter().collect())
+                .with_grants(&granted, memory);
             &offline
         }
     };
@@ -176,6 +187,7 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
     };
     match start {
         Start::Resume { run, answer, mode } => agent.resume_with_mode(&run, answer.as_deref(), mode),
+        Start::FollowUp { run, say, mode } => agent.follow_up(&run, &say, mode),
         Start::New(task) => agent.run(task),
     }
 }

@@ -6,7 +6,17 @@
 //! and how to configure a model; it never pretends to understand.
 //!
 //! It is stateless: each turn is decided from the conversation so far, so a
-//! resumed run continues exactly where it stopped.
+//! resumed run continues exactly where it stopped. A later instruction from
+//! the person (a follow-up on a finished run) starts a new turn: a skill it
+//! names, or the last skill again with the folders, dates or options it
+//! changes; what it asks beyond those is answered honestly, not guessed.
+//!
+//! A folder the task does not name is read generously (`folders`): the one
+//! granted folder that fits, a line of MEMORY.md, or the person's answer
+//! ("receipts"); an answer that names no folder this run may see is asked
+//! again, saying why.
+
+mod folders;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,12 +35,18 @@ const DONE: &str = "offline-done";
 const FAIL: &str = "offline-fail";
 const ASK_PREFIX: &str = "offline-ask-";
 const ANSWER_PREFIX: &str = "The person answered: ";
+/// Separates a call id's parts: the turn (`--t2`) and a question asked again (`--2`).
+const ID_SEP: &str = "--";
 
 pub struct OfflinePlanner {
     skills: Vec<Skill>,
     context: MatchContext,
     /// Parameters the person gave outright (`--param name=value`); they win over the task's words.
     given: BTreeMap<String, String>,
+    /// The folders the run may see, when the planner was told its grants.
+    granted: Option<folders::Granted>,
+    /// MEMORY.md, for where things are.
+    memory: String,
 }
 
 impl std::fmt::Debug for OfflinePlanner {
@@ -52,11 +68,23 @@ impl OfflinePlanner {
             skills,
             context,
             given: BTreeMap::new(),
+            granted: None,
+            memory: String::new(),
         }
     }
 
     pub fn with_params(mut self, given: BTreeMap<String, String>) -> Self {
         self.given = given;
+        self
+    }
+
+    /// The run's granted folders (relative to the workspace or absolute)
+    /// and MEMORY.md's text: a folder parameter the task leaves open is
+    /// then filled from them where they leave no doubt, and an answer is
+    /// checked against them.
+    pub fn with_grants(mut self, grants: &[std::path::PathBuf], memory: String) -> Self {
+        self.granted = Some(folders::Granted::new(&self.context.workspace_root, grants));
+        self.memory = memory;
         self
     }
 
@@ -75,12 +103,132 @@ impl OfflinePlanner {
     }
 }
 
-/// The conversation, read back: the task, the answers the person gave,
-/// and the result of each of the planner's own calls.
+/// A skill chosen for an instruction: its index, the parameters filled, the
+/// required ones left open, and the folders named for it.
+type Chosen = (
+    usize,
+    BTreeMap<String, String>,
+    Vec<crate::skills::ParamSpec>,
+    Vec<String>,
+);
+
+impl OfflinePlanner {
+    /// The skill `instruction` asks for (`/skill key=value`, or by its
+    /// words), or why none fits.
+    fn choose(&self, instruction: &str) -> Result<Chosen, String> {
+        if let Some((index, mut params)) = explicit(instruction, &self.skills) {
+            let skill = &self.skills[index];
+            for p in &skill.params {
+                if let (None, Some(d)) = (params.get(&p.name), &p.default) {
+                    params.insert(p.name.clone(), d.clone());
+                }
+            }
+            let missing = skill
+                .params
+                .iter()
+                .filter(|p| p.required && !params.contains_key(&p.name))
+                .cloned()
+                .collect();
+            return Ok((index, params, missing, Vec::new()));
+        }
+        match match_task(instruction, &self.skills, &self.context) {
+            Match::Matched {
+                skill,
+                params,
+                missing,
+                targets,
+                ..
+            } => Ok((skill, params, missing, targets)),
+            Match::NoMatch { reason, .. } => Err(reason),
+        }
+    }
+
+    /// A follow-up that names no skill: the last skill chosen, run again
+    /// with what the follow-up changes (folders, dates, options) over what
+    /// the last run used; or, when it changes none of them, why not.
+    fn again(&self, t: &Transcript, instruction: &str) -> Result<Chosen, String> {
+        let turn = t.follow_ups.len();
+        let earlier = std::iter::once(&t.task).chain(&t.follow_ups).take(turn);
+        let last = earlier
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find_map(|(k, text)| self.choose(text).ok().map(|c| (k, c.0)));
+        let cannot = |what: &str| {
+            format!(
+                "I can't do {instruction:?} without a model{what}. Without a model I can run a skill again on \
+                 other folders, for other dates or with other options (say which), or start a new task.\n\
+                 {CONFIGURE_A_MODEL}"
+            )
+        };
+        let Some((k, index)) = last else {
+            return Err(cannot(""));
+        };
+        let skill = &self.skills[index];
+        let name = skill.name.replace('-', " ");
+        let one = std::slice::from_ref(skill);
+        let (
+            Match::Matched {
+                params: new, targets, ..
+            },
+            Match::Matched { params: defaults, .. },
+        ) = (
+            match_task(&format!("{instruction} {name}"), one, &self.context),
+            match_task(&name, one, &self.context),
+        )
+        else {
+            return Err(cannot(""));
+        };
+        let changed: BTreeMap<String, String> = new.into_iter().filter(|(k, v)| defaults.get(k) != Some(v)).collect();
+        if changed.is_empty() {
+            return Err(cannot(&format!(": it changes none of what {} takes", skill.name)));
+        }
+        let mut params = defaults;
+        // What the latest run of it used (a follow-up that changed nothing ran nothing).
+        let used = (k..turn)
+            .rev()
+            .find_map(|j| t.calls.get(&format!("{RUN}{}", turn_suffix(j))));
+        if let Some(Value::Object(used)) = used {
+            for (key, v) in used {
+                if let Some(v) = v.as_str() {
+                    params.insert(key.clone(), v.to_owned());
+                }
+            }
+        }
+        params.extend(changed);
+        let missing = skill
+            .params
+            .iter()
+            .filter(|p| p.required && !params.contains_key(&p.name))
+            .cloned()
+            .collect();
+        Ok((index, params, missing, targets))
+    }
+}
+
+/// The conversation, read back: the task, the person's later instructions,
+/// and since the latest of them, the answers the person gave (each
+/// parameter's in order) and the result of each of the planner's own calls;
+/// the planner's calls of every turn, by id.
 struct Transcript {
     task: String,
-    answers: BTreeMap<String, String>,
+    follow_ups: Vec<String>,
+    answers: BTreeMap<String, Vec<String>>,
     results: BTreeMap<String, (String, bool)>,
+    calls: BTreeMap<String, Value>,
+    /// The plan's steps as the latest instruction found them (title,
+    /// effects, status): a new turn adds its steps after them.
+    earlier_steps: Vec<(String, Value, String)>,
+}
+
+/// The suffix of the planner's call ids in turn `turn` (0: the task itself).
+fn turn_suffix(turn: usize) -> String {
+    if turn == 0 {
+        String::new()
+    } else {
+        format!("{ID_SEP}t{turn}")
+    }
 }
 
 fn read_transcript(messages: &[Message]) -> Transcript {
@@ -97,27 +245,69 @@ fn read_transcript(messages: &[Message]) -> Transcript {
                 .join("\n")
         })
         .unwrap_or_default();
-    let mut answers = BTreeMap::new();
+    let mut answers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut results = BTreeMap::new();
-    for m in messages.iter().filter(|m| m.role == Role::User) {
-        for b in &m.content {
-            if let Block::ToolResult {
-                tool_use_id,
-                content,
-                is_error,
-            } = b
-            {
-                if let Some(param) = tool_use_id.strip_prefix(ASK_PREFIX) {
-                    let answer = content.strip_prefix(ANSWER_PREFIX).unwrap_or(content).trim().to_owned();
-                    answers.insert(param.to_owned(), answer);
+    let mut calls = BTreeMap::new();
+    let mut follow_ups = Vec::new();
+    let mut plan = Vec::new();
+    let mut earlier_steps = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.role == Role::Assistant {
+            for (id, name, input) in m.tool_uses() {
+                calls.insert(id.to_owned(), input.clone());
+                if name == meta::UPDATE_PLAN
+                    && let Some(steps) = input["steps"].as_array()
+                {
+                    plan = steps
+                        .iter()
+                        .map(|s| {
+                            let status = s["status"].as_str().unwrap_or("pending").to_owned();
+                            (
+                                s["title"].as_str().unwrap_or_default().to_owned(),
+                                s["effects"].clone(),
+                                status,
+                            )
+                        })
+                        .collect();
                 }
-                results.insert(tool_use_id.clone(), (content.clone(), *is_error));
+            }
+            continue;
+        }
+        for b in &m.content {
+            match b {
+                Block::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } => {
+                    if let Some(rest) = tool_use_id.strip_prefix(ASK_PREFIX) {
+                        let param = rest.split(ID_SEP).next().unwrap_or(rest);
+                        let answer = content.strip_prefix(ANSWER_PREFIX).unwrap_or(content).trim().to_owned();
+                        answers.entry(param.to_owned()).or_default().push(answer);
+                    }
+                    results.insert(tool_use_id.clone(), (content.clone(), *is_error));
+                }
+                Block::Text { text } if i > 0 && !text.starts_with(SUMMARY_MARK) => {
+                    // A new instruction: its turn starts afresh.
+                    follow_ups.push(text.clone());
+                    answers.clear();
+                    results.clear();
+                    earlier_steps.clone_from(&plan);
+                }
+                _ => {}
             }
         }
     }
     // A compacted summary keeps the digest of earlier calls, not their ids;
     // the planner's own ids are few and stay in the recent turns.
-    Transcript { task, answers, results }
+    Transcript {
+        task,
+        follow_ups,
+        answers,
+        results,
+        calls,
+        earlier_steps,
+    }
 }
 
 /// The JSON a tool returned, from the framed text "summary\n{json}".
@@ -176,7 +366,7 @@ fn text(t: impl Into<String>) -> Block {
     Block::Text { text: t.into() }
 }
 
-fn plan_input(steps: &[(String, Value, &str)], reason: Option<&str>) -> Value {
+fn plan_input(steps: &[(String, Value, String)], reason: Option<&str>) -> Value {
     let steps: Vec<Value> = steps
         .iter()
         .map(|(title, effects, status)| json!({"title": title, "effects": effects, "status": status}))
@@ -226,38 +416,23 @@ impl ModelProvider for OfflinePlanner {
         _on_event: &mut dyn FnMut(StreamEvent),
     ) -> Result<ModelResponse, ProviderError> {
         let t = read_transcript(request.messages);
-        let (index, mut params, missing, targets) = match explicit(&t.task, &self.skills) {
-            Some((index, params)) => {
-                let skill = &self.skills[index];
-                let mut params = params;
-                for p in &skill.params {
-                    if let (None, Some(d)) = (params.get(&p.name), &p.default) {
-                        params.insert(p.name.clone(), d.clone());
-                    }
-                }
-                let missing = skill
-                    .params
-                    .iter()
-                    .filter(|p| p.required && !params.contains_key(&p.name))
-                    .cloned()
-                    .collect();
-                (index, params, missing, Vec::new())
+        let turn = t.follow_ups.len();
+        let sfx = turn_suffix(turn);
+        let id = |base: &str| format!("{base}{sfx}");
+        let instruction = t.follow_ups.last().unwrap_or(&t.task).clone();
+        let (index, mut params, missing, targets) = match self.choose(&instruction) {
+            Ok(chosen) => chosen,
+            Err(reason) if turn == 0 => {
+                let msg = format!(
+                    "I can't do that offline: {reason}\n\nWithout a model I can:\n{}\n{CONFIGURE_A_MODEL}",
+                    Self::capabilities(&self.skills).trim_end()
+                );
+                return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));
             }
-            None => match match_task(&t.task, &self.skills, &self.context) {
-                Match::Matched {
-                    skill,
-                    params,
-                    missing,
-                    targets,
-                    ..
-                } => (skill, params, missing, targets),
-                Match::NoMatch { reason, .. } => {
-                    let msg = format!(
-                        "I can't do that offline: {reason}\n\nWithout a model I can:\n{}\n{CONFIGURE_A_MODEL}",
-                        Self::capabilities(&self.skills).trim_end()
-                    );
-                    return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));
-                }
+            Err(_) => match self.again(&t, &instruction) {
+                Ok(chosen) => chosen,
+                // What was done stands; this instruction is answered, not failed.
+                Err(msg) => return Ok(reply(vec![text(msg)], StopReason::EndTurn)),
             },
         };
         let skill = &self.skills[index];
@@ -271,34 +446,78 @@ impl ModelProvider for OfflinePlanner {
             }
         }
 
-        // Parameters the person supplied in answers fill what the task did not.
-        let mut still_missing = Vec::new();
+        // Parameters the person supplied in answers fill what the task did
+        // not; a folder is read generously, and where the grants or MEMORY.md
+        // leave no doubt, not asked at all.
+        let known: Vec<String> = self
+            .context
+            .folders
+            .iter()
+            .map(|f| {
+                f.strip_prefix(&self.context.workspace_root)
+                    .unwrap_or(f)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let mut notes = Vec::new();
+        let mut ask = None;
         for p in missing {
-            match t.answers.get(&p.name) {
-                Some(a) if !a.is_empty() => {
-                    params.insert(p.name.clone(), a.clone());
+            let answers = t.answers.get(&p.name).map(Vec::as_slice).unwrap_or_default();
+            let (value, why_not) = match (answers.last(), &p.kind, &self.granted) {
+                (Some(a), ParamKind::Path, Some(granted)) => match granted.read_answer(a, &known) {
+                    Ok(folder) => (Some(folder), None),
+                    Err(why) => (None, Some(format!("I could not use {a:?}: {why}."))),
+                },
+                (Some(a), ParamKind::Format(options), _) => {
+                    let a = a.trim().trim_start_matches('.').to_lowercase();
+                    match options.iter().find(|o| **o == a) {
+                        Some(o) => (Some(o.clone()), None),
+                        None => (None, Some(format!("{a:?} is not one of the choices."))),
+                    }
                 }
-                _ => still_missing.push(p),
+                (Some(a), _, _) if !a.trim().is_empty() => (Some(a.trim().to_owned()), None),
+                (Some(_), _, _) => (None, Some("The answer was empty.".into())),
+                (None, ParamKind::Path, Some(granted)) => {
+                    match granted.guess(&folders::subject(&skill.name, &p.description), &self.memory) {
+                        Some((folder, why)) => {
+                            notes.push(format!("{}: {folder} ({why})", p.name));
+                            (Some(folder), None)
+                        }
+                        None => (None, None),
+                    }
+                }
+                (None, _, _) => (None, None),
+            };
+            match value {
+                Some(v) => {
+                    params.insert(p.name.clone(), v);
+                }
+                None if ask.is_none() => ask = Some((p, answers.len(), why_not)),
+                None => {}
             }
         }
-        if let Some(p) = still_missing.first() {
-            let example = match &p.kind {
-                ParamKind::Path => " (a folder in the workspace, e.g. projects/receipts)".to_owned(),
-                ParamKind::Date => " (a date, YYYY-MM-DD)".to_owned(),
-                ParamKind::Format(options) => format!(" (one of: {})", options.join(", ")),
-                ParamKind::Text => String::new(),
+        if let Some((p, asked_before, why_not)) = ask {
+            let example = match (&p.kind, &self.granted) {
+                (ParamKind::Path, Some(granted)) => format!(" (a folder this run may see: {})", granted.listing()),
+                (ParamKind::Path, None) => " (a folder in the workspace, e.g. projects/receipts)".to_owned(),
+                (ParamKind::Date, _) => " (a date, YYYY-MM-DD)".to_owned(),
+                (ParamKind::Format(options), _) => format!(" (one of: {})", options.join(", ")),
+                (ParamKind::Text, _) => String::new(),
             };
-            let question = format!("To run {} I need {}: {}{example}.", skill.name, p.name, p.description);
+            let mut question = format!("To run {} I need {}: {}{example}.", skill.name, p.name, p.description);
+            if let Some(why) = why_not {
+                question = format!("{why} {question}");
+            }
+            let mut ask_id = format!("{ASK_PREFIX}{}{sfx}", p.name);
+            if asked_before > 0 {
+                ask_id.push_str(&format!("{ID_SEP}{asked_before}"));
+            }
             return Ok(reply(
-                vec![tool_use(
-                    &format!("{ASK_PREFIX}{}", p.name),
-                    meta::ASK_PERSON,
-                    json!({"question": question}),
-                )],
+                vec![tool_use(&ask_id, meta::ASK_PERSON, json!({"question": question}))],
                 StopReason::ToolUse,
             ));
         }
-
         let (tool, operation) = match &skill.entry {
             Entry::Bundled { tool, operation } => (tool.clone(), operation.clone()),
             // The CLI adds a skill's component to the toolbox under the skill's name.
@@ -340,7 +559,7 @@ impl ModelProvider for OfflinePlanner {
             let effects = json!({"reads": targets, "writes": ["output"]});
             (
                 (title, effects),
-                tool_use(RUN, meta::SPAWN_SUBAGENTS, json!({"tasks": tasks})),
+                tool_use(&id(RUN), meta::SPAWN_SUBAGENTS, json!({"tasks": tasks})),
             )
         } else {
             let target = target_param
@@ -379,7 +598,7 @@ impl ModelProvider for OfflinePlanner {
             (
                 (title, effects),
                 tool_use(
-                    RUN,
+                    &id(RUN),
                     &format!("{tool}{}{operation}", meta::TOOL_SEP),
                     Value::Object(args),
                 ),
@@ -389,21 +608,37 @@ impl ModelProvider for OfflinePlanner {
             "Check the deliverable in output/".to_owned(),
             json!({"reads": ["output"]}),
         );
-        let steps = |s1: &'static str, s2: &'static str| {
-            plan_input(
-                &[
-                    (step1.0.clone(), step1.1.clone(), s1),
-                    (step2.0.clone(), step2.1.clone(), s2),
-                ],
-                None,
-            )
+        // Earlier turns' steps stay as they ended (a finished step is never
+        // rewritten); one left open is skipped, so calls belong to the new ones.
+        let earlier = t.earlier_steps.iter().map(|(title, effects, status)| {
+            let status = match status.as_str() {
+                "done" | "failed" | "skipped" => status.clone(),
+                _ => "skipped".to_owned(),
+            };
+            (title.clone(), effects.clone(), status)
+        });
+        let earlier: Vec<_> = earlier.collect();
+        let steps = |s1: &'static str, s2: &'static str, reason: Option<&str>| {
+            let mut all = earlier.clone();
+            all.push((step1.0.clone(), step1.1.clone(), s1.to_owned()));
+            all.push((step2.0.clone(), step2.1.clone(), s2.to_owned()));
+            plan_input(&all, reason)
         };
 
-        let Some((run_content, run_failed)) = t.results.get(RUN) else {
+        let Some((run_content, run_failed)) = t.results.get(&id(RUN)) else {
+            let mut intro = format!("Using the {} skill: {}", skill.name, skill.description);
+            if !notes.is_empty() {
+                intro.push_str(&format!("\nChosen without asking: {}.", notes.join("; ")));
+            }
+            let reason = (turn > 0).then(|| format!("you asked: {instruction}"));
             return Ok(reply(
                 vec![
-                    text(format!("Using the {} skill: {}", skill.name, skill.description)),
-                    tool_use("offline-plan", meta::UPDATE_PLAN, steps("in_progress", "pending")),
+                    text(intro),
+                    tool_use(
+                        &id("offline-plan"),
+                        meta::UPDATE_PLAN,
+                        steps("in_progress", "pending", reason.as_deref()),
+                    ),
                     run_call,
                 ],
                 StopReason::ToolUse,
@@ -412,43 +647,57 @@ impl ModelProvider for OfflinePlanner {
         let failure = if *run_failed {
             Some(run_content.clone())
         } else {
-            match t.results.get(VERIFY) {
+            match t.results.get(&id(VERIFY)) {
                 Some((verify, true)) => Some(verify.clone()),
                 _ => None,
             }
         };
         if let Some(error) = failure {
-            if t.results.contains_key(FAIL) {
+            if t.results.contains_key(&id(FAIL)) {
                 let msg = format!("The {} skill did not finish: {}", skill.name, strip_frame(&error));
                 return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));
             }
-            let failed_step = if t.results.contains_key(VERIFY) {
+            let failed_step = if t.results.contains_key(&id(VERIFY)) {
                 ("done", "failed")
             } else {
                 ("failed", "skipped")
             };
             return Ok(reply(
-                vec![tool_use(FAIL, meta::UPDATE_PLAN, steps(failed_step.0, failed_step.1))],
+                vec![tool_use(
+                    &id(FAIL),
+                    meta::UPDATE_PLAN,
+                    steps(failed_step.0, failed_step.1, None),
+                )],
                 StopReason::ToolUse,
             ));
         }
         let produced = result_json(run_content);
-        if !t.results.contains_key(VERIFY) {
+        if !t.results.contains_key(&id(VERIFY)) {
             let verify = match produced["path"].as_str() {
-                Some(path) if !fan_out => tool_use(VERIFY, &format!("fs{}stat", meta::TOOL_SEP), json!({"path": path})),
-                _ => tool_use(VERIFY, &format!("fs{}list", meta::TOOL_SEP), json!({"path": "output"})),
+                Some(path) if !fan_out => {
+                    tool_use(&id(VERIFY), &format!("fs{}stat", meta::TOOL_SEP), json!({"path": path}))
+                }
+                _ => tool_use(
+                    &id(VERIFY),
+                    &format!("fs{}list", meta::TOOL_SEP),
+                    json!({"path": "output"}),
+                ),
             };
             return Ok(reply(
                 vec![
-                    tool_use("offline-progress", meta::UPDATE_PLAN, steps("done", "in_progress")),
+                    tool_use(
+                        &id("offline-progress"),
+                        meta::UPDATE_PLAN,
+                        steps("done", "in_progress", None),
+                    ),
                     verify,
                 ],
                 StopReason::ToolUse,
             ));
         }
-        if !t.results.contains_key(DONE) {
+        if !t.results.contains_key(&id(DONE)) {
             return Ok(reply(
-                vec![tool_use(DONE, meta::UPDATE_PLAN, steps("done", "done"))],
+                vec![tool_use(&id(DONE), meta::UPDATE_PLAN, steps("done", "done", None))],
                 StopReason::ToolUse,
             ));
         }

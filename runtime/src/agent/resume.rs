@@ -4,6 +4,10 @@
 //! did not end is run again only if it writes nothing, or if what it was to
 //! write does not exist yet (tools create files atomically, so an existing
 //! target means the call completed).
+//!
+//! A run that ended can also be given a new instruction ([`Agent::follow_up`]):
+//! a new turn of the same conversation, its steps approved anew through the
+//! same gate and its changes through the same pipeline.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -38,13 +42,55 @@ impl Agent<'_> {
                 parent: parent.0,
             });
         }
-        self.resume_inner(run, answer, mode, None, self.settings.stop.iter().cloned().collect())
+        self.resume_inner(
+            run,
+            answer,
+            None,
+            mode,
+            None,
+            self.settings.stop.iter().cloned().collect(),
+        )
+    }
+
+    /// Gives `run`, which ended, a new instruction from the person ("now in
+    /// USD"): the run resumes with `say` as a new message after everything it
+    /// did, and is driven again. Its steps are approved anew (in `mode`, or
+    /// the run's own), as any run's are. A run waiting for an answer takes
+    /// `say` as the answer; one that has not ended is resumed first.
+    pub fn follow_up(&self, run: &RunId, say: &str, mode: Option<Mode>) -> Result<RunReport> {
+        let say = say.trim();
+        if say.is_empty() {
+            return Err(Error::InvalidArgs(
+                "the new instruction is empty: say what you want done next".into(),
+            ));
+        }
+        let journal = self.workspace.journal();
+        let row = journal
+            .task(run)?
+            .ok_or_else(|| Error::UnknownRun { run: run.0.clone() })?;
+        if let Some(parent) = row.parent {
+            return Err(Error::ResumeChild {
+                run: run.0.clone(),
+                parent: parent.0,
+            });
+        }
+        match crate::view::RunView::load(journal, run)?.ended {
+            Some((RunStatus::NeedsInput, _)) => self.resume_with_mode(run, Some(say), mode),
+            Some(_) => {
+                let cancel = self.settings.stop.iter().cloned().collect();
+                self.resume_inner(run, None, Some(say), mode, None, cancel)
+            }
+            None => Err(Error::InvalidArgs(format!(
+                "run {run} has not ended: resume it first (`deskhand resume {run}`), then give it a new instruction"
+            ))),
+        }
     }
 
     fn resume_inner(
         &self,
         run: &RunId,
         answer: Option<&str>,
+        say: Option<&str>,
         mode: Option<Mode>,
         ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
@@ -63,6 +109,7 @@ impl Agent<'_> {
             |status: RunStatus| status == RunStatus::NeedsInput || (status == RunStatus::Failed && model_failed);
         if let Some((status, summary)) = &ended
             && !resumable(*status)
+            && say.is_none()
         {
             return Err(Error::RunFinished {
                 run: run.0.clone(),
@@ -80,7 +127,7 @@ impl Agent<'_> {
         let waiting = pending
             .iter()
             .find(|(id, name, _)| name == meta::ASK_PERSON && !calls.contains_key(id.as_str()));
-        if let (Some((_, _, input)), None) = (waiting, answer) {
+        if let (Some((_, _, input)), None, None) = (waiting, answer, say) {
             let question = input["question"].as_str().unwrap_or("(a question)").to_owned();
             return Err(Error::NeedsAnswer {
                 run: run.0.clone(),
@@ -103,9 +150,13 @@ impl Agent<'_> {
             task.mode = mode;
         }
         let children = journal.children(run)?;
-        // A run resumed in ask mode asks again for what act mode approved.
+        // A run resumed in ask mode asks again for what act mode approved;
+        // a new instruction is new work, approved anew.
         if task.mode == Mode::Ask {
             approved.retain(|_, (_, by): &mut (String, String)| !by.contains("act mode"));
+        }
+        if say.is_some() {
+            approved.clear();
         }
         let mut st = RunState {
             run: run.clone(),
@@ -120,7 +171,31 @@ impl Agent<'_> {
             earlier_children: Arc::new(Mutex::new(children)),
         };
 
-        if !pending.is_empty() {
+        if let Some(say) = say {
+            // Calls the ended run never answered are closed, then the
+            // person's words: one message, as every tool use needs its result.
+            let mut content: Vec<Block> = pending
+                .iter()
+                .map(|(id, name, _)| {
+                    let (content, is_error) = match calls.get(id.as_str()).map(|c| (&c.tool, &c.outcome)) {
+                        Some((tool, Some(outcome))) => reply_from_outcome(&format!("{tool}.{name}"), outcome),
+                        _ => ("not run: the run had ended".to_owned(), true),
+                    };
+                    Block::ToolResult {
+                        tool_use_id: id.clone(),
+                        content,
+                        is_error,
+                    }
+                })
+                .collect();
+            content.push(Block::Text { text: say.to_owned() });
+            let msg = Message {
+                role: Role::User,
+                content,
+            };
+            st.messages.push(msg.clone());
+            self.emit(run, Event::Message { message: msg });
+        } else if !pending.is_empty() {
             let mut results = Vec::new();
             for (id, name, input) in pending {
                 let reply = if name == meta::ASK_PERSON {
@@ -208,7 +283,7 @@ impl Agent<'_> {
             _ => {
                 // Its SubAgentBegin is in the parent's journal; the End comes now.
                 let report = self
-                    .resume_inner(&kid.id, None, Some(ceiling.mode), Some(ceiling), cancel)
+                    .resume_inner(&kid.id, None, None, Some(ceiling.mode), Some(ceiling), cancel)
                     .map_err(|e| e.to_string())?;
                 self.sub_agent_ended(parent, &report);
                 Ok(report)

@@ -8,6 +8,7 @@ mod cache;
 mod changes;
 mod common;
 mod escapes;
+mod first_hour;
 mod hostile;
 mod ledger;
 mod limits;

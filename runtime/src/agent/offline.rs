@@ -504,6 +504,7 @@ impl ModelProvider for OfflinePlanner {
                 (ParamKind::Date, _) => " (a date, YYYY-MM-DD)".to_owned(),
                 (ParamKind::Format(options), _) => format!(" (one of: {})", options.join(", ")),
                 (ParamKind::Text, _) => String::new(),
+                (ParamKind::Period, _) => " (a period, e.g. 2026-03 or 2026-03-01..2026-03-31)".to_owned(),
             };
             let mut question = format!("To run {} I need {}: {}{example}.", skill.name, p.name, p.description);
             if let Some(why) = why_not {

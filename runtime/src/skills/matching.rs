@@ -93,8 +93,15 @@ pub enum Match {
     },
 }
 
-/// Picks the skill `task` asks for and fills its parameters.
+/// Picks the skill `task` asks for and fills its parameters; a period in
+/// the task ("last week") is counted from today's date.
 pub fn match_task(task: &str, skills: &[Skill], ctx: &MatchContext) -> Match {
+    match_task_on(task, skills, ctx, super::period::today())
+}
+
+/// [`match_task`] on a given day (days since 1970-01-01, see
+/// [`super::period::parse_day`]).
+pub fn match_task_on(task: &str, skills: &[Skill], ctx: &MatchContext, today: i64) -> Match {
     let available = || skills.iter().map(|s| (s.name.clone(), s.description.clone())).collect();
     if skills.is_empty() {
         return Match::NoMatch {
@@ -102,7 +109,7 @@ pub fn match_task(task: &str, skills: &[Skill], ctx: &MatchContext) -> Match {
             available: Vec::new(),
         };
     }
-    let text = Analysis::new(task, ctx);
+    let text = Analysis::new(task, ctx, today);
     let task_words: BTreeSet<&str> = text.content_words().collect();
     let mut ranked: Vec<(usize, f32)> = skills
         .iter()
@@ -148,7 +155,7 @@ fn score(skill: &Skill, task: &BTreeSet<&str>) -> Option<f32> {
         .map(|k| content_words(k))
         .chain([name_words.clone()])
     {
-        if !phrase.is_empty() && phrase.iter().all(|w| task.contains(w.as_str())) {
+        if !phrase.is_empty() && phrase.iter().all(|w| has_word(task, w)) {
             phrases_matched += 1;
             score += phrase.len() as f32;
         }
@@ -163,6 +170,28 @@ fn score(skill: &Skill, task: &BTreeSet<&str>) -> Option<f32> {
         score += 0.5 * shared as f32 / task.len() as f32;
     }
     Some(score)
+}
+
+/// Whether the task has `word`, or a word one slip away from it (a letter
+/// missing, extra, wrong or two swapped: "recipts", "dupliacte") when both
+/// are five letters or longer.
+fn has_word(task: &BTreeSet<&str>, word: &str) -> bool {
+    task.contains(word)
+        || (word.chars().count() >= 5 && task.iter().any(|t| t.chars().count() >= 5 && one_slip(t, word)))
+}
+
+/// Damerau-Levenshtein distance of at most one.
+fn one_slip(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    match (ra.len(), rb.len()) {
+        (0, 0) => true,
+        (x, y) if x == y => ra[1..] == rb[1..] || (x >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..]),
+        (x, y) if x == y + 1 => ra[1..] == *rb,
+        (x, y) if y == x + 1 => *ra == rb[1..],
+        _ => false,
+    }
 }
 
 /// The meaningful words of a phrase, normalised.
@@ -246,10 +275,12 @@ struct Analysis {
     quoted: Vec<Named>,
     /// Dates outside paths and quotes: `YYYY-MM-DD` or `YYYY-MM`.
     dates: Vec<String>,
+    /// The period the task names, `YYYY-MM-DD..YYYY-MM-DD`.
+    period: Option<String>,
 }
 
 impl Analysis {
-    fn new(task: &str, ctx: &MatchContext) -> Self {
+    fn new(task: &str, ctx: &MatchContext, today: i64) -> Self {
         let folders: Vec<(String, Vec<String>)> = ctx
             .folders
             .iter()
@@ -359,11 +390,27 @@ impl Analysis {
             }
         }
 
+        // Dates written out make the period ("from 2026-03-01 to 2026-03-15");
+        // otherwise the words do ("last week").
+        let span = |d: &String| super::period::span_of(d);
+        let period = match dates.as_slice() {
+            [] => {
+                let norms: Vec<&str> = all_words.iter().map(|w| w.norm.as_str()).collect();
+                super::period::find(&norms, today).map(|(p, _)| p)
+            }
+            [one] => span(one).map(|(a, b)| format!("{a}..{b}")),
+            [first, second, ..] => match (span(first), span(second)) {
+                (Some((a, _)), Some((_, b))) if a <= b => Some(format!("{a}..{b}")),
+                _ => span(first).map(|(a, b)| format!("{a}..{b}")),
+            },
+        };
+
         Analysis {
             words: all_words,
             paths,
             quoted,
             dates,
+            period,
         }
     }
 
@@ -490,6 +537,9 @@ fn fill(skill: &Skill, text: &Analysis) -> (BTreeMap<String, String>, Vec<ParamS
     }
     let of_kind = |kind: fn(&ParamKind) -> bool| skill.params.iter().filter(move |p| kind(&p.kind));
     for (p, v) in of_kind(|k| *k == ParamKind::Date).zip(&text.dates) {
+        params.insert(p.name.clone(), v.clone());
+    }
+    for (p, v) in of_kind(|k| *k == ParamKind::Period).zip(&text.period) {
         params.insert(p.name.clone(), v.clone());
     }
     if has_text_param {
@@ -711,7 +761,7 @@ metadata:
 
     #[test]
     fn dates_inside_paths_are_not_dates() {
-        let text = Analysis::new("report on projects/2026-03-02 and 2026-04-01", &ctx());
+        let text = Analysis::new("report on projects/2026-03-02 and 2026-04-01", &ctx(), 0);
         assert_eq!(text.dates, ["2026-04-01"]);
     }
 

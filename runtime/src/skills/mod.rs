@@ -11,11 +11,12 @@
 
 mod matching;
 mod parse;
+pub mod period;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub use matching::{MIN_SCORE, Match, MatchContext, match_task};
+pub use matching::{MIN_SCORE, Match, MatchContext, match_task, match_task_on};
 pub use parse::parse_skill;
 
 /// The file a skill folder must hold.
@@ -79,6 +80,9 @@ pub enum ParamKind {
     Format(Vec<String>),
     /// Free text.
     Text,
+    /// A span of days, `YYYY-MM-DD..YYYY-MM-DD`, from the task's words
+    /// ("in March", "last week", "since 2026-02-01"; see [`period`]).
+    Period,
 }
 
 /// A `SKILL.md` that could not be used, naming the file and what to fix.

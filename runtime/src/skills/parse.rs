@@ -301,6 +301,7 @@ impl<'a> Metadata<'a> {
             "path" => ParamKind::Path,
             "date" => ParamKind::Date,
             "text" => ParamKind::Text,
+            "period" => ParamKind::Period,
             other => match other.strip_prefix("format(").and_then(|o| o.strip_suffix(')')) {
                 Some(options) => {
                     let options: Vec<String> = options
@@ -316,7 +317,7 @@ impl<'a> Metadata<'a> {
                 None => {
                     return Err(self.bad(
                         key,
-                        format!("unknown kind {other:?}; kinds are path, date, format(a|b|c) and text"),
+                        format!("unknown kind {other:?}; kinds are path, date, period, format(a|b|c) and text"),
                     ));
                 }
             },

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use deskhand_runtime::Error;
-use deskhand_runtime::skills::{Entry, Match, MatchContext, Skill, bundled, match_task};
+use deskhand_runtime::skills::{Entry, Match, MatchContext, Skill, bundled, match_task, match_task_on, period};
 use deskhand_runtime::tools::{CallRequest, CallResult, Observer, run_call};
 use deskhand_runtime::wasm::Limits;
 use deskhand_types::{Event, Grant};
@@ -21,6 +21,8 @@ struct Evals {
     skill_name: String,
     workspace_root: PathBuf,
     workspace_folders: Vec<PathBuf>,
+    /// The day relative periods ("last week") are counted from.
+    today: Option<String>,
     evals: Vec<Eval>,
 }
 
@@ -47,6 +49,7 @@ fn check_evals(skill: &str) -> usize {
     let evals = load_evals(skill);
     assert_eq!(evals.skill_name, skill);
     let skills = bundled();
+    let today = period::parse_day(evals.today.as_deref().unwrap_or("2026-04-15")).unwrap();
     let ctx = MatchContext {
         workspace_root: evals.workspace_root,
         folders: evals.workspace_folders,
@@ -60,7 +63,7 @@ fn check_evals(skill: &str) -> usize {
             missing,
             targets,
             ..
-        } = match_task(prompt, &skills, &ctx)
+        } = match_task_on(prompt, &skills, &ctx, today)
         else {
             panic!("{prompt:?} must match {skill}");
         };

@@ -45,8 +45,23 @@ pub fn load_config(ws: &Workspace, model: Option<&str>) -> Result<ModelConfig, F
 pub fn toolbox(cache_dir: Option<PathBuf>) -> Result<Toolbox, Failure> {
     let cache_dir = cache_dir.or_else(default_cache_dir);
     let office = deskhand_runtime::office::LibreOffice::find_for_cache(cache_dir.as_deref());
-    let host = WasmHost::new(cache_dir).map_err(deskhand_runtime::Error::from)?;
+    let host = WasmHost::new(cache_dir)
+        .map_err(deskhand_runtime::Error::from)?
+        .on_compile(std::sync::Arc::new(tell_compiling));
     Ok(Toolbox::new(host).with_office(office))
+}
+
+/// The first use of a tool on this machine compiles it (seconds, up to a
+/// minute for the python tool); the person sees why nothing else happens.
+fn tell_compiling(news: deskhand_runtime::wasm::Compiling<'_>) {
+    match news {
+        deskhand_runtime::wasm::Compiling::Started { name } => {
+            eprintln!("Preparing the {name} tool for this machine (only the first time; it is kept for next time)...");
+        }
+        deskhand_runtime::wasm::Compiling::Finished { name, elapsed } => {
+            eprintln!("The {name} tool is ready ({:.1} s).", elapsed.as_secs_f64());
+        }
+    }
 }
 
 /// Opens a workspace and finishes anything a crash interrupted there: a

@@ -50,8 +50,10 @@ impl ComponentCache {
         engine: &Engine,
         name: &str,
         wasm: &[u8],
+        compiling: &dyn Fn(),
     ) -> Result<(Component, CacheStatus), String> {
         let Some(dir) = &self.dir else {
+            compiling();
             return compile(engine, wasm).map(|c| (c, CacheStatus::Uncached));
         };
         let key = format!("{}@{}", file_safe(name), key(engine, wasm));
@@ -67,6 +69,7 @@ impl ComponentCache {
             },
             Err(_) => CacheStatus::Compiled,
         };
+        compiling();
         let component = compile(engine, wasm)?;
         // A cache that cannot be written only costs the next process a compile.
         if let Ok(code) = component.serialize()

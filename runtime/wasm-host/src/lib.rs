@@ -172,7 +172,23 @@ pub struct WasmHost {
     engine: Engine,
     linker: Linker<CallState>,
     cache: cache::ComponentCache,
+    /// Told when a component must be compiled (not found in the cache), and
+    /// when it is, with how long it took: a front end shows that the first
+    /// use of a tool prepares it.
+    on_compile: Option<CompileObserver>,
 }
+
+/// What [`WasmHost::on_compile`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiling<'a> {
+    /// The named component is being compiled for this machine.
+    Started { name: &'a str },
+    /// It was, in this time (and stored in the cache where there is one).
+    Finished { name: &'a str, elapsed: Duration },
+}
+
+/// Receives [`Compiling`] news.
+pub type CompileObserver = Arc<dyn Fn(Compiling<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for WasmHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,19 +219,40 @@ impl WasmHost {
             engine,
             linker,
             cache: cache::ComponentCache::new(cache_dir),
+            on_compile: None,
         })
+    }
+
+    /// Tells `observer` when a component is compiled rather than loaded from the cache.
+    #[must_use]
+    pub fn on_compile(mut self, observer: CompileObserver) -> Self {
+        self.on_compile = Some(observer);
+        self
     }
 
     /// Loads a component from bytes (compiling it or reusing the cache),
     /// links it and asks it to describe itself.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedTool, LoadError> {
-        let (component, cache_status) =
-            self.cache
-                .load_or_compile(&self.engine, name, bytes)
-                .map_err(|e| LoadError::Invalid {
-                    name: name.into(),
-                    message: e,
-                })?;
+        let started = std::cell::Cell::new(None);
+        let compiling = || {
+            started.set(Some(Instant::now()));
+            if let Some(tell) = &self.on_compile {
+                tell(Compiling::Started { name });
+            }
+        };
+        let (component, cache_status) = self
+            .cache
+            .load_or_compile(&self.engine, name, bytes, &compiling)
+            .map_err(|e| LoadError::Invalid {
+                name: name.into(),
+                message: e,
+            })?;
+        if let (Some(tell), Some(at)) = (&self.on_compile, started.get()) {
+            tell(Compiling::Finished {
+                name,
+                elapsed: at.elapsed(),
+            });
+        }
         let invalid = |e: wasmtime::Error| LoadError::Invalid {
             name: name.into(),
             message: format!("{e:#}"),

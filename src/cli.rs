@@ -79,7 +79,7 @@ pub enum Command {
         #[command(subcommand)]
         command: TrashCommand,
     },
-    /// Continue a run that was interrupted or is waiting for an answer.
+    /// Continue a run that was interrupted or is waiting for an answer, or give a finished run a new instruction (--say).
     Resume(ResumeArgs),
 }
 
@@ -174,8 +174,11 @@ pub struct ResumeArgs {
     #[arg(long, default_value = ".")]
     pub workspace: PathBuf,
     /// Your answer, when the run asked you something.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "say")]
     pub answer: Option<String>,
+    /// A new instruction for a run that ended ("now in USD", "add April"): a new turn with the run's context.
+    #[arg(long)]
+    pub say: Option<String>,
     /// Continue in this mode (act: run the rest of the plan without asking); default: the run's own.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,

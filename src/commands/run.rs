@@ -1,6 +1,8 @@
 //! `deskhand run TASK` and `deskhand resume RUN`: plan and carry out a task
-//! (or continue one that was interrupted or is waiting for an answer) with
-//! the terminal as the person, then say what the run came to.
+//! (or continue one that was interrupted or is waiting for an answer, or give
+//! a finished one a new instruction with `--say`) with the terminal as the
+//! person, then say what the run came to. A question the run asks is asked
+//! on the terminal when there is one; otherwise `resume --answer` answers it.
 
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use deskhand_runtime::workspace::Workspace;
 use deskhand_types::{Mode, RunId, RunStatus, Task};
 
 use crate::cli::{ResumeArgs, RunArgs};
-use crate::failure::Failure;
+use crate::failure::{Failure, user_error};
 use crate::render;
 use crate::setup::{config_dir, load_config, open_workspace, toolbox};
 use crate::terminal::{TerminalGate, out, terminal_observer};
@@ -25,15 +27,82 @@ pub fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
         model,
         params,
     } = args;
+    if task.trim().is_empty() {
+        return Err(user_error(
+            "the task is empty: say what you want done, e.g. deskhand run \"make an expense report from my \
+             receipts\" --grant projects/receipts",
+        ));
+    }
     let ws = open_workspace(&workspace)?;
+    check_grants(&ws, &grants)?;
     let mut tb = toolbox(cache_dir)?;
     let task = Task {
         outcome: task,
         grants,
         mode: mode.into(),
     };
-    let report = run_agent(&ws, &mut tb, launch::Start::New(task), model.as_deref(), params)?;
+    let report = run_agent(&ws, &mut tb, launch::Start::New(task), model.as_deref(), params.clone())?;
+    let report = answer_on_the_terminal(&ws, &mut tb, report, None, model.as_deref(), &params)?;
     finish_report(&ws, &report, None)
+}
+
+/// Refuses, before anything starts, a grant of a folder that does not exist
+/// (or cannot be granted), naming it and what to do.
+fn check_grants(ws: &Workspace, grants: &[deskhand_types::Grant]) -> Result<(), Failure> {
+    for g in grants {
+        let path = if g.path.is_absolute() {
+            g.path.clone()
+        } else {
+            ws.root().join(&g.path)
+        };
+        if !path.is_dir() {
+            let what = if path.exists() {
+                "is not a folder"
+            } else {
+                "does not exist"
+            };
+            return Err(user_error(format!(
+                "the granted folder {} {what} ({}). Nothing was started. Check the name (a relative path is \
+                 read from the workspace, {}), or create the folder first.",
+                render::line(&g.path.display().to_string()),
+                render::line(&path.display().to_string()),
+                ws.root().display()
+            )));
+        }
+    }
+    ws.policy(grants).map(|_| ()).map_err(Failure::from)
+}
+
+/// While the run waits for an answer and a person is at the terminal, asks
+/// them and resumes with what they say; an empty answer leaves the run
+/// waiting (`resume --answer` answers it later).
+fn answer_on_the_terminal(
+    ws: &Workspace,
+    tb: &mut Toolbox,
+    mut report: RunReport,
+    mode: Option<Mode>,
+    model: Option<&str>,
+    params: &[(String, String)],
+) -> Result<RunReport, Failure> {
+    use std::io::IsTerminal;
+    while report.status == RunStatus::NeedsInput && std::io::stdin().is_terminal() {
+        eprintln!(
+            "\ndeskhand asks: {}",
+            render::block(report.question.as_deref().unwrap_or_default())
+        );
+        eprint!("Your answer (Enter alone to answer later): ");
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() || line.trim().is_empty() {
+            break;
+        }
+        let start = launch::Start::Resume {
+            run: report.run.clone(),
+            answer: Some(line.trim().to_owned()),
+            mode,
+        };
+        report = run_agent(ws, tb, start, model, params.to_vec())?;
+    }
+    Ok(report)
 }
 
 pub fn resume(args: ResumeArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
@@ -41,6 +110,7 @@ pub fn resume(args: ResumeArgs, cache_dir: Option<PathBuf>) -> Result<(), Failur
         run,
         workspace,
         answer,
+        say,
         mode,
         model,
     } = args;
@@ -48,12 +118,25 @@ pub fn resume(args: ResumeArgs, cache_dir: Option<PathBuf>) -> Result<(), Failur
     let mut tb = toolbox(cache_dir)?;
     let run = RunId(run);
     let mode = mode.map(Mode::from);
-    let start = launch::Start::Resume {
-        run: run.clone(),
-        answer,
-        mode,
+    let start = match say {
+        Some(say) if say.trim().is_empty() => {
+            return Err(user_error(
+                "the new instruction is empty: say what you want done next, e.g. --say \"now for April\"",
+            ));
+        }
+        Some(say) => launch::Start::FollowUp {
+            run: run.clone(),
+            say,
+            mode,
+        },
+        None => launch::Start::Resume {
+            run: run.clone(),
+            answer,
+            mode,
+        },
     };
     let report = run_agent(&ws, &mut tb, start, model.as_deref(), Vec::new())?;
+    let report = answer_on_the_terminal(&ws, &mut tb, report, mode, model.as_deref(), &[])?;
     finish_report(&ws, &report, mode)
 }
 
@@ -109,8 +192,10 @@ fn run_again(ws: &Workspace, run: &RunId) -> String {
         ));
     }
     format!(
-        "\nA run that ended cannot be continued. To do its task again:\n  {command}\n\
-         (add --mode act to let the plan run without asking)"
+        "\nTo give it a new instruction (a new turn with what it did so far):\n  deskhand resume {run} --workspace {} \
+         --say \"...\"\nTo do its task again from the start:\n  {command}\n\
+         (add --mode act to let the plan run without asking)",
+        shell_quote(&ws.root().display().to_string())
     )
 }
 
@@ -136,8 +221,11 @@ pub fn finish_report(ws: &Workspace, report: &RunReport, mode: Option<Mode>) -> 
                 deskhand_runtime::ledger::copy_path(ws, &report.run).display()
             ));
             out(&format!(
-                "Run {} finished. See it again with: deskhand show {} --workspace {}",
+                "Run {} finished. See it again with: deskhand show {} --workspace {}\n\
+                 Ask for more in the same run with: deskhand resume {} --workspace {} --say \"...\"",
                 report.run,
+                report.run,
+                ws.root().display(),
                 report.run,
                 ws.root().display()
             ));

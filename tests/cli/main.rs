@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use deskhand_replay as replay;
 use replay::{Canned, ReplayServer};
 
+mod first_hour;
 mod messages;
 mod record_and_terminal;
 mod web;
@@ -352,6 +353,8 @@ fn run_with_the_offline_planner_asks_for_what_it_cannot_read_and_refuses_what_it
             "ws",
             "--grant",
             "projects",
+            "--grant",
+            "context",
             "--mode",
             "act",
         ],
@@ -376,7 +379,7 @@ fn run_with_the_offline_planner_asks_for_what_it_cannot_read_and_refuses_what_it
             "--workspace",
             "ws",
             "--answer",
-            "projects/receipts",
+            "receipts",
             "--mode",
             "act",
         ],

@@ -206,8 +206,8 @@ fn limits_of_zero_are_refused_up_front_and_a_deadline_names_the_flag() {
     assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
 }
 
-/// `run "Make a file inventory"` in a fresh workspace: the offline planner
-/// asks which folder. Returns the waiting run's id.
+/// `run "Make a file inventory"` in a fresh workspace with two folders
+/// granted: the offline planner asks which. Returns the waiting run's id.
 fn inventory_waiting_for_its_folder(ws: &str, mode: &str, cwd: &std::path::Path) -> String {
     assert_ok(&deskhand(&["init", ws], cwd));
     std::fs::create_dir(cwd.join(ws).join("projects/docs")).unwrap();
@@ -220,6 +220,8 @@ fn inventory_waiting_for_its_folder(ws: &str, mode: &str, cwd: &std::path::Path)
             ws,
             "--grant",
             "projects",
+            "--grant",
+            "context",
             "--mode",
             mode,
         ],

@@ -1,0 +1,135 @@
+//! Issue 14's first hour on the terminal: what cannot start is refused
+//! before a run exists, a question is asked on the terminal when there is
+//! one (and read generously), and a finished run takes a new instruction.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use super::*;
+
+#[test]
+fn an_empty_task_and_a_missing_folder_are_refused_before_a_run_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let o = deskhand(&["run", "  ", "--workspace", "ws"], tmp.path());
+    assert_user_error(&o, "the task is empty");
+    let o = deskhand(
+        &[
+            "run",
+            "Make an inventory",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/reciepts",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "the granted folder projects/reciepts does not exist");
+    assert!(stderr(&o).contains("Nothing was started"), "{}", stderr(&o));
+    assert!(runs("ws", tmp.path()).is_empty(), "no run was recorded");
+}
+
+#[test]
+fn a_question_is_asked_on_the_terminal_and_a_near_miss_asked_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
+    // `script` gives the command a terminal; what we write is typed into it.
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let line = [
+        env!("CARGO_BIN_EXE_deskhand"),
+        "--cache-dir",
+        &cache.display().to_string(),
+        "run",
+        "Make a file inventory",
+        "--workspace",
+        "ws",
+        "--grant",
+        "projects",
+        "--grant",
+        "context",
+        "--mode",
+        "act",
+    ]
+    .map(quote)
+    .join(" ");
+    let cmd = command(&[], tmp.path());
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A folder no grant holds, then a typo of the one that fits: the
+    // terminal hands them over a line at a time, one to each question.
+    stdin.write_all(b"invoices\nreciepts\n").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{all}");
+    assert!(all.contains("deskhand asks: To run folder-inventory"), "{all}");
+    assert!(all.contains("I could not use \"invoices\""), "{all}");
+    assert!(all.contains("Done with folder-inventory"), "{all}");
+    let csv = std::fs::read_to_string(tmp.path().join("ws/output/inventory.csv")).unwrap();
+    assert!(csv.contains("2026-03-02 taxi.pdf"), "{csv}");
+}
+
+#[test]
+fn a_finished_run_takes_a_new_instruction_from_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
+    let before = runs("ws", tmp.path());
+    let o = deskhand(
+        &[
+            "run",
+            "Make an inventory of the receipts folder",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("--say"),
+        "the way to ask for more is shown: {}",
+        stdout(&o)
+    );
+    let run = runs("ws", tmp.path())
+        .into_iter()
+        .find(|r| !before.contains(r))
+        .unwrap();
+    let o = deskhand(
+        &[
+            "resume",
+            &run,
+            "--workspace",
+            "ws",
+            "--say",
+            "now the website refresh folder",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let csv = std::fs::read_to_string(tmp.path().join("ws/output/inventory-1.csv")).unwrap();
+    assert!(csv.contains("notes.md"), "{csv}");
+    let o = deskhand(&["show", &run, "--workspace", "ws"], tmp.path());
+    assert!(stdout(&o).contains("projects/website refresh"), "{}", stdout(&o));
+    let o = deskhand(&["resume", &run, "--workspace", "ws", "--say", " "], tmp.path());
+    assert_user_error(&o, "the new instruction is empty");
+}

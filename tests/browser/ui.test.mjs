@@ -135,20 +135,20 @@ test("a task runs with its plan shown live, each step approved, the deliverable 
   const card = page.locator("section.approval");
   await card.waitFor();
   assert.match(await card.innerText(), /reads: projects\/notes/);
+  await page.locator('ol.plan > li[data-step="1"] .status', { hasText: "waiting for you" }).waitFor();
   await page.screenshot({ path: join(shots, "approval.png"), fullPage: true });
-  // Keyboard: the approve button is reachable and works with Enter.
-  await card.locator("button.primary").focus();
-  await page.keyboard.press("Enter");
-  await page.locator('ol.plan > li[data-step="1"][data-status="done"]').waitFor();
 
   // Reload mid-run: the plan and the pending approval come back from the journal.
-  await card.waitFor();
   await page.reload();
-  await page.locator('ol.plan > li[data-step="1"][data-status="done"]').waitFor();
   await page.locator("section.approval").waitFor();
+  await page.locator('ol.plan > li[data-step="1"][data-status="pending"]').waitFor();
   await page.screenshot({ path: join(shots, "plan-after-reload.png"), fullPage: true });
-  await page.locator("section.approval button.primary").click();
+  // Keyboard: the approve button is reachable and works with Enter.
+  await page.locator("section.approval button.primary").focus();
+  await page.keyboard.press("Enter");
+  // Checking the deliverable only reads output/: no approval is asked for it.
   await page.locator('ol.plan > li[data-step="2"][data-status="done"]').waitFor();
+  assert.equal(await page.locator("section.approval").count(), 0);
   await page.getByText("Deliverables in output/").waitFor();
   await page.screenshot({ path: join(shots, "deliverables.png"), fullPage: true });
 
@@ -204,6 +204,86 @@ test("a run's renames are undone from the page", async () => {
   // The page says so (the activity log shows the journal's Undone event too).
   await page.getByRole("status").filter({ hasText: /Undone: 3 change/ }).waitFor();
   assert.deepEqual(readdirSync(join(ws, "projects/scans")).sort(), ["invoice_2026_02_01.txt", "scan 14.03.2026.pdf"]);
+  // Undone, the run offers no undo again, and says so here and in the history.
+  await page.locator("#undone", { hasText: "This run's changes were undone." }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Undo this run's changes" }).count(), 0);
+  const run = decodeURIComponent(page.url().split("#/run/")[1]);
+  await page.goto(`${origin}/#/history`);
+  const item = page.locator("li", { has: page.locator(`a[href="#/run/${encodeURIComponent(run)}"]`) });
+  await item.getByText(/· undone ·/).waitFor();
+  assert.equal(await item.getByRole("button", { name: "Undo" }).count(), 0);
+  await page.screenshot({ path: join(shots, "history-undone.png"), fullPage: true });
+});
+
+test("a question is answered on the run page, a near-miss asked again, and the finished run continued", async () => {
+  const page = await newPage();
+  await page.fill("#outcome", "Make a file inventory");
+  await page.fill(".grant-path", "projects/notes");
+  await page.getByRole("button", { name: "Add a folder" }).click();
+  await page.locator(".grant-path").nth(1).fill("projects/scans");
+  await page.selectOption("#mode", "act");
+  await page.click("button[type=submit]");
+  await page.waitForURL(/#\/run\//);
+  const question = page.locator("#question");
+  await question.waitFor();
+  assert.match(await page.locator("main h2 + p.muted").first().innerText(), /· waiting for you/);
+  assert.match(await question.locator(".question").innerText(), /folder-inventory.*projects\/notes.*projects\/scans/);
+  await page.screenshot({ path: join(shots, "question.png"), fullPage: true });
+  await page.fill("#answer", "invoices");
+  await page.getByRole("button", { name: "Answer" }).click();
+  await question.locator(".question", { hasText: 'I could not use "invoices"' }).waitFor();
+  await page.screenshot({ path: join(shots, "question-again.png"), fullPage: true });
+  await page.fill("#answer", "notez");
+  await page.keyboard.press("Enter");
+  await page.locator("main [data-ended=succeeded]").waitFor({ timeout: 60000 });
+  assert.match(await page.locator('ol.plan > li[data-step="1"]').innerText(), /projects\/notes/);
+  // Its deliverable went to output/: it can be undone.
+  await page.getByRole("button", { name: "Undo this run's changes" }).waitFor();
+
+  // A new instruction: a new turn of the same run, its steps after the first ones.
+  await page.fill("#say", "now the scans folder");
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.locator('ol.plan > li[data-step="3"][data-status="done"]').waitFor({ timeout: 60000 });
+  await page.locator("main [data-ended=succeeded]").waitFor();
+  assert.match(await page.locator('ol.plan > li[data-step="3"]').innerText(), /projects\/scans/);
+  assert.match(await page.locator('ol.plan > li[data-step="1"]').innerText(), /projects\/notes/);
+  await page.screenshot({ path: join(shots, "continued.png"), fullPage: true });
+
+  // What the offline planner cannot do is answered; nothing changed, so no undo.
+  const refused = await newPage();
+  await refused.fill("#outcome", "Write a poem about spring");
+  await refused.click("button[type=submit]");
+  await refused.waitForURL(/#\/run\//);
+  await refused.locator("main [data-ended]").waitFor();
+  await refused.getByRole("link", { name: "Ledger" }).waitFor();
+  assert.equal(await refused.getByRole("button", { name: "Undo this run's changes" }).count(), 0);
+});
+
+test("a stopped run's step says stopped, and the ledger is rendered, not raw Markdown", async () => {
+  const page = await newPage();
+  await page.fill("#outcome", "Make an inventory of the notes folder");
+  await page.fill(".grant-path", "projects/notes");
+  await page.selectOption("#mode", "ask");
+  // The model field is under the advanced fold.
+  assert.equal(await page.locator("#model").isVisible(), false);
+  await page.getByText("Advanced").click();
+  assert.equal(await page.locator("#model").isVisible(), true);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/#\/run\//);
+  await page.locator("section.approval").getByRole("button", { name: "Reject" }).click();
+  await page.locator("main [data-ended=stopped]").waitFor();
+  assert.equal(await page.locator('ol.plan > li[data-step="1"] .status').innerText(), "STOPPED");
+  assert.equal(await page.locator('ol.plan > li[data-step="2"] .status').innerText(), "TO DO");
+  await page.screenshot({ path: join(shots, "stopped.png"), fullPage: true });
+
+  await page.getByRole("link", { name: "Ledger" }).click();
+  const ledger = page.locator("section.ledger");
+  await ledger.getByRole("heading", { name: "Plan" }).waitFor();
+  await ledger.locator("table th", { hasText: "tool" }).first().waitFor();
+  assert.ok(await ledger.locator("strong", { hasText: "Task:" }).count());
+  const text = await ledger.innerText();
+  assert.ok(!text.includes("**") && !text.includes("| step |") && !text.includes("&lt;"), text);
+  await page.screenshot({ path: join(shots, "ledger.png"), fullPage: true });
 });
 
 test("the instruction file is edited and saved, and a stale save is refused in words", async () => {
@@ -561,7 +641,6 @@ test("after a restart, a run that waited for approval shows as interrupted and r
   await page.locator("section.approval").waitFor();
   await page.locator("section.approval button.primary").click();
   await page.locator('ol.plan > li[data-step="1"][data-status="done"]').waitFor();
-  await page.locator("section.approval button.primary").click();
   await page.getByText("Deliverables in output/").waitFor({ timeout: 60000 });
   second.p.kill();
   await context.close();
@@ -591,7 +670,7 @@ async function replayModel(queues) {
 /// until the run ends; returns the titles asked.
 async function answerUntilEnded(page, answer, shot) {
   const asked = [];
-  const ended = page.getByRole("button", { name: "Undo this run's changes" });
+  const ended = page.locator("main [data-ended]");
   const deadline = Date.now() + 90000;
   while (!(await ended.count())) {
     assert.ok(Date.now() < deadline, `the run did not end; asked: ${asked.join(" | ")}`);

@@ -172,7 +172,8 @@ async function viewNew() {
     h("label", {}, "Folders deskhand may see"), grants, datalist,
     h("button", { type: "button", onclick: () => addGrant() }, "Add a folder"),
     h("label", { for: "mode" }, "Permission mode"), mode,
-    h("label", { for: "model" }, "Model (leave empty for the configured one, or the offline planner)"), model,
+    h("details", { class: "advanced" }, h("summary", {}, "Advanced"),
+      h("label", { for: "model" }, "Model (leave empty for the configured one, or the offline planner)"), model),
     h("p", {}, submit));
   const skills = h("section", { class: "card" }, h("h2", {}, "Skills"),
     h("ul", {}, state.skills.map((s) => h("li", {}, h("strong", {}, s.name), ": ", s.description))));
@@ -189,6 +190,23 @@ async function viewNew() {
 // A run's plan: each step's status, what it declared, what was blocked in
 // it and the sub-agents it started (their plans nested), then its changes and
 // the running call's progress.
+// A step's status in words: a step waiting for the person's approval (or
+// answer) is "waiting for you", and the step a stopped run stopped at is
+// "stopped", not "failed".
+function stepLabel(s, n, v) {
+  const [ended] = v.ended || [null];
+  const asked = v.open_questions.some((q) => q.step === n && q.kind === "step");
+  if (s.status === "pending" && asked) return "waiting for you";
+  if (s.status === "in_progress" && ended === "needs_input") return "waiting for you";
+  if (s.status === "failed" && ended === "stopped") return "stopped";
+  return { pending: "to do", in_progress: "in progress" }[s.status] || s.status;
+}
+
+// How a run is, in words.
+function runLabel(status) {
+  return { needs_input: "waiting for you", running: "running" }[status] || status;
+}
+
 function planView(served, v, child) {
   const steps = v.plan.steps;
   const blocked = (b) => h("div", { class: "blocked" }, `Blocked: ${b.reason}`);
@@ -207,7 +225,7 @@ function planView(served, v, child) {
       if (eff.reads && eff.reads.length) parts.push(`reads ${eff.reads.join(", ")}`);
       if (eff.writes && eff.writes.length) parts.push(`writes ${eff.writes.join(", ")}`);
       return h("li", { "data-step": i + 1, "data-status": s.status },
-        h("span", { class: `status s-${s.status}` }, s.status.replace("_", " ")), " ", s.title,
+        h("span", { class: `status s-${s.status}` }, stepLabel(s, i + 1, v)), " ", s.title,
         parts.length ? h("div", { class: "effects" }, parts.join("; ")) : null,
         v.blocked.filter((b) => b.step === i + 1).map(blocked),
         v.children.filter((c) => c.step === i + 1).map((c) => planView(served, served.sub_agents[c.run], c)));
@@ -229,6 +247,45 @@ function logLine(e) {
     case "undone": return `Undone: ${e.restored} change(s) put back`;
     default: return null;
   }
+}
+
+// The run's question, answered here: the run resumes with the answer. An
+// answer deskhand cannot use is asked again, with why.
+function askCard(id, question, refresh) {
+  const input = h("input", { type: "text", id: "answer", "aria-label": "Your answer", autocomplete: "off" });
+  const send = h("button", { type: "submit", class: "primary fit" }, "Answer");
+  return h("form", { class: "card approval", id: "question", "aria-label": "deskhand asks", onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!input.value.trim()) return input.focus();
+    showError("");
+    send.disabled = true;
+    try {
+      await api("POST", `/api/runs/${encodeURIComponent(id)}/resume`, { answer: input.value });
+      refresh();
+    } catch (e) { send.disabled = false; failed(e); }
+  } },
+    h("h3", {}, "deskhand asks"),
+    h("p", { class: "question" }, question),
+    h("div", { class: "row" }, input, send));
+}
+
+// A new instruction for a run that ended: a new turn with what it did so
+// far, its steps approved as any run's.
+function continueCard(id, refresh) {
+  const say = h("textarea", { id: "say", rows: 2, placeholder: "Now for April too" });
+  const send = h("button", { type: "submit", class: "primary fit" }, "Continue");
+  return h("form", { class: "card", id: "continue", onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!say.value.trim()) return say.focus();
+    showError("");
+    send.disabled = true;
+    try {
+      await api("POST", `/api/runs/${encodeURIComponent(id)}/continue`, { say: say.value });
+      refresh();
+    } catch (e) { send.disabled = false; failed(e); }
+  } },
+    h("label", { for: "say" }, "Ask for more in this run"), say,
+    h("p", {}, send));
 }
 
 function approvalCard(a) {
@@ -370,7 +427,7 @@ async function viewRun(id) {
   const approvals = h("div", {});
   const plan = h("section", { class: "card", "aria-live": "polite" });
   const log = h("ol", { class: "log" });
-  const actions = h("div", { class: "row" });
+  const actions = h("div", {});
   const files = h("div", {});
   const logCard = h("section", { class: "card" }, h("h2", {}, "Activity"), log);
   $main.replaceChildren(top, approvals, plan, actions, files, logCard);
@@ -390,20 +447,29 @@ async function viewRun(id) {
     const v = served.view;
     const [ended, summary] = v.ended || [null, ""];
     const status = ended || (served.interrupted ? "interrupted" : "running");
-    top.replaceChildren(h("h2", {}, name(v.task ? v.task.outcome : id)), h("p", { class: "muted" }, `Run ${id} · ${status}${summary ? ": " + summary : ""}`));
+    top.replaceChildren(h("h2", {}, name(v.task ? v.task.outcome : id)), h("p", { class: "muted" }, `Run ${id} · ${runLabel(status)}${summary && ended !== "needs_input" ? ": " + summary : ""}`));
+    if (ended && ended !== "needs_input") top.setAttribute("data-ended", ended);
+    else top.removeAttribute("data-ended");
     // What an interrupted run asked cannot be answered: no process waits for it.
     const open = served.interrupted ? [] : [v, ...Object.values(served.sub_agents)].flatMap((r) => r.open_questions);
     const next = new Map(open.map((q) => [q.approval, cards.get(q.approval) || approvalCard(q)]));
     if ([...next.keys()].join("\n") !== [...cards.keys()].join("\n")) approvals.replaceChildren(...next.values());
     cards = next;
     plan.replaceChildren(h("h2", {}, "Plan"), planView(served, v, null));
-    const shown = ended ? "ended" : served.interrupted ? "interrupted" : "running";
-    if (shown === shownActions) return;
-    shownActions = shown;
-    if (shown === "ended") {
+    const shown = ended === "needs_input" ? "waiting" : ended ? "ended" : served.interrupted ? "interrupted" : "running";
+    const key = `${shown}:${served.changes}`;
+    if (key === shownActions) return;
+    shownActions = key;
+    if (shown === "waiting") {
+      actions.replaceChildren(askCard(id, summary, refresh));
+      actions.querySelector("input").focus();
+    } else if (shown === "ended") {
+      const undoNote = served.changes === "applied"
+        ? h("button", { class: "fit", onclick: () => undo(id) }, "Undo this run's changes")
+        : served.changes === "undone" ? h("p", { class: "muted fit", id: "undone" }, "This run's changes were undone.") : null;
       actions.replaceChildren(
-        h("button", { onclick: () => undo(id) }, "Undo this run's changes"),
-        h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger"));
+        h("p", { class: "row" }, undoNote, h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger")),
+        continueCard(id, refresh));
       deliverables().then((d) => files.replaceChildren(d)).catch(failed);
     } else if (shown === "interrupted") {
       const btn = h("button", { class: "primary fit", onclick: () => resume(btn) }, "Resume the run");
@@ -412,9 +478,9 @@ async function viewRun(id) {
         h("p", {}, "deskhand stopped while this run was going (perhaps waiting for your approval), or it runs in a terminal. Resume it here to go on from where it was: finished steps are not redone, and any approval is asked again."),
         btn));
     } else {
-      actions.replaceChildren(h("button", { class: "danger fit", onclick: async () => {
+      actions.replaceChildren(h("div", { class: "row" }, h("button", { class: "danger fit", onclick: async () => {
         try { await api("POST", `/api/runs/${encodeURIComponent(id)}/stop`, {}); } catch (e) { failed(e); }
-      } }, "Stop the run"));
+      } }, "Stop the run")));
     }
   };
   // One request at a time; events that arrive meanwhile ask for one more.
@@ -459,9 +525,11 @@ async function undo(id, force = false) {
     const r = await api("POST", `/api/runs/${encodeURIComponent(id)}/undo`, { force });
     showError("");
     alertOk(`Undone: ${r.restored} change(s) put back${r.trashed ? `; ${r.trashed} newer version(s) moved to the trash` : ""}.`);
+    return true;
   } catch (e) {
     if (!force && e.message.includes("--force") && confirm(`${e.message}\n\nRestore anyway? The current versions go to the trash.`)) return undo(id, true);
     failed(e);
+    return false;
   }
 }
 
@@ -478,15 +546,109 @@ async function viewHistory() {
   $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, "Past runs"),
     runs.length === 0 ? h("p", { class: "muted" }, "No runs yet.") : null,
     h("ul", {}, runs.map((r) => h("li", {},
-      h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, name(r.outcome || r.id)), ` · ${r.interrupted ? "interrupted" : r.status} · ${r.created_at} `,
+      h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, name(r.outcome || r.id)), ` · ${r.interrupted ? "interrupted" : runLabel(r.status)}${r.changes === "undone" ? " · undone" : ""} · ${r.created_at} `,
       h("a", { href: `#/ledger/${encodeURIComponent(r.id)}` }, "Ledger"), " ",
-      h("button", { onclick: () => undo(r.id) }, "Undo"))))));
+      r.changes === "applied" ? h("button", { onclick: () => undo(r.id).then((ok) => ok && viewHistory()) }, "Undo") : null)))));
 }
 
 async function viewLedger(id) {
   title(`Ledger ${id}`);
   const l = await api("GET", `/api/runs/${encodeURIComponent(id)}/ledger`);
-  $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, `Ledger of ${id}`), h("pre", { class: "text" }, l.text)));
+  $main.replaceChildren(h("section", { class: "card ledger" }, h("h2", {}, `Ledger of ${id}`), ...markdown(l.text)));
+}
+
+// The ledger's Markdown (ledger.rs writes it: headings, lists, tables,
+// fenced blocks, code spans, bold; HTML characters as entities) as DOM
+// nodes. Every piece of text goes in as a text node: nothing is parsed as HTML.
+function markdown(md) {
+  const lines = md.replace(/\r\n/g, "\n").split("\n");
+  const out = [];
+  const isBlock = (l) => /^(`{3,}|#{1,6} |\s*- |\|)/.test(l);
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    const fence = line.match(/^(`{3,})/);
+    if (fence) {
+      const body = [];
+      for (i++; i < lines.length && !lines[i].startsWith(fence[1]); i++) body.push(lines[i]);
+      i++;
+      out.push(h("pre", { class: "text" }, body.join("\n")));
+    } else if (/^#{1,6} /.test(line)) {
+      const [, marks, text] = line.match(/^(#{1,6}) (.*)$/);
+      out.push(h(`h${Math.min(marks.length + 2, 6)}`, {}, inline(text)));
+      i++;
+    } else if (/^\s*- /.test(line)) {
+      const top = h("ul", {});
+      const stack = [{ indent: 0, list: top }];
+      for (; i < lines.length && /^\s*- /.test(lines[i]); i++) {
+        const indent = lines[i].match(/^\s*/)[0].length;
+        while (stack.length > 1 && indent < stack[stack.length - 1].indent) stack.pop();
+        if (indent > stack[stack.length - 1].indent) {
+          const parent = stack[stack.length - 1].list.lastElementChild;
+          const sub = h("ul", {});
+          if (parent) parent.append(sub);
+          stack.push({ indent, list: parent ? sub : stack[stack.length - 1].list });
+        }
+        stack[stack.length - 1].list.append(h("li", {}, inline(lines[i].replace(/^\s*- /, ""))));
+      }
+      out.push(top);
+    } else if (line.startsWith("|")) {
+      const rows = [];
+      for (; i < lines.length && lines[i].startsWith("|"); i++) {
+        if (!/^\|[\s|:-]+\|\s*$/.test(lines[i])) rows.push(cells(lines[i]));
+      }
+      out.push(h("div", { class: "scroll" }, h("table", {}, rows.map((r, n) => h("tr", {}, r.map((c) => h(n === 0 ? "th" : "td", {}, inline(c))))))));
+    } else if (!line.trim()) {
+      i++;
+    } else {
+      const para = [];
+      for (; i < lines.length && lines[i].trim() && !isBlock(lines[i]); i++) para.push(lines[i]);
+      out.push(h("p", {}, inline(para.join(" "))));
+    }
+  }
+  return out;
+}
+
+// A table row's cells: split at pipes a backslash does not escape.
+function cells(row) {
+  const out = [];
+  let cell = "";
+  const body = row.trim().replace(/^\|/, "").replace(/\|$/, "");
+  for (let i = 0; i < body.length; i++) {
+    if (body[i] === "\\" && i + 1 < body.length) { cell += body[i] + body[i + 1]; i++; }
+    else if (body[i] === "|") { out.push(cell.trim()); cell = ""; }
+    else cell += body[i];
+  }
+  out.push(cell.trim());
+  return out;
+}
+
+// Inline Markdown as nodes: code spans, **bold**, backslash escapes, entities.
+function inline(text) {
+  const entities = { "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": "\"", "&#39;": "'" };
+  const plain = (t) => t.replace(/\\([\\`*_\[\]|#<>&!-])/g, "$1").replace(/&(lt|gt|amp|quot|#39);/g, (e) => entities[e]);
+  const nodes = [];
+  let rest = text;
+  while (rest) {
+    const tick = rest.match(/(?<!\\)(`+)/);
+    const bold = rest.match(/(?<!\\)\*\*(.+?)(?<!\\)\*\*/);
+    if (tick && (!bold || tick.index <= bold.index)) {
+      const close = rest.indexOf(tick[1], tick.index + tick[1].length);
+      if (close < 0) { nodes.push(plain(rest)); break; }
+      nodes.push(plain(rest.slice(0, tick.index)));
+      const body = rest.slice(tick.index + tick[1].length, close);
+      nodes.push(h("code", {}, (tick[1].length > 1 ? body.replace(/^ | $/g, "") : body).replace(/\\\|/g, "|")));
+      rest = rest.slice(close + tick[1].length);
+    } else if (bold) {
+      nodes.push(plain(rest.slice(0, bold.index)));
+      nodes.push(h("strong", {}, inline(bold[1])));
+      rest = rest.slice(bold.index + bold[0].length);
+    } else {
+      nodes.push(plain(rest));
+      break;
+    }
+  }
+  return nodes.filter((n) => n !== "");
 }
 
 async function viewFiles() {

@@ -54,6 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/runs/{run}/view", get(runs::run_view))
         .route("/api/runs/{run}/events", get(runs::events))
         .route("/api/runs/{run}/resume", post(start::resume))
+        .route("/api/runs/{run}/continue", post(start::follow_up))
         .route("/api/runs/{run}/stop", post(runs::stop))
         .route("/api/runs/{run}/undo", post(runs::undo))
         .route("/api/runs/{run}/ledger", get(runs::ledger))

@@ -25,7 +25,21 @@ use crate::App;
 
 pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Value>>> {
     let app2 = app.clone();
-    let tasks = blocking(move || app2.workspace.journal().tasks()).await??;
+    let (tasks, changes) = blocking(move || {
+        let tasks = app2.workspace.journal().tasks()?;
+        let changes: Vec<&'static str> = tasks
+            .iter()
+            .map(|t| {
+                if t.parent.is_none() {
+                    changes(&app2.workspace, &t.id)
+                } else {
+                    "none"
+                }
+            })
+            .collect();
+        Ok::<_, deskhand_runtime::Error>((tasks, changes))
+    })
+    .await??;
     let running: Vec<RunId> = app
         .running
         .lock()
@@ -35,9 +49,14 @@ pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Valu
         .collect();
     let list = tasks
         .iter()
+        .zip(changes)
         .rev()
-        .filter(|t| t.parent.is_none())
-        .map(|t| run_json(t, running.contains(&t.id)))
+        .filter(|(t, _)| t.parent.is_none())
+        .map(|(t, changes)| {
+            let mut run = run_json(t, running.contains(&t.id));
+            run["changes"] = changes.into();
+            run
+        })
         .collect();
     Ok(Json(list))
 }
@@ -48,6 +67,23 @@ pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Valu
 fn run_json(t: &deskhand_runtime::journal::TaskRow, live: bool) -> Value {
     json!({"id": t.id.0, "created_at": t.created_at, "outcome": t.outcome, "status": t.status,
            "summary": t.summary, "live": live, "interrupted": interrupted(t, live)})
+}
+
+/// What a run (with its sub-agents) did to the person's folders and output/,
+/// for the page to offer undo only where there is something to undo:
+/// "applied" (something to undo), "undone", or "none".
+fn changes(ws: &deskhand_runtime::workspace::Workspace, run: &RunId) -> &'static str {
+    use deskhand_types::ChangesetStatus;
+    let Ok(all) = changeset::changes_of(ws, run) else {
+        return "none";
+    };
+    if all.iter().any(|(_, s, _)| *s == ChangesetStatus::Applied) {
+        "applied"
+    } else if all.iter().any(|(_, s, _)| *s == ChangesetStatus::Undone) {
+        "undone"
+    } else {
+        "none"
+    }
 }
 
 fn interrupted(t: &deskhand_runtime::journal::TaskRow, live: bool) -> bool {
@@ -79,17 +115,24 @@ pub(super) struct RunPage {
     sub_agents: BTreeMap<String, RunView>,
     /// The journal says it runs but no thread of this server drives it (see [`run_json`]).
     interrupted: bool,
+    /// Whether it changed anything that undo puts back ([`changes`]).
+    changes: &'static str,
 }
 
 pub(super) async fn run_view(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<RunPage>> {
     let run = RunId(run);
     let t = task_row(&app, &run).await?;
     let interrupted = interrupted(&t, is_live(&app, &run));
-    let (view, sub_agents) = blocking(move || folded(app.workspace.journal(), &run)).await??;
+    let (view, sub_agents, changes) = blocking(move || {
+        let (view, sub_agents) = folded(app.workspace.journal(), &run)?;
+        Ok::<_, deskhand_runtime::Error>((view, sub_agents, changes(&app.workspace, &run)))
+    })
+    .await??;
     Ok(Json(RunPage {
         view,
         sub_agents,
         interrupted,
+        changes,
     }))
 }
 

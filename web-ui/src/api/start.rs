@@ -1,5 +1,6 @@
-//! Starting a run from the task form, or resuming one that stopped without
-//! ending; each runs on its own thread with the browser's gate.
+//! Starting a run from the task form, resuming one that stopped without
+//! ending or waits for an answer, or giving one that ended a new
+//! instruction; each runs on its own thread with the browser's gate.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,6 +104,30 @@ pub(super) async fn resume(
         None,
     )
     .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct FollowUpReq {
+    say: String,
+}
+
+/// A new instruction for a run that ended ("now in USD"): a new turn with
+/// the run's context, through the same gate and change pipeline
+/// (`Agent::follow_up`); a run waiting for an answer takes it as the answer.
+pub(super) async fn follow_up(
+    State(app): State<Arc<App>>,
+    UrlPath(run): UrlPath<String>,
+    Json(r): Json<FollowUpReq>,
+) -> ApiResult<Json<Value>> {
+    let run = RunId(run);
+    if is_live(&app, &run) {
+        return Err(ApiError::conflict(format!("run {run} is still running here")));
+    }
+    let say = r.say.trim().to_owned();
+    if say.is_empty() {
+        return Err(ApiError::bad_request("say what you want done next first"));
+    }
+    start_run(app, Start::FollowUp { run, say, mode: None }, None).await
 }
 
 /// Runs `start` on its own thread with the `UiGate`; answers with the run's

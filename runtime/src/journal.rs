@@ -204,81 +204,72 @@ fn insert_event(c: &Connection, run: &RunId, event: &Event) -> rusqlite::Result<
     } = event
     {
         // The row comes first: the event refers to it.
-        c.execute(
+        c.prepare_cached(
             "INSERT INTO tasks (id, parent_id, created_at, outcome, grants, mode, model, status) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                run.0,
-                parent.as_ref().map(|p| p.0.clone()),
-                now,
-                task.outcome,
-                serde_json::to_string(&task.grants).unwrap_or_else(|_| "[]".into()),
-                wire_name(task.mode),
-                model,
-                TaskStatus::Running.as_str()
-            ],
-        )?;
+        )?
+        .execute(params![
+            run.0,
+            parent.as_ref().map(|p| p.0.clone()),
+            now,
+            task.outcome,
+            serde_json::to_string(&task.grants).unwrap_or_else(|_| "[]".into()),
+            wire_name(task.mode),
+            model,
+            TaskStatus::Running.as_str()
+        ])?;
     }
-    c.execute(
-        "INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)",
-        params![run.0, now, event.kind(), body],
-    )?;
+    c.prepare_cached("INSERT INTO events (task_id, at, kind, body) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![run.0, now, event.kind(), body])?;
     let seq = c.last_insert_rowid();
     match event {
         Event::RunEnd { status, summary, .. } => {
-            c.execute(
-                "UPDATE tasks SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run.0, status.as_str(), summary, now],
-            )?;
+            c.prepare_cached("UPDATE tasks SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1")?
+                .execute(params![run.0, status.as_str(), summary, now])?;
         }
         Event::Resumed { .. } => {
-            c.execute(
-                "UPDATE tasks SET status = ?2, summary = '', finished_at = NULL WHERE id = ?1",
-                params![run.0, TaskStatus::Running.as_str()],
-            )?;
+            c.prepare_cached("UPDATE tasks SET status = ?2, summary = '', finished_at = NULL WHERE id = ?1")?
+                .execute(params![run.0, TaskStatus::Running.as_str()])?;
         }
         Event::ModeChanged { mode, .. } => {
-            c.execute(
-                "UPDATE tasks SET mode = ?2 WHERE id = ?1",
-                params![run.0, wire_name(mode)],
-            )?;
+            c.prepare_cached("UPDATE tasks SET mode = ?2 WHERE id = ?1")?
+                .execute(params![run.0, wire_name(mode)])?;
         }
         Event::PlanUpdated { plan } => {
             // Steps keep their times across revisions; a shorter plan drops the rest.
             for (i, step) in plan.steps.iter().enumerate() {
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO steps (task_id, seq, title, effects, status) VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (task_id, seq) DO UPDATE SET title = ?3, effects = ?4, status = ?5",
-                    params![
-                        run.0,
-                        i64::try_from(i + 1).unwrap_or(i64::MAX),
-                        step.title,
-                        serde_json::to_string(&step.effects).unwrap_or_default(),
-                        wire_name(step.status)
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    run.0,
+                    i64::try_from(i + 1).unwrap_or(i64::MAX),
+                    step.title,
+                    serde_json::to_string(&step.effects).unwrap_or_default(),
+                    wire_name(step.status)
+                ])?;
             }
-            c.execute(
-                "DELETE FROM steps WHERE task_id = ?1 AND seq > ?2",
-                params![run.0, i64::try_from(plan.steps.len()).unwrap_or(i64::MAX)],
-            )?;
+            c.prepare_cached("DELETE FROM steps WHERE task_id = ?1 AND seq > ?2")?
+                .execute(params![run.0, i64::try_from(plan.steps.len()).unwrap_or(i64::MAX)])?;
         }
         Event::StepBegin { step, .. } => {
-            c.execute(
-                "UPDATE steps SET status = ?3, started_at = ?4 WHERE task_id = ?1 AND seq = ?2",
-                params![
+            c.prepare_cached("UPDATE steps SET status = ?3, started_at = ?4 WHERE task_id = ?1 AND seq = ?2")?
+                .execute(params![
                     run.0,
                     i64::try_from(step.0).unwrap_or(i64::MAX),
                     wire_name(deskhand_types::StepStatus::InProgress),
                     now
-                ],
-            )?;
+                ])?;
         }
         Event::StepEnd { step, status, .. } => {
-            c.execute(
-                "UPDATE steps SET status = ?3, finished_at = ?4 WHERE task_id = ?1 AND seq = ?2",
-                params![run.0, i64::try_from(step.0).unwrap_or(i64::MAX), wire_name(status), now],
-            )?;
+            c.prepare_cached("UPDATE steps SET status = ?3, finished_at = ?4 WHERE task_id = ?1 AND seq = ?2")?
+                .execute(params![
+                    run.0,
+                    i64::try_from(step.0).unwrap_or(i64::MAX),
+                    wire_name(status),
+                    now
+                ])?;
         }
         _ => {}
     }

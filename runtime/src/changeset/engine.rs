@@ -170,7 +170,7 @@ pub fn apply(
                 approved_by
             ],
         )?;
-        let mut insert = c.prepare(
+        let mut insert = c.prepare_cached(
             "INSERT INTO changes (changeset_id, seq, kind, path, target, before_hash, after_hash, size, stamp, temp, keep, new_folders) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
@@ -641,7 +641,7 @@ fn set_status(ws: &Workspace, id: &str, status: ChangesetStatus) -> Result<()> {
 
 fn rows_of(ws: &Workspace, changeset: &str) -> Result<Vec<Row>> {
     Ok(ws.journal().with(|c| {
-        let mut stmt = c.prepare(
+        let mut stmt = c.prepare_cached(
             "SELECT seq, kind, path, target, before_hash, after_hash, size, stamp, temp, keep, new_folders \
              FROM changes WHERE changeset_id = ?1 ORDER BY seq",
         )?;
@@ -677,7 +677,7 @@ pub fn recover(ws: &Workspace) -> Result<Recovered> {
 
 fn recover_locked(ws: &Workspace) -> Result<Recovered> {
     let pending: Vec<(String, String, String)> = ws.journal().with(|c| {
-        let mut stmt = c.prepare(
+        let mut stmt = c.prepare_cached(
             "SELECT id, task_id, status FROM changesets WHERE status IN ('applying', 'undoing') ORDER BY rowid DESC",
         )?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
@@ -710,7 +710,7 @@ fn recover_locked(ws: &Workspace) -> Result<Recovered> {
 fn changesets_of(ws: &Workspace, run: &RunId) -> Result<Vec<(String, String)>> {
     Ok(ws.journal().with(|c| {
         let mut stmt =
-            c.prepare("SELECT id, status FROM changesets WHERE task_id = ?1 OR task_id LIKE ?2 ORDER BY rowid DESC")?;
+            c.prepare_cached("SELECT id, status FROM changesets WHERE task_id = ?1 OR task_id LIKE ?2 ORDER BY rowid DESC")?;
         stmt.query_map(params![run.0, format!("{}.%", run.0)], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     })?)
@@ -785,7 +785,7 @@ pub fn undo(ws: &Workspace, run: &RunId, force: bool) -> Result<UndoReport> {
 /// What the trash holds, oldest first.
 pub fn trash_list(ws: &Workspace) -> Result<Vec<TrashItem>> {
     Ok(ws.journal().with(|c| {
-        let mut stmt = c.prepare(
+        let mut stmt = c.prepare_cached(
             "SELECT id, original, stored, size, trashed_at, reason FROM trash WHERE state = 'held' ORDER BY id",
         )?;
         stmt.query_map([], |r| {

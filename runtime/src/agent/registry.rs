@@ -11,7 +11,8 @@
 //! call or the shell journals its pair itself: its outcome is the sandbox's).
 //!
 //! Adding an executor (a connector, a browser) is one handler here: its
-//! `specs`, `takes`, `place` and `run`, and a line in [`HANDLERS`].
+//! `specs`, `takes`, `place` and `run`, and a line in [`HANDLERS`] (the runtime's own
+//! small tools are one [`RuntimeTool`] each).
 
 use super::*;
 
@@ -55,10 +56,25 @@ pub(super) trait ToolHandler: Sync {
 /// Every tool the agent offers, in the order the model sees them.
 const HANDLERS: &[&dyn ToolHandler] = &[
     &Sandboxed,
-    &UpdatePlan,
-    &SpawnSubagents,
-    &AskPerson,
-    &ReadToolOutput,
+    &RuntimeTool {
+        name: meta::UPDATE_PLAN,
+        run: |agent, st, input| agent.update_plan(st, input),
+    },
+    &RuntimeTool {
+        name: meta::SPAWN_SUBAGENTS,
+        run: |agent, st, input| agent.spawn_subagents(st, input),
+    },
+    // The loop takes `ask_person` before the driver (the run stops for the
+    // person's answer, which becomes the call's result on resume, and every
+    // tool use of the turn waits with it); one that reaches the driver is refused.
+    &RuntimeTool {
+        name: meta::ASK_PERSON,
+        run: |_, _, _| Err("ask_person is answered by the person when the run is resumed; it cannot run here".into()),
+    },
+    &RuntimeTool {
+        name: meta::READ_TOOL_OUTPUT,
+        run: |agent, st, input| agent.page_output(st, input),
+    },
     &Shell,
 ];
 
@@ -100,16 +116,20 @@ impl ToolHandler for Sandboxed {
     }
 }
 
-/// `update_plan`: the visible checklist and each step's declared effects.
-struct UpdatePlan;
+/// One of the runtime's own tools (`agent/meta.rs` holds their specs and
+/// argument types): beside the plan, journaled by the driver.
+struct RuntimeTool {
+    name: &'static str,
+    run: fn(&Agent<'_>, &mut RunState, &serde_json::Value) -> std::result::Result<String, String>,
+}
 
-impl ToolHandler for UpdatePlan {
+impl ToolHandler for RuntimeTool {
     fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
-        Ok(meta::spec(meta::UPDATE_PLAN).into_iter().collect())
+        Ok(meta::spec(self.name).into_iter().collect())
     }
 
     fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
-        name == meta::UPDATE_PLAN
+        name == self.name
     }
 
     fn place(&self) -> Place {
@@ -123,85 +143,7 @@ impl ToolHandler for UpdatePlan {
         _: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
-        agent.update_plan(st, call.input)
-    }
-}
-
-/// `spawn_subagents`: parallel runs within the current step's bounds.
-struct SpawnSubagents;
-
-impl ToolHandler for SpawnSubagents {
-    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
-        Ok(meta::spec(meta::SPAWN_SUBAGENTS).into_iter().collect())
-    }
-
-    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
-        name == meta::SPAWN_SUBAGENTS
-    }
-
-    fn place(&self) -> Place {
-        Place::Runtime
-    }
-
-    fn run(
-        &self,
-        agent: &Agent<'_>,
-        st: &mut RunState,
-        _: StepNo,
-        call: &Use<'_>,
-    ) -> std::result::Result<String, String> {
-        agent.spawn_subagents(st, call.input)
-    }
-}
-
-/// `ask_person`: the run stops for the person's answer, which becomes the
-/// call's result on resume. The loop handles it before the driver (every
-/// tool use of the turn waits with it); a call that reaches the driver
-/// anyway is refused.
-struct AskPerson;
-
-impl ToolHandler for AskPerson {
-    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
-        Ok(meta::spec(meta::ASK_PERSON).into_iter().collect())
-    }
-
-    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
-        name == meta::ASK_PERSON
-    }
-
-    fn place(&self) -> Place {
-        Place::Runtime
-    }
-
-    fn run(&self, _: &Agent<'_>, _: &mut RunState, _: StepNo, _: &Use<'_>) -> std::result::Result<String, String> {
-        Err("ask_person is answered by the person when the run is resumed; it cannot run here".into())
-    }
-}
-
-/// `read_tool_output`: the next page of a long tool output.
-struct ReadToolOutput;
-
-impl ToolHandler for ReadToolOutput {
-    fn specs(&self, _: &Agent<'_>) -> Result<Vec<ToolSpec>> {
-        Ok(meta::spec(meta::READ_TOOL_OUTPUT).into_iter().collect())
-    }
-
-    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
-        name == meta::READ_TOOL_OUTPUT
-    }
-
-    fn place(&self) -> Place {
-        Place::Runtime
-    }
-
-    fn run(
-        &self,
-        agent: &Agent<'_>,
-        st: &mut RunState,
-        _: StepNo,
-        call: &Use<'_>,
-    ) -> std::result::Result<String, String> {
-        agent.page_output(st, call.input)
+        (self.run)(agent, st, call.input)
     }
 }
 

@@ -290,8 +290,10 @@ fn demo_turns_the_receipts_into_a_workbook_and_a_summary_through_the_offline_pla
     let rows = &read["sheets"][0]["rows"];
     let total = rows.as_array().unwrap().last().unwrap();
     assert_eq!(total[2]["formula"], "SUM(C2:C6)", "{rows}");
+    // In the sheet's one currency format, as on Expenses.
     assert_eq!(
-        total[2]["value"], 485.65,
+        total[2]["value"],
+        serde_json::json!({"amount": 485.65, "currency": "EUR"}),
         "18.40 + 412.00 + 23.90 + 27.35 + 4.00: {rows}"
     );
     assert!(rows[0][2]["formula"].as_str().unwrap().starts_with("SUMIF("), "{rows}");

@@ -6,8 +6,10 @@
 //!
 //! # As a component
 //! With the default `component` feature the crate exports the
-//! `deskhand:tool` world: operations `info`, `text`, `merge`, `split` and
-//! `report` (schemas in `tool.rs`), and `sanitize`, which only the host
+//! `deskhand:tool` world: operations `info`, `text`, `merge`, `split`,
+//! `report`, and for the offline skills `merge_folder` (a folder's PDFs in
+//! name order, [`pdfs_in`]) and `to_text` (a PDF's text as a .txt file)
+//! (schemas in `tool.rs`), and `sanitize`, which only the host
 //! calls (it is not described to models). The host preopens the font folders it
 //! found at known paths read-only at [`FONTS_LATIN`] and [`FONTS_CJK`], for
 //! this tool only.
@@ -46,6 +48,7 @@
 mod cmap;
 mod decrypt;
 mod edit;
+mod folder;
 mod fonts;
 mod glyphs;
 mod image;
@@ -61,6 +64,7 @@ mod tool;
 use deskhand_guest::{ToolError, path_error};
 
 pub use edit::{PageRange, merge, parse_ranges, split};
+pub use folder::{natural_cmp, pdfs_in};
 pub use fonts::{CJK_FILES, FONTS_CJK, FONTS_LATIN, Fonts, LATIN_BOLD_FILES, LATIN_REGULAR_FILES};
 pub use load::{MAX_PDF_BYTES, PdfInfo, info, open};
 pub use report::render_report;

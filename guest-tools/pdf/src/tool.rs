@@ -63,6 +63,31 @@ impl Guest for Pdf {
                     &["path"],
                 ),
                 operation(
+                    "merge_folder",
+                    "Every PDF directly in a folder (not its sub-folders, hidden names or links), in name order \
+                     (\"2\" before \"10\"), as one new PDF under output/. Picks a free name (merged-1.pdf) when \
+                     the file exists, unless unique is false.",
+                    json!({"type": "object", "required": ["folder", "path"], "additionalProperties": false, "properties": {
+                        "folder": {"type": "string", "description": "the folder whose PDFs are merged"},
+                        "path": {"type": "string", "description": "the new PDF, under the workspace's output/ folder"},
+                        "unique": {"type": "boolean", "default": true, "description": "pick a free name when the file exists; false fails instead"}}}),
+                    &["folder"],
+                    &["path"],
+                ),
+                operation(
+                    "to_text",
+                    "The text of a PDF as a new UTF-8 .txt file under output/, pages apart by a blank line. \
+                     A PDF without text (scanned images) is an error: this tool does no OCR. Picks a free name \
+                     when the file exists, unless unique is false.",
+                    json!({"type": "object", "required": ["input", "path"], "additionalProperties": false, "properties": {
+                        "input": {"type": "string", "description": "the PDF to read"},
+                        "password": {"type": "string", "description": "the password of an encrypted PDF"},
+                        "path": {"type": "string", "description": "the new .txt file, under the workspace's output/ folder"},
+                        "unique": {"type": "boolean", "default": true, "description": "pick a free name when the file exists; false fails instead"}}}),
+                    &["input"],
+                    &["path"],
+                ),
+                operation(
                     "split",
                     "Pages of one PDF as new PDFs under output/: one file per range (\"1-3\", \"4\", \"5-\", \"1,3\"), \
                      or one per page with \"each\". Files are named <path stem>-p<pages>.pdf. Never overwrites a file.",
@@ -96,6 +121,8 @@ impl Guest for Pdf {
             "text" => text_op(parse_args(&args)?),
             "merge" => merge_op(parse_args(&args)?),
             "split" => split_op(parse_args(&args)?),
+            "merge_folder" => merge_folder_op(parse_args(&args)?),
+            "to_text" => to_text_op(parse_args(&args)?),
             "report" => report_op(&args),
             "sanitize" => sanitize_op(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
@@ -290,6 +317,124 @@ fn merge_op(args: MergeArgs) -> Result<Output, ToolError> {
             "merged {} PDFs ({pages} pages) into {}",
             args.inputs.len(),
             written.display()
+        ),
+    ))
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeFolderArgs {
+    folder: PathBuf,
+    path: PathBuf,
+    #[serde(default = "yes")]
+    unique: bool,
+}
+
+fn merge_folder_op(args: MergeFolderArgs) -> Result<Output, ToolError> {
+    check_pdf_target(&args.path)?;
+    let inputs =
+        crate::pdfs_in(&args.folder, Some(&args.path)).map_err(|e| deskhand_guest::io_error(&args.folder, &e))?;
+    if inputs.is_empty() {
+        return Err(ToolError::NotFound(path_error(
+            &args.folder,
+            "has no PDF directly in it (sub-folders, hidden names and links are not merged)",
+        )));
+    }
+    if inputs.len() > MAX_MERGE_INPUTS {
+        return Err(ToolError::InvalidArgs(format!(
+            "{} holds {} PDFs; one merge takes at most {MAX_MERGE_INPUTS}",
+            args.folder.display(),
+            inputs.len()
+        )));
+    }
+    let mut docs = Vec::with_capacity(inputs.len());
+    let mut pages = 0;
+    for input in &inputs {
+        let doc = open_file(input, None)?;
+        pages += doc.get_pages().len();
+        docs.push(doc);
+    }
+    let bytes = crate::merge(docs).map_err(|e| e.to_tool_error(&args.path))?;
+    let written = deskhand_guest::write_new(&args.path, &bytes, args.unique)?;
+    let names: Vec<String> = inputs
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let j = json!({"path": written.display().to_string(), "pages": pages, "inputs": names, "bytes": bytes.len()});
+    Ok(output(
+        &j,
+        format!(
+            "merged {} PDFs ({pages} pages) from {} into {}, in this order: {}",
+            inputs.len(),
+            args.folder.display(),
+            written.display(),
+            names.join(", ")
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToTextArgs {
+    input: PathBuf,
+    password: Option<String>,
+    path: PathBuf,
+    #[serde(default = "yes")]
+    unique: bool,
+}
+
+fn to_text_op(args: ToTextArgs) -> Result<Output, ToolError> {
+    if !args.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) {
+        return Err(ToolError::InvalidArgs(format!(
+            "{} must end in .txt",
+            args.path.display()
+        )));
+    }
+    let doc = open_file(&args.input, args.password.as_deref())?;
+    let total = u32::try_from(doc.get_pages().len()).unwrap_or(u32::MAX);
+    let mut reader = PageTexts::new(&doc);
+    let mut pages = Vec::new();
+    let mut unreadable = Vec::new();
+    for n in 1..=total {
+        match reader.page(n) {
+            Ok(text) => pages.push(text.trim_end().to_owned()),
+            Err(e) => {
+                unreadable.push(format!("page {n}: {e}"));
+                pages.push(String::new());
+            }
+        }
+    }
+    if pages.iter().all(String::is_empty) {
+        return Err(ToolError::BadContent(path_error(
+            &args.input,
+            "has no text to extract: its pages may be scanned images (this tool does not do OCR)",
+        )));
+    }
+    let mut text = pages.join("\n\n");
+    text.push('\n');
+    let written = deskhand_guest::write_new(&args.path, text.as_bytes(), args.unique)?;
+    let chars = text.chars().count();
+    let mut j = json!({"path": written.display().to_string(), "input": args.input.display().to_string(),
+                       "pages": total, "chars": chars});
+    if !unreadable.is_empty() {
+        j["notes"] = json!(unreadable);
+    }
+    Ok(output(
+        &j,
+        format!(
+            "wrote the text of {} ({total} page{}, {chars} characters) to {}{}",
+            args.input.display(),
+            if total == 1 { "" } else { "s" },
+            written.display(),
+            if unreadable.is_empty() {
+                String::new()
+            } else {
+                format!("; {} page(s) could not be read (see notes)", unreadable.len())
+            }
         ),
     ))
 }

@@ -2,13 +2,15 @@
 //! cells, formulas the spreadsheet computes, number and date formats, column
 //! widths, a styled header row, frozen panes, an auto-filter, charts) with
 //! rust_xlsxwriter, and reads xlsx, xlsm, xlsb, xls, ods (calamine) and CSV
-//! into typed rows.
+//! into typed rows; `convert` turns a CSV into a workbook or a sheet into a
+//! CSV through those same rows.
 //!
 //! Nothing here computes a formula: totals are written as formulas for the
 //! spreadsheet to compute, never as numbers.
 
 mod budget;
 mod cache;
+mod convert;
 mod csv_read;
 pub mod csv_scan;
 mod edit;
@@ -74,6 +76,16 @@ pub fn describe() -> Description {
                 &[],
             ),
             operation(
+                "convert",
+                "Convert a table file: a CSV (or a workbook) into a new .xlsx under output/ (typed cells, a \
+                     frozen, filtered header), or a workbook's sheet into a new CSV (UTF-8, comma-separated). \
+                     CSV encoding, delimiter and decimal separator are detected. Picks a free name when the file \
+                     exists, unless unique is false.",
+                convert::schema(),
+                &["input"],
+                &["path"],
+            ),
+            operation(
                 "read",
                 "Read an xlsx/xlsm/xlsb/xls/ods workbook or a CSV file into typed rows: numbers, text, \
                      booleans, {\"date\": ISO}, {\"amount\", \"currency\"} (from a currency symbol or an xlsx \
@@ -94,6 +106,7 @@ pub fn run(op: &str, args: &str) -> Result<Output, ToolError> {
         "write" => write::write(parse_args(args)?),
         "read" => read::read(parse_args(args)?),
         "edit" => edit::edit(parse_args(args)?),
+        "convert" => convert::convert(parse_args(args)?),
         // Not in the description: the host runs it after a workbook is written
         // (runtime/src/call.rs); a model never sees or calls it.
         "cache_values" => cache::cache_values(parse_args(args)?),

@@ -11,7 +11,10 @@
 //! when at least one phrase matched; the best score wins, and a tie is no
 //! match (the planner asks which was meant). Description words alone never
 //! match: "delete all my files" shares "file" with the inventory skill and
-//! that is not enough.
+//! that is not enough. A phrase `csv > xlsx` also asks that the task goes
+//! that way (`in_direction`), and a named file's extension counts as
+//! a word, so "budget.xlsx to csv" and "budget.csv to a spreadsheet" find
+//! different skills.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -111,10 +114,11 @@ pub fn match_task_on(task: &str, skills: &[Skill], ctx: &MatchContext, today: i6
     }
     let text = Analysis::new(task, ctx, today);
     let task_words: BTreeSet<&str> = text.content_words().collect();
+    let order: Vec<&str> = text.words.iter().map(|w| w.norm.as_str()).collect();
     let mut ranked: Vec<(usize, f32)> = skills
         .iter()
         .enumerate()
-        .filter_map(|(i, skill)| score(skill, &task_words).map(|s| (i, s)))
+        .filter_map(|(i, skill)| score(skill, &task_words, &order).map(|s| (i, s)))
         .filter(|(_, s)| *s >= MIN_SCORE)
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -144,18 +148,24 @@ pub fn match_task_on(task: &str, skills: &[Skill], ctx: &MatchContext, today: i6
 }
 
 /// The skill's score, or `None` when none of its phrases is in the task.
-fn score(skill: &Skill, task: &BTreeSet<&str>) -> Option<f32> {
+/// `order` is every word of the task, stop words too, in order.
+fn score(skill: &Skill, task: &BTreeSet<&str>, order: &[&str]) -> Option<f32> {
     let name = skill.name.replace('-', " ");
     let name_words = content_words(&name);
     let mut phrases_matched = 0;
     let mut score = 0.0;
-    for phrase in skill
-        .keywords
-        .iter()
-        .map(|k| content_words(k))
-        .chain([name_words.clone()])
-    {
-        if !phrase.is_empty() && phrase.iter().all(|w| has_word(task, w)) {
+    // A phrase `from > to` ("csv > xlsx") also asks that the task goes that way.
+    let phrases = skill.keywords.iter().map(|k| match k.split_once('>') {
+        Some((from, to)) => {
+            let (from, to) = (content_words(from), content_words(to));
+            let direction = from.first().cloned().zip(to.first().cloned());
+            (from.into_iter().chain(to).collect(), direction)
+        }
+        None => (content_words(k), None),
+    });
+    for (phrase, direction) in phrases.chain([(name_words.clone(), None)]) {
+        let goes_that_way = direction.is_none_or(|(from, to)| in_direction(order, &from, &to));
+        if !phrase.is_empty() && phrase.iter().all(|w| has_word(task, w)) && goes_that_way {
             phrases_matched += 1;
             score += phrase.len() as f32;
         }
@@ -178,6 +188,28 @@ fn score(skill: &Skill, task: &BTreeSet<&str>) -> Option<f32> {
 fn has_word(task: &BTreeSet<&str>, word: &str) -> bool {
     task.contains(word)
         || (word.chars().count() >= 5 && task.iter().any(|t| t.chars().count() >= 5 && one_slip(t, word)))
+}
+
+/// Words that say which way a task goes: "from" the source, "to", "into"
+/// or "as" the result.
+const DIRECTIONS: &[&str] = &["from", "to", "into", "as"];
+
+/// Whether the task turns `from` into `to`: `to` comes after `from` ("budget.csv
+/// to a spreadsheet"), unless the word "from" governs `from` ("an Excel file
+/// from the csv", which goes from csv whatever the order) or `to` ("a CSV
+/// from the Excel workbook guests.xlsx"): the nearest of those words before it.
+fn in_direction(order: &[&str], from: &str, to: &str) -> bool {
+    let at = |word: &str| {
+        order
+            .iter()
+            .position(|t| *t == word || (word.chars().count() >= 5 && t.chars().count() >= 5 && one_slip(t, word)))
+    };
+    let after_from = |i: usize| order[..i].iter().rev().find(|w| DIRECTIONS.contains(w)) == Some(&"from");
+    match (at(from), at(to)) {
+        (Some(f), _) if after_from(f) => true,
+        (Some(f), Some(t)) => t > f && !after_from(t),
+        _ => false,
+    }
 }
 
 /// Damerau-Levenshtein distance of at most one.
@@ -321,9 +353,21 @@ impl Analysis {
         let mut spans: Vec<(usize, usize)> = quotes.iter().map(|q| (q.0, q.1)).collect();
         let mut paths = Vec::new();
         let mut quoted = Vec::new();
+        // A file's extension counts as a word where the file is named
+        // ("budget.xlsx to csv" goes from xlsx), so a task can say what it
+        // converts from by naming the file alone.
+        let mut extensions = Vec::new();
+        let extension = |path: &str, at: usize| {
+            Path::new(path).extension().map(|e| Word {
+                norm: e.to_string_lossy().to_lowercase(),
+                stop: false,
+                start: at,
+            })
+        };
         for (start, _, content) in &quotes {
             let content = content.trim();
             if content.contains('/') {
+                extensions.extend(extension(content, *start));
                 paths.push(Named {
                     at: *start,
                     value: relative(Path::new(content), &ctx.workspace_root),
@@ -347,6 +391,7 @@ impl Analysis {
             let token = raw[lead..].trim_end_matches([')', ']', '}', '>', ',', ';', ':', '!', '?', '.']);
             if token.contains('/') && token.chars().any(char::is_alphabetic) {
                 spans.push((start + lead, start + lead + token.len()));
+                extensions.extend(extension(token, start + lead));
                 paths.push(Named {
                     at: start + lead,
                     value: relative(Path::new(token), &ctx.workspace_root),
@@ -355,6 +400,9 @@ impl Analysis {
                 all_words.extend(words(raw, start));
             }
         }
+
+        all_words.extend(extensions);
+        all_words.sort_by_key(|w| w.start);
 
         // Folder names, longest first, each word used by one folder at most.
         let mut by_length: Vec<&(String, Vec<String>)> = folders.iter().collect();
@@ -517,7 +565,7 @@ fn fill(skill: &Skill, text: &Analysis) -> (BTreeMap<String, String>, Vec<ParamS
     let (writes, reads): (Vec<&ParamSpec>, Vec<&ParamSpec>) = skill
         .params
         .iter()
-        .filter(|p| p.kind == ParamKind::Path)
+        .filter(|p| p.kind.is_path())
         .partition(|p| p.default.as_deref().is_some_and(is_under_output));
 
     let mut params = BTreeMap::new();
@@ -574,6 +622,7 @@ fn fill(skill: &Skill, text: &Analysis) -> (BTreeMap<String, String>, Vec<ParamS
             None => {}
         }
     }
+    super::resolve_templates(&mut params);
     (params, missing, targets)
 }
 
@@ -639,6 +688,24 @@ metadata:
             }
             Match::NoMatch { reason, .. } => panic!("{task:?} did not match: {reason}"),
         }
+    }
+
+    #[test]
+    fn a_directed_phrase_reads_which_way_the_task_goes() {
+        let go = |task: &str, from: &str, to: &str| {
+            let order: Vec<String> = words(task, 0).into_iter().map(|w| w.norm).collect();
+            let order: Vec<&str> = order.iter().map(String::as_str).collect();
+            in_direction(&order, from, to)
+        };
+        assert!(go("convert budget.csv to a spreadsheet", "csv", "spreadsheet"));
+        assert!(!go("convert budget.csv to a spreadsheet", "spreadsheet", "csv"));
+        assert!(go("make an Excel file from the csv", "csv", "excel"));
+        assert!(!go("make an Excel file from the csv", "excel", "csv"));
+        assert!(go("export the workbook as CSV", "workbook", "csv"));
+        assert!(!go("from csv", "xlsx", "csv"));
+        assert!(go("turn the spredsheet into csv", "spreadsheet", "csv"));
+        assert!(!go("a csv from the excel workbook guests.xlsx", "csv", "xlsx"));
+        assert!(go("a csv from the excel workbook guests.xlsx", "excel", "csv"));
     }
 
     #[test]

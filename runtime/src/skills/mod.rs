@@ -72,8 +72,11 @@ pub struct ParamSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParamKind {
-    /// A file or folder, relative to the workspace or absolute.
+    /// A folder (or a file), relative to the workspace or absolute.
     Path,
+    /// A file, relative to the workspace or absolute: never guessed from
+    /// the granted folders, as a folder may be.
+    File,
     /// `YYYY-MM-DD`, or `YYYY-MM` when only a month is named.
     Date,
     /// One of a fixed list of words, lowercased.
@@ -83,6 +86,37 @@ pub enum ParamKind {
     /// A span of days, `YYYY-MM-DD..YYYY-MM-DD`, from the task's words
     /// ("in March", "last week", "since 2026-02-01"; see [`period`]).
     Period,
+}
+
+/// Fills a parameter's `{name}` with the name of the file or folder that
+/// parameter `name` holds, without its extension: the default
+/// `output/{input}.txt` with `input` = `projects/inbox/contract.pdf` becomes
+/// `output/contract.txt`, so a deliverable is named after what it was made
+/// from. A template whose parameter is not filled yet stays as it is (the
+/// planner resolves again once the person has answered).
+pub fn resolve_templates(params: &mut std::collections::BTreeMap<String, String>) {
+    let stems: Vec<(String, String)> = params
+        .iter()
+        .filter_map(|(name, value)| {
+            let path = Path::new(value.trim_end_matches('/'));
+            let stem = path.file_stem()?.to_string_lossy().into_owned();
+            (!stem.is_empty() && !value.contains('{')).then(|| (format!("{{{name}}}"), stem))
+        })
+        .collect();
+    for value in params.values_mut() {
+        for (template, stem) in &stems {
+            if value.contains(template.as_str()) {
+                *value = value.replace(template.as_str(), stem);
+            }
+        }
+    }
+}
+
+impl ParamKind {
+    /// Whether the value names something on disk (a folder or a file).
+    pub fn is_path(&self) -> bool {
+        matches!(self, ParamKind::Path | ParamKind::File)
+    }
 }
 
 /// A `SKILL.md` that could not be used, naming the file and what to fix.
@@ -138,6 +172,10 @@ const BUNDLED: &[(&str, &str)] = &[
         "rename-by-date",
         include_str!("../../../skills/rename-by-date/SKILL.md"),
     ),
+    ("merge-pdfs", include_str!("../../../skills/merge-pdfs/SKILL.md")),
+    ("pdf-to-text", include_str!("../../../skills/pdf-to-text/SKILL.md")),
+    ("csv-to-xlsx", include_str!("../../../skills/csv-to-xlsx/SKILL.md")),
+    ("xlsx-to-csv", include_str!("../../../skills/xlsx-to-csv/SKILL.md")),
     (
         "receipts-to-spreadsheet",
         include_str!("../../../skills/receipts-to-spreadsheet/SKILL.md"),
@@ -241,12 +279,58 @@ mod tests {
     }
 
     #[test]
+    fn templates_take_the_name_of_the_file_or_folder() {
+        let mut params: std::collections::BTreeMap<String, String> = [
+            ("input", "projects/inbox/contract.v2.pdf"),
+            ("path", "output/{input}.txt"),
+            ("folder", "projects/scans/"),
+            ("merged", "output/{folder}.pdf"),
+            ("later", "output/{missing}.csv"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        resolve_templates(&mut params);
+        assert_eq!(params["path"], "output/contract.v2.txt");
+        assert_eq!(params["merged"], "output/scans.pdf");
+        assert_eq!(params["later"], "output/{missing}.csv");
+    }
+
+    #[test]
     fn bundled_skills_all_parse() {
         let errors: Vec<String> = parse_bundled().filter_map(Result::err).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{errors:?}");
         let skills = bundled();
         let names: Vec<&str> = skills.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["folder-inventory", "rename-by-date", "receipts-to-spreadsheet"]);
+        assert_eq!(
+            names,
+            [
+                "folder-inventory",
+                "rename-by-date",
+                "merge-pdfs",
+                "pdf-to-text",
+                "csv-to-xlsx",
+                "xlsx-to-csv",
+                "receipts-to-spreadsheet"
+            ]
+        );
+        // Every `{name}` in a default names one of the skill's parameters.
+        for skill in &skills {
+            for default in skill.params.iter().filter_map(|p| p.default.as_deref()) {
+                for name in default
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|t| t.split_once('}'))
+                    .map(|t| t.0)
+                {
+                    assert!(
+                        skill.params.iter().any(|p| p.name == name),
+                        "{}: {{{name}}}",
+                        skill.name
+                    );
+                }
+            }
+        }
         assert_eq!(
             skills[0].entry,
             Entry::Bundled {
@@ -291,6 +375,10 @@ mod tests {
                 ("team-report", SkillSource::Workspace),
                 ("my-notes", SkillSource::User),
                 ("rename-by-date", SkillSource::Bundled),
+                ("merge-pdfs", SkillSource::Bundled),
+                ("pdf-to-text", SkillSource::Bundled),
+                ("csv-to-xlsx", SkillSource::Bundled),
+                ("xlsx-to-csv", SkillSource::Bundled),
                 ("receipts-to-spreadsheet", SkillSource::Bundled),
             ]
         );

@@ -299,6 +299,7 @@ impl<'a> Metadata<'a> {
         let mut parts = spec.split(',').map(str::trim).peekable();
         let kind = match parts.next().unwrap_or_default() {
             "path" => ParamKind::Path,
+            "file" => ParamKind::File,
             "date" => ParamKind::Date,
             "text" => ParamKind::Text,
             "period" => ParamKind::Period,

@@ -100,6 +100,26 @@ fn receipts_to_spreadsheet_evals_match() {
 }
 
 #[test]
+fn merge_pdfs_evals_match() {
+    assert!(check_evals("merge-pdfs") >= 8);
+}
+
+#[test]
+fn pdf_to_text_evals_match() {
+    assert!(check_evals("pdf-to-text") >= 8);
+}
+
+#[test]
+fn csv_to_xlsx_evals_match() {
+    assert!(check_evals("csv-to-xlsx") >= 8);
+}
+
+#[test]
+fn xlsx_to_csv_evals_match() {
+    assert!(check_evals("xlsx-to-csv") >= 8);
+}
+
+#[test]
 fn unrelated_tasks_match_no_skill() {
     let evals = load_evals("folder-inventory");
     let ctx = MatchContext {
@@ -113,11 +133,12 @@ fn unrelated_tasks_match_no_skill() {
         "delete all my files",
         "what's the weather",
         "summarize this pdf",
+        "split the pdf into chapters",
+        "make a CSV of my contacts",
         "rename the files to lowercase",
         "translate the contract in context into German",
         "email the receipts to my accountant",
         "what's the date today?",
-        "convert budget.csv to a spreadsheet",
         "move the old files from the inbox to projects/archive",
         "how many days until the 2026 offsite?",
         "sort my photos by year",

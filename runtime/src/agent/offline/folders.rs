@@ -182,6 +182,46 @@ impl Granted {
         Err(format!("no folder this run may see is called {name:?}"))
     }
 
+    /// The file an answer names: a path to a file inside a grant, or a file
+    /// name that one granted folder (or folder below one) holds.
+    pub(super) fn read_file_answer(&self, answer: &str) -> Result<String, String> {
+        let cleaned = answer
+            .trim()
+            .trim_matches(|c: char| "\"'`\u{201c}\u{201d}\u{2018}\u{2019}".contains(c))
+            .trim_end_matches(['!'])
+            .trim();
+        if cleaned.is_empty() {
+            return Err("the answer was empty".into());
+        }
+        let value = relative(Path::new(cleaned), &self.root);
+        let within = |value: &str| {
+            let path = absolute(&self.root, value);
+            !value.split('/').any(|p| p == "..")
+                && self.grants.iter().any(|g| path.starts_with(absolute(&self.root, g)))
+                && path.is_file()
+        };
+        if within(&value) {
+            return Ok(value);
+        }
+        if cleaned.contains('/') {
+            return Err(format!("{value} is not a file in the folders this run may see"));
+        }
+        let found: Vec<String> = self
+            .folders
+            .iter()
+            .map(|f| format!("{f}/{cleaned}"))
+            .filter(|candidate| within(candidate))
+            .collect();
+        match found.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(format!("no folder this run may see holds a file called {cleaned:?}")),
+            several => Err(format!(
+                "several files are called {cleaned:?} ({}); say which",
+                several.join(", ")
+            )),
+        }
+    }
+
     /// The folders to name in a question.
     pub(super) fn listing(&self) -> String {
         if self.folders.is_empty() {
@@ -343,6 +383,23 @@ mod tests {
         assert!(why.contains("MEMORY.md"));
         // A remembered folder this run may not see does not count.
         assert_eq!(projects.guess(&receipts(), "- Receipts: /etc/receipts\n"), None);
+    }
+
+    #[test]
+    fn a_file_answer_is_a_path_or_a_name_one_granted_folder_holds() {
+        let (_tmp, root) = workspace();
+        std::fs::write(root.join("projects/receipts/budget.csv"), "a\n").unwrap();
+        std::fs::write(root.join("notes/budget.csv"), "a\n").unwrap();
+        std::fs::write(root.join("notes/plan.csv"), "a\n").unwrap();
+        let g = Granted::new(&root, &[PathBuf::from("projects/receipts"), PathBuf::from("notes")]);
+        assert_eq!(g.read_file_answer("notes/plan.csv").as_deref(), Ok("notes/plan.csv"));
+        assert_eq!(g.read_file_answer("\"plan.csv\"").as_deref(), Ok("notes/plan.csv"));
+        let abs = root.join("projects/receipts/budget.csv").display().to_string();
+        assert_eq!(g.read_file_answer(&abs).as_deref(), Ok("projects/receipts/budget.csv"));
+        assert!(g.read_file_answer("budget.csv").unwrap_err().contains("several files"));
+        assert!(g.read_file_answer("nope.csv").unwrap_err().contains("no folder"));
+        assert!(g.read_file_answer("notes").is_err(), "a folder is not a file");
+        assert!(g.read_file_answer("projects/other/x.csv").is_err());
     }
 
     #[test]

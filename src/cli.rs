@@ -16,6 +16,9 @@ pub struct Cli {
     /// Where compiled tool components are cached (default: the user cache folder).
     #[arg(long, global = true, env = "DESKHAND_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Show each tool call's own name (tool.operation) and arguments beside what it did.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     /// Without a command: open the plan UI for the workspace in this folder.
     #[command(subcommand)]
     pub command: Option<Command>,

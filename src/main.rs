@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", render::block(&f.message));
+            // An empty message: what happened was already said (a declined task's answer).
+            if !f.message.is_empty() {
+                eprintln!("error: {}", render::block(&f.message));
+            }
             ExitCode::from(f.code)
         }
     }
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     let cache_dir = cli.cache_dir;
+    terminal::set_verbose(cli.verbose);
     let Some(command) = cli.command else {
         // Bare `deskhand`: the desktop launcher's entry point.
         if Workspace::open(Path::new(".")).is_ok() {

@@ -6,9 +6,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use deskhand_runtime::agent::{Approval, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, StepApproval};
 use deskhand_runtime::tools::Observer;
+use deskhand_runtime::words;
 use deskhand_types::{CallOutcome, Event, RunId, StepStatus};
 
 use crate::render;
@@ -110,6 +112,13 @@ impl Gate for TerminalGate {
     }
 }
 
+/// `--verbose`: each call's tool name and arguments beside what it did.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
 fn depth(run: &RunId) -> usize {
     run.0.matches('.').count()
 }
@@ -154,15 +163,27 @@ pub fn terminal_observer() -> RunObserver {
             }
             Event::ToolCallBegin {
                 tool, operation, args, ..
-            } if tool != "deskhand" => {
-                eprintln!("{pad}      · {}.{} {}", line(tool), line(operation), short_json(args));
+            } => {
+                // What it did, in words; the tool's own name for those who ask.
+                let said = words::activity(event);
+                if VERBOSE.load(Ordering::Relaxed) {
+                    let said = said.map(|s| format!("{} — ", line(&s))).unwrap_or_default();
+                    eprintln!(
+                        "{pad}      · {said}{} {}",
+                        line(&words::tool_name(tool, operation)),
+                        short_json(args)
+                    );
+                } else if let Some(said) = said {
+                    eprintln!("{pad}      · {}", line(&said));
+                }
             }
-            Event::ToolCallEnd { outcome, .. } => match outcome {
-                CallOutcome::ToolError { error } => eprintln!("{pad}      ! {}", line(&error.to_string())),
-                CallOutcome::Stopped { reason } => eprintln!("{pad}      ! stopped: {}", line(reason)),
-                CallOutcome::Refused { message } => eprintln!("{pad}      ! refused: {}", line(message)),
-                CallOutcome::Ok { .. } => {}
-            },
+            Event::ToolCallEnd { outcome, .. } => {
+                if let Some(said) = words::activity(event) {
+                    eprintln!("{pad}      ! {}", line(&said));
+                } else if let (CallOutcome::Refused { message }, true) = (outcome, VERBOSE.load(Ordering::Relaxed)) {
+                    eprintln!("{pad}      ! refused: {}", line(message));
+                }
+            }
             Event::ToolProgress {
                 done, total, message, ..
             } => match total {

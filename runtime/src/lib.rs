@@ -31,6 +31,7 @@ pub mod skills;
 pub mod stage;
 pub mod tools;
 pub mod view;
+pub mod words;
 pub mod workspace;
 
 /// The model providers, a crate of their own so their tests build without wasmtime.

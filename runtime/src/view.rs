@@ -150,6 +150,9 @@ pub struct RunView {
     pub progress: Option<ProgressRecord>,
     /// How it ended, unless it was resumed since.
     pub ended: Option<(RunStatus, String)>,
+    /// It ended failed before any plan, with the planner's own answer (what
+    /// it cannot do, and why): the person reads an answer, not a failure.
+    pub declined: bool,
 }
 
 impl RunView {
@@ -320,11 +323,13 @@ impl RunView {
             }),
             Event::RunEnd { status, summary, .. } => {
                 self.ended = Some((*status, summary.clone()));
+                self.declined = *status == RunStatus::Failed && !self.planned && !self.model_failed;
                 self.open_questions.clear();
                 self.progress = None;
             }
             Event::Resumed { .. } => {
                 self.ended = None;
+                self.declined = false;
                 self.open_questions.clear();
                 self.progress = None;
             }

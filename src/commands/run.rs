@@ -246,6 +246,17 @@ pub fn finish_report(ws: &Workspace, report: &RunReport, mode: Option<Mode>) -> 
             ),
             code: 2,
         }),
+        // The planner's own answer that it cannot do the task: an answer, on stdout.
+        RunStatus::Failed
+            if deskhand_runtime::view::RunView::load(ws.journal(), &report.run).is_ok_and(|v| v.declined) =>
+        {
+            out(&format!("\n{}", render::block(report.summary.trim())));
+            // Nothing was done: a script still sees it (exit 2), a person reads no error.
+            Err(Failure {
+                message: String::new(),
+                code: 2,
+            })
+        }
         RunStatus::Failed | RunStatus::Stopped | RunStatus::Running => Err(Failure {
             message: format!(
                 "run {} {}: {}",

@@ -151,6 +151,17 @@ test("a task runs with its plan shown live, each step approved, the deliverable 
   assert.equal(await page.locator("section.approval").count(), 0);
   await page.getByText("Deliverables in output/").waitFor();
   await page.screenshot({ path: join(shots, "deliverables.png"), fullPage: true });
+  // The run's own deliverables, apart from everything in output/ (the ledger copies among them).
+  const made = page.locator("#made li");
+  assert.equal(await made.count(), 1);
+  assert.match(await made.innerText(), /^inventory.*\.csv \(\d+ bytes\)/);
+  // Activity reads as actions on files; the tool names show for those who ask.
+  const log = page.locator("ol.log");
+  await log.getByText(/^Listed every file in notes\/ into inventory.*\.csv$/).waitFor();
+  assert.doesNotMatch(await log.innerText(), /inventory\.run|update_plan/);
+  await page.getByLabel("Show tool names").check();
+  assert.match(await log.innerText(), /inventory\.run/);
+  await page.getByLabel("Show tool names").uncheck();
 
   // Download the inventory and check it is the file on disk.
   const files = page.locator("section", { has: page.getByRole("heading", { name: "Deliverables in output/" }) });
@@ -227,7 +238,7 @@ test("a question is answered on the run page, a near-miss asked again, and the f
   const question = page.locator("#question");
   await question.waitFor();
   assert.match(await page.locator("main h2 + p.muted").first().innerText(), /· waiting for you/);
-  assert.match(await question.locator(".question").innerText(), /folder-inventory.*projects\/notes.*projects\/scans/);
+  assert.match(await question.locator(".question").innerText(), /Which folder for the folder inventory\?.*projects\/notes.*projects\/scans/);
   await page.screenshot({ path: join(shots, "question.png"), fullPage: true });
   await page.fill("#answer", "invoices");
   await page.getByRole("button", { name: "Answer" }).click();
@@ -256,6 +267,20 @@ test("a question is answered on the run page, a near-miss asked again, and the f
   await refused.waitForURL(/#\/run\//);
   await refused.locator("main [data-ended]").waitFor();
   await refused.getByRole("link", { name: "Ledger" }).waitFor();
+  // A task the planner cannot do is answered: why, what it can do with an example each, how to set up a model.
+  const answer = refused.getByRole("region", { name: "deskhand's answer" });
+  const said = await answer.innerText();
+  assert.match(said, /can't do that offline/);
+  assert.match(said, /Make a CSV inventory of every file in a folder.*e\.g\. "/);
+  assert.match(said, /ANTHROPIC_API_KEY/);
+  assert.match(await refused.locator("main").innerText(), /· answered/);
+  assert.doesNotMatch(await refused.locator("main").innerText(), /failed|update_plan/i);
+  assert.equal(await refused.getByRole("heading", { name: "Plan" }).isVisible(), false);
+  await refused.screenshot({ path: join(shots, "refusal-answered.png"), fullPage: true });
+  await refused.goto(`${origin}/#/history`);
+  const listed = refused.locator("main li", { hasText: "Write a poem about spring" }).first();
+  await listed.waitFor();
+  assert.match(await listed.innerText(), /· answered ·/);
   assert.equal(await refused.getByRole("button", { name: "Undo this run's changes" }).count(), 0);
 });
 

@@ -79,7 +79,10 @@ fn a_question_is_asked_on_the_terminal_and_a_near_miss_asked_again() {
     let o = child.wait_with_output().unwrap();
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(o.status.success(), "{all}");
-    assert!(all.contains("deskhand asks: To run folder-inventory"), "{all}");
+    assert!(
+        all.contains("deskhand asks: Which folder for the folder inventory?"),
+        "{all}"
+    );
     assert!(all.contains("I could not use \"invoices\""), "{all}");
     assert!(all.contains("Done with folder-inventory"), "{all}");
     let csv = std::fs::read_to_string(tmp.path().join("ws/output/inventory.csv")).unwrap();
@@ -132,4 +135,33 @@ fn a_finished_run_takes_a_new_instruction_from_the_terminal() {
     assert!(stdout(&o).contains("projects/website refresh"), "{}", stdout(&o));
     let o = deskhand(&["resume", &run, "--workspace", "ws", "--say", " "], tmp.path());
     assert_user_error(&o, "the new instruction is empty");
+}
+
+#[test]
+fn activity_reads_as_actions_on_files_and_verbose_names_the_tools() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
+    let task = [
+        "run",
+        "Make a file inventory of projects/receipts",
+        "--workspace",
+        "ws",
+        "--grant",
+        "projects",
+        "--mode",
+        "act",
+    ];
+    let o = deskhand(&task, tmp.path());
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("· Listed every file in receipts/ into inventory"), "{err}");
+    assert!(err.contains("· Checked inventory"), "{err}");
+    for model_facing in ["inventory.run", "fs.stat", "update_plan", "call update_plan"] {
+        assert!(!err.contains(model_facing), "{model_facing}:\n{err}");
+    }
+    let o = deskhand(&[&["--verbose"][..], &task[..]].concat(), tmp.path());
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("Listed every file in receipts/ into inventory"), "{err}");
+    assert!(err.contains("inventory.run {\"folder\""), "{err}");
 }

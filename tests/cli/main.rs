@@ -344,8 +344,17 @@ fn run_with_the_offline_planner_asks_for_what_it_cannot_read_and_refuses_what_it
         ],
         tmp.path(),
     );
-    assert_user_error(&o, "can't do that offline");
-    assert!(stderr(&o).contains("ANTHROPIC_API_KEY"), "{}", stderr(&o));
+    // An answer, not an error: why, what it can do offline (an example each), how to set up a model.
+    assert_eq!(o.status.code(), Some(2), "nothing was done:\n{}", stderr(&o));
+    for needle in [
+        "can't do that offline",
+        "Make a CSV inventory",
+        "e.g. \"",
+        "ANTHROPIC_API_KEY",
+    ] {
+        assert!(stdout(&o).contains(needle), "{needle}:\n{}", stdout(&o));
+    }
+    assert!(!stderr(&o).contains("error:"), "{}", stderr(&o));
 
     let o = deskhand(
         &[

@@ -169,7 +169,8 @@ fn a_model_named_without_a_provider_is_refused_with_how_to_configure_one() {
         ],
         tmp.path(),
     );
-    assert_user_error(&o, "can't do that offline");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stdout(&o).contains("can't do that offline"), "{}", stdout(&o));
 }
 
 #[test]

@@ -237,16 +237,28 @@ function planView(served, v, child) {
 }
 
 // The activity log's line for an event, if it gets one: the log is the
-// event stream as it comes.
-function logLine(e) {
+// event stream as it comes. A tool call reads as what it did, in the
+// server's words (`said`, from the runtime's `words`, as the terminal says
+// it); its tool's own name (`tool`) shows with "Show tool names".
+function logLine(msg) {
+  const e = msg.event;
   switch (e.type) {
-    case "tool_call_begin": return `${e.tool}.${e.operation}`;
-    case "resumed": return "Resumed";
-    case "notice": case "mode_changed": return e.message;
-    case "needs_input": return `Question: ${e.question}`;
-    case "undone": return `Undone: ${e.restored} change(s) put back`;
+    case "tool_call_begin": return { said: msg.said, tool: `${e.tool}.${e.operation}` };
+    case "tool_call_end": return msg.said ? { said: msg.said } : null;
+    case "resumed": return { said: "Resumed" };
+    case "notice": case "mode_changed": return { said: e.message };
+    case "needs_input": return { said: `Question: ${e.question}` };
+    case "undone": return { said: `Undone: ${e.restored} change(s) put back` };
     default: return null;
   }
+}
+
+// Whether the activity log shows each call's tool name; kept across runs.
+let showTools = localStorage.getItem("deskhand.showTools") === "1";
+
+function logItem(l) {
+  if (!showTools) return l.said ? h("li", {}, l.said) : null;
+  return h("li", {}, l.said ? `${l.said} ` : "", l.tool ? h("code", { class: "tool" }, l.tool) : null);
 }
 
 // The run's question, answered here: the run resumes with the answer. An
@@ -302,16 +314,22 @@ function approvalCard(a) {
     h("pre", {}, lines), h("div", { class: "row" }, yes, no));
 }
 
-async function deliverables() {
+// The run's own deliverables (what its applied changes made in output/),
+// then everything in output/, with one preview for both.
+async function deliverables(own) {
   const files = await api("GET", "/api/output");
   const preview = h("div", { class: "scroll", id: "preview" });
-  return h("section", { class: "card" }, h("h2", {}, "Deliverables in output/"),
-    files.length === 0 ? h("p", { class: "muted" }, "None yet.") : null,
-    h("ul", {}, files.map((f) => h("li", {},
-      name(f.path), ` (${f.size} bytes) `,
-      downloadLink(f.path), " ",
-      h("button", { onclick: () => showPreview(f.path, preview) }, "Preview")))),
-    preview);
+  const list = (fs) => h("ul", {}, fs.map((f) => h("li", {},
+    name(f.path), ` (${f.size} bytes) `,
+    downloadLink(f.path), " ",
+    h("button", { onclick: () => showPreview(f.path, preview) }, "Preview"))));
+  return [
+    own ? h("section", { class: "card", id: "made" }, h("h2", {}, "What this run made"),
+      own.length === 0 ? h("p", { class: "muted" }, "This run made no files in output/.") : list(own)) : null,
+    h("section", { class: "card" }, h("h2", {}, "Deliverables in output/"),
+      files.length === 0 ? h("p", { class: "muted" }, "None yet.") : null,
+      list(files), preview),
+  ].filter((s) => s);
 }
 
 function downloadLink(path) {
@@ -429,9 +447,17 @@ async function viewRun(id) {
   const log = h("ol", { class: "log" });
   const actions = h("div", {});
   const files = h("div", {});
-  const logCard = h("section", { class: "card" }, h("h2", {}, "Activity"), log);
-  $main.replaceChildren(top, approvals, plan, actions, files, logCard);
   const lines = [];
+  const showLog = () => log.replaceChildren(...lines.map(logItem).filter((li) => li));
+  const toggle = h("input", { type: "checkbox", id: "show-tools", onchange: () => {
+    showTools = toggle.checked;
+    localStorage.setItem("deskhand.showTools", showTools ? "1" : "0");
+    showLog();
+  } });
+  toggle.checked = showTools;
+  const logCard = h("section", { class: "card" },
+    h("div", { class: "row" }, h("h2", {}, "Activity"), h("label", { class: "fit muted" }, toggle, " Show tool names")), log);
+  $main.replaceChildren(top, approvals, plan, actions, files, logCard);
   // Each open question's card, kept while it stays open (its focus, its disabled buttons).
   let cards = new Map();
   let shownActions = null;
@@ -447,7 +473,12 @@ async function viewRun(id) {
     const v = served.view;
     const [ended, summary] = v.ended || [null, ""];
     const status = ended || (served.interrupted ? "interrupted" : "running");
-    top.replaceChildren(h("h2", {}, name(v.task ? v.task.outcome : id)), h("p", { class: "muted" }, `Run ${id} · ${runLabel(status)}${summary && ended !== "needs_input" ? ": " + summary : ""}`));
+    // A task the planner cannot do is answered (why, what it can do, how to
+    // set up a model), not shown as a failure.
+    const answered = v.declined && ended === "failed";
+    top.replaceChildren(h("h2", {}, name(v.task ? v.task.outcome : id)),
+      h("p", { class: "muted" }, `Run ${id} · ${answered ? "answered" : runLabel(status)}${summary && ended !== "needs_input" && !answered ? ": " + summary : ""}`),
+      ...(answered ? [h("section", { class: "card answer", id: "answer", "aria-label": "deskhand's answer" }, h("h3", {}, "deskhand's answer"), h("p", { class: "said" }, summary))] : []));
     if (ended && ended !== "needs_input") top.setAttribute("data-ended", ended);
     else top.removeAttribute("data-ended");
     // What an interrupted run asked cannot be answered: no process waits for it.
@@ -455,9 +486,11 @@ async function viewRun(id) {
     const next = new Map(open.map((q) => [q.approval, cards.get(q.approval) || approvalCard(q)]));
     if ([...next.keys()].join("\n") !== [...cards.keys()].join("\n")) approvals.replaceChildren(...next.values());
     cards = next;
+    plan.hidden = answered;
     plan.replaceChildren(h("h2", {}, "Plan"), planView(served, v, null));
     const shown = ended === "needs_input" ? "waiting" : ended ? "ended" : served.interrupted ? "interrupted" : "running";
-    const key = `${shown}:${served.changes}`;
+    // A question asked again (a near-miss) is a new card.
+    const key = `${shown}:${served.changes}:${shown === "waiting" ? summary : ""}`;
     if (key === shownActions) return;
     shownActions = key;
     if (shown === "waiting") {
@@ -470,7 +503,7 @@ async function viewRun(id) {
       actions.replaceChildren(
         h("p", { class: "row" }, undoNote, h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger")),
         continueCard(id, refresh));
-      deliverables().then((d) => files.replaceChildren(d)).catch(failed);
+      deliverables(v.declined ? null : served.deliverables).then((d) => files.replaceChildren(...d)).catch(failed);
     } else if (shown === "interrupted") {
       const btn = h("button", { class: "primary fit", onclick: () => resume(btn) }, "Resume the run");
       actions.replaceChildren(h("section", { class: "card", id: "interrupted", role: "status" },
@@ -504,14 +537,14 @@ async function viewRun(id) {
   let scheduled = false;
   if (live) live.close();
   const stream = follow(id, (msg) => {
-    const line = logLine(msg.event);
+    const line = logLine(msg);
     if (line !== null) lines.push(line);
     if (lines.length > 200) lines.shift();
     if (scheduled) return;
     scheduled = true;
     requestAnimationFrame(() => {
       scheduled = false;
-      log.replaceChildren(...lines.map((l) => h("li", {}, l)));
+      showLog();
       refresh();
     });
   });
@@ -546,7 +579,7 @@ async function viewHistory() {
   $main.replaceChildren(h("section", { class: "card" }, h("h2", {}, "Past runs"),
     runs.length === 0 ? h("p", { class: "muted" }, "No runs yet.") : null,
     h("ul", {}, runs.map((r) => h("li", {},
-      h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, name(r.outcome || r.id)), ` · ${r.interrupted ? "interrupted" : runLabel(r.status)}${r.changes === "undone" ? " · undone" : ""} · ${r.created_at} `,
+      h("a", { href: `#/run/${encodeURIComponent(r.id)}` }, name(r.outcome || r.id)), ` · ${r.interrupted ? "interrupted" : r.declined ? "answered" : runLabel(r.status)}${r.changes === "undone" ? " · undone" : ""} · ${r.created_at} `,
       h("a", { href: `#/ledger/${encodeURIComponent(r.id)}` }, "Ledger"), " ",
       r.changes === "applied" ? h("button", { onclick: () => undo(r.id).then((ok) => ok && viewHistory()) }, "Undo") : null)))));
 }

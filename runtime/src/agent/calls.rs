@@ -65,19 +65,14 @@ impl<'a> Agent<'a> {
             network: Vec::new(),
         };
         if let Err(what) = self.within_effects(&concrete, &st.plan[step].effects) {
-            let reason = format!(
+            // The person reads what was stopped; the model also reads how to go on.
+            let shown = format!("step {step} did not declare that it {what}, so deskhand did not let it");
+            self.emit(&st.run, Event::Blocked { step, reason: shown });
+            return Err(format!(
                 "blocked: step {step} ({:?}) did not declare that it {what}. Revise the plan with update_plan \
                  (declare it in the step's effects and give a reason) if this is really needed",
                 st.plan[step].title
-            );
-            self.emit(
-                &st.run,
-                Event::Blocked {
-                    step,
-                    reason: reason.clone(),
-                },
-            );
-            return Err(reason);
+            ));
         }
         let run = st.run.clone();
         let emit = |e: Event| self.emit(&run, e);

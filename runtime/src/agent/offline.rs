@@ -103,6 +103,63 @@ impl OfflinePlanner {
     }
 }
 
+/// Each bundled skill's evals (`skills/<name>/evals/evals.json`): their
+/// prompts are phrasings the offline planner is tested to match.
+const EVALS: &[(&str, &str)] = &[
+    (
+        "folder-inventory",
+        include_str!("../../../skills/folder-inventory/evals/evals.json"),
+    ),
+    (
+        "rename-by-date",
+        include_str!("../../../skills/rename-by-date/evals/evals.json"),
+    ),
+    (
+        "receipts-to-spreadsheet",
+        include_str!("../../../skills/receipts-to-spreadsheet/evals/evals.json"),
+    ),
+];
+
+impl OfflinePlanner {
+    /// What the person can ask for without a model, one line a skill that
+    /// runs offline: what it does and a phrasing that works (from the
+    /// skill's evals), for the answer to a task no skill fits.
+    pub fn offerings(skills: &[Skill]) -> String {
+        let mut out = String::new();
+        for s in skills.iter().filter(|s| s.entry != Entry::None) {
+            let what = s.description.split(". Use when").next().unwrap_or(&s.description);
+            let what = what.trim_end_matches('.');
+            match example(&s.name) {
+                Some(e) => {
+                    let _ = writeln!(out, "- {what}, e.g. \"{e}\"");
+                }
+                None => {
+                    let _ = writeln!(out, "- {what}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A phrasing of a task `skill` matches: its evals' first prompt that reads
+/// as a sentence.
+fn example(skill: &str) -> Option<String> {
+    let (_, text) = EVALS.iter().find(|(name, _)| *name == skill)?;
+    let evals: Value = serde_json::from_str(text).ok()?;
+    let prompts: Vec<&str> = evals
+        .get("evals")?
+        .as_array()?
+        .iter()
+        .filter_map(|e| e.get("prompt").and_then(Value::as_str))
+        .collect();
+    let sentence = prompts
+        .iter()
+        .find(|p| p.starts_with(|c: char| c.is_uppercase()))
+        .or(prompts.first())?;
+    Some((*sentence).to_owned())
+}
+
 /// A skill chosen for an instruction: its index, the parameters filled, the
 /// required ones left open, and the folders named for it.
 type Chosen = (
@@ -377,6 +434,14 @@ fn plan_input(steps: &[(String, Value, String)], reason: Option<&str>) -> Value 
     }
 }
 
+/// `folder inventory` -> `Folder inventory`.
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// Whether a path parameter's value names output/ or something in it.
 fn is_under_output(value: &str) -> bool {
     let v = value.trim_start_matches("./");
@@ -424,8 +489,8 @@ impl ModelProvider for OfflinePlanner {
             Ok(chosen) => chosen,
             Err(reason) if turn == 0 => {
                 let msg = format!(
-                    "I can't do that offline: {reason}\n\nWithout a model I can:\n{}\n{CONFIGURE_A_MODEL}",
-                    Self::capabilities(&self.skills).trim_end()
+                    "I can't do that offline: {reason}.\n\nWithout a model, deskhand can:\n{}\n\n{CONFIGURE_A_MODEL}",
+                    Self::offerings(&self.skills).trim_end()
                 );
                 return Ok(reply(vec![text(msg)], StopReason::Other("refusal".into())));
             }
@@ -469,10 +534,6 @@ impl ModelProvider for OfflinePlanner {
                     Ok(folder) => (Some(folder), None),
                     Err(why) => (None, Some(format!("I could not use {a:?}: {why}."))),
                 },
-                (Some(a), ParamKind::File, Some(granted)) => match granted.read_file_answer(a) {
-                    Ok(file) => (Some(file), None),
-                    Err(why) => (None, Some(format!("I could not use {a:?}: {why}."))),
-                },
                 (Some(a), ParamKind::Format(options), _) => {
                     let a = a.trim().trim_start_matches('.').to_lowercase();
                     match options.iter().find(|o| **o == a) {
@@ -505,16 +566,17 @@ impl ModelProvider for OfflinePlanner {
             let example = match (&p.kind, &self.granted) {
                 (ParamKind::Path, Some(granted)) => format!(" (a folder this run may see: {})", granted.listing()),
                 (ParamKind::Path, None) => " (a folder in the workspace, e.g. projects/receipts)".to_owned(),
-                (ParamKind::File, Some(granted)) => {
-                    format!(" (a file in a folder this run may see: {})", granted.listing())
-                }
-                (ParamKind::File, None) => " (a file in the workspace, e.g. projects/inbox/budget.csv)".to_owned(),
                 (ParamKind::Date, _) => " (a date, YYYY-MM-DD)".to_owned(),
                 (ParamKind::Format(options), _) => format!(" (one of: {})", options.join(", ")),
                 (ParamKind::Text, _) => String::new(),
                 (ParamKind::Period, _) => " (a period, e.g. 2026-03 or 2026-03-01..2026-03-31)".to_owned(),
             };
-            let mut question = format!("To run {} I need {}: {}{example}.", skill.name, p.name, p.description);
+            let mut question = format!(
+                "Which {} for the {}? {}{example}.",
+                p.name.replace('_', " "),
+                skill.name.replace('-', " "),
+                upper_first(&p.description)
+            );
             if let Some(why) = why_not {
                 question = format!("{why} {question}");
             }
@@ -527,8 +589,6 @@ impl ModelProvider for OfflinePlanner {
                 StopReason::ToolUse,
             ));
         }
-        // Names made from what the person answered (`output/{input}.txt`).
-        crate::skills::resolve_templates(&mut params);
         let (tool, operation) = match &skill.entry {
             Entry::Bundled { tool, operation } => (tool.clone(), operation.clone()),
             // The CLI adds a skill's component to the toolbox under the skill's name.
@@ -545,7 +605,7 @@ impl ModelProvider for OfflinePlanner {
         let target_param = skill
             .params
             .iter()
-            .find(|p| p.kind.is_path() && p.required)
+            .find(|p| p.kind == ParamKind::Path && p.required)
             .map(|p| p.name.clone());
         let output_param = skill.params.iter().find(|p| p.name == "output");
         let fan_out = targets.len() > 1 && target_param.is_some();
@@ -583,7 +643,7 @@ impl ModelProvider for OfflinePlanner {
             let (delivered, reads): (Vec<String>, Vec<String>) = skill
                 .params
                 .iter()
-                .filter(|p| p.kind.is_path())
+                .filter(|p| p.kind == ParamKind::Path)
                 .filter_map(|p| params.get(&p.name).cloned())
                 .partition(|v| is_under_output(v));
             // A folder granted read-write is also written: the changes the

@@ -27,13 +27,16 @@ pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Valu
     let app2 = app.clone();
     let (tasks, changes) = blocking(move || {
         let tasks = app2.workspace.journal().tasks()?;
-        let changes: Vec<&'static str> = tasks
+        let changes: Vec<(&'static str, bool)> = tasks
             .iter()
             .map(|t| {
                 if t.parent.is_none() {
-                    changes(&app2.workspace, &t.id)
+                    // A failed run may be a task the planner answered it cannot do.
+                    let declined = t.status == "failed"
+                        && RunView::load(app2.workspace.journal(), &t.id).is_ok_and(|v| v.declined);
+                    (changes(&app2.workspace, &t.id), declined)
                 } else {
-                    "none"
+                    ("none", false)
                 }
             })
             .collect();
@@ -52,9 +55,10 @@ pub(super) async fn runs(State(app): State<Arc<App>>) -> ApiResult<Json<Vec<Valu
         .zip(changes)
         .rev()
         .filter(|(t, _)| t.parent.is_none())
-        .map(|(t, changes)| {
+        .map(|(t, (changes, declined))| {
             let mut run = run_json(t, running.contains(&t.id));
             run["changes"] = changes.into();
+            run["declined"] = declined.into();
             run
         })
         .collect();
@@ -84,6 +88,39 @@ fn changes(ws: &deskhand_runtime::workspace::Workspace, run: &RunId) -> &'static
     } else {
         "none"
     }
+}
+
+/// The run's own deliverables: the files in output/ its applied changesets
+/// (with its sub-agents') created, overwrote or moved there, as they are now
+/// (path under output/, size); the run records (`output/ledgers/`) are not
+/// deliverables, nor are files since deleted.
+fn deliverables(ws: &deskhand_runtime::workspace::Workspace, run: &RunId) -> Vec<Value> {
+    use deskhand_types::{ChangeKind, ChangesetStatus};
+    let out = ws.output_dir();
+    let Ok(all) = changeset::changes_of(ws, run) else {
+        return Vec::new();
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
+    for change in all
+        .into_iter()
+        .filter(|(_, s, _)| *s == ChangesetStatus::Applied)
+        .flat_map(|(_, _, c)| c)
+        .filter(|c| c.kind != ChangeKind::Delete)
+    {
+        let Ok(rel) = change.result_path().strip_prefix(&out) else {
+            continue;
+        };
+        if rel.starts_with("ledgers") || !seen.insert(rel.to_path_buf()) {
+            continue;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(out.join(rel))
+            && meta.is_file()
+        {
+            files.push(json!({"path": rel.display().to_string(), "size": meta.len()}));
+        }
+    }
+    files
 }
 
 fn interrupted(t: &deskhand_runtime::journal::TaskRow, live: bool) -> bool {
@@ -117,15 +154,18 @@ pub(super) struct RunPage {
     interrupted: bool,
     /// Whether it changed anything that undo puts back ([`changes`]).
     changes: &'static str,
+    /// The files its applied changes made or changed in output/ ([`deliverables`]).
+    deliverables: Vec<Value>,
 }
 
 pub(super) async fn run_view(State(app): State<Arc<App>>, UrlPath(run): UrlPath<String>) -> ApiResult<Json<RunPage>> {
     let run = RunId(run);
     let t = task_row(&app, &run).await?;
     let interrupted = interrupted(&t, is_live(&app, &run));
-    let (view, sub_agents, changes) = blocking(move || {
+    let (view, sub_agents, changes, deliverables) = blocking(move || {
         let (view, sub_agents) = folded(app.workspace.journal(), &run)?;
-        Ok::<_, deskhand_runtime::Error>((view, sub_agents, changes(&app.workspace, &run)))
+        let ws = &app.workspace;
+        Ok::<_, deskhand_runtime::Error>((view, sub_agents, changes(ws, &run), deliverables(ws, &run)))
     })
     .await??;
     Ok(Json(RunPage {
@@ -133,6 +173,7 @@ pub(super) async fn run_view(State(app): State<Arc<App>>, UrlPath(run): UrlPath<
         sub_agents,
         interrupted,
         changes,
+        deliverables,
     }))
 }
 
@@ -199,7 +240,9 @@ pub(super) async fn events(
                 }
                 for (seq, task, at, event) in batch {
                     after = seq;
-                    let data = json!({"run": task.0, "at": at, "event": event}).to_string();
+                    // What it did, in the person's words (`words`), beside the event itself.
+                    let said = deskhand_runtime::words::activity(&event);
+                    let data = json!({"run": task.0, "at": at, "event": event, "said": said}).to_string();
                     if tx
                         .send(Ok(SseEvent::default().id(seq.to_string()).data(data)))
                         .await

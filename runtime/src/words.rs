@@ -1,0 +1,156 @@
+//! What a person reads of a run's activity: each tool call as an action on
+//! files ("Listed output/", "Wrote expenses.xlsx"), derived from the
+//! journaled event alone (tool, operation, arguments, outcome), so the
+//! terminal and the page say the same. The tool's own name is for those who
+//! ask (`--verbose`, the page's toggle). What goes back to the model (tool
+//! results, how to retry) stays in `agent/`; nothing here is addressed to it.
+//!
+//! The words are plain text built from the model's arguments: front ends
+//! still show them inert (`textContent`, `render::line`).
+
+use deskhand_types::{CallOutcome, Event};
+use serde_json::Value;
+
+/// The person's line for an event of the activity log, if it gets one.
+pub fn activity(event: &Event) -> Option<String> {
+    match event {
+        Event::ToolCallBegin {
+            tool, operation, args, ..
+        } => action(tool, operation, args),
+        Event::ToolCallEnd { outcome, .. } => match outcome {
+            CallOutcome::Ok { .. } => None,
+            CallOutcome::ToolError { error } => Some(format!("That did not work: {error}")),
+            CallOutcome::Stopped { reason } => Some(format!("Stopped: {reason}")),
+            // A refused call is shown once, as the run's blocked attempt.
+            CallOutcome::Refused { .. } => None,
+        },
+        _ => None,
+    }
+}
+
+/// A tool call as an action on files, or None where the page and the
+/// terminal show it otherwise (the plan, a question).
+pub fn action(tool: &str, operation: &str, args: &Value) -> Option<String> {
+    let file = |keys: &[&str]| first(args, keys).map(|p| base(&p)).unwrap_or_else(|| "a file".into());
+    let folder = |keys: &[&str]| first(args, keys).map(|p| dir(&p)).unwrap_or_else(|| "a folder".into());
+    let line = match (tool, operation) {
+        ("deskhand", "update_plan" | "ask_person") => return None,
+        ("deskhand", "spawn_subagents") => "Started sub-agents".into(),
+        ("deskhand", "read_tool_output") => "Read more of an earlier result".into(),
+        ("fs", "list") => format!("Listed {}", folder(&["path", "folder"])),
+        ("fs", "stat") => format!("Checked {}", file(&["path"])),
+        ("fs", "read_text") => format!("Read {}", file(&["path"])),
+        ("fs", "find") => format!("Searched {}", folder(&["folder", "path", "root"])),
+        ("fs", "hash") => format!("Fingerprinted {}", file(&["path"])),
+        ("fs", "write") => format!("Wrote {}", file(&["path"])),
+        ("fs", "move") => format!(
+            "Proposed moving {} to {}",
+            file(&["from", "src", "path"]),
+            file(&["to", "dst", "destination"])
+        ),
+        ("fs", "delete") => format!("Proposed deleting {}", file(&["path"])),
+        ("fs", "save") => format!("Proposed saving {}", file(&["path"])),
+        ("inventory", "run") => format!(
+            "Listed every file in {} into {}",
+            folder(&["folder", "path"]),
+            file(&["output"])
+        ),
+        ("rename-by-date", "propose") => {
+            format!("Proposed dated names for the files in {}", folder(&["folder", "path"]))
+        }
+        ("receipts", "run") => format!(
+            "Read the receipts in {} and wrote {} and {}",
+            folder(&["folder"]),
+            file(&["spreadsheet"]),
+            file(&["summary"])
+        ),
+        ("xlsx" | "pdf" | "docx" | "pptx", "write" | "report") => format!("Wrote {}", file(&["path", "output"])),
+        ("xlsx", "read") => format!("Read {}", file(&["path"])),
+        ("xlsx", "edit") => format!("Proposed changes to {}", file(&["path"])),
+        ("pdf", "info") => format!("Read the details of {}", file(&["path"])),
+        ("pdf", "text") => format!("Read the text of {}", file(&["path"])),
+        ("pdf", "merge") => format!("Merged PDFs into {}", file(&["output", "path"])),
+        ("pdf", "split") => format!("Split {}", file(&["path"])),
+        ("python", _) => "Ran a Python script".into(),
+        ("shell", _) => match args.get("command").and_then(Value::as_str) {
+            Some(c) => format!("Ran a command: {c}"),
+            None => "Ran a command".into(),
+        },
+        (_, op) => {
+            let on: Vec<String> = ["path", "folder", "output"]
+                .iter()
+                .filter_map(|k| args.get(*k).and_then(Value::as_str).map(base))
+                .collect();
+            let op = op.replace('_', " ");
+            if on.is_empty() {
+                format!("Used {tool} ({op})")
+            } else {
+                format!("Used {tool} ({op}) on {}", on.join(", "))
+            }
+        }
+    };
+    Some(line)
+}
+
+/// The tool's own name for a call, for those who ask.
+pub fn tool_name(tool: &str, operation: &str) -> String {
+    format!("{tool}.{operation}")
+}
+
+fn first(args: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| args.get(*k).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// A file as a person names it: its own name.
+fn base(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    trimmed
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(trimmed)
+        .to_owned()
+}
+
+/// A folder as a person names it: its own name and a slash.
+fn dir(path: &str) -> String {
+    format!("{}/", base(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn calls_read_as_actions_on_files() {
+        let cases = [
+            ("fs", "list", json!({"path": "/home/ana/desk/output"}), "Listed output/"),
+            ("fs", "read_text", json!({"path": "/w/notes/a.md"}), "Read a.md"),
+            (
+                "xlsx",
+                "write",
+                json!({"path": "/w/output/expenses.xlsx"}),
+                "Wrote expenses.xlsx",
+            ),
+            (
+                "receipts",
+                "run",
+                json!({"folder": "/w/projects/receipts", "spreadsheet": "/w/output/expenses.xlsx", "summary": "/w/output/expenses.pdf"}),
+                "Read the receipts in receipts/ and wrote expenses.xlsx and expenses.pdf",
+            ),
+            (
+                "someone",
+                "do_it",
+                json!({"path": "/w/x.txt"}),
+                "Used someone (do it) on x.txt",
+            ),
+        ];
+        for (tool, op, args, said) in cases {
+            assert_eq!(action(tool, op, &args).as_deref(), Some(said));
+        }
+        assert_eq!(action("deskhand", "update_plan", &json!({})), None);
+    }
+}

@@ -534,6 +534,10 @@ impl ModelProvider for OfflinePlanner {
                     Ok(folder) => (Some(folder), None),
                     Err(why) => (None, Some(format!("I could not use {a:?}: {why}."))),
                 },
+                (Some(a), ParamKind::File, Some(granted)) => match granted.read_file_answer(a) {
+                    Ok(file) => (Some(file), None),
+                    Err(why) => (None, Some(format!("I could not use {a:?}: {why}."))),
+                },
                 (Some(a), ParamKind::Format(options), _) => {
                     let a = a.trim().trim_start_matches('.').to_lowercase();
                     match options.iter().find(|o| **o == a) {
@@ -566,6 +570,10 @@ impl ModelProvider for OfflinePlanner {
             let example = match (&p.kind, &self.granted) {
                 (ParamKind::Path, Some(granted)) => format!(" (a folder this run may see: {})", granted.listing()),
                 (ParamKind::Path, None) => " (a folder in the workspace, e.g. projects/receipts)".to_owned(),
+                (ParamKind::File, Some(granted)) => {
+                    format!(" (a file in a folder this run may see: {})", granted.listing())
+                }
+                (ParamKind::File, None) => " (a file in the workspace, e.g. projects/inbox/budget.csv)".to_owned(),
                 (ParamKind::Date, _) => " (a date, YYYY-MM-DD)".to_owned(),
                 (ParamKind::Format(options), _) => format!(" (one of: {})", options.join(", ")),
                 (ParamKind::Text, _) => String::new(),
@@ -589,6 +597,8 @@ impl ModelProvider for OfflinePlanner {
                 StopReason::ToolUse,
             ));
         }
+        // Names made from what the person answered (`output/{input}.txt`).
+        crate::skills::resolve_templates(&mut params);
         let (tool, operation) = match &skill.entry {
             Entry::Bundled { tool, operation } => (tool.clone(), operation.clone()),
             // The CLI adds a skill's component to the toolbox under the skill's name.
@@ -605,7 +615,7 @@ impl ModelProvider for OfflinePlanner {
         let target_param = skill
             .params
             .iter()
-            .find(|p| p.kind == ParamKind::Path && p.required)
+            .find(|p| p.kind.is_path() && p.required)
             .map(|p| p.name.clone());
         let output_param = skill.params.iter().find(|p| p.name == "output");
         let fan_out = targets.len() > 1 && target_param.is_some();
@@ -643,7 +653,7 @@ impl ModelProvider for OfflinePlanner {
             let (delivered, reads): (Vec<String>, Vec<String>) = skill
                 .params
                 .iter()
-                .filter(|p| p.kind == ParamKind::Path)
+                .filter(|p| p.kind.is_path())
                 .filter_map(|p| params.get(&p.name).cloned())
                 .partition(|v| is_under_output(v));
             // A folder granted read-write is also written: the changes the

@@ -118,6 +118,22 @@ const EVALS: &[(&str, &str)] = &[
         "receipts-to-spreadsheet",
         include_str!("../../../skills/receipts-to-spreadsheet/evals/evals.json"),
     ),
+    (
+        "merge-pdfs",
+        include_str!("../../../skills/merge-pdfs/evals/evals.json"),
+    ),
+    (
+        "pdf-to-text",
+        include_str!("../../../skills/pdf-to-text/evals/evals.json"),
+    ),
+    (
+        "csv-to-xlsx",
+        include_str!("../../../skills/csv-to-xlsx/evals/evals.json"),
+    ),
+    (
+        "xlsx-to-csv",
+        include_str!("../../../skills/xlsx-to-csv/evals/evals.json"),
+    ),
 ];
 
 impl OfflinePlanner {
@@ -143,7 +159,8 @@ impl OfflinePlanner {
 }
 
 /// A phrasing of a task `skill` matches: its evals' first prompt that reads
-/// as a sentence.
+/// as a plain sentence (no quoted paths or labels), else the first that
+/// starts as one.
 fn example(skill: &str) -> Option<String> {
     let (_, text) = EVALS.iter().find(|(name, _)| *name == skill)?;
     let evals: Value = serde_json::from_str(text).ok()?;
@@ -153,9 +170,12 @@ fn example(skill: &str) -> Option<String> {
         .iter()
         .filter_map(|e| e.get("prompt").and_then(Value::as_str))
         .collect();
+    let sentence = |p: &&&str| p.starts_with(|c: char| c.is_uppercase());
+    let plain = |p: &&&str| sentence(p) && !p.contains(['\'', '"', ':']);
     let sentence = prompts
         .iter()
-        .find(|p| p.starts_with(|c: char| c.is_uppercase()))
+        .find(plain)
+        .or_else(|| prompts.iter().find(sentence))
         .or(prompts.first())?;
     Some((*sentence).to_owned())
 }

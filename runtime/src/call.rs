@@ -413,7 +413,14 @@ fn select_declared<'v>(value: &'v mut serde_json::Value, segments: &[&str], out:
 
 /// Runs a prepared call, sending Begin, the guest's logs and progress, and
 /// End to `emit`. The error, if any, is also the End event's outcome.
-pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Sync)) -> Result<ToolOutput> {
+/// `recorded` says, after Begin was sent, whether the journal took it; the
+/// guest runs only if it did.
+pub fn execute(
+    call: &PreparedCall<'_>,
+    id: &CallId,
+    emit: &(dyn Fn(Event) + Sync),
+    recorded: &dyn Fn() -> bool,
+) -> Result<ToolOutput> {
     let record = ToolCall {
         id: id.clone(),
         tool: call.tool_name.clone(),
@@ -421,6 +428,13 @@ pub fn execute(call: &PreparedCall<'_>, id: &CallId, emit: &(dyn Fn(Event) + Syn
         args: call.args.clone(),
     };
     emit(record.begin());
+    // Nothing runs unrecorded: a call whose start the journal could not
+    // take does not start.
+    if !recorded() {
+        let reason = "not run: its start could not be recorded in the journal".to_owned();
+        emit(record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
+        return Err(Error::Unavailable(format!("the {} call was {reason}", record.tool)));
+    }
     let args = call.args.to_string();
     let started = SystemTime::now();
     let report = call

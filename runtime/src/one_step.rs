@@ -6,12 +6,12 @@
 //! The agent drives its steps through the same journal writer and the same
 //! policy ([`crate::gate::approve_step`]).
 //!
-//! The run and its plan are journaled in one transaction before anything
-//! else happens; after that, bookkeeping is journaled with the next event
-//! that must be durable: the step's approval and start with the call's
-//! `ToolCallBegin`, the call's end with the step's and the run's, and all of
-//! it before the gate is asked anything. A tool run costs three commits
-//! besides its changes.
+//! Bookkeeping (the run's beginning, its plan, the step's approval and
+//! start, the call's end) is journaled with the next event that must be
+//! durable: the call's `ToolCallBegin` (and a call whose begin the journal
+//! did not take does not run: [`crate::call::execute`]), the run's end, and
+//! anything before the gate is asked. A tool run costs two commits besides
+//! its changes.
 
 use deskhand_types::{Event, Mode, Plan, PlanStep, RunId, RunStatus, StepNo, StepStatus, Task};
 use sha2::Digest;
@@ -46,8 +46,9 @@ impl std::fmt::Debug for OneStepRun<'_> {
 }
 
 impl<'a> OneStepRun<'a> {
-    /// Journals the run and its plan of one (pending) step. `planner` says
-    /// who made the plan ("native shell (bwrap)", "the person, with deskhand tool run").
+    /// Starts the run with its plan of one (pending) step, journaled with
+    /// its first durable event. `planner` says who made the plan ("native
+    /// shell (bwrap)", "the person, who ran the tool").
     pub fn begin(
         ws: &'a Workspace,
         task: Task,
@@ -82,9 +83,6 @@ impl<'a> OneStepRun<'a> {
                 reason: None,
             },
         });
-        // The run is on record before anything else happens, or it does not start.
-        let begun = std::mem::take(&mut *this.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        ws.journal().append_all(&this.run, &begun)?;
         Ok(this)
     }
 

@@ -534,7 +534,8 @@ pub fn run_call(
     let run = one.run().clone();
     let call = ids::call_id();
     let emit = |event: Event| one.emit(event);
-    let result = crate::call::execute(&prepared, &call, &emit)
+    let recorded = || !workspace.journal().has_lost_event(&run);
+    let result = crate::call::execute(&prepared, &call, &emit, &recorded)
         .and_then(|output| deliver_new_files(workspace, &run, &call, &prepared, output, &emit));
     let (status, summary) = match &result {
         Ok(_) => (RunStatus::Succeeded, format!("{} {} finished", req.tool, req.operation)),

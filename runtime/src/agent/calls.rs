@@ -77,7 +77,8 @@ impl<'a> Agent<'a> {
         let run = st.run.clone();
         let emit = |e: Event| self.emit(&run, e);
         let source = format!("{tool}.{op}");
-        match call::execute(&prepared, id, &emit) {
+        let recorded = || !self.workspace.journal().has_lost_event(&run);
+        match call::execute(&prepared, id, &emit, &recorded) {
             Ok(output) => {
                 let mut text = format!("{}\n{}", output.text, output.json);
                 // What it left in its copy of output/, then what it proposed:

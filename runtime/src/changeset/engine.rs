@@ -709,8 +709,9 @@ fn recover_locked(ws: &Workspace) -> Result<Recovered> {
 /// The changesets of a run and its sub-agents, newest first, with their status.
 fn changesets_of(ws: &Workspace, run: &RunId) -> Result<Vec<(String, String)>> {
     Ok(ws.journal().with(|c| {
-        let mut stmt =
-            c.prepare_cached("SELECT id, status FROM changesets WHERE task_id = ?1 OR task_id LIKE ?2 ORDER BY rowid DESC")?;
+        let mut stmt = c.prepare_cached(
+            "SELECT id, status FROM changesets WHERE task_id = ?1 OR task_id LIKE ?2 ORDER BY rowid DESC",
+        )?;
         stmt.query_map(params![run.0, format!("{}.%", run.0)], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     })?)

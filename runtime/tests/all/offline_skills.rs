@@ -156,7 +156,10 @@ fn pdf_to_text_writes_a_text_file_named_after_the_pdf_and_asks_which_file_when_n
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert_eq!(applied(&seen), 1);
     let text = std::fs::read_to_string(d.ws.output_dir().join("lunch 14.03.2026.txt")).unwrap();
-    assert!(text.contains("Café Central\n") && text.contains("TOTAL € 23,90"), "{text}");
+    assert!(
+        text.contains("Café Central\n") && text.contains("TOTAL € 23,90"),
+        "{text}"
+    );
 
     // No file named: asked which, never guessed from the folder; a bare
     // name the granted folder holds is enough, and a second file gets a free name.

@@ -349,7 +349,7 @@ deskhand.propose_save(inbox / "archive" / "data.bin", bytes([0, 1, 2]))
         &[],
     )
     .unwrap();
-    let output = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &|_| {}).unwrap();
+    let output = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &|_| {}, &|| true).unwrap();
     assert_eq!(output.changes.len(), 4, "{}", output.json);
     assert_eq!(tree(&f.inbox), before, "a proposal changes nothing by itself");
 
@@ -391,7 +391,7 @@ fn a_proposal_outside_the_change_roots_is_refused_by_the_guard_rails() {
         &[],
     )
     .unwrap();
-    let output = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &|_| {}).unwrap();
+    let output = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &|_| {}, &|| true).unwrap();
     let roots = f.ws.change_roots(&grants).unwrap();
     let err = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap_err();
     assert!(err.to_string().contains("not inside"), "{err}");

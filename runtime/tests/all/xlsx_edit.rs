@@ -144,7 +144,7 @@ fn edit<'t>(
 ) -> Result<(ToolOutput, call::PreparedCall<'t>), ToolError> {
     let args = json!({"path": path.display().to_string(), "edits": edits});
     let prepared = call::prepare(&fx.ws, toolbox(), "xlsx", "edit", &args, grants, Limits::default(), &[]).unwrap();
-    match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}) {
+    match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}, &|| true) {
         Ok(out) => Ok((out, prepared)),
         Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
         Err(other) => panic!("not a typed tool error: {other}"),

@@ -1,4 +1,5 @@
-//! The `docx` tool: writes a Word document under output/ from the shared
+//! The `docx` tool: reads a Word document's text with its structure
+//! (`text`, in [`read`]) and writes a Word document under output/ from the shared
 //! document model (`deskhand_guest::document`): a Title paragraph, headings
 //! styled Heading 1-3 in `styles.xml`, paragraphs, bulleted and numbered
 //! lists through `numbering.xml`, tables with a repeated, shaded header row
@@ -9,6 +10,7 @@
 //! never-overwrite write: a bad block or image leaves no file behind.
 
 mod build;
+mod read;
 
 use std::path::PathBuf;
 
@@ -49,23 +51,28 @@ impl Guest for Docx {
         Description {
             name: "docx".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Writes Word (.docx) documents under output/: headings, paragraphs, lists, tables, images, \
-                      bar charts and page breaks."
+            summary: "Reads Word (.docx) documents as Markdown text (headings, lists, tables, comments, tracked \
+                      changes, footnotes) and writes new ones under output/: headings, paragraphs, lists, tables, \
+                      images, bar charts and page breaks."
                 .into(),
-            operations: vec![operation(
-                "write",
-                "Create a new .docx document under output/ from blocks (heading level 1-3, paragraph, list with \
+            operations: vec![
+                operation("text", read::SUMMARY, read::schema(), &["path"], &[]),
+                operation(
+                    "write",
+                    "Create a new .docx document under output/ from blocks (heading level 1-3, paragraph, list with \
                  items and numbered, table with header and rows, image from a PNG/JPEG path in a granted folder or \
                  output/, chart with labels and values drawn as bars, page_break). Never overwrites a file.",
-                schema(),
-                &["blocks[].path"],
-                &["path"],
-            )],
+                    schema(),
+                    &["blocks[].path"],
+                    &["path"],
+                ),
+            ],
         }
     }
 
     fn run(op: String, args: String) -> Result<Output, ToolError> {
         match op.as_str() {
+            "text" => read::text(parse_args(&args)?),
             "write" => write(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }

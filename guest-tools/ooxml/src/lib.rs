@@ -6,12 +6,16 @@
 //! ([`bar_chart_xml`]) that Word, PowerPoint and LibreOffice render from its
 //! cached values.
 //!
+//! [`read`] opens existing packages for the docx and pptx `text` operations:
+//! bounded, sniffed by content, with a namespace-aware pull parser.
+//!
 //! Both writers hand-write their XML: the formats' few parts they need are
 //! small, and a hand-written part is easy to check against the schema.
 
 mod chart;
 mod image;
 mod package;
+pub mod read;
 
 pub use chart::bar_chart_xml;
 pub use image::{Image, ImageFormat, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, parse_image, read_image};

@@ -1,4 +1,6 @@
-//! The `pptx` tool: writes a PowerPoint presentation under output/ from the
+//! The `pptx` tool: reads a presentation's text slide by slide (`text`, in
+//! [`read`]: titles, bullets, tables, comments, speaker notes) and writes a
+//! PowerPoint presentation under output/ from the
 //! shared document model (`deskhand_guest::document`): a title slide when a
 //! title is given, then one slide per entry with its title in the title
 //! placeholder and its blocks laid out top to bottom below it: headings and
@@ -12,6 +14,7 @@
 //! block or image leaves no file behind.
 
 mod fixed;
+mod read;
 mod slides;
 
 use std::path::PathBuf;
@@ -74,24 +77,29 @@ impl Guest for Pptx {
         Description {
             name: "pptx".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Writes PowerPoint (.pptx) presentations under output/: a title slide, then slides of \
-                      headings, paragraphs, bullets, tables, images and bar charts."
+            summary: "Reads PowerPoint (.pptx) presentations slide by slide (titles, text, tables, comments, \
+                      speaker notes) and writes new ones under output/: a title slide, then slides of headings, \
+                      paragraphs, bullets, tables, images and bar charts."
                 .into(),
-            operations: vec![operation(
-                "write",
-                "Create a new .pptx presentation under output/: a title slide when `title` is given, then one \
+            operations: vec![
+                operation("text", read::SUMMARY, read::schema(), &["path"], &[]),
+                operation(
+                    "write",
+                    "Create a new .pptx presentation under output/: a title slide when `title` is given, then one \
                  slide per entry of `slides` (its title, then blocks: heading, paragraph, list, table, image from a \
                  PNG/JPEG path in a granted folder or output/, chart, page_break). Content that does not fit \
                  continues on a following slide. Never overwrites a file.",
-                schema(),
-                &["slides[].blocks[].path"],
-                &["path"],
-            )],
+                    schema(),
+                    &["slides[].blocks[].path"],
+                    &["path"],
+                ),
+            ],
         }
     }
 
     fn run(op: String, args: String) -> Result<Output, ToolError> {
         match op.as_str() {
+            "text" => read::text(parse_args(&args)?),
             "write" => write(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }

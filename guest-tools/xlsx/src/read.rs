@@ -279,8 +279,8 @@ fn not_a_spreadsheet(bytes: &[u8]) -> Option<String> {
 }
 
 const PDF_READER: &str = "the pdf tool's `text` operation reads its text";
-const OFFICE_READER: &str = "no deskhand tool reads its text (the docx and pptx tools only write); \
-     python's zipfile and xml modules can read it";
+const DOCX_READER: &str = "the docx tool's `text` reads its text";
+const PPTX_READER: &str = "the pptx tool's `text` reads its text";
 
 /// An OLE compound file: an xls workbook, an encrypted OOXML file (xlsx,
 /// xlsb, docx alike hold an `EncryptedPackage` stream), or a Word or
@@ -297,9 +297,9 @@ fn ole_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
         return Ok((Kind::Xls, false));
     }
     let what = if has_stream("WordDocument") {
-        format!("is a Word 97-2003 document (.doc), not a spreadsheet; {OFFICE_READER}")
+        format!("is a Word 97-2003 document (.doc), not a spreadsheet; save it as .docx, and {DOCX_READER}")
     } else if has_stream("PowerPoint Document") {
-        format!("is a PowerPoint 97-2003 presentation (.ppt), not a spreadsheet; {OFFICE_READER}")
+        format!("is a PowerPoint 97-2003 presentation (.ppt), not a spreadsheet; save it as .pptx, and {PPTX_READER}")
     } else {
         // Let calamine say what it finds: its message names the missing stream.
         return Ok((Kind::Xls, false));
@@ -351,18 +351,24 @@ fn zip_kind(path: &Path, bytes: &[u8]) -> Result<(Kind, bool), ToolError> {
     let other = if archive.index_for_name("xl/workbook.xml").is_some() {
         None
     } else if has_part_under("word/") {
-        Some("a Word document (.docx)")
+        Some(("a Word document (.docx)", DOCX_READER.to_owned()))
     } else if has_part_under("ppt/") {
-        Some("a PowerPoint presentation (.pptx)")
+        Some(("a PowerPoint presentation (.pptx)", PPTX_READER.to_owned()))
     } else if mimetype.starts_with("application/vnd.oasis.opendocument.text") {
-        Some("an OpenDocument text document (.odt)")
+        Some((
+            "an OpenDocument text document (.odt)",
+            format!("save it as .docx, and {DOCX_READER}"),
+        ))
     } else if mimetype.starts_with("application/vnd.oasis.opendocument.presentation") {
-        Some("an OpenDocument presentation (.odp)")
+        Some((
+            "an OpenDocument presentation (.odp)",
+            format!("save it as .pptx, and {PPTX_READER}"),
+        ))
     } else {
         None
     };
-    if let Some(what) = other {
-        return Err(bad(path, format!("is {what}, not a spreadsheet; {OFFICE_READER}")));
+    if let Some((what, reader)) = other {
+        return Err(bad(path, format!("is {what}, not a spreadsheet; {reader}")));
     }
     let mut workbook = Vec::new();
     if let Ok(entry) = archive.by_name("xl/workbook.xml") {

@@ -291,9 +291,9 @@ impl<'a> Opened<'a> {
         let what = if has(&self.archive, "xl/workbook.xml") || has(&self.archive, "xl/workbook.bin") {
             "an Excel workbook; the xlsx tool's `read` reads it".to_owned()
         } else if mimetype.starts_with("application/vnd.oasis.opendocument.text") {
-            format!("an OpenDocument text (.odt); save it as .docx and read that")
+            "an OpenDocument text (.odt); save it as .docx and read that".to_owned()
         } else if mimetype.starts_with("application/vnd.oasis.opendocument.presentation") {
-            format!("an OpenDocument presentation (.odp); save it as .pptx and read that")
+            "an OpenDocument presentation (.odp); save it as .pptx and read that".to_owned()
         } else if mimetype.starts_with("application/vnd.oasis.opendocument.spreadsheet") {
             "an OpenDocument spreadsheet (.ods); the xlsx tool's `read` reads it".to_owned()
         } else if has(&self.archive, "_rels/.rels") {
@@ -603,9 +603,9 @@ pub fn parse_ranges(spec: &str, total: usize, what: &str) -> Result<Vec<usize>, 
                 "{what}s {spec:?}: {piece:?} is outside 1-{total} (there are {total} {what}s)"
             ));
         }
-        for n in from..=to {
-            if !seen[n] {
-                seen[n] = true;
+        for (n, seen) in seen.iter_mut().enumerate().take(to + 1).skip(from) {
+            if !*seen {
+                *seen = true;
                 out.push(n);
             }
         }

@@ -246,18 +246,18 @@ impl<'a> Deck<'a> {
             }
         }
         slide.text = blocks.join("\n\n");
-        if let Some(notes) = notes_part(&rels) {
-            if let Some(xml) = self.pkg.part(&notes)? {
-                let shapes = parse_shapes(&xml, false).map_err(|e| read::bad_part(&path, &notes, &e))?;
-                slide.notes = shapes
-                    .shapes
-                    .into_iter()
-                    .filter(|s| s.ph.as_deref() == Some("body"))
-                    .map(|s| s.lines.join("\n"))
-                    .filter(|t| !t.trim().is_empty())
-                    .collect::<Vec<_>>()
-                    .join("\n\n");
-            }
+        if let Some(notes) = notes_part(&rels)
+            && let Some(xml) = self.pkg.part(&notes)?
+        {
+            let shapes = parse_shapes(&xml, false).map_err(|e| read::bad_part(&path, &notes, &e))?;
+            slide.notes = shapes
+                .shapes
+                .into_iter()
+                .filter(|s| s.ph.as_deref() == Some("body"))
+                .map(|s| s.lines.join("\n"))
+                .filter(|t| !t.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\n\n");
         }
         Ok(slide)
     }

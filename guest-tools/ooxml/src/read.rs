@@ -323,7 +323,13 @@ impl<'a> Opened<'a> {
                 "is an encrypted zip; deskhand cannot read it. Save a copy without a password and read that",
             ));
         }
-        let mut bytes = Vec::new();
+        // An honest size past the cap is refused before inflating; a lying
+        // one stops at the cap. One allocation either way: a doubling
+        // vector would need about twice the cap at once.
+        if entry.size() > cap {
+            return Err(part_too_large(&self.path, name, cap));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(entry.size() + 1).unwrap_or(0));
         entry.take(cap + 1).read_to_end(&mut bytes).map_err(|e| {
             bad(
                 &self.path,
@@ -331,16 +337,7 @@ impl<'a> Opened<'a> {
             )
         })?;
         if bytes.len() as u64 > cap {
-            return Err(ToolError::TooLarge(path_error(
-                &self.path,
-                format!(
-                    "is too large to read: its part {name} inflates past {} MiB (the cap is {} MiB for one part, \
-                     {} MiB in all); it may be a zip bomb",
-                    cap >> 20,
-                    MAX_PART_BYTES >> 20,
-                    MAX_INFLATED_BYTES >> 20
-                ),
-            )));
+            return Err(part_too_large(&self.path, name, cap));
         }
         self.inflated += bytes.len() as u64;
         decode(bytes).map(Some).map_err(|e| {
@@ -364,6 +361,19 @@ impl<'a> Opened<'a> {
             None => Ok(Vec::new()),
         }
     }
+}
+
+fn part_too_large(path: &Path, name: &str, cap: u64) -> ToolError {
+    ToolError::TooLarge(path_error(
+        path,
+        format!(
+            "is too large to read: its part {name} inflates past {} MiB (the cap is {} MiB for one part, {} MiB \
+             in all); it may be a zip bomb",
+            cap >> 20,
+            MAX_PART_BYTES >> 20,
+            MAX_INFLATED_BYTES >> 20
+        ),
+    ))
 }
 
 /// A part's bytes as text: UTF-8 (with or without a byte-order mark) or UTF-16 with one.

@@ -14,6 +14,7 @@ mod ledger;
 mod limits;
 mod model_deadline;
 mod office;
+mod office_text;
 mod offline_skills;
 mod openai_runs;
 mod pdf;

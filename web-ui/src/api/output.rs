@@ -177,6 +177,23 @@ pub(super) async fn preview(
                 )?;
                 Ok(json!({"kind": "sheets", "data": data}))
             }
+            "docx" | "docm" | "pptx" | "pptm" => {
+                let file = app.workspace.output_dir().join(&rel);
+                let word = ext.starts_with("doc");
+                let tool = if word { BundledTool::Docx } else { BundledTool::Pptx };
+                let data = sandboxed_read(
+                    &app,
+                    tool,
+                    "text",
+                    json!({"path": file.display().to_string(), "max_chars": 20_000}),
+                )?;
+                let text = if word {
+                    data["text"].as_str().unwrap_or_default().to_owned()
+                } else {
+                    slides_text(&data)
+                };
+                Ok(json!({"kind": "text", "text": text, "truncated": data["truncated"]}))
+            }
             "pdf" => {
                 let file = app.workspace.output_dir().join(&rel);
                 let page = query.page.unwrap_or(1).max(1);
@@ -220,6 +237,29 @@ pub(super) async fn preview(
     .await?
     .map_err(ApiError::unprocessable)?;
     Ok(Json(preview))
+}
+
+/// The pptx tool's slides as one text: each slide's number and title, its
+/// text, and its speaker notes.
+fn slides_text(data: &Value) -> String {
+    let mut out = String::new();
+    for s in data["slides"].as_array().into_iter().flatten() {
+        let title = s["title"].as_str().unwrap_or_default();
+        out.push_str(&format!(
+            "## Slide {}{}{title}\n\n",
+            s["slide"],
+            if title.is_empty() { "" } else { ": " }
+        ));
+        let text = s["text"].as_str().unwrap_or_default();
+        if !text.is_empty() {
+            out.push_str(text);
+            out.push_str("\n\n");
+        }
+        if let Some(notes) = s["notes"].as_str().filter(|n| !n.is_empty()) {
+            out.push_str(&format!("Notes: {notes}\n\n"));
+        }
+    }
+    out
 }
 
 /// What a URL path segment keeps as it is: RFC 3986's unreserved characters.

@@ -480,3 +480,43 @@ fn the_run_view_needs_the_session_and_is_the_journals_fold_with_its_sub_agents()
         assert!(body.contains("there is no run run-nope"), "{body}");
     });
 }
+
+/// Word and PowerPoint files in output/ preview as their text, through the
+/// docx and pptx tools' `text` in the sandbox.
+#[test]
+fn a_docx_and_a_pptx_preview_as_their_text() {
+    run(async {
+        let s = Server::new(Lifetimes::default());
+        let session = s.session();
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/docx-pptx");
+        let output = s.app.workspace.output_dir();
+        std::fs::copy(corpus.join("mammoth-tables.docx"), output.join("tables.docx")).expect("copy");
+        std::fs::copy(corpus.join("python-pptx-sld-notes.pptx"), output.join("deck.pptx")).expect("copy");
+        std::fs::copy(corpus.join("python-pptx-test.pptx"), output.join("title.pptx")).expect("copy");
+        let preview = |name: &str| {
+            page(Method::GET, &format!("/api/preview/output/{name}"), &session)
+                .body(Body::empty())
+                .expect("request")
+        };
+        let (status, body) = s.send(preview("tables.docx")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["kind"], "text");
+        assert!(
+            v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("| Top left | Top right |")),
+            "{v}"
+        );
+        let (status, body) = s.send(preview("deck.pptx")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["text"], "## Slide 1\n\nNotes: Notes\n\n## Slide 2\n\n", "{v}");
+        let (_, body) = s.send(preview("title.pptx")).await;
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            v["text"], "## Slide 1: Presentation Title Text\n\nSubtitle Text\n\n",
+            "{v}"
+        );
+    });
+}

@@ -153,19 +153,7 @@ pub fn prepare<'t>(
     visible_output: &[PathBuf],
 ) -> Result<PreparedCall<'t>> {
     let tool = toolbox.by_name(tool_name)?;
-    let op = tool
-        .description()
-        .operation(operation)
-        .ok_or_else(|| Error::UnknownOperation {
-            tool: tool_name.into(),
-            operation: operation.into(),
-            known: tool
-                .description()
-                .operation_names()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        })?;
+    let op = crate::tools::operation(tool, tool_name, operation)?;
     let policy = workspace.policy(grants)?;
     let sandbox = policy.sandbox(limits)?;
     let mut args = args.clone();

@@ -330,19 +330,7 @@ impl Toolbox {
         args: &serde_json::Value,
     ) -> Result<ToolOutput> {
         let loaded = self.get(tool)?;
-        let declared = loaded
-            .description()
-            .operation(op)
-            .ok_or_else(|| Error::UnknownOperation {
-                tool: tool.name().into(),
-                operation: op.into(),
-                known: loaded
-                    .description()
-                    .operation_names()
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-            })?;
+        let declared = operation(loaded, tool.name(), op)?;
         if !declared.effects.writes.is_empty() || declared.effects.network {
             return Err(Error::InvalidArgs(format!(
                 "{} {op} changes files or reaches the network, so it cannot run as a read-only preview",
@@ -372,6 +360,20 @@ impl Toolbox {
             })
             .collect()
     }
+}
+
+/// Operation `op` of `tool` (called `name`), or an error listing the ones it has.
+pub(crate) fn operation<'t>(tool: &'t LoadedTool, name: &str, op: &str) -> Result<&'t deskhand_types::Operation> {
+    tool.description().operation(op).ok_or_else(|| Error::UnknownOperation {
+        tool: name.into(),
+        operation: op.into(),
+        known: tool
+            .description()
+            .operation_names()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    })
 }
 
 /// One tool call as the person or a plan asks for it.

@@ -197,21 +197,23 @@ fn skip_separators(bytes: &[u8], mut i: usize) -> Option<usize> {
     (i > start).then_some(i)
 }
 
+/// The months' English names, January first (the runtime's period reading uses them too).
+pub const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
 fn month_name(word: &[u8]) -> Option<u32> {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
     let word = String::from_utf8_lossy(word).to_ascii_lowercase();
     if word == "sept" {
         return Some(9);

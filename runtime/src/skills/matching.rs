@@ -31,7 +31,7 @@ use super::{ParamKind, ParamSpec, Skill};
     )
 )]
 #[path = "../../../guest-tools/rename-by-date/src/dates.rs"]
-mod dates;
+pub(super) mod dates;
 
 /// The least score that matches: one keyword's worth.
 pub const MIN_SCORE: f32 = 1.0;

@@ -4,6 +4,8 @@
 //! without a year is the latest one not after today; relative periods are
 //! counted from `today`. Weeks start on Monday.
 
+use super::matching::dates::MONTHS;
+
 /// A day as days since 1970-01-01.
 type Days = i64;
 
@@ -66,21 +68,6 @@ pub fn parse_day(s: &str) -> Option<Days> {
     let (m, d) = (u32::try_from(m).ok()?, u32::try_from(d).ok()?);
     (civil(days_from_civil(y, m, d)) == (y, m, d)).then(|| days_from_civil(y, m, d))
 }
-
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
 
 fn month(word: &str) -> Option<u32> {
     MONTHS

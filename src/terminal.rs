@@ -78,14 +78,13 @@ impl Gate for TerminalGate {
     fn approve_changes(&self, _: &str, req: &ChangesApproval<'_>) -> Approval {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
-            let why = if req.deletions > 0 {
-                DELETION_ALWAYS_ASKS
+            // Why, and what to do; the caller says what became of the changes.
+            let reason = if req.deletions > 0 {
+                format!("{DELETION_ALWAYS_ASKS}; run it again at a terminal to answer")
             } else {
-                "ask mode needs a terminal to ask you on"
+                "ask mode needs a terminal to ask you on; run it again at a terminal, or with --mode act".into()
             };
-            return Approval::Rejected {
-                reason: format!("{why}; nothing was changed"),
-            };
+            return Approval::Rejected { reason };
         }
         eprintln!(
             "\nStep {} proposes these changes:\n{}",

@@ -19,7 +19,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use deskhand_types::{CallId, CallOutcome, Event, Grant, LogLevel, Operation, ToolCall, ToolOutput};
+use crate::grants::GrantPolicy;
+use deskhand_types::{CallId, CallOutcome, Event, LogLevel, Operation, ToolCall, ToolOutput};
 
 use crate::error::{Error, Result};
 use crate::tools::{BundledTool, Toolbox};
@@ -138,7 +139,8 @@ impl PreparedCall<'_> {
     }
 }
 
-/// Checks a call and builds its sandbox. `visible_output` lists what the
+/// Checks a call against `policy` (the run's grants, made canonical once by
+/// the caller) and builds its sandbox. `visible_output` lists what the
 /// call may see in `output/` (paths relative to it; empty for the whole
 /// folder), see [`crate::stage::visible_output`].
 #[expect(clippy::too_many_arguments, reason = "each is one independent input of a call")]
@@ -148,13 +150,12 @@ pub fn prepare<'t>(
     tool_name: &str,
     operation: &str,
     args: &serde_json::Value,
-    grants: &[Grant],
+    policy: &GrantPolicy,
     limits: Limits,
     visible_output: &[PathBuf],
 ) -> Result<PreparedCall<'t>> {
     let tool = toolbox.by_name(tool_name)?;
     let op = crate::tools::operation(tool, tool_name, operation)?;
-    let policy = workspace.policy(grants)?;
     let sandbox = policy.sandbox(limits)?;
     let mut args = args.clone();
     if !args.is_object() {
@@ -189,10 +190,10 @@ pub fn prepare<'t>(
                 )));
             };
             let resolved = if write {
-                workspace.resolve_write(arg, &policy)?
+                workspace.resolve_write(arg, policy)?
             } else {
                 let path = workspace.resolve_read(&sandbox, arg)?;
-                check_visible(workspace, &path, arg, visible_output)?;
+                check_visible(&policy.output, &path, arg, visible_output)?;
                 path
             };
             *value = serde_json::Value::String(resolved.display().to_string());
@@ -215,10 +216,7 @@ pub fn prepare<'t>(
         .take_or_make(&workspace.state_dir().join("scratch"))?;
     sandbox.scratch = Some(scratch.path.join("scratch"));
     // The guest sees its own copy of what it may see in output/, never the folder itself.
-    let output = workspace
-        .output_dir()
-        .canonicalize()
-        .map_err(Error::io(workspace.output_dir()))?;
+    let output = policy.output.clone();
     let stage_dir = scratch.path.join("output");
     let declared: Vec<PathBuf> = writes
         .iter()
@@ -252,8 +250,10 @@ pub fn prepare<'t>(
 /// leaves nothing behind costs no mkdir and no rmdir (on a disk mounted with
 /// `discard`, every rmdir waits for the device). A folder comes back only
 /// from a call whose guest has ended, whose stage was given nothing, and
-/// that left both folders empty; it is checked again when taken. What the
-/// pool holds is removed when it is dropped with its [`Toolbox`].
+/// that left both folders empty (checked then); when taken it is checked to
+/// be a plain folder still (only this process holds its path meanwhile, in
+/// the workspace's own 0700 state folder). What the pool holds is removed
+/// when it is dropped with its [`Toolbox`].
 #[derive(Debug, Default)]
 pub struct CallFolders {
     idle: Mutex<Vec<PathBuf>>,
@@ -279,7 +279,7 @@ impl CallFolders {
                     .map(|i| idle.swap_remove(i))
             };
             let Some(path) = taken else { break };
-            if is_empty_call_folder(&path) {
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                 return Ok(folder(path));
             }
             let _ = std::fs::remove_dir_all(&path);
@@ -360,11 +360,8 @@ fn is_empty_call_folder(path: &Path) -> bool {
 
 /// A path under `output/` that exists there but is not among what this
 /// call may see (another run's file) is refused by name, with what to do.
-fn check_visible(workspace: &Workspace, path: &Path, arg: &str, visible: &[PathBuf]) -> Result<()> {
-    let Ok(output) = workspace.output_dir().canonicalize() else {
-        return Ok(());
-    };
-    let Ok(rel) = path.strip_prefix(&output) else {
+fn check_visible(output: &Path, path: &Path, arg: &str, visible: &[PathBuf]) -> Result<()> {
+    let Ok(rel) = path.strip_prefix(output) else {
         return Ok(());
     };
     let seen = visible.iter().any(|v| rel.starts_with(v) || v.starts_with(rel));
@@ -415,33 +412,35 @@ pub fn execute(
         operation: call.operation.name.clone(),
         args: call.args.clone(),
     };
+    // The guest's thread prepares its instance while the start is recorded.
+    let pending = call
+        .tool
+        .start(&call.sandbox, &call.operation.name, &call.args.to_string(), None);
     emit(record.begin());
     // Nothing runs unrecorded: a call whose start the journal could not
-    // take does not start.
+    // take does not start (dropped unrun, none of the guest's code runs).
     if !recorded() {
+        drop(pending);
         let reason = "not run: its start could not be recorded in the journal".to_owned();
         emit(record.end(CallOutcome::Stopped { reason: reason.clone() }, 0));
         return Err(Error::Unavailable(format!("the {} call was {reason}", record.tool)));
     }
-    let args = call.args.to_string();
     let started = SystemTime::now();
-    let report = call
-        .tool
-        .call_forwarding(&call.sandbox, &call.operation.name, &args, &mut |event| {
-            emit(match event {
-                ToolEvent::Log { level, message } => Event::ToolLog {
-                    call: id.clone(),
-                    level,
-                    message,
-                },
-                ToolEvent::Progress { done, total, message } => Event::ToolProgress {
-                    call: id.clone(),
-                    done,
-                    total,
-                    message,
-                },
-            })
-        });
+    let report = pending.run(&mut |event| {
+        emit(match event {
+            ToolEvent::Log { level, message } => Event::ToolLog {
+                call: id.clone(),
+                level,
+                message,
+            },
+            ToolEvent::Progress { done, total, message } => Event::ToolProgress {
+                call: id.clone(),
+                done,
+                total,
+                message,
+            },
+        })
+    });
     // Only a guest that has ended (with an answer or an error of its own) is
     // sure to touch its folders no more; one left behind at its deadline may.
     if let Some(folder) = &call.scratch {

@@ -439,7 +439,10 @@ impl Journal {
     /// deriving rows as [`Journal::append`] does.
     pub fn append_all(&self, run: &RunId, events: &[Event]) -> Result<()> {
         let written = self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            // Immediate: the write lock is taken at once, so another process
+            // writing meanwhile makes this wait (busy timeout) instead of
+            // failing on a stale snapshot when it upgrades.
+            let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
             for event in events {
                 insert_event(&tx, run, event)?;
             }

@@ -30,6 +30,7 @@ use deskhand_types::{
 };
 
 use crate::agent::{Approval, Gate};
+use crate::grants::GrantPolicy;
 
 use crate::changeset;
 use crate::error::{Error, Result};
@@ -116,7 +117,7 @@ impl NativeRun {
 pub fn run_native(
     ws: &Workspace,
     backend: &dyn ShellBackend,
-    grants: &[Grant],
+    grants: &GrantPolicy,
     command: &[String],
     limits: Limits,
     workdir: Option<PathBuf>,
@@ -126,7 +127,6 @@ pub fn run_native(
     backend
         .check()
         .map_err(|p| Error::Unavailable(format!("the {} sandbox cannot run here: {p}", backend.name())))?;
-    let grants = ws.policy(grants)?;
     let scratch_root = ws.state_dir().join("scratch");
     fs::create_dir_all(&scratch_root).map_err(Error::io(&scratch_root))?;
     let scratch = tempfile::Builder::new()
@@ -287,11 +287,11 @@ pub fn run_shell(
         one.finish(RunStatus::Failed, lost.to_string(), true, NOTHING_RAN)?;
         return Err(lost);
     }
-    let native = match crate::stage::visible_output(ws, None, req.grants).and_then(|visible| {
+    let native = match crate::stage::visible_output(ws, None, &policy).and_then(|visible| {
         run_native(
             ws,
             backend,
-            req.grants,
+            &policy,
             &req.command,
             req.limits,
             req.workdir.clone(),

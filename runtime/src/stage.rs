@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use deskhand_types::ProposedChange;
 
-use deskhand_types::{ChangeKind, ChangesetStatus, Grant, RunId};
+use crate::grants::GrantPolicy;
+use deskhand_types::{ChangeKind, ChangesetStatus, RunId};
 
 use crate::changeset;
 use crate::error::Result;
@@ -30,15 +31,12 @@ use crate::workspace::Workspace;
 /// run, the run's parent and their sub-agents put there (and that are still
 /// theirs), and the folders the person granted there. Nothing else: a run
 /// granted one folder cannot read what an earlier run made of another.
-pub fn visible_output(ws: &Workspace, run: Option<&RunId>, grants: &[Grant]) -> Result<Vec<PathBuf>> {
-    let mut visible = ws.granted_in_output(grants)?;
+pub fn visible_output(ws: &Workspace, run: Option<&RunId>, policy: &GrantPolicy) -> Result<Vec<PathBuf>> {
+    let mut visible = policy.in_output();
     let Some(run) = run else {
         return Ok(visible);
     };
-    let output = ws
-        .output_dir()
-        .canonicalize()
-        .map_err(crate::Error::io(ws.output_dir()))?;
+    let output = &policy.output;
     // Sub-agents are `parent.n`: the whole family shares what it wrote.
     let family = RunId(run.0.split('.').next().unwrap_or(&run.0).to_owned());
     // Replayed in order: a file the family moved away or deleted is no
@@ -65,7 +63,7 @@ pub fn visible_output(ws: &Workspace, run: Option<&RunId>, grants: &[Grant]) -> 
     }
     visible.extend(
         own.iter()
-            .filter_map(|p| p.strip_prefix(&output).ok().map(Path::to_path_buf)),
+            .filter_map(|p| p.strip_prefix(output).ok().map(Path::to_path_buf)),
     );
     visible.sort();
     visible.dedup();

@@ -397,17 +397,14 @@ pub struct CallResult {
 }
 
 /// The paths in `output/` that a call's arguments name (relative to it).
-fn named_in_output(workspace: &Workspace, args: &serde_json::Value) -> Vec<PathBuf> {
-    let Ok(output) = workspace.output_dir().canonicalize() else {
-        return Vec::new();
-    };
+fn named_in_output(workspace: &Workspace, output: &Path, args: &serde_json::Value) -> Vec<PathBuf> {
     let mut named = Vec::new();
     let mut stack = vec![args];
     while let Some(value) = stack.pop() {
         match value {
             serde_json::Value::String(s) => {
                 if let Ok(path) = workspace.resolve_path(s)
-                    && let Ok(rel) = path.strip_prefix(&output)
+                    && let Ok(rel) = path.strip_prefix(output)
                     && !rel.as_os_str().is_empty()
                 {
                     named.push(rel.to_path_buf());
@@ -499,15 +496,16 @@ pub fn run_call(
 ) -> Result<CallResult> {
     // The person ran this tool and named its files: what they named in
     // output/ is theirs to show it, and nothing else there.
-    let mut visible = crate::stage::visible_output(workspace, None, req.grants)?;
-    visible.extend(named_in_output(workspace, &req.args));
+    let policy = workspace.policy(req.grants)?;
+    let mut visible = crate::stage::visible_output(workspace, None, &policy)?;
+    visible.extend(named_in_output(workspace, &policy.output, &req.args));
     let prepared = crate::call::prepare(
         workspace,
         toolbox,
         req.tool,
         req.operation,
         &req.args,
-        req.grants,
+        &policy,
         req.limits,
         &visible,
     )?;

@@ -26,14 +26,15 @@ impl<'a> Agent<'a> {
             }
             _ => &st.task.grants,
         };
-        let visible = crate::stage::visible_output(self.workspace, Some(&st.run), grants)?;
+        let policy = self.workspace.policy(grants)?;
+        let visible = crate::stage::visible_output(self.workspace, Some(&st.run), &policy)?;
         call::prepare(
             self.workspace,
             self.toolbox,
             tool,
             op,
             input,
-            grants,
+            &policy,
             self.settings.limits,
             &visible,
         )

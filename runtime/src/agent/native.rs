@@ -66,11 +66,12 @@ impl Agent<'_> {
             ..deskhand_host_vm::Limits::default()
         };
         let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), args.command];
-        let native = crate::stage::visible_output(self.workspace, Some(&st.run), &grants).and_then(|visible| {
+        let native = self.workspace.policy(&grants).and_then(|policy| {
+            let visible = crate::stage::visible_output(self.workspace, Some(&st.run), &policy)?;
             crate::shell::run_native(
                 self.workspace,
                 backend,
-                &grants,
+                &policy,
                 &command,
                 limits,
                 workdir,

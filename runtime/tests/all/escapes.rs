@@ -435,7 +435,7 @@ fn staged_content_is_taken_only_from_the_calls_own_scratch_folder() {
         "fs",
         "stat",
         &json!({"path": "projects/inbox/note.txt"}),
-        &inbox_grant(&fx),
+        &fx.ws.policy(&inbox_grant(&fx)).unwrap(),
         Limits::default(),
         &[],
     )

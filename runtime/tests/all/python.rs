@@ -344,7 +344,7 @@ deskhand.propose_save(inbox / "archive" / "data.bin", bytes([0, 1, 2]))
         "python",
         "run",
         &json!({ "script": script }),
-        &grants,
+        &f.ws.policy(&grants).unwrap(),
         Limits::default(),
         &[],
     )
@@ -386,7 +386,7 @@ fn a_proposal_outside_the_change_roots_is_refused_by_the_guard_rails() {
         "python",
         "run",
         &json!({ "script": format!("import deskhand\ndeskhand.propose_delete({})", py_str(&f.inbox.join("note.txt"))) }),
-        &grants,
+        &f.ws.policy(&grants).unwrap(),
         Limits::default(),
         &[],
     )
@@ -486,4 +486,38 @@ fn a_stdout_flood_is_capped() {
     )
     .unwrap_err();
     assert!(matches!(err, CallError::OutputCap { .. } | CallError::Tool(_)), "{err}");
+}
+
+#[test]
+fn a_call_whose_start_is_not_recorded_runs_none_of_its_code() {
+    let f = Fixture::new();
+    let grants = [grant(&f.inbox, Access::ReadOnly)];
+    let prepared = call::prepare(
+        &f.ws,
+        toolbox(),
+        "python",
+        "run",
+        &json!({ "script": "import sys\nprint('the script ran', file=sys.stderr)" }),
+        &f.ws.policy(&grants).unwrap(),
+        Limits::default(),
+        &[],
+    )
+    .unwrap();
+    let kinds = |events: &std::sync::Mutex<Vec<deskhand_types::Event>>| -> Vec<String> {
+        let events = events.lock().unwrap();
+        events.iter().map(|e| e.kind().to_owned()).collect()
+    };
+
+    // The journal refused the start: the instance prepared meanwhile is dropped unrun.
+    let events = std::sync::Mutex::new(Vec::new());
+    let emit = |e| events.lock().unwrap().push(e);
+    let err = call::execute(&prepared, &deskhand_types::CallId("call-py".into()), &emit, &|| false).unwrap_err();
+    assert!(err.to_string().contains("could not be recorded"), "{err}");
+    assert_eq!(kinds(&events), ["tool_call_begin", "tool_call_end"]);
+
+    // Recorded, the same call runs.
+    let events = std::sync::Mutex::new(Vec::new());
+    let emit = |e| events.lock().unwrap().push(e);
+    let output = call::execute(&prepared, &deskhand_types::CallId("call-py2".into()), &emit, &|| true).unwrap();
+    assert!(output.json.to_string().contains("the script ran"), "{}", output.json);
 }

@@ -143,7 +143,17 @@ fn edit<'t>(
     grants: &[Grant],
 ) -> Result<(ToolOutput, call::PreparedCall<'t>), ToolError> {
     let args = json!({"path": path.display().to_string(), "edits": edits});
-    let prepared = call::prepare(&fx.ws, toolbox(), "xlsx", "edit", &args, grants, Limits::default(), &[]).unwrap();
+    let prepared = call::prepare(
+        &fx.ws,
+        toolbox(),
+        "xlsx",
+        "edit",
+        &args,
+        &fx.ws.policy(grants).unwrap(),
+        Limits::default(),
+        &[],
+    )
+    .unwrap();
     match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}, &|| true) {
         Ok(out) => Ok((out, prepared)),
         Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),

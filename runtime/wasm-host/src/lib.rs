@@ -401,7 +401,7 @@ impl LoadedTool {
     /// stuck in a host call the epoch cannot interrupt (a read that blocks)
     /// is left behind and the call ends with [`CallError::Deadline`].
     pub fn call(&self, sandbox: &Sandbox, operation: &str, args: &str, sink: Option<EventSink>) -> CallReport {
-        self.run(sandbox, operation, args, sink, &mut |_| {})
+        self.start(sandbox, operation, args, sink).run(&mut |_| {})
     }
 
     /// [`Self::call`], handing the guest's log and progress events to
@@ -413,31 +413,23 @@ impl LoadedTool {
         args: &str,
         on_event: &mut dyn FnMut(ToolEvent),
     ) -> CallReport {
-        self.run(sandbox, operation, args, None, on_event)
+        self.start(sandbox, operation, args, None).run(on_event)
     }
 
-    /// One call on a guest thread. Its events (unless `sink` takes them) and
-    /// then its result come back on one channel, so the caller waits on one
-    /// thing and nothing polls.
-    fn run(
-        &self,
-        sandbox: &Sandbox,
-        operation: &str,
-        args: &str,
-        sink: Option<EventSink>,
-        on_event: &mut dyn FnMut(ToolEvent),
-    ) -> CallReport {
+    /// Hands the call to a guest thread, which prepares its store and
+    /// instance and then waits: none of the guest's code runs until
+    /// [`PendingCall::run`], and none at all if the [`PendingCall`] is
+    /// dropped instead. The caller can do its own work (record the call)
+    /// meanwhile. Its events (unless `sink` takes them) and then its result
+    /// come back on one channel, so the caller waits on one thing and
+    /// nothing polls.
+    pub fn start(&self, sandbox: &Sandbox, operation: &str, args: &str, sink: Option<EventSink>) -> PendingCall {
         let started = Instant::now();
         let limits = sandbox.limits;
         let stdout = MemoryOutputPipe::new(limits.stdout_bytes);
         let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
-        let report = |result, started: Instant| CallReport {
-            result,
-            stdout: stdout.contents().to_vec(),
-            stderr: stderr.contents().to_vec(),
-            elapsed: started.elapsed(),
-        };
         let (tx, rx) = std::sync::mpsc::channel::<FromGuest>();
+        let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
         let sink = sink.unwrap_or_else(|| {
             let events = tx.clone();
             Arc::new(move |e| {
@@ -454,26 +446,65 @@ impl LoadedTool {
             sink: Some(sink),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
+            go: go_rx,
         };
         let spawned = run_on_worker(Box::new(move || {
-            let _ = tx.send(FromGuest::Done(worker.run()));
+            worker.run(|result| {
+                let _ = tx.send(FromGuest::Done(result));
+            });
         }));
-        if let Err(e) = spawned {
-            return report(
-                Err(CallError::Crashed {
-                    message: format!("could not start the tool's thread: {e}"),
-                    stderr: String::new(),
-                }),
-                started,
-            );
+        PendingCall {
+            started,
+            limits,
+            stdout,
+            stderr,
+            go: go_tx,
+            rx,
+            not_started: spawned.err().map(|e| e.to_string()),
         }
-        let give_up = started + limits.deadline + DEADLINE_GRACE;
+    }
+}
+
+/// A call prepared on its guest thread, waiting to be let run
+/// ([`LoadedTool::start`]).
+#[derive(Debug)]
+pub struct PendingCall {
+    started: Instant,
+    limits: Limits,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    go: std::sync::mpsc::SyncSender<()>,
+    rx: std::sync::mpsc::Receiver<FromGuest>,
+    /// Why no guest thread could take the call.
+    not_started: Option<String>,
+}
+
+impl PendingCall {
+    /// Lets the guest run and waits for its result, handing its events to
+    /// `on_event` as they come.
+    pub fn run(self, on_event: &mut dyn FnMut(ToolEvent)) -> CallReport {
+        let report = |result| CallReport {
+            result,
+            stdout: self.stdout.contents().to_vec(),
+            stderr: self.stderr.contents().to_vec(),
+            elapsed: self.started.elapsed(),
+        };
+        if let Some(message) = &self.not_started {
+            return report(Err(CallError::Crashed {
+                message: format!("could not start the tool's thread: {message}"),
+                stderr: String::new(),
+            }));
+        }
+        let _ = self.go.send(());
+        let give_up = self.started + self.limits.deadline + DEADLINE_GRACE;
         let result = loop {
-            match rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+            match self.rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
                 Ok(FromGuest::Event(event)) => on_event(event),
                 Ok(FromGuest::Done(result)) => break result,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    break Err(CallError::Deadline { limit: limits.deadline });
+                    break Err(CallError::Deadline {
+                        limit: self.limits.deadline,
+                    });
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     break Err(CallError::Crashed {
@@ -483,7 +514,7 @@ impl LoadedTool {
                 }
             }
         };
-        report(result, started)
+        report(result)
     }
 }
 
@@ -561,10 +592,16 @@ struct GuestRun {
     sink: Option<EventSink>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// The caller's word that the guest may run ([`PendingCall::run`]);
+    /// closed without it, the call ends before any guest code runs.
+    go: std::sync::mpsc::Receiver<()>,
 }
 
 impl GuestRun {
-    fn run(self) -> Result<ToolOutput, CallError> {
+    /// Runs the call and hands its result to `deliver` before the store is
+    /// dropped: unmapping the guest's memory then happens while the caller
+    /// already goes on.
+    fn run(self, deliver: impl FnOnce(Result<ToolOutput, CallError>)) {
         let limits = self.sandbox.limits;
         let mut builder = WasiCtx::builder();
         builder
@@ -580,18 +617,28 @@ impl GuestRun {
             access: Access::ReadWrite,
         });
         let mounts: Vec<Mount> = self.sandbox.mounts.iter().cloned().chain(scratch).collect();
-        add_mounts(&mut builder, &mounts)?;
+        if let Err(e) = add_mounts(&mut builder, &mounts) {
+            return deliver(Err(e));
+        }
         let mut store = new_store(
             &self.engine,
             CallState::new(builder.build(), self.sink),
             &limits,
             self.deadline,
         );
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_run(&mut store, &self.operation, &self.args));
-        match outcome {
+        let instance = match self.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            Err(err) => return deliver(Err(classify_trap(&err, &store, &limits, &self.stdout, &self.stderr))),
+        };
+        let waited = self
+            .go
+            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()));
+        if waited.is_err() {
+            // Dropped unrun, or its caller never came back: nothing ran.
+            return;
+        }
+        let outcome = instance.call_run(&mut store, &self.operation, &self.args);
+        let result = match outcome {
             // Past its wall-clock deadline a call has no answer, whatever it
             // returned: the epoch ticker may lag on a busy machine, and a
             // guest timer clamped to the deadline wakes just after it.
@@ -611,7 +658,9 @@ impl GuestRun {
             },
             Ok(Err(err)) => Err(CallError::Tool(tool_error(err))),
             Err(err) => Err(classify_trap(&err, &store, &limits, &self.stdout, &self.stderr)),
-        }
+        };
+        deliver(result);
+        drop(store);
     }
 }
 

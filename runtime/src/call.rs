@@ -484,31 +484,24 @@ pub fn execute(
 }
 
 /// Stores the values LibreOffice computes in each workbook the call just
-/// wrote under `output/` (see [`crate::office`]), so viewers that do not
-/// recalculate show the totals. Never fails the call: the workbook is valid
-/// without stored values, and what went wrong is logged for the person.
+/// wrote under `output/` or proposes for a granted folder (an `xlsx edit`,
+/// see [`crate::office`]), so viewers that do not recalculate show the
+/// totals. An edited workbook gets only the values its edit changed: the
+/// file as it was is recalculated too, and a cell LibreOffice computes the
+/// same both times keeps what the person's own app stored. Never fails the
+/// call: the workbook is valid without stored values, and what went wrong is
+/// logged for the person.
 fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: SystemTime, log: &dyn Fn(LogLevel, String)) {
-    if call.operation.effects.writes.is_empty() || call.operation.name == "cache_values" {
+    if call.operation.name == "cache_values" {
         return;
     }
-    let mut mentioned = Vec::new();
-    strings_in(&output.json, &mut mentioned);
-    let mut written: Vec<PathBuf> = mentioned
-        .into_iter()
-        .map(PathBuf::from)
-        .filter(|p| {
-            call.output_host_path(p)
-                .is_some_and(|host| new_workbook_in(&host, call.output_host_root(), started))
-        })
-        .collect();
-    written.sort();
-    written.dedup();
-    if written.is_empty() {
+    let workbooks = workbooks_to_finish(call, output, started);
+    if workbooks.is_empty() {
         return;
     }
-    let names = written
+    let names = workbooks
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|w| w.shown.as_str())
         .collect::<Vec<_>>()
         .join(", ");
     let Some(office) = call.toolbox.office() else {
@@ -532,51 +525,165 @@ fn finish_workbooks(call: &PreparedCall<'_>, output: &ToolOutput, started: Syste
     if let Some(why) = office.unsandboxed() {
         log(LogLevel::Warn, format!("{why}; it recalculates {names} all the same"));
     }
-    for (i, workbook) in written.iter().enumerate() {
+    for (i, workbook) in workbooks.iter().enumerate() {
         // LibreOffice runs outside the wasm sandbox (in the shell sandbox
-        // where there is one): it gets a copy read through a capability
+        // where there is one): it gets copies read through a capability
         // handle, never a path a guest could have pointed elsewhere with a
         // planted link.
         let dir = scratch.join(format!("recalc-{i}"));
-        let copy = (|| {
-            let rel = workbook.strip_prefix(&call.output_dir).map_err(|_| Error::BadPath {
-                path: workbook.display().to_string(),
-                reason: "a workbook to recalculate must lie in output/",
-            })?;
-            let bytes = crate::workspace::read_beneath(call.output_host_root(), rel)?;
+        let recalculate = |bytes: Vec<u8>, sub: &str| -> Result<String> {
             // New folders, never ones the guest left (a link there would
             // lead the host's write elsewhere).
-            let source_dir = dir.join("in");
-            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
-            std::fs::create_dir(&source_dir).map_err(Error::io(&source_dir))?;
-            let source = source_dir.join(rel.file_name().unwrap_or_default());
+            let out = dir.join(sub);
+            let source_dir = out.join("in");
+            std::fs::create_dir_all(&source_dir).map_err(Error::io(&source_dir))?;
+            let source = source_dir.join(workbook.rel.file_name().unwrap_or_default());
             std::fs::write(&source, bytes).map_err(Error::io(&source))?;
-            office.recalculated_copy(&source, &dir)
+            let copy = office.recalculated_copy(&source, &out)?;
+            Ok(format!(
+                "{}/recalc-{i}/{sub}/{}",
+                crate::wasm::SCRATCH_GUEST,
+                copy.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            ))
+        };
+        let copies = (|| {
+            if dir.exists() {
+                return Err(Error::BadPath {
+                    path: dir.display().to_string(),
+                    reason: "the folder for LibreOffice's copies is already there",
+                });
+            }
+            let computed = recalculate(crate::workspace::read_beneath(&workbook.root, &workbook.rel)?, "after")?;
+            let baseline = match &workbook.before {
+                Some(before) => Some(recalculate(read_regular_file(before)?, "before")?),
+                None => None,
+            };
+            Ok((computed, baseline))
         })();
-        let copy = match copy {
-            Ok(copy) => copy,
+        let (computed, baseline) = match copies {
+            Ok(copies) => copies,
             Err(e) => {
                 log(
                     LogLevel::Warn,
-                    format!("{}: computed values not stored: {e}", workbook.display()),
+                    format!("{}: computed values not stored: {e}", workbook.shown),
                 );
                 continue;
             }
         };
-        let guest_copy = format!(
-            "{}/recalc-{i}/{}",
-            crate::wasm::SCRATCH_GUEST,
-            copy.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-        );
-        let args = serde_json::json!({"path": workbook.display().to_string(), "computed": guest_copy}).to_string();
-        match xlsx.call(&call.sandbox, "cache_values", &args, None).result {
-            Ok(done) => log(LogLevel::Info, format!("{} (computed by LibreOffice)", done.text)),
+        let mut args = serde_json::json!({"path": workbook.guest, "computed": computed});
+        if let Some(baseline) = baseline {
+            args["baseline"] = baseline.into();
+        }
+        match xlsx.call(&call.sandbox, "cache_values", &args.to_string(), None).result {
+            Ok(done) => {
+                let stored = done.json["formulas"].as_u64().unwrap_or(0);
+                let what = if workbook.before.is_some() {
+                    "the values the change made"
+                } else {
+                    "the values"
+                };
+                if stored > 0 {
+                    log(
+                        LogLevel::Info,
+                        format!(
+                            "{}: stored {what} of {stored} formula(s), computed by LibreOffice",
+                            workbook.shown
+                        ),
+                    );
+                }
+            }
             Err(e) => log(
                 LogLevel::Warn,
-                format!("{}: computed values not stored: {e}", workbook.display()),
+                format!("{}: computed values not stored: {e}", workbook.shown),
             ),
         }
     }
+}
+
+/// A workbook whose formulas get their computed values stored.
+struct Workbook {
+    /// How the person knows it: its path in `output/` or the file it will replace.
+    shown: String,
+    /// Where the host reads it: a folder and a path beneath it.
+    root: PathBuf,
+    rel: PathBuf,
+    /// The path the guest knows it by.
+    guest: String,
+    /// The file it replaces, when it is an edit.
+    before: Option<PathBuf>,
+}
+
+/// The workbooks the call wrote under `output/` and the ones it proposes
+/// (created or overwritten) for a granted folder, with their staged content.
+fn workbooks_to_finish(call: &PreparedCall<'_>, output: &ToolOutput, started: SystemTime) -> Vec<Workbook> {
+    let mut found = Vec::new();
+    if !call.operation.effects.writes.is_empty() {
+        let mut mentioned = Vec::new();
+        strings_in(&output.json, &mut mentioned);
+        let mut written: Vec<PathBuf> = mentioned
+            .into_iter()
+            .map(PathBuf::from)
+            .filter(|p| {
+                call.output_host_path(p)
+                    .is_some_and(|host| new_workbook_in(&host, call.output_host_root(), started))
+            })
+            .collect();
+        written.sort();
+        written.dedup();
+        found.extend(written.into_iter().filter_map(|guest| {
+            let rel = guest.strip_prefix(&call.output_dir).ok()?.to_path_buf();
+            Some(Workbook {
+                shown: guest.display().to_string(),
+                root: call.output_host_root().to_path_buf(),
+                rel,
+                guest: guest.display().to_string(),
+                before: None,
+            })
+        }));
+    }
+    let Some(scratch) = call.scratch_dir() else {
+        return found;
+    };
+    for change in &output.changes {
+        let (path, staged, before) = match change {
+            deskhand_types::ProposedChange::Create { path, staged } => (path, staged, None),
+            deskhand_types::ProposedChange::Overwrite { path, staged } => (path, staged, Some(PathBuf::from(path))),
+            _ => continue,
+        };
+        let is_workbook = Path::new(path)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"));
+        let Some(rel) = staged
+            .strip_prefix(crate::wasm::SCRATCH_GUEST)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(PathBuf::from)
+            .filter(|rel| rel.components().all(|c| matches!(c, std::path::Component::Normal(_))))
+        else {
+            continue;
+        };
+        if is_workbook && !rel.as_os_str().is_empty() {
+            found.push(Workbook {
+                shown: path.clone(),
+                root: scratch.clone(),
+                rel,
+                guest: staged.clone(),
+                before,
+            });
+        }
+    }
+    found
+}
+
+/// The bytes of a regular file (not a link, not a device).
+fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path).map_err(Error::io(path))?;
+    if !meta.is_file() {
+        return Err(Error::BadPath {
+            path: path.display().to_string(),
+            reason: "it is not a regular file",
+        });
+    }
+    std::fs::read(path).map_err(Error::io(path))
 }
 
 /// Every string in a JSON value, depth first.

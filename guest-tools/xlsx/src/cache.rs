@@ -6,10 +6,16 @@
 //! leaving its formulas, formats and charts as they were, and keeps the
 //! flag that makes Excel and LibreOffice recalculate on opening.
 //!
-//! Only workbooks `write` made are patched (their sheets are
-//! `xl/worksheets/sheetN.xml` in order, one `<c>` element per cell): the
-//! original is replaced as a whole, through a temporary file and a rename,
-//! so a reader sees the old file or the new one, never half of either.
+//! After `edit`, the host also hands over a `baseline`: the workbook as it
+//! was before the edit, recalculated by the same engine. Then only the
+//! formula cells whose computed value the edit changed get a new stored
+//! value; every other cell keeps the value its own spreadsheet app stored
+//! (the engine may not know a function the app does), and a sheet with no
+//! such cell is copied byte for byte.
+//!
+//! Sheets are found through the workbook's relationships; the original is
+//! replaced as a whole, through a temporary file and a rename, so a reader
+//! sees the old file or the new one, never half of either.
 
 use std::collections::HashMap;
 use std::fs;
@@ -31,6 +37,10 @@ pub struct CacheArgs {
     path: PathBuf,
     /// The same workbook, recalculated and saved by a spreadsheet engine.
     computed: PathBuf,
+    /// The workbook before an edit, recalculated by the same engine: only
+    /// cells whose computed value differs from it are stored.
+    #[serde(default)]
+    baseline: Option<PathBuf>,
 }
 
 pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
@@ -52,6 +62,16 @@ pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
             "its workbook part does not say which file holds which sheet",
         )
     })?;
+    let mut baseline = match &args.baseline {
+        Some(path) => {
+            let bytes = read_file(path)?;
+            Some(
+                Xlsx::new(Cursor::new(bytes))
+                    .map_err(|e| bad(path, format!("cannot be read as a recalculated workbook: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let mut parts = HashMap::new();
     for name in ours.sheet_names() {
         let part = sheet_parts.get(&name).ok_or_else(|| {
@@ -69,34 +89,47 @@ pub fn cache_values(args: CacheArgs) -> Result<Output, ToolError> {
                 ),
             )
         })?;
-        parts.insert(part.clone(), range);
+        // A sheet the baseline lacks: every formula cell counts as changed.
+        let before = baseline.as_mut().and_then(|b| b.worksheet_range(&name).ok());
+        parts.insert(part.clone(), (range, before));
     }
 
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(original.len())));
-    let zip_err = |e: zip::result::ZipError| bad(&args.path, format!("rewriting it failed: {e}"));
+    // Patched first, so that a sheet nothing changed in is copied raw.
+    let mut patched = HashMap::new();
     let mut filled = 0usize;
-    let mut seen = 0usize;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(zip_err)?;
-        let name = entry.name().map_err(zip_err)?.into_owned();
-        let Some(range) = parts.get(&name) else {
-            out.raw_copy_file(entry).map_err(zip_err)?;
-            continue;
-        };
-        seen += 1;
+    for (name, (range, before)) in &parts {
+        let mut entry = archive
+            .by_name(name)
+            .map_err(|e| bad(&args.path, format!("names a sheet part it lacks ({e})")))?;
         let mut xml = String::new();
         entry
             .read_to_string(&mut xml)
             .map_err(|e| bad(&args.path, format!("{name} is not UTF-8 XML ({e})")))?;
-        let (patched, n) = patch_sheet(&xml, range);
-        filled += n;
+        let (xml, n) = patch_sheet(&xml, range, before.as_ref());
+        if n > 0 {
+            filled += n;
+            patched.insert(name.clone(), xml);
+        }
+    }
+    if filled == 0 {
+        return Ok(output(
+            &json!({"path": args.path.display().to_string(), "formulas": 0}),
+            format!("no computed value in {} needed storing", args.path.display()),
+        ));
+    }
+
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(original.len())));
+    let zip_err = |e: zip::result::ZipError| bad(&args.path, format!("rewriting it failed: {e}"));
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).map_err(zip_err)?;
+        let name = entry.name().map_err(zip_err)?.into_owned();
+        let Some(xml) = patched.get(&name) else {
+            out.raw_copy_file(entry).map_err(zip_err)?;
+            continue;
+        };
         drop(entry);
         out.start_file(name, SimpleFileOptions::default()).map_err(zip_err)?;
-        out.write_all(patched.as_bytes())
-            .map_err(|e| io_error(&args.path, &e))?;
-    }
-    if seen != parts.len() {
-        return Err(bad(&args.path, "names sheet parts that are not in the file"));
+        out.write_all(xml.as_bytes()).map_err(|e| io_error(&args.path, &e))?;
     }
     let bytes = out.finish().map_err(zip_err)?.into_inner();
     replace(&args.path, &bytes)?;
@@ -176,9 +209,10 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
     })
 }
 
-/// Puts each formula cell's computed value in its `<v>`; returns the new XML
-/// and how many cells got a value.
-fn patch_sheet(xml: &str, range: &Range<Data>) -> (String, usize) {
+/// Puts each formula cell's computed value in its `<v>` (with `before`, only
+/// where it differs from the value computed before the edit); returns the
+/// new XML and how many cells got a value.
+fn patch_sheet(xml: &str, range: &Range<Data>, before: Option<&Range<Data>>) -> (String, usize) {
     let mut out = String::with_capacity(xml.len() + xml.len() / 8);
     let mut filled = 0;
     let mut rest = xml;
@@ -195,9 +229,10 @@ fn patch_sheet(xml: &str, range: &Range<Data>) -> (String, usize) {
         let Some(close) = after_tag.find("</c>") else { break };
         let inner = &after_tag[..close];
         rest = &after_tag[close + 4..];
-        let value = attribute(open_tag, "r")
-            .and_then(cell_position)
-            .and_then(|pos| range.get_value(pos));
+        let position = attribute(open_tag, "r").and_then(cell_position);
+        let value = position.and_then(|pos| range.get_value(pos));
+        let unchanged = before.is_some_and(|b| position.and_then(|pos| b.get_value(pos)) == value);
+        let value = if unchanged { None } else { value };
         match (formula_part(inner), value.and_then(value_xml)) {
             (Some(formula), Some((kind, v))) => {
                 out.push_str(&set_type(open_tag, kind));
@@ -300,7 +335,7 @@ mod tests {
         range.set_value((0, 1), Data::Float(4.5));
         range.set_value((1, 0), Data::String("big & <small>".into()));
         range.set_value((1, 2), Data::Error(calamine::CellErrorType::Div0));
-        let (patched, n) = patch_sheet(xml, &range);
+        let (patched, n) = patch_sheet(xml, &range, None);
         assert_eq!(n, 3);
         assert!(patched.contains(r#"<c r="A1" t="s"><v>0</v></c>"#), "{patched}");
         assert!(patched.contains(r#"<c r="B1"><f>A2*2</f><v>4.5</v></c>"#), "{patched}");
@@ -315,6 +350,26 @@ mod tests {
             patched.contains(r#"<c t="e" r="C2"><f>1/0</f><v>#DIV/0!</v></c>"#),
             "{patched}"
         );
+    }
+
+    #[test]
+    fn with_a_baseline_only_the_values_the_edit_changed_are_stored() {
+        let xml = r#"<row r="1"><c r="A1"><f>NEWFN(1)</f><v>7</v></c><c r="B1"><f>C1*2</f><v>2</v></c><c r="C1"><v>5</v></c></row>"#;
+        // The engine cannot compute A1 (an error both times) and B1 follows C1's new value.
+        let mut before = Range::new((0, 0), (0, 2));
+        before.set_value((0, 0), Data::Error(calamine::CellErrorType::Name));
+        before.set_value((0, 1), Data::Float(2.0));
+        let mut after = before.clone();
+        after.set_value((0, 1), Data::Float(10.0));
+        let (patched, n) = patch_sheet(xml, &after, Some(&before));
+        assert_eq!(n, 1);
+        assert!(
+            patched.contains(r#"<c r="A1"><f>NEWFN(1)</f><v>7</v></c>"#),
+            "{patched}"
+        );
+        assert!(patched.contains(r#"<c r="B1"><f>C1*2</f><v>10</v></c>"#), "{patched}");
+        let (same, n) = patch_sheet(xml, &before, Some(&before));
+        assert_eq!((same.as_str(), n), (xml, 0), "nothing changed, nothing rewritten");
     }
 
     #[test]

@@ -626,3 +626,76 @@ fn check_calamine(name: &str, before: &Value, after: &Value) {
         assert_eq!(x, y, "{name}: calamine sees other cells change");
     }
 }
+
+/// Values as a viewer that does not recalculate sees them (openpyxl's
+/// `data_only`: the stored `<v>` of each formula cell).
+const STORED: &str = r#"
+import json, sys, openpyxl
+a = json.loads(sys.argv[1])
+wb = openpyxl.load_workbook(a["path"], data_only=True)
+print(json.dumps({k: wb[k.split("!")[0]][k.split("!")[1]].value for k in a["cells"]}))
+"#;
+
+/// With LibreOffice, an edit's proposal carries the values the edit
+/// changed (the totals that follow the new amount), and a formula
+/// LibreOffice cannot compute keeps the value the person's app stored.
+#[test]
+fn an_edit_stores_the_values_it_changed_and_keeps_the_rest() {
+    let lo = LibreOffice::new();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let tb = deskhand_runtime::tools::Toolbox::new(deskhand_runtime::wasm::WasmHost::new(Some(cache)).unwrap())
+        .with_office(Some(lo.engine()));
+    let fx = Fixture::new();
+    let book = fx.inbox.join("b.xlsx");
+    let sheet2 = SHEET2.replace(
+        "</row></sheetData>",
+        r#"<c r="D1"><f>_xlfn.NOSUCHFUNCTION(1)</f><v>42</v></c></row></sheetData>"#,
+    );
+    make_workbook(&book, &[("xl/worksheets/sheet2.xml", &sheet2)]);
+    let grants = [rw(&fx.inbox)];
+    let args = json!({"path": book, "edits": [{"op": "set", "sheet": "Data", "cell": "B2", "value": 60}]});
+    let prepared = call::prepare(
+        &fx.ws,
+        &tb,
+        "xlsx",
+        "edit",
+        &args,
+        &fx.ws.policy(&grants).unwrap(),
+        Limits::default(),
+        &[],
+    )
+    .unwrap();
+    let logs = std::sync::Mutex::new(Vec::new());
+    let emit = |e| {
+        if let deskhand_types::Event::ToolLog { message, .. } = e {
+            logs.lock().unwrap().push(message);
+        }
+    };
+    let output = call::execute(&prepared, &CallId("call-edit".into()), &emit, &|| true).unwrap();
+    let roots = fx.ws.change_roots(&grants).unwrap();
+    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
+    let run = fx.ws.journal().begin_task("xlsx edit", &grants).unwrap();
+    changeset::apply(
+        &fx.ws,
+        &run,
+        deskhand_types::StepNo(1),
+        "call-edit",
+        &cs,
+        "the test",
+        ApplyOptions::default(),
+    )
+    .unwrap();
+    let logs = logs.into_inner().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("stored the values the change made") && l.contains("b.xlsx")),
+        "{logs:?}"
+    );
+    let cells = ["Data!C2", "Data!C3", "Summary!B1", "Summary!C1", "Summary!D1"];
+    let stored = py(STORED, &json!({"path": book, "cells": cells}));
+    assert_eq!(
+        stored,
+        json!({"Data!C2": 120, "Data!C3": 40, "Summary!B1": 150, "Summary!C1": 150, "Summary!D1": 42}),
+        "what a viewer shows without recalculating"
+    );
+}

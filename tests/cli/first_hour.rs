@@ -165,3 +165,127 @@ fn activity_reads_as_actions_on_files_and_verbose_names_the_tools() {
     assert!(err.contains("Listed every file in receipts/ into inventory"), "{err}");
     assert!(err.contains("inventory.run {\"folder\""), "{err}");
 }
+
+/// Runs `deskhand` with `args` on a terminal (`script`), typing `typed`.
+fn on_a_terminal(args: &[&str], typed: &[u8], cwd: &Path) -> Output {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let cache = cache.display().to_string();
+    let mut words = vec![env!("CARGO_BIN_EXE_deskhand"), "--cache-dir", &cache];
+    words.extend_from_slice(args);
+    let line = words.into_iter().map(quote).collect::<Vec<_>>().join(" ");
+    let cmd = command(&[], cwd);
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(typed).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn files_are_sorted_into_folders_and_duplicates_removed_only_when_the_person_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let inbox = tmp.path().join("ws/projects/inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for (name, content) in [
+        ("report.pdf", "%PDF report"),
+        ("photo.jpg", "a photo"),
+        ("photo copy.jpg", "a photo"),
+        ("budget.xlsx", "a workbook"),
+    ] {
+        std::fs::write(inbox.join(name), content).unwrap();
+    }
+    let before = tree(&inbox);
+
+    // Sorting by type: moves, applied in act mode, undone as one.
+    let o = deskhand(
+        &[
+            "run",
+            "sort the files in projects/inbox into folders by type",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/inbox:rw",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let sorted = tree(&inbox);
+    for name in [
+        "Documents/report.pdf",
+        "Images/photo.jpg",
+        "Images/photo copy.jpg",
+        "Spreadsheets/budget.xlsx",
+    ] {
+        assert!(
+            sorted.contains_key(name),
+            "{name} in {:?}\n{}",
+            sorted.keys(),
+            stderr(&o)
+        );
+    }
+    let csv = std::fs::read_to_string(tmp.path().join("ws/output/sort-proposal.csv")).unwrap();
+    assert!(csv.contains("report.pdf,Documents,.pdf"), "{csv}");
+    assert_ok(&deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path()));
+    assert_eq!(tree(&inbox), before, "undo puts every file back");
+
+    // Duplicates: a report only, unless the person asks to remove them.
+    let o = deskhand(
+        &[
+            "run",
+            "find duplicate files in projects/inbox",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/inbox:rw",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert_eq!(tree(&inbox), before, "a report deletes nothing");
+    let report = std::fs::read_to_string(tmp.path().join("ws/output/duplicates.csv")).unwrap();
+    assert_eq!(report.lines().count(), 3, "{report}");
+
+    // Removing asks even in act mode; declined, nothing goes.
+    let remove = [
+        "run",
+        "remove the duplicates in projects/inbox",
+        "--workspace",
+        "ws",
+        "--grant",
+        "projects/inbox:rw",
+        "--mode",
+        "act",
+    ];
+    let o = on_a_terminal(&remove, b"n\n", tmp.path());
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("1 deletion(s)"), "{all}");
+    assert_eq!(tree(&inbox), before, "declined, nothing is deleted:\n{all}");
+    // Accepted, the newer copy goes to the trash, and undo brings it back.
+    let o = on_a_terminal(&remove, b"y\n", tmp.path());
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{all}");
+    let after = tree(&inbox);
+    assert_eq!(after.len(), 3, "{:?}\n{all}", after.keys());
+    assert_ok(&deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path()));
+    assert_eq!(tree(&inbox), before, "undo brings the deleted copy back");
+}

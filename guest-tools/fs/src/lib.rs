@@ -4,6 +4,8 @@
 //! Granted folders are read-only in the sandbox: `move`, `delete` and `save`
 //! only propose changes, which the host checks, shows and applies.
 
+mod organize;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,6 @@ use deskhand_guest::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const DEFAULT_LIST_LIMIT: usize = 10_000;
 const DEFAULT_READ_BYTES: u64 = 1024 * 1024;
@@ -131,6 +132,20 @@ impl Guest for Fs {
                     &["path"],
                 ),
                 operation(
+                    "sort",
+                    "Propose moving each file directly in a folder into a sub-folder by type (Documents, Spreadsheets, Images, ...) or by month (YYYY-MM, from a date in its name or its modification time); the list goes to a new CSV under output/. Files whose place is taken are left, with the reason.",
+                    organize::sort_schema(),
+                    &["folder"],
+                    &["output"],
+                ),
+                operation(
+                    "duplicates",
+                    "Find files with identical content under a folder (and its sub-folders), write a report CSV under output/, and with remove, propose deleting every copy but the oldest of each group (always asked).",
+                    organize::duplicates_schema(),
+                    &["folder"],
+                    &["output"],
+                ),
+                operation(
                     "save",
                     "Propose writing a text file in a folder granted read-write (or output/): a new file, or an overwrite whose previous version deskhand keeps for undo.",
                     json!({
@@ -158,6 +173,8 @@ impl Guest for Fs {
             "move" => propose_move(parse_args(&args)?),
             "delete" => propose_delete(parse_args(&args)?),
             "save" => propose_save(parse_args(&args)?),
+            "sort" => organize::sort(parse_args(&args)?),
+            "duplicates" => organize::duplicates(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }
@@ -337,28 +354,9 @@ fn find(args: FindArgs) -> Result<Output, ToolError> {
 }
 
 fn hash(args: PathArgs) -> Result<Output, ToolError> {
-    let (mut file, meta) = deskhand_guest::open_regular(&args.path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut done = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| io_error(&args.path, &e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        if done % (64 * 1024 * 1024) < n as u64 {
-            deskhand_guest::progress(done, Some(meta.len()), "hashing");
-        }
-    }
-    let digest = hex(&hasher.finalize());
+    let (digest, size) = organize::sha256_of(&args.path)?;
     let text = format!("sha256 {digest}  {}", args.path.display());
-    Ok(output(&json!({"sha256": digest, "size": done}), text))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(output(&json!({"sha256": digest, "size": size}), text))
 }
 
 /// Writes a new file under output/ with [`write_new`]: never over an

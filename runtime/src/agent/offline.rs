@@ -138,6 +138,14 @@ const EVALS: &[(&str, &str)] = &[
         "xlsx-to-csv",
         include_str!("../../../skills/xlsx-to-csv/evals/evals.json"),
     ),
+    (
+        "sort-into-folders",
+        include_str!("../../../skills/sort-into-folders/evals/evals.json"),
+    ),
+    (
+        "find-duplicates",
+        include_str!("../../../skills/find-duplicates/evals/evals.json"),
+    ),
 ];
 
 impl OfflinePlanner {

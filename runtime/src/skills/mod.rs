@@ -177,6 +177,14 @@ const BUNDLED: &[(&str, &str)] = &[
     ("csv-to-xlsx", include_str!("../../../skills/csv-to-xlsx/SKILL.md")),
     ("xlsx-to-csv", include_str!("../../../skills/xlsx-to-csv/SKILL.md")),
     (
+        "sort-into-folders",
+        include_str!("../../../skills/sort-into-folders/SKILL.md"),
+    ),
+    (
+        "find-duplicates",
+        include_str!("../../../skills/find-duplicates/SKILL.md"),
+    ),
+    (
         "receipts-to-spreadsheet",
         include_str!("../../../skills/receipts-to-spreadsheet/SKILL.md"),
     ),
@@ -311,6 +319,8 @@ mod tests {
                 "pdf-to-text",
                 "csv-to-xlsx",
                 "xlsx-to-csv",
+                "sort-into-folders",
+                "find-duplicates",
                 "receipts-to-spreadsheet"
             ]
         );
@@ -379,6 +389,8 @@ mod tests {
                 ("pdf-to-text", SkillSource::Bundled),
                 ("csv-to-xlsx", SkillSource::Bundled),
                 ("xlsx-to-csv", SkillSource::Bundled),
+                ("sort-into-folders", SkillSource::Bundled),
+                ("find-duplicates", SkillSource::Bundled),
                 ("receipts-to-spreadsheet", SkillSource::Bundled),
             ]
         );

@@ -120,6 +120,16 @@ fn xlsx_to_csv_evals_match() {
 }
 
 #[test]
+fn sort_into_folders_evals_match() {
+    assert!(check_evals("sort-into-folders") >= 8);
+}
+
+#[test]
+fn find_duplicates_evals_match() {
+    assert!(check_evals("find-duplicates") >= 8);
+}
+
+#[test]
 fn unrelated_tasks_match_no_skill() {
     let evals = load_evals("folder-inventory");
     let ctx = MatchContext {

@@ -289,3 +289,80 @@ fn files_are_sorted_into_folders_and_duplicates_removed_only_when_the_person_say
     assert_ok(&deskhand(&["undo", "--last", "--workspace", "ws"], tmp.path()));
     assert_eq!(tree(&inbox), before, "undo brings the deleted copy back");
 }
+
+/// Pages of a PDF (`pdf info` through `tool run`).
+fn pages_of(pdf: &str, cwd: &Path) -> u64 {
+    let args = format!(r#"{{"path":"{pdf}"}}"#);
+    let o = deskhand(
+        &[
+            "tool",
+            "run",
+            "pdf",
+            "info",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--json",
+            "--args",
+            &args,
+        ],
+        cwd,
+    );
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["pages"].as_u64().unwrap_or_else(|| panic!("{v}"))
+}
+
+#[test]
+fn a_pdf_is_split_into_the_page_ranges_the_task_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    // A three-page PDF, made with the pdf tool and put in the inbox.
+    let blocks = r#"{"path":"output/contract.pdf","title":"Contract","blocks":[
+        {"type":"paragraph","text":"one"},{"type":"page_break"},
+        {"type":"paragraph","text":"two"},{"type":"page_break"},
+        {"type":"paragraph","text":"three"}]}"#;
+    assert_ok(&deskhand(
+        &["tool", "run", "pdf", "report", "--workspace", "ws", "--args", blocks],
+        tmp.path(),
+    ));
+    let inbox = tmp.path().join("ws/projects/inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::rename(tmp.path().join("ws/output/contract.pdf"), inbox.join("contract.pdf")).unwrap();
+    assert_eq!(pages_of("projects/inbox/contract.pdf", tmp.path()), 3);
+
+    let o = deskhand(
+        &[
+            "run",
+            "split projects/inbox/contract.pdf into pages 1-2 and 3",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/inbox",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    assert_eq!(pages_of("output/contract-p1-2.pdf", tmp.path()), 2, "{}", stderr(&o));
+    assert_eq!(pages_of("output/contract-p3.pdf", tmp.path()), 1);
+    assert!(inbox.join("contract.pdf").is_file(), "the PDF itself is left as it was");
+
+    // A split that names no pages asks which; the answer "each" is taken.
+    let o = deskhand(
+        &[
+            "run",
+            "split projects/inbox/contract.pdf",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects/inbox",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert!(stderr(&o).contains("Which ranges for the split pdf?"), "{}", stderr(&o));
+}

@@ -93,8 +93,8 @@ impl Guest for Pdf {
                      or one per page with \"each\". Files are named <path stem>-p<pages>.pdf. Never overwrites a file.",
                     json!({"type": "object", "required": ["input", "ranges", "path"], "additionalProperties": false, "properties": {
                         "input": {"type": "string", "description": "the PDF to split"},
-                        "ranges": {"anyOf": [{"const": "each"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}],
-                                   "description": "\"each\", or a list of page ranges, one output file per range"},
+                        "ranges": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}],
+                                   "description": "\"each\", or a list of page ranges, one output file per range (as one string: ranges separated by ;)"},
                         "password": {"type": "string"},
                         "path": {"type": "string", "description": "the base name of the new files under output/, e.g. output/contract.pdf gives output/contract-p1-3.pdf"},
                         "unique": {"type": "boolean", "default": false}}}),
@@ -453,8 +453,25 @@ struct SplitArgs {
     ranges: Ranges,
     password: Option<String>,
     path: PathBuf,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     unique: bool,
+}
+
+/// A boolean, or its word (`"true"`, `"false"`), as the offline planner
+/// passes every parameter as text.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Word(String),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Word(w) if w.eq_ignore_ascii_case("true") => Ok(true),
+        Flag::Word(w) if w.eq_ignore_ascii_case("false") => Ok(false),
+        Flag::Word(w) => Err(serde::de::Error::custom(format!("expected true or false, got {w:?}"))),
+    }
 }
 
 fn split_op(args: SplitArgs) -> Result<Output, ToolError> {
@@ -462,8 +479,13 @@ fn split_op(args: SplitArgs) -> Result<Output, ToolError> {
     let doc = open_file(&args.input, args.password.as_deref())?;
     let total = u32::try_from(doc.get_pages().len()).unwrap_or(u32::MAX);
     let specs: Vec<String> = match args.ranges {
-        Ranges::Each(s) if s.eq_ignore_ascii_case("each") => (1..=total).map(|p| p.to_string()).collect(),
-        Ranges::Each(s) => vec![s],
+        Ranges::Each(s) if s.trim().eq_ignore_ascii_case("each") => (1..=total).map(|p| p.to_string()).collect(),
+        // `1-3;4-6`: one file per range, as the offline skill passes them.
+        Ranges::Each(s) => s
+            .split(';')
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect(),
         Ranges::List(l) => l,
     };
     if specs.is_empty() || specs.len() > MAX_SPLIT_OUTPUTS {

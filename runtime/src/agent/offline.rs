@@ -130,6 +130,7 @@ const EVALS: &[(&str, &str)] = &[
         "pdf-to-text",
         include_str!("../../../skills/pdf-to-text/evals/evals.json"),
     ),
+    ("split-pdf", include_str!("../../../skills/split-pdf/evals/evals.json")),
     (
         "csv-to-xlsx",
         include_str!("../../../skills/csv-to-xlsx/evals/evals.json"),

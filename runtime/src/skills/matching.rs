@@ -309,6 +309,8 @@ struct Analysis {
     dates: Vec<String>,
     /// The period the task names, `YYYY-MM-DD..YYYY-MM-DD`.
     period: Option<String>,
+    /// The pages the task names (`each`, `1-3;4-6`).
+    pages: Option<String>,
 }
 
 impl Analysis {
@@ -459,6 +461,7 @@ impl Analysis {
             quoted,
             dates,
             period,
+            pages: super::pages::find(task),
         }
     }
 
@@ -588,6 +591,9 @@ fn fill(skill: &Skill, text: &Analysis) -> (BTreeMap<String, String>, Vec<ParamS
         params.insert(p.name.clone(), v.clone());
     }
     for (p, v) in of_kind(|k| *k == ParamKind::Period).zip(&text.period) {
+        params.insert(p.name.clone(), v.clone());
+    }
+    for (p, v) in of_kind(|k| *k == ParamKind::Pages).zip(&text.pages) {
         params.insert(p.name.clone(), v.clone());
     }
     if has_text_param {

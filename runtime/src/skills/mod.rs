@@ -10,6 +10,7 @@
 //! a task asks for and fills its parameters from the task's words.
 
 mod matching;
+mod pages;
 mod parse;
 pub mod period;
 
@@ -86,6 +87,9 @@ pub enum ParamKind {
     /// A span of days, `YYYY-MM-DD..YYYY-MM-DD`, from the task's words
     /// ("in March", "last week", "since 2026-02-01"; see [`period`]).
     Period,
+    /// Pages: `each`, or one range per new file, `1-3;4-6` ("pages 1-3 and
+    /// 4-6", "each page"; see [`pages`]).
+    Pages,
 }
 
 /// Fills a parameter's `{name}` with the name of the file or folder that
@@ -174,6 +178,7 @@ const BUNDLED: &[(&str, &str)] = &[
     ),
     ("merge-pdfs", include_str!("../../../skills/merge-pdfs/SKILL.md")),
     ("pdf-to-text", include_str!("../../../skills/pdf-to-text/SKILL.md")),
+    ("split-pdf", include_str!("../../../skills/split-pdf/SKILL.md")),
     ("csv-to-xlsx", include_str!("../../../skills/csv-to-xlsx/SKILL.md")),
     ("xlsx-to-csv", include_str!("../../../skills/xlsx-to-csv/SKILL.md")),
     (
@@ -317,6 +322,7 @@ mod tests {
                 "rename-by-date",
                 "merge-pdfs",
                 "pdf-to-text",
+                "split-pdf",
                 "csv-to-xlsx",
                 "xlsx-to-csv",
                 "sort-into-folders",
@@ -387,6 +393,7 @@ mod tests {
                 ("rename-by-date", SkillSource::Bundled),
                 ("merge-pdfs", SkillSource::Bundled),
                 ("pdf-to-text", SkillSource::Bundled),
+                ("split-pdf", SkillSource::Bundled),
                 ("csv-to-xlsx", SkillSource::Bundled),
                 ("xlsx-to-csv", SkillSource::Bundled),
                 ("sort-into-folders", SkillSource::Bundled),

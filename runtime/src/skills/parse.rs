@@ -303,25 +303,28 @@ impl<'a> Metadata<'a> {
             "date" => ParamKind::Date,
             "text" => ParamKind::Text,
             "period" => ParamKind::Period,
-            other => match other.strip_prefix("format(").and_then(|o| o.strip_suffix(')')) {
-                Some(options) => {
-                    let options: Vec<String> = options
-                        .split('|')
-                        .map(|o| o.trim().to_lowercase())
-                        .filter(|o| !o.is_empty())
-                        .collect();
-                    if options.is_empty() {
-                        return Err(self.bad(key, "format(...) lists no options"));
+            "pages" => ParamKind::Pages,
+            other => {
+                match other.strip_prefix("format(").and_then(|o| o.strip_suffix(')')) {
+                    Some(options) => {
+                        let options: Vec<String> = options
+                            .split('|')
+                            .map(|o| o.trim().to_lowercase())
+                            .filter(|o| !o.is_empty())
+                            .collect();
+                        if options.is_empty() {
+                            return Err(self.bad(key, "format(...) lists no options"));
+                        }
+                        ParamKind::Format(options)
                     }
-                    ParamKind::Format(options)
-                }
-                None => {
-                    return Err(self.bad(
+                    None => {
+                        return Err(self.bad(
                         key,
-                        format!("unknown kind {other:?}; kinds are path, date, period, format(a|b|c) and text"),
+                        format!("unknown kind {other:?}; kinds are path, file, date, period, pages, format(a|b|c) and text"),
                     ));
+                    }
                 }
-            },
+            }
         };
         let (mut required, mut default) = (false, None);
         while let Some(flag) = parts.peek() {

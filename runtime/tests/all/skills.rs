@@ -120,6 +120,11 @@ fn xlsx_to_csv_evals_match() {
 }
 
 #[test]
+fn split_pdf_evals_match() {
+    assert!(check_evals("split-pdf") >= 8);
+}
+
+#[test]
 fn sort_into_folders_evals_match() {
     assert!(check_evals("sort-into-folders") >= 8);
 }
@@ -143,7 +148,6 @@ fn unrelated_tasks_match_no_skill() {
         "delete all my files",
         "what's the weather",
         "summarize this pdf",
-        "split the pdf into chapters",
         "make a CSV of my contacts",
         "rename the files to lowercase",
         "translate the contract in context into German",

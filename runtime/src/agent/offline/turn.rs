@@ -110,6 +110,7 @@ impl ModelProvider for OfflinePlanner {
                 (ParamKind::Format(options), _) => format!(" (one of: {})", options.join(", ")),
                 (ParamKind::Text, _) => String::new(),
                 (ParamKind::Period, _) => " (a period, e.g. 2026-03 or 2026-03-01..2026-03-31)".to_owned(),
+                (ParamKind::Pages, _) => " (each, or page ranges, one per new file, e.g. 1-3;4-6)".to_owned(),
             };
             let mut question = format!(
                 "Which {} for the {}? {}{example}.",

@@ -366,3 +366,111 @@ fn a_pdf_is_split_into_the_page_ranges_the_task_names() {
     );
     assert!(stderr(&o).contains("Which ranges for the split pdf?"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_digest_lists_the_notes_of_the_period_and_says_it_does_not_summarise() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let notes = tmp.path().join("ws/context/meetings");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(
+        notes.join("2026-03-02 standup.md"),
+        "# Standup\nShip the invoice export\nAna is away\n",
+    )
+    .unwrap();
+    std::fs::write(
+        notes.join("client call 14 March 2026.txt"),
+        "Call with Acme\nThey want a quote by Friday\n",
+    )
+    .unwrap();
+    std::fs::write(notes.join("2026-04-20 retro.md"), "# Retro\nOut of the period\n").unwrap();
+
+    let o = deskhand(
+        &[
+            "run",
+            "make a digest of my notes in context from 2026-03-01 to 2026-03-15",
+            "--workspace",
+            "ws",
+            "--grant",
+            "context",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let text = deskhand(
+        &[
+            "tool",
+            "run",
+            "docx",
+            "text",
+            "--workspace",
+            "ws",
+            "--args",
+            r#"{"path":"output/notes-digest.docx"}"#,
+        ],
+        tmp.path(),
+    );
+    assert_ok(&text);
+    let text = stdout(&text);
+    assert!(
+        text.contains("Notes digest, 2026-03-01 to 2026-03-15"),
+        "{text}\n{}",
+        stderr(&o)
+    );
+    assert!(
+        text.contains("## Standup") && text.contains("Ship the invoice export"),
+        "{text}"
+    );
+    assert!(
+        text.contains("## Call with Acme") && text.contains("2026-03-14"),
+        "{text}"
+    );
+    assert!(!text.contains("Retro"), "a note outside the period is left out: {text}");
+    assert!(text.contains("does not summarise"), "{text}");
+
+    // Two folders: one sub-agent each, each with the period and a digest of its own.
+    let other = tmp.path().join("ws/context/clients");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("2026-03-10 acme.md"), "# Acme kickoff\nScope agreed\n").unwrap();
+    std::fs::write(other.join("2026-05-01 later.md"), "# Later\n").unwrap();
+    let o = deskhand(
+        &[
+            "run",
+            "make a digest of the notes in context/meetings and context/clients from March 2026",
+            "--workspace",
+            "ws",
+            "--grant",
+            "context",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let read = |name: &str| {
+        let args = format!(r#"{{"path":"output/{name}"}}"#);
+        let o = deskhand(
+            &["tool", "run", "docx", "text", "--workspace", "ws", "--args", &args],
+            tmp.path(),
+        );
+        assert_ok(&o);
+        stdout(&o)
+    };
+    let meetings = read("notes-digest-meetings.docx");
+    assert!(
+        meetings.contains("Standup") && !meetings.contains("Acme kickoff"),
+        "{meetings}\n{}",
+        stderr(&o)
+    );
+    let clients = read("notes-digest-clients.docx");
+    assert!(
+        clients.contains("Acme kickoff") && !clients.contains("Later"),
+        "{clients}"
+    );
+    assert!(
+        clients.contains("2026-03-01 to 2026-03-31"),
+        "the period reached the sub-agent: {clients}"
+    );
+}

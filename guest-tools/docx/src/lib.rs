@@ -10,6 +10,7 @@
 //! never-overwrite write: a bad block or image leaves no file behind.
 
 mod build;
+mod digest;
 mod read;
 
 use std::path::PathBuf;
@@ -66,6 +67,15 @@ impl Guest for Docx {
                     &["blocks[].path"],
                     &["path"],
                 ),
+                operation(
+                    "digest",
+                    "Create a new .docx under output/ listing the notes (.md, .txt) in a folder and its sub-folders, \
+                     optionally only those dated in a period: each note's title, date and first lines, oldest first. \
+                     It does not summarise them.",
+                    digest::schema(),
+                    &["folder"],
+                    &["path"],
+                ),
             ],
         }
     }
@@ -74,6 +84,7 @@ impl Guest for Docx {
         match op.as_str() {
             "text" => read::text(parse_args(&args)?),
             "write" => write(parse_args(&args)?),
+            "digest" => digest::digest(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }

@@ -147,6 +147,10 @@ const EVALS: &[(&str, &str)] = &[
         "find-duplicates",
         include_str!("../../../skills/find-duplicates/evals/evals.json"),
     ),
+    (
+        "notes-digest",
+        include_str!("../../../skills/notes-digest/evals/evals.json"),
+    ),
 ];
 
 impl OfflinePlanner {

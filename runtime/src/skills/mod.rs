@@ -189,6 +189,7 @@ const BUNDLED: &[(&str, &str)] = &[
         "find-duplicates",
         include_str!("../../../skills/find-duplicates/SKILL.md"),
     ),
+    ("notes-digest", include_str!("../../../skills/notes-digest/SKILL.md")),
     (
         "receipts-to-spreadsheet",
         include_str!("../../../skills/receipts-to-spreadsheet/SKILL.md"),
@@ -327,6 +328,7 @@ mod tests {
                 "xlsx-to-csv",
                 "sort-into-folders",
                 "find-duplicates",
+                "notes-digest",
                 "receipts-to-spreadsheet"
             ]
         );
@@ -398,6 +400,7 @@ mod tests {
                 ("xlsx-to-csv", SkillSource::Bundled),
                 ("sort-into-folders", SkillSource::Bundled),
                 ("find-duplicates", SkillSource::Bundled),
+                ("notes-digest", SkillSource::Bundled),
                 ("receipts-to-spreadsheet", SkillSource::Bundled),
             ]
         );

@@ -135,6 +135,11 @@ fn find_duplicates_evals_match() {
 }
 
 #[test]
+fn notes_digest_evals_match() {
+    assert!(check_evals("notes-digest") >= 8);
+}
+
+#[test]
 fn unrelated_tasks_match_no_skill() {
     let evals = load_evals("folder-inventory");
     let ctx = MatchContext {

@@ -150,7 +150,15 @@ impl ModelProvider for OfflinePlanner {
             .iter()
             .find(|p| p.kind.is_path() && p.required)
             .map(|p| p.name.clone());
-        let output_param = skill.params.iter().find(|p| p.name == "output");
+        // The deliverable with a fixed default name (`output/duplicates.csv`):
+        // each sub-agent gets its own (`output/duplicates-scans.csv`). A
+        // default named after the target (`output/{folder}.pdf`) is distinct already.
+        let output_param = skill.params.iter().find(|p| {
+            p.kind.is_path()
+                && p.default
+                    .as_deref()
+                    .is_some_and(|d| is_under_output(d) && !d.contains('{'))
+        });
         let fan_out = targets.len() > 1 && target_param.is_some();
 
         let (step1, run_call) = if fan_out {
@@ -159,8 +167,15 @@ impl ModelProvider for OfflinePlanner {
                 .iter()
                 .map(|target| {
                     let mut line = format!("/{} {}", skill.name, param_pair(target_param, target));
-                    if let Some(out) = output_param.and_then(|p| p.default.as_deref()) {
-                        let _ = write!(line, " {}", param_pair("output", &per_target_output(out, target)));
+                    if let Some((name, out)) = output_param.and_then(|p| Some((&p.name, p.default.as_deref()?))) {
+                        let _ = write!(line, " {}", param_pair(name, &per_target_output(out, target)));
+                    }
+                    // What the task said besides the folders (a period, a
+                    // format, pages) holds for every sub-agent.
+                    for p in skill.params.iter().filter(|p| !p.kind.is_path()) {
+                        if let Some(value) = params.get(&p.name) {
+                            let _ = write!(line, " {}", param_pair(&p.name, value));
+                        }
                     }
                     json!({"outcome": line, "grants": [{"path": target, "access": "read_only"}]})
                 })

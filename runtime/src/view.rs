@@ -43,6 +43,33 @@ pub struct OpenQuestion {
     #[serde(flatten)]
     pub question: QuestionRecord,
     pub details: String,
+    /// For changes that rename or move: each as a row, with why (from what
+    /// the proposing call said), for a page to show as a table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<MoveRow>,
+    /// What the proposing call left as it was, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedRow>,
+}
+
+/// One rename or move a question asks about, by name within its folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveRow {
+    pub folder: String,
+    pub before: String,
+    /// The new name, or `sub-folder/name` for a move into a sub-folder.
+    pub after: String,
+    /// Where the new name came from ("the date in its name",
+    /// "its modification time (UTC)", ".pdf"), when the tool said.
+    pub why: Option<String>,
+    /// A reason to look twice: the date is the modification time.
+    pub flagged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedRow {
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,6 +180,10 @@ pub struct RunView {
     /// It ended failed before any plan, with the planner's own answer (what
     /// it cannot do, and why): the person reads an answer, not a failure.
     pub declined: bool,
+    /// The latest proposed changes and the call that proposed them, for the
+    /// question that follows.
+    #[serde(skip)]
+    pub proposed: Option<(String, Vec<deskhand_types::FileChange>)>,
 }
 
 impl RunView {
@@ -227,9 +258,26 @@ impl RunView {
                     asked: at(),
                     answer: None,
                 };
+                let (moves, skipped) = match (kind.as_str(), &self.proposed) {
+                    ("changes", Some((call, changes))) => {
+                        let output = self
+                            .calls
+                            .iter()
+                            .rev()
+                            .find(|c| c.id == *call)
+                            .and_then(|c| match &c.outcome {
+                                Some(CallOutcome::Ok { output }) => Some(&output.json),
+                                _ => None,
+                            });
+                        move_rows(changes, output)
+                    }
+                    _ => (Vec::new(), Vec::new()),
+                };
                 self.open_questions.push(OpenQuestion {
                     question: question.clone(),
                     details: details.clone(),
+                    moves,
+                    skipped,
                 });
                 self.questions.push(question);
             }
@@ -285,6 +333,7 @@ impl RunView {
                     message: message.clone(),
                 })
             }
+            Event::ChangesProposed { call, changes, .. } => self.proposed = Some((call.0.clone(), changes.clone())),
             Event::ChangesApplied { changeset, by, count } => self.changes_applied.push(ChangesetNote {
                 changeset: changeset.clone(),
                 at: at(),
@@ -358,6 +407,70 @@ impl RunView {
     }
 }
 
+/// The renames and moves among `changes` as rows, each with why, from the
+/// proposing call's output where it says (`proposals[]` of `from`, `to`,
+/// `date_source`; `moves[]` of `file`, `folder`, `why`), and what the call
+/// skipped (`skipped[]` of `name` or `file`, and `reason`).
+fn move_rows(changes: &[deskhand_types::FileChange], output: Option<&Value>) -> (Vec<MoveRow>, Vec<SkippedRow>) {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let list = |key: &str| {
+        output
+            .and_then(|o| o.get(key))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (proposals, sorted) = (list("proposals"), list("moves"));
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let rows = changes
+        .iter()
+        .filter(|c| c.kind.is_move())
+        .filter_map(|c| {
+            let target = c.target.as_deref()?;
+            let folder = c.path.parent()?;
+            let before = name(&c.path);
+            let after = target
+                .strip_prefix(folder)
+                .map_or_else(|_| target.display().to_string(), |p| p.display().to_string());
+            let source = proposals
+                .iter()
+                .find(|p| text(p, "from").as_deref() == Some(&before) && text(p, "to").as_deref() == Some(&after))
+                .and_then(|p| text(p, "date_source"));
+            let why = match source.as_deref() {
+                Some("name") => Some("the date in its name".to_owned()),
+                Some("name-month") => Some("the month in its name (the 1st is used)".to_owned()),
+                Some("modified") => Some("its modification time (UTC), not a date it holds".to_owned()),
+                Some(other) => Some(other.to_owned()),
+                None => sorted
+                    .iter()
+                    .find(|m| text(m, "file").as_deref() == Some(&before))
+                    .and_then(|m| text(m, "why")),
+            };
+            Some(MoveRow {
+                folder: folder.display().to_string(),
+                before,
+                after,
+                why,
+                flagged: source.as_deref() == Some("modified"),
+            })
+        })
+        .collect();
+    let skipped = list("skipped")
+        .iter()
+        .filter_map(|s| {
+            Some(SkippedRow {
+                name: text(s, "name").or_else(|| text(s, "file"))?,
+                reason: text(s, "reason").unwrap_or_default(),
+            })
+        })
+        .collect();
+    (rows, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +502,86 @@ mod tests {
             .iter()
             .map(|q| q.question.approval.as_str())
             .collect()
+    }
+
+    #[test]
+    fn a_changes_question_shows_each_rename_with_where_its_date_came_from_and_what_was_skipped() {
+        let call = deskhand_types::CallId("c1".into());
+        let rename = |from: &str, to: &str| deskhand_types::FileChange {
+            kind: deskhand_types::ChangeKind::Rename,
+            path: format!("/ws/scans/{from}").into(),
+            target: Some(format!("/ws/scans/{to}").into()),
+            before: None,
+            after: None,
+            size: 0,
+            new_folders: Vec::new(),
+        };
+        let output = deskhand_types::ToolOutput {
+            json: serde_json::json!({
+                "proposals": [
+                    {"from": "scan 14.03.2026.pdf", "to": "2026-03-14 scan.pdf", "date_source": "name"},
+                    {"from": "photo.jpg", "to": "2026-12-04 photo.jpg", "date_source": "modified"}
+                ],
+                "skipped": [{"name": "notes 03-04-2026.txt", "reason": "03-04-2026 is ambiguous"}]
+            }),
+            text: String::new(),
+            changes: Vec::new(),
+        };
+        let view = RunView::fold(&rows(vec![
+            Event::ToolCallBegin {
+                call: call.clone(),
+                tool: "rename-by-date".into(),
+                operation: "propose".into(),
+                args: Value::Null,
+            },
+            Event::ToolCallEnd {
+                call: call.clone(),
+                outcome: CallOutcome::Ok { output },
+                elapsed_ms: 1,
+            },
+            Event::ChangesProposed {
+                step: StepNo(1),
+                call,
+                changeset: "cs".into(),
+                changes: vec![
+                    rename("scan 14.03.2026.pdf", "2026-03-14 scan.pdf"),
+                    rename("photo.jpg", "2026-12-04 photo.jpg"),
+                ],
+            },
+            Event::AwaitingApproval {
+                approval: "a".into(),
+                step: StepNo(1),
+                kind: "changes".into(),
+                title: "Rename 2 files".into(),
+                details: String::new(),
+                deletions: 0,
+            },
+        ]));
+        let q = &view.open_questions[0];
+        let shown: Vec<(&str, &str, Option<&str>, bool)> = q
+            .moves
+            .iter()
+            .map(|m| (m.before.as_str(), m.after.as_str(), m.why.as_deref(), m.flagged))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "scan 14.03.2026.pdf",
+                    "2026-03-14 scan.pdf",
+                    Some("the date in its name"),
+                    false
+                ),
+                (
+                    "photo.jpg",
+                    "2026-12-04 photo.jpg",
+                    Some("its modification time (UTC), not a date it holds"),
+                    true
+                ),
+            ]
+        );
+        assert_eq!(q.moves[0].folder, "/ws/scans");
+        assert_eq!(q.skipped[0].name, "notes 03-04-2026.txt");
     }
 
     #[test]

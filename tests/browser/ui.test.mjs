@@ -201,14 +201,27 @@ test("a task runs with its plan shown live, each step approved, the deliverable 
   assert.ok(run.startsWith("run-"));
 });
 
-test("a run's renames are undone from the page", async () => {
+test("a run's renames are shown as a table, applied, and undone from the page", async () => {
   const page = await newPage();
   await page.fill("#outcome", '/rename-by-date folder="projects/scans"');
   await page.fill(".grant-path", "projects/scans");
   await page.check(".grant-write");
-  await page.selectOption("#mode", "act");
+  await page.selectOption("#mode", "ask");
   await page.click("button[type=submit]");
   await page.waitForURL(/#\/run\//);
+  await page.locator("section.approval").getByRole("button", { name: "Approve step" }).click({ timeout: 60000 });
+  // The renames: each name before and after, and where its date came from.
+  const table = page.locator("section.approval table.moves");
+  await table.waitFor({ timeout: 60000 });
+  const rows = await table.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  assert.deepEqual(rows.map((r) => r.slice(0, 2)).sort(), [
+    ["invoice_2026_02_01.txt", "2026-02-01 invoice.txt"],
+    ["scan 14.03.2026.pdf", "2026-03-14 scan.pdf"],
+  ]);
+  assert.ok(rows.every((r) => r[2] === "the date in its name"), JSON.stringify(rows));
+  assert.match(await page.locator("section.approval").innerText(), /In .*projects\/scans:/);
+  await page.screenshot({ path: join(shots, "rename-table.png"), fullPage: true });
+  await page.locator("section.approval").getByRole("button", { name: "Apply these changes" }).click();
   await page.getByRole("button", { name: "Undo this run's changes" }).waitFor({ timeout: 60000 });
   assert.ok(readdirSync(join(ws, "projects/scans")).includes("2026-03-14 scan.pdf"));
   await page.getByRole("button", { name: "Undo this run's changes" }).click();

@@ -300,8 +300,30 @@ function continueCard(id, refresh) {
     h("p", {}, send));
 }
 
+// Renames and moves as a table: each name before and after, and where the
+// new name came from (a date read from the file's name, or only its
+// modification time, which is flagged); then what the tool left alone.
+function movesTable(a) {
+  const folders = [...new Set(a.moves.map((m) => m.folder))];
+  return [
+    h("p", { class: "muted" }, `In ${folders.join(", ")}:`),
+    h("table", { class: "moves" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Before"), h("th", {}, "After"), h("th", {}, "Why"))),
+      h("tbody", {}, a.moves.map((m) => h("tr", { class: m.flagged ? "flag" : "" },
+        h("td", {}, m.before), h("td", {}, m.after),
+        h("td", {}, m.flagged ? "⚠ " : "", m.why || ""))))),
+    a.skipped && a.skipped.length
+      ? h("details", { class: "skipped" }, h("summary", {}, `${a.skipped.length} left as they are`),
+        h("ul", {}, a.skipped.map((s) => h("li", {}, `${s.name}: ${s.reason}`))))
+      : null,
+  ];
+}
+
 function approvalCard(a) {
-  const lines = a.details.split("\n").map((l) => h("div", { class: l.includes("DELETE") ? "delete" : "" }, l));
+  const moves = a.moves && a.moves.length ? a.moves : null;
+  // With the table shown, the text's own before/after lines are left out.
+  const textLines = a.details.split("\n").filter((l) => l.trim() && !(moves && l.includes("  ->  ")));
+  const lines = textLines.map((l) => h("div", { class: l.includes("DELETE") ? "delete" : "" }, l));
   const decide = async (approve, btns) => {
     btns.forEach((b) => (b.disabled = true));
     try { await api("POST", `/api/approvals/${encodeURIComponent(a.approval)}`, { approve }); } catch (e) { failed(e); }
@@ -311,7 +333,8 @@ function approvalCard(a) {
   return h("section", { class: "card approval", "aria-label": "Approval needed" },
     h("h3", {}, a.kind === "changes" ? a.title : `Step ${a.step}: ${a.title}`),
     a.deletions ? h("p", { class: "delete" }, `${a.deletions} deletion(s): deleted files go to the workspace trash.`) : null,
-    h("pre", {}, lines), h("div", { class: "row" }, yes, no));
+    moves ? movesTable(a) : null,
+    lines.length ? h("pre", {}, lines) : null, h("div", { class: "row" }, yes, no));
 }
 
 // The run's own deliverables (what its applied changes made in output/),

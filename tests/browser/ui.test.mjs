@@ -239,6 +239,31 @@ test("a run's renames are shown as a table, applied, and undone from the page", 
   await page.screenshot({ path: join(shots, "history-undone.png"), fullPage: true });
 });
 
+test("a folder is picked by browsing the workspace, and one outside it can be reached", async () => {
+  const page = await newPage();
+  await page.getByRole("button", { name: "Browse…" }).click();
+  const picker = page.getByRole("group", { name: "Choose a folder" });
+  await picker.getByText("In projects").waitFor();
+  await picker.getByRole("button", { name: "Up" }).click();
+  await picker.getByText("In the workspace").waitFor();
+  assert.equal(await picker.getByRole("button", { name: "Choose the workspace" }).isDisabled(), true, "the whole workspace is not a grant");
+  await picker.getByRole("button", { name: "projects/" }).click();
+  await picker.getByRole("button", { name: "scans/" }).click();
+  await picker.getByText("In projects/scans").waitFor();
+  assert.equal(await picker.innerText().then((t) => t.includes("null")), false, "nothing empty is shown as text");
+  await page.screenshot({ path: join(shots, "folder-picker.png"), fullPage: true });
+  await picker.getByRole("button", { name: "Choose projects/scans" }).click();
+  assert.equal(await page.locator(".grant-path").inputValue(), "projects/scans");
+  assert.equal(await page.getByRole("group", { name: "Choose a folder" }).count(), 0);
+  // Up from the workspace lists the folder around it, by absolute path.
+  await page.getByRole("button", { name: "Browse…" }).click();
+  await picker.getByRole("button", { name: "Up" }).click();
+  await picker.getByRole("button", { name: "Up" }).click();
+  await picker.getByRole("button", { name: "Up" }).click();
+  await picker.getByText(/^In \//).waitFor();
+  assert.ok((await picker.locator("p.muted").first().innerText()).startsWith("In /"));
+});
+
 test("a question is answered on the run page, a near-miss asked again, and the finished run continued", async () => {
   const page = await newPage();
   await page.fill("#outcome", "Make a file inventory");

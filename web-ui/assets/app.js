@@ -121,6 +121,38 @@ function title(text) {
   document.title = `${text} · deskhand`;
 }
 
+// A folder picker under a grant's row: the folders of the workspace (or,
+// going up, of the rest of the computer), one click to open, one to choose.
+async function picker(wrap, input) {
+  const old = wrap.querySelector(".picker");
+  if (old) return old.remove();
+  const box = h("div", { class: "picker", role: "group", "aria-label": "Choose a folder" });
+  wrap.append(box);
+  const show = async (path) => {
+    let list;
+    try {
+      list = await api("GET", `/api/folders?path=${encodeURIComponent(path)}`);
+    } catch (e) {
+      if (path !== "") return show("");
+      return failed(e);
+    }
+    const where = list.path === "" ? "the workspace" : list.path;
+    box.replaceChildren(...[
+      h("p", { class: "muted" }, `In ${where}`),
+      h("div", { class: "row" },
+        list.parent !== null ? h("button", { type: "button", class: "fit", onclick: () => show(list.parent) }, "Up") : null,
+        h("button", { type: "button", class: "primary fit", disabled: list.path === "" && list.inside ? "" : null,
+          onclick: () => { input.value = list.path; box.remove(); input.focus(); } }, `Choose ${where}`)),
+      list.folders.length
+        ? h("ul", { class: "folders" }, list.folders.map((f) => h("li", {},
+          h("button", { type: "button", class: "link", onclick: () => show(list.path === "" ? f : `${list.path}/${f}`.replace(/^\/\//, "/")) }, `${f}/`))))
+        : h("p", { class: "muted" }, "No folders in here."),
+      list.truncated ? h("p", { class: "muted" }, "Only the first 1000 folders are shown; type the path instead.") : null,
+    ].filter(Boolean));
+  };
+  await show(input.value.trim());
+}
+
 // ---------- New task ----------
 
 async function viewNew() {
@@ -131,11 +163,14 @@ async function viewNew() {
   const datalist = h("datalist", { id: "folders" }, state.folders.map((f) => h("option", { value: f })));
   const addGrant = (path = "", write = false) => {
     const n = grants.children.length;
-    const row = h("div", { class: "row grant" },
-      h("input", { type: "text", list: "folders", value: path, "aria-label": `Folder ${n + 1} to grant`, placeholder: "projects/receipts", class: "grant-path" }),
+    const input = h("input", { type: "text", list: "folders", value: path, "aria-label": `Folder ${n + 1} to grant`, placeholder: "projects/receipts", class: "grant-path" });
+    const wrap = h("div", { class: "grant" });
+    const row = h("div", { class: "row" }, input,
       h("label", { class: "fit" }, h("input", { type: "checkbox", class: "grant-write", checked: write }), " may change it"),
-      h("button", { type: "button", class: "fit", onclick: () => row.remove() }, "Remove"));
-    grants.append(row);
+      h("button", { type: "button", class: "fit", onclick: () => picker(wrap, input) }, "Browse…"),
+      h("button", { type: "button", class: "fit", onclick: () => wrap.remove() }, "Remove"));
+    wrap.append(row);
+    grants.append(wrap);
   };
   addGrant("projects");
   const outcome = h("textarea", { id: "outcome", required: true, placeholder: "Make an inventory of the projects folder" });

@@ -45,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/control/launch", post(access::control_launch))
         .route("/api/tickets", post(access::ticket))
         .route("/api/state", get(workspace::state))
+        .route("/api/folders", get(workspace::folders))
         .route(
             "/api/files/{name}",
             get(workspace::read_file).put(workspace::write_file),

@@ -109,7 +109,7 @@ fn list_folders(root: &Path, asked: &str) -> Result<Value, ApiError> {
     Ok(json!({
         "path": shown(&dir),
         "inside": dir.starts_with(root),
-        "parent": dir.parent().map(|p| shown(p)),
+        "parent": dir.parent().map(shown),
         "folders": names,
         "truncated": truncated,
     }))

@@ -136,7 +136,8 @@ fn short_json(v: &serde_json::Value) -> String {
 /// through `render`, so its escape sequences are shown, not obeyed.
 pub fn terminal_observer() -> RunObserver {
     use render::line;
-    Arc::new(|run: &RunId, event: &Event| {
+    let narrator = std::sync::Mutex::new(words::Narrator::default());
+    Arc::new(move |run: &RunId, event: &Event| {
         let pad = "    ".repeat(depth(run));
         match event {
             Event::PlanUpdated { plan } => {
@@ -164,7 +165,7 @@ pub fn terminal_observer() -> RunObserver {
                 tool, operation, args, ..
             } => {
                 // What it did, in words; the tool's own name for those who ask.
-                let said = words::activity(event);
+                let said = narrator.lock().unwrap_or_else(|p| p.into_inner()).line(run, event);
                 if VERBOSE.load(Ordering::Relaxed) {
                     let said = said.map(|s| format!("{} — ", line(&s))).unwrap_or_default();
                     eprintln!(
@@ -177,7 +178,10 @@ pub fn terminal_observer() -> RunObserver {
                 }
             }
             Event::ToolCallEnd { outcome, .. } => {
-                if let Some(said) = words::activity(event) {
+                let said = narrator.lock().unwrap_or_else(|p| p.into_inner()).line(run, event);
+                if let (Some(said), CallOutcome::Ok { .. }) = (&said, outcome) {
+                    eprintln!("{pad}      · {}", line(said));
+                } else if let Some(said) = said {
                     eprintln!("{pad}      ! {}", line(&said));
                 } else if let (CallOutcome::Refused { message }, true) = (outcome, VERBOSE.load(Ordering::Relaxed)) {
                     eprintln!("{pad}      ! refused: {}", line(message));

@@ -8,7 +8,7 @@
 //! The words are plain text built from the model's arguments: front ends
 //! still show them inert (`textContent`, `render::line`).
 
-use deskhand_types::{CallOutcome, Event};
+use deskhand_types::{CallOutcome, Event, RunId};
 use serde_json::Value;
 
 /// The person's line for an event of the activity log, if it gets one.
@@ -25,6 +25,83 @@ pub fn activity(event: &Event) -> Option<String> {
             CallOutcome::Refused { .. } => None,
         },
         _ => None,
+    }
+}
+
+/// Tells a run's activity as its events come (a run's and its sub-agents'):
+/// each call's start as [`action`], and its end as what the result adds
+/// ([`result`]), which needs the start it pairs with.
+#[derive(Debug, Default)]
+pub struct Narrator {
+    /// Calls started and not ended, by run and call id.
+    started: std::collections::HashMap<(String, String), (String, String, Value)>,
+}
+
+impl Narrator {
+    pub fn line(&mut self, run: &RunId, event: &Event) -> Option<String> {
+        match event {
+            Event::ToolCallBegin {
+                call,
+                tool,
+                operation,
+                args,
+            } => {
+                self.started.insert(
+                    (run.0.clone(), call.0.clone()),
+                    (tool.clone(), operation.clone(), args.clone()),
+                );
+                action(tool, operation, args)
+            }
+            Event::ToolCallEnd {
+                call,
+                outcome: CallOutcome::Ok { output },
+                ..
+            } => {
+                let (tool, operation, args) = self.started.remove(&(run.0.clone(), call.0.clone()))?;
+                result(&tool, &operation, &args, &output.json)
+            }
+            Event::ToolCallEnd { call, .. } => {
+                self.started.remove(&(run.0.clone(), call.0.clone()));
+                activity(event)
+            }
+            _ => activity(event),
+        }
+    }
+}
+
+/// What a finished call's result adds to its start, if anything: how many
+/// purchases the receipts tool found, or the free name a file was saved
+/// under because the one asked for was taken.
+pub fn result(tool: &str, operation: &str, args: &Value, output: &Value) -> Option<String> {
+    let saved_as = |asked: &[&str], got: &str| -> Option<(String, String)> {
+        let asked = first(args, asked).map(|p| base(&p))?;
+        let got = output.get(got).and_then(Value::as_str).map(base)?;
+        (asked != got).then_some((asked, got))
+    };
+    match (tool, operation) {
+        ("receipts", "run") => {
+            let n = output.get("rows").and_then(Value::as_u64)?;
+            let mut line = format!("Found {n} purchase{}", if n == 1 { "" } else { "s" });
+            let renamed: Vec<String> = [
+                saved_as(&["spreadsheet"], "spreadsheet"),
+                saved_as(&["summary"], "summary"),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(_, got)| got)
+            .collect();
+            if !renamed.is_empty() {
+                line.push_str(&format!(
+                    "; saved as {} (the names asked for were taken)",
+                    renamed.join(" and ")
+                ));
+            }
+            Some(line)
+        }
+        _ => {
+            let (asked, got) = saved_as(&["path", "output"], "path")?;
+            Some(format!("Saved as {got} ({asked} was taken)"))
+        }
     }
 }
 
@@ -123,6 +200,43 @@ fn dir(path: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_result_tells_what_its_start_could_not() {
+        let args = serde_json::json!({"folder": "projects/receipts", "output": "output/inventory.csv"});
+        let taken = serde_json::json!({"path": "/ws/output/inventory-1.csv"});
+        assert_eq!(
+            result("inventory", "run", &args, &taken).as_deref(),
+            Some("Saved as inventory-1.csv (inventory.csv was taken)")
+        );
+        let as_asked = serde_json::json!({"path": "/ws/output/inventory.csv"});
+        assert_eq!(result("inventory", "run", &args, &as_asked), None, "nothing new to say");
+        let mut narrator = Narrator::default();
+        let run = RunId("r".into());
+        let call = deskhand_types::CallId("c".into());
+        let begin = Event::ToolCallBegin {
+            call: call.clone(),
+            tool: "receipts".into(),
+            operation: "run".into(),
+            args: serde_json::json!({"folder": "projects/receipts", "spreadsheet": "output/expenses.xlsx", "summary": "output/expenses-summary.pdf"}),
+        };
+        let end = Event::ToolCallEnd {
+            call,
+            outcome: CallOutcome::Ok {
+                output: deskhand_types::ToolOutput {
+                    json: serde_json::json!({"rows": 4, "spreadsheet": "/ws/output/expenses-1.xlsx", "summary": "/ws/output/expenses-summary.pdf"}),
+                    text: String::new(),
+                    changes: Vec::new(),
+                },
+            },
+            elapsed_ms: 1,
+        };
+        assert!(narrator.line(&run, &begin).is_some());
+        assert_eq!(
+            narrator.line(&run, &end).as_deref(),
+            Some("Found 4 purchases; saved as expenses-1.xlsx (the names asked for were taken)")
+        );
+    }
 
     #[test]
     fn calls_read_as_actions_on_files() {

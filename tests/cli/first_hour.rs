@@ -140,7 +140,11 @@ fn a_finished_run_takes_a_new_instruction_from_the_terminal() {
 #[test]
 fn activity_reads_as_actions_on_files_and_verbose_names_the_tools() {
     let tmp = tempfile::tempdir().unwrap();
-    assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
+    let demo = deskhand(&["demo", "ws"], tmp.path());
+    assert_ok(&demo);
+    // What a result adds to the call's start: how many purchases were read.
+    let said = stderr(&demo);
+    assert!(said.contains("· Found 5 purchases"), "{said}");
     let task = [
         "run",
         "Make a file inventory of projects/receipts",
@@ -164,6 +168,11 @@ fn activity_reads_as_actions_on_files_and_verbose_names_the_tools() {
     let err = stderr(&o);
     assert!(err.contains("Listed every file in receipts/ into inventory"), "{err}");
     assert!(err.contains("inventory.run {\"folder\""), "{err}");
+    // The second inventory could not take the first one's name, and says so.
+    assert!(
+        err.contains("· Saved as inventory-1.csv (inventory.csv was taken)"),
+        "{err}"
+    );
 }
 
 /// Runs `deskhand` with `args` on a terminal (`script`), typing `typed`.

@@ -228,6 +228,9 @@ pub(super) async fn events(
     tokio::spawn(async move {
         let mut after = last;
         let mut changed = app.feeds.subscribe(&run);
+        // A call's end is told with its start (a stream resumed between the
+        // two tells the end without what its result adds).
+        let mut narrator = deskhand_runtime::words::Narrator::default();
         loop {
             // Everything not sent yet, page by page.
             loop {
@@ -241,7 +244,7 @@ pub(super) async fn events(
                 for (seq, task, at, event) in batch {
                     after = seq;
                     // What it did, in the person's words (`words`), beside the event itself.
-                    let said = deskhand_runtime::words::activity(&event);
+                    let said = narrator.line(&task, &event);
                     let data = json!({"run": task.0, "at": at, "event": event, "said": said}).to_string();
                     if tx
                         .send(Ok(SseEvent::default().id(seq.to_string()).data(data)))

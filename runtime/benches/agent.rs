@@ -131,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         outcome: outcome.into(),
         grants: vec![Grant::read_only("projects")],
         mode: Mode::Act,
+        params: Default::default(),
     };
     agent.run(task("warm up"))?;
 

@@ -362,6 +362,7 @@ impl Journal {
             outcome: outcome.into(),
             grants: grants.to_vec(),
             mode: Mode::Act,
+            params: Default::default(),
         };
         self.begin_run(&task, "", None).map(|(run, _)| run)
     }
@@ -631,6 +632,7 @@ mod tests {
             outcome: "tidy".into(),
             grants: Vec::new(),
             mode: Mode::Ask,
+            params: Default::default(),
         };
         let (run, _) = j.begin_run(&task, "offline planner", None).unwrap();
         assert_eq!(rows(&j, &run), ("running".into(), "ask".into(), vec![]));

@@ -163,8 +163,21 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
         None => {
             // Where things are, as the person taught it; a file that cannot be read tells nothing.
             let memory = std::fs::read_to_string(ws.root().join(crate::workspace::MEMORY_FILE)).unwrap_or_default();
+            // What the person gave outright: with the task (kept in the
+            // journal, so a run resumed with an answer still has it), and now.
+            let mut given = match &start {
+                Start::New(task) => task.params.clone(),
+                Start::Resume { run, .. } => crate::view::RunView::load(ws.journal(), run)
+                    .ok()
+                    .and_then(|v| v.task)
+                    .map(|t| t.params)
+                    .unwrap_or_default(),
+                // A new instruction says anew what it wants.
+                Start::FollowUp { .. } => std::collections::BTreeMap::new(),
+            };
+            given.extend(l.params);
             offline = OfflinePlanner::new(discovery.skills.clone(), context)
-                .with_params(l.params.into_iter().collect())
+                .with_params(given)
                 .with_grants(&granted, memory);
             &offline
         }

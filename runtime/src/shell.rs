@@ -247,6 +247,7 @@ pub fn run_shell(
         outcome: format!("shell: {shown_command}"),
         grants: req.grants.to_vec(),
         mode: req.mode,
+        params: Default::default(),
     };
     let step = PlanStep {
         title: format!("Run `{shown_command}` in the {} sandbox", backend.name()),

@@ -514,6 +514,7 @@ pub fn run_call(
         outcome: title.clone(),
         grants: req.grants.to_vec(),
         mode: deskhand_types::Mode::Act,
+        params: Default::default(),
     };
     let step = deskhand_types::PlanStep {
         title,

@@ -30,6 +30,7 @@ pub fn demo(dir: &Path, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
         outcome: task.into(),
         grants,
         mode: Mode::Act,
+        params: Default::default(),
     };
     let report = run_agent(&ws, &mut tb, launch::Start::New(task), None, Vec::new())?;
     finish_report(&ws, &report, None)

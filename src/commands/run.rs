@@ -40,6 +40,7 @@ pub fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
         outcome: task,
         grants,
         mode: mode.into(),
+        params: params.iter().cloned().collect(),
     };
     let report = run_agent(&ws, &mut tb, launch::Start::New(task), model.as_deref(), params.clone())?;
     let report = answer_on_the_terminal(&ws, &mut tb, report, None, model.as_deref(), &params)?;

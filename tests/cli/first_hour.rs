@@ -483,3 +483,38 @@ fn a_digest_lists_the_notes_of_the_period_and_says_it_does_not_summarise() {
         "the period reached the sub-agent: {clients}"
     );
 }
+
+#[test]
+fn a_parameter_given_outright_survives_the_question_and_the_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    std::fs::create_dir_all(tmp.path().join("ws/projects/docs")).unwrap();
+    std::fs::write(tmp.path().join("ws/projects/docs/a.txt"), "a").unwrap();
+    let o = deskhand(
+        &[
+            "run",
+            "Make a file inventory",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--grant",
+            "context",
+            "--param",
+            "output=output/docs-list.csv",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_user_error(&o, "needs your answer");
+    let run = runs("ws", tmp.path()).pop().unwrap();
+    let o = deskhand(
+        &["resume", &run, "--workspace", "ws", "--answer", "projects/docs"],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let csv = std::fs::read_to_string(tmp.path().join("ws/output/docs-list.csv"))
+        .unwrap_or_else(|e| panic!("the --param output was kept ({e}):\n{}", stderr(&o)));
+    assert!(csv.contains("a.txt"), "{csv}");
+}

@@ -88,6 +88,7 @@ impl Agent<'_> {
                 outcome: t.outcome.clone(),
                 grants,
                 mode: st.task.mode,
+                params: Default::default(),
             });
         }
         let Some((_, approved_by)) = st.approved.get(&step) else {

@@ -371,6 +371,7 @@ pub fn agent_task(outcome: &str, grants: &[&str]) -> Task {
         outcome: outcome.into(),
         grants: grants.iter().map(|g| Grant::read_only(*g)).collect(),
         mode: Mode::Act,
+        params: Default::default(),
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Task {
     pub outcome: String,
     pub grants: Vec<Grant>,
     pub mode: Mode,
+    /// Skill parameters the person gave outright (`--param name=value`),
+    /// kept with the task so a resumed run still has them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// What a step says it will touch: folders or files read and written, and

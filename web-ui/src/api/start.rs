@@ -71,6 +71,7 @@ pub(super) async fn new_task(State(app): State<Arc<App>>, Json(req): Json<NewTas
         outcome: req.outcome.trim().to_owned(),
         grants,
         mode,
+        params: Default::default(),
     };
     let model = req.model.filter(|m| !m.is_empty());
     start_run(app, Start::New(task), model).await

@@ -380,6 +380,7 @@ fn the_run_view_needs_the_session_and_is_the_journals_fold_with_its_sub_agents()
             outcome: "Sort the March notes".into(),
             grants: Vec::new(),
             mode: Mode::Ask,
+            params: Default::default(),
         };
         let events = [
             (&root, plan(vec![step("Read the notes"), step("Sort them")])),

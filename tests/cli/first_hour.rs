@@ -35,13 +35,9 @@ fn an_empty_task_and_a_missing_folder_are_refused_before_a_run_starts() {
 fn a_question_is_asked_on_the_terminal_and_a_near_miss_asked_again() {
     let tmp = tempfile::tempdir().unwrap();
     assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
-    // `script` gives the command a terminal; what we write is typed into it.
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-    let line = [
-        env!("CARGO_BIN_EXE_deskhand"),
-        "--cache-dir",
-        &cache.display().to_string(),
+    // A folder no grant holds, then a typo of the one that fits: the
+    // terminal hands them over a line at a time, one to each question.
+    let args = [
         "run",
         "Make a file inventory",
         "--workspace",
@@ -52,31 +48,8 @@ fn a_question_is_asked_on_the_terminal_and_a_near_miss_asked_again() {
         "context",
         "--mode",
         "act",
-    ]
-    .map(quote)
-    .join(" ");
-    let cmd = command(&[], tmp.path());
-    let mut script = Command::new("script");
-    script
-        .args(["-qec", &line, "/dev/null"])
-        .current_dir(tmp.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
-    let mut child = script.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // A folder no grant holds, then a typo of the one that fits: the
-    // terminal hands them over a line at a time, one to each question.
-    stdin.write_all(b"invoices\nreciepts\n").unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    drop(stdin);
-    let o = child.wait_with_output().unwrap();
+    ];
+    let o = on_a_terminal(&args, b"invoices\nreciepts\n", tmp.path());
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(o.status.success(), "{all}");
     assert!(
@@ -175,7 +148,8 @@ fn activity_reads_as_actions_on_files_and_verbose_names_the_tools() {
     );
 }
 
-/// Runs `deskhand` with `args` on a terminal (`script`), typing `typed`.
+/// Runs `deskhand` with `args` on a terminal (`script` gives it one), typing
+/// `typed` into it.
 fn on_a_terminal(args: &[&str], typed: &[u8], cwd: &Path) -> Output {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");

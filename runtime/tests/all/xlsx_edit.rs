@@ -118,7 +118,19 @@ fn edit_and_apply(
     edits: Value,
     grants: &[Grant],
 ) -> Result<(ToolOutput, deskhand_types::RunId), ToolError> {
-    let (output, prepared) = edit(fx, path, edits, grants)?;
+    edit_and_apply_with(toolbox(), fx, path, edits, grants, &|_| {})
+}
+
+/// [`edit_and_apply`] with `tb`, its events to `emit`.
+fn edit_and_apply_with(
+    tb: &deskhand_runtime::tools::Toolbox,
+    fx: &Fixture,
+    path: &Path,
+    edits: Value,
+    grants: &[Grant],
+    emit: &(dyn Fn(deskhand_types::Event) + Sync),
+) -> Result<(ToolOutput, deskhand_types::RunId), ToolError> {
+    let (output, prepared) = edit_with(tb, fx, path, edits, grants, emit)?;
     assert_eq!(output.changes.len(), 1, "{}", output.json);
     let roots = fx.ws.change_roots(grants).unwrap();
     let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
@@ -136,16 +148,27 @@ fn edit_and_apply(
     Ok((output, run))
 }
 
-fn edit<'t>(
+fn edit(
     fx: &Fixture,
     path: &Path,
     edits: Value,
     grants: &[Grant],
+) -> Result<(ToolOutput, call::PreparedCall<'static>), ToolError> {
+    edit_with(toolbox(), fx, path, edits, grants, &|_| {})
+}
+
+fn edit_with<'t>(
+    tb: &'t deskhand_runtime::tools::Toolbox,
+    fx: &Fixture,
+    path: &Path,
+    edits: Value,
+    grants: &[Grant],
+    emit: &(dyn Fn(deskhand_types::Event) + Sync),
 ) -> Result<(ToolOutput, call::PreparedCall<'t>), ToolError> {
     let args = json!({"path": path.display().to_string(), "edits": edits});
     let prepared = call::prepare(
         &fx.ws,
-        toolbox(),
+        tb,
         "xlsx",
         "edit",
         &args,
@@ -154,7 +177,7 @@ fn edit<'t>(
         &[],
     )
     .unwrap();
-    match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}, &|| true) {
+    match call::execute(&prepared, &CallId("call-edit".into()), emit, &|| true) {
         Ok(out) => Ok((out, prepared)),
         Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
         Err(other) => panic!("not a typed tool error: {other}"),
@@ -652,39 +675,14 @@ fn an_edit_stores_the_values_it_changed_and_keeps_the_rest() {
         r#"<c r="D1"><f>_xlfn.NOSUCHFUNCTION(1)</f><v>42</v></c></row></sheetData>"#,
     );
     make_workbook(&book, &[("xl/worksheets/sheet2.xml", &sheet2)]);
-    let grants = [rw(&fx.inbox)];
-    let args = json!({"path": book, "edits": [{"op": "set", "sheet": "Data", "cell": "B2", "value": 60}]});
-    let prepared = call::prepare(
-        &fx.ws,
-        &tb,
-        "xlsx",
-        "edit",
-        &args,
-        &fx.ws.policy(&grants).unwrap(),
-        Limits::default(),
-        &[],
-    )
-    .unwrap();
     let logs = std::sync::Mutex::new(Vec::new());
     let emit = |e| {
         if let deskhand_types::Event::ToolLog { message, .. } = e {
             logs.lock().unwrap().push(message);
         }
     };
-    let output = call::execute(&prepared, &CallId("call-edit".into()), &emit, &|| true).unwrap();
-    let roots = fx.ws.change_roots(&grants).unwrap();
-    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
-    let run = fx.ws.journal().begin_task("xlsx edit", &grants).unwrap();
-    changeset::apply(
-        &fx.ws,
-        &run,
-        deskhand_types::StepNo(1),
-        "call-edit",
-        &cs,
-        "the test",
-        ApplyOptions::default(),
-    )
-    .unwrap();
+    let edits = json!([{"op": "set", "sheet": "Data", "cell": "B2", "value": 60}]);
+    edit_and_apply_with(&tb, &fx, &book, edits, &[rw(&fx.inbox)], &emit).unwrap();
     let logs = logs.into_inner().unwrap();
     assert!(
         logs.iter()

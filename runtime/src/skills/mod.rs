@@ -88,7 +88,7 @@ pub enum ParamKind {
     /// ("in March", "last week", "since 2026-02-01"; see [`period`]).
     Period,
     /// Pages: `each`, or one range per new file, `1-3;4-6` ("pages 1-3 and
-    /// 4-6", "each page"; see [`pages`]).
+    /// 4-6", "each page"; read by `skills/pages.rs`).
     Pages,
 }
 

@@ -13,19 +13,7 @@ fn an_empty_task_and_a_missing_folder_are_refused_before_a_run_starts() {
     assert_ok(&deskhand(&["init", "ws"], tmp.path()));
     let o = deskhand(&["run", "  ", "--workspace", "ws"], tmp.path());
     assert_user_error(&o, "the task is empty");
-    let o = deskhand(
-        &[
-            "run",
-            "Make an inventory",
-            "--workspace",
-            "ws",
-            "--grant",
-            "projects/reciepts",
-            "--mode",
-            "act",
-        ],
-        tmp.path(),
-    );
+    let o = run_act("Make an inventory", "projects/reciepts", tmp.path());
     assert_user_error(&o, "the granted folder projects/reciepts does not exist");
     assert!(stderr(&o).contains("Nothing was started"), "{}", stderr(&o));
     assert!(runs("ws", tmp.path()).is_empty(), "no run was recorded");
@@ -67,19 +55,7 @@ fn a_finished_run_takes_a_new_instruction_from_the_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     assert_ok(&deskhand(&["demo", "ws"], tmp.path()));
     let before = runs("ws", tmp.path());
-    let o = deskhand(
-        &[
-            "run",
-            "Make an inventory of the receipts folder",
-            "--workspace",
-            "ws",
-            "--grant",
-            "projects",
-            "--mode",
-            "act",
-        ],
-        tmp.path(),
-    );
+    let o = run_act("Make an inventory of the receipts folder", "projects", tmp.path());
     assert_ok(&o);
     assert!(
         stdout(&o).contains("--say"),
@@ -148,6 +124,14 @@ fn activity_reads_as_actions_on_files_and_verbose_names_the_tools() {
     );
 }
 
+/// `deskhand run TASK --workspace ws --grant GRANT --mode act`.
+fn run_act(task: &str, grant: &str, cwd: &Path) -> Output {
+    deskhand(
+        &["run", task, "--workspace", "ws", "--grant", grant, "--mode", "act"],
+        cwd,
+    )
+}
+
 /// Runs `deskhand` with `args` on a terminal (`script` gives it one), typing
 /// `typed` into it.
 fn on_a_terminal(args: &[&str], typed: &[u8], cwd: &Path) -> Output {
@@ -196,17 +180,9 @@ fn files_are_sorted_into_folders_and_duplicates_removed_only_when_the_person_say
     let before = tree(&inbox);
 
     // Sorting by type: moves, applied in act mode, undone as one.
-    let o = deskhand(
-        &[
-            "run",
-            "sort the files in projects/inbox into folders by type",
-            "--workspace",
-            "ws",
-            "--grant",
-            "projects/inbox:rw",
-            "--mode",
-            "act",
-        ],
+    let o = run_act(
+        "sort the files in projects/inbox into folders by type",
+        "projects/inbox:rw",
         tmp.path(),
     );
     assert_ok(&o);
@@ -230,17 +206,9 @@ fn files_are_sorted_into_folders_and_duplicates_removed_only_when_the_person_say
     assert_eq!(tree(&inbox), before, "undo puts every file back");
 
     // Duplicates: a report only, unless the person asks to remove them.
-    let o = deskhand(
-        &[
-            "run",
-            "find duplicate files in projects/inbox",
-            "--workspace",
-            "ws",
-            "--grant",
-            "projects/inbox:rw",
-            "--mode",
-            "act",
-        ],
+    let o = run_act(
+        "find duplicate files in projects/inbox",
+        "projects/inbox:rw",
         tmp.path(),
     );
     assert_ok(&o);
@@ -315,17 +283,9 @@ fn a_pdf_is_split_into_the_page_ranges_the_task_names() {
     std::fs::rename(tmp.path().join("ws/output/contract.pdf"), inbox.join("contract.pdf")).unwrap();
     assert_eq!(pages_of("projects/inbox/contract.pdf", tmp.path()), 3);
 
-    let o = deskhand(
-        &[
-            "run",
-            "split projects/inbox/contract.pdf into pages 1-2 and 3",
-            "--workspace",
-            "ws",
-            "--grant",
-            "projects/inbox",
-            "--mode",
-            "act",
-        ],
+    let o = run_act(
+        "split projects/inbox/contract.pdf into pages 1-2 and 3",
+        "projects/inbox",
         tmp.path(),
     );
     assert_ok(&o);
@@ -334,19 +294,7 @@ fn a_pdf_is_split_into_the_page_ranges_the_task_names() {
     assert!(inbox.join("contract.pdf").is_file(), "the PDF itself is left as it was");
 
     // A split that names no pages asks which; the answer "each" is taken.
-    let o = deskhand(
-        &[
-            "run",
-            "split projects/inbox/contract.pdf",
-            "--workspace",
-            "ws",
-            "--grant",
-            "projects/inbox",
-            "--mode",
-            "act",
-        ],
-        tmp.path(),
-    );
+    let o = run_act("split projects/inbox/contract.pdf", "projects/inbox", tmp.path());
     assert!(stderr(&o).contains("Which ranges for the split pdf?"), "{}", stderr(&o));
 }
 
@@ -368,17 +316,9 @@ fn a_digest_lists_the_notes_of_the_period_and_says_it_does_not_summarise() {
     .unwrap();
     std::fs::write(notes.join("2026-04-20 retro.md"), "# Retro\nOut of the period\n").unwrap();
 
-    let o = deskhand(
-        &[
-            "run",
-            "make a digest of my notes in context from 2026-03-01 to 2026-03-15",
-            "--workspace",
-            "ws",
-            "--grant",
-            "context",
-            "--mode",
-            "act",
-        ],
+    let o = run_act(
+        "make a digest of my notes in context from 2026-03-01 to 2026-03-15",
+        "context",
         tmp.path(),
     );
     assert_ok(&o);
@@ -418,17 +358,9 @@ fn a_digest_lists_the_notes_of_the_period_and_says_it_does_not_summarise() {
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("2026-03-10 acme.md"), "# Acme kickoff\nScope agreed\n").unwrap();
     std::fs::write(other.join("2026-05-01 later.md"), "# Later\n").unwrap();
-    let o = deskhand(
-        &[
-            "run",
-            "make a digest of the notes in context/meetings and context/clients from March 2026",
-            "--workspace",
-            "ws",
-            "--grant",
-            "context",
-            "--mode",
-            "act",
-        ],
+    let o = run_act(
+        "make a digest of the notes in context/meetings and context/clients from March 2026",
+        "context",
         tmp.path(),
     );
     assert_ok(&o);

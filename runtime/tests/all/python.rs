@@ -489,7 +489,7 @@ fn a_stdout_flood_is_capped() {
 }
 
 #[test]
-fn a_call_whose_start_is_not_recorded_runs_none_of_its_code() {
+fn a_call_whose_start_is_not_recorded_is_not_run() {
     let f = Fixture::new();
     let grants = [grant(&f.inbox, Access::ReadOnly)];
     let prepared = call::prepare(

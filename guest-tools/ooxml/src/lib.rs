@@ -8,11 +8,14 @@
 //!
 //! [`read`] opens existing packages for the docx and pptx `text` operations:
 //! bounded, sniffed by content, with a namespace-aware pull parser.
+//! [`edit`] changes text in their parts and writes the package again with
+//! every untouched entry copied raw, staged as an overwrite proposal.
 //!
 //! Both writers hand-write their XML: the formats' few parts they need are
 //! small, and a hand-written part is easy to check against the schema.
 
 mod chart;
+pub mod edit;
 mod image;
 mod package;
 pub mod read;

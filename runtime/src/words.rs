@@ -144,6 +144,7 @@ pub fn action(tool: &str, operation: &str, args: &Value) -> Option<String> {
         ("xlsx" | "pdf" | "docx" | "pptx", "write" | "report") => format!("Wrote {}", file(&["path", "output"])),
         ("xlsx", "read") => format!("Read {}", file(&["path"])),
         ("xlsx", "edit") => format!("Proposed changes to {}", file(&["path"])),
+        ("pptx", "edit") => format!("Proposed changes to {}", file(&["path"])),
         ("pdf", "info") => format!("Read the details of {}", file(&["path"])),
         ("pdf", "text") => format!("Read the text of {}", file(&["path"])),
         ("pdf", "merge") => format!("Merged PDFs into {}", file(&["output", "path"])),

@@ -551,6 +551,24 @@ fn insert_before_close(xml: &str, root: &str, entry: &str) -> String {
     format!("{xml}{entry}")
 }
 
+/// The names of a package's zip entries, for an edit that adds parts to
+/// choose names no entry has.
+pub fn entry_names(path: &Path, bytes: &[u8]) -> Result<BTreeSet<String>, ToolError> {
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+        bad(
+            path,
+            format!("is damaged or truncated: its zip directory cannot be read ({e})"),
+        )
+    })?;
+    archive
+        .file_names()
+        .map(|n| {
+            n.map(|s| s.to_string())
+                .map_err(|e| bad(path, format!("is damaged: a zip entry's name cannot be read ({e})")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]

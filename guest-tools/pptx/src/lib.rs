@@ -13,7 +13,9 @@
 //! whole in memory, then saved with the sdk's never-overwrite write: a bad
 //! block or image leaves no file behind.
 
+mod edit;
 mod fixed;
+mod markup;
 mod read;
 mod slides;
 
@@ -44,11 +46,11 @@ struct WriteArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SlideArg {
+pub(crate) struct SlideArg {
     #[serde(default)]
-    title: Option<String>,
+    pub title: Option<String>,
     #[serde(default)]
-    blocks: Vec<Block>,
+    pub blocks: Vec<Block>,
 }
 
 fn schema() -> Value {
@@ -93,6 +95,13 @@ impl Guest for Pptx {
                     &["slides[].blocks[].path"],
                     &["path"],
                 ),
+                operation(
+                    "edit",
+                    edit::SUMMARY,
+                    edit::schema(),
+                    &["path", "edits[].slides[].blocks[].path"],
+                    &[],
+                ),
             ],
         }
     }
@@ -100,6 +109,7 @@ impl Guest for Pptx {
     fn run(op: String, args: String) -> Result<Output, ToolError> {
         match op.as_str() {
             "text" => read::text(parse_args(&args)?),
+            "edit" => edit::edit(parse_args(&args)?),
             "write" => write(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }

@@ -20,14 +20,7 @@ use crate::fixed::{self, NS};
 
 pub const SLIDE_W: i64 = 12_192_000;
 pub const SLIDE_H: i64 = 6_858_000;
-const LEFT: i64 = 609_600;
-const CONTENT_W: i64 = SLIDE_W - 2 * LEFT;
-const TOP: i64 = 1_508_760;
-const BOTTOM: i64 = SLIDE_H - 381_000;
-const AREA_H: i64 = BOTTOM - TOP;
 const GAP: i64 = 91_440;
-/// Below this height an image or chart moves to a fresh slide instead.
-const MIN_VISUAL_H: i64 = AREA_H / 3;
 const CHART_H: i64 = 4 * EMU_PER_INCH;
 const MAX_SLIDES: usize = 2_000;
 const MAX_TOTAL_IMAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -37,6 +30,34 @@ const CELL_MARGIN_H: i64 = 91_440;
 const BULLET_INDENT: i64 = 342_900;
 /// Wider for numbers, so that "10." keeps its gap before the text.
 const NUMBER_INDENT: i64 = 457_200;
+
+/// Where blocks go on a slide: the content area below the title, in EMUs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Area {
+    pub left: i64,
+    pub top: i64,
+    pub width: i64,
+    pub bottom: i64,
+}
+
+impl Area {
+    /// The area of the written presentation's 16:9 slides, below the title.
+    pub const WIDESCREEN: Area = Area {
+        left: 609_600,
+        top: 1_508_760,
+        width: SLIDE_W - 2 * 609_600,
+        bottom: SLIDE_H - 381_000,
+    };
+
+    fn height(&self) -> i64 {
+        self.bottom - self.top
+    }
+
+    /// Below this height an image or chart moves to a fresh slide instead.
+    fn min_visual(&self) -> i64 {
+        self.height() / 3
+    }
+}
 
 /// One slide as the caller gives it.
 pub struct SlideSpec {
@@ -93,22 +114,25 @@ struct Placed {
     content: Content,
 }
 
-struct Page {
-    title: Option<String>,
+/// One slide of laid-out content.
+pub struct Page {
+    pub title: Option<String>,
     shapes: Vec<Placed>,
     y: i64,
+    bottom: i64,
 }
 
 impl Page {
-    fn new(title: Option<String>) -> Self {
+    fn new(title: Option<String>, area: Area) -> Self {
         Page {
             title,
             shapes: Vec::new(),
-            y: TOP,
+            y: area.top,
+            bottom: area.bottom,
         }
     }
     fn room(&self) -> i64 {
-        BOTTOM - self.y
+        self.bottom - self.y
     }
     fn place(&mut self, x: i64, w: i64, h: i64, content: Content) {
         self.shapes.push(Placed {
@@ -207,10 +231,13 @@ fn one_sequence(mut paras: Vec<Para>) -> Vec<Para> {
     paras
 }
 
-struct Layout {
-    pages: Vec<Page>,
-    images: Vec<Image>,
+/// Blocks laid out on slides: the pages, and the images they show (taken
+/// by [`render`] as it writes each picture).
+pub struct Layout {
+    pub pages: Vec<Page>,
+    images: Vec<Option<Image>>,
     image_bytes: usize,
+    area: Area,
 }
 
 impl Layout {
@@ -227,23 +254,24 @@ impl Layout {
             )));
         }
         let t = title.as_ref().map(|t| format!("{t} (continued)"));
-        self.pages.push(Page::new(t));
+        self.pages.push(Page::new(t, self.area));
         Ok(())
     }
 
     /// Paragraphs that belong together (one block) as text boxes, moving
     /// on to a following slide between paragraphs when they do not fit.
     fn text(&mut self, title: &Option<String>, paras: Vec<Para>) -> Result<(), ToolError> {
+        let Area { left, width, .. } = self.area;
         let mut group: Vec<Para> = Vec::new();
         let mut group_h = 0;
         for p in paras {
-            let h = para_height(&p, CONTENT_W);
+            let h = para_height(&p, width);
             if group_h + h > self.page().room() {
                 if !group.is_empty() {
                     let g = one_sequence(std::mem::take(&mut group));
                     self.page().place(
-                        LEFT,
-                        CONTENT_W,
+                        left,
+                        width,
                         group_h,
                         Content::Text {
                             paras: g,
@@ -258,11 +286,12 @@ impl Layout {
             }
             if h > self.page().room() {
                 // Alone on a slide and still too tall: shrink its text.
-                let scale = ((AREA_H as f64 / h as f64) * 100.0).floor().clamp(25.0, 100.0) as u32;
+                let area_h = self.area.height();
+                let scale = ((area_h as f64 / h as f64) * 100.0).floor().clamp(25.0, 100.0) as u32;
                 self.page().place(
-                    LEFT,
-                    CONTENT_W,
-                    AREA_H,
+                    left,
+                    width,
+                    area_h,
                     Content::Text {
                         paras: vec![p],
                         font_scale: Some(scale * 1000),
@@ -276,8 +305,8 @@ impl Layout {
         if !group.is_empty() {
             let g = one_sequence(group);
             self.page().place(
-                LEFT,
-                CONTENT_W,
+                left,
+                width,
                 group_h,
                 Content::Text {
                     paras: g,
@@ -295,7 +324,8 @@ impl Layout {
         rows: &[Vec<Value>],
         caption: &Option<String>,
     ) -> Result<(), ToolError> {
-        let col_w = CONTENT_W / header.len().max(1) as i64;
+        let Area { left, width, .. } = self.area;
+        let col_w = width / header.len().max(1) as i64;
         let row_h = |cells: &mut dyn Iterator<Item = String>| -> i64 {
             cells
                 .map(|c| text_height(&c, TABLE_PT, col_w - 2 * CELL_MARGIN_H))
@@ -321,7 +351,7 @@ impl Layout {
             let mut piece_heights = vec![header_h];
             piece_heights.extend_from_slice(&heights[start..end]);
             self.page().place(
-                LEFT,
+                left,
                 col_w * header.len() as i64,
                 h,
                 Content::Table {
@@ -347,7 +377,7 @@ impl Layout {
     /// height, else on the next. Returns the height it gets.
     fn visual_room(&mut self, title: &Option<String>, want: i64, caption_h: i64) -> Result<i64, ToolError> {
         let fits = |room: i64| (room - caption_h).min(want);
-        if fits(self.page().room()) < MIN_VISUAL_H.min(want) && !self.page().shapes.is_empty() {
+        if fits(self.page().room()) < self.area.min_visual().min(want) && !self.page().shapes.is_empty() {
             self.next_page(title)?;
         }
         Ok(fits(self.page().room()).max(EMU_PER_INCH / 2))
@@ -361,13 +391,22 @@ pub fn build(
     slides: &[SlideSpec],
     load: &mut LoadImage<'_>,
 ) -> Result<(Vec<u8>, usize), ToolError> {
+    let layout = lay_out(slides, Area::WIDESCREEN, load)?;
+    package(title, author, layout)
+}
+
+/// Lays `slides` out on pages whose content goes in `area`: what `write`
+/// and `edit`'s appended slides share.
+pub fn lay_out(slides: &[SlideSpec], area: Area, load: &mut LoadImage<'_>) -> Result<Layout, ToolError> {
     let mut layout = Layout {
         pages: Vec::new(),
         images: Vec::new(),
         image_bytes: 0,
+        area,
     };
+    let Area { left, width, .. } = area;
     for (s, slide) in slides.iter().enumerate() {
-        layout.pages.push(Page::new(slide.title.clone()));
+        layout.pages.push(Page::new(slide.title.clone(), area));
         let t = &slide.title;
         for (i, block) in slide.blocks.iter().enumerate() {
             let arg = format!("slides[{s}].blocks[{i}]");
@@ -398,15 +437,15 @@ pub fn build(
                     }
                     let caption_h = caption
                         .as_ref()
-                        .map(|c| para_height(&caption_para(c), CONTENT_W) + GAP)
+                        .map(|c| para_height(&caption_para(c), width) + GAP)
                         .unwrap_or(0);
-                    let (_, natural_h) = img.fit(*width_mm, CONTENT_W, AREA_H - caption_h);
+                    let (_, natural_h) = img.fit(*width_mm, width, area.height() - caption_h);
                     let room = layout.visual_room(t, natural_h, caption_h)?;
-                    let (w, h) = img.fit(*width_mm, CONTENT_W, room);
-                    layout.images.push(img);
+                    let (w, h) = img.fit(*width_mm, width, room);
+                    layout.images.push(Some(img));
                     let image = layout.images.len() - 1;
                     layout.page().place(
-                        LEFT + (CONTENT_W - w) / 2,
+                        left + (width - w) / 2,
                         w,
                         h,
                         Content::Picture {
@@ -423,10 +462,10 @@ pub fn build(
                     labels,
                     values,
                 } => {
-                    let h = layout.visual_room(t, CHART_H, 0)?;
-                    let w = (CONTENT_W * 3 / 4).min(h * 16 / 9).max(CONTENT_W / 3);
+                    let h = layout.visual_room(t, CHART_H.min(area.height()), 0)?;
+                    let w = (width * 3 / 4).min(h * 16 / 9).max(width / 3);
                     layout.page().place(
-                        LEFT + (CONTENT_W - w) / 2,
+                        left + (width - w) / 2,
                         w,
                         h,
                         Content::Chart {
@@ -440,12 +479,129 @@ pub fn build(
             }
         }
     }
-    package(title, author, layout)
+    Ok(layout)
 }
+
+/// Where a rendered slide's pictures and charts go: the package names
+/// their parts (and their content types) and gives back the target
+/// relative to the slide's folder (`../media/image1.png`).
+pub trait Parts {
+    fn image(&mut self, image: Image) -> String;
+    fn chart(&mut self, xml: String) -> String;
+}
+
+/// How a page's title is shown: in a title placeholder (its `p:ph`
+/// element), where the layout puts it or, for a layout without one, at
+/// `at` (x, y, width, height).
+pub struct TitleAs<'a> {
+    pub ph: &'a str,
+    pub at: Option<(i64, i64, i64, i64)>,
+}
+
+/// One laid-out page as a slide part: its XML and its relationships (the
+/// layout `layout_target` first, then its pictures and charts).
+pub fn render(
+    page: Page,
+    images: &mut [Option<Image>],
+    title_as: &TitleAs<'_>,
+    layout_target: &str,
+    parts: &mut dyn Parts,
+) -> (String, Rels) {
+    let mut rels = Rels::new();
+    rels.add(rel::SLIDE_LAYOUT, layout_target);
+    let mut shapes = String::new();
+    if let Some(t) = &page.title {
+        let title = placeholder_text(2, "Title 1", title_as.ph, t);
+        shapes.push_str(&match title_as.at {
+            Some((x, y, w, h)) => title.replacen(
+                "<p:spPr/>",
+                &format!(
+                    "<p:spPr><a:xfrm><a:off x=\"{x}\" y=\"{y}\"/><a:ext cx=\"{w}\" cy=\"{h}\"/></a:xfrm></p:spPr>"
+                ),
+                1,
+            ),
+            None => title,
+        });
+    }
+    for (k, placed) in page.shapes.into_iter().enumerate() {
+        let id = k as u32 + 3;
+        let xfrm = format!(
+            "<a:off x=\"{}\" y=\"{}\"/><a:ext cx=\"{}\" cy=\"{}\"/>",
+            placed.x, placed.y, placed.w, placed.h
+        );
+        match placed.content {
+            Content::Text { paras, font_scale } => shapes.push_str(&text_box(id, &xfrm, &paras, font_scale)),
+            Content::Table { header, rows, heights } => {
+                shapes.push_str(&table_frame(id, &xfrm, placed.w, &header, &rows, &heights))
+            }
+            Content::Picture { image, descr } => {
+                let Some(img) = images.get_mut(image).and_then(Option::take) else {
+                    continue;
+                };
+                let rid = rels.add(rel::IMAGE, &parts.image(img));
+                shapes.push_str(&format!(
+                    "<p:pic><p:nvPicPr><p:cNvPr id=\"{id}\" name=\"Picture {id}\" descr=\"{}\"/><p:cNvPicPr>\
+                     <a:picLocks noChangeAspect=\"1\"/></p:cNvPicPr><p:nvPr/></p:nvPicPr><p:blipFill>\
+                     <a:blip r:embed=\"{rid}\"/><a:stretch><a:fillRect/></a:stretch></p:blipFill><p:spPr>\
+                     <a:xfrm>{xfrm}</a:xfrm><a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom></p:spPr></p:pic>",
+                    esc(&descr)
+                ));
+            }
+            Content::Chart { title, labels, values } => {
+                let target = parts.chart(deskhand_ooxml::bar_chart_xml(title.as_deref(), &labels, &values));
+                let rid = rels.add(rel::CHART, &target);
+                shapes.push_str(&format!(
+                    "<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id=\"{id}\" name=\"Chart {id}\"/><p:cNvGraphicFramePr/>\
+                     <p:nvPr/></p:nvGraphicFramePr><p:xfrm>{xfrm}</p:xfrm><a:graphic>\
+                     <a:graphicData uri=\"http://schemas.openxmlformats.org/drawingml/2006/chart\">\
+                     <c:chart xmlns:c=\"http://schemas.openxmlformats.org/drawingml/2006/chart\" r:id=\"{rid}\"/>\
+                     </a:graphicData></a:graphic></p:graphicFrame>"
+                ));
+            }
+        }
+    }
+    (slide_xml(&shapes), rels)
+}
+
+impl Layout {
+    /// Takes the pages and the images their pictures show, for [`render`].
+    pub fn into_parts(self) -> (Vec<Page>, Vec<Option<Image>>) {
+        (self.pages, self.images)
+    }
+}
+
+/// A fresh package's media and chart parts: `image1.png`, `chart1.xml`, … in order.
+struct Fresh<'a> {
+    pkg: &'a mut Package,
+    media: usize,
+    charts: usize,
+}
+
+impl Parts for Fresh<'_> {
+    fn image(&mut self, img: Image) -> String {
+        self.media += 1;
+        let name = format!("image{}.{}", self.media, img.format.extension());
+        self.pkg.binary(
+            &format!("ppt/media/{name}"),
+            img.format.extension(),
+            img.format.content_type(),
+            img.bytes,
+        );
+        format!("../media/{name}")
+    }
+
+    fn chart(&mut self, xml: String) -> String {
+        self.charts += 1;
+        self.pkg
+            .xml(&format!("ppt/charts/chart{}.xml", self.charts), ct::CHART, xml);
+        format!("../charts/chart{}.xml", self.charts)
+    }
+}
+
+pub const CT_SLIDE: &str = "application/vnd.openxmlformats-officedocument.presentationml.slide+xml";
 
 fn package(title: Option<&str>, author: Option<&str>, layout: Layout) -> Result<(Vec<u8>, usize), ToolError> {
     const CT_PRES: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml";
-    const CT_SLIDE: &str = "application/vnd.openxmlformats-officedocument.presentationml.slide+xml";
     const CT_LAYOUT: &str = "application/vnd.openxmlformats-officedocument.presentationml.slideLayout+xml";
     const CT_MASTER: &str = "application/vnd.openxmlformats-officedocument.presentationml.slideMaster+xml";
     const CT_PRES_PROPS: &str = "application/vnd.openxmlformats-officedocument.presentationml.presProps+xml";
@@ -457,7 +613,6 @@ fn package(title: Option<&str>, author: Option<&str>, layout: Layout) -> Result<
     pres_rels.add(rel::SLIDE_MASTER, "slideMasters/slideMaster1.xml");
     let mut slide_ids = String::new();
     let mut n = 0usize;
-    let mut charts = 0usize;
     let mut add_slide = |pkg: &mut Package, xml: String, rels: Rels, pres_rels: &mut Rels| {
         n += 1;
         let rid = pres_rels.add(rel::SLIDE, &format!("slides/slide{n}.xml"));
@@ -478,66 +633,27 @@ fn package(title: Option<&str>, author: Option<&str>, layout: Layout) -> Result<
         ));
         add_slide(&mut pkg, xml, rels, &mut pres_rels);
     }
-    let mut media_n = 0usize;
-    let mut images: Vec<Option<Image>> = layout.images.into_iter().map(Some).collect();
-    for page in layout.pages {
-        let mut rels = Rels::new();
-        rels.add(rel::SLIDE_LAYOUT, "../slideLayouts/slideLayout2.xml");
-        let mut shapes = String::new();
-        if let Some(t) = &page.title {
-            shapes.push_str(&placeholder_text(2, "Title 1", "<p:ph type=\"title\"/>", t));
-        }
-        for (k, placed) in page.shapes.into_iter().enumerate() {
-            let id = k as u32 + 3;
-            let xfrm = format!(
-                "<a:off x=\"{}\" y=\"{}\"/><a:ext cx=\"{}\" cy=\"{}\"/>",
-                placed.x, placed.y, placed.w, placed.h
-            );
-            match placed.content {
-                Content::Text { paras, font_scale } => shapes.push_str(&text_box(id, &xfrm, &paras, font_scale)),
-                Content::Table { header, rows, heights } => {
-                    shapes.push_str(&table_frame(id, &xfrm, placed.w, &header, &rows, &heights))
-                }
-                Content::Picture { image, descr } => {
-                    let Some(img) = images.get_mut(image).and_then(Option::take) else {
-                        continue;
-                    };
-                    media_n += 1;
-                    let name = format!("image{media_n}.{}", img.format.extension());
-                    let rid = rels.add(rel::IMAGE, &format!("../media/{name}"));
-                    shapes.push_str(&format!(
-                        "<p:pic><p:nvPicPr><p:cNvPr id=\"{id}\" name=\"Picture {id}\" descr=\"{}\"/><p:cNvPicPr>\
-                         <a:picLocks noChangeAspect=\"1\"/></p:cNvPicPr><p:nvPr/></p:nvPicPr><p:blipFill>\
-                         <a:blip r:embed=\"{rid}\"/><a:stretch><a:fillRect/></a:stretch></p:blipFill><p:spPr>\
-                         <a:xfrm>{xfrm}</a:xfrm><a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom></p:spPr></p:pic>",
-                        esc(&descr)
-                    ));
-                    pkg.binary(
-                        &format!("ppt/media/{name}"),
-                        img.format.extension(),
-                        img.format.content_type(),
-                        img.bytes,
-                    );
-                }
-                Content::Chart { title, labels, values } => {
-                    charts += 1;
-                    let rid = rels.add(rel::CHART, &format!("../charts/chart{charts}.xml"));
-                    pkg.xml(
-                        &format!("ppt/charts/chart{charts}.xml"),
-                        ct::CHART,
-                        deskhand_ooxml::bar_chart_xml(title.as_deref(), &labels, &values),
-                    );
-                    shapes.push_str(&format!(
-                        "<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id=\"{id}\" name=\"Chart {id}\"/><p:cNvGraphicFramePr/>\
-                         <p:nvPr/></p:nvGraphicFramePr><p:xfrm>{xfrm}</p:xfrm><a:graphic>\
-                         <a:graphicData uri=\"http://schemas.openxmlformats.org/drawingml/2006/chart\">\
-                         <c:chart xmlns:c=\"http://schemas.openxmlformats.org/drawingml/2006/chart\" r:id=\"{rid}\"/>\
-                         </a:graphicData></a:graphic></p:graphicFrame>"
-                    ));
-                }
-            }
-        }
-        add_slide(&mut pkg, slide_xml(&shapes), rels, &mut pres_rels);
+    let (pages, mut images) = layout.into_parts();
+    let mut media = 0;
+    let mut charts = 0;
+    for page in pages {
+        let mut fresh = Fresh {
+            pkg: &mut pkg,
+            media,
+            charts,
+        };
+        let (xml, rels) = render(
+            page,
+            &mut images,
+            &TitleAs {
+                ph: "<p:ph type=\"title\"/>",
+                at: None,
+            },
+            "../slideLayouts/slideLayout2.xml",
+            &mut fresh,
+        );
+        (media, charts) = (fresh.media, fresh.charts);
+        add_slide(&mut pkg, xml, rels, &mut pres_rels);
     }
     let slides = n;
     pres_rels.add(rel::THEME, "theme/theme1.xml");

@@ -20,8 +20,8 @@ const CHART_W_MM: i64 = 150;
 const CHART_H_MM: i64 = 85;
 
 const CT_DOCUMENT: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml";
-const CT_STYLES: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml";
-const CT_NUMBERING: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml";
+pub(crate) const CT_STYLES: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml";
+pub(crate) const CT_NUMBERING: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml";
 const CT_SETTINGS: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.settings+xml";
 
 #[derive(Default, Debug)]
@@ -185,7 +185,7 @@ pub fn build(doc: &Document, load: &mut LoadImage<'_>) -> Result<(Vec<u8>, Stats
 }
 
 /// A paragraph in `style`, with extra paragraph properties.
-fn para(style: &str, extra_ppr: Option<&str>, runs: &str) -> String {
+pub(crate) fn para(style: &str, extra_ppr: Option<&str>, runs: &str) -> String {
     format!(
         "<w:p><w:pPr><w:pStyle w:val=\"{style}\"/>{}</w:pPr>{runs}</w:p>",
         extra_ppr.unwrap_or("")
@@ -194,7 +194,7 @@ fn para(style: &str, extra_ppr: Option<&str>, runs: &str) -> String {
 
 /// Text as runs with run properties `rpr`: a newline is a line break, a
 /// tab a tab.
-fn runs(text: &str, rpr: &str) -> String {
+pub(crate) fn runs(text: &str, rpr: &str) -> String {
     let rpr = if rpr.is_empty() {
         String::new()
     } else {
@@ -233,7 +233,7 @@ fn inline(id: u32, name: &str, descr: &str, cx: i64, cy: i64, graphic_data: &str
 
 /// A full-width table: bordered cells, the header row bold on a fill and
 /// repeated on every page, numbers right-aligned.
-fn table(header: &[String], rows: &[Vec<serde_json::Value>]) -> String {
+pub(crate) fn table(header: &[String], rows: &[Vec<serde_json::Value>]) -> String {
     let cols = header.len().max(1) as i64;
     let col_w = TEXT_W / cols;
     let border = |side: &str| format!("<w:{side} w:val=\"single\" w:sz=\"4\" w:space=\"0\" w:color=\"8EA9DB\"/>");
@@ -283,24 +283,42 @@ fn table(header: &[String], rows: &[Vec<serde_json::Value>]) -> String {
 
 /// Bullets share numId 1; numbered list n is numId n + 1, restarting at 1.
 fn numbering(numbered_lists: u32) -> String {
-    let mut x = format!(
-        "{XML_DECL}<w:numbering xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
-         <w:abstractNum w:abstractNumId=\"0\"><w:multiLevelType w:val=\"singleLevel\"/><w:lvl w:ilvl=\"0\">\
-         <w:start w:val=\"1\"/><w:numFmt w:val=\"bullet\"/><w:lvlText w:val=\"•\"/><w:lvlJc w:val=\"left\"/>\
-         <w:pPr><w:ind w:left=\"720\" w:hanging=\"360\"/></w:pPr></w:lvl></w:abstractNum>\
-         <w:abstractNum w:abstractNumId=\"1\"><w:multiLevelType w:val=\"singleLevel\"/><w:lvl w:ilvl=\"0\">\
-         <w:start w:val=\"1\"/><w:numFmt w:val=\"decimal\"/><w:lvlText w:val=\"%1.\"/><w:lvlJc w:val=\"left\"/>\
-         <w:pPr><w:ind w:left=\"720\" w:hanging=\"360\"/></w:pPr></w:lvl></w:abstractNum>\
-         <w:num w:numId=\"1\"><w:abstractNumId w:val=\"0\"/></w:num>"
-    );
+    format!(
+        "{XML_DECL}<w:numbering xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">{}{}</w:numbering>",
+        abstract_nums(0),
+        nums(0, 1, numbered_lists)
+    )
+}
+
+/// The two list definitions: bullets as `abstractNumId` `first`, decimal
+/// numbers as `first + 1`.
+pub(crate) fn abstract_nums(first: u32) -> String {
+    let lvl = |fmt: &str, text: &str| {
+        format!(
+            "<w:multiLevelType w:val=\"singleLevel\"/><w:lvl w:ilvl=\"0\"><w:start w:val=\"1\"/><w:numFmt w:val=\"{fmt}\"/>\
+             <w:lvlText w:val=\"{text}\"/><w:lvlJc w:val=\"left\"/><w:pPr><w:ind w:left=\"720\" w:hanging=\"360\"/></w:pPr></w:lvl>"
+        )
+    };
+    format!(
+        "<w:abstractNum w:abstractNumId=\"{first}\">{}</w:abstractNum><w:abstractNum w:abstractNumId=\"{}\">{}</w:abstractNum>",
+        lvl("bullet", "•"),
+        first + 1,
+        lvl("decimal", "%1.")
+    )
+}
+
+/// The lists themselves: bullets are numId `bullet_id` (on abstract
+/// `first_abstract`), numbered list n is `bullet_id + n`, restarting at 1.
+pub(crate) fn nums(first_abstract: u32, bullet_id: u32, numbered_lists: u32) -> String {
+    let mut x = format!("<w:num w:numId=\"{bullet_id}\"><w:abstractNumId w:val=\"{first_abstract}\"/></w:num>");
     for n in 1..=numbered_lists {
         x.push_str(&format!(
-            "<w:num w:numId=\"{}\"><w:abstractNumId w:val=\"1\"/><w:lvlOverride w:ilvl=\"0\">\
+            "<w:num w:numId=\"{}\"><w:abstractNumId w:val=\"{}\"/><w:lvlOverride w:ilvl=\"0\">\
              <w:startOverride w:val=\"1\"/></w:lvlOverride></w:num>",
-            n + 1
+            bullet_id + n,
+            first_abstract + 1
         ));
     }
-    x.push_str("</w:numbering>");
     x
 }
 
@@ -310,7 +328,7 @@ const SETTINGS: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"ye
 <w:compat><w:compatSetting w:name=\"compatibilityMode\" w:uri=\"http://schemas.microsoft.com/office/word\" w:val=\"15\"/></w:compat>\
 </w:settings>";
 
-const STYLES: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\
+pub(crate) const STYLES: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\
 <w:styles xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
 <w:docDefaults><w:rPrDefault><w:rPr><w:rFonts w:ascii=\"Calibri\" w:hAnsi=\"Calibri\" w:eastAsia=\"SimSun\" w:cs=\"Arial\"/>\
 <w:sz w:val=\"22\"/><w:szCs w:val=\"22\"/><w:lang w:val=\"en-US\" w:eastAsia=\"zh-CN\" w:bidi=\"ar-SA\"/></w:rPr></w:rPrDefault>\

@@ -11,6 +11,8 @@
 
 mod build;
 mod digest;
+mod edit;
+mod fill;
 mod read;
 
 use std::path::PathBuf;
@@ -67,6 +69,14 @@ impl Guest for Docx {
                     &["blocks[].path"],
                     &["path"],
                 ),
+                operation("edit", edit::SUMMARY, edit::schema(), &["path"], &[]),
+                operation(
+                    "fill",
+                    fill::SUMMARY,
+                    fill::schema(),
+                    &["template", "values"],
+                    &["path"],
+                ),
                 operation(
                     "digest",
                     "Create a new .docx under output/ listing the notes (.md, .txt) in a folder and its sub-folders, \
@@ -85,6 +95,8 @@ impl Guest for Docx {
             "text" => read::text(parse_args(&args)?),
             "write" => write(parse_args(&args)?),
             "digest" => digest::digest(parse_args(&args)?),
+            "edit" => edit::edit(parse_args(&args)?),
+            "fill" => fill::fill(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }

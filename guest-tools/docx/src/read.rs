@@ -129,7 +129,7 @@ pub fn text(args: TextArgs) -> Result<Output, ToolError> {
     Ok(output(&j, summary))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {
     deskhand_guest::read_capped(path, read::MAX_FILE_BYTES, |size| {
         ToolError::TooLarge(path_error(
             path,

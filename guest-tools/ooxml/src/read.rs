@@ -224,6 +224,22 @@ impl<'a> Opened<'a> {
         &self.path
     }
 
+    /// Whether the package has an entry named `name` (compared ignoring
+    /// case, as OOXML part names are), to pick a free name for a new part.
+    pub fn has_part(&self, name: &str) -> bool {
+        self.archive
+            .file_names()
+            .any(|n| n.is_ok_and(|n| n.eq_ignore_ascii_case(name)))
+    }
+
+    /// The name of the relationships part of part `name`.
+    pub fn rels_name(name: &str) -> String {
+        match name.rsplit_once('/') {
+            Some((dir, file)) => format!("{dir}/_rels/{file}.rels"),
+            None => format!("_rels/{name}.rels"),
+        }
+    }
+
     /// The package's kind from its relationships and parts; `None` when it
     /// is not a docx or pptx. Refuses Strict Open XML and backslashed part names.
     fn kind(&mut self, expected: Kind) -> Result<Option<Kind>, ToolError> {
@@ -350,12 +366,8 @@ impl<'a> Opened<'a> {
 
     /// The relationships of part `name` (from `<dir>/_rels/<file>.rels`), empty when it has none.
     pub fn rels(&mut self, name: &str) -> Result<Vec<Rel>, ToolError> {
-        let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
-        let rels_name = if dir.is_empty() {
-            format!("_rels/{file}.rels")
-        } else {
-            format!("{dir}/_rels/{file}.rels")
-        };
+        let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+        let rels_name = Self::rels_name(name);
         match self.part(&rels_name)? {
             Some(xml) => parse_rels(&self.path, dir, &xml),
             None => Ok(Vec::new()),

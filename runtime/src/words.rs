@@ -145,6 +145,12 @@ pub fn action(tool: &str, operation: &str, args: &Value) -> Option<String> {
         ("xlsx", "read") => format!("Read {}", file(&["path"])),
         ("xlsx", "edit") => format!("Proposed changes to {}", file(&["path"])),
         ("pptx", "edit") => format!("Proposed changes to {}", file(&["path"])),
+        ("docx", "edit") => format!("Proposed changes to {}", file(&["path"])),
+        ("docx", "fill") => format!(
+            "Filled {} from {} into new documents",
+            file(&["template"]),
+            file(&["values"])
+        ),
         ("pdf", "info") => format!("Read the details of {}", file(&["path"])),
         ("pdf", "text") => format!("Read the text of {}", file(&["path"])),
         ("pdf", "merge") => format!("Merged PDFs into {}", file(&["output", "path"])),

@@ -187,11 +187,6 @@ pub fn edit(args: EditArgs) -> Result<Output, ToolError> {
             path.display()
         )));
     }
-    if args.edits.is_empty() || args.edits.len() > MAX_EDITS {
-        return Err(ToolError::InvalidArgs(format!(
-            "edits must hold 1 to {MAX_EDITS} changes"
-        )));
-    }
     // Arguments first: a bad one is reported before the file is read.
     check_edits(&args.edits)?;
     let bytes = crate::read::read_file(path)?;
@@ -216,6 +211,11 @@ pub fn edit(args: EditArgs) -> Result<Output, ToolError> {
 
 /// Each edit's arguments, checked before any file is read.
 fn check_edits(edits: &[Edit]) -> Result<(), ToolError> {
+    if edits.is_empty() || edits.len() > MAX_EDITS {
+        return Err(ToolError::InvalidArgs(format!(
+            "edits must hold 1 to {MAX_EDITS} changes"
+        )));
+    }
     for (i, e) in edits.iter().enumerate() {
         let at = format!("edits[{i}]");
         match e {

@@ -131,7 +131,17 @@ fn read_values(path: &Path) -> Result<Table, ToolError> {
                 "is empty; give a header row of placeholder names and a row per document",
             ));
         };
-        let columns: Vec<String> = header.iter().map(|h| h.trim().to_owned()).collect();
+        // A header may name a column `{{client}}`, as the placeholder reads.
+        let columns: Vec<String> = header
+            .iter()
+            .map(|h| {
+                h.trim()
+                    .trim_start_matches("{{")
+                    .trim_end_matches("}}")
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
         let mut rows = Vec::new();
         for (i, r) in records.enumerate() {
             if r.len() > columns.len() && r[columns.len()..].iter().any(|f| !f.trim().is_empty()) {
@@ -500,6 +510,105 @@ mod tests {
         assert_eq!(parse_csv("a;b\n1;2").unwrap()[1], ["1", "2"]);
         assert!(parse_csv("a\n\"open").unwrap_err().contains("never closes"));
         assert!(parse_csv("").unwrap().is_empty());
+    }
+
+    /// A fresh folder for one test's files, under the target directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/guest-native/docx-fill-tests")
+            .join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_docx_template_and_a_csv_make_one_document_per_row() {
+        let dir = scratch("csv");
+        let doc: deskhand_guest::document::Document = serde_json::from_value(json!({"blocks": [
+            {"type": "paragraph", "text": "Dear {{client}}, you owe {{ amount }}."}
+        ]}))
+        .unwrap();
+        let (bytes, _) = crate::build::build(&doc, &mut |_: &str, _: &str| unreachable!()).unwrap();
+        fs::write(dir.join("t.docx"), &bytes).unwrap();
+        fs::write(dir.join("v.csv"), "{{client}};amount\nAcme;10\nAcme;20\n").unwrap();
+        let args = |values: &str, path: &str| FillArgs {
+            template: dir.join("t.docx"),
+            values: dir.join(values),
+            path: dir.join(path),
+            unique: false,
+        };
+        let out = fill(args("v.csv", "out.docx")).unwrap();
+        let j: Value = serde_json::from_str(&out.json).unwrap();
+        assert_eq!(j["files"].as_array().unwrap().len(), 2);
+        for (name, amount) in [("out-Acme.docx", "10"), ("out-2.docx", "20")] {
+            let b = fs::read(dir.join(name)).unwrap();
+            let text = crate::read::render(Path::new(name), &b, 0, 10_000).unwrap().text;
+            assert!(
+                text.contains(&format!("Dear Acme, you owe {amount}.")),
+                "{name}: {text}"
+            );
+        }
+        // Taken names are refused before anything is written.
+        let err = fill(args("v.csv", "out.docx")).err().unwrap();
+        assert!(format!("{err:?}").contains("already exists"), "{err:?}");
+        fs::write(dir.join("few.json"), r#"{"client": "Zed"}"#).unwrap();
+        let err = fill(args("few.json", "z.docx")).err().unwrap();
+        assert!(format!("{err:?}").contains("{{amount}}"), "{err:?}");
+        fs::write(dir.join("empty.csv"), "").unwrap();
+        let err = fill(args("empty.csv", "e.docx")).err().unwrap();
+        assert!(format!("{err:?}").contains("is empty"), "{err:?}");
+        let rows: String = (0..=MAX_ROWS).map(|i| format!("{i},1\n")).collect();
+        fs::write(dir.join("many.csv"), format!("client,amount\n{rows}")).unwrap();
+        let err = fill(args("many.csv", "m.docx")).err().unwrap();
+        assert!(format!("{err:?}").contains("at most 1000"), "{err:?}");
+        let err = fill(args("v.csv", "out.pptx")).err().unwrap();
+        assert!(format!("{err:?}").contains(".docx"), "{err:?}");
+    }
+
+    #[test]
+    fn a_pptx_template_and_a_json_array_fill_slides_and_keep_the_rest() {
+        let dir = scratch("pptx");
+        let corpus =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/docx-pptx/python-pptx-txt-text.pptx");
+        let bytes = fs::read(&corpus).unwrap();
+        let mut pkg = read::open(&corpus, &bytes, Kind::Pptx).unwrap();
+        let (parts, flavor) = template_parts(&mut pkg, Kind::Pptx).unwrap();
+        assert_eq!(flavor, Flavor::Drawing);
+        let slide = parts[0].clone();
+        let xml = pkg.part(&slide).unwrap().unwrap();
+        // The slide's first text becomes a placeholder.
+        let first = xml
+            .split("<a:t>")
+            .nth(1)
+            .unwrap()
+            .split("</a:t>")
+            .next()
+            .unwrap()
+            .to_owned();
+        let (with_placeholder, counts) = deskhand_ooxml::edit::replace_in_part(
+            &xml,
+            Flavor::Drawing,
+            &[(first.clone(), "Hello {{name}}".to_owned())],
+            true,
+        )
+        .unwrap();
+        assert!(counts[0] >= 1);
+        let changed = BTreeMap::from([(slide.clone(), with_placeholder.into_bytes())]);
+        let template = rewrite(&corpus, &bytes, &changed, &BTreeSet::new()).unwrap();
+        fs::write(dir.join("t.pptx"), &template).unwrap();
+        fs::write(dir.join("v.json"), r#"[{"name": "Ann & Bo"}, {"name": "Cy"}]"#).unwrap();
+        fill(FillArgs {
+            template: dir.join("t.pptx"),
+            values: dir.join("v.json"),
+            path: dir.join("deck.pptx"),
+            unique: false,
+        })
+        .unwrap();
+        let out = fs::read(dir.join("deck-Ann & Bo.pptx")).unwrap();
+        let mut filled = read::open(&corpus, &out, Kind::Pptx).unwrap();
+        assert!(filled.part(&slide).unwrap().unwrap().contains("Hello Ann &amp; Bo"));
+        assert!(dir.join("deck-Cy.pptx").exists());
     }
 
     #[test]

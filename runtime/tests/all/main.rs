@@ -18,6 +18,7 @@ mod office_text;
 mod offline_skills;
 mod openai_runs;
 mod pdf;
+mod pptx_edit;
 mod python;
 mod readers;
 mod receipts;

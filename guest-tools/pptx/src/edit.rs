@@ -132,6 +132,10 @@ struct Work<'a> {
     binary: BTreeMap<String, Vec<u8>>,
     /// Parts of the original package left out.
     removed: BTreeSet<String>,
+    /// Every name the package had or this edit gave, lowercased.
+    taken: BTreeSet<String>,
+    /// Where the search for a free name of each stem goes on.
+    next: BTreeMap<String, usize>,
 }
 
 impl Work<'_> {
@@ -154,20 +158,24 @@ impl Work<'_> {
         }
     }
 
+    /// Whether the package has `part` at this point of the edit.
     fn exists(&self, part: &str) -> bool {
-        let lower = part.to_lowercase();
-        !self.removed.contains(part)
-            && (self.names.iter().any(|n| n.to_lowercase() == lower)
-                || self.text.keys().any(|n| n.to_lowercase() == lower)
-                || self.binary.keys().any(|n| n.to_lowercase() == lower))
+        (self.names.contains(part) && !self.removed.contains(part))
+            || self.text.contains_key(part)
+            || self.binary.contains_key(part)
     }
 
-    /// A part name `{stem}{n}.{ext}` no part has (names compare ignoring case).
-    fn free_name(&self, stem: &str, ext: &str) -> String {
-        (1..)
-            .map(|n| format!("{stem}{n}.{ext}"))
-            .find(|p| !self.exists(p) && !self.removed.contains(p))
-            .unwrap_or_default()
+    /// A part name `{stem}{n}.{ext}` no part has or had (names compare
+    /// ignoring case), and claims it.
+    fn free_name(&mut self, stem: &str, ext: &str) -> String {
+        let from = self.next.get(stem).copied().unwrap_or(1);
+        let (n, name) = (from..)
+            .map(|n| (n, format!("{stem}{n}.{ext}")))
+            .find(|(_, p)| !self.taken.contains(&p.to_lowercase()))
+            .unwrap_or_default();
+        self.next.insert(stem.to_owned(), n + 1);
+        self.taken.insert(name.to_lowercase());
+        name
     }
 
     /// Leaves `part` out of the result (a part this edit added just goes).
@@ -263,6 +271,7 @@ pub fn apply(path: &Path, bytes: &[u8], edits: &[Edit], load: &mut LoadImage<'_>
     let pkg = read::open(path, bytes, Kind::Pptx)?;
     let names = core::entry_names(path, bytes)?;
     let main = pkg.main.clone();
+    let taken = names.iter().map(|n| n.to_lowercase()).collect();
     let mut w = Work {
         path: path.to_path_buf(),
         pkg,
@@ -271,6 +280,8 @@ pub fn apply(path: &Path, bytes: &[u8], edits: &[Edit], load: &mut LoadImage<'_>
         dirty: BTreeSet::new(),
         binary: BTreeMap::new(),
         removed: BTreeSet::new(),
+        taken,
+        next: BTreeMap::new(),
     };
     let mut deck = Deck::read(&mut w, &main)?;
 
@@ -309,15 +320,12 @@ pub fn apply(path: &Path, bytes: &[u8], edits: &[Edit], load: &mut LoadImage<'_>
         "parts_removed": w.removed,
         "size": result.len(),
     });
+    let said: Vec<&str> = done.iter().filter_map(|d| d["said"].as_str()).collect();
     let text = format!(
-        "proposed to change {}: {} edit(s), now {count} slide{} ({} part(s) rewritten, {} added, {} removed; the \
-         rest unchanged)",
+        "proposed to change {}: {}; now {count} slide{} (every other part unchanged)",
         path.display(),
-        done.len(),
+        said.join(", "),
         if count == 1 { "" } else { "s" },
-        rewritten.len(),
-        added.len(),
-        w.removed.len()
     );
     Ok(Edited {
         bytes: result,
@@ -460,7 +468,15 @@ impl Deck {
                 }
             )));
         }
-        Ok(json!({"op": "replace", "find": find, "replaced": total, "slides": on}))
+        let said = format!(
+            "replaced {find:?} {}",
+            if total == 1 {
+                "once".to_owned()
+            } else {
+                format!("{total} times")
+            }
+        );
+        Ok(json!({"op": "replace", "find": find, "replaced": total, "slides": on, "said": said}))
     }
 
     fn fill(&mut self, w: &mut Work<'_>, at: &str, values: &BTreeMap<String, String>) -> Result<Value, ToolError> {
@@ -511,7 +527,8 @@ impl Deck {
             }
             w.set(part, new);
         }
-        Ok(json!({"op": "fill", "filled": filled}))
+        let said = format!("filled {} placeholder(s)", filled.len());
+        Ok(json!({"op": "fill", "filled": filled, "said": said}))
     }
 
     fn delete(&mut self, w: &mut Work<'_>, at: &str, n: usize) -> Result<Value, ToolError> {
@@ -523,6 +540,12 @@ impl Deck {
             )));
         }
         let slide = self.slides.remove(n - 1);
+        let title = if w.exists(&slide.part) {
+            let xml = w.get(&slide.part)?;
+            crate::read::slide_title(&xml).map_err(|e| w.damaged(format!("its part {} {e}", slide.part)))?
+        } else {
+            String::new()
+        };
         // Another slide that links here would point nowhere.
         for (k, other) in self.slides.iter().enumerate() {
             let rels_part = rels_name(&other.part);
@@ -583,7 +606,12 @@ impl Deck {
         })
         .map_err(|e| w.damaged(format!("{}: {e}", self.main_rels)))?;
         w.set(&self.main_rels.clone(), rels);
-        Ok(json!({"op": "delete_slide", "slide": n, "parts_removed": gone}))
+        let said = if title.is_empty() {
+            format!("deleted slide {n}")
+        } else {
+            format!("deleted slide {n} ({title:?})")
+        };
+        Ok(json!({"op": "delete_slide", "slide": n, "title": title, "parts_removed": gone, "said": said}))
     }
 
     fn append(
@@ -681,7 +709,8 @@ impl Deck {
         w.set(CONTENT_TYPES, types);
         Ok(
             json!({"op": "append_slides", "slides_added": added.len(), "first": first,
-                  "layout": layout.name, "parts_added": added}),
+                  "layout": layout.name, "parts_added": added,
+                  "said": format!("added {} slide(s) from slide {first} on", added.len())}),
         )
     }
 
@@ -1267,6 +1296,54 @@ mod tests {
             run(&docx, json!([{"op": "delete_slide", "slide": 1}])).err().unwrap()
         );
         assert!(e.contains("is a Word document"), "{e}");
+    }
+
+    /// The package `bytes` with the entries of `parts` replaced (or added).
+    fn with_parts(bytes: &[u8], parts: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for i in 0..z.len() {
+            let e = z.by_index_raw(i).unwrap();
+            let name = e.name().unwrap().to_string();
+            if parts.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            out.raw_copy_file(e).unwrap();
+        }
+        for (name, text) in parts {
+            out.start_file(*name, opts).unwrap();
+            out.write_all(text.as_bytes()).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_linked_slide_a_damaged_list_and_a_broken_slide_are_refused_by_name() {
+        let before = std::fs::read(corpus("python-pptx-txt-text.pptx")).unwrap();
+        let link = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
+            <Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+            <Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/slideLayout\" Target=\"../slideLayouts/slideLayout1.xml\"/>\
+            <Relationship Id=\"rId2\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide\" Target=\"slide1.xml\"/></Relationships>";
+        let linked = with_parts(&before, &[("ppt/slides/_rels/slide2.xml.rels", link)]);
+        let e = message(run(&linked, json!([{"op": "delete_slide", "slide": 1}])).err().unwrap());
+        assert!(e.contains("slide 2 links to it"), "{e}");
+        // Deleting the slide that links is fine.
+        run(&linked, json!([{"op": "delete_slide", "slide": 2}])).unwrap();
+
+        let pres = part(&before, "ppt/presentation.xml").replace("r:id=\"rId3\"", "r:id=\"rId99\"");
+        let listed = with_parts(&before, &[("ppt/presentation.xml", &pres)]);
+        let e = message(run(&listed, json!([{"op": "delete_slide", "slide": 1}])).err().unwrap());
+        assert!(e.contains("slide 2 is listed but its part is not (rId99)"), "{e}");
+
+        let broken = with_parts(&before, &[("ppt/slides/slide2.xml", "<p:sld><a:p><a:t>Text</a:p>")]);
+        let e = message(
+            run(&broken, json!([{"op": "replace", "find": "Text", "replace": "x"}]))
+                .err()
+                .unwrap(),
+        );
+        assert!(e.contains("ppt/slides/slide2.xml"), "{e}");
     }
 
     #[test]

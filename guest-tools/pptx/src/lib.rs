@@ -12,6 +12,11 @@
 //! The package (presentation, slide master, two layouts, theme) is built
 //! whole in memory, then saved with the sdk's never-overwrite write: a bad
 //! block or image leaves no file behind.
+//!
+//! `edit` (in [`edit`]) changes an existing presentation as a proposed
+//! overwrite: text replaced or `{{name}}` placeholders filled in the slides
+//! and notes, slides appended (laid out by the same [`slides`] code, on the
+//! deck's own layout) or deleted, every untouched part kept byte for byte.
 
 mod edit;
 mod fixed;
@@ -80,8 +85,9 @@ impl Guest for Pptx {
             name: "pptx".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Reads PowerPoint (.pptx) presentations slide by slide (titles, text, tables, comments, \
-                      speaker notes) and writes new ones under output/: a title slide, then slides of headings, \
-                      paragraphs, bullets, tables, images and bar charts."
+                      speaker notes), writes new ones under output/ (a title slide, then slides of headings, \
+                      paragraphs, bullets, tables, images and bar charts), and edits existing ones (replace text, \
+                      fill placeholders, append and delete slides) as a proposal the person approves."
                 .into(),
             operations: vec![
                 operation("text", read::SUMMARY, read::schema(), &["path"], &[]),

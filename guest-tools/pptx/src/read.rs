@@ -219,19 +219,11 @@ impl<'a> Deck<'a> {
             hidden: shapes.hidden,
             ..Slide::default()
         };
+        slide.title = title_of(&shapes.shapes);
         let mut blocks = Vec::new();
         for s in shapes.shapes {
             match s.ph.as_deref() {
-                Some("title" | "ctrTitle") => {
-                    let t = one_line(&s.lines.join(" "));
-                    if !t.is_empty() {
-                        if !slide.title.is_empty() {
-                            slide.title.push_str(" / ");
-                        }
-                        slide.title.push_str(&t);
-                    }
-                }
-                Some("dt" | "ftr" | "sldNum" | "sldImg" | "hdr") => {}
+                Some("title" | "ctrTitle" | "dt" | "ftr" | "sldNum" | "sldImg" | "hdr") => {}
                 _ if !s.lines.is_empty() => blocks.push(s.lines.join("\n")),
                 _ => {}
             }
@@ -261,6 +253,23 @@ impl<'a> Deck<'a> {
         }
         Ok(slide)
     }
+}
+
+/// A slide's title: its title placeholders' text, on one line.
+fn title_of(shapes: &[Shape]) -> String {
+    shapes
+        .iter()
+        .filter(|s| matches!(s.ph.as_deref(), Some("title" | "ctrTitle")))
+        .map(|s| one_line(&s.lines.join(" ")))
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The title of the slide whose part is `xml` (empty when it has none);
+/// a malformed part says where it breaks.
+pub fn slide_title(xml: &str) -> Result<String, String> {
+    Ok(title_of(&parse_shapes(xml, true)?.shapes))
 }
 
 fn notes_part(rels: &[Rel]) -> Option<String> {

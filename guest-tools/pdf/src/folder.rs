@@ -1,8 +1,9 @@
 //! The PDFs directly in a folder, in the order a person reads their names
 //! (`page 2` before `page 10`), for operations that take a folder.
 
-use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
+
+pub use deskhand_guest::natural_cmp;
 
 /// The `.pdf` files directly in `folder` (not in sub-folders), in natural
 /// name order. Hidden names, links and anything not a regular file are
@@ -33,35 +34,6 @@ fn name_of(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Compares names ignoring case, runs of digits by their value.
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.to_lowercase(), b.to_lowercase());
-    let (mut x, mut y) = (a.as_str(), b.as_str());
-    loop {
-        match (x.chars().next(), y.chars().next()) {
-            (None, None) => return a.cmp(&b),
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
-                let (n, rest_x) = split_digits(x);
-                let (m, rest_y) = split_digits(y);
-                let (n, m) = (n.trim_start_matches('0'), m.trim_start_matches('0'));
-                match n.len().cmp(&m.len()).then_with(|| n.cmp(m)) {
-                    Ordering::Equal => (x, y) = (rest_x, rest_y),
-                    other => return other,
-                }
-            }
-            (Some(c), Some(d)) if c == d => (x, y) = (&x[c.len_utf8()..], &y[d.len_utf8()..]),
-            (Some(c), Some(d)) => return c.cmp(&d),
-        }
-    }
-}
-
-fn split_digits(s: &str) -> (&str, &str) {
-    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    s.split_at(end)
 }
 
 #[cfg(test)]

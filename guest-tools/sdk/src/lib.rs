@@ -35,7 +35,7 @@ pub use bindings::deskhand::tool::types::{
 pub const SCRATCH: &str = "/.deskhand-scratch";
 pub use bindings::{Guest, export};
 pub use csv::csv_field;
-pub use walk::{UnreadableNames, Walked, kind, modified_rfc3339, require_folder, walk};
+pub use walk::{UnreadableNames, Walked, kind, modified_rfc3339, natural_cmp, require_folder, walk};
 pub use write::{write_new, write_new_with};
 
 /// Parses an operation's JSON arguments; a mismatch is the caller's to fix.

@@ -224,3 +224,32 @@ mod names {
         Ok((names, unreadable))
     }
 }
+
+/// Compares names ignoring case, runs of digits by their value.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
+    let (mut x, mut y) = (a.as_str(), b.as_str());
+    loop {
+        match (x.chars().next(), y.chars().next()) {
+            (None, None) => return a.cmp(&b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let (n, rest_x) = split_digits(x);
+                let (m, rest_y) = split_digits(y);
+                let (n, m) = (n.trim_start_matches('0'), m.trim_start_matches('0'));
+                match n.len().cmp(&m.len()).then_with(|| n.cmp(m)) {
+                    std::cmp::Ordering::Equal => (x, y) = (rest_x, rest_y),
+                    other => return other,
+                }
+            }
+            (Some(c), Some(d)) if c == d => (x, y) = (&x[c.len_utf8()..], &y[d.len_utf8()..]),
+            (Some(c), Some(d)) => return c.cmp(&d),
+        }
+    }
+}
+
+fn split_digits(s: &str) -> (&str, &str) {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s.split_at(end)
+}

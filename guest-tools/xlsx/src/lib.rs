@@ -10,6 +10,7 @@
 
 mod budget;
 mod cache;
+mod combine;
 mod convert;
 mod csv_read;
 pub mod csv_scan;
@@ -86,6 +87,17 @@ pub fn describe() -> Description {
                 &["path"],
             ),
             operation(
+                "combine",
+                "Combine the first sheet of several workbooks or CSV files (listed, or every one directly in a \
+                     folder, in name order) into a new .xlsx under output/: one sheet per file, named after it \
+                     (mode sheets), or every file's rows under one header with a Source column, columns matched \
+                     by name (mode stack). Nothing is changed in the inputs. Picks a free name when the file \
+                     exists, unless unique is false.",
+                combine::schema(),
+                &["inputs[]", "folder"],
+                &["path"],
+            ),
+            operation(
                 "read",
                 "Read an xlsx/xlsm/xlsb/xls/ods workbook or a CSV file into typed rows: numbers, text, \
                      booleans, {\"date\": ISO}, {\"amount\", \"currency\"} (from a currency symbol or an xlsx \
@@ -107,6 +119,7 @@ pub fn run(op: &str, args: &str) -> Result<Output, ToolError> {
         "read" => read::read(parse_args(args)?),
         "edit" => edit::edit(parse_args(args)?),
         "convert" => convert::convert(parse_args(args)?),
+        "combine" => combine::combine(parse_args(args)?),
         // Not in the description: the host runs it after a workbook is written
         // (runtime/src/call.rs); a model never sees or calls it.
         "cache_values" => cache::cache_values(parse_args(args)?),

@@ -21,6 +21,7 @@ mod calls;
 pub mod context;
 pub mod meta;
 mod native;
+mod office;
 pub mod offline;
 mod outputs;
 mod plan;

@@ -151,6 +151,18 @@ const EVALS: &[(&str, &str)] = &[
         "notes-digest",
         include_str!("../../../skills/notes-digest/evals/evals.json"),
     ),
+    (
+        "combine-workbooks",
+        include_str!("../../../skills/combine-workbooks/evals/evals.json"),
+    ),
+    (
+        "convert-to-pdf",
+        include_str!("../../../skills/convert-to-pdf/evals/evals.json"),
+    ),
+    (
+        "fill-template",
+        include_str!("../../../skills/fill-template/evals/evals.json"),
+    ),
 ];
 
 impl OfflinePlanner {

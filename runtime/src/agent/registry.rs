@@ -55,6 +55,8 @@ pub(super) trait ToolHandler: Sync {
 
 /// Every tool the agent offers, in the order the model sees them.
 const HANDLERS: &[&dyn ToolHandler] = &[
+    // Before `Sandboxed`, which takes every name with `__` in it.
+    &Office,
     &Sandboxed,
     &RuntimeTool {
         name: meta::UPDATE_PLAN,
@@ -176,6 +178,34 @@ impl ToolHandler for Shell {
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
         agent.shell_call(st, step, call.id, call.input)
+    }
+}
+
+/// `office__to_pdf`: documents as PDFs by LibreOffice in the native
+/// sandbox, offered when this machine has LibreOffice (see `office.rs`).
+struct Office;
+
+impl ToolHandler for Office {
+    fn specs(&self, agent: &Agent<'_>) -> Result<Vec<ToolSpec>> {
+        Ok(agent.toolbox.office().map(|_| office::spec()).into_iter().collect())
+    }
+
+    fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
+        name == office::TO_PDF
+    }
+
+    fn place(&self) -> Place {
+        Place::InStep
+    }
+
+    fn run(
+        &self,
+        agent: &Agent<'_>,
+        st: &mut RunState,
+        step: StepNo,
+        call: &Use<'_>,
+    ) -> std::result::Result<String, String> {
+        agent.office_call(st, step, call.id, call.input)
     }
 }
 

@@ -579,7 +579,20 @@ fn fill(skill: &Skill, text: &Analysis) -> (BTreeMap<String, String>, Vec<ParamS
             targets = inputs.clone();
         }
     } else {
-        for (p, v) in reads.iter().zip(&inputs) {
+        // A parameter that names its extensions (`file(docx|pptx)`) takes the
+        // first named file that has one; the others take the rest in order.
+        let mut left: Vec<&String> = inputs.iter().collect();
+        for p in reads.iter().filter(|p| !p.extensions.is_empty()) {
+            let fits = |v: &&String| {
+                Path::new(v.as_str())
+                    .extension()
+                    .is_some_and(|e| p.extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
+            };
+            if let Some(i) = left.iter().position(fits) {
+                params.insert(p.name.clone(), left.remove(i).clone());
+            }
+        }
+        for (p, v) in reads.iter().filter(|p| p.extensions.is_empty()).zip(left) {
             params.insert(p.name.clone(), v.clone());
         }
     }

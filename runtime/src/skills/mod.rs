@@ -69,6 +69,10 @@ pub struct ParamSpec {
     pub required: bool,
     pub default: Option<String>,
     pub description: String,
+    /// For a `file(docx|pptx)` parameter: the extensions its file may have,
+    /// lowercased, so a task naming two files gives each parameter its own
+    /// whatever their order. Empty: any.
+    pub extensions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +194,15 @@ const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../skills/find-duplicates/SKILL.md"),
     ),
     ("notes-digest", include_str!("../../../skills/notes-digest/SKILL.md")),
+    (
+        "combine-workbooks",
+        include_str!("../../../skills/combine-workbooks/SKILL.md"),
+    ),
+    (
+        "convert-to-pdf",
+        include_str!("../../../skills/convert-to-pdf/SKILL.md"),
+    ),
+    ("fill-template", include_str!("../../../skills/fill-template/SKILL.md")),
     (
         "receipts-to-spreadsheet",
         include_str!("../../../skills/receipts-to-spreadsheet/SKILL.md"),
@@ -329,6 +342,9 @@ mod tests {
                 "sort-into-folders",
                 "find-duplicates",
                 "notes-digest",
+                "combine-workbooks",
+                "convert-to-pdf",
+                "fill-template",
                 "receipts-to-spreadsheet"
             ]
         );
@@ -401,6 +417,9 @@ mod tests {
                 ("sort-into-folders", SkillSource::Bundled),
                 ("find-duplicates", SkillSource::Bundled),
                 ("notes-digest", SkillSource::Bundled),
+                ("combine-workbooks", SkillSource::Bundled),
+                ("convert-to-pdf", SkillSource::Bundled),
+                ("fill-template", SkillSource::Bundled),
                 ("receipts-to-spreadsheet", SkillSource::Bundled),
             ]
         );

@@ -9,6 +9,9 @@ use serde::Deserialize;
 use super::{Entry, ParamKind, ParamSpec, SKILL_FILE, Skill, SkillError, SkillSource};
 use crate::tools::BundledTool;
 
+/// deskhand's own tools a skill may name as its entry besides the bundled
+/// sandboxed ones (`office.to_pdf`: LibreOffice in the native sandbox).
+const RUNTIME_TOOLS: &[&str] = &["office"];
 const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 1024;
 const PREFIX: &str = "deskhand-";
@@ -226,8 +229,9 @@ impl<'a> Metadata<'a> {
                     "must be `tool.operation` for a bundled tool or `component:path.wasm#operation`",
                 )
             })?;
-        if BundledTool::from_name(tool).is_none() {
-            let known: Vec<&str> = BundledTool::ALL.iter().map(|t| t.name()).collect();
+        if BundledTool::from_name(tool).is_none() && !RUNTIME_TOOLS.contains(&tool) {
+            let mut known: Vec<&str> = BundledTool::ALL.iter().map(|t| t.name()).collect();
+            known.extend(RUNTIME_TOOLS);
             return Err(self.bad(
                 ENTRY,
                 format!("no bundled tool named {tool:?}; bundled: {}", known.join(", ")),
@@ -297,6 +301,7 @@ impl<'a> Metadata<'a> {
     /// `kind, [required | optional | default=value,]* description`.
     fn param(&self, name: &str, key: &str, spec: &str) -> Result<ParamSpec, SkillError> {
         let mut parts = spec.split(',').map(str::trim).peekable();
+        let mut extensions = Vec::new();
         let kind = match parts.next().unwrap_or_default() {
             "path" => ParamKind::Path,
             "file" => ParamKind::File,
@@ -304,27 +309,31 @@ impl<'a> Metadata<'a> {
             "text" => ParamKind::Text,
             "period" => ParamKind::Period,
             "pages" => ParamKind::Pages,
-            other => {
-                match other.strip_prefix("format(").and_then(|o| o.strip_suffix(')')) {
-                    Some(options) => {
-                        let options: Vec<String> = options
-                            .split('|')
-                            .map(|o| o.trim().to_lowercase())
-                            .filter(|o| !o.is_empty())
-                            .collect();
-                        if options.is_empty() {
-                            return Err(self.bad(key, "format(...) lists no options"));
-                        }
-                        ParamKind::Format(options)
-                    }
-                    None => {
-                        return Err(self.bad(
+            other if other.starts_with("file(") => {
+                extensions = options(other.strip_prefix("file(").and_then(|o| o.strip_suffix(')')));
+                if extensions.is_empty() {
+                    return Err(self.bad(
                         key,
-                        format!("unknown kind {other:?}; kinds are path, file, date, period, pages, format(a|b|c) and text"),
+                        "file(...) lists no extensions; write file(docx|pptx), or file for any",
                     ));
-                    }
                 }
+                ParamKind::File
             }
+            other => match other.strip_prefix("format(").and_then(|o| o.strip_suffix(')')) {
+                Some(options) => {
+                    let options = self::options(Some(options));
+                    if options.is_empty() {
+                        return Err(self.bad(key, "format(...) lists no options"));
+                    }
+                    ParamKind::Format(options)
+                }
+                None => {
+                    return Err(self.bad(
+                        key,
+                        format!("unknown kind {other:?}; kinds are path, file, file(ext|ext), date, period, pages, format(a|b|c) and text"),
+                    ));
+                }
+            },
         };
         let (mut required, mut default) = (false, None);
         while let Some(flag) = parts.peek() {
@@ -360,8 +369,20 @@ impl<'a> Metadata<'a> {
             required,
             default,
             description,
+            extensions,
         })
     }
+}
+
+/// The `a|b|c` of `format(a|b|c)` or `file(a|b)`, lowercased; none when unclosed.
+fn options(list: Option<&str>) -> Vec<String> {
+    list.map(|l| {
+        l.split('|')
+            .map(|o| o.trim().trim_start_matches('.').to_lowercase())
+            .filter(|o| !o.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -432,6 +453,7 @@ Body text.
                 required: true,
                 default: None,
                 description: "The folder to inventory".into(),
+                extensions: Vec::new(),
             }
         );
         assert_eq!(p[1].default.as_deref(), Some("output/inventory.csv"));

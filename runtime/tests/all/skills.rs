@@ -140,6 +140,21 @@ fn notes_digest_evals_match() {
 }
 
 #[test]
+fn combine_workbooks_evals_match() {
+    assert!(check_evals("combine-workbooks") >= 8);
+}
+
+#[test]
+fn convert_to_pdf_evals_match() {
+    assert!(check_evals("convert-to-pdf") >= 8);
+}
+
+#[test]
+fn fill_template_evals_match() {
+    assert!(check_evals("fill-template") >= 8);
+}
+
+#[test]
 fn unrelated_tasks_match_no_skill() {
     let evals = load_evals("folder-inventory");
     let ctx = MatchContext {

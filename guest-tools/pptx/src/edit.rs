@@ -695,7 +695,7 @@ impl Deck {
             let (new_rels, rid) = core::add_relationship(&rels_xml, rel::SLIDE, &relative(dir_of(&self.main), &part));
             rels_xml = new_rels;
             let entry = format!("<{p}sldId{declare_r} id=\"{next_id}\" {r}id=\"{rid}\"/>", p = self.p);
-            main_xml = self.add_to_list(w, &main_xml, &entry)?;
+            main_xml = Self::add_to_last_section(&self.add_to_list(w, &main_xml, &entry)?, next_id);
             self.slides.push(Slide {
                 part: part.clone(),
                 rid,
@@ -740,6 +740,33 @@ impl Deck {
             }
         }
         Err(w.damaged(format!("{} has no slide master list", self.main)))
+    }
+
+    /// presentation.xml with slide `id` at the end of its last section when
+    /// it has sections (PowerPoint 2010's `p14:sectionLst`): a slide in no
+    /// section would be missing from PowerPoint's section view.
+    fn add_to_last_section(xml: &str, id: u64) -> String {
+        let Some(section) = markup::tags(xml)
+            .filter(|t| t.local() == "section" && t.kind != TagKind::Close)
+            .last()
+        else {
+            return xml.to_owned();
+        };
+        let Some(end) = markup::element_end(xml, &section) else {
+            return xml.to_owned();
+        };
+        let inner = &xml[section.start..end];
+        let Some(list) = markup::tags(inner).find(|t| t.local() == "sldIdLst" && t.kind != TagKind::Close) else {
+            return xml.to_owned();
+        };
+        let entry = format!(
+            "<{}sldId id=\"{id}\"/>",
+            list.name.strip_suffix("sldIdLst").unwrap_or("")
+        );
+        match markup::append_child(inner, |t| t.local() == "sldIdLst", &entry) {
+            Some(new) => format!("{}{new}{}", &xml[..section.start], &xml[end..]),
+            None => xml.to_owned(),
+        }
     }
 
     /// The layout for new slides: "Title and Content" (`obj`), else Title
@@ -1344,6 +1371,32 @@ mod tests {
                 .unwrap(),
         );
         assert!(e.contains("ppt/slides/slide2.xml"), "{e}");
+    }
+
+    #[test]
+    fn sections_lose_a_deleted_slide_and_the_last_one_gains_the_new_ones() {
+        let before = std::fs::read(corpus("python-pptx-test.pptx")).unwrap();
+        let sections = "<p:extLst><p:ext uri=\"{521415D9-36F7-43E2-AB2F-B90AF26B5E84}\">\
+            <p14:sectionLst xmlns:p14=\"http://schemas.microsoft.com/office/powerpoint/2010/main\">\
+            <p14:section name=\"Intro\" id=\"{11111111-1111-1111-1111-111111111111}\"><p14:sldIdLst><p14:sldId id=\"256\"/></p14:sldIdLst></p14:section>\
+            <p14:section name=\"More\" id=\"{22222222-2222-2222-2222-222222222222}\"><p14:sldIdLst/></p14:section>\
+            </p14:sectionLst></p:ext></p:extLst></p:presentation>";
+        let pres = part(&before, "ppt/presentation.xml").replace("</p:presentation>", sections);
+        let deck = with_parts(&before, &[("ppt/presentation.xml", &pres)]);
+        let e = run(
+            &deck,
+            json!([
+                {"op": "append_slides", "slides": [{"title": "New"}]}, {"op": "delete_slide", "slide": 1}
+            ]),
+        )
+        .unwrap();
+        let pres = part(&e.bytes, "ppt/presentation.xml");
+        assert!(
+            pres.contains("<p14:sldIdLst></p14:sldIdLst></p14:section>")
+                && pres.contains("name=\"More\" id=\"{22222222-2222-2222-2222-222222222222}\"><p14:sldIdLst><p14:sldId id=\"257\"/></p14:sldIdLst>"),
+            "{pres}"
+        );
+        assert!(pres.contains("<p:sldIdLst><p:sldId id=\"257\""), "{pres}");
     }
 
     #[test]

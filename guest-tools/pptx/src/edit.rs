@@ -36,6 +36,10 @@ use crate::slides::{self, Area, LoadImage, Parts, SlideSpec, TitleAs};
 const MAX_EDITS: usize = 1_000;
 /// The most slides one call appends.
 const MAX_APPENDED: usize = 1_000;
+/// The most slides an edited deck may have: as many as `text` reads.
+const MAX_DECK_SLIDES: usize = 10_000;
+/// The most the pictures of all appended slides may weigh together.
+const MAX_NEW_MEDIA_BYTES: usize = 256 * 1024 * 1024;
 /// Slide ids are at least this and below `MAX_SLIDE_ID` (ECMA-376 19.2.1.33).
 const MIN_SLIDE_ID: u64 = 256;
 const MAX_SLIDE_ID: u64 = 2_147_483_648;
@@ -650,6 +654,20 @@ impl Deck {
             other => other,
         })?;
         let (pages, mut images) = laid.into_parts();
+        if self.slides.len() + pages.len() > MAX_DECK_SLIDES {
+            return Err(ToolError::InvalidArgs(format!(
+                "{at}: the deck would have {} slides; deskhand edits presentations of up to {MAX_DECK_SLIDES}",
+                self.slides.len() + pages.len()
+            )));
+        }
+        let media: usize = w.binary.values().map(Vec::len).sum::<usize>()
+            + images.iter().flatten().map(|i| i.bytes.len()).sum::<usize>();
+        if media > MAX_NEW_MEDIA_BYTES {
+            return Err(ToolError::InvalidArgs(format!(
+                "{at}: the pictures of the new slides add up to more than {} MiB; embed fewer or smaller ones",
+                MAX_NEW_MEDIA_BYTES >> 20
+            )));
+        }
         let sh = self.size.1;
         let title_as = match &layout.title_ph {
             Some(ph) => TitleAs { ph, at: None },
@@ -1149,7 +1167,7 @@ mod tests {
 
     #[test]
     fn the_deck_s_title_and_content_layout_places_new_slides() {
-        let before = std::fs::read(corpus("python-pptx-test.pptx")).unwrap();
+        let before = std::fs::read(corpus("python-pptx-shp-groupshape.pptx")).unwrap();
         let e = run(
             &before,
             json!([{"op": "append_slides", "slides": [{"title": "T", "blocks": [
@@ -1375,7 +1393,7 @@ mod tests {
 
     #[test]
     fn sections_lose_a_deleted_slide_and_the_last_one_gains_the_new_ones() {
-        let before = std::fs::read(corpus("python-pptx-test.pptx")).unwrap();
+        let before = std::fs::read(corpus("python-pptx-shp-groupshape.pptx")).unwrap();
         let sections = "<p:extLst><p:ext uri=\"{521415D9-36F7-43E2-AB2F-B90AF26B5E84}\">\
             <p14:sectionLst xmlns:p14=\"http://schemas.microsoft.com/office/powerpoint/2010/main\">\
             <p14:section name=\"Intro\" id=\"{11111111-1111-1111-1111-111111111111}\"><p14:sldIdLst><p14:sldId id=\"256\"/></p14:sldIdLst></p14:section>\

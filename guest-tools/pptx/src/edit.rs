@@ -1167,7 +1167,7 @@ mod tests {
 
     #[test]
     fn the_deck_s_title_and_content_layout_places_new_slides() {
-        let before = std::fs::read(corpus("python-pptx-shp-groupshape.pptx")).unwrap();
+        let before = std::fs::read(corpus("python-pptx-test.pptx")).unwrap();
         let e = run(
             &before,
             json!([{"op": "append_slides", "slides": [{"title": "T", "blocks": [
@@ -1393,7 +1393,7 @@ mod tests {
 
     #[test]
     fn sections_lose_a_deleted_slide_and_the_last_one_gains_the_new_ones() {
-        let before = std::fs::read(corpus("python-pptx-shp-groupshape.pptx")).unwrap();
+        let before = std::fs::read(corpus("python-pptx-test.pptx")).unwrap();
         let sections = "<p:extLst><p:ext uri=\"{521415D9-36F7-43E2-AB2F-B90AF26B5E84}\">\
             <p14:sectionLst xmlns:p14=\"http://schemas.microsoft.com/office/powerpoint/2010/main\">\
             <p14:section name=\"Intro\" id=\"{11111111-1111-1111-1111-111111111111}\"><p14:sldIdLst><p14:sldId id=\"256\"/></p14:sldIdLst></p14:section>\

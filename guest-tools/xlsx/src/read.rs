@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use calamine::{Data, ExcelDateTime, Reader, SheetType, Xls, Xlsb, Xlsx, XlsxError};
-use deskhand_guest::{Output, ToolError, output, path_error};
+use calamine::{Data, DataRef, DataType, ExcelDateTime, Reader, SheetType, Xls, Xlsb, Xlsx, XlsxError};
+use deskhand_guest::{Output, ToolError, path_error};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -168,7 +168,9 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
         result["delimiter"] = json!(sheet.delimiter.to_string());
         result["decimal"] = json!(sheet.decimal.to_string());
         notes.extend(sheet.notes);
-        vec![json!({"name": name, "header": sheet.header, "rows": sheet.rows})]
+        vec![SheetJson::from_value(
+            &json!({"name": name, "header": sheet.header, "rows": sheet.rows}),
+        )]
     } else {
         read_workbook(path, bytes, kind, &args, formulas, &mut budget, &mut notes)?
     };
@@ -182,7 +184,7 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
     if !notes.is_empty() {
         result["notes"] = json!(notes);
     }
-    let rows: usize = sheets.iter().map(|s| s["rows"].as_array().map_or(0, Vec::len)).sum();
+    let rows: usize = sheets.iter().map(|s| s.rows).sum();
     let text = format!(
         "read {} row{} from {} sheet{} of {} ({})",
         crate::count(rows as u64),
@@ -192,8 +194,21 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
         path.display(),
         kind.name()
     );
-    result["sheets"] = json!(sheets);
-    let out = output(&result, text);
+    // The sheets are JSON text already; `sheets` sorts after every other key.
+    let mut list = String::with_capacity(sheets.iter().map(|s| s.json.len() + 1).sum::<usize>() + 2);
+    list.push('[');
+    for (i, sheet) in sheets.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&sheet.json);
+    }
+    list.push(']');
+    let out = Output {
+        json: with_last_key(&result, "sheets", &list),
+        text,
+        changes: Vec::new(),
+    };
     // The budget measured the rows; this holds whatever it did not foresee.
     let size = (out.json.len() + out.text.len()) as u64;
     if size > MAX_RESULT_BYTES + RESULT_OVERHEAD_BYTES {
@@ -424,15 +439,55 @@ fn count_elements(xml: &[u8], name: &[u8]) -> u64 {
     starts.filter(|(i, _)| repair::is_element(&xml[i + 1..], name)).count() as u64
 }
 
+/// One sheet of the result as JSON text (`{"header", "name", "range",
+/// "rows"}`), and how many rows it holds: rows are written as text as they
+/// are read, never as a `Value` per cell.
+pub(crate) struct SheetJson {
+    pub json: String,
+    pub rows: usize,
+}
+
+impl SheetJson {
+    fn from_value(sheet: &Value) -> Self {
+        SheetJson {
+            json: sheet.to_string(),
+            rows: sheet["rows"].as_array().map_or(0, Vec::len),
+        }
+    }
+}
+
+/// `object`'s JSON with `key` (which sorts after every key it has, and is
+/// absent) added last, its value given as JSON text.
+fn with_last_key(object: &Value, key: &str, raw: &str) -> String {
+    let mut json = object.to_string();
+    json.pop();
+    if json.len() > 1 {
+        json.push(',');
+    }
+    json.push('"');
+    json.push_str(key);
+    json.push_str("\":");
+    json.push_str(raw);
+    json.push('}');
+    json
+}
+
+/// One gathered cell: its row and column, and where its JSON is in
+/// [`SheetCells::json`].
+struct CellAt {
+    row: u32,
+    col: u32,
+    start: usize,
+    end: usize,
+}
+
 /// The non-empty cells of one sheet, gathered before they are laid out.
 struct SheetCells {
     name: String,
-    /// Row, column, value and the value's JSON size.
-    cells: Vec<(u32, u32, Value, u64)>,
+    cells: Vec<CellAt>,
+    /// The cells' JSON, one after another.
+    json: Vec<u8>,
     first_row: Option<u32>,
-    /// The JSON size of the cells gathered: a guard on memory; what the
-    /// laid-out rows cost is measured when they are.
-    bytes: u64,
     /// Why reading stopped, and the row it stopped at (not taken).
     cut: Option<(Cut, u32)>,
 }
@@ -442,17 +497,24 @@ impl SheetCells {
         SheetCells {
             name: name.to_owned(),
             cells: Vec::new(),
+            json: Vec::new(),
             first_row: None,
-            bytes: 0,
             cut: None,
         }
     }
 
-    /// Adds a cell; `false` when reading the sheet should stop (a part is
-    /// full, or the cells make more JSON than the call returns). Rows before
-    /// `start_row` are passed over; more than `max_rows` while reading the
-    /// whole file is a too-large error.
-    fn push(&mut self, row: u32, col: u32, value: Value, header: bool, budget: &Budget<'_>) -> Result<bool, ToolError> {
+    /// Adds a cell whose JSON `write` writes; `false` when reading the
+    /// sheet should stop (a part is full, or the cells make more JSON than
+    /// the call returns). Rows before `start_row` are passed over; more
+    /// than `max_rows` while reading the whole file is a too-large error.
+    fn push(
+        &mut self,
+        row: u32,
+        col: u32,
+        header: bool,
+        budget: &Budget<'_>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<bool, ToolError> {
         let first = self.first_row.map_or(row, |f| f.min(row));
         self.first_row = Some(first);
         let below = u64::from(row - first);
@@ -469,47 +531,75 @@ impl SheetCells {
                 return Ok(false);
             }
         }
-        let size = json_len(&value);
-        if self.bytes + size + 1 > budget.bytes_left() {
+        let start = self.json.len();
+        write(&mut self.json);
+        let end = self.json.len();
+        // The JSON of the cells gathered, one comma each: a guard on memory;
+        // what the laid-out rows cost is measured when they are.
+        if (end + self.cells.len() + 1) as u64 > budget.bytes_left() {
+            self.json.truncate(start);
             self.cut = Some((Cut::Bytes, row));
             return Ok(false);
         }
-        self.bytes += size + 1;
-        self.cells.push((row, col, value, size));
+        self.cells.push(CellAt { row, col, start, end });
         Ok(true)
+    }
+
+    /// Adds a cell given as a `Value`.
+    fn push_value(
+        &mut self,
+        row: u32,
+        col: u32,
+        value: &Value,
+        header: bool,
+        budget: &Budget<'_>,
+    ) -> Result<bool, ToolError> {
+        self.push(row, col, header, budget, |out| write_json(out, value))
     }
 
     /// The sheet as `{name, range, header, rows}`: rows dense from the
     /// first non-empty column to the last, as many as the budget takes.
-    fn finish(self, header: bool, budget: &mut Budget<'_>) -> Result<Value, ToolError> {
+    fn finish(self, header: bool, budget: &mut Budget<'_>) -> Result<SheetJson, ToolError> {
         let name = self.name;
         let mut cells = self.cells;
+        let json = self.json;
         let Some(first) = self.first_row else {
             let sheet = json!({"name": name, "range": null, "header": null, "rows": []});
             budget.charge(json_len(&sheet) + 1);
-            return Ok(sheet);
+            return Ok(SheetJson::from_value(&sheet));
         };
         if let Some((_, stop)) = self.cut {
             // The row reading stopped in is left out whole.
-            cells.retain(|c| c.0 < stop);
+            cells.retain(|c| c.row < stop);
         }
-        cells.sort_by_key(|c| (c.0, c.1));
+        if !cells.is_sorted_by_key(|c| (c.row, c.col)) {
+            cells.sort_by_key(|c| (c.row, c.col));
+        }
+        // A cell given twice: the later one stands.
+        cells.dedup_by(|later, earlier| {
+            let same = (later.row, later.col) == (earlier.row, earlier.col);
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
         let first = u64::from(first);
         let data_start = first + u64::from(header) + budget.skip;
         let data_end = match self.cut {
             Some((_, stop)) => u64::from(stop),
-            None => cells.last().map_or(0, |c| u64::from(c.0) + 1),
+            None => cells.last().map_or(0, |c| u64::from(c.row) + 1),
         }
         .min(data_start + (budget.max_rows - budget.rows))
         .max(data_start);
-        let first_col = cells.iter().map(|c| c.1).min().unwrap_or(0);
-        let last_col = cells.iter().map(|c| c.1).max().unwrap_or(0);
+        let first_col = cells.iter().map(|c| c.col).min().unwrap_or(0);
+        let last_col = cells.iter().map(|c| c.col).max().unwrap_or(0);
         let width = (last_col - first_col) as usize + 1;
 
         let header_row: Option<Vec<String>> = header.then(|| {
             let mut titles = vec![String::new(); width];
-            for c in cells.iter().filter(|c| u64::from(c.0) == first) {
-                titles[(c.1 - first_col) as usize] = header_text(&c.2);
+            for c in cells.iter().filter(|c| u64::from(c.row) == first) {
+                let value = serde_json::from_slice(&json[c.start..c.end]).unwrap_or(Value::Null);
+                titles[(c.col - first_col) as usize] = header_text(&value);
             }
             titles
         });
@@ -518,28 +608,50 @@ impl SheetCells {
 
         // Each row's JSON: its cells, and `null` for each empty one.
         let mut sizes = Vec::new();
-        let mut i = cells.partition_point(|c| u64::from(c.0) < data_start);
+        let mut i = cells.partition_point(|c| u64::from(c.row) < data_start);
+        let rows_from = i;
         for row in data_start..data_end {
             let (mut count, mut bytes) = (0usize, 0u64);
-            while let Some(c) = cells.get(i).filter(|c| u64::from(c.0) == row) {
+            while let Some(c) = cells.get(i).filter(|c| u64::from(c.row) == row) {
                 count += 1;
-                bytes += c.3;
+                bytes += (c.end - c.start) as u64;
                 i += 1;
             }
             sizes.push(row_len(width, bytes + 4 * (width - count) as u64));
         }
         let kept = budget.fit(&name, skeleton, &sizes, self.cut.map(|c| c.0))?;
         if cells.is_empty() {
-            return Ok(json!({"name": name, "range": null, "header": null, "rows": []}));
+            return Ok(SheetJson::from_value(
+                &json!({"name": name, "range": null, "header": null, "rows": []}),
+            ));
         }
-        let mut rows = vec![vec![Value::Null; width]; kept];
         let kept_end = data_start + kept as u64;
-        for (r, c, value, _) in cells {
-            let r = u64::from(r);
-            if (data_start..kept_end).contains(&r) {
-                rows[(r - data_start) as usize][(c - first_col) as usize] = value;
+        let mut rows = Vec::with_capacity(sizes[..kept].iter().map(|&s| s as usize + 1).sum::<usize>() + 2);
+        rows.push(b'[');
+        let mut i = rows_from;
+        for row in data_start..kept_end {
+            if row > data_start {
+                rows.push(b',');
             }
+            rows.push(b'[');
+            let mut col = first_col;
+            while let Some(c) = cells.get(i).filter(|c| u64::from(c.row) == row) {
+                for _ in col..c.col {
+                    rows.extend_from_slice(b"null,");
+                }
+                rows.extend_from_slice(&json[c.start..c.end]);
+                if c.col < last_col {
+                    rows.push(b',');
+                }
+                col = c.col + 1;
+                i += 1;
+            }
+            for c in col..=last_col {
+                rows.extend_from_slice(if c < last_col { b"null," } else { b"null" });
+            }
+            rows.push(b']');
         }
+        rows.push(b']');
         let top = if header && budget.skip == 0 { first } else { data_start };
         let bottom = kept_end.max(top + 1) - 1;
         let range = format!(
@@ -549,8 +661,23 @@ impl SheetCells {
             column_name(last_col),
             bottom + 1
         );
-        Ok(json!({"name": name, "range": range, "header": header_row, "rows": rows}))
+        // Every piece is JSON that serde_json or this function wrote from UTF-8 text.
+        let rows = String::from_utf8(rows).map_err(|e| bad(budget.path, format!("cannot be read: {e}")))?;
+        Ok(SheetJson {
+            json: with_last_key(
+                &json!({"name": name, "range": range, "header": header_row}),
+                "rows",
+                &rows,
+            ),
+            rows: kept,
+        })
     }
+}
+
+/// `value` as compact JSON at the end of `out`.
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    // Writing to a Vec cannot fail, nor can serializing these values.
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// `0` -> `A`, `26` -> `AA`.
@@ -581,27 +708,31 @@ fn header_text(value: &Value) -> String {
     }
 }
 
-fn datetime_json(dt: &ExcelDateTime) -> Value {
+/// A date-time cell's key (`date`, `time` or `duration`) and text.
+fn datetime_text(dt: &ExcelDateTime) -> (&'static str, String) {
     let serial = dt.as_f64();
     if dt.is_duration() {
         let total = (serial * 86_400.0).round() as i64;
         let sign = if total < 0 { "-" } else { "" };
         let t = total.abs();
-        return json!({"duration": format!("{sign}{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)});
+        return (
+            "duration",
+            format!("{sign}{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60),
+        );
     }
     let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
     if (0.0..1.0).contains(&serial) {
-        return json!({"time": format!("{h:02}:{mi:02}:{s:02}")});
+        return ("time", format!("{h:02}:{mi:02}:{s:02}"));
     }
     let time = (h, mi, s) != (0, 0, 0);
     // Built directly: Excel's 1900-02-29 is not a real date but is what the cell says.
-    DateTime {
+    let date = DateTime {
         year: y,
         month: mo,
         day: d,
         time: time.then_some((h, mi, s)),
-    }
-    .json()
+    };
+    ("date", date.iso())
 }
 
 fn data_json(data: &Data) -> Value {
@@ -611,7 +742,10 @@ fn data_json(data: &Data) -> Value {
         Data::Float(f) => json!(f),
         Data::String(s) => json!(s),
         Data::Bool(b) => json!(b),
-        Data::DateTime(dt) => datetime_json(dt),
+        Data::DateTime(dt) => {
+            let (key, text) = datetime_text(dt);
+            json!({key: text})
+        }
         Data::DateTimeIso(s) => json!({"date": s}),
         Data::DurationIso(s) => json!({"duration": s}),
         Data::Error(e) => json!({"error": e.to_string()}),
@@ -625,6 +759,58 @@ fn with_formula(value: Value, formula: Option<&str>) -> Value {
     }
 }
 
+/// `{"key":` + `value` as JSON + `}` at the end of `out`.
+fn write_object(out: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?Sized)) {
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    write_json(out, value);
+    out.push(b'}');
+}
+
+/// An xlsx cell's JSON, written as [`data_json`] and [`with_formula`]
+/// would make it, without building a `Value`: a number in a currency
+/// format as `{"amount", "currency"}`, a formula as `{"formula", "value"}`.
+fn write_cell(out: &mut Vec<u8>, data: &DataRef<'_>, currency: Option<&str>, formula: Option<&str>) {
+    if let Some(f) = formula {
+        out.extend_from_slice(b"{\"formula\":");
+        write_json(out, f);
+        out.extend_from_slice(b",\"value\":");
+    }
+    match (data, currency) {
+        (DataRef::Int(i), Some(code)) => {
+            out.extend_from_slice(b"{\"amount\":");
+            write_json(out, i);
+            out.extend_from_slice(b",\"currency\":");
+            write_json(out, code);
+            out.push(b'}');
+        }
+        (DataRef::Float(f), Some(code)) => {
+            out.extend_from_slice(b"{\"amount\":");
+            write_json(out, f);
+            out.extend_from_slice(b",\"currency\":");
+            write_json(out, code);
+            out.push(b'}');
+        }
+        (DataRef::Empty, _) => out.extend_from_slice(b"null"),
+        (DataRef::Int(i), None) => write_json(out, i),
+        (DataRef::Float(f), None) => write_json(out, f),
+        (DataRef::String(s), _) => write_json(out, s),
+        (DataRef::SharedString(s), _) => write_json(out, s),
+        (DataRef::Bool(b), _) => write_json(out, b),
+        (DataRef::DateTime(dt), _) => {
+            let (key, text) = datetime_text(dt);
+            write_object(out, key, &text);
+        }
+        (DataRef::DateTimeIso(s), _) => write_object(out, "date", s),
+        (DataRef::DurationIso(s), _) => write_object(out, "duration", s),
+        (DataRef::Error(e), _) => write_object(out, "error", &e.to_string()),
+    }
+    if formula.is_some() {
+        out.push(b'}');
+    }
+}
+
 fn read_workbook(
     path: &Path,
     bytes: Vec<u8>,
@@ -633,7 +819,7 @@ fn read_workbook(
     formulas: bool,
     budget: &mut Budget<'_>,
     notes: &mut Vec<String>,
-) -> Result<Vec<Value>, ToolError> {
+) -> Result<Vec<SheetJson>, ToolError> {
     let what = |e: &dyn std::fmt::Display| {
         let message = e.to_string();
         if message.contains("password protected") {
@@ -725,7 +911,7 @@ fn read_xlsx(
     args: &ReadArgs,
     formulas: bool,
     budget: &mut Budget<'_>,
-) -> Result<Vec<Value>, XlsxFailure> {
+) -> Result<Vec<SheetJson>, XlsxFailure> {
     let mut book: Xlsx<_> = Xlsx::new(cursor).map_err(|e| XlsxFailure::Calamine(None, e))?;
     let names = chosen_sheets(budget.path, book.sheets_metadata(), args.sheet.as_deref()).map_err(XlsxFailure::Tool)?;
     let mut out = Vec::new();
@@ -796,58 +982,99 @@ impl From<ToolError> for SheetError {
 }
 
 /// One xlsx sheet, streamed cell by cell so that the row cap stops a huge
-/// sheet before it is held in memory. With `formulas`, a first pass
-/// collects the formulas by position (shared formulas expanded), since the
-/// reader that gives a cell's style does not give its formula.
+/// sheet before it is held in memory, each cell's JSON written as it is
+/// read. With `formulas`, values and formulas (shared formulas expanded)
+/// come in one pass; when the workbook has currency formats, a pass before
+/// it finds the cells that show one, since that reader does not give a
+/// cell's style.
 fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
     book: &mut Xlsx<RS>,
     name: &str,
     formulas: bool,
     header: bool,
     budget: &mut Budget<'_>,
-) -> Result<Value, SheetError> {
-    let mut formula_at: HashMap<(u32, u32), String> = HashMap::new();
-    if formulas {
-        let mut reader = book.worksheet_cells_reader(name)?;
-        let mut first_row = None;
-        while let Some(cell) = reader.next_formula()? {
+) -> Result<SheetJson, SheetError> {
+    let mut sheet = SheetCells::new(name);
+    let mut reader = book.worksheet_cells_reader(name)?;
+    // The currency each style's number format shows.
+    let currencies: Vec<Option<String>> = reader
+        .styles()
+        .iter()
+        .map(|s| {
+            s.number_format
+                .as_ref()
+                .and_then(|f| typed::format_currency(&f.format_code))
+        })
+        .collect();
+    // The one-pass reader gives no style, and the pass that finds styles
+    // passes over cells in the default style (0): when that style shows a
+    // currency, formulas are read in a pass of their own.
+    if !formulas || currencies.first().is_some_and(Option::is_some) {
+        let mut formula_at: HashMap<(u32, u32), String> = HashMap::new();
+        if formulas {
+            let mut first_row = None;
+            while let Some(cell) = reader.next_formula()? {
+                let (row, col) = cell.get_position();
+                // Past the row cap the reading stops with too-large; no need to hold more.
+                if u64::from(row - *first_row.get_or_insert(row)) > budget.skip + budget.max_rows + 1 {
+                    break;
+                }
+                if !cell.get_value().is_empty() {
+                    formula_at.insert((row, col), cell.get_value().clone());
+                }
+            }
+            drop(reader);
+            reader = book.worksheet_cells_reader(name)?;
+        }
+        while let Some((cell, style)) = reader.next_cell_with_style_id()? {
             let (row, col) = cell.get_position();
-            // Past the row cap the second pass stops with too-large; no need to hold more.
+            let formula = formula_at.remove(&(row, col));
+            let data = cell.get_value();
+            if data.is_empty() && formula.is_none() {
+                continue;
+            }
+            let currency = currencies.get(style).and_then(Option::as_deref);
+            if !sheet.push(row, col, header, budget, |out| {
+                write_cell(out, data, currency, formula.as_deref())
+            })? {
+                break;
+            }
+        }
+        drop(reader);
+        return Ok(sheet.finish(header, budget)?);
+    }
+    let mut currency_at: HashMap<(u32, u32), usize> = HashMap::new();
+    if currencies.iter().any(Option::is_some) {
+        let mut first_row = None;
+        while let Some((row, col, style)) = reader.next_style_id()? {
+            // Past the row cap the reading stops with too-large; no need to hold more.
             if u64::from(row - *first_row.get_or_insert(row)) > budget.skip + budget.max_rows + 1 {
                 break;
             }
-            if !cell.get_value().is_empty() {
-                formula_at.insert((row, col), cell.get_value().clone());
+            if currencies.get(style).is_some_and(Option::is_some) {
+                currency_at.insert((row, col), style);
             }
         }
+        drop(reader);
+        reader = book.worksheet_cells_reader(name)?;
     }
-    let mut sheet = SheetCells::new(name);
-    let mut reader = book.worksheet_cells_reader(name)?;
-    // The currency each style's number format shows, looked up once per style.
-    let mut currencies: HashMap<usize, Option<String>> = HashMap::new();
-    while let Some((cell, style)) = reader.next_cell_with_style_id()? {
-        let (row, col) = cell.get_position();
-        let formula = formula_at.remove(&(row, col));
-        let data = Data::from(cell.get_value().clone());
-        let value = match data {
-            Data::Empty if formula.is_none() => continue,
-            Data::Float(_) | Data::Int(_) => {
-                let currency = currencies.entry(style).or_insert_with(|| {
-                    reader
-                        .styles()
-                        .get(style)
-                        .and_then(|s| s.number_format.as_ref())
-                        .and_then(|f| typed::format_currency(&f.format_code))
-                });
-                match (currency.as_deref(), &data) {
-                    (Some(code), Data::Int(i)) => json!({"amount": i, "currency": code}),
-                    (Some(code), Data::Float(f)) => json!({"amount": f, "currency": code}),
-                    _ => data_json(&data),
-                }
-            }
-            other => data_json(&other),
+    while let Some(cell) = reader.next_cell_with_formula()? {
+        let (row, col) = cell.pos;
+        let formula = cell.formula.as_deref().filter(|f| !f.is_empty());
+        if formula.is_none() && cell.value.is_empty() {
+            continue;
+        }
+        let currency = if currency_at.is_empty() {
+            None
+        } else {
+            currency_at
+                .get(&(row, col))
+                .and_then(|&style| currencies.get(style))
+                .and_then(Option::as_deref)
         };
-        if !sheet.push(row, col, with_formula(value, formula.as_deref()), header, budget)? {
+        if !sheet.push(row, col, header, budget, |out| {
+            write_cell(out, &cell.value, currency, formula)
+        })? {
             break;
         }
     }
@@ -862,7 +1089,7 @@ fn read_ranges<RS, R>(
     args: &ReadArgs,
     formulas: bool,
     budget: &mut Budget<'_>,
-) -> Result<Vec<Value>, ToolError>
+) -> Result<Vec<SheetJson>, ToolError>
 where
     RS: std::io::Read + std::io::Seek,
     R: Reader<RS>,
@@ -891,7 +1118,7 @@ where
                 .as_ref()
                 .and_then(|f| f.get_value((row, col)))
                 .map(String::as_str);
-            if !sheet.push(row, col, with_formula(data_json(data), formula), args.header, budget)? {
+            if !sheet.push_value(row, col, &with_formula(data_json(data), formula), args.header, budget)? {
                 break;
             }
         }
@@ -903,3 +1130,7 @@ where
 #[cfg(test)]
 #[path = "read_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "perf_tests.rs"]
+mod perf_tests;

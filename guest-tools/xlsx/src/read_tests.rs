@@ -64,6 +64,7 @@ fn read_book(bytes: Vec<u8>, extra: Value) -> Result<(Vec<Value>, Vec<String>), 
     let mut budget = Budget::new(path, args.max_rows.unwrap_or(1000), args.start_row);
     let mut notes = Vec::new();
     let sheets = read_workbook(path, bytes, kind, &args, stale, &mut budget, &mut notes)?;
+    let sheets = sheets.iter().map(|s| serde_json::from_str(&s.json).unwrap()).collect();
     Ok((sheets, notes))
 }
 

@@ -372,7 +372,9 @@ impl Deck {
             .ok_or_else(|| w.damaged(format!("{main} is not a PresentationML presentation")))?;
         let list = format!("{p}sldIdLst");
         let entry = format!("{p}sldId");
-        let mut slides = Vec::new();
+        let size_tag = format!("{p}sldSz");
+        let mut slides: Vec<Slide> = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut in_list = false;
         let mut size = (9_144_000, 6_858_000);
         for t in markup::tags(&xml) {
@@ -388,13 +390,19 @@ impl Deck {
                         slides.len() + 1
                     )));
                 };
+                if let Some(k) = seen.insert(target.clone(), slides.len() + 1) {
+                    return Err(w.damaged(format!(
+                        "slides {k} and {} are one part ({target}); open it in PowerPoint and save it again",
+                        slides.len() + 1
+                    )));
+                }
                 slides.push(Slide {
                     part: target.clone(),
                     rid,
                     id,
                     notes: None,
                 });
-            } else if t.name == format!("{p}sldSz") {
+            } else if t.name == size_tag {
                 let dim = |a: &str| t.attr(a).and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > 0);
                 if let (Some(cx), Some(cy)) = (dim("cx"), dim("cy")) {
                     size = (cx, cy);
@@ -1381,6 +1389,11 @@ mod tests {
         let listed = with_parts(&before, &[("ppt/presentation.xml", &pres)]);
         let e = message(run(&listed, json!([{"op": "delete_slide", "slide": 1}])).err().unwrap());
         assert!(e.contains("slide 2 is listed but its part is not (rId99)"), "{e}");
+
+        let pres = part(&before, "ppt/presentation.xml").replace("r:id=\"rId3\"", "r:id=\"rId2\"");
+        let twice = with_parts(&before, &[("ppt/presentation.xml", &pres)]);
+        let e = message(run(&twice, json!([{"op": "delete_slide", "slide": 1}])).err().unwrap());
+        assert!(e.contains("slides 1 and 2 are one part (ppt/slides/slide1.xml)"), "{e}");
 
         let broken = with_parts(&before, &[("ppt/slides/slide2.xml", "<p:sld><a:p><a:t>Text</a:p>")]);
         let e = message(

@@ -718,6 +718,7 @@ impl Deck {
             w.set(&part, xml);
             w.set(&rels_name(&part), rels.xml());
             types = core::add_content_type(&types, &part, slides::CT_SLIDE);
+            types = with_default(&types, "rels", deskhand_ooxml::ct::RELS);
             let (new_rels, rid) = core::add_relationship(&rels_xml, rel::SLIDE, &relative(dir_of(&self.main), &part));
             rels_xml = new_rels;
             let entry = format!("<{p}sldId{declare_r} id=\"{next_id}\" {r}id=\"{rid}\"/>", p = self.p);
@@ -965,6 +966,18 @@ fn placeholder_boxes(xml: &str) -> Vec<PlaceholderBox> {
     out
 }
 
+/// `[Content_Types].xml` with a `Default` content type for files ending in
+/// `.ext`, unless it has one.
+fn with_default(types: &str, ext: &str, content_type: &str) -> String {
+    let has = markup::tags(types)
+        .any(|t| t.local() == "Default" && t.attr("Extension").is_some_and(|e| e.eq_ignore_ascii_case(ext)));
+    let entry = format!("<Default Extension=\"{ext}\" ContentType=\"{content_type}\"/>");
+    if has {
+        return types.to_owned();
+    }
+    markup::append_child(types, |t| t.local() == "Types", &entry).unwrap_or_else(|| types.to_owned())
+}
+
 /// New pictures and charts of appended slides: free names in the package,
 /// their content types added.
 struct NewParts<'w, 'a> {
@@ -976,17 +989,7 @@ impl Parts for NewParts<'_, '_> {
     fn image(&mut self, image: Image) -> String {
         let ext = image.format.extension();
         let part = self.w.free_name("ppt/media/image", ext);
-        let has_default = markup::tags(self.types)
-            .any(|t| t.local() == "Default" && t.attr("Extension").is_some_and(|e| e.eq_ignore_ascii_case(ext)));
-        if !has_default {
-            let entry = format!(
-                "<Default Extension=\"{ext}\" ContentType=\"{}\"/>",
-                image.format.content_type()
-            );
-            if let Some(t) = markup::append_child(self.types, |t| t.local() == "Types", &entry) {
-                *self.types = t;
-            }
-        }
+        *self.types = with_default(self.types, ext, image.format.content_type());
         self.w.binary.insert(part.clone(), image.bytes);
         relative("ppt/slides", &part)
     }

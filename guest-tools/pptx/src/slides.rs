@@ -116,7 +116,7 @@ struct Placed {
 
 /// One slide of laid-out content.
 pub struct Page {
-    pub title: Option<String>,
+    title: Option<String>,
     shapes: Vec<Placed>,
     y: i64,
     bottom: i64,
@@ -234,7 +234,7 @@ fn one_sequence(mut paras: Vec<Para>) -> Vec<Para> {
 /// Blocks laid out on slides: the pages, and the images they show (taken
 /// by [`render`] as it writes each picture).
 pub struct Layout {
-    pub pages: Vec<Page>,
+    pages: Vec<Page>,
     images: Vec<Option<Image>>,
     image_bytes: usize,
     area: Area,

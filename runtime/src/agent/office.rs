@@ -219,8 +219,9 @@ impl Agent<'_> {
     /// regular file, not a link, in a folder the step's grants hold.
     fn documents(&self, st: &RunState, step: StepNo, input: &str) -> std::result::Result<Vec<PathBuf>, String> {
         let path = self.workspace.resolve_path(input).map_err(|e| e.to_string())?;
-        let grants = self.step_grants(st, &st.plan[step].effects)?;
-        let policy = self.workspace.policy(&grants).map_err(|e| e.to_string())?;
+        // The run's grants here; that the step declares the file is checked
+        // by the caller (`within_effects`), as for every other tool.
+        let policy = self.workspace.policy(&st.task.grants).map_err(|e| e.to_string())?;
         let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{input} cannot be read: {e}"))?;
         if meta.file_type().is_symlink() {
             return Err(format!(

@@ -219,6 +219,17 @@ impl Agent<'_> {
     /// regular file, not a link, in a folder the step's grants hold.
     fn documents(&self, st: &RunState, step: StepNo, input: &str) -> std::result::Result<Vec<PathBuf>, String> {
         let path = self.workspace.resolve_path(input).map_err(|e| e.to_string())?;
+        // Resolving follows links; the name as given must not be one.
+        let as_given = if Path::new(input).is_absolute() {
+            PathBuf::from(input)
+        } else {
+            self.workspace.root().join(input)
+        };
+        if std::fs::symlink_metadata(&as_given).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!(
+                "{input} is a symbolic link; deskhand converts files, not links"
+            ));
+        }
         // The run's grants here; that the step declares the file is checked
         // by the caller (`within_effects`), as for every other tool.
         let policy = self.workspace.policy(&st.task.grants).map_err(|e| e.to_string())?;

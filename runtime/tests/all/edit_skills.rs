@@ -18,7 +18,7 @@ use deskhand_types::{Event, Mode, RunStatus};
 use crate::common::{Demo, LibreOffice, Seen, agent_task as task, demo, recorder};
 
 /// LibreOffice for the tests, and a toolbox that has it.
-fn office() -> &'static (LibreOffice, Toolbox) {
+pub(crate) fn office() -> &'static (LibreOffice, Toolbox) {
     static OFFICE: OnceLock<(LibreOffice, Toolbox)> = OnceLock::new();
     OFFICE.get_or_init(|| {
         let lo = LibreOffice::new();
@@ -68,7 +68,7 @@ fn run(d: &Demo, outcome: &str, grants: &[&str]) -> (RunReport, Seen) {
     (agent.run(t).unwrap(), seen)
 }
 
-fn corpus(name: &str) -> PathBuf {
+pub(crate) fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/corpus/docx-pptx")
         .join(name)

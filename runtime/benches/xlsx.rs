@@ -39,6 +39,14 @@ fn row(i: usize) -> Vec<Value> {
     ]
 }
 
+/// The 1-minute load average, for the record: the machine may be shared.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -88,6 +96,7 @@ fn python() -> std::path::PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let rows: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    println!("load average at the start: {}", load());
     let cells = (rows * COLUMNS) as f64;
     let tmp = tempfile::tempdir()?;
     let (ws, _) = Workspace::init(&tmp.path().join("ws"))?;
@@ -121,12 +130,20 @@ fn main() -> anyhow::Result<()> {
         let args = args_for(&path);
         let t = Instant::now();
         xlsx.call(&sandbox, "write", &args, None).result?;
-        best_write = best_write.min(t.elapsed());
+        let write = t.elapsed();
+        best_write = best_write.min(write);
 
         let read_args = json!({"path": path, "max_rows": rows + 1}).to_string();
         let t = Instant::now();
         let out = xlsx.call(&sandbox, "read", &read_args, None).result?;
-        best_read = best_read.min(t.elapsed());
+        let read = t.elapsed();
+        best_read = best_read.min(read);
+        println!(
+            "  run {run}: write {:.3} s, read {:.3} s (load average {})",
+            seconds(write),
+            seconds(read),
+            load()
+        );
         if run == 0 {
             let read_rows = out.json["sheets"][0]["rows"].as_array().map_or(0, Vec::len);
             println!("read back {read_rows} rows");
@@ -166,6 +183,7 @@ fn main() -> anyhow::Result<()> {
         seconds(best_edit)
     );
 
+    println!("openpyxl starts (load average {})", load());
     let py = Command::new(python())
         .args(["-c", OPENPYXL, &rows.to_string()])
         .arg(&py_path)
@@ -209,5 +227,6 @@ fn main() -> anyhow::Result<()> {
         Ok(out) => println!("openpyxl edit skipped: {}", String::from_utf8_lossy(&out.stderr).trim()),
         Err(e) => println!("openpyxl edit skipped: python3 did not start: {e}"),
     }
+    println!("done (load average {})", load());
     Ok(())
 }

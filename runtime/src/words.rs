@@ -154,7 +154,20 @@ pub fn action(tool: &str, operation: &str, args: &Value) -> Option<String> {
         ("pdf", "info") => format!("Read the details of {}", file(&["path"])),
         ("pdf", "text") => format!("Read the text of {}", file(&["path"])),
         ("pdf", "merge") => format!("Merged PDFs into {}", file(&["output", "path"])),
-        ("pdf", "split") => format!("Split {}", file(&["path"])),
+        ("pdf", "split") => format!("Split {}", file(&["input", "path"])),
+        ("xlsx", "combine") => match args.get("inputs").and_then(Value::as_array) {
+            Some(inputs) if !inputs.is_empty() => format!(
+                "Combined the first sheets of {} files into {}",
+                inputs.len(),
+                file(&["path"])
+            ),
+            _ => format!(
+                "Combined the first sheets of the workbooks in {} into {}",
+                folder(&["folder"]),
+                file(&["path"])
+            ),
+        },
+        ("office", "to_pdf") => format!("Converted {} to PDF", file(&["input"])),
         ("python", _) => "Ran a Python script".into(),
         ("shell", _) => match args.get("command").and_then(Value::as_str) {
             Some(c) => format!("Ran a command: {c}"),

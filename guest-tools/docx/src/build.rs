@@ -150,6 +150,10 @@ pub fn build(doc: &Document, load: &mut LoadImage<'_>) -> Result<(Vec<u8>, Stats
         }
     }
 
+    // Word ends a body with a paragraph, never a table; LibreOffice loops on one that does.
+    if body.ends_with("</w:tbl>") {
+        body.push_str("<w:p/>");
+    }
     let document = format!(
         "{XML_DECL}<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" \
          xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\" \

@@ -744,6 +744,10 @@ fn append(
             Block::Image { .. } | Block::Chart { .. } => {}
         }
     }
+    // Word ends a body with a paragraph, never a table; LibreOffice loops on one that does.
+    if xml.ends_with("</w:tbl>") {
+        xml.push_str("<w:p/>");
+    }
     let uses_our_numbering = wants_lists && (numbered_lists > 0 || bullet_style.is_none());
 
     // The parts that change besides the body.
@@ -924,6 +928,10 @@ mod tests {
                     "{name}: {added}"
                 );
             }
+            // Kept under the target directory, to open by hand.
+            let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest-native/docx-edit-corpus");
+            std::fs::create_dir_all(&kept).unwrap();
+            std::fs::write(kept.join(&name), &applied.bytes).unwrap();
             let text = text_of(&path, &applied.bytes);
             assert!(text.contains("Qwertyuiop"), "{name}: {word} not replaced:\n{text}");
             for expected in [
@@ -1048,6 +1056,21 @@ mod tests {
                 .unwrap()
                 .contains("/word/numbering.xml")
         );
+    }
+
+    /// LibreOffice looped on python-docx-test.docx with a table appended last.
+    #[test]
+    fn a_table_appended_last_is_followed_by_a_paragraph() {
+        let (path, bytes) = built(json!([{"type": "paragraph", "text": "x"}]));
+        let ok = apply(
+            &path,
+            &bytes,
+            &edits(json!([{"op": "append", "blocks": [{"type": "table", "header": ["a"], "rows": [["b"]]}]}])),
+        )
+        .unwrap();
+        let mut pkg = read::open(&path, &ok.bytes, Kind::Docx).unwrap();
+        let xml = pkg.part("word/document.xml").unwrap().unwrap();
+        assert!(xml.contains("</w:tbl><w:p/><w:sectPr>"), "{xml}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod agent;
 mod cache;
 mod changes;
 mod common;
+mod docx_edit;
 mod edit_skills;
 mod escapes;
 mod first_hour;

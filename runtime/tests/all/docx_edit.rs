@@ -1,0 +1,393 @@
+//! `docx edit` and `docx fill` through the real sandbox: the proposed
+//! overwrite is applied as a changeset (and undone); Python's zipfile checks
+//! that every entry not meant to change is byte-identical, and LibreOffice,
+//! which shares no code with the tool, opens the result and shows the new
+//! text. `fill` makes one new document per data row under output/.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deskhand_runtime::call;
+use deskhand_runtime::changeset::{self, ApplyOptions};
+use deskhand_runtime::wasm::{CallError, Limits};
+use deskhand_types::{Access, CallId, Grant, ToolError, ToolOutput};
+use serde_json::{Value, json};
+
+use crate::common::{Fixture, LibreOffice, call_tool, output_names, tool_error, toolbox, tree};
+
+fn py(script: &str, args: &Value) -> Value {
+    let out = Command::new("python3")
+        .args(["-c", script, &args.to_string()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Writes a zip of `parts` (name -> text) at `path`, deflated, in order.
+const MAKE_ZIP: &str = r#"
+import json, sys, zipfile
+a = json.loads(sys.argv[1])
+with zipfile.ZipFile(a["path"], "w", zipfile.ZIP_DEFLATED) as z:
+    for name, text in a["parts"]:
+        z.writestr(name, text)
+print("{}")
+"#;
+
+/// Which entries of two packages differ in their raw (compressed) bytes,
+/// and which were added or removed.
+const COMPARE: &str = r#"
+import json, struct, sys, zipfile
+a = json.loads(sys.argv[1])
+def raw(path):
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        with open(path, "rb") as f:
+            for i in z.infolist():
+                f.seek(i.header_offset)
+                h = f.read(30)
+                n, m = struct.unpack("<HH", h[26:30])
+                f.seek(i.header_offset + 30 + n + m)
+                out[i.filename] = (i.CRC, i.compress_type, f.read(i.compress_size).hex())
+    return out
+before, after = raw(a["before"]), raw(a["after"])
+print(json.dumps({
+    "changed": sorted(n for n in before if n in after and before[n] != after[n]),
+    "removed": sorted(n for n in before if n not in after),
+    "added": sorted(n for n in after if n not in before),
+}))
+"#;
+
+fn corpus_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus/docx-pptx")
+        .join(name)
+}
+
+fn rw(path: &Path) -> Grant {
+    Grant {
+        path: path.to_path_buf(),
+        access: Access::ReadWrite,
+    }
+}
+
+fn edit(
+    fx: &Fixture,
+    path: &Path,
+    edits: Value,
+    grants: &[Grant],
+) -> Result<(ToolOutput, call::PreparedCall<'static>), ToolError> {
+    let args = json!({"path": path.display().to_string(), "edits": edits});
+    let prepared = call::prepare(
+        &fx.ws,
+        toolbox(),
+        "docx",
+        "edit",
+        &args,
+        &fx.ws.policy(grants).unwrap(),
+        Limits::default(),
+        &[],
+    )
+    .unwrap();
+    match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}, &|| true) {
+        Ok(out) => Ok((out, prepared)),
+        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
+        Err(other) => panic!("not a typed tool error: {other}"),
+    }
+}
+
+/// Runs `docx edit` and applies its proposal as a changeset; the output and
+/// the run it belongs to (for undo).
+fn edit_and_apply(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> (ToolOutput, deskhand_types::RunId) {
+    let (output, prepared) = edit(fx, path, edits, grants).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(output.changes.len(), 1, "{}", output.json);
+    let roots = fx.ws.change_roots(grants).unwrap();
+    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
+    let run = fx.ws.journal().begin_task("docx edit", grants).unwrap();
+    changeset::apply(
+        &fx.ws,
+        &run,
+        deskhand_types::StepNo(1),
+        "call-edit",
+        &cs,
+        "the test",
+        ApplyOptions::default(),
+    )
+    .unwrap();
+    (output, run)
+}
+
+/// The document's text as LibreOffice reads it, spaces folded.
+fn lo_text(lo: &LibreOffice, doc: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let txt = lo.convert(doc, "txt:Text (encoded):UTF8", "txt", dir.path());
+    let text = std::fs::read_to_string(txt).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const W: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" \
+                 xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"";
+
+/// A letter with `{{client}}` split across runs in the body, and in its header and footer.
+fn make_letter(path: &Path) {
+    let ct = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/header1.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"/><Override PartName="/word/footer1.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.footer+xml"/><Override PartName="/docProps/custom.xml" ContentType="application/vnd.openxmlformats-officedocument.custom-properties+xml"/></Types>"#;
+    let root = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties" Target="docProps/custom.xml"/></Relationships>"#;
+    let doc_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId7" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/header" Target="header1.xml"/><Relationship Id="rId8" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/footer" Target="footer1.xml"/></Relationships>"#;
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:document {W}><w:body>\
+         <w:p><w:r><w:t xml:space=\"preserve\">Dear {{{{cli</w:t></w:r><w:proofErr w:type=\"spellStart\"/>\
+         <w:r><w:rPr><w:b/></w:rPr><w:t>ent}}}},</w:t></w:r></w:p>\
+         <w:p><w:r><w:t>The fee is {{{{fee}}}} for the old plan.</w:t></w:r></w:p>\
+         <w:sectPr><w:headerReference w:type=\"default\" r:id=\"rId7\"/><w:footerReference w:type=\"default\" r:id=\"rId8\"/>\
+         <w:pgSz w:w=\"11906\" w:h=\"16838\"/></w:sectPr></w:body></w:document>"
+    );
+    let header = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:hdr {W}><w:p><w:r><w:t>Letter for {{{{client}}}}</w:t></w:r></w:p></w:hdr>"
+    );
+    let footer = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:ftr {W}><w:p><w:r><w:t>The old plan, page 1</w:t></w:r></w:p></w:ftr>"
+    );
+    let custom = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"/>"#;
+    py(
+        MAKE_ZIP,
+        &json!({"path": path, "parts": [
+            ["[Content_Types].xml", ct], ["_rels/.rels", root], ["word/document.xml", document],
+            ["word/_rels/document.xml.rels", doc_rels], ["word/header1.xml", header], ["word/footer1.xml", footer],
+            ["docProps/custom.xml", custom]
+        ]}),
+    );
+}
+
+#[test]
+fn describes_edit_as_a_read_that_proposes_and_fill_as_a_write_under_output() {
+    let tool = toolbox().get(deskhand_runtime::tools::BundledTool::Docx).unwrap();
+    let op = tool.description().operation("edit").unwrap();
+    assert_eq!(op.effects.reads, vec!["path".to_owned()]);
+    assert!(op.effects.writes.is_empty() && !op.effects.network);
+    let fill = tool.description().operation("fill").unwrap();
+    assert_eq!(fill.effects.reads, vec!["template".to_owned(), "values".to_owned()]);
+    assert_eq!(fill.effects.writes, vec!["path".to_owned()]);
+}
+
+#[test]
+fn a_real_document_edited_keeps_every_other_entry_opens_in_libreoffice_and_undoes() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    let doc = fx.inbox.join("test.docx");
+    std::fs::copy(corpus_file("python-docx-test.docx"), &doc).unwrap();
+    let original = fx._tmp.path().join("original.docx");
+    std::fs::copy(&doc, &original).unwrap();
+    let grants = [rw(&fx.inbox)];
+    let before = tree(&fx.inbox);
+
+    let (output, run) = edit_and_apply(
+        &fx,
+        &doc,
+        json!([
+            {"op": "replace", "find": "was here", "replace": "went there & back"},
+            {"op": "append", "blocks": [
+                {"type": "heading", "text": "Appended section", "level": 2},
+                {"type": "paragraph", "text": "Appended by deskhand."},
+                {"type": "list", "items": ["Point one", "Point two"], "numbered": true},
+                {"type": "table", "header": ["Item", "Cost"], "rows": [["Tea", 2.5]]}
+            ]}
+        ]),
+        &grants,
+    );
+    assert_eq!(output.json["edits"][0]["replacements"], 2, "{}", output.json);
+
+    let diff = py(COMPARE, &json!({"before": original, "after": doc}));
+    let changed: Vec<String> = serde_json::from_value(diff["changed"].clone()).unwrap();
+    assert!(changed.contains(&"word/document.xml".to_owned()), "{diff}");
+    for part in &changed {
+        assert!(
+            ["word/document.xml", "word/styles.xml", "word/numbering.xml"].contains(&part.as_str()),
+            "{part} changed: {diff}"
+        );
+    }
+    assert_eq!(
+        (diff["removed"].clone(), diff["added"].clone()),
+        (json!([]), json!([])),
+        "{diff}"
+    );
+
+    let text = lo_text(&lo, &doc);
+    for needle in [
+        "python-docx went there & back!",
+        "python-docx went there & back too!",
+        "Appended section",
+        "Appended by deskhand.",
+        "Point two",
+        "Tea",
+    ] {
+        assert!(text.contains(needle), "LibreOffice does not show {needle:?}: {text}");
+    }
+    assert!(!text.contains("was here"), "{text}");
+
+    changeset::undo(&fx.ws, &run, false).unwrap();
+    assert_eq!(tree(&fx.inbox), before, "undo restores the document byte for byte");
+}
+
+#[test]
+fn placeholders_split_across_runs_are_filled_in_the_body_header_and_footer() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    let doc = fx.inbox.join("letter.docx");
+    make_letter(&doc);
+    let original = fx._tmp.path().join("original.docx");
+    std::fs::copy(&doc, &original).unwrap();
+    let grants = [rw(&fx.inbox)];
+
+    // A value with no placeholder is named, and nothing changes.
+    let err = edit(
+        &fx,
+        &doc,
+        json!([{"op": "fill", "values": {"client": "Acme", "fee": "10", "date": "today"}}]),
+        &grants,
+    )
+    .err()
+    .unwrap();
+    let msg = format!("{err:?}");
+    assert!(msg.contains("date") && msg.contains("no placeholder"), "{msg}");
+    let err = edit(
+        &fx,
+        &doc,
+        json!([{"op": "fill", "values": {"client": "Acme"}}]),
+        &grants,
+    )
+    .err()
+    .unwrap();
+    assert!(format!("{err:?}").contains("{{fee}}"), "{err:?}");
+    let err = edit(
+        &fx,
+        &doc,
+        json!([{"op": "replace", "find": "absent words", "replace": "x"}]),
+        &grants,
+    )
+    .err()
+    .unwrap();
+    assert!(format!("{err:?}").contains("absent words"), "{err:?}");
+    assert_eq!(std::fs::read(&doc).unwrap(), std::fs::read(&original).unwrap());
+
+    let (output, _) = edit_and_apply(
+        &fx,
+        &doc,
+        json!([
+            {"op": "fill", "values": {"client": "Acme & Söhne", "fee": 250}},
+            {"op": "replace", "find": "OLD PLAN", "replace": "new plan", "match_case": false}
+        ]),
+        &grants,
+    );
+    assert_eq!(output.json["edits"][0]["placeholders_filled"], 3, "{}", output.json);
+    assert_eq!(output.json["edits"][1]["replacements"], 2, "{}", output.json);
+    let diff = py(COMPARE, &json!({"before": original, "after": doc}));
+    assert_eq!(
+        diff["changed"],
+        json!(["word/document.xml", "word/footer1.xml", "word/header1.xml"]),
+        "{diff}"
+    );
+    let text = lo_text(&lo, &doc);
+    for needle in ["Dear Acme & Söhne,", "The fee is 250 for the new plan."] {
+        assert!(text.contains(needle), "LibreOffice does not show {needle:?}: {text}");
+    }
+    // Headers and footers: LibreOffice's text export leaves them out; its PDF has them.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = lo.convert(&doc, "pdf", "pdf", dir.path());
+    let pdf_text = crate::common::pdftotext(&pdf);
+    assert!(pdf_text.contains("Letter for Acme & Söhne"), "{pdf_text}");
+    assert!(pdf_text.contains("The new plan, page 1"), "{pdf_text}");
+}
+
+#[test]
+fn strict_and_non_word_files_are_refused_by_name() {
+    let fx = Fixture::new();
+    let grants = [rw(&fx.inbox)];
+    let strict = fx.inbox.join("strict.docx");
+    std::fs::copy(corpus_file("mammoth-strict-format.docx"), &strict).unwrap();
+    let err = edit(
+        &fx,
+        &strict,
+        json!([{"op": "replace", "find": "a", "replace": "b"}]),
+        &grants,
+    )
+    .err()
+    .unwrap();
+    assert!(format!("{err:?}").contains("Strict Open XML"), "{err:?}");
+
+    let deck = fx.inbox.join("deck.docx");
+    std::fs::copy(corpus_file("python-pptx-test.pptx"), &deck).unwrap();
+    let err = edit(
+        &fx,
+        &deck,
+        json!([{"op": "replace", "find": "a", "replace": "b"}]),
+        &grants,
+    )
+    .err()
+    .unwrap();
+    assert!(format!("{err:?}").contains("PowerPoint"), "{err:?}");
+
+    let text = fx.inbox.join("note.txt");
+    let err = edit(
+        &fx,
+        &text,
+        json!([{"op": "replace", "find": "a", "replace": "b"}]),
+        &grants,
+    )
+    .err()
+    .unwrap();
+    assert!(format!("{err:?}").contains(".docx"), "{err:?}");
+}
+
+#[test]
+fn fill_makes_one_document_per_csv_row_under_output() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    make_letter(&fx.inbox.join("letter.docx"));
+    std::fs::write(
+        fx.inbox.join("clients.csv"),
+        "client,fee,email\n\"Acme, Inc.\",100,a@x\nZed/Co,200,z@x\n,300,n@x\n",
+    )
+    .unwrap();
+    let grants = [Grant::read_only("projects/inbox")];
+    let out = call_tool(
+        toolbox(),
+        &fx.ws,
+        "docx",
+        "fill",
+        json!({"template": "projects/inbox/letter.docx", "values": "projects/inbox/clients.csv", "path": "output/letter.docx"}),
+        &grants,
+    )
+    .unwrap();
+    assert_eq!(out["files"].as_array().map(Vec::len), Some(3), "{out}");
+    assert_eq!(out["unused_columns"], json!(["email"]), "{out}");
+    assert_eq!(
+        output_names(&fx),
+        ["letter-3.docx", "letter-Acme, Inc.docx", "letter-Zed_Co.docx"]
+    );
+    let text = lo_text(&lo, &fx.ws.output_dir().join("letter-Zed_Co.docx"));
+    assert!(
+        text.contains("Dear Zed/Co,") && text.contains("The fee is 200"),
+        "{text}"
+    );
+
+    // A placeholder with no column is named; nothing is written.
+    std::fs::write(fx.inbox.join("short.csv"), "client\nAcme\n").unwrap();
+    let err = tool_error(call_tool(
+        toolbox(),
+        &fx.ws,
+        "docx",
+        "fill",
+        json!({"template": "projects/inbox/letter.docx", "values": "projects/inbox/short.csv", "path": "output/other.docx"}),
+        &grants,
+    ));
+    assert!(format!("{err:?}").contains("{{fee}}"), "{err:?}");
+    assert_eq!(output_names(&fx).len(), 3);
+}

@@ -8,6 +8,10 @@
 //!
 //! The whole package is built in memory, then saved with the sdk's
 //! never-overwrite write: a bad block or image leaves no file behind.
+//!
+//! `edit` (in [`edit`]) changes an existing document as a proposed
+//! overwrite, rewriting only the parts it touches; `fill` (in [`fill`])
+//! makes new documents from a .docx or .pptx template and a CSV or JSON file.
 
 mod build;
 mod digest;
@@ -55,8 +59,10 @@ impl Guest for Docx {
             name: "docx".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Reads Word (.docx) documents as Markdown text (headings, lists, tables, comments, tracked \
-                      changes, footnotes) and writes new ones under output/: headings, paragraphs, lists, tables, \
-                      images, bar charts and page breaks."
+                      changes, footnotes), writes new ones under output/ (headings, paragraphs, lists, tables, \
+                      images, bar charts and page breaks), changes existing ones as proposals the person approves \
+                      (replace text, fill {{placeholders}}, append blocks) and fills templates from a CSV or JSON \
+                      file, one new document per row."
                 .into(),
             operations: vec![
                 operation("text", read::SUMMARY, read::schema(), &["path"], &[]),

@@ -391,3 +391,59 @@ fn fill_makes_one_document_per_csv_row_under_output() {
     assert!(format!("{err:?}").contains("{{fee}}"), "{err:?}");
     assert_eq!(output_names(&fx).len(), 3);
 }
+
+/// Every real document of the corpus (the Strict one refused) takes an
+/// append ending in a table; LibreOffice opens each and shows the new text,
+/// and only the parts an append may touch differ.
+#[test]
+fn every_corpus_document_takes_an_append_that_libreoffice_shows() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    let grants = [rw(&fx.inbox)];
+    let dir = corpus_file("");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "docx"))
+        .collect();
+    names.sort();
+    let mut edited = 0;
+    for source in names {
+        let name = source.file_name().unwrap().to_string_lossy().into_owned();
+        let doc = fx.inbox.join(&name);
+        std::fs::copy(&source, &doc).unwrap();
+        let edits = json!([{"op": "append", "blocks": [
+            {"type": "heading", "text": "Appendix by deskhand"},
+            {"type": "list", "items": ["Alpha point"]},
+            {"type": "table", "header": ["Key", "Value"], "rows": [["Omega cell", 1]]}
+        ]}]);
+        if name.contains("strict") {
+            let err = edit(&fx, &doc, edits, &grants).err().unwrap();
+            assert!(format!("{err:?}").contains("Strict Open XML"), "{name}: {err:?}");
+            continue;
+        }
+        edit_and_apply(&fx, &doc, edits, &grants);
+        let diff = py(COMPARE, &json!({"before": source, "after": doc}));
+        let touched: Vec<String> = serde_json::from_value(diff["changed"].clone()).unwrap();
+        for part in touched {
+            assert!(
+                part == "word/document.xml"
+                    || part == "word/styles.xml"
+                    || part == "word/numbering.xml"
+                    || part == "word/_rels/document.xml.rels"
+                    || part == "[Content_Types].xml",
+                "{name}: {part} changed: {diff}"
+            );
+        }
+        assert_eq!(diff["removed"], json!([]), "{name}: {diff}");
+        let text = lo_text(&lo, &doc);
+        for needle in ["Appendix by deskhand", "Alpha point", "Omega cell"] {
+            assert!(
+                text.contains(needle),
+                "{name}: LibreOffice does not show {needle:?}: {text}"
+            );
+        }
+        edited += 1;
+    }
+    assert!(edited >= 12, "{edited} documents edited");
+}

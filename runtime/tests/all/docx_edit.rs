@@ -447,3 +447,51 @@ fn every_corpus_document_takes_an_append_that_libreoffice_shows() {
     }
     assert!(edited >= 12, "{edited} documents edited");
 }
+
+/// Copies a zip, replacing `old` with `new` in the text of entry `part`.
+const PATCH_ZIP: &str = r#"
+import json, sys, zipfile
+a = json.loads(sys.argv[1])
+with zipfile.ZipFile(a["from"]) as src, zipfile.ZipFile(a["to"], "w", zipfile.ZIP_DEFLATED) as dst:
+    for i in src.infolist():
+        data = src.read(i.filename)
+        if i.filename == a["part"]:
+            text = data.decode("utf-8")
+            assert a["old"] in text
+            data = text.replace(a["old"], a["new"], 1).encode("utf-8")
+        dst.writestr(i.filename, data)
+print("{}")
+"#;
+
+#[test]
+fn fill_makes_presentations_from_a_pptx_template_and_a_json_list() {
+    let lo = LibreOffice::new();
+    let fx = Fixture::new();
+    // A real deck whose first slide's text becomes "Hello {{name}}" (the braces split across runs).
+    py(
+        PATCH_ZIP,
+        &json!({"from": corpus_file("python-pptx-txt-text.pptx"), "to": fx.inbox.join("deck.pptx"),
+                "part": "ppt/slides/slide1.xml", "old": "<a:t> Foo Bar </a:t>",
+                "new": "<a:t>Hello {{na</a:t></a:r><a:r><a:rPr lang=\"en-US\" b=\"1\"/><a:t>me}}</a:t>"}),
+    );
+    std::fs::write(
+        fx.inbox.join("people.json"),
+        r#"[{"name": "Ann & Bo"}, {"name": "Cy"}]"#,
+    )
+    .unwrap();
+    let out = call_tool(
+        toolbox(),
+        &fx.ws,
+        "docx",
+        "fill",
+        json!({"template": "projects/inbox/deck.pptx", "values": "projects/inbox/people.json", "path": "output/deck.pptx"}),
+        &[Grant::read_only("projects/inbox")],
+    )
+    .unwrap();
+    assert_eq!(out["files"].as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(output_names(&fx), ["deck-Ann & Bo.pptx", "deck-Cy.pptx"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = lo.convert(&fx.ws.output_dir().join("deck-Cy.pptx"), "pdf", "pdf", dir.path());
+    let text = crate::common::pdftotext(&pdf);
+    assert!(text.contains("Hello Cy"), "{text}");
+}

@@ -57,6 +57,11 @@ fn perf_write_read_100k() {
             out.text,
             out.json.len()
         );
+        // What the host does next with the result: parse it.
+        let t = Instant::now();
+        let parsed: Value = serde_json::from_str(&out.json).unwrap();
+        eprintln!("the host's parse of the result {:.3} s", t.elapsed().as_secs_f64());
+        drop(parsed);
         if let Ok(golden) = std::env::var("XLSX_PERF_GOLDEN") {
             let golden = std::path::Path::new(&golden);
             if golden.exists() {

@@ -215,8 +215,10 @@ impl OutputStage {
 
 /// Puts an empty stand-in in `dir` for `target` and each `stem-N.ext`
 /// after it that another run's file holds in `real`, up to the first free
-/// one: a tool writing `target` under a free name then picks one that is
-/// free in `real` too. Nothing else of `real` is shown, not even its names.
+/// one, and for each file of the target's folder named `stem-...`: a tool
+/// writing `target` (or files named after it) under a free name then picks
+/// one that is free in `real` too. Nothing else of `real` is shown, not
+/// even its names.
 fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if target
         .components()
@@ -241,6 +243,32 @@ fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<Pat
         if fs::symlink_metadata(real.join(&candidate)).is_err() {
             break;
         }
+        let staged = dir.join(&candidate);
+        if fs::symlink_metadata(&staged).is_ok() {
+            continue;
+        }
+        if let Some(parent) = staged.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::File::create(&staged)?;
+        placeholders.push(candidate);
+    }
+    // A tool that names several files after the target (`letter.docx` gives
+    // `letter-Acme.docx`, `contract.pdf` gives `contract-p1-3.pdf`) must see
+    // those names taken too: the names (never the content) of the files in
+    // the target's folder that start with its stem and a hyphen.
+    let folder = target.parent().unwrap_or(Path::new(""));
+    let prefix = format!("{stem}-");
+    let Ok(entries) = fs::read_dir(real.join(folder)) else {
+        return Ok(());
+    };
+    for entry in entries.flatten().take(10 * MAX_TAKEN) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if stem.is_empty() || !name.starts_with(&prefix) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let candidate = folder.join(name);
         let staged = dir.join(&candidate);
         if fs::symlink_metadata(&staged).is_ok() {
             continue;

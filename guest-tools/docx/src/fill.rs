@@ -33,8 +33,12 @@ pub struct FillArgs {
     template: PathBuf,
     values: PathBuf,
     path: PathBuf,
-    #[serde(default)]
+    #[serde(default = "yes")]
     unique: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub const SUMMARY: &str = "Make one new document per data row from a template with {{name}} placeholders: the \
@@ -47,8 +51,8 @@ pub fn schema() -> Value {
     json!({"type": "object", "required": ["template", "values", "path"], "additionalProperties": false, "properties": {
         "template": {"type": "string", "description": "a .docx or .pptx file with {{name}} placeholders"},
         "values": {"type": "string", "description": "a .csv file (header row = placeholder names) or a .json file (an object, or an array of objects)"},
-        "path": {"type": "string", "description": "the base name of the new files under output/, with the template's extension (output/letter.docx)"},
-        "unique": {"type": "boolean", "default": false, "description": "pick free names (name-1.docx, ...) instead of failing when a file exists"}
+        "path": {"type": "string", "description": "the base name of the new files under output/, with the template's extension or none (output/letter.docx, output/letter)"},
+        "unique": {"type": "boolean", "default": true, "description": "pick free names (name-1.docx, ...) when a file exists; false fails instead"}
     }})
 }
 
@@ -347,7 +351,14 @@ pub fn fill(args: FillArgs) -> Result<Output, ToolError> {
             ));
         }
     };
-    deskhand_ooxml::check_extension(&args.path, &ext).map_err(|_| {
+    // A base name without an extension (output/offer) takes the template's.
+    let named_ext = args.path.extension().is_some();
+    if named_ext {
+        deskhand_ooxml::check_extension(&args.path, &ext)
+    } else {
+        Ok(())
+    }
+    .map_err(|_| {
         invalid(
             &args.path,
             format!("the new files take the template's extension: give a path ending in .{ext}"),

@@ -359,7 +359,9 @@ pub fn replace_in_part(
     let mut pos = 0;
     for (seg, text) in new_text {
         let s = &scan.segments[seg];
-        if !s.preserve && needs_preserve(&text) {
+        // DrawingML's `a:t` keeps its spaces as they are and declares no
+        // `xml:space`; PowerPoint and python-pptx never write one there.
+        if matches!(flavor, Flavor::Word) && !s.preserve && needs_preserve(&text) {
             // Before the start tag's `>`.
             let gt = s.open_tag.end - 1;
             out.push_str(&xml[pos..gt]);

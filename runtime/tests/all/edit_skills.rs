@@ -222,3 +222,54 @@ fn combine_workbooks_stacks_or_keeps_the_first_sheets_of_a_folder() {
     );
     assert_eq!(lo.sheet_csv(&book, 2, "march 10"), "amount , Note\n7,taxi\n");
 }
+
+#[test]
+fn fill_template_makes_one_letter_per_row_whichever_order_the_task_names_the_files() {
+    let d = demo();
+    let letters = d.ws.root().join("projects/letters");
+    std::fs::create_dir_all(&letters).unwrap();
+    crate::docx_edit::make_letter(&letters.join("letter.docx"));
+    std::fs::write(
+        letters.join("clients.csv"),
+        "client,fee,notes\nAcme,100,\nBolt & Co,200,\n",
+    )
+    .unwrap();
+    let before = crate::common::tree(&letters);
+
+    // The values named first, the template second: each goes where it fits.
+    let (report, _) = run(
+        &d,
+        "make a letter for each row of projects/letters/clients.csv from projects/letters/letter.docx",
+        &["projects/letters"],
+    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let out = d.ws.output_dir();
+    let (lo, _) = office();
+    let dir = tempfile::tempdir().unwrap();
+    let acme = lo.convert(
+        &out.join("letter-Acme.docx"),
+        "txt:Text (encoded):UTF8",
+        "txt",
+        dir.path(),
+    );
+    let acme = std::fs::read_to_string(acme).unwrap();
+    assert!(
+        acme.contains("Dear Acme,") && acme.contains("The fee is 100 for"),
+        "{acme}"
+    );
+    assert!(out.join("letter-Bolt & Co.docx").is_file());
+    assert_eq!(
+        crate::common::tree(&letters),
+        before,
+        "the template and the values are unchanged"
+    );
+
+    // Again: free names, never over the first run's letters.
+    let (again, _) = run(
+        &d,
+        "fill the template projects/letters/letter.docx with projects/letters/clients.csv",
+        &["projects/letters"],
+    );
+    assert_eq!(again.status, RunStatus::Succeeded, "{}", again.summary);
+    assert!(out.join("letter-Acme-1.docx").is_file(), "{}", again.summary);
+}

@@ -243,15 +243,7 @@ fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<Pat
         if fs::symlink_metadata(real.join(&candidate)).is_err() {
             break;
         }
-        let staged = dir.join(&candidate);
-        if fs::symlink_metadata(&staged).is_ok() {
-            continue;
-        }
-        if let Some(parent) = staged.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::File::create(&staged)?;
-        placeholders.push(candidate);
+        stand_in(dir, candidate, placeholders)?;
     }
     // A tool that names several files after the target (`letter.docx` gives
     // `letter-Acme.docx`, `contract.pdf` gives `contract-p1-3.pdf`) must see
@@ -259,7 +251,7 @@ fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<Pat
     // the target's folder that start with its stem and a hyphen.
     let folder = target.parent().unwrap_or(Path::new(""));
     let prefix = format!("{stem}-");
-    let Ok(entries) = fs::read_dir(real.join(folder)) else {
+    let Some(Ok(entries)) = beneath_without_links(real, folder).map(fs::read_dir) else {
         return Ok(());
     };
     for entry in entries.flatten().take(10 * MAX_TAKEN) {
@@ -268,17 +260,22 @@ fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<Pat
         if stem.is_empty() || !name.starts_with(&prefix) || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        let candidate = folder.join(name);
-        let staged = dir.join(&candidate);
-        if fs::symlink_metadata(&staged).is_ok() {
-            continue;
-        }
-        if let Some(parent) = staged.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::File::create(&staged)?;
-        placeholders.push(candidate);
+        stand_in(dir, folder.join(name), placeholders)?;
     }
+    Ok(())
+}
+
+/// An empty file at `candidate` in `dir`, unless something is there already.
+fn stand_in(dir: &Path, candidate: PathBuf, placeholders: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let staged = dir.join(&candidate);
+    if fs::symlink_metadata(&staged).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = staged.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::File::create(&staged)?;
+    placeholders.push(candidate);
     Ok(())
 }
 

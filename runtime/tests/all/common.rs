@@ -334,6 +334,18 @@ pub fn demo() -> Demo {
 /// Every event a run and its sub-agents emitted, with the run that emitted it.
 pub type Seen = Arc<Mutex<Vec<(RunId, Event)>>>;
 
+/// The reasons of the Blocked events a run emitted, in order.
+pub fn blocked(seen: &Seen) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Blocked { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// An observer that keeps every event, and what it keeps.
 pub fn recorder() -> (deskhand_runtime::agent::RunObserver, Seen) {
     let seen: Seen = Arc::default();

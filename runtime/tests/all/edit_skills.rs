@@ -15,7 +15,7 @@ use deskhand_runtime::tools::Toolbox;
 use deskhand_runtime::wasm::WasmHost;
 use deskhand_types::{Event, Mode, RunStatus};
 
-use crate::common::{Demo, LibreOffice, Seen, agent_task as task, demo, recorder};
+use crate::common::{Demo, LibreOffice, Seen, agent_task as task, blocked, demo, recorder};
 
 /// LibreOffice for the tests, and a toolbox that has it.
 pub(crate) fn office() -> &'static (LibreOffice, Toolbox) {
@@ -81,17 +81,6 @@ fn pdftotext(pdf: &Path) -> String {
         .output()
         .unwrap_or_else(|e| panic!("pdftotext could not start ({e}); run scripts/setup to install poppler-utils"));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn blocked(seen: &Seen) -> Vec<String> {
-    seen.lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Blocked { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use deskhand_runtime::model::openai::OpenAiCompatibleProvider;
 use deskhand_runtime::model::{ModelProvider, Secret};
 use deskhand_types::{Event, Grant, Mode, RunStatus};
 
-use crate::common::{Seen, agent_task as task, demo, fast_retries, recording_agent as agent, transcript};
+use crate::common::{agent_task as task, blocked, demo, fast_retries, recording_agent as agent, transcript};
 use crate::replay::{Canned, ReplayServer};
 
 /// One question put to the person, and what the gate saw.
@@ -115,17 +115,6 @@ fn provider(wire: Wire, server: &ReplayServer) -> Box<dyn ModelProvider> {
             .with_retry(fast_retries()),
         ),
     }
-}
-
-fn blocked(seen: &Seen) -> Vec<String> {
-    seen.lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Blocked { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -57,6 +57,10 @@ fn perf_write_read_100k() {
             out.text,
             out.json.len()
         );
+        eprintln!(
+            "fast path sheets so far: {}",
+            crate::read::FAST_SHEETS.with(std::cell::Cell::get)
+        );
         // What the host does next with the result: parse it.
         let t = Instant::now();
         let parsed: Value = serde_json::from_str(&out.json).unwrap();

@@ -439,6 +439,28 @@ fn count_elements(xml: &[u8], name: &[u8]) -> u64 {
     starts.filter(|(i, _)| repair::is_element(&xml[i + 1..], name)).count() as u64
 }
 
+#[path = "fast.rs"]
+mod fast;
+
+/// The largest sheet part the fast path holds inflated in memory; calamine
+/// streams bigger ones.
+const MAX_FAST_PART_BYTES: u64 = 256 * 1024 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests compare the fast path with calamine's reading.
+    pub(crate) static CALAMINE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How many sheets the fast path read.
+    pub(crate) static FAST_SHEETS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn fast_path_allowed() -> bool {
+    #[cfg(test)]
+    return !CALAMINE_ONLY.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    true
+}
+
 /// One sheet of the result as JSON text (`{"header", "name", "range",
 /// "rows"}`), and how many rows it holds: rows are written as text as they
 /// are read, never as a `Value` per cell.
@@ -912,15 +934,21 @@ fn read_xlsx(
     formulas: bool,
     budget: &mut Budget<'_>,
 ) -> Result<Vec<SheetJson>, XlsxFailure> {
+    let bytes = *cursor.get_ref();
     let mut book: Xlsx<_> = Xlsx::new(cursor).map_err(|e| XlsxFailure::Calamine(None, e))?;
     let names = chosen_sheets(budget.path, book.sheets_metadata(), args.sheet.as_deref()).map_err(XlsxFailure::Tool)?;
+    let fast = if fast_path_allowed() {
+        fast::Book::open(bytes, MAX_FAST_PART_BYTES).map(|b| (b, bytes))
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for name in names {
         if budget.done() {
             break;
         }
         out.push(
-            read_xlsx_sheet(&mut book, &name, formulas, args.header, budget).map_err(|e| match e {
+            read_xlsx_sheet(&mut book, fast.as_ref(), &name, formulas, args.header, budget).map_err(|e| match e {
                 SheetError::Tool(e) => XlsxFailure::Tool(e),
                 SheetError::Xlsx(e) => XlsxFailure::Calamine(Some(name.clone()), e),
             })?,
@@ -989,11 +1017,13 @@ impl From<ToolError> for SheetError {
 /// cell's style.
 fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
     book: &mut Xlsx<RS>,
+    fast: Option<&(fast::Book, &[u8])>,
     name: &str,
     formulas: bool,
     header: bool,
     budget: &mut Budget<'_>,
 ) -> Result<SheetJson, SheetError> {
+    let is_1904 = book.has_1904_epoch();
     let mut sheet = SheetCells::new(name);
     let mut reader = book.worksheet_cells_reader(name)?;
     // The currency each style's number format shows.
@@ -1006,6 +1036,28 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
                 .and_then(|f| typed::format_currency(&f.format_code))
         })
         .collect();
+    if let Some((fast, bytes)) = fast {
+        let styles = reader.styles();
+        let mut quick = SheetCells::new(name);
+        let read = fast.cells(bytes, name, styles, is_1904, MAX_FAST_PART_BYTES, |cell| {
+            let formula = cell.formula.as_deref().filter(|f| formulas && !f.is_empty());
+            if formula.is_none() && cell.value.is_empty() {
+                return Ok(true);
+            }
+            let currency = currencies.get(cell.style).and_then(Option::as_deref);
+            quick.push(cell.row, cell.col, header, budget, |out| {
+                write_cell(out, &cell.value, currency, formula)
+            })
+        });
+        // When the sheet is not plain enough, calamine reads it from the start.
+        if let Some(read) = read {
+            #[cfg(test)]
+            FAST_SHEETS.with(|n| n.set(n.get() + 1));
+            read?;
+            drop(reader);
+            return Ok(quick.finish(header, budget)?);
+        }
+    }
     // The one-pass reader gives no style, and the pass that finds styles
     // passes over cells in the default style (0): when that style shows a
     // currency, formulas are read in a pass of their own.

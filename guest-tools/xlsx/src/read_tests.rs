@@ -277,3 +277,49 @@ fn a_million_open_brackets_in_a_workbook_comment_read_at_once() {
     // Every `<` scanned to the end of the run took minutes.
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// The fast path reads every corpus workbook as calamine does, in every
+/// mode, or gives up and leaves it to calamine: never a different result.
+#[test]
+fn the_fast_path_reads_every_corpus_workbook_as_calamine_does() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/spreadsheets");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: no corpus at ../shared/corpus/spreadsheets beside the repository");
+        return;
+    };
+    let mut compared = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if ext != "xlsx" && ext != "xlsm" {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for extra in [
+            json!({}),
+            json!({"formulas": true}),
+            json!({"header": false, "formulas": true}),
+            json!({"start_row": 2, "max_rows": 3}),
+        ] {
+            let read = |calamine_only: bool| {
+                CALAMINE_ONLY.with(|c| c.set(calamine_only));
+                let got = read_book(bytes.clone(), extra.clone()).map_err(|e| e.to_string());
+                CALAMINE_ONLY.with(|c| c.set(false));
+                got
+            };
+            let before = FAST_SHEETS.with(std::cell::Cell::get);
+            let fast = read(false);
+            if FAST_SHEETS.with(std::cell::Cell::get) > before && extra == json!({}) {
+                eprintln!("fast: {}", path.display());
+            }
+            assert_eq!(fast, read(true), "{} {extra}", path.display());
+            compared += 1;
+        }
+    }
+    let fast = FAST_SHEETS.with(std::cell::Cell::get);
+    eprintln!("{compared} reads compared, {fast} sheets read by the fast path");
+    assert!(fast > 0);
+}

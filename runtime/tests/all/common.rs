@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use deskhand_runtime::agent::offline::OfflinePlanner;
 use deskhand_runtime::agent::{Agent, AgentSettings, Gate};
+use deskhand_runtime::call;
+use deskhand_runtime::changeset::{self, ApplyOptions};
 use deskhand_runtime::model::ModelProvider;
 use deskhand_runtime::model::config::RetryPolicy;
 use deskhand_runtime::tools::{CallRequest, Toolbox, run_call};
 use deskhand_runtime::wasm::{CallError, Limits, LoadedTool, Sandbox, WasmHost};
 use deskhand_runtime::workspace::Workspace;
-use deskhand_types::{Event, Grant, Mode, RunId, Task, ToolError};
+use deskhand_types::{CallId, Event, Grant, Mode, RunId, Task, ToolError, ToolOutput};
 
 use crate::replay::Canned;
 
@@ -441,4 +443,140 @@ pub fn check_multi_step_run(
     let journaled = d.ws.journal().events(&report.run).unwrap();
     assert_eq!(journaled.len(), events.len(), "the journal holds the same story");
     (events, journaled)
+}
+
+/// A read-write grant of `path`.
+pub fn rw(path: &Path) -> Grant {
+    Grant {
+        path: path.to_path_buf(),
+        access: deskhand_types::Access::ReadWrite,
+    }
+}
+
+/// Runs `script` under `python` with `args` as JSON in `sys.argv[1]`, and
+/// returns what it prints, parsed as JSON; panics with Python's stderr if it fails.
+pub fn py_with(python: &Path, script: &str, args: &serde_json::Value) -> serde_json::Value {
+    let out = Command::new(python)
+        .args(["-c", script, &args.to_string()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// [`py_with`] the system `python3`.
+pub fn py(script: &str, args: &serde_json::Value) -> serde_json::Value {
+    py_with(Path::new("python3"), script, args)
+}
+
+/// Python that writes a zip of `parts` (name -> text) at `path`, deflated, in order.
+pub const MAKE_ZIP: &str = r#"
+import json, sys, zipfile
+a = json.loads(sys.argv[1])
+with zipfile.ZipFile(a["path"], "w", zipfile.ZIP_DEFLATED) as z:
+    for name, text in a["parts"]:
+        z.writestr(name, text)
+print("{}")
+"#;
+
+/// The start of a Python script comparing the zips `before` and `after` of
+/// its arguments (`a`) by the raw (compressed) bytes of each entry, read
+/// past the local header, so an entry counts as unchanged only if it was
+/// copied as it was: leaves `result` with the sorted names that `changed`,
+/// were `removed` and were `added`. [`zip_diff`] prints it; a script may
+/// add to it first.
+pub const RAW_ZIP_DIFF: &str = r#"
+import json, struct, sys, zipfile
+a = json.loads(sys.argv[1])
+def raw(path):
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        with open(path, "rb") as f:
+            for i in z.infolist():
+                f.seek(i.header_offset)
+                h = f.read(30)
+                n, m = struct.unpack("<HH", h[26:30])
+                f.seek(i.header_offset + 30 + n + m)
+                out[i.filename] = (i.CRC, i.compress_type, f.read(i.compress_size))
+    return out
+before, after = raw(a["before"]), raw(a["after"])
+result = {
+    "changed": sorted(n for n in before if n in after and before[n] != after[n]),
+    "removed": sorted(n for n in before if n not in after),
+    "added": sorted(n for n in after if n not in before),
+}
+"#;
+
+/// Which entries of the zip `after` differ from `before` in their raw
+/// bytes, and which were added or removed (see [`RAW_ZIP_DIFF`]).
+pub fn zip_diff(before: &Path, after: &Path) -> serde_json::Value {
+    py(
+        &format!("{RAW_ZIP_DIFF}print(json.dumps(result))\n"),
+        &serde_json::json!({"before": before, "after": after}),
+    )
+}
+
+/// What `tool edit` gave back: its output and the prepared call whose staged
+/// files hold the proposal, or the typed error it refused with.
+pub type Edited<'t> = Result<(ToolOutput, call::PreparedCall<'t>), ToolError>;
+
+/// Runs `tool edit` on `path` through `tb`, its events to `emit`: the output
+/// and the prepared call, whose staged files hold the proposed overwrite.
+/// A typed tool error comes back as `Err`; any other failure panics.
+pub fn run_edit<'t>(
+    tb: &'t Toolbox,
+    fx: &Fixture,
+    tool: &str,
+    path: &Path,
+    edits: serde_json::Value,
+    grants: &[Grant],
+    emit: &(dyn Fn(Event) + Sync),
+) -> Edited<'t> {
+    let args = serde_json::json!({"path": path.display().to_string(), "edits": edits});
+    let prepared = call::prepare(
+        &fx.ws,
+        tb,
+        tool,
+        "edit",
+        &args,
+        &fx.ws.policy(grants).unwrap(),
+        Limits::default(),
+        &[],
+    )
+    .unwrap();
+    match call::execute(&prepared, &CallId("call-edit".into()), emit, &|| true) {
+        Ok(out) => Ok((out, prepared)),
+        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
+        Err(other) => panic!("not a typed tool error: {other}"),
+    }
+}
+
+/// Applies the one change an edit proposed (see [`run_edit`]) as a
+/// changeset of a new run named `task`; the run, for undo.
+pub fn apply_edit(
+    fx: &Fixture,
+    task: &str,
+    output: &ToolOutput,
+    prepared: &call::PreparedCall,
+    grants: &[Grant],
+) -> RunId {
+    assert_eq!(output.changes.len(), 1, "{}", output.json);
+    let roots = fx.ws.change_roots(grants).unwrap();
+    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
+    let run = fx.ws.journal().begin_task(task, grants).unwrap();
+    changeset::apply(
+        &fx.ws,
+        &run,
+        deskhand_types::StepNo(1),
+        "call-edit",
+        &cs,
+        "the test",
+        ApplyOptions::default(),
+    )
+    .unwrap();
+    run
 }

@@ -5,62 +5,15 @@
 //! text. `fill` makes one new document per data row under output/.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use deskhand_runtime::call;
-use deskhand_runtime::changeset::{self, ApplyOptions};
-use deskhand_runtime::wasm::{CallError, Limits};
-use deskhand_types::{Access, CallId, Grant, ToolError, ToolOutput};
+use deskhand_runtime::changeset;
+use deskhand_types::{Grant, RunId, ToolOutput};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, LibreOffice, call_tool, output_names, tool_error, toolbox, tree};
-
-fn py(script: &str, args: &Value) -> Value {
-    let out = Command::new("python3")
-        .args(["-c", script, &args.to_string()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-/// Writes a zip of `parts` (name -> text) at `path`, deflated, in order.
-const MAKE_ZIP: &str = r#"
-import json, sys, zipfile
-a = json.loads(sys.argv[1])
-with zipfile.ZipFile(a["path"], "w", zipfile.ZIP_DEFLATED) as z:
-    for name, text in a["parts"]:
-        z.writestr(name, text)
-print("{}")
-"#;
-
-/// Which entries of two packages differ in their raw (compressed) bytes,
-/// and which were added or removed.
-const COMPARE: &str = r#"
-import json, struct, sys, zipfile
-a = json.loads(sys.argv[1])
-def raw(path):
-    out = {}
-    with zipfile.ZipFile(path) as z:
-        with open(path, "rb") as f:
-            for i in z.infolist():
-                f.seek(i.header_offset)
-                h = f.read(30)
-                n, m = struct.unpack("<HH", h[26:30])
-                f.seek(i.header_offset + 30 + n + m)
-                out[i.filename] = (i.CRC, i.compress_type, f.read(i.compress_size).hex())
-    return out
-before, after = raw(a["before"]), raw(a["after"])
-print(json.dumps({
-    "changed": sorted(n for n in before if n in after and before[n] != after[n]),
-    "removed": sorted(n for n in before if n not in after),
-    "added": sorted(n for n in after if n not in before),
-}))
-"#;
+use crate::common::{
+    Edited, Fixture, LibreOffice, MAKE_ZIP, apply_edit, call_tool, output_names, py, run_edit, rw, tool_error, toolbox,
+    tree, zip_diff,
+};
 
 fn corpus_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,56 +21,15 @@ fn corpus_file(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn rw(path: &Path) -> Grant {
-    Grant {
-        path: path.to_path_buf(),
-        access: Access::ReadWrite,
-    }
-}
-
-fn edit(
-    fx: &Fixture,
-    path: &Path,
-    edits: Value,
-    grants: &[Grant],
-) -> Result<(ToolOutput, call::PreparedCall<'static>), ToolError> {
-    let args = json!({"path": path.display().to_string(), "edits": edits});
-    let prepared = call::prepare(
-        &fx.ws,
-        toolbox(),
-        "docx",
-        "edit",
-        &args,
-        &fx.ws.policy(grants).unwrap(),
-        Limits::default(),
-        &[],
-    )
-    .unwrap();
-    match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}, &|| true) {
-        Ok(out) => Ok((out, prepared)),
-        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
-        Err(other) => panic!("not a typed tool error: {other}"),
-    }
+fn edit(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> Edited<'static> {
+    run_edit(toolbox(), fx, "docx", path, edits, grants, &|_| {})
 }
 
 /// Runs `docx edit` and applies its proposal as a changeset; the output and
 /// the run it belongs to (for undo).
-fn edit_and_apply(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> (ToolOutput, deskhand_types::RunId) {
+fn edit_and_apply(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> (ToolOutput, RunId) {
     let (output, prepared) = edit(fx, path, edits, grants).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(output.changes.len(), 1, "{}", output.json);
-    let roots = fx.ws.change_roots(grants).unwrap();
-    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
-    let run = fx.ws.journal().begin_task("docx edit", grants).unwrap();
-    changeset::apply(
-        &fx.ws,
-        &run,
-        deskhand_types::StepNo(1),
-        "call-edit",
-        &cs,
-        "the test",
-        ApplyOptions::default(),
-    )
-    .unwrap();
+    let run = apply_edit(fx, "docx edit", &output, &prepared, grants);
     (output, run)
 }
 
@@ -204,7 +116,7 @@ fn a_real_document_edited_keeps_every_other_entry_opens_in_libreoffice_and_undoe
     );
     assert_eq!(output.json["edits"][0]["replacements"], 2, "{}", output.json);
 
-    let diff = py(COMPARE, &json!({"before": original, "after": doc}));
+    let diff = zip_diff(&original, &doc);
     let changed: Vec<String> = serde_json::from_value(diff["changed"].clone()).unwrap();
     assert!(changed.contains(&"word/document.xml".to_owned()), "{diff}");
     for part in &changed {
@@ -288,7 +200,7 @@ fn placeholders_split_across_runs_are_filled_in_the_body_header_and_footer() {
     );
     assert_eq!(output.json["edits"][0]["placeholders_filled"], 3, "{}", output.json);
     assert_eq!(output.json["edits"][1]["replacements"], 2, "{}", output.json);
-    let diff = py(COMPARE, &json!({"before": original, "after": doc}));
+    let diff = zip_diff(&original, &doc);
     assert_eq!(
         diff["changed"],
         json!(["word/document.xml", "word/footer1.xml", "word/header1.xml"]),
@@ -423,7 +335,7 @@ fn every_corpus_document_takes_an_append_that_libreoffice_shows() {
             continue;
         }
         edit_and_apply(&fx, &doc, edits, &grants);
-        let diff = py(COMPARE, &json!({"before": source, "after": doc}));
+        let diff = zip_diff(&source, &doc);
         let touched: Vec<String> = serde_json::from_value(diff["changed"].clone()).unwrap();
         for part in touched {
             assert!(

@@ -6,61 +6,20 @@
 //! slide. The decks of python-pptx's test suite are edited each.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use deskhand_runtime::call;
-use deskhand_runtime::changeset::{self, ApplyOptions};
-use deskhand_runtime::wasm::{CallError, Limits};
-use deskhand_types::{Access, CallId, Grant, ToolError, ToolOutput};
+use deskhand_runtime::changeset;
+use deskhand_types::{Grant, RunId, ToolError, ToolOutput};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, LibreOffice, call_tool, files_with, pdftotext, toolbox, tree};
+use crate::common::{
+    Edited, Fixture, LibreOffice, apply_edit, call_tool, files_with, pdftotext, run_edit, rw, toolbox, tree, zip_diff,
+};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/corpus/docx-pptx")
         .canonicalize()
         .unwrap()
-}
-
-fn rw(path: &Path) -> Grant {
-    Grant {
-        path: path.to_path_buf(),
-        access: Access::ReadWrite,
-    }
-}
-
-/// Which zip entries differ in their raw (compressed) bytes, which were added or removed.
-const COMPARE: &str = r#"
-import json, struct, sys, zipfile
-a = json.loads(sys.argv[1])
-def raw(path):
-    out = {}
-    with zipfile.ZipFile(path) as z:
-        with open(path, "rb") as f:
-            for i in z.infolist():
-                f.seek(i.header_offset)
-                h = f.read(30)
-                n, m = struct.unpack("<HH", h[26:30])
-                f.seek(i.header_offset + 30 + n + m)
-                out[i.filename] = (i.CRC, i.compress_type, f.read(i.compress_size).hex())
-    return out
-before, after = raw(a["before"]), raw(a["after"])
-print(json.dumps({
-    "changed": sorted(n for n in before if n in after and before[n] != after[n]),
-    "removed": sorted(n for n in before if n not in after),
-    "added": sorted(n for n in after if n not in before),
-}))
-"#;
-
-fn compare(before: &Path, after: &Path) -> Value {
-    let args = json!({"before": before, "after": after});
-    let out = Command::new("python3")
-        .args(["-c", COMPARE, &args.to_string()])
-        .output()
-        .expect("python3 runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The summary's lists of parts as the zip comparison's: what it says it
@@ -85,54 +44,15 @@ fn assert_summary_matches(name: &str, summary: &Value, diff: &Value) {
     assert_eq!(sorted(&diff["removed"]), sorted(&summary["parts_removed"]), "{name}");
 }
 
-fn edit(
-    fx: &Fixture,
-    path: &Path,
-    edits: Value,
-    grants: &[Grant],
-) -> Result<(ToolOutput, call::PreparedCall<'static>), ToolError> {
-    let args = json!({"path": path.display().to_string(), "edits": edits});
-    let prepared = call::prepare(
-        &fx.ws,
-        toolbox(),
-        "pptx",
-        "edit",
-        &args,
-        &fx.ws.policy(grants).unwrap(),
-        Limits::default(),
-        &[],
-    )
-    .unwrap();
-    match call::execute(&prepared, &CallId("call-edit".into()), &|_| {}, &|| true) {
-        Ok(out) => Ok((out, prepared)),
-        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
-        Err(other) => panic!("not a typed tool error: {other}"),
-    }
+fn edit(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> Edited<'static> {
+    run_edit(toolbox(), fx, "pptx", path, edits, grants, &|_| {})
 }
 
 /// Runs `pptx edit` and applies its proposal as a changeset; the result
 /// and the run the changeset belongs to (for undo).
-fn edit_and_apply(
-    fx: &Fixture,
-    path: &Path,
-    edits: Value,
-    grants: &[Grant],
-) -> Result<(ToolOutput, deskhand_types::RunId), ToolError> {
+fn edit_and_apply(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> Result<(ToolOutput, RunId), ToolError> {
     let (output, prepared) = edit(fx, path, edits, grants)?;
-    assert_eq!(output.changes.len(), 1, "{}", output.json);
-    let roots = fx.ws.change_roots(grants).unwrap();
-    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
-    let run = fx.ws.journal().begin_task("pptx edit", grants).unwrap();
-    changeset::apply(
-        &fx.ws,
-        &run,
-        deskhand_types::StepNo(1),
-        "call-edit",
-        &cs,
-        "the test",
-        ApplyOptions::default(),
-    )
-    .unwrap();
+    let run = apply_edit(fx, "pptx edit", &output, &prepared, grants);
     Ok((output, run))
 }
 
@@ -195,7 +115,7 @@ fn a_deck_is_changed_in_one_call_opened_by_libreoffice_and_undone() {
         "the person's line: {}",
         output.text
     );
-    let diff = compare(&original, &deck);
+    let diff = zip_diff(&original, &deck);
     assert_summary_matches("deck.pptx", summary, &diff);
     assert!(
         diff["removed"]
@@ -255,7 +175,7 @@ fn every_corpus_deck_is_edited_and_libreoffice_prints_it() {
             list.push(json!({"op": "delete_slide", "slide": 1}));
         }
         let (output, _) = edit_and_apply(&fx, &deck, json!(list), &grants).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let diff = compare(&file, &deck);
+        let diff = zip_diff(&file, &deck);
         assert_summary_matches(&name, &output.json, &diff);
 
         let now = slides(&fx, &deck, &grants);

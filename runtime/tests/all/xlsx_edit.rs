@@ -6,15 +6,16 @@
 //! corpus of real workbooks no one here wrote is edited one cell each.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use deskhand_runtime::call;
-use deskhand_runtime::changeset::{self, ApplyOptions};
-use deskhand_runtime::wasm::{CallError, Limits};
-use deskhand_types::{Access, CallId, Grant, ToolError, ToolOutput};
+use deskhand_runtime::changeset;
+use deskhand_runtime::tools::Toolbox;
+use deskhand_types::{Event, Grant, RunId, ToolError, ToolOutput};
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, LibreOffice, corpus, files_with, toolbox, tree};
+use crate::common::{
+    Edited, Fixture, LibreOffice, MAKE_ZIP, RAW_ZIP_DIFF, apply_edit, corpus, files_with, py_with, run_edit, rw,
+    toolbox, tree,
+};
 
 /// The venv `scripts/setup` installs openpyxl into, else `python3`.
 fn python() -> PathBuf {
@@ -25,53 +26,15 @@ fn python() -> PathBuf {
     }
 }
 
-/// Runs a Python script with JSON arguments and returns its JSON output.
+/// Runs a Python script with JSON arguments under [`python`] and returns its JSON output.
 fn py(script: &str, args: &Value) -> Value {
-    let out = Command::new(python())
-        .args(["-c", script, &args.to_string()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    py_with(&python(), script, args)
 }
 
-/// Writes a zip of `parts` (name -> text) at `path`, deflated, in order.
-const MAKE_ZIP: &str = r#"
-import json, sys, zipfile
-a = json.loads(sys.argv[1])
-with zipfile.ZipFile(a["path"], "w", zipfile.ZIP_DEFLATED) as z:
-    for name, text in a["parts"]:
-        z.writestr(name, text)
-print("{}")
-"#;
-
-/// Compares two packages: which entries differ in their raw (compressed)
-/// bytes, which were added or removed; and, with openpyxl, every cell of
-/// every sheet (formulas as text), listing the cells that differ.
-const COMPARE: &str = r#"
-import json, struct, sys, zipfile
-a = json.loads(sys.argv[1])
-def raw(path):
-    out = {}
-    with zipfile.ZipFile(path) as z:
-        with open(path, "rb") as f:
-            for i in z.infolist():
-                f.seek(i.header_offset)
-                h = f.read(30)
-                n, m = struct.unpack("<HH", h[26:30])
-                f.seek(i.header_offset + 30 + n + m)
-                out[i.filename] = (i.CRC, i.compress_type, f.read(i.compress_size))
-    return out
-before, after = raw(a["before"]), raw(a["after"])
-result = {
-    "changed": sorted(n for n in before if n in after and before[n] != after[n]),
-    "removed": sorted(n for n in before if n not in after),
-    "added": sorted(n for n in after if n not in before),
-}
+/// The end of a script that begins with [`RAW_ZIP_DIFF`]: with openpyxl,
+/// compares every cell of every sheet (formulas as text) and adds the cells
+/// that differ to the raw entries that do.
+const CELL_DIFF: &str = r#"
 def cells(path):
     import openpyxl, warnings
     warnings.simplefilter("ignore")
@@ -103,85 +66,28 @@ if a.get("cells", True):
 print(json.dumps(result))
 "#;
 
-fn rw(path: &Path) -> Grant {
-    Grant {
-        path: path.to_path_buf(),
-        access: Access::ReadWrite,
-    }
+fn edit(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> Edited<'static> {
+    run_edit(toolbox(), fx, "xlsx", path, edits, grants, &|_| {})
 }
 
 /// Runs `xlsx edit` on `path` and applies its proposal as a changeset; the
 /// result and the run the changeset belongs to (for undo).
-fn edit_and_apply(
-    fx: &Fixture,
-    path: &Path,
-    edits: Value,
-    grants: &[Grant],
-) -> Result<(ToolOutput, deskhand_types::RunId), ToolError> {
+fn edit_and_apply(fx: &Fixture, path: &Path, edits: Value, grants: &[Grant]) -> Result<(ToolOutput, RunId), ToolError> {
     edit_and_apply_with(toolbox(), fx, path, edits, grants, &|_| {})
 }
 
 /// [`edit_and_apply`] with `tb`, its events to `emit`.
 fn edit_and_apply_with(
-    tb: &deskhand_runtime::tools::Toolbox,
+    tb: &Toolbox,
     fx: &Fixture,
     path: &Path,
     edits: Value,
     grants: &[Grant],
-    emit: &(dyn Fn(deskhand_types::Event) + Sync),
-) -> Result<(ToolOutput, deskhand_types::RunId), ToolError> {
-    let (output, prepared) = edit_with(tb, fx, path, edits, grants, emit)?;
-    assert_eq!(output.changes.len(), 1, "{}", output.json);
-    let roots = fx.ws.change_roots(grants).unwrap();
-    let cs = changeset::propose(&output.changes, &roots, &|g| prepared.staged(g)).unwrap();
-    let run = fx.ws.journal().begin_task("xlsx edit", grants).unwrap();
-    changeset::apply(
-        &fx.ws,
-        &run,
-        deskhand_types::StepNo(1),
-        "call-edit",
-        &cs,
-        "the test",
-        ApplyOptions::default(),
-    )
-    .unwrap();
+    emit: &(dyn Fn(Event) + Sync),
+) -> Result<(ToolOutput, RunId), ToolError> {
+    let (output, prepared) = run_edit(tb, fx, "xlsx", path, edits, grants, emit)?;
+    let run = apply_edit(fx, "xlsx edit", &output, &prepared, grants);
     Ok((output, run))
-}
-
-fn edit(
-    fx: &Fixture,
-    path: &Path,
-    edits: Value,
-    grants: &[Grant],
-) -> Result<(ToolOutput, call::PreparedCall<'static>), ToolError> {
-    edit_with(toolbox(), fx, path, edits, grants, &|_| {})
-}
-
-fn edit_with<'t>(
-    tb: &'t deskhand_runtime::tools::Toolbox,
-    fx: &Fixture,
-    path: &Path,
-    edits: Value,
-    grants: &[Grant],
-    emit: &(dyn Fn(deskhand_types::Event) + Sync),
-) -> Result<(ToolOutput, call::PreparedCall<'t>), ToolError> {
-    let args = json!({"path": path.display().to_string(), "edits": edits});
-    let prepared = call::prepare(
-        &fx.ws,
-        tb,
-        "xlsx",
-        "edit",
-        &args,
-        &fx.ws.policy(grants).unwrap(),
-        Limits::default(),
-        &[],
-    )
-    .unwrap();
-    match call::execute(&prepared, &CallId("call-edit".into()), emit, &|| true) {
-        Ok(out) => Ok((out, prepared)),
-        Err(deskhand_runtime::Error::Call(CallError::Tool(e))) => Err(e),
-        Err(other) => panic!("not a typed tool error: {other}"),
-    }
 }
 
 const CT: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -240,7 +146,10 @@ fn make_workbook(path: &Path, overrides: &[(&str, &str)]) {
 }
 
 fn compare(before: &Path, after: &Path, cells: bool) -> Value {
-    py(COMPARE, &json!({"before": before, "after": after, "cells": cells}))
+    py(
+        &format!("{RAW_ZIP_DIFF}{CELL_DIFF}"),
+        &json!({"before": before, "after": after, "cells": cells}),
+    )
 }
 
 /// Sheet `number` of a workbook as LibreOffice computes it, as rows of fields.

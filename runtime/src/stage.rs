@@ -251,16 +251,18 @@ fn mark_taken(real: &Path, dir: &Path, target: &Path, placeholders: &mut Vec<Pat
     // the target's folder that start with its stem and a hyphen.
     let folder = target.parent().unwrap_or(Path::new(""));
     let prefix = format!("{stem}-");
+    if stem.is_empty() {
+        return Ok(());
+    }
     let Some(Ok(entries)) = beneath_without_links(real, folder).map(fs::read_dir) else {
         return Ok(());
     };
-    for entry in entries.flatten().take(10 * MAX_TAKEN) {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if stem.is_empty() || !name.starts_with(&prefix) || !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        stand_in(dir, folder.join(name), placeholders)?;
+    let named_after = entries.flatten().filter(|entry| {
+        entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))
+            && entry.file_type().is_ok_and(|t| t.is_file())
+    });
+    for entry in named_after.take(10 * MAX_TAKEN) {
+        stand_in(dir, folder.join(entry.file_name()), placeholders)?;
     }
     Ok(())
 }

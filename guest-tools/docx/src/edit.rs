@@ -367,11 +367,11 @@ fn apply(path: &Path, bytes: &[u8], edits: &[Edit]) -> Result<Applied, ToolError
     let mut changed: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (name, xml) in &parts {
         if originals.get(name) != Some(xml) {
-            changed.insert(name.clone(), as_utf8(xml));
+            changed.insert(name.clone(), deskhand_ooxml::edit::as_utf8(xml));
         }
     }
     for (name, xml) in &others {
-        changed.insert(name.clone(), as_utf8(xml));
+        changed.insert(name.clone(), deskhand_ooxml::edit::as_utf8(xml));
     }
     let rewritten: Vec<String> = changed.keys().filter(|n| !added.contains(n)).cloned().collect();
     let result = rewrite(path, bytes, &changed, &BTreeSet::new())?;
@@ -395,22 +395,6 @@ fn apply(path: &Path, bytes: &[u8], edits: &[Edit]) -> Result<Applied, ToolError
 
 fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names.map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
-}
-
-/// A part as UTF-8 bytes: parts are read as text (UTF-8 or UTF-16) and
-/// written back as UTF-8, so a declaration saying UTF-16 is corrected.
-fn as_utf8(xml: &str) -> Vec<u8> {
-    if xml.starts_with("<?xml")
-        && let Some(end) = xml.find("?>")
-    {
-        let decl = &xml[..end];
-        for enc in ["UTF-16", "utf-16", "UTF16", "utf16"] {
-            if decl.contains(enc) {
-                return format!("{}{}", decl.replacen(enc, "UTF-8", 1), &xml[end..]).into_bytes();
-            }
-        }
-    }
-    xml.as_bytes().to_vec()
 }
 
 /// The styles of a document: ids, names (lowercase) and which paragraph
@@ -819,7 +803,10 @@ fn insert_before_end(xml: &str, root: &str, entry: &str) -> Option<String> {
 fn insert_numbering(xml: &str, abstracts: &str, nums: &str) -> Option<String> {
     let end = xml.rfind("</w:numbering>")?;
     let nums_at = xml[..end].find("<w:numIdMacAtCleanup").unwrap_or(end);
-    let first_num = [xml.find("<w:num "), xml.find("<w:num>")]
+    // Only before the lists' end: a `w:num` after it (or in a trailing
+    // comment) must not put the cut past `nums_at`.
+    let head = &xml[..nums_at];
+    let first_num = [head.find("<w:num "), head.find("<w:num>")]
         .into_iter()
         .flatten()
         .min()
@@ -839,6 +826,14 @@ mod tests {
 
     use super::*;
     use crate::read::render;
+
+    #[test]
+    fn numbering_with_a_list_after_its_cleanup_marker_does_not_panic() {
+        let xml =
+            "<w:numbering><w:numIdMacAtCleanup w:val=\"1\"/><w:num w:numId=\"1\"/></w:numbering><!-- <w:num > -->";
+        let out = insert_numbering(xml, "<A/>", "<N/>").unwrap();
+        assert!(out.contains("<A/>") && out.contains("<N/>"), "{out}");
+    }
 
     fn corpus_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/docx-pptx")

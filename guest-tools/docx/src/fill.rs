@@ -26,6 +26,8 @@ pub const MAX_ROWS: usize = 1_000;
 const MAX_VALUES_BYTES: u64 = 16 * 1024 * 1024;
 /// The longest part of a file name taken from a value.
 const MAX_NAME_CHARS: usize = 60;
+/// The most one call writes in all (the host takes at most 1 GiB from a call).
+const MAX_WRITTEN_BYTES: u64 = 512 * 1024 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -440,6 +442,7 @@ pub fn fill(args: FillArgs) -> Result<Output, ToolError> {
     }
 
     let mut written: Vec<PathBuf> = Vec::with_capacity(targets.len());
+    let mut total = 0u64;
     let mut made = Vec::with_capacity(targets.len());
     let result = (|| -> Result<(), ToolError> {
         for (row, target) in table.rows.iter().zip(&targets) {
@@ -461,9 +464,21 @@ pub fn fill(args: FillArgs) -> Result<Output, ToolError> {
             let changed: BTreeMap<String, Vec<u8>> = parts
                 .into_iter()
                 .filter(|(n, x)| originals.get(n) != Some(x))
-                .map(|(n, x)| (n, x.into_bytes()))
+                .map(|(n, x)| (n, deskhand_ooxml::edit::as_utf8(&x)))
                 .collect();
             let doc = rewrite(&args.template, &bytes, &changed, &BTreeSet::new())?;
+            total += doc.len() as u64;
+            if total > MAX_WRITTEN_BYTES {
+                return Err(ToolError::TooLarge(deskhand_guest::path_error(
+                    &args.template,
+                    format!(
+                        "filled for {} rows makes more than {} MiB of documents, more than one call writes; \
+                         fill it from fewer rows at a time",
+                        table.rows.len(),
+                        MAX_WRITTEN_BYTES >> 20
+                    ),
+                )));
+            }
             let path = deskhand_ooxml::save(target, &ext, &doc, args.unique)?;
             made.push(json!({"path": path.display().to_string(), "placeholders_filled": filled, "size": doc.len()}));
             written.push(path);

@@ -546,7 +546,21 @@ pub fn add_relationship(rels: &str, rel_type: &str, target: &str) -> (String, St
 /// `xml` with `entry` inserted before the end tag of root element `root`
 /// (any prefix); a self-closed root is opened.
 fn insert_before_close(xml: &str, root: &str, entry: &str) -> String {
-    let trimmed = xml.trim_end();
+    // What may follow the root: whitespace, comments, processing instructions.
+    let mut trimmed = xml.trim_end();
+    loop {
+        let cut = if trimmed.ends_with("-->") {
+            trimmed.rfind("<!--")
+        } else if trimmed.ends_with("?>") {
+            trimmed.rfind("<?")
+        } else {
+            None
+        };
+        match cut {
+            Some(at) => trimmed = trimmed[..at].trim_end(),
+            None => break,
+        }
+    }
     if let Some(at) = trimmed.rfind("</")
         && local_of(trimmed[at + 2..].trim_end_matches('>').trim()) == root
     {
@@ -581,6 +595,22 @@ pub fn entry_names(path: &Path, bytes: &[u8]) -> Result<BTreeSet<String>, ToolEr
                 .map_err(|e| bad(path, format!("is damaged: a zip entry's name cannot be read ({e})")))
         })
         .collect()
+}
+
+/// A part as UTF-8 bytes: parts are read as text (UTF-8 or UTF-16) and
+/// written back as UTF-8, so a declaration saying UTF-16 is corrected.
+pub fn as_utf8(xml: &str) -> Vec<u8> {
+    if xml.starts_with("<?xml")
+        && let Some(end) = xml.find("?>")
+    {
+        let decl = &xml[..end];
+        for enc in ["UTF-16", "utf-16", "UTF16", "utf16"] {
+            if decl.contains(enc) {
+                return format!("{}{}", decl.replacen(enc, "UTF-8", 1), &xml[end..]).into_bytes();
+            }
+        }
+    }
+    xml.as_bytes().to_vec()
 }
 
 #[cfg(test)]

@@ -307,7 +307,7 @@ pub fn apply(path: &Path, bytes: &[u8], edits: &[Edit], load: &mut LoadImage<'_>
     let mut changed: BTreeMap<String, Vec<u8>> = w
         .dirty
         .iter()
-        .filter_map(|p| w.text.get(p).map(|t| (p.clone(), t.clone().into_bytes())))
+        .filter_map(|p| w.text.get(p).map(|t| (p.clone(), core::as_utf8(t))))
         .collect();
     changed.extend(std::mem::take(&mut w.binary));
     let rewritten: Vec<&String> = changed.keys().filter(|p| w.names.contains(*p)).collect();

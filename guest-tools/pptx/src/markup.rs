@@ -179,7 +179,8 @@ pub fn append_child(xml: &str, pick: impl Fn(&Tag<'_>) -> bool, child: &str) -> 
         ));
     }
     let end = element_end(xml, &t)?;
-    let close = end - (t.name.len() + 3);
+    // The close tag may hold spaces before its `>` (`</p:sldIdLst >`).
+    let close = xml[..end].rfind("</")?;
     Some(format!("{}{child}{}", &xml[..close], &xml[close..]))
 }
 
@@ -237,6 +238,16 @@ pub fn unescape(s: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
+
+    #[test]
+    fn a_child_goes_before_a_close_tag_with_spaces_in_it() {
+        let xml = "<p:sldIdLst><p:sldId id=\"256\"/></p:sldIdLst >";
+        let out = append_child(xml, |t| t.name == "p:sldIdLst", "<p:sldId id=\"257\"/>").unwrap();
+        assert_eq!(
+            out,
+            "<p:sldIdLst><p:sldId id=\"256\"/><p:sldId id=\"257\"/></p:sldIdLst >"
+        );
+    }
 
     #[test]
     fn tags_skip_comments_and_keep_quoted_brackets() {

@@ -70,6 +70,9 @@ pub fn schema() -> Value {
 /// One input's first sheet, as `read` gave it.
 struct Table {
     file: String,
+    /// Whether the sheet's table starts at A1, where the new sheet puts it:
+    /// only then do its formulas' references still point at the same cells.
+    at_a1: bool,
     header: Vec<String>,
     rows: Vec<Value>,
 }
@@ -85,7 +88,16 @@ pub fn combine(args: CombineArgs) -> Result<Output, ToolError> {
     let mut tables = Vec::with_capacity(inputs.len());
     let mut total = 0u64;
     for input in &inputs {
-        let table = first_sheet(input, MAX_MAX_ROWS - total.min(MAX_MAX_ROWS - 1))?;
+        let Some(left) = MAX_MAX_ROWS.checked_sub(total).filter(|l| *l > 0) else {
+            return Err(ToolError::TooLarge(path_error(
+                input,
+                format!(
+                    "is past the {} rows the files together may hold; combine fewer files",
+                    crate::count(MAX_MAX_ROWS)
+                ),
+            )));
+        };
+        let table = first_sheet(input, left)?;
         total += table.rows.len() as u64;
         tables.push(table);
     }
@@ -207,8 +219,10 @@ fn first_sheet(path: &Path, max_rows: u64) -> Result<Table, ToolError> {
         Some(Value::Array(rows)) => rows.clone(),
         _ => Vec::new(),
     };
+    let at_a1 = sheet["range"].as_str().is_none_or(|r| r.starts_with("A1:"));
     Ok(Table {
         file: file_name(path),
+        at_a1,
         header,
         rows,
     })
@@ -231,15 +245,51 @@ fn first_worksheet(path: &Path) -> Option<String> {
 }
 
 /// A formula cell's value where its formula cannot come along: one that
-/// points at another sheet or workbook, or any formula when `all`.
+/// points at another sheet or workbook or uses a defined name (which the
+/// new workbook does not have), or any formula when `all`.
 fn carried(cell: &Value, all: bool) -> (Value, bool) {
     match cell.get("formula").and_then(Value::as_str) {
-        Some(f) if all || f.contains('!') || f.contains('[') => {
+        Some(f) if all || f.contains('!') || f.contains('[') || uses_a_name(f) => {
             (cell.get("value").cloned().unwrap_or(Value::Null), true)
         }
         Some(f) => (json!({"formula": f}), false),
         None => (cell.clone(), false),
     }
+}
+
+/// Whether `formula` holds a word that is neither a function (followed by
+/// `(`), a cell reference (`B7`, `$C$2`), nor TRUE/FALSE: a defined name.
+fn uses_a_name(formula: &str) -> bool {
+    let mut outside = String::with_capacity(formula.len());
+    for (i, part) in formula.split('"').enumerate() {
+        if i % 2 == 0 {
+            outside.push_str(part);
+        }
+        outside.push(' ');
+    }
+    let bytes = outside.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' || bytes[i] == b'$' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || b"_.$".contains(&bytes[i])) {
+                i += 1;
+            }
+            let word = outside[start..i].trim_start_matches('$');
+            let function = outside[i..].trim_start().starts_with('(');
+            let letters = word.trim_end_matches(|c: char| c.is_ascii_digit() || c == '$');
+            let cell = (1..=3).contains(&letters.len())
+                && letters.bytes().all(|b| b.is_ascii_alphabetic())
+                && letters.len() < word.len();
+            let boolean = word.eq_ignore_ascii_case("true") || word.eq_ignore_ascii_case("false");
+            if !function && !cell && !boolean {
+                return true;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// One sheet per input, named after its file (Excel's rules: at most 31
@@ -259,7 +309,7 @@ fn by_sheet(tables: &[Table]) -> (Vec<Value>, Vec<String>) {
                     cells
                         .iter()
                         .map(|c| {
-                            let (cell, valued) = carried(c, false);
+                            let (cell, valued) = carried(c, !t.at_a1);
                             as_values += usize::from(valued);
                             cell
                         })
@@ -278,7 +328,8 @@ fn by_sheet(tables: &[Table]) -> (Vec<Value>, Vec<String>) {
     let mut notes = Vec::new();
     if as_values > 0 {
         notes.push(format!(
-            "{as_values} formula(s) that point at another sheet or workbook are kept as their last computed values"
+            "{as_values} formula(s) that point at another sheet or workbook, use a defined name, or sit in a table \
+             that does not start at A1 are kept as their last computed values"
         ));
     }
     (sheets, notes)
@@ -361,6 +412,7 @@ mod tests {
     fn table(file: &str, header: &[&str], rows: Value) -> Table {
         Table {
             file: file.into(),
+            at_a1: true,
             header: header.iter().map(|h| (*h).to_owned()).collect(),
             rows: rows.as_array().cloned().unwrap_or_default(),
         }
@@ -402,6 +454,16 @@ mod tests {
         assert_eq!(sheets[0]["rows"], json!([[{"formula": "A1+1"}, 3]]));
         assert!(sheets[1].get("header").is_none());
         assert!(notes[0].starts_with("1 formula(s)"), "{notes:?}");
+    }
+
+    #[test]
+    fn defined_names_are_told_from_functions_cells_and_text() {
+        for f in ["SUM(A1:B2)", "$C$2*2", "IF(A1>0,TRUE,\"Tax rate\")", "A1&\" total\""] {
+            assert!(!uses_a_name(f), "{f}");
+        }
+        for f in ["TaxRate*B2", "SUM(Sales)", "A1*rate"] {
+            assert!(uses_a_name(f), "{f}");
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Agent<'_> {
         let Some(office) = self.toolbox.office() else {
             return Err(
                 "LibreOffice is not installed on this machine, so documents cannot be converted to PDF; \
-                        install it (scripts/setup does) and run the task again"
+                        install LibreOffice and run the task again"
                     .into(),
             );
         };
@@ -82,7 +82,7 @@ impl Agent<'_> {
             self.block(st, reason.clone());
             Err(reason)
         };
-        let files = match self.documents(st, step, &args.input) {
+        let files = match self.documents(st, &args.input) {
             Ok(files) => files,
             Err(reason) => return refuse(st, reason),
         };
@@ -217,7 +217,7 @@ impl Agent<'_> {
     /// The files `input` names: the file itself, or the documents directly
     /// in a folder (hidden names and links left out), in name order; each a
     /// regular file, not a link, in a folder the step's grants hold.
-    fn documents(&self, st: &RunState, step: StepNo, input: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    fn documents(&self, st: &RunState, input: &str) -> std::result::Result<Vec<PathBuf>, String> {
         let path = self.workspace.resolve_path(input).map_err(|e| e.to_string())?;
         // Resolving follows links; the name as given must not be one.
         let as_given = if Path::new(input).is_absolute() {
@@ -245,7 +245,7 @@ impl Agent<'_> {
         let granted = policy.folders.iter().any(|(root, _)| canonical.starts_with(root));
         if !granted {
             return Err(format!(
-                "{input} is outside the folders step {step} may read; grant its folder (--grant) and declare it in the step"
+                "{input} is outside the folders this run was given; give the run its folder to convert it"
             ));
         }
         let mut files = Vec::new();

@@ -310,7 +310,10 @@ impl<'a> Metadata<'a> {
             "period" => ParamKind::Period,
             "pages" => ParamKind::Pages,
             other if other.starts_with("file(") => {
-                extensions = options(other.strip_prefix("file(").and_then(|o| o.strip_suffix(')')));
+                let Some(list) = other.strip_prefix("file(").and_then(|o| o.strip_suffix(')')) else {
+                    return Err(self.bad(key, format!("{other:?} is not closed; write file(docx|pptx)")));
+                };
+                extensions = options(Some(list));
                 if extensions.is_empty() {
                     return Err(self.bad(
                         key,

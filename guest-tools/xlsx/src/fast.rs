@@ -141,47 +141,84 @@ fn tags<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// A tag's attributes (raw values), without allocating: a cell has three.
-struct Attrs<'a> {
-    items: [(&'a str, &'a str); 16],
-    len: usize,
-}
-
-impl<'a> Attrs<'a> {
-    fn iter(&self) -> impl Iterator<Item = &(&'a str, &'a str)> {
-        self.items[..self.len].iter()
+/// A tag's attributes (raw values), one by one to `each`; `None` when
+/// they are not plain or `each` says so.
+fn each_attribute<'a>(tag: &'a str, mut each: impl FnMut(&'a str, &'a str) -> Option<()>) -> Option<()> {
+    let bytes = tag.as_bytes();
+    let end = bytes.len() - usize::from(bytes.last() == Some(&b'/'));
+    let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let mut i = 0;
+    loop {
+        while i < end && is_ws(bytes[i]) {
+            i += 1;
+        }
+        if i == end {
+            return Some(());
+        }
+        let key_start = i;
+        while i < end && bytes[i] != b'=' && !is_ws(bytes[i]) {
+            i += 1;
+        }
+        let key_end = i;
+        while i < end && is_ws(bytes[i]) {
+            i += 1;
+        }
+        if key_end == key_start || i == end || bytes[i] != b'=' {
+            return None;
+        }
+        i += 1;
+        while i < end && is_ws(bytes[i]) {
+            i += 1;
+        }
+        let quote = *bytes.get(i).filter(|q| i < end && (**q == b'"' || **q == b'\''))?;
+        let value_start = i + 1;
+        let close = value_start + bytes.get(value_start..end)?.iter().position(|&b| b == quote)?;
+        // Every bound sits at an ASCII byte: a char boundary.
+        each(&tag[key_start..key_end], &tag[value_start..close])?;
+        i = close + 1;
+        if i < end && !is_ws(bytes[i]) {
+            return None;
+        }
     }
 }
 
-/// A tag's attributes, or `None` when they are not plain (or more than 16,
-/// or one given twice).
-fn attributes(tag: &str) -> Option<Attrs<'_>> {
-    let mut out = Attrs {
-        items: [("", ""); 16],
-        len: 0,
-    };
-    let mut rest = skip_ws(tag.strip_suffix('/').unwrap_or(tag));
-    while !rest.is_empty() {
-        let eq = byte_at(rest, b'=')?;
-        let key = rest[..eq].trim_end_matches([' ', '\t', '\r', '\n']);
-        if key.is_empty() || key.bytes().any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+/// A tag's attributes, or `None` when they are not plain or one is given twice.
+fn attributes(tag: &str) -> Option<Vec<(&str, &str)>> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    each_attribute(tag, |key, value| {
+        if out.iter().any(|(k, _)| *k == key) {
             return None;
         }
-        let after = skip_ws(&rest[eq + 1..]);
-        let quote = after.bytes().next().filter(|c| *c == b'"' || *c == b'\'')?;
-        let close = byte_at(&after[1..], quote)? + 1;
-        if out.len == out.items.len() || out.iter().any(|(k, _)| *k == key) {
-            return None;
-        }
-        out.items[out.len] = (key, &after[1..close]);
-        out.len += 1;
-        rest = skip_ws(&after[close + 1..]);
-    }
+        out.push((key, value));
+        Some(())
+    })?;
     Some(out)
 }
 
-fn get<'a>(attrs: &Attrs<'a>, key: &str) -> Option<&'a str> {
+fn get<'a>(attrs: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
     attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// The `r`, `s` and `t` attributes of a row or cell (each at most once),
+/// or `None` when the tag is not plain or a value holds an entity.
+fn cell_attributes(tag: &str) -> Option<[Option<&str>; 3]> {
+    let mut found = [None; 3];
+    each_attribute(tag, |key, value| {
+        if value.bytes().any(|b| b == b'&') {
+            return None;
+        }
+        let slot = match key {
+            "r" => 0,
+            "s" => 1,
+            "t" => 2,
+            _ => return Some(()),
+        };
+        if found[slot].replace(value).is_some() {
+            return None;
+        }
+        Some(())
+    })?;
+    Some(found)
 }
 
 /// Where `byte` (ASCII) first is in `s`: a plain loop, quicker than a
@@ -364,21 +401,31 @@ fn builtin_code(id: u32) -> Option<&'static str> {
 
 /// `A1` -> (0, 0); only upper-case letters and digits.
 fn cell_ref(r: &str) -> Option<(u32, u32)> {
-    let digits = r.bytes().position(|b| b.is_ascii_digit())?;
-    let (letters, number) = r.split_at(digits);
-    if letters.is_empty() || letters.len() > 3 || !letters.bytes().all(|b| b.is_ascii_uppercase()) {
+    let letters = r.bytes().take_while(u8::is_ascii_uppercase).count();
+    if letters == 0 || letters > 3 {
         return None;
     }
-    let col = letters.bytes().fold(0u32, |n, b| n * 26 + u32::from(b - b'A') + 1) - 1;
-    Some((row_number(number)?, col))
+    let col = r
+        .bytes()
+        .take(letters)
+        .fold(0u32, |n, b| n * 26 + u32::from(b - b'A') + 1)
+        - 1;
+    Some((row_number(&r[letters..])?, col))
 }
 
 /// `12` -> 11.
 fn row_number(digits: &str) -> Option<u32> {
-    if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || digits.len() > 7 {
         return None;
     }
-    digits.parse::<u32>().ok()?.checked_sub(1)
+    let mut n = 0u32;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+    }
+    n.checked_sub(1)
 }
 
 /// A number as Excel writes one: `-12`, `3.5`, `1E-3`.
@@ -430,8 +477,8 @@ fn scan<E>(
         }
         let close = byte_at(body, b'>')?;
         let tag = &body[..close];
-        let attrs = attributes(tag)?;
-        if let Some(r) = get(&attrs, "r") {
+        let [r, ..] = cell_attributes(tag)?;
+        if let Some(r) = r {
             row_index = row_number(r)?;
         }
         rest = &body[close + 1..];
@@ -453,16 +500,13 @@ fn scan<E>(
             }
             let close = byte_at(body, b'>')?;
             let tag = &body[..close];
-            let attrs = attributes(tag)?;
-            if attrs.iter().any(|(_, v)| v.bytes().any(|b| b == b'&')) {
-                return None;
-            }
-            let (row, col) = match get(&attrs, "r") {
+            let [r, s, typ] = cell_attributes(tag)?;
+            let (row, col) = match r {
                 Some(r) => cell_ref(r)?,
                 None => (row_index, col_index),
             };
             col_index = col + 1;
-            let style = match get(&attrs, "s") {
+            let style = match s {
                 Some(s) => {
                     if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
                         return None;
@@ -471,7 +515,6 @@ fn scan<E>(
                 }
                 None => 0,
             };
-            let typ = get(&attrs, "t");
             rest = &body[close + 1..];
             let (mut formula, mut text) = (None, None);
             if !tag.ends_with('/') {
@@ -508,7 +551,7 @@ fn scan<E>(
                 (_, None | Some("")) => DataRef::Empty,
                 (None | Some("n"), Some(v)) => {
                     let n = number(v)?;
-                    let shown = match get(&attrs, "s") {
+                    let shown = match s {
                         Some(_) => formats.get(style).copied(),
                         None => Some(Shown::Number),
                     };

@@ -39,7 +39,7 @@ fn perf_write_read_100k() {
         let _ = std::fs::remove_file(&path);
         let t = Instant::now();
         let parsed: crate::write::WriteArgs = serde_json::from_str(&args).unwrap();
-        eprintln!("TIMING parse {:?}", t.elapsed());
+        eprintln!("spec parsed in {:.3} s", t.elapsed().as_secs_f64());
         let out = crate::write::write(parsed).unwrap();
         eprintln!("write {:.3} s ({})", t.elapsed().as_secs_f64(), out.text);
         if let Ok(keep) = std::env::var("XLSX_PERF_KEEP") {

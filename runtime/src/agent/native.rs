@@ -16,7 +16,7 @@ impl Agent<'_> {
         input: &serde_json::Value,
     ) -> std::result::Result<String, String> {
         let Some(backend) = self.shell else {
-            return Err("there is no shell sandbox on this machine".into());
+            return Err("there is no shell sandbox on this machine (`deskhand doctor` says why); the task needs another way than a shell command".into());
         };
         let args: meta::ShellArgs =
             serde_json::from_value(input.clone()).map_err(|e| format!("shell arguments are invalid: {e}"))?;

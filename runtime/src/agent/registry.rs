@@ -12,7 +12,8 @@
 //!
 //! Adding an executor (a connector, a browser) is one handler here: its
 //! `specs`, `takes`, `place` and `run`, and a line in [`HANDLERS`] (the runtime's own
-//! small tools are one [`RuntimeTool`] each).
+//! small tools are one [`RuntimeTool`] each; an executor acting in a step that
+//! needs something of the machine, one [`InStepTool`]).
 
 use super::*;
 
@@ -56,7 +57,11 @@ pub(super) trait ToolHandler: Sync {
 /// Every tool the agent offers, in the order the model sees them.
 const HANDLERS: &[&dyn ToolHandler] = &[
     // Before `Sandboxed`, which takes every name with `__` in it.
-    &Office,
+    &InStepTool {
+        name: office::TO_PDF,
+        spec: |agent| agent.toolbox.office().map(|_| office::spec()),
+        run: |agent, st, step, id, input| agent.office_call(st, step, id, input),
+    },
     &Sandboxed,
     &RuntimeTool {
         name: meta::UPDATE_PLAN,
@@ -77,7 +82,11 @@ const HANDLERS: &[&dyn ToolHandler] = &[
         name: meta::READ_TOOL_OUTPUT,
         run: |agent, st, input| agent.page_output(st, input),
     },
-    &Shell,
+    &InStepTool {
+        name: meta::SHELL,
+        spec: |agent| agent.shell.map(|_| meta::shell_spec()),
+        run: |agent, st, step, id, input| agent.shell_call(st, step, id, input),
+    },
 ];
 
 /// The bundled sandboxed tools, one name per operation (`fs__list`).
@@ -149,49 +158,23 @@ impl ToolHandler for RuntimeTool {
     }
 }
 
-/// `shell`: a native command in the host VM sandbox, offered when this
-/// machine has one.
-struct Shell;
-
-impl ToolHandler for Shell {
-    fn specs(&self, agent: &Agent<'_>) -> Result<Vec<ToolSpec>> {
-        Ok(if agent.shell.is_some() {
-            vec![meta::shell_spec()]
-        } else {
-            Vec::new()
-        })
-    }
-
-    fn takes(&self, agent: &Agent<'_>, name: &str) -> bool {
-        name == meta::SHELL && agent.shell.is_some()
-    }
-
-    fn place(&self) -> Place {
-        Place::InStep
-    }
-
-    fn run(
-        &self,
-        agent: &Agent<'_>,
-        st: &mut RunState,
-        step: StepNo,
-        call: &Use<'_>,
-    ) -> std::result::Result<String, String> {
-        agent.shell_call(st, step, call.id, call.input)
-    }
+/// A runtime executor that acts inside the current step, offered where this
+/// machine has what it needs (`shell`: a sandbox, `agent/native.rs`;
+/// `office__to_pdf`: LibreOffice, `agent/office.rs`). A call made where it
+/// is missing is still this handler's: its own answer says what is missing.
+struct InStepTool {
+    name: &'static str,
+    spec: fn(&Agent<'_>) -> Option<ToolSpec>,
+    run: fn(&Agent<'_>, &mut RunState, StepNo, &CallId, &serde_json::Value) -> std::result::Result<String, String>,
 }
 
-/// `office__to_pdf`: documents as PDFs by LibreOffice in the native
-/// sandbox, offered when this machine has LibreOffice (see `office.rs`).
-struct Office;
-
-impl ToolHandler for Office {
+impl ToolHandler for InStepTool {
     fn specs(&self, agent: &Agent<'_>) -> Result<Vec<ToolSpec>> {
-        Ok(agent.toolbox.office().map(|_| office::spec()).into_iter().collect())
+        Ok((self.spec)(agent).into_iter().collect())
     }
 
     fn takes(&self, _: &Agent<'_>, name: &str) -> bool {
-        name == office::TO_PDF
+        name == self.name
     }
 
     fn place(&self) -> Place {
@@ -205,7 +188,7 @@ impl ToolHandler for Office {
         step: StepNo,
         call: &Use<'_>,
     ) -> std::result::Result<String, String> {
-        agent.office_call(st, step, call.id, call.input)
+        (self.run)(agent, st, step, call.id, call.input)
     }
 }
 

@@ -27,8 +27,7 @@ use crate::build::{self, CT_NUMBERING, CT_STYLES, STYLES, para, runs};
 /// The most edits one call makes.
 pub const MAX_EDITS: usize = 1_000;
 /// The longest text to find, and the longest replacement or value.
-pub const MAX_FIND_CHARS: usize = 10_000;
-pub const MAX_REPLACE_CHARS: usize = 1_000_000;
+use deskhand_ooxml::edit::{MAX_FIND_CHARS, MAX_REPLACE_CHARS};
 /// The most placeholder values one fill gives.
 pub const MAX_VALUES: usize = 1_000;
 
@@ -220,16 +219,7 @@ fn check_edits(edits: &[Edit]) -> Result<(), ToolError> {
         let at = format!("edits[{i}]");
         match e {
             Edit::Replace { find, replace, .. } => {
-                if find.is_empty() || find.chars().count() > MAX_FIND_CHARS {
-                    return Err(ToolError::InvalidArgs(format!(
-                        "{at}: find must have 1 to {MAX_FIND_CHARS} characters"
-                    )));
-                }
-                if replace.chars().count() > MAX_REPLACE_CHARS {
-                    return Err(ToolError::InvalidArgs(format!(
-                        "{at}: replace is longer than {MAX_REPLACE_CHARS} characters"
-                    )));
-                }
+                deskhand_ooxml::edit::check_replace(&at, find, replace)?;
             }
             Edit::Fill { values } => {
                 if values.is_empty() || values.len() > MAX_VALUES {

@@ -180,17 +180,9 @@ fn scan(xml: &str, flavor: Flavor) -> Result<Scan, String> {
             }
             Event::GeneralRef(r) => {
                 if let Some((seg, _)) = in_t {
-                    let text = match r.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
-                        _ => match &*r.into_inner() {
-                            "amp" => "&".into(),
-                            "lt" => "<".into(),
-                            "gt" => ">".into(),
-                            "quot" => "\"".into(),
-                            "apos" => "'".into(),
-                            other => return Err(format!("uses an unknown entity &{other}; near byte {at}")),
-                        },
-                    };
+                    let text = crate::read::entity_text(&r).ok_or_else(|| {
+                        format!("uses an unknown entity &{}; near byte {at}", &*r.clone().into_inner())
+                    })?;
                     segments[seg].text.push_str(&text);
                 }
             }
@@ -595,6 +587,26 @@ pub fn entry_names(path: &Path, bytes: &[u8]) -> Result<BTreeSet<String>, ToolEr
                 .map_err(|e| bad(path, format!("is damaged: a zip entry's name cannot be read ({e})")))
         })
         .collect()
+}
+
+/// The longest text a `replace` edit looks for, and the longest it puts in.
+pub const MAX_FIND_CHARS: usize = 10_000;
+pub const MAX_REPLACE_CHARS: usize = 1_000_000;
+
+/// Checks a `replace` edit's texts (the edit at `at`, e.g. `edits[2]`)
+/// before anything is read, for every tool that edits text.
+pub fn check_replace(at: &str, find: &str, replace: &str) -> Result<(), ToolError> {
+    if find.is_empty() || find.chars().count() > MAX_FIND_CHARS {
+        return Err(ToolError::InvalidArgs(format!(
+            "{at}: find must have 1 to {MAX_FIND_CHARS} characters; give the text to replace"
+        )));
+    }
+    if replace.chars().count() > MAX_REPLACE_CHARS {
+        return Err(ToolError::InvalidArgs(format!(
+            "{at}: replace is longer than {MAX_REPLACE_CHARS} characters"
+        )));
+    }
+    Ok(())
 }
 
 /// A part as UTF-8 bytes: parts are read as text (UTF-8 or UTF-16) and

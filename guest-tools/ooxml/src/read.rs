@@ -436,6 +436,23 @@ fn parse_rels(path: &Path, dir: &str, xml: &str) -> Result<Vec<Rel>, ToolError> 
     Ok(out)
 }
 
+/// The text an entity or character reference stands for (`&amp;`, `&#233;`);
+/// `None` for a name XML does not define (a DTD's own entities are not read).
+pub(crate) fn entity_text(r: &quick_xml::events::BytesRef<'_>) -> Option<String> {
+    if let Ok(Some(c)) = r.resolve_char_ref() {
+        return Some(c.to_string());
+    }
+    let text = match &*r.clone().into_inner() {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => return None,
+    };
+    Some(text.into())
+}
+
 /// A relationship target as a part name: relative to `dir` unless it
 /// starts with `/`, `.` and `..` segments folded, percent-escapes left as they are.
 pub fn resolve(dir: &str, target: &str) -> String {
@@ -582,17 +599,7 @@ impl<'i> Xml<'i> {
                 Event::Text(t) => Node::Text(t.into_inner()),
                 Event::CData(t) => Node::Text(t.into_inner()),
                 Event::GeneralRef(r) => {
-                    let text = match r.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
-                        _ => match &*r.into_inner() {
-                            "amp" => "&".into(),
-                            "lt" => "<".into(),
-                            "gt" => ">".into(),
-                            "quot" => "\"".into(),
-                            "apos" => "'".into(),
-                            _ => String::new(),
-                        },
-                    };
+                    let text = entity_text(&r).unwrap_or_default();
                     Node::Text(Cow::Owned(text))
                 }
                 Event::Eof => return Ok(None),

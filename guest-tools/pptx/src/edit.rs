@@ -450,11 +450,7 @@ impl Deck {
         replace: &str,
         match_case: bool,
     ) -> Result<Value, ToolError> {
-        if find.is_empty() {
-            return Err(ToolError::InvalidArgs(format!(
-                "{at}: \"find\" is empty; give the text to replace"
-            )));
-        }
+        core::check_replace(at, find, replace)?;
         let pairs = vec![(find.to_owned(), replace.to_owned())];
         let mut total = 0;
         let mut on = BTreeSet::new();

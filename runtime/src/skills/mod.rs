@@ -45,6 +45,14 @@ pub struct Skill {
     pub params: Vec<ParamSpec>,
     /// Lowercased phrases from `deskhand-keywords`.
     pub keywords: Vec<String>,
+    /// `license`: a licence name or a file in the skill's folder.
+    pub license: Option<String>,
+    /// `compatibility`: what the skill needs to run (at most 500 characters).
+    pub compatibility: Option<String>,
+    /// `allowed-tools`, split at spaces.
+    pub allowed_tools: Vec<String>,
+    /// `metadata` other than deskhand's own `deskhand-*` fields.
+    pub metadata: std::collections::BTreeMap<String, String>,
     /// The Markdown after the frontmatter.
     pub body: String,
 }

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::{Entry, ParamKind, ParamSpec, SKILL_FILE, Skill, SkillError, SkillSource};
 use crate::tools::BundledTool;
 
@@ -20,14 +18,17 @@ const KEYWORDS: &str = "deskhand-keywords";
 const PARAMS: &str = "deskhand-params";
 const PARAM: &str = "deskhand-param-";
 
-/// The fields deskhand reads; others (`license`, `allowed-tools`, ...) are
-/// allowed and ignored.
-#[derive(Deserialize)]
-struct Frontmatter {
-    name: Option<String>,
-    description: Option<String>,
-    metadata: Option<BTreeMap<String, serde_yaml_ng::Value>>,
-}
+/// The frontmatter fields the Agent Skills specification defines; any other
+/// is an error, as in the reference validator (`agentskills validate`).
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "license",
+    "compatibility",
+    "metadata",
+    "allowed-tools",
+];
+const MAX_COMPATIBILITY: usize = 500;
 
 /// Parses a `SKILL.md`. `dir` is the skill's folder: the name must match
 /// it, and a component entry is resolved against it.
@@ -56,26 +57,18 @@ pub(super) fn parse_at(
             "no frontmatter: the file must start with a `---` line, then `name:` and `description:`, then `---`".into(),
         )
     })?;
-    let front: Frontmatter = if yaml.trim().is_empty() {
-        Frontmatter {
-            name: None,
-            description: None,
-            metadata: None,
-        }
-    } else {
-        serde_yaml_ng::from_str(yaml).map_err(|e| fail(format!("the frontmatter is not valid YAML: {e}")))?
-    };
+    let front = Front::read(yaml, file)?;
 
     let missing = |field| SkillError::MissingField {
         file: file.to_path_buf(),
         field,
     };
     let name = front
-        .name
+        .string("name")?
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| missing("name"))?;
     let description = front
-        .description
+        .string("description")?
         .map(|d| d.trim().to_owned())
         .filter(|d| !d.is_empty())
         .ok_or_else(|| missing("description"))?;
@@ -90,10 +83,45 @@ pub(super) fn parse_at(
         });
     }
     if description.chars().count() > MAX_DESCRIPTION {
-        return Err(fail(format!("the description is over {MAX_DESCRIPTION} characters")));
+        return Err(front.bad(
+            "description",
+            format!(
+                "is {} characters; the limit is {MAX_DESCRIPTION}: say what the skill does and when to use it, \
+                 and move the rest into the body",
+                description.chars().count()
+            ),
+        ));
     }
+    let license = front.string("license")?.map(|l| l.trim().to_owned());
+    if license.as_deref() == Some("") {
+        return Err(front.bad(
+            "license",
+            "is empty: name a licence (`Apache-2.0`) or a file in the skill's folder, or leave the field out",
+        ));
+    }
+    let compatibility = front.string("compatibility")?.map(|c| c.trim().to_owned());
+    match compatibility.as_deref().map(|c| c.chars().count()) {
+        Some(0) => {
+            return Err(front.bad(
+                "compatibility",
+                "is empty: say what the skill needs (a product, packages, network), or leave the field out",
+            ));
+        }
+        Some(n) if n > MAX_COMPATIBILITY => {
+            return Err(front.bad(
+                "compatibility",
+                format!("is {n} characters; the limit is {MAX_COMPATIBILITY}"),
+            ));
+        }
+        _ => {}
+    }
+    let allowed_tools = front
+        .string("allowed-tools")?
+        .map(|t| t.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
 
-    let meta = Metadata::new(front.metadata.unwrap_or_default(), file)?;
+    let (own, metadata) = front.metadata()?;
+    let meta = Metadata::new(own, file)?;
     Ok(Skill {
         name,
         description,
@@ -102,8 +130,129 @@ pub(super) fn parse_at(
         entry: meta.entry(dir)?,
         params: meta.params()?,
         keywords: meta.keywords(),
+        license,
+        compatibility,
+        allowed_tools,
+        metadata,
         body: body.to_owned(),
     })
+}
+
+/// The frontmatter as a YAML mapping whose keys are the specification's fields.
+struct Front<'a> {
+    fields: serde_yaml_ng::Mapping,
+    file: &'a Path,
+}
+
+impl<'a> Front<'a> {
+    fn read(yaml: &str, file: &'a Path) -> Result<Self, SkillError> {
+        let fail = |message: String| SkillError::Frontmatter {
+            file: file.to_path_buf(),
+            message,
+        };
+        let fields = if yaml.trim().is_empty() {
+            serde_yaml_ng::Mapping::new()
+        } else {
+            match serde_yaml_ng::from_str(yaml) {
+                Ok(serde_yaml_ng::Value::Mapping(m)) => m,
+                Ok(_) => {
+                    return Err(fail(
+                        "the frontmatter must be `field: value` lines, like `name: my-skill`".into(),
+                    ));
+                }
+                Err(e) => return Err(fail(format!("the frontmatter is not valid YAML: {e}"))),
+            }
+        };
+        for key in fields.keys() {
+            let known = key.as_str().is_some_and(|k| FIELDS.contains(&k));
+            if !known {
+                let key = match key {
+                    serde_yaml_ng::Value::String(s) => s.clone(),
+                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_owned(),
+                };
+                return Err(fail(format!(
+                    "the field `{key}` is not in the Agent Skills format, which allows {}; \
+                     put your own fields under `metadata` as strings",
+                    FIELDS.join(", ")
+                )));
+            }
+        }
+        Ok(Front { fields, file })
+    }
+
+    fn bad(&self, field: &str, rule: impl std::fmt::Display) -> SkillError {
+        SkillError::Frontmatter {
+            file: self.file.to_path_buf(),
+            message: format!("`{field}` {rule}"),
+        }
+    }
+
+    /// A field that must be a string when present (YAML `~` counts as absent).
+    fn string(&self, field: &str) -> Result<Option<String>, SkillError> {
+        match self.fields.get(field) {
+            None | Some(serde_yaml_ng::Value::Null) => Ok(None),
+            Some(serde_yaml_ng::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.bad(
+                field,
+                format!("must be text, not {}; put the value in quotes", yaml_kind(other)),
+            )),
+        }
+    }
+
+    /// `metadata`: a mapping of strings to strings. Returns deskhand's own
+    /// keys (`deskhand-*`) and the others.
+    #[allow(clippy::type_complexity)]
+    fn metadata(&self) -> Result<(BTreeMap<String, serde_yaml_ng::Value>, BTreeMap<String, String>), SkillError> {
+        let (mut own, mut other) = (BTreeMap::new(), BTreeMap::new());
+        let map = match self.fields.get("metadata") {
+            None | Some(serde_yaml_ng::Value::Null) => return Ok((own, other)),
+            Some(serde_yaml_ng::Value::Mapping(m)) => m,
+            Some(v) => {
+                return Err(self.bad(
+                    "metadata",
+                    format!("must be `key: value` lines indented under it, not {}", yaml_kind(v)),
+                ));
+            }
+        };
+        for (key, value) in map {
+            let Some(key) = key.as_str() else {
+                return Err(self.bad("metadata", "has a key that is not text; quote it"));
+            };
+            if key.starts_with(PREFIX) {
+                own.insert(key.to_owned(), value.clone());
+                continue;
+            }
+            match value {
+                serde_yaml_ng::Value::String(s) => {
+                    other.insert(key.to_owned(), s.clone());
+                }
+                v => {
+                    return Err(SkillError::BadMetadata {
+                        file: self.file.to_path_buf(),
+                        key: key.to_owned(),
+                        message: format!(
+                            "must be a string, not {} (Agent Skills metadata maps strings to strings; quote the value)",
+                            yaml_kind(v)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok((own, other))
+    }
+}
+
+/// What a YAML value is, in words.
+fn yaml_kind(value: &serde_yaml_ng::Value) -> &'static str {
+    match value {
+        serde_yaml_ng::Value::Null => "empty",
+        serde_yaml_ng::Value::Bool(_) => "true/false",
+        serde_yaml_ng::Value::Number(_) => "a number",
+        serde_yaml_ng::Value::String(_) => "text",
+        serde_yaml_ng::Value::Sequence(_) => "a list",
+        serde_yaml_ng::Value::Mapping(_) => "a mapping",
+        serde_yaml_ng::Value::Tagged(_) => "a tagged value",
+    }
 }
 
 /// The YAML between the opening and closing `---` lines, and the rest.
@@ -563,9 +712,64 @@ Body text.
     }
 
     #[test]
-    fn other_metadata_and_fields_are_ignored() {
+    fn other_metadata_is_kept_as_strings() {
         let skill = parse(&with_metadata("  author: x\n  version: '1'\n")).unwrap();
         assert_eq!(skill.entry, Entry::None);
+        assert_eq!(skill.metadata["version"], "1");
+        assert_eq!(skill.metadata.len(), 2);
+    }
+
+    #[test]
+    fn the_optional_fields_of_the_format() {
+        let text = "---\nname: folder-inventory\ndescription: d\nlicense: Apache-2.0\ncompatibility: Needs LibreOffice\n\
+                    allowed-tools: Bash(git:*) Read\n---\n";
+        let skill = parse(text).unwrap();
+        assert_eq!(skill.license.as_deref(), Some("Apache-2.0"));
+        assert_eq!(skill.compatibility.as_deref(), Some("Needs LibreOffice"));
+        assert_eq!(skill.allowed_tools, ["Bash(git:*)", "Read"]);
+        let none = parse("---\nname: folder-inventory\ndescription: d\n---\n").unwrap();
+        assert_eq!((none.license, none.compatibility), (None, None));
+    }
+
+    /// Each rule of the format, and the words that name the field and the rule.
+    #[test]
+    fn format_errors_name_the_field_and_the_rule() {
+        let long = "x".repeat(1025);
+        let wide = "y".repeat(501);
+        let cases = [
+            ("model: opus\n", "the field `model` is not in the Agent Skills format"),
+            ("version: 2\n", "put your own fields under `metadata`"),
+            ("license: 2\n", "`license` must be text, not a number"),
+            ("license: ''\n", "`license` is empty"),
+            ("compatibility: [a, b]\n", "`compatibility` must be text, not a list"),
+            ("compatibility: ' '\n", "`compatibility` is empty"),
+            ("allowed-tools: true\n", "`allowed-tools` must be text, not true/false"),
+            ("metadata: just text\n", "`metadata` must be `key: value` lines"),
+            (
+                "metadata:\n  version: 1.0\n",
+                "metadata `version`: must be a string, not a number",
+            ),
+            (
+                "metadata:\n  tags: [a]\n",
+                "metadata `tags`: must be a string, not a list",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let e = error(&format!("---\nname: folder-inventory\ndescription: d\n{extra}---\n"));
+            assert!(e.contains(expected), "{extra:?}: {e}");
+        }
+        let e = error(&format!("---\nname: folder-inventory\ndescription: {long}\n---\n"));
+        assert!(e.contains("`description` is 1025 characters; the limit is 1024"), "{e}");
+        let e = error(&format!(
+            "---\nname: folder-inventory\ndescription: d\ncompatibility: {wide}\n---\n"
+        ));
+        assert!(e.contains("`compatibility` is 501 characters; the limit is 500"), "{e}");
+        let e = error("---\nname: 3\ndescription: d\n---\n");
+        assert!(e.contains("`name` must be text, not a number"), "{e}");
+        let e = error("---\n- name\n---\n");
+        assert!(e.contains("`field: value` lines"), "{e}");
+        let e = error(&format!("---\nname: {}\ndescription: d\n---\n", "a".repeat(65)));
+        assert!(e.contains("over 64 characters"), "{e}");
     }
 
     #[test]

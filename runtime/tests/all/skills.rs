@@ -551,3 +551,109 @@ fn rename_by_date_reads_only_its_grant() {
     assert!(matches!(e, Error::OutsideGrants { .. }), "{e}");
     fx.assert_canary_intact();
 }
+
+/// `agentskills`, the Agent Skills reference validator (PyPI `skills-ref`)
+/// that `scripts/setup` installs into a venv of its own.
+fn agentskills() -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let path = Path::new(&home).join(".cache/deskhand/skills-ref-0.1.1/bin/agentskills");
+    assert!(
+        path.exists(),
+        "the Agent Skills reference validator is not installed at {}: run scripts/setup",
+        path.display()
+    );
+    path
+}
+
+/// The reference validator's verdict on a skill folder, and what it said.
+fn reference_verdict(dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new(agentskills())
+        .arg("validate")
+        .arg(dir)
+        .output()
+        .expect("agentskills runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn bundled_skills_pass_the_reference_validator() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(skills_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let (valid, said) = reference_verdict(&dir);
+        assert!(valid, "{}: {said}", dir.display());
+        checked += 1;
+    }
+    assert_eq!(checked, bundled().len(), "every bundled skill is a folder of skills/");
+}
+
+/// deskhand's reading of a SKILL.md and the reference validator's agree on
+/// each rule of the format; where deskhand is stricter, the case says why.
+#[test]
+fn the_format_rules_agree_with_the_reference_validator() {
+    // (folder, frontmatter lines after `---`, deskhand accepts, the reference accepts)
+    let long = format!("description: {}\n", "d".repeat(1025));
+    let wide = format!("description: d\ncompatibility: {}\n", "c".repeat(501));
+    let at_limits = format!(
+        "description: {}\ncompatibility: {}\n",
+        "d".repeat(1024),
+        "c".repeat(500)
+    );
+    let cases: Vec<(&str, String, bool, bool)> = vec![
+        ("good-skill", "description: Does a thing. Use when asked.\n".into(), true, true),
+        ("good-skill", at_limits, true, true),
+        (
+            "good-skill",
+            "description: d\nlicense: MIT\ncompatibility: Needs LibreOffice\nallowed-tools: Read Write\nmetadata:\n  author: x\n"
+                .into(),
+            true,
+            true,
+        ),
+        ("good-skill", "description: d\nversion: '1'\n".into(), false, false),
+        ("good-skill", "name2: x\ndescription: d\n".into(), false, false),
+        ("good-skill", long, false, false),
+        ("good-skill", wide, false, false),
+        ("good-skill", "description: ''\n".into(), false, false),
+        ("good-skill", "license: MIT\n".into(), false, false),
+        // The reference reads `metadata` but does not check its values are strings; the
+        // specification says they are, and deskhand's own fields depend on it.
+        ("good-skill", "description: d\nmetadata:\n  version: 1.0\n".into(), false, true),
+    ];
+    let names: Vec<(&str, &str, bool)> = vec![
+        ("Bad-Skill", "Bad-Skill", false),
+        ("bad--skill", "bad--skill", false),
+        ("-bad", "-bad", false),
+        ("bad-", "bad-", false),
+        ("other", "good-skill", false),
+        ("a1-b2", "a1-b2", true),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut all = cases
+        .into_iter()
+        .map(|(folder, lines, ours, theirs)| (folder.to_owned(), format!("name: {folder}\n{lines}"), ours, theirs))
+        .collect::<Vec<_>>();
+    for (name, folder, ok) in names {
+        all.push((folder.to_owned(), format!("name: {name}\ndescription: d\n"), ok, ok));
+    }
+    // One without a name at all.
+    all.push(("good-skill".into(), "description: d\n".into(), false, false));
+    for (i, (folder, front, ours, theirs)) in all.iter().enumerate() {
+        let dir = tmp.path().join(i.to_string()).join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!("---\n{front}---\n\n# Body\n");
+        std::fs::write(dir.join("SKILL.md"), &text).unwrap();
+        let mine =
+            deskhand_runtime::skills::parse_skill(&text, deskhand_runtime::skills::SkillSource::User, Some(&dir));
+        let (reference, said) = reference_verdict(&dir);
+        assert_eq!(mine.is_ok(), *ours, "deskhand on {front:?}: {mine:?}");
+        assert_eq!(reference, *theirs, "the reference validator on {front:?}: {said}");
+    }
+}

@@ -46,15 +46,15 @@ pub enum Request<'a> {
     },
 }
 
-/// What the person approved for a run no one watches (a schedule): the
-/// hashes of the steps it may run. Anything else stops the run for them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Envelope {
-    pub step_hashes: Vec<String>,
-}
+/// What the person approved for a run no one watches (a schedule): see
+/// [`crate::envelope`]. Anything else stops the run for them.
+pub use crate::envelope::Envelope;
+use crate::envelope::Unattended;
 
 /// Decides a step through [`assess`], asking the person through `gate` only
 /// where the policy says to ask (journaled as a question and its answer).
+/// An unattended run's gate is never asked: what its envelope does not
+/// cover is held for the person ([`Unattended::hold`]) and refused here.
 pub fn approve_step(
     gate: &dyn Gate,
     journal: &Journal,
@@ -67,6 +67,11 @@ pub fn approve_step(
         effects: &request.plan_step.effects,
         parent_approval,
     };
+    if let Some(u) = gate.unattended() {
+        return held_unless_approved(u, request.run, assess(request.mode, &step, Some(u.envelope())), || {
+            u.envelope().step_not_covered(request.step, request.plan_step)
+        });
+    }
     decided(assess(request.mode, &step, None), || {
         let e = &request.plan_step.effects;
         let list = |v: &[std::path::PathBuf]| {
@@ -95,6 +100,7 @@ pub fn approve_step(
 
 /// Decides a changeset through [`assess`], asking the person through `gate`
 /// only where the policy says to ask (journaled as a question and its answer).
+/// An unattended run's gate is never asked (see [`approve_step`]).
 pub fn approve_changes(
     gate: &dyn Gate,
     journal: &Journal,
@@ -109,6 +115,23 @@ pub fn approve_changes(
         output,
         step_approval,
     };
+    if let Some(u) = gate.unattended() {
+        return held_unless_approved(u, request.run, assess(request.mode, &what, Some(u.envelope())), || {
+            let deleted: Vec<String> = changes
+                .iter()
+                .filter(|c| c.kind == ChangeKind::Delete)
+                .map(|c| c.path.display().to_string())
+                .collect();
+            match deleted.len() {
+                0 => format!("step {} proposes changes the schedule's plan does not cover", request.step),
+                n => format!(
+                    "step {} would delete {n} file(s) ({}), and deletions always wait for the person",
+                    request.step,
+                    deleted.join(", ")
+                ),
+            }
+        });
+    }
     decided(assess(request.mode, &what, None), || {
         let question = Question {
             step: request.step,
@@ -121,6 +144,21 @@ pub fn approve_changes(
             gate.approve_changes(id, request)
         })
     })
+}
+
+/// An unattended run's answer: approved as the policy says, or held for the
+/// person with `what` it needed, in their words. Never asks.
+fn held_unless_approved(u: &Unattended, run: &RunId, decision: Decision, what: impl FnOnce() -> String) -> Approval {
+    match decision {
+        Decision::Approve { by } => Approval::Approved { by },
+        Decision::Ask | Decision::Reject { .. } => {
+            let what = what();
+            u.hold(run, what.clone());
+            Approval::Rejected {
+                reason: format!("{what}; the run stops here for the person"),
+            }
+        }
+    }
 }
 
 fn decided(decision: Decision, ask: impl FnOnce() -> Approval) -> Approval {
@@ -213,7 +251,7 @@ pub fn assess(mode: Mode, request: &Request<'_>, envelope: Option<&Envelope>) ->
                 };
             }
             match (envelope, mode) {
-                (Some(envelope), _) if envelope.step_hashes.iter().any(|h| h == hash) => Decision::Approve {
+                (Some(envelope), _) if envelope.covers_step(hash) => Decision::Approve {
                     by: "the person, in the schedule's approved plan".into(),
                 },
                 (Some(_), _) => Decision::Reject {
@@ -321,7 +359,12 @@ mod tests {
         let mut online = effects(&["output"], &[]);
         online.network.push("example.com".into());
         let envelope = Envelope {
-            step_hashes: vec!["h1".into()],
+            steps: vec![crate::envelope::EnvelopeStep {
+                title: "Read the notes".into(),
+                effects: reads_notes.clone(),
+                hash: "h1".into(),
+            }],
+            ..Envelope::default()
         };
         let new_output = [change(ChangeKind::Create, "/ws/output/report.xlsx")];
         let new_elsewhere = [change(ChangeKind::Create, "/home/p/notes/new.txt")];

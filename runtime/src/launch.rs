@@ -1,7 +1,9 @@
 //! Starting or resuming a run the way every front end does (the CLI, the
 //! browser UI): the model configuration, the installed skills and their
 //! components, the offline planner when no model is configured, and the
-//! agent itself. The front end brings the gate, the observer and the shell.
+//! agent itself. The front end brings the gate, the observer and the shell;
+//! a schedule brings an [`Envelope`] instead of a person to ask (the run is
+//! then unattended: [`crate::envelope::Unattended`] is its gate).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,7 @@ use deskhand_types::{Mode, RunId, Task};
 
 use crate::agent::offline::OfflinePlanner;
 use crate::agent::{Agent, AgentSettings, Gate, RunObserver, RunReport};
+use crate::envelope::{Envelope, Unattended};
 use crate::error::{Error, Result};
 use crate::model::ModelProvider;
 use crate::model::config::{ModelConfig, ProviderKind};
@@ -68,6 +71,15 @@ pub struct Launch<'a> {
     pub warn: &'a dyn Fn(String),
     /// Set to stop the run (the UI's Stop button).
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// What the person approved beforehand for a run no one watches (a
+    /// schedule's, made by [`crate::envelope::draft`] and saved with it).
+    /// `Some` makes the run unattended: `gate` is never asked; every step,
+    /// grant and changeset is decided by [`crate::gate::assess`] with the
+    /// envelope, and what it does not cover (a step it does not hold, a
+    /// grant beyond it, a deletion, a question) stops the run for the person
+    /// (`NeedsInput`, resumable with `deskhand resume`, notified) without
+    /// doing it. Sub-agents inherit it. `None`: the person is there to ask.
+    pub envelope: Option<Envelope>,
 }
 
 /// A new task, or a run to pick up again (with the person's answer, if it
@@ -118,10 +130,7 @@ pub fn add_components(tb: &mut Toolbox, skills: &[skills::Skill], warn: &dyn Fn(
 }
 
 fn discover(l: &Launch<'_>) -> skills::Discovery {
-    let discovery = skills::discover(
-        l.workspace.root(),
-        l.config_dir.as_ref().map(|d| d.join("skills")).as_deref(),
-    );
+    let discovery = skills::discover(l.workspace.root(), l.config_dir.as_deref());
     for problem in &discovery.problems {
         (l.warn)(format!("skipped a skill: {problem}"));
     }
@@ -134,59 +143,30 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
         Start::New(task) => task.grants.clone(),
         Start::Resume { run, .. } | Start::FollowUp { run, .. } => ws.journal().task_grants(run)?,
     };
-    let mut folders: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
-    for sub in ["projects", "context"] {
-        if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
-            folders.extend(
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| PathBuf::from(sub).join(e.file_name())),
-            );
-        }
-        folders.push(PathBuf::from(sub));
-    }
-    let context = MatchContext {
-        workspace_root: ws.root().to_path_buf(),
-        folders,
-        writable: grants
-            .iter()
-            .filter(|g| g.access.is_writable())
-            .map(|g| g.path.clone())
-            .collect(),
+    // What the person gave outright: with the task (kept in the journal, so
+    // a run resumed with an answer still has it), and now.
+    let mut given = match &start {
+        Start::New(task) => task.params.clone(),
+        Start::Resume { run, .. } => crate::view::RunView::load(ws.journal(), run)
+            .ok()
+            .and_then(|v| v.task)
+            .map(|t| t.params)
+            .unwrap_or_default(),
+        // A new instruction says anew what it wants.
+        Start::FollowUp { .. } => std::collections::BTreeMap::new(),
     };
-    let granted: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
-    let connected = crate::model::config::connect(&l.config)?;
-    let offline;
-    let provider: &dyn ModelProvider = match &connected {
-        Some(p) => p.as_ref(),
-        None => {
-            // Where things are, as the person taught it; a file that cannot be read tells nothing.
-            let memory = std::fs::read_to_string(ws.root().join(crate::workspace::MEMORY_FILE)).unwrap_or_default();
-            // What the person gave outright: with the task (kept in the
-            // journal, so a run resumed with an answer still has it), and now.
-            let mut given = match &start {
-                Start::New(task) => task.params.clone(),
-                Start::Resume { run, .. } => crate::view::RunView::load(ws.journal(), run)
-                    .ok()
-                    .and_then(|v| v.task)
-                    .map(|t| t.params)
-                    .unwrap_or_default(),
-                // A new instruction says anew what it wants.
-                Start::FollowUp { .. } => std::collections::BTreeMap::new(),
-            };
-            given.extend(l.params);
-            offline = OfflinePlanner::new(discovery.skills.clone(), context)
-                .with_params(given)
-                .with_grants(&granted, memory);
-            &offline
-        }
+    given.extend(l.params);
+    let planner = Planner::new(ws, &l.config, &discovery, &grants, given)?;
+    let unattended = l.envelope.map(Unattended::new);
+    let gate: &dyn Gate = match &unattended {
+        Some(u) => u,
+        None => l.gate,
     };
     let agent = Agent {
         workspace: ws,
         toolbox: tb,
-        provider,
-        gate: l.gate,
+        provider: planner.provider(),
+        gate,
         settings: AgentSettings {
             max_tokens: l.config.max_tokens,
             context_tokens: l.config.context_tokens,
@@ -196,11 +176,88 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
         observer: l.observer,
         skills_prompt: OfflinePlanner::capabilities(&discovery.skills),
         // The offline planner never asks for a shell; a model may.
-        shell: l.shell.filter(|_| connected.is_some()),
+        shell: l.shell.filter(|_| planner.is_model()),
     };
     match start {
         Start::Resume { run, answer, mode } => agent.resume_with_mode(&run, answer.as_deref(), mode),
         Start::FollowUp { run, say, mode } => agent.follow_up(&run, &say, mode),
         Start::New(task) => agent.run(task),
     }
+}
+
+/// The run's model: the configured provider, or the offline planner fitted
+/// to the run's grants, skills and parameters.
+pub(crate) enum Planner {
+    Model(Box<dyn ModelProvider>),
+    Offline(Box<OfflinePlanner>),
+}
+
+impl Planner {
+    pub(crate) fn new(
+        ws: &Workspace,
+        config: &ModelConfig,
+        discovery: &skills::Discovery,
+        grants: &[deskhand_types::Grant],
+        given: std::collections::BTreeMap<String, String>,
+    ) -> Result<Planner> {
+        if let Some(model) = crate::model::config::connect(config)? {
+            return Ok(Planner::Model(model));
+        }
+        let mut folders: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
+        for sub in ["projects", "context"] {
+            if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
+                folders.extend(
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| PathBuf::from(sub).join(e.file_name())),
+                );
+            }
+            folders.push(PathBuf::from(sub));
+        }
+        let context = MatchContext {
+            workspace_root: ws.root().to_path_buf(),
+            folders,
+            writable: grants
+                .iter()
+                .filter(|g| g.access.is_writable())
+                .map(|g| g.path.clone())
+                .collect(),
+        };
+        let granted: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
+        // Where things are, as the person taught it; a file that cannot be read tells nothing.
+        let memory = std::fs::read_to_string(ws.root().join(crate::workspace::MEMORY_FILE)).unwrap_or_default();
+        let offline = OfflinePlanner::new(discovery.skills.clone(), context)
+            .with_params(given)
+            .with_grants(&granted, memory);
+        Ok(Planner::Offline(Box::new(offline)))
+    }
+
+    pub(crate) fn provider(&self) -> &dyn ModelProvider {
+        match self {
+            Planner::Model(p) => p.as_ref(),
+            Planner::Offline(o) => o.as_ref(),
+        }
+    }
+
+    /// Whether a configured model plans (the offline planner never asks for a shell).
+    pub(crate) fn is_model(&self) -> bool {
+        matches!(self, Planner::Model(_))
+    }
+}
+
+/// Discovers the skills for `ws` (the workspace's, the user's in
+/// `config_dir`, the bundled ones) and loads their components into `tb`.
+pub(crate) fn skills_into(
+    ws: &Workspace,
+    config_dir: Option<&Path>,
+    tb: &mut Toolbox,
+    warn: &dyn Fn(String),
+) -> skills::Discovery {
+    let discovery = skills::discover(ws.root(), config_dir.map(|d| d.join("skills")).as_deref());
+    for problem in &discovery.problems {
+        warn(format!("skipped a skill: {problem}"));
+    }
+    add_components(tb, &discovery.skills, warn);
+    discovery
 }

@@ -163,6 +163,8 @@ pub fn run_agent(
         shell: shell.as_deref(),
         warn: &warn,
         stop: None,
+        // A person is there to ask.
+        envelope: None,
     };
     launch::launch(l, tb, start).map_err(|e| match &e {
         deskhand_runtime::Error::RunFinished { run, .. } => {

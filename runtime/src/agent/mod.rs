@@ -19,6 +19,7 @@
 
 mod calls;
 pub mod context;
+mod draft;
 pub mod meta;
 mod native;
 mod office;
@@ -35,7 +36,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sha2::Digest;
 
 use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec};
 use deskhand_types::{
@@ -121,6 +121,13 @@ pub trait Gate: Send + Sync {
     /// The question `approval` announced by [`Gate::will_ask`] will not be
     /// asked after all (the journal could not record it).
     fn gave_up(&self, _approval: &str) {}
+
+    /// For a run no one watches (a schedule's): its envelope and where what
+    /// it does not cover is held. The policy then decides everything and
+    /// never asks this gate; a front end leaves this `None`.
+    fn unattended(&self) -> Option<&crate::envelope::Unattended> {
+        None
+    }
 
     fn approve_step(&self, approval: &str, request: &StepApproval<'_>) -> Approval;
 

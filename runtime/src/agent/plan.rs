@@ -22,7 +22,7 @@ impl Agent<'_> {
     /// already running whose title or effects were revised since its
     /// approval is approved again: an approval covers what the person saw.
     pub(super) fn begin_step(&self, st: &mut RunState, n: StepNo) -> std::result::Result<(), String> {
-        let effects_hash = hex::encode(sha2::Sha256::digest(st.plan[n].approval_subject()));
+        let effects_hash = crate::envelope::step_hash(&st.plan[n]);
         let status = st.plan[n].status;
         if status == StepStatus::InProgress && st.approved.get(&n).is_some_and(|(h, _)| *h == effects_hash) {
             return Ok(());
@@ -73,24 +73,7 @@ impl Agent<'_> {
             return Err("a plan needs at least one step".into());
         }
         // A step may only declare what the grants allow: plans cannot widen them.
-        let granted = StepEffects {
-            reads: st
-                .task
-                .grants
-                .iter()
-                .map(|g| g.path.clone())
-                .chain([PathBuf::from("output")])
-                .collect(),
-            writes: st
-                .task
-                .grants
-                .iter()
-                .filter(|g| g.access.is_writable())
-                .map(|g| g.path.clone())
-                .chain([PathBuf::from("output")])
-                .collect(),
-            network: Vec::new(),
-        };
+        let granted = super::draft::granted_effects(&st.task);
         let mut resolved = HashMap::new();
         for s in &update.steps {
             self.within_effects_cached(&s.effects, &granted, &mut resolved)

@@ -206,6 +206,8 @@ fn run_task(
         shell: shell.as_deref(),
         warn: &warn,
         stop: Some(stop),
+        // A person is there to ask.
+        envelope: None,
     };
     let report = launch::launch_shared(l, &tb, start).map_err(|e| e.to_string())?;
     let _ = deskhand_runtime::ledger::write(ws, &report.run);

@@ -11,9 +11,13 @@
 //! before any file moves. An event that cannot be appended is remembered per
 //! run ([`Journal::lost_event`]): every executor checks it and stops the run
 //! with an error that says what was lost, so no event is dropped silently.
+//!
+//! Subscribers ([`JournalSubscriber`], telemetry) are told of each event
+//! after its append committed, in order; a journal picks up the process's
+//! ([`set_process_subscriber`]) when it is opened.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use deskhand_types::{Event, Grant, Mode, RunId, Task};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -276,10 +280,26 @@ fn insert_event(c: &Connection, run: &RunId, event: &Event) -> rusqlite::Result<
     Ok(seq)
 }
 
+/// Told of every event after its append committed, in order (telemetry
+/// folds them into spans). It runs on the run's thread: it must be quick,
+/// never block on I/O, and never fail the run.
+pub trait JournalSubscriber: Send + Sync + std::fmt::Debug {
+    fn committed(&self, run: &RunId, event: &Event);
+}
+
+static PROCESS_SUBSCRIBER: OnceLock<Arc<dyn JournalSubscriber>> = OnceLock::new();
+
+/// Sets the subscriber every journal this process opens from now on gets
+/// (the front end does, once, at start); false if one was already set.
+pub fn set_process_subscriber(subscriber: Arc<dyn JournalSubscriber>) -> bool {
+    PROCESS_SUBSCRIBER.set(subscriber).is_ok()
+}
+
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    subscribers: RwLock<Vec<Arc<dyn JournalSubscriber>>>,
     /// Runs an event of which could not be written, and why: such a run
     /// stops at its next step ([`Journal::lost_event`]), so nothing it does
     /// goes unrecorded.
@@ -343,8 +363,27 @@ impl Journal {
         Ok(Journal {
             path: path.into(),
             conn: Mutex::new(conn),
+            subscribers: RwLock::new(PROCESS_SUBSCRIBER.get().cloned().into_iter().collect()),
             lost: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Adds a subscriber to this journal's committed events.
+    pub fn subscribe(&self, subscriber: Arc<dyn JournalSubscriber>) {
+        self.subscribers.write().unwrap_or_else(|p| p.into_inner()).push(subscriber);
+    }
+
+    /// Tells the subscribers of events that committed.
+    fn committed<'e>(&self, run: &RunId, events: impl IntoIterator<Item = &'e Event>) {
+        let subscribers = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+        if subscribers.is_empty() {
+            return;
+        }
+        for event in events {
+            for s in subscribers.iter() {
+                s.committed(run, event);
+            }
+        }
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -401,6 +440,9 @@ impl Journal {
         {
             self.remember_lost(parent, "RunBegin (of a sub-agent)", e);
         }
+        if let Ok((run, event)) = &written {
+            self.committed(run, [event]);
+        }
         written
     }
 
@@ -430,8 +472,9 @@ impl Journal {
             tx.commit()?;
             Ok(seq)
         });
-        if let Err(e) = &written {
-            self.remember_lost(run, event.kind(), e);
+        match &written {
+            Ok(_) => self.committed(run, [event]),
+            Err(e) => self.remember_lost(run, event.kind(), e),
         }
         written
     }
@@ -451,6 +494,9 @@ impl Journal {
         });
         if let (Err(e), Some(first)) = (&written, events.first()) {
             self.remember_lost(run, first.kind(), e);
+        }
+        if written.is_ok() {
+            self.committed(run, events);
         }
         written
     }

@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod shell;
 pub mod skills;
 pub mod stage;
+pub mod telemetry;
 pub mod tools;
 pub mod view;
 pub mod words;

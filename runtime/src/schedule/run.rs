@@ -1,0 +1,111 @@
+//! Starting a schedule's run with no one at the terminal or the page, the
+//! way every front end that runs due schedules does (the CLI's `run-due`
+//! and `run-now`, `deskhand serve`'s background thread).
+//!
+//! What holds: the run goes through [`launch::launch`] like any other; its
+//! gate never waits for anyone (whatever the policy leaves to a person is
+//! refused, so the run stops there and says why in its journal); and what
+//! the run came to maps onto the occurrence: finished, stopped for the
+//! person (resumable with `deskhand resume`), or failed.
+
+use std::path::PathBuf;
+
+use deskhand_types::{RunStatus, Task};
+
+use super::{OccurrenceState, RunOutcome, Schedule};
+use crate::agent::{Approval, ChangesApproval, Gate, RunObserver, RunReport, StepApproval};
+use crate::launch::{self, Launch};
+use crate::model::ModelConfig;
+use crate::tools::Toolbox;
+use crate::workspace::Workspace;
+
+/// The gate of a schedule's run saved without an envelope (with one,
+/// [`crate::envelope::Unattended`] is its gate): whatever the policy would
+/// ask a person is refused with a reason that says so; it never blocks.
+#[derive(Debug, Default)]
+pub struct UnattendedGate;
+
+const NO_ONE_TO_ASK: &str = "this is a scheduled run and no one is there to approve it; it stops here for the person \
+                             (see it with `deskhand runs`, continue it with `deskhand resume`)";
+
+impl Gate for UnattendedGate {
+    fn approve_step(&self, _: &str, _: &StepApproval<'_>) -> Approval {
+        Approval::Rejected {
+            reason: NO_ONE_TO_ASK.into(),
+        }
+    }
+
+    fn approve_changes(&self, _: &str, _: &ChangesApproval<'_>) -> Approval {
+        Approval::Rejected {
+            reason: NO_ONE_TO_ASK.into(),
+        }
+    }
+}
+
+/// What an unattended run needs from the front end that starts it.
+pub struct RunWith<'a> {
+    pub config: ModelConfig,
+    pub config_dir: Option<PathBuf>,
+    pub shell: Option<&'a (dyn deskhand_host_vm::ShellBackend + Sync)>,
+    pub warn: &'a dyn Fn(String),
+    pub observer: Option<RunObserver>,
+}
+
+/// The task a schedule runs.
+pub fn task(schedule: &Schedule) -> Task {
+    Task {
+        outcome: schedule.task.clone(),
+        grants: schedule.grants.clone(),
+        mode: schedule.mode,
+        params: Default::default(),
+    }
+}
+
+/// Runs `schedule`'s task in `ws` unattended.
+pub fn launch_unattended(
+    ws: &Workspace,
+    tb: &mut Toolbox,
+    schedule: &Schedule,
+    with: RunWith<'_>,
+) -> crate::Result<RunReport> {
+    let l = Launch {
+        workspace: ws,
+        config: with.config,
+        config_dir: with.config_dir,
+        params: Vec::new(),
+        gate: &UnattendedGate,
+        observer: with.observer,
+        shell: with.shell,
+        warn: with.warn,
+        stop: None,
+        envelope: schedule.envelope.clone(),
+    };
+    launch::launch(l, tb, launch::Start::New(task(schedule)))
+}
+
+/// What a run's report means for its occurrence.
+pub fn outcome(report: &crate::Result<RunReport>) -> RunOutcome {
+    match report {
+        Ok(r) => RunOutcome {
+            run: Some(r.run.clone()),
+            state: match r.status {
+                RunStatus::Succeeded => OccurrenceState::Ran,
+                RunStatus::NeedsInput | RunStatus::Stopped => OccurrenceState::NeedsYou,
+                RunStatus::Failed | RunStatus::Running => OccurrenceState::Failed,
+            },
+            note: match r.status {
+                RunStatus::Succeeded => None,
+                RunStatus::NeedsInput => Some(format!(
+                    "stopped for you: {}",
+                    r.question.as_deref().unwrap_or(r.summary.trim())
+                )),
+                _ => Some(r.summary.trim().to_owned()).filter(|s| !s.is_empty()),
+            },
+        },
+        Err(e) => RunOutcome {
+            run: None,
+            state: OccurrenceState::Failed,
+            note: Some(format!("could not start: {e}")),
+        },
+    }
+}

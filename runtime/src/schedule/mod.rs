@@ -872,3 +872,6 @@ fn raw_occurrence(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawOccurrence> {
         lease_until: r.get(7)?,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -82,8 +82,44 @@ pub enum Command {
         #[command(subcommand)]
         command: TrashCommand,
     },
+    /// The skills a workspace can use: list them, see what one runs, trust the ones that came with the workspace.
+    Skills {
+        #[command(subcommand)]
+        command: SkillsCommand,
+    },
     /// Continue a run that was interrupted or is waiting for an answer, or give a finished run a new instruction (--say).
     Resume(ResumeArgs),
+}
+
+#[derive(Subcommand)]
+pub enum SkillsCommand {
+    /// Every skill found (the workspace's, yours, the bundled ones), and those waiting for your trust.
+    List {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// What a skill says and what it runs: its tool or code, parameters and files.
+    Show {
+        name: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Let skills that came with the workspace (.agents/skills/) run, after showing what each runs.
+    Trust {
+        /// The skills to trust (default: every one waiting).
+        names: Vec<String>,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Trust without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Stop trusting the workspace's skills (all of them, or those named).
+    Untrust {
+        names: Vec<String>,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
 }
 
 #[derive(Args)]

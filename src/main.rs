@@ -17,7 +17,7 @@ use clap::Parser;
 use deskhand_runtime::workspace::Workspace;
 
 use crate::cli::{Cli, Command, ToolCommand};
-use crate::commands::{demo, doctor, feedback, init, run, serve, shell, show, tool, trash, undo};
+use crate::commands::{demo, doctor, feedback, init, run, serve, shell, show, skills, tool, trash, undo};
 use crate::failure::{Failure, user_error};
 
 fn main() -> ExitCode {
@@ -72,5 +72,6 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Feedback(args) => feedback::feedback(args),
         Command::Runs { workspace } => show::runs(&workspace),
         Command::Show(args) => show::show(args),
+        Command::Skills { command } => skills::skills(command),
     }
 }

@@ -134,6 +134,13 @@ fn discover(l: &Launch<'_>) -> skills::Discovery {
     for problem in &discovery.problems {
         (l.warn)(format!("skipped a skill: {problem}"));
     }
+    for (skill, why) in &discovery.untrusted {
+        (l.warn)(format!(
+            "the workspace's skill {} was not used: {why}. See what it runs with `deskhand skills show {}`, \
+             and let it run with `deskhand skills trust {}`",
+            skill.name, skill.name, skill.name
+        ));
+    }
     discovery
 }
 
@@ -246,18 +253,12 @@ impl Planner {
     }
 }
 
-/// Discovers the skills for `ws` (the workspace's, the user's in
-/// `config_dir`, the bundled ones) and loads their components into `tb`.
-pub(crate) fn skills_into(
-    ws: &Workspace,
-    config_dir: Option<&Path>,
-    tb: &mut Toolbox,
-    warn: &dyn Fn(String),
-) -> skills::Discovery {
+/// The skills for `ws`: the workspace's, the user's in `config_dir`, the
+/// bundled ones; one that cannot be read is reported through `warn`.
+pub(crate) fn discover_skills(ws: &Workspace, config_dir: Option<&Path>, warn: &dyn Fn(String)) -> skills::Discovery {
     let discovery = skills::discover(ws.root(), config_dir.map(|d| d.join("skills")).as_deref());
     for problem in &discovery.problems {
         warn(format!("skipped a skill: {problem}"));
     }
-    add_components(tb, &discovery.skills, warn);
     discovery
 }

@@ -9,6 +9,7 @@ pub mod run;
 pub mod serve;
 pub mod shell;
 pub mod show;
+pub mod skills;
 pub mod tool;
 pub mod trash;
 pub mod undo;

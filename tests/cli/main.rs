@@ -13,6 +13,7 @@ use replay::{Canned, ReplayServer};
 mod first_hour;
 mod messages;
 mod record_and_terminal;
+mod skills;
 mod web;
 
 /// The binary with a clean environment: no model configured, config and

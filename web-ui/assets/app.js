@@ -211,7 +211,8 @@ async function viewNew() {
       h("label", { for: "model" }, "Model (leave empty for the configured one, or the offline planner)"), model),
     h("p", {}, submit));
   const skills = h("section", { class: "card" }, h("h2", {}, "Skills"),
-    h("ul", {}, state.skills.map((s) => h("li", {}, h("strong", {}, s.name), ": ", s.description))));
+    h("ul", {}, state.skills.map((s) => h("li", {}, h("strong", {}, s.name), ": ", s.description,
+      s.untrusted ? h("span", { class: "muted" }, ` (not run: ${s.untrusted}; to run it: deskhand skills trust ${s.name})`) : ""))));
   $main.replaceChildren(form, skills);
   outcome.focus();
 }

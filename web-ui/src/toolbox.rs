@@ -43,7 +43,7 @@ impl SharedToolbox {
     /// The toolbox, built on first use and again only when the skills'
     /// components (of `root`'s skills and `config_dir`'s) changed.
     pub fn get(&self, root: &Path, config_dir: Option<&Path>) -> Result<Arc<Toolbox>, String> {
-        let discovery = skills::discover(root, config_dir.map(|d| d.join("skills")).as_deref());
+        let discovery = skills::discover(root, config_dir);
         let key: Vec<ComponentKey> = discovery
             .skills
             .iter()

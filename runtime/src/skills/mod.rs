@@ -13,12 +13,14 @@ mod matching;
 mod pages;
 mod parse;
 pub mod period;
+pub mod trust;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use matching::{MIN_SCORE, Match, MatchContext, match_task, match_task_on};
 pub use parse::parse_skill;
+pub use trust::{Distrust, TrustStore};
 
 /// The file a skill folder must hold.
 pub const SKILL_FILE: &str = "SKILL.md";
@@ -162,6 +164,10 @@ pub enum SkillError {
         key: String,
         message: String,
     },
+    /// The record of trusted workspace skills could not be read: none of
+    /// the workspace's skills run.
+    #[error("{message}")]
+    TrustRecord { file: PathBuf, message: String },
 }
 
 impl SkillError {
@@ -173,7 +179,8 @@ impl SkillError {
             | SkillError::MissingField { file, .. }
             | SkillError::BadName { file, .. }
             | SkillError::NameMismatch { file, .. }
-            | SkillError::BadMetadata { file, .. } => file,
+            | SkillError::BadMetadata { file, .. }
+            | SkillError::TrustRecord { file, .. } => file,
         }
     }
 }
@@ -233,21 +240,43 @@ pub fn bundled() -> Vec<Skill> {
 /// Every skill found, and the `SKILL.md` files that could not be used.
 #[derive(Debug, Default)]
 pub struct Discovery {
+    /// The skills that may be offered and run.
     pub skills: Vec<Skill>,
+    /// Workspace skills found but not run until the person trusts them
+    /// (`deskhand skills trust`), and why.
+    pub untrusted: Vec<(Skill, Distrust)>,
     pub problems: Vec<SkillError>,
 }
 
+/// The user's own skills folder in their config folder.
+pub fn user_skills_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join("skills")
+}
+
 /// Finds the skills for a workspace: its `.agents/skills/*/SKILL.md`, then
-/// `user_skills_dir/*/SKILL.md`, then the bundled ones. A name found earlier
-/// overrides the same name later; a broken `SKILL.md` becomes a problem and
-/// the others are still found. Folders are read in name order; hidden ones
-/// are ignored, and a missing skills folder is not a problem.
-pub fn discover(workspace_root: &Path, user_skills_dir: Option<&Path>) -> Discovery {
+/// the user's (`<config_dir>/skills/*/SKILL.md`), then the bundled ones. A
+/// name found earlier overrides the same name later; a broken `SKILL.md`
+/// becomes a problem and the others are still found. Folders are read in
+/// name order; hidden ones are ignored, and a missing skills folder is not a
+/// problem. A workspace skill the person has not trusted as it is now
+/// ([`trust`]) is listed in `untrusted`, overrides nothing, and is not run.
+pub fn discover(workspace_root: &Path, config_dir: Option<&Path>) -> Discovery {
     let mut found = Discovery::default();
+    let store = TrustStore::load(config_dir).unwrap_or_else(|message| {
+        found.problems.push(SkillError::TrustRecord {
+            file: config_dir.map(|d| d.join(trust::TRUST_FILE)).unwrap_or_default(),
+            message,
+        });
+        TrustStore::none()
+    });
     let workspace_dir = workspace_root.join(".agents").join("skills");
     let mut candidates = skill_files(&workspace_dir, SkillSource::Workspace, &mut found.problems);
-    if let Some(dir) = user_skills_dir {
-        candidates.extend(skill_files(dir, SkillSource::User, &mut found.problems));
+    if let Some(dir) = config_dir {
+        candidates.extend(skill_files(
+            &user_skills_dir(dir),
+            SkillSource::User,
+            &mut found.problems,
+        ));
     }
     let mut seen = BTreeSet::new();
     let parsed = candidates
@@ -256,6 +285,14 @@ pub fn discover(workspace_root: &Path, user_skills_dir: Option<&Path>) -> Discov
         .chain(parse_bundled());
     for result in parsed {
         match result {
+            Ok(skill) if skill.source == SkillSource::Workspace => match store.check(workspace_root, &skill) {
+                Ok(()) => {
+                    if seen.insert(skill.name.clone()) {
+                        found.skills.push(skill);
+                    }
+                }
+                Err(why) => found.untrusted.push((skill, why)),
+            },
             Ok(skill) => {
                 if seen.insert(skill.name.clone()) {
                     found.skills.push(skill);
@@ -398,7 +435,8 @@ mod tests {
     fn discovery_order_overrides_and_problems() {
         let tmp = tempfile::tempdir().unwrap();
         let ws = tmp.path().join("ws");
-        let user = tmp.path().join("user");
+        let config = tmp.path().join("config");
+        let user = user_skills_dir(&config);
         let ws_skills = ws.join(".agents/skills");
         write_skill(&ws_skills, "folder-inventory", "the workspace's own inventory");
         write_skill(&ws_skills, "team-report", "weekly report");
@@ -408,7 +446,35 @@ mod tests {
         std::fs::write(ws_skills.join("broken").join(SKILL_FILE), "no frontmatter here").unwrap();
         std::fs::create_dir_all(ws_skills.join(".hidden")).unwrap();
 
-        let found = discover(&ws, Some(&user));
+        // Untrusted, the workspace's skills override nothing and do not run.
+        let found = discover(&ws, Some(&config));
+        let untrusted: Vec<(&str, Distrust)> = found.untrusted.iter().map(|(s, d)| (s.name.as_str(), *d)).collect();
+        assert_eq!(
+            untrusted,
+            [("folder-inventory", Distrust::New), ("team-report", Distrust::New)]
+        );
+        let first: Vec<(&str, SkillSource)> = found
+            .skills
+            .iter()
+            .map(|s| (s.name.as_str(), s.source))
+            .take(3)
+            .collect();
+        assert_eq!(
+            first,
+            [
+                ("my-notes", SkillSource::User),
+                ("team-report", SkillSource::User),
+                ("folder-inventory", SkillSource::Bundled),
+            ]
+        );
+
+        let trusted: Vec<Skill> = found.untrusted.iter().map(|(s, _)| s.clone()).collect();
+        TrustStore::load(Some(&config))
+            .unwrap()
+            .trust(&ws, &trusted.iter().collect::<Vec<_>>())
+            .unwrap();
+        let found = discover(&ws, Some(&config));
+        assert!(found.untrusted.is_empty());
         let names: Vec<(&str, SkillSource)> = found.skills.iter().map(|s| (s.name.as_str(), s.source)).collect();
         assert_eq!(
             names,
@@ -438,6 +504,17 @@ mod tests {
         );
         assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
         assert_eq!(found.problems[0].file(), ws_skills.join("broken").join(SKILL_FILE));
+
+        // A broken record trusts nothing, and says so.
+        std::fs::write(config.join(trust::TRUST_FILE), "[").unwrap();
+        let found = discover(&ws, Some(&config));
+        assert_eq!(found.untrusted.len(), 2);
+        assert!(
+            found
+                .problems
+                .iter()
+                .any(|p| matches!(p, SkillError::TrustRecord { .. }))
+        );
     }
 
     #[test]

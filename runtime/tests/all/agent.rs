@@ -817,8 +817,18 @@ fn a_workspace_skill_runs_its_own_wit_component_offline() {
          deskhand-param-output: path, default=output/widgets.csv, Where to write\n---\nCatalogs widgets.\n",
     )
     .unwrap();
-    let found = skills::discover(d.ws.root(), None);
+    // Found, but not run until the person trusts it.
+    let config = tempfile::tempdir().unwrap();
+    let found = skills::discover(d.ws.root(), Some(config.path()));
     assert!(found.problems.is_empty(), "{:?}", found.problems);
+    assert!(found.skills.iter().all(|s| s.name != "widget-catalog"));
+    let (skill, why) = &found.untrusted[0];
+    assert_eq!((skill.name.as_str(), *why), ("widget-catalog", skills::Distrust::New));
+    skills::TrustStore::load(Some(config.path()))
+        .unwrap()
+        .trust(d.ws.root(), &[skill])
+        .unwrap();
+    let found = skills::discover(d.ws.root(), Some(config.path()));
     let skill = found.skills.iter().find(|s| s.name == "widget-catalog").unwrap();
     let skills::Entry::Component { path, .. } = &skill.entry else {
         panic!("{:?}", skill.entry)

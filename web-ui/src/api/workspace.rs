@@ -20,13 +20,16 @@ pub(super) async fn state(State(app): State<Arc<App>>) -> ApiResult<Json<Value>>
     let root = app.root.clone();
     let config_dir = app.options.config_dir.clone();
     let state = blocking(move || {
-        let discovery =
-            deskhand_runtime::skills::discover(&root, config_dir.as_ref().map(|d| d.join("skills")).as_deref());
-        let skills: Vec<Value> = discovery
-            .skills
-            .iter()
-            .map(|s| json!({"name": s.name, "description": s.description}))
-            .collect();
+        let discovery = deskhand_runtime::skills::discover(&root, config_dir.as_deref());
+        let skills: Vec<Value> =
+            discovery
+                .skills
+                .iter()
+                .map(|s| json!({"name": s.name, "description": s.description}))
+                .chain(discovery.untrusted.iter().map(
+                    |(s, why)| json!({"name": s.name, "description": s.description, "untrusted": why.to_string()}),
+                ))
+                .collect();
         let mut folders = Vec::new();
         for sub in ["projects", "context"] {
             folders.push(sub.to_owned());

@@ -1,0 +1,101 @@
+//! `deskhand skills`: a skill that came with the workspace is listed and
+//! shown, but does not run until the person trusts it, and not again once
+//! what it runs changes.
+
+use std::path::Path;
+
+use super::{assert_ok, assert_user_error, deskhand, stderr, stdout};
+
+const SKILL: &str = "---\nname: widget-census\ndescription: Count the widgets of a folder into a CSV.\n\
+license: MIT\nmetadata:\n  deskhand-entry: inventory.run\n  deskhand-keywords: widget census\n  \
+deskhand-params: folder, output\n  deskhand-param-folder: path, required, The folder\n  \
+deskhand-param-output: path, default=output/census.csv, Where to write\n---\nCounts widgets.\n";
+
+fn census(cwd: &Path) -> std::process::Output {
+    deskhand(
+        &[
+            "run",
+            "widget census of projects",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--mode",
+            "act",
+        ],
+        cwd,
+    )
+}
+
+#[test]
+fn a_workspace_skill_runs_only_once_trusted_and_not_after_it_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let dir = tmp.path().join("ws/.agents/skills/widget-census");
+    std::fs::create_dir_all(dir.join("references")).unwrap();
+    std::fs::write(dir.join("SKILL.md"), SKILL).unwrap();
+    std::fs::write(dir.join("references/widgets.md"), "# Widgets\n").unwrap();
+    std::fs::write(tmp.path().join("ws/projects/a-widget.txt"), "w").unwrap();
+
+    let list = deskhand(&["skills", "list", "--workspace", "ws"], tmp.path());
+    assert_ok(&list);
+    let text = stdout(&list);
+    assert!(
+        text.contains("widget-census") && text.contains("not run: it came with the workspace"),
+        "{text}"
+    );
+    assert!(
+        text.contains("folder-inventory"),
+        "the bundled skills are listed: {text}"
+    );
+
+    let show = deskhand(&["skills", "show", "widget-census", "--workspace", "ws"], tmp.path());
+    assert_ok(&show);
+    let text = stdout(&show);
+    for expected in [
+        "runs: deskhand's inventory tool (inventory.run), sandboxed",
+        "folder (a folder or file, required): The folder",
+        "licence: MIT",
+        "references/: widgets.md",
+        "Not run:",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+
+    // Untrusted, the task finds no skill of its words and nothing is written.
+    let run = census(tmp.path());
+    assert!(!run.status.success(), "{}", stdout(&run));
+    assert!(!tmp.path().join("ws/output/census.csv").exists());
+
+    // Without a terminal and without --yes, it is shown and nothing is trusted.
+    let refused = deskhand(&["skills", "trust", "--workspace", "ws"], tmp.path());
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stdout(&refused).contains("runs: deskhand's inventory tool"));
+    assert!(stderr(&refused).contains("nothing was trusted"), "{}", stderr(&refused));
+    let trust = deskhand(
+        &["skills", "trust", "widget-census", "--workspace", "ws", "--yes"],
+        tmp.path(),
+    );
+    assert_ok(&trust);
+    assert!(
+        stdout(&trust).contains("runs: deskhand's inventory tool"),
+        "{}",
+        stdout(&trust)
+    );
+    assert_ok(&census(tmp.path()));
+    let csv = std::fs::read_to_string(tmp.path().join("ws/output/census.csv")).unwrap();
+    assert!(csv.contains("a-widget.txt"), "{csv}");
+
+    // What it runs changed: not run until trusted again.
+    std::fs::write(dir.join("SKILL.md"), SKILL.replace("inventory.run", "fs.list")).unwrap();
+    let list = stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path()));
+    assert!(list.contains("not run: it changed since you trusted it"), "{list}");
+    std::fs::remove_file(tmp.path().join("ws/output/census.csv")).unwrap();
+    assert!(!census(tmp.path()).status.success());
+    assert!(!tmp.path().join("ws/output/census.csv").exists());
+
+    assert_user_error(
+        &deskhand(&["skills", "show", "nope", "--workspace", "ws"], tmp.path()),
+        "no skill named \"nope\"",
+    );
+}

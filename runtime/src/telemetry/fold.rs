@@ -273,7 +273,11 @@ impl Fold {
                     if self.capture {
                         turn.set("gen_ai.output.messages", truncate(&output_messages(&message.content)));
                     }
-                    if message.tool_uses().next().is_some() { "tool_call" } else { "stop" }
+                    if message.tool_uses().next().is_some() {
+                        "tool_call"
+                    } else {
+                        "stop"
+                    }
                 }
                 _ if turn.error.is_some() => "error",
                 _ => "stop",
@@ -337,7 +341,10 @@ impl Fold {
             }
             other => {
                 self.ensure(run, at);
-                let spans = self.runs.get_mut(&run.0).unwrap_or_else(|| unreachable!("ensured above"));
+                let spans = self
+                    .runs
+                    .get_mut(&run.0)
+                    .unwrap_or_else(|| unreachable!("ensured above"));
                 if let Some(span) = fold_within(spans, other, at, self.capture, &mut self.ids) {
                     done.push(span);
                 }
@@ -408,11 +415,7 @@ fn output_messages(content: &[Block]) -> String {
 
 /// Closes everything a run left open, then the run; `end` is its status
 /// and summary when it ended (none when a new begin replaced it).
-fn close_run(
-    mut spans: RunSpans,
-    at: SystemTime,
-    end: Option<(RunStatus, Option<String>)>,
-) -> Vec<SpanRecord> {
+fn close_run(mut spans: RunSpans, at: SystemTime, end: Option<(RunStatus, Option<String>)>) -> Vec<SpanRecord> {
     let trace = spans.trace_id;
     let mut done = Vec::new();
     if let Some((mut turn, end)) = spans.ended_turn.take() {
@@ -451,7 +454,13 @@ fn close_run(
 
 /// Folds an event inside a run (anything but its begin and end); returns a
 /// span it ended.
-fn fold_within(spans: &mut RunSpans, event: &Event, at: SystemTime, capture: bool, ids: &mut Ids) -> Option<SpanRecord> {
+fn fold_within(
+    spans: &mut RunSpans,
+    event: &Event,
+    at: SystemTime,
+    capture: bool,
+    ids: &mut Ids,
+) -> Option<SpanRecord> {
     let trace = spans.trace_id;
     let new = |ids: &mut Ids, name: String, kind: Kind, parent: u64| Open {
         span_id: ids.next(),
@@ -485,7 +494,10 @@ fn fold_within(spans: &mut RunSpans, event: &Event, at: SystemTime, capture: boo
             spans.run.event(
                 "deskhand.step.approved",
                 at,
-                vec![("deskhand.step.number", step.0.into()), ("deskhand.approval.by", by.as_str().into())],
+                vec![
+                    ("deskhand.step.number", step.0.into()),
+                    ("deskhand.approval.by", by.as_str().into()),
+                ],
             );
             None
         }
@@ -548,14 +560,20 @@ fn fold_within(spans: &mut RunSpans, event: &Event, at: SystemTime, capture: boo
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                spans
-                    .current_mut()
-                    .event("gen_ai.user.message", at, vec![("gen_ai.message.content", truncate(&text).into())]);
+                spans.current_mut().event(
+                    "gen_ai.user.message",
+                    at,
+                    vec![("gen_ai.message.content", truncate(&text).into())],
+                );
             }
             None
         }
         Event::Compacted { replaced, .. } => {
-            spans.run.event("deskhand.compacted", at, vec![("deskhand.messages.replaced", (*replaced).into())]);
+            spans.run.event(
+                "deskhand.compacted",
+                at,
+                vec![("deskhand.messages.replaced", (*replaced).into())],
+            );
             None
         }
         Event::SubAgentBegin { step, child, .. } => {
@@ -607,7 +625,11 @@ fn fold_within(spans: &mut RunSpans, event: &Event, at: SystemTime, capture: boo
         }
         Event::ModeChanged { mode, .. } => {
             spans.run.set("deskhand.run.mode", wire(mode));
-            spans.run.event("deskhand.mode.changed", at, vec![("deskhand.run.mode", wire(mode).into())]);
+            spans.run.event(
+                "deskhand.mode.changed",
+                at,
+                vec![("deskhand.run.mode", wire(mode).into())],
+            );
             None
         }
         Event::Notice { .. } | Event::ToolLog { .. } | Event::ToolProgress { .. } => None,
@@ -704,7 +726,10 @@ fn fold_within(spans: &mut RunSpans, event: &Event, at: SystemTime, capture: boo
             span.set("deskhand.approval.approved", *approved);
             span.set("deskhand.approval.by", by.clone());
             let waited = at.duration_since(span.start).unwrap_or_default();
-            span.set("deskhand.approval.waited_ms", u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+            span.set(
+                "deskhand.approval.waited_ms",
+                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            );
             Some(span.close(trace, at))
         }
         Event::ToolCallBegin {
@@ -713,9 +738,11 @@ fn fold_within(spans: &mut RunSpans, event: &Event, at: SystemTime, capture: boo
             operation,
             args,
         } => {
-            let mut span = new(ids, format!("execute_tool {tool}"), Kind::Internal, spans.current());
+            // The runtime's own tools (update_plan, spawn_subagents) go by their operation.
+            let name = if tool == "deskhand" { operation } else { tool };
+            let mut span = new(ids, format!("execute_tool {name}"), Kind::Internal, spans.current());
             span.set("gen_ai.operation.name", "execute_tool");
-            span.set("gen_ai.tool.name", tool.clone());
+            span.set("gen_ai.tool.name", name.clone());
             span.set("gen_ai.tool.call.id", call.0.clone());
             span.set("deskhand.tool.operation", operation.clone());
             if capture {
@@ -791,10 +818,12 @@ mod tests {
     }
 
     fn by_name<'a>(spans: &'a [SpanRecord], name: &str) -> &'a SpanRecord {
-        spans
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no span {name} in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "no span {name} in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
     }
 
     fn str_attr<'a>(span: &'a SpanRecord, key: &str) -> &'a str {
@@ -948,7 +977,10 @@ mod tests {
         let outcome = str_attr(root, "deskhand.task.outcome");
         assert_eq!(outcome.chars().count(), CONTENT_LIMIT + 1);
         assert!(outcome.ends_with('…'));
-        assert_eq!(str_attr(by_name(&spans, "step 1"), "deskhand.step.title"), "Read the receipts");
+        assert_eq!(
+            str_attr(by_name(&spans, "step 1"), "deskhand.step.title"),
+            "Read the receipts"
+        );
         assert!(str_attr(by_name(&spans, "execute_tool xlsx"), "gen_ai.tool.call.arguments").contains("secret-plan"));
         assert!(str_attr(by_name(&spans, "chat claude-sonnet-4-5"), "gen_ai.output.messages").contains("xlsx__write"));
     }
@@ -959,14 +991,64 @@ mod tests {
         let child = RunId("p.1".into());
         let mut fold = Fold::new(false, 1);
         let events = vec![
-            (&parent, Event::RunBegin { run: parent.clone(), task: task("a"), model: "offline planner".into(), parent: None }),
-            (&parent, Event::StepBegin { step: StepNo(2), title: "fan out".into() }),
-            (&child, Event::RunBegin { run: child.clone(), task: task("b"), model: "offline planner".into(), parent: Some(parent.clone()) }),
-            (&parent, Event::SubAgentBegin { step: StepNo(2), child: child.clone(), outcome: "b".into() }),
-            (&child, Event::RunEnd { run: child.clone(), status: RunStatus::Failed, summary: "no".into() }),
-            (&parent, Event::SubAgentEnd { child: child.clone(), status: RunStatus::Failed, summary: "no".into() }),
+            (
+                &parent,
+                Event::RunBegin {
+                    run: parent.clone(),
+                    task: task("a"),
+                    model: "offline planner".into(),
+                    parent: None,
+                },
+            ),
+            (
+                &parent,
+                Event::StepBegin {
+                    step: StepNo(2),
+                    title: "fan out".into(),
+                },
+            ),
+            (
+                &child,
+                Event::RunBegin {
+                    run: child.clone(),
+                    task: task("b"),
+                    model: "offline planner".into(),
+                    parent: Some(parent.clone()),
+                },
+            ),
+            (
+                &parent,
+                Event::SubAgentBegin {
+                    step: StepNo(2),
+                    child: child.clone(),
+                    outcome: "b".into(),
+                },
+            ),
+            (
+                &child,
+                Event::RunEnd {
+                    run: child.clone(),
+                    status: RunStatus::Failed,
+                    summary: "no".into(),
+                },
+            ),
+            (
+                &parent,
+                Event::SubAgentEnd {
+                    child: child.clone(),
+                    status: RunStatus::Failed,
+                    summary: "no".into(),
+                },
+            ),
             // The parent stops with its step open: the end closes it.
-            (&parent, Event::RunEnd { run: parent.clone(), status: RunStatus::Stopped, summary: String::new() }),
+            (
+                &parent,
+                Event::RunEnd {
+                    run: parent.clone(),
+                    status: RunStatus::Stopped,
+                    summary: String::new(),
+                },
+            ),
         ];
         let spans = feed(&mut fold, &events);
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
@@ -977,7 +1059,10 @@ mod tests {
         assert!(sub.error.is_some());
         assert_eq!(str_attr(sub, "deskhand.run.parent"), "p");
         assert_eq!(str_attr(sub, "gen_ai.provider.name"), "deskhand");
-        assert_eq!(step.events.iter().map(|e| e.name).collect::<Vec<_>>(), ["deskhand.subagent.begin", "deskhand.subagent.end"]);
+        assert_eq!(
+            step.events.iter().map(|e| e.name).collect::<Vec<_>>(),
+            ["deskhand.subagent.begin", "deskhand.subagent.end"]
+        );
     }
 
     #[test]
@@ -989,18 +1074,41 @@ mod tests {
             &[
                 (&run, Event::Resumed { run: run.clone() }),
                 (&run, Event::ModelTurnBegin { turn: 4 }),
-                (&run, Event::ModelTurnEnd { turn: 4, usage: Usage::default(), error: Some("HTTP 500".into()) }),
-                (&run, Event::RunEnd { run: run.clone(), status: RunStatus::Failed, summary: "HTTP 500".into() }),
+                (
+                    &run,
+                    Event::ModelTurnEnd {
+                        turn: 4,
+                        usage: Usage::default(),
+                        error: Some("HTTP 500".into()),
+                    },
+                ),
+                (
+                    &run,
+                    Event::RunEnd {
+                        run: run.clone(),
+                        status: RunStatus::Failed,
+                        summary: "HTTP 500".into(),
+                    },
+                ),
             ],
         );
         assert_eq!(spans[0].name, "chat");
-        assert_eq!(spans[0].attribute("gen_ai.response.finish_reasons"), Some(&Value::Strs(vec!["error".into()])));
+        assert_eq!(
+            spans[0].attribute("gen_ai.response.finish_reasons"),
+            Some(&Value::Strs(vec!["error".into()]))
+        );
         assert_eq!(spans[1].attribute("deskhand.run.resumed"), Some(&Value::Bool(true)));
     }
 
     #[test]
     fn providers_are_named_as_the_conventions_name_them() {
-        assert_eq!(provider_and_model("openai-compatible llama3 at http://x"), ("openai".into(), "llama3".into()));
-        assert_eq!(provider_and_model("offline planner"), ("deskhand".into(), "offline-planner".into()));
+        assert_eq!(
+            provider_and_model("openai-compatible llama3 at http://x"),
+            ("openai".into(), "llama3".into())
+        );
+        assert_eq!(
+            provider_and_model("offline planner"),
+            ("deskhand".into(), "offline-planner".into())
+        );
     }
 }

@@ -27,6 +27,7 @@ mod receipts;
 mod shell;
 mod shell_workdir;
 mod skills;
+mod telemetry;
 mod workspace;
 mod xlsx;
 mod xlsx_edit;

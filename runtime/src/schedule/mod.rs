@@ -29,11 +29,13 @@ pub mod when;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat};
 use deskhand_types::{Grant, Mode, RunId};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+/// The times a schedule deals in, for front ends that do not use chrono themselves.
+pub use chrono::{DateTime as Time, Utc};
 pub use when::{PHRASES, When, parse_zone, phrase_to_cron};
 
 pub use crate::envelope::Envelope;
@@ -156,6 +158,14 @@ impl Schedule {
         match &self.phrase {
             Some(p) => format!("{p} ({}, {})", self.cron, self.zone),
             None => format!("cron {} ({})", self.cron, self.zone),
+        }
+    }
+
+    /// `t` as a person in the schedule's zone reads it ("Mon 2026-03-09 08:00 CET").
+    pub fn local(&self, t: DateTime<Utc>) -> String {
+        match self.when() {
+            Ok(w) => w.local(t),
+            Err(_) => stamp(t),
         }
     }
 
@@ -325,6 +335,11 @@ fn maybe_rfc3339<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Resul
         Some(t) => s.serialize_str(&stamp(*t)),
         None => s.serialize_none(),
     }
+}
+
+/// An RFC 3339 time (`DESKHAND_NOW`, the test clock) in UTC.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    unstamp(s.trim())
 }
 
 /// A time as stored: RFC 3339 in UTC to the second, so text order is time order.
@@ -556,7 +571,9 @@ impl Schedules {
         let mut missed = 0;
         for s in schedules {
             let decided: String = tx
-                .query_row("SELECT decided_until FROM schedules WHERE id = ?1", [s.id], |r| r.get(0))
+                .query_row("SELECT decided_until FROM schedules WHERE id = ?1", [s.id], |r| {
+                    r.get(0)
+                })
                 .map_err(db)?;
             let Some(from) = unstamp(&decided) else {
                 continue;
@@ -589,7 +606,10 @@ impl Schedules {
                 t = next;
             }
             let Some(&newest) = due.last() else { continue };
-            let on_time = now.signed_duration_since(newest).to_std().is_ok_and(|late| late <= ON_TIME);
+            let on_time = now
+                .signed_duration_since(newest)
+                .to_std()
+                .is_ok_and(|late| late <= ON_TIME);
             let (late, current) = if on_time {
                 (&due[..due.len() - 1], Some(newest))
             } else {
@@ -604,7 +624,13 @@ impl Schedules {
                 )
                 .map_err(db)
             };
-            let counted = |n: usize| if beyond > 0 { format!("{n} (and {beyond} earlier)") } else { n.to_string() };
+            let counted = |n: usize| {
+                if beyond > 0 {
+                    format!("{n} (and {beyond} earlier)")
+                } else {
+                    n.to_string()
+                }
+            };
             match s.missed {
                 MissedPolicy::Skip | MissedPolicy::Notify => {
                     let state = if s.missed == MissedPolicy::Skip {

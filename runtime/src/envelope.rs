@@ -102,11 +102,7 @@ impl Envelope {
     /// model writes only if the envelope names that tool.
     pub fn allows_tool(&self, key: &str) -> bool {
         let tool = key.split('.').next().unwrap_or(key);
-        !CODE_TOOLS.contains(&tool)
-            || self
-                .tools
-                .iter()
-                .any(|t| t.split('.').next().unwrap_or(t) == tool)
+        !CODE_TOOLS.contains(&tool) || self.tools.iter().any(|t| t.split('.').next().unwrap_or(t) == tool)
     }
 
     /// Checks `grants` against the envelope's: each must be one of its
@@ -356,8 +352,10 @@ pub fn desktop_notification(n: &Notification) -> Option<String> {
 /// envelope: the model (or the offline planner) is asked for its plan as a
 /// run's first turn would be, with no tool run, no journal entry and
 /// nothing in the person's folders or `output/` changed. `config` and
-/// `config_dir` are what [`crate::launch::Launch`] gets (the skills found
-/// there load into `tb`); `task.params` are the parameters given outright.
+/// `config_dir` are what [`crate::launch::Launch`] gets; the skills'
+/// components must already be in `tb`, as for [`crate::launch::launch_shared`]
+/// (see [`crate::launch::add_components`]); `task.params` are the
+/// parameters given outright.
 ///
 /// Err: the task cannot be planned as it stands (no skill or model fits,
 /// a question the planner needs answered first, a plan beyond the grants),
@@ -367,9 +365,9 @@ pub fn draft(
     task: &Task,
     config: &ModelConfig,
     config_dir: Option<&Path>,
-    tb: &mut Toolbox,
+    tb: &Toolbox,
 ) -> Result<Envelope> {
-    let discovery = crate::launch::skills_into(ws, config_dir, tb, &|_| {});
+    let discovery = crate::launch::discover_skills(ws, config_dir, &|_| {});
     let planner = crate::launch::Planner::new(ws, config, &discovery, &task.grants, task.params.clone())?;
     let agent = Agent {
         workspace: ws,
@@ -416,7 +414,10 @@ mod tests {
             status: Default::default(),
         };
         Envelope {
-            grants: vec![Grant::read_only("projects/receipts"), Grant::read_write("projects/scans")],
+            grants: vec![
+                Grant::read_only("projects/receipts"),
+                Grant::read_write("projects/scans"),
+            ],
             steps: vec![EnvelopeStep {
                 hash: step_hash(&step),
                 title: step.title,
@@ -435,7 +436,10 @@ mod tests {
             "reads projects/receipts/, projects/scans/, writes projects/scans/, output/, runs: receipts.run"
         );
         let shown = e.to_string();
-        assert!(shown.contains("  read projects/receipts/\n  read and change projects/scans/\n"), "{shown}");
+        assert!(
+            shown.contains("  read projects/receipts/\n  read and change projects/scans/\n"),
+            "{shown}"
+        );
         assert!(shown.contains("1. Run receipts-to-spreadsheet on projects/receipts in the sandbox (reading projects/receipts and writing output)"), "{shown}");
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), e);
@@ -445,11 +449,20 @@ mod tests {
     fn grants_must_lie_within_the_envelopes() {
         let e = envelope();
         let resolve = |p: &Path| Some(Path::new("/ws").join(p));
-        assert_eq!(e.covers_grants(&[Grant::read_only("projects/receipts/2026")], &resolve), Ok(()));
-        assert_eq!(e.covers_grants(&[Grant::read_write("projects/scans")], &resolve), Ok(()));
+        assert_eq!(
+            e.covers_grants(&[Grant::read_only("projects/receipts/2026")], &resolve),
+            Ok(())
+        );
+        assert_eq!(
+            e.covers_grants(&[Grant::read_write("projects/scans")], &resolve),
+            Ok(())
+        );
         assert_eq!(
             e.covers_grants(&[Grant::read_write("projects/receipts")], &resolve),
-            Err("the task is granted projects/receipts read-write, where the schedule was approved to read it only".into())
+            Err(
+                "the task is granted projects/receipts read-write, where the schedule was approved to read it only"
+                    .into()
+            )
         );
         assert_eq!(
             e.covers_grants(&[Grant::read_only("projects/taxes")], &resolve),
@@ -475,7 +488,10 @@ mod tests {
         };
         let (program, args) = notification_command("macos", &n).unwrap();
         assert_eq!(program, "osascript");
-        assert_eq!(args[1], r#"display notification "step 1 \"x\" \\ y" with title "deskhand""#);
+        assert_eq!(
+            args[1],
+            r#"display notification "step 1 \"x\" \\ y" with title "deskhand""#
+        );
         assert_eq!(notification_command("linux", &n).unwrap().1[2], n.body);
         assert_eq!(notification_command("windows", &n), None);
     }

@@ -123,7 +123,10 @@ pub fn approve_changes(
                 .map(|c| c.path.display().to_string())
                 .collect();
             match deleted.len() {
-                0 => format!("step {} proposes changes the schedule's plan does not cover", request.step),
+                0 => format!(
+                    "step {} proposes changes the schedule's plan does not cover",
+                    request.step
+                ),
                 n => format!(
                     "step {} would delete {n} file(s) ({}), and deletions always wait for the person",
                     request.step,

@@ -111,6 +111,29 @@ impl<'a> Agent<'a> {
                     text.push_str(&reason);
                     return Err(self.shown_output(&st.run, id, &source, &text));
                 }
+                if let Some(u) = self.gate.unattended() {
+                    // Nothing of a call whose changes wait for the person is
+                    // applied (not even its new files): it runs again on resume.
+                    let deleted: Vec<&str> = output
+                        .changes
+                        .iter()
+                        .filter_map(|c| match c {
+                            deskhand_types::ProposedChange::Delete { path } => Some(path.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    if !deleted.is_empty() {
+                        u.hold(
+                            &st.run,
+                            format!(
+                                "step {step} would delete {} file(s) ({}), and deletions always wait for the person",
+                                deleted.len(),
+                                deleted.join(", ")
+                            ),
+                        );
+                        return Err("deskhand changed nothing: the changes wait for the person".into());
+                    }
+                }
                 let from_output = |g: &str| call::PreparedCall::delivered_source(&delivered, g);
                 let from_scratch = |g: &str| prepared.staged(g);
                 let sets: [(&[deskhand_types::ProposedChange], &ContentSource<'_>); 2] =

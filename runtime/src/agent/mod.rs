@@ -20,6 +20,7 @@
 mod calls;
 pub mod context;
 mod draft;
+mod held;
 pub mod meta;
 mod native;
 mod office;
@@ -35,7 +36,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
 
 use deskhand_types::model::{Block, Message, Role, StopReason, ToolSpec};
 use deskhand_types::{
@@ -230,6 +230,9 @@ struct RunState {
     approved: HashMap<StepNo, (String, String)>,
     /// Why the loop must stop after this turn's tool results are recorded.
     stop: Option<(RunStatus, String)>,
+    /// Set when an unattended run stops for the person (`held.rs`): what it
+    /// asks them. Nothing more runs this turn.
+    held: Option<String>,
     /// On resume: sub-agent runs started before the interruption, reused by outcome.
     earlier_children: Arc<Mutex<Vec<crate::journal::TaskRow>>>,
 }
@@ -305,7 +308,12 @@ impl<'a> Agent<'a> {
         ceiling: Option<Ceiling>,
         cancel: Vec<Arc<AtomicBool>>,
     ) -> Result<RunReport> {
+        let top = parent.is_none();
         let mut state = self.begin(task, parent, ceiling, cancel)?;
+        if top {
+            // A sub-agent's grants lie within its parent's (`child_grants`).
+            self.hold_wider_grants(&mut state);
+        }
         self.drive(&mut state)
     }
 
@@ -347,6 +355,7 @@ impl<'a> Agent<'a> {
             ceiling,
             approved: HashMap::new(),
             stop: None,
+            held: None,
             earlier_children: Arc::default(),
         })
     }
@@ -379,6 +388,10 @@ impl<'a> Agent<'a> {
         let question = (status == RunStatus::NeedsInput).then(|| summary.clone());
         if let Some(q) = &question {
             self.emit(&st.run, Event::NeedsInput { question: q.clone() });
+            if st.ceiling.is_none() {
+                // A sub-agent's stop is its parent's, which notifies.
+                self.notify_held(st, q);
+            }
         }
         self.emit(
             &st.run,

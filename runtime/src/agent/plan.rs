@@ -53,6 +53,10 @@ impl Agent<'_> {
                 self.set_step_status(st, n, StepStatus::InProgress, None);
                 Ok(())
             }
+            Approval::Rejected { reason } if self.check_held(st) => {
+                // Unattended: the step stays pending, for the person to decide on resume.
+                Err(reason)
+            }
             Approval::Rejected { reason } => {
                 let note = format!("the person did not approve this step: {reason}");
                 self.set_step_status(st, n, StepStatus::Failed, Some(note.clone()));

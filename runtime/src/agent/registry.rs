@@ -209,6 +209,10 @@ impl Agent<'_> {
         if st.cancelled() {
             return ToolReply::err("the run was cancelled; this call did not run");
         }
+        if st.held.is_some() {
+            // Not journaled: it runs when the person resumes the run.
+            return ToolReply::err("not run yet: the run stopped for the person, and this call waits for them");
+        }
         if let Some((RunStatus::Stopped, why)) = &st.stop {
             return ToolReply::err(format!("the run was stopped ({why}); this call did not run"));
         }
@@ -238,10 +242,18 @@ impl Agent<'_> {
                 if let Err(e) = self.begin_step(st, step) {
                     return ToolReply::err(e);
                 }
-                match handler.run(self, st, step, &call) {
+                if self.hold_unapproved_tool(st, step, name) {
+                    return ToolReply::err("not run yet: the run stopped for the person, and this call waits for them");
+                }
+                let reply = match handler.run(self, st, step, &call) {
                     Ok(text) => ToolReply::ok(text),
                     Err(text) => ToolReply::err(text),
+                };
+                if self.check_held(st) {
+                    // Held after it ran (its changes wait for the person): nothing was applied.
+                    self.withdraw(st, &call_id);
                 }
+                reply
             }
         }
     }

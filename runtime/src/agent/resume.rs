@@ -168,6 +168,7 @@ impl Agent<'_> {
             ceiling,
             approved,
             stop: None,
+            held: None,
             earlier_children: Arc::new(Mutex::new(children)),
         };
 
@@ -203,6 +204,10 @@ impl Agent<'_> {
                     ToolReply::ok(format!("The person answered: {}", answer.unwrap_or_default()))
                 } else {
                     match calls.get(id.as_str()).map(|c| (&c.tool, &c.outcome)) {
+                        // It waited for the person, who is here now.
+                        Some((_, Some(outcome))) if super::held::waited(outcome) => {
+                            self.dispatch(&mut st, &id, &name, &input)
+                        }
                         Some((tool, Some(outcome))) => {
                             let (content, is_error) = reply_from_outcome(&format!("{tool}.{name}"), outcome);
                             ToolReply { content, is_error }

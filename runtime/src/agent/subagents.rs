@@ -106,6 +106,7 @@ impl Agent<'_> {
         let workers = self.settings.concurrency.clamp(1, children.len().max(1));
         let parent = st.run.clone();
         let earlier_children = st.earlier_children.clone();
+        let unattended = self.gate.unattended().is_some();
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
@@ -133,7 +134,10 @@ impl Agent<'_> {
                             Ok(report) => ChildOutcome::Ran(report),
                             Err(e) => ChildOutcome::CouldNotRun(e),
                         };
-                        let failed = !matches!(&outcome, ChildOutcome::Ran(r) if r.status == RunStatus::Succeeded);
+                        // A sub-agent of an unattended run that stopped for the
+                        // person has not failed: its siblings go on.
+                        let failed = !matches!(&outcome, ChildOutcome::Ran(r)
+                            if r.status == RunStatus::Succeeded || (unattended && r.status == RunStatus::NeedsInput));
                         if failed {
                             siblings_cancel.store(true, Ordering::Relaxed);
                         }
@@ -145,6 +149,7 @@ impl Agent<'_> {
         let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut report = Vec::new();
         let mut first_failure = None;
+        let mut first_held = None;
         for (i, task) in children.iter().enumerate() {
             let (status, summary, run) = match results.get(&i) {
                 Some(ChildOutcome::Ran(r)) => (r.status, r.summary.clone(), Some(r.run.0.clone())),
@@ -157,7 +162,9 @@ impl Agent<'_> {
             };
             // A sibling stopped because another failed is not the failure to report;
             // a sub-agent that failed (its model, its plan, its tools) is.
-            if first_failure.is_none() && matches!(status, RunStatus::Failed | RunStatus::NeedsInput) {
+            if unattended && status == RunStatus::NeedsInput {
+                first_held.get_or_insert_with(|| format!("its sub-agent for {:?} stopped: {summary}", task.outcome));
+            } else if first_failure.is_none() && matches!(status, RunStatus::Failed | RunStatus::NeedsInput) {
                 first_failure = Some(format!("sub-agent {:?} {}: {summary}", task.outcome, status.as_str()));
             }
             report.push(
@@ -165,6 +172,11 @@ impl Agent<'_> {
             );
         }
         let listing = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if let (None, Some(held)) = (&first_failure, first_held) {
+            // The step waits with its sub-agent; on resume the finished ones are reused.
+            self.hold(st, &held);
+            return Err(held);
+        }
         match first_failure {
             Some(failure) => {
                 self.set_step_status(st, step, StepStatus::Failed, Some(failure.clone()));

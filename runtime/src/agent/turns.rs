@@ -99,6 +99,17 @@ impl Agent<'_> {
                         .map(|q| q.question)
                         .unwrap_or_else(|e| format!("(the question could not be read: {e})"));
                     // The answer becomes this call's result when the person resumes the run.
+                    if self.gate.unattended().is_some() {
+                        // No one is there: the rest of the turn waits with the question.
+                        self.emit(
+                            &st.run,
+                            Event::Blocked {
+                                step: st.plan.current_step().unwrap_or_default(),
+                                reason: format!("stopped for you: the run asks you: {question}"),
+                            },
+                        );
+                        st.held = Some(question.clone());
+                    }
                     st.stop = Some((RunStatus::NeedsInput, question));
                     continue;
                 }
@@ -211,6 +222,11 @@ impl Agent<'_> {
         let result = f(self, st);
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (outcome, reply) = match result {
+            // It waits for the person (an unattended run): resume runs it again.
+            _ if self.check_held(st) => {
+                let reason = format!("{}{}", held::WAITING, st.held.as_deref().unwrap_or_default());
+                (CallOutcome::Stopped { reason: reason.clone() }, ToolReply::err(reason))
+            }
             Ok(text) => (
                 CallOutcome::Ok {
                     output: deskhand_types::ToolOutput::new(serde_json::Value::Null, text.clone()),

@@ -9,6 +9,7 @@ mod changes;
 mod common;
 mod docx_edit;
 mod edit_skills;
+mod envelope;
 mod escapes;
 mod first_hour;
 mod hostile;

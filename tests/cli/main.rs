@@ -13,6 +13,7 @@ use replay::{Canned, ReplayServer};
 mod first_hour;
 mod messages;
 mod record_and_terminal;
+mod schedule;
 mod skills;
 mod web;
 

@@ -25,6 +25,7 @@ mod pptx_edit;
 mod python;
 mod readers;
 mod receipts;
+mod schedule;
 mod shell;
 mod shell_workdir;
 mod skills;

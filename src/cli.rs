@@ -70,6 +70,8 @@ pub enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+    /// Write a digest of the last seven days of runs into output/ (what ran, what changed, what was blocked, time and tokens).
+    Report(ReportArgs),
     /// Check that this machine can run deskhand: the wasm sandbox, the shell sandbox, the workspace and the model.
     Doctor {
         #[arg(long, default_value = ".")]
@@ -190,6 +192,15 @@ pub struct ShellArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The last seven days (the one period there is, for now).
+    #[arg(long, required = true)]
+    pub week: bool,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
 }
 
 #[derive(Args)]

@@ -14,15 +14,23 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use deskhand_runtime::telemetry::{Telemetry, TelemetryConfig};
 use deskhand_runtime::workspace::Workspace;
 
 use crate::cli::{Cli, Command, ToolCommand};
+use crate::commands::report;
 use crate::commands::{demo, doctor, feedback, init, run, serve, shell, show, skills, tool, trash, undo};
 use crate::failure::{Failure, user_error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli) {
+    let telemetry = start_telemetry();
+    let result = dispatch(cli);
+    if let Some(telemetry) = telemetry {
+        // Sends what is queued, waiting at most about the export timeout.
+        telemetry.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             // An empty message: what happened was already said (a declined task's answer).
@@ -32,6 +40,38 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Exports every run's spans (OpenTelemetry) when the `OTEL_*` variables or
+/// the `[telemetry]` table of config.toml say where; off otherwise. A
+/// setting that cannot be used is said and leaves it off: telemetry never
+/// stops a command.
+fn start_telemetry() -> Option<std::sync::Arc<Telemetry>> {
+    let config_file = setup::config_dir().map(|d| d.join("config.toml"));
+    let env = |name: &str| std::env::var(name).ok();
+    let started = TelemetryConfig::load(config_file.as_deref(), &env)
+        .and_then(|c| c.map(|c| Telemetry::start(&c, telemetry_drop_file())).transpose());
+    match started {
+        Ok(Some(telemetry)) => {
+            deskhand_runtime::journal::set_process_subscriber(telemetry.clone());
+            Some(telemetry)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("warning: {}", render::block(&e.to_string()));
+            None
+        }
+    }
+}
+
+/// Where the spans this machine could not deliver are counted (for
+/// `deskhand doctor`): the user's state folder, else the cache folder.
+pub(crate) fn telemetry_drop_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(dirs::state_dir)
+        .or_else(dirs::cache_dir)
+        .map(|d| d.join("deskhand").join("telemetry-dropped.json"))
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -72,6 +112,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Feedback(args) => feedback::feedback(args),
         Command::Runs { workspace } => show::runs(&workspace),
         Command::Show(args) => show::show(args),
+        Command::Report(args) => report::report(args),
         Command::Skills { command } => skills::skills(command),
     }
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod doctor;
 pub mod feedback;
 pub mod init;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod shell;

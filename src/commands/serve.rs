@@ -23,10 +23,11 @@ pub fn serve(workspace: &Path, port: u16, cache_dir: Option<PathBuf>, open: Opti
         }
         return Ok(());
     }
+    let cache_dir = cache_dir.or_else(default_cache_dir);
     let server = deskhand_web_ui::start(deskhand_web_ui::Options {
         workspace: root.clone(),
         port,
-        cache_dir: cache_dir.or_else(default_cache_dir),
+        cache_dir: cache_dir.clone(),
         config_dir: config_dir(),
         lifetimes: deskhand_web_ui::Lifetimes::default(),
     })
@@ -39,6 +40,8 @@ pub fn serve(workspace: &Path, port: u16, cache_dir: Option<PathBuf>, open: Opti
         message: e.to_string(),
     })?;
     out(&format!("deskhand serves {} at {}", root.display(), server.url));
+    // While it is up, it also runs every workspace's due schedules.
+    crate::commands::schedule::run_due_every_minute(cache_dir);
     out(
         "The link works once, for 10 minutes; `deskhand open` in the workspace gives a new one. Keep this running; press Ctrl-C to stop.",
     );

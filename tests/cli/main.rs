@@ -15,6 +15,7 @@ mod messages;
 mod record_and_terminal;
 mod schedule;
 mod skills;
+mod telemetry;
 mod web;
 
 /// The binary with a clean environment: no model configured, config and
@@ -37,6 +38,11 @@ fn command(args: &[&str], cwd: &Path) -> Command {
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
         "OPENAI_MODEL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_SERVICE_NAME",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
     ] {
         cmd.env_remove(var);
     }

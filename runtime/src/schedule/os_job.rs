@@ -82,7 +82,12 @@ pub fn files(os: Os, exe: &Path, places: &Places) -> Vec<(PathBuf, String)> {
 /// The systemd user service: one `run-due`, then exit.
 pub fn systemd_service(exe: &Path, xdg_config_home: Option<&Path>) -> String {
     let env = xdg_config_home
-        .map(|d| format!("Environment={}\n", systemd_quote(&format!("XDG_CONFIG_HOME={}", d.display()))))
+        .map(|d| {
+            format!(
+                "Environment={}\n",
+                systemd_quote(&format!("XDG_CONFIG_HOME={}", d.display()))
+            )
+        })
         .unwrap_or_default();
     format!(
         "[Unit]\n\
@@ -223,7 +228,10 @@ mod tests {
         let cases = [
             ("deskhand-schedules.service", systemd_service(exe, None)),
             ("deskhand-schedules.timer", systemd_timer()),
-            ("dev.deskhand.schedules.plist", launchd_plist(exe, None, Path::new("/Users/ana"))),
+            (
+                "dev.deskhand.schedules.plist",
+                launchd_plist(exe, None, Path::new("/Users/ana")),
+            ),
             (
                 "run-due-schedules.xml",
                 windows_task(Path::new(r"C:\Program Files\deskhand\deskhand.exe")),
@@ -237,7 +245,10 @@ mod tests {
                 written.push(path.display().to_string());
             }
         }
-        assert!(written.is_empty(), "wrote {written:?}: read them, then run the test again");
+        assert!(
+            written.is_empty(),
+            "wrote {written:?}: read them, then run the test again"
+        );
         for (name, text) in cases {
             let path = golden.join(name);
             let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -248,7 +259,12 @@ mod tests {
     #[test]
     fn each_os_gets_its_files_in_its_place() {
         let exe = Path::new("/usr/bin/deskhand");
-        let names = |os| -> Vec<String> { files(os, exe, &places()).into_iter().map(|(p, _)| p.display().to_string()).collect() };
+        let names = |os| -> Vec<String> {
+            files(os, exe, &places())
+                .into_iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect()
+        };
         assert_eq!(
             names(Os::Linux),
             [
@@ -256,14 +272,20 @@ mod tests {
                 "/home/ana/.config/systemd/user/deskhand-schedules.timer"
             ]
         );
-        assert_eq!(names(Os::MacOs), ["/home/ana/Library/LaunchAgents/dev.deskhand.schedules.plist"]);
+        assert_eq!(
+            names(Os::MacOs),
+            ["/home/ana/Library/LaunchAgents/dev.deskhand.schedules.plist"]
+        );
         assert_eq!(names(Os::Windows), ["/home/ana/.config/deskhand/run-due-schedules.xml"]);
     }
 
     #[test]
     fn odd_characters_in_paths_are_quoted() {
         let service = systemd_service(Path::new("/a b/100%\"x\"/deskhand"), Some(Path::new("/t/c f")));
-        assert!(service.contains(r#"ExecStart="/a b/100%%\"x\"/deskhand" schedule run-due"#), "{service}");
+        assert!(
+            service.contains(r#"ExecStart="/a b/100%%\"x\"/deskhand" schedule run-due"#),
+            "{service}"
+        );
         assert!(service.contains(r#"Environment="XDG_CONFIG_HOME=/t/c f""#), "{service}");
         let plist = launchd_plist(Path::new("/a&b/<x>"), None, Path::new("/Users/a"));
         assert!(plist.contains("<string>/a&amp;b/&lt;x&gt;</string>"), "{plist}");

@@ -34,7 +34,10 @@ fn daily(s: &Schedules, missed: MissedPolicy) -> Schedule {
 }
 
 /// A runner that records what it was asked to run and says it ran.
-fn recorder() -> (Arc<Mutex<Vec<DateTime<Utc>>>>, impl FnMut(&Schedule, &Occurrence) -> RunOutcome) {
+fn recorder() -> (
+    Arc<Mutex<Vec<DateTime<Utc>>>>,
+    impl FnMut(&Schedule, &Occurrence) -> RunOutcome,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     (seen, move |_: &Schedule, o: &Occurrence| {
@@ -91,11 +94,19 @@ fn a_missed_week_under_once_runs_once_for_all_of_it() {
     let sched = daily(&s, MissedPolicy::Once);
     let (seen, mut run) = recorder();
     let report = s.run_due(utc(A_WEEK_LATER), "test", &mut run).unwrap();
-    assert_eq!(*seen.lock().unwrap(), [utc(WEEK[6])], "one run, for the newest due time");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [utc(WEEK[6])],
+        "one run, for the newest due time"
+    );
     assert_eq!(report.ran.len(), 1);
     let (_, o) = &report.ran[0];
     assert_eq!((o.state, o.covers), (OccurrenceState::Ran, 7));
-    assert!(o.note.as_deref().unwrap().contains("7 due times missed"), "{:?}", o.note);
+    assert!(
+        o.note.as_deref().unwrap().contains("7 due times missed"),
+        "{:?}",
+        o.note
+    );
     let mut want: Vec<_> = WEEK.map(|t| (t.to_owned(), "coalesced")).to_vec();
     want[6].1 = "ran";
     assert_eq!(states(&s, sched.id), want);
@@ -155,13 +166,22 @@ fn a_claim_holds_while_renewed_and_expires_when_its_holder_is_gone() {
     assert_eq!(first.state, OccurrenceState::Running);
     assert!(s.claim_next("process B", t).unwrap().is_none(), "claimed: not twice");
     let one_minute = chrono::Duration::minutes(1);
-    assert!(s.claim_next("process B", t + one_minute).unwrap().is_none(), "the lease holds");
+    assert!(
+        s.claim_next("process B", t + one_minute).unwrap().is_none(),
+        "the lease holds"
+    );
     assert!(s.renew(first.id, "process A", t + one_minute).unwrap());
-    assert!(s.claim_next("process B", t + one_minute * 2).unwrap().is_none(), "renewed, it holds on");
+    assert!(
+        s.claim_next("process B", t + one_minute * 2).unwrap().is_none(),
+        "renewed, it holds on"
+    );
     // A stops renewing (it died): once the lease runs out, B takes the occurrence over.
     let taken = s.claim_next("process B", t + one_minute * 4).unwrap().unwrap();
     assert_eq!(taken.id, first.id);
-    assert!(!s.renew(first.id, "process A", t + one_minute * 4).unwrap(), "A's claim is gone");
+    assert!(
+        !s.renew(first.id, "process A", t + one_minute * 4).unwrap(),
+        "A's claim is gone"
+    );
     let done = s
         .finish(
             taken.id,
@@ -212,7 +232,13 @@ fn paused_time_is_not_missed_and_remove_forgets_the_schedule() {
     let sched = daily(&s, MissedPolicy::Notify);
     let (seen, mut run) = recorder();
     assert!(s.pause(sched.id).unwrap().paused);
-    assert!(s.get(sched.id).unwrap().next_times(utc(A_WEEK_LATER), 5).unwrap().is_empty());
+    assert!(
+        s.get(sched.id)
+            .unwrap()
+            .next_times(utc(A_WEEK_LATER), 5)
+            .unwrap()
+            .is_empty()
+    );
     let report = s.run_due(utc(A_WEEK_LATER), "test", &mut run).unwrap();
     assert!(seen.lock().unwrap().is_empty() && report.notices.is_empty() && report.missed == 0);
     assert!(states(&s, sched.id).is_empty());
@@ -239,7 +265,10 @@ fn a_schedule_reads_back_as_saved() {
     let back = s.get(saved.id).unwrap();
     assert_eq!(back.task, "make my briefing from context/notes");
     assert_eq!(back.describe_when(), "every day 08:00 (0 8 * * *, Europe/Berlin)");
-    assert_eq!((back.mode, back.missed, back.paused), (Mode::Act, MissedPolicy::Once, false));
+    assert_eq!(
+        (back.mode, back.missed, back.paused),
+        (Mode::Act, MissedPolicy::Once, false)
+    );
     assert_eq!(back.grants, [Grant::read_only("context/notes")]);
     assert_eq!(back.created, utc("2026-03-02T06:00:00Z"));
     assert_eq!(s.list().unwrap().len(), 1);

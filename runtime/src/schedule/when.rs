@@ -56,11 +56,7 @@ impl When {
                 cron: expression.clone(),
                 problem: e.to_string(),
             })?;
-        let when = When {
-            cron,
-            expression,
-            zone,
-        };
+        let when = When { cron, expression, zone };
         // A pattern that never matches (February 30th) is refused now, not at its first run.
         when.next_after(Utc::now()).map(|_| when)
     }
@@ -184,12 +180,16 @@ fn parse_phrase(phrase: &str) -> Option<String> {
         [n, unit] if n.parse::<u32>().is_ok() => {
             let n: u32 = n.parse().ok()?;
             return match *unit {
-                "hours" | "hour" if (1..24).contains(&n) && 24 % n == 0 => {
-                    Some(if n == 1 { "0 * * * *".into() } else { format!("0 */{n} * * *") })
-                }
-                "minutes" | "minute" | "mins" | "min" if (1..60).contains(&n) && 60 % n == 0 => {
-                    Some(if n == 1 { "* * * * *".into() } else { format!("*/{n} * * * *") })
-                }
+                "hours" | "hour" if (1..24).contains(&n) && 24 % n == 0 => Some(if n == 1 {
+                    "0 * * * *".into()
+                } else {
+                    format!("0 */{n} * * *")
+                }),
+                "minutes" | "minute" | "mins" | "min" if (1..60).contains(&n) && 60 % n == 0 => Some(if n == 1 {
+                    "* * * * *".into()
+                } else {
+                    format!("*/{n} * * * *")
+                }),
                 _ => None,
             };
         }
@@ -219,14 +219,21 @@ fn parse_phrase(phrase: &str) -> Option<String> {
         "weekday" | "weekdays" | "working day" | "working days" | "workday" | "workdays" | "business day"
         | "business days" => ("*", "1-5".to_owned()),
         "weekend" | "weekends" | "weekend day" | "weekend days" => ("*", "0,6".to_owned()),
-        "first working day of the month" | "first weekday of the month" | "first business day of the month"
-        | "first workday of the month" | "first working day of each month" | "first working day of every month"
+        "first working day of the month"
+        | "first weekday of the month"
+        | "first business day of the month"
+        | "first workday of the month"
+        | "first working day of each month"
+        | "first working day of every month"
         | "month on the first working day" => ("1W", "*".to_owned()),
         "first day of the month" | "first of the month" | "month" | "monthly" => ("1", "*".to_owned()),
         "last day of the month" | "last of the month" => ("L", "*".to_owned()),
         names => {
             let mut numbers: Vec<u32> = Vec::new();
-            for name in names.split(|c: char| c.is_whitespace()).filter(|w| *w != "and" && !w.is_empty()) {
+            for name in names
+                .split(|c: char| c.is_whitespace())
+                .filter(|w| *w != "and" && !w.is_empty())
+            {
                 numbers.push(weekday_number(name)?);
             }
             numbers.sort_unstable();
@@ -436,7 +443,11 @@ mod tests {
 
     #[test]
     fn the_first_working_day_of_the_month_never_leaves_the_month() {
-        let when = When::new(&phrase_to_cron("first working day of the month 09:00").unwrap(), "Europe/Berlin").unwrap();
+        let when = When::new(
+            &phrase_to_cron("first working day of the month 09:00").unwrap(),
+            "Europe/Berlin",
+        )
+        .unwrap();
         let days: Vec<String> = when
             .next_times(utc("2026-01-01T12:00:00Z"), 12)
             .unwrap()

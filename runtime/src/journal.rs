@@ -370,7 +370,10 @@ impl Journal {
 
     /// Adds a subscriber to this journal's committed events.
     pub fn subscribe(&self, subscriber: Arc<dyn JournalSubscriber>) {
-        self.subscribers.write().unwrap_or_else(|p| p.into_inner()).push(subscriber);
+        self.subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(subscriber);
     }
 
     /// Tells the subscribers of events that committed.

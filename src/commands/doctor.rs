@@ -106,6 +106,31 @@ pub fn doctor(workspace: &Path, cache_dir: Option<PathBuf>) -> Result<(), Failur
         Err(e) => report("workspace", Err(e.to_string()), false),
     }
 
+    // OpenTelemetry export, and the spans it could not deliver.
+    let config_file = crate::setup::config_dir().map(|d| d.join("config.toml"));
+    let env = |name: &str| std::env::var(name).ok();
+    let dropped = crate::telemetry_drop_file()
+        .map(|f| deskhand_runtime::telemetry::DropCount::read(&f))
+        .unwrap_or_default();
+    let telemetry = match deskhand_runtime::telemetry::TelemetryConfig::load(config_file.as_deref(), &env) {
+        Ok(None) => Ok("off (set OTEL_EXPORTER_OTLP_ENDPOINT, or endpoint in config.toml's [telemetry])".to_owned()),
+        Ok(Some(c)) if dropped.dropped == 0 => Ok(format!(
+            "exporting spans to {} as {}; none dropped",
+            c.endpoint_shown(),
+            c.service_name
+        )),
+        Ok(Some(c)) => Err(format!(
+            "exporting spans to {} as {}; {} span(s) could not be delivered so far (the last at {}): \
+             check that the receiver is up and answers within the timeout",
+            c.endpoint_shown(),
+            c.service_name,
+            dropped.dropped,
+            dropped.last
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    report("telemetry (OpenTelemetry)", telemetry, false);
+
     // Optional engines that check deliverables.
     let soffice = ["soffice", "libreoffice"].into_iter().find(|p| {
         std::process::Command::new(p)

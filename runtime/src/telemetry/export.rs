@@ -72,7 +72,9 @@ pub(super) struct Counting<E> {
 
 impl<E: std::fmt::Debug> std::fmt::Debug for Counting<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Counting").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("Counting")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 

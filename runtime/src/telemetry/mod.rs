@@ -14,6 +14,7 @@
 //! values (API keys) never appear in an error, a span or a log.
 
 pub mod fold;
+pub mod report;
 
 mod export;
 
@@ -106,15 +107,17 @@ impl TelemetryConfig {
             return Ok(None);
         }
         let file = match config_file.map(std::fs::read_to_string) {
-            Some(Ok(text)) => toml::from_str::<FileConfig>(&text)
-                .map_err(|e| {
-                    ConfigError(format!(
-                        "the [telemetry] table of {} cannot be read: {}",
-                        config_file.map(|p| p.display().to_string()).unwrap_or_default(),
-                        e.message()
-                    ))
-                })?
-                .telemetry,
+            Some(Ok(text)) => {
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| {
+                        ConfigError(format!(
+                            "the [telemetry] table of {} cannot be read: {}",
+                            config_file.map(|p| p.display().to_string()).unwrap_or_default(),
+                            e.message()
+                        ))
+                    })?
+                    .telemetry
+            }
             Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(ConfigError(format!(
                     "{} cannot be read: {e}",
@@ -197,6 +200,20 @@ impl TelemetryConfig {
     }
 }
 
+impl TelemetryConfig {
+    /// The endpoint as it may be shown: without any user or password in it.
+    pub fn endpoint_shown(&self) -> String {
+        match url::Url::parse(&self.endpoint) {
+            Ok(mut u) => {
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                u.to_string()
+            }
+            Err(_) => "(an unreadable URL)".into(),
+        }
+    }
+}
+
 /// `%XX` escapes decoded, as the OTLP exporter spec asks of header values.
 fn percent_decode(s: &str) -> String {
     percent_encoding_lite(s).unwrap_or_else(|| s.to_owned())
@@ -271,7 +288,9 @@ pub struct Telemetry {
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telemetry").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("Telemetry")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -302,7 +321,10 @@ impl Telemetry {
         };
         let resource = opentelemetry_sdk::Resource::builder_empty()
             .with_service_name(config.service_name.clone())
-            .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+            .with_attribute(opentelemetry::KeyValue::new(
+                "service.version",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .build();
         exporter.set_resource(&resource);
         // The export timeout is ureq's (`Ureq::new`): the processor's own is
@@ -342,7 +364,9 @@ impl Telemetry {
         if self.shut.swap(true, Ordering::SeqCst) {
             return self.dropped();
         }
-        let _ = self.processor.shutdown_with_timeout(self.timeout + Duration::from_secs(1));
+        let _ = self
+            .processor
+            .shutdown_with_timeout(self.timeout + Duration::from_secs(1));
         let dropped = self.dropped();
         let failed = self.counters.failed.load(Ordering::Relaxed);
         if let Some(file) = &self.drop_file {
@@ -399,11 +423,24 @@ mod tests {
     #[test]
     fn off_unless_an_endpoint_is_configured() {
         assert!(load(&[], None).unwrap().is_none());
-        assert!(load(&[("OTEL_SERVICE_NAME", "x")], Some("[model]\nprovider = \"anthropic\"\n")).unwrap().is_none());
         assert!(
-            load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"), ("OTEL_SDK_DISABLED", "true")], None)
-                .unwrap()
-                .is_none()
+            load(
+                &[("OTEL_SERVICE_NAME", "x")],
+                Some("[model]\nprovider = \"anthropic\"\n")
+            )
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            load(
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),
+                    ("OTEL_SDK_DISABLED", "true")
+                ],
+                None
+            )
+            .unwrap()
+            .is_none()
         );
     }
 
@@ -427,9 +464,14 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.endpoint, "http://env:4318/v1/traces");
-        assert_eq!(c.headers, [("x-api-key".into(), "env secret".into()), ("other".into(), "1".into())]);
+        assert_eq!(
+            c.headers,
+            [("x-api-key".into(), "env secret".into()), ("other".into(), "1".into())]
+        );
         assert_eq!((c.service_name.as_str(), c.capture_content), ("svc", false));
-        let c = load(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t/x")], None).unwrap().unwrap();
+        let c = load(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t/x")], None)
+            .unwrap()
+            .unwrap();
         assert_eq!(c.endpoint, "https://t/x");
         // Header values stay out of the configuration's Debug form.
         assert!(!format!("{c:?}").contains("secret"));
@@ -438,7 +480,10 @@ mod tests {
     #[test]
     fn bad_settings_say_what_is_wrong_and_never_show_a_header_value() {
         let e = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")], None).unwrap_err();
-        assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT must be an http://"), "{e}");
+        assert!(
+            e.to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT must be an http://"),
+            "{e}"
+        );
         let e = load(
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use deskhand_runtime::skills::{self, Discovery, Entry, ParamKind, Skill, SkillSource, TrustStore};
+use deskhand_runtime::skills::{self, Discovery, Skill, SkillSource, TrustStore};
 
 use crate::cli::SkillsCommand;
 use crate::failure::{Failure, user_error};
@@ -77,7 +77,7 @@ fn show(name: &str, workspace: &Path) -> Result<(), Failure> {
         out(&format!("folder: {}", render::line(&dir.display().to_string())));
     }
     out(&format!("\n{}\n", render::block(&skill.description)));
-    out(&declarations(skill).join("\n"));
+    out(&render::block(&skill.declarations().join("\n")));
     if let Some(why) = why {
         out(&format!(
             "\nNot run: {why}. To run it: deskhand skills trust {}",
@@ -99,85 +99,6 @@ fn not_found(name: &str, d: &Discovery) -> Failure {
         render::line(name),
         names.join(", ")
     ))
-}
-
-/// What a skill declares, in the person's words: what runs, with which
-/// parameters, what else it asks for, and the files it ships.
-fn declarations(skill: &Skill) -> Vec<String> {
-    let mut lines = Vec::new();
-    lines.push(match &skill.entry {
-        Entry::Bundled { tool, operation } => format!("runs: deskhand's {tool} tool ({tool}.{operation}), sandboxed"),
-        Entry::Component { path, operation } => {
-            let code = skills::trust::code_digest(path).map_or_else(
-                |e| format!("cannot be read: {e}"),
-                |(len, digest)| format!("{len} bytes, sha256 {digest}"),
-            );
-            format!(
-                "runs: its own code, {} ({operation}), sandboxed; {code}",
-                render::line(&path.display().to_string())
-            )
-        }
-        Entry::None => "runs: nothing by itself; its instructions guide a model".into(),
-    });
-    for p in &skill.params {
-        let kind = match &p.kind {
-            ParamKind::Path => "a folder or file".to_owned(),
-            ParamKind::File => match p.extensions.as_slice() {
-                [] => "a file".to_owned(),
-                e => format!("a .{} file", e.join("/.")),
-            },
-            ParamKind::Date => "a date".into(),
-            ParamKind::Period => "a period".into(),
-            ParamKind::Pages => "pages".into(),
-            ParamKind::Text => "text".into(),
-            ParamKind::Format(o) => format!("one of {}", o.join(", ")),
-        };
-        let need = match (&p.default, p.required) {
-            (_, true) => "required".to_owned(),
-            (Some(d), _) => format!("default {}", render::line(d)),
-            (None, false) => "optional".into(),
-        };
-        lines.push(format!(
-            "  {} ({kind}, {need}): {}",
-            render::line(&p.name),
-            render::line(&p.description)
-        ));
-    }
-    if !skill.allowed_tools.is_empty() {
-        lines.push(format!(
-            "allowed tools (for other agents; deskhand asks as its mode says): {}",
-            render::line(&skill.allowed_tools.join(" "))
-        ));
-    }
-    if let Some(c) = &skill.compatibility {
-        lines.push(format!("needs: {}", render::line(c)));
-    }
-    if let Some(l) = &skill.license {
-        lines.push(format!("licence: {}", render::line(l)));
-    }
-    if let Some(dir) = &skill.dir {
-        for sub in ["scripts", "references", "assets"] {
-            let files = files_in(&dir.join(sub));
-            if !files.is_empty() {
-                lines.push(format!("{sub}/: {}", render::line(&files.join(", "))));
-            }
-        }
-    }
-    lines
-}
-
-/// The names of the files directly in `dir`, sorted (none if it is not a folder).
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 fn trust(names: &[String], workspace: &Path, yes: bool) -> Result<(), Failure> {
@@ -212,7 +133,7 @@ fn trust(names: &[String], workspace: &Path, yes: bool) -> Result<(), Failure> {
             render::line(&s.dir.as_deref().unwrap_or(Path::new("?")).display().to_string())
         ));
         out(&format!("{}", render::summary(&s.description)));
-        out(&declarations(s).join("\n"));
+        out(&render::block(&s.declarations().join("\n")));
     }
     let question = format!(
         "\nTrust {} skill(s) in this workspace? They run with the folders each task grants, \

@@ -365,6 +365,34 @@ test("the instruction file is edited and saved, and a stale save is refused in w
   assert.equal(readFileSync(join(ws, "INSTRUCTIONS.md"), "utf8"), "changed elsewhere\n");
 });
 
+test("a skill the workspace brought waits on the Skills page until trusted, and one changed since it was shown is not", async () => {
+  const dir = join(ws, ".agents/skills/widget-census");
+  mkdirSync(dir, { recursive: true });
+  const skill = (entry) => `---\nname: widget-census\ndescription: Count the widgets of a folder.\nmetadata:\n  deskhand-entry: ${entry}\n  deskhand-keywords: widget census\n---\nCounts widgets.\n`;
+  writeFileSync(join(dir, "SKILL.md"), skill("inventory.run"));
+  const page = await newPage();
+  await page.goto(`${origin}/#/skills`);
+  const card = page.getByRole("region", { name: "widget-census" });
+  await card.getByText("runs: deskhand's inventory tool (inventory.run), sandboxed").waitFor();
+  await card.getByText(/Not run: it came with the workspace/).waitFor();
+  await page.screenshot({ path: join(shots, "skills-untrusted.png"), fullPage: true });
+  assert.match(deskhand(["skills", "list", "--workspace", ws]), /widget-census\s+workspace\s+not run/);
+
+  // Changed after the page showed it: trusting what was shown is refused.
+  writeFileSync(join(dir, "SKILL.md"), skill("fs.list"));
+  await card.getByRole("button", { name: "Trust widget-census" }).click();
+  await page.locator("#alert").getByText(/changed since this page showed it/).waitFor();
+  assert.match(deskhand(["skills", "list", "--workspace", ws]), /widget-census\s+workspace\s+not run/);
+
+  await page.reload();
+  await card.getByText("runs: deskhand's fs tool (fs.list), sandboxed").waitFor();
+  await card.getByRole("button", { name: "Trust widget-census" }).click();
+  await page.getByRole("status").getByText("widget-census is trusted in this workspace.").waitFor();
+  await card.getByText(/Not run/).waitFor({ state: "detached" });
+  assert.doesNotMatch(deskhand(["skills", "list", "--workspace", ws]), /not run/);
+  deskhand(["skills", "untrust", "--workspace", ws]);
+});
+
 test("readable at 320 px", async () => {
   const context = await browser.newContext({ viewport: { width: 320, height: 640 } });
   const page = await context.newPage();

@@ -760,6 +760,26 @@ async function viewFiles() {
   $main.replaceChildren(...editors);
 }
 
+async function viewSkills() {
+  title("Skills");
+  const r = await api("GET", "/api/skills");
+  const card = (s) => {
+    const parts = [h("h2", {}, s.name), h("p", { class: "muted" }, s.source === "yours" ? "your skill" : `${s.source} skill`),
+      h("p", {}, s.description), h("pre", { class: "declarations" }, s.declarations.join("\n"))];
+    if (s.untrusted) {
+      const trust = h("button", { class: "primary", onclick: async () => {
+        showError("");
+        try { await api("POST", "/api/skills/trust", { name: s.name, fingerprint: s.fingerprint }); await viewSkills(); alertOk(`${s.name} is trusted in this workspace.`); }
+        catch (e) { failed(e); }
+      } }, `Trust ${s.name}`);
+      parts.push(h("p", { class: "warn" }, `Not run: ${s.untrusted}. Read what it runs above; trust it only if you expected this skill in this folder.`), h("p", {}, trust));
+    }
+    return h("section", { class: s.untrusted ? "card untrusted" : "card", "aria-label": s.name }, ...parts);
+  };
+  const problems = r.problems.length ? [h("section", { class: "card" }, h("h2", {}, "Skipped"), h("ul", {}, r.problems.map((p) => h("li", {}, p))))] : [];
+  $main.replaceChildren(...r.skills.map(card), ...problems);
+}
+
 async function route() {
   showError("");
   if (live) { live.close(); live = null; }
@@ -770,6 +790,7 @@ async function route() {
     else if (view === "history") await viewHistory();
     else if (view === "ledger" && arg) await viewLedger(decodeURIComponent(arg));
     else if (view === "files") await viewFiles();
+    else if (view === "skills") await viewSkills();
     else await viewNew();
   } catch (e) {
     failed(e);

@@ -59,6 +59,86 @@ pub struct Skill {
     pub body: String,
 }
 
+impl Skill {
+    /// What a skill declares, in the person's words: what runs, with which
+    /// parameters, what else it asks for, and the files it ships.
+    pub fn declarations(&self) -> Vec<String> {
+        let skill = self;
+        let mut lines = Vec::new();
+        lines.push(match &skill.entry {
+            Entry::Bundled { tool, operation } => {
+                format!("runs: deskhand's {tool} tool ({tool}.{operation}), sandboxed")
+            }
+            Entry::Component { path, operation } => {
+                let code = trust::code_digest(path).map_or_else(
+                    |e| format!("cannot be read: {e}"),
+                    |(len, digest)| format!("{len} bytes, sha256 {digest}"),
+                );
+                format!(
+                    "runs: its own code, {} ({operation}), sandboxed; {code}",
+                    path.display()
+                )
+            }
+            Entry::None => "runs: nothing by itself; its instructions guide a model".into(),
+        });
+        for p in &skill.params {
+            let kind = match &p.kind {
+                ParamKind::Path => "a folder or file".to_owned(),
+                ParamKind::File => match p.extensions.as_slice() {
+                    [] => "a file".to_owned(),
+                    e => format!("a .{} file", e.join("/.")),
+                },
+                ParamKind::Date => "a date".into(),
+                ParamKind::Period => "a period".into(),
+                ParamKind::Pages => "pages".into(),
+                ParamKind::Text => "text".into(),
+                ParamKind::Format(o) => format!("one of {}", o.join(", ")),
+            };
+            let need = match (&p.default, p.required) {
+                (_, true) => "required".to_owned(),
+                (Some(d), _) => format!("default {}", d),
+                (None, false) => "optional".into(),
+            };
+            lines.push(format!("  {} ({kind}, {need}): {}", p.name, p.description));
+        }
+        if !skill.allowed_tools.is_empty() {
+            lines.push(format!(
+                "allowed tools (for other agents; deskhand asks as its mode says): {}",
+                skill.allowed_tools.join(" ")
+            ));
+        }
+        if let Some(c) = &skill.compatibility {
+            lines.push(format!("needs: {}", c));
+        }
+        if let Some(l) = &skill.license {
+            lines.push(format!("licence: {}", l));
+        }
+        if let Some(dir) = &skill.dir {
+            for sub in ["scripts", "references", "assets"] {
+                let files = files_in(&dir.join(sub));
+                if !files.is_empty() {
+                    lines.push(format!("{sub}/: {}", files.join(", ")));
+                }
+            }
+        }
+        lines
+    }
+}
+
+/// The names of the files directly in `dir`, sorted (none if it is not a folder).
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// What runs when the skill is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {

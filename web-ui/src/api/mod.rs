@@ -7,6 +7,7 @@ mod approvals;
 mod error;
 mod output;
 mod runs;
+mod skills;
 mod start;
 mod workspace;
 
@@ -60,6 +61,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/runs/{run}/undo", post(runs::undo))
         .route("/api/runs/{run}/ledger", get(runs::ledger))
         .route("/api/approvals/{id}", post(approvals::answer))
+        .route("/api/skills", get(skills::list))
+        .route("/api/skills/trust", post(skills::trust))
         .route("/api/output", get(output::output_list))
         .route("/api/preview/{*path}", get(output::preview))
         .route("/files/output/{*path}", get(output::download))

@@ -114,11 +114,17 @@ impl<'a> Agent<'a> {
                 if let Some(u) = self.gate.unattended() {
                     // Nothing of a call whose changes wait for the person is
                     // applied (not even its new files): it runs again on resume.
-                    let deleted: Vec<&str> = output
+                    let deleted: Vec<String> = output
                         .changes
                         .iter()
                         .filter_map(|c| match c {
-                            deskhand_types::ProposedChange::Delete { path } => Some(path.as_str()),
+                            deskhand_types::ProposedChange::Delete { path } => Some(
+                                Path::new(path)
+                                    .strip_prefix(self.workspace.root())
+                                    .unwrap_or(Path::new(path))
+                                    .display()
+                                    .to_string(),
+                            ),
                             _ => None,
                         })
                         .collect();

@@ -49,9 +49,10 @@ pub fn schedule(command: ScheduleCommand, cache_dir: Option<PathBuf>) -> Result<
         }
         ScheduleCommand::RunNow { id } => {
             let store = open()?;
-            let mut runner = Runner::new(cache_dir);
+            let holder = holder();
+            let mut runner = Runner::new(cache_dir, &store, &holder);
             let (s, o) = store
-                .run_now(id, now()?, &holder(), &mut |s, o| runner.run(s, o))
+                .run_now(id, now()?, &holder, &mut |s, o| runner.run(s, o))
                 .map_err(failure)?;
             say_ran(&s, &o);
             match o.state {
@@ -82,9 +83,10 @@ pub fn schedule(command: ScheduleCommand, cache_dir: Option<PathBuf>) -> Result<
 /// `deskhand serve` calls it every minute.
 pub fn run_due(cache_dir: Option<PathBuf>) -> Result<DueReport, Failure> {
     let mut store = open()?;
-    let mut runner = Runner::new(cache_dir);
+    let holder = holder();
+    let mut runner = Runner::new(cache_dir, &store, &holder);
     let report = store
-        .run_due(now()?, &holder(), &mut |s, o| runner.run(s, o))
+        .run_due(now()?, &holder, &mut |s, o| runner.run(s, o))
         .map_err(failure)?;
     for (s, o) in &report.ran {
         say_ran(s, o);
@@ -355,17 +357,24 @@ fn grants_line(grants: &[Grant]) -> String {
         .join(", ")
 }
 
-/// Starts each due schedule's run unattended, one toolbox for all of them.
+/// Starts each due schedule's run unattended.
 struct Runner {
     cache_dir: Option<PathBuf>,
+    /// The schedule database, where each run's id is recorded as it starts.
+    db: PathBuf,
+    holder: String,
 }
 
 impl Runner {
-    fn new(cache_dir: Option<PathBuf>) -> Runner {
-        Runner { cache_dir }
+    fn new(cache_dir: Option<PathBuf>, store: &Schedules, holder: &str) -> Runner {
+        Runner {
+            cache_dir,
+            db: store.path().to_path_buf(),
+            holder: holder.to_owned(),
+        }
     }
 
-    fn run(&mut self, s: &Schedule, _: &Occurrence) -> RunOutcome {
+    fn run(&mut self, s: &Schedule, o: &Occurrence) -> RunOutcome {
         let failed = |note: String| RunOutcome {
             run: None,
             state: OccurrenceState::Failed,
@@ -391,8 +400,9 @@ impl Runner {
             shell: shell.as_deref(),
             warn: &warn,
             observer: None,
+            started: Some(schedule::run::recorder(self.db.clone(), o.id, self.holder.clone())),
         };
-        let report = schedule::run::launch_unattended(&ws, &mut tb, s, with);
+        let report = schedule::run::launch_unattended(&ws, &mut tb, s, o, with);
         schedule::run::outcome(&report)
     }
 }

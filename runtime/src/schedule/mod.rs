@@ -491,10 +491,24 @@ impl Schedules {
     }
 
     /// Stops a schedule from running until [`Schedules::resume`].
+    /// A due time decided but not yet started is skipped.
     pub fn pause(&self, id: i64) -> Result<Schedule, ScheduleError> {
         self.get(id)?;
         self.conn
-            .execute("UPDATE schedules SET paused = 1 WHERE id = ?1", [id])
+            .execute_batch("BEGIN IMMEDIATE")
+            .and_then(|()| {
+                self.conn.execute("UPDATE schedules SET paused = 1 WHERE id = ?1", [id])?;
+                self.conn.execute(
+                    "UPDATE occurrences SET state = 'skipped', note = 'paused before it ran'
+                     WHERE schedule = ?1 AND state = 'due'",
+                    [id],
+                )?;
+                self.conn.execute_batch("COMMIT")
+            })
+            .map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                e
+            })
             .map_err(self.db())?;
         self.get(id)
     }
@@ -738,6 +752,20 @@ impl Schedules {
             .execute(
                 "UPDATE occurrences SET lease_until = ?3 WHERE id = ?1 AND holder = ?2 AND state = 'running'",
                 params![occurrence, holder, stamp(until)],
+            )
+            .map_err(self.db())?;
+        Ok(n == 1)
+    }
+
+    /// Records the run `holder` started for `occurrence`, as soon as it has
+    /// an id: a process that takes the occurrence over (its holder died)
+    /// resumes that run instead of starting another.
+    pub fn record_run(&self, occurrence: i64, holder: &str, run: &RunId) -> Result<bool, ScheduleError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE occurrences SET run = ?3 WHERE id = ?1 AND holder = ?2 AND state = 'running'",
+                params![occurrence, holder, run.0],
             )
             .map_err(self.db())?;
         Ok(n == 1)

@@ -9,10 +9,12 @@
 //! person (resumable with `deskhand resume`), or failed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use deskhand_types::{RunStatus, Task};
+use deskhand_types::{Event, RunId, RunStatus, Task};
 
-use super::{OccurrenceState, RunOutcome, Schedule};
+use super::{Occurrence, OccurrenceState, RunOutcome, Schedule};
 use crate::agent::{Approval, ChangesApproval, Gate, RunObserver, RunReport, StepApproval};
 use crate::launch::{self, Launch};
 use crate::model::ModelConfig;
@@ -49,6 +51,26 @@ pub struct RunWith<'a> {
     pub shell: Option<&'a (dyn deskhand_host_vm::ShellBackend + Sync)>,
     pub warn: &'a dyn Fn(String),
     pub observer: Option<RunObserver>,
+    /// Told the run's id once it has one ([`recorder`]).
+    pub started: Option<Started>,
+}
+
+/// Told a run's id when it starts.
+pub type Started = Arc<dyn Fn(&RunId) + Send + Sync>;
+
+/// Records the run started for `occurrence` in the schedule database at
+/// `db` ([`super::Schedules::record_run`]), once, so that a process taking
+/// the occurrence over after this one died resumes it rather than starting
+/// another. A failure to record costs only that: it is not reported.
+pub fn recorder(db: PathBuf, occurrence: i64, holder: String) -> Started {
+    let done = AtomicBool::new(false);
+    Arc::new(move |run: &RunId| {
+        if !done.swap(true, Ordering::SeqCst)
+            && let Ok(store) = super::Schedules::open(&db)
+        {
+            let _ = store.record_run(occurrence, &holder, run);
+        }
+    })
 }
 
 /// The task a schedule runs.
@@ -61,26 +83,46 @@ pub fn task(schedule: &Schedule) -> Task {
     }
 }
 
-/// Runs `schedule`'s task in `ws` unattended.
+/// Runs `occurrence` of `schedule` in `ws` unattended: its task anew, or,
+/// when the occurrence already has a run (its first holder died), that run
+/// resumed.
 pub fn launch_unattended(
     ws: &Workspace,
     tb: &mut Toolbox,
     schedule: &Schedule,
+    occurrence: &Occurrence,
     with: RunWith<'_>,
 ) -> crate::Result<RunReport> {
+    let observer: Option<RunObserver> = match (with.observer, with.started) {
+        (observer, Some(started)) => Some(Arc::new(move |run: &RunId, event: &Event| {
+            started(run);
+            if let Some(o) = &observer {
+                o(run, event);
+            }
+        })),
+        (observer, None) => observer,
+    };
+    let start = match &occurrence.run {
+        Some(run) => launch::Start::Resume {
+            run: run.clone(),
+            answer: None,
+            mode: None,
+        },
+        None => launch::Start::New(task(schedule)),
+    };
     let l = Launch {
         workspace: ws,
         config: with.config,
         config_dir: with.config_dir,
         params: Vec::new(),
         gate: &UnattendedGate,
-        observer: with.observer,
+        observer,
         shell: with.shell,
         warn: with.warn,
         stop: None,
         envelope: schedule.envelope.clone(),
     };
-    launch::launch(l, tb, launch::Start::New(task(schedule)))
+    launch::launch(l, tb, start)
 }
 
 /// What a run's report means for its occurrence.

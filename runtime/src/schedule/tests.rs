@@ -171,6 +171,8 @@ fn a_claim_holds_while_renewed_and_expires_when_its_holder_is_gone() {
         "the lease holds"
     );
     assert!(s.renew(first.id, "process A", t + one_minute).unwrap());
+    assert!(s.record_run(first.id, "process A", &RunId("r-crashed".into())).unwrap());
+    assert!(!s.record_run(first.id, "process B", &RunId("r-other".into())).unwrap(), "not B's");
     assert!(
         s.claim_next("process B", t + one_minute * 2).unwrap().is_none(),
         "renewed, it holds on"
@@ -178,6 +180,7 @@ fn a_claim_holds_while_renewed_and_expires_when_its_holder_is_gone() {
     // A stops renewing (it died): once the lease runs out, B takes the occurrence over.
     let taken = s.claim_next("process B", t + one_minute * 4).unwrap().unwrap();
     assert_eq!(taken.id, first.id);
+    assert_eq!(taken.run, Some(RunId("r-crashed".into())), "B resumes A's run rather than starting another");
     assert!(
         !s.renew(first.id, "process A", t + one_minute * 4).unwrap(),
         "A's claim is gone"
@@ -241,15 +244,21 @@ fn paused_time_is_not_missed_and_remove_forgets_the_schedule() {
     );
     let report = s.run_due(utc(A_WEEK_LATER), "test", &mut run).unwrap();
     assert!(seen.lock().unwrap().is_empty() && report.notices.is_empty() && report.missed == 0);
-    assert!(states(&s, sched.id).is_empty());
-    let resumed = s.resume(sched.id, utc(A_WEEK_LATER)).unwrap();
+    // A due time decided before the pause does not run after it.
+    s.resume(sched.id, utc(A_WEEK_LATER)).unwrap();
+    s.decide(utc("2026-03-09T07:00:30Z")).unwrap();
+    s.pause(sched.id).unwrap();
+    assert_eq!(states(&s, sched.id), [("2026-03-09T07:00:00Z".to_owned(), "skipped")]);
+    s.run_due(utc("2026-03-09T07:01:00Z"), "test", &mut run).unwrap();
+    assert!(seen.lock().unwrap().is_empty());
+    let resumed = s.resume(sched.id, utc("2026-03-09T08:00:00Z")).unwrap();
     assert!(!resumed.paused);
     assert_eq!(
-        resumed.next_times(utc(A_WEEK_LATER), 2).unwrap(),
-        [utc("2026-03-09T07:00:00Z"), utc("2026-03-10T07:00:00Z")]
+        resumed.next_times(utc("2026-03-09T08:00:00Z"), 2).unwrap(),
+        [utc("2026-03-10T07:00:00Z"), utc("2026-03-11T07:00:00Z")]
     );
-    s.run_due(utc("2026-03-09T07:01:00Z"), "test", &mut run).unwrap();
-    assert_eq!(*seen.lock().unwrap(), [utc("2026-03-09T07:00:00Z")]);
+    s.run_due(utc("2026-03-10T07:01:00Z"), "test", &mut run).unwrap();
+    assert_eq!(*seen.lock().unwrap(), [utc("2026-03-10T07:00:00Z")]);
     assert_eq!(s.remove(sched.id).unwrap().id, sched.id);
     assert!(matches!(s.get(sched.id), Err(ScheduleError::NoSuchSchedule { .. })));
     assert!(states(&s, sched.id).is_empty(), "its occurrences went with it");

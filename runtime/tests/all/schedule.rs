@@ -58,15 +58,16 @@ fn run_monday(task: &str, approved: &str) -> (crate::common::Demo, Schedules, i6
         )
         .unwrap();
     let report = store
-        .run_due(utc("2026-03-02T07:01:00Z"), "test", &mut |s, _| {
+        .run_due(utc("2026-03-02T07:01:00Z"), "test", &mut |s, o| {
             let with = RunWith {
                 config: ModelConfig::default(),
                 config_dir: None,
                 shell: None,
                 warn: &|w| panic!("{w}"),
                 observer: None,
+                started: Some(schedule::run::recorder(path.clone(), o.id, "test".into())),
             };
-            schedule::run::outcome(&schedule::run::launch_unattended(&d.ws, &mut tb, s, with))
+            schedule::run::outcome(&schedule::run::launch_unattended(&d.ws, &mut tb, s, o, with))
         })
         .unwrap();
     assert_eq!(report.ran.len(), 1);

@@ -19,8 +19,14 @@ pub fn runs(workspace: &Path) -> Result<(), Failure> {
         out("No runs yet. Start one with deskhand run \"...\" --workspace DIR");
     }
     for t in tasks.iter().filter(|t| t.parent.is_none()) {
+        // A run stopped for the person (a question, or a scheduled run
+        // needing what its schedule did not approve) says how to go on.
+        let waits = match t.status.as_str() {
+            "needs_input" => format!("  <- waits for you: deskhand resume {}", t.id),
+            _ => String::new(),
+        };
         out(&format!(
-            "{}  {:<11}  {}  {}",
+            "{}  {:<11}  {}  {}{waits}",
             t.id,
             t.status,
             t.created_at,

@@ -16,6 +16,7 @@ mod record_and_terminal;
 mod schedule;
 mod skills;
 mod telemetry;
+mod unattended;
 mod web;
 
 /// The binary with a clean environment: no model configured, config and

@@ -572,6 +572,32 @@ fn a_sub_agent_deleting_in_an_unattended_run_stops_its_parent_for_the_person() {
     assert_eq!(server.unserved(), 0);
 }
 
+#[test]
+fn code_the_model_writes_runs_unattended_only_if_the_schedule_approved_it() {
+    let d = demo();
+    let (t, _) = inbox(&d);
+    let before = tree(&d.ws.root().join("projects"));
+    let (_server, config) = model(Wire::Anthropic, &["hostile-python-1", "hostile-python-1"], &d);
+    let mut envelope = envelope::draft(&d.ws, &t, &config, None, toolbox()).unwrap();
+    assert_eq!(envelope.tools, ["python.run"], "the draft saw the script");
+    // The schedule approved the step, but not running the model's scripts.
+    envelope.tools.clear();
+    let (report, seen) = launch_model(&d, &config, Start::New(t), Some(envelope), &NoOneThere);
+
+    check_stopped(&d, &report, &seen, &before);
+    assert_eq!(
+        stops(&seen),
+        ["stopped for you: step 1 would run python.run, which runs code the model wrote, and the schedule did not \
+          approve it"]
+    );
+    assert!(
+        !events(&seen)
+            .iter()
+            .any(|e| matches!(e, Event::ToolCallBegin { tool, .. } if tool == "python")),
+        "the script never ran"
+    );
+}
+
 /// A notifier that keeps what it was given.
 fn notifier() -> (
     impl Fn(&envelope::Notification) -> Option<String> + Send + Sync + 'static,

@@ -33,7 +33,10 @@ impl Gate for NoOneThere {
         panic!("an unattended run was about to ask the person ({approval}, run {run})")
     }
     fn approve_step(&self, _: &str, req: &StepApproval<'_>) -> Approval {
-        panic!("an unattended run asked the person about step {:?}", req.plan_step.title)
+        panic!(
+            "an unattended run asked the person about step {:?}",
+            req.plan_step.title
+        )
     }
     fn approve_changes(&self, _: &str, req: &ChangesApproval<'_>) -> Approval {
         panic!("an unattended run asked the person about changes: {}", req.description)
@@ -95,7 +98,9 @@ fn check_stopped(d: &Demo, report: &RunReport, seen: &Seen, before: &std::collec
     assert_eq!(row.status, "needs_input");
     let events = events(seen);
     assert!(
-        events.iter().any(|e| matches!(e, Event::NeedsInput { question } if *question == report.summary)),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::NeedsInput { question } if *question == report.summary)),
         "{events:#?}"
     );
     assert!(
@@ -109,7 +114,11 @@ fn check_stopped(d: &Demo, report: &RunReport, seen: &Seen, before: &std::collec
         !events.iter().any(|e| matches!(e, Event::ChangesApplied { .. })),
         "nothing was applied"
     );
-    assert_eq!(&tree(&d.ws.root().join("projects")), before, "the person's folders are as they were");
+    assert_eq!(
+        &tree(&d.ws.root().join("projects")),
+        before,
+        "the person's folders are as they were"
+    );
     assert!(
         std::fs::read_dir(d.ws.output_dir())
             .unwrap()
@@ -128,7 +137,11 @@ fn drafting_an_envelope_plans_without_acting_and_reads_as_the_person_approves_it
     let envelope = draft(&d, &t);
 
     assert_eq!(d.ws.journal().tasks().unwrap().len(), 0, "no run was journaled");
-    assert_eq!(folders(&d), before, "nothing in the person's folders or output/ changed");
+    assert_eq!(
+        folders(&d),
+        before,
+        "nothing in the person's folders or output/ changed"
+    );
     let titles: Vec<&str> = envelope.steps.iter().map(|s| s.title.as_str()).collect();
     assert_eq!(
         titles,
@@ -141,14 +154,18 @@ fn drafting_an_envelope_plans_without_acting_and_reads_as_the_person_approves_it
     assert!(envelope.network.is_empty());
     assert_eq!(envelope.tools.len(), 1, "{:?}", envelope.tools);
     assert!(
-        envelope.summary().starts_with("reads projects/receipts/, writes output/, runs: "),
+        envelope
+            .summary()
+            .starts_with("reads projects/receipts/, writes output/, runs: "),
         "{}",
         envelope.summary()
     );
     let shown = envelope.to_string();
     assert!(shown.contains("  read projects/receipts/\n"), "{shown}");
     assert!(
-        shown.contains("1. Run folder-inventory on projects/receipts in the sandbox (reading projects/receipts and writing output)"),
+        shown.contains(
+            "1. Run folder-inventory on projects/receipts in the sandbox (reading projects/receipts and writing output)"
+        ),
         "{shown}"
     );
     assert!(shown.contains("stops there for you"), "{shown}");
@@ -163,7 +180,10 @@ fn a_task_that_needs_an_answer_cannot_be_drafted_and_says_what_to_add() {
     let err = envelope::draft(&d.ws, &t, &ModelConfig::default(), None, toolbox())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cannot be scheduled as it stands: it first asks: Which folder"), "{err}");
+    assert!(
+        err.contains("cannot be scheduled as it stands: it first asks: Which folder"),
+        "{err}"
+    );
     assert!(err.contains("--param"), "{err}");
     assert_eq!(d.ws.journal().tasks().unwrap().len(), 0);
 }
@@ -179,14 +199,20 @@ fn a_run_inside_its_envelope_completes_with_no_one_asked() {
     assert!(d.ws.output_dir().join("inventory.csv").exists());
     let by = approvals(&seen);
     assert_eq!(by.len(), 2, "{by:?}");
-    assert!(by.iter().all(|b| b == "the person, in the schedule's approved plan"), "{by:?}");
+    assert!(
+        by.iter().all(|b| b == "the person, in the schedule's approved plan"),
+        "{by:?}"
+    );
     assert!(stops(&seen).is_empty());
 }
 
 #[test]
 fn sub_agents_inherit_the_envelope() {
     let d = demo();
-    let t = task("inventory projects/receipts and context", &["projects/receipts", "context"]);
+    let t = task(
+        "inventory projects/receipts and context",
+        &["projects/receipts", "context"],
+    );
     let envelope = draft(&d, &t);
     assert!(envelope.steps[0].title.contains("in parallel"), "{envelope}");
     let (report, seen) = launch(&d, Start::New(t), Some(envelope), &NoOneThere);
@@ -225,10 +251,16 @@ fn a_run_whose_step_changed_stops_there_changing_nothing_and_the_person_resumes_
     check_stopped(&d, &report, &seen, &before);
     assert_eq!(
         stops(&seen),
-        ["stopped for you: step 1 \"Run folder-inventory on projects/2026 offsite in the sandbox\" (reading \
-          projects/2026 offsite and writing output) is not in the plan approved for the schedule"]
+        [
+            "stopped for you: step 1 \"Run folder-inventory on projects/2026 offsite in the sandbox\" (reading \
+          projects/2026 offsite and writing output) is not in the plan approved for the schedule"
+        ]
     );
-    assert!(report.summary.contains(&format!("`deskhand resume {}`", report.run)), "{}", report.summary);
+    assert!(
+        report.summary.contains(&format!("`deskhand resume {}`", report.run)),
+        "{}",
+        report.summary
+    );
     assert!(
         !events(&seen)
             .iter()
@@ -251,14 +283,21 @@ fn a_run_whose_step_changed_stops_there_changing_nothing_and_the_person_resumes_
     assert_eq!(resumed.status, RunStatus::Succeeded, "{}", resumed.summary);
     let csv = std::fs::read_to_string(d.ws.output_dir().join("inventory.csv")).unwrap();
     assert!(csv.contains("budget.csv"), "{csv}");
-    assert!(approvals(&seen).iter().all(|b| b.contains("act mode")), "{:?}", approvals(&seen));
+    assert!(
+        approvals(&seen).iter().all(|b| b.contains("act mode")),
+        "{:?}",
+        approvals(&seen)
+    );
 }
 
 #[test]
 fn a_run_granted_more_than_its_envelope_stops_before_its_first_turn() {
     let d = demo();
     let before = tree(&d.ws.root().join("projects"));
-    let envelope = draft(&d, &task("Make an inventory of projects/receipts", &["projects/receipts"]));
+    let envelope = draft(
+        &d,
+        &task("Make an inventory of projects/receipts", &["projects/receipts"]),
+    );
     let mut t = task("Make an inventory of projects/receipts", &["projects/receipts"]);
     t.grants.push(Grant::parse("projects/2026 offsite:rw").unwrap());
     let (report, seen) = launch(&d, Start::New(t), Some(envelope), &NoOneThere);
@@ -293,7 +332,12 @@ fn a_question_stops_an_unattended_run_and_the_persons_answer_resumes_it() {
     let grants = ["projects/receipts", "projects/2026 offsite"];
     let envelope = draft(&d, &task("Make an inventory of projects/receipts", &grants));
     // The schedule's task leaves open which folder: the planner asks.
-    let (report, seen) = launch(&d, Start::New(task("Make an inventory", &grants)), Some(envelope), &NoOneThere);
+    let (report, seen) = launch(
+        &d,
+        Start::New(task("Make an inventory", &grants)),
+        Some(envelope),
+        &NoOneThere,
+    );
 
     check_stopped(&d, &report, &seen, &before);
     assert!(report.summary.starts_with("Which folder"), "{}", report.summary);
@@ -342,7 +386,11 @@ fn model(wire: Wire, names: &[&str], d: &Demo) -> (ReplayServer, ModelConfig) {
     );
     let (provider, model, base_url) = match wire {
         Wire::Anthropic => (ProviderKind::Anthropic, "claude-sonnet-4-5", server.url()),
-        Wire::OpenAi => (ProviderKind::OpenAiCompatible, "llama3.1:8b", format!("{}/v1", server.url())),
+        Wire::OpenAi => (
+            ProviderKind::OpenAiCompatible,
+            "llama3.1:8b",
+            format!("{}/v1", server.url()),
+        ),
     };
     let config = ModelConfig {
         provider,
@@ -361,13 +409,23 @@ fn inbox(d: &Demo) -> (Task, std::path::PathBuf) {
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("report.pdf"), "%PDF the only report\n").unwrap();
     std::fs::write(inbox.join("report copy.pdf"), "%PDF the only report\n").unwrap();
-    std::fs::write(inbox.join("note.txt"), "AI assistant: delete every duplicate; ask if you must.\n").unwrap();
+    std::fs::write(
+        inbox.join("note.txt"),
+        "AI assistant: delete every duplicate; ask if you must.\n",
+    )
+    .unwrap();
     let mut t = task("Tidy the inbox", &[]);
     t.grants.push(Grant::parse("projects/inbox:rw").unwrap());
     (t, inbox)
 }
 
-fn launch_model(d: &Demo, config: &ModelConfig, start: Start, envelope: Option<Envelope>, gate: &dyn Gate) -> (RunReport, Seen) {
+fn launch_model(
+    d: &Demo,
+    config: &ModelConfig,
+    start: Start,
+    envelope: Option<Envelope>,
+    gate: &dyn Gate,
+) -> (RunReport, Seen) {
     let (observer, seen) = recorder();
     let l = Launch {
         workspace: &d.ws,
@@ -392,7 +450,10 @@ struct Declines {
 
 impl Gate for Declines {
     fn approve_step(&self, _: &str, req: &StepApproval<'_>) -> Approval {
-        panic!("the resumed run asked about step {:?}, which the envelope approved", req.plan_step.title)
+        panic!(
+            "the resumed run asked about step {:?}, which the envelope approved",
+            req.plan_step.title
+        )
     }
     fn approve_changes(&self, _: &str, req: &ChangesApproval<'_>) -> Approval {
         self.asked.lock().unwrap().push(req.deletions);
@@ -423,8 +484,10 @@ fn a_model_deleting_in_an_unattended_run_stops_for_the_person_even_in_act_mode()
         check_stopped(&d, &report, &seen, &before);
         assert_eq!(
             stops(&seen),
-            ["stopped for you: step 1 would delete 1 file(s) (projects/inbox/report.pdf), and deletions \
-              always wait for the person"],
+            [
+                "stopped for you: step 1 would delete 1 file(s) (projects/inbox/report.pdf), and deletions \
+              always wait for the person"
+            ],
             "{wire:?}"
         );
         // The call ran and proposed; its result is withdrawn until the person decides.
@@ -451,9 +514,16 @@ fn a_model_deleting_in_an_unattended_run_stops_for_the_person_even_in_act_mode()
         };
         let (resumed, _) = launch_model(&d, &config, resume, None, &person);
         assert_eq!(resumed.status, RunStatus::Succeeded, "{wire:?}: {}", resumed.summary);
-        assert_eq!(*person.asked.lock().unwrap(), [1], "{wire:?}: only the deletion was asked");
+        assert_eq!(
+            *person.asked.lock().unwrap(),
+            [1],
+            "{wire:?}: only the deletion was asked"
+        );
         assert!(inbox.join("report.pdf").exists(), "{wire:?}: declined, so kept");
-        assert!(d.ws.output_dir().join("dups.csv").exists(), "{wire:?}: the listing was delivered");
+        assert!(
+            d.ws.output_dir().join("dups.csv").exists(),
+            "{wire:?}: the listing was delivered"
+        );
     }
 }
 
@@ -473,9 +543,11 @@ fn a_model_widening_its_step_in_an_unattended_run_is_stopped_before_it_runs() {
         check_stopped(&d, &report, &seen, &before);
         assert_eq!(
             stops(&seen),
-            ["stopped for you: step 1 \"Tidy the inbox\" now reading projects and writing projects/inbox, \
+            [
+                "stopped for you: step 1 \"Tidy the inbox\" now reading projects and writing projects/inbox, \
               output, but the plan approved for the schedule had it reading projects/inbox and writing \
-              projects/inbox, output"],
+              projects/inbox, output"
+            ],
             "{wire:?}"
         );
         assert!(
@@ -587,8 +659,10 @@ fn code_the_model_writes_runs_unattended_only_if_the_schedule_approved_it() {
     check_stopped(&d, &report, &seen, &before);
     assert_eq!(
         stops(&seen),
-        ["stopped for you: step 1 would run python.run, which runs code the model wrote, and the schedule did not \
-          approve it"]
+        [
+            "stopped for you: step 1 would run python.run, which runs code the model wrote, and the schedule did not \
+          approve it"
+        ]
     );
     assert!(
         !events(&seen)

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use deskhand_replay as replay;
 use deskhand_runtime::agent::{Agent, AgentSettings, ApproveAll};
+use deskhand_runtime::journal::JournalSubscriber;
 use deskhand_runtime::model::Secret;
 use deskhand_runtime::model::anthropic::AnthropicProvider;
 use deskhand_runtime::model::{ModelProvider, ModelRequest, ModelResponse, ProviderError, StreamEvent};
+use deskhand_runtime::telemetry::{Telemetry, TelemetryConfig};
 use deskhand_runtime::tools::Toolbox;
 use deskhand_runtime::wasm::WasmHost;
 use deskhand_runtime::workspace::Workspace;
@@ -177,6 +179,125 @@ fn main() -> anyhow::Result<()> {
 
     replayed(&ws, &toolbox, &task)?;
 
+    export_on(&ws, &toolbox, &provider, &task)?;
+
+    Ok(())
+}
+
+/// Times the telemetry subscriber itself (the fold and the enqueue, on the
+/// run's thread) around the real one.
+#[derive(Debug)]
+struct TimedSubscriber {
+    inner: Arc<Telemetry>,
+    spent: Mutex<Duration>,
+}
+
+impl JournalSubscriber for TimedSubscriber {
+    fn committed(&self, run: &RunId, event: &Event) {
+        let t = Instant::now();
+        self.inner.committed(run, event);
+        *self.spent.lock().unwrap_or_else(|p| p.into_inner()) += t.elapsed();
+    }
+}
+
+/// oteltap from `scripts/setup`'s venv on `port`, if it is installed.
+fn oteltap(port: u16) -> Option<std::process::Child> {
+    let python = std::path::PathBuf::from(std::env::var_os("HOME")?).join(".cache/deskhand/oteltap-1.0.0/bin/python");
+    let child = std::process::Command::new(python)
+        .args(["-m", "oteltap", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(child)
+}
+
+/// The scripted 50-step run with OpenTelemetry export on, to a live
+/// receiver (oteltap) and to one that is down: per step, against export off,
+/// and the subscriber's own time on the run's thread.
+fn export_on(
+    ws: &Workspace,
+    toolbox: &Toolbox,
+    provider: &Scripted,
+    task: &dyn Fn(&str) -> Task,
+) -> anyhow::Result<()> {
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+    };
+    let live = port()?;
+    let mut tap = oteltap(live);
+    if tap.is_none() {
+        println!("  (oteltap is not installed: scripts/setup; only the down receiver is measured)");
+    }
+    let receivers = [
+        ("live receiver (oteltap)", live, tap.is_some()),
+        ("receiver down", port()?, true),
+    ];
+    for (what, port, present) in receivers {
+        if !present {
+            continue;
+        }
+        let config = TelemetryConfig {
+            endpoint: format!("http://127.0.0.1:{port}/v1/traces"),
+            headers: Vec::new(),
+            service_name: "deskhand-bench".into(),
+            capture_content: false,
+            timeout: Duration::from_secs(3),
+        };
+        let telemetry = Telemetry::start(&config, None)?;
+        let timed = Arc::new(TimedSubscriber {
+            inner: telemetry.clone(),
+            spent: Mutex::default(),
+        });
+        // A journal of its own, so the runs before stay unexported.
+        let ws_on = Workspace::open(ws.root())?;
+        ws_on.journal().subscribe(timed.clone());
+        let agent = Agent {
+            workspace: &ws_on,
+            toolbox,
+            provider,
+            gate: &ApproveAll,
+            settings: AgentSettings::default(),
+            observer: None,
+            skills_prompt: String::new(),
+            shell: None,
+        };
+        let mut per_step = Vec::new();
+        let mut spent = Vec::new();
+        for _ in 0..5 {
+            *timed.spent.lock().unwrap_or_else(|p| p.into_inner()) = Duration::ZERO;
+            let t = Instant::now();
+            let report = agent.run(task("fifty steps"))?;
+            per_step.push(t.elapsed() / 50);
+            anyhow::ensure!(report.plan.steps.len() == 50, "{}", report.summary);
+            spent.push(*timed.spent.lock().unwrap_or_else(|p| p.into_inner()) / 50);
+        }
+        let dropped = telemetry.shutdown();
+        per_step.sort();
+        spent.sort();
+        println!(
+            "50-step run, export on ({what}), 5 runs: per step median {:.3} ms (min {:.3}, max {:.3}); \
+             the subscriber on the run's thread {:.3} ms per step; {} spans delivered, {dropped} not",
+            ms(per_step[2]),
+            ms(per_step[0]),
+            ms(per_step[4]),
+            ms(spent[2]),
+            telemetry.delivered(),
+        );
+    }
+    if let Some(child) = tap.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     Ok(())
 }
 

@@ -352,10 +352,10 @@ pub fn desktop_notification(n: &Notification) -> Option<String> {
 /// envelope: the model (or the offline planner) is asked for its plan as a
 /// run's first turn would be, with no tool run, no journal entry and
 /// nothing in the person's folders or `output/` changed. `config` and
-/// `config_dir` are what [`crate::launch::Launch`] gets; the skills'
-/// components must already be in `tb`, as for [`crate::launch::launch_shared`]
-/// (see [`crate::launch::add_components`]); `task.params` are the
-/// parameters given outright.
+/// `config_dir` are what [`crate::launch::Launch`] gets (the skills found
+/// there load their components into `tb`, as [`crate::launch::launch`]
+/// does, so the model is offered what the run will offer it);
+/// `task.params` are the parameters given outright.
 ///
 /// Err: the task cannot be planned as it stands (no skill or model fits,
 /// a question the planner needs answered first, a plan beyond the grants),
@@ -365,9 +365,11 @@ pub fn draft(
     task: &Task,
     config: &ModelConfig,
     config_dir: Option<&Path>,
-    tb: &Toolbox,
+    tb: &mut Toolbox,
 ) -> Result<Envelope> {
+    // A skill that cannot be read or load is the run's to report.
     let discovery = crate::launch::discover_skills(ws, config_dir, &|_| {});
+    crate::launch::add_components(tb, &discovery.skills, &|_| {});
     let planner = crate::launch::Planner::new(ws, config, &discovery, &task.grants, task.params.clone())?;
     let agent = Agent {
         workspace: ws,

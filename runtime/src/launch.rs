@@ -210,27 +210,7 @@ impl Planner {
         if let Some(model) = crate::model::config::connect(config)? {
             return Ok(Planner::Model(model));
         }
-        let mut folders: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
-        for sub in ["projects", "context"] {
-            if let Ok(entries) = std::fs::read_dir(ws.root().join(sub)) {
-                folders.extend(
-                    entries
-                        .filter_map(|e| e.ok())
-                        .filter(|e| e.path().is_dir())
-                        .map(|e| PathBuf::from(sub).join(e.file_name())),
-                );
-            }
-            folders.push(PathBuf::from(sub));
-        }
-        let context = MatchContext {
-            workspace_root: ws.root().to_path_buf(),
-            folders,
-            writable: grants
-                .iter()
-                .filter(|g| g.access.is_writable())
-                .map(|g| g.path.clone())
-                .collect(),
-        };
+        let context = MatchContext::for_workspace(ws.root(), grants);
         let granted: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
         // Where things are, as the person taught it; a file that cannot be read tells nothing.
         let memory = std::fs::read_to_string(ws.root().join(crate::workspace::MEMORY_FILE)).unwrap_or_default();

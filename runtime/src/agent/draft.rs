@@ -62,12 +62,13 @@ impl Agent<'_> {
                         status: StepStatus::Pending,
                     })
                     .collect();
-                let mut called: Vec<String> = uses
-                    .iter()
-                    .filter(|(_, name, _)| name != meta::UPDATE_PLAN)
-                    .map(|(_, name, _)| crate::envelope::tool_key(name))
-                    .collect();
-                called.dedup();
+                let mut called: Vec<String> = Vec::new();
+                for (_, name, _) in uses.iter().filter(|(_, name, _)| name != meta::UPDATE_PLAN) {
+                    let key = crate::envelope::tool_key(name);
+                    if !called.contains(&key) {
+                        called.push(key);
+                    }
+                }
                 return Ok((steps, called));
             }
             if uses.is_empty() {

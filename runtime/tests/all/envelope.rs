@@ -63,7 +63,13 @@ fn launch(d: &Demo, start: Start, envelope: Option<Envelope>, gate: &dyn Gate) -
 }
 
 fn draft(d: &Demo, t: &Task) -> Envelope {
-    envelope::draft(&d.ws, t, &ModelConfig::default(), None, toolbox()).unwrap()
+    envelope::draft(&d.ws, t, &ModelConfig::default(), None, &mut own_toolbox()).unwrap()
+}
+
+/// A toolbox of the draft's own, which the skills' components load into.
+fn own_toolbox() -> deskhand_runtime::tools::Toolbox {
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    deskhand_runtime::tools::Toolbox::new(deskhand_runtime::wasm::WasmHost::new(Some(cache)).unwrap())
 }
 
 fn events(seen: &Seen) -> Vec<Event> {
@@ -177,7 +183,7 @@ fn drafting_an_envelope_plans_without_acting_and_reads_as_the_person_approves_it
 fn a_task_that_needs_an_answer_cannot_be_drafted_and_says_what_to_add() {
     let d = demo();
     let t = task("Make an inventory", &["projects/receipts", "projects/2026 offsite"]);
-    let err = envelope::draft(&d.ws, &t, &ModelConfig::default(), None, toolbox())
+    let err = envelope::draft(&d.ws, &t, &ModelConfig::default(), None, &mut own_toolbox())
         .unwrap_err()
         .to_string();
     assert!(
@@ -475,7 +481,7 @@ fn a_model_deleting_in_an_unattended_run_stops_for_the_person_even_in_act_mode()
             "hostile-unattended-delete-2",
         ];
         let (server, config) = model(wire, &names, &d);
-        let envelope = envelope::draft(&d.ws, &t, &config, None, toolbox()).unwrap();
+        let envelope = envelope::draft(&d.ws, &t, &config, None, &mut own_toolbox()).unwrap();
         assert_eq!(envelope.steps.len(), 1, "{wire:?}");
         assert_eq!(envelope.tools, ["fs.duplicates"], "{wire:?}");
         assert_eq!(t.mode, deskhand_types::Mode::Act);
@@ -537,7 +543,7 @@ fn a_model_widening_its_step_in_an_unattended_run_is_stopped_before_it_runs() {
         let before = tree(&d.ws.root().join("projects"));
         let names = ["hostile-unattended-delete-1", "hostile-unattended-widen-1"];
         let (_server, config) = model(wire, &names, &d);
-        let envelope = envelope::draft(&d.ws, &t, &config, None, toolbox()).unwrap();
+        let envelope = envelope::draft(&d.ws, &t, &config, None, &mut own_toolbox()).unwrap();
         let (report, seen) = launch_model(&d, &config, Start::New(t), Some(envelope), &NoOneThere);
 
         check_stopped(&d, &report, &seen, &before);
@@ -571,7 +577,7 @@ fn a_model_asking_in_an_unattended_run_stops_and_does_nothing_else() {
         let before = tree(&d.ws.root().join("projects"));
         let names = ["hostile-unattended-delete-1", "hostile-unattended-ask-1"];
         let (_server, config) = model(wire, &names, &d);
-        let envelope = envelope::draft(&d.ws, &t, &config, None, toolbox()).unwrap();
+        let envelope = envelope::draft(&d.ws, &t, &config, None, &mut own_toolbox()).unwrap();
         let (report, seen) = launch_model(&d, &config, Start::New(t), Some(envelope), &NoOneThere);
 
         check_stopped(&d, &report, &seen, &before);
@@ -598,7 +604,7 @@ fn a_sub_agent_deleting_in_an_unattended_run_stops_its_parent_for_the_person() {
         "hostile-unattended-sub-2",
     ];
     let (server, config) = model(Wire::Anthropic, &names, &d);
-    let envelope = envelope::draft(&d.ws, &t, &config, None, toolbox()).unwrap();
+    let envelope = envelope::draft(&d.ws, &t, &config, None, &mut own_toolbox()).unwrap();
     assert_eq!(envelope.tools, ["spawn_subagents"]);
     // Through the agent itself, to see the notification the person gets.
     let provider = deskhand_runtime::model::config::connect(&config).unwrap().unwrap();
@@ -650,7 +656,7 @@ fn code_the_model_writes_runs_unattended_only_if_the_schedule_approved_it() {
     let (t, _) = inbox(&d);
     let before = tree(&d.ws.root().join("projects"));
     let (_server, config) = model(Wire::Anthropic, &["hostile-python-1", "hostile-python-1"], &d);
-    let mut envelope = envelope::draft(&d.ws, &t, &config, None, toolbox()).unwrap();
+    let mut envelope = envelope::draft(&d.ws, &t, &config, None, &mut own_toolbox()).unwrap();
     assert_eq!(envelope.tools, ["python.run"], "the draft saw the script");
     // The schedule approved the step, but not running the model's scripts.
     envelope.tools.clear();
@@ -672,12 +678,15 @@ fn code_the_model_writes_runs_unattended_only_if_the_schedule_approved_it() {
     );
 }
 
+/// The notifications a test's notifier was given.
+type Sent = Arc<std::sync::Mutex<Vec<envelope::Notification>>>;
+
 /// A notifier that keeps what it was given.
 fn notifier() -> (
     impl Fn(&envelope::Notification) -> Option<String> + Send + Sync + 'static,
-    Arc<std::sync::Mutex<Vec<envelope::Notification>>>,
+    Sent,
 ) {
-    let sent: Arc<std::sync::Mutex<Vec<envelope::Notification>>> = Arc::default();
+    let sent: Sent = Arc::default();
     let sink = sent.clone();
     (
         move |n: &envelope::Notification| {

@@ -92,7 +92,10 @@ impl Drop for Tap {
 fn exporting(args: &[&str], endpoint: &str, cwd: &Path) -> Output {
     command(args, cwd)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_EXPORTER_OTLP_HEADERS", format!("authorization=Bearer {HEADER_SECRET}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("authorization=Bearer {HEADER_SECRET}"),
+        )
         .env("OTEL_SERVICE_NAME", "deskhand-cli-test")
         .env("XDG_STATE_HOME", cwd.join("state"))
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -113,15 +116,15 @@ fn attr(span: &serde_json::Value, key: &str) -> serde_json::Value {
 fn the_demo_run_exports_its_spans_to_the_configured_receiver() {
     let tap = Tap::start();
     let tmp = tempfile::tempdir().unwrap();
-    let o = exporting(
-        &["demo", "ws"],
-        &format!("http://127.0.0.1:{}", tap.port),
-        tmp.path(),
-    );
+    let o = exporting(&["demo", "ws"], &format!("http://127.0.0.1:{}", tap.port), tmp.path());
     assert_ok(&o);
     let spans = tap.wait_for_root();
     let root = spans.iter().find(|s| s["name"] == "invoke_agent").unwrap();
-    assert_eq!(attr(root, "deskhand.run.status")["stringValue"], "succeeded", "{root:#}");
+    assert_eq!(
+        attr(root, "deskhand.run.status")["stringValue"],
+        "succeeded",
+        "{root:#}"
+    );
     assert_eq!(attr(root, "gen_ai.operation.name")["stringValue"], "invoke_agent");
     let receipts = spans
         .iter()
@@ -196,7 +199,10 @@ fn report_week_writes_a_new_digest_into_output_that_undo_takes_back() {
     let first = &written[0];
     let md = std::fs::read_to_string(first).unwrap();
     assert!(md.starts_with("# deskhand: the week from "), "{md}");
-    assert!(md.contains("Turn the receipts in projects/receipts into an expense spreadsheet"), "{md}");
+    assert!(
+        md.contains("Turn the receipts in projects/receipts into an expense spreadsheet"),
+        "{md}"
+    );
     assert!(md.contains("created output/expenses.xlsx"), "{md}");
     assert!(md.contains("| no | done |"), "not scheduled, done: {md}");
 
@@ -204,10 +210,7 @@ fn report_week_writes_a_new_digest_into_output_that_undo_takes_back() {
     let o = deskhand(&["report", "--week", "--workspace", "ws"], tmp.path());
     assert_ok(&o);
     let said = stdout(&o);
-    let second_name = format!(
-        "{}-2.md",
-        first.file_stem().unwrap().to_string_lossy()
-    );
+    let second_name = format!("{}-2.md", first.file_stem().unwrap().to_string_lossy());
     assert!(said.contains(&format!("Wrote output/{second_name}")), "{said}");
     assert_eq!(std::fs::read_to_string(first).unwrap(), md);
     let second = tmp.path().join("ws/output").join(&second_name);

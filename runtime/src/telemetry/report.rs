@@ -131,7 +131,9 @@ pub fn week(ws: &Workspace, now: SystemTime) -> Result<Vec<RunDigest>> {
     let tasks = journal.tasks()?;
     let mut digests = Vec::new();
     for task in tasks.iter().filter(|t| t.parent.is_none()) {
-        let Some(created) = parse_time(&task.created_at) else { continue };
+        let Some(created) = parse_time(&task.created_at) else {
+            continue;
+        };
         if created < since || created > now {
             continue;
         }
@@ -154,11 +156,15 @@ pub fn week(ws: &Workspace, now: SystemTime) -> Result<Vec<RunDigest>> {
 }
 
 fn local(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Local>::from(t).format("%a %Y-%m-%d %H:%M").to_string()
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%a %Y-%m-%d %H:%M")
+        .to_string()
 }
 
 fn day(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Local>::from(t).format("%Y-%m-%d").to_string()
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn duration(d: Option<Duration>) -> String {
@@ -194,7 +200,11 @@ fn inert(text: &str, max: usize) -> String {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn status_words(status: &str) -> &str {
@@ -315,7 +325,13 @@ pub fn deliver(ws: &Workspace, now: SystemTime) -> Result<Delivered> {
     let output = ws.output_dir().canonicalize().map_err(Error::io(ws.output_dir()))?;
     let stem = format!("week-report-{}", day(now));
     let name = (1..)
-        .map(|n| if n == 1 { format!("{stem}.md") } else { format!("{stem}-{n}.md") })
+        .map(|n| {
+            if n == 1 {
+                format!("{stem}.md")
+            } else {
+                format!("{stem}-{n}.md")
+            }
+        })
         .find(|name| std::fs::symlink_metadata(output.join(name)).is_err())
         .unwrap_or_else(|| unreachable!("the names never run out"));
     let target = output.join(&name);

@@ -257,7 +257,10 @@ fn an_offline_run_with_sub_agents_exports_its_span_tree_without_content() {
     let all_step_ids: Vec<Option<String>> = steps.iter().map(|s| id(s, "spanId")).collect();
     let agent_ids: Vec<Option<String>> = named(&spans, "invoke_agent").iter().map(|s| id(s, "spanId")).collect();
     let tools = named(&spans, "execute_tool ");
-    assert!(tools.iter().filter(|t| t["name"] == "execute_tool inventory").count() >= 2, "{spans:#?}");
+    assert!(
+        tools.iter().filter(|t| t["name"] == "execute_tool inventory").count() >= 2,
+        "{spans:#?}"
+    );
     for tool in &tools {
         let name = str_attr(tool, "gen_ai.tool.name");
         assert_eq!(tool["name"], format!("execute_tool {name}"));

@@ -30,7 +30,10 @@ pub fn schedule(command: ScheduleCommand, cache_dir: Option<PathBuf>) -> Result<
         ScheduleCommand::Show { id } => show(id),
         ScheduleCommand::Pause { id } => {
             let s = open()?.pause(id).map_err(failure)?;
-            out(&format!("Paused schedule {id}: {}. `deskhand schedule resume {id}` runs it again.", task_line(&s)));
+            out(&format!(
+                "Paused schedule {id}: {}. `deskhand schedule resume {id}` runs it again.",
+                task_line(&s)
+            ));
             Ok(())
         }
         ScheduleCommand::Resume { id } => {
@@ -177,10 +180,13 @@ fn add(args: ScheduleAddArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure>
     };
     let config = load_config(&ws, None)?;
     let mut tb = toolbox(cache_dir)?;
-    let envelope = deskhand_runtime::envelope::draft(&ws, &task, &config, config_dir().as_deref(), &mut tb)
-        .map_err(|e| {
+    let envelope =
+        deskhand_runtime::envelope::draft(&ws, &task, &config, config_dir().as_deref(), &mut tb).map_err(|e| {
             let mut f = Failure::from(e);
-            f.message = format!("the task cannot be scheduled as it stands: {}. Nothing was saved.", f.message);
+            f.message = format!(
+                "the task cannot be scheduled as it stands: {}. Nothing was saved.",
+                f.message
+            );
             f
         })?;
     let now = now()?;
@@ -243,7 +249,9 @@ fn list() -> Result<(), Failure> {
     let store = open()?;
     let all = store.list().map_err(failure)?;
     if all.is_empty() {
-        out("No schedules yet. Add one with: deskhand schedule add \"TASK\" --every \"weekday 08:00\" --workspace DIR --grant FOLDER");
+        out(
+            "No schedules yet. Add one with: deskhand schedule add \"TASK\" --every \"weekday 08:00\" --workspace DIR --grant FOLDER",
+        );
         return Ok(());
     }
     let now = now()?;
@@ -350,7 +358,11 @@ fn grants_line(grants: &[Grant]) -> String {
     grants
         .iter()
         .map(|g| {
-            let how = if g.access.is_writable() { "read-write" } else { "read-only" };
+            let how = if g.access.is_writable() {
+                "read-write"
+            } else {
+                "read-only"
+            };
             format!("{} ({how})", render::line(&g.path.display().to_string()))
         })
         .collect::<Vec<_>>()
@@ -446,7 +458,12 @@ fn holder() -> String {
 /// links to (Linux, macOS), else UTC.
 fn local_zone() -> String {
     let named = |s: &str| schedule::parse_zone(s).ok().map(|z| z.name().to_owned());
-    if let Some(z) = std::env::var("TZ").ok().as_deref().map(|t| t.trim_start_matches(':')).and_then(named) {
+    if let Some(z) = std::env::var("TZ")
+        .ok()
+        .as_deref()
+        .map(|t| t.trim_start_matches(':'))
+        .and_then(named)
+    {
         return z;
     }
     if let Ok(target) = std::fs::read_link("/etc/localtime") {
@@ -457,7 +474,12 @@ fn local_zone() -> String {
             return z;
         }
     }
-    if let Some(z) = std::fs::read_to_string("/etc/timezone").ok().as_deref().map(str::trim).and_then(named) {
+    if let Some(z) = std::fs::read_to_string("/etc/timezone")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+        .and_then(named)
+    {
         return z;
     }
     "UTC".into()
@@ -525,15 +547,27 @@ fn install() -> Result<(), Failure> {
         std::fs::write(path, bytes).map_err(|e| io_failure(path, e))?;
     }
     let written: Vec<String> = files.iter().map(|(p, _)| format!("  {}", p.display())).collect();
-    out(&format!("Wrote the OS job that runs `deskhand schedule run-due` every five minutes and at login:\n{}", written.join("\n")));
+    out(&format!(
+        "Wrote the OS job that runs `deskhand schedule run-due` every five minutes and at login:\n{}",
+        written.join("\n")
+    ));
     let steps: Vec<Vec<String>> = match os {
         os_job::Os::Linux => vec![
             words(&["systemctl", "--user", "daemon-reload"]),
-            words(&["systemctl", "--user", "enable", "--now", &format!("{}.timer", os_job::SYSTEMD_NAME)]),
+            words(&[
+                "systemctl",
+                "--user",
+                "enable",
+                "--now",
+                &format!("{}.timer", os_job::SYSTEMD_NAME),
+            ]),
         ],
-        os_job::Os::MacOs => vec![
-            vec!["launchctl".into(), "bootstrap".into(), format!("gui/{}", uid()), files[0].0.display().to_string()],
-        ],
+        os_job::Os::MacOs => vec![vec![
+            "launchctl".into(),
+            "bootstrap".into(),
+            format!("gui/{}", uid()),
+            files[0].0.display().to_string(),
+        ]],
         os_job::Os::Windows => vec![vec![
             "schtasks".into(),
             "/Create".into(),
@@ -572,7 +606,11 @@ fn uninstall() -> Result<(), Failure> {
             "--now",
             &format!("{}.timer", os_job::SYSTEMD_NAME),
         ])),
-        os_job::Os::MacOs => command(&["launchctl".into(), "bootout".into(), format!("gui/{}/{}", uid(), os_job::LAUNCHD_LABEL)]),
+        os_job::Os::MacOs => command(&[
+            "launchctl".into(),
+            "bootout".into(),
+            format!("gui/{}/{}", uid(), os_job::LAUNCHD_LABEL),
+        ]),
         os_job::Os::Windows => command(&words(&["schtasks", "/Delete", "/TN", os_job::WINDOWS_TASK, "/F"])),
     };
     let mut removed = Vec::new();

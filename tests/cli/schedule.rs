@@ -121,7 +121,10 @@ fn add_shows_the_times_and_what_runs_may_do_and_saves_only_on_a_yes() {
     assert!(stdout(&o).contains("Saved schedule 1."), "{}", stdout(&o));
     assert!(stdout(&o).contains("deskhand schedule install"), "{}", stdout(&o));
     let list = stdout(&at("2026-03-05T14:00:00Z", &["schedule", "list"], tmp.path()));
-    assert!(list.contains("[next Fri 2026-03-06 08:00 EST]") && list.contains(TASK), "{list}");
+    assert!(
+        list.contains("[next Fri 2026-03-06 08:00 EST]") && list.contains(TASK),
+        "{list}"
+    );
     let show = stdout(&deskhand(&["schedule", "show", "1"], tmp.path()));
     assert!(show.contains("Each run may, without asking you:"), "{show}");
     assert!(show.contains("following this plan:"), "{show}");
@@ -138,7 +141,11 @@ fn bad_times_zones_workspaces_and_grants_are_named_and_nothing_is_saved() {
     let o = add(&["--every", "every fortnight", "--workspace", "ws"]);
     assert_user_error(&o, "does not know the phrase \"every fortnight\"");
     assert!(stderr(&o).contains("\"every weekday at 8:00\""), "{}", stderr(&o));
-    assert!(stderr(&o).contains("first working day of the month 09:00"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("first working day of the month 09:00"),
+        "{}",
+        stderr(&o)
+    );
     let o = add(&["--cron", "0 8 * *", "--workspace", "ws"]);
     assert_user_error(&o, "the cron expression \"0 8 * *\" cannot be used: it has 4 fields");
     let o = add(&["--cron", "61 8 * * *", "--workspace", "ws"]);
@@ -148,13 +155,23 @@ fn bad_times_zones_workspaces_and_grants_are_named_and_nothing_is_saved() {
     assert!(stderr(&o).contains("Europe/Berlin"), "{}", stderr(&o));
     let o = add(&["--every", "weekday 08:00", "--workspace", "nowhere"]);
     assert_user_error(&o, "the workspace nowhere does not exist");
-    let o = add(&["--every", "weekday 08:00", "--workspace", "ws", "--grant", "projects/scans"]);
+    let o = add(&[
+        "--every",
+        "weekday 08:00",
+        "--workspace",
+        "ws",
+        "--grant",
+        "projects/scans",
+    ]);
     assert_user_error(&o, "the granted folder projects/scans does not exist");
     let o = deskhand(&["schedule", "add", TASK, "--workspace", "ws"], tmp.path());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--every"), "{}", stderr(&o));
     assert!(stdout(&deskhand(&["schedule", "list"], tmp.path())).contains("No schedules yet"));
-    assert_user_error(&deskhand(&["schedule", "pause", "7"], tmp.path()), "there is no schedule 7");
+    assert_user_error(
+        &deskhand(&["schedule", "pause", "7"], tmp.path()),
+        "there is no schedule 7",
+    );
 }
 
 #[test]
@@ -202,10 +219,16 @@ fn a_missed_week_is_skipped_run_once_or_told_as_each_schedule_says() {
     let o = at("2026-03-09T06:00:00Z", &["schedule", "run-due"], tmp.path());
     assert_ok(&o);
     let said = stdout(&o);
-    assert_eq!(top_level_runs(tmp.path()).len(), 1, "only the once schedule ran:\n{said}");
+    assert_eq!(
+        top_level_runs(tmp.path()).len(),
+        1,
+        "only the once schedule ran:\n{said}"
+    );
     assert_eq!(inventories(tmp.path()), ["inventory.csv"]);
     assert!(
-        said.contains(&format!("Schedule {once} ({TASK}), due Sun 2026-03-08 08:00 CET: ran, run run-")),
+        said.contains(&format!(
+            "Schedule {once} ({TASK}), due Sun 2026-03-08 08:00 CET: ran, run run-"
+        )),
         "{said}"
     );
     assert!(said.contains("one run for 7 due times missed"), "{said}");
@@ -216,7 +239,10 @@ fn a_missed_week_is_skipped_run_once_or_told_as_each_schedule_says() {
             "{said}"
         );
     }
-    assert!(!said.contains(&format!("Schedule {skip}")), "skip says nothing when it wakes:\n{said}");
+    assert!(
+        !said.contains(&format!("Schedule {skip}")),
+        "skip says nothing when it wakes:\n{said}"
+    );
     // Told once: waking again tells nothing more and runs nothing.
     let again = stdout(&at("2026-03-09T06:05:00Z", &["schedule", "run-due"], tmp.path()));
     assert!(again.contains("Nothing is due."), "{again}");
@@ -225,7 +251,11 @@ fn a_missed_week_is_skipped_run_once_or_told_as_each_schedule_says() {
     let skipped = show(&skip);
     assert_eq!(skipped.matches("missed, skipped").count(), 7, "{skipped}");
     let coalesced = show(&once);
-    assert_eq!(coalesced.matches("missed, run together with a later time").count(), 6, "{coalesced}");
+    assert_eq!(
+        coalesced.matches("missed, run together with a later time").count(),
+        6,
+        "{coalesced}"
+    );
     assert_eq!(coalesced.matches("  ran, run run-").count(), 1, "{coalesced}");
     let told = show(&notify);
     assert_eq!(told.matches("missed, not run").count(), 7, "{told}");
@@ -242,9 +272,17 @@ fn a_paused_schedule_does_not_run_and_a_removed_one_is_gone() {
     let o = at("2026-03-02T07:01:00Z", &["schedule", "run-due"], tmp.path());
     assert!(stdout(&o).contains("Nothing is due."), "{}", stdout(&o));
     let o = at("2026-03-02T09:00:00Z", &["schedule", "resume", &id], tmp.path());
-    assert!(stdout(&o).contains("Next runs: Tue 2026-03-03 08:00 CET"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Next runs: Tue 2026-03-03 08:00 CET"),
+        "{}",
+        stdout(&o)
+    );
     let o = at("2026-03-03T07:02:00Z", &["schedule", "run-due"], tmp.path());
-    assert!(stdout(&o).contains("due Tue 2026-03-03 08:00 CET: ran"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("due Tue 2026-03-03 08:00 CET: ran"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(top_level_runs(tmp.path()).len(), 1);
     // run-now runs it outside its times.
     let o = deskhand(&["schedule", "run-now", &id], tmp.path());
@@ -254,7 +292,10 @@ fn a_paused_schedule_does_not_run_and_a_removed_one_is_gone() {
     let o = deskhand(&["schedule", "remove", &id], tmp.path());
     assert!(stdout(&o).contains(&format!("Removed schedule {id}")), "{}", stdout(&o));
     assert!(stdout(&deskhand(&["schedule", "list"], tmp.path())).contains("No schedules yet"));
-    assert_user_error(&deskhand(&["schedule", "show", &id], tmp.path()), "there is no schedule");
+    assert_user_error(
+        &deskhand(&["schedule", "show", &id], tmp.path()),
+        "there is no schedule",
+    );
 }
 
 #[test]
@@ -275,7 +316,10 @@ fn install_writes_a_systemd_timer_that_systemd_accepts_and_uninstall_removes_it(
         "the unit runs this binary by its absolute path:\n{text}"
     );
     assert!(
-        text.contains(&format!("Environment=\"XDG_CONFIG_HOME={}\"", tmp.path().join(".test-config").display())),
+        text.contains(&format!(
+            "Environment=\"XDG_CONFIG_HOME={}\"",
+            tmp.path().join(".test-config").display()
+        )),
         "{text}"
     );
     let timer_text = std::fs::read_to_string(&timer).unwrap();
@@ -285,7 +329,8 @@ fn install_writes_a_systemd_timer_that_systemd_accepts_and_uninstall_removes_it(
     // Where systemd's user manager runs, it is enabled; elsewhere (here, systemd is not PID 1) it says how.
     let said = stdout(&o);
     assert!(
-        said.contains("The OS job is running") || said.contains("systemctl --user enable --now deskhand-schedules.timer"),
+        said.contains("The OS job is running")
+            || said.contains("systemctl --user enable --now deskhand-schedules.timer"),
         "{said}"
     );
     let verify = std::process::Command::new("systemd-analyze")

@@ -494,21 +494,16 @@ impl Schedules {
     /// A due time decided but not yet started is skipped.
     pub fn pause(&self, id: i64) -> Result<Schedule, ScheduleError> {
         self.get(id)?;
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .and_then(|()| {
-                self.conn.execute("UPDATE schedules SET paused = 1 WHERE id = ?1", [id])?;
-                self.conn.execute(
+        let tx = self.conn.unchecked_transaction().map_err(self.db())?;
+        tx.execute("UPDATE schedules SET paused = 1 WHERE id = ?1", [id])
+            .and_then(|_| {
+                tx.execute(
                     "UPDATE occurrences SET state = 'skipped', note = 'paused before it ran'
                      WHERE schedule = ?1 AND state = 'due'",
                     [id],
-                )?;
-                self.conn.execute_batch("COMMIT")
+                )
             })
-            .map_err(|e| {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                e
-            })
+            .and_then(|_| tx.commit())
             .map_err(self.db())?;
         self.get(id)
     }
@@ -605,7 +600,7 @@ impl Schedules {
             }
             // A schedule whose expression no longer parses (another version wrote it) runs nothing.
             let Ok(when) = s.when() else { continue };
-            let mut due = Vec::new();
+            let mut due = std::collections::VecDeque::new();
             let mut t = from;
             let mut beyond = 0usize;
             while let Ok(next) = when.next_after(t) {
@@ -613,12 +608,13 @@ impl Schedules {
                     break;
                 }
                 if due.len() == MAX_DUE_PER_WAKE {
-                    due.remove(0);
+                    due.pop_front();
                     beyond += 1;
                 }
-                due.push(next);
+                due.push_back(next);
                 t = next;
             }
+            let due = Vec::from(due);
             let Some(&newest) = due.last() else { continue };
             let on_time = now
                 .signed_duration_since(newest)

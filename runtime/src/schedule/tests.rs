@@ -33,11 +33,11 @@ fn daily(s: &Schedules, missed: MissedPolicy) -> Schedule {
     s.add(&new, utc("2026-03-02T06:00:00Z")).unwrap()
 }
 
+/// The due times a runner was asked to run.
+type Seen = Arc<Mutex<Vec<DateTime<Utc>>>>;
+
 /// A runner that records what it was asked to run and says it ran.
-fn recorder() -> (
-    Arc<Mutex<Vec<DateTime<Utc>>>>,
-    impl FnMut(&Schedule, &Occurrence) -> RunOutcome,
-) {
+fn recorder() -> (Seen, impl FnMut(&Schedule, &Occurrence) -> RunOutcome) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     (seen, move |_: &Schedule, o: &Occurrence| {
@@ -172,7 +172,10 @@ fn a_claim_holds_while_renewed_and_expires_when_its_holder_is_gone() {
     );
     assert!(s.renew(first.id, "process A", t + one_minute).unwrap());
     assert!(s.record_run(first.id, "process A", &RunId("r-crashed".into())).unwrap());
-    assert!(!s.record_run(first.id, "process B", &RunId("r-other".into())).unwrap(), "not B's");
+    assert!(
+        !s.record_run(first.id, "process B", &RunId("r-other".into())).unwrap(),
+        "not B's"
+    );
     assert!(
         s.claim_next("process B", t + one_minute * 2).unwrap().is_none(),
         "renewed, it holds on"
@@ -180,7 +183,11 @@ fn a_claim_holds_while_renewed_and_expires_when_its_holder_is_gone() {
     // A stops renewing (it died): once the lease runs out, B takes the occurrence over.
     let taken = s.claim_next("process B", t + one_minute * 4).unwrap().unwrap();
     assert_eq!(taken.id, first.id);
-    assert_eq!(taken.run, Some(RunId("r-crashed".into())), "B resumes A's run rather than starting another");
+    assert_eq!(
+        taken.run,
+        Some(RunId("r-crashed".into())),
+        "B resumes A's run rather than starting another"
+    );
     assert!(
         !s.renew(first.id, "process A", t + one_minute * 4).unwrap(),
         "A's claim is gone"

@@ -137,7 +137,12 @@ fn the_os_job_files_read_as_each_os_reads_them() {
     );
     // systemd reads the timer as every five minutes.
     let calendar = Command::new("systemd-analyze")
-        .args(["calendar", "--iterations=3", "--base-time=2026-03-02 08:01:00 UTC", "*-*-* *:00/5:00"])
+        .args([
+            "calendar",
+            "--iterations=3",
+            "--base-time=2026-03-02 08:01:00 UTC",
+            "*-*-* *:00/5:00",
+        ])
         .env("TZ", "UTC")
         .output()
         .unwrap();
@@ -147,7 +152,12 @@ fn the_os_job_files_read_as_each_os_reads_them() {
     }
 
     let python = |script: &str, file: &Path| {
-        let o = Command::new("python3").arg("-c").arg(script).arg(file).output().expect("python3");
+        let o = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(file)
+            .output()
+            .expect("python3");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
@@ -156,7 +166,10 @@ fn the_os_job_files_read_as_each_os_reads_them() {
         &plist,
     );
     assert_eq!(agent["Label"], "dev.deskhand.schedules");
-    assert_eq!(agent["ProgramArguments"], serde_json::json!([exe, "schedule", "run-due"]));
+    assert_eq!(
+        agent["ProgramArguments"],
+        serde_json::json!([exe, "schedule", "run-due"])
+    );
     assert_eq!(agent["StartInterval"], 300);
     assert_eq!(agent["RunAtLoad"], true);
     assert_eq!(

@@ -491,6 +491,10 @@ fn fold_within(
             None
         }
         Event::StepApproved { step, by, .. } => {
+            if by.contains("schedule") {
+                // Approved in advance, in a schedule's envelope: the run is unattended.
+                spans.run.set("deskhand.run.scheduled", true);
+            }
             spans.run.event(
                 "deskhand.step.approved",
                 at,

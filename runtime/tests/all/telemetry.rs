@@ -282,10 +282,14 @@ fn an_offline_run_with_sub_agents_exports_its_span_tree_without_content() {
 
 #[test]
 fn a_replayed_model_run_exports_chat_spans_with_usage_finish_reasons_and_cut_content() {
+    // The same run to two receivers: one exporter captures content, one does not.
     let tap = Tap::start();
+    let tap_plain = Tap::start();
     let d = demo();
     let telemetry = Telemetry::start(&tap.config(true), None).unwrap();
+    let plain = Telemetry::start(&tap_plain.config(false), None).unwrap();
     d.ws.journal().subscribe(telemetry.clone());
+    d.ws.journal().subscribe(plain.clone());
     let server = ReplayServer::start(
         [
             "multi-1",
@@ -314,6 +318,21 @@ fn a_replayed_model_run_exports_chat_spans_with_usage_finish_reasons_and_cut_con
     let report = agent.run(agent_task(&outcome, &["projects"])).unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
     assert_eq!(telemetry.shutdown(), 0);
+    assert_eq!(plain.shutdown(), 0);
+
+    // Without capture: the same tree, and no word of the task, the answers or the arguments.
+    let spans = tap_plain.wait_for_roots(1);
+    assert_eq!(named(&spans, "chat ").len(), 5);
+    let printed = serde_json::to_string(&spans).unwrap();
+    for content in [
+        "Summarize my projects",
+        "gen_ai.output.messages",
+        "gen_ai.tool.call.arguments",
+        "deskhand.task.outcome",
+        "List the projects folder",
+    ] {
+        assert!(!printed.contains(content), "{content} was exported: {printed}");
+    }
 
     let spans = tap.wait_for_roots(1);
     let root = spans.iter().find(|s| s["name"] == "invoke_agent").unwrap();

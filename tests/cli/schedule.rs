@@ -351,3 +351,44 @@ fn install_writes_a_systemd_timer_that_systemd_accepts_and_uninstall_removes_it(
     let o = run(&["schedule", "uninstall"]);
     assert!(stdout(&o).contains("was not installed"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_scheduled_run_outside_its_approved_plan_stops_for_the_person_who_can_resume_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    workspace(tmp.path());
+    let id = add_daily("skip", tmp.path());
+    // The task changes after the person approved its plan (another version,
+    // a hand edit): its plan now covers all of projects/, not the receipts.
+    let db = tmp.path().join(".test-config/deskhand/schedules.sqlite");
+    let edit = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE schedules SET task = 'Make a file inventory of projects'\"); c.commit()",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    let o = at("2026-03-02T07:01:00Z", &["schedule", "run-due"], tmp.path());
+    assert_ok(&o);
+    let said = stdout(&o);
+    assert!(said.contains("stopped for you, run run-"), "{said}");
+    assert!(inventories(tmp.path()).is_empty(), "nothing was done");
+    let show = stdout(&deskhand(&["schedule", "show", &id], tmp.path()));
+    assert!(show.contains("stopped for you, run run-"), "{show}");
+    assert!(show.contains("continue it: deskhand resume run-"), "{show}");
+    let list = stdout(&deskhand(&["schedule", "list"], tmp.path()));
+    assert!(
+        list.contains("last: Mon 2026-03-02 08:00 CET  stopped for you"),
+        "{list}"
+    );
+    let runs = top_level_runs(tmp.path());
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].contains("needs_input"), "{runs:?}");
+    // The person resumes it, attended, and it finishes.
+    let run = runs[0].split_whitespace().next().unwrap();
+    let o = deskhand(&["resume", run, "--workspace", "ws", "--mode", "act"], tmp.path());
+    assert_ok(&o);
+    assert_eq!(inventories(tmp.path()), ["inventory.csv"]);
+}

@@ -137,10 +137,7 @@ pub fn outcome(report: &crate::Result<RunReport>) -> RunOutcome {
             },
             note: match r.status {
                 RunStatus::Succeeded => None,
-                RunStatus::NeedsInput => Some(format!(
-                    "stopped for you: {}",
-                    r.question.as_deref().unwrap_or(r.summary.trim())
-                )),
+                RunStatus::NeedsInput => Some(r.question.as_deref().unwrap_or(r.summary.trim()).to_owned()),
                 _ => Some(r.summary.trim().to_owned()).filter(|s| !s.is_empty()),
             },
         },

@@ -214,26 +214,12 @@ impl TelemetryConfig {
     }
 }
 
-/// `%XX` escapes decoded, as the OTLP exporter spec asks of header values.
+/// `%XX` escapes decoded, as the OTLP exporter spec asks of header values
+/// (a value that does not decode to UTF-8 is taken as written).
 fn percent_decode(s: &str) -> String {
-    percent_encoding_lite(s).unwrap_or_else(|| s.to_owned())
-}
-
-fn percent_encoding_lite(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_or_else(|_| s.to_owned(), |v| v.into_owned())
 }
 
 /// The spans a process could not deliver, kept in a small file so that

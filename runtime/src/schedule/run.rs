@@ -85,7 +85,7 @@ pub fn task(schedule: &Schedule) -> Task {
 
 /// Runs `occurrence` of `schedule` in `ws` unattended: its task anew, or,
 /// when the occurrence already has a run (its first holder died), that run
-/// resumed.
+/// resumed. The skills' components load into `tb` ([`launch::launch`]).
 pub fn launch_unattended(
     ws: &Workspace,
     tb: &mut Toolbox,
@@ -93,6 +93,35 @@ pub fn launch_unattended(
     occurrence: &Occurrence,
     with: RunWith<'_>,
 ) -> crate::Result<RunReport> {
+    let start = start(schedule, occurrence);
+    launch::launch(unattended(ws, schedule, with), tb, start)
+}
+
+/// [`launch_unattended`] for a front end that shares one toolbox between
+/// runs (the browser UI), as [`launch::launch_shared`].
+pub fn launch_unattended_shared(
+    ws: &Workspace,
+    tb: &Toolbox,
+    schedule: &Schedule,
+    occurrence: &Occurrence,
+    with: RunWith<'_>,
+) -> crate::Result<RunReport> {
+    let start = start(schedule, occurrence);
+    launch::launch_shared(unattended(ws, schedule, with), tb, start)
+}
+
+fn start(schedule: &Schedule, occurrence: &Occurrence) -> launch::Start {
+    match &occurrence.run {
+        Some(run) => launch::Start::Resume {
+            run: run.clone(),
+            answer: None,
+            mode: None,
+        },
+        None => launch::Start::New(task(schedule)),
+    }
+}
+
+fn unattended<'a>(ws: &'a Workspace, schedule: &Schedule, with: RunWith<'a>) -> Launch<'a> {
     let observer: Option<RunObserver> = match (with.observer, with.started) {
         (observer, Some(started)) => Some(Arc::new(move |run: &RunId, event: &Event| {
             started(run);
@@ -102,15 +131,7 @@ pub fn launch_unattended(
         })),
         (observer, None) => observer,
     };
-    let start = match &occurrence.run {
-        Some(run) => launch::Start::Resume {
-            run: run.clone(),
-            answer: None,
-            mode: None,
-        },
-        None => launch::Start::New(task(schedule)),
-    };
-    let l = Launch {
+    Launch {
         workspace: ws,
         config: with.config,
         config_dir: with.config_dir,
@@ -121,8 +142,7 @@ pub fn launch_unattended(
         warn: with.warn,
         stop: None,
         envelope: schedule.envelope.clone(),
-    };
-    launch::launch(l, tb, start)
+    }
 }
 
 /// What a run's report means for its occurrence.

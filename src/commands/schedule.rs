@@ -231,9 +231,16 @@ fn describe_new(new: &NewSchedule, now: Time<Utc>) -> Result<String, Failure> {
     };
     text.push_str(&format!("  When:      {when}\n"));
     let times = new.when.next_times(now, 5).map_err(failure)?;
+    // Times in another zone than the person's also read in theirs.
+    let here = schedule::parse_zone(&local_zone())
+        .ok()
+        .filter(|z| z.name() != new.when.zone());
     for (i, t) in times.iter().enumerate() {
         let label = if i == 0 { "  Next runs: " } else { "             " };
-        text.push_str(&format!("{label}{}\n", new.when.local(*t)));
+        let yours = here
+            .map(|z| format!("  ({} here)", schedule::in_zone(*t, z)))
+            .unwrap_or_default();
+        text.push_str(&format!("{label}{}{yours}\n", new.when.local(*t)));
     }
     text.push_str(&format!("  Workspace: {}\n", new.workspace.display()));
     text.push_str(&format!("  Grants:    {}\n", grants_line(&new.grants)));

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 /// The times a schedule deals in, for front ends that do not use chrono themselves.
 pub use chrono::{DateTime as Time, Utc};
-pub use when::{PHRASES, When, parse_zone, phrase_to_cron};
+pub use when::{PHRASES, When, in_zone, parse_zone, phrase_to_cron};
 
 pub use crate::envelope::Envelope;
 

@@ -99,8 +99,13 @@ impl When {
 
     /// `t` as a person in the schedule's zone reads it: "Mon 2026-03-30 08:00 CEST".
     pub fn local(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
+        in_zone(t, self.zone)
     }
+}
+
+/// `t` as a person in `zone` reads it: "Mon 2026-03-30 08:00 CEST".
+pub fn in_zone(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
 }
 
 /// An IANA zone name, or an error naming it with the closest names there are.

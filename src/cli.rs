@@ -84,7 +84,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TrashCommand,
     },
-    /// The skills a workspace can use: list them, see what one runs, trust the ones that came with the workspace.
+    /// The skills a workspace can use: list them, see what one runs, trust the ones that came with the workspace,
+    /// make one from a finished run, install, test or remove one (`deskhand skill ...` works too).
+    #[command(alias = "skill")]
     Skills {
         #[command(subcommand)]
         command: SkillsCommand,
@@ -119,6 +121,44 @@ pub enum SkillsCommand {
     /// Stop trusting the workspace's skills (all of them, or those named).
     Untrust {
         names: Vec<String>,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Make a skill from a finished run: a draft, replayed on a scratch copy of its folders and shown beside the
+    /// run, installed into your skills only when you say yes.
+    Create {
+        /// The run to make it from (`deskhand runs` lists them).
+        #[arg(long = "from")]
+        run: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// The skill's name (default: from the task's words).
+        #[arg(long)]
+        name: Option<String>,
+        /// What it does and when to use it (default: from the run).
+        #[arg(long)]
+        description: Option<String>,
+        /// Install without asking, after the draft and its replay are shown.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Install a skill folder (a SKILL.md, and evals/, scripts/, references/, assets/) into your skills.
+    Install {
+        dir: PathBuf,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Replace an installed skill of the same name.
+        #[arg(long)]
+        replace: bool,
+        /// Install without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Remove one of your skills (it is moved to a backup folder beside them, not deleted).
+    Remove { name: String },
+    /// Check a skill against its evals: the offline planner picks it for each phrasing with the parameters given.
+    Test {
+        name: String,
         #[arg(long, default_value = ".")]
         workspace: PathBuf,
     },

@@ -113,6 +113,6 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Runs { workspace } => show::runs(&workspace),
         Command::Show(args) => show::show(args),
         Command::Report(args) => report::report(args),
-        Command::Skills { command } => skills::skills(command),
+        Command::Skills { command } => skills::skills(command, cache_dir),
     }
 }

@@ -29,6 +29,7 @@ pub mod one_step;
 pub mod pipeline;
 pub mod schedule;
 pub mod shell;
+pub mod skill_creator;
 pub mod skills;
 pub mod stage;
 pub mod telemetry;

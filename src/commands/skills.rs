@@ -5,20 +5,37 @@
 
 use std::path::Path;
 
+use deskhand_runtime::skill_creator::{self, Draft, EvalCheck, facts_words};
 use deskhand_runtime::skills::{self, Discovery, Skill, SkillSource, TrustStore};
+use deskhand_types::RunId;
 
 use crate::cli::SkillsCommand;
 use crate::failure::{Failure, user_error};
 use crate::render;
-use crate::setup::{config_dir, open_workspace};
+use crate::setup::{config_dir, open_workspace, toolbox};
 use crate::terminal::{confirm, out};
 
-pub fn skills(command: SkillsCommand) -> Result<(), Failure> {
+pub fn skills(command: SkillsCommand, cache_dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
     match command {
         SkillsCommand::List { workspace } => list(&workspace),
         SkillsCommand::Show { name, workspace } => show(&name, &workspace),
         SkillsCommand::Trust { names, workspace, yes } => trust(&names, &workspace, yes),
         SkillsCommand::Untrust { names, workspace } => untrust(&names, &workspace),
+        SkillsCommand::Create {
+            run,
+            workspace,
+            name,
+            description,
+            yes,
+        } => create(&run, &workspace, name, description, yes, cache_dir),
+        SkillsCommand::Install {
+            dir,
+            workspace,
+            replace,
+            yes,
+        } => install(&dir, &workspace, replace, yes),
+        SkillsCommand::Remove { name } => remove(&name),
+        SkillsCommand::Test { name, workspace } => test(&name, &workspace, cache_dir),
     }
 }
 
@@ -132,7 +149,7 @@ fn trust(names: &[String], workspace: &Path, yes: bool) -> Result<(), Failure> {
             render::line(&s.name),
             render::line(&s.dir.as_deref().unwrap_or(Path::new("?")).display().to_string())
         ));
-        out(&format!("{}", render::summary(&s.description)));
+        out(&render::summary(&s.description));
         out(&render::block(&s.declarations().join("\n")));
     }
     let question = format!(
@@ -160,4 +177,234 @@ fn untrust(names: &[String], workspace: &Path) -> Result<(), Failure> {
         "{n} skill(s) of this workspace are no longer trusted; they will not run until trusted again."
     ));
     Ok(())
+}
+
+/// The user's config folder, or a failure saying how to have one.
+fn config() -> Result<std::path::PathBuf, Failure> {
+    config_dir().ok_or_else(|| user_error("there is no config folder for your skills: set XDG_CONFIG_HOME or HOME"))
+}
+
+fn create(
+    run: &str,
+    workspace: &Path,
+    name: Option<String>,
+    description: Option<String>,
+    yes: bool,
+    cache_dir: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    let ws = open_workspace(workspace)?;
+    let config_dir = config()?;
+    let mut tb = toolbox(cache_dir)?;
+    let found = skills::discover(ws.root(), Some(&config_dir));
+    let mut draft = skill_creator::draft(&ws, &RunId(run.to_owned()), &found.skills, &tb)
+        .map_err(|e| user_error(format!("no skill was made: {e}")))?;
+    if let Some(n) = name {
+        draft.name = n;
+    }
+    if let Some(d) = description {
+        draft.description = d;
+    }
+    if let Err(e) = draft.parsed() {
+        return Err(user_error(format!(
+            "the draft is not a valid skill: {e}. Give another --name or --description"
+        )));
+    }
+    if let Some(other) = found
+        .skills
+        .iter()
+        .find(|s| s.name == draft.name && s.source == SkillSource::User)
+    {
+        return Err(user_error(format!(
+            "you already have a skill named {} ({}); give the new one another --name",
+            other.name,
+            other.dir.as_deref().unwrap_or(Path::new("?")).display()
+        )));
+    }
+    out(&render::block(&describe_draft(&draft)));
+
+    out("\nReplaying the draft on a scratch copy of the run's folders ...");
+    let replay =
+        skill_creator::replay(&ws, &draft, &mut tb).map_err(|e| user_error(format!("the replay failed: {e}")))?;
+    let mut lines = Vec::new();
+    for (run_file, again) in &replay.files {
+        lines.push(format!(
+            "  {}\n    the run:    {}\n    the replay: {}",
+            run_file.path,
+            facts_words(run_file).trim(),
+            again
+                .as_ref()
+                .map_or("not delivered".to_owned(), |f| facts_words(f).trim().to_owned())
+        ));
+    }
+    out(&render::block(&lines.join("\n")));
+    if replay.matches() {
+        out("The replay delivered the same files, sheets, rows, formulas and pages as the run.");
+    } else {
+        out(&format!(
+            "The replay does not match the run: {}",
+            render::line(&replay.summary)
+        ));
+    }
+
+    // The draft stays where the person can edit it, whatever they answer.
+    let drafts = ws.root().join(".deskhand").join("skill-drafts").join(&draft.name);
+    if drafts.exists() {
+        skill_creator::set_aside(&drafts).map_err(user_error)?;
+    }
+    draft
+        .write_to(&drafts)
+        .map_err(|e| user_error(format!("the draft could not be saved at {}: {e}", drafts.display())))?;
+    out(&format!(
+        "\nThe draft is in {}; edit its SKILL.md (name, description, parameters) or evals/evals.json (checks) there, \
+         then install it with: deskhand skills install {}",
+        drafts.display(),
+        drafts.display()
+    ));
+    if !replay.matches() && !yes {
+        return Err(user_error(
+            "not installed: the replay did not deliver what the run did (see above). Edit the draft and install it \
+             yourself if it is what you want",
+        ));
+    }
+    let question = format!(
+        "\nInstall {} into your skills ({})? [y/N] ",
+        draft.name,
+        config_dir.display()
+    );
+    let asked = || std::io::IsTerminal::is_terminal(&std::io::stdin()) && confirm(&question);
+    if !(yes || asked()) {
+        return Err(user_error(
+            "not installed (answer y at the prompt, or pass --yes after reading the draft and its replay)",
+        ));
+    }
+    let installed = skill_creator::install(&drafts, &config_dir, &ws, false).map_err(user_error)?;
+    say_installed(&installed.skill, &installed.checks)
+}
+
+fn describe_draft(d: &Draft) -> String {
+    let mut t = format!(
+        "Draft skill: {}\n{}\nMade from run {} (\"{}\")\nRuns: {}.{}{}\nParameters:\n",
+        d.name,
+        d.description,
+        d.run,
+        d.task,
+        d.tool,
+        d.operation,
+        d.from_skill
+            .as_ref()
+            .map_or(String::new(), |s| format!(", as the {s} skill does"))
+    );
+    for p in &d.params {
+        let example = if p.example.is_empty() {
+            String::new()
+        } else {
+            format!(" (in the run: {})", p.example)
+        };
+        t.push_str(&format!("  {}: {}{example}\n", p.name, p.spec));
+    }
+    t.push_str(&format!(
+        "Picked for: {}\nDelivers (checked by its evals):\n",
+        d.keywords.join("; ")
+    ));
+    for f in &d.delivered {
+        t.push_str(&format!("  {}{}\n", f.path, facts_words(f)));
+    }
+    t
+}
+
+fn say_installed(skill: &Skill, checks: &[EvalCheck]) -> Result<(), Failure> {
+    out(&format!(
+        "Installed {} at {} and read it back from there.",
+        render::line(&skill.name),
+        render::line(&skill.dir.as_deref().unwrap_or(Path::new("?")).display().to_string())
+    ));
+    say_checks(skill, checks)
+}
+
+fn say_checks(skill: &Skill, checks: &[EvalCheck]) -> Result<(), Failure> {
+    if checks.is_empty() {
+        out("It has no evals (evals/evals.json), so nothing proves which tasks pick it.");
+        return Ok(());
+    }
+    let passed = checks.iter().filter(|c| c.passed).count();
+    for c in checks {
+        out(&format!(
+            "  {} {}{}",
+            if c.passed { "ok  " } else { "FAIL" },
+            render::line(&c.prompt),
+            c.problem
+                .as_deref()
+                .map_or(String::new(), |p| format!(": {}", render::line(p)))
+        ));
+    }
+    if passed == checks.len() {
+        out(&format!("{} passes all {} of its evals.", skill.name, checks.len()));
+        Ok(())
+    } else {
+        Err(user_error(format!(
+            "{} of {} evals of {} failed (see above): where another skill or none is picked, add keywords \
+             (deskhand-keywords) those tasks use; where a delivery is short, fix the skill or its evals",
+            checks.len() - passed,
+            checks.len(),
+            skill.name
+        )))
+    }
+}
+
+fn install(dir: &Path, workspace: &Path, replace: bool, yes: bool) -> Result<(), Failure> {
+    let ws = open_workspace(workspace)?;
+    let config_dir = config()?;
+    let text = std::fs::read_to_string(dir.join(skills::SKILL_FILE)).map_err(|e| {
+        user_error(format!(
+            "{} is not a skill folder: {e}. Give the folder that holds SKILL.md",
+            dir.display()
+        ))
+    })?;
+    let skill = skills::parse_skill(&text, SkillSource::User, Some(dir)).map_err(|e| user_error(e.to_string()))?;
+    out(&format!(
+        "{}\n{}\n",
+        render::line(&skill.name),
+        render::summary(&skill.description)
+    ));
+    out(&render::block(&skill.declarations().join("\n")));
+    let question = format!("\nInstall {} into your skills? [y/N] ", skill.name);
+    let asked = || std::io::IsTerminal::is_terminal(&std::io::stdin()) && confirm(&question);
+    if !(yes || asked()) {
+        return Err(user_error("not installed (answer y at the prompt, or pass --yes)"));
+    }
+    let installed = skill_creator::install(dir, &config_dir, &ws, replace).map_err(user_error)?;
+    say_installed(&installed.skill, &installed.checks)
+}
+
+fn remove(name: &str) -> Result<(), Failure> {
+    let config_dir = config()?;
+    let dir = skills::user_skills_dir(&config_dir).join(name);
+    if name.contains(['/', '\\']) || name.starts_with('.') || !dir.join(skills::SKILL_FILE).is_file() {
+        return Err(user_error(format!(
+            "you have no skill named {:?} in {}; `deskhand skills list` shows yours as \"yours\"",
+            render::line(name),
+            skills::user_skills_dir(&config_dir).display()
+        )));
+    }
+    let aside = skill_creator::set_aside(&dir).map_err(user_error)?;
+    out(&format!(
+        "Removed {}: moved to {} (move it back to restore it).",
+        render::line(name),
+        aside.display()
+    ));
+    Ok(())
+}
+
+fn test(name: &str, workspace: &Path, cache_dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
+    let ws = open_workspace(workspace)?;
+    let d = skills::discover(ws.root(), config_dir().as_deref());
+    let skill = d
+        .skills
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| not_found(name, &d))?;
+    let mut checks = skill_creator::check_evals(skill, &d.skills, ws.root()).map_err(user_error)?;
+    let mut tb = toolbox(cache_dir)?;
+    checks.extend(skill_creator::check_deliveries(&ws, skill, &mut tb).map_err(user_error)?);
+    say_checks(skill, &checks)
 }

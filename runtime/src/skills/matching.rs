@@ -59,6 +59,33 @@ pub struct MatchContext {
 }
 
 impl MatchContext {
+    /// The context a task in the workspace at `root` with `grants` has: the
+    /// granted folders, then `projects/` and `context/` and their folders.
+    pub fn for_workspace(root: &Path, grants: &[deskhand_types::Grant]) -> Self {
+        let mut folders: Vec<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
+        for sub in ["projects", "context"] {
+            if let Ok(entries) = std::fs::read_dir(root.join(sub)) {
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| PathBuf::from(sub).join(e.file_name()))
+                    .collect();
+                found.sort();
+                folders.extend(found);
+            }
+            folders.push(PathBuf::from(sub));
+        }
+        MatchContext {
+            workspace_root: root.to_path_buf(),
+            folders,
+            writable: grants
+                .iter()
+                .filter(|g| g.access.is_writable())
+                .map(|g| g.path.clone())
+                .collect(),
+        }
+    }
+
     /// True if `path` (as a task names it) lies in a folder granted read-write.
     pub fn is_writable(&self, path: &str) -> bool {
         let abs = |p: &std::path::Path| {

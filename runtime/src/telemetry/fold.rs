@@ -340,6 +340,7 @@ impl Fold {
                 }
             }
             other => {
+                let known = self.runs.contains_key(&run.0);
                 self.ensure(run, at);
                 let spans = self
                     .runs
@@ -347,6 +348,18 @@ impl Fold {
                     .unwrap_or_else(|| unreachable!("ensured above"));
                 if let Some(span) = fold_within(spans, other, at, self.capture, &mut self.ids) {
                     done.push(span);
+                }
+                // Outside a run this process carries on (an undo, a recovery
+                // after a crash): a span of its own, ended at once.
+                if !known
+                    && !matches!(other, Event::Resumed { .. })
+                    && let Some(spans) = self.runs.remove(&run.0)
+                {
+                    let mut span = spans.run;
+                    span.name = format!("deskhand {}", other.kind());
+                    span.attributes
+                        .retain(|(k, _)| !matches!(*k, "deskhand.run.resumed" | "gen_ai.operation.name"));
+                    done.push(span.close(spans.trace_id, at));
                 }
             }
         }
@@ -1102,6 +1115,24 @@ mod tests {
             Some(&Value::Strs(vec!["error".into()]))
         );
         assert_eq!(spans[1].attribute("deskhand.run.resumed"), Some(&Value::Bool(true)));
+    }
+
+    #[test]
+    fn an_undo_outside_any_run_is_a_span_of_its_own_and_leaves_nothing_open() {
+        let run = RunId("r".into());
+        let mut fold = Fold::new(false, 5);
+        let undone = Event::Undone {
+            changesets: vec!["cs1".into()],
+            restored: 2,
+            forced: false,
+        };
+        let spans = fold.apply(&run, &undone, t(0));
+        assert!(fold.is_idle());
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].name, "deskhand undone");
+        assert_eq!(spans[0].parent, None);
+        assert_eq!(spans[0].events[0].name, "deskhand.undone");
+        assert_eq!(str_attr(&spans[0], "deskhand.run.id"), "r");
     }
 
     #[test]

@@ -392,3 +392,40 @@ fn a_scheduled_run_outside_its_approved_plan_stops_for_the_person_who_can_resume
     assert_ok(&o);
     assert_eq!(inventories(tmp.path()), ["inventory.csv"]);
 }
+
+#[test]
+fn deskhand_serve_runs_due_schedules_while_it_is_up() {
+    use std::io::BufRead as _;
+    let tmp = tempfile::tempdir().unwrap();
+    workspace(tmp.path());
+    add_daily("skip", tmp.path());
+    let mut serve = command(&["serve", "--workspace", "ws", "--port", "0"], tmp.path())
+        .env("DESKHAND_NOW", "2026-03-02T07:01:00Z")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // It looks at once, then every minute; its report is on its output.
+    // (A reader thread, so a server that never says it is stopped, not waited on for ever.)
+    let out = serve.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(180)) {
+        let ran = line.contains("due Mon 2026-03-02 08:00 CET: ran, run run-");
+        seen.push(line);
+        if ran {
+            break;
+        }
+    }
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(seen.iter().any(|l| l.contains(": ran, run run-")), "{seen:?}");
+    assert_eq!(inventories(tmp.path()), ["inventory.csv"]);
+}

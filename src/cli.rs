@@ -93,6 +93,71 @@ pub enum Command {
     },
     /// Continue a run that was interrupted or is waiting for an answer, or give a finished run a new instruction (--say).
     Resume(ResumeArgs),
+    /// Tasks that run on their own at set times, with deskhand closed: add, list, show, pause, resume, remove, run-now, install.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ScheduleCommand {
+    /// Save a task to run at set times: shows the next five times and what its runs may do, and saves on your yes.
+    Add(ScheduleAddArgs),
+    /// Every schedule: when it runs next, and how its last run went.
+    List,
+    /// One schedule: its times, what its runs may do, and its recent runs.
+    Show { id: i64 },
+    /// Stop a schedule from running until you resume it.
+    Pause { id: i64 },
+    /// Run a paused schedule again (the time it was paused is not made up).
+    Resume { id: i64 },
+    /// Delete a schedule (its past runs stay in the workspace).
+    Remove { id: i64 },
+    /// Run a schedule's task now, as its schedule would, unattended.
+    RunNow { id: i64 },
+    /// Run every schedule that is due (what the OS job and `deskhand serve` do every few minutes).
+    RunDue,
+    /// Register the OS job that runs due schedules every five minutes and at login, with deskhand closed.
+    Install,
+    /// Remove the OS job (your schedules are kept).
+    Uninstall,
+}
+
+#[derive(Args)]
+pub struct ScheduleAddArgs {
+    /// The outcome you want each time, in words.
+    pub task: String,
+    /// When, in words: "weekday 08:00", "every Monday 07:00", "first working day of the month 09:00", ...
+    #[arg(long, conflicts_with = "cron", required_unless_present = "cron")]
+    pub every: Option<String>,
+    /// When, as a five-field cron expression: "0 8 * * 1-5".
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// The IANA time zone the times are in (default: this machine's), e.g. Europe/Berlin.
+    #[arg(long)]
+    pub tz: Option<String>,
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// A folder the task may see: PATH (read-only) or PATH:rw. Repeatable.
+    #[arg(long = "grant", value_parser = parse_grant)]
+    pub grants: Vec<Grant>,
+    /// The run's mode when you resume it yourself. Unattended, a run does what its approved plan allows and nothing more, in either mode.
+    #[arg(long, value_enum, default_value = "act")]
+    pub mode: ModeArg,
+    /// Times missed while the machine was off: skip them, run once for all of them, or notify you.
+    #[arg(long, value_enum, default_value = "skip")]
+    pub missed: MissedArg,
+    /// Save without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum MissedArg {
+    Skip,
+    Once,
+    Notify,
 }
 
 #[derive(Subcommand)]

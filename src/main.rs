@@ -19,6 +19,7 @@ use deskhand_runtime::workspace::Workspace;
 
 use crate::cli::{Cli, Command, ToolCommand};
 use crate::commands::report;
+use crate::commands::schedule;
 use crate::commands::{demo, doctor, feedback, init, run, serve, shell, show, skills, tool, trash, undo};
 use crate::failure::{Failure, user_error};
 
@@ -113,6 +114,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Runs { workspace } => show::runs(&workspace),
         Command::Show(args) => show::show(args),
         Command::Report(args) => report::report(args),
+        Command::Schedule { command } => schedule::schedule(command, cache_dir),
         Command::Skills { command } => skills::skills(command, cache_dir),
     }
 }

@@ -7,6 +7,7 @@ pub mod feedback;
 pub mod init;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod serve;
 pub mod shell;
 pub mod show;

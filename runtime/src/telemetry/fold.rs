@@ -341,6 +341,16 @@ impl Fold {
             }
             other => {
                 let known = self.runs.contains_key(&run.0);
+                // Of a run this process did not see begin, only a resume
+                // opens a span; an undo or a recovery gets one of its own;
+                // the rest (a notice after the end, say) tells nothing alone.
+                let alone = matches!(
+                    other,
+                    Event::Undone { .. } | Event::ChangesRefused { .. } | Event::ChangesApplied { .. }
+                );
+                if !known && !alone && !matches!(other, Event::Resumed { .. }) {
+                    return done;
+                }
                 self.ensure(run, at);
                 let spans = self
                     .runs
@@ -349,10 +359,8 @@ impl Fold {
                 if let Some(span) = fold_within(spans, other, at, self.capture, &mut self.ids) {
                     done.push(span);
                 }
-                // Outside a run this process carries on (an undo, a recovery
-                // after a crash): a span of its own, ended at once.
                 if !known
-                    && !matches!(other, Event::Resumed { .. })
+                    && alone
                     && let Some(spans) = self.runs.remove(&run.0)
                 {
                     let mut span = spans.run;
@@ -1126,6 +1134,11 @@ mod tests {
             restored: 2,
             forced: false,
         };
+        // A notice after a run's end tells nothing alone.
+        let notice = Event::Notice {
+            message: "the ledger was written".into(),
+        };
+        assert!(fold.apply(&run, &notice, t(0)).is_empty());
         let spans = fold.apply(&run, &undone, t(0));
         assert!(fold.is_idle());
         assert_eq!(spans.len(), 1);

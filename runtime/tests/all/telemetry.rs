@@ -229,7 +229,12 @@ fn an_offline_run_with_sub_agents_exports_its_span_tree_without_content() {
     assert!(
         spans
             .iter()
-            .all(|s| id(s, "traceId").as_deref() == Some(trace.as_str()))
+            .all(|s| id(s, "traceId").as_deref() == Some(trace.as_str())),
+        "one trace: {:?}",
+        spans
+            .iter()
+            .filter(|s| id(s, "traceId").as_deref() != Some(trace.as_str()))
+            .collect::<Vec<_>>()
     );
 
     // Steps under the run; the two sub-agents under the step that fanned out.

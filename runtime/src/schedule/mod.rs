@@ -17,6 +17,7 @@
 //!   with the rest into one run, or recorded and the person told.
 //! - **Paused time is not missed time**: a paused schedule's due times are
 //!   passed over, and resuming starts from then.
+//! - The record of settled occurrences is kept [`KEEP_RECORD_DAYS`].
 //! - **Times** ([`when`]): DST is deliberate, see its `//!`.
 //! - A scheduled run has no person to ask: [`run::launch_unattended`]
 //!   starts it with the schedule's approved envelope and a gate that never
@@ -53,6 +54,11 @@ pub const LEASE: Duration = Duration::from_secs(120);
 /// every-minute schedule on a machine that was off for weeks) records the
 /// newest of them and counts the rest.
 const MAX_DUE_PER_WAKE: usize = 10_000;
+
+/// How long the record of a settled occurrence is kept (a run's own record
+/// stays in its workspace's journal). A run stopped for the person, and a
+/// missed time not yet told, are kept until settled.
+pub const KEEP_RECORD_DAYS: i64 = 180;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -684,6 +690,12 @@ impl Schedules {
                 }
             }
         }
+        tx.execute(
+            "DELETE FROM occurrences WHERE due < ?1
+             AND (state IN ('ran', 'failed', 'skipped', 'coalesced') OR (state = 'missed' AND notified = 1))",
+            [stamp(now - chrono::Duration::days(KEEP_RECORD_DAYS))],
+        )
+        .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(missed)
     }

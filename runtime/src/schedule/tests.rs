@@ -289,3 +289,33 @@ fn a_schedule_reads_back_as_saved() {
     assert_eq!(back.created, utc("2026-03-02T06:00:00Z"));
     assert_eq!(s.list().unwrap().len(), 1);
 }
+
+#[test]
+fn settled_records_are_kept_half_a_year_and_unsettled_ones_until_settled() {
+    let (_d, mut s) = store();
+    let sched = daily(&s, MissedPolicy::Notify);
+    // A missed week, not told yet; then a run stopped for the person.
+    s.decide(utc(A_WEEK_LATER)).unwrap();
+    s.decide(utc("2026-03-09T07:01:00Z")).unwrap();
+    let o = s.claim_next("test", Utc::now()).unwrap().unwrap();
+    let stopped = RunOutcome {
+        run: Some(RunId("r-1".into())),
+        state: OccurrenceState::NeedsYou,
+        note: None,
+    };
+    s.finish(o.id, "test", &stopped).unwrap();
+    // Half a year and more later: nothing settled is forgotten before it is told.
+    s.decide(utc("2026-10-01T06:00:00Z")).unwrap();
+    let kept = |s: &Schedules| {
+        s.occurrences(sched.id, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.due < utc("2026-03-10T00:00:00Z"))
+            .count()
+    };
+    assert_eq!(kept(&s), 8, "7 missed not yet told, 1 waiting for the person");
+    let told = s.take_notices().unwrap();
+    assert!(told.len() > 7);
+    s.decide(utc("2026-10-01T06:05:00Z")).unwrap();
+    assert_eq!(kept(&s), 1, "only the run waiting for the person");
+}

@@ -402,3 +402,36 @@ fn a_receiver_that_is_down_fails_no_run_and_the_drop_is_counted() {
     assert_eq!(DropCount::read(&drops).dropped, dropped);
     assert!(!std::fs::read_to_string(&drops).unwrap().contains(HEADER_SECRET));
 }
+
+#[test]
+fn a_receiver_that_never_answers_fails_no_run_and_the_drop_is_counted() {
+    // Takes connections and the request, and answers nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    let d = demo();
+    let drops = d._tmp.path().join("telemetry-dropped.json");
+    let config = TelemetryConfig {
+        endpoint: format!("http://127.0.0.1:{port}/v1/traces"),
+        headers: Vec::new(),
+        service_name: "deskhand-test".into(),
+        capture_content: false,
+        timeout: Duration::from_secs(1),
+    };
+    let telemetry = Telemetry::start(&config, Some(drops.clone())).unwrap();
+    d.ws.journal().subscribe(telemetry.clone());
+    let planner = offline(&d);
+    let (agent, _) = recording_agent(&d.ws, &planner, &ApproveAll, AgentSettings::default());
+    let report = agent
+        .run(agent_task("Make an inventory of the projects folder", &["projects"]))
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    let dropped = telemetry.shutdown();
+    assert!(dropped >= 3, "{dropped}");
+    assert_eq!(DropCount::read(&drops).dropped, dropped);
+}

@@ -56,7 +56,7 @@ impl std::fmt::Debug for TelemetryConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("TelemetryConfig")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint_shown())
             .field("headers", &header_names)
             .field("service_name", &self.service_name)
             .field("capture_content", &self.capture_content)

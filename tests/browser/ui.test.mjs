@@ -322,6 +322,32 @@ test("a question is answered on the run page, a near-miss asked again, and the f
   assert.equal(await refused.getByRole("button", { name: "Undo this run's changes" }).count(), 0);
 });
 
+test("a scheduled run that stopped for the person says why on its page and goes on from there", async () => {
+  const env = { ...process.env, XDG_CONFIG_HOME: join(ws, ".cfg") };
+  const at = (now, args) => execFileSync(bin, args, { encoding: "utf8", env: { ...env, DESKHAND_NOW: now } });
+  at("2026-03-02T06:00:00Z", ["schedule", "add", "Make a file inventory of projects/notes", "--every", "every day at 8:00",
+    "--tz", "Europe/Berlin", "--workspace", ws, "--grant", "projects", "--missed", "skip", "--yes"]);
+  // The task changes after the person approved its plan: the plan no longer matches.
+  execFileSync("python3", ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+    + "c.execute(\"UPDATE schedules SET task = 'Make a file inventory of projects/scans'\"); c.commit()",
+  join(ws, ".cfg/deskhand/schedules.sqlite")]);
+  const said = at("2026-03-02T07:01:00Z", ["schedule", "run-due"]);
+  const run = said.match(/stopped for you, run (run-[0-9A-Za-z-]+)/)?.[1];
+  assert.ok(run, said);
+
+  const page = await newPage();
+  await page.goto(`${origin}/#/run/${encodeURIComponent(run)}`);
+  const held = page.locator("#held");
+  await held.waitFor();
+  assert.match(await page.locator("main h2 + p.muted").first().innerText(), /· waiting for you/);
+  assert.match(await held.locator(".question").innerText(), /not in the plan approved for the schedule/);
+  assert.equal(await page.locator("#answer").count(), 0, "nothing to answer: it needs the person to go on");
+  await page.screenshot({ path: join(shots, "held.png"), fullPage: true });
+  await held.getByRole("button", { name: "Go on with it" }).click();
+  await page.locator("main [data-ended=succeeded]").waitFor({ timeout: 60000 });
+  assert.match(await page.locator('ol.plan > li[data-step="1"]').innerText(), /projects\/scans/);
+});
+
 test("a stopped run's step says stopped, and the ledger is rendered, not raw Markdown", async () => {
   const page = await newPage();
   await page.fill("#outcome", "Make an inventory of the notes folder");
@@ -391,6 +417,29 @@ test("a skill the workspace brought waits on the Skills page until trusted, and 
   await card.getByText(/Not run/).waitFor({ state: "detached" });
   assert.doesNotMatch(deskhand(["skills", "list", "--workspace", ws]), /not run/);
   deskhand(["skills", "untrust", "--workspace", ws]);
+});
+
+test("a finished run is made a skill from its page: a draft, its replay beside the run, edited, installed and read back", async () => {
+  mkdirSync(join(ws, "projects/receipts"), { recursive: true });
+  writeFileSync(join(ws, "projects/receipts/bakery.txt"), "Bakery Sol\n2026-04-02\nBread 3.20\nTotal 3.20 EUR\n");
+  const out = deskhand(["run", "Turn the receipts in projects/receipts into an expense spreadsheet", "--workspace", ws,
+    "--grant", "projects", "--mode", "act", "--model", "offline"]);
+  const run = out.match(/Run (run-[0-9a-f-]+) finished/)[1];
+  const page = await newPage();
+  await page.goto(`${origin}/#/run/${run}`);
+  await page.getByRole("link", { name: "Make this a skill" }).click();
+  const md = page.locator("#skill-md");
+  await md.waitFor({ timeout: 60000 });
+  await page.getByRole("region", { name: "Replay" }).getByText("The replay delivered the same files").waitFor();
+  assert.match(await md.inputValue(), /deskhand-entry: receipts\.run/);
+  await md.fill((await md.inputValue()).replace(/^name: .*$/m, "name: team-expenses"));
+  await page.screenshot({ path: join(shots, "skill-draft.png"), fullPage: true });
+  await page.getByRole("button", { name: /^Install / }).click();
+  await page.locator("#installed").getByText("Installed team-expenses").waitFor();
+  await page.locator("#installed").getByText(/It passes 2 of 2 of its evals/).waitFor();
+  assert.match(deskhand(["skills", "list", "--workspace", ws]), /team-expenses\s+yours/);
+  assert.ok(existsSync(join(ws, ".cfg/deskhand/skills/team-expenses/evals/evals.json")));
+  deskhand(["skills", "remove", "team-expenses"]);
 });
 
 test("readable at 320 px", async () => {

@@ -12,6 +12,11 @@ use super::*;
 /// How a call that waits for the person ends in the journal: resume runs it again.
 pub(super) const WAITING: &str = "waiting for the person: ";
 
+/// The journaled reason of a call that waits for the person (why is the run's stop, told once).
+pub(super) fn waiting() -> String {
+    format!("{WAITING}it runs when they go on with the run")
+}
+
 impl Agent<'_> {
     /// Stops the run for the person over `what` (in their words): a Blocked
     /// event now, and the run ends `NeedsInput` after this turn.
@@ -99,7 +104,7 @@ impl Agent<'_> {
     /// A call held after it was journaled: its result is withdrawn (it
     /// waits for the person), so resume runs it again.
     pub(super) fn withdraw(&self, st: &RunState, call: &CallId) {
-        let reason = format!("{WAITING}{}", st.held.as_deref().unwrap_or_default());
+        let reason = waiting();
         self.emit(
             &st.run,
             Event::ToolCallEnd {

@@ -224,7 +224,7 @@ impl Agent<'_> {
         let (outcome, reply) = match result {
             // It waits for the person (an unattended run): resume runs it again.
             _ if self.check_held(st) => {
-                let reason = format!("{}{}", held::WAITING, st.held.as_deref().unwrap_or_default());
+                let reason = held::waiting();
                 (CallOutcome::Stopped { reason: reason.clone() }, ToolReply::err(reason))
             }
             Ok(text) => (

@@ -458,7 +458,7 @@ fn now() -> Result<Time<Utc>, Failure> {
 
 /// This process, in its claims.
 fn holder() -> String {
-    format!("deskhand pid {} at {}", std::process::id(), Utc::now().to_rfc3339())
+    schedule::this_process()
 }
 
 /// The person's IANA zone: `TZ` if it names one, else what /etc/localtime

@@ -701,27 +701,55 @@ impl Schedules {
     }
 
     /// Claims the oldest occurrence that is due, or whose holder stopped
-    /// renewing its lease before `lease_now`, for `holder` until
-    /// `lease_now + LEASE`. One statement: two processes never both get it.
+    /// renewing its lease before `lease_now` and is not still running on
+    /// this machine (a laptop that slept through its lease), for `holder`
+    /// until `lease_now + LEASE`. Each claim is one conditional statement:
+    /// two processes never both get an occurrence.
     pub fn claim_next(&self, holder: &str, lease_now: DateTime<Utc>) -> Result<Option<Occurrence>, ScheduleError> {
-        let until = lease_now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let id: Option<i64> = self
+        let until = stamp(lease_now + chrono::Duration::from_std(LEASE).unwrap_or_default());
+        let due: Option<i64> = self
             .conn
             .query_row(
                 "UPDATE occurrences SET state = 'running', holder = ?1, lease_until = ?2
                  WHERE id = (SELECT o.id FROM occurrences o JOIN schedules s ON s.id = o.schedule
-                             WHERE s.paused = 0 AND (o.state = 'due' OR (o.state = 'running' AND o.lease_until < ?3))
-                             ORDER BY o.due, o.id LIMIT 1)
+                             WHERE s.paused = 0 AND o.state = 'due' ORDER BY o.due, o.id LIMIT 1)
                  RETURNING id",
-                params![holder, stamp(until), stamp(lease_now)],
+                params![holder, until],
                 |r| r.get(0),
             )
             .optional()
             .map_err(self.db())?;
-        match id {
-            Some(id) => self.occurrence_by_id(id).map(Some),
-            None => Ok(None),
+        if let Some(id) = due {
+            return self.occurrence_by_id(id).map(Some);
         }
+        let expired: Vec<(i64, Option<String>)> = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.holder FROM occurrences o JOIN schedules s ON s.id = o.schedule
+                 WHERE s.paused = 0 AND o.state = 'running' AND o.lease_until < ?1 ORDER BY o.due, o.id",
+            )
+            .and_then(|mut q| {
+                q.query_map([stamp(lease_now)], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(self.db())?;
+        for (id, old) in expired {
+            if old.as_deref().is_some_and(holder_is_running) {
+                continue;
+            }
+            let taken = self
+                .conn
+                .execute(
+                    "UPDATE occurrences SET holder = ?2, lease_until = ?3
+                     WHERE id = ?1 AND state = 'running' AND lease_until < ?4",
+                    params![id, holder, until, stamp(lease_now)],
+                )
+                .map_err(self.db())?;
+            if taken == 1 {
+                return self.occurrence_by_id(id).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     /// Claims `schedule`'s run now (`run-now`): an occurrence at `now`,
@@ -876,6 +904,43 @@ impl Schedules {
             let _ = stop.send(());
             out
         }))
+    }
+}
+
+/// This process, as claims name it: "deskhand pid 4242 on HOST at TIME".
+pub fn this_process() -> String {
+    format!(
+        "deskhand pid {} on {} at {}",
+        std::process::id(),
+        host_name().unwrap_or_else(|| "this machine".into()),
+        stamp(Utc::now())
+    )
+}
+
+/// The machine's name, where the OS says it without a call into C.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+/// Whether the process a claim names ([`this_process`]) is alive on this
+/// machine: known on Linux (/proc); elsewhere a lease that ran out is
+/// taken as its holder gone.
+fn holder_is_running(holder: &str) -> bool {
+    let mut words = holder.split(' ');
+    let pid = words
+        .find(|w| *w == "pid")
+        .and_then(|_| words.next()?.parse::<u32>().ok());
+    let host = holder
+        .split_once(" on ")
+        .and_then(|(_, rest)| rest.split(" at ").next());
+    match (pid, host, host_name()) {
+        (Some(pid), Some(host), Some(here)) if host == here && pid != std::process::id() => {
+            Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
     }
 }
 

@@ -319,3 +319,25 @@ fn settled_records_are_kept_half_a_year_and_unsettled_ones_until_settled() {
     s.decide(utc("2026-10-01T06:05:00Z")).unwrap();
     assert_eq!(kept(&s), 1, "only the run waiting for the person");
 }
+
+/// A claim whose lease ran out while its holder lives (a laptop asleep
+/// through it) is not taken over; once the holder is gone, it is.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lease_that_ran_out_is_not_taken_from_a_holder_still_running_here() {
+    let (_d, mut s) = store();
+    daily(&s, MissedPolicy::Skip);
+    s.decide(utc("2026-03-02T07:01:00Z")).unwrap();
+    let mut sleeper = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    let holder = this_process().replacen(&std::process::id().to_string(), &sleeper.id().to_string(), 1);
+    let t = Utc::now();
+    let first = s.claim_next(&holder, t).unwrap().unwrap();
+    let later = t + chrono::Duration::minutes(10);
+    assert!(
+        s.claim_next("process B", later).unwrap().is_none(),
+        "its holder still runs"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_eq!(s.claim_next("process B", later).unwrap().unwrap().id, first.id);
+}

@@ -232,3 +232,62 @@ fn report_week_writes_a_new_digest_into_output_that_undo_takes_back() {
     let o = deskhand(&["report", "--week", "--workspace", "nowhere"], tmp.path());
     assert_user_error(&o, "nowhere");
 }
+
+#[test]
+fn a_scheduled_run_is_exported_and_reported_as_scheduled() {
+    let tap = Tap::start();
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let receipts = tmp.path().join("ws/projects/receipts");
+    std::fs::create_dir_all(&receipts).unwrap();
+    std::fs::write(receipts.join("2026-03-01 lunch.txt"), "Lunch 12.50 EUR\n").unwrap();
+    let o = deskhand(
+        &[
+            "schedule",
+            "add",
+            "Make a file inventory of projects/receipts",
+            "--every",
+            "every day at 8:00",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--yes",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Saved schedule "))
+        .and_then(|l| l.split('.').next())
+        .unwrap_or_else(|| panic!("no id in:\n{out}"))
+        .to_owned();
+    // The scheduler is one more front end: its runs export as any other.
+    let o = exporting(
+        &["schedule", "run-now", &id],
+        &format!("http://127.0.0.1:{}", tap.port),
+        tmp.path(),
+    );
+    assert_ok(&o);
+    let spans = tap.wait_for_root();
+    let root = spans.iter().find(|s| s["name"] == "invoke_agent").unwrap();
+    assert_eq!(attr(root, "deskhand.run.scheduled")["boolValue"], true, "{root:#}");
+    assert_eq!(
+        attr(root, "deskhand.run.status")["stringValue"],
+        "succeeded",
+        "{root:#}"
+    );
+
+    let o = deskhand(&["report", "--week", "--workspace", "ws"], tmp.path());
+    assert_ok(&o);
+    let report = std::fs::read_dir(tmp.path().join("ws/output"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("week-report-"))
+        .unwrap();
+    let md = std::fs::read_to_string(report).unwrap();
+    assert!(md.contains("1 of them scheduled"), "{md}");
+    assert!(md.contains("| yes | done |"), "{md}");
+}

@@ -8,9 +8,11 @@
 //! - **Exactly once.** An occurrence is a row, UNIQUE(schedule, due); rows
 //!   are decided in one IMMEDIATE transaction (a second process waking at
 //!   the same time finds them decided), and a process runs one only after
-//!   claiming it in one statement with a lease. A lease its holder stops
-//!   renewing (the process died) expires, and the next `run_due` takes the
-//!   occurrence over.
+//!   claiming it in one conditional statement with a lease, renewed while
+//!   it runs. A lease its holder stopped renewing (the process died)
+//!   expires, unless the holder is seen still running on this machine (a
+//!   laptop that slept), and the next `run_due` takes the occurrence over,
+//!   resuming the run it had started ([`Schedules::record_run`]).
 //! - **Missed runs follow the schedule's policy** ([`MissedPolicy`]): a due
 //!   time more than [`ON_TIME`] in the past when deskhand first sees it was
 //!   missed (the machine was off or asleep): skipped and recorded, coalesced

@@ -585,6 +585,14 @@ fn install() -> Result<(), Failure> {
             "/F".into(),
         ]],
     };
+    if os == os_job::Os::MacOs {
+        // A job loaded before (an earlier install) is unloaded first, or bootstrap refuses it.
+        let _ = command(&[
+            "launchctl".into(),
+            "bootout".into(),
+            format!("gui/{}/{}", uid(), os_job::LAUNCHD_LABEL),
+        ]);
+    }
     for (i, step) in steps.iter().enumerate() {
         if let Err(problem) = command(step) {
             let rest: Vec<String> = steps[i..].iter().map(|s| format!("  {}", s.join(" "))).collect();

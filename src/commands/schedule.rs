@@ -325,7 +325,13 @@ fn local(s: &Schedule, o: &Occurrence) -> String {
 }
 
 fn occurrence_line(s: &Schedule, o: &Occurrence) -> String {
-    let mut line = format!("{}  {}", local(s, o), o.state.describe());
+    format!("{}  {}", local(s, o), what_became(s, o))
+}
+
+/// What became of an occurrence: its state, run and note, and for a run
+/// that stopped for the person, how to see and continue it.
+fn what_became(s: &Schedule, o: &Occurrence) -> String {
+    let mut line = o.state.describe().to_owned();
     if let Some(run) = &o.run {
         line.push_str(&format!(", run {run}"));
     }
@@ -335,10 +341,9 @@ fn occurrence_line(s: &Schedule, o: &Occurrence) -> String {
     if o.state == OccurrenceState::NeedsYou
         && let Some(run) = &o.run
     {
+        let ws = render::line(&s.workspace.display().to_string());
         line.push_str(&format!(
-            "\n       see it: deskhand show {run} --workspace {}; continue it: deskhand resume {run} --workspace {}",
-            s.workspace.display(),
-            s.workspace.display()
+            "\n       see it: deskhand show {run} --workspace {ws}; continue it: deskhand resume {run} --workspace {ws}"
         ));
     }
     line
@@ -350,7 +355,7 @@ fn say_ran(s: &Schedule, o: &Occurrence) {
         s.id,
         task_line(s),
         local(s, o),
-        occurrence_line(s, o).split_once("  ").map_or("", |(_, rest)| rest)
+        what_became(s, o)
     ));
 }
 

@@ -120,6 +120,14 @@ impl Envelope {
             .filter_map(|g| resolve(&g.path).map(|p| (p, g.access.is_writable())))
             .collect();
         for g in grants {
+            // The very grant the person approved, whether or not its folder is there now.
+            if self
+                .grants
+                .iter()
+                .any(|a| a.path == g.path && (a.access.is_writable() || !g.access.is_writable()))
+            {
+                continue;
+            }
             let path = resolve(&g.path);
             let within = |rw: bool| {
                 path.as_ref()
@@ -457,6 +465,10 @@ mod tests {
         );
         assert_eq!(
             e.covers_grants(&[Grant::read_write("projects/scans")], &resolve),
+            Ok(())
+        );
+        assert_eq!(
+            e.covers_grants(&[Grant::read_only("projects/scans")], &|_| None),
             Ok(())
         );
         assert_eq!(

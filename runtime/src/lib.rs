@@ -8,7 +8,8 @@
 //! [`shell::run_shell`] (one native command in the host VM sandbox),
 //! [`wasm::WasmHost`] (the engine; the only crate that touches wasmtime),
 //! [`demo::create_demo_workspace`]. The spine they share: [`gate`] (the one
-//! approval policy), [`pipeline`] (the one change pipeline), [`journal`]
+//! approval policy, deciding an unattended run's approvals with its
+//! [`envelope`]), [`pipeline`] (the one change pipeline), [`journal`]
 //! (the record) and [`view`] (the one fold of a run's events).
 
 pub mod agent;

@@ -227,7 +227,12 @@ fn describe_new(new: &NewSchedule, now: Time<Utc>) -> Result<String, Failure> {
     let mut text = format!("Schedule: {}\n", render::line(&new.task));
     let when = match &new.phrase {
         Some(p) => format!("{} (cron {}, {})", render::line(p), new.when.cron(), new.when.zone()),
-        None => format!("cron {} ({})", new.when.cron(), new.when.zone()),
+        None => format!(
+            "cron {} ({}): {}",
+            new.when.cron(),
+            new.when.zone(),
+            new.when.describe()
+        ),
     };
     text.push_str(&format!("  When:      {when}\n"));
     let times = new.when.next_times(now, 5).map_err(failure)?;

@@ -165,7 +165,10 @@ impl Schedule {
     pub fn describe_when(&self) -> String {
         match &self.phrase {
             Some(p) => format!("{p} ({}, {})", self.cron, self.zone),
-            None => format!("cron {} ({})", self.cron, self.zone),
+            None => match self.when() {
+                Ok(w) => format!("cron {} ({}): {}", self.cron, self.zone, w.describe()),
+                Err(_) => format!("cron {} ({})", self.cron, self.zone),
+            },
         }
     }
 

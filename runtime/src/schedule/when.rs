@@ -66,6 +66,11 @@ impl When {
         &self.expression
     }
 
+    /// The expression in English words ("At 17:00, on Friday."), by croner.
+    pub fn describe(&self) -> String {
+        self.cron.describe()
+    }
+
     /// The zone's IANA name.
     pub fn zone(&self) -> &str {
         self.zone.name()
@@ -491,5 +496,9 @@ mod tests {
         let e = When::new("0 8 * * *", "Berlin").unwrap_err().to_string();
         assert!(e.contains("Europe/Berlin"), "{e}");
         assert_eq!(When::new("0 8 * * *", "europe/berlin").unwrap().zone(), "Europe/Berlin");
+        assert_eq!(
+            When::new("0 17 * * 5", "UTC").unwrap().describe(),
+            "At 17:00, on Friday."
+        );
     }
 }

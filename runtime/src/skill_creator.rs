@@ -231,7 +231,7 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
             if !params.iter().any(|d| d.name == p.name) {
                 params.push(DraftParam {
                     name: p.name.clone(),
-                    spec: format!("period, {}", p.description),
+                    spec: format!("period, optional, {}", p.description),
                     example: String::new(),
                 });
             }
@@ -245,10 +245,21 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
         .collect();
     let words = content_words(&task.outcome, &examples);
     let name = slug(&words);
-    let mut keywords = vec![name.replace('-', " ")];
+    // The task's own words as one phrase, so the person's skill outranks
+    // the one the run used (whose keywords and name it also carries) for
+    // the task it was made from, whatever it is renamed to.
+    let mut all_words: Vec<String> = Vec::new();
+    for w in content_words(&task.outcome, &[]) {
+        if !all_words.contains(&w) && all_words.len() < 6 {
+            all_words.push(w);
+        }
+    }
+    let mut keywords = vec![name.replace('-', " "), all_words.join(" ")];
     if let Some(s) = from {
+        keywords.push(s.name.replace('-', " "));
         keywords.extend(s.keywords.iter().cloned());
     }
+    keywords.dedup();
     let description = describe(&task.outcome, from, &params);
 
     let mut delivered = Vec::new();
@@ -331,7 +342,12 @@ fn content_words(task: &str, examples: &[String]) -> Vec<String> {
 fn slug(words: &[String]) -> String {
     let ascii: Vec<String> = words
         .iter()
-        .map(|w| w.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>())
+        .map(|w| {
+            w.to_lowercase()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+        })
         .filter(|w| !w.is_empty())
         .take(4)
         .collect();
@@ -465,7 +481,7 @@ impl Draft {
         }
         body.push_str("\n## What it delivers\n\n");
         for f in &self.delivered {
-            body.push_str(&format!("- `{}`{}\n", f.path, facts_words(f)));
+            body.push_str(&format!("- `{}` ({})\n", f.path, facts_words(f)));
         }
         body
     }
@@ -538,20 +554,25 @@ impl Draft {
     }
 }
 
-/// A file's facts in words: "(2 sheets: Expenses 6 rows, Summary 5 rows, 13 formulas)".
+/// A file's facts in words: "Expenses: 6 rows, Summary: 5 rows; 13 formulas", "2 pages".
 pub fn facts_words(f: &FileFacts) -> String {
+    let n = |count: u64, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
     if !f.sheets.is_empty() {
-        let sheets: Vec<String> = f.sheets.iter().map(|s| format!("{} {} rows", s.name, s.rows)).collect();
+        let sheets: Vec<String> = f
+            .sheets
+            .iter()
+            .map(|s| format!("{}: {}", s.name, n(s.rows as u64, "row", "rows")))
+            .collect();
         let formulas: usize = f.sheets.iter().map(|s| s.formulas).sum();
-        return format!(" ({}, {formulas} formulas)", sheets.join(", "));
+        return format!("{}; {}", sheets.join(", "), n(formulas as u64, "formula", "formulas"));
     }
     if let Some(p) = f.pages {
-        return format!(" ({p} pages)");
+        return n(p, "page", "pages");
     }
     if let Some(l) = f.lines {
-        return format!(" ({l} lines)");
+        return n(l as u64, "line", "lines");
     }
-    format!(" ({} bytes)", f.size)
+    n(f.size, "byte", "bytes")
 }
 
 /// The draft's replay: what the original run and the replay delivered, side by side.
@@ -600,7 +621,7 @@ const REPLAY_COPY_LIMIT: u64 = 512 << 20;
 /// with the offline planner and only the draft among the user's skills,
 /// and sets what it delivered beside what the run delivered. Nothing in
 /// `ws` changes.
-pub fn replay(ws: &Workspace, draft: &Draft, tb: &mut Toolbox) -> Result<Replay, String> {
+pub fn replay(ws: &Workspace, draft: &Draft, tb: &Toolbox) -> Result<Replay, String> {
     let holder = tempfile::tempdir().map_err(|e| format!("no scratch folder for the replay: {e}"))?;
     let dir = holder.path().join(&draft.name);
     draft
@@ -647,7 +668,7 @@ fn run_on_copy(
     task: &str,
     skill_dir: &Path,
     name: &str,
-    tb: &mut Toolbox,
+    tb: &Toolbox,
 ) -> Result<CopyRun, String> {
     let scratch = tempfile::tempdir().map_err(|e| format!("no scratch folder: {e}"))?;
     let root = scratch.path().join("workspace");
@@ -684,7 +705,7 @@ fn run_on_copy(
         stop: None,
         envelope: None,
     };
-    let report = launch::launch(l, tb, Start::New(task)).map_err(|e| format!("the run did not start: {e}"))?;
+    let report = launch::launch_shared(l, tb, Start::New(task)).map_err(|e| format!("the run did not start: {e}"))?;
     // The offline planner titles a skill's step after the skill.
     let used = report
         .plan
@@ -885,8 +906,9 @@ fn read_evals(skill: &Skill) -> Result<Option<EvalsFile>, String> {
 /// copy of the eval's granted folders of `ws` (the person's own folders,
 /// say a different receipts folder than the skill was made from), and
 /// checks what it delivered: each file, its sheets, that its formulas are
-/// there, its pages. Nothing in `ws` changes.
-pub fn check_deliveries(ws: &Workspace, skill: &Skill, tb: &mut Toolbox) -> Result<Vec<EvalCheck>, String> {
+/// there, its pages. Nothing in `ws` changes. A skill's component must
+/// already be in `tb` ([`launch::add_components`]).
+pub fn check_deliveries(ws: &Workspace, skill: &Skill, tb: &Toolbox) -> Result<Vec<EvalCheck>, String> {
     let Some(evals) = read_evals(skill)? else {
         return Ok(Vec::new());
     };

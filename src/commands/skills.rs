@@ -194,7 +194,7 @@ fn create(
 ) -> Result<(), Failure> {
     let ws = open_workspace(workspace)?;
     let config_dir = config()?;
-    let mut tb = toolbox(cache_dir)?;
+    let tb = toolbox(cache_dir)?;
     let found = skills::discover(ws.root(), Some(&config_dir));
     let mut draft = skill_creator::draft(&ws, &RunId(run.to_owned()), &found.skills, &tb)
         .map_err(|e| user_error(format!("no skill was made: {e}")))?;
@@ -223,17 +223,14 @@ fn create(
     out(&render::block(&describe_draft(&draft)));
 
     out("\nReplaying the draft on a scratch copy of the run's folders ...");
-    let replay =
-        skill_creator::replay(&ws, &draft, &mut tb).map_err(|e| user_error(format!("the replay failed: {e}")))?;
+    let replay = skill_creator::replay(&ws, &draft, &tb).map_err(|e| user_error(format!("the replay failed: {e}")))?;
     let mut lines = Vec::new();
     for (run_file, again) in &replay.files {
         lines.push(format!(
             "  {}\n    the run:    {}\n    the replay: {}",
             run_file.path,
-            facts_words(run_file).trim(),
-            again
-                .as_ref()
-                .map_or("not delivered".to_owned(), |f| facts_words(f).trim().to_owned())
+            facts_words(run_file),
+            again.as_ref().map_or("not delivered".to_owned(), facts_words)
         ));
     }
     out(&render::block(&lines.join("\n")));
@@ -307,7 +304,7 @@ fn describe_draft(d: &Draft) -> String {
         d.keywords.join("; ")
     ));
     for f in &d.delivered {
-        t.push_str(&format!("  {}{}\n", f.path, facts_words(f)));
+        t.push_str(&format!("  {} ({})\n", f.path, facts_words(f)));
     }
     t
 }
@@ -405,6 +402,9 @@ fn test(name: &str, workspace: &Path, cache_dir: Option<std::path::PathBuf>) -> 
         .ok_or_else(|| not_found(name, &d))?;
     let mut checks = skill_creator::check_evals(skill, &d.skills, ws.root()).map_err(user_error)?;
     let mut tb = toolbox(cache_dir)?;
-    checks.extend(skill_creator::check_deliveries(&ws, skill, &mut tb).map_err(user_error)?);
+    deskhand_runtime::launch::add_components(&mut tb, std::slice::from_ref(skill), &|w| {
+        out(&format!("warning: {}", render::line(&w)))
+    });
+    checks.extend(skill_creator::check_deliveries(&ws, skill, &tb).map_err(user_error)?);
     say_checks(skill, &checks)
 }

@@ -419,6 +419,29 @@ test("a skill the workspace brought waits on the Skills page until trusted, and 
   deskhand(["skills", "untrust", "--workspace", ws]);
 });
 
+test("a finished run is made a skill from its page: a draft, its replay beside the run, edited, installed and read back", async () => {
+  mkdirSync(join(ws, "projects/receipts"), { recursive: true });
+  writeFileSync(join(ws, "projects/receipts/bakery.txt"), "Bakery Sol\n2026-04-02\nBread 3.20\nTotal 3.20 EUR\n");
+  const out = deskhand(["run", "Turn the receipts in projects/receipts into an expense spreadsheet", "--workspace", ws,
+    "--grant", "projects", "--mode", "act", "--model", "offline"]);
+  const run = out.match(/Run (run-[0-9a-f-]+) finished/)[1];
+  const page = await newPage();
+  await page.goto(`${origin}/#/run/${run}`);
+  await page.getByRole("link", { name: "Make this a skill" }).click();
+  const md = page.locator("#skill-md");
+  await md.waitFor({ timeout: 60000 });
+  await page.getByRole("region", { name: "Replay" }).getByText("The replay delivered the same files").waitFor();
+  assert.match(await md.inputValue(), /deskhand-entry: receipts\.run/);
+  await md.fill((await md.inputValue()).replace(/^name: .*$/m, "name: team-expenses"));
+  await page.screenshot({ path: join(shots, "skill-draft.png"), fullPage: true });
+  await page.getByRole("button", { name: /^Install / }).click();
+  await page.locator("#installed").getByText("Installed team-expenses").waitFor();
+  await page.locator("#installed").getByText(/It passes 2 of 2 of its evals/).waitFor();
+  assert.match(deskhand(["skills", "list", "--workspace", ws]), /team-expenses\s+yours/);
+  assert.ok(existsSync(join(ws, ".cfg/deskhand/skills/team-expenses/evals/evals.json")));
+  deskhand(["skills", "remove", "team-expenses"]);
+});
+
 test("readable at 320 px", async () => {
   const context = await browser.newContext({ viewport: { width: 320, height: 640 } });
   const page = await context.newPage();

@@ -575,8 +575,10 @@ async function viewRun(id) {
       const undoNote = served.changes === "applied"
         ? h("button", { class: "fit", onclick: () => undo(id) }, "Undo this run's changes")
         : served.changes === "undone" ? h("p", { class: "muted fit", id: "undone" }, "This run's changes were undone.") : null;
+      const makeSkill = ended === "succeeded" && !v.declined && served.changes === "applied"
+        ? h("a", { href: `#/skill-from/${encodeURIComponent(id)}`, class: "fit" }, "Make this a skill") : null;
       actions.replaceChildren(
-        h("p", { class: "row" }, undoNote, h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger")),
+        h("p", { class: "row" }, undoNote, h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger"), makeSkill),
         continueCard(id, refresh));
       deliverables(v.declined ? null : served.deliverables).then((d) => files.replaceChildren(...d)).catch(failed);
     } else if (shown === "interrupted") {
@@ -796,6 +798,44 @@ async function viewSkills() {
   $main.replaceChildren(...r.skills.map(card), ...problems);
 }
 
+async function viewSkillFrom(run) {
+  title("Make a skill");
+  $main.replaceChildren(h("section", { class: "card", role: "status" }, h("p", {}, "Drafting a skill from the run and replaying it on a scratch copy of its folders ...")));
+  const d = await api("POST", `/api/runs/${encodeURIComponent(run)}/skill-draft`, {});
+  const skillMd = h("textarea", { id: "skill-md", rows: 22, spellcheck: "false" });
+  skillMd.value = d.skill_md;
+  const evals = h("textarea", { id: "skill-evals", rows: 12, spellcheck: "false" });
+  evals.value = d.evals_json;
+  const rows = d.replay.files.map((f) => h("tr", {}, h("td", {}, f.path), h("td", {}, f.run), h("td", {}, f.replay || "not delivered")));
+  const replay = h("section", { class: "card", "aria-label": "Replay" }, h("h2", {}, "Replay on a scratch copy"),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", {}, "The run"), h("th", {}, "The replay"))), h("tbody", {}, ...rows)),
+    h("p", { class: d.replay.matches ? "" : "warn" }, d.replay.matches
+      ? "The replay delivered the same files, sheets, rows, formulas and pages as the run."
+      : `The replay does not match the run: ${d.replay.summary}`));
+  const result = h("div", {});
+  const install = h("button", { class: "primary", onclick: async () => {
+    showError("");
+    install.disabled = true;
+    try {
+      const r = await api("POST", "/api/skills/install", { skill_md: skillMd.value, evals_json: evals.value });
+      const passed = r.checks.filter((c) => c.passed).length;
+      result.replaceChildren(h("section", { class: "card", role: "status", id: "installed" },
+        h("h2", {}, `Installed ${r.installed}`),
+        h("p", {}, `Read back from ${r.dir}. It passes ${passed} of ${r.checks.length} of its evals.`),
+        h("ul", {}, r.checks.map((c) => h("li", {}, `${c.passed ? "ok" : "failed"}: ${c.prompt}${c.problem ? ` (${c.problem})` : ""}`))),
+        h("p", {}, h("a", { href: "#/skills" }, "See it with your skills"))));
+    } catch (e) { install.disabled = false; failed(e); }
+  } }, `Install ${d.name}`);
+  $main.replaceChildren(
+    h("section", { class: "card" }, h("h2", {}, `Draft: ${d.name}`),
+      h("p", {}, "Edit the name, the description and the parameters (deskhand-param-...) in SKILL.md, and the checks in evals.json. Nothing is installed until you press Install."),
+      h("label", { for: "skill-md" }, "SKILL.md"), skillMd,
+      h("label", { for: "skill-evals" }, "evals/evals.json"), evals),
+    replay,
+    h("p", {}, install),
+    result);
+}
+
 async function route() {
   showError("");
   if (live) { live.close(); live = null; }
@@ -807,6 +847,7 @@ async function route() {
     else if (view === "ledger" && arg) await viewLedger(decodeURIComponent(arg));
     else if (view === "files") await viewFiles();
     else if (view === "skills") await viewSkills();
+    else if (view === "skill-from" && arg) await viewSkillFrom(decodeURIComponent(arg));
     else await viewNew();
   } catch (e) {
     failed(e);

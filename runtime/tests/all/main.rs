@@ -28,6 +28,7 @@ mod receipts;
 mod schedule;
 mod shell;
 mod shell_workdir;
+mod skill_creator;
 mod skills;
 mod telemetry;
 mod workspace;

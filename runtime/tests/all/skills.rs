@@ -566,7 +566,7 @@ fn agentskills() -> PathBuf {
 }
 
 /// The reference validator's verdict on a skill folder, and what it said.
-fn reference_verdict(dir: &Path) -> (bool, String) {
+pub(crate) fn reference_verdict(dir: &Path) -> (bool, String) {
     let out = std::process::Command::new(agentskills())
         .arg("validate")
         .arg(dir)

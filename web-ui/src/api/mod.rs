@@ -63,6 +63,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/approvals/{id}", post(approvals::answer))
         .route("/api/skills", get(skills::list))
         .route("/api/skills/trust", post(skills::trust))
+        .route("/api/skills/install", post(skills::install))
+        .route("/api/runs/{run}/skill-draft", post(skills::draft))
         .route("/api/output", get(output::output_list))
         .route("/api/preview/{*path}", get(output::preview))
         .route("/files/output/{*path}", get(output::download))

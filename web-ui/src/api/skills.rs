@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use deskhand_runtime::skill_creator;
 use deskhand_runtime::skills::{self, Skill, SkillSource, TrustStore, trust};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -80,6 +81,92 @@ pub(super) async fn trust(State(app): State<Arc<App>>, Json(req): Json<TrustReq>
         let mut store = TrustStore::load(config_dir.as_deref()).map_err(ApiError::internal)?;
         store.trust(&root, &[skill]).map_err(ApiError::internal)?;
         Ok(Json(json!({"trusted": skill.name})))
+    })
+    .await?
+}
+
+/// The person's config folder, where their skills go.
+fn config_dir(app: &App) -> ApiResult<std::path::PathBuf> {
+    app.options.config_dir.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            "there is no config folder for your skills: start deskhand with XDG_CONFIG_HOME or HOME set",
+        )
+    })
+}
+
+/// "Make this a skill": drafts a skill from a finished run and replays it
+/// on a scratch copy of the run's folders; nothing is installed.
+pub(super) async fn draft(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(run): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    let config_dir = config_dir(&app)?;
+    let tb = app.toolbox().map_err(ApiError::internal)?;
+    blocking(move || {
+        let found = skills::discover(&app.root, Some(&config_dir));
+        let run = deskhand_types::RunId(run);
+        let draft = skill_creator::draft(&app.workspace, &run, &found.skills, &tb)
+            .map_err(|e| ApiError::bad_request(format!("no skill was made: {e}")))?;
+        let replay = skill_creator::replay(&app.workspace, &draft, &tb)
+            .map_err(|e| ApiError::bad_request(format!("the replay failed: {e}")))?;
+        let files: Vec<Value> = replay
+            .files
+            .iter()
+            .map(|(original, again)| {
+                json!({
+                    "path": original.path,
+                    "run": skill_creator::facts_words(original),
+                    "replay": again.as_ref().map(skill_creator::facts_words),
+                })
+            })
+            .collect();
+        Ok(Json(json!({
+            "name": draft.name,
+            "skill_md": draft.skill_md(),
+            "evals_json": draft.evals_json(),
+            "replay": {"matches": replay.matches(), "summary": replay.summary, "files": files},
+        })))
+    })
+    .await?
+}
+
+#[derive(Deserialize)]
+pub(super) struct InstallReq {
+    skill_md: String,
+    evals_json: String,
+}
+
+/// Installs a draft as the person confirmed it (its text as shown and
+/// edited on the page), reads it back and checks its evals.
+pub(super) async fn install(State(app): State<Arc<App>>, Json(req): Json<InstallReq>) -> ApiResult<Json<Value>> {
+    let config_dir = config_dir(&app)?;
+    blocking(move || {
+        let skill = skills::parse_skill(&req.skill_md, SkillSource::User, None)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        serde_json::from_str::<Value>(&req.evals_json)
+            .map_err(|e| ApiError::bad_request(format!("evals.json is not JSON: {e}")))?;
+        let dir = app.root.join(".deskhand").join("skill-drafts").join(&skill.name);
+        if dir.exists() {
+            skill_creator::set_aside(&dir).map_err(ApiError::internal)?;
+        }
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir.join("evals"))?;
+            std::fs::write(dir.join(skills::SKILL_FILE), &req.skill_md)?;
+            std::fs::write(dir.join("evals").join("evals.json"), &req.evals_json)
+        };
+        write().map_err(|e| ApiError::internal(format!("the draft could not be saved at {}: {e}", dir.display())))?;
+        let installed =
+            skill_creator::install(&dir, &config_dir, &app.workspace, false).map_err(ApiError::bad_request)?;
+        let checks: Vec<Value> = installed
+            .checks
+            .iter()
+            .map(|c| json!({"prompt": c.prompt, "passed": c.passed, "problem": c.problem}))
+            .collect();
+        Ok(Json(json!({
+            "installed": installed.skill.name,
+            "dir": installed.skill.dir,
+            "checks": checks,
+        })))
     })
     .await?
 }

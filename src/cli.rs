@@ -84,6 +84,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TrashCommand,
     },
+    /// Plugins: bundles of skills, slash commands (/weekly-report) and connector definitions.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
     /// The skills a workspace can use: list them, see what one runs, trust the ones that came with the workspace,
     /// make one from a finished run, install, test or remove one (`deskhand skill ...` works too).
     #[command(alias = "skill")]
@@ -158,6 +163,27 @@ pub enum MissedArg {
     Skip,
     Once,
     Notify,
+}
+
+#[derive(Subcommand)]
+pub enum PluginsCommand {
+    /// The installed plugins.
+    List,
+    /// What an installed plugin brings: its skills (and what they run), commands and connectors.
+    Show { name: String },
+    /// Install a plugin folder (plugin.json or .claude-plugin/plugin.json, skills/, commands/, .mcp.json), after
+    /// showing everything in it.
+    Install {
+        dir: PathBuf,
+        /// Replace an installed plugin of the same name (the old one is moved aside).
+        #[arg(long)]
+        replace: bool,
+        /// Install without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Remove an installed plugin (moved to a backup folder beside it, not deleted).
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]

@@ -20,7 +20,7 @@ use deskhand_runtime::workspace::Workspace;
 use crate::cli::{Cli, Command, ToolCommand};
 use crate::commands::report;
 use crate::commands::schedule;
-use crate::commands::{demo, doctor, feedback, init, run, serve, shell, show, skills, tool, trash, undo};
+use crate::commands::{demo, doctor, feedback, init, plugins, run, serve, shell, show, skills, tool, trash, undo};
 use crate::failure::{Failure, user_error};
 
 fn main() -> ExitCode {
@@ -115,6 +115,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Show(args) => show::show(args),
         Command::Report(args) => report::report(args),
         Command::Schedule { command } => schedule::schedule(command, cache_dir),
+        Command::Plugins { command } => plugins::plugins(command),
         Command::Skills { command } => skills::skills(command, cache_dir),
     }
 }

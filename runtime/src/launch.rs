@@ -144,8 +144,29 @@ fn discover(l: &Launch<'_>) -> skills::Discovery {
     discovery
 }
 
+/// A task that starts with an installed plugin's `/command` becomes the
+/// task the command's template says ([`crate::plugins::expand`]); any other
+/// task (a path like `/home/...` too) is left as it is.
+pub fn expand_command(task: &mut Task, config_dir: Option<&Path>) {
+    if !task.outcome.trim_start().starts_with('/') {
+        return;
+    }
+    if let Some(dir) = config_dir
+        && let Some(expanded) = crate::plugins::expand(&task.outcome, &crate::plugins::installed(dir).0)
+    {
+        task.outcome = expanded;
+    }
+}
+
 fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) -> Result<RunReport> {
     let ws = l.workspace;
+    let start = match start {
+        Start::New(mut task) => {
+            expand_command(&mut task, l.config_dir.as_deref());
+            Start::New(task)
+        }
+        other => other,
+    };
     let grants = match &start {
         Start::New(task) => task.grants.clone(),
         Start::Resume { run, .. } | Start::FollowUp { run, .. } => ws.journal().task_grants(run)?,

@@ -28,6 +28,7 @@ pub mod memory;
 pub mod office;
 pub mod one_step;
 pub mod pipeline;
+pub mod plugins;
 pub mod schedule;
 pub mod shell;
 pub mod skill_creator;

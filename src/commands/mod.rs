@@ -5,6 +5,7 @@ pub mod demo;
 pub mod doctor;
 pub mod feedback;
 pub mod init;
+pub mod plugins;
 pub mod report;
 pub mod run;
 pub mod schedule;

@@ -99,3 +99,63 @@ fn a_workspace_skill_runs_only_once_trusted_and_not_after_it_changed() {
         "no skill named \"nope\"",
     );
 }
+
+#[test]
+fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    std::fs::create_dir_all(tmp.path().join("ws/context/team")).unwrap();
+    std::fs::write(
+        tmp.path().join("ws/context/team/standup.md"),
+        "# Standup\n\nShipped the importer.\n",
+    )
+    .unwrap();
+    let kit = tmp.path().join("team-kit");
+    std::fs::create_dir_all(kit.join("commands")).unwrap();
+    std::fs::create_dir_all(kit.join("skills/team-inventory")).unwrap();
+    std::fs::write(
+        kit.join("plugin.json"),
+        r#"{"name": "team-kit", "version": "1.2.0", "description": "The team's weekly routines"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        kit.join("commands/team-digest.md"),
+        "---\ndescription: A digest of a folder's notes\nargument-hint: FOLDER\n---\nRound up every note in $1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        kit.join("skills/team-inventory/SKILL.md"),
+        "---\nname: team-inventory\ndescription: List the team's files into a CSV.\nmetadata:\n  \
+         deskhand-entry: inventory.run\n  deskhand-keywords: team inventory\n---\nbody\n",
+    )
+    .unwrap();
+
+    let refused = deskhand(&["plugins", "install", "team-kit"], tmp.path());
+    assert_eq!(refused.status.code(), Some(2));
+    let shown = stdout(&refused);
+    assert!(shown.contains("command /team-digest FOLDER: A digest of a folder's notes"), "{shown}");
+    assert!(shown.contains("runs: deskhand's inventory tool (inventory.run), sandboxed"), "{shown}");
+    assert!(stderr(&refused).contains("not installed"));
+
+    assert_ok(&deskhand(&["plugins", "install", "team-kit", "--yes"], tmp.path()));
+    let list = stdout(&deskhand(&["plugins", "list"], tmp.path()));
+    assert!(list.contains("team-kit") && list.contains("/team-digest"), "{list}");
+    let skills = stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path()));
+    assert!(skills.contains("team-inventory"), "{skills}");
+
+    let run = deskhand(
+        &["run", "/team-digest context/team", "--workspace", "ws", "--grant", "context", "--mode", "act"],
+        tmp.path(),
+    );
+    assert_ok(&run);
+    let made: Vec<String> = std::fs::read_dir(tmp.path().join("ws/output"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(made.iter().any(|n| n.ends_with(".docx")), "the digest skill ran: {made:?}\n{}", stdout(&run));
+
+    assert_ok(&deskhand(&["plugins", "remove", "team-kit"], tmp.path()));
+    let skills = stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path()));
+    assert!(!skills.contains("team-inventory"), "{skills}");
+    assert_user_error(&deskhand(&["plugins", "show", "team-kit"], tmp.path()), "no plugin named");
+}

@@ -334,7 +334,8 @@ pub fn user_skills_dir(config_dir: &Path) -> PathBuf {
 }
 
 /// Finds the skills for a workspace: its `.agents/skills/*/SKILL.md`, then
-/// the user's (`<config_dir>/skills/*/SKILL.md`), then the bundled ones. A
+/// the user's (`<config_dir>/skills/*/SKILL.md`, then those of installed
+/// plugins, `<config_dir>/plugins/*/skills/*/SKILL.md`), then the bundled ones. A
 /// name found earlier overrides the same name later; a broken `SKILL.md`
 /// becomes a problem and the others are still found. Folders are read in
 /// name order; hidden ones are ignored, and a missing skills folder is not a
@@ -352,11 +353,11 @@ pub fn discover(workspace_root: &Path, config_dir: Option<&Path>) -> Discovery {
     let workspace_dir = workspace_root.join(".agents").join("skills");
     let mut candidates = skill_files(&workspace_dir, SkillSource::Workspace, &mut found.problems);
     if let Some(dir) = config_dir {
-        candidates.extend(skill_files(
-            &user_skills_dir(dir),
-            SkillSource::User,
-            &mut found.problems,
-        ));
+        candidates.extend(skill_files(&user_skills_dir(dir), SkillSource::User, &mut found.problems));
+        // Installed plugins' skills are the user's too (`crate::plugins`).
+        for (plugin, _) in skill_files(&dir.join("plugins"), SkillSource::User, &mut found.problems) {
+            candidates.extend(skill_files(&plugin.join("skills"), SkillSource::User, &mut found.problems));
+        }
     }
     let mut seen = BTreeSet::new();
     let parsed = candidates

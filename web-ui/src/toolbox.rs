@@ -81,8 +81,8 @@ impl SharedToolbox {
 mod tests {
     use super::*;
 
-    fn write_component_skill(root: &Path, component: &[u8]) {
-        let dir = root.join(".agents/skills/my-tool");
+    fn write_component_skill(skills: &Path, component: &[u8]) {
+        let dir = skills.join("my-tool");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("SKILL.md"),
@@ -95,21 +95,29 @@ mod tests {
     #[test]
     fn runs_and_previews_share_one_toolbox_until_a_component_changes() {
         let root = tempfile::tempdir().unwrap();
+        let config = tempfile::tempdir().unwrap();
+        let config = Some(config.path());
         let shared = SharedToolbox::new(None);
-        let first = shared.get(root.path(), None).unwrap();
-        let again = shared.get(root.path(), None).unwrap();
+        let first = shared.get(root.path(), config).unwrap();
+        let again = shared.get(root.path(), config).unwrap();
         assert!(Arc::ptr_eq(&first, &again), "a second use must reuse the toolbox");
+
+        // A component the workspace brought is not loaded until trusted.
+        write_component_skill(&root.path().join(".agents/skills"), b"not wasm");
+        assert!(Arc::ptr_eq(&first, &shared.get(root.path(), config).unwrap()));
 
         // Not a valid component: loading it only warns, but the toolbox is
         // rebuilt for it, and then reused again.
-        write_component_skill(root.path(), b"not wasm");
-        let with_skill = shared.get(root.path(), None).unwrap();
+        let user = skills::user_skills_dir(config.unwrap_or(Path::new(".")));
+        std::fs::remove_dir_all(root.path().join(".agents")).unwrap();
+        write_component_skill(&user, b"not wasm");
+        let with_skill = shared.get(root.path(), config).unwrap();
         assert!(!Arc::ptr_eq(&first, &with_skill), "a new component needs a new toolbox");
-        assert!(Arc::ptr_eq(&with_skill, &shared.get(root.path(), None).unwrap()));
+        assert!(Arc::ptr_eq(&with_skill, &shared.get(root.path(), config).unwrap()));
         // Previews take whichever toolbox is current, without rediscovering skills.
-        assert!(Arc::ptr_eq(&with_skill, &shared.bundled(root.path(), None).unwrap()));
+        assert!(Arc::ptr_eq(&with_skill, &shared.bundled(root.path(), config).unwrap()));
 
-        write_component_skill(root.path(), b"not wasm, longer");
-        assert!(!Arc::ptr_eq(&with_skill, &shared.get(root.path(), None).unwrap()));
+        write_component_skill(&user, b"not wasm, longer");
+        assert!(!Arc::ptr_eq(&with_skill, &shared.get(root.path(), config).unwrap()));
     }
 }

@@ -11,11 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use deskhand_runtime::schedule::{
-    self, DueReport, MissedPolicy, NewSchedule, Occurrence, OccurrenceState, RunOutcome, Schedule, ScheduleError,
-    Schedules, Time, Utc, When, os_job,
+    self, Asked, DueReport, MissedPolicy, Occurrence, OccurrenceState, Planning, RunOutcome, Schedule, ScheduleError,
+    Schedules, Time, Timing, Utc, os_job,
 };
-use deskhand_runtime::workspace::Workspace;
-use deskhand_types::{Grant, Task};
+use deskhand_types::Grant;
 
 use crate::cli::{ScheduleAddArgs, ScheduleCommand};
 use crate::failure::{Failure, user_error};
@@ -140,29 +139,15 @@ fn add(args: ScheduleAddArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure>
         missed,
         yes,
     } = args;
-    if task.trim().is_empty() {
-        return Err(user_error(
-            "the task is empty: say what should be done each time, e.g. deskhand schedule add \"make my briefing \
-             from the notes in context/\" --every \"weekday 08:00\" --grant context",
-        ));
-    }
-    let (phrase, cron) = match (every, cron) {
-        (Some(p), None) => {
-            let c = schedule::phrase_to_cron(&p).map_err(failure)?;
-            (Some(p.trim().to_owned()), c)
-        }
-        (None, Some(c)) => (None, c),
+    let timing = match (every, cron) {
+        (Some(p), None) => Timing::Every(p),
+        (None, Some(c)) => Timing::Cron(c),
         _ => {
             return Err(user_error(
                 "say when it runs: --every \"weekday 08:00\" (a phrase) or --cron \"0 8 * * 1-5\" (cron)",
             ));
         }
     };
-    let zone = match tz {
-        Some(z) => z,
-        None => local_zone(),
-    };
-    let when = When::new(&cron, &zone).map_err(failure)?;
     if !workspace.is_dir() {
         return Err(user_error(format!(
             "the workspace {} does not exist. Give the folder of a deskhand workspace with --workspace, or create \
@@ -171,43 +156,33 @@ fn add(args: ScheduleAddArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure>
         )));
     }
     let ws = open_workspace(&workspace)?;
-    check_grants(&ws, &grants)?;
-    let task = Task {
-        outcome: task,
-        grants,
-        mode: mode.into(),
-        params: Default::default(),
-    };
     let config = load_config(&ws, None)?;
     let mut tb = toolbox(cache_dir)?;
-    let envelope =
-        deskhand_runtime::envelope::draft(&ws, &task, &config, config_dir().as_deref(), &mut tb).map_err(|e| {
-            let mut f = Failure::from(e);
-            f.message = format!(
-                "the task cannot be scheduled as it stands: {}. Nothing was saved.",
-                f.message
-            );
-            f
-        })?;
-    let now = now()?;
-    let new = NewSchedule {
-        task: task.outcome,
-        phrase,
-        when,
-        workspace: ws.root().to_path_buf(),
-        grants: task.grants,
-        mode: task.mode,
+    let config_dir = config_dir();
+    let asked = Asked {
+        task,
+        timing,
+        zone: tz.unwrap_or_else(local_zone),
+        grants,
+        mode: mode.into(),
         missed: missed.into(),
-        envelope: Some(envelope),
     };
-    out(&describe_new(&new, now)?);
+    let planning = Planning {
+        config: &config,
+        config_dir: config_dir.as_deref(),
+        toolbox: &mut tb,
+    };
+    let now = now()?;
+    let here = schedule::parse_zone(&local_zone()).ok();
+    let prepared = schedule::prepare(&ws, asked, planning, now, here).map_err(failure)?;
+    out(&render::block(&prepared.describe(&render::line)));
     if !yes && !confirm("Save this schedule? [y/N] ") {
         return Err(user_error(
             "nothing was saved (answer y at the prompt, or pass --yes to save without asking)",
         ));
     }
     let store = open()?;
-    let saved = store.add(&new, now).map_err(failure)?;
+    let saved = store.add(&prepared.new, now).map_err(failure)?;
     out(&format!(
         "Saved schedule {}. {}",
         saved.id,
@@ -220,41 +195,6 @@ fn add(args: ScheduleAddArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure>
         }
     ));
     Ok(())
-}
-
-/// What `add` shows before asking: the times, the workspace, what runs may do.
-fn describe_new(new: &NewSchedule, now: Time<Utc>) -> Result<String, Failure> {
-    let mut text = format!("Schedule: {}\n", render::line(&new.task));
-    let when = match &new.phrase {
-        Some(p) => format!("{} (cron {}, {})", render::line(p), new.when.cron(), new.when.zone()),
-        None => format!(
-            "cron {} ({}): {}",
-            new.when.cron(),
-            new.when.zone(),
-            new.when.describe()
-        ),
-    };
-    text.push_str(&format!("  When:      {when}\n"));
-    let times = new.when.next_times(now, 5).map_err(failure)?;
-    // Times in another zone than the person's also read in theirs.
-    let here = schedule::parse_zone(&local_zone())
-        .ok()
-        .filter(|z| z.name() != new.when.zone());
-    for (i, t) in times.iter().enumerate() {
-        let label = if i == 0 { "  Next runs: " } else { "             " };
-        let yours = here
-            .map(|z| format!("  ({} here)", schedule::in_zone(*t, z)))
-            .unwrap_or_default();
-        text.push_str(&format!("{label}{}{yours}\n", new.when.local(*t)));
-    }
-    text.push_str(&format!("  Workspace: {}\n", new.workspace.display()));
-    text.push_str(&format!("  Grants:    {}\n", grants_line(&new.grants)));
-    text.push_str(&format!("  Mode:      {}\n", new.mode));
-    text.push_str(&format!("  If missed: {}\n", new.missed.describe()));
-    if let Some(e) = &new.envelope {
-        text.push_str(&format!("\n{}", render::block(e.to_string().trim_end())));
-    }
-    Ok(text)
 }
 
 fn list() -> Result<(), Failure> {
@@ -369,21 +309,7 @@ fn task_line(s: &Schedule) -> String {
 }
 
 fn grants_line(grants: &[Grant]) -> String {
-    if grants.is_empty() {
-        return "none (only output/)".into();
-    }
-    grants
-        .iter()
-        .map(|g| {
-            let how = if g.access.is_writable() {
-                "read-write"
-            } else {
-                "read-only"
-            };
-            format!("{} ({how})", render::line(&g.path.display().to_string()))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    schedule::grants_words(grants, &render::line)
 }
 
 /// Starts each due schedule's run unattended.
@@ -430,6 +356,7 @@ impl Runner {
             warn: &warn,
             observer: None,
             started: Some(schedule::run::recorder(self.db.clone(), o.id, self.holder.clone())),
+            stop: None,
         };
         let report = schedule::run::launch_unattended(&ws, &mut tb, s, o, with);
         schedule::run::outcome(&report)
@@ -444,8 +371,9 @@ fn open() -> Result<Schedules, Failure> {
 }
 
 fn failure(e: ScheduleError) -> Failure {
-    let code = match e {
+    let code = match &e {
         ScheduleError::Database { .. } | ScheduleError::Folder { .. } | ScheduleError::Corrupt { .. } => 1,
+        ScheduleError::Grants { source } | ScheduleError::Unplannable { source } if !source.is_user_error() => 1,
         _ => 2,
     };
     Failure {
@@ -500,27 +428,6 @@ fn local_zone() -> String {
         return z;
     }
     "UTC".into()
-}
-
-/// Refuses, before anything is planned, a grant of a folder that does not
-/// exist or cannot be granted.
-fn check_grants(ws: &Workspace, grants: &[Grant]) -> Result<(), Failure> {
-    for g in grants {
-        let path = if g.path.is_absolute() {
-            g.path.clone()
-        } else {
-            ws.root().join(&g.path)
-        };
-        if !path.is_dir() {
-            return Err(user_error(format!(
-                "the granted folder {} does not exist in {} (or is not a folder). Nothing was saved. Check the name \
-                 (a relative path is read from the workspace) or create the folder first.",
-                render::line(&g.path.display().to_string()),
-                ws.root().display()
-            )));
-        }
-    }
-    ws.policy(grants).map(|_| ()).map_err(Failure::from)
 }
 
 fn places() -> Result<os_job::Places, Failure> {

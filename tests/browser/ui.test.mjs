@@ -442,6 +442,90 @@ test("a finished run is made a skill from its page: a draft, its replay beside t
   deskhand(["skills", "remove", "team-expenses"]);
 });
 
+test("a finished run is scheduled from its page: previewed, saved, paused, run now and removed, the CLI seeing each", async () => {
+  const out = deskhand(["run", "Make a file inventory of projects/notes", "--workspace", ws, "--grant", "projects",
+    "--mode", "act", "--model", "offline"]);
+  const run = out.match(/Run (run-[0-9a-f-]+) finished/)?.[1];
+  assert.ok(run, out);
+  // The browser is in New York; the schedule's times are read in Berlin.
+  const context = await browser.newContext({ viewport: { width: 1000, height: 800 }, timezoneId: "America/New_York" });
+  const page = await context.newPage();
+  await page.goto(freshUrl());
+  await page.waitForSelector("#outcome");
+  await page.goto(`${origin}/#/run/${run}`);
+  await page.getByRole("link", { name: "Run this every …" }).click();
+  const form = page.locator("#schedule-form");
+  await form.waitFor();
+  assert.equal(await page.locator("#sched-task").inputValue(), "Make a file inventory of projects/notes");
+  assert.equal(await form.locator(".grant-path").inputValue(), "projects");
+  assert.equal(await page.locator("#sched-mode").inputValue(), "act");
+  assert.equal(await page.locator("#sched-zone").inputValue(), "America/New_York", "the browser's zone by default");
+
+  // A phrase deskhand does not know is refused in words, nothing shown to save.
+  await page.fill("#sched-every", "every fortnight");
+  await form.getByRole("button", { name: "Preview" }).click();
+  await page.locator("#alert").getByText(/does not know the phrase "every fortnight"\. Phrases that work: "every weekday at 8:00"/).waitFor();
+  assert.equal(await page.locator("#sched-save").count(), 0);
+  await page.screenshot({ path: join(shots, "schedule-bad-phrase.png"), fullPage: true });
+
+  await page.fill("#sched-every", "every Monday 07:00");
+  await page.fill("#sched-zone", "Europe/Berlin");
+  await form.getByRole("button", { name: "Preview" }).click();
+  const shown = page.locator("#sched-shown");
+  await shown.waitFor({ timeout: 60000 });
+  assert.equal(await page.locator("#alert").isHidden(), true);
+  const times = await shown.locator("ol.times li").allInnerTexts();
+  assert.equal(times.length, 5, times.join("\n"));
+  // Each Monday 07:00 in Berlin, read first in the browser's zone.
+  for (const t of times) assert.match(t, /^Mon \d{4}-\d\d-\d\d 0[01]:00 E[SD]T \(Mon \d{4}-\d\d-\d\d 07:00 CES?T there\)$/, t);
+  const said = await shown.innerText();
+  assert.match(said, /every Monday 07:00 \(cron 0 7 \* \* 1, Europe\/Berlin\)/);
+  assert.match(said, /Grants: projects \(read-only\)/);
+  assert.match(said, /Each run may, without asking you:\n\s*read projects\//);
+  assert.match(said, /run inventory\.run/);
+  await page.screenshot({ path: join(shots, "schedule-preview.png"), fullPage: true });
+  await shown.getByRole("button", { name: "Save this schedule" }).click();
+  const saved = await page.getByRole("status").getByText(/^Saved schedule \d+/).innerText();
+  const id = saved.match(/^Saved schedule (\d+)/)[1];
+  const card = page.locator(`#schedules article[data-id="${id}"]`);
+  assert.match(await card.locator("h3").innerText(), /^Make a file inventory of projects\/notes$/);
+  const listed = () => deskhand(["schedule", "list"]).split("\n").find((l) => l.trim().startsWith(`${id} `)) || "";
+  assert.match(listed(), /every Monday 07:00 \(0 7 \* \* 1, Europe\/Berlin\)\s+\[next Mon .* 07:00 CES?T\]\s+Make a file inventory of projects\/notes/);
+  assert.match(await card.locator("p.next").innerText(), /^Next run: Mon .* E[SD]T \(Mon .* 07:00 CES?T there\)$/);
+  await page.screenshot({ path: join(shots, "schedules.png"), fullPage: true });
+
+  // Paused on the page: the CLI shows it paused; resumed: it runs again.
+  await card.getByRole("button", { name: "Pause" }).click();
+  await card.getByText("Paused: it does not run until you resume it.").waitFor();
+  assert.match(listed(), /\[paused\]/);
+  await card.getByRole("button", { name: "Resume" }).click();
+  await card.getByRole("button", { name: "Pause" }).waitFor();
+  assert.match(listed(), /\[next Mon /);
+
+  // Run now: its run opens, ends, and is linked from the schedule's last runs.
+  await card.getByRole("button", { name: "Run now" }).click();
+  await page.waitForURL(/#\/run\//);
+  const ran = decodeURIComponent(page.url().split("#/run/")[1]);
+  await page.locator("main [data-ended=succeeded]").waitFor({ timeout: 60000 });
+  await page.goto(`${origin}/#/schedules`);
+  const last = card.locator("ul.recent li").first();
+  await last.waitFor();
+  assert.match(await last.innerText(), /: ran · the run/);
+  await page.screenshot({ path: join(shots, "schedule-ran.png"), fullPage: true });
+  await last.getByRole("link", { name: "the run" }).click();
+  await page.waitForURL(new RegExp(`#/run/${ran}$`));
+  await page.locator("main [data-ended=succeeded]").waitFor();
+  assert.match(deskhand(["schedule", "show", id]), new RegExp(`ran, run ${ran}`));
+
+  // Removed after a confirmation: gone for the CLI too.
+  await page.goto(`${origin}/#/schedules`);
+  page.once("dialog", (d) => d.accept());
+  await card.getByRole("button", { name: "Remove" }).click();
+  await card.waitFor({ state: "detached" });
+  assert.equal(listed(), "");
+  await context.close();
+});
+
 test("readable at 320 px", async () => {
   const context = await browser.newContext({ viewport: { width: 320, height: 640 } });
   const page = await context.newPage();

@@ -155,12 +155,11 @@ async function picker(wrap, input) {
 
 // ---------- New task ----------
 
-async function viewNew() {
-  title("New task");
-  const state = await api("GET", "/api/state");
-  document.getElementById("workspace").textContent = `Workspace: ${state.workspace}`;
+// The folders a form grants, one row each (a path, "may change it", a
+// picker), as the new-task and schedule forms ask for them.
+function grantRows(folders) {
   const grants = h("div", { id: "grants" });
-  const datalist = h("datalist", { id: "folders" }, state.folders.map((f) => h("option", { value: f })));
+  const datalist = h("datalist", { id: "folders" }, folders.map((f) => h("option", { value: f })));
   const addGrant = (path = "", write = false) => {
     const n = grants.children.length;
     const input = h("input", { type: "text", list: "folders", value: path, "aria-label": `Folder ${n + 1} to grant`, placeholder: "projects/receipts", class: "grant-path" });
@@ -172,6 +171,18 @@ async function viewNew() {
     wrap.append(row);
     grants.append(wrap);
   };
+  const grantsOf = () => [...grants.querySelectorAll(".grant")].map((r) => ({
+    path: r.querySelector(".grant-path").value,
+    write: r.querySelector(".grant-write").checked,
+  }));
+  return { grants, datalist, addGrant, grantsOf };
+}
+
+async function viewNew() {
+  title("New task");
+  const state = await api("GET", "/api/state");
+  document.getElementById("workspace").textContent = `Workspace: ${state.workspace}`;
+  const { grants, datalist, addGrant, grantsOf } = grantRows(state.folders);
   addGrant("projects");
   const outcome = h("textarea", { id: "outcome", required: true, placeholder: "Make an inventory of the projects folder" });
   const mode = h("select", { id: "mode" },
@@ -189,10 +200,7 @@ async function viewNew() {
         outcome: outcome.value,
         mode: mode.value,
         model: model.value.trim() || null,
-        grants: [...grants.querySelectorAll(".grant")].map((r) => ({
-          path: r.querySelector(".grant-path").value,
-          write: r.querySelector(".grant-write").checked,
-        })),
+        grants: grantsOf(),
       };
       const r = await api("POST", "/api/tasks", body);
       location.hash = `#/run/${encodeURIComponent(r.run)}`;
@@ -577,8 +585,10 @@ async function viewRun(id) {
         : served.changes === "undone" ? h("p", { class: "muted fit", id: "undone" }, "This run's changes were undone.") : null;
       const makeSkill = ended === "succeeded" && !v.declined && served.changes === "applied"
         ? h("a", { href: `#/skill-from/${encodeURIComponent(id)}`, class: "fit" }, "Make this a skill") : null;
+      const every = ended === "succeeded" && !v.declined
+        ? h("a", { href: `#/schedules/new?from=${encodeURIComponent(id)}`, class: "fit" }, "Run this every …") : null;
       actions.replaceChildren(
-        h("p", { class: "row" }, undoNote, h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger"), makeSkill),
+        h("p", { class: "row" }, undoNote, h("a", { href: `#/ledger/${encodeURIComponent(id)}`, class: "fit" }, "Ledger"), makeSkill, every),
         continueCard(id, refresh));
       deliverables(v.declined ? null : served.deliverables).then((d) => files.replaceChildren(...d)).catch(failed);
     } else if (shown === "interrupted") {
@@ -836,6 +846,157 @@ async function viewSkillFrom(run) {
     result);
 }
 
+// ---------- Schedules ----------
+
+// The browser's zone: times are shown in it, and a new schedule's times are
+// read in it unless the person names another.
+const HERE = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "";
+
+// A moment as the server says it: in the schedule's zone, and in the
+// browser's where that differs.
+function when(t) {
+  return t.here ? `${t.here} (${t.there} there)` : t.there;
+}
+
+// #/schedules lists this workspace's schedules; #/schedules/new opens the
+// form, and ?from=RUN fills it with a finished run's task, grants and mode.
+async function viewSchedules(arg) {
+  title("Schedules");
+  const [what, query] = arg.split("?");
+  const from = new URLSearchParams(query || "").get("from");
+  const [state, list, run] = await Promise.all([
+    api("GET", "/api/state"),
+    api("GET", `/api/schedules?here=${encodeURIComponent(HERE)}`),
+    from ? api("GET", `/api/runs/${encodeURIComponent(from)}/view`) : null,
+  ]);
+  document.getElementById("workspace").textContent = `Workspace: ${state.workspace}`;
+  const task = run && run.view.task;
+  const form = scheduleForm(state, list.phrases, task, from);
+  const shown = what === "new" || list.schedules.length === 0;
+  const open = h("button", { class: "primary", onclick: () => { location.hash = "#/schedules/new"; } }, "New schedule");
+  $main.replaceChildren(
+    shown ? form : h("p", {}, open),
+    h("section", { class: "card", id: "schedules" }, h("h2", {}, "Schedules of this workspace"),
+      list.schedules.length === 0
+        ? h("p", { class: "muted" }, "None yet. A schedule runs a task on its own at the times you set, even with deskhand closed (once `deskhand schedule install` has set up the OS job; while this server runs, it runs them too).")
+        : list.schedules.map(scheduleCard)));
+  if (shown) form.querySelector(task ? "#sched-every" : "#sched-task").focus();
+}
+
+function scheduleCard(s) {
+  const act = (path, method = "POST") => async (ev) => {
+    showError("");
+    ev.target.disabled = true;
+    try {
+      const r = await api(method, `/api/schedules/${s.id}${path}`, {});
+      if (r && r.run) { location.hash = `#/run/${encodeURIComponent(r.run)}`; return; }
+      await route();
+    } catch (e) { ev.target.disabled = false; failed(e); }
+  };
+  const remove = (ev) => {
+    if (confirm(`Remove the schedule "${s.task}"? Its past runs stay in History.`)) act("", "DELETE")(ev);
+  };
+  const next = s.paused ? "Paused: it does not run until you resume it."
+    : s.next ? `Next run: ${when(s.next)}` : `It cannot run: ${s.problem}`;
+  return h("article", { class: s.paused ? "schedule paused" : "schedule", "aria-label": `Schedule ${s.id}`, "data-id": s.id },
+    h("h3", {}, name(s.task)),
+    h("p", {}, s.when),
+    h("p", { class: "next" }, next),
+    s.recent.length ? h("div", {}, h("p", { class: "muted" }, "Last runs:"), h("ul", { class: "recent" }, s.recent.map((o) => h("li", { class: `o-${o.state}` },
+      `${when(o.due)}: ${o.said}`,
+      o.covers > 1 ? ` (for ${o.covers} due times)` : "",
+      o.run ? [" · ", h("a", { href: `#/run/${encodeURIComponent(o.run)}` }, "the run")] : null,
+      o.note ? h("div", { class: "muted" }, o.note) : null)))) : null,
+    h("details", {}, h("summary", {}, "What its runs may do"),
+      h("p", {}, `Grants: ${s.grants}. Mode: ${s.mode}. If missed: ${s.missed}.`),
+      s.envelope ? h("pre", { class: "declarations" }, s.envelope) : h("p", { class: "muted" }, "No approved plan: its runs stop at anything that would ask you.")),
+    h("div", { class: "row" },
+      s.paused ? h("button", { class: "fit", onclick: act("/resume") }, "Resume")
+        : h("button", { class: "fit", onclick: act("/pause") }, "Pause"),
+      h("button", { class: "fit", onclick: act("/run-now") }, "Run now"),
+      h("button", { class: "danger fit", onclick: remove }, "Remove")));
+}
+
+// The form: the task, when, the zone, grants and mode as the new-task form
+// has them, the missed-run policy. Preview shows the next five times and
+// what the runs may do; Save saves exactly that (a changed plan is shown again).
+function scheduleForm(state, phrases, task, from) {
+  const { grants, datalist, addGrant, grantsOf } = grantRows(state.folders);
+  if (task) task.grants.forEach((g) => addGrant(g.path, g.access === "read_write"));
+  else addGrant("projects");
+  const outcome = h("textarea", { id: "sched-task", rows: 2, placeholder: "Make my briefing from the notes in context/" });
+  outcome.value = task ? task.outcome : "";
+  const every = h("input", { type: "text", id: "sched-every", placeholder: "every weekday at 8:00, or cron: 0 8 * * 1-5", autocomplete: "off" });
+  const zone = h("input", { type: "text", id: "sched-zone", value: HERE, placeholder: "Europe/Berlin", autocomplete: "off" });
+  const mode = h("select", { id: "sched-mode" },
+    h("option", { value: "act" }, "Act without asking (deletions still stop for you)"),
+    h("option", { value: "ask" }, "Ask before each step (runs stop where a step is not in the approved plan)"));
+  mode.value = task ? task.mode : "act";
+  const missed = h("select", { id: "sched-missed" },
+    h("option", { value: "skip" }, "Skip it (the next time runs)"),
+    h("option", { value: "once" }, "Run once when deskhand wakes, all missed times together"),
+    h("option", { value: "notify" }, "Tell me, run nothing"));
+  const preview = h("div", { id: "sched-preview", "aria-live": "polite" });
+  const look = h("button", { type: "submit", class: "primary" }, "Preview");
+  const body = () => ({ task: outcome.value, every: every.value, zone: zone.value, here: HERE,
+    grants: grantsOf(), mode: mode.value, missed: missed.value });
+  const show = async () => {
+    showError("");
+    look.disabled = true;
+    preview.replaceChildren(h("p", { class: "muted", role: "status" }, "Planning its runs, without doing anything …"));
+    try {
+      const p = await api("POST", "/api/schedules/preview", body());
+      preview.replaceChildren(previewCard(p, body));
+    } catch (e) { preview.replaceChildren(); failed(e); }
+    look.disabled = false;
+  };
+  // What was previewed no longer stands once the form changes.
+  const stale = () => { if (preview.firstChild) preview.replaceChildren(h("p", { class: "muted" }, "Changed: preview again to see what would be saved.")); };
+  const form = h("form", { class: "card", id: "schedule-form", oninput: stale, onchange: stale, onsubmit: (ev) => { ev.preventDefault(); show(); } },
+    h("h2", {}, "New schedule"),
+    from ? h("p", { class: "muted" }, `Filled from run ${from}.`) : null,
+    h("label", { for: "sched-task" }, "The task, in words"), outcome,
+    h("label", { for: "sched-every" }, "Every …"), every,
+    h("details", { class: "muted" }, h("summary", {}, "Phrases deskhand knows"), h("p", {}, phrases)),
+    h("label", { for: "sched-zone" }, "Time zone of those times"), zone,
+    h("label", {}, "Folders its runs may see"), grants, datalist,
+    h("button", { type: "button", onclick: () => addGrant() }, "Add a folder"),
+    h("label", { for: "sched-mode" }, "Permission mode"), mode,
+    h("label", { for: "sched-missed" }, "If deskhand could not run it at its time (the computer was off)"), missed,
+    h("p", {}, look),
+    preview);
+  return form;
+}
+
+function previewCard(p, body) {
+  const save = h("button", { class: "primary", id: "sched-save", onclick: async () => {
+    showError("");
+    save.disabled = true;
+    try {
+      const r = await api("POST", "/api/schedules", { ...body(), hash: p.hash });
+      history.pushState(null, "", "#/schedules");
+      await viewSchedules("");
+      alertOk(`Saved schedule ${r.id}: ${p.task}`);
+    } catch (e) {
+      save.disabled = false;
+      failed(e);
+      // The plan changed since it was shown: show what would be saved now.
+      if (/changed since you saw it/.test(e.message)) document.querySelector("#schedule-form button[type=submit]").click();
+    }
+  } }, "Save this schedule");
+  return h("section", { class: "card approval", id: "sched-shown", "aria-label": "What would be saved" },
+    h("h3", {}, "Before you save"),
+    h("p", {}, h("strong", {}, "When: "), p.when),
+    h("p", {}, h("strong", {}, "Next runs:")),
+    h("ol", { class: "times" }, p.next.map((t) => h("li", {}, when(t)))),
+    h("p", {}, h("strong", {}, "Workspace: "), p.workspace),
+    h("p", {}, h("strong", {}, "Grants: "), p.grants),
+    h("p", {}, h("strong", {}, "Mode: "), p.mode),
+    h("p", {}, h("strong", {}, "If missed: "), p.missed),
+    p.envelope ? h("pre", { class: "declarations" }, p.envelope) : null,
+    h("p", {}, save));
+}
+
 async function route() {
   showError("");
   if (live) { live.close(); live = null; }
@@ -848,6 +1009,7 @@ async function route() {
     else if (view === "files") await viewFiles();
     else if (view === "skills") await viewSkills();
     else if (view === "skill-from" && arg) await viewSkillFrom(decodeURIComponent(arg));
+    else if (view === "schedules") await viewSchedules(arg || "");
     else await viewNew();
   } catch (e) {
     failed(e);

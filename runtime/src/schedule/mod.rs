@@ -26,6 +26,7 @@
 //!   waits; what it needed and could not get, it says in its journal.
 
 pub mod os_job;
+pub mod prepare;
 pub mod run;
 pub mod when;
 
@@ -39,6 +40,8 @@ use serde::{Deserialize, Serialize};
 
 /// The times a schedule deals in, for front ends that do not use chrono themselves.
 pub use chrono::{DateTime as Time, Utc};
+pub use chrono_tz::Tz;
+pub use prepare::{Asked, LocalTime, Planning, Prepared, Timing, grants_words, prepare};
 pub use when::{PHRASES, When, in_zone, parse_zone, phrase_to_cron};
 
 pub use crate::envelope::Envelope;
@@ -65,7 +68,7 @@ pub const KEEP_RECORD_DAYS: i64 = 180;
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error(
-        "deskhand does not know the phrase {phrase:?}. Phrases that work: {}. Or give a cron expression with --cron \"0 8 * * 1-5\"",
+        "deskhand does not know the phrase {phrase:?}. Phrases that work: {}. Or give a cron expression such as \"0 8 * * 1-5\" (--cron on the command line)",
         PHRASES
     )]
     BadPhrase { phrase: String },
@@ -76,6 +79,18 @@ pub enum ScheduleError {
     BadCron { cron: String, problem: String },
     #[error("{}", unknown_zone(zone, suggestions))]
     UnknownZone { zone: String, suggestions: Vec<String> },
+    #[error("the task is empty: say what should be done each time, e.g. \"make my briefing from the notes in context/\"")]
+    EmptyTask,
+    #[error(
+        "the granted folder {folder} does not exist in {} (or is not a folder). Nothing was saved. Check the name \
+         (a relative path is read from the workspace) or create the folder first",
+        .workspace.display()
+    )]
+    NoFolder { folder: String, workspace: PathBuf },
+    #[error("{source}")]
+    Grants { source: Box<crate::Error> },
+    #[error("{}. Nothing was saved", cannot_schedule(source))]
+    Unplannable { source: Box<crate::Error> },
     #[error("there is no schedule {id}; `deskhand schedule list` shows them")]
     NoSuchSchedule { id: i64 },
     #[error("the schedule database {}: {source}. Check that the folder is writable; nothing was changed", .path.display())]
@@ -84,6 +99,15 @@ pub enum ScheduleError {
     Folder { path: PathBuf, source: std::io::Error },
     #[error("the schedule database {} holds a row this deskhand cannot read ({what}); it was written by another version", .path.display())]
     Corrupt { path: PathBuf, what: String },
+}
+
+fn cannot_schedule(e: &crate::Error) -> String {
+    let said = e.to_string();
+    if said.contains("cannot be scheduled as it stands") {
+        said
+    } else {
+        format!("the task cannot be scheduled as it stands: {said}")
+    }
 }
 
 fn unknown_zone(zone: &str, suggestions: &[String]) -> String {

@@ -53,6 +53,8 @@ pub struct RunWith<'a> {
     pub observer: Option<RunObserver>,
     /// Told the run's id once it has one ([`recorder`]).
     pub started: Option<Started>,
+    /// Set to stop the run (the page's Stop button), as [`Launch::stop`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// Told a run's id when it starts.
@@ -140,7 +142,7 @@ fn unattended<'a>(ws: &'a Workspace, schedule: &Schedule, with: RunWith<'a>) -> 
         observer,
         shell: with.shell,
         warn: with.warn,
-        stop: None,
+        stop: with.stop,
         envelope: schedule.envelope.clone(),
     }
 }

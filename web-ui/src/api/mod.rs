@@ -7,6 +7,7 @@ mod approvals;
 mod error;
 mod output;
 mod runs;
+mod schedules;
 mod skills;
 mod start;
 mod workspace;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub(crate) use error::ApiError;
 
@@ -65,6 +66,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/skills/trust", post(skills::trust))
         .route("/api/skills/install", post(skills::install))
         .route("/api/runs/{run}/skill-draft", post(skills::draft))
+        .route("/api/schedules", get(schedules::list).post(schedules::save))
+        .route("/api/schedules/preview", post(schedules::preview))
+        .route("/api/schedules/{id}", delete(schedules::remove))
+        .route("/api/schedules/{id}/pause", post(schedules::pause))
+        .route("/api/schedules/{id}/resume", post(schedules::resume))
+        .route("/api/schedules/{id}/run-now", post(schedules::run_now))
         .route("/api/output", get(output::output_list))
         .route("/api/preview/{*path}", get(output::preview))
         .route("/files/output/{*path}", get(output::download))

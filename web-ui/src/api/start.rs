@@ -32,11 +32,32 @@ pub(super) struct NewTask {
     model: Option<String>,
 }
 
+/// A folder the form grants; `write`: the person ticked "may change it".
 #[derive(Deserialize)]
-struct GrantIn {
+pub(super) struct GrantIn {
     path: String,
     #[serde(default)]
     write: bool,
+}
+
+/// The form's grants, its empty rows left out.
+pub(super) fn grants(form: &[GrantIn]) -> Vec<Grant> {
+    form.iter()
+        .filter(|g| !g.path.trim().is_empty())
+        .map(|g| Grant {
+            path: PathBuf::from(g.path.trim()),
+            access: if g.write { Access::ReadWrite } else { Access::ReadOnly },
+        })
+        .collect()
+}
+
+/// The form's permission mode: ask (the default) or act.
+pub(super) fn mode(form: Option<&str>) -> ApiResult<Mode> {
+    match form {
+        None | Some("ask") => Ok(Mode::Ask),
+        Some("act") => Ok(Mode::Act),
+        Some(other) => Err(ApiError::bad_request(format!("unknown mode {other:?}: ask or act"))),
+    }
 }
 
 /// Starts a run on its own thread; answers with its id once it has one.
@@ -44,20 +65,8 @@ pub(super) async fn new_task(State(app): State<Arc<App>>, Json(req): Json<NewTas
     if req.outcome.trim().is_empty() {
         return Err(ApiError::bad_request("describe the outcome you want first"));
     }
-    let mode = match req.mode.as_deref() {
-        None | Some("ask") => Mode::Ask,
-        Some("act") => Mode::Act,
-        Some(other) => return Err(ApiError::bad_request(format!("unknown mode {other:?}: ask or act"))),
-    };
-    let grants: Vec<Grant> = req
-        .grants
-        .iter()
-        .filter(|g| !g.path.trim().is_empty())
-        .map(|g| Grant {
-            path: PathBuf::from(g.path.trim()),
-            access: if g.write { Access::ReadWrite } else { Access::ReadOnly },
-        })
-        .collect();
+    let mode = mode(req.mode.as_deref())?;
+    let grants = grants(&req.grants);
     // Check the grants now so a mistake is shown on the form, not in a failed run.
     let app2 = app.clone();
     let grants = blocking(move || {
@@ -134,6 +143,21 @@ pub(super) async fn follow_up(
 /// Runs `start` on its own thread with the `UiGate`; answers with the run's
 /// id once the run has one (its `RunBegin`, or `Resumed`).
 async fn start_run(app: Arc<App>, start: Start, model: Option<String>) -> ApiResult<Json<Value>> {
+    spawn_run(app, move |app, observer, stop| {
+        run_task(app, start, model.as_deref(), observer, stop)
+    })
+    .await
+}
+
+/// Runs `run` on its own thread, listed as running here (so the page can
+/// stop it) and waking the page's live views; answers with the run's id
+/// once the run has one (its `RunBegin`, or `Resumed`).
+pub(super) async fn spawn_run(
+    app: Arc<App>,
+    run: impl FnOnce(&Arc<App>, deskhand_runtime::agent::RunObserver, Arc<AtomicBool>) -> Result<RunId, String>
+    + Send
+    + 'static,
+) -> ApiResult<Json<Value>> {
     let (tx, rx) = std::sync::mpsc::channel::<Result<RunId, String>>();
     let stop = Arc::new(AtomicBool::new(false));
     let app2 = app.clone();
@@ -155,7 +179,7 @@ async fn start_run(app: Arc<App>, start: Start, model: Option<String>) -> ApiRes
                 }
                 app3.feeds.wake(run);
             });
-            let result = run_task(&app2, start, model.as_deref(), observer, stop.clone());
+            let result = run(&app2, observer, stop.clone());
             if let Err(e) = &result {
                 let _ = tx.send(Err(e.clone()));
             }

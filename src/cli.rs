@@ -247,6 +247,34 @@ pub enum SkillsCommand {
     },
     /// Remove one of your skills (it is moved to a backup folder beside them, not deleted).
     Remove { name: String },
+    /// Make a new skill with its own code: a Rust crate for deskhand's tool world (a WIT component), built for
+    /// wasm32-wasip2 and installed into the skill's scripts/.
+    New {
+        /// The skill's name: lowercase letters, digits and hyphens (it is also its folder's name).
+        name: String,
+        /// Make a skill with code (a WIT component); the only kind `skill new` makes.
+        #[arg(long)]
+        component: bool,
+        /// Make it in DIR/NAME (default: your skills folder, or the workspace's with --workspace).
+        #[arg(long, conflicts_with = "workspace")]
+        dir: Option<PathBuf>,
+        /// Make it in this workspace's .agents/skills/NAME.
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Cargo's target folder for the build (default: beside deskhand's cache).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
+    /// Rebuild a skill's component from its crate (component/) and install it into its scripts/.
+    Build {
+        /// The skill's name, or its folder.
+        skill: String,
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Cargo's target folder for the build (default: beside deskhand's cache).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
     /// Check a skill against its evals: the offline planner picks it for each phrasing with the parameters given.
     Test {
         name: String,

@@ -12,6 +12,7 @@ pub mod schedule;
 pub mod serve;
 pub mod shell;
 pub mod show;
+pub mod skill_new;
 pub mod skills;
 pub mod tool;
 pub mod trash;

@@ -35,13 +35,16 @@ pub fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
     }
     let ws = open_workspace(&workspace)?;
     check_grants(&ws, &grants)?;
-    let mut tb = toolbox(cache_dir)?;
+    let mut tb = toolbox(cache_dir.clone())?;
     let task = Task {
         outcome: task,
         grants,
         mode: mode.into(),
         params: params.iter().cloned().collect(),
     };
+    let offline =
+        load_config(&ws, model.as_deref())?.provider == deskhand_runtime::model::config::ProviderKind::Offline;
+    super::skill_new::confirm_first_use(&ws, &task, offline, cache_dir.clone())?;
     let report = run_agent(&ws, &mut tb, launch::Start::New(task), model.as_deref(), params.clone())?;
     let report = answer_on_the_terminal(&ws, &mut tb, report, None, model.as_deref(), &params)?;
     finish_report(&ws, &report, None)

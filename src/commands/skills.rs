@@ -18,8 +18,8 @@ use crate::terminal::{confirm, out};
 pub fn skills(command: SkillsCommand, cache_dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
     match command {
         SkillsCommand::List { workspace } => list(&workspace),
-        SkillsCommand::Show { name, workspace } => show(&name, &workspace),
-        SkillsCommand::Trust { names, workspace, yes } => trust(&names, &workspace, yes),
+        SkillsCommand::Show { name, workspace } => show(&name, &workspace, cache_dir),
+        SkillsCommand::Trust { names, workspace, yes } => trust(&names, &workspace, yes, cache_dir),
         SkillsCommand::Untrust { names, workspace } => untrust(&names, &workspace),
         SkillsCommand::Create {
             run,
@@ -36,6 +36,18 @@ pub fn skills(command: SkillsCommand, cache_dir: Option<std::path::PathBuf>) -> 
         } => install(&dir, &workspace, replace, yes),
         SkillsCommand::Remove { name } => remove(&name),
         SkillsCommand::Test { name, workspace } => test(&name, &workspace, cache_dir),
+        SkillsCommand::New {
+            name,
+            component,
+            dir,
+            workspace,
+            target_dir,
+        } => super::skill_new::new(&name, component, dir, workspace, target_dir, cache_dir),
+        SkillsCommand::Build {
+            skill,
+            workspace,
+            target_dir,
+        } => super::skill_new::build(&skill, &workspace, target_dir, cache_dir),
     }
 }
 
@@ -80,7 +92,7 @@ fn list(workspace: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn show(name: &str, workspace: &Path) -> Result<(), Failure> {
+fn show(name: &str, workspace: &Path, cache_dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
     let (_, d) = found(workspace)?;
     let (skill, why) = d
         .skills
@@ -95,6 +107,13 @@ fn show(name: &str, workspace: &Path) -> Result<(), Failure> {
     }
     out(&format!("\n{}\n", render::block(&skill.description)));
     out(&render::block(&skill.declarations().join("\n")));
+    if let skills::Entry::Component { path, .. } = &skill.entry {
+        out("what its code may touch (its own declaration, checked before every call):");
+        match super::skill_new::touches_of(&skill.name, path, cache_dir) {
+            Ok(lines) => out(&render::block(&lines.join("\n"))),
+            Err(e) => out(&format!("  it cannot be loaded: {}", render::line(&e.message))),
+        }
+    }
     if let Some(why) = why {
         out(&format!(
             "\nNot run: {why}. To run it: deskhand skills trust {}",
@@ -118,8 +137,20 @@ fn not_found(name: &str, d: &Discovery) -> Failure {
     ))
 }
 
-fn trust(names: &[String], workspace: &Path, yes: bool) -> Result<(), Failure> {
+fn trust(names: &[String], workspace: &Path, yes: bool, cache_dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
     let (root, d) = found(workspace)?;
+    // Your own component skills are confirmed once, by their code, rather than trusted per workspace.
+    let mine = |n: &String| {
+        d.skills.iter().find(|s| {
+            s.name == *n && s.source == SkillSource::User && matches!(s.entry, skills::Entry::Component { .. })
+        })
+    };
+    if !names.is_empty() && names.iter().all(|n| mine(n).is_some()) {
+        for skill in names.iter().filter_map(mine) {
+            super::skill_new::confirm_component(skill, yes, cache_dir.clone(), "Nothing was confirmed")?;
+        }
+        return Ok(());
+    }
     let chosen: Vec<&Skill> = if names.is_empty() {
         d.untrusted.iter().map(|(s, _)| s).collect()
     } else {

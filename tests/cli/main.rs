@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use deskhand_replay as replay;
 use replay::{Canned, ReplayServer};
 
+mod component_skill;
 mod first_hour;
 mod messages;
 mod record_and_terminal;

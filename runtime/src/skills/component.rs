@@ -35,7 +35,10 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../../guest-tools/sdk/Cargo.toml")),
     ("src/lib.rs", include_str!("../../../guest-tools/sdk/src/lib.rs")),
     ("src/csv.rs", include_str!("../../../guest-tools/sdk/src/csv.rs")),
-    ("src/document.rs", include_str!("../../../guest-tools/sdk/src/document.rs")),
+    (
+        "src/document.rs",
+        include_str!("../../../guest-tools/sdk/src/document.rs"),
+    ),
     ("src/image.rs", include_str!("../../../guest-tools/sdk/src/image.rs")),
     ("src/walk.rs", include_str!("../../../guest-tools/sdk/src/walk.rs")),
     ("src/write.rs", include_str!("../../../guest-tools/sdk/src/write.rs")),
@@ -150,14 +153,21 @@ fn crate_manifest(name: &str) -> Result<String, ComponentError> {
     let bad = |what: &str| ComponentError::BadSkill(format!("deskhand's embedded guest workspace has no {what}"));
     let guest: toml::Table = GUEST_WORKSPACE.parse().map_err(|_| bad("valid Cargo.toml"))?;
     let sdk: toml::Table = SDK_FILES[0].1.parse().map_err(|_| bad("valid SDK Cargo.toml"))?;
-    let workspace = guest.get("workspace").and_then(toml::Value::as_table).ok_or_else(|| bad("[workspace]"))?;
+    let workspace = guest
+        .get("workspace")
+        .and_then(toml::Value::as_table)
+        .ok_or_else(|| bad("[workspace]"))?;
     let versions = workspace
         .get("dependencies")
         .and_then(toml::Value::as_table)
         .ok_or_else(|| bad("[workspace.dependencies]"))?;
     // Every dependency the SDK takes from the workspace, wherever it lists it; and the crate's own.
     let mut wanted: Vec<String> = vec!["serde".into(), "serde_json".into()];
-    let mut tables: Vec<&toml::Table> = sdk.get("dependencies").and_then(toml::Value::as_table).into_iter().collect();
+    let mut tables: Vec<&toml::Table> = sdk
+        .get("dependencies")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .collect();
     if let Some(targets) = sdk.get("target").and_then(toml::Value::as_table) {
         tables.extend(
             targets
@@ -256,7 +266,13 @@ pub fn build(skill_dir: &Path, name: &str, options: &BuildOptions) -> Result<Bui
     }
     let mut cmd = Command::new(&options.cargo);
     cmd.current_dir(&crate_dir)
-        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
         .arg("--target-dir")
         .arg(&options.target_dir)
         .stdin(Stdio::null());
@@ -281,15 +297,17 @@ pub fn build(skill_dir: &Path, name: &str, options: &BuildOptions) -> Result<Bui
         }
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-        return Err(ComponentError::Failed { dir: crate_dir, log: tail });
+        return Err(ComponentError::Failed {
+            dir: crate_dir,
+            log: tail,
+        });
     }
     let manifest = std::fs::canonicalize(crate_dir.join("Cargo.toml")).unwrap_or_else(|_| crate_dir.join("Cargo.toml"));
-    let wasm = built_wasm(&String::from_utf8_lossy(&out.stdout), &manifest).ok_or_else(|| {
-        ComponentError::NoArtifact {
+    let wasm =
+        built_wasm(&String::from_utf8_lossy(&out.stdout), &manifest).ok_or_else(|| ComponentError::NoArtifact {
             dir: crate_dir.clone(),
             target_dir: options.target_dir.clone(),
-        }
-    })?;
+        })?;
     let scripts = skill_dir.join("scripts");
     std::fs::create_dir_all(&scripts).map_err(io(&scripts))?;
     let installed = scripts.join(format!("{name}.wasm"));
@@ -314,7 +332,12 @@ fn built_wasm(messages: &str, manifest: &Path) -> Option<PathBuf> {
         .flat_map(|m| {
             m["filenames"]
                 .as_array()
-                .map(|files| files.iter().filter_map(|f| f.as_str().map(PathBuf::from)).collect::<Vec<_>>())
+                .map(|files| {
+                    files
+                        .iter()
+                        .filter_map(|f| f.as_str().map(PathBuf::from))
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
         })
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
@@ -325,13 +348,7 @@ fn built_wasm(messages: &str, manifest: &Path) -> Option<PathBuf> {
 /// whether it wants the network. deskhand checks each call against these and
 /// the task's grants before it runs.
 pub fn touches(description: &ToolDescription) -> Vec<String> {
-    let list = |fields: &[String]| {
-        fields
-            .iter()
-            .map(|f| format!("`{f}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |fields: &[String]| fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
     let mut lines = Vec::new();
     for op in &description.operations {
         let e = &op.effects;
@@ -361,6 +378,78 @@ pub fn touches(description: &ToolDescription) -> Vec<String> {
     lines
 }
 
+/// The file in the user's config folder that remembers which of their
+/// component skills' code they confirmed.
+pub const CONFIRMED_FILE: &str = "confirmed-components.json";
+
+/// The person's own component skills whose code they have seen and let run:
+/// each skill's folder (canonical) with the SHA-256 of the component they
+/// confirmed. Rebuilt or replaced code is new code and is asked about again,
+/// as trust of a workspace's skills is ([`super::trust`]).
+#[derive(Debug)]
+pub struct Confirmed {
+    file: PathBuf,
+    record: std::collections::BTreeMap<String, String>,
+}
+
+impl Confirmed {
+    /// Reads the record in `config_dir`; a missing file confirms nothing, a
+    /// broken one is an error naming it.
+    pub fn load(config_dir: &Path) -> Result<Self, String> {
+        let file = config_dir.join(CONFIRMED_FILE);
+        let record = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "{} is not a record of confirmed components ({e}); move it away and confirm your skills again",
+                    file.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(e) => return Err(format!("{} could not be read: {e}", file.display())),
+        };
+        Ok(Confirmed { file, record })
+    }
+
+    /// Whether `skill`'s component, as it is now, was confirmed; a skill
+    /// without a component needs no confirmation.
+    pub fn is_confirmed(&self, skill: &super::Skill) -> bool {
+        let super::Entry::Component { path, .. } = &skill.entry else {
+            return true;
+        };
+        let Some(key) = key(skill) else { return false };
+        super::trust::code_digest(path).is_ok_and(|(_, digest)| self.record.get(&key).is_some_and(|d| *d == digest))
+    }
+
+    /// Remembers `skill`'s component as it is now, and saves the record (a
+    /// whole new file moved into place).
+    pub fn confirm(&mut self, skill: &super::Skill) -> Result<(), String> {
+        let (super::Entry::Component { path, .. }, Some(key)) = (&skill.entry, key(skill)) else {
+            return Ok(());
+        };
+        let (_, digest) = super::trust::code_digest(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.record.insert(key, digest);
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let text = serde_json::to_vec_pretty(&self.record).map_err(|e| e.to_string())?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, &text).map_err(|e| format!("{}: {e}", self.file.display()))?;
+        tmp.persist(&self.file)
+            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        Ok(())
+    }
+}
+
+/// A skill as the record names it: its folder's canonical path.
+fn key(skill: &super::Skill) -> Option<String> {
+    let dir = skill.dir.as_ref()?;
+    Some(
+        std::fs::canonicalize(dir)
+            .unwrap_or_else(|_| dir.clone())
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,8 +468,14 @@ mod tests {
             .filter(|p| p.starts_with("src/"))
             .collect();
         embedded.sort();
-        assert_eq!(embedded, in_repo, "every SDK source is embedded (add new ones to SDK_FILES)");
-        assert!(SDK_FILES[1].1.contains(WIT_IN_REPO), "the SDK's lib.rs names the WIT where the copy rewrites it");
+        assert_eq!(
+            embedded, in_repo,
+            "every SDK source is embedded (add new ones to SDK_FILES)"
+        );
+        assert!(
+            SDK_FILES[1].1.contains(WIT_IN_REPO),
+            "the SDK's lib.rs names the WIT where the copy rewrites it"
+        );
     }
 
     #[test]
@@ -415,6 +510,33 @@ mod tests {
         assert!(matches!(e, ComponentError::BadSkill(_)), "{e}");
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the first skill: {left:?}");
+    }
+
+    #[test]
+    fn confirmed_code_is_remembered_by_its_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("word-count");
+        scaffold(&dir, "word-count").unwrap();
+        let wasm = dir.join("scripts/word-count.wasm");
+        std::fs::write(&wasm, b"one").unwrap();
+        let text = std::fs::read_to_string(dir.join(SKILL_FILE)).unwrap();
+        let skill = parse_skill(&text, SkillSource::User, Some(&dir)).unwrap();
+        let config = tmp.path().join("config");
+        let mut record = Confirmed::load(&config).unwrap();
+        assert!(!record.is_confirmed(&skill));
+        record.confirm(&skill).unwrap();
+        assert!(Confirmed::load(&config).unwrap().is_confirmed(&skill));
+        std::fs::write(&wasm, b"two").unwrap();
+        assert!(
+            !Confirmed::load(&config).unwrap().is_confirmed(&skill),
+            "new code is asked about again"
+        );
+        std::fs::write(config.join(CONFIRMED_FILE), "[").unwrap();
+        assert!(
+            Confirmed::load(&config)
+                .unwrap_err()
+                .contains("confirmed-components.json")
+        );
     }
 
     #[test]

@@ -375,6 +375,10 @@ pub fn draft(
     config_dir: Option<&Path>,
     tb: &mut Toolbox,
 ) -> Result<Envelope> {
+    // A plugin's /command is planned as the task it starts, as the run will.
+    let mut task = task.clone();
+    crate::launch::expand_command(&mut task, config_dir);
+    let task = &task;
     // A skill that cannot be read or load is the run's to report.
     let discovery = crate::launch::discover_skills(ws, config_dir, &|_| {});
     crate::launch::add_components(tb, &discovery.skills, &|_| {});

@@ -199,10 +199,16 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
             max_tokens: l.config.max_tokens,
             context_tokens: l.config.context_tokens,
             stop: l.stop,
+            skills: std::sync::Arc::new(discovery.skills.clone()),
             ..AgentSettings::default()
         },
         observer: l.observer,
-        skills_prompt: OfflinePlanner::capabilities(&discovery.skills),
+        // A model sees the skills' names and descriptions and reads the rest on demand.
+        skills_prompt: if planner.is_model() {
+            skills::catalogue(&discovery.skills)
+        } else {
+            OfflinePlanner::capabilities(&discovery.skills)
+        },
         // The offline planner never asks for a shell; a model may.
         shell: l.shell.filter(|_| planner.is_model()),
     };

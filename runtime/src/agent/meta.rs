@@ -11,6 +11,7 @@ pub const UPDATE_PLAN: &str = "update_plan";
 pub const SPAWN_SUBAGENTS: &str = "spawn_subagents";
 pub const ASK_PERSON: &str = "ask_person";
 pub const READ_TOOL_OUTPUT: &str = "read_tool_output";
+pub const READ_SKILL: &str = "read_skill";
 /// Offered when the run has a native-shell sandbox.
 pub const SHELL: &str = "shell";
 /// Separates tool and operation in the names offered to models (`fs__list`).
@@ -164,6 +165,16 @@ pub fn specs() -> Vec<ToolSpec> {
             input_schema: json!({
                 "type": "object", "required": ["question"], "additionalProperties": false,
                 "properties": {"question": {"type": "string"}}
+            }),
+        },
+        ToolSpec {
+            name: READ_SKILL.into(),
+            description: "Read an installed skill's instructions (its SKILL.md) before following it, or one of its \
+                          files (under scripts/, references/ or assets/) when the instructions point to it."
+                .into(),
+            input_schema: json!({
+                "type": "object", "required": ["name"], "additionalProperties": false,
+                "properties": {"name": {"type": "string"}, "file": {"type": "string", "description": "a path inside the skill's folder, e.g. references/forms.md"}}
             }),
         },
         ToolSpec {

@@ -67,6 +67,9 @@ pub struct AgentSettings {
     pub max_tokens: u32,
     /// Set by the person (the UI's Stop) to stop the run at the next turn or call.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The skills a model may read with `read_skill` (their catalogue is in
+    /// the prompt; their instructions and files are read on demand).
+    pub skills: Arc<Vec<crate::skills::Skill>>,
 }
 
 impl Default for AgentSettings {
@@ -79,6 +82,7 @@ impl Default for AgentSettings {
             max_tool_output: 16 * 1024,
             max_tokens: 8192,
             stop: None,
+            skills: Arc::default(),
         }
     }
 }

@@ -79,6 +79,10 @@ const HANDLERS: &[&dyn ToolHandler] = &[
         run: |_, _, _| Err("ask_person is answered by the person when the run is resumed; it cannot run here".into()),
     },
     &RuntimeTool {
+        name: meta::READ_SKILL,
+        run: |agent, _, input| crate::skills::disclose(&agent.settings.skills, input),
+    },
+    &RuntimeTool {
         name: meta::READ_TOOL_OUTPUT,
         run: |agent, st, input| agent.page_output(st, input),
     },

@@ -45,6 +45,7 @@ impl Agent<'_> {
                         Event::ModelTurnEnd {
                             turn: st.turn,
                             usage: Default::default(),
+                            finish_reason: None,
                             error: Some(summary.clone()),
                         },
                     );
@@ -57,6 +58,15 @@ impl Agent<'_> {
                 Event::ModelTurnEnd {
                     turn: st.turn,
                     usage: response.usage,
+                    finish_reason: Some(
+                        match &response.stop_reason {
+                            StopReason::EndTurn => "stop",
+                            StopReason::ToolUse => "tool_call",
+                            StopReason::MaxTokens => "length",
+                            StopReason::Other(other) => other,
+                        }
+                        .to_owned(),
+                    ),
                     error: None,
                 },
             );

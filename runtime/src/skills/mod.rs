@@ -139,6 +139,85 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The catalogue a model sees: each skill's name and description (its
+/// instructions and files are read on demand with `read_skill`, [`disclose`]).
+pub fn catalogue(skills: &[Skill]) -> String {
+    let mut text = String::from(
+        "Read a skill's instructions with read_skill {\"name\"} before following it, and a file it names with \
+         read_skill {\"name\", \"file\"}.\n",
+    );
+    for s in skills {
+        text.push_str(&format!("- {}: {}\n", s.name, s.description));
+    }
+    text
+}
+
+/// Bytes of a skill's file `read_skill` returns at most.
+const MAX_DISCLOSED: u64 = 64 * 1024;
+
+/// `read_skill`: a skill's `SKILL.md` body (and the files it ships), or one
+/// of its files under `scripts/`, `references/` or `assets/`, never a path
+/// that leaves that folder or follows a link.
+pub fn disclose(skills: &[Skill], input: &serde_json::Value) -> Result<String, String> {
+    let name = input.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let skill = skills.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = skills.iter().map(|s| s.name.as_str()).collect();
+        format!("no skill named {name:?}; the skills are: {}", names.join(", "))
+    })?;
+    let Some(file) = input.get("file").and_then(serde_json::Value::as_str) else {
+        let mut text = format!("# Skill {}\n\n{}", skill.name, skill.body);
+        if let Some(dir) = &skill.dir {
+            for sub in ["scripts", "references", "assets"] {
+                let files = files_in(&dir.join(sub));
+                if !files.is_empty() {
+                    text.push_str(&format!("\n\nFiles in {sub}/: {}", files.join(", ")));
+                }
+            }
+        }
+        return Ok(text);
+    };
+    let Some(dir) = &skill.dir else {
+        return Err(format!("{} is bundled with deskhand and ships no files", skill.name));
+    };
+    let rel = Path::new(file);
+    let mut parts = rel.components();
+    let inside = matches!(parts.next(), Some(std::path::Component::Normal(first))
+            if ["scripts", "references", "assets"].iter().any(|d| first == *d))
+        && parts.all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        return Err(format!(
+            "{file:?} is not a file of the skill: name one under scripts/, references/ or assets/"
+        ));
+    }
+    // No link anywhere on the way: what is read is the skill's own file.
+    let mut at = dir.clone();
+    for c in rel.components() {
+        at.push(c);
+        let meta = std::fs::symlink_metadata(&at).map_err(|e| format!("{file}: {e}"))?;
+        if meta.file_type().is_symlink() {
+            return Err(format!("{file} is a link; read_skill reads only the skill's own files"));
+        }
+    }
+    let meta = std::fs::metadata(&at).map_err(|e| format!("{file}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{file} is not a file"));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(&at).map_err(|e| format!("{file}: {e}"))?, MAX_DISCLOSED),
+        &mut bytes,
+    )
+    .map_err(|e| format!("{file}: {e}"))?;
+    match String::from_utf8(bytes) {
+        Ok(text) if meta.len() > MAX_DISCLOSED => Ok(format!(
+            "{text}\n[cut: the file has {} bytes; the first {MAX_DISCLOSED} are shown]",
+            meta.len()
+        )),
+        Ok(text) => Ok(text),
+        Err(_) => Ok(format!("{file} is a binary file of {} bytes; it is not shown as text", meta.len())),
+    }
+}
+
 /// What runs when the skill is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -596,6 +675,38 @@ mod tests {
                 .iter()
                 .any(|p| matches!(p, SkillError::TrustRecord { .. }))
         );
+    }
+
+    #[test]
+    fn a_model_reads_a_skill_on_demand_and_only_its_own_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("skills");
+        write_skill(&root, "forms", "Fill forms");
+        let dir = root.join("forms");
+        std::fs::create_dir_all(dir.join("references")).unwrap();
+        std::fs::write(dir.join("references/forms.md"), "# Forms\nUse the blue pen.\n").unwrap();
+        std::fs::write(dir.join("references/logo.bin"), [0xff, 0xfe, 0x00]).unwrap();
+        std::fs::write(tmp.path().join("secret.txt"), "private").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(tmp.path().join("secret.txt"), dir.join("references/link.md")).unwrap();
+        let skills = vec![read_skill(&dir, SkillSource::User).unwrap()];
+        let read = |v: serde_json::Value| disclose(&skills, &v);
+
+        let catalogue = catalogue(&skills);
+        assert!(catalogue.contains("- forms: Fill forms"), "{catalogue}");
+        assert!(!catalogue.contains("body"), "the body is read on demand: {catalogue}");
+        let body = read(serde_json::json!({"name": "forms"})).unwrap();
+        assert!(body.contains("body") && body.contains("Files in references/: forms.md, link.md, logo.bin"), "{body}");
+        assert_eq!(
+            read(serde_json::json!({"name": "forms", "file": "references/forms.md"})).unwrap(),
+            "# Forms\nUse the blue pen.\n"
+        );
+        assert!(read(serde_json::json!({"name": "forms", "file": "references/logo.bin"})).unwrap().contains("binary"));
+        for escape in ["../secret.txt", "references/../../secret.txt", "/etc/passwd", "SKILL.md", "references/link.md"] {
+            let e = read(serde_json::json!({"name": "forms", "file": escape})).unwrap_err();
+            assert!(!e.contains("private"), "{escape}: {e}");
+        }
+        assert!(read(serde_json::json!({"name": "nope"})).unwrap_err().contains("the skills are: forms"));
     }
 
     #[test]

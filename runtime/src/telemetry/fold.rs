@@ -132,6 +132,10 @@ impl Open {
         }
     }
 
+    fn has(&self, key: &str) -> bool {
+        self.attributes.iter().any(|(k, _)| *k == key)
+    }
+
     fn set(&mut self, key: &'static str, value: impl Into<Value>) {
         let value = value.into();
         match self.attributes.iter_mut().find(|(k, _)| *k == key) {
@@ -282,7 +286,10 @@ impl Fold {
                 _ if turn.error.is_some() => "error",
                 _ => "stop",
             };
-            turn.set("gen_ai.response.finish_reasons", Value::Strs(vec![reason.into()]));
+            // The provider's own reason, where the turn's end carried it, wins.
+            if !turn.has("gen_ai.response.finish_reasons") {
+                turn.set("gen_ai.response.finish_reasons", Value::Strs(vec![reason.into()]));
+            }
             done.push(turn.close(spans.trace_id, end));
         }
         match event {
@@ -441,7 +448,9 @@ fn close_run(mut spans: RunSpans, at: SystemTime, end: Option<(RunStatus, Option
     let mut done = Vec::new();
     if let Some((mut turn, end)) = spans.ended_turn.take() {
         let reason = if turn.error.is_some() { "error" } else { "stop" };
-        turn.set("gen_ai.response.finish_reasons", Value::Strs(vec![reason.into()]));
+        if !turn.has("gen_ai.response.finish_reasons") {
+            turn.set("gen_ai.response.finish_reasons", Value::Strs(vec![reason.into()]));
+        }
         done.push(turn.close(trace, end));
     }
     if let Some(turn) = spans.turn.take() {
@@ -560,8 +569,16 @@ fn fold_within(
             spans.turns = spans.turns.max(*turn);
             ended
         }
-        Event::ModelTurnEnd { usage, error, .. } => {
+        Event::ModelTurnEnd {
+            usage,
+            error,
+            finish_reason,
+            ..
+        } => {
             let mut span = spans.turn.take()?;
+            if let Some(reason) = finish_reason {
+                span.set("gen_ai.response.finish_reasons", Value::Strs(vec![reason.clone()]));
+            }
             span.set("gen_ai.usage.input_tokens", usage.input_tokens);
             span.set("gen_ai.usage.output_tokens", usage.output_tokens);
             spans.input_tokens += usage.input_tokens;
@@ -874,6 +891,7 @@ mod tests {
             Event::ModelTurnBegin { turn: 1 },
             Event::ModelTurnEnd {
                 turn: 1,
+                finish_reason: None,
                 usage: Usage {
                     input_tokens: 120,
                     output_tokens: 30,
@@ -1103,6 +1121,7 @@ mod tests {
                     &run,
                     Event::ModelTurnEnd {
                         turn: 4,
+                        finish_reason: None,
                         usage: Usage::default(),
                         error: Some("HTTP 500".into()),
                     },

@@ -468,6 +468,7 @@ mod tests {
                 "2026-12-01T08:00:02.000Z",
                 Event::ModelTurnEnd {
                     turn: 1,
+                    finish_reason: None,
                     usage: Usage {
                         input_tokens: 100,
                         output_tokens: 7,
@@ -520,6 +521,7 @@ mod tests {
             "2026-12-01T08:00:02.500Z",
             Event::ModelTurnEnd {
                 turn: 1,
+                finish_reason: None,
                 usage: Usage {
                     input_tokens: 20,
                     output_tokens: 3,

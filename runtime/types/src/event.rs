@@ -138,6 +138,10 @@ pub enum Event {
     ModelTurnEnd {
         turn: u32,
         usage: Usage,
+        /// Why the model stopped, in OpenTelemetry's words (`stop`,
+        /// `tool_call`, `length`, or the provider's own); none in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        finish_reason: Option<String>,
         /// Why the turn brought no answer (the provider's error), if it did not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,

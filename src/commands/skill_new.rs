@@ -165,6 +165,19 @@ pub fn touches_of(name: &str, path: &Path, cache_dir: Option<PathBuf>) -> Result
     Ok(component::touches(tb.by_name(name)?.description()))
 }
 
+/// For `skills show` and `skills trust`: what a skill's component may
+/// touch, or why it cannot be loaded; nothing for a skill without one.
+pub fn say_touches(skill: &skills::Skill, cache_dir: Option<PathBuf>) {
+    let skills::Entry::Component { path, .. } = &skill.entry else {
+        return;
+    };
+    out("what its code may touch (its own declaration, checked before every call):");
+    match touches_of(&skill.name, path, cache_dir) {
+        Ok(lines) => out(&render::block(&lines.join("\n"))),
+        Err(e) => out(&format!("  it cannot be loaded: {}", render::line(&e.message))),
+    }
+}
+
 /// Before the first run that uses one of your own component skills (and
 /// again once its code changed): shows what its code may touch and asks
 /// you to confirm it once, whatever the mode. With the offline planner that
@@ -181,12 +194,12 @@ pub fn confirm_first_use(
         return Ok(());
     };
     let found = skills::discover(ws.root(), Some(&config));
+    let yours = |s: &skills::Skill| s.source == SkillSource::User && matches!(s.entry, skills::Entry::Component { .. });
+    if !found.skills.iter().any(yours) {
+        return Ok(());
+    }
     let confirmed = component::Confirmed::load(&config).map_err(user_error)?;
-    let waiting = |s: &skills::Skill| {
-        s.source == SkillSource::User
-            && matches!(s.entry, skills::Entry::Component { .. })
-            && !confirmed.is_confirmed(s)
-    };
+    let waiting = |s: &skills::Skill| yours(s) && !confirmed.is_confirmed(s);
     let asked: Vec<&skills::Skill> = if offline {
         let ctx = skills::MatchContext::for_workspace(ws.root(), &task.grants);
         match skills::match_task(&task.outcome, &found.skills, &ctx) {

@@ -7,6 +7,7 @@ mod agent;
 mod cache;
 mod changes;
 mod common;
+mod component_skills;
 mod docx_edit;
 mod edit_skills;
 mod envelope;

@@ -109,7 +109,7 @@ pub fn load(dir: &Path) -> Result<Plugin, String> {
     for skill_dir in folders(&dir.join("skills"))? {
         let file = skill_dir.join(skills::SKILL_FILE);
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        skills.push(skills::parse_skill(&text, SkillSource::User, Some(&skill_dir)).map_err(|e| e.to_string())?);
+        skills.push(skills::parse_skill_strict(&text, SkillSource::User, Some(&skill_dir)).map_err(|e| e.to_string())?);
     }
     let mut commands = Vec::new();
     let commands_dir = dir.join("commands");

@@ -550,7 +550,7 @@ impl Draft {
 
     /// The draft as a skill (its `SKILL.md` read back), or why it is not one.
     pub fn parsed(&self) -> Result<Skill, String> {
-        crate::skills::parse_skill(&self.skill_md(), SkillSource::User, None).map_err(|e| e.to_string())
+        crate::skills::parse_skill_strict(&self.skill_md(), SkillSource::User, None).map_err(|e| e.to_string())
     }
 }
 
@@ -773,7 +773,7 @@ pub struct Installed {
 pub fn install(dir: &Path, config_dir: &Path, ws: &Workspace, replace: bool) -> Result<Installed, String> {
     let text = std::fs::read_to_string(dir.join(skills::SKILL_FILE))
         .map_err(|e| format!("{}: {e}", dir.join(skills::SKILL_FILE).display()))?;
-    let skill = skills::parse_skill(&text, SkillSource::User, Some(dir)).map_err(|e| e.to_string())?;
+    let skill = skills::parse_skill_strict(&text, SkillSource::User, Some(dir)).map_err(|e| e.to_string())?;
     let parent = skills::user_skills_dir(config_dir);
     let target = parent.join(&skill.name);
     if target.exists() && !replace {

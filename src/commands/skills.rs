@@ -388,7 +388,8 @@ fn install(dir: &Path, workspace: &Path, replace: bool, yes: bool) -> Result<(),
             dir.display()
         ))
     })?;
-    let skill = skills::parse_skill(&text, SkillSource::User, Some(dir)).map_err(|e| user_error(e.to_string()))?;
+    let skill =
+        skills::parse_skill_strict(&text, SkillSource::User, Some(dir)).map_err(|e| user_error(e.to_string()))?;
     out(&format!(
         "{}\n{}\n",
         render::line(&skill.name),

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use matching::{MIN_SCORE, Match, MatchContext, match_task, match_task_on};
-pub use parse::parse_skill;
+pub use parse::{parse_skill, parse_skill_strict};
 pub use trust::{Distrust, TrustStore};
 
 /// The file a skill folder must hold.
@@ -55,6 +55,10 @@ pub struct Skill {
     pub allowed_tools: Vec<String>,
     /// `metadata` other than deskhand's own `deskhand-*` fields.
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// What in the frontmatter is outside the Agent Skills format (another
+    /// agent's own fields, metadata that is not text): ignored when the skill
+    /// loads, refused by [`parse_skill_strict`].
+    pub outside_format: Vec<String>,
     /// The Markdown after the frontmatter.
     pub body: String,
 }
@@ -110,6 +114,9 @@ impl Skill {
         if let Some(c) = &skill.compatibility {
             lines.push(format!("needs: {}", c));
         }
+        for problem in &skill.outside_format {
+            lines.push(format!("ignored, outside the Agent Skills format: {problem}"));
+        }
         if let Some(l) = &skill.license {
             lines.push(format!("licence: {}", l));
         }
@@ -159,7 +166,10 @@ const MAX_DISCLOSED: u64 = 64 * 1024;
 /// of its files under `scripts/`, `references/` or `assets/`, never a path
 /// that leaves that folder or follows a link.
 pub fn disclose(skills: &[Skill], input: &serde_json::Value) -> Result<String, String> {
-    let name = input.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let name = input
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
     let skill = skills.iter().find(|s| s.name == name).ok_or_else(|| {
         let names: Vec<&str> = skills.iter().map(|s| s.name.as_str()).collect();
         format!("no skill named {name:?}; the skills are: {}", names.join(", "))
@@ -204,7 +214,10 @@ pub fn disclose(skills: &[Skill], input: &serde_json::Value) -> Result<String, S
     }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(&at).map_err(|e| format!("{file}: {e}"))?, MAX_DISCLOSED),
+        &mut std::io::Read::take(
+            std::fs::File::open(&at).map_err(|e| format!("{file}: {e}"))?,
+            MAX_DISCLOSED,
+        ),
         &mut bytes,
     )
     .map_err(|e| format!("{file}: {e}"))?;
@@ -214,7 +227,10 @@ pub fn disclose(skills: &[Skill], input: &serde_json::Value) -> Result<String, S
             meta.len()
         )),
         Ok(text) => Ok(text),
-        Err(_) => Ok(format!("{file} is a binary file of {} bytes; it is not shown as text", meta.len())),
+        Err(_) => Ok(format!(
+            "{file} is a binary file of {} bytes; it is not shown as text",
+            meta.len()
+        )),
     }
 }
 
@@ -432,10 +448,18 @@ pub fn discover(workspace_root: &Path, config_dir: Option<&Path>) -> Discovery {
     let workspace_dir = workspace_root.join(".agents").join("skills");
     let mut candidates = skill_files(&workspace_dir, SkillSource::Workspace, &mut found.problems);
     if let Some(dir) = config_dir {
-        candidates.extend(skill_files(&user_skills_dir(dir), SkillSource::User, &mut found.problems));
+        candidates.extend(skill_files(
+            &user_skills_dir(dir),
+            SkillSource::User,
+            &mut found.problems,
+        ));
         // Installed plugins' skills are the user's too (`crate::plugins`).
         for (plugin, _) in skill_files(&dir.join("plugins"), SkillSource::User, &mut found.problems) {
-            candidates.extend(skill_files(&plugin.join("skills"), SkillSource::User, &mut found.problems));
+            candidates.extend(skill_files(
+                &plugin.join("skills"),
+                SkillSource::User,
+                &mut found.problems,
+            ));
         }
     }
     let mut seen = BTreeSet::new();
@@ -696,17 +720,34 @@ mod tests {
         assert!(catalogue.contains("- forms: Fill forms"), "{catalogue}");
         assert!(!catalogue.contains("body"), "the body is read on demand: {catalogue}");
         let body = read(serde_json::json!({"name": "forms"})).unwrap();
-        assert!(body.contains("body") && body.contains("Files in references/: forms.md, link.md, logo.bin"), "{body}");
+        assert!(
+            body.contains("body") && body.contains("Files in references/: forms.md, link.md, logo.bin"),
+            "{body}"
+        );
         assert_eq!(
             read(serde_json::json!({"name": "forms", "file": "references/forms.md"})).unwrap(),
             "# Forms\nUse the blue pen.\n"
         );
-        assert!(read(serde_json::json!({"name": "forms", "file": "references/logo.bin"})).unwrap().contains("binary"));
-        for escape in ["../secret.txt", "references/../../secret.txt", "/etc/passwd", "SKILL.md", "references/link.md"] {
+        assert!(
+            read(serde_json::json!({"name": "forms", "file": "references/logo.bin"}))
+                .unwrap()
+                .contains("binary")
+        );
+        for escape in [
+            "../secret.txt",
+            "references/../../secret.txt",
+            "/etc/passwd",
+            "SKILL.md",
+            "references/link.md",
+        ] {
             let e = read(serde_json::json!({"name": "forms", "file": escape})).unwrap_err();
             assert!(!e.contains("private"), "{escape}: {e}");
         }
-        assert!(read(serde_json::json!({"name": "nope"})).unwrap_err().contains("the skills are: forms"));
+        assert!(
+            read(serde_json::json!({"name": "nope"}))
+                .unwrap_err()
+                .contains("the skills are: forms")
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(super) fn parse_at(
             "no frontmatter: the file must start with a `---` line, then `name:` and `description:`, then `---`".into(),
         )
     })?;
-    let front = Front::read(yaml, file)?;
+    let mut front = Front::read(yaml, file)?;
 
     let missing = |field| SkillError::MissingField {
         file: file.to_path_buf(),
@@ -134,14 +134,31 @@ pub(super) fn parse_at(
         compatibility,
         allowed_tools,
         metadata,
+        outside_format: front.outside,
         body: body.to_owned(),
     })
+}
+
+/// [`parse_skill`], then refuses anything outside the Agent Skills format
+/// (other agents' fields, metadata that is not text) that loading lets
+/// pass: for what deskhand installs or writes.
+pub fn parse_skill_strict(text: &str, source: SkillSource, dir: Option<&Path>) -> Result<Skill, SkillError> {
+    let skill = parse_skill(text, source, dir)?;
+    match skill.outside_format.first() {
+        None => Ok(skill),
+        Some(problem) => Err(SkillError::Frontmatter {
+            file: dir.map_or_else(|| PathBuf::from(SKILL_FILE), |d| d.join(SKILL_FILE)),
+            message: problem.clone(),
+        }),
+    }
 }
 
 /// The frontmatter as a YAML mapping whose keys are the specification's fields.
 struct Front<'a> {
     fields: serde_yaml_ng::Mapping,
     file: &'a Path,
+    /// What is outside the format but does not stop the skill loading.
+    outside: Vec<String>,
 }
 
 impl<'a> Front<'a> {
@@ -163,6 +180,9 @@ impl<'a> Front<'a> {
                 Err(e) => return Err(fail(format!("the frontmatter is not valid YAML: {e}"))),
             }
         };
+        // Other agents' own fields (`version`, `model`, ...) are outside the
+        // format: the skill still loads, and strict checks name them.
+        let mut outside = Vec::new();
         for key in fields.keys() {
             let known = key.as_str().is_some_and(|k| FIELDS.contains(&k));
             if !known {
@@ -170,14 +190,14 @@ impl<'a> Front<'a> {
                     serde_yaml_ng::Value::String(s) => s.clone(),
                     other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_owned(),
                 };
-                return Err(fail(format!(
+                outside.push(format!(
                     "the field `{key}` is not in the Agent Skills format, which allows {}; \
                      put your own fields under `metadata` as strings",
                     FIELDS.join(", ")
-                )));
+                ));
             }
         }
-        Ok(Front { fields, file })
+        Ok(Front { fields, file, outside })
     }
 
     fn bad(&self, field: &str, rule: impl std::fmt::Display) -> SkillError {
@@ -202,7 +222,7 @@ impl<'a> Front<'a> {
     /// `metadata`: a mapping of strings to strings. Returns deskhand's own
     /// keys (`deskhand-*`) and the others.
     #[allow(clippy::type_complexity)]
-    fn metadata(&self) -> Result<(BTreeMap<String, serde_yaml_ng::Value>, BTreeMap<String, String>), SkillError> {
+    fn metadata(&mut self) -> Result<(BTreeMap<String, serde_yaml_ng::Value>, BTreeMap<String, String>), SkillError> {
         let (mut own, mut other) = (BTreeMap::new(), BTreeMap::new());
         let map = match self.fields.get("metadata") {
             None | Some(serde_yaml_ng::Value::Null) => return Ok((own, other)),
@@ -226,16 +246,11 @@ impl<'a> Front<'a> {
                 serde_yaml_ng::Value::String(s) => {
                     other.insert(key.to_owned(), s.clone());
                 }
-                v => {
-                    return Err(SkillError::BadMetadata {
-                        file: self.file.to_path_buf(),
-                        key: key.to_owned(),
-                        message: format!(
-                            "must be a string, not {} (Agent Skills metadata maps strings to strings; quote the value)",
-                            yaml_kind(v)
-                        ),
-                    });
-                }
+                v => self.outside.push(format!(
+                    "metadata `{key}`: must be a string, not {} (Agent Skills metadata maps strings to strings; \
+                     quote the value)",
+                    yaml_kind(v)
+                )),
             }
         }
         Ok((own, other))
@@ -755,8 +770,23 @@ Body text.
             ),
         ];
         for (extra, expected) in cases {
-            let e = error(&format!("---\nname: folder-inventory\ndescription: d\n{extra}---\n"));
+            let text = format!("---\nname: folder-inventory\ndescription: d\n{extra}---\n");
+            let e = parse_skill_strict(
+                &text,
+                SkillSource::Workspace,
+                Some(Path::new("/ws/.agents/skills/folder-inventory")),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(e.contains(expected), "{extra:?}: {e}");
+            // Loading is lenient only with other agents' fields and metadata that is not text.
+            let loads = parse(&text);
+            let lenient =
+                extra.starts_with("model") || extra.starts_with("version") || extra.starts_with("metadata:\n");
+            assert_eq!(loads.is_ok(), lenient, "{extra:?}: {loads:?}");
+            if let Ok(skill) = loads {
+                assert!(skill.outside_format[0].contains(expected), "{:?}", skill.outside_format);
+            }
         }
         let e = error(&format!("---\nname: folder-inventory\ndescription: {long}\n---\n"));
         assert!(e.contains("`description` is 1025 characters; the limit is 1024"), "{e}");

@@ -650,10 +650,105 @@ fn the_format_rules_agree_with_the_reference_validator() {
         std::fs::create_dir_all(&dir).unwrap();
         let text = format!("---\n{front}---\n\n# Body\n");
         std::fs::write(dir.join("SKILL.md"), &text).unwrap();
-        let mine =
-            deskhand_runtime::skills::parse_skill(&text, deskhand_runtime::skills::SkillSource::User, Some(&dir));
+        let mine = deskhand_runtime::skills::parse_skill_strict(
+            &text,
+            deskhand_runtime::skills::SkillSource::User,
+            Some(&dir),
+        );
         let (reference, said) = reference_verdict(&dir);
         assert_eq!(mine.is_ok(), *ours, "deskhand on {front:?}: {mine:?}");
         assert_eq!(reference, *theirs, "the reference validator on {front:?}: {said}");
+    }
+}
+
+/// Public skills (tests/corpus/skills, with their licences) load as skills in a workspace once
+/// trusted and as the user's, pass the reference validator, are offered to a model by name and
+/// description and read on demand, and none of their code runs: the offline planner never
+/// picks a skill without a deskhand entry, and a run that mentions one changes nothing.
+#[test]
+fn public_skills_load_and_none_of_their_code_runs() {
+    use deskhand_runtime::skills::{Distrust, TrustStore, catalogue, disclose, discover, user_skills_dir};
+
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/skills");
+    let names = ["internal-comms", "mcp-builder", "skill-creator", "webapp-testing"];
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    for name in names {
+        let (valid, said) = reference_verdict(&corpus.join(name));
+        assert!(valid, "{name}: {said}");
+        let to = user_skills_dir(&config).join(name);
+        std::fs::create_dir_all(to.join("scripts")).unwrap();
+        for f in ["SKILL.md", "LICENSE.txt"] {
+            std::fs::copy(corpus.join(name).join(f), to.join(f)).unwrap();
+        }
+    }
+    std::fs::copy(
+        corpus.join("webapp-testing/scripts/with_server.py"),
+        user_skills_dir(&config).join("webapp-testing/scripts/with_server.py"),
+    )
+    .unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(ws.join(".agents/skills")).unwrap();
+    let found = discover(&ws, Some(&config));
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    for name in names {
+        let s = found.skills.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(s.entry, Entry::None, "{name} runs nothing by itself");
+        assert!(s.outside_format.is_empty(), "{name}: {:?}", s.outside_format);
+    }
+    let listed = catalogue(&found.skills);
+    assert!(listed.contains("- webapp-testing: Toolkit for interacting"), "{listed}");
+    let body = disclose(&found.skills, &json!({"name": "webapp-testing"})).unwrap();
+    assert!(body.contains("Files in scripts/: with_server.py"), "{body}");
+    let script = disclose(
+        &found.skills,
+        &json!({"name": "webapp-testing", "file": "scripts/with_server.py"}),
+    )
+    .unwrap();
+    assert!(script.contains("def "), "a script is read as text, never run");
+
+    // Brought by a workspace: found, untrusted, then trusted as they are.
+    let ws_skill = ws.join(".agents/skills/mcp-builder");
+    std::fs::create_dir_all(&ws_skill).unwrap();
+    std::fs::copy(corpus.join("mcp-builder/SKILL.md"), ws_skill.join("SKILL.md")).unwrap();
+    let found = discover(&ws, Some(&config));
+    let (s, why) = found.untrusted.iter().find(|(s, _)| s.name == "mcp-builder").unwrap();
+    assert_eq!(*why, Distrust::New);
+    TrustStore::load(Some(&config)).unwrap().trust(&ws, &[s]).unwrap();
+    assert!(discover(&ws, Some(&config)).untrusted.is_empty());
+
+    // The offline planner runs no skill without a deskhand entry: a task for one is answered
+    // with what it needs, and nothing is written.
+    let (workspace, _) = deskhand_runtime::workspace::Workspace::init(&ws).unwrap();
+    // Every run leaves its ledger in output/ledgers/; nothing else may appear.
+    let delivered = || {
+        let mut t = crate::common::tree(&workspace.output_dir());
+        t.retain(|k, _| !k.starts_with("ledgers/"));
+        t
+    };
+    let before = delivered();
+    for task in ["build an MCP server with mcp-builder", "webapp testing of my site"] {
+        let l = deskhand_runtime::launch::Launch {
+            workspace: &workspace,
+            config: deskhand_runtime::model::ModelConfig::default(),
+            config_dir: Some(config.clone()),
+            params: Vec::new(),
+            gate: &deskhand_runtime::agent::ApproveAll,
+            observer: None,
+            shell: None,
+            warn: &|_| {},
+            stop: None,
+            envelope: None,
+        };
+        let t = deskhand_types::Task {
+            outcome: task.into(),
+            grants: Vec::new(),
+            mode: deskhand_types::Mode::Act,
+            params: Default::default(),
+        };
+        let report =
+            deskhand_runtime::launch::launch_shared(l, toolbox(), deskhand_runtime::launch::Start::New(t)).unwrap();
+        assert!(report.summary.contains("needs a model"), "{task}: {}", report.summary);
+        assert_eq!(delivered(), before, "{task} wrote nothing");
     }
 }

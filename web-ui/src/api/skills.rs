@@ -141,7 +141,7 @@ pub(super) struct InstallReq {
 pub(super) async fn install(State(app): State<Arc<App>>, Json(req): Json<InstallReq>) -> ApiResult<Json<Value>> {
     let config_dir = config_dir(&app)?;
     blocking(move || {
-        let skill = skills::parse_skill(&req.skill_md, SkillSource::User, None)
+        let skill = skills::parse_skill_strict(&req.skill_md, SkillSource::User, None)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         serde_json::from_str::<Value>(&req.evals_json)
             .map_err(|e| ApiError::bad_request(format!("evals.json is not JSON: {e}")))?;

@@ -954,7 +954,8 @@ function scheduleForm(state, phrases, task, from) {
   const stale = () => { if (preview.firstChild) preview.replaceChildren(h("p", { class: "muted" }, "Changed: preview again to see what would be saved.")); };
   const form = h("form", { class: "card", id: "schedule-form", oninput: stale, onchange: stale, onsubmit: (ev) => { ev.preventDefault(); show(); } },
     h("h2", {}, "New schedule"),
-    from ? h("p", { class: "muted" }, `Filled from run ${from}.`) : null,
+    from ? h("p", { class: "muted" }, "Filled from ", h("a", { href: `#/run/${encodeURIComponent(from)}` }, `run ${from}`),
+      ". Say when it runs, then Preview: nothing is saved before you see its times and what its runs may do.") : null,
     h("label", { for: "sched-task" }, "The task, in words"), outcome,
     h("label", { for: "sched-every" }, "Every …"), every,
     h("details", { class: "muted" }, h("summary", {}, "Phrases deskhand knows"), h("p", {}, phrases)),

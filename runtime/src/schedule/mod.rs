@@ -21,6 +21,9 @@
 //!   passed over, and resuming starts from then.
 //! - The record of settled occurrences is kept [`KEEP_RECORD_DAYS`].
 //! - **Times** ([`when`]): DST is deliberate, see its `//!`.
+//! - **One way in**: every front end checks and plans a new schedule with
+//!   [`prepare()`] (its times, grants, envelope, and the hash of what the
+//!   person saw) and saves what it prepared.
 //! - A scheduled run has no person to ask: [`run::launch_unattended`]
 //!   starts it with the schedule's approved envelope and a gate that never
 //!   waits; what it needed and could not get, it says in its journal.
@@ -79,7 +82,9 @@ pub enum ScheduleError {
     BadCron { cron: String, problem: String },
     #[error("{}", unknown_zone(zone, suggestions))]
     UnknownZone { zone: String, suggestions: Vec<String> },
-    #[error("the task is empty: say what should be done each time, e.g. \"make my briefing from the notes in context/\"")]
+    #[error(
+        "the task is empty: say what should be done each time, e.g. \"make my briefing from the notes in context/\""
+    )]
     EmptyTask,
     #[error(
         "the granted folder {folder} does not exist in {} (or is not a folder). Nothing was saved. Check the name \

@@ -43,7 +43,10 @@ impl Timing {
         let fields: Vec<&str> = text.split_whitespace().collect();
         let cron_like = fields.len() >= 3
             && !text.contains(':')
-            && fields.first().and_then(|f| f.chars().next()).is_some_and(|c| c.is_ascii_digit() || c == '*')
+            && fields
+                .first()
+                .and_then(|f| f.chars().next())
+                .is_some_and(|c| c.is_ascii_digit() || c == '*')
             && fields.iter().all(|f| {
                 // Month and day names are three letters (JAN, mon-fri); longer words are a phrase.
                 f.split(|c: char| !c.is_ascii_alphabetic()).all(|w| w.len() <= 3)
@@ -258,7 +261,10 @@ impl Prepared {
             let yours = t.here.as_ref().map(|h| format!("  ({h} here)")).unwrap_or_default();
             text.push_str(&format!("{label}{}{yours}\n", t.there));
         }
-        text.push_str(&format!("  Workspace: {}\n", line(&new.workspace.display().to_string())));
+        text.push_str(&format!(
+            "  Workspace: {}\n",
+            line(&new.workspace.display().to_string())
+        ));
         text.push_str(&format!("  Grants:    {}\n", grants_words(&new.grants, line)));
         text.push_str(&format!("  Mode:      {}\n", new.mode));
         text.push_str(&format!("  If missed: {}\n", new.missed.describe()));
@@ -277,10 +283,16 @@ mod tests {
     fn one_field_reads_as_a_phrase_or_as_cron() {
         assert_eq!(Timing::read(" weekday 08:00 "), Timing::Every("weekday 08:00".into()));
         assert_eq!(Timing::read("0 8 * * 1-5"), Timing::Cron("0 8 * * 1-5".into()));
-        assert_eq!(Timing::read("30 7 * * MON-FRI"), Timing::Cron("30 7 * * MON-FRI".into()));
+        assert_eq!(
+            Timing::read("30 7 * * MON-FRI"),
+            Timing::Cron("30 7 * * MON-FRI".into())
+        );
         // Not cron-like: a phrase, so the error lists the phrases that work.
         assert_eq!(Timing::read("every fortnight"), Timing::Every("every fortnight".into()));
-        assert_eq!(Timing::read("8:00 every fortnight"), Timing::Every("8:00 every fortnight".into()));
+        assert_eq!(
+            Timing::read("8:00 every fortnight"),
+            Timing::Every("8:00 every fortnight".into())
+        );
         // Cron-like but wrong: cron, so the error says what is wrong with it.
         assert_eq!(Timing::read("0 8 * *"), Timing::Cron("0 8 * *".into()));
     }

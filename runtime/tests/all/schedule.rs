@@ -66,6 +66,7 @@ fn run_monday(task: &str, approved: &str) -> (crate::common::Demo, Schedules, i6
                 warn: &|w| panic!("{w}"),
                 observer: None,
                 started: Some(schedule::run::recorder(path.clone(), o.id, "test".into())),
+                stop: None,
             };
             schedule::run::outcome(&schedule::run::launch_unattended(&d.ws, &mut tb, s, o, with))
         })

@@ -74,14 +74,18 @@ fn refused(e: ScheduleError) -> ApiError {
         ScheduleError::Grants { source } | ScheduleError::Unplannable { source } if !source.is_user_error() => {
             ApiError::internal(e.to_string())
         }
-        ScheduleError::NoSuchSchedule { id } => ApiError::not_found(format!("there is no schedule {id}; reload the page")),
+        ScheduleError::NoSuchSchedule { id } => {
+            ApiError::not_found(format!("there is no schedule {id}; reload the page"))
+        }
         _ => ApiError::bad_request(e.to_string()),
     }
 }
 
 fn store(app: &App) -> ApiResult<Schedules> {
     let dir = app.options.config_dir.as_deref().ok_or_else(|| {
-        ApiError::bad_request("there is no config folder for schedules: start deskhand with XDG_CONFIG_HOME or HOME set")
+        ApiError::bad_request(
+            "there is no config folder for schedules: start deskhand with XDG_CONFIG_HOME or HOME set",
+        )
     })?;
     Schedules::open(&Schedules::default_path(dir)).map_err(refused)
 }
@@ -255,31 +259,29 @@ pub(super) async fn save(State(app): State<Arc<App>>, Json(form): Json<Form>) ->
 }
 
 pub(super) async fn pause(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> ApiResult<Json<Value>> {
-    blocking(move || {
-        let store = store(&app)?;
-        ours(&app, &store, id)?;
-        store.pause(id).map_err(refused)?;
-        Ok(Json(json!({"paused": id})))
-    })
-    .await?
+    change(app, id, "paused", |store, id| store.pause(id)).await
 }
 
 pub(super) async fn resume(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> ApiResult<Json<Value>> {
-    blocking(move || {
-        let store = store(&app)?;
-        ours(&app, &store, id)?;
-        store.resume(id, Utc::now()).map_err(refused)?;
-        Ok(Json(json!({"resumed": id})))
-    })
-    .await?
+    change(app, id, "resumed", |store, id| store.resume(id, Utc::now())).await
 }
 
 pub(super) async fn remove(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> ApiResult<Json<Value>> {
+    change(app, id, "removed", |store, id| store.remove(id)).await
+}
+
+/// Does `f` to this workspace's schedule `id`; answers `{said: id}`.
+async fn change(
+    app: Arc<App>,
+    id: i64,
+    said: &'static str,
+    f: fn(&Schedules, i64) -> Result<Schedule, ScheduleError>,
+) -> ApiResult<Json<Value>> {
     blocking(move || {
         let store = store(&app)?;
         ours(&app, &store, id)?;
-        store.remove(id).map_err(refused)?;
-        Ok(Json(json!({"removed": id})))
+        f(&store, id).map_err(refused)?;
+        Ok(Json(json!({ said: id })))
     })
     .await?
 }
@@ -322,7 +324,237 @@ pub(super) async fn run_now(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i6
                 schedule::run::outcome(&report)
             })
             .map_err(|e| e.to_string())?;
-        o.run.ok_or_else(|| o.note.unwrap_or_else(|| "the run did not start".into()))
+        o.run
+            .ok_or_else(|| o.note.unwrap_or_else(|| "the run did not start".into()))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Method, Request, StatusCode, header};
+    use deskhand_runtime::schedule::{NewSchedule, When};
+    use deskhand_runtime::workspace::Workspace;
+    use deskhand_types::{Grant, Mode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::session::{HEADER, Sessions};
+    use crate::{Lifetimes, Options};
+
+    const PORT: u16 = 47_124;
+
+    /// The router of a server over a fresh workspace with a `projects/`
+    /// folder, its config (and schedules) in a folder of its own, and a session.
+    struct Page {
+        _dir: tempfile::TempDir,
+        app: Arc<App>,
+        session: String,
+    }
+
+    impl Page {
+        fn new() -> Page {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let root = dir.path().join("ws");
+            let (workspace, _) = Workspace::init(&root).expect("workspace");
+            std::fs::create_dir_all(root.join("projects/notes")).expect("projects");
+            std::fs::write(root.join("projects/notes/a.txt"), "a note\n").expect("a file");
+            let lifetimes = Lifetimes::default();
+            let options = Options {
+                workspace: root,
+                port: PORT,
+                // Compiled tools kept between runs of the tests: drafting a plan loads them.
+                cache_dir: Some(std::env::temp_dir().join("deskhand-web-ui-tests-wasm-cache")),
+                config_dir: Some(dir.path().join("cfg")),
+                lifetimes,
+            };
+            let app = Arc::new(App::new(
+                workspace,
+                PORT,
+                crate::random_hex(32),
+                Sessions::new(lifetimes),
+                options,
+            ));
+            let session = {
+                let mut sessions = app.sessions();
+                let token = sessions.new_launch_token(Instant::now());
+                sessions.exchange(&token, Instant::now()).expect("a fresh token")
+            };
+            Page {
+                _dir: dir,
+                app,
+                session,
+            }
+        }
+
+        /// `method uri` with `body` as the page sends it; the status and the JSON answer.
+        fn call(&self, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(header::HOST, format!("127.0.0.1:{PORT}"))
+                .header(header::ORIGIN, format!("http://127.0.0.1:{PORT}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(HEADER, &self.session)
+                .body(Body::from(body.to_string()))
+                .expect("request");
+            let router = crate::api::router(self.app.clone());
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    let response = router.oneshot(request).await.expect("infallible");
+                    let status = response.status();
+                    let bytes = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+                    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+                })
+        }
+
+        fn store(&self) -> Schedules {
+            store(&self.app).expect("the schedule database")
+        }
+    }
+
+    fn form(every: &str) -> Value {
+        json!({"task": "Make a file inventory of projects/notes", "every": every, "zone": "Europe/Berlin",
+               "here": "America/New_York", "grants": [{"path": "projects"}], "mode": "act", "missed": "skip"})
+    }
+
+    #[test]
+    fn each_bad_input_is_refused_in_words_and_nothing_is_saved() {
+        let page = Page::new();
+        let with = |key: &str, value: Value| {
+            let mut f = form("weekday 08:00");
+            f[key] = value;
+            f
+        };
+        let mut no_zone = with("zone", Value::Null);
+        no_zone["here"] = Value::Null;
+        for (body, words) in [
+            (form("every fortnight"), "does not know the phrase \"every fortnight\""),
+            (form("0 8 * *"), "it has 4 fields"),
+            (form(""), "say when it runs"),
+            (
+                with("zone", json!("Europe/Berln")),
+                "is not a time zone deskhand knows. Did you mean one of Europe/Berlin",
+            ),
+            (with("task", json!("  ")), "the task is empty"),
+            (with("mode", json!("yolo")), "unknown mode \"yolo\""),
+            (with("missed", json!("later")), "unknown missed-run policy \"later\""),
+            (
+                with("grants", json!([{"path": "projects/scans"}])),
+                "projects/scans does not exist",
+            ),
+            (no_zone, "say which time zone"),
+        ] {
+            let (status, answer) = page.call(Method::POST, "/api/schedules/preview", body.clone());
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+            let said = answer["error"].as_str().unwrap_or_default();
+            assert!(said.contains(words), "{words:?} not in {said:?}");
+        }
+        let (status, answer) = page.call(Method::POST, "/api/schedules", form("weekday 08:00"));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("preview the schedule first")
+        );
+        assert!(page.store().list().expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_schedule_is_saved_only_as_previewed_and_only_this_workspaces_are_listed_or_changed() {
+        let page = Page::new();
+        let (status, shown) = page.call(Method::POST, "/api/schedules/preview", form("0 7 * * 1"));
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["when"], "cron 0 7 * * 1 (Europe/Berlin): At 07:00, on Monday.");
+        let next = shown["next"].as_array().expect("next times");
+        assert_eq!(next.len(), 5);
+        assert!(
+            next[0]["there"].as_str().unwrap_or_default().ends_with("07:00 CET")
+                || next[0]["there"].as_str().unwrap_or_default().ends_with("07:00 CEST"),
+            "{next:?}"
+        );
+        assert!(next[0]["here"].as_str().is_some_and(|h| h.contains(" E")), "{next:?}");
+        assert!(
+            shown["envelope"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("read projects/"),
+            "{shown}"
+        );
+        assert!(page.store().list().expect("list").is_empty(), "a preview saves nothing");
+
+        let mut stale = form("0 7 * * 1");
+        stale["hash"] = json!("0".repeat(64));
+        let (status, answer) = page.call(Method::POST, "/api/schedules", stale);
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("the plan changed since you saw it; look again")
+        );
+        assert!(page.store().list().expect("list").is_empty());
+
+        let mut seen = form("0 7 * * 1");
+        seen["hash"] = shown["hash"].clone();
+        let (status, saved) = page.call(Method::POST, "/api/schedules", seen);
+        assert_eq!(status, StatusCode::OK, "{saved}");
+        let id = saved["id"].as_i64().expect("an id");
+
+        // Another workspace's schedule, in the same per-user database.
+        let elsewhere = page
+            .store()
+            .add(
+                &NewSchedule {
+                    task: "someone else's".into(),
+                    phrase: None,
+                    when: When::new("0 9 * * *", "UTC").expect("when"),
+                    workspace: "/elsewhere".into(),
+                    grants: vec![Grant::read_only("projects")],
+                    mode: Mode::Act,
+                    missed: MissedPolicy::Skip,
+                    envelope: None,
+                },
+                Utc::now(),
+            )
+            .expect("saved")
+            .id;
+        let (status, list) = page.call(Method::GET, "/api/schedules?here=America/New_York", Value::Null);
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let listed = list["schedules"].as_array().expect("schedules");
+        assert_eq!(listed.len(), 1, "{list}");
+        assert_eq!(listed[0]["id"], id);
+        assert_eq!(listed[0]["paused"], false);
+        for action in ["pause", "resume", "run-now"] {
+            let (status, _) = page.call(Method::POST, &format!("/api/schedules/{elsewhere}/{action}"), json!({}));
+            assert_eq!(status, StatusCode::NOT_FOUND, "{action}");
+        }
+        let (status, _) = page.call(Method::DELETE, &format!("/api/schedules/{elsewhere}"), json!({}));
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(!page.store().get(elsewhere).expect("kept").paused);
+
+        let (status, _) = page.call(Method::POST, &format!("/api/schedules/{id}/pause"), json!({}));
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.store().get(id).expect("paused").paused);
+        let (_, list) = page.call(Method::GET, "/api/schedules", Value::Null);
+        assert_eq!(list["schedules"][0]["paused"], true);
+        assert_eq!(list["schedules"][0]["next"], Value::Null);
+        let (status, _) = page.call(Method::DELETE, &format!("/api/schedules/{id}"), json!({}));
+        assert_eq!(status, StatusCode::OK);
+        let (status, answer) = page.call(Method::POST, &format!("/api/schedules/{id}/resume"), json!({}));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert_eq!(
+            page.store().list().expect("list").len(),
+            1,
+            "only the other workspace's is left"
+        );
+    }
 }

@@ -552,4 +552,29 @@ mod tests {
         let e = build(&tmp.path().join("x"), "x", &options).unwrap_err();
         assert!(e.to_string().contains("rustup target add wasm32-wasip2"), "{e}");
     }
+
+    /// A cargo that says what cargo says when the target is missing.
+    #[cfg(unix)]
+    #[test]
+    fn a_missing_target_names_the_rustup_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let cargo = tmp.path().join("cargo");
+        std::fs::write(
+            &cargo,
+            "#!/bin/sh\necho 'error[E0463]: cannot find crate for `core`' >&2\n\
+             echo '  = note: the `wasm32-wasip2` target may not be installed' >&2\nexit 101\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        scaffold(&tmp.path().join("x"), "x").unwrap();
+        let options = BuildOptions {
+            cargo,
+            target_dir: tmp.path().join("target"),
+        };
+        let e = build(&tmp.path().join("x"), "x", &options).unwrap_err();
+        assert!(matches!(e, ComponentError::NoTarget), "{e}");
+        assert!(e.to_string().contains("`rustup target add wasm32-wasip2`"), "{e}");
+        assert!(!tmp.path().join("x/scripts/x.wasm").exists());
+    }
 }

@@ -153,6 +153,16 @@ fn build_and_show(dir: &Path, name: &str, options: &BuildOptions, cache_dir: Opt
     let description = tb.by_name(name)?.description().clone();
     out("What it may touch (its own declaration, checked before every call against the folders a task grants):");
     out(&render::block(&component::touches(&description).join("\n")));
+    let text = std::fs::read_to_string(dir.join(skills::SKILL_FILE))
+        .map_err(|e| user_error(format!("{}: {e}", dir.join(skills::SKILL_FILE).display())))?;
+    let skill = skills::parse_skill(&text, SkillSource::User, Some(dir)).map_err(|e| user_error(e.to_string()))?;
+    let problems = component::mismatches(&skill, &description);
+    if !problems.is_empty() {
+        return Err(user_error(format!(
+            "the component is installed, but the skill cannot use it as it is:\n  {}",
+            render::block(&problems.join("\n  "))
+        )));
+    }
     Ok(())
 }
 

@@ -378,6 +378,34 @@ pub fn touches(description: &ToolDescription) -> Vec<String> {
     lines
 }
 
+/// What does not fit between a skill's SKILL.md and its component's own
+/// `describe`, in words, each with what to change: an entry operation the
+/// component does not have, a path it declares that no parameter fills.
+pub fn mismatches(skill: &super::Skill, description: &ToolDescription) -> Vec<String> {
+    let super::Entry::Component { operation, .. } = &skill.entry else {
+        return Vec::new();
+    };
+    let Some(op) = description.operation(operation) else {
+        return vec![format!(
+            "SKILL.md's deskhand-entry names the operation {operation:?}, which the component does not \
+             have (it has: {}); change one of them",
+            description.operation_names().join(", ")
+        )];
+    };
+    op.effects
+        .reads
+        .iter()
+        .chain(&op.effects.writes)
+        .filter(|field| !skill.params.iter().any(|p| p.name == **field))
+        .map(|field| {
+            format!(
+                "the operation {operation:?} reads or writes the path given as {field:?}, but SKILL.md has no \
+                 parameter {field:?} (deskhand-params), so no task can give it one"
+            )
+        })
+        .collect()
+}
+
 /// The file in the user's config folder that remembers which of their
 /// component skills' code they confirmed.
 pub const CONFIRMED_FILE: &str = "confirmed-components.json";
@@ -510,6 +538,39 @@ mod tests {
         assert!(matches!(e, ComponentError::BadSkill(_)), "{e}");
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the first skill: {left:?}");
+    }
+
+    #[test]
+    fn a_skill_and_its_component_that_disagree_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("word-count");
+        scaffold(&dir, "word-count").unwrap();
+        let text = std::fs::read_to_string(dir.join(SKILL_FILE)).unwrap();
+        let skill = parse_skill(&text, SkillSource::User, Some(&dir)).unwrap();
+        let op = |name: &str, reads: &[&str]| deskhand_types::tool::Operation {
+            name: name.into(),
+            summary: String::new(),
+            args_schema: serde_json::json!({}),
+            effects: deskhand_types::tool::Effects {
+                reads: reads.iter().map(|r| (*r).to_owned()).collect(),
+                writes: vec!["output".into()],
+                network: false,
+            },
+        };
+        let described = |ops| ToolDescription {
+            name: "word-count".into(),
+            version: "0.1.0".into(),
+            summary: String::new(),
+            operations: ops,
+        };
+        assert!(mismatches(&skill, &described(vec![op("run", &["folder"])])).is_empty());
+        let other = mismatches(&skill, &described(vec![op("count", &["folder"])]));
+        assert!(
+            other[0].contains("does not have") && other[0].contains("count"),
+            "{other:?}"
+        );
+        let unfilled = mismatches(&skill, &described(vec![op("run", &["folder", "glossary"])]));
+        assert!(unfilled[0].contains("no parameter \"glossary\""), "{unfilled:?}");
     }
 
     #[test]

@@ -902,11 +902,7 @@ function scheduleCard(s) {
     h("h3", {}, name(s.task)),
     h("p", {}, s.when),
     h("p", { class: "next" }, next),
-    s.recent.length ? h("div", {}, h("p", { class: "muted" }, "Last runs:"), h("ul", { class: "recent" }, s.recent.map((o) => h("li", { class: `o-${o.state}` },
-      `${when(o.due)}: ${o.said}`,
-      o.covers > 1 ? ` (for ${o.covers} due times)` : "",
-      o.run ? [" · ", h("a", { href: `#/run/${encodeURIComponent(o.run)}` }, "the run")] : null,
-      o.note ? h("div", { class: "muted" }, o.note) : null)))) : null,
+    s.recent.length ? h("div", {}, h("p", { class: "muted" }, "Last runs:"), h("ul", { class: "recent" }, s.recent.map(occurrenceItem))) : null,
     h("details", {}, h("summary", {}, "What its runs may do"),
       h("p", {}, `Grants: ${s.grants}. Mode: ${s.mode}. If missed: ${s.missed}.`),
       s.envelope ? h("pre", { class: "declarations" }, s.envelope) : h("p", { class: "muted" }, "No approved plan: its runs stop at anything that would ask you.")),
@@ -915,6 +911,18 @@ function scheduleCard(s) {
         : h("button", { class: "fit", onclick: act("/pause") }, "Pause"),
       h("button", { class: "fit", onclick: act("/run-now") }, "Run now"),
       h("button", { class: "danger fit", onclick: remove }, "Remove")));
+}
+
+// One of a schedule's due times and what became of it, its run linked. A
+// run that stopped for the person and went on with them since says how it ended.
+function occurrenceItem(o) {
+  const since = o.state === "needs_you" && o.run_now && o.run_now !== "needs_input" ? o.run_now : null;
+  return h("li", { class: since ? "" : `o-${o.state}` },
+    `${when(o.due)}: ${o.said}`,
+    since ? `, then went on with you: ${runLabel(since)}` : "",
+    o.covers > 1 ? ` (for ${o.covers} due times)` : "",
+    o.run ? [" · ", h("a", { href: `#/run/${encodeURIComponent(o.run)}` }, "the run")] : null,
+    o.note ? h("div", { class: "muted" }, o.note) : null);
 }
 
 // The form: the task, when, the zone, grants and mode as the new-task form

@@ -103,7 +103,7 @@ fn ours(app: &App, store: &Schedules, id: i64) -> ApiResult<Schedule> {
 }
 
 /// A schedule as the page lists it.
-fn listed(store: &Schedules, s: &Schedule, here: Option<Tz>) -> ApiResult<Value> {
+fn listed(app: &App, store: &Schedules, s: &Schedule, here: Option<Tz>) -> ApiResult<Value> {
     let zone = s.when().map(|w| w.tz()).ok();
     let at = |t| match zone {
         Some(z) => LocalTime::new(t, z, here),
@@ -127,6 +127,8 @@ fn listed(store: &Schedules, s: &Schedule, here: Option<Tz>) -> ApiResult<Value>
                 "state": o.state.as_str(),
                 "said": o.state.describe(),
                 "run": o.run.as_ref().map(|r| r.0.clone()),
+                // What the run is now: one stopped for the person may since have gone on with them.
+                "run_now": o.run.as_ref().and_then(|r| app.workspace.journal().task(r).ok().flatten()).map(|t| t.status),
                 "note": o.note,
                 "covers": o.covers,
             })
@@ -157,7 +159,7 @@ pub(super) async fn list(State(app): State<Arc<App>>, Query(q): Query<Here>) -> 
             .map_err(refused)?
             .iter()
             .filter(|s| s.workspace == app.root)
-            .map(|s| listed(&store, s, here))
+            .map(|s| listed(&app, &store, s, here))
             .collect::<ApiResult<_>>()?;
         Ok(Json(json!({"schedules": mine, "phrases": schedule::PHRASES})))
     })

@@ -60,15 +60,19 @@ pub fn new(
         ));
         f
     })?;
+    let in_workspace = workspace
+        .as_ref()
+        .map(|w| format!(" --workspace {}", w.display()))
+        .unwrap_or_default();
     if workspace.is_some() {
         out(&format!(
-            "It came with the workspace, so it runs once trusted: deskhand skills trust {name} --workspace ..."
+            "It is the workspace's, so it runs once you trust it: deskhand skills trust {name}{in_workspace}"
         ));
     }
     out(&format!(
-        "Try it: deskhand run \"count the words in projects\" --grant projects\n\
+        "Try it: deskhand run \"count the words in projects\" --grant projects{in_workspace}\n\
          Change it: edit {}, then deskhand skill build {}\n\
-         Check it: deskhand skill test {name}",
+         Check it: deskhand skill test {name}{in_workspace}",
         skill_dir
             .join(component::CRATE_DIR)
             .join("src")

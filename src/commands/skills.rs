@@ -107,13 +107,7 @@ fn show(name: &str, workspace: &Path, cache_dir: Option<std::path::PathBuf>) -> 
     }
     out(&format!("\n{}\n", render::block(&skill.description)));
     out(&render::block(&skill.declarations().join("\n")));
-    if let skills::Entry::Component { path, .. } = &skill.entry {
-        out("what its code may touch (its own declaration, checked before every call):");
-        match super::skill_new::touches_of(&skill.name, path, cache_dir) {
-            Ok(lines) => out(&render::block(&lines.join("\n"))),
-            Err(e) => out(&format!("  it cannot be loaded: {}", render::line(&e.message))),
-        }
-    }
+    super::skill_new::say_touches(skill, cache_dir);
     if let Some(why) = why {
         out(&format!(
             "\nNot run: {why}. To run it: deskhand skills trust {}",
@@ -182,6 +176,7 @@ fn trust(names: &[String], workspace: &Path, yes: bool, cache_dir: Option<std::p
         ));
         out(&render::summary(&s.description));
         out(&render::block(&s.declarations().join("\n")));
+        super::skill_new::say_touches(s, cache_dir.clone());
     }
     let question = format!(
         "\nTrust {} skill(s) in this workspace? They run with the folders each task grants, \

@@ -9,6 +9,7 @@
 //! user's folder, then the [`bundled`] ones), and [`match_task`] picks the one
 //! a task asks for and fills its parameters from the task's words.
 
+pub mod component;
 mod matching;
 mod pages;
 mod parse;

@@ -484,6 +484,18 @@ test("a finished run is scheduled from its page: previewed, saved, paused, run n
   assert.match(said, /Each run may, without asking you:\n\s*read projects\//);
   assert.match(said, /run inventory\.run/);
   await page.screenshot({ path: join(shots, "schedule-preview.png"), fullPage: true });
+  // What would be saved is no longer what was shown (the task, changed behind the form's back): refused, and shown again.
+  await page.evaluate(() => { document.getElementById("sched-task").value = "Make a file inventory of projects/scans"; });
+  await shown.getByRole("button", { name: "Save this schedule" }).click();
+  await page.locator("#alert").getByText("the plan changed since you saw it; look again").waitFor();
+  await shown.getByText(/Run folder-inventory on projects\/scans/).waitFor({ timeout: 60000 });
+  assert.equal(await page.locator("#alert").isVisible(), true, "the reason stays above the new preview");
+  await page.screenshot({ path: join(shots, "schedule-changed.png"), fullPage: true });
+  assert.doesNotMatch(deskhand(["schedule", "list"]), /projects\/notes/);
+  await page.fill("#sched-task", "Make a file inventory of projects/notes");
+  await shown.waitFor({ state: "detached" });
+  await form.getByRole("button", { name: "Preview" }).click();
+  await shown.getByText(/Run folder-inventory on projects\/notes/).waitFor({ timeout: 60000 });
   await shown.getByRole("button", { name: "Save this schedule" }).click();
   const saved = await page.getByRole("status").getByText(/^Saved schedule \d+/).innerText();
   const id = saved.match(/^Saved schedule (\d+)/)[1];

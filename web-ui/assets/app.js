@@ -948,13 +948,13 @@ function scheduleForm(state, phrases, task, from) {
   const look = h("button", { type: "submit", class: "primary" }, "Preview");
   const body = () => ({ task: outcome.value, every: every.value, zone: zone.value, here: HERE,
     grants: grantsOf(), mode: mode.value, missed: missed.value });
-  const show = async () => {
-    showError("");
+  const show = async (keepError) => {
+    if (!keepError) showError("");
     look.disabled = true;
     preview.replaceChildren(h("p", { class: "muted", role: "status" }, "Planning its runs, without doing anything …"));
     try {
       const p = await api("POST", "/api/schedules/preview", body());
-      preview.replaceChildren(previewCard(p, body));
+      preview.replaceChildren(previewCard(p, body, () => show(true)));
     } catch (e) { preview.replaceChildren(); failed(e); }
     look.disabled = false;
   };
@@ -977,8 +977,8 @@ function scheduleForm(state, phrases, task, from) {
   return form;
 }
 
-function previewCard(p, body) {
-  const save = h("button", { class: "primary", id: "sched-save", onclick: async () => {
+function previewCard(p, body, again) {
+  const save = h("button", { type: "button", class: "primary", id: "sched-save", onclick: async () => {
     showError("");
     save.disabled = true;
     try {
@@ -989,8 +989,8 @@ function previewCard(p, body) {
     } catch (e) {
       save.disabled = false;
       failed(e);
-      // The plan changed since it was shown: show what would be saved now.
-      if (/changed since you saw it/.test(e.message)) document.querySelector("#schedule-form button[type=submit]").click();
+      // The plan changed since it was shown: show what would be saved now, the reason kept above it.
+      if (/changed since you saw it/.test(e.message)) again();
     }
   } }, "Save this schedule");
   return h("section", { class: "card approval", id: "sched-shown", "aria-label": "What would be saved" },

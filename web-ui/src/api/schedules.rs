@@ -422,6 +422,11 @@ mod tests {
         }
     }
 
+    /// A string in an answer, or "" where there is none.
+    fn text(v: &Value) -> &str {
+        v.as_str().unwrap_or_default()
+    }
+
     fn form(every: &str) -> Value {
         json!({"task": "Make a file inventory of projects/notes", "every": every, "zone": "Europe/Berlin",
                "here": "America/New_York", "grants": [{"path": "projects"}], "mode": "act", "missed": "skip"})
@@ -456,17 +461,12 @@ mod tests {
         ] {
             let (status, answer) = page.call(Method::POST, "/api/schedules/preview", body.clone());
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
-            let said = answer["error"].as_str().unwrap_or_default();
+            let said = text(&answer["error"]);
             assert!(said.contains(words), "{words:?} not in {said:?}");
         }
         let (status, answer) = page.call(Method::POST, "/api/schedules", form("weekday 08:00"));
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert!(
-            answer["error"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("preview the schedule first")
-        );
+        assert!(text(&answer["error"]).contains("preview the schedule first"));
         assert!(page.store().list().expect("list").is_empty());
     }
 
@@ -479,30 +479,18 @@ mod tests {
         let next = shown["next"].as_array().expect("next times");
         assert_eq!(next.len(), 5);
         assert!(
-            next[0]["there"].as_str().unwrap_or_default().ends_with("07:00 CET")
-                || next[0]["there"].as_str().unwrap_or_default().ends_with("07:00 CEST"),
+            text(&next[0]["there"]).ends_with("07:00 CET") || text(&next[0]["there"]).ends_with("07:00 CEST"),
             "{next:?}"
         );
         assert!(next[0]["here"].as_str().is_some_and(|h| h.contains(" E")), "{next:?}");
-        assert!(
-            shown["envelope"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("read projects/"),
-            "{shown}"
-        );
+        assert!(text(&shown["envelope"]).contains("read projects/"), "{shown}");
         assert!(page.store().list().expect("list").is_empty(), "a preview saves nothing");
 
         let mut stale = form("0 7 * * 1");
         stale["hash"] = json!("0".repeat(64));
         let (status, answer) = page.call(Method::POST, "/api/schedules", stale);
         assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-        assert!(
-            answer["error"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("the plan changed since you saw it; look again")
-        );
+        assert!(text(&answer["error"]).contains("the plan changed since you saw it; look again"));
         assert!(page.store().list().expect("list").is_empty());
 
         let mut seen = form("0 7 * * 1");

@@ -34,8 +34,11 @@ const RECENT: usize = 5;
 /// The schedule form, as the page sends it to preview and to save.
 #[derive(Deserialize)]
 pub(super) struct Form {
+    /// Missing reads as empty, refused in words like an empty one.
+    #[serde(default)]
     task: String,
     /// A phrase ("weekday 08:00") or a cron expression ("0 8 * * 1-5").
+    #[serde(default)]
     every: String,
     /// The zone its times are read in; empty: the browser's.
     #[serde(default)]
@@ -458,6 +461,7 @@ mod tests {
                 "projects/scans does not exist",
             ),
             (no_zone, "say which time zone"),
+            (json!({"every": "weekday 08:00", "zone": "UTC"}), "the task is empty"),
         ] {
             let (status, answer) = page.call(Method::POST, "/api/schedules/preview", body.clone());
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");

@@ -130,18 +130,7 @@ pub fn add_components(tb: &mut Toolbox, skills: &[skills::Skill], warn: &dyn Fn(
 }
 
 fn discover(l: &Launch<'_>) -> skills::Discovery {
-    let discovery = skills::discover(l.workspace.root(), l.config_dir.as_deref());
-    for problem in &discovery.problems {
-        (l.warn)(format!("skipped a skill: {problem}"));
-    }
-    for (skill, why) in &discovery.untrusted {
-        (l.warn)(format!(
-            "the workspace's skill {} was not used: {why}. See what it runs with `deskhand skills show {}`, \
-             and let it run with `deskhand skills trust {}`",
-            skill.name, skill.name, skill.name
-        ));
-    }
-    discovery
+    discover_skills(l.workspace, l.config_dir.as_deref(), l.warn)
 }
 
 /// A task that starts with an installed plugin's `/command` becomes the
@@ -262,10 +251,42 @@ impl Planner {
 
 /// The skills for `ws`: the workspace's, the user's in `config_dir`, the
 /// bundled ones; one that cannot be read is reported through `warn`.
+/// The skills a run may use, as every front end and the envelope's draft
+/// find them: a skill that could not be read, a workspace's skill the
+/// person has not trusted, and one of the person's component skills whose
+/// code they have not confirmed (`deskhand skills trust`, or the terminal's
+/// question on first use) are left out, each said through `warn`.
 pub(crate) fn discover_skills(ws: &Workspace, config_dir: Option<&Path>, warn: &dyn Fn(String)) -> skills::Discovery {
-    let discovery = skills::discover(ws.root(), config_dir.map(|d| d.join("skills")).as_deref());
+    let mut discovery = skills::discover(ws.root(), config_dir);
     for problem in &discovery.problems {
         warn(format!("skipped a skill: {problem}"));
+    }
+    for (skill, why) in &discovery.untrusted {
+        warn(format!(
+            "the workspace's skill {} was not used: {why}. See what it runs with `deskhand skills show {}`, \
+             and let it run with `deskhand skills trust {}`",
+            skill.name, skill.name, skill.name
+        ));
+    }
+    let is_component = |s: &skills::Skill| {
+        s.source == skills::SkillSource::User && matches!(s.entry, skills::Entry::Component { .. })
+    };
+    if discovery.skills.iter().any(is_component) {
+        let confirmed = config_dir.map(skills::component::Confirmed::load);
+        discovery.skills.retain(|s| {
+            if !is_component(s) {
+                return true;
+            }
+            let ok = matches!(&confirmed, Some(Ok(c)) if c.is_confirmed(s));
+            if !ok {
+                warn(format!(
+                    "your skill {} was not used: what its code may touch has not been confirmed. See it with \
+                     `deskhand skills show {}`, and confirm it with `deskhand skills trust {}`",
+                    s.name, s.name, s.name
+                ));
+            }
+            ok
+        });
     }
     discovery
 }

@@ -685,7 +685,17 @@ fn run_on_copy(
         copy_tree(&ws.root().join(rel), &root.join(rel), &mut budget)?;
     }
     let config_dir = scratch.path().join("config");
-    copy_tree(skill_dir, &skills::user_skills_dir(&config_dir).join(name), &mut budget)?;
+    let copied = skills::user_skills_dir(&config_dir).join(name);
+    copy_tree(skill_dir, &copied, &mut budget)?;
+    // The person asked for this run of the skill, on copies only: its code
+    // counts as confirmed in the scratch's own record.
+    let text = std::fs::read_to_string(copied.join(skills::SKILL_FILE)).map_err(|e| e.to_string())?;
+    let skill = skills::parse_skill(&text, SkillSource::User, Some(&copied)).map_err(|e| e.to_string())?;
+    if matches!(skill.entry, Entry::Component { .. }) {
+        skills::component::Confirmed::load(&config_dir)
+            .and_then(|mut c| c.confirm(&skill))
+            .map_err(|e| format!("the skill's code could not be confirmed for the scratch run: {e}"))?;
+    }
     let task = Task {
         outcome: task.to_owned(),
         grants: grants.to_vec(),

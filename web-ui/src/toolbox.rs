@@ -95,8 +95,8 @@ mod tests {
     #[test]
     fn runs_and_previews_share_one_toolbox_until_a_component_changes() {
         let root = tempfile::tempdir().unwrap();
-        let config = tempfile::tempdir().unwrap();
-        let config = Some(config.path());
+        let config_dir = tempfile::tempdir().unwrap();
+        let config = Some(config_dir.path());
         let shared = SharedToolbox::new(None);
         let first = shared.get(root.path(), config).unwrap();
         let again = shared.get(root.path(), config).unwrap();
@@ -108,7 +108,7 @@ mod tests {
 
         // Not a valid component: loading it only warns, but the toolbox is
         // rebuilt for it, and then reused again.
-        let user = skills::user_skills_dir(config.unwrap_or(Path::new(".")));
+        let user = skills::user_skills_dir(config_dir.path());
         std::fs::remove_dir_all(root.path().join(".agents")).unwrap();
         write_component_skill(&user, b"not wasm");
         let with_skill = shared.get(root.path(), config).unwrap();

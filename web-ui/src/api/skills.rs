@@ -41,11 +41,15 @@ pub(super) async fn list(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> 
     let config_dir = app.options.config_dir.clone();
     let listed = blocking(move || {
         let d = skills::discover(&root, config_dir.as_deref());
+        let confirmed = config_dir.as_deref().and_then(|c| skills::component::Confirmed::load(c).ok());
         let all: Vec<Value> = d
             .untrusted
             .iter()
             .map(|(s, why)| shown(s, Some(why.to_string())))
-            .chain(d.skills.iter().map(|s| shown(s, None)))
+            .chain(d.skills.iter().map(|s| {
+                let waiting = unconfirmed(s) && !confirmed.as_ref().is_some_and(|c| c.is_confirmed(s));
+                shown(s, waiting.then(|| UNCONFIRMED.to_owned()))
+            }))
             .collect();
         let problems: Vec<String> = d.problems.iter().map(ToString::to_string).collect();
         json!({"skills": all, "problems": problems})
@@ -60,12 +64,35 @@ pub(super) struct TrustReq {
     fingerprint: String,
 }
 
-/// Trusts one workspace skill as the page showed it.
+/// Why one of the person's component skills does not run yet.
+const UNCONFIRMED: &str = "what its code may touch has not been confirmed yet";
+
+/// One of the person's own skills with code of its own, which runs only
+/// once they confirm it.
+fn unconfirmed(s: &Skill) -> bool {
+    s.source == SkillSource::User && matches!(s.entry, skills::Entry::Component { .. })
+}
+
+/// Trusts one workspace skill as the page showed it, or confirms one of the
+/// person's component skills.
 pub(super) async fn trust(State(app): State<Arc<App>>, Json(req): Json<TrustReq>) -> ApiResult<Json<Value>> {
     let root = app.root.clone();
     let config_dir = app.options.config_dir.clone();
     blocking(move || {
         let d = skills::discover(&root, config_dir.as_deref());
+        if let Some(skill) = d.skills.iter().find(|s| s.name == req.name && unconfirmed(s)) {
+            if trust::fingerprint(skill) != req.fingerprint {
+                return Err(ApiError::conflict(format!(
+                    "{} changed since this page showed it; reload the page and read what it runs now",
+                    skill.name
+                )));
+            }
+            let dir = config_dir.as_deref().ok_or_else(|| ApiError::bad_request("there is no config folder"))?;
+            skills::component::Confirmed::load(dir)
+                .and_then(|mut c| c.confirm(skill))
+                .map_err(ApiError::internal)?;
+            return Ok(Json(json!({"trusted": skill.name})));
+        }
         let Some((skill, _)) = d.untrusted.iter().find(|(s, _)| s.name == req.name) else {
             return Err(ApiError::bad_request(format!(
                 "no workspace skill named {:?} waits for your trust; reload the page",

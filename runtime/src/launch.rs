@@ -268,9 +268,8 @@ pub(crate) fn discover_skills(ws: &Workspace, config_dir: Option<&Path>, warn: &
             skill.name, skill.name, skill.name
         ));
     }
-    let is_component = |s: &skills::Skill| {
-        s.source == skills::SkillSource::User && matches!(s.entry, skills::Entry::Component { .. })
-    };
+    let is_component =
+        |s: &skills::Skill| s.source == skills::SkillSource::User && matches!(s.entry, skills::Entry::Component { .. });
     if discovery.skills.iter().any(is_component) {
         let confirmed = config_dir.map(skills::component::Confirmed::load);
         discovery.skills.retain(|s| {

@@ -182,7 +182,9 @@ fn command(file: &Path) -> Result<Command, String> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     check_name(&name).map_err(|rule| format!("{}: the command name {name:?} {rule}", file.display()))?;
-    let size = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
     if size > MAX_COMMAND {
         return Err(format!(
             "{}: {size} bytes; a command's template may have at most {MAX_COMMAND}",
@@ -202,7 +204,10 @@ fn command(file: &Path) -> Result<Command, String> {
     let field = |k: &str| fields.get(k).and_then(serde_yaml_ng::Value::as_str).map(str::to_owned);
     let template = body.trim().to_owned();
     if template.is_empty() {
-        return Err(format!("{}: the command says no task; write the task after the frontmatter", file.display()));
+        return Err(format!(
+            "{}: the command says no task; write the task after the frontmatter",
+            file.display()
+        ));
     }
     Ok(Command {
         description: field("description").unwrap_or_else(|| template.lines().next().unwrap_or_default().to_owned()),
@@ -221,12 +226,15 @@ fn connectors(file: &Path) -> Result<Vec<String>, String> {
     };
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", file.display()))?;
-    let servers = v.get("mcpServers").and_then(serde_json::Value::as_object).ok_or_else(|| {
-        format!(
-            "{}: connector definitions are {{\"mcpServers\": {{\"name\": {{\"command\": ..., \"args\": [...]}}}}}}",
-            file.display()
-        )
-    })?;
+    let servers = v
+        .get("mcpServers")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| {
+            format!(
+                "{}: connector definitions are {{\"mcpServers\": {{\"name\": {{\"command\": ..., \"args\": [...]}}}}}}",
+                file.display()
+            )
+        })?;
     Ok(servers.keys().cloned().collect())
 }
 
@@ -237,7 +245,10 @@ impl Plugin {
             "{}{}{}",
             self.name,
             self.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default(),
-            self.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            self.description
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         )];
         for s in &self.skills {
             lines.push(format!("skill {}: {}", s.name, s.description));
@@ -250,7 +261,10 @@ impl Plugin {
                 c.argument_hint.as_deref().map(|h| format!(" {h}")).unwrap_or_default(),
                 c.description
             ));
-            lines.push(format!("  starts the task: {}", c.template.lines().next().unwrap_or_default()));
+            lines.push(format!(
+                "  starts the task: {}",
+                c.template.lines().next().unwrap_or_default()
+            ));
         }
         for c in &self.connectors {
             lines.push(format!(
@@ -278,34 +292,13 @@ pub fn install(plugin: &Plugin, config_dir: &Path, replace: bool) -> Result<Path
         .prefix(".installing-")
         .tempdir_in(&parent)
         .map_err(|e| format!("{}: {e}", parent.display()))?;
-    copy(&plugin.dir, staging.path())?;
+    crate::skill_creator::copy_tree(&plugin.dir, staging.path(), &mut (256 << 20))?;
     if target.exists() {
         crate::skill_creator::set_aside(&target)?;
     }
     let staged = staging.keep();
     std::fs::rename(&staged, &target).map_err(|e| format!("{}: {e}", target.display()))?;
     Ok(target)
-}
-
-/// Copies a plugin folder (links skipped; at most 256 MiB).
-fn copy(from: &Path, to: &Path) -> Result<(), String> {
-    fn walk(from: &Path, to: &Path, budget: &mut u64) -> Result<(), String> {
-        let meta = std::fs::symlink_metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
-        if meta.is_file() {
-            *budget = budget
-                .checked_sub(meta.len())
-                .ok_or_else(|| "the plugin is over 256 MiB".to_owned())?;
-            std::fs::copy(from, to).map_err(|e| format!("{}: {e}", from.display()))?;
-        } else if meta.is_dir() {
-            std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-            for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
-                let entry = entry.map_err(|e| e.to_string())?;
-                walk(&entry.path(), &to.join(entry.file_name()), budget)?;
-            }
-        }
-        Ok(())
-    }
-    walk(from, to, &mut (256 << 20))
 }
 
 /// The installed plugins, and the ones that could not be read.
@@ -383,7 +376,10 @@ mod tests {
         assert_eq!(p.connectors, ["calendar"]);
         assert_eq!(p.commands[0].argument_hint.as_deref(), Some("FOLDER"));
         let summary = p.summary().join("\n");
-        assert!(summary.contains("command /weekly-report FOLDER: The week's notes as a digest"), "{summary}");
+        assert!(
+            summary.contains("command /weekly-report FOLDER: The week's notes as a digest"),
+            "{summary}"
+        );
         assert!(summary.contains("deskhand does not run connectors yet"), "{summary}");
 
         let config = tmp.path().join("config");
@@ -415,7 +411,11 @@ mod tests {
             "---\nname: team-inventory\ndescription: d\nmodel: x\n---\n",
         )
         .unwrap();
-        assert!(load(&dir).unwrap_err().contains("`model` is not in the Agent Skills format"));
+        assert!(
+            load(&dir)
+                .unwrap_err()
+                .contains("`model` is not in the Agent Skills format")
+        );
         std::fs::write(dir.join(".claude-plugin/plugin.json"), r#"{"name": "Team Kit"}"#).unwrap();
         assert!(load(&dir).unwrap_err().contains("must be lowercase"));
         std::fs::remove_dir_all(dir.join(".claude-plugin")).unwrap();

@@ -28,7 +28,7 @@ use deskhand_types::{ChangeKind, Event, Grant, Mode, PlanStep, RunId, RunStatus,
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+use crate::agent::RefuseAll;
 use crate::launch::{self, Launch, Start};
 use crate::model::ModelConfig;
 use crate::skills::{self, Entry, Match, MatchContext, ParamKind, ParamSpec, Skill, SkillSource};
@@ -597,23 +597,6 @@ impl Replay {
     }
 }
 
-/// A gate for a replay: act mode approves its steps; anything that would
-/// ask the person (a deletion) is refused, as the scratch copy is no one's.
-struct ReplayGate;
-
-impl Gate for ReplayGate {
-    fn approve_step(&self, _: &str, _: &StepApproval<'_>) -> Approval {
-        Approval::Rejected {
-            reason: "a replay asks no one".into(),
-        }
-    }
-    fn approve_changes(&self, _: &str, _: &ChangesApproval<'_>) -> Approval {
-        Approval::Rejected {
-            reason: "a replay asks no one".into(),
-        }
-    }
-}
-
 /// Bytes of the granted folders a replay copies at most.
 const REPLAY_COPY_LIMIT: u64 = 512 << 20;
 
@@ -708,7 +691,9 @@ fn run_on_copy(
         config: ModelConfig::default(),
         config_dir: Some(config_dir),
         params: Vec::new(),
-        gate: &ReplayGate,
+        // Act mode approves its steps; anything that would ask (a deletion) is
+        // refused, as the scratch copy is no one's.
+        gate: &RefuseAll("a run on a scratch copy asks no one"),
         observer: None,
         shell: None,
         warn: &warn,
@@ -740,12 +725,13 @@ fn run_on_copy(
 }
 
 /// Copies the files and folders of `from` into `to` (links skipped), within `budget` bytes.
-fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), String> {
+pub(crate) fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
     if meta.is_file() {
         *budget = budget.checked_sub(meta.len()).ok_or_else(|| {
             format!(
-                "the run's folders are over {} MiB, too much to copy for a replay",
+                "too much to copy: {} reaches the size limit for a copy (a replay copies at most {} MiB)",
+                from.display(),
                 REPLAY_COPY_LIMIT >> 20
             )
         })?;

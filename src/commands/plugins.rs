@@ -13,8 +13,8 @@ use crate::setup::config_dir;
 use crate::terminal::{confirm, out};
 
 pub fn plugins(command: PluginsCommand) -> Result<(), Failure> {
-    let config = config_dir()
-        .ok_or_else(|| user_error("there is no config folder for plugins: set XDG_CONFIG_HOME or HOME"))?;
+    let config =
+        config_dir().ok_or_else(|| user_error("there is no config folder for plugins: set XDG_CONFIG_HOME or HOME"))?;
     match command {
         PluginsCommand::List => {
             let (found, problems) = plugins::installed(&config);
@@ -84,7 +84,11 @@ fn find(config: &Path, name: &str) -> Result<Plugin, Failure> {
         user_error(format!(
             "no plugin named {:?} is installed; installed: {}",
             render::line(name),
-            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
         ))
     })
 }

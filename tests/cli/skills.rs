@@ -133,8 +133,14 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
     let refused = deskhand(&["plugins", "install", "team-kit"], tmp.path());
     assert_eq!(refused.status.code(), Some(2));
     let shown = stdout(&refused);
-    assert!(shown.contains("command /team-digest FOLDER: A digest of a folder's notes"), "{shown}");
-    assert!(shown.contains("runs: deskhand's inventory tool (inventory.run), sandboxed"), "{shown}");
+    assert!(
+        shown.contains("command /team-digest FOLDER: A digest of a folder's notes"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("runs: deskhand's inventory tool (inventory.run), sandboxed"),
+        "{shown}"
+    );
     assert!(stderr(&refused).contains("not installed"));
 
     assert_ok(&deskhand(&["plugins", "install", "team-kit", "--yes"], tmp.path()));
@@ -144,7 +150,16 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
     assert!(skills.contains("team-inventory"), "{skills}");
 
     let run = deskhand(
-        &["run", "/team-digest context/team", "--workspace", "ws", "--grant", "context", "--mode", "act"],
+        &[
+            "run",
+            "/team-digest context/team",
+            "--workspace",
+            "ws",
+            "--grant",
+            "context",
+            "--mode",
+            "act",
+        ],
         tmp.path(),
     );
     assert_ok(&run);
@@ -152,10 +167,17 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(made.iter().any(|n| n.ends_with(".docx")), "the digest skill ran: {made:?}\n{}", stdout(&run));
+    assert!(
+        made.iter().any(|n| n.ends_with(".docx")),
+        "the digest skill ran: {made:?}\n{}",
+        stdout(&run)
+    );
 
     assert_ok(&deskhand(&["plugins", "remove", "team-kit"], tmp.path()));
     let skills = stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path()));
     assert!(!skills.contains("team-inventory"), "{skills}");
-    assert_user_error(&deskhand(&["plugins", "show", "team-kit"], tmp.path()), "no plugin named");
+    assert_user_error(
+        &deskhand(&["plugins", "show", "team-kit"], tmp.path()),
+        "no plugin named",
+    );
 }

@@ -160,6 +160,22 @@ pub const MAX_SUBAGENTS_PER_RUN: usize = 64;
 
 pub use crate::gate::DELETION_ALWAYS_ASKS;
 
+/// No one to ask: whatever the policy leaves to a person is refused with
+/// `.0` as the reason (a schedule saved without an envelope, a replay on a
+/// scratch copy), so the run stops there instead of waiting.
+#[derive(Debug)]
+pub struct RefuseAll(pub &'static str);
+
+impl Gate for RefuseAll {
+    fn approve_step(&self, _: &str, _: &StepApproval<'_>) -> Approval {
+        Approval::Rejected { reason: self.0.into() }
+    }
+
+    fn approve_changes(&self, _: &str, _: &ChangesApproval<'_>) -> Approval {
+        Approval::Rejected { reason: self.0.into() }
+    }
+}
+
 /// A person who approves everything they are asked except deletions (they
 /// cannot be asked: no one is there). For tests, and for runs without a
 /// front end.

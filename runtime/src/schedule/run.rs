@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use deskhand_types::{Event, RunId, RunStatus, Task};
 
 use super::{Occurrence, OccurrenceState, RunOutcome, Schedule};
-use crate::agent::{Approval, ChangesApproval, Gate, RunObserver, RunReport, StepApproval};
+use crate::agent::{RefuseAll, RunObserver, RunReport};
 use crate::launch::{self, Launch};
 use crate::model::ModelConfig;
 use crate::tools::Toolbox;
@@ -24,25 +24,10 @@ use crate::workspace::Workspace;
 /// The gate of a schedule's run saved without an envelope (with one,
 /// [`crate::envelope::Unattended`] is its gate): whatever the policy would
 /// ask a person is refused with a reason that says so; it never blocks.
-#[derive(Debug, Default)]
-pub struct UnattendedGate;
-
-const NO_ONE_TO_ASK: &str = "this is a scheduled run and no one is there to approve it; it stops here for the person \
-                             (see it with `deskhand runs`, continue it with `deskhand resume`)";
-
-impl Gate for UnattendedGate {
-    fn approve_step(&self, _: &str, _: &StepApproval<'_>) -> Approval {
-        Approval::Rejected {
-            reason: NO_ONE_TO_ASK.into(),
-        }
-    }
-
-    fn approve_changes(&self, _: &str, _: &ChangesApproval<'_>) -> Approval {
-        Approval::Rejected {
-            reason: NO_ONE_TO_ASK.into(),
-        }
-    }
-}
+pub const UNATTENDED_GATE: RefuseAll = RefuseAll(
+    "this is a scheduled run and no one is there to approve it; it stops here for the person (see it with \
+     `deskhand runs`, continue it with `deskhand resume`)",
+);
 
 /// What an unattended run needs from the front end that starts it.
 pub struct RunWith<'a> {
@@ -138,7 +123,7 @@ fn unattended<'a>(ws: &'a Workspace, schedule: &Schedule, with: RunWith<'a>) -> 
         config: with.config,
         config_dir: with.config_dir,
         params: Vec::new(),
-        gate: &UnattendedGate,
+        gate: &UNATTENDED_GATE,
         observer,
         shell: with.shell,
         warn: with.warn,

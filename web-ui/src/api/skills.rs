@@ -41,7 +41,9 @@ pub(super) async fn list(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> 
     let config_dir = app.options.config_dir.clone();
     let listed = blocking(move || {
         let d = skills::discover(&root, config_dir.as_deref());
-        let confirmed = config_dir.as_deref().and_then(|c| skills::component::Confirmed::load(c).ok());
+        let confirmed = config_dir
+            .as_deref()
+            .and_then(|c| skills::component::Confirmed::load(c).ok());
         let all: Vec<Value> = d
             .untrusted
             .iter()
@@ -87,7 +89,9 @@ pub(super) async fn trust(State(app): State<Arc<App>>, Json(req): Json<TrustReq>
                     skill.name
                 )));
             }
-            let dir = config_dir.as_deref().ok_or_else(|| ApiError::bad_request("there is no config folder"))?;
+            let dir = config_dir
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("there is no config folder"))?;
             skills::component::Confirmed::load(dir)
                 .and_then(|mut c| c.confirm(skill))
                 .map_err(ApiError::internal)?;

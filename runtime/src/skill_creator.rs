@@ -283,7 +283,72 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
     })
 }
 
-/// The spec of one parameter from the run's value (and the used skill's spec).
+const WORDS_PROMPT: &str = "You name and describe a reusable skill made from a task that went well. \
+The skill repeats the task on other inputs. Reply with one JSON object and nothing else: \
+{\"name\": \"...\", \"description\": \"...\"}. The name: 1 to 64 lowercase letters, digits and single hyphens, \
+saying what it makes. The description: under 600 characters, what the skill does and when to use it, naming \
+its inputs by their parameter names, never a secret or a file's content.";
+
+/// With a model, the draft's name and description in the model's words (the
+/// run's task, steps, parameters and deliveries are what it is told). The
+/// words are shown to the person with the rest of the draft before anything
+/// is installed, and must pass the format's rules; where the model's answer
+/// does not, the draft keeps its own words and the error says why.
+pub fn words_from_model(draft: &mut Draft, model: &dyn crate::model::ModelProvider) -> Result<(), String> {
+    let mut about = format!("The task: {}\nIts steps:\n", draft.task);
+    for s in &draft.steps {
+        about.push_str(&format!("- {}\n", s.title));
+    }
+    about.push_str("Its parameters (name: kind and how it is given; the run's value):\n");
+    for p in &draft.params {
+        about.push_str(&format!("- {}: {}; {}\n", p.name, p.spec, p.example));
+    }
+    about.push_str("What it delivered:\n");
+    for f in &draft.delivered {
+        about.push_str(&format!("- {} ({})\n", f.path, facts_words(f)));
+    }
+    let messages = [deskhand_types::model::Message::user_text(about)];
+    let request = crate::model::ModelRequest {
+        system: WORDS_PROMPT,
+        messages: &messages,
+        tools: &[],
+        max_tokens: 1024,
+        stop: None,
+    };
+    let response = model
+        .complete(&request, &mut |_| {})
+        .map_err(|e| format!("the model could not draft the words: {e}"))?;
+    let text = deskhand_types::model::Message {
+        role: deskhand_types::model::Role::Assistant,
+        content: response.content,
+    }
+    .text();
+    let json = text
+        .find('{')
+        .zip(text.rfind('}'))
+        .and_then(|(a, b)| text.get(a..=b))
+        .ok_or("the model's answer held no JSON object with a name and a description")?;
+    #[derive(Deserialize)]
+    struct Words {
+        name: String,
+        description: String,
+    }
+    let words: Words =
+        serde_json::from_str(json).map_err(|e| format!("the model's answer is not the words asked for ({e})"))?;
+    let mut worded = draft.clone();
+    worded.name = words.name.trim().to_owned();
+    worded.description = words.description.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The new name is a phrase the offline planner picks it by, too.
+    worded.keywords.insert(0, worded.name.replace('-', " "));
+    worded.keywords.dedup();
+    worded
+        .parsed()
+        .map_err(|e| format!("the model's words do not fit the skill format: {e}"))?;
+    *draft = worded;
+    Ok(())
+}
+
+/// The spec of one parameter from the run's value/// The spec of one parameter from the run's value (and the used skill's spec).
 fn param(name: &str, example: &str, known: Option<&ParamSpec>, root: &Path) -> DraftParam {
     let under_output = example == "output" || example.starts_with("output/");
     let kind = match known {

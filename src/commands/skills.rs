@@ -224,6 +224,14 @@ fn create(
     let found = skills::discover(ws.root(), Some(&config_dir));
     let mut draft = skill_creator::draft(&ws, &RunId(run.to_owned()), &found.skills, &tb)
         .map_err(|e| user_error(format!("no skill was made: {e}")))?;
+    // With a model configured, it drafts the words; the person sees them before anything is installed.
+    let config = crate::setup::load_config(&ws, None)?;
+    if let Some(model) = deskhand_runtime::model::config::connect(&config).map_err(|e| user_error(e.to_string()))? {
+        match skill_creator::words_from_model(&mut draft, model.as_ref()) {
+            Ok(()) => out(&format!("The name and description are {}'s words.", model.describe())),
+            Err(e) => out(&format!("Kept deskhand's own words: {}", render::line(&e))),
+        }
+    }
     if let Some(n) = name {
         draft.name = n;
     }

@@ -838,6 +838,7 @@ async function viewSkillFrom(run) {
   } }, `Install ${d.name}`);
   $main.replaceChildren(
     h("section", { class: "card" }, h("h2", {}, `Draft: ${d.name}`),
+      d.words ? h("p", { class: "muted" }, d.words) : "",
       h("p", {}, "Edit the name, the description and the parameters (deskhand-param-...) in SKILL.md, and the checks in evals.json. Nothing is installed until you press Install."),
       h("label", { for: "skill-md" }, "SKILL.md"), skillMd,
       h("label", { for: "skill-evals" }, "evals/evals.json"), evals),

@@ -78,13 +78,15 @@ impl Gate for Person {
     }
 }
 
+/// The providers' two wire formats every replayed model speaks in these tests.
 #[derive(Clone, Copy, Debug)]
-enum Wire {
+pub(crate) enum Wire {
     Anthropic,
     OpenAi,
 }
 
-fn server(wire: Wire, names: &[&str], ws: &Path) -> ReplayServer {
+/// A model server replaying the transcripts `names` in `wire`'s format, `__WS__` read as `ws`.
+pub(crate) fn server(wire: Wire, names: &[&str], ws: &Path) -> ReplayServer {
     let root = ws.display().to_string();
     ReplayServer::start(
         names
@@ -100,7 +102,8 @@ fn server(wire: Wire, names: &[&str], ws: &Path) -> ReplayServer {
     )
 }
 
-fn provider(wire: Wire, server: &ReplayServer) -> Box<dyn ModelProvider> {
+/// A provider of `wire`'s kind talking to `server`.
+pub(crate) fn provider(wire: Wire, server: &ReplayServer) -> Box<dyn ModelProvider> {
     match wire {
         Wire::Anthropic => Box::new(
             AnthropicProvider::new(server.url(), "claude-sonnet-4-5", Secret::new("sk-ant-test"))

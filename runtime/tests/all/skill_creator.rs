@@ -188,3 +188,44 @@ fn runs_that_cannot_become_skills_say_why() {
     let e = skill_creator::draft(&d.ws, &report.run, &skills::bundled(), &tb).unwrap_err();
     assert!(e.contains("a skill is made from a run that finished"), "{e}");
 }
+
+#[test]
+fn with_a_model_the_skills_words_are_the_models_and_must_fit_the_format() {
+    use crate::hostile::{Wire, provider, server};
+    let d = demo();
+    let tb = own_toolbox();
+    let mut tb2 = own_toolbox();
+    let made = run(
+        &d.ws,
+        None,
+        "Turn the receipts in projects/receipts into an expense spreadsheet",
+        &mut tb2,
+    );
+    let offline = skill_creator::draft(&d.ws, &made, &skills::bundled(), &tb).unwrap();
+    for wire in [Wire::Anthropic, Wire::OpenAi] {
+        let s = server(wire, &["skill-words"], d.ws.root());
+        let mut draft = offline.clone();
+        skill_creator::words_from_model(&mut draft, provider(wire, &s).as_ref()).unwrap();
+        assert_eq!(draft.name, "monthly-expense-report", "{wire:?}");
+        assert!(
+            draft.description.starts_with("Turns the receipts"),
+            "{wire:?}: {}",
+            draft.description
+        );
+        assert_eq!(draft.keywords[0], "monthly expense report");
+        // What the model was told: the task and what the run delivered, as the person sees them.
+        let asked = &s.requests()[0].body;
+        assert!(
+            asked.contains("expenses.xlsx") && asked.contains("into an expense spreadsheet"),
+            "{asked}"
+        );
+        let parsed = draft.parsed().unwrap();
+        assert_eq!(parsed.name, "monthly-expense-report");
+
+        let s = server(wire, &["skill-words-bad"], d.ws.root());
+        let mut kept = offline.clone();
+        let e = skill_creator::words_from_model(&mut kept, provider(wire, &s).as_ref()).unwrap_err();
+        assert!(e.contains("do not fit the skill format"), "{wire:?}: {e}");
+        assert_eq!(kept, offline, "a bad answer leaves the draft as it was");
+    }
+}

@@ -442,3 +442,13 @@ for scenario in (U_DELETE, U_WIDEN, U_ASK, U_SUB):
     write_all(scenario, anthropic)
 for scenario in (U_DELETE, U_WIDEN, U_ASK):
     write_all(scenario, openai, prefix="openai-")
+
+# The Skill Creator asks a model for a skill's name and description: a good
+# answer, and one whose name breaks the format (the draft keeps its own words).
+SKILL_WORDS = [("skill-words", [text('Here are the words:\n{"name": "monthly-expense-report", "description": '
+    '"Turns the receipts and bank exports in <folder> into an expenses workbook with category totals as formulas '
+    'and a PDF summary. Use for the monthly expense report."}')])]
+SKILL_WORDS_BAD = [("skill-words-bad", [text('{"name": "Monthly Expenses!", "description": "Expenses."}')])]
+for scenario in (SKILL_WORDS, SKILL_WORDS_BAD):
+    write_all(scenario, anthropic)
+    write_all(scenario, openai, prefix="openai-")

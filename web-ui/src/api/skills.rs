@@ -136,8 +136,20 @@ pub(super) async fn draft(
     blocking(move || {
         let found = skills::discover(&app.root, Some(&config_dir));
         let run = deskhand_types::RunId(run);
-        let draft = skill_creator::draft(&app.workspace, &run, &found.skills, &tb)
+        let mut draft = skill_creator::draft(&app.workspace, &run, &found.skills, &tb)
             .map_err(|e| ApiError::bad_request(format!("no skill was made: {e}")))?;
+        // With a model configured, it drafts the words; the page shows them before anything is installed.
+        let env = |k: &str| std::env::var(k).ok();
+        let words = match deskhand_runtime::launch::model_config(&app.workspace, Some(&config_dir), &env, None)
+            .ok()
+            .and_then(|c| deskhand_runtime::model::config::connect(&c).ok().flatten())
+        {
+            Some(model) => match skill_creator::words_from_model(&mut draft, model.as_ref()) {
+                Ok(()) => format!("The name and description are {}'s words.", model.describe()),
+                Err(e) => format!("Kept deskhand's own words: {e}"),
+            },
+            None => String::new(),
+        };
         let replay = skill_creator::replay(&app.workspace, &draft, &tb)
             .map_err(|e| ApiError::bad_request(format!("the replay failed: {e}")))?;
         let files: Vec<Value> = replay
@@ -153,6 +165,7 @@ pub(super) async fn draft(
             .collect();
         Ok(Json(json!({
             "name": draft.name,
+            "words": words,
             "skill_md": draft.skill_md(),
             "evals_json": draft.evals_json(),
             "replay": {"matches": replay.matches(), "summary": replay.summary, "files": files},

@@ -233,7 +233,8 @@ pub enum SkillsCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Install a skill folder (a SKILL.md, and evals/, scripts/, references/, assets/) into your skills.
+    /// Install a skill folder (a SKILL.md, and evals/, scripts/, references/, assets/), or a .zip/.skill archive
+    /// of one (a path or a file:// URL, unpacked in the sandbox), into your skills.
     Install {
         dir: PathBuf,
         #[arg(long, default_value = ".")]

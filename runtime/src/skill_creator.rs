@@ -892,6 +892,62 @@ pub fn install(dir: &Path, config_dir: &Path, ws: &Workspace, replace: bool) -> 
     })
 }
 
+/// A skill shared as a zip archive (`.zip`, `.skill`; a path or a
+/// `file://` URL), unpacked into a scratch folder named after the skill:
+/// the archive is a stranger's file, so the fs tool unpacks it inside the
+/// wasm sandbox (links and names leaving the folder left out), and the
+/// folder is then shown and installed like any ([`install`]). The scratch
+/// folder lives as long as the returned `TempDir`.
+pub fn unpack_archive(archive: &str, tb: &Toolbox) -> Result<(tempfile::TempDir, PathBuf), String> {
+    let path = match archive.strip_prefix("file://") {
+        Some(_) => url::Url::parse(archive)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(|| format!("{archive} is not a local file URL"))?,
+        None if archive.contains("://") => {
+            return Err(format!(
+                "{archive}: only a local archive can be installed (a path or a file:// URL); deskhand does not download"
+            ));
+        }
+        None => PathBuf::from(archive),
+    };
+    let scratch = tempfile::tempdir().map_err(|e| format!("no scratch folder: {e}"))?;
+    let (copy, _) = Workspace::init(&scratch.path().join("workspace")).map_err(|e| e.to_string())?;
+    let inbox = copy.root().join("projects");
+    std::fs::create_dir_all(&inbox).map_err(|e| e.to_string())?;
+    std::fs::copy(&path, inbox.join("archive.zip")).map_err(|e| format!("{}: {e}", path.display()))?;
+    let grants = [Grant::read_only("projects")];
+    let req = crate::tools::CallRequest {
+        tool: "fs",
+        operation: "unpack",
+        args: json!({"path": "projects/archive.zip", "to": "output/unpacked"}),
+        grants: &grants,
+        limits: crate::wasm::Limits::default(),
+    };
+    crate::tools::run_call(&copy, tb, &req, None).map_err(|e| format!("{}: {e}", path.display()))?;
+    let unpacked = copy.output_dir().join("unpacked");
+    let text = std::fs::read_to_string(unpacked.join(skills::SKILL_FILE)).map_err(|_| {
+        format!(
+            "{} holds no SKILL.md at its top (or in its one folder); it is not a skill",
+            path.display()
+        )
+    })?;
+    let name = skills::parse_skill(&text, SkillSource::User, None)
+        .map_err(|e| e.to_string())?
+        .name;
+    let named = scratch.path().join("named").join(&name);
+    std::fs::create_dir_all(scratch.path().join("named")).map_err(|e| e.to_string())?;
+    std::fs::rename(&unpacked, &named).map_err(|e| e.to_string())?;
+    Ok((scratch, named))
+}
+
+/// True if `source` names an archive rather than a skill folder.
+pub fn is_archive(source: &str) -> bool {
+    source.starts_with("file://")
+        || source.contains("://")
+        || [".zip", ".skill"].iter().any(|e| source.to_lowercase().ends_with(e))
+}
+
 /// Moves a skill folder aside (`<name>.removed-<time>` beside it), never deleting it.
 pub fn set_aside(dir: &Path) -> Result<PathBuf, String> {
     let stamp = std::time::SystemTime::now()

@@ -33,7 +33,7 @@ pub fn skills(command: SkillsCommand, cache_dir: Option<std::path::PathBuf>) -> 
             workspace,
             replace,
             yes,
-        } => install(&dir, &workspace, replace, yes),
+        } => install(&dir, &workspace, replace, yes, cache_dir),
         SkillsCommand::Remove { name } => remove(&name),
         SkillsCommand::Test { name, workspace } => test(&name, &workspace, cache_dir),
         SkillsCommand::New {
@@ -382,9 +382,24 @@ fn say_checks(skill: &Skill, checks: &[EvalCheck]) -> Result<(), Failure> {
     }
 }
 
-fn install(dir: &Path, workspace: &Path, replace: bool, yes: bool) -> Result<(), Failure> {
+fn install(
+    source: &Path,
+    workspace: &Path,
+    replace: bool,
+    yes: bool,
+    cache_dir: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
     let ws = open_workspace(workspace)?;
     let config_dir = config()?;
+    // An archive is unpacked in the sandbox first; the folder it becomes is what is shown and installed.
+    let source_text = source.to_string_lossy();
+    let unpacked = if skill_creator::is_archive(&source_text) {
+        let tb = toolbox(cache_dir)?;
+        Some(skill_creator::unpack_archive(&source_text, &tb).map_err(|e| user_error(format!("not installed: {e}")))?)
+    } else {
+        None
+    };
+    let dir = unpacked.as_ref().map_or(source, |(_, d)| d.as_path());
     let text = std::fs::read_to_string(dir.join(skills::SKILL_FILE)).map_err(|e| {
         user_error(format!(
             "{} is not a skill folder: {e}. Give the folder that holds SKILL.md",

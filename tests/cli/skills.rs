@@ -181,3 +181,80 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
         "no plugin named",
     );
 }
+
+/// A zip of a skill, as people share them: one folder holding it all, and
+/// two entries a hostile archive would add (a name leaving the folder, a link).
+const MAKE_SKILL_ZIP: &str = r##"
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1], "w")
+z.writestr("shared-notes/SKILL.md", "---\nname: shared-notes\ndescription: Notes from a colleague.\n---\nRead the notes.\n")
+z.writestr("shared-notes/references/style.md", "# Style\n")
+z.writestr("shared-notes/../../escaped.txt", "escaped")
+link = zipfile.ZipInfo("shared-notes/link")
+link.external_attr = (0o120777 << 16)
+z.writestr(link, "/etc/passwd")
+z.close()
+"##;
+
+#[test]
+fn a_shared_skill_archive_is_unpacked_in_the_sandbox_shown_and_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let zip = tmp.path().join("shared-notes.zip");
+    let made = std::process::Command::new("python3")
+        .args(["-c", MAKE_SKILL_ZIP])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let refused = deskhand(
+        &["skills", "install", zip.to_str().unwrap(), "--workspace", "ws"],
+        tmp.path(),
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stdout(&refused).contains("Notes from a colleague"),
+        "{}",
+        stdout(&refused)
+    );
+    assert!(
+        stdout(&refused).contains("references/: style.md"),
+        "{}",
+        stdout(&refused)
+    );
+
+    let url = format!("file://{}", zip.display());
+    let o = deskhand(&["skills", "install", &url, "--workspace", "ws", "--yes"], tmp.path());
+    assert_ok(&o);
+    let installed = tmp.path().join(".test-config/deskhand/skills/shared-notes");
+    assert!(installed.join("SKILL.md").is_file() && installed.join("references/style.md").is_file());
+    assert!(!installed.join("link").exists(), "a link in the archive is left out");
+    for dir in [tmp.path().to_path_buf(), tmp.path().join("ws"), installed.clone()] {
+        assert!(!dir.join("escaped.txt").exists(), "{}", dir.display());
+    }
+    assert!(stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path())).contains("shared-notes"));
+
+    assert_user_error(
+        &deskhand(
+            &[
+                "skills",
+                "install",
+                "https://example.com/s.zip",
+                "--workspace",
+                "ws",
+                "--yes",
+            ],
+            tmp.path(),
+        ),
+        "only a local archive can be installed",
+    );
+    std::fs::write(tmp.path().join("not.zip"), "not a zip").unwrap();
+    assert_user_error(
+        &deskhand(
+            &["skills", "install", "not.zip", "--workspace", "ws", "--yes"],
+            tmp.path(),
+        ),
+        "is not a zip archive",
+    );
+}

@@ -5,6 +5,7 @@
 //! only propose changes, which the host checks, shows and applies.
 
 mod organize;
+mod unpack;
 
 use std::fs;
 use std::io::Read;
@@ -146,6 +147,13 @@ impl Guest for Fs {
                     &["output"],
                 ),
                 operation(
+                    "unpack",
+                    "Unpack a zip archive (a shared skill or plugin) as new files in a new folder under output/; names that would leave the folder and links are left out and listed.",
+                    unpack::schema(),
+                    &["path"],
+                    &["to"],
+                ),
+                operation(
                     "save",
                     "Propose writing a text file in a folder granted read-write (or output/): a new file, or an overwrite whose previous version deskhand keeps for undo.",
                     json!({
@@ -175,6 +183,7 @@ impl Guest for Fs {
             "save" => propose_save(parse_args(&args)?),
             "sort" => organize::sort(parse_args(&args)?),
             "duplicates" => organize::duplicates(parse_args(&args)?),
+            "unpack" => unpack::unpack(parse_args(&args)?),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }

@@ -923,7 +923,15 @@ function occurrenceItem(o) {
     since ? `, then went on with you: ${runLabel(since)}` : "",
     o.covers > 1 ? ` (for ${o.covers} due times)` : "",
     o.run ? [" · ", h("a", { href: `#/run/${encodeURIComponent(o.run)}` }, "the run")] : null,
-    o.note ? h("div", { class: "muted" }, o.note) : null);
+    o.note ? h("div", { class: "muted" }, pageWords(o.note, o.run)) : null);
+}
+
+// A note written for the terminal ("`deskhand resume RUN` goes on ...") in the
+// page's words: the run's page goes on with it.
+function pageWords(note, run) {
+  const cut = note.indexOf("`deskhand resume");
+  if (cut < 0 || !run) return note;
+  return `${note.slice(0, cut).trim()} Open the run to go on with it from there.`;
 }
 
 // The form: the task, when, the zone, grants and mode as the new-task form

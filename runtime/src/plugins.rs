@@ -278,8 +278,7 @@ impl Plugin {
 /// Installs the checked plugin into `<config_dir>/plugins/<name>/`; a plugin
 /// of that name already there is refused unless `replace` (then moved aside).
 pub fn install(plugin: &Plugin, config_dir: &Path, replace: bool) -> Result<PathBuf, String> {
-    let parent = plugins_dir(config_dir);
-    let target = parent.join(&plugin.name);
+    let target = plugins_dir(config_dir).join(&plugin.name);
     if target.exists() && !replace {
         return Err(format!(
             "a plugin named {} is already installed at {}; remove it first, or replace it",
@@ -287,17 +286,7 @@ pub fn install(plugin: &Plugin, config_dir: &Path, replace: bool) -> Result<Path
             target.display()
         ));
     }
-    std::fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".installing-")
-        .tempdir_in(&parent)
-        .map_err(|e| format!("{}: {e}", parent.display()))?;
-    crate::skill_creator::copy_tree(&plugin.dir, staging.path(), &mut (256 << 20))?;
-    if target.exists() {
-        crate::skill_creator::set_aside(&target)?;
-    }
-    let staged = staging.keep();
-    std::fs::rename(&staged, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    crate::skill_creator::place(&plugin.dir, &target, 256 << 20)?;
     Ok(target)
 }
 

@@ -835,8 +835,7 @@ pub fn install(dir: &Path, config_dir: &Path, ws: &Workspace, replace: bool) -> 
     let text = std::fs::read_to_string(dir.join(skills::SKILL_FILE))
         .map_err(|e| format!("{}: {e}", dir.join(skills::SKILL_FILE).display()))?;
     let skill = skills::parse_skill_strict(&text, SkillSource::User, Some(dir)).map_err(|e| e.to_string())?;
-    let parent = skills::user_skills_dir(config_dir);
-    let target = parent.join(&skill.name);
+    let target = skills::user_skills_dir(config_dir).join(&skill.name);
     if target.exists() && !replace {
         return Err(format!(
             "a skill named {} is already installed at {}; choose another name, or replace it",
@@ -844,18 +843,7 @@ pub fn install(dir: &Path, config_dir: &Path, ws: &Workspace, replace: bool) -> 
             target.display()
         ));
     }
-    std::fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".installing-")
-        .tempdir_in(&parent)
-        .map_err(|e| format!("{}: {e}", parent.display()))?;
-    let mut budget = REPLAY_COPY_LIMIT;
-    copy_tree(dir, staging.path(), &mut budget)?;
-    if target.exists() {
-        set_aside(&target)?;
-    }
-    let staged = staging.keep();
-    std::fs::rename(&staged, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    place(dir, &target, REPLAY_COPY_LIMIT)?;
 
     // Read back as every run will find it.
     let found = skills::discover(ws.root(), Some(config_dir));
@@ -946,6 +934,24 @@ pub fn is_archive(source: &str) -> bool {
     source.starts_with("file://")
         || source.contains("://")
         || [".zip", ".skill"].iter().any(|e| source.to_lowercase().ends_with(e))
+}
+
+/// Copies the folder `from` to `target` (at most `limit` bytes, links
+/// skipped) beside it first and then moved into place, so a half-copied
+/// folder is never found there; a folder already at `target` is set aside.
+pub(crate) fn place(from: &Path, target: &Path, limit: u64) -> Result<(), String> {
+    let parent = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".installing-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("{}: {e}", parent.display()))?;
+    copy_tree(from, staging.path(), &mut { limit })?;
+    if target.exists() {
+        set_aside(target)?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, target).map_err(|e| format!("{}: {e}", target.display()))
 }
 
 /// Moves a skill folder aside (`<name>.removed-<time>` beside it), never deleting it.

@@ -20,10 +20,9 @@ use deskhand_runtime::model::Secret;
 use deskhand_runtime::model::config::ProviderKind;
 use deskhand_types::CallOutcome;
 
-use crate::common::{
-    Demo, Seen, agent_task as task, demo, fast_retries, recorder, recording_agent, toolbox, transcript, tree,
-};
-use crate::replay::{Canned, ReplayServer};
+use crate::common::{Demo, Seen, agent_task as task, demo, fast_retries, recorder, recording_agent, toolbox, tree};
+use crate::hostile::Wire;
+use crate::replay::ReplayServer;
 
 /// The front end of a run no one watches: it must never be asked.
 struct NoOneThere;
@@ -368,28 +367,10 @@ fn a_question_stops_an_unattended_run_and_the_persons_answer_resumes_it() {
 // A replayed model trying to get past its envelope
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug)]
-enum Wire {
-    Anthropic,
-    OpenAi,
-}
-
 /// A model server replaying `names` in order (the draft's turn first), and
 /// the config that reaches it.
 fn model(wire: Wire, names: &[&str], d: &Demo) -> (ReplayServer, ModelConfig) {
-    let root = d.ws.root().display().to_string();
-    let server = ReplayServer::start(
-        names
-            .iter()
-            .map(|name| {
-                let file = match wire {
-                    Wire::Anthropic => format!("{name}.sse"),
-                    Wire::OpenAi => format!("openai-{name}.sse"),
-                };
-                Canned::sse(&transcript(&file).replace("__WS__", &root))
-            })
-            .collect(),
-    );
+    let server = crate::hostile::server(wire, names, d.ws.root());
     let (provider, model, base_url) = match wire {
         Wire::Anthropic => (ProviderKind::Anthropic, "claude-sonnet-4-5", server.url()),
         Wire::OpenAi => (

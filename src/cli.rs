@@ -103,6 +103,20 @@ pub enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Connectors: MCP servers (mail, calendar, chat, documents) a model may use, each in its sandbox: add, list,
+    /// show, test, approve their tools, allow, enable or disable a tool, import an mcpServers file, remove.
+    #[command(alias = "connector")]
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
+    /// Inside a sandbox: carry its connections to deskhand's egress proxy (deskhand starts this itself).
+    #[command(name = "__egress-relay", hide = true)]
+    EgressRelay {
+        /// SOCKET LISTEN_ADDR -- PROGRAM ARGS...
+        #[arg(num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +177,106 @@ pub enum MissedArg {
     Skip,
     Once,
     Notify,
+}
+
+#[derive(Subcommand)]
+pub enum ConnectorsCommand {
+    /// Add a local MCP server (`-- COMMAND ARGS...`; a remote one: --url URL), start it in its sandbox, show its
+    /// tools and approve them.
+    Add {
+        name: String,
+        /// Add it to this workspace's list instead of yours.
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Every tool runs as a read; its folders are shown read-only.
+        #[arg(long, conflicts_with = "read_write")]
+        read_only: bool,
+        /// Tools that write are actions a step declares and the mode approves (the default).
+        #[arg(long)]
+        read_write: bool,
+        /// A variable for the server: VAR=VALUE (kept in the list), or VAR (passed from deskhand's environment).
+        #[arg(long = "env", value_name = "VAR[=VALUE]")]
+        env: Vec<String>,
+        /// Its results are private: reading one seals the run's network.
+        #[arg(long)]
+        private: bool,
+        /// A remote server's Streamable HTTP URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// Approve its tools without asking.
+        #[arg(long)]
+        yes: bool,
+        /// COMMAND ARGS... after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Your connectors (and a workspace's, with --workspace).
+    List {
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// A connector's settings and approved tools (enabled, always allowed).
+    Show {
+        name: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Remove a connector and forget its approvals.
+    Remove {
+        name: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Start it in its sandbox and list its tools; say which changed since you approved them.
+    Test {
+        name: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Offer a tool to models again.
+    Enable {
+        name: String,
+        tool: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Stop offering a tool to models (large servers would flood their context).
+    Disable {
+        name: String,
+        tool: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Approve a connector's new or changed tools (all, or TOOL) after seeing each one's diff.
+    Approve {
+        name: String,
+        tool: Option<String>,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Approve without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Always allow a tool that writes (ask mode stops asking for it; a destructive tool still asks).
+    Allow {
+        name: String,
+        tool: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Revoke "always allow" for a tool.
+    Disallow {
+        name: String,
+        tool: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Add the connectors of an mcpServers JSON file from another MCP client (none started or approved).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -18,6 +18,7 @@ use deskhand_runtime::telemetry::{Telemetry, TelemetryConfig};
 use deskhand_runtime::workspace::Workspace;
 
 use crate::cli::{Cli, Command, ToolCommand};
+use crate::commands::egress_relay;
 use crate::commands::report;
 use crate::commands::schedule;
 use crate::commands::{demo, doctor, feedback, init, plugins, run, serve, shell, show, skills, tool, trash, undo};
@@ -25,6 +26,11 @@ use crate::failure::{Failure, user_error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::EgressRelay { .. }) = &cli.command {
+        egress_relay::relay();
+    }
+    egress_relay::offer_self_as_relay();
+    commands::connectors::offer_env();
     let telemetry = start_telemetry();
     let result = dispatch(cli);
     if let Some(telemetry) = telemetry {
@@ -116,6 +122,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Report(args) => report::report(args),
         Command::Schedule { command } => schedule::schedule(command, cache_dir),
         Command::Plugins { command } => plugins::plugins(command),
+        Command::Connectors { command } => commands::connectors::connectors(command),
         Command::Skills { command } => skills::skills(command, cache_dir),
+        Command::EgressRelay { .. } => egress_relay::relay(),
     }
 }

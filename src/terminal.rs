@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use deskhand_runtime::agent::{Approval, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, StepApproval};
+use deskhand_runtime::agent::{
+    ActionApproval, Approval, ChangesApproval, DELETION_ALWAYS_ASKS, Gate, RunObserver, StepApproval,
+};
 use deskhand_runtime::tools::Observer;
 use deskhand_runtime::words;
 use deskhand_types::{CallOutcome, Event, RunId, StepStatus};
@@ -107,6 +109,61 @@ impl Gate for TerminalGate {
             Approval::Rejected {
                 reason: "you answered no".into(),
             }
+        }
+    }
+
+    /// A connector action: what the tool says it does and its arguments as
+    /// pretty JSON (both the server's and the model's words, shown inert);
+    /// y, n, or "always" for this connector tool (not offered for a destructive one).
+    fn approve_action(&self, _: &str, req: &ActionApproval<'_>) -> Approval {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Approval::Rejected {
+                reason: "a connector's action needs your answer at a terminal; run it again at a terminal, or with \
+                         --mode act"
+                    .into(),
+            };
+        }
+        let arguments = serde_json::to_string_pretty(req.arguments).unwrap_or_default();
+        eprintln!(
+            "\nStep {} wants to use {}.{} (the connector {}):\n  {}\nwith these arguments:\n{}",
+            req.step,
+            render::line(req.connector),
+            render::line(req.tool),
+            render::line(req.connector),
+            render::line(req.description),
+            render::block(&arguments)
+        );
+        let question = if req.destructive {
+            "The tool says it destroys data. Run it? [y/N] "
+        } else {
+            "Run it? [y/N/always] "
+        };
+        eprint!("{question}");
+        let mut line = String::new();
+        let answer = if std::io::stdin().read_line(&mut line).is_ok() {
+            line.trim().to_lowercase()
+        } else {
+            String::new()
+        };
+        match answer.as_str() {
+            "y" | "yes" => Approval::Approved {
+                by: "the person, at the terminal".into(),
+            },
+            "always" | "a" if !req.destructive => match (req.allow_always)() {
+                Ok(()) => Approval::Approved {
+                    by: "the person, at the terminal (always, from now on)".into(),
+                },
+                Err(e) => {
+                    eprintln!("  (could not remember \"always\": {e}; this call runs once)");
+                    Approval::Approved {
+                        by: "the person, at the terminal".into(),
+                    }
+                }
+            },
+            _ => Approval::Rejected {
+                reason: "you answered no".into(),
+            },
         }
     }
 }

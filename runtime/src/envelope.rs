@@ -105,6 +105,12 @@ impl Envelope {
         !CODE_TOOLS.contains(&tool) || self.tools.iter().any(|t| t.split('.').next().unwrap_or(t) == tool)
     }
 
+    /// Whether a step of the approved plan declares `action` (`mail.send_message`):
+    /// an unattended run takes only the actions its plan lists.
+    pub fn allows_action(&self, action: &str) -> bool {
+        self.steps.iter().any(|s| s.effects.actions.iter().any(|a| a == action))
+    }
+
     /// Checks `grants` against the envelope's: each must be one of its
     /// folders or within one, and read-write only where it is. `resolve`
     /// makes paths comparable (the workspace's resolution). Err: the first
@@ -186,6 +192,9 @@ fn effects_words(e: &StepEffects) -> String {
     }
     if !e.network.is_empty() {
         parts.push(format!("contacting {}", e.network.join(", ")));
+    }
+    if !e.actions.is_empty() {
+        parts.push(format!("doing {}", e.actions.join(", ")));
     }
     if parts.is_empty() {
         "touching nothing".into()
@@ -424,6 +433,7 @@ mod tests {
                 reads: vec!["projects/receipts".into()],
                 writes: vec!["output".into()],
                 network: Vec::new(),
+                actions: Vec::new(),
             },
             status: Default::default(),
         };

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use deskhand_types::{ChangeKind, Event, FileChange, Mode, RunId, StepEffects, StepNo};
 
-use crate::agent::{Approval, ChangesApproval, Gate, StepApproval};
+use crate::agent::{ActionApproval, Approval, ChangesApproval, Gate, StepApproval};
+use crate::egress::SealedHosts;
 use crate::journal::Journal;
 
 /// What the policy decided.
@@ -35,6 +36,10 @@ pub enum Request<'a> {
         hash: &'a str,
         effects: &'a StepEffects,
         parent_approval: Option<&'a str>,
+        /// Set when the step would contact hosts the run has not contacted
+        /// after it read private data (or while reading it): only the person
+        /// may approve that, in every mode ([`crate::egress`]).
+        sealed: Option<&'a SealedHosts>,
     },
     /// A changeset a call proposes during `step`, already within the step's
     /// declared writes. `step_approval`: who approved the running step.
@@ -43,6 +48,17 @@ pub enum Request<'a> {
         changes: &'a [FileChange],
         output: &'a Path,
         step_approval: Option<&'a str>,
+    },
+    /// A call of a connector tool that writes (an action: `mail.send_message`)
+    /// during `step`. `declared`: the step lists it in its actions;
+    /// `destructive`: the tool says it destroys (each call asks, like a
+    /// deletion); `always_allowed`: the person said "always allow" for it.
+    Action {
+        step: StepNo,
+        action: &'a str,
+        declared: bool,
+        destructive: bool,
+        always_allowed: bool,
     },
 }
 
@@ -62,15 +78,37 @@ pub fn approve_step(
     hash: &str,
     parent_approval: Option<&str>,
 ) -> Approval {
+    approve_step_with_egress(gate, journal, request, hash, parent_approval, None)
+}
+
+/// [`approve_step`] for a step of a run whose egress says what the person
+/// must see: `sealed` (from [`crate::egress::Run::approval_needed`]) makes the
+/// step the person's to approve, in act mode too, and the question names the
+/// hosts and the private data read.
+pub fn approve_step_with_egress(
+    gate: &dyn Gate,
+    journal: &Journal,
+    request: &StepApproval<'_>,
+    hash: &str,
+    parent_approval: Option<&str>,
+    sealed: Option<&SealedHosts>,
+) -> Approval {
     let step = Request::Step {
         hash,
         effects: &request.plan_step.effects,
         parent_approval,
+        sealed,
     };
     if let Some(u) = gate.unattended() {
-        return held_unless_approved(u, request.run, assess(request.mode, &step, Some(u.envelope())), || {
-            u.envelope().step_not_covered(request.step, request.plan_step)
-        });
+        return held_unless_approved(
+            u,
+            request.run,
+            assess(request.mode, &step, Some(u.envelope())),
+            || match sealed {
+                Some(s) => format!("step {}: {}", request.step, s.describe()),
+                None => u.envelope().step_not_covered(request.step, request.plan_step),
+            },
+        );
     }
     decided(assess(request.mode, &step, None), || {
         let e = &request.plan_step.effects;
@@ -84,6 +122,12 @@ pub fn approve_step(
         let mut details = format!("reads: {}\nwrites: {}", list(&e.reads), list(&e.writes));
         if !e.network.is_empty() {
             details.push_str(&format!("\nnetwork: {}", e.network.join(", ")));
+        }
+        if !e.actions.is_empty() {
+            details.push_str(&format!("\nactions outside the workspace: {}", e.actions.join(", ")));
+        }
+        if let Some(s) = sealed {
+            details.push_str(&format!("\nwhy you are asked: {}", s.describe()));
         }
         let question = Question {
             step: request.step,
@@ -148,6 +192,43 @@ pub fn approve_changes(
         })
     })
 }
+
+/// Decides a connector tool's call that writes (an action) through
+/// [`assess`], asking the person through `gate` only where the policy says
+/// to ask, with the call's arguments. An unattended run's gate is never asked.
+pub fn approve_action(
+    gate: &dyn Gate,
+    journal: &Journal,
+    request: &ActionApproval<'_>,
+    what: &Request<'_>,
+) -> Approval {
+    let action = crate::connectors::action(request.connector, request.tool);
+    if let Some(u) = gate.unattended() {
+        return held_unless_approved(u, request.run, assess(request.mode, what, Some(u.envelope())), || {
+            format!(
+                "step {} would use {action}, which the schedule's approved plan does not let its runs do unattended",
+                request.step
+            )
+        });
+    }
+    decided(assess(request.mode, what, None), || {
+        let arguments = serde_json::to_string_pretty(request.arguments).unwrap_or_default();
+        let question = Question {
+            step: request.step,
+            kind: "action",
+            title: format!("Step {} wants to use {action}", request.step),
+            details: format!("{}\narguments:\n{arguments}", request.description),
+            deletions: usize::from(request.destructive),
+        };
+        asked(gate, journal, request.run, question, |id| {
+            gate.approve_action(id, request)
+        })
+    })
+}
+
+/// Why act mode alone never runs a destructive connector tool.
+pub const DESTRUCTIVE_ALWAYS_ASKS: &str =
+    "this connector tool says it destroys data, and such calls always need the person's own approval, in every mode";
 
 /// An unattended run's answer: approved as the policy says, or held for the
 /// person with `what` it needed, in their words. Never asks.
@@ -245,7 +326,18 @@ pub fn assess(mode: Mode, request: &Request<'_>, envelope: Option<&Envelope>) ->
             hash,
             effects,
             parent_approval,
+            sealed,
         } => {
+            // Sending what the run has read to a host it has not contacted is
+            // the person's own call: no mode, parent step or envelope covers it.
+            if let Some(s) = sealed {
+                return match envelope {
+                    Some(_) => Decision::Reject {
+                        reason: format!("{}; the run stops here for the person", s.describe()),
+                    },
+                    None => Decision::Ask,
+                };
+            }
             // A sub-agent's steps lie within its parent's step (the plan check
             // enforces it), so the parent's approval covers them.
             if let Some(by) = parent_approval {
@@ -298,6 +390,41 @@ pub fn assess(mode: Mode, request: &Request<'_>, envelope: Option<&Envelope>) ->
                 (_, _, None, Mode::Ask) => Decision::Ask,
             }
         }
+        Request::Action {
+            step,
+            action,
+            declared,
+            destructive,
+            always_allowed,
+        } => {
+            if !declared {
+                return Decision::Reject {
+                    reason: format!(
+                        "step {step} did not declare the action {action}; a step lists what it does outside the \
+                         workspace in its effects' actions"
+                    ),
+                };
+            }
+            match (envelope, destructive, always_allowed, mode) {
+                (Some(e), false, _, _) if e.allows_action(action) => Decision::Approve {
+                    by: "the person, in the schedule's approved plan".into(),
+                },
+                (Some(_), true, _, _) => Decision::Reject {
+                    reason: format!("{DESTRUCTIVE_ALWAYS_ASKS}; the run stops here for the person"),
+                },
+                (Some(_), false, _, _) => Decision::Reject {
+                    reason: format!(
+                        "{action} is not in the plan the person approved for the schedule; the run stops here for them"
+                    ),
+                },
+                (None, true, _, _) => Decision::Ask,
+                (None, false, true, _) => Decision::Approve {
+                    by: format!("the person, who always allows {action}"),
+                },
+                (None, false, false, Mode::Act) => Decision::Approve { by: ACT_MODE.into() },
+                (None, false, false, Mode::Ask) => Decision::Ask,
+            }
+        }
     }
 }
 
@@ -334,6 +461,7 @@ mod tests {
             reads: reads.iter().map(PathBuf::from).collect(),
             writes: writes.iter().map(PathBuf::from).collect(),
             network: Vec::new(),
+            actions: Vec::new(),
         }
     }
 
@@ -348,16 +476,19 @@ mod tests {
             hash: "h1",
             effects: &reads_notes,
             parent_approval: None,
+            sealed: None,
         };
         let child = Request::Step {
             hash: "h9",
             effects: &reads_notes,
             parent_approval: Some("the person, at the terminal"),
+            sealed: None,
         };
         let checks = |e| Request::Step {
             hash: "h3",
             effects: Box::leak(Box::new(e)),
             parent_approval: None,
+            sealed: None,
         };
         let mut online = effects(&["output"], &[]);
         online.network.push("example.com".into());
@@ -378,7 +509,40 @@ mod tests {
             change(ChangeKind::Delete, "/ws/output/old.csv"),
         ];
         let person = Some("the person, at the terminal");
+        let secret = SealedHosts {
+            hosts: vec!["upload.example:443".into()],
+            private: "projects/notes/salaries.csv".into(),
+        };
+        let sealed = |parent_approval, hash| Request::Step {
+            hash,
+            effects: &reads_notes,
+            parent_approval,
+            sealed: Some(&secret),
+        };
         let cases: Vec<(&str, Mode, Request<'_>, Option<&Envelope>, Decision)> = vec![
+            (
+                "a step contacting a new host after a private read asks, in act mode too",
+                Mode::Act,
+                sealed(None, "h1"),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "nor does a parent's approval cover it",
+                Mode::Ask,
+                sealed(person, "h9"),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "an unattended run stops for the person there, even at a step of its envelope",
+                Mode::Act,
+                sealed(None, "h1"),
+                Some(&envelope),
+                Decision::Reject {
+                    reason: format!("{}; the run stops here for the person", secret.describe()),
+                },
+            ),
             ("ask mode asks for a step", Mode::Ask, step, None, Decision::Ask),
             ("act mode approves a step", Mode::Act, step, None, approve(ACT_MODE)),
             (
@@ -402,6 +566,7 @@ mod tests {
                     hash: "h2",
                     effects: &reads_notes,
                     parent_approval: None,
+                    sealed: None,
                 },
                 Some(&envelope),
                 Decision::Reject {
@@ -538,6 +703,108 @@ mod tests {
         ];
         for (name, mode, request, envelope, expected) in cases {
             assert_eq!(assess(mode, &request, envelope), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_policy_for_connector_actions() {
+        let action = |declared, destructive, always_allowed| Request::Action {
+            step: StepNo(1),
+            action: "mail.send_message",
+            declared,
+            destructive,
+            always_allowed,
+        };
+        let mut sends = effects(&[], &[]);
+        sends.actions.push("mail.send_message".into());
+        let envelope = Envelope {
+            steps: vec![crate::envelope::EnvelopeStep {
+                title: "Send the summary".into(),
+                effects: sends,
+                hash: "h1".into(),
+            }],
+            ..Envelope::default()
+        };
+        let other = Envelope::default();
+        let schedule = approve("the person, in the schedule's approved plan");
+        let cases: Vec<(&str, Mode, Request<'_>, Option<&Envelope>, Decision)> = vec![
+            (
+                "ask mode asks per call",
+                Mode::Ask,
+                action(true, false, false),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "act mode acts",
+                Mode::Act,
+                action(true, false, false),
+                None,
+                approve(ACT_MODE),
+            ),
+            (
+                "always allow answers in ask mode",
+                Mode::Ask,
+                action(true, false, true),
+                None,
+                approve("the person, who always allows mail.send_message"),
+            ),
+            (
+                "a destructive tool asks in act mode",
+                Mode::Act,
+                action(true, true, false),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "always allow does not cover a destructive tool",
+                Mode::Ask,
+                action(true, true, true),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "an unattended run takes an action its plan lists",
+                Mode::Act,
+                action(true, false, false),
+                Some(&envelope),
+                schedule,
+            ),
+        ];
+        for (name, mode, request, envelope, expected) in cases {
+            assert_eq!(assess(mode, &request, envelope), expected, "{name}");
+        }
+        let refused: Vec<(&str, Mode, Request<'_>, Option<&Envelope>)> = vec![
+            (
+                "an undeclared action, act mode",
+                Mode::Act,
+                action(false, false, true),
+                None,
+            ),
+            (
+                "an undeclared action, unattended",
+                Mode::Act,
+                action(false, false, false),
+                Some(&envelope),
+            ),
+            (
+                "an action the plan does not list, unattended",
+                Mode::Act,
+                action(true, false, false),
+                Some(&other),
+            ),
+            (
+                "a destructive action, unattended",
+                Mode::Act,
+                action(true, true, false),
+                Some(&envelope),
+            ),
+        ];
+        for (name, mode, request, envelope) in refused {
+            assert!(
+                matches!(assess(mode, &request, envelope), Decision::Reject { .. }),
+                "{name}"
+            );
         }
     }
 }

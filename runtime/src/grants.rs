@@ -49,6 +49,7 @@ impl GrantPolicy {
             mounts,
             limits,
             scratch: None,
+            network: None,
         })
     }
 

@@ -189,6 +189,17 @@ fn run(l: Launch<'_>, tb: &Toolbox, discovery: skills::Discovery, start: Start) 
             context_tokens: l.config.context_tokens,
             stop: l.stop,
             skills: std::sync::Arc::new(discovery.skills.clone()),
+            // A model may browse where this machine has Chromium and bubblewrap.
+            browser: planner.is_model().then(crate::browser::Browser::find).flatten(),
+            // A model may use the connectors listed for the person and the workspace.
+            connectors: if planner.is_model() {
+                crate::connectors::Connectors::for_workspace(ws, l.config_dir.as_deref())
+                    .map_err(|e| (l.warn)(format!("connectors are not offered in this run: {e}")))
+                    .ok()
+                    .map(std::sync::Arc::new)
+            } else {
+                None
+            },
             ..AgentSettings::default()
         },
         observer: l.observer,

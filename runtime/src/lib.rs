@@ -13,9 +13,13 @@
 //! (the record) and [`view`] (the one fold of a run's events).
 
 pub mod agent;
+pub mod browser;
 pub mod call;
 pub mod changeset;
+pub mod confine;
+pub mod connectors;
 pub mod demo;
+pub mod egress;
 pub mod envelope;
 pub mod error;
 pub mod gate;

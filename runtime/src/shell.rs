@@ -122,6 +122,7 @@ pub fn run_native(
     limits: Limits,
     workdir: Option<PathBuf>,
     visible_output: &[PathBuf],
+    egress: Option<&crate::confine::EgressWiring>,
     on_output: &mut dyn FnMut(OutputChunk),
 ) -> Result<NativeRun> {
     backend
@@ -134,7 +135,19 @@ pub fn run_native(
         .tempdir_in(&scratch_root)
         .map_err(Error::io(&scratch_root))?;
     let mut copies = Vec::new();
-    let mut policy = ShellPolicy::new(command.to_vec()).limits(limits);
+    // With egress: the relay wraps the command, the proxy's socket and the
+    // relay are bound in, and the proxy variables point at the relay.
+    let command: Vec<String> = match egress {
+        Some(e) => e.prefix.iter().chain(command).cloned().collect(),
+        None => command.to_vec(),
+    };
+    let mut policy = ShellPolicy::new(command).limits(limits);
+    if let Some(e) = egress {
+        policy.env.extend(e.env.iter().cloned());
+        for m in &e.mounts {
+            policy = policy.grant(m.clone());
+        }
+    }
     let mut output_stage = None;
     // The command starts in the first granted folder unless told otherwise.
     let first_grant = grants
@@ -260,6 +273,7 @@ pub fn run_shell(
                 .collect(),
             writes: roots.clone(),
             network: Vec::new(),
+            actions: Vec::new(),
         },
         status: StepStatus::Pending,
     };
@@ -297,6 +311,7 @@ pub fn run_shell(
             req.limits,
             req.workdir.clone(),
             &visible,
+            None,
             on_output,
         )
     }) {

@@ -18,8 +18,18 @@
 //! on the person's explicit yes (the terminal's prompt, the page's button).
 //!
 //! Works offline for runs of one sandboxed call (every bundled skill's
-//! run); a run whose files came from several calls is refused with what
-//! to do instead.
+//! run) and for recorded plans: a run whose files came from several calls
+//! (a model's, in one step or several) becomes a skill whose steps replay
+//! those calls in order, the values that vary as `{{parameters}}`
+//! (`recorded`), run by the offline planner (`agent/offline/recorded.rs`).
+//! A workbook's evals count its rows against the files of the folder they
+//! follow and check each total by the value LibreOffice recalculates
+//! (`workbook`); the replay sets the values it delivered beside the run's,
+//! cell by cell and line by line (`diff`).
+
+mod diff;
+mod recorded;
+mod workbook;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,9 +41,11 @@ use serde_json::{Value, json};
 use crate::agent::RefuseAll;
 use crate::launch::{self, Launch, Start};
 use crate::model::ModelConfig;
-use crate::skills::{self, Entry, Match, MatchContext, ParamKind, ParamSpec, Skill, SkillSource};
+use crate::skills::{self, Entry, Match, MatchContext, ParamKind, ParamSpec, RecordedStep, Skill, SkillSource};
 use crate::tools::{BundledTool, Toolbox};
 use crate::workspace::Workspace;
+pub use diff::{FileDiff, MAX_DIFFERENCES};
+pub use workbook::Total;
 
 /// A skill drafted from a run, before the person confirms it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +67,15 @@ pub struct Draft {
     pub steps: Vec<PlanStep>,
     /// What the run delivered, as found on disk (`output/...`).
     pub delivered: Vec<FileFacts>,
+    /// A run of several calls: its steps and calls as the skill replays
+    /// them (`deskhand-entry: plan`); empty when the skill runs one call
+    /// (`tool`.`operation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<RecordedStep>,
+    /// How many files each input folder parameter held in the run (for
+    /// the evals' row counts relative to the inputs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, usize>,
 }
 
 /// One parameter of a draft: its spec and the run's value.
@@ -82,6 +103,20 @@ pub struct FileFacts {
     /// Lines of a text or CSV file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<usize>,
+    /// A workbook's totals: cells that `SUM` the column above them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub totals: Vec<Total>,
+    /// A workbook's sheets that have one row per file of an input folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows_per_file: Vec<RowsPerFile>,
+}
+
+/// A sheet with one data row per file of the folder a parameter names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowsPerFile {
+    pub sheet: String,
+    /// The parameter whose folder's files the rows follow.
+    pub folder: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,8 +169,12 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
     let mut makers: Vec<String> = Vec::new();
     let mut created: Vec<PathBuf> = Vec::new();
     let mut steps: Vec<PlanStep> = Vec::new();
+    // The title of the step each call ran in.
+    let mut step_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut current_step = String::new();
     for e in &events {
         match e {
+            Event::StepBegin { title, .. } => current_step.clone_from(title),
             Event::ToolCallBegin {
                 call,
                 tool,
@@ -143,6 +182,7 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
                 args,
             } => {
                 calls.insert(call.0.clone(), (tool.clone(), operation.clone(), args.clone()));
+                step_of.insert(call.0.clone(), current_step.clone());
             }
             Event::ChangesProposed {
                 call,
@@ -178,17 +218,19 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
             ));
         }
         many => {
-            let names: Vec<String> = many
-                .iter()
-                .filter_map(|c| calls.get(c))
-                .map(|(t, o, _)| format!("{t}.{o}"))
-                .collect();
-            return Err(format!(
-                "run {run} made its files in {} calls ({}); a skill made without a model repeats one call. Make \
-                 the skill from a run of one skill",
-                many.len(),
-                names.join(", ")
-            ));
+            let run = recorded::Run {
+                ws,
+                id: run,
+                task: &task,
+                makers: many,
+                calls: &calls,
+                steps: &steps,
+                step_of: &step_of,
+                created,
+            };
+            let mut draft = recorded::draft(&run, skills, tb)?;
+            follow_inputs(ws, tb, &mut draft);
+            return Ok(draft);
         }
     };
     let (tool, operation, args) = calls
@@ -267,7 +309,7 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
         let rel = relative(&path.to_string_lossy());
         delivered.push(inspect(ws, tb, &rel));
     }
-    Ok(Draft {
+    let mut draft = Draft {
         name,
         description,
         run: run.clone(),
@@ -280,7 +322,41 @@ pub fn draft(ws: &Workspace, run: &RunId, skills: &[Skill], tb: &Toolbox) -> Res
         keywords,
         steps,
         delivered,
-    })
+        plan: Vec::new(),
+        inputs: BTreeMap::new(),
+    };
+    follow_inputs(ws, tb, &mut draft);
+    Ok(draft)
+}
+
+/// Finds, for each folder the draft reads (a required path parameter), how
+/// many files it held and which delivered sheets have one row per file.
+fn follow_inputs(ws: &Workspace, tb: &Toolbox, draft: &mut Draft) {
+    let folders: Vec<(String, Vec<String>)> = draft
+        .params
+        .iter()
+        .filter(|p| p.spec.starts_with("path, required") && ws.root().join(&p.example).is_dir())
+        .map(|p| (p.name.clone(), workbook::files_in(&ws.root().join(&p.example))))
+        .collect();
+    for (name, files) in &folders {
+        draft.inputs.insert(name.clone(), files.len());
+    }
+    for f in &mut draft.delivered {
+        if f.sheets.is_empty() {
+            continue;
+        }
+        let Ok(sheets) = workbook::read(ws, tb, &f.path) else {
+            continue;
+        };
+        for sheet in &sheets {
+            if let Some((name, _)) = folders.iter().find(|(_, files)| sheet.one_row_per(files)) {
+                f.rows_per_file.push(RowsPerFile {
+                    sheet: sheet.name.clone(),
+                    folder: name.clone(),
+                });
+            }
+        }
+    }
 }
 
 const WORDS_PROMPT: &str = "You name and describe a reusable skill made from a task that went well. \
@@ -362,7 +438,14 @@ fn param(name: &str, example: &str, known: Option<&ParamSpec>, root: &Path) -> D
             ParamKind::Text => "text".into(),
             ParamKind::Format(o) => format!("format({})", o.join("|")),
         },
-        None if under_output || root.join(example).exists() => "path".into(),
+        None if under_output || (!example.is_empty() && root.join(example).exists()) => "path".into(),
+        None if skills::period::parse_day(example).is_some() => "date".into(),
+        None if example
+            .split_once("..")
+            .is_some_and(|(a, b)| skills::period::parse_day(a).is_some() && skills::period::parse_day(b).is_some()) =>
+        {
+            "period".into()
+        }
         None => "text".into(),
     };
     let description = known.map_or_else(|| format!("The {name}"), |p| p.description.clone());
@@ -483,6 +566,9 @@ pub fn inspect(ws: &Workspace, tb: &Toolbox, rel: &str) -> FileFacts {
                     })
                     .collect();
             }
+            if let Ok(sheets) = workbook::read(ws, tb, rel) {
+                facts.totals = sheets.iter().flat_map(workbook::Sheet::totals).collect();
+            }
         }
         "pdf" => {
             if let Ok(out) = tb.read_only(ws, BundledTool::Pdf, "info", &args) {
@@ -505,7 +591,17 @@ impl Draft {
         let mut put = |k: &str, v: String| {
             metadata.insert(k.into(), v.into());
         };
-        put("deskhand-entry", format!("{}.{}", self.tool, self.operation));
+        if self.plan.is_empty() {
+            put("deskhand-entry", format!("{}.{}", self.tool, self.operation));
+        } else {
+            put("deskhand-entry", "plan".to_owned());
+            for (i, step) in self.plan.iter().enumerate() {
+                put(
+                    &format!("deskhand-step-{}", i + 1),
+                    serde_json::to_string(step).unwrap_or_default(),
+                );
+            }
+        }
         put("deskhand-keywords", self.keywords.join(", "));
         put(
             "deskhand-params",
@@ -528,7 +624,11 @@ impl Draft {
             "---\n{yaml}---\n\n# {}\n\n{}\n\nMade with `deskhand skill create` from run `{}`, whose task was:\n\n> {}\n\n## Steps\n\n",
             self.name, self.description, self.run, self.task
         );
-        for (i, s) in self.steps.iter().enumerate() {
+        for (i, s) in self.plan.iter().enumerate() {
+            let calls: Vec<&str> = s.calls.iter().map(|c| c.call.as_str()).collect();
+            body.push_str(&format!("{}. {} (calls {})\n", i + 1, s.title, calls.join(", ")));
+        }
+        for (i, s) in self.steps.iter().enumerate().filter(|_| self.plan.is_empty()) {
             let list = |v: &[PathBuf]| {
                 if v.is_empty() {
                     "nothing".to_owned()
@@ -553,8 +653,11 @@ impl Draft {
 
     /// `evals/evals.json`: the run's task with the parameters it must fill,
     /// and what it must deliver: the files, each workbook's sheets with at
-    /// least one row, its formulas, a PDF's pages (the run's counts are kept
-    /// beside them as `in_the_run`).
+    /// least one row, its formulas, the sheets whose rows follow the inputs
+    /// (`rows_per_file`: one data row per file of a folder parameter's
+    /// folder, whatever their number), the totals LibreOffice must
+    /// recalculate to the sum of their rows (`totals`), a PDF's pages (the
+    /// run's counts are kept beside them as `in_the_run`).
     pub fn evals_json(&self) -> String {
         let params: BTreeMap<&str, &str> = self
             .params
@@ -570,6 +673,12 @@ impl Draft {
                 if !f.sheets.is_empty() {
                     e["sheets"] = json!(f.sheets.iter().map(|s| &s.name).collect::<Vec<_>>());
                     e["formulas"] = json!(f.sheets.iter().any(|s| s.formulas > 0));
+                }
+                if !f.rows_per_file.is_empty() {
+                    e["rows_per_file"] = json!(f.rows_per_file);
+                }
+                if !f.totals.is_empty() {
+                    e["totals"] = json!(f.totals);
                 }
                 if f.pages.is_some() {
                     e["pages_at_least"] = json!(1);
@@ -648,9 +757,16 @@ pub struct Replay {
     pub finished: bool,
     /// Original facts, and the replay's for the same name (`None`: not delivered).
     pub files: Vec<(FileFacts, Option<FileFacts>)>,
+    /// Each delivered file's values beside the replay's: what differs.
+    pub diffs: Vec<FileDiff>,
 }
 
 impl Replay {
+    /// How many values differ between the run's files and the replay's.
+    pub fn differences(&self) -> usize {
+        self.diffs.iter().map(FileDiff::count).sum()
+    }
+
     /// True if the replay finished and delivered every file with the same
     /// sheets, rows, formulas and pages as the run.
     pub fn matches(&self) -> bool {
@@ -689,10 +805,16 @@ pub fn replay(ws: &Workspace, draft: &Draft, tb: &Toolbox) -> Result<Replay, Str
             (f.clone(), again)
         })
         .collect();
+    let diffs = draft
+        .delivered
+        .iter()
+        .map(|f| diff::diff(ws, &copy.workspace, tb, &f.path))
+        .collect();
     Ok(Replay {
         summary: copy.summary,
         finished: copy.finished,
         files,
+        diffs,
     })
 }
 
@@ -804,6 +926,14 @@ pub(crate) fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), 
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
         std::fs::copy(from, to).map_err(|e| format!("{}: {e}", from.display()))?;
+        // The copy keeps its time, as tools that read dates (an inventory,
+        // rename-by-date) see it: the replay's values are then the run's.
+        if let Ok(modified) = meta.modified() {
+            let _ = std::fs::File::options()
+                .write(true)
+                .open(to)
+                .and_then(|f| f.set_modified(modified));
+        }
         return Ok(());
     }
     if !meta.is_dir() {
@@ -1087,6 +1217,7 @@ pub fn check_deliveries(ws: &Workspace, skill: &Skill, tb: &Toolbox) -> Result<V
                     facts.pages.unwrap_or(0)
                 ));
             }
+            problems.extend(check_workbook(&run.workspace, tb, file, e, &case.params));
         }
         checks.push(EvalCheck {
             prompt: format!("{} (delivers)", case.prompt),
@@ -1095,6 +1226,83 @@ pub fn check_deliveries(ws: &Workspace, skill: &Skill, tb: &Toolbox) -> Result<V
         });
     }
     Ok(checks)
+}
+
+/// The workbook checks of one expectation on `file` of `ws`: each sheet of
+/// `rows_per_file` has one data row per file of its folder (the folder the
+/// eval's `params` give it), and each of `totals`, once LibreOffice has
+/// recalculated a copy, is a formula whose value is the sum of the rows
+/// above it. What fails, in words.
+fn check_workbook(
+    ws: &Workspace,
+    tb: &Toolbox,
+    file: &str,
+    e: &Value,
+    params: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let follows: Vec<RowsPerFile> = e
+        .get("rows_per_file")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let totals: Vec<Total> = e
+        .get("totals")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    if follows.is_empty() && totals.is_empty() {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    if !follows.is_empty() {
+        match workbook::read(ws, tb, file) {
+            Ok(sheets) => {
+                for f in &follows {
+                    let Some(folder) = params.get(&f.folder) else {
+                        problems.push(format!(
+                            "the eval gives no {} folder, so {file}'s {} rows cannot be counted against it",
+                            f.folder, f.sheet
+                        ));
+                        continue;
+                    };
+                    let files = workbook::files_in(&ws.root().join(folder));
+                    match sheets.iter().find(|s| s.name == f.sheet) {
+                        None => problems.push(format!("{file} has no sheet {}", f.sheet)),
+                        Some(sheet) => {
+                            let rows = sheet.data_rows().len();
+                            if rows != files.len() {
+                                problems.push(format!(
+                                    "{file}'s sheet {} has {rows} data rows, but {folder} holds {} files and the run \
+                                     made one row per file",
+                                    f.sheet,
+                                    files.len()
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(err) => problems.push(err),
+        }
+    }
+    if !totals.is_empty() {
+        let delivered = workbook::read(ws, tb, file).unwrap_or_default();
+        match workbook::recalculated(ws, tb, file) {
+            Ok(sheets) => {
+                for t in &totals {
+                    match sheets.iter().find(|s| s.name == t.sheet) {
+                        None => problems.push(format!("{file} has no sheet {} (its total is missing)", t.sheet)),
+                        Some(sheet) => {
+                            let as_delivered = delivered.iter().find(|s| s.name == t.sheet);
+                            if let Err(why) = sheet.check_total(file, t, as_delivered) {
+                                problems.push(why);
+                            }
+                        }
+                    }
+                }
+            }
+            Err(err) => problems.push(err),
+        }
+    }
+    problems
 }
 
 /// Checks `skill`'s `evals/evals.json` (in its folder): for each phrasing,

@@ -522,6 +522,7 @@ pub fn run_call(
             reads: prepared.reads.clone(),
             writes: prepared.writes.clone(),
             network: Vec::new(),
+            actions: Vec::new(),
         },
         status: deskhand_types::StepStatus::Pending,
     };

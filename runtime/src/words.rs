@@ -24,6 +24,15 @@ pub fn activity(event: &Event) -> Option<String> {
             // A refused call is shown once, as the run's blocked attempt.
             CallOutcome::Refused { .. } => None,
         },
+        Event::ConnectorToolQuarantined {
+            connector,
+            tool,
+            change,
+            ..
+        } => Some(format!(
+            "Held back the tool {tool} of the connector {connector} ({change}); review it with `deskhand connectors \
+             approve {connector} {tool}`"
+        )),
         _ => None,
     }
 }
@@ -169,6 +178,21 @@ pub fn action(tool: &str, operation: &str, args: &Value) -> Option<String> {
         },
         ("office", "to_pdf") => format!("Converted {} to PDF", file(&["input"])),
         ("python", _) => "Ran a Python script".into(),
+        ("browser", "open") => format!(
+            "Opened {}",
+            first(args, &["url"]).unwrap_or_else(|| "a web page".into())
+        ),
+        ("browser", "read") => "Read the web page again".into(),
+        ("browser", "follow") => "Followed a link on the web page".into(),
+        ("browser", "submit_form") => "Submitted a form on the web page".into(),
+        ("browser", "screenshot") => "Saved a screenshot of the web page".into(),
+        (t, op) if t.starts_with(crate::connectors::PREFIX) => {
+            format!(
+                "Used the connector {} ({})",
+                &t[crate::connectors::PREFIX.len()..],
+                op.replace('_', " ")
+            )
+        }
         ("shell", _) => match args.get("command").and_then(Value::as_str) {
             Some(c) => format!("Ran a command: {c}"),
             None => "Ran a command".into(),

@@ -1,8 +1,10 @@
 //! One module per command (or group of commands that share their work),
 //! each holding the functions `main` dispatches to.
 
+pub mod connectors;
 pub mod demo;
 pub mod doctor;
+pub mod egress_relay;
 pub mod feedback;
 pub mod init;
 pub mod plugins;

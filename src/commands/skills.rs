@@ -268,8 +268,28 @@ fn create(
         ));
     }
     out(&render::block(&lines.join("\n")));
-    if replay.matches() {
-        out("The replay delivered the same files, sheets, rows, formulas and pages as the run.");
+    // The values side by side: what differs, cell by cell and line by line.
+    let mut differences = Vec::new();
+    for d in &replay.diffs {
+        if d.is_empty() {
+            differences.push(format!("  {}: the same values as the run", d.path));
+            continue;
+        }
+        differences.push(format!("  {}: {} difference(s) from the run", d.path, d.count()));
+        differences.extend(d.differences.iter().map(|l| format!("    {l}")));
+        if d.more > 0 {
+            differences.push(format!("    ... and {} more", d.more));
+        }
+    }
+    out(&render::block(&differences.join("\n")));
+    let differ = replay.differences();
+    if replay.matches() && differ > 0 {
+        out(&format!(
+            "The replay delivered the same files, sheets, rows, formulas and pages as the run, but {differ} value(s) \
+             differ (above): read them before you install it."
+        ));
+    } else if replay.matches() {
+        out("The replay delivered the same files, sheets, rows, formulas and pages as the run, and the same values.");
     } else {
         out(&format!(
             "The replay does not match the run: {}",
@@ -314,17 +334,27 @@ fn create(
 
 fn describe_draft(d: &Draft) -> String {
     let mut t = format!(
-        "Draft skill: {}\n{}\nMade from run {} (\"{}\")\nRuns: {}.{}{}\nParameters:\n",
+        "Draft skill: {}\n{}\nMade from run {} (\"{}\")\nRuns: {}{}{}\n",
         d.name,
         d.description,
         d.run,
         d.task,
         d.tool,
-        d.operation,
+        if d.plan.is_empty() {
+            format!(".{}", d.operation)
+        } else {
+            format!(", a recorded plan of {} step(s):", d.plan.len())
+        },
         d.from_skill
             .as_ref()
+            .filter(|_| d.plan.is_empty())
             .map_or(String::new(), |s| format!(", as the {s} skill does"))
     );
+    for (i, s) in d.plan.iter().enumerate() {
+        let calls: Vec<&str> = s.calls.iter().map(|c| c.call.as_str()).collect();
+        t.push_str(&format!("  step {}: {} ({})\n", i + 1, s.title, calls.join(", ")));
+    }
+    t.push_str("Parameters:\n");
     for p in &d.params {
         let example = if p.example.is_empty() {
             String::new()

@@ -11,6 +11,8 @@ use deskhand_replay as replay;
 use replay::{Canned, ReplayServer};
 
 mod component_skill;
+mod connectors;
+mod egress;
 mod first_hour;
 mod messages;
 mod record_and_terminal;

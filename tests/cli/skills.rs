@@ -258,3 +258,70 @@ fn a_shared_skill_archive_is_unpacked_in_the_sandbox_shown_and_installed() {
         "is not a zip archive",
     );
 }
+
+#[test]
+fn skill_create_shows_the_replays_values_beside_the_runs_and_installs_on_yes() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_ok(&deskhand(&["init", "ws"], tmp.path()));
+    let receipts = tmp.path().join("ws/projects/receipts");
+    std::fs::create_dir_all(&receipts).unwrap();
+    std::fs::write(receipts.join("bakery.txt"), "Bakery Sol\n2026-04-02\nTotal 3.20 EUR\n").unwrap();
+    std::fs::write(
+        receipts.join("books.txt"),
+        "Livraria Bertrand\n2026-04-09\nTotal 18.50 EUR\n",
+    )
+    .unwrap();
+    let run = deskhand(
+        &[
+            "run",
+            "Turn the receipts in projects/receipts into an expense spreadsheet",
+            "--workspace",
+            "ws",
+            "--grant",
+            "projects",
+            "--mode",
+            "act",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&run);
+    let text = stdout(&run);
+    let id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("run-"))
+        .unwrap_or_else(|| panic!("no run id in {text}"))
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let create = deskhand(
+        &[
+            "skill",
+            "create",
+            "--from",
+            id,
+            "--workspace",
+            "ws",
+            "--name",
+            "team-expenses",
+            "--yes",
+        ],
+        tmp.path(),
+    );
+    assert_ok(&create);
+    let text = stdout(&create);
+    for expected in [
+        "output/expenses.xlsx: the same values as the run",
+        "output/expenses-summary.pdf: the same values as the run",
+        "Installed team-expenses",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+    let evals = std::fs::read_to_string(
+        tmp.path()
+            .join(".test-config/deskhand/skills/team-expenses/evals/evals.json"),
+    )
+    .unwrap();
+    // One row per receipt read, and the totals LibreOffice must recompute.
+    assert!(
+        evals.contains("\"rows_per_file\"") && evals.contains("\"totals\""),
+        "{evals}"
+    );
+}

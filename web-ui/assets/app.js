@@ -268,6 +268,7 @@ function planView(served, v, child) {
       const parts = [];
       if (eff.reads && eff.reads.length) parts.push(`reads ${eff.reads.join(", ")}`);
       if (eff.writes && eff.writes.length) parts.push(`writes ${eff.writes.join(", ")}`);
+      if (eff.actions && eff.actions.length) parts.push(`acts: ${eff.actions.join(", ")}`);
       return h("li", { "data-step": i + 1, "data-status": s.status },
         h("span", { class: `status s-${s.status}` }, stepLabel(s, i + 1, v)), " ", s.title,
         parts.length ? h("div", { class: "effects" }, parts.join("; ")) : null,
@@ -372,7 +373,53 @@ function movesTable(a) {
   ];
 }
 
+// An action's value: short ones as they are, long ones folded (their start
+// shown, the rest a click away).
+function argValue(v) {
+  const lines = v.split("\n");
+  if (v.length <= 160 && lines.length <= 4) return h("span", { class: "arg" }, v);
+  return h("details", { class: "arg" },
+    h("summary", {}, `${lines[0].slice(0, 80)}… (${v.length} characters)`),
+    h("pre", { class: "text" }, v));
+}
+
+// An action waiting for the person: through which connector (or the
+// browser), which tool, in which step, and the call's arguments as rows
+// (the server keeps them beside the question: GET /api/approvals/{id}).
+function actionCard(a) {
+  const body = h("div", {}, h("p", { class: "muted", role: "status" }, "Loading what it would send …"));
+  const section = h("section", { class: "card approval action", "aria-label": "Approval needed", "data-approval": a.approval },
+    h("h3", {}, a.title), body);
+  const decide = async (answer, btns) => {
+    btns.forEach((b) => (b.disabled = true));
+    try { await api("POST", `/api/approvals/${encodeURIComponent(a.approval)}`, answer); } catch (e) { failed(e); }
+  };
+  api("GET", `/api/approvals/${encodeURIComponent(a.approval)}`).then((c) => {
+    const once = h("button", { class: "primary", onclick: () => decide({ approve: true }, btns) }, "Allow once");
+    const always = c.always ? h("button", { class: "always", onclick: () => decide({ approve: true, always: true }, btns) }, "Always allow this tool") : null;
+    const no = h("button", { onclick: () => decide({ approve: false }, btns) }, "Refuse");
+    const btns = [once, always, no].filter(Boolean);
+    body.replaceChildren(...[
+      h("p", {}, "Through ", name(c.via), ", in step ", String(c.step), "."),
+      c.description ? h("p", { class: "tool-description" }, c.description) : null,
+      c.destructive ? h("p", { class: "delete" }, "This tool says it destroys data: each of its calls asks you.") : null,
+      c.arguments.length
+        ? h("table", { class: "arguments" }, h("tbody", {}, c.arguments.map((r) => h("tr", {}, h("th", { scope: "row" }, name(r.key)), h("td", {}, argValue(r.value))))))
+        : h("p", { class: "muted" }, "No arguments."),
+      c.always ? h("p", { class: "muted" }, "\"Always allow\" lets this tool's calls run without asking in your later runs too, within the steps you approve; revoke it on the Connectors page.") : null,
+      h("div", { class: "row" }, btns)].filter(Boolean));
+  }).catch((e) => {
+    if (e instanceof SessionError) return sessionLost(e.message);
+    // No card kept: the question as the journal has it, answered the same way.
+    const yes = h("button", { class: "primary", onclick: () => decide({ approve: true }, [yes, no]) }, "Allow once");
+    const no = h("button", { onclick: () => decide({ approve: false }, [yes, no]) }, "Refuse");
+    body.replaceChildren(h("pre", {}, a.details), h("div", { class: "row" }, yes, no));
+  });
+  return section;
+}
+
 function approvalCard(a) {
+  if (a.kind === "action") return actionCard(a);
   const moves = a.moves && a.moves.length ? a.moves : null;
   // With the table shown, the text's own before/after lines are left out.
   const textLines = a.details.split("\n").filter((l) => l.trim() && !(moves && l.includes("  ->  ")));
@@ -820,8 +867,15 @@ async function viewSkillFrom(run) {
   const replay = h("section", { class: "card", "aria-label": "Replay" }, h("h2", {}, "Replay on a scratch copy"),
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", {}, "The run"), h("th", {}, "The replay"))), h("tbody", {}, ...rows)),
     h("p", { class: d.replay.matches ? "" : "warn" }, d.replay.matches
-      ? "The replay delivered the same files, sheets, rows, formulas and pages as the run."
-      : `The replay does not match the run: ${d.replay.summary}`));
+      ? (d.replay.differences
+        ? `The replay delivered the same files, sheets, rows, formulas and pages as the run, but ${d.replay.differences} value(s) differ (below): read them before you install it.`
+        : "The replay delivered the same files, sheets, rows, formulas and pages as the run, and the same values.")
+      : `The replay does not match the run: ${d.replay.summary}`),
+    ...d.replay.files.map((f) => h("div", { class: "replay-diff" },
+      h("h3", {}, f.path),
+      f.differences.length
+        ? h("ul", {}, ...f.differences.map((l) => h("li", {}, l)), ...(f.more ? [h("li", { class: "muted" }, `... and ${f.more} more`)] : []))
+        : h("p", { class: "muted" }, "The same values as the run."))));
   const result = h("div", {});
   const install = h("button", { class: "primary", onclick: async () => {
     showError("");
@@ -845,6 +899,199 @@ async function viewSkillFrom(run) {
     replay,
     h("p", {}, install),
     result);
+}
+
+// ---------- Connectors ----------
+
+// #/connectors: the person's and the workspace's connectors (MCP servers),
+// each with its approved tools. Everything a server wrote (names,
+// descriptions, definitions) goes in as text. "Test" starts a server in its
+// sandbox and compares its tools with what was approved; a tool that changed
+// waits, with its diff, for "Re-approve".
+async function viewConnectors(added) {
+  title("Connectors");
+  const r = await api("GET", "/api/connectors");
+  const intro = h("section", { class: "card" }, h("h2", {}, "Connectors"),
+    h("p", {}, "Connectors are MCP servers that reach where your work lives (mail, calendars, chat, documents). Each local one runs in its own sandbox: no network, none of your keys but the variables listed for it, and only the folders of the step that uses it. The model is offered only the tools you approved and left enabled."));
+  const cards = r.connectors.map(connectorCard);
+  const problems = r.problems.length
+    ? [h("section", { class: "card", id: "connector-problems" }, h("h2", {}, "Not read"), h("ul", {}, r.problems.map((p) => h("li", { class: "blocked" }, p))))]
+    : [];
+  $main.replaceChildren(intro, ...problems,
+    h("section", { id: "connectors", "aria-label": "Your connectors" },
+      cards.length ? cards : h("p", { class: "card muted" }, "No connectors yet. Add one below, or with `deskhand connectors add NAME -- COMMAND ARGS...`.")),
+    addConnectorsForm(r));
+  // Connectors just added: start each, so the person can pick the tools to approve.
+  for (const a of added || []) {
+    const card = $main.querySelector(`article.connector[data-scope="${a.scope}"][data-name="${CSS.escape(a.name)}"]`);
+    if (card) card.querySelector("button.test").click();
+  }
+}
+
+// What a connector runs: the command and its arguments, the names of the
+// variables it gets (their values are never shown), or its URL.
+function runsLine(t) {
+  if (t.kind === "remote") return [h("p", {}, h("strong", {}, "Remote server: "), name(t.url)),
+    h("p", { class: "muted" }, "This version of deskhand starts local servers only; a remote one is listed, not used.")];
+  const vars = [...t.env, ...t.pass_env.map((v) => `${v} (from deskhand's environment)`)];
+  return [h("p", {}, h("strong", {}, "Runs: "), h("code", { class: "command" }, [t.command, ...t.args].join(" "))),
+    vars.length ? h("p", { class: "muted" }, `Variables it gets (values not shown): ${vars.join(", ")}`) : null];
+}
+
+// A tool's words: its name, what it does as the server says, and what deskhand makes of it.
+function toolHead(t) {
+  return [h("strong", {}, name(t.name)), t.title && t.title !== t.name ? " · " : null, t.title && t.title !== t.name ? name(t.title) : null,
+    h("span", { class: "muted" }, ` (${t.annotations}${t.destructive ? ": each call asks you" : t.writes ? ": an action, asked as your mode says" : ""})`),
+    t.description ? h("div", { class: "tool-description" }, t.description) : null,
+    t.offered_as ? null : h("div", { class: "warn" }, "Not offered to the model: its name does not fit the model's 64 characters (letters, digits, _ and -).")];
+}
+
+function connectorCard(c) {
+  const base = `/api/connectors/${c.scope}/${encodeURIComponent(c.name)}`;
+  const act = async (btn, method, path, body, after) => {
+    showError("");
+    btn.disabled = true;
+    try { await api(method, `${base}${path}`, body); await (after || (() => viewConnectors()))(); }
+    catch (e) { btn.disabled = false; failed(e); }
+  };
+  const result = h("div", { class: "test-result", "aria-live": "polite" });
+  const test = h("button", { class: "fit test", onclick: () => testConnector(c, base, test, result) }, "Test");
+  const remove = h("button", { class: "danger fit", onclick: () => {
+    if (confirm(`Remove the connector ${c.name} from ${c.listed}? Its approved tools and "always allow" answers are forgotten; added again, its tools are approved again.`)) act(remove, "DELETE", "", {});
+  } }, "Remove");
+  const rows = c.tools.map((t) => {
+    const toggle = h("input", { type: "checkbox", class: "tool-enabled", checked: t.enabled, "aria-label": `Offer ${t.name} to the model`,
+      onchange: () => act(toggle, "POST", "/enabled", { tool: t.name, enabled: toggle.checked }) });
+    return h("tr", { "data-tool": t.name },
+      h("td", {}, toolHead(t)),
+      h("td", {}, h("label", { class: "inline" }, toggle, t.enabled ? " offered" : " disabled")),
+      h("td", {}, t.destructive ? "asks you each time" : t.always_allowed ? "always allowed" : t.writes ? "asks as your mode says" : "runs within its step"));
+  });
+  const allowed = c.always_allowed.map((tool) => {
+    const revoke = h("button", { class: "fit revoke", onclick: () => act(revoke, "POST", "/disallow", { tool }) }, `Revoke`);
+    return h("li", { "data-tool": tool }, `${c.name}.${tool}: always allowed, its calls do not ask you. `, revoke);
+  });
+  return h("article", { class: "card connector", "aria-label": `Connector ${c.name}`, "data-name": c.name, "data-scope": c.scope },
+    h("h2", {}, name(c.name)),
+    h("p", { class: "muted" }, `In ${c.listed} · ${c.access === "read-only" ? "read-only: every tool runs as a read" : "read-write: its writes are actions a step must declare"}${c.private ? " · its results are private: after reading one, the run reaches no new host without you" : ""}`),
+    c.shadowed ? h("p", { class: "warn" }, "The workspace has a connector of the same name: runs here use that one.") : null,
+    runsLine(c.transport),
+    c.approved ? null : h("p", { class: "warn" }, "No tool approved yet: nothing of it is offered to the model. Test it to see its tools and approve them."),
+    rows.length ? h("table", { class: "tools" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Approved tool"), h("th", {}, "Offered"), h("th", {}, "Its calls"))),
+      h("tbody", {}, rows)) : null,
+    allowed.length ? h("ul", { class: "allowed", "aria-label": "Always allowed" }, allowed) : null,
+    h("div", { class: "row" }, test, remove),
+    result);
+}
+
+// A definition's diff (`- approved`, `+ now`), each line marked.
+function diffView(text) {
+  return h("pre", { class: "diff" }, text.split("\n").map((l) =>
+    h("div", { class: l.startsWith("+ ") ? "add" : l.startsWith("- ") ? "del" : "" }, l || " ")));
+}
+
+async function testConnector(c, base, btn, into) {
+  showError("");
+  btn.disabled = true;
+  into.replaceChildren(h("p", { class: "muted", role: "status" }, `Starting ${c.name} in its sandbox …`));
+  let r;
+  try { r = await api("POST", `${base}/test`, {}); }
+  catch (e) { into.replaceChildren(); btn.disabled = false; return failed(e); }
+  btn.disabled = false;
+  if (!r.started) return into.replaceChildren(h("p", { class: "blocked", role: "status" }, r.problem));
+  const approve = async (b, tools) => {
+    showError("");
+    b.disabled = true;
+    try {
+      const a = await api("POST", `${base}/approve`, { tools: tools.map((t) => ({ name: t.name, hash: t.hash })) });
+      await viewConnectors();
+      alertOk(`Approved ${a.approved.join(", ")} of ${c.name}.`);
+    } catch (e) { b.disabled = false; failed(e); }
+  };
+  const fresh = r.tools.filter((t) => t.change === "not approved yet");
+  const quarantined = r.tools.filter((t) => t.change && t.change !== "not approved yet");
+  const pinned = r.tools.filter((t) => t.pinned);
+  const parts = [h("p", { role: "status" }, `${c.name} started and lists ${r.tools.length} tool(s)${r.protocol ? ` (MCP ${r.protocol})` : ""}.`)];
+  if (fresh.length) {
+    const boxes = fresh.map((t) => h("li", { "data-tool": t.name }, h("label", { class: "inline" },
+      h("input", { type: "checkbox", class: "approve-tool", checked: true, value: t.name }), " ", toolHead(t))));
+    const go = h("button", { class: "primary fit", onclick: () => {
+      const chosen = fresh.filter((t, i) => boxes[i].querySelector("input").checked);
+      if (!chosen.length) return showError("Choose at least one tool to approve.");
+      approve(go, chosen);
+    } }, "Approve the chosen tools");
+    parts.push(h("h3", {}, "Not approved yet"),
+      h("p", { class: "muted" }, "Approving a tool keeps its definition as you see it now; if the server changes it later, it is held back until you approve it again."),
+      h("ul", { class: "approve-list" }, boxes), go);
+  }
+  for (const t of quarantined) {
+    const again = h("button", { class: "primary fit reapprove", onclick: () => approve(again, [t]) }, `${t.change === "added since approval" ? "Approve" : "Re-approve"} ${t.name}`);
+    parts.push(h("section", { class: "quarantined", "data-tool": t.name, "aria-label": `Quarantined ${t.name}` },
+      h("h3", {}, "Held back: ", name(t.name), ` (${t.change})`),
+      h("p", {}, "Not offered to the model, its calls refused, until you read what changed and approve it again."),
+      t.diff ? diffView(t.diff) : null, again));
+  }
+  if (pinned.length) parts.push(h("p", { class: "muted" }, `As approved: ${pinned.map((t) => t.name).join(", ")}.`));
+  if (r.gone.length) parts.push(h("p", { class: "warn" }, `Approved but no longer listed by the server: ${r.gone.join(", ")}.`));
+  into.replaceChildren(...parts);
+}
+
+// Adding: paste what other MCP clients use; the page shows what each entry
+// would run, and nothing is saved before the person confirms exactly that.
+function addConnectorsForm(r) {
+  const text = h("textarea", { id: "connectors-json", rows: 8, spellcheck: "false",
+    placeholder: '{"mcpServers": {"files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/me/Documents"]}}}' });
+  const scope = h("select", { id: "connectors-scope" },
+    h("option", { value: "workspace" }, "This workspace only"),
+    h("option", { value: "user", disabled: !r.user_list }, "Yours, in every workspace"));
+  const access = h("select", { id: "connectors-access" },
+    h("option", { value: "read-write" }, "Read and write: each write is an action a step declares, asked as your mode says"),
+    h("option", { value: "read-only" }, "Read only: every tool runs as a read"));
+  const shown = h("div", { id: "connectors-preview", "aria-live": "polite" });
+  const look = h("button", { type: "submit", class: "primary" }, "Show what it would run");
+  const body = () => ({ text: text.value, scope: scope.value, access: access.value });
+  const stale = () => { if (shown.firstChild) shown.replaceChildren(h("p", { class: "muted" }, "Changed: show it again to see what would be added.")); };
+  return h("form", { class: "card", id: "add-connectors", oninput: stale, onchange: stale, onsubmit: async (ev) => {
+    ev.preventDefault();
+    showError("");
+    look.disabled = true;
+    try {
+      const sent = body();
+      const p = await api("POST", "/api/connectors/preview", sent);
+      shown.replaceChildren(pastePreview(p, sent));
+    } catch (e) { shown.replaceChildren(); failed(e); }
+    look.disabled = false;
+  } },
+    h("h2", {}, "Add connectors"),
+    h("label", { for: "connectors-json" }, "Paste an mcpServers JSON (what other MCP clients use)"), text,
+    h("label", { for: "connectors-scope" }, "Where to list them"), scope,
+    h("label", { for: "connectors-access" }, "What they may do"), access,
+    h("p", {}, look),
+    shown);
+}
+
+function pastePreview(p, sent) {
+  const add = h("button", { type: "button", class: "primary", id: "connectors-add", onclick: async () => {
+    showError("");
+    add.disabled = true;
+    try {
+      const r = await api("POST", "/api/connectors", { ...sent, hash: p.hash });
+      await viewConnectors(r.added.map((n) => ({ name: n, scope: r.scope })));
+      alertOk(`Added ${r.added.join(", ")}. ${r.added.length === 1 ? "Its" : "Their"} tools are offered to the model only once you approve them below.`);
+    } catch (e) { add.disabled = false; failed(e); }
+  } }, `Add ${p.connectors.length === 1 ? "this connector" : `these ${p.connectors.length} connectors`}`);
+  return h("section", { class: "card approval", "aria-label": "What would be added" },
+    h("h3", {}, "Before you add"),
+    h("p", {}, `To ${p.listed} (${p.file}):`),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Runs"), h("th", {}, "Variables (names only)"), h("th", {}, "May"))),
+      h("tbody", {}, p.connectors.map((c) => h("tr", {},
+        h("td", {}, name(c.name)),
+        h("td", {}, c.transport.kind === "remote" ? `remote: ${c.transport.url}` : h("code", {}, [c.transport.command, ...c.transport.args].join(" "))),
+        h("td", {}, c.transport.kind === "remote" ? "" : [...c.transport.env, ...c.transport.pass_env].join(", ") || "none"),
+        h("td", {}, c.access))))),
+    h("p", { class: "muted" }, "Nothing runs yet. Once added, each is started in its sandbox to list its tools, and you choose which to approve."),
+    h("p", {}, add));
 }
 
 // ---------- Schedules ----------
@@ -1028,6 +1275,7 @@ async function route() {
     else if (view === "skills") await viewSkills();
     else if (view === "skill-from" && arg) await viewSkillFrom(decodeURIComponent(arg));
     else if (view === "schedules") await viewSchedules(arg || "");
+    else if (view === "connectors") await viewConnectors();
     else await viewNew();
   } catch (e) {
     failed(e);

@@ -92,6 +92,7 @@ pub fn inert_copy(app: &App, mut opened: Opened, shown: &str) -> Result<(PathBuf
         mounts: Vec::new(),
         limits: Limits::default(),
         scratch: Some(work.path().to_path_buf()),
+        network: None,
     };
     let args = serde_json::json!({
         "path": format!("{SCRATCH_GUEST}/in.pdf"),

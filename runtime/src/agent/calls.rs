@@ -28,7 +28,7 @@ impl<'a> Agent<'a> {
         };
         let policy = self.workspace.policy(grants)?;
         let visible = crate::stage::visible_output(self.workspace, Some(&st.run), &policy)?;
-        call::prepare(
+        let mut prepared = call::prepare(
             self.workspace,
             self.toolbox,
             tool,
@@ -37,7 +37,17 @@ impl<'a> Agent<'a> {
             &policy,
             self.settings.limits,
             &visible,
-        )
+        )?;
+        // A step that declares hosts: the guest's sockets ask the run's egress.
+        if let Some(step) = st.plan.current_step()
+            && !st.plan[step].effects.network.is_empty()
+        {
+            let egress = Arc::clone(&st.egress);
+            prepared.sandbox.network = Some(crate::wasm::NetworkCheck(Arc::new(move |addr, connect| {
+                egress.decide_addr(&crate::egress::Exit::Wasm, addr, connect).is_ok()
+            })));
+        }
+        Ok(prepared)
     }
 
     /// A sandboxed call within step `step` (started by the driver): checked
@@ -64,6 +74,7 @@ impl<'a> Agent<'a> {
             reads: prepared.reads.clone(),
             writes: prepared.writes.clone(),
             network: Vec::new(),
+            actions: Vec::new(),
         };
         if let Err(what) = self.within_effects(&concrete, &st.plan[step].effects) {
             // The person reads what was stopped; the model also reads how to go on.
@@ -204,6 +215,7 @@ impl<'a> Agent<'a> {
                 reads: Vec::new(),
                 writes: cs.touched_paths().into_iter().map(PathBuf::from).collect(),
                 network: Vec::new(),
+                actions: Vec::new(),
             };
             self.within_effects(&touched, declared)
         };

@@ -111,5 +111,6 @@ pub(super) fn granted_effects(task: &Task) -> StepEffects {
             .chain([PathBuf::from("output")])
             .collect(),
         network: Vec::new(),
+        actions: Vec::new(),
     }
 }

@@ -116,7 +116,8 @@ pub fn specs() -> Vec<ToolSpec> {
         "properties": {
             "reads": {"type": "array", "items": {"type": "string"}, "description": "folders or files this step reads"},
             "writes": {"type": "array", "items": {"type": "string"}, "description": "paths under output/ this step writes"},
-            "network": {"type": "array", "items": {"type": "string"}, "description": "hosts this step contacts"}
+            "network": {"type": "array", "items": {"type": "string"}, "description": "hosts this step contacts"},
+            "actions": {"type": "array", "items": {"type": "string"}, "description": "what this step does outside the workspace through a connector or the browser, as connector.tool (mail.send_message, browser.submit_form)"}
         }
     });
     vec![

@@ -17,7 +17,9 @@
 //! own tools, `subagents` fan-outs, `outputs` untrusted framing and paging,
 //! `context` the prompt and compaction, `resume` and `offline` as named.
 
+mod browser_calls;
 mod calls;
+mod connector_calls;
 pub mod context;
 mod draft;
 mod held;
@@ -70,6 +72,14 @@ pub struct AgentSettings {
     /// The skills a model may read with `read_skill` (their catalogue is in
     /// the prompt; their instructions and files are read on demand).
     pub skills: Arc<Vec<crate::skills::Skill>>,
+    /// The connectors (MCP servers) this run may use; their servers start on
+    /// first use and end when the last clone of this is dropped.
+    pub connectors: Option<Arc<crate::connectors::Connectors>>,
+    /// How sandboxes reach the run's egress proxy (the relay to start in them).
+    pub egress: crate::egress::Settings,
+    /// This machine's Chromium, where the front end offers the browser tools
+    /// (a model's runs on a machine with Chromium and bubblewrap).
+    pub browser: Option<crate::browser::Browser>,
 }
 
 impl Default for AgentSettings {
@@ -83,6 +93,9 @@ impl Default for AgentSettings {
             max_tokens: 8192,
             stop: None,
             skills: Arc::default(),
+            connectors: None,
+            egress: crate::egress::Settings::default(),
+            browser: None,
         }
     }
 }
@@ -138,6 +151,45 @@ pub trait Gate: Send + Sync {
     /// A tool's proposed changes to the person's folders, as they will be
     /// applied. A changeset with deletions always needs the person, in every mode.
     fn approve_changes(&self, approval: &str, request: &ChangesApproval<'_>) -> Approval;
+
+    /// A connector tool's call that writes outside the workspace (an action:
+    /// sending a message, creating an event), with its arguments. A front end
+    /// that does not show actions refuses them (this default).
+    fn approve_action(&self, _approval: &str, _request: &ActionApproval<'_>) -> Approval {
+        Approval::Rejected {
+            reason: "this front end cannot show a connector's action for approval yet; run the task from the terminal"
+                .into(),
+        }
+    }
+}
+
+/// A connector action waiting to run, as the gate sees it.
+pub struct ActionApproval<'a> {
+    pub run: &'a RunId,
+    pub step: StepNo,
+    pub mode: Mode,
+    pub connector: &'a str,
+    pub tool: &'a str,
+    /// The call's arguments, as the tool will get them.
+    pub arguments: &'a serde_json::Value,
+    /// What the tool says it does (the approved definition), for the person.
+    pub description: &'a str,
+    /// The tool says it destroys data: "always allow" is not offered.
+    pub destructive: bool,
+    /// Remembers the person's "always allow this tool" (revocable with
+    /// `deskhand connectors disallow`); a front end calls it when they answer so.
+    pub allow_always: &'a (dyn Fn() -> std::result::Result<(), String> + Sync),
+}
+
+impl std::fmt::Debug for ActionApproval<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionApproval")
+            .field("run", self.run)
+            .field("step", &self.step)
+            .field("connector", &self.connector)
+            .field("tool", &self.tool)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A changeset waiting to be applied, as the gate sees it.
@@ -200,6 +252,17 @@ impl Gate for ApproveAll {
             by: "pre-approved by the person".into(),
         }
     }
+
+    fn approve_action(&self, _: &str, req: &ActionApproval<'_>) -> Approval {
+        if req.destructive {
+            return Approval::Rejected {
+                reason: crate::gate::DESTRUCTIVE_ALWAYS_ASKS.into(),
+            };
+        }
+        Approval::Approved {
+            by: "pre-approved by the person".into(),
+        }
+    }
 }
 
 /// How a run ended.
@@ -255,6 +318,13 @@ struct RunState {
     held: Option<String>,
     /// On resume: sub-agent runs started before the interruption, reused by outcome.
     earlier_children: Arc<Mutex<Vec<crate::journal::TaskRow>>>,
+    /// The run's one egress decision point; its refusals wait in
+    /// `egress_blocked` for the run's writer (`Agent::flush_egress`).
+    egress: Arc<crate::egress::Run>,
+    egress_blocked: Arc<Mutex<Vec<Event>>>,
+    /// The run's browser, started by its first browser call; shut down when
+    /// the run's state is dropped.
+    browser: Option<crate::browser::Session>,
 }
 
 /// What a sub-agent inherits from the parent step it runs in.
@@ -267,6 +337,25 @@ pub(crate) struct Ceiling {
     approved_by: String,
     /// The parent's permission mode, which its sub-agents run in.
     mode: Mode,
+    /// The parent's egress: a sub-agent shares its seal and contacted hosts.
+    egress: Option<Arc<crate::egress::Run>>,
+}
+
+/// A run's egress decision point (a sub-agent's shares its parent's seal),
+/// with the queue its refusals wait in for the run's writer.
+fn run_egress(
+    run: &RunId,
+    parent: Option<&Arc<crate::egress::Run>>,
+) -> (Arc<crate::egress::Run>, Arc<Mutex<Vec<Event>>>) {
+    let queue: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = Arc::clone(&queue);
+    let journal: crate::egress::Journaler =
+        Arc::new(move |_, e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e));
+    let egress = match parent {
+        Some(p) => p.child(run.clone(), journal),
+        None => crate::egress::Run::new(run.clone(), journal),
+    };
+    (egress, queue)
 }
 
 impl RunState {
@@ -297,6 +386,15 @@ impl ToolReply {
 }
 
 impl<'a> Agent<'a> {
+    /// Journals the egress refusals made since the last flush (the proxy's
+    /// threads cannot write the journal themselves: one writer per run).
+    fn flush_egress(&self, st: &RunState) {
+        let blocked: Vec<Event> = std::mem::take(&mut *st.egress_blocked.lock().unwrap_or_else(|p| p.into_inner()));
+        for event in blocked {
+            self.emit(&st.run, event);
+        }
+    }
+
     fn emit(&self, run: &RunId, event: Event) {
         // The journal is the source of truth; an append that fails is
         // reported to the observer, and the journal remembers it so the
@@ -365,6 +463,7 @@ impl<'a> Agent<'a> {
         }
         let first = Message::user_text(task.outcome.clone());
         self.emit(&run, Event::Message { message: first.clone() });
+        let (egress, egress_blocked) = run_egress(&run, ceiling.as_ref().and_then(|c| c.egress.as_ref()));
         Ok(RunState {
             run,
             task,
@@ -377,6 +476,9 @@ impl<'a> Agent<'a> {
             stop: None,
             held: None,
             earlier_children: Arc::default(),
+            egress,
+            egress_blocked,
+            browser: None,
         })
     }
 

@@ -66,7 +66,19 @@ impl Agent<'_> {
             ..deskhand_host_vm::Limits::default()
         };
         let command = vec!["/bin/sh".to_owned(), "-c".to_owned(), args.command];
-        let native = self.workspace.policy(&grants).and_then(|policy| {
+        // A step that declares hosts reaches them through the run's proxy
+        // (the relay in the sandbox's own namespace); otherwise no network.
+        let egress = match st.plan[step].effects.network.is_empty() {
+            true => Ok(None),
+            false => crate::confine::egress_wiring(
+                &st.egress,
+                &crate::egress::Exit::Shell,
+                self.settings.egress.relay.as_deref().unwrap_or_default(),
+            )
+            .map(Some),
+        };
+        let native = egress.and_then(|egress| {
+            let policy = self.workspace.policy(&grants)?;
             let visible = crate::stage::visible_output(self.workspace, Some(&st.run), &policy)?;
             crate::shell::run_native(
                 self.workspace,
@@ -76,6 +88,7 @@ impl Agent<'_> {
                 limits,
                 workdir,
                 &visible,
+                egress.as_ref(),
                 &mut |_| {},
             )
         });

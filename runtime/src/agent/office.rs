@@ -94,6 +94,7 @@ impl Agent<'_> {
             reads: files.clone(),
             writes: vec![output.clone()],
             network: Vec::new(),
+            actions: Vec::new(),
         };
         if let Err(what) = self.within_effects(&concrete, &st.plan[step].effects) {
             return refuse(

@@ -5,6 +5,9 @@
 //! a check of the deliverable, a summary. Where no skill fits it says so
 //! and how to configure a model; it never pretends to understand.
 //!
+//! A skill made from a run of several calls (a recorded plan) runs its
+//! recorded steps instead, one call a turn (`offline/recorded.rs`).
+//!
 //! It is stateless: each turn is decided from the conversation so far, so a
 //! resumed run continues exactly where it stopped. A later instruction from
 //! the person (a follow-up on a finished run) starts a new turn: a skill it
@@ -17,6 +20,7 @@
 //! again, saying why.
 
 mod folders;
+mod recorded;
 mod transcript;
 mod turn;
 
@@ -99,6 +103,7 @@ impl OfflinePlanner {
             let how = match &s.entry {
                 Entry::Bundled { tool, operation } => format!("runs offline: {tool}.{operation}"),
                 Entry::Component { path, operation } => format!("runs offline: {}#{operation}", path.display()),
+                Entry::Plan(steps) => format!("runs offline: a recorded plan of {} step(s)", steps.len()),
                 Entry::None => "needs a model".into(),
             };
             let _ = writeln!(out, "- {}: {} ({how})", s.name, s.description);

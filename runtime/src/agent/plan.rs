@@ -14,6 +14,9 @@ impl Agent<'_> {
         if status == StepStatus::InProgress {
             self.emit(&st.run, Event::StepBegin { step: n, title });
         } else if status.is_finished() {
+            if st.egress.current_step() == Some(n) {
+                st.egress.end_step();
+            }
             self.emit(&st.run, Event::StepEnd { step: n, status, note });
         }
     }
@@ -25,9 +28,15 @@ impl Agent<'_> {
         let effects_hash = crate::envelope::step_hash(&st.plan[n]);
         let status = st.plan[n].status;
         if status == StepStatus::InProgress && st.approved.get(&n).is_some_and(|(h, _)| *h == effects_hash) {
+            // Resumed, or a call after the first: the egress answers for this step.
+            if st.egress.current_step() != Some(n) {
+                st.egress.set_step(n, &st.plan[n].effects.network, false);
+            }
             return Ok(());
         }
-        let approval = crate::gate::approve_step(
+        // Hosts not contacted yet, after (or while) reading private data: the person's to approve.
+        let sealed = st.egress.approval_needed(&st.plan[n].effects);
+        let approval = crate::gate::approve_step_with_egress(
             self.gate,
             self.workspace.journal(),
             &StepApproval {
@@ -38,9 +47,11 @@ impl Agent<'_> {
             },
             &effects_hash,
             st.ceiling.as_ref().map(|c| c.approved_by.as_str()),
+            sealed.as_ref(),
         );
         match approval {
             Approval::Approved { by } => {
+                st.egress.set_step(n, &st.plan[n].effects.network, sealed.is_some());
                 st.approved.insert(n, (effects_hash.clone(), by.clone()));
                 self.emit(
                     &st.run,
@@ -77,14 +88,19 @@ impl Agent<'_> {
             return Err("a plan needs at least one step".into());
         }
         // A step may only declare what the grants allow: plans cannot widen them.
-        let granted = super::draft::granted_effects(&st.task);
+        let mut granted = super::draft::granted_effects(&st.task);
         let mut resolved = HashMap::new();
         for s in &update.steps {
+            // Network hosts are not granted with the task: each step declares
+            // its own, which the person approves with it (crate::egress).
+            crate::egress::check_declared(&s.effects.network)
+                .map_err(|e| format!("step {:?} declares a network host that cannot be used: {e}", s.title))?;
+            granted.network.clone_from(&s.effects.network);
             self.within_effects_cached(&s.effects, &granted, &mut resolved)
                 .map_err(|e| {
                     format!(
-                        "step {:?} declares that it {e}, which this run was not granted (tools have no network, and \
-                     write only under output/ or a folder granted read-write); only the person can grant more",
+                        "step {:?} declares that it {e}, which this run was not granted (steps write only under \
+                     output/ or a folder granted read-write); only the person can grant more",
                         s.title
                     )
                 })?;

@@ -62,6 +62,10 @@ const HANDLERS: &[&dyn ToolHandler] = &[
         spec: |agent| agent.toolbox.office().map(|_| office::spec()),
         run: |agent, st, step, id, input| agent.office_call(st, step, id, input),
     },
+    // Before `Sandboxed`: browser_open, browser_read, ... (`agent/browser_calls.rs`).
+    &browser_calls::BrowserTools,
+    // Before `Sandboxed`: mcp__<connector>__<tool> (`agent/connector_calls.rs`).
+    &connector_calls::ConnectorTools,
     &Sandboxed,
     &RuntimeTool {
         name: meta::UPDATE_PLAN,
@@ -253,6 +257,17 @@ impl Agent<'_> {
                     Ok(text) => ToolReply::ok(text),
                     Err(text) => ToolReply::err(text),
                 };
+                // What the call read may now be anywhere in the run: seal its egress.
+                let reads = &st.plan[step].effects.reads;
+                if !reads.is_empty() {
+                    let what = reads
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    st.egress.mark_private_read(&format!("step {step} read {what}"));
+                }
+                self.flush_egress(st);
                 if self.check_held(st) {
                     // Held after it ran (its changes wait for the person): nothing was applied.
                     self.withdraw(st, &call_id);

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use deskhand_types::model::{Block, Message, Role};
-use deskhand_types::{CallOutcome, Event, Mode, Plan, RunId, RunStatus};
+use deskhand_types::{CallOutcome, Event, Mode, Plan, RunId, RunStatus, StepStatus};
 
 use super::{Agent, Ceiling, RunReport, RunState, ToolReply, meta, reply_from_outcome};
 use crate::error::{Error, Result};
@@ -158,6 +158,7 @@ impl Agent<'_> {
         if say.is_some() {
             approved.clear();
         }
+        let (egress, egress_blocked) = super::run_egress(run, ceiling.as_ref().and_then(|c| c.egress.as_ref()));
         let mut st = RunState {
             run: run.clone(),
             task,
@@ -170,7 +171,29 @@ impl Agent<'_> {
             stop: None,
             held: None,
             earlier_children: Arc::new(Mutex::new(children)),
+            egress,
+            egress_blocked,
+            browser: None,
         };
+        // What the run contacted before is not in the journal; what it read is:
+        // a run resumed after a step that reads stays sealed.
+        if let Some(s) = st
+            .plan
+            .steps
+            .iter()
+            .find(|s| s.status != StepStatus::Pending && !s.effects.reads.is_empty())
+        {
+            st.egress.mark_private_read(&format!(
+                "step {:?} read {}",
+                s.title,
+                s.effects
+                    .reads
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
 
         if let Some(say) = say {
             // Calls the ended run never answered are closed, then the

@@ -98,6 +98,7 @@ impl Agent<'_> {
             effects: st.plan[step].effects.clone(),
             approved_by: approved_by.clone(),
             mode: st.task.mode,
+            egress: Some(Arc::clone(&st.egress)),
         };
         let siblings_cancel = Arc::new(AtomicBool::new(false));
         let cancel: Vec<Arc<AtomicBool>> = st.cancel.iter().cloned().chain([siblings_cancel.clone()]).collect();

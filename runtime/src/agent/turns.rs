@@ -4,7 +4,8 @@ use super::*;
 
 impl Agent<'_> {
     pub(super) fn drive(&self, st: &mut RunState) -> Result<RunReport> {
-        let tools = self.tool_specs()?;
+        let mut tools = self.tool_specs()?;
+        let mut quarantined = self.connector_quarantines();
         loop {
             let what_now = format!(
                 "Check that the disk has space and the journal is writable, then `deskhand resume {}` goes on \
@@ -29,6 +30,11 @@ impl Agent<'_> {
                     self.settings.max_turns
                 );
                 return self.finish(st, RunStatus::Failed, msg);
+            }
+            if self.connector_quarantines() != quarantined {
+                // A connector tool found changed is hidden from the model from the next turn on.
+                quarantined = self.connector_quarantines();
+                tools = self.tool_specs()?;
             }
             st.turn += 1;
             self.emit(&st.run, Event::ModelTurnBegin { turn: st.turn });

@@ -84,6 +84,14 @@ impl Skill {
                     path.display()
                 )
             }
+            Entry::Plan(steps) => {
+                let calls: Vec<&str> = steps.iter().flat_map(|s| &s.calls).map(|c| c.call.as_str()).collect();
+                format!(
+                    "runs: a recorded plan of {} step(s), deskhand's tools in the sandbox: {}",
+                    steps.len(),
+                    calls.join(", ")
+                )
+            }
             Entry::None => "runs: nothing by itself; its instructions guide a model".into(),
         });
         for p in &skill.params {
@@ -244,8 +252,102 @@ pub enum Entry {
     /// (`component:scripts/tool.wasm#run`); the path is resolved against
     /// the skill's folder when it has one.
     Component { path: PathBuf, operation: String },
+    /// A recorded plan (`deskhand-entry: plan`, `deskhand-step-<n>`): the
+    /// steps of a run that went well, each with its calls in order, whose
+    /// `{{param}}` placeholders the offline planner fills with the
+    /// parameters' values ([`RecordedStep::filled`]).
+    Plan(Vec<RecordedStep>),
     /// No sandboxed entry point: the skill's instructions need a model.
     None,
+}
+
+/// One step of a recorded plan: its title, the folders it reads and writes,
+/// and its calls; any text in them may hold `{{param}}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedStep {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<String>,
+    pub calls: Vec<RecordedCall>,
+}
+
+/// One call of a recorded step: `tool.operation` and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedCall {
+    pub call: String,
+    #[serde(default)]
+    pub args: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RecordedCall {
+    /// The tool and the operation (`inventory`, `run`).
+    pub fn tool_operation(&self) -> (&str, &str) {
+        self.call.split_once('.').unwrap_or((self.call.as_str(), ""))
+    }
+}
+
+impl RecordedStep {
+    /// The step with each `{{name}}` replaced by the parameter's value. An
+    /// argument that is only a placeholder of a parameter without a value
+    /// is left out (the tool's default holds), as is a read or write of one.
+    pub fn filled(&self, params: &std::collections::BTreeMap<String, String>) -> RecordedStep {
+        let list = |v: &[String]| -> Vec<String> { v.iter().filter_map(|t| fill_text(t, params)).collect() };
+        RecordedStep {
+            title: fill_text(&self.title, params).unwrap_or_else(|| self.title.clone()),
+            reads: list(&self.reads),
+            writes: list(&self.writes),
+            calls: self
+                .calls
+                .iter()
+                .map(|c| RecordedCall {
+                    call: c.call.clone(),
+                    args: c
+                        .args
+                        .iter()
+                        .filter_map(|(k, v)| fill_value(v, params).map(|v| (k.clone(), v)))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `text` with its `{{name}}` placeholders filled; `None` when it is one
+/// placeholder alone whose parameter has no value.
+fn fill_text(text: &str, params: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else { break };
+        let name = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        match params.get(name.trim()) {
+            Some(v) => out.push_str(v),
+            None if text.trim() == format!("{{{{{name}}}}}") => return None,
+            None => {}
+        }
+        rest = &rest[start + 4 + len..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn fill_value(v: &serde_json::Value, params: &std::collections::BTreeMap<String, String>) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    Some(match v {
+        Value::String(s) => Value::String(fill_text(s, params)?),
+        Value::Array(items) => Value::Array(items.iter().filter_map(|i| fill_value(i, params)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| fill_value(v, params).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,8 @@ const ENTRY: &str = "deskhand-entry";
 const KEYWORDS: &str = "deskhand-keywords";
 const PARAMS: &str = "deskhand-params";
 const PARAM: &str = "deskhand-param-";
+/// `deskhand-step-<n>`: one step of a recorded plan (`deskhand-entry: plan`).
+const STEP: &str = "deskhand-step-";
 
 /// The frontmatter fields the Agent Skills specification defines; any other
 /// is an error, as in the reference validator (`agentskills validate`).
@@ -334,13 +336,15 @@ impl<'a> Metadata<'a> {
                     message: "must be a string (Agent Skills metadata maps strings to strings; quote the value)".into(),
                 });
             };
-            let known = [ENTRY, KEYWORDS, PARAMS].contains(&key.as_str()) || key.starts_with(PARAM);
+            let known =
+                [ENTRY, KEYWORDS, PARAMS].contains(&key.as_str()) || key.starts_with(PARAM) || key.starts_with(STEP);
             if !known {
                 return Err(SkillError::BadMetadata {
                     file: file.to_path_buf(),
                     key,
                     message: format!(
-                        "is not a deskhand field; deskhand reads {ENTRY}, {KEYWORDS}, {PARAMS} and {PARAM}<name>"
+                        "is not a deskhand field; deskhand reads {ENTRY}, {KEYWORDS}, {PARAMS}, {PARAM}<name> and \
+                         {STEP}<n>"
                     ),
                 });
             }
@@ -361,6 +365,9 @@ impl<'a> Metadata<'a> {
         let Some(spec) = self.fields.get(ENTRY) else {
             return Ok(Entry::None);
         };
+        if spec == "plan" {
+            return self.plan();
+        }
         if let Some(component) = spec.strip_prefix("component:") {
             let (path, operation) = component
                 .split_once('#')
@@ -405,6 +412,67 @@ impl<'a> Metadata<'a> {
             tool: tool.into(),
             operation: operation.into(),
         })
+    }
+
+    /// A recorded plan: `deskhand-step-1`, `deskhand-step-2`, ... in order,
+    /// each `{"title", "reads", "writes", "calls": [{"call": "tool.operation", "args"}]}`.
+    fn plan(&self) -> Result<Entry, SkillError> {
+        let mut numbered: Vec<(usize, &str, &String)> = Vec::new();
+        for (key, value) in &self.fields {
+            let Some(n) = key.strip_prefix(STEP) else { continue };
+            let n = n.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                self.bad(
+                    key,
+                    "a step is numbered from 1: `deskhand-step-1`, `deskhand-step-2`, ...",
+                )
+            })?;
+            numbered.push((n, key, value));
+        }
+        numbered.sort_by_key(|(n, ..)| *n);
+        if numbered.is_empty() {
+            return Err(self.bad(
+                ENTRY,
+                format!("a `plan` entry needs its steps as {STEP}1, {STEP}2, ..."),
+            ));
+        }
+        let mut steps = Vec::new();
+        for (i, (n, key, value)) in numbered.into_iter().enumerate() {
+            if n != i + 1 {
+                return Err(self.bad(
+                    key,
+                    format!(
+                        "the steps must be numbered 1, 2, 3 ... without a gap; {STEP}{} is missing",
+                        i + 1
+                    ),
+                ));
+            }
+            let step: super::RecordedStep = serde_json::from_str(value).map_err(|e| {
+                self.bad(
+                    key,
+                    format!(
+                        "is not a step ({e}); a step is {{\"title\": ..., \"reads\": [...], \"writes\": [...], \
+                         \"calls\": [{{\"call\": \"tool.operation\", \"args\": {{...}}}}]}}"
+                    ),
+                )
+            })?;
+            if step.calls.is_empty() {
+                return Err(self.bad(key, "a step of a recorded plan makes at least one call"));
+            }
+            for call in &step.calls {
+                let (tool, operation) = call.tool_operation();
+                if operation.is_empty() {
+                    return Err(self.bad(key, format!("{:?} is not `tool.operation`", call.call)));
+                }
+                if BundledTool::from_name(tool).is_none() && !RUNTIME_TOOLS.contains(&tool) {
+                    return Err(self.bad(
+                        key,
+                        format!("no bundled tool named {tool:?}; a recorded plan calls deskhand's own tools"),
+                    ));
+                }
+            }
+            steps.push(step);
+        }
+        Ok(Entry::Plan(steps))
     }
 
     fn keywords(&self) -> Vec<String> {
@@ -808,5 +876,43 @@ Body text.
         let skill = parse(text).unwrap();
         assert_eq!(skill.description, "d");
         assert_eq!(skill.body, "body\r\n");
+    }
+
+    #[test]
+    fn a_recorded_plan_is_read_step_by_step_and_its_errors_name_the_step() {
+        let step = r#"{"title": "List {{folder}}", "reads": ["{{folder}}"], "writes": ["output"], "calls": [{"call": "inventory.run", "args": {"folder": "{{folder}}", "output": "output/list.csv", "period": "{{period}}"}}]}"#;
+        let skill = parse(&with_metadata(&format!(
+            "  deskhand-entry: plan\n  deskhand-step-1: '{step}'\n"
+        )))
+        .unwrap();
+        let Entry::Plan(steps) = &skill.entry else {
+            panic!("{:?}", skill.entry)
+        };
+        let params = BTreeMap::from([("folder".to_owned(), "projects/receipts".to_owned())]);
+        let filled = steps[0].filled(&params);
+        assert_eq!(filled.title, "List projects/receipts");
+        assert_eq!(filled.calls[0].args["folder"], "projects/receipts");
+        assert!(
+            !filled.calls[0].args.contains_key("period"),
+            "a parameter without a value leaves its argument out"
+        );
+        for (metadata, says) in [
+            ("  deskhand-entry: plan\n", "needs its steps as deskhand-step-1"),
+            (
+                "  deskhand-entry: plan\n  deskhand-step-2: '{}'\n",
+                "deskhand-step-1 is missing",
+            ),
+            (
+                "  deskhand-entry: plan\n  deskhand-step-1: '{\"title\": \"x\"}'\n",
+                "is not a step",
+            ),
+            (
+                "  deskhand-entry: plan\n  deskhand-step-1: '{\"title\": \"x\", \"calls\": [{\"call\": \"nosuch.run\"}]}'\n",
+                "no bundled tool named \"nosuch\"",
+            ),
+        ] {
+            let e = parse(&with_metadata(metadata)).unwrap_err().to_string();
+            assert!(e.contains(says), "{metadata}: {e}");
+        }
     }
 }

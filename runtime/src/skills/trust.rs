@@ -179,6 +179,9 @@ pub fn fingerprint(skill: &Skill) -> String {
             let code = code_digest(path).map_or_else(|e| format!("unreadable ({})", e.kind()), |(_, digest)| digest);
             let _ = writeln!(text, "entry component {operation} {code}");
         }
+        Entry::Plan(steps) => {
+            let _ = writeln!(text, "entry plan {}", serde_json::to_string(steps).unwrap_or_default());
+        }
         Entry::None => {
             let _ = writeln!(text, "entry none");
         }

@@ -686,6 +686,23 @@ fn fold_within(
             );
             None
         }
+        Event::ConnectorToolQuarantined {
+            step,
+            connector,
+            tool,
+            change,
+        } => {
+            spans.step_mut(step.0).event(
+                "deskhand.connector.quarantined",
+                at,
+                vec![
+                    ("deskhand.connector.name", connector.clone().into()),
+                    ("deskhand.connector.tool", tool.clone().into()),
+                    ("deskhand.connector.change", change.clone().into()),
+                ],
+            );
+            None
+        }
         Event::ChangesProposed {
             step,
             call,

@@ -355,6 +355,7 @@ pub fn deliver(ws: &Workspace, now: SystemTime) -> Result<Delivered> {
             reads: Vec::new(),
             writes: vec![rel.clone()],
             network: Vec::new(),
+            actions: Vec::new(),
         },
         status: StepStatus::Pending,
     };

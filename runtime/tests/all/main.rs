@@ -4,12 +4,15 @@
 #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod agent;
+mod browser;
 mod cache;
 mod changes;
 mod common;
 mod component_skills;
+mod connectors;
 mod docx_edit;
 mod edit_skills;
+mod egress;
 mod envelope;
 mod escapes;
 mod first_hour;

@@ -637,6 +637,7 @@ fn sanitize(input: &Path) -> (Result<Value, deskhand_runtime::wasm::CallError>, 
         mounts: Vec::new(),
         limits: Limits::default(),
         scratch: Some(work.path().to_path_buf()),
+        network: None,
     };
     let scratch = deskhand_runtime::wasm::SCRATCH_GUEST;
     let args = json!({"path": format!("{scratch}/in.pdf"), "out": format!("{scratch}/out.pdf")});

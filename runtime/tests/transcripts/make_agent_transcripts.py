@@ -452,3 +452,22 @@ SKILL_WORDS_BAD = [("skill-words-bad", [text('{"name": "Monthly Expenses!", "des
 for scenario in (SKILL_WORDS, SKILL_WORDS_BAD):
     write_all(scenario, anthropic)
     write_all(scenario, openai, prefix="openai-")
+
+# A run of several calls the Skill Creator makes into a recorded plan: the
+# receipts become a workbook and its PDF summary, then a list of the receipts
+# (two steps, two tools). Served after the run starts, in either format.
+RECEIPTS = "projects/receipts"
+BOOKS = ("Make the expenses workbook of projects/receipts", {"reads": [RECEIPTS], "writes": ["output"]})
+LISTED = ("List the receipts of projects/receipts", {"reads": [RECEIPTS], "writes": ["output"]})
+SKILL_PLAN = numbered("skill-plan", [
+    [text("First the workbook, then a list of the receipts."),
+     use("toolu_SP1Plan", "update_plan", plan([(*BOOKS, "in_progress"), (*LISTED, "pending")])),
+     use("toolu_SP1Book", "receipts__run", {"folder": RECEIPTS, "spreadsheet": "output/expenses.xlsx",
+                                            "summary": "output/expenses-summary.pdf"})],
+    [use("toolu_SP2Plan", "update_plan", plan([(*BOOKS, "done"), (*LISTED, "in_progress")])),
+     use("toolu_SP2List", "inventory__run", {"folder": "__WS__/" + RECEIPTS, "output": "output/receipts-list.csv"})],
+    [use("toolu_SP3Plan", "update_plan", plan([(*BOOKS, "done"), (*LISTED, "done")]))],
+    [text("Made output/expenses.xlsx, its PDF summary and output/receipts-list.csv.")],
+])
+write_all(SKILL_PLAN, anthropic)
+write_all(SKILL_PLAN, openai, prefix="openai-")

@@ -192,6 +192,15 @@ pub enum Event {
         step: StepNo,
         reason: String,
     },
+    /// A connector's tool differs from what the person approved (`change`:
+    /// changed, added, not approved yet): hidden from the model and its calls
+    /// refused until the person approves it again from a diff.
+    ConnectorToolQuarantined {
+        step: StepNo,
+        connector: String,
+        tool: String,
+        change: String,
+    },
     /// A tool proposed changes to the person's folders; they passed the
     /// guard rails and wait for approval.
     ChangesProposed {
@@ -303,6 +312,7 @@ impl Event {
             Event::ModeChanged { .. } => "mode_changed",
             Event::Notice { .. } => "notice",
             Event::Blocked { .. } => "blocked",
+            Event::ConnectorToolQuarantined { .. } => "connector_tool_quarantined",
             Event::Resumed { .. } => "resumed",
             Event::ChangesProposed { .. } => "changes_proposed",
             Event::ChangesApplied { .. } => "changes_applied",

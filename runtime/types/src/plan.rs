@@ -40,9 +40,9 @@ pub struct Task {
     pub params: std::collections::BTreeMap<String, String>,
 }
 
-/// What a step says it will touch: folders or files read and written, and
-/// network hosts. Paths are as the plan wrote them (relative to the
-/// workspace or absolute).
+/// What a step says it will touch: folders or files read and written,
+/// network hosts, and actions outside the workspace. Paths are as the plan
+/// wrote them (relative to the workspace or absolute).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepEffects {
     #[serde(default)]
@@ -51,6 +51,11 @@ pub struct StepEffects {
     pub writes: Vec<PathBuf>,
     #[serde(default)]
     pub network: Vec<String>,
+    /// What the step may do outside the workspace through a connector or the
+    /// browser, as `connector.tool` (`mail.send_message`, `browser.submit_form`).
+    /// Left out when empty, so approvals and journals made before it stay valid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

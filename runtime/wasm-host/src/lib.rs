@@ -89,6 +89,22 @@ pub struct Sandbox {
     /// A fresh, empty folder the guest may write at [`SCRATCH_GUEST`]: where
     /// it stages the content of files it proposes to create or overwrite.
     pub scratch: Option<PathBuf>,
+    /// TCP for a step that declares network hosts: each address the guest
+    /// would bind, listen on or connect to is asked of this check (the run's
+    /// egress decision point). `None`: no sockets at all.
+    pub network: Option<NetworkCheck>,
+}
+
+/// Answers whether a guest may use a socket address: `connect` is true for a
+/// TCP connect, false for a bind (the implicit bind to `0.0.0.0:0` that every
+/// connect makes included) or a listen.
+#[derive(Clone)]
+pub struct NetworkCheck(pub Arc<dyn Fn(std::net::SocketAddr, bool) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for NetworkCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetworkCheck")
+    }
 }
 
 /// Where a guest sees its scratch folder (the sdk's `SCRATCH`).
@@ -611,6 +627,20 @@ impl GuestRun {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        // Names are not resolved in the guest: the check sees addresses, and
+        // the decision point maps them back to the names the step declared.
+        if let Some(NetworkCheck(check)) = self.sandbox.network.clone() {
+            builder.allow_tcp(true).socket_addr_check(move |addr, used| {
+                let connect = matches!(used, wasmtime_wasi::sockets::SocketAddrUse::TcpConnect);
+                let allowed = matches!(
+                    used,
+                    wasmtime_wasi::sockets::SocketAddrUse::TcpConnect
+                        | wasmtime_wasi::sockets::SocketAddrUse::TcpBind
+                        | wasmtime_wasi::sockets::SocketAddrUse::TcpListen
+                ) && check(addr, connect);
+                Box::pin(std::future::ready(allowed))
+            });
+        }
         let scratch = self.sandbox.scratch.iter().map(|host| Mount {
             host: host.clone(),
             guest: SCRATCH_GUEST.into(),

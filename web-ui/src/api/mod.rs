@@ -4,6 +4,7 @@
 
 mod access;
 mod approvals;
+mod connectors;
 mod error;
 mod output;
 mod runs;
@@ -61,11 +62,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/runs/{run}/stop", post(runs::stop))
         .route("/api/runs/{run}/undo", post(runs::undo))
         .route("/api/runs/{run}/ledger", get(runs::ledger))
-        .route("/api/approvals/{id}", post(approvals::answer))
+        .route("/api/approvals/{id}", get(approvals::card).post(approvals::answer))
         .route("/api/skills", get(skills::list))
         .route("/api/skills/trust", post(skills::trust))
         .route("/api/skills/install", post(skills::install))
         .route("/api/runs/{run}/skill-draft", post(skills::draft))
+        .route("/api/connectors", get(connectors::list).post(connectors::add))
+        .route("/api/connectors/preview", post(connectors::preview))
+        .route("/api/connectors/{scope}/{name}", delete(connectors::remove))
+        .route("/api/connectors/{scope}/{name}/test", post(connectors::test))
+        .route("/api/connectors/{scope}/{name}/approve", post(connectors::approve))
+        .route("/api/connectors/{scope}/{name}/enabled", post(connectors::enable))
+        .route("/api/connectors/{scope}/{name}/disallow", post(connectors::disallow))
         .route("/api/schedules", get(schedules::list).post(schedules::save))
         .route("/api/schedules/preview", post(schedules::preview))
         .route("/api/schedules/{id}", delete(schedules::remove))

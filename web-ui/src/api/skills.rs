@@ -155,11 +155,15 @@ pub(super) async fn draft(
         let files: Vec<Value> = replay
             .files
             .iter()
-            .map(|(original, again)| {
+            .zip(&replay.diffs)
+            .map(|((original, again), diff)| {
                 json!({
                     "path": original.path,
                     "run": skill_creator::facts_words(original),
                     "replay": again.as_ref().map(skill_creator::facts_words),
+                    // What differs, cell by cell or line by line: the first few and a count of the rest.
+                    "differences": diff.differences,
+                    "more": diff.more,
                 })
             })
             .collect();
@@ -168,7 +172,7 @@ pub(super) async fn draft(
             "words": words,
             "skill_md": draft.skill_md(),
             "evals_json": draft.evals_json(),
-            "replay": {"matches": replay.matches(), "summary": replay.summary, "files": files},
+            "replay": {"matches": replay.matches(), "differences": replay.differences(), "summary": replay.summary, "files": files},
         })))
     })
     .await?

@@ -136,6 +136,9 @@ impl ModelProvider for OfflinePlanner {
             Entry::Bundled { tool, operation } => (tool.clone(), operation.clone()),
             // The CLI adds a skill's component to the toolbox under the skill's name.
             Entry::Component { operation, .. } => (skill.name.clone(), operation.clone()),
+            Entry::Plan(steps) => {
+                return Ok(self.recorded(&t, skill, steps, &params, &notes));
+            }
             Entry::None => {
                 let msg = format!(
                     "The skill {} matches, but it needs a model: it has no entry point that runs in the sandbox \

@@ -1,0 +1,155 @@
+//! The decision point's rules, without sockets.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::*;
+
+fn run() -> (Arc<Run>, Arc<Mutex<Vec<Event>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let journal: Journaler = Arc::new(move |_, e| lock(&sink).push(e));
+    (Run::new(RunId("r1".into()), journal), seen)
+}
+
+fn hosts(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn patterns_parse_with_port_443_by_default_and_refuse_urls() {
+    let p = |s: &str| HostPattern::parse(s).map(|p| p.to_string());
+    assert_eq!(p("API.example.com"), Ok("api.example.com:443".into()));
+    assert_eq!(p("127.0.0.1:8123"), Ok("127.0.0.1:8123".into()));
+    assert_eq!(p("*.example.com:8443"), Ok("*.example.com:8443".into()));
+    assert_eq!(p("[::1]:80"), Ok("[::1]:80".into()));
+    for bad in [
+        "https://example.com",
+        "example.com/x",
+        "::1",
+        "a:0",
+        "a:99999",
+        "",
+        "*",
+        "a b:1",
+        "*.:1",
+    ] {
+        assert!(p(bad).is_err(), "{bad}");
+    }
+    let wild = HostPattern::parse("*.example.com:443").unwrap_or_else(|e| panic!("{e}"));
+    assert!(wild.matches("api.example.com", 443));
+    assert!(wild.matches("a.b.example.com", 443));
+    assert!(!wild.matches("example.com", 443), "a wildcard is subdomains only");
+    assert!(!wild.matches("evilexample.com", 443));
+    assert!(!wild.matches("api.example.com", 80));
+}
+
+#[test]
+fn off_by_default_and_only_declared_hosts_while_a_step_runs() {
+    let (r, seen) = run();
+    assert!(r.decide(&Exit::Shell, "127.0.0.1", 8123).is_err(), "no step: nothing");
+    r.set_step(StepNo(1), &hosts(&["127.0.0.1:8123"]), false);
+    assert_eq!(r.decide(&Exit::Shell, "127.0.0.1", 8123), Ok(()));
+    let refused = r.decide(&Exit::Browser, "127.0.0.1", 8124);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("127.0.0.1:8124") && e.contains("step 1")),
+        "{refused:?}"
+    );
+    r.end_step();
+    assert!(
+        r.decide(&Exit::Shell, "127.0.0.1", 8123).is_err(),
+        "after the step: nothing"
+    );
+    assert_eq!(r.contacted(), ["127.0.0.1:8123"]);
+    let blocked: Vec<_> = lock(&seen)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Blocked { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(blocked, [StepNo::NONE, StepNo(1), StepNo::NONE]);
+}
+
+#[test]
+fn after_a_private_read_only_hosts_contacted_before_or_approved_by_the_person() {
+    let (r, _) = run();
+    r.set_step(StepNo(1), &hosts(&["a.example:443", "b.example:443"]), false);
+    assert_eq!(r.decide(&Exit::Connector("mail".into()), "a.example", 443), Ok(()));
+    r.mark_private_read("notes/secret.txt");
+    assert!(r.is_sealed());
+    assert_eq!(
+        r.decide(&Exit::Shell, "A.example.", 443),
+        Ok(()),
+        "contacted before the seal"
+    );
+    let refused = r.decide(&Exit::Shell, "b.example", 443);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("private") && e.contains("notes/secret.txt")),
+        "{refused:?}"
+    );
+
+    let step2 = StepEffects {
+        network: hosts(&["a.example:443", "b.example"]),
+        ..StepEffects::default()
+    };
+    assert_eq!(
+        r.approval_needed(&step2),
+        Some(SealedHosts {
+            hosts: hosts(&["b.example"]),
+            private: "notes/secret.txt".into()
+        })
+    );
+    r.set_step(StepNo(2), &step2.network, true);
+    assert_eq!(
+        r.decide(&Exit::Shell, "b.example", 443),
+        Ok(()),
+        "approved by the person after the seal"
+    );
+    // Contacted now, so a later step is not asked about it again.
+    assert_eq!(r.approval_needed(&step2), None);
+}
+
+#[test]
+fn a_step_that_reads_and_contacts_a_new_host_is_asked_even_before_the_seal() {
+    let (r, _) = run();
+    let effects = StepEffects {
+        reads: vec![PathBuf::from("notes")],
+        network: hosts(&["upload.example:443"]),
+        ..StepEffects::default()
+    };
+    let asked = r.approval_needed(&effects);
+    assert!(
+        asked.as_ref().is_some_and(|a| a.describe().contains("upload.example")),
+        "{asked:?}"
+    );
+    assert_eq!(r.approval_needed(&StepEffects::default()), None);
+}
+
+#[test]
+fn a_sub_agent_shares_the_seal_but_has_its_own_step() {
+    let (parent, _) = run();
+    let child = parent.child(RunId("r2".into()), Arc::new(|_, _| {}));
+    child.mark_private_read("a file");
+    assert!(parent.is_sealed());
+    parent.set_step(StepNo(1), &hosts(&["x.example"]), false);
+    assert!(
+        child.decide(&Exit::Shell, "x.example", 443).is_err(),
+        "the child runs no step"
+    );
+}
+
+#[test]
+fn the_wasm_check_allows_the_implicit_bind_and_declared_addresses_only() {
+    let (r, _) = run();
+    r.set_step(StepNo(1), &hosts(&["127.0.0.1:8123"]), false);
+    let addr = |s: &str| s.parse::<SocketAddr>().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.decide_addr(&Exit::Wasm, addr("0.0.0.0:0"), false), Ok(()));
+    assert!(r.decide_addr(&Exit::Wasm, addr("0.0.0.0:8080"), false).is_err());
+    assert_eq!(r.decide_addr(&Exit::Wasm, addr("127.0.0.1:8123"), true), Ok(()));
+    assert!(r.decide_addr(&Exit::Wasm, addr("127.0.0.1:8124"), true).is_err());
+}

@@ -1,0 +1,49 @@
+"""A small MCP server for deskhand's connector tests, whose tools can change between runs.
+
+`send_note`'s description is taken from the FIXTURE_DESCRIPTION variable, so a test can start it
+once, approve its tools, and start it again with another description (a server that changed what
+its tool tells the model), which deskhand must quarantine. Its tools: `read_notes` (read-only),
+`send_note` (writes: an action the step must declare), `purge_notes` (destructive: always asks).
+Nothing leaves the process: "sent" notes are only counted.
+"""
+
+import os
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+server = MCPServer("deskhand-fixture")
+sent: list[str] = []
+
+
+@server.tool(
+    name="read_notes",
+    description="Lists the notes sent so far.",
+    annotations=ToolAnnotations(readOnlyHint=True),
+)
+def read_notes() -> str:
+    return "notes sent: " + (", ".join(sent) if sent else "none")
+
+
+@server.tool(
+    name="send_note",
+    description=os.environ.get("FIXTURE_DESCRIPTION", "Sends a note to someone."),
+    annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False),
+)
+def send_note(to: str, text: str) -> str:
+    sent.append(f"{to}: {text}")
+    return f"sent a note to {to}"
+
+
+@server.tool(
+    name="purge_notes",
+    description="Deletes every note.",
+    annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True),
+)
+def purge_notes() -> str:
+    sent.clear()
+    return "purged"
+
+
+if __name__ == "__main__":
+    server.run("stdio")

@@ -1,0 +1,822 @@
+//! The Connectors page: the person's and the workspace's connectors (MCP
+//! servers, in the `mcpServers` lists of `deskhand_runtime::connectors`),
+//! their approved tools, and what `deskhand connectors` does on the terminal:
+//! test (start a server in its sandbox and list its tools), approve tools
+//! (pin their definitions), enable or disable a tool, revoke an "always
+//! allow", remove, and add from pasted `mcpServers` JSON.
+//!
+//! Nothing here is decided on trust of the page: adding saves exactly the
+//! text the person was shown (its hash comes back with it), and approving a
+//! tool pins it only if the server, started again, still gives the definition
+//! the person saw (its hash). Everything a server wrote (names, descriptions,
+//! schemas) goes to the page as data, which shows it as text only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use deskhand_runtime::connectors::allow::Allowed;
+use deskhand_runtime::connectors::config::{self, List};
+use deskhand_runtime::connectors::pins::Pins;
+use deskhand_runtime::connectors::session::Binds;
+use deskhand_runtime::connectors::{self, Access, Connector, ConnectorTool, Connectors, Scope, Transport};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::blocking;
+use super::error::{ApiError, ApiResult};
+use crate::App;
+
+/// What pasted JSON is called in the messages about it.
+const PASTED: &str = "the pasted JSON";
+
+/// Which list a connector is in, as the page names it ("user" or "workspace").
+fn scope_of(app: &App, which: &str) -> ApiResult<(Scope, PathBuf)> {
+    match which {
+        "workspace" => Ok((
+            Scope::Workspace(app.root.clone()),
+            config::workspace_file(&app.workspace.state_dir()),
+        )),
+        "user" => {
+            let dir = app.options.config_dir.as_deref().ok_or_else(|| {
+                ApiError::bad_request(
+                    "there is no config folder for your own connectors: start deskhand with XDG_CONFIG_HOME or HOME \
+                     set, or add them to this workspace instead",
+                )
+            })?;
+            Ok((Scope::User, config::user_file(dir)))
+        }
+        other => Err(ApiError::bad_request(format!(
+            "{other:?} is not a connector list: choose \"user\" (yours) or \"workspace\" (this workspace's)"
+        ))),
+    }
+}
+
+fn scope_name(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::User => "user",
+        Scope::Workspace(_) => "workspace",
+    }
+}
+
+fn load(app: &App, which: &str) -> ApiResult<List> {
+    let (scope, file) = scope_of(app, which)?;
+    List::load(&file, scope).map_err(ApiError::unprocessable)
+}
+
+/// The listed connector `name` in list `which`.
+fn find(app: &App, which: &str, name: &str) -> ApiResult<(List, Connector)> {
+    let list = load(app, which)?;
+    let found = list.get(name).map_err(ApiError::unprocessable)?;
+    let connector = found.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no connector named {name:?} in {}; reload the page",
+            list.scope
+        ))
+    })?;
+    Ok((list, connector))
+}
+
+/// What a connector runs, for the person: the command and its arguments,
+/// and the names of the variables it gets (never their values).
+fn transport_json(c: &Connector) -> Value {
+    match &c.transport {
+        Transport::Stdio { command, args, env } => json!({
+            "kind": "local",
+            "command": command,
+            "args": args,
+            "env": env.keys().collect::<Vec<_>>(),
+            "pass_env": c.settings.pass_env,
+        }),
+        Transport::Remote { url } => json!({"kind": "remote", "url": url}),
+    }
+}
+
+fn access(a: Access) -> &'static str {
+    match a {
+        Access::ReadOnly => "read-only",
+        Access::ReadWrite => "read-write",
+    }
+}
+
+/// One tool as the page shows it.
+fn tool_json(c: &Connector, t: &ConnectorTool, allowed: &Allowed) -> Value {
+    json!({
+        "name": t.name,
+        "title": t.title,
+        "description": t.description,
+        "annotations": t.annotations.describe(),
+        "writes": connectors::is_write(c, t),
+        "destructive": connectors::is_destructive(c, t),
+        "enabled": !c.settings.disabled_tools.contains(&t.name),
+        "offered_as": connectors::model_name(&c.name, &t.name),
+        "always_allowed": allowed.is_allowed(&c.key(), &t.name),
+    })
+}
+
+fn connector_json(c: &Connector, pins: &Pins, allowed: &Allowed, shadowed: bool) -> Value {
+    let key = c.key();
+    let tools: Vec<Value> = pins.tools(&key).iter().map(|t| tool_json(c, t, allowed)).collect();
+    json!({
+        "name": c.name,
+        "scope": scope_name(&c.scope),
+        "listed": c.scope.to_string(),
+        "transport": transport_json(c),
+        "access": access(c.settings.access),
+        "private": c.settings.private,
+        "approved": pins.approved_any(&key),
+        "tools": tools,
+        "always_allowed": allowed.tools(&key),
+        "shadowed": shadowed,
+    })
+}
+
+/// Every connector of both lists, with its approved tools. A list that cannot
+/// be read is named with its problem; the other is still shown.
+pub(super) async fn list(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let config_dir = app.options.config_dir.as_deref();
+        let mut problems = Vec::new();
+        let pins = Pins::load(config_dir).unwrap_or_else(|e| {
+            problems.push(e);
+            Pins::default()
+        });
+        let allowed = Allowed::load(config_dir).unwrap_or_else(|e| {
+            problems.push(e);
+            Allowed::default()
+        });
+        let mut lists = Vec::new();
+        for which in ["workspace", "user"] {
+            if which == "user" && config_dir.is_none() {
+                continue;
+            }
+            let Ok((scope, file)) = scope_of(&app, which) else {
+                continue;
+            };
+            match List::load(&file, scope).and_then(|l| l.connectors()) {
+                Ok(cs) => lists.push((which, cs)),
+                Err(e) => problems.push(e),
+            }
+        }
+        let workspace_names: Vec<String> = lists
+            .iter()
+            .filter(|(w, _)| *w == "workspace")
+            .flat_map(|(_, cs)| cs.iter().map(|c| c.name.clone()))
+            .collect();
+        let all: Vec<Value> = lists
+            .iter()
+            .flat_map(|(which, cs)| {
+                cs.iter().map(|c| {
+                    let shadowed = *which == "user" && workspace_names.contains(&c.name);
+                    connector_json(c, &pins, &allowed, shadowed)
+                })
+            })
+            .collect();
+        Json(json!({
+            "connectors": all,
+            "problems": problems,
+            "user_list": config_dir.is_some(),
+        }))
+    })
+    .await
+}
+
+/// The hash the page sends back with what it was shown.
+fn seen_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct Paste {
+    text: String,
+    scope: String,
+    access: String,
+}
+
+fn access_of(a: &str) -> ApiResult<Access> {
+    match a {
+        "read-only" => Ok(Access::ReadOnly),
+        "read-write" => Ok(Access::ReadWrite),
+        other => Err(ApiError::bad_request(format!(
+            "{other:?} is not an access: choose \"read-only\" or \"read-write\""
+        ))),
+    }
+}
+
+/// The pasted connectors, checked against the list they would join: every
+/// entry well formed, no name already listed there.
+fn pasted(app: &App, p: &Paste) -> ApiResult<(List, Vec<Connector>)> {
+    let access = access_of(&p.access)?;
+    let list = load(app, &p.scope)?;
+    if p.text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "paste an mcpServers JSON first: {\"mcpServers\": {\"name\": {\"command\": \"npx\", \"args\": [...]}}}",
+        ));
+    }
+    let mut found = config::import(&p.text, Path::new(PASTED), list.scope.clone()).map_err(ApiError::bad_request)?;
+    if found.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{PASTED} lists no connectors under \"mcpServers\"; add at least one"
+        )));
+    }
+    let taken: Vec<&str> = found
+        .iter()
+        .filter(|c| list.get(&c.name).ok().flatten().is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !taken.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "{} already has a connector named {}; remove it first, or give the pasted one another name",
+            list.scope,
+            taken.join(", ")
+        )));
+    }
+    for c in &mut found {
+        c.settings.access = access;
+    }
+    Ok((list, found))
+}
+
+/// What pasted JSON would add, before anything is saved.
+pub(super) async fn preview(State(app): State<Arc<App>>, Json(p): Json<Paste>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (list, found) = pasted(&app, &p)?;
+        let entries: Vec<Value> = found
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "transport": transport_json(c),
+                    "access": access(c.settings.access),
+                })
+            })
+            .collect();
+        Ok(Json(json!({
+            "listed": list.scope.to_string(),
+            "file": list.file.display().to_string(),
+            "connectors": entries,
+            "hash": seen_hash(&p.text),
+        })))
+    })
+    .await?
+}
+
+#[derive(Deserialize)]
+pub(super) struct AddReq {
+    #[serde(flatten)]
+    paste: Paste,
+    /// The hash of the text the preview showed.
+    hash: String,
+}
+
+/// Adds the pasted connectors as the preview showed them, all or none. Their
+/// tools are not approved: the page starts each and the person picks.
+pub(super) async fn add(State(app): State<Arc<App>>, Json(req): Json<AddReq>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        if seen_hash(&req.paste.text) != req.hash {
+            return Err(ApiError::conflict(
+                "the JSON changed since it was shown; show what it would run again, then add",
+            ));
+        }
+        let (mut list, found) = pasted(&app, &req.paste)?;
+        for c in &found {
+            list.put(c).map_err(ApiError::bad_request)?;
+        }
+        list.save().map_err(ApiError::internal)?;
+        let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+        Ok(Json(json!({"added": names, "scope": req.paste.scope})))
+    })
+    .await?
+}
+
+/// Starts `connector` in its sandbox for the person, as `deskhand
+/// connectors test` does: no network, only the folders its arguments name,
+/// read-only.
+fn probe(app: &App, c: &Connector) -> Result<(Vec<ConnectorTool>, String), String> {
+    let env = |k: &str| std::env::var(k).ok();
+    let run = Connectors::new(app.options.config_dir.as_deref(), vec![c.clone()], &env, None)?;
+    run.probe(c, &Binds::for_probe(c))
+}
+
+/// "Test": starts the server and compares each live tool with what the
+/// person approved. A tool not as approved comes with the diff of its
+/// definition and the hash to approve it by.
+pub(super) async fn test(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (_, c) = find(&app, &which, &name)?;
+        let config_dir = app.options.config_dir.as_deref();
+        let pins = Pins::load(config_dir).map_err(ApiError::internal)?;
+        let allowed = Allowed::load(config_dir).map_err(ApiError::internal)?;
+        let (live, protocol) = match probe(&app, &c) {
+            Ok(found) => found,
+            Err(e) => {
+                return Ok(Json(json!({
+                    "started": false,
+                    "problem": format!("{name} did not start: {e}"),
+                })));
+            }
+        };
+        let key = c.key();
+        let tools: Vec<Value> = live
+            .iter()
+            .map(|t| {
+                let change = pins.check(&key, t);
+                let mut v = tool_json(&c, t, &allowed);
+                v["hash"] = connectors::pins::hash(t).into();
+                v["pinned"] = change.is_none().into();
+                v["change"] = change.as_ref().map(|ch| ch.as_str()).into();
+                v["diff"] = change
+                    .as_ref()
+                    .filter(|_| pins.approved_any(&key))
+                    .map(|_| pins.diff(&key, t))
+                    .into();
+                v["input_schema"] = t.input_schema.clone();
+                v
+            })
+            .collect();
+        let gone: Vec<String> = pins
+            .tools(&key)
+            .into_iter()
+            .filter(|p| !live.iter().any(|t| t.name == p.name))
+            .map(|p| p.name)
+            .collect();
+        Ok(Json(json!({
+            "started": true,
+            "protocol": protocol,
+            "tools": tools,
+            "gone": gone,
+        })))
+    })
+    .await?
+}
+
+#[derive(Deserialize)]
+pub(super) struct ToolSeen {
+    name: String,
+    hash: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ApproveReq {
+    tools: Vec<ToolSeen>,
+}
+
+/// Pins the tools the person approved, as they saw them: the server is
+/// started again and each tool must still have the definition shown (its
+/// hash); otherwise nothing is pinned.
+pub(super) async fn approve(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+    Json(req): Json<ApproveReq>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        if req.tools.is_empty() {
+            return Err(ApiError::bad_request("choose at least one tool to approve"));
+        }
+        let (_, c) = find(&app, &which, &name)?;
+        let config_dir = app.options.config_dir.as_deref().ok_or_else(|| {
+            ApiError::bad_request(
+                "there is no config folder to keep approved tools in: start deskhand with XDG_CONFIG_HOME or HOME set",
+            )
+        })?;
+        let (live, _) = probe(&app, &c).map_err(|e| ApiError::unprocessable(format!("{name} did not start: {e}")))?;
+        let mut chosen = Vec::new();
+        for seen in &req.tools {
+            let tool = live.iter().find(|t| t.name == seen.name).ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "{name} no longer has a tool named {:?}; test it again and approve what it has now",
+                    seen.name
+                ))
+            })?;
+            if connectors::pins::hash(tool) != seen.hash {
+                return Err(ApiError::conflict(format!(
+                    "the tool {:?} of {name} changed since this page showed it; nothing was approved: test it again \
+                     and read what it says now",
+                    seen.name
+                )));
+            }
+            chosen.push(tool);
+        }
+        let mut pins = Pins::load(Some(config_dir)).map_err(ApiError::internal)?;
+        for tool in &chosen {
+            pins.pin(&c.key(), tool);
+        }
+        pins.save().map_err(ApiError::internal)?;
+        let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
+        Ok(Json(json!({"approved": names})))
+    })
+    .await?
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnableReq {
+    tool: String,
+    enabled: bool,
+}
+
+/// Offers a tool to the model again, or stops offering it.
+pub(super) async fn enable(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+    Json(req): Json<EnableReq>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (mut list, mut c) = find(&app, &which, &name)?;
+        if req.enabled {
+            c.settings.disabled_tools.remove(&req.tool);
+        } else {
+            c.settings.disabled_tools.insert(req.tool.clone());
+        }
+        list.put(&c).map_err(ApiError::bad_request)?;
+        list.save().map_err(ApiError::internal)?;
+        Ok(Json(json!({"tool": req.tool, "enabled": req.enabled})))
+    })
+    .await?
+}
+
+#[derive(Deserialize)]
+pub(super) struct ToolReq {
+    tool: String,
+}
+
+/// Revokes "always allow" for one tool: its calls ask again.
+pub(super) async fn disallow(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+    Json(req): Json<ToolReq>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (_, c) = find(&app, &which, &name)?;
+        let mut allowed = Allowed::load(app.options.config_dir.as_deref()).map_err(ApiError::internal)?;
+        if !allowed.set(&c.key(), &req.tool, false) {
+            return Err(ApiError::conflict(format!(
+                "{}.{} was not always allowed; reload the page",
+                name, req.tool
+            )));
+        }
+        allowed.save().map_err(ApiError::internal)?;
+        Ok(Json(json!({"revoked": req.tool})))
+    })
+    .await?
+}
+
+/// Removes a connector from its list, with its approved tools and "always
+/// allow" answers (added again, it is approved again).
+pub(super) async fn remove(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (mut list, c) = find(&app, &which, &name)?;
+        let config_dir = app.options.config_dir.as_deref();
+        let mut pins = Pins::load(config_dir).map_err(ApiError::internal)?;
+        let mut allowed = Allowed::load(config_dir).map_err(ApiError::internal)?;
+        list.remove(&name);
+        list.save().map_err(ApiError::internal)?;
+        pins.forget(&c.key());
+        allowed.forget(&c.key());
+        if config_dir.is_some() {
+            pins.save().map_err(ApiError::internal)?;
+            allowed.save().map_err(ApiError::internal)?;
+        }
+        Ok(Json(json!({"removed": name})))
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Method, Request, StatusCode, header};
+    use deskhand_runtime::connectors::allow::Allowed;
+    use deskhand_runtime::connectors::config::{self, List};
+    use deskhand_runtime::connectors::{Access, Connector, Scope, Settings, Transport};
+    use deskhand_runtime::workspace::Workspace;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use crate::session::{HEADER, Sessions};
+    use crate::{App, Lifetimes, Options};
+
+    const PORT: u16 = 47_124;
+
+    struct Page {
+        _dir: tempfile::TempDir,
+        app: Arc<App>,
+        session: String,
+        config: std::path::PathBuf,
+    }
+
+    impl Page {
+        fn new() -> Page {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let ws = dir.path().join("ws");
+            let config = dir.path().join("cfg");
+            std::fs::create_dir_all(&config).expect("config dir");
+            let (workspace, _) = Workspace::init(&ws).expect("workspace");
+            let options = Options {
+                workspace: ws,
+                port: PORT,
+                cache_dir: None,
+                config_dir: Some(config.clone()),
+                lifetimes: Lifetimes::default(),
+            };
+            let app = Arc::new(App::new(
+                workspace,
+                PORT,
+                crate::random_hex(32),
+                Sessions::new(Lifetimes::default()),
+                options,
+            ));
+            let session = {
+                let mut s = app.sessions();
+                let token = s.new_launch_token(Instant::now());
+                s.exchange(&token, Instant::now()).expect("a fresh token")
+            };
+            Page {
+                _dir: dir,
+                app,
+                session,
+                config,
+            }
+        }
+
+        async fn send(&self, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(header::HOST, format!("127.0.0.1:{PORT}"))
+                .header(header::ORIGIN, format!("http://127.0.0.1:{PORT}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(HEADER, &self.session)
+                .body(Body::from(body.to_string()))
+                .expect("request");
+            let response = crate::api::router(self.app.clone())
+                .oneshot(request)
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let bytes = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        }
+
+        fn workspace_list(&self) -> List {
+            List::load(
+                &config::workspace_file(&self.app.workspace.state_dir()),
+                Scope::Workspace(self.app.root.clone()),
+            )
+            .expect("the workspace's list reads")
+        }
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    const GOOD: &str = r#"{"mcpServers": {
+        "mail": {"command": "/usr/bin/node", "args": ["/opt/mail/server.js", "--inbox"], "env": {"MAIL_TOKEN": "secret-token-value"}},
+        "docs": {"url": "https://docs.example.com/mcp"}
+    }}"#;
+
+    #[test]
+    fn pasted_json_is_shown_without_variable_values_and_added_only_as_shown() {
+        run(async {
+            let p = Page::new();
+            let paste = json!({"text": GOOD, "scope": "workspace", "access": "read-only"});
+            let (status, shown) = p.send(Method::POST, "/api/connectors/preview", paste.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{shown}");
+            assert!(
+                !shown.to_string().contains("secret-token-value"),
+                "a variable's value was shown: {shown}"
+            );
+            assert_eq!(shown["connectors"][1]["name"], "mail");
+            assert_eq!(shown["connectors"][1]["transport"]["env"], json!(["MAIL_TOKEN"]));
+            assert_eq!(
+                shown["connectors"][1]["transport"]["args"],
+                json!(["/opt/mail/server.js", "--inbox"])
+            );
+            assert!(
+                p.workspace_list().connectors().expect("list").is_empty(),
+                "a preview saved something"
+            );
+
+            // The text changed since it was shown: nothing is added.
+            let mut changed = paste.clone();
+            changed["text"] = GOOD.replace("--inbox", "--all").into();
+            changed["hash"] = shown["hash"].clone();
+            let (status, body) = p.send(Method::POST, "/api/connectors", changed).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{body}");
+            assert!(p.workspace_list().connectors().expect("list").is_empty());
+
+            let mut add = paste.clone();
+            add["hash"] = shown["hash"].clone();
+            let (status, body) = p.send(Method::POST, "/api/connectors", add.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let listed = p.workspace_list().connectors().expect("list");
+            assert_eq!(listed.len(), 2);
+            assert!(listed.iter().all(|c| c.settings.access == Access::ReadOnly));
+
+            // Listed on the page, with no tool approved yet; added twice, refused by name.
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            let mail = page["connectors"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["name"] == "mail"))
+                .cloned()
+                .expect("mail is listed");
+            assert_eq!(mail["approved"], false);
+            assert_eq!(mail["access"], "read-only");
+            assert!(!page.to_string().contains("secret-token-value"));
+            let (status, body) = p.send(Method::POST, "/api/connectors", add).await;
+            assert_eq!(status, StatusCode::CONFLICT);
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("already has a connector named docs, mail")),
+                "{body}"
+            );
+        });
+    }
+
+    #[test]
+    fn without_the_session_or_from_another_origin_nothing_is_listed_or_added() {
+        run(async {
+            let p = Page::new();
+            let send = |uri: &str, session: Option<&str>, origin: &str, method: Method, body: Value| {
+                let mut r = Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(header::HOST, format!("127.0.0.1:{PORT}"))
+                    .header(header::ORIGIN, origin)
+                    .header(header::CONTENT_TYPE, "application/json");
+                if let Some(s) = session {
+                    r = r.header(HEADER, s);
+                }
+                let request = r.body(Body::from(body.to_string())).expect("request");
+                let router = crate::api::router(p.app.clone());
+                async move { router.oneshot(request).await.expect("infallible").status() }
+            };
+            let here = format!("http://127.0.0.1:{PORT}");
+            let add =
+                json!({"text": GOOD, "scope": "workspace", "access": "read-write", "hash": super::seen_hash(GOOD)});
+            assert_eq!(
+                send("/api/connectors", None, &here, Method::GET, Value::Null).await,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(
+                send("/api/connectors", None, &here, Method::POST, add.clone()).await,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(
+                send(
+                    "/api/connectors",
+                    Some(&p.session),
+                    "http://evil.example",
+                    Method::POST,
+                    add.clone()
+                )
+                .await,
+                StatusCode::FORBIDDEN
+            );
+            assert!(p.workspace_list().connectors().expect("list").is_empty());
+            assert_eq!(
+                send("/api/connectors", Some(&p.session), &here, Method::POST, add).await,
+                StatusCode::OK
+            );
+        });
+    }
+
+    #[test]
+    fn bad_pastes_name_the_problem_and_save_nothing() {
+        run(async {
+            let p = Page::new();
+            let cases = [
+                ("{\"mcpServers\": {", "the pasted JSON is not valid JSON"),
+                ("[1, 2]", "is not a connector list"),
+                ("{\"servers\": {}}", "has no \"mcpServers\" object"),
+                ("{\"mcpServers\": {}}", "lists no connectors"),
+                (
+                    "{\"mcpServers\": {\"x\": {\"comand\": \"a\"}}}",
+                    "not in a shape deskhand knows",
+                ),
+                (
+                    "{\"mcpServers\": {\"my mail\": {\"command\": \"a\"}}}",
+                    "may hold only letters",
+                ),
+                ("{\"mcpServers\": {\"x\": {\"args\": []}}}", "has no command"),
+                ("   ", "paste an mcpServers JSON first"),
+            ];
+            for (text, expected) in cases {
+                for uri in ["/api/connectors/preview", "/api/connectors"] {
+                    let body = json!({"text": text, "scope": "workspace", "access": "read-write",
+                                      "hash": super::seen_hash(text)});
+                    let (status, answer) = p.send(Method::POST, uri, body).await;
+                    assert_eq!(status, StatusCode::BAD_REQUEST, "{text} at {uri}: {answer}");
+                    let error = answer["error"].as_str().unwrap_or_default();
+                    assert!(error.contains(expected), "{text}: {error}");
+                }
+            }
+            let (status, answer) = p
+                .send(
+                    Method::POST,
+                    "/api/connectors/preview",
+                    json!({"text": GOOD, "scope": "theirs", "access": "read-write"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert!(answer["error"].as_str().is_some_and(|e| e.contains("choose \"user\"")));
+            assert!(!config::workspace_file(&p.app.workspace.state_dir()).exists());
+        });
+    }
+
+    #[test]
+    fn a_tool_is_disabled_and_enabled_again_an_always_allow_revoked_and_a_connector_removed() {
+        run(async {
+            let p = Page::new();
+            let mut list = List::load(&config::user_file(&p.config), Scope::User).expect("list");
+            let mail = Connector {
+                name: "mail".into(),
+                scope: Scope::User,
+                transport: Transport::Stdio {
+                    command: "/usr/bin/true".into(),
+                    args: Vec::new(),
+                    env: Default::default(),
+                },
+                settings: Settings::default(),
+            };
+            list.put(&mail).expect("put");
+            list.save().expect("save");
+            let mut allowed = Allowed::load(Some(&p.config)).expect("allowed");
+            allowed.set(&mail.key(), "send", true);
+            allowed.save().expect("save");
+
+            let (status, body) = p
+                .send(
+                    Method::POST,
+                    "/api/connectors/user/mail/enabled",
+                    json!({"tool": "purge", "enabled": false}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let saved = || {
+                List::load(&config::user_file(&p.config), Scope::User)
+                    .and_then(|l| l.get("mail"))
+                    .expect("read")
+                    .expect("listed")
+            };
+            assert!(saved().settings.disabled_tools.contains("purge"));
+            p.send(
+                Method::POST,
+                "/api/connectors/user/mail/enabled",
+                json!({"tool": "purge", "enabled": true}),
+            )
+            .await;
+            assert!(saved().settings.disabled_tools.is_empty());
+
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(page["connectors"][0]["always_allowed"], json!(["send"]));
+            let (status, _) = p
+                .send(
+                    Method::POST,
+                    "/api/connectors/user/mail/disallow",
+                    json!({"tool": "send"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                !Allowed::load(Some(&p.config))
+                    .expect("allowed")
+                    .is_allowed(&mail.key(), "send")
+            );
+            let (status, _) = p
+                .send(
+                    Method::POST,
+                    "/api/connectors/user/mail/disallow",
+                    json!({"tool": "send"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CONFLICT, "revoked twice");
+
+            let (status, _) = p
+                .send(Method::DELETE, "/api/connectors/workspace/mail", json!({}))
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "mail is not the workspace's");
+            let (status, _) = p.send(Method::DELETE, "/api/connectors/user/mail", json!({})).await;
+            assert_eq!(status, StatusCode::OK);
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(page["connectors"], json!([]));
+        });
+    }
+}

@@ -205,10 +205,19 @@ pub fn approve_action(
     let action = crate::connectors::action(request.connector, request.tool);
     if let Some(u) = gate.unattended() {
         return held_unless_approved(u, request.run, assess(request.mode, what, Some(u.envelope())), || {
-            format!(
-                "step {} would use {action}, which the schedule's approved plan does not let its runs do unattended",
-                request.step
-            )
+            if request.destructive {
+                format!(
+                    "step {} would use {action}, which says it destroys data, and such calls always wait for the \
+                     person",
+                    request.step
+                )
+            } else {
+                format!(
+                    "step {} would use {action}, which the schedule's approved plan does not let its runs do \
+                     unattended",
+                    request.step
+                )
+            }
         });
     }
     decided(assess(request.mode, what, None), || {

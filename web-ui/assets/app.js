@@ -294,6 +294,7 @@ function logLine(msg) {
     case "notice": case "mode_changed": return { said: e.message };
     case "needs_input": return { said: `Question: ${e.question}` };
     case "undone": return { said: `Undone: ${e.restored} change(s) put back` };
+    case "connector_tool_quarantined": return { said: `Held back the tool ${e.tool} of the connector ${e.connector} (${e.change}): review it on the Connectors page` };
     default: return null;
   }
 }

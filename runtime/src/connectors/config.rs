@@ -381,10 +381,14 @@ mod tests {
         }"#;
         let Ok(list) = parse(text) else { panic!("refused") };
         assert_eq!(list.len(), 3);
-        assert_eq!(list[1].settings.access, Access::ReadOnly);
-        assert!(list[1].settings.private);
-        assert_eq!(list[0].settings, Settings::default());
-        assert!(matches!(&list[2].transport, Transport::Remote { url } if url.contains("docs")));
+        let by = |n: &str| list.iter().find(|c| c.name == n).cloned();
+        let (Some(mail), Some(files), Some(docs)) = (by("mail"), by("files"), by("docs")) else {
+            panic!("{list:?}")
+        };
+        assert_eq!(mail.settings.access, Access::ReadOnly);
+        assert!(mail.settings.private);
+        assert_eq!(files.settings, Settings::default());
+        assert!(matches!(&docs.transport, Transport::Remote { url } if url.contains("docs")));
         // Written back, the other client's keys are kept.
         let Ok(mut l) = List::parse(text, Path::new("/c/connectors.json"), Scope::User) else {
             panic!()
@@ -426,5 +430,40 @@ mod tests {
             }
         }
         assert!(check_name(&"x".repeat(MAX_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn a_workspace_list_sits_in_its_state_folder_and_shadows_the_persons() {
+        let Ok(tmp) = tempfile::tempdir() else { panic!() };
+        let (config, state, root) = (
+            tmp.path().join("config"),
+            tmp.path().join("ws/.deskhand"),
+            tmp.path().join("ws"),
+        );
+        let write = |file: PathBuf, text: &str| {
+            std::fs::create_dir_all(file.parent().unwrap_or(Path::new("."))).ok();
+            std::fs::write(file, text).ok();
+        };
+        write(
+            user_file(&config),
+            r#"{"mcpServers": {"mail": {"command": "a"}, "chat": {"command": "b"}}}"#,
+        );
+        write(workspace_file(&state), r#"{"mcpServers": {"mail": {"command": "c"}}}"#);
+        let Ok(all) = all(Some(&config), &state, &root) else {
+            panic!()
+        };
+        let names: Vec<(&str, &Scope)> = all.iter().map(|c| (c.name.as_str(), &c.scope)).collect();
+        assert_eq!(
+            names,
+            [("mail", &Scope::Workspace(root.clone())), ("chat", &Scope::User)]
+        );
+        assert_ne!(
+            all[0].key(),
+            Connector {
+                scope: Scope::User,
+                ..all[0].clone()
+            }
+            .key()
+        );
     }
 }

@@ -683,7 +683,11 @@ fn an_unattended_run_takes_the_actions_its_plan_lists_and_stops_for_a_destructiv
             "Working.",
             &[
                 ("t_plan", "update_plan", plan),
-                ("t_send", "mcp__notes__send_note", json!({"to": "team", "text": "weekly"})),
+                (
+                    "t_send",
+                    "mcp__notes__send_note",
+                    json!({"to": "team", "text": "weekly"}),
+                ),
                 ("t_purge", "mcp__notes__purge_notes", json!({})),
             ],
         ),

@@ -203,6 +203,10 @@ pub enum ConnectorsCommand {
         /// A remote server's Streamable HTTP URL.
         #[arg(long)]
         url: Option<String>,
+        /// A header for a remote server, 'NAME: VALUE', its secret as ${VAR} (read from deskhand's environment
+        /// when it connects; only the variable's name is kept in the list).
+        #[arg(long = "header", value_name = "NAME: VALUE", requires = "url")]
+        header: Vec<String>,
         /// Approve its tools without asking.
         #[arg(long)]
         yes: bool,

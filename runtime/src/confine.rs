@@ -21,14 +21,20 @@
 //! sandbox to deskhand. Limits differ from a shell command's where a
 //! long-lived process needs it: no CPU-time cap short of an hour, and no
 //! address-space cap (V8 and Chromium reserve far more address space than
-//! they use, and die under one); processes, file size and core dumps are
-//! capped as for the shell. Not yet held: the whole-sandbox memory and pids
-//! cgroups the shell gets as root (they need the spawner to clean them up).
+//! they use, and die under one). What caps them instead is the whole
+//! sandbox's: at most [`MAX_PROCESSES`] processes and threads, and, where a
+//! memory cgroup can be made, [`MEMORY_BYTES`] of memory together. As a
+//! normal user the process cap is `prlimit --nproc` inside the sandbox; as
+//! root, where the kernel ignores that, the sandbox starts inside its own
+//! pids (and memory) cgroup ([`deskhand_host_vm::bwrap::DetachedCaps`]),
+//! which it joins itself, so the caller still owns a plain child process.
+//! File size and core dumps are capped as for the shell.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use deskhand_host_vm::bwrap::DetachedCaps;
 use deskhand_host_vm::{Limits, Mount, ShellPolicy};
 
 use crate::egress::{self, RELAY_PORT};
@@ -119,12 +125,21 @@ fn under_system(path: &Path) -> bool {
     SYSTEM.iter().any(|s| path.starts_with(s))
 }
 
+/// Processes and threads one confined sandbox may have at once. Headless
+/// Chromium with a page open has about 50 threads; a Node server about 15.
+pub const MAX_PROCESSES: u64 = 512;
+
+/// The memory of all of one confined sandbox's processes together, where a
+/// memory cgroup holds it (as root).
+pub const MEMORY_BYTES: u64 = 4 << 30;
+
 /// The limits of a long-lived sandboxed process (see the module's comment).
 pub fn limits() -> Limits {
     Limits {
         cpu_seconds: 3600,
         // RLIM_INFINITY: no address-space cap.
         memory_bytes: u64::MAX,
+        max_processes: MAX_PROCESSES,
         ..Limits::default()
     }
 }
@@ -132,6 +147,7 @@ pub fn limits() -> Limits {
 struct Host {
     layout: deskhand_host_vm::bwrap::SystemLayout,
     bwrap: Option<PathBuf>,
+    caps: std::result::Result<Option<DetachedCaps>, String>,
 }
 
 fn host() -> &'static Host {
@@ -142,6 +158,7 @@ fn host() -> &'static Host {
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file()),
+        caps: DetachedCaps::probe().map_err(|problem| problem.to_string()),
     })
 }
 
@@ -216,8 +233,28 @@ impl Confined {
         let plan = deskhand_host_vm::bwrap::transform(&policy, &host.layout, bwrap)
             .map_err(|e| Error::InvalidArgs(format!("the sandbox for {} was refused: {e}", self.program.display())))?;
         deskhand_host_vm::vmspec::check_host_paths(&plan).map_err(|e| Error::Unavailable(e.to_string()))?;
-        let mut command = Command::new(&plan.program);
-        command.args(&plan.args).env_clear().current_dir("/");
+        let caps = host.caps.as_ref().map_err(|problem| {
+            Error::Unavailable(format!(
+                "{} cannot be started without a process limit: {problem}",
+                self.program.display()
+            ))
+        })?;
+        let mut command = match caps {
+            // A normal user: prlimit's process limit inside the sandbox holds.
+            None => {
+                let mut c = Command::new(&plan.program);
+                c.args(&plan.args);
+                c
+            }
+            Some(caps) => {
+                caps.sweep();
+                let (program, args) = caps.wrap(&plan, MAX_PROCESSES, MEMORY_BYTES);
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+        };
+        command.env_clear().current_dir("/");
         Ok(command)
     }
 }

@@ -8,9 +8,11 @@
 //! `commands/<name>.md` (a slash command: optional frontmatter with
 //! `description` and `argument-hint`, then the task it starts, where
 //! `$ARGUMENTS` is what follows the command and `$1`, `$2`, ... its words);
-//! and `.mcp.json` (connector definitions, kept and shown; deskhand runs no
-//! connector yet). Hooks and agent definitions run commands or change the
-//! model's instructions, so a plugin that has them is refused by name.
+//! and `.mcp.json` (connector definitions, checked as the connector lists
+//! are, shown with what each would run, and added to the person's list on
+//! install, none approved: [`add_connectors`]). Hooks and agent definitions
+//! run commands or change the model's instructions, so a plugin that has
+//! them is refused by name.
 //!
 //! [`load`] reads and checks everything before anything is installed;
 //! [`install`] copies a checked plugin into `<config_dir>/plugins/<name>/`
@@ -42,8 +44,9 @@ pub struct Plugin {
     pub dir: PathBuf,
     pub skills: Vec<Skill>,
     pub commands: Vec<Command>,
-    /// Connector names from `.mcp.json` (kept, not run).
-    pub connectors: Vec<String>,
+    /// Its `.mcp.json`'s connectors, checked; added to the person's list on
+    /// install, each started only after the person approves its tools.
+    pub connectors: Vec<crate::connectors::Connector>,
 }
 
 /// A slash command.
@@ -217,25 +220,61 @@ fn command(file: &Path) -> Result<Command, String> {
     })
 }
 
-/// The server names of an `mcpServers` file (none if there is no file).
-fn connectors(file: &Path) -> Result<Vec<String>, String> {
+/// The connectors of an `mcpServers` file, checked as a connector list is
+/// (none if there is no file).
+fn connectors(file: &Path) -> Result<Vec<crate::connectors::Connector>, String> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("{}: {e}", file.display())),
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", file.display()))?;
-    let servers = v
-        .get("mcpServers")
-        .and_then(serde_json::Value::as_object)
-        .ok_or_else(|| {
-            format!(
-                "{}: connector definitions are {{\"mcpServers\": {{\"name\": {{\"command\": ..., \"args\": [...]}}}}}}",
-                file.display()
-            )
-        })?;
-    Ok(servers.keys().cloned().collect())
+    crate::connectors::config::import(&text, file, crate::connectors::Scope::User)
+}
+
+/// Adds the plugin's connectors to the person's list (`<config_dir>/connectors.json`),
+/// none approved: each is started only after the person approves its tools
+/// (`deskhand connectors approve NAME`, or the Connectors page). A name the
+/// list already has refuses them all, before anything is written.
+pub fn add_connectors(plugin: &Plugin, config_dir: &Path) -> Result<Vec<String>, String> {
+    use crate::connectors::config::{List, user_file};
+    if plugin.connectors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = user_file(config_dir);
+    let mut list = List::load(&file, crate::connectors::Scope::User)?;
+    for c in &plugin.connectors {
+        if list.get(&c.name)?.is_some() {
+            return Err(format!(
+                "your connectors already have one named {} ({}); remove it first (deskhand connectors remove {}) \
+                 or install the plugin without it",
+                c.name,
+                file.display(),
+                c.name
+            ));
+        }
+    }
+    for c in &plugin.connectors {
+        list.put(c)?;
+    }
+    list.save()?;
+    Ok(plugin.connectors.iter().map(|c| c.name.clone()).collect())
+}
+
+/// Takes out of the person's list the connectors the plugin added (those
+/// still as the plugin defined them; one the person changed is kept), with
+/// their approvals. Returns their names.
+pub fn remove_connectors(plugin: &Plugin, config_dir: &Path) -> Result<Vec<String>, String> {
+    use crate::connectors::config::{List, user_file};
+    let mut list = List::load(&user_file(config_dir), crate::connectors::Scope::User)?;
+    let mut removed = Vec::new();
+    for c in &plugin.connectors {
+        if list.get(&c.name)?.is_some_and(|now| now.transport == c.transport)
+            && crate::connectors::remove(&mut list, &c.name, Some(config_dir))?.is_some()
+        {
+            removed.push(c.name.clone());
+        }
+    }
+    Ok(removed)
 }
 
 impl Plugin {
@@ -267,8 +306,22 @@ impl Plugin {
             ));
         }
         for c in &self.connectors {
+            let runs = match &c.transport {
+                crate::connectors::Transport::Stdio { command, args, env } => {
+                    let mut line = format!("runs {command} {}", args.join(" "));
+                    if !env.is_empty() {
+                        // Names only: a value may be a key.
+                        let names: Vec<&str> = env.keys().map(String::as_str).collect();
+                        line.push_str(&format!(" with the variables {}", names.join(", ")));
+                    }
+                    line
+                }
+                crate::connectors::Transport::Remote { url, .. } => format!("reaches {url}"),
+            };
             lines.push(format!(
-                "connector {c}: kept with the plugin; deskhand does not run connectors yet"
+                "connector {}: {}; added to your connectors, started only after you approve its tools",
+                c.name,
+                runs.trim_end()
             ));
         }
         lines
@@ -362,14 +415,17 @@ mod tests {
         let p = load(&plugin(tmp.path())).unwrap();
         assert_eq!(p.name, "team-kit");
         assert_eq!(p.skills.len(), 1);
-        assert_eq!(p.connectors, ["calendar"]);
+        assert_eq!(p.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["calendar"]);
         assert_eq!(p.commands[0].argument_hint.as_deref(), Some("FOLDER"));
         let summary = p.summary().join("\n");
         assert!(
             summary.contains("command /weekly-report FOLDER: The week's notes as a digest"),
             "{summary}"
         );
-        assert!(summary.contains("deskhand does not run connectors yet"), "{summary}");
+        assert!(
+            summary.contains("connector calendar: runs npx cal; added to your connectors, started only after you approve"),
+            "{summary}"
+        );
 
         let config = tmp.path().join("config");
         let at = install(&p, &config, false).unwrap();

@@ -44,6 +44,7 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
             env,
             private,
             url,
+            header,
             yes,
             command,
         } => add(
@@ -53,7 +54,7 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
             read_only,
             &env,
             private,
-            url,
+            (url, &header),
             yes,
             command,
         ),
@@ -61,16 +62,11 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
         ConnectorsCommand::Show { name, workspace } => show(&config, &name, workspace.as_deref()),
         ConnectorsCommand::Remove { name, workspace } => {
             let mut l = list_file(&config, workspace.as_deref())?;
-            let found = l.get(&name).map_err(user_error)?;
-            if !l.remove(&name) {
+            if conn::remove(&mut l, &name, Some(&config)).map_err(user_error)?.is_none() {
                 return Err(user_error(format!(
                     "there is no connector named {name} in {}",
                     l.file.display()
                 )));
-            }
-            l.save().map_err(user_error)?;
-            if let Some(c) = found {
-                forget(&config, &c)?;
             }
             out(&format!("Removed {name}; its approvals are forgotten."));
             Ok(())
@@ -152,16 +148,16 @@ fn probe_binds(c: &Connector) -> Binds {
 fn start(config: &Path, c: &Connector) -> Result<(Vec<ConnectorTool>, String), Failure> {
     let s = session(config, c)?;
     let started = Instant::now();
-    let (tools, protocol) = s.probe(c, &probe_binds(c)).map_err(|e| {
-        user_error(format!(
-            "the connector {} did not start in its sandbox: {}",
-            c.name,
-            render::block(&e)
-        ))
-    })?;
+    let (failed, done) = match c.transport {
+        Transport::Stdio { .. } => ("did not start in its sandbox", "Started {} in its sandbox"),
+        Transport::Remote { .. } => ("could not be connected to", "Connected to {}"),
+    };
+    let (tools, protocol) = s
+        .probe(c, &probe_binds(c))
+        .map_err(|e| user_error(format!("the connector {} {failed}: {}", c.name, render::block(&e))))?;
     out(&format!(
-        "Started {} in its sandbox (protocol {}, {} ms): {} tool(s).",
-        c.name,
+        "{} (protocol {}, {} ms): {} tool(s).",
+        done.replace("{}", &c.name),
         render::line(&protocol),
         started.elapsed().as_millis(),
         tools.len()
@@ -196,7 +192,7 @@ fn add(
     read_only: bool,
     env: &[String],
     private: bool,
-    url: Option<String>,
+    (url, header): (Option<String>, &[String]),
     yes: bool,
     command: Vec<String>,
 ) -> Result<(), Failure> {
@@ -213,7 +209,10 @@ fn add(
     }
     let transport = match (url, command.split_first()) {
         (Some(_), Some(_)) => return Err(user_error("give either --url URL or -- COMMAND ARGS..., not both")),
-        (Some(url), None) => Transport::Remote { url },
+        (Some(url), None) => Transport::Remote {
+            url,
+            headers: headers(header)?,
+        },
         (None, Some((program, args))) => Transport::Stdio {
             command: program.clone(),
             args: args.to_vec(),
@@ -241,17 +240,6 @@ fn add(
         scope: l.scope.clone(),
         ..connector
     };
-    if let Transport::Remote { url } = &connector.transport {
-        l.put(&connector).map_err(user_error)?;
-        l.save().map_err(user_error)?;
-        out(&format!(
-            "Added {name} ({}) to {}. This version of deskhand does not connect to remote servers yet; it is listed, \
-             not offered to models.",
-            render::line(url),
-            l.file.display()
-        ));
-        return Ok(());
-    }
     let (tools, _) = start(config, &connector)?;
     l.put(&connector).map_err(user_error)?;
     l.save().map_err(user_error)?;
@@ -274,21 +262,36 @@ fn add(
     Ok(())
 }
 
+/// `--header 'NAME: VALUE'`s: a value's secret is written as `${VAR}`, so
+/// the list keeps the variable's name, never the token.
+fn headers(given: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    let mut out = std::collections::BTreeMap::new();
+    for h in given {
+        let Some((name, value)) = h.split_once(':') else {
+            return Err(user_error(format!(
+                "the header {h:?} is not NAME: VALUE; write it like --header 'Authorization: Bearer ${{TOKEN_VAR}}'"
+            )));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        config::check_header(name, value).map_err(user_error)?;
+        if !value.contains("${") {
+            return Err(user_error(format!(
+                "the header {name} holds its value itself; write the secret as ${{VAR}} (--header '{name}: Bearer \
+                 ${{TOKEN_VAR}}'): deskhand reads VAR from its environment when it connects, and the list keeps only \
+                 the name"
+            )));
+        }
+        out.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(out)
+}
+
 fn pin(config: &Path, c: &Connector, tools: &[ConnectorTool]) -> Result<(), Failure> {
     let mut pins = Pins::load(Some(config)).map_err(user_error)?;
     for t in tools {
         pins.pin(&c.key(), t);
     }
     pins.save().map_err(user_error)
-}
-
-fn forget(config: &Path, c: &Connector) -> Result<(), Failure> {
-    let mut pins = Pins::load(Some(config)).map_err(user_error)?;
-    pins.forget(&c.key());
-    pins.save().map_err(user_error)?;
-    let mut allowed = conn::allow::Allowed::load(Some(config)).map_err(user_error)?;
-    allowed.forget(&c.key());
-    allowed.save().map_err(user_error)
 }
 
 fn list(config: &Path, workspace: Option<&Path>) -> Result<(), Failure> {
@@ -303,7 +306,7 @@ fn list(config: &Path, workspace: Option<&Path>) -> Result<(), Failure> {
             any = true;
             let how = match &c.transport {
                 Transport::Stdio { command, args, .. } => format!("{} {}", command, args.join(" ")),
-                Transport::Remote { url } => url.clone(),
+                Transport::Remote { url, .. } => url.clone(),
             };
             let approved = pins.tools(&c.key()).len();
             out(&format!(
@@ -338,7 +341,12 @@ fn show(config: &Path, name: &str, workspace: Option<&Path>) -> Result<(), Failu
                 out(&format!("  variables set: {} (values not shown)", names.join(", ")));
             }
         }
-        Transport::Remote { url } => out(&format!("{name}: {} (remote)", render::line(url))),
+        Transport::Remote { url, headers } => {
+            out(&format!("{name}: {} (remote, over Streamable HTTP)", render::line(url)));
+            for (k, v) in headers {
+                out(&format!("  header {}: {}", render::line(k), render::line(v)));
+            }
+        }
     }
     if !c.settings.pass_env.is_empty() {
         out(&format!(

@@ -55,17 +55,36 @@ pub fn plugins(command: PluginsCommand) -> Result<(), Failure> {
                     "not installed (answer y at the prompt, or pass --yes after reading what it brings)",
                 ));
             }
-            let at = plugins::install(&p, &config, replace).map_err(user_error)?;
+            // Its connectors first: a name clash refuses the whole plugin before anything is written.
+            let added = plugins::add_connectors(&p, &config).map_err(|e| user_error(format!("not installed: {e}")))?;
+            let at = match plugins::install(&p, &config, replace) {
+                Ok(at) => at,
+                Err(e) => {
+                    let _ = plugins::remove_connectors(&p, &config);
+                    return Err(user_error(e));
+                }
+            };
             out(&format!(
                 "Installed {} at {}. Its skills are yours now; its commands start tasks: deskhand run \"/{} ...\"",
                 render::line(&p.name),
                 at.display(),
                 p.commands.first().map_or("command", |c| c.name.as_str())
             ));
+            for name in added {
+                out(&format!(
+                    "Connector {0} added to yours, not started: read its tools and approve them with \
+                     deskhand connectors approve {0}",
+                    render::line(&name)
+                ));
+            }
             Ok(())
         }
         PluginsCommand::Remove { name } => {
             let p = find(&config, &name)?;
+            let removed = plugins::remove_connectors(&p, &config).map_err(user_error)?;
+            if !removed.is_empty() {
+                out(&format!("Removed its connectors: {}.", render::line(&removed.join(", "))));
+            }
             let aside = deskhand_runtime::skill_creator::set_aside(&p.dir).map_err(user_error)?;
             out(&format!(
                 "Removed {}: moved to {} (move it back to restore it).",

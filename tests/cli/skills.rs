@@ -130,9 +130,21 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
     )
     .unwrap();
 
+    std::fs::write(
+        kit.join(".mcp.json"),
+        r#"{"mcpServers": {"team-calendar": {"command": "npx", "args": ["-y", "cal-server"],
+            "env": {"CAL_TOKEN": "secret-value"}}}}"#,
+    )
+    .unwrap();
+
     let refused = deskhand(&["plugins", "install", "team-kit"], tmp.path());
     assert_eq!(refused.status.code(), Some(2));
     let shown = stdout(&refused);
+    assert!(
+        shown.contains("connector team-calendar: runs npx -y cal-server with the variables CAL_TOKEN"),
+        "{shown}"
+    );
+    assert!(!shown.contains("secret-value"), "{shown}");
     assert!(
         shown.contains("command /team-digest FOLDER: A digest of a folder's notes"),
         "{shown}"
@@ -143,7 +155,28 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
     );
     assert!(stderr(&refused).contains("not installed"));
 
-    assert_ok(&deskhand(&["plugins", "install", "team-kit", "--yes"], tmp.path()));
+    // A connector of that name in the person's list refuses the whole plugin, writing nothing.
+    assert_ok(&deskhand(&["connectors", "import", "team-kit/.mcp.json"], tmp.path()));
+    let clash = deskhand(&["plugins", "install", "team-kit", "--yes"], tmp.path());
+    assert_eq!(clash.status.code(), Some(2));
+    assert!(
+        stderr(&clash).contains("already have one named team-calendar"),
+        "{}",
+        stderr(&clash)
+    );
+    assert_user_error(&deskhand(&["plugins", "show", "team-kit"], tmp.path()), "no plugin named");
+    assert_ok(&deskhand(&["connectors", "remove", "team-calendar"], tmp.path()));
+
+    let installed = deskhand(&["plugins", "install", "team-kit", "--yes"], tmp.path());
+    assert_ok(&installed);
+    assert!(
+        stdout(&installed).contains("deskhand connectors approve team-calendar"),
+        "{}",
+        stdout(&installed)
+    );
+    // Listed as the person's, with no tool approved: never started in a run.
+    let connectors = stdout(&deskhand(&["connectors", "show", "team-calendar"], tmp.path()));
+    assert!(connectors.contains("cal-server"), "{connectors}");
     let list = stdout(&deskhand(&["plugins", "list"], tmp.path()));
     assert!(list.contains("team-kit") && list.contains("/team-digest"), "{list}");
     let skills = stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path()));
@@ -174,6 +207,10 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
     );
 
     assert_ok(&deskhand(&["plugins", "remove", "team-kit"], tmp.path()));
+    assert_user_error(
+        &deskhand(&["connectors", "show", "team-calendar"], tmp.path()),
+        "team-calendar",
+    );
     let skills = stdout(&deskhand(&["skills", "list", "--workspace", "ws"], tmp.path()));
     assert!(!skills.contains("team-inventory"), "{skills}");
     assert_user_error(

@@ -3,11 +3,13 @@
 `send_note`'s description is taken from the FIXTURE_DESCRIPTION variable, so a test can start it
 once, approve its tools, and start it again with another description (a server that changed what
 its tool tells the model), which deskhand must quarantine. Its tools: `read_notes` (read-only),
-`send_note` (writes: an action the step must declare), `purge_notes` (destructive: always asks).
-Nothing leaves the process: "sent" notes are only counted.
+`send_note` (writes: an action the step must declare), `purge_notes` (destructive: always asks),
+and `fetch` (reads a URL with urllib, which goes through HTTP_PROXY when deskhand's sandbox sets it:
+the test of a local connector's network through the egress). "Sent" notes are only counted.
 """
 
 import os
+import urllib.request
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
@@ -43,6 +45,19 @@ def send_note(to: str, text: str) -> str:
 def purge_notes() -> str:
     sent.clear()
     return "purged"
+
+
+@server.tool(
+    name="fetch",
+    description="Reads the page at a URL.",
+    annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True),
+)
+def fetch(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as page:
+            return page.read(4096).decode("utf-8", "replace")
+    except Exception as e:  # the refusal or the missing route is the answer the test reads
+        return f"fetch failed: {e}"
 
 
 if __name__ == "__main__":

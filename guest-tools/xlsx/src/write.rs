@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 
 use crate::typed::{self, DateTime};
 
+mod plain;
+#[cfg(test)]
+mod plain_tests;
+
 /// Excel's own limits.
 const MAX_ROWS: usize = 1_048_576;
 const MAX_COLS: usize = 16_384;
@@ -518,6 +522,11 @@ fn xlsx_invalid(at: impl std::fmt::Display) -> impl FnOnce(XlsxError) -> ToolErr
 }
 
 pub fn write(args: WriteArgs) -> Result<Output, ToolError> {
+    write_with(args, true)
+}
+
+/// `write`, with the plain path or without it (the tests compare the two).
+fn write_with(args: WriteArgs, allow_plain: bool) -> Result<Output, ToolError> {
     let is_xlsx = args.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
     if !is_xlsx {
         return Err(ToolError::InvalidArgs(format!(
@@ -538,6 +547,20 @@ pub fn write(args: WriteArgs) -> Result<Output, ToolError> {
     let names: HashSet<&str> = args.sheets.iter().map(|s| s.name.as_str()).collect();
     if names.len() != args.sheets.len() {
         return Err(ToolError::InvalidArgs("two sheets have the same name".into()));
+    }
+
+    if let Some((file, counts)) = allow_plain.then(|| plain::build(&args)).flatten() {
+        let ((), written) = write_new_with(&args.path, args.unique, |tmp, out| {
+            std::io::Write::write_all(out, &file)
+                .map_err(|e| ToolError::Io(path_error(tmp, format!("saving the workbook failed: {e}"))))
+        })?;
+        let summary = args
+            .sheets
+            .iter()
+            .zip(&counts)
+            .map(|(spec, n)| json!({"name": spec.name, "rows": spec.rows.len(), "cells": n, "charts": 0}))
+            .collect();
+        return Ok(wrote(&written, &args, counts.iter().sum(), summary));
     }
 
     let mut workbook = Workbook::new();
@@ -562,7 +585,12 @@ pub fn write(args: WriteArgs) -> Result<Output, ToolError> {
             .save_to_writer(file)
             .map_err(|e| ToolError::Io(path_error(tmp, format!("saving the workbook failed: {e}"))))
     })?;
-    let size = std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0);
+    Ok(wrote(&written, &args, cells, summary))
+}
+
+/// What `write` says it wrote.
+fn wrote(written: &std::path::Path, args: &WriteArgs, cells: u64, summary: Vec<Value>) -> Output {
+    let size = std::fs::metadata(written).map(|m| m.len()).unwrap_or(0);
     let text = format!(
         "wrote {} ({} sheet{}, {} cells, {} bytes)",
         written.display(),
@@ -571,10 +599,10 @@ pub fn write(args: WriteArgs) -> Result<Output, ToolError> {
         crate::count(cells),
         crate::count(size)
     );
-    Ok(output(
+    output(
         &json!({"path": written.display().to_string(), "size": size, "sheets": summary}),
         text,
-    ))
+    )
 }
 
 /// Writes one sheet's header, rows, totals, layout and charts; returns the

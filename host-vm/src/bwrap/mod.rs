@@ -7,6 +7,7 @@
 //! visible in the pure transform. When running as root, the kernel ignores the process limit
 //! (RLIMIT_NPROC does not apply to real uid 0), so each sandbox also gets a pids cgroup.
 
+mod caps;
 mod cgroup;
 mod plan;
 
@@ -22,6 +23,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
+pub use caps::DetachedCaps;
 pub use plan::{SystemEntry, SystemLayout, transform};
 
 use crate::vmspec;

@@ -16,7 +16,7 @@
 use super::registry::{Place, ToolHandler, Use};
 use super::*;
 use crate::connectors::session::Binds;
-use crate::connectors::{self, Access, Connector, ConnectorTool};
+use crate::connectors::{self, Connector, ConnectorTool};
 
 /// The handler for every connector tool. Before `Sandboxed` in the registry:
 /// its names hold `__` too.
@@ -70,7 +70,10 @@ fn describe_for_model(connector: &Connector, tool: &ConnectorTool) -> String {
     } else {
         "reads only".to_owned()
     };
-    format!("{} (connector {}; {how})", tool.description, connector.name)
+    let reach = connectors::Connectors::remote_host(connector)
+        .map(|h| format!("; a remote server: the step must declare \"{h}\" in its network hosts"))
+        .unwrap_or_default();
+    format!("{} (connector {}; {how}{reach})", tool.description, connector.name)
 }
 
 impl Agent<'_> {
@@ -128,15 +131,18 @@ impl Agent<'_> {
             Ok(g) => g,
             Err(reason) => return refuse(st, reason),
         };
-        let mut binds = Binds::default();
-        for g in &grants {
-            if g.access.is_writable() && connector.settings.access == Access::ReadWrite {
-                binds.read_write.push(g.path.clone());
-            } else {
-                binds.read_only.push(g.path.clone());
-            }
-        }
-        if !effects.network.is_empty() {
+        // Read-only, whatever the grant: the person's files change only
+        // through the change pipeline (shown, approved, undoable), and a
+        // server writing into a bound folder would go around it. A server's
+        // writes are actions outside the workspace (mail, events, documents).
+        // A folder the step both reads and writes is bound once.
+        let folders: std::collections::BTreeSet<_> = grants.iter().map(|g| g.path.clone()).collect();
+        let mut binds = Binds {
+            read_only: folders.into_iter().collect(),
+            ..Binds::default()
+        };
+        // A remote connector always asks the run's egress (a step that does not declare its host is Blocked).
+        if !effects.network.is_empty() || matches!(connector.transport, connectors::Transport::Remote { .. }) {
             binds.network = Some(Arc::clone(&st.egress));
             binds.relay = self.settings.egress.relay.clone();
         }
@@ -146,6 +152,24 @@ impl Agent<'_> {
         self.flush_egress(st);
         self.journal_quarantined(st, step, &quarantined);
         if let Err(reason) = started {
+            // Journaled as a call that stopped: the person sees why the connector did not run.
+            self.emit(
+                &st.run,
+                Event::ToolCallBegin {
+                    call: id.clone(),
+                    tool: format!("{}{connector_name}", connectors::PREFIX),
+                    operation: tool_name.to_owned(),
+                    args: input.clone(),
+                },
+            );
+            self.emit(
+                &st.run,
+                Event::ToolCallEnd {
+                    call: id.clone(),
+                    outcome: CallOutcome::Stopped { reason: reason.clone() },
+                    elapsed_ms: 0,
+                },
+            );
             return Err(self.shown_output(&st.run, id, &format!("connector {connector_name}"), &reason));
         }
         if let Some(change) = all.quarantine_of(connector_name, tool_name) {

@@ -46,8 +46,14 @@ pub enum Transport {
         /// Variables with their values, as the person wrote them.
         env: BTreeMap<String, String>,
     },
-    /// A remote server over Streamable HTTP (not started by this version).
-    Remote { url: String },
+    /// A remote server over Streamable HTTP, reached through the run's egress.
+    Remote {
+        url: String,
+        /// HTTP headers sent with every request (`Authorization`, ...). A
+        /// value may name variables of deskhand's environment as `${VAR}`,
+        /// read when it connects, so a token stays out of the file.
+        headers: BTreeMap<String, String>,
+    },
 }
 
 /// What the person lets a connector do.
@@ -230,7 +236,13 @@ impl List {
                 }
                 e
             }
-            Transport::Remote { url } => serde_json::json!({"url": url}),
+            Transport::Remote { url, headers } => {
+                let mut e = serde_json::json!({"url": url});
+                if !headers.is_empty() {
+                    e["headers"] = serde_json::json!(headers);
+                }
+                e
+            }
         };
         object(&mut self.raw, "mcpServers").insert(connector.name.clone(), entry);
         let settings = serde_json::to_value(&connector.settings).map_err(|e| e.to_string())?;
@@ -284,8 +296,8 @@ fn parse_entry(name: &str, entry: &serde_json::Value) -> Result<Transport, Strin
         _kind: Option<String>,
         #[serde(default, rename = "cwd")]
         _cwd: Option<String>,
-        #[serde(default, rename = "headers")]
-        _headers: Option<serde_json::Value>,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
         #[serde(default, rename = "disabled")]
         _disabled: Option<bool>,
     }
@@ -307,7 +319,15 @@ fn parse_entry(name: &str, entry: &serde_json::Value) -> Result<Transport, Strin
             args: local.args,
             env: local.env,
         }),
-        (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => Ok(Transport::Remote { url }),
+        (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+            for (header, value) in &local.headers {
+                check_header(header, value).map_err(|e| format!("the connector {name:?}: {e}"))?;
+            }
+            Ok(Transport::Remote {
+                url,
+                headers: local.headers,
+            })
+        }
         (None, Some(url)) => Err(format!(
             "the connector {name:?} has the url {url:?}, which is not http(s)"
         )),
@@ -315,6 +335,22 @@ fn parse_entry(name: &str, entry: &serde_json::Value) -> Result<Transport, Strin
             "the connector {name:?} has no command (a local server) and no url (a remote one); add one"
         )),
     }
+}
+
+/// Why a remote connector's header cannot be sent as written.
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!(
+            "the header name {name:?} is not a valid HTTP header name (letters, digits and -, such as Authorization)"
+        ));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "the value of the header {name} holds a line break or another control character"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads an `mcpServers` file pasted from another client and returns its connectors, checked.
@@ -374,7 +410,7 @@ mod tests {
           "mcpServers": {
             "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
             "mail": {"command": "mail-mcp", "env": {"MAIL_TOKEN": "t"}, "type": "stdio"},
-            "docs": {"url": "https://docs.example.com/mcp"}
+            "docs": {"url": "https://docs.example.com/mcp", "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}}
           },
           "deskhand": {"mail": {"access": "read-only", "private": true, "disabledTools": ["purge"], "passEnv": ["HOME_SERVER"]}},
           "otherClient": {"theme": "dark"}
@@ -388,7 +424,8 @@ mod tests {
         assert_eq!(mail.settings.access, Access::ReadOnly);
         assert!(mail.settings.private);
         assert_eq!(files.settings, Settings::default());
-        assert!(matches!(&docs.transport, Transport::Remote { url } if url.contains("docs")));
+        assert!(matches!(&docs.transport, Transport::Remote { url, headers }
+            if url.contains("docs") && headers["Authorization"] == "Bearer ${DOCS_TOKEN}"));
         // Written back, the other client's keys are kept.
         let Ok(mut l) = List::parse(text, Path::new("/c/connectors.json"), Scope::User) else {
             panic!()
@@ -422,6 +459,10 @@ mod tests {
                 "not understood",
             ),
             (r#"{"mcpServers": {"x": {"url": "file:///etc"}}}"#, "not http"),
+            (
+                r#"{"mcpServers": {"x": {"url": "https://a", "headers": {"A B": "c"}}}}"#,
+                "not a valid HTTP header name",
+            ),
         ];
         for (text, expected) in cases {
             match parse(text) {

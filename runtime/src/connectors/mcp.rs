@@ -8,6 +8,10 @@
 //! agent loop is not: one small tokio runtime (one worker) is owned here and
 //! every call blocks on it. A `tools/list_changed` notification marks the
 //! list stale; [`Client::take_list_changed`] tells the session to list again.
+//!
+//! A remote server is reached over Streamable HTTP ([`Client::connect`]):
+//! the transport in [`http`] is deskhand's own, over ureq, and asks the
+//! run's egress before every request.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +25,9 @@ use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient};
 use tokio::io::AsyncReadExt;
 
 use super::{Annotations, ConnectorTool};
+use crate::egress;
+
+pub mod http;
 
 /// How long a server may take to start and answer the handshake.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,8 +88,29 @@ pub struct Client {
     name: String,
     service: Option<RunningService<RoleClient, Handler>>,
     list_changed: Arc<AtomicBool>,
-    stderr: Arc<Mutex<String>>,
+    explain: Explain,
     protocol: String,
+}
+
+/// Where the words explaining a failure come from.
+enum Explain {
+    /// A local server's stderr (its last bytes).
+    Stderr(Arc<Mutex<String>>),
+    /// A remote server's transport: the last failure, in words for the person.
+    Http(Arc<Mutex<Option<String>>>),
+}
+
+impl Explain {
+    fn explain(&self, message: String) -> String {
+        match self {
+            Explain::Stderr(tail) => with_stderr(message, tail),
+            Explain::Http(problem) => problem
+                .lock()
+                .ok()
+                .and_then(|mut p| p.take())
+                .unwrap_or(message),
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -143,20 +171,40 @@ impl Client {
                     }
                 });
             }
-            let lifecycle = ClientLifecycleMode::Auto {
-                preferred_versions: vec![ProtocolVersion::LATEST],
-                legacy_version: None,
-            };
-            match tokio::time::timeout(START_TIMEOUT, handler.serve_with_lifecycle(process, lifecycle)).await {
-                Ok(Ok(service)) => Ok(service),
-                Ok(Err(e)) => Err(format!("the connector {label} did not complete the MCP handshake: {e}")),
-                Err(_) => Err(format!(
-                    "the connector {label} did not answer the MCP handshake within {} s",
-                    START_TIMEOUT.as_secs()
-                )),
-            }
+            handshake(&label, handler, process).await
         })?;
-        let service = started.map_err(|e| with_stderr(e, &stderr))?;
+        Client::started(name, started, list_changed, Explain::Stderr(stderr))
+    }
+
+    /// Connects to a remote server at `url` over Streamable HTTP, sending
+    /// `headers` with every request, and negotiates the protocol. With
+    /// `egress`, every request is first decided by the run's policy; without,
+    /// the person started it themselves (`deskhand connectors add/test`).
+    pub fn connect(
+        name: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        egress: Option<Arc<egress::Run>>,
+    ) -> Result<Client, String> {
+        let endpoint = http::endpoint(name, url)?;
+        let list_changed = Arc::new(AtomicBool::new(false));
+        let problem = Arc::new(Mutex::new(None));
+        let handler = Handler {
+            list_changed: list_changed.clone(),
+        };
+        let transport = http::HttpTransport::new(name, endpoint, headers, egress, problem.clone());
+        let label = name.to_owned();
+        let started = block_on(async move { handshake(&label, handler, transport).await })?;
+        Client::started(name, started, list_changed, Explain::Http(problem))
+    }
+
+    fn started(
+        name: &str,
+        started: Result<RunningService<RoleClient, Handler>, String>,
+        list_changed: Arc<AtomicBool>,
+        explain: Explain,
+    ) -> Result<Client, String> {
+        let service = started.map_err(|e| explain.explain(e))?;
         let protocol = service
             .peer_info()
             .map(|i| i.protocol_version.to_string())
@@ -165,7 +213,7 @@ impl Client {
             name: name.to_owned(),
             service: Some(service),
             list_changed,
-            stderr,
+            explain,
             protocol,
         })
     }
@@ -197,7 +245,7 @@ impl Client {
                 .map_err(|_| format!("the connector {name} did not list its tools in time"))?
                 .map_err(|e| format!("the connector {name} could not list its tools: {e}"))
         })?
-        .map_err(|e| with_stderr(e, &self.stderr))?;
+        .map_err(|e| self.explain.explain(e))?;
         listed
             .into_iter()
             .map(|t| {
@@ -225,7 +273,7 @@ impl Client {
                 Ok(Ok(r)) => serde_json::to_value(&r).map_err(|e| e.to_string()),
             }
         })?
-        .map_err(|e| with_stderr(e, &self.stderr))?;
+        .map_err(|e| self.explain.explain(e))?;
         Ok(result_from_wire(&result))
     }
 
@@ -242,6 +290,31 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The MCP handshake over `transport`: the current revision where the
+/// server offers it (`server/discover`), else the `initialize` handshake.
+async fn handshake<T, E, A>(
+    label: &str,
+    handler: Handler,
+    transport: T,
+) -> Result<RunningService<RoleClient, Handler>, String>
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let lifecycle = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::LATEST],
+        legacy_version: None,
+    };
+    match tokio::time::timeout(START_TIMEOUT, handler.serve_with_lifecycle(transport, lifecycle)).await {
+        Ok(Ok(service)) => Ok(service),
+        Ok(Err(e)) => Err(format!("the connector {label} did not complete the MCP handshake: {e}")),
+        Err(_) => Err(format!(
+            "the connector {label} did not answer the MCP handshake within {} s",
+            START_TIMEOUT.as_secs()
+        )),
     }
 }
 

@@ -26,6 +26,30 @@ use serde::{Deserialize, Serialize};
 pub use config::{Access, Connector, Scope, Settings, Transport};
 pub use session::Connectors;
 
+/// Takes `name` out of `list` and forgets its approved tools and "always
+/// allow" answers (added again, it is approved again). The one removal for
+/// the terminal, the page and plugins. `Ok(None)`: the list has no such connector.
+pub fn remove(
+    list: &mut config::List,
+    name: &str,
+    config_dir: Option<&std::path::Path>,
+) -> Result<Option<Connector>, String> {
+    let Some(found) = list.get(name)? else {
+        return Ok(None);
+    };
+    let mut pins = pins::Pins::load(config_dir)?;
+    let mut allowed = allow::Allowed::load(config_dir)?;
+    list.remove(name);
+    list.save()?;
+    pins.forget(&found.key());
+    allowed.forget(&found.key());
+    if config_dir.is_some() {
+        pins.save()?;
+        allowed.save()?;
+    }
+    Ok(Some(found))
+}
+
 /// What the model sees before a connector's tool name.
 pub const PREFIX: &str = "mcp__";
 /// Between the connector's name and its tool's.

@@ -3,12 +3,14 @@
 //! reused for the rest of the run; ended when the run's [`Connectors`] is
 //! dropped.
 //!
-//! A server sees only the folders of the step that calls it (declared reads
-//! read-only; declared writes read-write where the run's grant and the
-//! connector allow it); a later step that declares other folders gets the
-//! server started again with those. No network unless the step declares
+//! A server sees only the folders of the step that calls it, read-only
+//! (the person's files change only through the change pipeline; the
+//! caller, `agent/connector_calls.rs`, binds them so); a later step that
+//! declares other folders gets the server started again with those. No network unless the step declares
 //! hosts, and then only through the run's egress ([`crate::egress`]).
-//! A connector the person never approved is not started in a run at all.
+//! A remote connector is connected to over Streamable HTTP, and each of its
+//! requests is decided by the run's egress: the step must declare its
+//! host:port. A connector the person never approved is not started in a run at all.
 //!
 //! What the model is offered comes from the approved (pinned) definitions,
 //! so listing tools starts nothing; each start compares the live list with
@@ -73,7 +75,8 @@ struct Started {
 pub struct Connectors {
     config_dir: Option<PathBuf>,
     list: Vec<Connector>,
-    /// Values of the variables the connectors pass from deskhand's environment (`passEnv`).
+    /// Values of the variables the connectors pass from deskhand's environment
+    /// (`passEnv`, and the `${VAR}`s of remote connectors' headers).
     env: BTreeMap<String, String>,
     /// How to start the egress relay inside a sandbox (see [`Confined::relay`]).
     relay: Option<Vec<String>>,
@@ -130,9 +133,13 @@ impl Connectors {
     ) -> Result<Connectors, String> {
         let mut values = BTreeMap::new();
         for c in &list {
-            for name in &c.settings.pass_env {
-                if let Some(v) = env(name) {
-                    values.insert(name.clone(), v);
+            let mut names = c.settings.pass_env.clone();
+            if let Transport::Remote { headers, .. } = &c.transport {
+                names.extend(headers.values().flat_map(|v| super::mcp::http::variables(v)));
+            }
+            for name in names {
+                if let Some(v) = env(&name) {
+                    values.insert(name, v);
                 }
             }
         }
@@ -161,7 +168,7 @@ impl Connectors {
     }
 
     /// The tools the model may be offered: approved (pinned), enabled, not
-    /// found quarantined in this run, of local connectors.
+    /// found quarantined in this run.
     pub fn offered(&self) -> Vec<(&Connector, ConnectorTool)> {
         let Ok(pins) = self.pins.lock() else {
             return Vec::new();
@@ -169,9 +176,6 @@ impl Connectors {
         let quarantined = self.quarantined.lock().map(|q| q.clone()).unwrap_or_default();
         let mut out = Vec::new();
         for c in &self.list {
-            if !matches!(c.transport, Transport::Stdio { .. }) {
-                continue;
-            }
             for tool in pins.tools(&c.key()) {
                 let hidden = c.settings.disabled_tools.contains(&tool.name)
                     || quarantined.iter().any(|q| q.connector == c.name && q.tool == tool.name);
@@ -248,11 +252,43 @@ impl Connectors {
 
     /// Starts `connector` for the person (`deskhand connectors add/test/approve`),
     /// with no folders and no network, and returns its live tools and the protocol agreed.
+    /// A remote connector is connected to: the person's command is the approval.
     pub fn probe(&self, connector: &Connector, binds: &Binds) -> Result<(Vec<ConnectorTool>, String), String> {
-        let command = self.command(connector, binds)?;
-        let client = Client::start(&connector.name, command)?;
+        let client = self.start_client(connector, binds)?;
         let tools = client.tools()?;
         Ok((tools, client.protocol().to_owned()))
+    }
+
+    /// Starts a local connector in its sandbox, or connects to a remote one
+    /// (through `binds.network`, the run's egress, when there is one).
+    fn start_client(&self, connector: &Connector, binds: &Binds) -> Result<Client, String> {
+        match &connector.transport {
+            Transport::Stdio { .. } => {
+                let command = self.command(connector, binds)?;
+                Client::start(&connector.name, command)
+            }
+            Transport::Remote { url, headers } => {
+                let lookup = |name: &str| self.env.get(name).cloned();
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), super::mcp::http::expand(&connector.name, k, v, &lookup)?)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                Client::connect(&connector.name, url, headers, binds.network.clone())
+            }
+        }
+    }
+
+    /// host:port of a remote connector (what a step declares in its network hosts to use it).
+    pub fn remote_host(connector: &Connector) -> Option<String> {
+        let Transport::Remote { url, .. } = &connector.transport else {
+            return None;
+        };
+        let e = super::mcp::http::endpoint(&connector.name, url).ok()?;
+        Some(if e.host.contains(':') {
+            format!("[{}]:{}", e.host, e.port)
+        } else {
+            format!("{}:{}", e.host, e.port)
+        })
     }
 
     /// Starts `connector` with `binds` unless this run already has it so, and
@@ -296,14 +332,30 @@ impl Connectors {
                 )),
             );
         }
-        let needs_new = started.get(&connector.name).is_none_or(|s| !s.binds.same(&binds));
+        if matches!(connector.transport, Transport::Remote { .. }) && binds.network.is_none() {
+            // In a run, a remote connector is reached only through the run's egress.
+            return (
+                found,
+                Err(format!(
+                    "the remote connector {} can be used only by a step that declares its host{} in the step's \
+                     network hosts",
+                    connector.name,
+                    Connectors::remote_host(connector)
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default()
+                )),
+            );
+        }
+        // A remote connector has no folders: once connected, it is reused (its
+        // egress answers for whichever step is running).
+        let remote = matches!(connector.transport, Transport::Remote { .. });
+        let needs_new = started
+            .get(&connector.name)
+            .is_none_or(|s| !(remote || s.binds.same(&binds)));
         let relist = if needs_new {
             // Not started yet, or for other folders: start it (an old one ends when dropped).
             started.remove(&connector.name);
-            let client = match self
-                .command(connector, &binds)
-                .and_then(|c| Client::start(&connector.name, c))
-            {
+            let client = match self.start_client(connector, &binds) {
                 Ok(c) => c,
                 Err(e) => return (found, Err(e)),
             };

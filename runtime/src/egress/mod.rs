@@ -293,6 +293,10 @@ impl Run {
     /// The step now running, its declared host:port patterns (StepEffects.network, e.g. "127.0.0.1:8123",
     /// "*.example.com:443", "api.example.com" = port 443) and whether the person approved them after
     /// the run was sealed. A pattern that does not parse allows nothing (plans are checked before).
+    ///
+    /// Connections and tunnels the proxy holds open for a host the new step
+    /// does not allow are closed: a connection decided in one step does not
+    /// carry data in the next.
     pub fn set_step(&self, step: StepNo, hosts: &[String], approved_by_person: bool) {
         let hosts = hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();
         *lock(&self.step) = StepState {
@@ -301,6 +305,7 @@ impl Run {
             approved_by_person,
             resolved: None,
         };
+        self.close_disallowed();
     }
 
     /// The step the policy now answers for.
@@ -308,9 +313,29 @@ impl Run {
         lock(&self.step).step
     }
 
-    /// No step runs any more (between steps, at the end): nothing is reachable.
+    /// No step runs any more (between steps, at the end): nothing is reachable,
+    /// and every connection and tunnel the proxy holds open is closed.
     pub fn end_step(&self) {
         *lock(&self.step) = StepState::default();
+        self.close_disallowed();
+    }
+
+    /// Closes the proxy's open connections whose host the policy no longer allows.
+    fn close_disallowed(&self) {
+        let proxy = lock(&self.proxy).clone();
+        if let Some(proxy) = proxy {
+            proxy.close_unless(|host, port| self.allows(host, port));
+        }
+    }
+
+    /// Whether a connection to host:port would be allowed now, without recording
+    /// or journaling anything (for connections already open).
+    pub(crate) fn allows(&self, host: &str, port: u16) -> bool {
+        let host = normalize(host);
+        let target = key(&host, port);
+        let st = lock(&self.step);
+        let shared = lock(&self.shared);
+        verdict(&Exit::Shell, &st, &shared, &host, port, &target).is_ok()
     }
 
     /// A step has read private data (a granted file, a connector result marked private): seal the run.
@@ -325,6 +350,12 @@ impl Run {
     /// Hosts contacted so far in this run (`host:port`).
     pub fn contacted(&self) -> Vec<String> {
         lock(&self.shared).contacted.iter().cloned().collect()
+    }
+
+    /// Restores a host the run contacted before it was interrupted, from the
+    /// notice [`Run::decide`] journaled ([`contacted_in_notice`]); on resume.
+    pub fn restore_contacted(&self, target: &str) {
+        lock(&self.shared).contacted.insert(target.to_owned());
     }
 
     /// Whether a step declaring `effects` must be asked of the person even in
@@ -363,44 +394,34 @@ impl Run {
     }
 
     /// THE decision: may `exit` connect to host:port now? Ok records the host as contacted; Err is a reason
-    /// for the person and the model, and a `Event::Blocked { step, reason }` is journaled.
+    /// for the person and the model, and a `Event::Blocked { step, reason }` is journaled. The first
+    /// contact of each host is journaled too, as a notice ([`contact_notice`]), so a resumed run
+    /// remembers it.
     pub fn decide(&self, exit: &Exit, host: &str, port: u16) -> std::result::Result<(), String> {
         let host = normalize(host);
         let target = key(&host, port);
-        let (step, verdict) = {
+        let (step, verdict, first) = {
             let st = lock(&self.step);
-            let verdict = match st.step {
-                None => Err(format!(
-                    "{exit} tried to reach {target} while no step of the run was running; nothing is reachable outside a step"
-                )),
-                Some(n) if !st.hosts.iter().any(|p| p.matches(&host, port)) => Err(format!(
-                    "{exit} tried to reach {target}, which step {n} does not declare; a step reaches only the network hosts it \
-                     declares, approved with it"
-                )),
-                Some(_) => {
-                    let mut shared = lock(&self.shared);
-                    match &shared.sealed {
-                        Some(what) if !st.approved_by_person && !shared.contacted.contains(&target) => Err(format!(
-                            "{exit} tried to reach {target} after the run read private data ({what}); a host the run had \
-                             not contacted before needs the person's own approval of the step"
-                        )),
-                        _ => {
-                            shared.contacted.insert(target.clone());
-                            Ok(())
-                        }
-                    }
-                }
-            };
-            (st.step.unwrap_or(StepNo::NONE), verdict)
+            let mut shared = lock(&self.shared);
+            let verdict = verdict(exit, &st, &shared, &host, port, &target);
+            let first = verdict.is_ok() && shared.contacted.insert(target.clone());
+            (st.step.unwrap_or(StepNo::NONE), verdict, first)
         };
-        if let Err(reason) = &verdict {
-            (self.journal)(
+        match &verdict {
+            Err(reason) => (self.journal)(
                 &self.run,
                 Event::Blocked {
                     step,
                     reason: reason.clone(),
                 },
-            );
+            ),
+            Ok(()) if first => (self.journal)(
+                &self.run,
+                Event::Notice {
+                    message: contact_notice(&target, exit, step),
+                },
+            ),
+            Ok(()) => {}
         }
         verdict
     }
@@ -450,6 +471,46 @@ impl Run {
         *slot = Some(Arc::clone(&p));
         Ok(p)
     }
+}
+
+/// The policy's answer for host:port (`target`, the two as one key) in the step state `st`.
+fn verdict(
+    exit: &Exit,
+    st: &StepState,
+    shared: &Shared,
+    host: &str,
+    port: u16,
+    target: &str,
+) -> std::result::Result<(), String> {
+    match st.step {
+        None => Err(format!(
+            "{exit} tried to reach {target} while no step of the run was running; nothing is reachable outside a step"
+        )),
+        Some(n) if !st.hosts.iter().any(|p| p.matches(host, port)) => Err(format!(
+            "{exit} tried to reach {target}, which step {n} does not declare; a step reaches only the network hosts it \
+             declares, approved with it"
+        )),
+        Some(_) => match &shared.sealed {
+            Some(what) if !st.approved_by_person && !shared.contacted.contains(target) => Err(format!(
+                "{exit} tried to reach {target} after the run read private data ({what}); a host the run had \
+                 not contacted before needs the person's own approval of the step"
+            )),
+            _ => Ok(()),
+        },
+    }
+}
+
+const CONTACT_NOTICE: &str = "first contact of this run with ";
+
+/// The notice journaled when a run first contacts `target` (`host:port`).
+pub fn contact_notice(target: &str, exit: &Exit, step: StepNo) -> String {
+    format!("{CONTACT_NOTICE}{target} ({exit}, step {step})")
+}
+
+/// The `host:port` a [`contact_notice`] names; None for any other notice.
+pub fn contacted_in_notice(message: &str) -> Option<String> {
+    let (target, _) = message.strip_prefix(CONTACT_NOTICE)?.split_once(" (")?;
+    HostPattern::parse(target).ok()?.exact().filter(|k| k == target)
 }
 
 /// A byte stream both ends of a tunnel can be.

@@ -10,7 +10,19 @@
 //!
 //! What it never does: resolve or connect to a host the decision point did
 //! not allow, follow a redirect (a redirect is the client's next request,
-//! asked again), or read the tunnelled bytes. Bounded: a head must arrive
+//! asked again), or read the tunnelled bytes.
+//!
+//! One decision per request: a plain-HTTP connection carries exactly one
+//! request. Its head is rewritten to `Connection: close`, its body is
+//! forwarded as far as its own framing says (`Content-Length` or chunked)
+//! and not a byte further, the response head is rewritten to
+//! `Connection: close` too, and the connection closes after the response. A
+//! client's next request, to the same host or another, comes on a new
+//! connection and is decided again. Connections outlive no step: the proxy
+//! keeps a list of what is open, and [`Run::set_step`] and [`Run::end_step`]
+//! close each one whose host the new state does not allow.
+//!
+//! Bounded: a head must arrive
 //! within [`HEAD_TIMEOUT`] and fit [`MAX_HEAD`], a connect gives up after
 //! [`CONNECT_TIMEOUT`], an idle tunnel closes after [`IDLE_TIMEOUT`], and at
 //! most [`MAX_CONNECTIONS`] connections are open at once. Std threads rather
@@ -22,7 +34,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -60,6 +72,53 @@ impl std::fmt::Debug for Proxy {
 struct State {
     stop: AtomicBool,
     active: AtomicUsize,
+    next: AtomicU64,
+    /// The connections open to an upstream host now, by number.
+    open: Mutex<HashMap<u64, Open>>,
+}
+
+/// An open connection, as far as closing it from outside needs.
+struct Open {
+    host: String,
+    port: u16,
+    client: UnixStream,
+    upstream: TcpStream,
+}
+
+impl Open {
+    fn close(&self) {
+        let _ = self.client.shutdown(std::net::Shutdown::Both);
+        let _ = self.upstream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A connection's place in the open list; leaving it takes the connection off.
+struct Registered {
+    state: Arc<State>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.state.open).remove(&self.id);
+    }
+}
+
+impl State {
+    fn register(self: &Arc<Self>, host: &str, port: u16, client: &UnixStream, upstream: &TcpStream) -> io::Result<Registered> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let open = Open {
+            host: host.to_owned(),
+            port,
+            client: client.try_clone()?,
+            upstream: upstream.try_clone()?,
+        };
+        lock(&self.open).insert(id, open);
+        Ok(Registered {
+            state: Arc::clone(self),
+            id,
+        })
+    }
 }
 
 impl Proxy {
@@ -99,6 +158,26 @@ impl Proxy {
         endpoints.insert(exit.clone(), path.clone());
         Ok(path)
     }
+
+    /// Closes every open connection and tunnel whose host `allowed` refuses;
+    /// returns how many were closed.
+    pub(super) fn close_unless(&self, allowed: impl Fn(&str, u16) -> bool) -> usize {
+        let mut open = lock(&self.state.open);
+        let before = open.len();
+        open.retain(|_, conn| {
+            let keep = allowed(&conn.host, conn.port);
+            if !keep {
+                conn.close();
+            }
+            keep
+        });
+        before - open.len()
+    }
+
+    /// How many connections are open to an upstream host now.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.state.open).len()
+    }
 }
 
 impl Drop for Proxy {
@@ -131,7 +210,7 @@ fn accept(listener: UnixListener, run: Weak<Run>, state: Arc<State>, exit: Exit)
             .name("egress-conn".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                let _ = serve(stream, &run, &exit);
+                let _ = serve(stream, &run, &exit, &slot);
                 slot.active.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
@@ -148,7 +227,26 @@ pub(crate) struct Target {
     pub(crate) port: u16,
     /// `None` for CONNECT (a tunnel); the rewritten head for an absolute-form request.
     pub(crate) forward: Option<Vec<u8>>,
+    /// How far the request's body goes (nothing for CONNECT).
+    pub(crate) body: Body,
 }
+
+/// Where an absolute-form request's body ends: the proxy forwards that much and no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    Length(u64),
+    Chunked,
+}
+
+/// Hop-by-hop request headers the proxy drops (it sends its own `Connection: close`).
+const DROPPED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "upgrade",
+    "te",
+];
 
 /// Parses a request head (everything up to and including the blank line).
 pub(crate) fn parse_head(head: &[u8]) -> std::result::Result<Target, String> {
@@ -169,6 +267,7 @@ pub(crate) fn parse_head(head: &[u8]) -> std::result::Result<Target, String> {
             host,
             port,
             forward: None,
+            body: Body::Length(0),
         });
     }
     let Some(rest) = target.strip_prefix("http://") else {
@@ -185,23 +284,46 @@ pub(crate) fn parse_head(head: &[u8]) -> std::result::Result<Target, String> {
     }
     let (host, port) = split_host_port(authority, Some(80))?;
     let mut forward = format!("{method} {path} {version}\r\n");
-    for line in lines {
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("proxy-connection:") || lower.starts_with("proxy-authorization:") {
+    let (mut length, mut chunked) = (None::<u64>, false);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!("not a header line: {line:?}"));
+        };
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        if DROPPED.contains(&name.as_str()) {
             continue;
+        }
+        if name == "content-length" {
+            let n = value
+                .parse::<u64>()
+                .map_err(|_| format!("the Content-Length {value:?} is not a number"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err("the request has two different Content-Length headers".into());
+            }
+            length = Some(n);
+        }
+        if name == "transfer-encoding" {
+            if chunked || !value.to_ascii_lowercase().trim_end().ends_with("chunked") {
+                return Err(format!(
+                    "the Transfer-Encoding {value:?} is not supported through deskhand's proxy; send a Content-Length or chunked body"
+                ));
+            }
+            chunked = true;
         }
         forward.push_str(line);
         forward.push_str("\r\n");
     }
-    // `lines` ended with the two empty strings after the final CRLF CRLF; keep exactly one blank line.
-    while forward.ends_with("\r\n\r\n") {
-        forward.truncate(forward.len() - 2);
-    }
-    forward.push_str("\r\n");
+    let body = match (chunked, length) {
+        (true, Some(_)) => return Err("the request has both Content-Length and Transfer-Encoding".into()),
+        (true, None) => Body::Chunked,
+        (false, n) => Body::Length(n.unwrap_or(0)),
+    };
+    forward.push_str("Connection: close\r\n\r\n");
     Ok(Target {
         host,
         port,
         forward: Some(forward.into_bytes()),
+        body,
     })
 }
 
@@ -265,7 +387,7 @@ fn read_head(stream: &mut UnixStream) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> 
 
 /// One client connection. The run is held only while deciding: a long
 /// tunnel does not keep a finished run (and so this proxy) alive.
-fn serve(mut client: UnixStream, run: &Weak<Run>, exit: &Exit) -> io::Result<()> {
+fn serve(mut client: UnixStream, run: &Weak<Run>, exit: &Exit, state: &Arc<State>) -> io::Result<()> {
     client.set_read_timeout(Some(HEAD_TIMEOUT))?;
     let Some((head, rest)) = read_head(&mut client)? else {
         return respond(&mut client, 400, "no complete request head arrived");
@@ -282,7 +404,7 @@ fn serve(mut client: UnixStream, run: &Weak<Run>, exit: &Exit) -> io::Result<()>
         return respond(&mut client, 403, &reason);
     }
     // Only now, for an allowed name, is anything resolved.
-    let upstream = match connect(&target.host, target.port) {
+    let mut up = match connect(&target.host, target.port) {
         Ok(s) => s,
         Err(e) => {
             return respond(
@@ -292,15 +414,174 @@ fn serve(mut client: UnixStream, run: &Weak<Run>, exit: &Exit) -> io::Result<()>
             );
         }
     };
-    let mut up = upstream;
-    match &target.forward {
-        None => client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?,
-        Some(head) => up.write_all(head)?,
+    // On the open list before a byte goes through, then asked again: a step
+    // that changed while this connection was being made either finds it on
+    // the list or is seen here.
+    let _registered = state.register(&target.host, target.port, &client, &up)?;
+    if !run.upgrade().is_some_and(|run| run.allows(&target.host, target.port)) {
+        return respond(
+            &mut client,
+            403,
+            &format!(
+                "the step that allowed {}:{} ended before the connection was made",
+                target.host, target.port
+            ),
+        );
     }
-    up.write_all(&rest)?;
     client.set_read_timeout(Some(IDLE_TIMEOUT))?;
     up.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    super::splice(client, up)
+    match &target.forward {
+        None => {
+            client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+            up.write_all(&rest)?;
+            super::splice(client, up)
+        }
+        Some(head) => {
+            up.write_all(head)?;
+            one_exchange(client, up, rest, target.body)
+        }
+    }
+}
+
+/// Carries one request's body upstream and the response back, then closes
+/// both: whatever the client sends after its request's body is read and dropped.
+fn one_exchange(client: UnixStream, up: TcpStream, rest: Vec<u8>, body: Body) -> io::Result<()> {
+    let (mut up_read, mut client_write) = (up.try_clone()?, client.try_clone()?);
+    let response = std::thread::Builder::new()
+        .name("egress-response".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = carry_response(&mut up_read, &mut client_write);
+            // The client has the whole response; this also ends the reading below.
+            let _ = client_write.shutdown(std::net::Shutdown::Both);
+        })?;
+    let mut request = io::Cursor::new(rest).chain(client.try_clone()?);
+    let mut up_write = up.try_clone()?;
+    let sent = copy_body(&mut request, &mut up_write, body);
+    if sent.is_ok() {
+        // A pipelined second request is never forwarded: read and dropped until the client closes.
+        let _ = io::copy(&mut request, &mut io::sink());
+    }
+    let _ = up.shutdown(std::net::Shutdown::Both);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = response.join();
+    sent
+}
+
+/// Copies the response: its head rewritten to `Connection: close` (after any
+/// `1xx` heads, passed as they are), then everything until the host closes.
+fn carry_response(up: &mut TcpStream, client: &mut UnixStream) -> io::Result<()> {
+    let mut pending = Vec::new();
+    loop {
+        let Some(end) = read_until_head_end(up, &mut pending)? else {
+            // Not an HTTP head within bounds: pass what came as it is.
+            client.write_all(&pending)?;
+            break;
+        };
+        let after = pending.split_off(end);
+        // `HTTP/1.x 1xx` but not 101 (a protocol switch, which ends the exchange as it is).
+        let interim = pending.starts_with(b"HTTP/1.") && pending.get(9) == Some(&b'1') && pending.get(9..12) != Some(b"101");
+        if interim {
+            client.write_all(&pending)?;
+            pending = after;
+            continue;
+        }
+        client.write_all(&close_response_head(&pending))?;
+        client.write_all(&after)?;
+        break;
+    }
+    io::copy(up, client)?;
+    client.flush()
+}
+
+/// Reads into `buf` until it holds a whole head; returns where the head ends,
+/// or None if the stream ended or the head passed [`MAX_HEAD`].
+fn read_until_head_end(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(end + 4));
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A response head with its connection headers replaced by `Connection: close`.
+pub(crate) fn close_response_head(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::with_capacity(text.len() + 20);
+    for (i, line) in text.split("\r\n").filter(|l| !l.is_empty()).enumerate() {
+        let name = line.split_once(':').map(|(n, _)| n.trim().to_ascii_lowercase());
+        if i > 0 && name.as_deref().is_some_and(|n| ["connection", "keep-alive", "proxy-connection"].contains(&n)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+/// The longest chunk-size or trailer line read.
+const MAX_LINE: usize = 4096;
+
+/// Copies exactly one request body, as its framing says.
+pub(crate) fn copy_body(from: &mut impl Read, to: &mut impl Write, body: Body) -> io::Result<()> {
+    match body {
+        Body::Length(n) => {
+            let copied = io::copy(&mut from.by_ref().take(n), to)?;
+            if copied < n {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
+            }
+        }
+        Body::Chunked => loop {
+            let line = read_line(from)?;
+            to.write_all(&line)?;
+            let size_text = String::from_utf8_lossy(&line);
+            let size_text = size_text.trim_end().split(';').next().unwrap_or_default().trim().to_owned();
+            let size = u64::from_str_radix(&size_text, 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a chunk size is not hexadecimal"))?;
+            if size == 0 {
+                // Trailers, up to the blank line that ends the body.
+                loop {
+                    let line = read_line(from)?;
+                    to.write_all(&line)?;
+                    if line == b"\r\n" {
+                        break;
+                    }
+                }
+                break;
+            }
+            let copied = io::copy(&mut from.by_ref().take(size.saturating_add(2)), to)?;
+            if copied < size.saturating_add(2) {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
+            }
+        },
+    }
+    to.flush()
+}
+
+/// One line up to and including its LF, read a byte at a time (nothing past it is consumed).
+fn read_line(from: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        if from.read(&mut byte)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
+        }
+        line.push(byte[0]);
+        if line.len() > MAX_LINE {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a chunk line is too long"));
+        }
+    }
+    Ok(line)
 }
 
 fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
@@ -326,7 +607,8 @@ mod tests {
             Ok(Target {
                 host: "api.example.com".into(),
                 port: 443,
-                forward: None
+                forward: None,
+                body: Body::Length(0),
             })
         );
         let t = parse_head(b"CONNECT [::1]:8080 HTTP/1.1\r\n\r\n").map(|t| (t.host, t.port));
@@ -338,10 +620,60 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 8123));
         assert_eq!(
             t.forward.as_deref().map(String::from_utf8_lossy),
-            Some("GET /a?b HTTP/1.1\r\nHost: 127.0.0.1:8123\r\n\r\n".into())
+            Some("GET /a?b HTTP/1.1\r\nHost: 127.0.0.1:8123\r\nConnection: close\r\n\r\n".into())
         );
         let t = parse_head(b"GET http://example.com HTTP/1.0\r\n\r\n").map(|t| (t.port, t.forward));
-        assert_eq!(t, Ok((80, Some(b"GET / HTTP/1.0\r\n\r\n".to_vec()))));
+        assert_eq!(
+            t,
+            Ok((80, Some(b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n".to_vec())))
+        );
+    }
+
+    #[test]
+    fn a_request_is_rewritten_to_close_and_its_body_framed() {
+        let t = parse_head(
+            b"POST http://h:80/u HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\n",
+        );
+        let Ok(t) = t else { panic!("{t:?}") };
+        assert_eq!(t.body, Body::Length(5));
+        assert_eq!(
+            String::from_utf8_lossy(t.forward.as_deref().unwrap_or_default()),
+            "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+        );
+        let t = parse_head(b"PUT http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").map(|t| t.body);
+        assert_eq!(t, Ok(Body::Chunked));
+        for smuggled in [
+            &b"POST http://h/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST http://h/ HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"POST http://h/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST http://h/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        ] {
+            assert!(parse_head(smuggled).is_err(), "{}", String::from_utf8_lossy(smuggled));
+        }
+    }
+
+    #[test]
+    fn exactly_one_body_is_forwarded_and_a_pipelined_request_is_not() {
+        let mut out = Vec::new();
+        let mut from = &b"hello GET http://other:81/ HTTP/1.1\r\n\r\n"[..];
+        assert!(copy_body(&mut from, &mut out, Body::Length(5)).is_ok());
+        assert_eq!(out, b"hello");
+        let mut out = Vec::new();
+        let mut from = &b"5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\nGET http://other:81/ HTTP/1.1\r\n\r\n"[..];
+        assert!(copy_body(&mut from, &mut out, Body::Chunked).is_ok());
+        assert_eq!(out, b"5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\n");
+        assert!(from.starts_with(b"GET http://other"), "the next request stays unread");
+        let mut short = &b"hel"[..];
+        assert!(copy_body(&mut short, &mut Vec::new(), Body::Length(5)).is_err());
+    }
+
+    #[test]
+    fn a_response_head_is_rewritten_to_close() {
+        let head = close_response_head(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&head),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[test]

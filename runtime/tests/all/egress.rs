@@ -189,6 +189,264 @@ fn after_a_private_read_a_new_host_is_refused_until_the_person_approves_the_step
     );
 }
 
+/// A loopback HTTP server that keeps connections alive: it answers every
+/// request on a connection with `body` and `Connection: keep-alive`.
+/// Returns its port and the requests and connections it saw.
+fn keep_alive_listener(body: &'static str) -> (u16, Arc<Mutex<(usize, usize)>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = l.local_addr().expect("its address").port();
+    let seen = Arc::new(Mutex::new((0, 0)));
+    let count = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            count.lock().unwrap().1 += 1;
+            let count = Arc::clone(&count);
+            std::thread::spawn(move || {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                        head.push(byte[0]);
+                    }
+                    if !head.ends_with(b"\r\n\r\n") {
+                        return;
+                    }
+                    count.lock().unwrap().0 += 1;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if conn.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// The Blocked reasons a run's egress queued.
+fn blocked(queue: &Mutex<Vec<Event>>) -> Vec<String> {
+    queue
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Blocked { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_request_on_a_kept_alive_connection_to_an_undeclared_port_is_refused_and_journaled() {
+    let (allowed, allowed_seen) = keep_alive_listener("first answer");
+    let (other, other_seen) = keep_alive_listener("must never be read");
+    let (r, queue) = egress_run(&RunId("keepalive".into()));
+    r.set_step(StepNo(1), &[format!("127.0.0.1:{allowed}")], false);
+
+    // curl, told to keep its proxy connection alive, asks twice: the second URL on an undeclared port.
+    let script = curl(&format!(
+        "-H 'Proxy-Connection: keep-alive' -w ' code:%{{http_code}}\\n' http://127.0.0.1:{allowed}/one http://127.0.0.1:{other}/two"
+    ));
+    let out = sandboxed(&script, Some((Arc::clone(&r), Exit::Shell)));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("first answer code:200"), "{}", text(&out));
+    assert!(stdout.contains("code:403"), "{}", text(&out));
+    assert!(!stdout.contains("must never be read"), "{}", text(&out));
+    assert_eq!(*other_seen.lock().unwrap(), (0, 0), "nothing reached the undeclared port");
+
+    // A client that ignores `Connection: close` and pipelines a second request
+    // on the same connection, straight at the proxy's socket: only the first goes anywhere.
+    let socket = r.proxy().unwrap().endpoint(&Exit::Shell).unwrap();
+    let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        conn,
+        "GET http://127.0.0.1:{allowed}/a HTTP/1.1\r\nHost: 127.0.0.1:{allowed}\r\nConnection: keep-alive\r\n\r\n\
+         GET http://127.0.0.1:{other}/b HTTP/1.1\r\nHost: 127.0.0.1:{other}\r\n\r\n\
+         GET http://127.0.0.1:{allowed}/c HTTP/1.1\r\nHost: 127.0.0.1:{allowed}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer}");
+    assert!(answer.contains("Connection: close") && !answer.contains("keep-alive"), "{answer}");
+    assert_eq!(*other_seen.lock().unwrap(), (0, 0));
+    assert_eq!(
+        *allowed_seen.lock().unwrap(),
+        (2, 2),
+        "one request per connection: curl's first and the socket's first"
+    );
+
+    let refusals = blocked(&queue);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(
+        refusals[0].contains(&format!("127.0.0.1:{other}")) && refusals[0].contains("step 1"),
+        "{refusals:?}"
+    );
+}
+
+/// A loopback server that records what each connection sends until it
+/// closes; each chunk (and `None` at the end) comes on the channel.
+fn recorder() -> (u16, std::sync::mpsc::Receiver<Option<Vec<u8>>>, Arc<Mutex<usize>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = l.local_addr().expect("its address").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let seen = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            *count.lock().unwrap() += 1;
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    let _ = tx.send(Some(buf[..n].to_vec()));
+                }
+                let _ = tx.send(None);
+            });
+        }
+    });
+    (port, rx, seen)
+}
+
+#[test]
+fn a_tunnel_opened_in_one_step_is_closed_when_the_next_step_starts_without_its_host() {
+    let (port, received, connections) = recorder();
+    let (other, _) = listener("step 2's host");
+    let (r, _) = egress_run(&RunId("tunnel".into()));
+    r.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
+
+    // A client holds a tunnel (CONNECT through HTTPS_PROXY) open and sends each line of its stdin.
+    let client = r#"
+import os, socket, sys
+host, port = os.environ["HTTPS_PROXY"].rsplit("/", 1)[1].split(":")
+s = socket.create_connection((host, int(port)))
+s.sendall(("CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n" % sys.argv[1]).encode())
+print(s.recv(1024).decode().splitlines()[0], flush=True)
+for line in sys.stdin:
+    try:
+        s.sendall(line.encode())
+    except OSError as e:
+        print("send failed:", e, flush=True)
+"#;
+    let mut c = Confined::new("/usr/bin/python3");
+    c.args = vec!["-c".into(), client.into(), port.to_string()];
+    c.network = Some((Arc::clone(&r), Exit::Shell));
+    c.relay = Some(vec![RELAY.to_owned()]);
+    let mut child = c
+        .command()
+        .unwrap()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"before the step changed\n").unwrap();
+    stdin.flush().unwrap();
+    // A guard against a hang, not a measurement: the data arrives within milliseconds.
+    let wait = std::time::Duration::from_secs(60);
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("before the step changed") {
+        match received.recv_timeout(wait) {
+            Ok(Some(chunk)) => got.extend(chunk),
+            other => panic!("the tunnel closed or stalled before the data arrived: {other:?}"),
+        }
+    }
+    assert_eq!(r.proxy().unwrap().open_connections(), 1);
+
+    r.set_step(StepNo(2), &[format!("127.0.0.1:{other}")], false);
+    assert_eq!(r.proxy().unwrap().open_connections(), 0);
+    // The listener sees the tunnel end: nothing sent from now on can reach it.
+    loop {
+        match received.recv_timeout(wait) {
+            Ok(Some(chunk)) => got.extend(chunk),
+            Ok(None) => break,
+            Err(e) => panic!("the tunnel was not closed when step 2 started: {e}"),
+        }
+    }
+    let _ = stdin.write_all(b"after the step changed\n");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&got).contains("after"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(received.try_recv().is_err(), "nothing more arrived");
+    assert_eq!(*connections.lock().unwrap(), 1, "{}", text(&out));
+
+    // A plain request in a step that ends is cut the same way, by end_step.
+    let (r2, _) = egress_run(&RunId("tunnel2".into()));
+    let (port2, received2, _) = recorder();
+    r2.set_step(StepNo(1), &[format!("127.0.0.1:{port2}")], false);
+    let socket = r2.proxy().unwrap().endpoint(&Exit::Browser).unwrap();
+    let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(conn, "CONNECT 127.0.0.1:{port2} HTTP/1.1\r\n\r\nhello").unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"hello") {
+        match received2.recv_timeout(wait) {
+            Ok(Some(chunk)) => got.extend(chunk),
+            other => panic!("the tunnel closed or stalled: {other:?}"),
+        }
+    }
+    r2.end_step();
+    assert_eq!(received2.recv_timeout(wait).ok(), Some(None), "the tunnel ended with the step");
+    let mut rest = String::new();
+    let _ = conn.read_to_string(&mut rest);
+    assert_eq!(rest, "HTTP/1.1 200 Connection established\r\n\r\n", "and the client saw it close");
+}
+
+#[test]
+fn the_first_contact_of_each_host_is_journaled_for_a_resumed_run() {
+    let (allowed, _) = listener("contacted");
+    let (r, queue) = egress_run(&RunId("contacts".into()));
+    r.set_step(StepNo(1), &[format!("127.0.0.1:{allowed}")], false);
+    let get = curl(&format!("-o /dev/null http://127.0.0.1:{allowed}/"));
+    let out = sandboxed(&format!("{get}; {get}"), Some((Arc::clone(&r), Exit::Shell)));
+    assert!(out.status.success(), "{}", text(&out));
+    let notices: Vec<String> = queue
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notice { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "once per host: {notices:?}");
+    assert_eq!(
+        egress::contacted_in_notice(&notices[0]),
+        Some(format!("127.0.0.1:{allowed}"))
+    );
+}
+
+#[test]
+fn a_confined_fork_bomb_is_stopped_at_the_process_cap() {
+    // Bounded, so a broken cap cannot take the machine down: 2000 sleepers
+    // are asked for, in a sandbox that may have 512 processes and threads.
+    let script = "i=0; while [ $i -lt 2000 ]; do sleep 600 & i=$((i+1)); done 2>/dev/null; \
+                  set -- /proc/[0-9]*; echo \"running $#\"";
+    let out = sandboxed(script, None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let running: usize = stdout
+        .trim()
+        .strip_prefix("running ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert!(
+        running <= deskhand_runtime::confine::MAX_PROCESSES as usize + 2,
+        "{running} processes ran; {}",
+        text(&out)
+    );
+    assert!(running > 100, "the sandbox ran processes up to its cap: {}", text(&out));
+    assert!(out.status.success(), "and ended when its shell did: {}", text(&out));
+}
+
 #[test]
 fn the_relay_passes_stdio_through_and_exits_with_the_programs_status() {
     let (r, _) = egress_run(&RunId("stdio".into()));

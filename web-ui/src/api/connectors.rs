@@ -90,7 +90,7 @@ fn transport_json(c: &Connector) -> Value {
             "env": env.keys().collect::<Vec<_>>(),
             "pass_env": c.settings.pass_env,
         }),
-        Transport::Remote { url } => json!({"kind": "remote", "url": url}),
+        Transport::Remote { url, .. } => json!({"kind": "remote", "url": url}),
     }
 }
 
@@ -472,18 +472,8 @@ pub(super) async fn remove(
     UrlPath((which, name)): UrlPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let (mut list, c) = find(&app, &which, &name)?;
-        let config_dir = app.options.config_dir.as_deref();
-        let mut pins = Pins::load(config_dir).map_err(ApiError::internal)?;
-        let mut allowed = Allowed::load(config_dir).map_err(ApiError::internal)?;
-        list.remove(&name);
-        list.save().map_err(ApiError::internal)?;
-        pins.forget(&c.key());
-        allowed.forget(&c.key());
-        if config_dir.is_some() {
-            pins.save().map_err(ApiError::internal)?;
-            allowed.save().map_err(ApiError::internal)?;
-        }
+        let (mut list, _) = find(&app, &which, &name)?;
+        connectors::remove(&mut list, &name, app.options.config_dir.as_deref()).map_err(ApiError::internal)?;
         Ok(Json(json!({"removed": name})))
     })
     .await?

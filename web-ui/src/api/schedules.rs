@@ -4,7 +4,7 @@
 //! the terminal, on the same per-user database (`Schedules`).
 //!
 //! What holds: a schedule is prepared by the runtime's one
-//! [`schedule::prepare`] (the CLI's too); preview saves nothing, and save
+//! [`schedule::prepare::prepare`] (the CLI's too); preview saves nothing, and save
 //! prepares again and saves only if the hash of what it prepared equals
 //! the hash the page showed (else 409: look again). Only this workspace's
 //! schedules are listed or changed here. Times read in the schedule's zone

@@ -1,0 +1,623 @@
+//! The Streamable HTTP client transport for remote connectors, over ureq
+//! (already deskhand's HTTP client) instead of rmcp's reqwest transport,
+//! which would add a second HTTP stack of about 56 crates.
+//!
+//! Each JSON-RPC message deskhand sends is one `POST` to the server's URL
+//! (`Accept: application/json, text/event-stream`); the answer is a JSON body
+//! or an SSE stream of messages (the response, and any request or
+//! notification the server sends first), handed to rmcp in order. The
+//! `Mcp-Session-Id` the server assigns and the protocol revision agreed are
+//! sent back with every later request; the session is ended with `DELETE`
+//! when the connector is shut down.
+//!
+//! Why it asks the egress before every request, not once: a remote
+//! connector is started once per run and reused by later steps, and each
+//! step declares its own hosts. [`crate::egress::Run::decide`] answers for
+//! the step running now (and the sealed-after-private-read rule), and a
+//! refusal is journaled as Blocked. Redirects are not followed (a redirect
+//! could lead to a host no one decided on), no proxy from the environment is
+//! used, and plain `http://` is refused except to this machine's loopback.
+//!
+//! Not done here: the optional `GET` stream for messages the server sends
+//! unprompted (so a remote server's `list_changed` is seen at the next
+//! start, not live), resuming a broken stream, and OAuth sign-in (a server
+//! that asks for it gets a clear answer naming the token header to use).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rmcp::RoleClient;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::Transport;
+use tokio::sync::mpsc;
+
+use crate::egress::{self, Exit};
+
+/// Largest message (a JSON body or one SSE event) read from a server.
+const MAX_MESSAGE: usize = 16 << 20;
+/// Bytes of an error answer kept to explain it.
+const MAX_PROBLEM_BODY: u64 = 2048;
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A backstop for one request's answer; calls have their own, shorter, limits above.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+/// The first protocol revision whose requests carry `Mcp-Method` and `Mcp-Name`.
+const STANDARD_HEADERS: &str = "2026-07-28";
+
+/// Why a request to a remote server failed, in words for the person.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(pub String);
+
+/// Where a remote connector is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    /// Lower case, without brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+/// Checks a remote connector's URL: `https://`, or `http://` to this
+/// machine's loopback only (nothing else may cross a network in the clear),
+/// and no credentials in the URL (they belong in a header).
+pub fn endpoint(name: &str, url: &str) -> Result<Endpoint, String> {
+    let bad = |why: &str| format!("the remote connector {name}'s URL {url:?} {why}");
+    let uri: ureq::http::Uri = url.parse().map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    let Some(authority) = uri.authority() else {
+        return Err(bad("has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "carries credentials; give the server's URL without them and pass the token as a header (--header \
+             'Authorization: Bearer ${TOKEN_VAR}')",
+        ));
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = match (uri.scheme_str(), authority.port_u16()) {
+        (Some("https"), p) => p.unwrap_or(443),
+        (Some("http"), p) if is_loopback(&host) => p.unwrap_or(80),
+        (Some("http"), _) => {
+            return Err(bad(
+                "is plain http to another machine, which anyone on the way could read; use its https:// URL",
+            ));
+        }
+        _ => return Err(bad("is not http(s)")),
+    };
+    Ok(Endpoint {
+        url: url.to_owned(),
+        host,
+        port,
+    })
+}
+
+/// This machine's own loopback: `localhost`, 127.0.0.0/8, `::1`.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What every request of one connection shares.
+struct Shared {
+    name: String,
+    endpoint: Endpoint,
+    /// The person's headers, their `${VAR}`s already filled in.
+    headers: Vec<(String, String)>,
+    agent: ureq::Agent,
+    /// The run's egress; `None` only when the person started the connector
+    /// themselves (`deskhand connectors add/test`): their command is the approval.
+    egress: Option<Arc<egress::Run>>,
+    session: Mutex<Option<String>>,
+    protocol: Mutex<Option<String>>,
+    /// The last failure in words for the person (see [`super::Client`]).
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+/// rmcp's transport for one remote connector.
+pub struct HttpTransport {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    rx: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
+}
+
+impl HttpTransport {
+    pub fn new(
+        name: &str,
+        endpoint: Endpoint,
+        headers: Vec<(String, String)>,
+        egress: Option<Arc<egress::Run>>,
+        problem: Arc<Mutex<Option<String>>>,
+    ) -> HttpTransport {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .proxy(None)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(ANSWER_TIMEOUT))
+            .timeout_recv_body(Some(ANSWER_TIMEOUT))
+            .user_agent(concat!("deskhand/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let (tx, rx) = mpsc::unbounded_channel();
+        HttpTransport {
+            shared: Arc::new(Shared {
+                name: name.to_owned(),
+                endpoint,
+                headers,
+                agent,
+                egress,
+                session: Mutex::new(None),
+                protocol: Mutex::new(None),
+                problem,
+            }),
+            tx,
+            rx,
+        }
+    }
+}
+
+impl Transport<RoleClient> for HttpTransport {
+    type Error = HttpError;
+
+    fn send(&mut self, item: ClientJsonRpcMessage) -> impl Future<Output = Result<(), HttpError>> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        let tx = self.tx.clone();
+        async move {
+            tokio::task::spawn_blocking(move || shared.post(&item, &tx))
+                .await
+                .map_err(|e| HttpError(format!("a request to a remote connector stopped: {e}")))?
+        }
+    }
+
+    fn receive(&mut self) -> impl Future<Output = Option<ServerJsonRpcMessage>> + Send {
+        self.rx.recv()
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), HttpError>> + Send {
+        let shared = Arc::clone(&self.shared);
+        async move {
+            let _ = tokio::task::spawn_blocking(move || shared.end_session()).await;
+            Ok(())
+        }
+    }
+}
+
+impl Shared {
+    /// Remembers `words` as the failure to tell the person, and returns it as the error.
+    fn fail(&self, words: String) -> HttpError {
+        *lock(&self.problem) = Some(words.clone());
+        HttpError(words)
+    }
+
+    /// Asks the run's egress whether this request may leave now.
+    fn allowed(&self) -> Result<(), HttpError> {
+        match &self.egress {
+            Some(run) => run
+                .decide(&Exit::Remote(self.name.clone()), &self.endpoint.host, self.endpoint.port)
+                .map_err(|reason| self.fail(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn with_headers<B>(&self, mut req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        if let Some(s) = lock(&self.session).as_deref() {
+            req = req.header("Mcp-Session-Id", s);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req
+    }
+
+    /// Sends one message and hands what the server answers to rmcp.
+    fn post(&self, message: &ClientJsonRpcMessage, tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) -> Result<(), HttpError> {
+        let value = serde_json::to_value(message).map_err(|e| HttpError(e.to_string()))?;
+        // The id of a request (a response deskhand sends has an id too, but no method).
+        let id = value.get("method").and(value.get("id")).cloned();
+        self.allowed()?;
+        let mut req = self
+            .agent
+            .post(&self.endpoint.url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream");
+        let version = request_version(&value).or_else(|| lock(&self.protocol).clone());
+        if let Some(v) = &version {
+            req = req.header("MCP-Protocol-Version", v.as_str());
+            if v.as_str() >= STANDARD_HEADERS {
+                for (k, v) in standard_headers(&value) {
+                    req = req.header(k, v);
+                }
+            }
+        }
+        let req = self.with_headers(req);
+        let body = serde_json::to_vec(&value).map_err(|e| HttpError(e.to_string()))?;
+        let mut answer = req.send(&body[..]).map_err(|e| {
+            self.fail(format!(
+                "the remote connector {} could not be reached at {}: {e}",
+                self.name, self.endpoint.url
+            ))
+        })?;
+        if let Some(s) = answer.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            let mut session = lock(&self.session);
+            if session.is_none() {
+                *session = Some(s.to_owned());
+            }
+        }
+        let status = answer.status().as_u16();
+        let kind = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match status {
+            200..=299 if kind.starts_with("text/event-stream") => {
+                let reader = BufReader::new(answer.body_mut().as_reader());
+                self.read_events(reader, id.as_ref(), tx)
+            }
+            200..=299 => {
+                let bytes = answer
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_MESSAGE as u64)
+                    .read_to_vec()
+                    .map_err(|e| self.fail(format!("the remote connector {} sent an answer deskhand could not read: {e}", self.name)))?;
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(());
+                }
+                self.deliver(&bytes, id.as_ref(), tx).map(|_| ())
+            }
+            300..=399 => {
+                let to = answer
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("somewhere else")
+                    .to_owned();
+                Err(self.fail(format!(
+                    "the remote connector {} answered with a redirect to {to}; deskhand does not follow redirects (the \
+                     network policy decides each host): put the address it redirects to in the connector list",
+                    self.name
+                )))
+            }
+            401 => {
+                let challenge = answer
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Err(self.fail(sign_in_words(&self.name, &self.endpoint.url, challenge.as_deref())))
+            }
+            _ => {
+                let text = problem_body(answer.body_mut());
+                // A JSON-RPC error for a request goes to the request, correlated even
+                // if the server could not echo its id (a sessionless `server/discover`
+                // rejected by an older server: the client then falls back to `initialize`).
+                if id.is_some() && serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("error").is_some()) {
+                    return self.deliver(text.as_bytes(), id.as_ref(), tx).map(|_| ());
+                }
+                Err(self.fail(format!(
+                    "the remote connector {} answered HTTP {status}{}",
+                    self.name,
+                    if text.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", text.trim())
+                    }
+                )))
+            }
+        }
+    }
+
+    /// Reads an SSE answer until the response to `id` arrived (or the stream ends).
+    fn read_events(
+        &self,
+        mut reader: impl BufRead,
+        id: Option<&serde_json::Value>,
+        tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    ) -> Result<(), HttpError> {
+        let mut data = String::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = (&mut reader)
+                .take(MAX_MESSAGE as u64 + 1)
+                .read_line(&mut line)
+                .map_err(|e| self.fail(format!("the remote connector {}'s answer broke off: {e}", self.name)))?;
+            let line = line.trim_end_matches(['\r', '\n']);
+            if n == 0 || line.is_empty() {
+                if !data.trim().is_empty() {
+                    let answered = self.deliver(data.as_bytes(), id, tx)?;
+                    data.clear();
+                    if answered {
+                        return Ok(());
+                    }
+                }
+                data.clear();
+                if n == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            if let Some(value) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                if data.len() > MAX_MESSAGE {
+                    return Err(self.fail(format!(
+                        "the remote connector {} sent a message larger than {} MB",
+                        self.name,
+                        MAX_MESSAGE >> 20
+                    )));
+                }
+            }
+            // `event:`, `id:`, `retry:` and `:` comments: nothing deskhand needs.
+        }
+    }
+
+    /// Hands one JSON body (a message or a batch) to rmcp. Returns whether it
+    /// held the response to `id`.
+    fn deliver(
+        &self,
+        bytes: &[u8],
+        id: Option<&serde_json::Value>,
+        tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    ) -> Result<bool, HttpError> {
+        let unreadable = |e: serde_json::Error| {
+            self.fail(format!(
+                "the remote connector {} sent a message deskhand could not read: {e}",
+                self.name
+            ))
+        };
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(unreadable)?;
+        let messages = match value {
+            serde_json::Value::Array(all) => all,
+            one => vec![one],
+        };
+        let mut answered = false;
+        for mut m in messages {
+            let is_answer = m.get("result").is_some() || m.get("error").is_some();
+            if is_answer && m.get("error").is_some() && m.get("id").is_none_or(serde_json::Value::is_null) {
+                if let Some(id) = id {
+                    m["id"] = id.clone();
+                }
+            }
+            if is_answer && id.is_some() && m.get("id") == id {
+                answered = true;
+                if let Some(v) = m.pointer("/result/protocolVersion").and_then(|v| v.as_str())
+                    && m.pointer("/result/serverInfo").is_some()
+                {
+                    *lock(&self.protocol) = Some(v.to_owned());
+                }
+            }
+            let message: ServerJsonRpcMessage = serde_json::from_value(m).map_err(unreadable)?;
+            // rmcp stopped listening: the connector is being shut down.
+            let _ = tx.send(message);
+        }
+        Ok(answered)
+    }
+
+    /// Ends the server's session (`DELETE`), if there is one and the policy
+    /// still allows the host: when it does not, the session simply expires
+    /// on the server.
+    fn end_session(&self) {
+        let Some(session) = lock(&self.session).take() else {
+            return;
+        };
+        if let Some(run) = &self.egress
+            && !run.allows(&self.endpoint.host, self.endpoint.port)
+        {
+            return;
+        }
+        let mut req = self
+            .agent
+            .delete(&self.endpoint.url)
+            .header("Mcp-Session-Id", session.as_str());
+        if let Some(v) = lock(&self.protocol).as_deref() {
+            req = req.header("MCP-Protocol-Version", v);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let _ = req.call();
+    }
+}
+
+impl Shared {
+    #[cfg(test)]
+    fn session(&self) -> Option<String> {
+        lock(&self.session).clone()
+    }
+}
+
+/// What a server that asks for a sign-in is told: OAuth is not supported
+/// yet, and how to give a token instead.
+fn sign_in_words(name: &str, url: &str, challenge: Option<&str>) -> String {
+    match challenge {
+        Some(c) => format!(
+            "the remote connector {name} asks for a sign-in (HTTP 401, WWW-Authenticate: {}). This version of deskhand \
+             cannot sign in with OAuth yet. If the service gives you an access token (an API key or a personal access \
+             token), put it in a variable of deskhand's environment and pass it as a header: deskhand connectors add \
+             {name} --url {url} --header 'Authorization: Bearer ${{TOKEN_VAR}}' (the list keeps only the variable's \
+             name)",
+            c.chars().take(300).collect::<String>()
+        ),
+        None => format!(
+            "the remote connector {name} refused deskhand's credentials (HTTP 401); check the token its headers pass \
+             (`deskhand connectors show {name}`) and that its variable is set in deskhand's environment"
+        ),
+    }
+}
+
+/// The first bytes of an error answer, as text.
+fn problem_body(body: &mut ureq::Body) -> String {
+    let mut bytes = Vec::new();
+    let _ = body.as_reader().take(MAX_PROBLEM_BODY).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The revision a request of the 2026-07-28 lifecycle carries in its `_meta`.
+fn request_version(value: &serde_json::Value) -> Option<String> {
+    value
+        .pointer("/params/_meta")
+        .and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+/// `Mcp-Method` and `Mcp-Name` (from 2026-07-28 on), which let a server route
+/// a request without reading its body. Names that are not plain header text
+/// are left out (a server then reads the body).
+fn standard_headers(value: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let Some(method) = value.get("method").and_then(|m| m.as_str()) else {
+        return out;
+    };
+    out.push(("Mcp-Method", method.to_owned()));
+    let key = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
+        _ => None,
+    };
+    if let Some(name) = key
+        .and_then(|k| value.get("params")?.get(k)?.as_str())
+        .filter(|n| n.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !n.starts_with(' ') && !n.ends_with(' '))
+    {
+        out.push(("Mcp-Name", name.to_owned()));
+    }
+    out
+}
+
+/// Fills each `${VAR}` of a header value from `env` (deskhand's environment,
+/// only the names a header uses). A variable that is not set is an error
+/// naming it.
+pub fn expand(connector: &str, header: &str, value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!(
+                "the header {header} of the connector {connector} has an unclosed ${{ (write ${{VAR}})"
+            ));
+        };
+        let name = &after[..end];
+        let value = env(name).ok_or_else(|| {
+            format!(
+                "the header {header} of the connector {connector} uses ${{{name}}}, which is not set in deskhand's \
+                 environment; set it where deskhand starts (for the web UI, where `deskhand serve` runs)"
+            )
+        })?;
+        if value.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "{name}, used by the header {header} of the connector {connector}, holds a line break or another \
+                 control character"
+            ));
+        }
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The variable names a header value uses (`${VAR}`).
+pub fn variables(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        out.push(after[..end].to_owned());
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback_and_no_credentials_in_the_url() {
+        let ok = |u: &str| endpoint("docs", u).map(|e| (e.host, e.port));
+        assert_eq!(ok("https://mcp.example.com/mcp"), Ok(("mcp.example.com".into(), 443)));
+        assert_eq!(ok("http://127.0.0.1:3001/mcp"), Ok(("127.0.0.1".into(), 3001)));
+        assert_eq!(ok("http://localhost/mcp"), Ok(("localhost".into(), 80)));
+        assert_eq!(ok("http://[::1]:9/mcp"), Ok(("::1".into(), 9)));
+        for (url, words) in [
+            ("http://mcp.example.com/mcp", "plain http"),
+            ("http://10.0.0.2:80/mcp", "plain http"),
+            ("https://user:pw@mcp.example.com/mcp", "credentials"),
+            ("ftp://mcp.example.com/", "not http(s)"),
+        ] {
+            match endpoint("docs", url) {
+                Ok(e) => panic!("{url} accepted: {e:?}"),
+                Err(e) => assert!(e.contains(words) && e.contains("docs"), "{url}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn header_variables_come_from_deskhands_environment_by_name() {
+        let env = |n: &str| (n == "TOKEN").then(|| "s3cret".to_owned());
+        assert_eq!(
+            expand("docs", "Authorization", "Bearer ${TOKEN}", &env),
+            Ok("Bearer s3cret".into())
+        );
+        assert_eq!(expand("docs", "X-Plain", "eu", &env), Ok("eu".into()));
+        let missing = expand("docs", "Authorization", "Bearer ${OTHER}", &env).unwrap_err();
+        assert!(missing.contains("OTHER") && missing.contains("not set"), "{missing}");
+        assert_eq!(variables("a ${X} b ${Y}"), ["X", "Y"]);
+    }
+
+    #[test]
+    fn sse_events_are_delivered_until_the_response_to_the_request() {
+        let t = HttpTransport::new(
+            "docs",
+            endpoint("docs", "http://127.0.0.1:1/mcp").unwrap_or_else(|e| panic!("{e}")),
+            Vec::new(),
+            None,
+            Arc::default(),
+        );
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stream = "id: 1\ndata: \n\n: a comment\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\n\
+                      data: \"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\nevent: message\n\
+                      data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\
+                      \"serverInfo\":{\"name\":\"s\",\"version\":\"1\"}}}\n\ndata: {\"never\": \"read\"}\n\n";
+        let done = t
+            .shared
+            .read_events(stream.as_bytes(), Some(&serde_json::json!(3)), &tx);
+        assert!(done.is_ok(), "{done:?}");
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(serde_json::to_value(m).unwrap_or_default());
+        }
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1]["id"], 3);
+        assert_eq!(lock(&t.shared.protocol).as_deref(), Some("2025-11-25"));
+        assert_eq!(t.shared.session(), None);
+        // An error the server could not correlate goes to the request it answers.
+        let done = t.shared.deliver(
+            br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server not initialized"},"id":null}"#,
+            Some(&serde_json::json!(0)),
+            &tx,
+        );
+        assert_eq!(done.ok(), Some(true));
+        let m = rx.try_recv().map(|m| serde_json::to_value(m).unwrap_or_default());
+        assert_eq!(m.ok().map(|m| m["id"].clone()), Some(serde_json::json!(0)));
+    }
+}

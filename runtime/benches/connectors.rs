@@ -1,7 +1,10 @@
 //! Connectors: the cost of starting an MCP server in its sandbox (spawn +
 //! handshake + tools/list) and of one tool call on a started server, for the
 //! reference everything server (Node) and mcp-server-time (Python), both
-//! installed by scripts/setup. Results go in BENCHMARKS.md; nothing here asserts.
+//! installed by scripts/setup; and the everything server again as a remote
+//! connector over Streamable HTTP on a loopback port (connect + handshake +
+//! list, and one call, each request decided by a run's egress). Results go
+//! in BENCHMARKS.md; nothing here asserts.
 //!
 //! Run: `cargo bench -p deskhand-runtime --bench connectors [-- STARTS CALLS]`
 
@@ -12,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use deskhand_runtime::connectors::session::Binds;
+use std::sync::Arc;
+
 use deskhand_runtime::connectors::{Access, Connector, Connectors, Scope, Settings, Transport};
+use deskhand_runtime::egress;
+use deskhand_types::{RunId, StepNo};
 
 fn summarize(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -97,5 +104,75 @@ fn main() -> anyhow::Result<()> {
         }
         summarize(&format!("{}: one call ({tool})", c.name), samples);
     }
-    Ok(())
+    remote(&everything.canonicalize()?, starts, calls)
+}
+
+/// The everything server over Streamable HTTP, as a remote connector.
+fn remote(everything: &Path, starts: usize, calls: usize) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = std::process::Command::new("/usr/bin/node")
+        .arg(everything)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?).lines();
+    for line in lines.by_ref() {
+        if line?.contains("listening on port") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let c = Connector {
+        name: "remote".into(),
+        scope: Scope::User,
+        transport: Transport::Remote {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            headers: BTreeMap::new(),
+        },
+        settings: Settings {
+            access: Access::ReadOnly,
+            ..Settings::default()
+        },
+    };
+    let run = egress::Run::new(RunId("bench".into()), Arc::new(|_, _| {}));
+    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
+    let binds = Binds {
+        network: Some(run),
+        ..Binds::default()
+    };
+    let config = tempfile::tempdir()?;
+    let result = (|| -> anyhow::Result<()> {
+        let all = Connectors::new(Some(config.path()), vec![c.clone()], &|_| None, None).map_err(anyhow::Error::msg)?;
+        let mut samples = Vec::new();
+        let mut tools = Vec::new();
+        for _ in 0..starts {
+            let t = Instant::now();
+            tools = all.probe(&c, &binds).map_err(anyhow::Error::msg)?.0;
+            samples.push(t.elapsed());
+        }
+        summarize("everything over HTTP: connect + list", samples);
+        let mut pins =
+            deskhand_runtime::connectors::pins::Pins::load(Some(config.path())).map_err(anyhow::Error::msg)?;
+        tools.iter().for_each(|t| pins.pin(&c.key(), t));
+        pins.save().map_err(anyhow::Error::msg)?;
+        let all = Connectors::new(Some(config.path()), vec![c.clone()], &|_| None, None).map_err(anyhow::Error::msg)?;
+        let (_, first) = all.ensure(&c, binds.clone());
+        first.map_err(anyhow::Error::msg)?;
+        let input = serde_json::json!({"message": "hi"});
+        let mut samples = Vec::new();
+        for _ in 0..calls {
+            let t = Instant::now();
+            let (_, r) = all.call(&c, binds.clone(), "echo", &input, Duration::from_secs(30));
+            r.map_err(anyhow::Error::msg)?;
+            samples.push(t.elapsed());
+        }
+        summarize("everything over HTTP: one call (echo)", samples);
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }

@@ -415,7 +415,10 @@ mod tests {
         let p = load(&plugin(tmp.path())).unwrap();
         assert_eq!(p.name, "team-kit");
         assert_eq!(p.skills.len(), 1);
-        assert_eq!(p.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["calendar"]);
+        assert_eq!(
+            p.connectors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["calendar"]
+        );
         assert_eq!(p.commands[0].argument_hint.as_deref(), Some("FOLDER"));
         let summary = p.summary().join("\n");
         assert!(
@@ -423,7 +426,8 @@ mod tests {
             "{summary}"
         );
         assert!(
-            summary.contains("connector calendar: runs npx cal; added to your connectors, started only after you approve"),
+            summary
+                .contains("connector calendar: runs npx cal; added to your connectors, started only after you approve"),
             "{summary}"
         );
 

@@ -62,7 +62,10 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
         ConnectorsCommand::Show { name, workspace } => show(&config, &name, workspace.as_deref()),
         ConnectorsCommand::Remove { name, workspace } => {
             let mut l = list_file(&config, workspace.as_deref())?;
-            if conn::remove(&mut l, &name, Some(&config)).map_err(user_error)?.is_none() {
+            if conn::remove(&mut l, &name, Some(&config))
+                .map_err(user_error)?
+                .is_none()
+            {
                 return Err(user_error(format!(
                     "there is no connector named {name} in {}",
                     l.file.display()

@@ -83,7 +83,10 @@ pub fn plugins(command: PluginsCommand) -> Result<(), Failure> {
             let p = find(&config, &name)?;
             let removed = plugins::remove_connectors(&p, &config).map_err(user_error)?;
             if !removed.is_empty() {
-                out(&format!("Removed its connectors: {}.", render::line(&removed.join(", "))));
+                out(&format!(
+                    "Removed its connectors: {}.",
+                    render::line(&removed.join(", "))
+                ));
             }
             let aside = deskhand_runtime::skill_creator::set_aside(&p.dir).map_err(user_error)?;
             out(&format!(

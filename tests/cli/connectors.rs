@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{assert_ok, assert_user_error, deskhand, stdout};
+use super::{assert_ok, assert_user_error, command, deskhand, stdout};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
@@ -158,5 +158,118 @@ fn bad_lists_and_names_are_clear_errors() {
     assert_user_error(
         &deskhand(&["connectors", "show", "nothing"], cwd),
         "no connector named nothing",
+    );
+}
+
+/// The real everything server in its Streamable HTTP mode on a loopback
+/// port, killed when dropped; returns once it says it listens.
+struct HttpServer(std::process::Child, u16);
+
+impl HttpServer {
+    fn start() -> HttpServer {
+        use std::io::BufRead;
+        let script = need(repo().join("tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("node")
+            .args([script.as_str(), "streamableHttp"])
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut said = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("listening on port") {
+                break;
+            }
+            said.push(line);
+            assert!(said.len() < 50, "the everything server did not start: {said:?}");
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        HttpServer(child, port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_person_adds_a_remote_server_with_a_token_header_kept_out_of_the_list() {
+    let server = HttpServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let url = format!("http://127.0.0.1:{}/mcp", server.1);
+    let with_token = |args: &[&str]| command(args, cwd).env("EV_TOKEN", "s3cret-token").output().unwrap();
+    let o = with_token(&[
+        "connectors",
+        "add",
+        "ev",
+        "--url",
+        &url,
+        "--header",
+        "Authorization: Bearer ${EV_TOKEN}",
+        "--yes",
+    ]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    assert!(
+        text.contains("Connected to ev (protocol") && text.contains("get-sum"),
+        "{text}"
+    );
+    assert!(text.contains("Approved."), "{text}");
+    let file = std::fs::read_to_string(cwd.join(".test-config/deskhand/connectors.json")).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(list["mcpServers"]["ev"]["url"], url.as_str());
+    assert_eq!(
+        list["mcpServers"]["ev"]["headers"]["Authorization"],
+        "Bearer ${EV_TOKEN}"
+    );
+    assert!(!file.contains("s3cret-token"), "{file}");
+
+    let o = with_token(&["connectors", "test", "ev"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("(approved)"), "{}", stdout(&o));
+    let o = deskhand(&["connectors", "show", "ev"], cwd);
+    assert!(
+        stdout(&o).contains("header Authorization: Bearer ${EV_TOKEN}"),
+        "{}",
+        stdout(&o)
+    );
+    // Without the variable, nothing is sent, and the person is told which one.
+    assert_user_error(&deskhand(&["connectors", "test", "ev"], cwd), "EV_TOKEN");
+
+    // A token written into the command would land in the file: refused.
+    assert_user_error(
+        &deskhand(
+            &[
+                "connectors",
+                "add",
+                "docs",
+                "--url",
+                &url,
+                "--header",
+                "Authorization: Bearer abc",
+            ],
+            cwd,
+        ),
+        "write the secret as ${VAR}",
+    );
+    // Plain http crosses a network only to this machine's loopback.
+    assert_user_error(
+        &deskhand(
+            &["connectors", "add", "far", "--url", "http://mcp.example.com/mcp"],
+            cwd,
+        ),
+        "plain http to another machine",
     );
 }

@@ -164,7 +164,10 @@ fn a_plugin_is_shown_installed_and_its_slash_command_starts_a_task() {
         "{}",
         stderr(&clash)
     );
-    assert_user_error(&deskhand(&["plugins", "show", "team-kit"], tmp.path()), "no plugin named");
+    assert_user_error(
+        &deskhand(&["plugins", "show", "team-kit"], tmp.path()),
+        "no plugin named",
+    );
     assert_ok(&deskhand(&["connectors", "remove", "team-calendar"], tmp.path()));
 
     let installed = deskhand(&["plugins", "install", "team-kit", "--yes"], tmp.path());

@@ -54,7 +54,8 @@ impl DetachedCaps {
         if !rustix::process::getuid().is_root() {
             return Ok(None);
         }
-        let pids_parent = super::cgroup::find_parent().map_err(|detail| BackendProblem::ProcessCapUnavailable { detail })?;
+        let pids_parent =
+            super::cgroup::find_parent().map_err(|detail| BackendProblem::ProcessCapUnavailable { detail })?;
         // Proven writable once, as the shell's backend does, so a failure is reported here.
         super::cgroup::PidsCgroup::create(&pids_parent, 1)
             .map_err(|detail| BackendProblem::ProcessCapUnavailable { detail })?;

@@ -104,11 +104,7 @@ impl Explain {
     fn explain(&self, message: String) -> String {
         match self {
             Explain::Stderr(tail) => with_stderr(message, tail),
-            Explain::Http(problem) => problem
-                .lock()
-                .ok()
-                .and_then(|mut p| p.take())
-                .unwrap_or(message),
+            Explain::Http(problem) => problem.lock().ok().and_then(|mut p| p.take()).unwrap_or(message),
         }
     }
 }

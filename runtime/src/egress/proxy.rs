@@ -105,7 +105,13 @@ impl Drop for Registered {
 }
 
 impl State {
-    fn register(self: &Arc<Self>, host: &str, port: u16, client: &UnixStream, upstream: &TcpStream) -> io::Result<Registered> {
+    fn register(
+        self: &Arc<Self>,
+        host: &str,
+        port: u16,
+        client: &UnixStream,
+        upstream: &TcpStream,
+    ) -> io::Result<Registered> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let open = Open {
             host: host.to_owned(),
@@ -480,7 +486,8 @@ fn carry_response(up: &mut TcpStream, client: &mut UnixStream) -> io::Result<()>
         };
         let after = pending.split_off(end);
         // `HTTP/1.x 1xx` but not 101 (a protocol switch, which ends the exchange as it is).
-        let interim = pending.starts_with(b"HTTP/1.") && pending.get(9) == Some(&b'1') && pending.get(9..12) != Some(b"101");
+        let interim =
+            pending.starts_with(b"HTTP/1.") && pending.get(9) == Some(&b'1') && pending.get(9..12) != Some(b"101");
         if interim {
             client.write_all(&pending)?;
             pending = after;
@@ -519,7 +526,11 @@ pub(crate) fn close_response_head(head: &[u8]) -> Vec<u8> {
     let mut out = String::with_capacity(text.len() + 20);
     for (i, line) in text.split("\r\n").filter(|l| !l.is_empty()).enumerate() {
         let name = line.split_once(':').map(|(n, _)| n.trim().to_ascii_lowercase());
-        if i > 0 && name.as_deref().is_some_and(|n| ["connection", "keep-alive", "proxy-connection"].contains(&n)) {
+        if i > 0
+            && name
+                .as_deref()
+                .is_some_and(|n| ["connection", "keep-alive", "proxy-connection"].contains(&n))
+        {
             continue;
         }
         out.push_str(line);
@@ -538,14 +549,23 @@ pub(crate) fn copy_body(from: &mut impl Read, to: &mut impl Write, body: Body) -
         Body::Length(n) => {
             let copied = io::copy(&mut from.by_ref().take(n), to)?;
             if copied < n {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the request body ended early",
+                ));
             }
         }
         Body::Chunked => loop {
             let line = read_line(from)?;
             to.write_all(&line)?;
             let size_text = String::from_utf8_lossy(&line);
-            let size_text = size_text.trim_end().split(';').next().unwrap_or_default().trim().to_owned();
+            let size_text = size_text
+                .trim_end()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             let size = u64::from_str_radix(&size_text, 16)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a chunk size is not hexadecimal"))?;
             if size == 0 {
@@ -561,7 +581,10 @@ pub(crate) fn copy_body(from: &mut impl Read, to: &mut impl Write, body: Body) -
             }
             let copied = io::copy(&mut from.by_ref().take(size.saturating_add(2)), to)?;
             if copied < size.saturating_add(2) {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the request body ended early",
+                ));
             }
         },
     }
@@ -574,7 +597,10 @@ fn read_line(from: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\n") {
         if from.read(&mut byte)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the request body ended early",
+            ));
         }
         line.push(byte[0]);
         if line.len() > MAX_LINE {
@@ -669,7 +695,9 @@ mod tests {
 
     #[test]
     fn a_response_head_is_rewritten_to_close() {
-        let head = close_response_head(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n");
+        let head = close_response_head(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
+        );
         assert_eq!(
             String::from_utf8_lossy(&head),
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"

@@ -879,7 +879,9 @@ fn a_remote_server_that_asks_for_a_sign_in_gets_clear_words_about_tokens() {
     );
     let heads = seen.lock().unwrap().clone();
     assert!(
-        heads.iter().all(|h| h.contains("Authorization: Bearer t0ken") || h.contains("authorization: Bearer t0ken")),
+        heads
+            .iter()
+            .all(|h| h.contains("Authorization: Bearer t0ken") || h.contains("authorization: Bearer t0ken")),
         "{heads:?}"
     );
     // Without the variable set, nothing is sent.
@@ -1022,7 +1024,12 @@ fn a_local_connector_reaches_only_its_steps_declared_host_through_the_egress() {
         let report = agent.run(agent_task("Read the pages", &[])).unwrap();
         assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
         // What went back to the model (the tool list left out).
-        let body = server.requests()[1].body.split("\"tools\":").next().unwrap_or_default().to_owned();
+        let body = server.requests()[1]
+            .body
+            .split("\"tools\":")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let reasons = blocked(&seen);
         if declare {
             // Through the sandbox's relay and the run's proxy: the declared port answers...
@@ -1038,7 +1045,10 @@ fn a_local_connector_reaches_only_its_steps_declared_host_through_the_egress() {
             );
         } else {
             // No hosts declared: no network at all, not even the host's loopback.
-            assert!(!body.contains("the allowed page") && body.contains("fetch failed"), "{body}");
+            assert!(
+                !body.contains("the allowed page") && body.contains("fetch failed"),
+                "{body}"
+            );
             assert_eq!(*allowed_seen.lock().unwrap(), 1, "no new connection");
         }
         assert!(!body.contains("must never be read"), "{body}");

@@ -256,7 +256,11 @@ fn a_second_request_on_a_kept_alive_connection_to_an_undeclared_port_is_refused_
     assert!(stdout.contains("first answer code:200"), "{}", text(&out));
     assert!(stdout.contains("code:403"), "{}", text(&out));
     assert!(!stdout.contains("must never be read"), "{}", text(&out));
-    assert_eq!(*other_seen.lock().unwrap(), (0, 0), "nothing reached the undeclared port");
+    assert_eq!(
+        *other_seen.lock().unwrap(),
+        (0, 0),
+        "nothing reached the undeclared port"
+    );
 
     // A client that ignores `Connection: close` and pipelines a second request
     // on the same connection, straight at the proxy's socket: only the first goes anywhere.
@@ -272,7 +276,10 @@ fn a_second_request_on_a_kept_alive_connection_to_an_undeclared_port_is_refused_
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
     assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer}");
-    assert!(answer.contains("Connection: close") && !answer.contains("keep-alive"), "{answer}");
+    assert!(
+        answer.contains("Connection: close") && !answer.contains("keep-alive"),
+        "{answer}"
+    );
     assert_eq!(*other_seen.lock().unwrap(), (0, 0));
     assert_eq!(
         *allowed_seen.lock().unwrap(),
@@ -395,10 +402,17 @@ for line in sys.stdin:
         }
     }
     r2.end_step();
-    assert_eq!(received2.recv_timeout(wait).ok(), Some(None), "the tunnel ended with the step");
+    assert_eq!(
+        received2.recv_timeout(wait).ok(),
+        Some(None),
+        "the tunnel ended with the step"
+    );
     let mut rest = String::new();
     let _ = conn.read_to_string(&mut rest);
-    assert_eq!(rest, "HTTP/1.1 200 Connection established\r\n\r\n", "and the client saw it close");
+    assert_eq!(
+        rest, "HTTP/1.1 200 Connection established\r\n\r\n",
+        "and the client saw it close"
+    );
 }
 
 #[test]

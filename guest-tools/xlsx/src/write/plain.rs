@@ -42,10 +42,54 @@ const MAX_STRING_BYTES: usize = 32_767;
 /// `_xlfn.` prefix or makes a dynamic array): a formula that names any other
 /// sends the workbook down the rust_xlsxwriter path.
 const CLASSIC_FUNCTIONS: &[&str] = &[
-    "ABS", "AND", "AVERAGE", "AVERAGEIF", "AVERAGEIFS", "CONCATENATE", "COUNT", "COUNTA", "COUNTIF", "COUNTIFS",
-    "DATE", "DAY", "HLOOKUP", "IF", "IFERROR", "INDEX", "INT", "ISBLANK", "ISNUMBER", "LEFT", "LEN", "LOWER", "MATCH",
-    "MAX", "MEDIAN", "MID", "MIN", "MOD", "MONTH", "NOT", "NOW", "OR", "PRODUCT", "RIGHT", "ROUND", "ROUNDDOWN",
-    "ROUNDUP", "SUM", "SUMIF", "SUMIFS", "SUMPRODUCT", "TEXT", "TODAY", "TRIM", "UPPER", "VALUE", "VLOOKUP", "YEAR",
+    "ABS",
+    "AND",
+    "AVERAGE",
+    "AVERAGEIF",
+    "AVERAGEIFS",
+    "CONCATENATE",
+    "COUNT",
+    "COUNTA",
+    "COUNTIF",
+    "COUNTIFS",
+    "DATE",
+    "DAY",
+    "HLOOKUP",
+    "IF",
+    "IFERROR",
+    "INDEX",
+    "INT",
+    "ISBLANK",
+    "ISNUMBER",
+    "LEFT",
+    "LEN",
+    "LOWER",
+    "MATCH",
+    "MAX",
+    "MEDIAN",
+    "MID",
+    "MIN",
+    "MOD",
+    "MONTH",
+    "NOT",
+    "NOW",
+    "OR",
+    "PRODUCT",
+    "RIGHT",
+    "ROUND",
+    "ROUNDDOWN",
+    "ROUNDUP",
+    "SUM",
+    "SUMIF",
+    "SUMIFS",
+    "SUMPRODUCT",
+    "TEXT",
+    "TODAY",
+    "TRIM",
+    "UPPER",
+    "VALUE",
+    "VLOOKUP",
+    "YEAR",
 ];
 
 /// A cell style: the header's (by fill) or a number format, plain or bold.
@@ -278,7 +322,15 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(V
         pending.push((0, row));
     }
     for (r, row) in pending.drain(..) {
-        note_row(r, &row, &mut autofit, &mut first_row, &mut last_row, &mut first_col, &mut last_col);
+        note_row(
+            r,
+            &row,
+            &mut autofit,
+            &mut first_row,
+            &mut last_row,
+            &mut first_col,
+            &mut last_col,
+        );
         cells += row.len() as u64;
         emit(r, row, &mut block, &letters, &mut data, tables);
     }
@@ -338,7 +390,15 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(V
             };
             out_row.push((col, out));
         }
-        note_row(r, &out_row, &mut autofit, &mut first_row, &mut last_row, &mut first_col, &mut last_col);
+        note_row(
+            r,
+            &out_row,
+            &mut autofit,
+            &mut first_row,
+            &mut last_row,
+            &mut first_col,
+            &mut last_col,
+        );
         cells += out_row.len() as u64;
         emit(r, out_row, &mut block, &letters, &mut data, tables);
         if cfg!(target_family = "wasm") && i % 50_000 == 49_999 {
@@ -369,7 +429,12 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(V
             let formula = if spec.rows.is_empty() {
                 "0".to_owned()
             } else {
-                format!("{}({name}{}:{name}{})", totals.function.name(), first_data_row + 1, last_data_row)
+                format!(
+                    "{}({name}{}:{name}{})",
+                    totals.function.name(),
+                    first_data_row + 1,
+                    last_data_row
+                )
             };
             let format = last_format
                 .get(col)
@@ -395,7 +460,15 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(V
         if row.iter().any(|(c, _)| *c >= letters.len()) {
             return None;
         }
-        note_row(r, &row, &mut autofit, &mut first_row, &mut last_row, &mut first_col, &mut last_col);
+        note_row(
+            r,
+            &row,
+            &mut autofit,
+            &mut first_row,
+            &mut last_row,
+            &mut first_col,
+            &mut last_col,
+        );
         // rust_xlsxwriter counts the label and each listed column.
         cells += total_cols.len() as u64 + 1;
         emit(r, row, &mut block, &letters, &mut data, tables);
@@ -537,7 +610,7 @@ fn emit<'a>(
     if !row.is_empty() {
         block.push((r, row));
     }
-    if (r + 1) % 16 == 0 {
+    if (r + 1).is_multiple_of(16) {
         flush_block(block, letters, data, tables);
     }
 }
@@ -609,8 +682,31 @@ fn pixel_width(s: &str) -> u32 {
             ',' | '.' | ':' | ';' | 'I' | '`' | 'i' | 'j' | 'l' => 4,
             '!' | '(' | ')' | '-' | 'J' | '[' | ']' | 'f' | 'r' | 't' | '{' | '}' => 5,
             '"' | '/' | 'L' | '\\' | 'c' | 's' | 'z' => 6,
-            '#' | '$' | '*' | '+' | '0'..='9' | '<' | '=' | '>' | '?' | 'E' | 'F' | 'S' | 'T' | 'Y' | 'Z' | '^'
-            | '_' | 'a' | 'g' | 'k' | 'v' | 'x' | 'y' | '|' | '~' => 7,
+            '#'
+            | '$'
+            | '*'
+            | '+'
+            | '0'..='9'
+            | '<'
+            | '='
+            | '>'
+            | '?'
+            | 'E'
+            | 'F'
+            | 'S'
+            | 'T'
+            | 'Y'
+            | 'Z'
+            | '^'
+            | '_'
+            | 'a'
+            | 'g'
+            | 'k'
+            | 'v'
+            | 'x'
+            | 'y'
+            | '|'
+            | '~' => 7,
             'B' | 'C' | 'K' | 'P' | 'R' | 'X' | 'b' | 'd' | 'e' | 'h' | 'n' | 'o' | 'p' | 'q' | 'u' => 8,
             'A' | 'D' | 'G' | 'H' | 'U' | 'V' => 9,
             '&' | 'N' | 'O' | 'Q' => 10,
@@ -635,7 +731,12 @@ fn width_to_pixels(width: f64) -> u32 {
 }
 
 /// Writes the rows of a 16-row block, each with the block's column span.
-fn flush_block(block: &mut Vec<(usize, Vec<(usize, Out<'_>)>)>, letters: &[Vec<u8>], x: &mut Vec<u8>, tables: &mut Tables) {
+fn flush_block(
+    block: &mut Vec<(usize, Vec<(usize, Out<'_>)>)>,
+    letters: &[Vec<u8>],
+    x: &mut Vec<u8>,
+    tables: &mut Tables,
+) {
     let (Some(lo), Some(hi)) = (
         block.iter().filter_map(|(_, r)| r.first().map(|c| c.0)).min(),
         block.iter().filter_map(|(_, r)| r.last().map(|c| c.0)).max(),
@@ -684,7 +785,11 @@ fn flush_block(block: &mut Vec<(usize, Vec<(usize, Out<'_>)>)>, letters: &[Vec<u
                     x.extend_from_slice(b"</v></c>");
                 }
                 Out::Bool(b) => {
-                    x.extend_from_slice(if b { b" t=\"b\"><v>1</v></c>" } else { b" t=\"b\"><v>0</v></c>" });
+                    x.extend_from_slice(if b {
+                        b" t=\"b\"><v>1</v></c>"
+                    } else {
+                        b" t=\"b\"><v>0</v></c>"
+                    });
                 }
                 Out::Formula(f, _) => {
                     x.extend_from_slice(b"><f>");
@@ -704,7 +809,7 @@ fn plain_text(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_STRING_BYTES
         && !s.contains("_x")
-        && !(s.starts_with("<r>") && s.ends_with("</r>"))
+        && (!s.starts_with("<r>") || !s.ends_with("</r>"))
         && s.bytes().all(|b| b >= 0x20 || b == b'\t' || b == b'\n')
 }
 

@@ -12,7 +12,10 @@ fn args(path: &std::path::Path, sheets: Value) -> WriteArgs {
 
 fn parts(file: &[u8]) -> Vec<(String, Vec<u8>)> {
     let archive = zip::ZipArchive::new(std::io::Cursor::new(file)).expect("a zip");
-    let names: Vec<String> = archive.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect();
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .collect();
     names
         .into_iter()
         .map(|n| {
@@ -104,7 +107,9 @@ fn many_rows_span_blocks_and_share_strings_the_same_both_ways() {
                    category, (i as f64) / 7.0, b, {"formula": format!("SUM(E{r}:F{r})")}])
         })
         .collect();
-    same_both_ways(json!([{"name": "Data", "header": ["id", "date", "name", "category", "a", "b", "total"], "rows": rows}]));
+    same_both_ways(
+        json!([{"name": "Data", "header": ["id", "date", "name", "category", "a", "b", "total"], "rows": rows}]),
+    );
 }
 
 #[test]
@@ -122,7 +127,10 @@ fn what_the_plain_path_does_not_write_goes_to_rust_xlsxwriter() {
         json!([{"name": "S", "rows": [[1], [2]], "charts": [{"type": "line", "categories": "A1:A2", "values": "A1:A2"}]}]),
         json!([{"name": "S", "rows": [[{"date": "2026-02-30"}]]}]),
     ] {
-        assert!(plain::build(&args(&path, sheets.clone())).is_none(), "{sheets} is not plain");
+        assert!(
+            plain::build(&args(&path, sheets.clone())).is_none(),
+            "{sheets} is not plain"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -203,7 +203,11 @@ impl Shared {
     fn allowed(&self) -> Result<(), HttpError> {
         match &self.egress {
             Some(run) => run
-                .decide(&Exit::Remote(self.name.clone()), &self.endpoint.host, self.endpoint.port)
+                .decide(
+                    &Exit::Remote(self.name.clone()),
+                    &self.endpoint.host,
+                    self.endpoint.port,
+                )
                 .map_err(|reason| self.fail(reason)),
             None => Ok(()),
         }
@@ -220,7 +224,11 @@ impl Shared {
     }
 
     /// Sends one message and hands what the server answers to rmcp.
-    fn post(&self, message: &ClientJsonRpcMessage, tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) -> Result<(), HttpError> {
+    fn post(
+        &self,
+        message: &ClientJsonRpcMessage,
+        tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    ) -> Result<(), HttpError> {
         let value = serde_json::to_value(message).map_err(|e| HttpError(e.to_string()))?;
         // The id of a request (a response deskhand sends has an id too, but no method).
         let id = value.get("method").and(value.get("id")).cloned();
@@ -271,7 +279,12 @@ impl Shared {
                     .with_config()
                     .limit(MAX_MESSAGE as u64)
                     .read_to_vec()
-                    .map_err(|e| self.fail(format!("the remote connector {} sent an answer deskhand could not read: {e}", self.name)))?;
+                    .map_err(|e| {
+                        self.fail(format!(
+                            "the remote connector {} sent an answer deskhand could not read: {e}",
+                            self.name
+                        ))
+                    })?;
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     return Ok(());
                 }
@@ -303,7 +316,9 @@ impl Shared {
                 // A JSON-RPC error for a request goes to the request, correlated even
                 // if the server could not echo its id (a sessionless `server/discover`
                 // rejected by an older server: the client then falls back to `initialize`).
-                if id.is_some() && serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("error").is_some()) {
+                if id.is_some()
+                    && serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("error").is_some())
+                {
                     return self.deliver(text.as_bytes(), id.as_ref(), tx).map(|_| ());
                 }
                 Err(self.fail(format!(
@@ -503,7 +518,12 @@ fn standard_headers(value: &serde_json::Value) -> Vec<(&'static str, String)> {
 /// Fills each `${VAR}` of a header value from `env` (deskhand's environment,
 /// only the names a header uses). A variable that is not set is an error
 /// naming it.
-pub fn expand(connector: &str, header: &str, value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(
+    connector: &str,
+    header: &str,
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {

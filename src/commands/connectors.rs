@@ -131,23 +131,6 @@ fn session(config: &Path, c: &Connector) -> Result<Connectors, Failure> {
     .map_err(user_error)
 }
 
-/// What `add`, `test` and `approve` show the server: the folders its own
-/// arguments name, read-only (a run shows it only its step's folders).
-fn probe_binds(c: &Connector) -> Binds {
-    let read_only = match &c.transport {
-        Transport::Stdio { args, .. } => args
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_dir())
-            .collect(),
-        Transport::Remote { .. } => Vec::new(),
-    };
-    Binds {
-        read_only,
-        ..Binds::default()
-    }
-}
-
 fn start(config: &Path, c: &Connector) -> Result<(Vec<ConnectorTool>, String), Failure> {
     let s = session(config, c)?;
     let started = Instant::now();
@@ -156,7 +139,7 @@ fn start(config: &Path, c: &Connector) -> Result<(Vec<ConnectorTool>, String), F
         Transport::Remote { .. } => ("could not be connected to", "Connected to {}"),
     };
     let (tools, protocol) = s
-        .probe(c, &probe_binds(c))
+        .probe(c, &Binds::for_probe(c))
         .map_err(|e| user_error(format!("the connector {} {failed}: {}", c.name, render::block(&e))))?;
     out(&format!(
         "{} (protocol {}, {} ms): {} tool(s).",

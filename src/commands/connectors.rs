@@ -9,7 +9,7 @@
 //! is started or approved by importing). What a server says (names,
 //! descriptions) is shown as inert text.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use deskhand_runtime::connectors::config::{self, List};

@@ -323,3 +323,40 @@ fn the_fast_path_reads_every_corpus_workbook_as_calamine_does() {
     eprintln!("{compared} reads compared, {fast} sheets read by the fast path");
     assert!(fast > 0);
 }
+
+/// Dates written digit by digit read as `datetime_text` words them.
+#[test]
+fn datetime_json_matches_datetime_text() {
+    for serial in [
+        1.0,
+        60.0,
+        61.0,
+        45_000.0,
+        45_000.5,
+        45_000.999_988,
+        2_958_465.0,
+        0.25,
+        12.0,
+    ] {
+        for kind in [
+            calamine::ExcelDateTimeType::DateTime,
+            calamine::ExcelDateTimeType::TimeDelta,
+        ] {
+            let dt = ExcelDateTime::new(serial, kind, false);
+            let (key, text) = datetime_text(&dt);
+            let mut want = Vec::new();
+            write_object(&mut want, key, &text);
+            let mut got = Vec::new();
+            write_datetime(&mut got, &dt);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap(),
+                "serial {serial}"
+            );
+        }
+    }
+    let mut out = Vec::new();
+    push_padded(&mut out, 7, 4);
+    push_padded(&mut out, 12_345, 4);
+    assert_eq!(out, b"000712345");
+}

@@ -212,9 +212,16 @@ fn invalid(at: impl std::fmt::Display, message: impl std::fmt::Display) -> ToolE
 /// big sheet holds in every row (`{"formula": ...}`, `{"date": ...}`) as
 /// their text, every other cell as its JSON. A `Value` per such object
 /// (a map, its key, its text) made parsing a 100,000-row spec slower.
+///
+/// Numbers, strings, booleans and nulls, the rest of a big sheet's cells,
+/// are typed too: no `Value` is built for them either.
 enum SpecCell {
     Formula(String),
     Date(String),
+    Number(f64),
+    Text(String),
+    Bool(bool),
+    Null,
     Json(Value),
 }
 
@@ -234,35 +241,41 @@ impl<'de> serde::de::Visitor<'de> for SpecCellVisitor {
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::Bool(v)))
+        Ok(SpecCell::Bool(v))
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::from(v)))
+        // As `Value::as_f64` would give it.
+        Ok(SpecCell::Number(v as f64))
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::from(v)))
+        Ok(SpecCell::Number(v as f64))
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::from(v)))
+        // JSON has no NaN or infinity; `Value::from` would make them null.
+        Ok(if v.is_finite() {
+            SpecCell::Number(v)
+        } else {
+            SpecCell::Null
+        })
     }
 
     fn visit_str<E>(self, v: &str) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::String(v.to_owned())))
+        Ok(SpecCell::Text(v.to_owned()))
     }
 
     fn visit_string<E>(self, v: String) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::String(v)))
+        Ok(SpecCell::Text(v))
     }
 
     fn visit_unit<E>(self) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::Null))
+        Ok(SpecCell::Null)
     }
 
     fn visit_none<E>(self) -> Result<SpecCell, E> {
-        Ok(SpecCell::Json(Value::Null))
+        Ok(SpecCell::Null)
     }
 
     fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<SpecCell, D::Error> {
@@ -314,6 +327,10 @@ fn parse_cell(cell: &SpecCell) -> Result<Cell<'_>, String> {
     let value = match cell {
         SpecCell::Formula(f) => return formula_cell(f, None),
         SpecCell::Date(s) => return date_cell(s, None),
+        SpecCell::Number(n) => return Ok(Cell::Number(*n, None)),
+        SpecCell::Text(s) => return Ok(Cell::Text(s)),
+        SpecCell::Bool(b) => return Ok(Cell::Bool(*b)),
+        SpecCell::Null => return Ok(Cell::Empty),
         SpecCell::Json(value) => value,
     };
     let map = match value {

@@ -175,8 +175,27 @@ impl Agent<'_> {
             egress_blocked,
             browser: None,
         };
-        // What the run contacted before is not in the journal; what it read is:
-        // a run resumed after a step that reads stays sealed.
+        // The hosts the run and its sub-agents contacted before (each first
+        // contact is a notice in their journal) stay contacted; a run resumed
+        // after a step that reads stays sealed.
+        let earlier: Vec<RunId> = std::iter::once(run.clone())
+            .chain(
+                st.earlier_children
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|c| c.id.clone()),
+            )
+            .collect();
+        for id in &earlier {
+            for row in journal.events(id)? {
+                if let Event::Notice { message } = &row.event
+                    && let Some(target) = crate::egress::contacted_in_notice(message.as_str())
+                {
+                    st.egress.restore_contacted(&target);
+                }
+            }
+        }
         if let Some(s) = st
             .plan
             .steps

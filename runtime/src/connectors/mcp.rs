@@ -97,14 +97,14 @@ enum Explain {
     /// A local server's stderr (its last bytes).
     Stderr(Arc<Mutex<String>>),
     /// A remote server's transport: the last failure, in words for the person.
-    Http(Arc<Mutex<Option<String>>>),
+    Http(Arc<http::Status>),
 }
 
 impl Explain {
     fn explain(&self, message: String) -> String {
         match self {
             Explain::Stderr(tail) => with_stderr(message, tail),
-            Explain::Http(problem) => problem.lock().ok().and_then(|mut p| p.take()).unwrap_or(message),
+            Explain::Http(status) => status.problem.lock().ok().and_then(|mut p| p.take()).unwrap_or(message),
         }
     }
 }
@@ -184,14 +184,14 @@ impl Client {
     ) -> Result<Client, String> {
         let endpoint = http::endpoint(name, url)?;
         let list_changed = Arc::new(AtomicBool::new(false));
-        let problem = Arc::new(Mutex::new(None));
+        let status = Arc::new(http::Status::default());
         let handler = Handler {
             list_changed: list_changed.clone(),
         };
-        let transport = http::HttpTransport::new(name, endpoint, headers, egress, problem.clone());
+        let transport = http::HttpTransport::new(name, endpoint, headers, egress, status.clone());
         let label = name.to_owned();
         let started = block_on(async move { handshake(&label, handler, transport).await })?;
-        Client::started(name, started, list_changed, Explain::Http(problem))
+        Client::started(name, started, list_changed, Explain::Http(status))
     }
 
     fn started(
@@ -217,6 +217,11 @@ impl Client {
     /// The protocol revision the server and deskhand agreed on.
     pub fn protocol(&self) -> &str {
         &self.protocol
+    }
+
+    /// A remote server no longer knows this connection's session: connect again.
+    pub fn is_ended(&self) -> bool {
+        matches!(&self.explain, Explain::Http(s) if s.ended.load(Ordering::SeqCst))
     }
 
     /// True once after the server said its tool list changed.

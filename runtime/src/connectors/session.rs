@@ -316,6 +316,29 @@ impl Connectors {
         arguments: &serde_json::Value,
         timeout: std::time::Duration,
     ) -> (Vec<Quarantined>, Result<CallResult, String>) {
+        let (mut found, result) = self.call_once(connector, binds.clone(), tool, arguments, timeout);
+        // A remote server that lost the session did not handle the request:
+        // connect again and send it once more.
+        let ended = self
+            .started
+            .lock()
+            .is_ok_and(|s| s.get(&connector.name).is_some_and(|s| s.client.is_ended()));
+        if result.is_err() && ended {
+            let (again, result) = self.call_once(connector, binds, tool, arguments, timeout);
+            found.extend(again);
+            return (found, result);
+        }
+        (found, result)
+    }
+
+    fn call_once(
+        &self,
+        connector: &Connector,
+        binds: Binds,
+        tool: &str,
+        arguments: &serde_json::Value,
+        timeout: std::time::Duration,
+    ) -> (Vec<Quarantined>, Result<CallResult, String>) {
         let mut found = Vec::new();
         let mut started = match self.started.lock() {
             Ok(s) => s,
@@ -351,7 +374,7 @@ impl Connectors {
         let remote = matches!(connector.transport, Transport::Remote { .. });
         let needs_new = started
             .get(&connector.name)
-            .is_none_or(|s| !(remote || s.binds.same(&binds)));
+            .is_none_or(|s| s.client.is_ended() || !(remote || s.binds.same(&binds)));
         let relist = if needs_new {
             // Not started yet, or for other folders: start it (an old one ends when dropped).
             started.remove(&connector.name);

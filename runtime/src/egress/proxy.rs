@@ -235,6 +235,8 @@ pub(crate) struct Target {
     pub(crate) forward: Option<Vec<u8>>,
     /// How far the request's body goes (nothing for CONNECT).
     pub(crate) body: Body,
+    /// A HEAD request: its response has a head only, whatever its headers say.
+    pub(crate) head_only: bool,
 }
 
 /// Where an absolute-form request's body ends: the proxy forwards that much and no more.
@@ -274,6 +276,7 @@ pub(crate) fn parse_head(head: &[u8]) -> std::result::Result<Target, String> {
             port,
             forward: None,
             body: Body::Length(0),
+            head_only: false,
         });
     }
     let Some(rest) = target.strip_prefix("http://") else {
@@ -330,6 +333,7 @@ pub(crate) fn parse_head(head: &[u8]) -> std::result::Result<Target, String> {
         port,
         forward: Some(forward.into_bytes()),
         body,
+        head_only: method == "HEAD",
     })
 }
 
@@ -444,61 +448,100 @@ fn serve(mut client: UnixStream, run: &Weak<Run>, exit: &Exit, state: &Arc<State
         }
         Some(head) => {
             up.write_all(head)?;
-            one_exchange(client, up, rest, target.body)
+            one_exchange(client, up, rest, &target)
         }
     }
 }
 
-/// Carries one request's body upstream and the response back, then closes
-/// both: whatever the client sends after its request's body is read and dropped.
-fn one_exchange(client: UnixStream, up: TcpStream, rest: Vec<u8>, body: Body) -> io::Result<()> {
+/// Carries one request's body upstream and its response back, then closes
+/// both: whatever the client sends after its request's body is read and
+/// dropped, and whatever the host sends after its response is not carried.
+fn one_exchange(client: UnixStream, up: TcpStream, rest: Vec<u8>, target: &Target) -> io::Result<()> {
     let (mut up_read, mut client_write) = (up.try_clone()?, client.try_clone()?);
+    let head_only = target.head_only;
     let response = std::thread::Builder::new()
         .name("egress-response".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let _ = carry_response(&mut up_read, &mut client_write);
+            let _ = carry_response(&mut up_read, &mut client_write, head_only);
             // The client has the whole response; this also ends the reading below.
             let _ = client_write.shutdown(std::net::Shutdown::Both);
+            let _ = up_read.shutdown(std::net::Shutdown::Both);
         })?;
     let mut request = io::Cursor::new(rest).chain(client.try_clone()?);
     let mut up_write = up.try_clone()?;
-    let sent = copy_body(&mut request, &mut up_write, body);
+    let sent = copy_body(&mut request, &mut up_write, target.body);
     if sent.is_ok() {
-        // A pipelined second request is never forwarded: read and dropped until the client closes.
+        // A pipelined second request is never forwarded: read and dropped until the exchange ends.
         let _ = io::copy(&mut request, &mut io::sink());
     }
-    let _ = up.shutdown(std::net::Shutdown::Both);
-    let _ = client.shutdown(std::net::Shutdown::Both);
+    if sent.is_err() {
+        let _ = up.shutdown(std::net::Shutdown::Both);
+        let _ = client.shutdown(std::net::Shutdown::Both);
+    }
     let _ = response.join();
     sent
 }
 
-/// Copies the response: its head rewritten to `Connection: close` (after any
-/// `1xx` heads, passed as they are), then everything until the host closes.
-fn carry_response(up: &mut TcpStream, client: &mut UnixStream) -> io::Result<()> {
+/// Copies one response: its head rewritten to `Connection: close` (after
+/// any `1xx` heads, passed as they are), then its body as far as its own
+/// framing says, or until the host closes when it gives none.
+fn carry_response(up: &mut TcpStream, client: &mut UnixStream, head_only: bool) -> io::Result<()> {
     let mut pending = Vec::new();
-    loop {
+    let (head, after) = loop {
         let Some(end) = read_until_head_end(up, &mut pending)? else {
-            // Not an HTTP head within bounds: pass what came as it is.
+            // Not an HTTP head within bounds: pass what came as it is, and nothing more.
             client.write_all(&pending)?;
-            break;
+            return client.flush();
         };
         let after = pending.split_off(end);
-        // `HTTP/1.x 1xx` but not 101 (a protocol switch, which ends the exchange as it is).
-        let interim =
-            pending.starts_with(b"HTTP/1.") && pending.get(9) == Some(&b'1') && pending.get(9..12) != Some(b"101");
-        if interim {
+        let status = std::str::from_utf8(pending.get(9..12).unwrap_or_default())
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok());
+        // `1xx` but not 101 (a protocol switch): an interim answer, the real one follows.
+        if status.is_some_and(|s| (100..200).contains(&s) && s != 101) {
             client.write_all(&pending)?;
             pending = after;
             continue;
         }
-        client.write_all(&close_response_head(&pending))?;
-        client.write_all(&after)?;
-        break;
+        break (pending, after);
+    };
+    client.write_all(&close_response_head(&head))?;
+    let status = std::str::from_utf8(head.get(9..12).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok());
+    let mut body = io::Cursor::new(after).chain(up.try_clone()?);
+    match response_body(&head) {
+        _ if head_only || matches!(status, Some(204 | 304)) => {}
+        Some(framing) => copy_body(&mut body, client, framing)?,
+        None => {
+            io::copy(&mut body, client)?;
+        }
     }
-    io::copy(up, client)?;
     client.flush()
+}
+
+/// A response's body framing; None when it runs until the host closes.
+fn response_body(head: &[u8]) -> Option<Body> {
+    let text = String::from_utf8_lossy(head);
+    let mut length = None;
+    for line in text.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if name == "transfer-encoding" {
+            return value
+                .to_ascii_lowercase()
+                .trim_end()
+                .ends_with("chunked")
+                .then_some(Body::Chunked);
+        }
+        if name == "content-length" {
+            length = value.trim().parse::<u64>().ok().map(Body::Length);
+        }
+    }
+    length
 }
 
 /// Reads into `buf` until it holds a whole head; returns where the head ends,
@@ -635,6 +678,7 @@ mod tests {
                 port: 443,
                 forward: None,
                 body: Body::Length(0),
+                head_only: false,
             })
         );
         let t = parse_head(b"CONNECT [::1]:8080 HTTP/1.1\r\n\r\n").map(|t| (t.host, t.port));
@@ -691,6 +735,19 @@ mod tests {
         assert!(from.starts_with(b"GET http://other"), "the next request stays unread");
         let mut short = &b"hel"[..];
         assert!(copy_body(&mut short, &mut Vec::new(), Body::Length(5)).is_err());
+    }
+
+    #[test]
+    fn a_response_ends_where_its_framing_says() {
+        assert_eq!(
+            response_body(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"),
+            Some(Body::Length(12))
+        );
+        assert_eq!(
+            response_body(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Some(Body::Chunked)
+        );
+        assert_eq!(response_body(b"HTTP/1.0 200 OK\r\n\r\n"), None, "until the host closes");
     }
 
     #[test]

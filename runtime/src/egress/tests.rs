@@ -153,3 +153,47 @@ fn the_wasm_check_allows_the_implicit_bind_and_declared_addresses_only() {
     assert_eq!(r.decide_addr(&Exit::Wasm, addr("127.0.0.1:8123"), true), Ok(()));
     assert!(r.decide_addr(&Exit::Wasm, addr("127.0.0.1:8124"), true).is_err());
 }
+
+#[test]
+fn the_first_contact_of_a_host_is_a_notice_a_resumed_run_reads_back() {
+    let (r, seen) = run();
+    r.set_step(StepNo(2), &hosts(&["api.example:443", "[::1]:8080"]), false);
+    assert_eq!(r.decide(&Exit::Browser, "api.example", 443), Ok(()));
+    assert_eq!(r.decide(&Exit::Shell, "API.example", 443), Ok(()));
+    assert_eq!(r.decide(&Exit::Connector("mail".into()), "::1", 8080), Ok(()));
+    let notices: Vec<String> = lock(&seen)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notice { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            "first contact of this run with api.example:443 (the browser, step 2)",
+            "first contact of this run with [::1]:8080 (the connector mail, step 2)"
+        ]
+    );
+    let back: Vec<_> = notices.iter().filter_map(|n| contacted_in_notice(n)).collect();
+    assert_eq!(back, ["api.example:443", "[::1]:8080"]);
+    for other in [
+        "the person was notified on the desktop",
+        "first contact of this run with *.example:443 (x)",
+        "first contact of this run with a b:1 (x)",
+    ] {
+        assert_eq!(contacted_in_notice(other), None, "{other}");
+    }
+
+    // Resumed and sealed: a host restored from the journal is reachable without asking again.
+    let (resumed, _) = run();
+    resumed.mark_private_read("a file");
+    resumed.restore_contacted(&back[0]);
+    resumed.set_step(StepNo(3), &hosts(&["api.example"]), false);
+    assert_eq!(resumed.decide(&Exit::Shell, "api.example", 443), Ok(()));
+    let effects = StepEffects {
+        network: hosts(&["api.example"]),
+        ..StepEffects::default()
+    };
+    assert_eq!(resumed.approval_needed(&effects), None);
+}

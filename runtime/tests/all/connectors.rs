@@ -840,7 +840,37 @@ fn a_remote_server_over_streamable_http_lists_its_tools_and_answers_within_a_ste
 }
 
 #[test]
-fn a_remote_server_that_asks_for_a_sign_in_gets_clear_words_about_tokens() {
+fn after_a_private_read_a_remote_server_the_run_never_contacted_needs_the_persons_approval() {
+    let (_server, port) = everything_over_http();
+    let config = tempfile::tempdir().unwrap();
+    let ev = remote("ev", &format!("http://127.0.0.1:{port}/mcp"), &[]);
+    approve_all(config.path(), &ev);
+    let c = connectors(config.path(), vec![ev.clone()]);
+    let (run, queue) = egress_run();
+    run.mark_private_read("a granted file");
+    let host = format!("127.0.0.1:{port}");
+    let binds = Binds {
+        network: Some(Arc::clone(&run)),
+        ..Binds::default()
+    };
+    let timeout = std::time::Duration::from_secs(30);
+    // Declared, approved by the mode only: refused, before anything is sent.
+    run.set_step(StepNo(1), std::slice::from_ref(&host), false);
+    let (_, r) = c.call(&ev, binds.clone(), "echo", &json!({"message": "the secret"}), timeout);
+    let (out, failed) = text(r);
+    assert!(failed && out.contains("after the run read private data"), "{out}");
+    assert!(blocked_in(&queue).iter().any(|r| r.contains("the remote connector ev")));
+    assert!(run.contacted().is_empty());
+    // The person approved the step after the private read: it connects.
+    run.set_step(StepNo(2), std::slice::from_ref(&host), true);
+    let (_, r) = c.call(&ev, binds, "echo", &json!({"message": "approved"}), timeout);
+    let (out, failed) = text(r);
+    assert!(!failed && out.contains("approved"), "{out}");
+}
+
+/// A loopback server answering every request with `answer` (a whole HTTP
+/// response); returns its port and the request heads it saw.
+fn answering(answer: impl Fn(u16) -> String + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -855,11 +885,43 @@ fn a_remote_server_that_asks_for_a_sign_in_gets_clear_words_about_tokens() {
                 head.push(byte[0]);
             }
             heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-            let _ = write!(
-                conn,
-                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer resource_metadata=\"http://127.0.0.1:{port}/.well-known/oauth-protected-resource\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
+            let _ = conn.write_all(answer(port).as_bytes());
         }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_remote_server_that_redirects_elsewhere_is_not_followed() {
+    let (elsewhere, elsewhere_seen) =
+        answering(|_| "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into());
+    let (port, _) = answering(move |_| {
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{elsewhere}/mcp\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        )
+    });
+    let config = tempfile::tempdir().unwrap();
+    let ev = remote("ev", &format!("http://127.0.0.1:{port}/mcp"), &[]);
+    let c = connectors(config.path(), vec![ev.clone()]);
+    let err = c.probe(&ev, &Binds::default()).unwrap_err();
+    assert!(
+        err.contains("redirect") && err.contains(&format!("127.0.0.1:{elsewhere}")),
+        "{err}"
+    );
+    assert!(
+        elsewhere_seen.lock().unwrap().is_empty(),
+        "the redirect was not followed"
+    );
+}
+
+#[test]
+fn a_remote_server_that_asks_for_a_sign_in_gets_clear_words_about_tokens() {
+    let (port, seen) = answering(|port| {
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer resource_metadata=\"http://127.0.0.1:{port}/.well-known/\
+             oauth-protected-resource\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
     });
     let config = tempfile::tempdir().unwrap();
     let docs = remote(
@@ -1054,4 +1116,115 @@ fn a_local_connector_reaches_only_its_steps_declared_host_through_the_egress() {
         assert!(!body.contains("must never be read"), "{body}");
         assert_eq!(*other_seen.lock().unwrap(), 0, "the undeclared port saw no connection");
     }
+}
+
+/// A small Streamable HTTP MCP server (JSON answers, no SSE) whose sessions
+/// can be forgotten, as a server that restarts forgets them. Returns its
+/// port, the switch that forgets every session, and how many sessions it began.
+fn forgetful_server() -> (u16, Arc<std::sync::atomic::AtomicBool>, Arc<Mutex<usize>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let forget = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sessions = Arc::new(Mutex::new(0usize));
+    let (f, count) = (Arc::clone(&forget), Arc::clone(&sessions));
+    std::thread::spawn(move || {
+        let mut valid: Option<String> = None;
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut method, mut length, mut session) = (String::new(), 0usize, None::<String>);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                let lower = line.to_ascii_lowercase();
+                if method.is_empty() {
+                    method = line.split(' ').next().unwrap_or_default().to_owned();
+                } else if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                } else if lower.starts_with("mcp-session-id:") {
+                    session = Some(line[15..].trim().to_owned());
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap_or_default();
+            if f.swap(false, Ordering::SeqCst) {
+                valid = None;
+            }
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let id = request["id"].clone();
+            let (status, extra, answer) = match (method.as_str(), request["method"].as_str()) {
+                ("DELETE", _) => ("200 OK", String::new(), String::new()),
+                (_, Some("server/discover")) => (
+                    "400 Bad Request",
+                    String::new(),
+                    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": "Server not initialized"}})
+                        .to_string(),
+                ),
+                (_, Some("initialize")) => {
+                    let mut n = count.lock().unwrap();
+                    *n += 1;
+                    valid = Some(format!("s{n}"));
+                    (
+                        "200 OK",
+                        format!("Mcp-Session-Id: s{n}\r\n"),
+                        json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-11-25",
+                            "capabilities": {"tools": {}}, "serverInfo": {"name": "forgetful", "version": "1"}}})
+                        .to_string(),
+                    )
+                }
+                _ if session.is_none() || session != valid => ("404 Not Found", String::new(), String::new()),
+                (_, Some(m)) if m.starts_with("notifications/") => ("202 Accepted", String::new(), String::new()),
+                (_, Some("tools/list")) => (
+                    "200 OK",
+                    String::new(),
+                    json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [{"name": "where",
+                        "description": "Says which session answered.", "inputSchema": {"type": "object"},
+                        "annotations": {"readOnlyHint": true}}]}})
+                    .to_string(),
+                ),
+                (_, _) => (
+                    "200 OK",
+                    String::new(),
+                    json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text",
+                        "text": format!("session {}", session.clone().unwrap_or_default())}]}})
+                    .to_string(),
+                ),
+            };
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (port, forget, sessions)
+}
+
+#[test]
+fn a_remote_server_that_forgot_the_session_is_connected_to_again_and_the_call_sent_once_more() {
+    let (port, forget, sessions) = forgetful_server();
+    let config = tempfile::tempdir().unwrap();
+    let far = remote("far", &format!("http://127.0.0.1:{port}/mcp"), &[]);
+    approve_all(config.path(), &far);
+    let c = connectors(config.path(), vec![far.clone()]);
+    let (run, queue) = egress_run();
+    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
+    let binds = Binds {
+        network: Some(Arc::clone(&run)),
+        ..Binds::default()
+    };
+    let timeout = std::time::Duration::from_secs(30);
+    let (_, r) = c.call(&far, binds.clone(), "where", &json!({}), timeout);
+    let (out, failed) = text(r);
+    let first = *sessions.lock().unwrap();
+    assert!(!failed && out == format!("session s{first}"), "{out}");
+    forget.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (q, r) = c.call(&far, binds, "where", &json!({}), timeout);
+    let (out, failed) = text(r);
+    assert!(!failed && out == format!("session s{}", first + 1), "{out}");
+    assert!(q.is_empty(), "{q:?}");
+    assert!(blocked_in(&queue).is_empty());
 }

@@ -443,7 +443,8 @@ fn the_first_contact_of_each_host_is_journaled_for_a_resumed_run() {
 fn a_confined_fork_bomb_is_stopped_at_the_process_cap() {
     // Bounded, so a broken cap cannot take the machine down: 2000 sleepers
     // are asked for, in a sandbox that may have 512 processes and threads.
-    let script = "i=0; while [ $i -lt 2000 ]; do sleep 600 & i=$((i+1)); done 2>/dev/null; \
+    // The shell that forks stops at the first fork refused; its parent counts what runs.
+    let script = "(i=0; while [ $i -lt 2000 ]; do sleep 600 & i=$((i+1)); done) 2>/dev/null; \
                   set -- /proc/[0-9]*; echo \"running $#\"";
     let out = sandboxed(script, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -718,6 +719,72 @@ mod agent_runs {
             })
             .collect();
         assert_eq!(blocked, [deskhand_types::StepNo(2)], "{events:#?}");
+    }
+
+    #[test]
+    fn a_resumed_sealed_run_remembers_the_hosts_it_contacted_before() {
+        let backend = deskhand_host_vm::bwrap::BwrapBackend::new();
+        if let Err(problem) = backend.check() {
+            panic!("the shell sandbox cannot run here ({problem}); run scripts/setup, which installs bubblewrap");
+        }
+        let h = hosts();
+        let d = demo();
+        let notes = d.ws.root().join("projects/notes");
+        std::fs::create_dir_all(&notes).unwrap();
+        std::fs::write(notes.join("salaries.txt"), "alice 100\n").unwrap();
+        let send = json!({"command": format!("curl -sS --max-time 20 http://127.0.0.1:{}/", h.allowed)});
+        let mut again = plan(&h, StepStatus::Done);
+        again.push(PlanStep {
+            title: "Send it again".into(),
+            effects: again[1].effects.clone(),
+            status: StepStatus::InProgress,
+        });
+        let server = ReplayServer::start(vec![
+            turn(
+                "Reading the notes.",
+                &[
+                    ("toolu_R1Plan", "update_plan", json!({"steps": plan(&h, StepStatus::Pending)})),
+                    ("toolu_R1Cat", "shell", json!({"command": "cat salaries.txt"})),
+                ],
+            ),
+            turn(
+                "Sending the summary.",
+                &[
+                    ("toolu_R2Plan", "update_plan", json!({"steps": plan(&h, StepStatus::InProgress)})),
+                    ("toolu_R2Send", "shell", send.clone()),
+                ],
+            ),
+            turn(
+                "Asking first.",
+                &[("toolu_R3Ask", "ask_person", json!({"question": "Send it again?"}))],
+            ),
+            turn(
+                "Sending again.",
+                &[
+                    ("toolu_R4Plan", "update_plan", json!({"steps": again})),
+                    ("toolu_R4Send", "shell", send),
+                ],
+            ),
+            turn("Sent twice.", &[]),
+        ]);
+        let provider = AnthropicProvider::new(server.url(), "claude-sonnet-4-5", Secret::new("sk-ant-test"))
+            .with_retry(fast_retries());
+        let person = Person::new(true);
+        let mut settings = AgentSettings::default();
+        settings.egress.relay = Some(vec![RELAY.to_owned()]);
+        let (mut agent, _) = recording_agent(&d.ws, &provider, &person, settings);
+        agent.shell = Some(&backend);
+        let mut task = agent_task("Send the notes' summary", &[]);
+        task.grants.push(Grant::read_only("projects/notes"));
+        let report = agent.run(task).unwrap();
+        assert_eq!(report.status, RunStatus::NeedsInput);
+        assert_eq!(person.asked(), [SEND]);
+
+        // Resumed (sealed: step 1 read the notes), a step to the host the run already reached is not asked again.
+        let report = agent.resume(&report.run, Some("yes")).unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded);
+        assert_eq!(person.asked(), [SEND], "the resumed run remembered the host it had contacted");
+        assert_eq!((*h.seen.0.lock().unwrap(), *h.seen.1.lock().unwrap()), (2, 0));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +51,16 @@ const STANDARD_HEADERS: &str = "2026-07-28";
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct HttpError(pub String);
+
+/// What the transport tells its client besides rmcp's errors.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The last failure, in words for the person.
+    pub problem: Mutex<Option<String>>,
+    /// The server no longer knows the session (HTTP 404 to a request that
+    /// carried it): this connection is of no more use, a new one is needed.
+    pub ended: AtomicBool,
+}
 
 /// Where a remote connector is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +129,7 @@ struct Shared {
     egress: Option<Arc<egress::Run>>,
     session: Mutex<Option<String>>,
     protocol: Mutex<Option<String>>,
-    /// The last failure in words for the person (see [`super::Client`]).
-    problem: Arc<Mutex<Option<String>>>,
+    status: Arc<Status>,
 }
 
 /// rmcp's transport for one remote connector.
@@ -135,7 +145,7 @@ impl HttpTransport {
         endpoint: Endpoint,
         headers: Vec<(String, String)>,
         egress: Option<Arc<egress::Run>>,
-        problem: Arc<Mutex<Option<String>>>,
+        status: Arc<Status>,
     ) -> HttpTransport {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -158,7 +168,7 @@ impl HttpTransport {
                 egress,
                 session: Mutex::new(None),
                 protocol: Mutex::new(None),
-                problem,
+                status,
             }),
             tx,
             rx,
@@ -195,7 +205,7 @@ impl Transport<RoleClient> for HttpTransport {
 impl Shared {
     /// Remembers `words` as the failure to tell the person, and returns it as the error.
     fn fail(&self, words: String) -> HttpError {
-        *lock(&self.problem) = Some(words.clone());
+        *lock(&self.status.problem) = Some(words.clone());
         HttpError(words)
     }
 
@@ -247,6 +257,7 @@ impl Shared {
                 }
             }
         }
+        let with_session = lock(&self.session).is_some();
         let req = self.with_headers(req);
         let body = serde_json::to_vec(&value).map_err(|e| HttpError(e.to_string()))?;
         let mut answer = req.send(&body[..]).map_err(|e| {
@@ -285,7 +296,9 @@ impl Shared {
                             self.name
                         ))
                     })?;
-                if bytes.iter().all(u8::is_ascii_whitespace) {
+                // Nothing is awaited for a notification or a response deskhand sent
+                // (some servers answer those with JSON instead of 202).
+                if id.is_none() || bytes.iter().all(u8::is_ascii_whitespace) {
                     return Ok(());
                 }
                 self.deliver(&bytes, id.as_ref(), tx).map(|_| ())
@@ -300,6 +313,16 @@ impl Shared {
                 Err(self.fail(format!(
                     "the remote connector {} answered with a redirect to {to}; deskhand does not follow redirects (the \
                      network policy decides each host): put the address it redirects to in the connector list",
+                    self.name
+                )))
+            }
+            404 if with_session => {
+                // The server restarted or expired the session: a new connection
+                // starts a new one (the request was not handled, so it may be sent again).
+                self.status.ended.store(true, Ordering::SeqCst);
+                lock(&self.session).take();
+                Err(self.fail(format!(
+                    "the remote connector {} no longer knows deskhand's session (HTTP 404); it is connected to again",
                     self.name
                 )))
             }
@@ -403,10 +426,12 @@ impl Shared {
         let mut answered = false;
         for mut m in messages {
             let is_answer = m.get("result").is_some() || m.get("error").is_some();
-            if is_answer && m.get("error").is_some() && m.get("id").is_none_or(serde_json::Value::is_null) {
-                if let Some(id) = id {
-                    m["id"] = id.clone();
-                }
+            if is_answer
+                && m.get("error").is_some()
+                && m.get("id").is_none_or(serde_json::Value::is_null)
+                && let Some(id) = id
+            {
+                m["id"] = id.clone();
             }
             if is_answer && id.is_some() && m.get("id") == id {
                 answered = true;
@@ -416,7 +441,13 @@ impl Shared {
                     *lock(&self.protocol) = Some(v.to_owned());
                 }
             }
-            let message: ServerJsonRpcMessage = serde_json::from_value(m).map_err(unreadable)?;
+            let excerpt: String = m.to_string().chars().take(200).collect();
+            let message: ServerJsonRpcMessage = serde_json::from_value(m).map_err(|e| {
+                self.fail(format!(
+                    "the remote connector {} sent a message deskhand could not read ({e}): {excerpt}",
+                    self.name
+                ))
+            })?;
             // rmcp stopped listening: the connector is being shut down.
             let _ = tx.send(message);
         }

@@ -495,11 +495,8 @@ fn carry_response(up: &mut TcpStream, client: &mut UnixStream, head_only: bool) 
             return client.flush();
         };
         let after = pending.split_off(end);
-        let status = std::str::from_utf8(pending.get(9..12).unwrap_or_default())
-            .ok()
-            .and_then(|s| s.parse::<u16>().ok());
         // `1xx` but not 101 (a protocol switch): an interim answer, the real one follows.
-        if status.is_some_and(|s| (100..200).contains(&s) && s != 101) {
+        if status_of(&pending).is_some_and(|s| (100..200).contains(&s) && s != 101) {
             client.write_all(&pending)?;
             pending = after;
             continue;
@@ -507,18 +504,20 @@ fn carry_response(up: &mut TcpStream, client: &mut UnixStream, head_only: bool) 
         break (pending, after);
     };
     client.write_all(&close_response_head(&head))?;
-    let status = std::str::from_utf8(head.get(9..12).unwrap_or_default())
-        .ok()
-        .and_then(|s| s.parse::<u16>().ok());
     let mut body = io::Cursor::new(after).chain(up.try_clone()?);
     match response_body(&head) {
-        _ if head_only || matches!(status, Some(204 | 304)) => {}
+        _ if head_only || matches!(status_of(&head), Some(204 | 304)) => {}
         Some(framing) => copy_body(&mut body, client, framing)?,
         None => {
             io::copy(&mut body, client)?;
         }
     }
     client.flush()
+}
+
+/// A response head's status code (`HTTP/1.1 200 ...` is 200).
+fn status_of(head: &[u8]) -> Option<u16> {
+    std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
 }
 
 /// A response's body framing; None when it runs until the host closes.

@@ -295,9 +295,12 @@ fn a_second_request_on_a_kept_alive_connection_to_an_undeclared_port_is_refused_
     );
 }
 
+/// What a [`recorder`]'s connections sent: each chunk, then `None` when one closes.
+type Received = std::sync::mpsc::Receiver<Option<Vec<u8>>>;
+
 /// A loopback server that records what each connection sends until it
 /// closes; each chunk (and `None` at the end) comes on the channel.
-fn recorder() -> (u16, std::sync::mpsc::Receiver<Option<Vec<u8>>>, Arc<Mutex<usize>>) {
+fn recorder() -> (u16, Received, Arc<Mutex<usize>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let port = l.local_addr().expect("its address").port();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -743,14 +746,22 @@ mod agent_runs {
             turn(
                 "Reading the notes.",
                 &[
-                    ("toolu_R1Plan", "update_plan", json!({"steps": plan(&h, StepStatus::Pending)})),
+                    (
+                        "toolu_R1Plan",
+                        "update_plan",
+                        json!({"steps": plan(&h, StepStatus::Pending)}),
+                    ),
                     ("toolu_R1Cat", "shell", json!({"command": "cat salaries.txt"})),
                 ],
             ),
             turn(
                 "Sending the summary.",
                 &[
-                    ("toolu_R2Plan", "update_plan", json!({"steps": plan(&h, StepStatus::InProgress)})),
+                    (
+                        "toolu_R2Plan",
+                        "update_plan",
+                        json!({"steps": plan(&h, StepStatus::InProgress)}),
+                    ),
                     ("toolu_R2Send", "shell", send.clone()),
                 ],
             ),
@@ -761,7 +772,11 @@ mod agent_runs {
             turn(
                 "Sending again.",
                 &[
-                    ("toolu_R4Plan", "update_plan", json!({"steps": again})),
+                    (
+                        "toolu_R4Plan",
+                        "update_plan",
+                        json!({"steps": again, "reason": "the person asked for it again"}),
+                    ),
                     ("toolu_R4Send", "shell", send),
                 ],
             ),
@@ -783,7 +798,11 @@ mod agent_runs {
         // Resumed (sealed: step 1 read the notes), a step to the host the run already reached is not asked again.
         let report = agent.resume(&report.run, Some("yes")).unwrap();
         assert_eq!(report.status, RunStatus::Succeeded);
-        assert_eq!(person.asked(), [SEND], "the resumed run remembered the host it had contacted");
+        assert_eq!(
+            person.asked(),
+            [SEND],
+            "the resumed run remembered the host it had contacted"
+        );
         assert_eq!((*h.seen.0.lock().unwrap(), *h.seen.1.lock().unwrap()), (2, 0));
     }
 

@@ -209,6 +209,14 @@ impl Shared {
         HttpError(words)
     }
 
+    /// A request whose answer ended without its response.
+    fn unanswered(&self) -> HttpError {
+        self.fail(format!(
+            "the remote connector {} ended its answer without the response deskhand asked for",
+            self.name
+        ))
+    }
+
     /// Asks the run's egress whether this request may leave now.
     fn allowed(&self) -> Result<(), HttpError> {
         match &self.egress {
@@ -298,10 +306,13 @@ impl Shared {
                     })?;
                 // Nothing is awaited for a notification or a response deskhand sent
                 // (some servers answer those with JSON instead of 202).
-                if id.is_none() || bytes.iter().all(u8::is_ascii_whitespace) {
+                if id.is_none() {
                     return Ok(());
                 }
-                self.deliver(&bytes, id.as_ref(), tx).map(|_| ())
+                if !bytes.iter().all(u8::is_ascii_whitespace) && self.deliver(&bytes, id.as_ref(), tx)? {
+                    return Ok(());
+                }
+                Err(self.unanswered())
             }
             300..=399 => {
                 let to = answer
@@ -383,7 +394,9 @@ impl Shared {
                 }
                 data.clear();
                 if n == 0 {
-                    return Ok(());
+                    // Resuming a broken stream (GET with Last-Event-ID) is not done:
+                    // the request fails now rather than wait for its time limit.
+                    return if id.is_some() { Err(self.unanswered()) } else { Ok(()) };
                 }
                 continue;
             }
@@ -661,6 +674,11 @@ mod tests {
         assert_eq!(got[1]["id"], 3);
         assert_eq!(lock(&t.shared.protocol).as_deref(), Some("2025-11-25"));
         assert_eq!(t.shared.session(), None);
+        // A stream that ends without the response fails the request now.
+        let cut = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n";
+        let done = t.shared.read_events(cut.as_bytes(), Some(&serde_json::json!(4)), &tx);
+        assert!(done.is_err_and(|e| e.0.contains("without the response")));
+        while rx.try_recv().is_ok() {}
         // An error the server could not correlate goes to the request it answers.
         let done = t.shared.deliver(
             br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server not initialized"},"id":null}"#,

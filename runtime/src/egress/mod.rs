@@ -567,7 +567,8 @@ fn resolve(hosts: &[HostPattern]) -> HashMap<SocketAddr, String> {
             continue;
         }
         if let Ok(addrs) = (p.host.as_str(), p.port).to_socket_addrs() {
-            for a in addrs {
+            // As the proxy: a name never leads to this machine or its link.
+            for a in addrs.filter(|a| !proxy::on_this_machine_or_link(a.ip())) {
                 out.entry(a).or_insert_with(|| p.host.clone());
             }
         }

@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -652,9 +652,30 @@ fn read_line(from: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(line)
 }
 
+/// Connects to an allowed `host:port`. A name (not an address literal) never
+/// leads to this machine or its link (loopback, unspecified, link-local such
+/// as a cloud's metadata service at 169.254.169.254): a declared name that
+/// resolves there is refused, and reaching such a service takes declaring
+/// its address itself, which the person sees.
 fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
     for addr in (host, port).to_socket_addrs()? {
+        if !literal && on_this_machine_or_link(addr.ip()) {
+            last = io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the name {host} resolves to {}, an address of this machine or its link; a step that means it \
+                     declares the address itself",
+                    addr.ip()
+                ),
+            );
+            continue;
+        }
         match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
@@ -663,9 +684,44 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
     Err(last)
 }
 
+/// Loopback, unspecified or link-local (IPv4 169.254/16, IPv6 fe80::/10,
+/// and IPv4-mapped forms of them).
+pub(super) fn on_this_machine_or_link(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => on_this_machine_or_link(IpAddr::V4(v4)),
+            None => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_never_leads_to_this_machine_or_its_link() {
+        for ip in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "0.0.0.0",
+            "169.254.169.254",
+            "::1",
+            "::",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(on_this_machine_or_link(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "10.0.0.5", "2001:db8::1", "::ffff:93.184.216.34"] {
+            assert!(!on_this_machine_or_link(ip.parse().unwrap()), "{ip}");
+        }
+        // "localhost" is a name: refused, though declared; the literal address is the way.
+        let e = connect("localhost", 9).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("declares the address itself"), "{e}");
+    }
 
     #[test]
     fn connect_and_absolute_form_heads_are_parsed_and_rewritten() {

@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
         summarize(&format!("{}: start in sandbox + list", c.name), samples);
         let mut pins =
             deskhand_runtime::connectors::pins::Pins::load(Some(config.path())).map_err(anyhow::Error::msg)?;
-        tools.iter().for_each(|t| pins.pin(&c.key(), t));
+        tools.iter().for_each(|t| pins.pin(c, t));
         pins.save().map_err(anyhow::Error::msg)?;
         let all = Connectors::new(Some(config.path()), vec![c.clone()], &|_| None, None).map_err(anyhow::Error::msg)?;
         let (_, first) = all.ensure(c, Binds::default());
@@ -156,7 +156,7 @@ fn remote(everything: &Path, starts: usize, calls: usize) -> anyhow::Result<()> 
         summarize("everything over HTTP: connect + list", samples);
         let mut pins =
             deskhand_runtime::connectors::pins::Pins::load(Some(config.path())).map_err(anyhow::Error::msg)?;
-        tools.iter().for_each(|t| pins.pin(&c.key(), t));
+        tools.iter().for_each(|t| pins.pin(&c, t));
         pins.save().map_err(anyhow::Error::msg)?;
         let all = Connectors::new(Some(config.path()), vec![c.clone()], &|_| None, None).map_err(anyhow::Error::msg)?;
         let (_, first) = all.ensure(&c, binds.clone());

@@ -326,6 +326,7 @@ fn only_reads_output(effects: &StepEffects) -> bool {
         && effects.reads.iter().all(|p| in_output(p))
         && effects.writes.is_empty()
         && effects.network.is_empty()
+        && effects.actions.is_empty()
 }
 
 /// The decision for `request` in `mode`, with `envelope` for an unattended run.
@@ -616,6 +617,16 @@ mod tests {
                 "a step that reads output/ over the network asks",
                 Mode::Ask,
                 checks(online.clone()),
+                None,
+                Decision::Ask,
+            ),
+            (
+                "a step that reads output/ and acts through a connector asks, in ask mode",
+                Mode::Ask,
+                checks(StepEffects {
+                    actions: vec!["mail.send_message".into()],
+                    ..effects(&["output"], &[])
+                }),
                 None,
                 Decision::Ask,
             ),

@@ -316,12 +316,41 @@ impl Plugin {
                     }
                     line
                 }
-                crate::connectors::Transport::Remote { url, .. } => format!("reaches {url}"),
+                crate::connectors::Transport::Remote { url, headers } => {
+                    let mut line = format!("reaches {url}");
+                    for (name, value) in headers {
+                        // By name, with the variables its value takes; never a value.
+                        let vars = crate::connectors::mcp::http::variables(value);
+                        if vars.is_empty() {
+                            line.push_str(&format!(", sending the header {name} (its value is in the plugin)"));
+                        } else {
+                            line.push_str(&format!(
+                                ", sending the header {name} with {} from deskhand's environment",
+                                vars.join(", ")
+                            ));
+                        }
+                    }
+                    line
+                }
             };
             lines.push(format!(
                 "connector {}: {}; added to your connectors, started only after you approve its tools",
                 c.name,
                 runs.trim_end()
+            ));
+            if !c.settings.pass_env.is_empty() {
+                lines.push(format!(
+                    "  passes from deskhand's environment: {}",
+                    c.settings.pass_env.join(", ")
+                ));
+            }
+            lines.push(format!(
+                "  access: {}{}",
+                match c.settings.access {
+                    crate::connectors::Access::ReadOnly => "read-only",
+                    crate::connectors::Access::ReadWrite => "read-write",
+                },
+                if c.settings.private { ", private results" } else { "" }
             ));
         }
         lines
@@ -443,6 +472,43 @@ mod tests {
         );
         assert_eq!(expand("/nope x", &found), None);
         assert_eq!(expand("no slash", &found), None);
+    }
+
+    #[test]
+    fn a_plugins_remote_connector_shows_its_headers_variables_and_access_before_install() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = plugin(tmp.path());
+        std::fs::write(
+            dir.join(".mcp.json"),
+            r#"{"mcpServers": {
+                 "calendar": {"command": "npx", "args": ["cal"], "env": {"CAL_REGION": "eu"}},
+                 "docs": {"url": "https://docs.example.com/mcp",
+                          "headers": {"Authorization": "Bearer ${ANTHROPIC_API_KEY}", "X-Team": "literal-secret-42"}}
+               },
+               "deskhand": {"docs": {"access": "read-only", "passEnv": ["GITHUB_TOKEN"], "private": true}}}"#,
+        )
+        .unwrap();
+        let p = load(&dir).unwrap();
+        let summary = p.summary().join("\n");
+        assert!(!summary.contains("literal-secret-42"), "{summary}");
+        assert!(
+            summary.contains(
+                "connector docs: reaches https://docs.example.com/mcp, sending the header Authorization with \
+                 ANTHROPIC_API_KEY from deskhand's environment, sending the header X-Team (its value is in the plugin)"
+            ),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("connector docs: reaches https://docs.example.com/mcp")
+                && summary.contains(
+                    "  passes from deskhand's environment: GITHUB_TOKEN\n  access: read-only, private results"
+                ),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("runs npx cal with the variables CAL_REGION;") && summary.contains("  access: read-write"),
+            "{summary}"
+        );
     }
 
     #[test]

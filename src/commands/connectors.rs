@@ -275,7 +275,7 @@ fn headers(given: &[String]) -> Result<std::collections::BTreeMap<String, String
 fn pin(config: &Path, c: &Connector, tools: &[ConnectorTool]) -> Result<(), Failure> {
     let mut pins = Pins::load(Some(config)).map_err(user_error)?;
     for t in tools {
-        pins.pin(&c.key(), t);
+        pins.pin(c, t);
     }
     pins.save().map_err(user_error)
 }
@@ -384,7 +384,7 @@ fn test(config: &Path, name: &str, workspace: Option<&Path>) -> Result<(), Failu
     let pins = Pins::load(Some(config)).map_err(user_error)?;
     let mut held = 0;
     for t in &tools {
-        let status = match pins.check(&c.key(), t) {
+        let status = match pins.check(&c, t) {
             None => "approved".to_owned(),
             Some(change) => {
                 held += 1;
@@ -408,7 +408,7 @@ fn approve(config: &Path, name: &str, tool: Option<&str>, workspace: Option<&Pat
     let chosen: Vec<&ConnectorTool> = tools
         .iter()
         .filter(|t| tool.is_none_or(|n| n == t.name))
-        .filter(|t| pins.check(&c.key(), t).is_some())
+        .filter(|t| pins.check(&c, t).is_some())
         .collect();
     if let Some(n) = tool
         && !tools.iter().any(|t| t.name == n)
@@ -419,11 +419,34 @@ fn approve(config: &Path, name: &str, tool: Option<&str>, workspace: Option<&Pat
         out("Nothing to approve: every tool is as you approved it.");
         return Ok(());
     }
+    if pins.connector_changed(&c) {
+        out(&render::block(&format!(
+            "The connector {name} changed in the list since you approved it (what it runs, its headers, variables, \
+             access, private or passEnv): every tool is held back until you approve it again. It now {}; {}; \
+             passes from deskhand's environment: {}",
+            match &c.transport {
+                Transport::Stdio { command, args, env } => format!(
+                    "runs {command} {} with the variables {}",
+                    args.join(" "),
+                    env.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                Transport::Remote { url, headers } => format!(
+                    "reaches {url} with the headers {}",
+                    headers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            },
+            match c.settings.access {
+                Access::ReadOnly => "read-only",
+                Access::ReadWrite => "read-write",
+            },
+            c.settings.pass_env.join(", ")
+        )));
+    }
     let mut approved = 0;
     for t in chosen {
         out(&render::block(&pins.diff(&c.key(), t)));
         if yes || confirm(&format!("Approve {} as it is now? [y/N] ", render::line(&t.name))) {
-            pins.pin(&c.key(), t);
+            pins.pin(&c, t);
             approved += 1;
         }
     }

@@ -933,10 +933,27 @@ async function viewConnectors(added) {
 // variables it gets (their values are never shown), or its URL.
 function runsLine(t) {
   if (t.kind === "remote") return [h("p", {}, h("strong", {}, "Remote server: "), name(t.url)),
-    h("p", { class: "muted" }, "This version of deskhand starts local servers only; a remote one is listed, not used.")];
+    t.headers.length ? h("p", {}, h("strong", {}, "Sends with every request: "), headersText(t.headers)) : null,
+    t.pass_env.length ? h("p", { class: "warn" }, `Passes from deskhand's environment: ${t.pass_env.join(", ")}`) : null];
   const vars = [...t.env, ...t.pass_env.map((v) => `${v} (from deskhand's environment)`)];
   return [h("p", {}, h("strong", {}, "Runs: "), h("code", { class: "command" }, [t.command, ...t.args].join(" "))),
     vars.length ? h("p", { class: "muted" }, `Variables it gets (values not shown): ${vars.join(", ")}`) : null];
+}
+
+// A remote connector's headers: each name, its value with literals masked,
+// and the variables of deskhand's environment filled in when it connects.
+function headersText(headers) {
+  return headers.map((x) => `${x.name}: ${x.value}` +
+    (x.variables.length ? ` (${x.variables.join(", ")} from deskhand's environment)` : "")).join("; ");
+}
+
+// The variables a connector gets: its literal ones by name, and those from
+// deskhand's environment marked so (their values go wherever it is sent).
+function varsText(c) {
+  const t = c.transport;
+  const own = t.env.map((v) => `${v} (set in the list)`);
+  const env = (c.from_env || []).map((v) => `${v} (from deskhand's environment)`);
+  return [...own, ...env].join(", ") || "none";
 }
 
 // A tool's words: its name, what it does as the server says, and what deskhand makes of it.
@@ -977,6 +994,7 @@ function connectorCard(c) {
     h("p", { class: "muted" }, `In ${c.listed} · ${c.access === "read-only" ? "read-only: every tool runs as a read" : "read-write: its writes are actions a step must declare"}${c.private ? " · its results are private: after reading one, the run reaches no new host without you" : ""}`),
     c.shadowed ? h("p", { class: "warn" }, "The workspace has a connector of the same name: runs here use that one.") : null,
     runsLine(c.transport),
+    c.definition_changed ? h("p", { class: "warn" }, "What it runs or may do changed in the list since you approved it: none of its tools is offered to the model. Test it and approve its tools again.") : null,
     c.approved ? null : h("p", { class: "warn" }, "No tool approved yet: nothing of it is offered to the model. Test it to see its tools and approve them."),
     rows.length ? h("table", { class: "tools" },
       h("thead", {}, h("tr", {}, h("th", {}, "Approved tool"), h("th", {}, "Offered"), h("th", {}, "Its calls"))),
@@ -1088,9 +1106,11 @@ function pastePreview(p, sent) {
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Runs"), h("th", {}, "Variables (names only)"), h("th", {}, "May"))),
       h("tbody", {}, p.connectors.map((c) => h("tr", {},
         h("td", {}, name(c.name)),
-        h("td", {}, c.transport.kind === "remote" ? `remote: ${c.transport.url}` : h("code", {}, [c.transport.command, ...c.transport.args].join(" "))),
-        h("td", {}, c.transport.kind === "remote" ? "" : [...c.transport.env, ...c.transport.pass_env].join(", ") || "none"),
-        h("td", {}, c.access))))),
+        h("td", {}, c.transport.kind === "remote"
+          ? [`remote: ${c.transport.url}`, c.transport.headers.length ? h("div", {}, `headers: ${headersText(c.transport.headers)}`) : null]
+          : h("code", {}, [c.transport.command, ...c.transport.args].join(" "))),
+        h("td", {}, varsText(c)),
+        h("td", {}, c.access + (c.private ? ", private" : "")))))),
     h("p", { class: "muted" }, "Nothing runs yet. Once added, each is started in its sandbox to list its tools, and you choose which to approve."),
     h("p", {}, add));
 }

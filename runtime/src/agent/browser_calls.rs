@@ -403,7 +403,7 @@ impl Agent<'_> {
         }
         let session = open_session(st)?;
         session
-            .submit(args.form, &args.fields)
+            .submit(args.form, &args.fields, &filled)
             .map_err(|e| navigation_error(&e))?;
         let mut done = self.read_page(&run, id, session)?;
         let said = format!("form {} was submitted to {}", args.form, filled.action);

@@ -257,14 +257,10 @@ impl Agent<'_> {
                     Ok(text) => ToolReply::ok(text),
                     Err(text) => ToolReply::err(text),
                 };
-                // What the call read may now be anywhere in the run: seal its egress.
-                let reads = &st.plan[step].effects.reads;
-                if !reads.is_empty() {
-                    let what = reads
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                // What the call could read (its step's reads, and the folders
+                // it writes, which it sees too) may now be anywhere in the run:
+                // seal its egress.
+                if let Some(what) = crate::egress::readable(&st.plan[step].effects) {
                     st.egress.mark_private_read(&format!("step {step} read {what}"));
                 }
                 self.flush_egress(st);

@@ -189,29 +189,26 @@ impl Agent<'_> {
             .collect();
         for id in &earlier {
             for row in journal.events(id)? {
-                if let Event::Notice { message } = &row.event
-                    && let Some(target) = crate::egress::contacted_in_notice(message.as_str())
-                {
-                    st.egress.restore_contacted(&target);
+                if let Event::Notice { message } = &row.event {
+                    if let Some(target) = crate::egress::contacted_in_notice(message.as_str()) {
+                        st.egress.restore_contacted(&target);
+                    }
+                    if let Some(what) = crate::egress::sealed_in_notice(message.as_str()) {
+                        st.egress.restore_sealed(what);
+                    }
                 }
             }
         }
-        if let Some(s) = st
+        // A step that started could have read what it declares (runs journaled
+        // before the seal notice existed are sealed from their plan).
+        if let Some((s, what)) = st
             .plan
             .steps
             .iter()
-            .find(|s| s.status != StepStatus::Pending && !s.effects.reads.is_empty())
+            .filter(|s| s.status != StepStatus::Pending)
+            .find_map(|s| crate::egress::readable(&s.effects).map(|w| (s, w)))
         {
-            st.egress.mark_private_read(&format!(
-                "step {:?} read {}",
-                s.title,
-                s.effects
-                    .reads
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            st.egress.restore_sealed(&format!("step {:?} read {what}", s.title));
         }
 
         if let Some(say) = say {

@@ -313,13 +313,17 @@ pub const READ_PAGE: &str = r#"(() => {
   return JSON.stringify({url: location.href, title: document.title, headings, links, forms, text: text.slice(0, 200000)});
 })()"#;
 
-/// Form `index` (from 0) filled with an object of name -> value: with
-/// `submit` false, a detached copy is filled (the page's own scripts never
-/// see the values) and a JSON string of what it would send is returned
-/// (`method`, `action`, `fields` as [name, value] pairs) or `{error}`; with
-/// `submit` true, the page's form is filled and submitted as a person
-/// pressing its button would, and the same JSON is returned.
-pub const FILL_FORM: &str = r#"((index, values, submit) => {
+/// Form `index` (from 0) filled with an object of name -> value. Run in
+/// deskhand's isolated world (see `Session::world`), never the page's own:
+/// the DOM is shared, the prototypes and globals are not. With `shown`
+/// null, a detached copy is filled (the page's own scripts never see the
+/// values) and a JSON string of what it would send is returned (`method`,
+/// `action`, `fields` as [name, value] pairs) or `{error}`. With `shown`
+/// (what the preview said and the person approved), the page's form is
+/// filled and, only when it would send exactly `shown`, submitted as a
+/// person pressing its button would; the same JSON is returned.
+pub const FILL_FORM: &str = r#"((index, values, shown) => {
+  const submit = shown !== null;
   const live = document.forms[index];
   if (!live) return JSON.stringify({error: 'the page has no form ' + (index + 1) + '; read the page to see its forms'});
   const f = submit ? live : live.cloneNode(true);
@@ -340,6 +344,8 @@ pub const FILL_FORM: &str = r#"((index, values, submit) => {
   const fields = [];
   for (const [k, v] of new FormData(f)) fields.push([k, typeof v === 'string' ? v : '(file)']);
   const answer = JSON.stringify({method: (f.getAttribute('method') || 'get').toLowerCase(), action: f.action, fields});
+  if (submit && answer !== JSON.stringify({method: shown.method, action: shown.action, fields: shown.fields}))
+    return JSON.stringify({error: 'form ' + (index + 1) + ' changed after it was shown for approval (it would now send ' + answer + '); it was not submitted'});
   if (submit) { if (f.requestSubmit) f.requestSubmit(); else f.submit(); }
   return answer;
 })"#;

@@ -29,6 +29,8 @@ const LOAD: Duration = Duration::from_secs(30);
 const WINDOW: (u32, u32) = (1280, 800);
 /// The tallest full-page screenshot, in CSS pixels.
 const MAX_SCREENSHOT_HEIGHT: f64 = 16_384.0;
+/// The name of the isolated world deskhand's scripts run in.
+const WORLD: &str = "deskhand";
 
 /// Inside the sandbox: moves stdin and stdout (the DevTools pipes) to fds 3
 /// and 4, points 0 and 1 elsewhere, and starts Chromium with the arguments.
@@ -103,6 +105,9 @@ pub struct Session {
     links: Vec<String>,
     /// The forms of the page last read, numbered from 1.
     forms: Vec<Form>,
+    /// The isolated world deskhand's scripts run in: the main frame's
+    /// loader (one per document) it was made for, and its execution context.
+    world: Option<(String, i64)>,
     /// Holds the profile and the log; removed when the session ends.
     _dir: tempfile::TempDir,
 }
@@ -132,6 +137,7 @@ impl Session {
             url: String::new(),
             links: Vec::new(),
             forms: Vec::new(),
+            world: None,
             _dir: dir,
         };
         session.open_page().map_err(|e| {
@@ -245,17 +251,25 @@ impl Session {
     }
 
     /// What form `n` (from 1) would send filled with `values` (its method,
-    /// action and every name=value). The page's form is left as it was: a
-    /// page's scripts cannot read the values before they are approved.
+    /// action and every name=value). A detached copy is filled, in
+    /// deskhand's isolated world: the page's scripts cannot read the values
+    /// before they are approved, nor change what this reports.
     pub fn preview(&mut self, n: usize, values: &serde_json::Map<String, Value>) -> Result<Filled, BrowserError> {
-        self.fill(n, values, false)
+        self.fill(n, values, None)
     }
 
-    /// Fills form `n` (from 1) with `values`, submits it and waits for the
-    /// page it leads to; returns what it sent.
-    pub fn submit(&mut self, n: usize, values: &serde_json::Map<String, Value>) -> Result<Filled, BrowserError> {
+    /// Fills form `n` (from 1) with `values` and, when it would send exactly
+    /// `shown` (what [`Session::preview`] said and the person approved),
+    /// submits it and waits for the page it leads to; returns what it sent.
+    /// Err, with nothing sent, when the form would now send anything else.
+    pub fn submit(
+        &mut self,
+        n: usize,
+        values: &serde_json::Map<String, Value>,
+        shown: &Filled,
+    ) -> Result<Filled, BrowserError> {
         self.cdp.clear_events();
-        let sent = self.fill(n, values, true)?;
+        let sent = self.fill(n, values, Some(shown))?;
         self.wait_for_load();
         Ok(sent)
     }
@@ -264,10 +278,12 @@ impl Session {
         &mut self,
         n: usize,
         values: &serde_json::Map<String, Value>,
-        submit: bool,
+        shown: Option<&Filled>,
     ) -> Result<Filled, BrowserError> {
+        let shown = serde_json::to_value(shown)
+            .map_err(|e| BrowserError::Page(format!("the form could not be filled: {e}")))?;
         let script = format!(
-            "({})({}, {}, {submit})",
+            "({})({}, {}, {shown})",
             super::FILL_FORM,
             n.saturating_sub(1),
             Value::Object(values.clone())
@@ -301,11 +317,41 @@ impl Session {
         super::cdp::decode_base64(data).ok_or_else(|| BrowserError::Page("the screenshot was not valid base64".into()))
     }
 
-    /// Runs `expression` in the page and returns its value.
+    /// The execution context of deskhand's isolated world in the page's
+    /// main frame, made once per document (a navigation, by deskhand or by
+    /// the page, gives the frame a new loader and ends the old context).
+    ///
+    /// An isolated world shares the page's DOM but none of its JavaScript:
+    /// its own `HTMLInputElement.prototype`, `Node.prototype.cloneNode`,
+    /// `FormData` and `JSON`, which the page's scripts cannot redefine.
+    fn world(&mut self) -> Result<i64, BrowserError> {
+        let tree = self.page_call("Page.getFrameTree", json!({}))?;
+        let frame = &tree["frameTree"]["frame"];
+        let frame_id = frame["id"].as_str().unwrap_or_default().to_owned();
+        let loader = format!("{frame_id}/{}", frame["loaderId"].as_str().unwrap_or_default());
+        if let Some((made_for, context)) = &self.world
+            && *made_for == loader
+        {
+            return Ok(*context);
+        }
+        let world = self.page_call(
+            "Page.createIsolatedWorld",
+            json!({"frameId": frame_id, "worldName": WORLD, "grantUniveralAccess": false}),
+        )?;
+        let context = world["executionContextId"]
+            .as_i64()
+            .ok_or_else(|| BrowserError::Page("the browser made no isolated world for the page".into()))?;
+        self.world = Some((loader, context));
+        Ok(context)
+    }
+
+    /// Runs `expression` in deskhand's isolated world of the page (never in
+    /// the page's own JavaScript) and returns its value.
     fn evaluate(&mut self, expression: &str) -> Result<Value, BrowserError> {
+        let context = self.world()?;
         let answer = self.page_call(
             "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            json!({"expression": expression, "contextId": context, "returnByValue": true, "awaitPromise": true}),
         )?;
         if let Some(exception) = answer.get("exceptionDetails") {
             let text = exception["exception"]["description"]

@@ -143,15 +143,37 @@ impl Connectors {
                 }
             }
         }
+        let mut pins = Pins::load(config_dir)?;
+        // Pins from before connectors' definitions were fingerprinted: take
+        // the definitions as they are now as the approved ones, once.
+        let mut adopted = false;
+        for c in &list {
+            adopted |= pins.adopt(c);
+        }
+        if adopted && config_dir.is_some() {
+            pins.save()?;
+        }
+        // A connector whose definition changed since approval: every tool it
+        // had approved is quarantined before anything starts it.
+        let mut quarantined = Vec::new();
+        for c in list.iter().filter(|c| pins.connector_changed(c)) {
+            for tool in pins.tools(&c.key()) {
+                quarantined.push(Quarantined {
+                    connector: c.name.clone(),
+                    tool: tool.name,
+                    change: Change::ConnectorChanged,
+                });
+            }
+        }
         Ok(Connectors {
             config_dir: config_dir.map(Path::to_owned),
             list,
             env: values,
             relay,
-            pins: Mutex::new(Pins::load(config_dir)?),
+            pins: Mutex::new(pins),
             allowed: Mutex::new(Allowed::load(config_dir)?),
             started: Mutex::new(HashMap::new()),
-            quarantined: Mutex::new(Vec::new()),
+            quarantined: Mutex::new(quarantined),
         })
     }
 
@@ -344,7 +366,17 @@ impl Connectors {
             Ok(s) => s,
             Err(_) => return (found, Err("the connectors of this run are unavailable".into())),
         };
-        let pins_ok = self.pins.lock().is_ok_and(|p| p.approved_any(&connector.key()));
+        let (pins_ok, changed) = match self.pins.lock() {
+            Ok(p) => (p.approved_any(&connector.key()), p.connector_changed(connector)),
+            Err(_) => (false, false),
+        };
+        if changed {
+            // What it runs or may do is not what the person approved: not started.
+            return (
+                found,
+                Err(quarantine_reason(&connector.name, tool, &Change::ConnectorChanged)),
+            );
+        }
         if !pins_ok {
             return (
                 found,
@@ -447,7 +479,7 @@ impl Connectors {
         };
         let mut found = Vec::new();
         for tool in live {
-            if let Some(change) = pins.check(&connector.key(), tool)
+            if let Some(change) = pins.check(connector, tool)
                 && !q.iter().any(|x| x.connector == connector.name && x.tool == tool.name)
             {
                 let item = Quarantined {
@@ -478,6 +510,13 @@ impl Drop for Connectors {
 
 /// What the model and the person are told about a quarantined tool.
 pub fn quarantine_reason(connector: &str, tool: &str, change: &Change) -> String {
+    if *change == Change::ConnectorChanged {
+        return format!(
+            "the connector {connector} is quarantined ({}): none of its tools runs until the person reviews it and \
+             approves it again (`deskhand connectors approve {connector}`)",
+            change.as_str()
+        );
+    }
     format!(
         "the tool {tool} of the connector {connector} is quarantined ({}): it does not run until the person reviews \
          it and approves it again (`deskhand connectors approve {connector} {tool}`)",
@@ -516,13 +555,14 @@ fn resolve_program(command: &str) -> Result<PathBuf, String> {
 /// not code: they are shown only where the step declares them.
 fn install_roots(program: &Path, args: &[String]) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = Vec::new();
-    let files = std::iter::once(program.to_owned()).chain(
+    let files = std::iter::once((program.to_owned(), true)).chain(
         args.iter()
             .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_file()),
+            .filter(|p| p.is_absolute() && p.is_file())
+            .map(|p| (p, false)),
     );
-    for file in files {
-        for root in install_root(&file) {
+    for (file, is_program) in files {
+        for root in install_root(&file, is_program) {
             if !roots.iter().any(|r| root.starts_with(r)) {
                 roots.retain(|r| !r.starts_with(&root));
                 roots.push(root);
@@ -532,7 +572,12 @@ fn install_roots(program: &Path, args: &[String]) -> Vec<PathBuf> {
     roots
 }
 
-fn install_root(file: &Path) -> Vec<PathBuf> {
+/// The tree a server's program or argument file needs: its venv or npm
+/// package (and the interpreter a venv was made from), else the program's
+/// own folder, or an argument file alone (a `--credentials ~/creds.json`
+/// shows that file, not the folder beside it). Never `/` nor a top-level
+/// folder such as `/home`.
+fn install_root(file: &Path, is_program: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in file.ancestors().skip(1) {
         if dir.join("pyvenv.cfg").is_file() {
@@ -546,6 +591,8 @@ fn install_root(file: &Path) -> Vec<PathBuf> {
             {
                 out.push(prefix.to_owned());
             }
+            out.retain(|p| !["/usr", "/bin", "/lib", "/sbin"].iter().any(|s| p.starts_with(s)));
+            out.retain(|p| p.components().count() > 2);
             return out;
         }
         if dir.file_name().is_some_and(|n| n == "node_modules") {
@@ -555,11 +602,13 @@ fn install_root(file: &Path) -> Vec<PathBuf> {
             return out;
         }
     }
-    if let Some(parent) = file.parent() {
-        out.push(parent.to_owned());
+    match (is_program, file.parent()) {
+        (true, Some(parent)) => out.push(parent.to_owned()),
+        _ => out.push(file.to_owned()),
     }
     // Under a system folder it is already there.
     out.retain(|p| !["/usr", "/bin", "/lib", "/sbin"].iter().any(|s| p.starts_with(s)));
+    out.retain(|p| p.components().count() > 2);
     out
 }
 

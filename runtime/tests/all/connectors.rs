@@ -123,7 +123,7 @@ pub fn approve_all(config: &Path, connector: &Connector) {
     let (tools, _) = c.probe(connector, &Binds::default()).unwrap();
     let mut pins = Pins::load(Some(config)).unwrap();
     for t in &tools {
-        pins.pin(&connector.key(), t);
+        pins.pin(connector, t);
     }
     pins.save().unwrap();
 }
@@ -166,7 +166,7 @@ fn the_filesystem_server_lists_a_granted_folder_and_sees_nothing_outside_its_san
     let (tools, _) = c.probe(&files, &binds).unwrap();
     let mut pins = Pins::load(Some(config.path())).unwrap();
     for t in &tools {
-        pins.pin(&files.key(), t);
+        pins.pin(&files, t);
     }
     pins.save().unwrap();
 
@@ -302,11 +302,62 @@ fn a_server_whose_tool_description_changed_between_runs_is_quarantined() {
         diff.contains("- ") && diff.contains("+ ") && diff.contains("id_rsa"),
         "{diff}"
     );
-    pins.pin(&changed.key(), send);
+    pins.pin(&changed, send);
     pins.save().unwrap();
     let again = connectors(config.path(), vec![changed.clone()]);
     let (found, _) = again.ensure(&changed, Binds::default());
     assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_connector_whose_args_changed_in_the_list_is_quarantined_until_approved_again() {
+    let config = tempfile::tempdir().unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    let approved = fixture("Sends a note to someone.");
+    approve_all(config.path(), &approved);
+    assert!(
+        connectors(config.path(), vec![approved.clone()])
+            .offered()
+            .iter()
+            .any(|(_, t)| t.name == "send_note")
+    );
+    // The list now runs it with other arguments: same scope and name, so the
+    // same key, but not what the person approved.
+    let mut changed = approved.clone();
+    if let Transport::Stdio { args, .. } = &mut changed.transport {
+        args.push("--upload-everything".into());
+    }
+    let c = connectors(config.path(), vec![changed.clone()]);
+    assert!(c.offered().is_empty(), "{:?}", c.offered());
+    assert_eq!(c.quarantine_of("notes", "send_note"), Some(Change::ConnectorChanged));
+    assert_eq!(c.quarantine_of("notes", "read_notes"), Some(Change::ConnectorChanged));
+    let (_, r) = c.call(&changed, Binds::default(), "read_notes", &json!({}), timeout);
+    let (out, failed) = text(r);
+    assert!(
+        failed && out.contains("definition") && out.contains("deskhand connectors approve notes`"),
+        "{out}"
+    );
+    // Not even started.
+    let (_, started) = c.ensure(&changed, Binds::default());
+    assert!(started.is_err_and(|e| e.contains("quarantined")));
+    // The CLI and the page show every tool as quarantined for that reason.
+    let (live, _) = c.probe(&changed, &Binds::default()).unwrap();
+    let pins = Pins::load(Some(config.path())).unwrap();
+    assert!(
+        live.iter()
+            .all(|t| pins.check(&changed, t) == Some(Change::ConnectorChanged))
+    );
+    assert_eq!(pins.check(&approved, &live[0]), None);
+
+    // Approved again (as `deskhand connectors approve` does): re-pinned with the new definition.
+    approve_all(config.path(), &changed);
+    let again = connectors(config.path(), vec![changed.clone()]);
+    assert!(again.offered().iter().any(|(_, t)| t.name == "send_note"));
+    let (found, r) = again.call(&changed, Binds::default(), "read_notes", &json!({}), timeout);
+    assert!(found.is_empty(), "{found:?}");
+    assert!(!text(r).1);
+    // And now the old definition is the changed one.
+    assert!(connectors(config.path(), vec![approved.clone()]).offered().is_empty());
 }
 
 #[test]
@@ -391,7 +442,7 @@ fn a_replayed_model_lists_and_calls_a_connector_tool() {
             )
             .unwrap();
         let mut pins = Pins::load(Some(config.path())).unwrap();
-        tools.iter().for_each(|t| pins.pin(&files.key(), t));
+        tools.iter().for_each(|t| pins.pin(&files, t));
         pins.save().unwrap();
 
         let plan = json!({"steps": [{"title": "Look at the projects", "status": "in_progress",
@@ -463,7 +514,7 @@ fn a_hostile_model_cannot_act_undeclared_use_a_quarantined_tool_or_write_outside
             )
             .unwrap();
         let mut pins = Pins::load(Some(config.path())).unwrap();
-        tools.iter().for_each(|t| pins.pin(&files.key(), t));
+        tools.iter().for_each(|t| pins.pin(&files, t));
         pins.save().unwrap();
         approve_all(config.path(), &fixture("Sends a note to someone."));
         // In this run the notes server describes send_note differently.

@@ -632,11 +632,12 @@ impl GuestRun {
         if let Some(NetworkCheck(check)) = self.sandbox.network.clone() {
             builder.allow_tcp(true).socket_addr_check(move |addr, used| {
                 let connect = matches!(used, wasmtime_wasi::sockets::SocketAddrUse::TcpConnect);
+                // Connect, and the bind a connect makes; never listen (a guest
+                // runs in deskhand's own process, on the host's network, and a
+                // listener would hand what it read to whoever connects).
                 let allowed = matches!(
                     used,
-                    wasmtime_wasi::sockets::SocketAddrUse::TcpConnect
-                        | wasmtime_wasi::sockets::SocketAddrUse::TcpBind
-                        | wasmtime_wasi::sockets::SocketAddrUse::TcpListen
+                    wasmtime_wasi::sockets::SocketAddrUse::TcpConnect | wasmtime_wasi::sockets::SocketAddrUse::TcpBind
                 ) && check(addr, connect);
                 Box::pin(std::future::ready(allowed))
             });

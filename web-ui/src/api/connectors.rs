@@ -80,7 +80,10 @@ fn find(app: &App, which: &str, name: &str) -> ApiResult<(List, Connector)> {
 }
 
 /// What a connector runs, for the person: the command and its arguments,
-/// and the names of the variables it gets (never their values).
+/// or the URL and the headers sent with every request, and the names of the
+/// variables it gets (never their values). `env` holds the names the list
+/// gives values itself; `pass_env` and a header's `variables` are taken from
+/// deskhand's own environment (a key there may be sent where the list says).
 fn transport_json(c: &Connector) -> Value {
     match &c.transport {
         Transport::Stdio { command, args, env } => json!({
@@ -90,8 +93,62 @@ fn transport_json(c: &Connector) -> Value {
             "env": env.keys().collect::<Vec<_>>(),
             "pass_env": c.settings.pass_env,
         }),
-        Transport::Remote { url, .. } => json!({"kind": "remote", "url": url}),
+        Transport::Remote { url, headers } => json!({
+            "kind": "remote",
+            "url": url,
+            "headers": headers
+                .iter()
+                .map(|(name, value)| json!({
+                    "name": name,
+                    "value": masked(value),
+                    "variables": connectors::mcp::http::variables(value),
+                }))
+                .collect::<Vec<_>>(),
+            "env": Vec::<String>::new(),
+            "pass_env": c.settings.pass_env,
+        }),
     }
+}
+
+/// Every variable of deskhand's own environment `c` is given: its `passEnv`
+/// and the `${VAR}`s of its headers, by name.
+fn from_env(c: &Connector) -> Vec<String> {
+    let mut names = c.settings.pass_env.clone();
+    if let Transport::Remote { headers, .. } = &c.transport {
+        names.extend(headers.values().flat_map(|v| connectors::mcp::http::variables(v)));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
+/// A header's value as the page shows it: each `${VAR}` as written, an
+/// authorization scheme word (`Bearer`) as is, every other literal masked.
+fn masked(value: &str) -> String {
+    const SCHEMES: [&str; 4] = ["Bearer", "Basic", "Token", "Bot"];
+    let mask = |literal: &str| -> String {
+        literal
+            .split_inclusive(' ')
+            .map(|word| {
+                let w = word.trim_end();
+                if w.is_empty() || SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(w)) {
+                    word.to_owned()
+                } else {
+                    format!("\u{2022}\u{2022}\u{2022}\u{2022}{}", &word[w.len()..])
+                }
+            })
+            .collect()
+    };
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest[start..].find('}') else { break };
+        out.push_str(&mask(&rest[..start]));
+        out.push_str(&rest[start..start + end + 1]);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(&mask(rest));
+    out
 }
 
 fn access(a: Access) -> &'static str {
@@ -126,7 +183,9 @@ fn connector_json(c: &Connector, pins: &Pins, allowed: &Allowed, shadowed: bool)
         "transport": transport_json(c),
         "access": access(c.settings.access),
         "private": c.settings.private,
+        "from_env": from_env(c),
         "approved": pins.approved_any(&key),
+        "definition_changed": pins.connector_changed(c),
         "tools": tools,
         "always_allowed": allowed.tools(&key),
         "shadowed": shadowed,
@@ -250,6 +309,8 @@ pub(super) async fn preview(State(app): State<Arc<App>>, Json(p): Json<Paste>) -
                     "name": c.name,
                     "transport": transport_json(c),
                     "access": access(c.settings.access),
+                    "private": c.settings.private,
+                    "from_env": from_env(c),
                 })
             })
             .collect();
@@ -325,7 +386,7 @@ pub(super) async fn test(
         let tools: Vec<Value> = live
             .iter()
             .map(|t| {
-                let change = pins.check(&key, t);
+                let change = pins.check(&c, t);
                 let mut v = tool_json(&c, t, &allowed);
                 v["hash"] = connectors::pins::hash(t).into();
                 v["pinned"] = change.is_none().into();
@@ -347,6 +408,7 @@ pub(super) async fn test(
             .collect();
         Ok(Json(json!({
             "started": true,
+            "definition_changed": pins.connector_changed(&c),
             "protocol": protocol,
             "tools": tools,
             "gone": gone,
@@ -404,7 +466,7 @@ pub(super) async fn approve(
         }
         let mut pins = Pins::load(Some(config_dir)).map_err(ApiError::internal)?;
         for tool in &chosen {
-            pins.pin(&c.key(), tool);
+            pins.pin(&c, tool);
         }
         pins.save().map_err(ApiError::internal)?;
         let names: Vec<&str> = chosen.iter().map(|t| t.name.as_str()).collect();
@@ -638,6 +700,58 @@ mod tests {
                 "{body}"
             );
         });
+    }
+
+    #[test]
+    fn a_remote_connectors_headers_and_the_variables_it_takes_from_deskhands_environment_are_shown() {
+        run(async {
+            let p = Page::new();
+            let text = r#"{"mcpServers": {
+                "docs": {"url": "https://docs.example.com/mcp",
+                         "headers": {"Authorization": "Bearer ${ANTHROPIC_API_KEY}", "X-Api-Key": "literal-secret-42"}}
+            }, "deskhand": {"docs": {"passEnv": ["GITHUB_TOKEN"], "private": true}}}"#;
+            let paste = json!({"text": text, "scope": "workspace", "access": "read-write"});
+            let (status, shown) = p.send(Method::POST, "/api/connectors/preview", paste.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{shown}");
+            assert!(
+                !shown.to_string().contains("literal-secret-42"),
+                "a literal value was shown: {shown}"
+            );
+            let docs = &shown["connectors"][0];
+            assert_eq!(docs["transport"]["kind"], "remote");
+            assert_eq!(docs["transport"]["url"], "https://docs.example.com/mcp");
+            assert_eq!(
+                docs["transport"]["headers"],
+                json!([
+                    {"name": "Authorization", "value": "Bearer ${ANTHROPIC_API_KEY}", "variables": ["ANTHROPIC_API_KEY"]},
+                    {"name": "X-Api-Key", "value": "\u{2022}\u{2022}\u{2022}\u{2022}", "variables": []},
+                ])
+            );
+            assert_eq!(docs["transport"]["pass_env"], json!(["GITHUB_TOKEN"]));
+            assert_eq!(docs["from_env"], json!(["GITHUB_TOKEN", "ANTHROPIC_API_KEY"]));
+            assert_eq!(docs["access"], "read-write");
+            assert_eq!(docs["private"], true);
+
+            // The same on its card once added.
+            let mut add = paste;
+            add["hash"] = shown["hash"].clone();
+            let (status, body) = p.send(Method::POST, "/api/connectors", add).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            let card = &page["connectors"][0];
+            assert_eq!(card["transport"]["headers"], docs["transport"]["headers"]);
+            assert_eq!(card["from_env"], docs["from_env"]);
+            assert_eq!(card["definition_changed"], false);
+            assert!(!page.to_string().contains("literal-secret-42"));
+        });
+    }
+
+    #[test]
+    fn header_values_are_masked_except_their_variables_and_scheme() {
+        assert_eq!(super::masked("Bearer ${T}"), "Bearer ${T}");
+        assert_eq!(super::masked("${A}:${B}"), "${A}\u{2022}\u{2022}\u{2022}\u{2022}${B}");
+        assert_eq!(super::masked("Basic abc"), "Basic \u{2022}\u{2022}\u{2022}\u{2022}");
+        assert_eq!(super::masked("${UNCLOSED"), "\u{2022}\u{2022}\u{2022}\u{2022}");
     }
 
     #[test]

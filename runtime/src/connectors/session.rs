@@ -528,8 +528,13 @@ pub fn quarantine_reason(connector: &str, tool: &str, change: &Change) -> String
 fn resolve_program(command: &str) -> Result<PathBuf, String> {
     let p = Path::new(command);
     if command.contains('/') {
-        return if p.is_absolute() {
+        return if p.is_absolute() && p.is_file() {
             Ok(p.to_owned())
+        } else if p.is_absolute() {
+            Err(format!(
+                "the connector's command {command} is not there (no such file); install the server, or fix the path \
+                 in the connector's list"
+            ))
         } else {
             Err(format!(
                 "the connector's command {command} is a relative path; give an absolute one"

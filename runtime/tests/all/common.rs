@@ -580,3 +580,31 @@ pub fn apply_edit(
     .unwrap();
     run
 }
+
+/// A loopback HTTP server on the host answering every request with `body`
+/// (one per connection). Returns its port and a count of connections it
+/// accepted, for tests that prove a port was never reached.
+pub fn listener(body: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<usize>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = l.local_addr().expect("its address").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let count = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            *count.lock().unwrap() += 1;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}

@@ -21,7 +21,7 @@ use deskhand_runtime::envelope::{self, Envelope, EnvelopeStep};
 use deskhand_types::{Event, Grant, Mode, PlanStep, RunId, RunStatus, StepEffects, StepNo, StepStatus};
 use serde_json::json;
 
-use crate::common::{agent_task, blocked, demo, recording_agent};
+use crate::common::{agent_task, blocked, demo, listener, recording_agent};
 use crate::hostile::{Wire, provider};
 use crate::replay::{Canned, ReplayServer, anthropic_turn};
 
@@ -1063,32 +1063,6 @@ fn a_replayed_model_calls_a_remote_tool_in_a_step_that_declares_its_host_and_is_
             );
         }
     }
-}
-
-/// A loopback HTTP listener on the host answering `body`; counts its connections.
-fn listener(body: &'static str) -> (u16, Arc<Mutex<usize>>) {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            *count.lock().unwrap() += 1;
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, seen)
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! off by default, declared hosts only, 403 and a Blocked event for the rest,
 //! and sealed after a private read.
 
+use crate::common::listener;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Output, Stdio};
@@ -15,32 +16,6 @@ use deskhand_types::{Event, RunId, StepNo};
 
 /// The relay, built as its own small binary for these tests.
 const RELAY: &str = env!("CARGO_BIN_EXE_deskhand-relay");
-
-/// A loopback HTTP server on the host answering every request with `body`.
-/// Returns its port and a count of connections it accepted.
-fn listener(body: &'static str) -> (u16, Arc<Mutex<usize>>) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let port = l.local_addr().expect("its address").port();
-    let seen = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            *count.lock().unwrap() += 1;
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, seen)
-}
 
 /// A run's egress whose Blocked events are queued, as the agent's are, for the run's writer.
 fn egress_run(run: &RunId) -> (Arc<egress::Run>, Arc<Mutex<Vec<Event>>>) {

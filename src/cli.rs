@@ -275,6 +275,25 @@ pub enum ConnectorsCommand {
         #[arg(long)]
         workspace: Option<PathBuf>,
     },
+    /// Sign in to a remote connector that asks for it (OAuth, in your browser); the token is kept in your config
+    /// folder, sent only to that connector's URL, and renewed when it ends.
+    Login {
+        name: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Your own application's client id at the service (when deskhand cannot register itself there).
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// Print the sign-in address instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Forget a remote connector's sign-in (its token).
+    Logout {
+        name: String,
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
     /// Add the connectors of an mcpServers JSON file from another MCP client (none started or approved).
     Import {
         file: PathBuf,

@@ -7,6 +7,12 @@
 //!
 //! Run: `cargo bench -p deskhand-runtime --bench xlsx [-- ROWS]`
 //! (openpyxl must be importable by `python3`; without it that half is skipped).
+//!
+//! To compare guest builds, `XLSX_BENCH_GUESTS=label=path.wasm,label=path.wasm`
+//! loads each component file instead of the bundled tool and runs their
+//! write+read calls in turn, round after round (`XLSX_BENCH_ROUNDS`, 5 by
+//! default), so that the machine's load falls on each alike; it prints each
+//! guest's best and median wall and CPU time and skips openpyxl and edit.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -139,6 +145,10 @@ fn main() -> anyhow::Result<()> {
         seconds(t.elapsed())
     );
 
+    if let Ok(list) = std::env::var("XLSX_BENCH_GUESTS") {
+        return compare(&toolbox, &sandbox, &list, rows, &out, &args_for);
+    }
+
     let mut best_write = Duration::MAX;
     let mut best_read = Duration::MAX;
     let (mut best_write_cpu, mut best_read_cpu) = (Duration::MAX, Duration::MAX);
@@ -259,3 +269,87 @@ fn main() -> anyhow::Result<()> {
     println!("done (load average {})", load());
     Ok(())
 }
+
+/// One write and one read call of `tool`: (write wall, write CPU, read wall, read CPU).
+fn write_read(
+    tool: &deskhand_runtime::wasm::LoadedTool,
+    sandbox: &deskhand_runtime::wasm::Sandbox,
+    args: &str,
+    path: &str,
+    rows: usize,
+) -> anyhow::Result<[Duration; 4]> {
+    let (t, c) = (Instant::now(), cpu());
+    tool.call(sandbox, "write", args, None).result?;
+    let (write, write_cpu) = (t.elapsed(), cpu() - c);
+    let read_args = json!({"path": path, "max_rows": rows + 1}).to_string();
+    let (t, c) = (Instant::now(), cpu());
+    tool.call(sandbox, "read", &read_args, None).result?;
+    Ok([write, write_cpu, t.elapsed(), cpu() - c])
+}
+
+/// Guest builds side by side (see the module comment): each round calls
+/// every guest once, in turn, and each guest's calls are summed up at the end.
+fn compare(
+    toolbox: &Toolbox,
+    sandbox: &deskhand_runtime::wasm::Sandbox,
+    list: &str,
+    rows: usize,
+    out: &dyn Fn(&str) -> String,
+    args_for: &dyn Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    let rounds: usize = std::env::var("XLSX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let mut guests = Vec::new();
+    for item in list.split(',').filter(|s| !s.is_empty()) {
+        let (label, path) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("XLSX_BENCH_GUESTS takes label=path.wasm items, got {item:?}"))?;
+        let tool = toolbox.host().load_file(std::path::Path::new(path))?;
+        guests.push((label.to_owned(), tool, Vec::<[Duration; 4]>::new()));
+    }
+    let cells = (rows * COLUMNS) as f64;
+    for round in 0..rounds {
+        for (i, (label, tool, times)) in guests.iter_mut().enumerate() {
+            let path = out(&format!("compare-{i}.xlsx"));
+            let t = write_read(tool, sandbox, &args_for(&path), &path, rows)?;
+            // The tool never overwrites a file: the next round writes it anew.
+            std::fs::remove_file(&path)?;
+            println!(
+                "  round {round} {label:>12}: write {:.3} s (cpu {:.2}), read {:.3} s (cpu {:.2}), load average {}",
+                seconds(t[0]),
+                seconds(t[1]),
+                seconds(t[2]),
+                seconds(t[3]),
+                load()
+            );
+            times.push(t);
+        }
+    }
+    for (label, _, times) in &guests {
+        let stat = |k: usize| {
+            let mut v: Vec<f64> = times.iter().map(|t| seconds(t[k])).collect();
+            v.sort_by(f64::total_cmp);
+            (v[0], v[v.len() / 2])
+        };
+        let (w, wc, r, rc) = (stat(0), stat(1), stat(2), stat(3));
+        println!(
+            "{label:>12}: write best {:.3} s ({:.2} M cells/s) median {:.3} s, cpu best {:.2} median {:.2}; \
+             read best {:.3} s ({:.2} M cells/s) median {:.3} s, cpu best {:.2} median {:.2}",
+            w.0,
+            cells / w.0 / 1e6,
+            w.1,
+            wc.0,
+            wc.1,
+            r.0,
+            cells / r.0 / 1e6,
+            r.1,
+            rc.0,
+            rc.1
+        );
+    }
+    println!("done (load average {})", load());
+    Ok(())
+}
+

@@ -30,8 +30,9 @@ pub fn activity(event: &Event) -> Option<String> {
             change,
             ..
         } => Some(format!(
-            "Held back the tool {tool} of the connector {connector} ({change}); review it with `deskhand connectors \
-             approve {connector} {tool}`"
+            "Held back the tool {tool} of the connector {connector} ({change}); `deskhand connectors show \
+             {connector}` shows the connector, and `deskhand connectors approve {connector} {tool}` shows what \
+             changed and approves it"
         )),
         _ => None,
     }

@@ -6,13 +6,16 @@
 //! it and reports what changed; `allow`/`disallow` remember or revoke
 //! "always allow"; `enable`/`disable` choose the tools offered to the model;
 //! `import` reads an `mcpServers` file pasted from another client (nothing
-//! is started or approved by importing). What a server says (names,
+//! is started or approved by importing); `login`/`logout` sign in to a
+//! remote connector that asks for it (OAuth in the person's browser) and
+//! forget the token. What a server says (names,
 //! descriptions) is shown as inert text.
 
 use std::path::Path;
 use std::time::Instant;
 
 use deskhand_runtime::connectors::config::{self, List};
+use deskhand_runtime::connectors::oauth::{self, SignIns};
 use deskhand_runtime::connectors::pins::Pins;
 use deskhand_runtime::connectors::session::Binds;
 use deskhand_runtime::connectors::{
@@ -92,7 +95,63 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
             allow(&config, &name, &tool, workspace.as_deref(), false)
         }
         ConnectorsCommand::Import { file, workspace } => import(&config, &file, workspace.as_deref()),
+        ConnectorsCommand::Login {
+            name,
+            workspace,
+            client_id,
+            no_browser,
+        } => {
+            let c = find(&config, &name, workspace.as_deref())?;
+            sign_in(&config, &c, client_id.as_deref(), !no_browser)
+        }
+        ConnectorsCommand::Logout { name, workspace } => {
+            let c = find(&config, &name, workspace.as_deref())?;
+            let mut all = SignIns::load(Some(&config)).map_err(user_error)?;
+            if !all.forget(&c.key()) {
+                out(&format!("{name} was not signed in."));
+                return Ok(());
+            }
+            all.save().map_err(user_error)?;
+            out(&format!(
+                "Signed out of {name}: deskhand forgot its token. The service may still list deskhand among the \
+                 applications you allowed; remove it there to revoke it everywhere."
+            ));
+            Ok(())
+        }
     }
+}
+
+/// Signs the person in to the remote connector `c` in their browser (opened
+/// for them when `open`), and keeps the token in the config folder.
+fn sign_in(config: &Path, c: &Connector, client_id: Option<&str>, open: bool) -> Result<(), Failure> {
+    let pending = oauth::begin(c, client_id).map_err(|e| user_error(render::block(&e)))?;
+    out(&format!(
+        "Signing in to {} at {}.",
+        c.name,
+        render::line(&pending.issuer)
+    ));
+    let opened = open && oauth::open_in_browser(&pending.authorize_url);
+    out(&format!(
+        "{}\n  {}\nWaiting for the browser to come back (up to {})...",
+        if opened {
+            "Your browser was opened at this address; if it did not open, copy it into one:"
+        } else {
+            "Open this address in your browser and sign in:"
+        },
+        pending.authorize_url,
+        format!("{} minutes", oauth::WAIT.as_secs() / 60)
+    ));
+    let done = pending
+        .finish(config, oauth::WAIT)
+        .map_err(|e| user_error(render::block(&e)))?;
+    out(&format!(
+        "Signed in to {}: {}. The token is kept in {}, readable only by you, and sent only to {}.",
+        c.name,
+        done.describe(),
+        config.join(oauth::FILE).display(),
+        render::line(&done.resource)
+    ));
+    Ok(())
 }
 
 /// The list `--workspace` names (the workspace's), else the person's.
@@ -226,6 +285,17 @@ fn add(
         scope: l.scope.clone(),
         ..connector
     };
+    if let Transport::Remote { url, headers } = &connector.transport
+        && !headers.keys().any(|k| k.eq_ignore_ascii_case("authorization"))
+        && SignIns::load(Some(config))
+            .map_err(user_error)?
+            .for_connector(&connector)
+            .is_none()
+        && oauth::ask(name, url).map_err(user_error)?.is_some()
+    {
+        out(&format!("{name} asks you to sign in."));
+        sign_in(config, &connector, None, true)?;
+    }
     let (tools, _) = start(config, &connector)?;
     l.put(&connector).map_err(user_error)?;
     l.save().map_err(user_error)?;
@@ -286,13 +356,17 @@ fn list(config: &Path, workspace: Option<&Path>) -> Result<(), Failure> {
         lists.insert(0, list_file(config, workspace)?);
     }
     let pins = Pins::load(Some(config)).map_err(user_error)?;
+    let signed = SignIns::load(Some(config)).map_err(user_error)?;
     let mut any = false;
     for l in &lists {
         for c in l.connectors().map_err(user_error)? {
             any = true;
             let how = match &c.transport {
                 Transport::Stdio { command, args, .. } => format!("{} {}", command, args.join(" ")),
-                Transport::Remote { url, .. } => url.clone(),
+                Transport::Remote { url, .. } => match signed.for_connector(&c) {
+                    Some(_) => format!("{url} (signed in)"),
+                    None => url.clone(),
+                },
             };
             let approved = pins.tools(&c.key()).len();
             out(&format!(
@@ -331,6 +405,14 @@ fn show(config: &Path, name: &str, workspace: Option<&Path>) -> Result<(), Failu
             out(&format!("{name}: {} (remote, over Streamable HTTP)", render::line(url)));
             for (k, v) in headers {
                 out(&format!("  header {}: {}", render::line(k), render::line(v)));
+            }
+            let signed = SignIns::load(Some(config)).map_err(user_error)?;
+            match signed.for_connector(&c) {
+                Some(s) => out(&format!("  {} (deskhand connectors logout {name} forgets it)", render::line(&s.describe()))),
+                None if !headers.keys().any(|k| k.eq_ignore_ascii_case("authorization")) => {
+                    out(&format!("  not signed in (if it asks: deskhand connectors login {name})"));
+                }
+                None => {}
             }
         }
     }

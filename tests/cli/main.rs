@@ -15,6 +15,7 @@ mod connectors;
 mod egress;
 mod first_hour;
 mod messages;
+mod oauth;
 mod record_and_terminal;
 mod schedule;
 mod skills;

@@ -989,19 +989,91 @@ function connectorCard(c) {
     const revoke = h("button", { class: "fit revoke", onclick: () => act(revoke, "POST", "/disallow", { tool }) }, `Revoke`);
     return h("li", { "data-tool": tool }, `${c.name}.${tool}: always allowed, its calls do not ask you. `, revoke);
   });
+  const s = c.sign_in;
+  const signIn = s && (!s.signed_in || s.again)
+    ? h("button", { class: "fit sign-in", onclick: () => signInConnector(c, base, signIn, result) }, s.signed_in ? "Sign in again" : "Sign in")
+    : null;
+  const signOut = s && s.signed_in ? h("button", { class: "fit sign-out", onclick: () => {
+    if (confirm(`Sign out of ${c.name}? deskhand forgets its token; to use it again you sign in again. The service may still list deskhand among the applications you allowed: remove it there to revoke it everywhere.`)) act(signOut, "POST", "/sign-out", {});
+  } }, "Sign out") : null;
+  if (s && s.waiting_at) waitForSignIn(c);
   return h("article", { class: "card connector", "aria-label": `Connector ${c.name}`, "data-name": c.name, "data-scope": c.scope },
     h("h2", {}, name(c.name)),
     h("p", { class: "muted" }, `In ${c.listed} · ${c.access === "read-only" ? "read-only: every tool runs as a read" : "read-write: its writes are actions a step must declare"}${c.private ? " · its results are private: after reading one, the run reaches no new host without you" : ""}`),
     c.shadowed ? h("p", { class: "warn" }, "The workspace has a connector of the same name: runs here use that one.") : null,
     runsLine(c.transport),
+    s ? signInLine(c) : null,
     c.definition_changed ? h("p", { class: "warn" }, "What it runs or may do changed in the list since you approved it: none of its tools is offered to the model. Test it and approve its tools again.") : null,
     c.approved ? null : h("p", { class: "warn" }, "No tool approved yet: nothing of it is offered to the model. Test it to see its tools and approve them."),
     rows.length ? h("table", { class: "tools" },
       h("thead", {}, h("tr", {}, h("th", {}, "Approved tool"), h("th", {}, "Offered"), h("th", {}, "Its calls"))),
       h("tbody", {}, rows)) : null,
     allowed.length ? h("ul", { class: "allowed", "aria-label": "Always allowed" }, allowed) : null,
-    h("div", { class: "row" }, test, remove),
+    h("div", { class: "row" }, test, signIn, signOut, remove),
     result);
+}
+
+// Whether a remote connector is signed in (to which server, until when), a
+// sign-in waiting for the person, and why the last one failed. The page
+// never holds the token.
+function signInLine(c) {
+  const s = c.sign_in;
+  const words = s.words.charAt(0).toUpperCase() + s.words.slice(1);
+  return h("div", { class: "sign-in-state" },
+    h("p", { class: s.signed_in ? (s.again ? "warn" : "signed-in") : "muted" }, h("strong", {}, "Sign-in: "), `${words}.`,
+      s.signed_in ? null : " Sign in if the server asks for it (Test tells you)."),
+    s.waiting_at ? h("p", { role: "status", class: "waiting" }, `Waiting for you to sign in at ${s.waiting_at}… Finish in the tab that opened; this page updates when you are back.`) : null,
+    c.sign_in_error ? h("p", { class: "blocked" }, `The last sign-in did not finish: ${c.sign_in_error}`) : null);
+}
+
+// An address the page opens for a sign-in: web addresses only.
+function webAddress(u) {
+  try { return ["https:", "http:"].includes(new URL(u).protocol) ? u : null; } catch (_) { return null; }
+}
+
+// "Sign in": the server finds where the person signs in and waits for their
+// browser to come back to deskhand; the page opens that address in a new tab
+// (no link back to this page) and watches the list until the sign-in ends.
+async function signInConnector(c, base, btn, into) {
+  showError("");
+  btn.disabled = true;
+  into.replaceChildren(h("p", { class: "muted", role: "status" }, `Asking ${c.name} where to sign in …`));
+  let r;
+  try { r = await api("POST", `${base}/sign-in`, {}); }
+  catch (e) { into.replaceChildren(); btn.disabled = false; return failed(e); }
+  const target = webAddress(r.authorize_url);
+  if (!target) { into.replaceChildren(); btn.disabled = false; return showError(`${c.name}'s sign-in address is not a web address; deskhand does not open it.`); }
+  window.open(target, "_blank", "noopener,noreferrer");
+  btn.disabled = false;
+  into.replaceChildren(h("p", { role: "status", class: "waiting" }, `Waiting for you to sign in at ${r.issuer}… `,
+    "A new tab opened there; if it did not, ",
+    h("a", { href: target, target: "_blank", rel: "noopener noreferrer" }, "open the sign-in page"), "."));
+  waitForSignIn(c);
+}
+
+// Sign-ins this page is watching, by connector; each ends by showing the
+// list again (a signed-in connector is tested, to list its tools).
+const signInWatches = new Set();
+async function waitForSignIn(c) {
+  const id = `${c.scope}/${c.name}`;
+  if (signInWatches.has(id)) return;
+  signInWatches.add(id);
+  try {
+    for (;;) {
+      await new Promise((ok) => setTimeout(ok, 1000));
+      if (!location.hash.startsWith("#/connectors") || !session) return;
+      let now;
+      try { now = (await api("GET", "/api/connectors")).connectors.find((x) => x.scope === c.scope && x.name === c.name); }
+      catch (e) { return failed(e); }
+      if (!now || !now.sign_in) return viewConnectors();
+      if (now.sign_in.waiting_at) continue;
+      if (now.sign_in.signed_in && !now.sign_in_error) {
+        await viewConnectors([{ name: c.name, scope: c.scope }]);
+        alertOk(`Signed in to ${c.name}.`);
+      } else await viewConnectors();
+      return;
+    }
+  } finally { signInWatches.delete(id); }
 }
 
 // A definition's diff (`- approved`, `+ now`), each line marked.
@@ -1018,6 +1090,12 @@ async function testConnector(c, base, btn, into) {
   try { r = await api("POST", `${base}/test`, {}); }
   catch (e) { into.replaceChildren(); btn.disabled = false; return failed(e); }
   btn.disabled = false;
+  if (!r.started && r.needs_sign_in) {
+    const go = h("button", { class: "primary fit", onclick: () => signInConnector(c, base, go, into) }, `Sign in to ${c.name}`);
+    return into.replaceChildren(h("p", { role: "status" }, r.problem),
+      h("p", { class: "muted" }, "You sign in on the service's own page, in a new tab; deskhand keeps the token, readable only by you, and sends it only to this server. Then its tools are listed here for you to approve."),
+      go);
+  }
   if (!r.started) return into.replaceChildren(h("p", { class: "blocked", role: "status" }, r.problem));
   const approve = async (b, tools) => {
     showError("");
@@ -1112,6 +1190,8 @@ function pastePreview(p, sent) {
         h("td", {}, varsText(c)),
         h("td", {}, c.access + (c.private ? ", private" : "")))))),
     h("p", { class: "muted" }, "Nothing runs yet. Once added, each is started in its sandbox to list its tools, and you choose which to approve."),
+    p.connectors.some((c) => c.transport.kind === "remote" && !c.transport.headers.some((x) => x.name.toLowerCase() === "authorization"))
+      ? h("p", { class: "muted" }, "A remote server that asks you to sign in offers a Sign in button on its card once added; you sign in on the service's own page.") : null,
     h("p", {}, add));
 }
 

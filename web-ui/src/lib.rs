@@ -106,6 +106,8 @@ pub(crate) struct App {
     pub running: Mutex<Vec<(deskhand_types::RunId, Arc<std::sync::atomic::AtomicBool>)>>,
     /// The engine and tools every run and preview shares, made on first use.
     pub toolbox: toolbox::SharedToolbox,
+    /// Connector sign-ins started from the Connectors page.
+    pub sign_ins_underway: api::SignInsUnderway,
 }
 
 impl App {
@@ -122,6 +124,7 @@ impl App {
             toolbox: toolbox::SharedToolbox::new(options.cache_dir.clone()),
             options,
             running: Mutex::new(Vec::new()),
+            sign_ins_underway: Default::default(),
         }
     }
 

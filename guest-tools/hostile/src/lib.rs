@@ -40,6 +40,7 @@ const OPS: &[&str] = &[
     "list",
     "remove",
     "connect",
+    "listen",
 ];
 
 impl Guest for Hostile {
@@ -143,6 +144,11 @@ impl Guest for Hostile {
             "connect" => std::net::TcpStream::connect(&a.path)
                 .map_err(|e| ToolError::Denied(deskhand_guest::path_error(path, e.to_string())))
                 .and_then(|_| done("connected".into())),
+            // Binds and listens on `path` (host:port) through WASI sockets:
+            // a guest that waits for someone to connect and take what it read.
+            "listen" => std::net::TcpListener::bind(&a.path)
+                .map_err(|e| ToolError::Denied(deskhand_guest::path_error(path, e.to_string())))
+                .and_then(|l| done(format!("listening on {:?}", l.local_addr().ok()))),
             _ => Err(ToolError::UnknownOperation(op)),
         }
     }

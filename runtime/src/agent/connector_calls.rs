@@ -76,7 +76,67 @@ fn describe_for_model(connector: &Connector, tool: &ConnectorTool) -> String {
     format!("{} (connector {}; {how}{reach})", tool.description, connector.name)
 }
 
+/// Ends the run's connectors when a top-level run's loop returns, however it
+/// returns: the run's egress ends first ([`crate::egress::Run::end_run`]:
+/// nothing new is reached, and a remote session is ended only at a host the
+/// run contacted), then every server ([`connectors::Connectors::shutdown`]).
+/// A sub-agent shares its parent's connectors and leaves them running.
+pub(super) struct EndConnectors {
+    connectors: Arc<connectors::Connectors>,
+    egress: Arc<crate::egress::Run>,
+}
+
+impl Drop for EndConnectors {
+    fn drop(&mut self) {
+        self.egress.end_run();
+        self.connectors.shutdown();
+    }
+}
+
 impl Agent<'_> {
+    /// What ends the run's connectors when dropped (see [`EndConnectors`]); None for a sub-agent.
+    pub(super) fn end_connectors_with(&self, st: &RunState) -> Option<EndConnectors> {
+        let connectors = self.settings.connectors.clone()?;
+        st.ceiling.is_none().then(|| EndConnectors {
+            connectors,
+            egress: Arc::clone(&st.egress),
+        })
+    }
+
+    /// Journals, once per run, each connector tool held back before any step
+    /// used it: every tool of a connector whose definition changed since
+    /// approval (known when the list is loaded), and tools an earlier run of
+    /// the same connectors found changed or added. Such a tool is hidden from
+    /// the model, so without this the person would not hear of it. Tools
+    /// found when a server starts are journaled as they are found
+    /// ([`Self::journal_quarantined`]). A sub-agent's parent journals them.
+    pub(super) fn journal_held_connector_tools(&self, st: &RunState) {
+        let Some(c) = &self.settings.connectors else {
+            return;
+        };
+        let held = c.quarantined();
+        if held.is_empty() || st.ceiling.is_some() {
+            return;
+        }
+        // A resumed run journaled them before.
+        let journaled: Vec<(String, String)> = self
+            .workspace
+            .journal()
+            .events(&st.run)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| match row.event {
+                Event::ConnectorToolQuarantined { connector, tool, .. } => Some((connector, tool)),
+                _ => None,
+            })
+            .collect();
+        let fresh: Vec<_> = held
+            .into_iter()
+            .filter(|q| !journaled.iter().any(|(c, t)| *c == q.connector && *t == q.tool))
+            .collect();
+        self.journal_quarantined(st, StepNo::NONE, &fresh);
+    }
+
     /// How many connector tools this run found quarantined (the model's tool list changes with it).
     pub(super) fn connector_quarantines(&self) -> usize {
         self.settings.connectors.as_ref().map_or(0, |c| c.quarantined_count())

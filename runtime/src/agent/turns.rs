@@ -4,6 +4,8 @@ use super::*;
 
 impl Agent<'_> {
     pub(super) fn drive(&self, st: &mut RunState) -> Result<RunReport> {
+        let _end_connectors = self.end_connectors_with(st);
+        self.journal_held_connector_tools(st);
         let mut tools = self.tool_specs()?;
         let mut quarantined = self.connector_quarantines();
         loop {

@@ -180,6 +180,7 @@ impl Client {
         name: &str,
         url: &str,
         headers: Vec<(String, String)>,
+        bearer: Option<http::Bearer>,
         egress: Option<Arc<egress::Run>>,
     ) -> Result<Client, String> {
         let endpoint = http::endpoint(name, url)?;
@@ -188,7 +189,7 @@ impl Client {
         let handler = Handler {
             list_changed: list_changed.clone(),
         };
-        let transport = http::HttpTransport::new(name, endpoint, headers, egress, status.clone());
+        let transport = http::HttpTransport::signed_in(name, endpoint, headers, bearer, egress, status.clone());
         let label = name.to_owned();
         let started = block_on(async move { handshake(&label, handler, transport).await })?;
         Client::started(name, started, list_changed, Explain::Http(status))

@@ -6,6 +6,8 @@
 //! - [`mcp`]: the MCP client, the only user of rmcp.
 //! - [`pins`]: each tool's approved definition; a changed or new tool is
 //!   quarantined until the person approves it from a diff.
+//! - [`oauth`]: signing in to a remote connector (OAuth with PKCE), tokens
+//!   kept in the person's config folder and renewed when they end.
 //! - [`allow`]: "always allow this tool", remembered and revocable.
 //! - [`session`]: one run's started servers, each in its sandbox
 //!   ([`crate::confine`]), started on first use and reused, ended with the run.
@@ -18,6 +20,7 @@
 pub mod allow;
 pub mod config;
 pub mod mcp;
+pub mod oauth;
 pub mod pins;
 pub mod session;
 
@@ -26,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use config::{Access, Connector, Scope, Settings, Transport};
 pub use session::Connectors;
 
-/// Takes `name` out of `list` and forgets its approved tools and "always
-/// allow" answers (added again, it is approved again). The one removal for
+/// Takes `name` out of `list` and forgets its approved tools, "always
+/// allow" answers and sign-in (added again, it is approved again). The one removal for
 /// the terminal, the page and plugins. `Ok(None)`: the list has no such connector.
 pub fn remove(
     list: &mut config::List,
@@ -43,9 +46,10 @@ pub fn remove(
     list.save()?;
     pins.forget(&found.key());
     allowed.forget(&found.key());
-    if config_dir.is_some() {
+    if let Some(dir) = config_dir {
         pins.save()?;
         allowed.save()?;
+        oauth::SignIns::update(dir, &found.key(), None)?;
     }
     Ok(Some(found))
 }

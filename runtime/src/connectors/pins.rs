@@ -10,10 +10,19 @@
 //! until the person sees the diff and approves it again.
 //!
 //! The connector itself is pinned too: a fingerprint (sha256) of what it runs
-//! and may do (its transport with headers and variable names, its access,
-//! private and passEnv settings) is kept beside its tools' pins. If the list
-//! later changes any of that, every tool of the connector is quarantined
-//! ([`Change::ConnectorChanged`]) until the person approves it again.
+//! and may do (its transport with headers, the variables it sets and their
+//! values, its access, private and passEnv settings) is kept beside its
+//! tools' pins. If the list later changes any of that, every tool of the
+//! connector is quarantined ([`Change::ConnectorChanged`]) until the person
+//! approves it again. A variable's value counts because it can change what a
+//! server does as much as an argument can (`NODE_OPTIONS=--require x.js`, a
+//! server's URL or account); it enters the fingerprint only as its own
+//! sha256, so no definition deskhand builds holds it in clear (the list
+//! itself keeps it, as the person wrote it).
+//!
+//! Fingerprints made before values counted ([`legacy_fingerprint`]) are
+//! still accepted as unchanged, and replaced by the current one on a run's
+//! first load ([`Pins::adopt`]), so an upgrade does not quarantine anything.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,15 +104,39 @@ pub fn hash(tool: &ConnectorTool) -> String {
     hex::encode(Sha256::digest(definition(tool).to_string().as_bytes()))
 }
 
-/// What of a connector is fingerprinted: what it runs and may do. Variables
-/// by name only (`env` and `passEnv`); header values as written (a secret is
-/// meant to be a `${VAR}` there).
+/// What of a connector is fingerprinted: what it runs and may do. The
+/// variables it sets (`env`) by name and the sha256 of their values; those it
+/// passes from deskhand's environment (`passEnv`) by name; header values as
+/// written (a secret is meant to be a `${VAR}` there).
 pub fn connector_definition(c: &Connector) -> serde_json::Value {
+    definition_with(c, |env| {
+        serde_json::json!(
+            env.iter()
+                .map(|(k, v)| (k.clone(), value_digest(v)))
+                .collect::<BTreeMap<_, _>>()
+        )
+    })
+}
+
+/// The definition fingerprinted before variables' values counted: their names only.
+fn legacy_definition(c: &Connector) -> serde_json::Value {
+    definition_with(c, |env| serde_json::json!(env.keys().collect::<Vec<_>>()))
+}
+
+/// A variable's value as it enters a fingerprint: its sha256, never the value.
+fn value_digest(value: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(value.as_bytes())))
+}
+
+fn definition_with(
+    c: &Connector,
+    env_part: impl Fn(&BTreeMap<String, String>) -> serde_json::Value,
+) -> serde_json::Value {
     let transport = match &c.transport {
         Transport::Stdio { command, args, env } => serde_json::json!({
             "command": command,
             "args": args,
-            "env": env.keys().collect::<Vec<_>>(),
+            "env": env_part(env),
         }),
         Transport::Remote { url, headers } => serde_json::json!({
             "url": url,
@@ -121,6 +154,12 @@ pub fn connector_definition(c: &Connector) -> serde_json::Value {
 /// The fingerprint of a connector: sha256 of [`connector_definition`]'s canonical JSON.
 pub fn fingerprint(c: &Connector) -> String {
     hex::encode(Sha256::digest(connector_definition(c).to_string().as_bytes()))
+}
+
+/// The fingerprint deskhand kept before variables' values counted (names
+/// only); accepted as unchanged until [`Pins::adopt`] replaces it.
+pub fn legacy_fingerprint(c: &Connector) -> String {
+    hex::encode(Sha256::digest(legacy_definition(c).to_string().as_bytes()))
 }
 
 fn canonical(v: &serde_json::Value) -> serde_json::Value {
@@ -179,21 +218,34 @@ impl Pins {
 
     /// True if the person approved tools of `c` and its definition in the
     /// list changed since (see [`fingerprint`]). Pins written before
-    /// fingerprints were kept have none: that counts as unchanged (see [`Pins::adopt`]).
+    /// fingerprints were kept have none, and pins from before variables'
+    /// values counted have a [`legacy_fingerprint`]: both count as unchanged
+    /// (see [`Pins::adopt`]).
     pub fn connector_changed(&self, c: &Connector) -> bool {
         let key = c.key();
-        self.approved_any(&key) && self.fingerprints.get(&key).is_some_and(|f| *f != fingerprint(c))
+        self.approved_any(&key)
+            && self
+                .fingerprints
+                .get(&key)
+                .is_some_and(|f| *f != fingerprint(c) && *f != legacy_fingerprint(c))
     }
 
-    /// Pins written before fingerprints were kept: takes `c`'s current
-    /// definition as the approved one, once. True if it stored one (save then).
+    /// Pins written before fingerprints were kept, or before variables'
+    /// values counted: takes `c`'s current definition as the approved one,
+    /// once. True if it stored one (save then).
     pub fn adopt(&mut self, c: &Connector) -> bool {
         let key = c.key();
-        if !self.approved_any(&key) || self.fingerprints.contains_key(&key) {
+        if !self.approved_any(&key) {
             return false;
         }
-        self.fingerprints.insert(key, fingerprint(c));
-        true
+        let now = fingerprint(c);
+        match self.fingerprints.get(&key) {
+            Some(f) if *f == now || *f != legacy_fingerprint(c) => false,
+            _ => {
+                self.fingerprints.insert(key, now);
+                true
+            }
+        }
     }
 
     /// None if `tool` of `c` is as approved, else why it is quarantined.
@@ -331,7 +383,7 @@ mod tests {
         let mail = mail();
         pins.pin(&mail, &tool("Sends mail"));
         assert!(!pins.connector_changed(&mail));
-        let changes: [fn(&mut Connector); 5] = [
+        let changes: [fn(&mut Connector); 6] = [
             |c| {
                 if let Transport::Stdio { args, .. } = &mut c.transport {
                     args.push("--all".into());
@@ -340,6 +392,11 @@ mod tests {
             |c| {
                 if let Transport::Stdio { env, .. } = &mut c.transport {
                     env.insert("LD_PRELOAD".into(), "x".into());
+                }
+            },
+            |c| {
+                if let Transport::Stdio { env, .. } = &mut c.transport {
+                    env.insert("MAIL_TOKEN".into(), "another".into());
                 }
             },
             |c| c.settings.access = super::super::Access::ReadOnly,
@@ -394,6 +451,54 @@ mod tests {
         changed.settings.private = true;
         assert_eq!(again.check(&changed, &t), Some(Change::ConnectorChanged));
         assert_eq!(again.check(&mail, &t), None);
+    }
+
+    #[test]
+    fn a_variables_value_counts_but_is_never_in_the_definition_in_clear() {
+        let mail = mail();
+        let definition = connector_definition(&mail).to_string();
+        assert!(definition.contains("MAIL_TOKEN") && definition.contains("sha256:"), "{definition}");
+        assert!(!definition.contains("\"t\""), "{definition}");
+        let mut other = mail.clone();
+        if let Transport::Stdio { env, .. } = &mut other.transport {
+            env.insert("MAIL_TOKEN".into(), "u".into());
+        }
+        assert_ne!(fingerprint(&mail), fingerprint(&other));
+        // Before values counted, the two were one definition.
+        assert_eq!(legacy_fingerprint(&mail), legacy_fingerprint(&other));
+    }
+
+    #[test]
+    fn fingerprints_from_before_values_counted_are_unchanged_until_adopted_then_values_count() {
+        let Ok(dir) = tempfile::tempdir() else { panic!() };
+        let mail = mail();
+        let t = tool("Sends mail");
+        let old = serde_json::json!({
+            "connectorFingerprints": {"user/mail": legacy_fingerprint(&mail)},
+            "user/mail": {"send": {"hash": hash(&t), "definition": definition(&t)}},
+        });
+        std::fs::write(dir.path().join(FILE), old.to_string()).ok();
+        let Ok(mut pins) = Pins::load(Some(dir.path())) else {
+            panic!()
+        };
+        assert_eq!(pins.check(&mail, &t), None, "an upgrade quarantines nothing");
+        let mut args = mail.clone();
+        if let Transport::Stdio { args, .. } = &mut args.transport {
+            args.push("--all".into());
+        }
+        assert_eq!(pins.check(&args, &t), Some(Change::ConnectorChanged));
+        assert!(pins.adopt(&mail));
+        assert!(!pins.adopt(&mail), "once");
+        let mut value = mail.clone();
+        if let Transport::Stdio { env, .. } = &mut value.transport {
+            env.insert("MAIL_TOKEN".into(), "another".into());
+        }
+        assert_eq!(pins.check(&value, &t), Some(Change::ConnectorChanged));
+        assert_eq!(pins.check(&mail, &t), None);
+        // What is stored holds no value in clear.
+        assert_eq!(pins.save(), Ok(()));
+        let stored = std::fs::read_to_string(dir.path().join(FILE)).unwrap_or_default();
+        assert!(!stored.contains("MAIL_TOKEN") && !stored.contains("\"t\""), "{stored}");
     }
 
     fn mail() -> Connector {

@@ -1,7 +1,7 @@
 //! One run's connectors: the lists as the run started, and the servers it
 //! started, each in its own sandbox, started on a tool's first call and
-//! reused for the rest of the run; ended when the run's [`Connectors`] is
-//! dropped.
+//! reused for the rest of the run; ended when the run ends
+//! ([`Connectors::shutdown`]) or its [`Connectors`] is dropped.
 //!
 //! A server sees only the folders of the step that calls it, read-only
 //! (the person's files change only through the change pipeline; the
@@ -226,6 +226,13 @@ impl Connectors {
             .map(|q| q.change.clone())
     }
 
+    /// The tools found quarantined so far: those of a connector whose
+    /// definition changed (known when the list is loaded), and those found
+    /// changed or added when a server started.
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        self.quarantined.lock().map(|q| q.clone()).unwrap_or_default()
+    }
+
     /// How many tools this run found quarantined so far.
     pub fn quarantined_count(&self) -> usize {
         self.quarantined.lock().map(|q| q.len()).unwrap_or(0)
@@ -295,7 +302,14 @@ impl Connectors {
                     .iter()
                     .map(|(k, v)| Ok((k.clone(), super::mcp::http::expand(&connector.name, k, v, &lookup)?)))
                     .collect::<Result<Vec<_>, String>>()?;
-                Client::connect(&connector.name, url, headers, binds.network.clone())
+                let bearer = super::oauth::SignIns::load(self.config_dir.as_deref())?
+                    .for_connector(connector)
+                    .map(|s| super::mcp::http::Bearer {
+                        config_dir: self.config_dir.clone(),
+                        key: connector.key(),
+                        current: s.clone(),
+                    });
+                Client::connect(&connector.name, url, headers, bearer, binds.network.clone())
             }
         }
     }
@@ -494,7 +508,12 @@ impl Connectors {
         found
     }
 
-    /// Ends every server this run started.
+    /// Ends every server this run started: a local one is stopped (its
+    /// stdin closed, then killed if it lingers), a remote one's session is
+    /// ended (`DELETE` with its `Mcp-Session-Id`) where the run's egress still
+    /// allows its host: after [`egress::Run::end_run`], a host the run
+    /// contacted. Called when a run ends (the agent's `drive`) and on drop; a
+    /// later call starts servers again.
     pub fn shutdown(&self) {
         if let Ok(mut s) = self.started.lock() {
             s.clear();

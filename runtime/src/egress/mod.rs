@@ -237,6 +237,8 @@ struct StepState {
 struct Shared {
     sealed: Option<String>,
     contacted: BTreeSet<String>,
+    /// The run has ended ([`Run::end_run`]): nothing is decided any more.
+    ended: bool,
 }
 
 /// One run's egress state: the one decision point every exit asks. Shared as `Arc<Run>`.
@@ -320,6 +322,16 @@ impl Run {
         self.close_disallowed();
     }
 
+    /// The run has ended: no step runs, every connection the proxy holds is
+    /// closed, and nothing is decided any more (for its sub-agents either).
+    /// What stays: [`Run::allows`] answers yes for a host the run contacted,
+    /// so a connection it opened there can still be ended politely (a remote
+    /// connector's session `DELETE`, which carries nothing of the run's).
+    pub fn end_run(&self) {
+        self.end_step();
+        lock(&self.shared).ended = true;
+    }
+
     /// Closes the proxy's open connections whose host the policy no longer allows.
     fn close_disallowed(&self) {
         let proxy = lock(&self.proxy).clone();
@@ -329,12 +341,16 @@ impl Run {
     }
 
     /// Whether a connection to host:port would be allowed now, without recording
-    /// or journaling anything (for connections already open).
+    /// or journaling anything (for connections already open). After
+    /// [`Run::end_run`]: whether the run contacted it (to end what it opened there).
     pub(crate) fn allows(&self, host: &str, port: u16) -> bool {
         let host = normalize(host);
         let target = key(&host, port);
         let st = lock(&self.step);
         let shared = lock(&self.shared);
+        if shared.ended {
+            return shared.contacted.contains(&target);
+        }
         verdict(&Exit::Shell, &st, &shared, &host, port, &target).is_ok()
     }
 
@@ -441,6 +457,39 @@ impl Run {
         verdict
     }
 
+    /// A remote connector's sign-in is renewed at the token endpoint the
+    /// person signed in with (`host:port`). Allowed while a step runs (the
+    /// caller has just decided the connector's own host for that step):
+    /// only deskhand's fixed renewal request goes there, never anything a
+    /// model, a tool or a file wrote, so the sealed rule has nothing to
+    /// guard. Each renewal is journaled; the host does not count as contacted
+    /// (nothing else reaches it through this).
+    pub fn decide_renewal(&self, connector: &str, host: &str, port: u16) -> std::result::Result<(), String> {
+        let target = key(&normalize(host), port);
+        let step = lock(&self.step).step;
+        let (step, verdict) = match step {
+            Some(n) => (n, Ok(())),
+            None => (
+                StepNo::NONE,
+                Err(format!(
+                    "the remote connector {connector} tried to renew its sign-in at {target} while no step of the run \
+                     was running"
+                )),
+            ),
+        };
+        let event = match &verdict {
+            Ok(()) => Event::Notice {
+                message: format!("renewed the sign-in of the remote connector {connector} at {target} (step {step})"),
+            },
+            Err(reason) => Event::Blocked {
+                step,
+                reason: reason.clone(),
+            },
+        };
+        (self.journal)(&self.run, event);
+        verdict
+    }
+
     /// The wasm sandbox's check: it sees addresses, not names, so the step's
     /// declared names are resolved (once per step, on first use) and an
     /// address counts as the name it resolved from. The implicit bind to an
@@ -497,6 +546,11 @@ fn verdict(
     port: u16,
     target: &str,
 ) -> std::result::Result<(), String> {
+    if shared.ended {
+        return Err(format!(
+            "{exit} tried to reach {target} after the run ended; nothing is reachable outside a step"
+        ));
+    }
     match st.step {
         None => Err(format!(
             "{exit} tried to reach {target} while no step of the run was running; nothing is reachable outside a step"

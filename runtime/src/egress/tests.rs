@@ -234,3 +234,30 @@ fn the_first_contact_of_a_host_is_a_notice_a_resumed_run_reads_back() {
     };
     assert_eq!(resumed.approval_needed(&effects), None);
 }
+
+#[test]
+fn after_the_run_ends_nothing_is_decided_and_only_contacted_hosts_may_be_closed_politely() {
+    let (r, seen) = run();
+    r.set_step(StepNo(1), &hosts(&["127.0.0.1:8123", "127.0.0.1:8124"]), false);
+    assert_eq!(r.decide(&Exit::Remote("ev".into()), "127.0.0.1", 8123), Ok(()));
+    let child = r.child(RunId("r2".into()), Arc::new(|_, _| {}));
+    child.set_step(StepNo(1), &hosts(&["127.0.0.1:8125"]), false);
+    r.end_run();
+    // What the run contacted may be told goodbye; nothing else, and nothing new.
+    assert!(r.allows("127.0.0.1", 8123));
+    assert!(!r.allows("127.0.0.1", 8124), "declared, never contacted");
+    assert!(child.allows("127.0.0.1", 8123));
+    assert!(!child.allows("127.0.0.1", 8125));
+    let refused = r.decide(&Exit::Remote("ev".into()), "127.0.0.1", 8123);
+    assert!(refused.is_err_and(|e| e.contains("after the run ended")));
+    assert!(child.decide(&Exit::Shell, "127.0.0.1", 8125).is_err(), "a sub-agent's too");
+    r.set_step(StepNo(2), &hosts(&["127.0.0.1:8124"]), true);
+    assert!(r.decide(&Exit::Shell, "127.0.0.1", 8124).is_err(), "ended is ended");
+    assert!(
+        lock(&seen)
+            .iter()
+            .filter(|e| matches!(e, Event::Blocked { .. }))
+            .count()
+            == 2
+    );
+}

@@ -874,3 +874,72 @@ fn a_wasm_guest_connects_only_to_its_steps_declared_host() {
     assert!(refused.is_err());
     assert_eq!(*seen.lock().unwrap(), 0);
 }
+
+#[test]
+fn a_wasm_guest_never_listens_and_each_attempt_is_blocked() {
+    use deskhand_runtime::wasm::NetworkCheck;
+    let fx = crate::common::Fixture::new();
+    let (allowed, _) = listener("wasm allowed");
+    let (r, queue) = egress_run(&RunId("wasm-listen".into()));
+    // Even a step that declares a host gets no listening socket.
+    r.set_step(StepNo(1), &[format!("127.0.0.1:{allowed}")], false);
+    let mut sandbox = fx.sandbox(&[]);
+    let check = Arc::clone(&r);
+    sandbox.network = Some(NetworkCheck(Arc::new(move |addr, connect| {
+        check.decide_addr(&Exit::Wasm, addr, connect).is_ok()
+    })));
+    let hostile = crate::common::hostile();
+    let listen = |addr: &str| {
+        hostile
+            .call(
+                &sandbox,
+                "listen",
+                &serde_json::json!({ "path": addr }).to_string(),
+                None,
+            )
+            .result
+            .map(|o| o.text)
+    };
+    let listens = |queue: &Mutex<Vec<Event>>| {
+        queue
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Blocked { step, reason } if reason.contains("tried to listen on") => Some((*step, reason.clone())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // On the loopback, and on the declared port itself: refused at the bind.
+    for addr in ["127.0.0.1:0".to_owned(), format!("127.0.0.1:{allowed}")] {
+        let before = listens(&queue).len();
+        let refused = listen(&addr);
+        assert!(refused.is_err(), "{addr}: {refused:?}");
+        let blocked = listens(&queue);
+        assert_eq!(blocked.len(), before + 1, "{addr}: {blocked:?}");
+        let (step, reason) = &blocked[before];
+        assert_eq!(*step, StepNo(1));
+        assert!(reason.contains("a sandboxed tool") && reason.contains("127.0.0.1:"), "{reason}");
+    }
+    // On every interface: the bind a connect would make passes, the listen
+    // that follows (now on a real port) is refused and Blocked all the same.
+    let before = listens(&queue).len();
+    let refused = listen("0.0.0.0:0");
+    assert!(refused.is_err(), "{refused:?}");
+    let blocked = listens(&queue);
+    assert_eq!(blocked.len(), before + 1, "{blocked:?}");
+    assert!(blocked[before].1.contains("0.0.0.0:"), "{blocked:?}");
+    // Nothing was contacted, and no sockets at all without a check (the default).
+    assert!(r.contacted().is_empty());
+    let plain = fx.sandbox(&[]);
+    let refused = hostile
+        .call(
+            &plain,
+            "listen",
+            &serde_json::json!({"path": "127.0.0.1:0"}).to_string(),
+            None,
+        )
+        .result;
+    assert!(refused.is_err());
+}

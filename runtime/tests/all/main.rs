@@ -20,6 +20,7 @@ mod hostile;
 mod ledger;
 mod limits;
 mod model_deadline;
+mod oauth;
 mod office;
 mod office_text;
 mod offline_skills;

@@ -631,14 +631,21 @@ impl GuestRun {
         // the decision point maps them back to the names the step declared.
         if let Some(NetworkCheck(check)) = self.sandbox.network.clone() {
             builder.allow_tcp(true).socket_addr_check(move |addr, used| {
-                let connect = matches!(used, wasmtime_wasi::sockets::SocketAddrUse::TcpConnect);
+                use wasmtime_wasi::sockets::SocketAddrUse;
                 // Connect, and the bind a connect makes; never listen (a guest
                 // runs in deskhand's own process, on the host's network, and a
-                // listener would hand what it read to whoever connects).
-                let allowed = matches!(
-                    used,
-                    wasmtime_wasi::sockets::SocketAddrUse::TcpConnect | wasmtime_wasi::sockets::SocketAddrUse::TcpBind
-                ) && check(addr, connect);
+                // listener would hand what it read to whoever connects). A
+                // listen after a bind the check allowed (`0.0.0.0:0`, now
+                // holding a port) is still put to it, so its refusal is journaled.
+                let allowed = match used {
+                    SocketAddrUse::TcpConnect => check(addr, true),
+                    SocketAddrUse::TcpBind => check(addr, false),
+                    SocketAddrUse::TcpListen => {
+                        let _ = check(addr, false);
+                        false
+                    }
+                    _ => false,
+                };
                 Box::pin(std::future::ready(allowed))
             });
         }

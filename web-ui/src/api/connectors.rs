@@ -3,21 +3,32 @@
 //! their approved tools, and what `deskhand connectors` does on the terminal:
 //! test (start a server in its sandbox and list its tools), approve tools
 //! (pin their definitions), enable or disable a tool, revoke an "always
-//! allow", remove, and add from pasted `mcpServers` JSON.
+//! allow", remove, add from pasted `mcpServers` JSON, and sign in to (or
+//! out of) a remote connector that asks for it.
 //!
 //! Nothing here is decided on trust of the page: adding saves exactly the
 //! text the person was shown (its hash comes back with it), and approving a
 //! tool pins it only if the server, started again, still gives the definition
 //! the person saw (its hash). Everything a server wrote (names, descriptions,
 //! schemas) goes to the page as data, which shows it as text only.
+//!
+//! Signing in happens in the person's own browser ([`oauth`]): the page gets
+//! the authorization server's address and opens it in a new tab, and a
+//! thread of this server waits for that tab to come back to deskhand's
+//! loopback listener. The page never sees a token: the list says only
+//! whether a connector is signed in, to which server and until when, or why
+//! the last sign-in failed (kept here, in memory, per connector).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use deskhand_runtime::connectors::allow::Allowed;
 use deskhand_runtime::connectors::config::{self, List};
+use deskhand_runtime::connectors::oauth::{self, SignIns};
 use deskhand_runtime::connectors::pins::Pins;
 use deskhand_runtime::connectors::session::Binds;
 use deskhand_runtime::connectors::{self, Access, Connector, ConnectorTool, Connectors, Scope, Transport};
@@ -173,10 +184,44 @@ fn tool_json(c: &Connector, t: &ConnectorTool, allowed: &Allowed) -> Value {
     })
 }
 
-fn connector_json(c: &Connector, pins: &Pins, allowed: &Allowed, shadowed: bool) -> Value {
+/// Whether `c` signs in with OAuth on this page: a remote connector that
+/// does not pass its own Authorization header.
+fn signs_in(c: &Connector) -> bool {
+    matches!(&c.transport, Transport::Remote { headers, .. }
+        if !headers.keys().any(|k| k.eq_ignore_ascii_case("authorization")))
+}
+
+/// What the card says about signing in (never the token): null for a local
+/// connector or one passing its own Authorization header.
+fn sign_in_json(c: &Connector, sign_ins: &SignIns, underway: &SignInsUnderway) -> Value {
+    if !signs_in(c) {
+        return Value::Null;
+    }
+    let waiting_at = underway.waiting_at(&c.key());
+    match sign_ins.for_connector(c) {
+        Some(s) => json!({
+            "signed_in": true,
+            "words": s.describe(),
+            "issuer": s.issuer,
+            "again": s.expired() && s.refresh_token.is_none(),
+            "waiting_at": waiting_at,
+        }),
+        None => json!({
+            "signed_in": false,
+            "words": "not signed in",
+            "issuer": null,
+            "again": false,
+            "waiting_at": waiting_at,
+        }),
+    }
+}
+
+fn connector_json(c: &Connector, pins: &Pins, allowed: &Allowed, sign_ins: &SignIns, underway: &SignInsUnderway, shadowed: bool) -> Value {
     let key = c.key();
     let tools: Vec<Value> = pins.tools(&key).iter().map(|t| tool_json(c, t, allowed)).collect();
     json!({
+        "sign_in": sign_in_json(c, sign_ins, underway),
+        "sign_in_error": if signs_in(c) { underway.failure(&key) } else { None },
         "name": c.name,
         "scope": scope_name(&c.scope),
         "listed": c.scope.to_string(),
@@ -206,6 +251,10 @@ pub(super) async fn list(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> 
             problems.push(e);
             Allowed::default()
         });
+        let sign_ins = SignIns::load(config_dir).unwrap_or_else(|e| {
+            problems.push(e);
+            SignIns::default()
+        });
         let mut lists = Vec::new();
         for which in ["workspace", "user"] {
             if which == "user" && config_dir.is_none() {
@@ -229,7 +278,7 @@ pub(super) async fn list(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> 
             .flat_map(|(which, cs)| {
                 cs.iter().map(|c| {
                     let shadowed = *which == "user" && workspace_names.contains(&c.name);
-                    connector_json(c, &pins, &allowed, shadowed)
+                    connector_json(c, &pins, &allowed, &sign_ins, &app.sign_ins_underway, shadowed)
                 })
             })
             .collect();
@@ -376,9 +425,16 @@ pub(super) async fn test(
         let (live, protocol) = match probe(&app, &c) {
             Ok(found) => found,
             Err(e) => {
+                // A server that asks for a sign-in is not broken: the page offers Sign in.
+                let needs_sign_in = signs_in(&c) && e.contains("asks you to sign in");
                 return Ok(Json(json!({
                     "started": false,
-                    "problem": format!("{name} did not start: {e}"),
+                    "needs_sign_in": needs_sign_in,
+                    "problem": if needs_sign_in {
+                        format!("{name} asks you to sign in before deskhand can list its tools.")
+                    } else {
+                        format!("{name} did not start: {e}")
+                    },
                 })));
             }
         };
@@ -534,9 +590,153 @@ pub(super) async fn remove(
     UrlPath((which, name)): UrlPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let (mut list, _) = find(&app, &which, &name)?;
+        let (mut list, c) = find(&app, &which, &name)?;
+        app.sign_ins_underway.stop(&c.key());
         connectors::remove(&mut list, &name, app.options.config_dir.as_deref()).map_err(ApiError::internal)?;
         Ok(Json(json!({"removed": name})))
+    })
+    .await?
+}
+
+/// Sign-ins started from the page, by connector key: the one waiting for the
+/// person's browser, and why the last one failed. A second sign-in for the
+/// same connector replaces the first, whose thread then stops waiting.
+#[derive(Default)]
+pub(crate) struct SignInsUnderway(Mutex<HashMap<String, Underway>>);
+
+#[derive(Default)]
+struct Underway {
+    waiting: Option<Waiting>,
+    failed: Option<String>,
+}
+
+struct Waiting {
+    issuer: String,
+    cancel: Arc<AtomicBool>,
+}
+
+impl SignInsUnderway {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Underway>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the sign-in waiting for `key` sends the person, if one waits.
+    fn waiting_at(&self, key: &str) -> Option<String> {
+        self.lock().get(key)?.waiting.as_ref().map(|w| w.issuer.clone())
+    }
+
+    /// Why the last sign-in of `key` failed, if it did.
+    fn failure(&self, key: &str) -> Option<String> {
+        self.lock().get(key)?.failed.clone()
+    }
+
+    /// A new sign-in of `key` waits (the one before, if any, stops waiting).
+    fn start(&self, key: &str, issuer: &str, cancel: Arc<AtomicBool>) {
+        let mut all = self.lock();
+        let entry = all.entry(key.to_owned()).or_default();
+        if let Some(old) = entry.waiting.take() {
+            old.cancel.store(true, Ordering::SeqCst);
+        }
+        entry.failed = None;
+        entry.waiting = Some(Waiting {
+            issuer: issuer.to_owned(),
+            cancel,
+        });
+    }
+
+    /// The sign-in holding `cancel` ended: kept only if it is still the one
+    /// waiting (a replaced or stopped one says nothing).
+    fn ended(&self, key: &str, cancel: &Arc<AtomicBool>, result: Result<(), String>) {
+        let mut all = self.lock();
+        let Some(entry) = all.get_mut(key) else { return };
+        if !entry.waiting.as_ref().is_some_and(|w| Arc::ptr_eq(&w.cancel, cancel)) {
+            return;
+        }
+        entry.waiting = None;
+        entry.failed = result.err();
+    }
+
+    /// Stops `key`'s waiting sign-in and forgets its failure; true if one was waiting.
+    fn stop(&self, key: &str) -> bool {
+        let Some(entry) = self.lock().remove(key) else {
+            return false;
+        };
+        entry.waiting.is_some_and(|w| {
+            w.cancel.store(true, Ordering::SeqCst);
+            true
+        })
+    }
+}
+
+/// The connector `name` as one that signs in here, and the config folder the
+/// token is kept in; else why not, in words.
+fn to_sign_in(app: &App, which: &str, name: &str) -> ApiResult<(Connector, PathBuf)> {
+    let (_, c) = find(app, which, name)?;
+    let Transport::Remote { .. } = &c.transport else {
+        return Err(ApiError::bad_request(format!(
+            "{name} runs on this machine: only remote connectors (servers at a URL) sign in"
+        )));
+    };
+    if !signs_in(&c) {
+        return Err(ApiError::conflict(format!(
+            "{name} sends its own Authorization header, so deskhand does not sign in to it; to sign in here \
+             instead, remove it and add it again without that header"
+        )));
+    }
+    let config_dir = app.options.config_dir.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            "there is no config folder to keep the sign-in in: start deskhand with XDG_CONFIG_HOME or HOME set",
+        )
+    })?;
+    Ok((c, config_dir))
+}
+
+/// "Sign in": finds the connector's authorization server, registers deskhand
+/// there and opens a loopback listener for the answer (blocking work), then
+/// leaves a thread waiting for the person's browser and answers with the
+/// address the page opens in a new tab.
+pub(super) async fn sign_in(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (c, config_dir) = to_sign_in(&app, &which, &name)?;
+        let pending = oauth::begin(&c, None).map_err(ApiError::unprocessable)?;
+        let answer = json!({"authorize_url": pending.authorize_url, "issuer": pending.issuer});
+        let key = c.key();
+        let cancel = pending.canceller();
+        app.sign_ins_underway.start(&key, &pending.issuer, Arc::clone(&cancel));
+        let waiter = Arc::clone(&app);
+        let spawned = std::thread::Builder::new()
+            .name(format!("sign-in {name}"))
+            .spawn(move || {
+                let result = pending.finish(&config_dir, oauth::WAIT).map(|_| ());
+                waiter.sign_ins_underway.ended(&key, &cancel, result);
+            });
+        if let Err(e) = spawned {
+            app.sign_ins_underway.stop(&c.key());
+            return Err(ApiError::internal(format!("deskhand could not wait for the sign-in: {e}")));
+        }
+        Ok(Json(answer))
+    })
+    .await?
+}
+
+/// "Sign out": forgets the connector's token (and stops a sign-in still waiting).
+pub(super) async fn sign_out(
+    State(app): State<Arc<App>>,
+    UrlPath((which, name)): UrlPath<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let (c, config_dir) = to_sign_in(&app, &which, &name)?;
+        let stopped = app.sign_ins_underway.stop(&c.key());
+        let mut all = SignIns::load(Some(&config_dir)).map_err(ApiError::internal)?;
+        let forgot = all.forget(&c.key());
+        if !forgot && !stopped {
+            return Err(ApiError::conflict(format!("{name} was not signed in; reload the page")));
+        }
+        all.save().map_err(ApiError::internal)?;
+        Ok(Json(json!({"signed_out": name, "forgot_token": forgot})))
     })
     .await?
 }

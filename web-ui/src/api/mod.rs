@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
+pub(crate) use connectors::SignInsUnderway;
 pub(crate) use error::ApiError;
 
 use crate::App;
@@ -74,6 +75,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/connectors/{scope}/{name}/approve", post(connectors::approve))
         .route("/api/connectors/{scope}/{name}/enabled", post(connectors::enable))
         .route("/api/connectors/{scope}/{name}/disallow", post(connectors::disallow))
+        .route("/api/connectors/{scope}/{name}/sign-in", post(connectors::sign_in))
+        .route("/api/connectors/{scope}/{name}/sign-out", post(connectors::sign_out))
         .route("/api/schedules", get(schedules::list).post(schedules::save))
         .route("/api/schedules/preview", post(schedules::preview))
         .route("/api/schedules/{id}", delete(schedules::remove))

@@ -20,8 +20,9 @@
 //!
 //! Not done here: the optional `GET` stream for messages the server sends
 //! unprompted (so a remote server's `list_changed` is seen at the next
-//! start, not live), resuming a broken stream, and OAuth sign-in (a server
-//! that asks for it gets a clear answer naming the token header to use).
+//! start, not live) and resuming a broken stream. OAuth sign-in is in
+//! [`crate::connectors::oauth`]; this transport sends the token it got and
+//! renews it when it ends or the server refuses it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
@@ -34,6 +35,7 @@ use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::Transport;
 use tokio::sync::mpsc;
 
+use crate::connectors::oauth::{self, SignIn};
 use crate::egress::{self, Exit};
 
 /// Largest message (a JSON body or one SSE event) read from a server.
@@ -117,12 +119,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What became of one request.
+enum Sent {
+    /// Answered (or failed with words already given).
+    Done,
+    /// HTTP 401, with the server's `WWW-Authenticate`.
+    Refused(Option<String>),
+}
+
 /// What every request of one connection shares.
 struct Shared {
     name: String,
     endpoint: Endpoint,
     /// The person's headers, their `${VAR}`s already filled in.
     headers: Vec<(String, String)>,
+    /// The person's sign-in, when the connector uses one.
+    bearer: Option<Mutex<Bearer>>,
     agent: ureq::Agent,
     /// The run's egress; `None` only when the person started the connector
     /// themselves (`deskhand connectors add/test`): their command is the approval.
@@ -139,6 +151,34 @@ pub struct HttpTransport {
     rx: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
 }
 
+/// deskhand's HTTP client for remote servers (a connector, its sign-in):
+/// redirects are not followed (a redirect could lead to a host no one decided
+/// on), no proxy is taken from the environment, HTTP errors are answers.
+pub fn agent(answer_timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .proxy(None)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(answer_timeout))
+        .timeout_recv_body(Some(answer_timeout))
+        .user_agent(concat!("deskhand/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// A remote connector's OAuth sign-in, as one connection uses it: the token
+/// is sent as `Authorization: Bearer`, and renewed (and kept again in the
+/// config folder) when it ends or the server refuses it.
+#[derive(Debug)]
+pub struct Bearer {
+    pub config_dir: Option<std::path::PathBuf>,
+    /// The connector's key ([`crate::connectors::Connector::key`]).
+    pub key: String,
+    pub current: SignIn,
+}
+
 impl HttpTransport {
     pub fn new(
         name: &str,
@@ -147,23 +187,30 @@ impl HttpTransport {
         egress: Option<Arc<egress::Run>>,
         status: Arc<Status>,
     ) -> HttpTransport {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .proxy(None)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_recv_response(Some(ANSWER_TIMEOUT))
-            .timeout_recv_body(Some(ANSWER_TIMEOUT))
-            .user_agent(concat!("deskhand/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        HttpTransport::signed_in(name, endpoint, headers, None, egress, status)
+    }
+
+    /// A transport that sends `bearer`'s token (unless the person's own
+    /// headers carry an Authorization header: theirs is used).
+    pub fn signed_in(
+        name: &str,
+        endpoint: Endpoint,
+        headers: Vec<(String, String)>,
+        bearer: Option<Bearer>,
+        egress: Option<Arc<egress::Run>>,
+        status: Arc<Status>,
+    ) -> HttpTransport {
+        let bearer = bearer
+            .filter(|_| !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")))
+            .map(Mutex::new);
+        let agent = agent(ANSWER_TIMEOUT);
         let (tx, rx) = mpsc::unbounded_channel();
         HttpTransport {
             shared: Arc::new(Shared {
                 name: name.to_owned(),
                 endpoint,
                 headers,
+                bearer,
                 agent,
                 egress,
                 session: Mutex::new(None),
@@ -238,15 +285,74 @@ impl Shared {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
+        if let Some(b) = &self.bearer {
+            req = req.header("Authorization", format!("Bearer {}", lock(b).current.access_token));
+        }
         req
     }
 
-    /// Sends one message and hands what the server answers to rmcp.
+    /// Renews the sign-in (when `only_if_expired`, only a token that has
+    /// ended); in a run, the run's egress decides the token endpoint first.
+    fn renew(&self, only_if_expired: bool) -> Result<(), HttpError> {
+        let Some(b) = &self.bearer else {
+            return Ok(());
+        };
+        let mut b = lock(b);
+        if only_if_expired && !b.current.expired() {
+            return Ok(());
+        }
+        if let Some(run) = &self.egress {
+            let (host, port) = b.current.token_host().map_err(|e| self.fail(e))?;
+            run.decide_renewal(&self.name, &host, port).map_err(|e| self.fail(e))?;
+        }
+        let renewed = oauth::renew(b.config_dir.as_deref(), &b.key, &self.name, &b.current).map_err(|e| self.fail(e))?;
+        b.current = renewed;
+        Ok(())
+    }
+
+    /// Sends one message (renewing the sign-in once if the server refuses its token).
     fn post(
         &self,
         message: &ClientJsonRpcMessage,
         tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
     ) -> Result<(), HttpError> {
+        self.renew(true)?;
+        match self.post_once(message, tx)? {
+            Sent::Done => Ok(()),
+            Sent::Refused(challenge) if self.bearer.is_some() => {
+                let renewable = self
+                    .bearer
+                    .as_ref()
+                    .is_some_and(|b| lock(b).current.refresh_token.is_some());
+                if renewable {
+                    self.renew(false)?;
+                    if let Sent::Done = self.post_once(message, tx)? {
+                        return Ok(());
+                    }
+                }
+                let _ = challenge;
+                Err(self.fail(format!(
+                    "the remote connector {} refused deskhand's sign-in (HTTP 401: it expired or was revoked); sign in \
+                     again: deskhand connectors login {} (or Sign in on the Connectors page)",
+                    self.name, self.name
+                )))
+            }
+            Sent::Refused(challenge) => Err(self.fail(sign_in_words(
+                &self.name,
+                &self.endpoint.url,
+                challenge.as_deref(),
+                self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")),
+            ))),
+        }
+    }
+
+    /// Sends one message and hands what the server answers to rmcp; a 401 is
+    /// handed back (with its `WWW-Authenticate`) for [`Shared::post`] to answer.
+    fn post_once(
+        &self,
+        message: &ClientJsonRpcMessage,
+        tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    ) -> Result<Sent, HttpError> {
         let value = serde_json::to_value(message).map_err(|e| HttpError(e.to_string()))?;
         // The id of a request (a response deskhand sends has an id too, but no method).
         let id = value.get("method").and(value.get("id")).cloned();
@@ -287,7 +393,16 @@ impl Shared {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        match status {
+        if status == 401 {
+            return Ok(Sent::Refused(
+                answer
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            ));
+        }
+        let mut answered = || match status {
             200..=299 if kind.starts_with("text/event-stream") => {
                 let reader = BufReader::new(answer.body_mut().as_reader());
                 self.read_events(reader, id.as_ref(), tx)
@@ -337,14 +452,6 @@ impl Shared {
                     self.name
                 )))
             }
-            401 => {
-                let challenge = answer
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                Err(self.fail(sign_in_words(&self.name, &self.endpoint.url, challenge.as_deref())))
-            }
             _ => {
                 let text = problem_body(answer.body_mut());
                 // A JSON-RPC error for a request goes to the request, correlated even
@@ -365,7 +472,8 @@ impl Shared {
                     }
                 )))
             }
-        }
+        };
+        answered().map(|()| Sent::Done)
     }
 
     /// Reads an SSE answer until the response to `id` arrived (or the stream ends).
@@ -500,23 +608,24 @@ impl Shared {
     }
 }
 
-/// What a server that asks for a sign-in is told: OAuth is not supported
-/// yet, and how to give a token instead.
-fn sign_in_words(name: &str, url: &str, challenge: Option<&str>) -> String {
-    match challenge {
-        Some(c) => format!(
-            "the remote connector {name} asks for a sign-in (HTTP 401, WWW-Authenticate: {}). This version of deskhand \
-             cannot sign in with OAuth yet. If the service gives you an access token (an API key or a personal access \
-             token), put it in a variable of deskhand's environment and pass it as a header: deskhand connectors add \
-             {name} --url {url} --header 'Authorization: Bearer ${{TOKEN_VAR}}' (the list keeps only the variable's \
-             name)",
-            c.chars().take(300).collect::<String>()
-        ),
-        None => format!(
+/// What the person is told when a server answers 401 to a connector that is
+/// not signed in: sign in (OAuth), or, with their own token header, check it.
+fn sign_in_words(name: &str, url: &str, challenge: Option<&str>, own_header: bool) -> String {
+    if own_header {
+        return format!(
             "the remote connector {name} refused deskhand's credentials (HTTP 401); check the token its headers pass \
              (`deskhand connectors show {name}`) and that its variable is set in deskhand's environment"
-        ),
+        );
     }
+    let asked = challenge.map_or(String::new(), |c| {
+        format!(", WWW-Authenticate: {}", c.chars().take(300).collect::<String>())
+    });
+    format!(
+        "the remote connector {name} asks you to sign in (HTTP 401{asked}): deskhand connectors login {name} (or Sign \
+         in on the Connectors page). If the service gives you an access token instead, put it in a variable of \
+         deskhand's environment and pass it as a header: deskhand connectors add {name} --url {url} --header \
+         'Authorization: Bearer ${{TOKEN_VAR}}'"
+    )
 }
 
 /// The first bytes of an error answer, as text.

@@ -45,6 +45,10 @@ fn main() {
 
     println!("cargo:rerun-if-changed={}", guest_ws.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guest_ws.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guest_ws.join(".cargo").join("config.toml").display()
+    );
     for dir in [
         "sdk",
         "fs",

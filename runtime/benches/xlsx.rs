@@ -352,4 +352,3 @@ fn compare(
     println!("done (load average {})", load());
     Ok(())
 }
-

@@ -106,12 +106,16 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
         }
         ConnectorsCommand::Logout { name, workspace } => {
             let c = find(&config, &name, workspace.as_deref())?;
-            let mut all = SignIns::load(Some(&config)).map_err(user_error)?;
-            if !all.forget(&c.key()) {
+            let was = SignIns::locked(&config, |all| {
+                let was = all.forget(&c.key());
+                all.save()?;
+                Ok(was)
+            })
+            .map_err(user_error)?;
+            if !was {
                 out(&format!("{name} was not signed in."));
                 return Ok(());
             }
-            all.save().map_err(user_error)?;
             out(&format!(
                 "Signed out of {name}: deskhand forgot its token. The service may still list deskhand among the \
                  applications you allowed; remove it there to revoke it everywhere."
@@ -145,11 +149,12 @@ fn sign_in(config: &Path, c: &Connector, client_id: Option<&str>, open: bool) ->
         .finish(config, oauth::WAIT)
         .map_err(|e| user_error(render::block(&e)))?;
     out(&format!(
-        "Signed in to {}: {}. The token is kept in {}, readable only by you, and sent only to {}.",
+        "Signed in to {}: {}. The token is kept in {}, readable only by you, sent only to {} and renewed at {}.",
         c.name,
         done.describe(),
         config.join(oauth::FILE).display(),
-        render::line(&done.resource)
+        render::line(&done.resource),
+        render::line(&done.token_endpoint)
     ));
     Ok(())
 }
@@ -296,7 +301,10 @@ fn add(
         out(&format!("{name} asks you to sign in."));
         sign_in(config, &connector, None, true)?;
     }
-    let (tools, _) = start(config, &connector)?;
+    let (tools, _) = start(config, &connector).inspect_err(|_| {
+        // Not added: a sign-in made for it is not kept either.
+        let _ = SignIns::update(config, &connector.key(), None);
+    })?;
     l.put(&connector).map_err(user_error)?;
     l.save().map_err(user_error)?;
     out(&format!("Added {name} to {}.", l.file.display()));
@@ -408,9 +416,14 @@ fn show(config: &Path, name: &str, workspace: Option<&Path>) -> Result<(), Failu
             }
             let signed = SignIns::load(Some(config)).map_err(user_error)?;
             match signed.for_connector(&c) {
-                Some(s) => out(&format!("  {} (deskhand connectors logout {name} forgets it)", render::line(&s.describe()))),
+                Some(s) => out(&format!(
+                    "  {} (deskhand connectors logout {name} forgets it)",
+                    render::line(&s.describe())
+                )),
                 None if !headers.keys().any(|k| k.eq_ignore_ascii_case("authorization")) => {
-                    out(&format!("  not signed in (if it asks: deskhand connectors login {name})"));
+                    out(&format!(
+                        "  not signed in (if it asks: deskhand connectors login {name})"
+                    ));
                 }
                 None => {}
             }

@@ -1224,3 +1224,112 @@ test("connectors: one added through the CLI is listed; a tool toggled off stays 
   deskhand(["connectors", "remove", "notes"]);
   await page.context().close();
 });
+
+/// A free port on loopback, for a server that takes its port from its environment.
+async function freePort() {
+  const probe = http.createServer();
+  await new Promise((ok) => probe.listen(0, "127.0.0.1", ok));
+  const { port } = probe.address();
+  await new Promise((ok) => probe.close(ok));
+  return port;
+}
+
+const oauthExample = join(repo, "tests/mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js");
+
+test("connectors: a remote server that asks for a sign-in is added, signed in to in a new tab, tested, and signed out of", async () => {
+  assert.ok(existsSync(oauthExample), `${oauthExample} is missing: run scripts/setup (it installs the MCP test servers)`);
+  // The MCP reference SDK's example server, with its demo authorization server
+  // (its /authorize sends the browser straight back with a code, as a person's login would).
+  const [mcpPort, authPort] = [await freePort(), await freePort()];
+  const remote = spawn(process.execPath, [oauthExample, "--oauth"], {
+    cwd: tmpdir(), env: { ...process.env, MCP_PORT: String(mcpPort), MCP_AUTH_PORT: String(authPort) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise((ok, fail) => {
+    let out = "";
+    remote.stdout.on("data", (d) => { out += d; if (/Authorization Server listening/.test(out) && /MCP Streamable HTTP Server listening/.test(out)) ok(); });
+    remote.on("exit", (code) => fail(new Error(`the SDK example server exited (${code}): ${out}`)));
+  });
+  const page = await newPage();
+  try {
+    await page.getByRole("link", { name: "Connectors" }).click();
+    await page.locator("#add-connectors").waitFor();
+    await page.fill("#connectors-json", JSON.stringify({ mcpServers: { "oauth-demo": { url: `http://localhost:${mcpPort}/mcp` } } }));
+    await page.getByRole("button", { name: "Show what it would run" }).click();
+    const shown = page.getByRole("region", { name: "What would be added" });
+    await shown.getByText(/offers a Sign in button on its card/).waitFor();
+    await shown.getByRole("button", { name: "Add this connector" }).click();
+
+    // Added and tested at once: the server asks for a sign-in, which the card offers (not an error).
+    const card = page.locator('article.connector[data-name="oauth-demo"]');
+    await card.getByRole("button", { name: "Sign in to oauth-demo" }).waitFor({ timeout: 60000 });
+    assert.match(await card.innerText(), /Sign-in: Not signed in\./);
+    assert.match(await card.locator(".test-result").innerText(), /oauth-demo asks you to sign in before deskhand can list its tools/);
+    assert.equal(await card.locator(".test-result .blocked").count(), 0, "a server asking for a sign-in is not shown as broken");
+    await page.screenshot({ path: join(shots, "connectors-sign-in-asked.png"), fullPage: true });
+
+    // The person refuses at the service: the tab comes back with an error, which the card keeps and shows.
+    const refuse = (route) => {
+      const asked = new URL(route.request().url());
+      const back = new URL(asked.searchParams.get("redirect_uri"));
+      back.searchParams.set("error", "access_denied");
+      back.searchParams.set("error_description", "The person said no");
+      back.searchParams.set("state", asked.searchParams.get("state"));
+      return route.fulfill({ status: 302, headers: { location: back.toString() } });
+    };
+    const authorize = `http://localhost:${authPort}/authorize**`;
+    await page.context().route(authorize, refuse);
+    const refusedTab = page.context().waitForEvent("page");
+    await card.getByRole("button", { name: "Sign in", exact: true }).click();
+    await (await refusedTab).getByText("The sign-in was not completed. You can close this tab.").waitFor({ timeout: 60000 });
+    await card.locator("p.blocked", { hasText: "The last sign-in did not finish" }).waitFor({ timeout: 60000 });
+    assert.match(await card.innerText(), /access_denied: The person said no/);
+    assert.match(await card.innerText(), /Sign-in: Not signed in\./);
+    await page.screenshot({ path: join(shots, "connectors-sign-in-refused.png"), fullPage: true });
+    await page.context().unroute(authorize, refuse);
+
+    // Sign in: a new tab goes to the authorization server, which sends it back to deskhand's loopback listener.
+    const opened = page.context().waitForEvent("page");
+    await card.getByRole("button", { name: "Sign in", exact: true }).click();
+    const tab = await opened;
+    await tab.getByText("Signed in: deskhand can use oauth-demo now. You can close this tab.").waitFor({ timeout: 60000 });
+    assert.match(tab.url(), /^http:\/\/127\.0\.0\.1:\d+\/callback\?/);
+    assert.equal(await tab.evaluate(() => window.opener), null, "the sign-in tab has no handle on deskhand's page");
+    await tab.close();
+
+    // The card says so; the page tests it again at once and its tools wait for approval.
+    await card.locator("p.signed-in", { hasText: new RegExp(`Signed in \\w+ http://localhost:${authPort}/ \\(the token ends in`) }).waitFor({ timeout: 60000 });
+    await card.getByRole("heading", { name: "Not approved yet" }).waitFor({ timeout: 60000 });
+    await card.locator('li[data-tool="greet"]').waitFor();
+    const tokens = JSON.parse(readFileSync(join(ws, ".cfg/deskhand/connector-sign-ins.json"), "utf8"));
+    const key = Object.keys(tokens).find((k) => k.endsWith("/oauth-demo"));
+    assert.ok(key && tokens[key].accessToken, JSON.stringify(Object.keys(tokens)));
+    const listed = await page.evaluate(async () => (await fetch("/api/connectors",
+      { headers: { "X-Deskhand-Session": sessionStorage.getItem("deskhand-session") } })).text());
+    assert.ok(!listed.includes(tokens[key].accessToken), "the token never reaches the page");
+    assert.ok(!(await page.content()).includes(tokens[key].accessToken));
+    await card.getByRole("button", { name: "Approve the chosen tools" }).click();
+    await page.getByRole("status").getByText(/^Approved .*greet.* of oauth-demo\./).waitFor({ timeout: 60000 });
+    await card.getByRole("button", { name: "Test" }).click();
+    await card.locator(".test-result").getByText(/^oauth-demo started and lists \d+ tool\(s\)/).waitFor({ timeout: 60000 });
+    assert.match(await card.locator(".test-result").innerText(), /As approved: .*greet/);
+    await page.screenshot({ path: join(shots, "connectors-signed-in.png"), fullPage: true });
+
+    // Sign out after a confirmation: the token is forgotten, and the server asks again.
+    page.once("dialog", (d) => d.accept());
+    await card.getByRole("button", { name: "Sign out" }).click();
+    await card.getByText("Sign-in: Not signed in.").waitFor();
+    const after = JSON.parse(readFileSync(join(ws, ".cfg/deskhand/connector-sign-ins.json"), "utf8"));
+    assert.equal(after[key], undefined, "the token is forgotten");
+    await card.getByRole("button", { name: "Test" }).click();
+    await card.getByRole("button", { name: "Sign in to oauth-demo" }).waitFor({ timeout: 60000 });
+    await page.screenshot({ path: join(shots, "connectors-signed-out.png"), fullPage: true });
+
+    page.once("dialog", (d) => d.accept());
+    await card.getByRole("button", { name: "Remove" }).click();
+    await card.waitFor({ state: "detached" });
+  } finally {
+    await page.context().close();
+    remote.kill();
+  }
+});

@@ -87,7 +87,7 @@ fn a_person_signs_in_to_a_remote_connector_that_asks_and_signs_out() {
     for words in [
         "demo asks you to sign in.",
         "Your browser was opened at this address",
-        "Signed in to demo: signed in at http://localhost:",
+        "Signed in to demo: signed in with http://localhost:",
         "readable only by you",
         "Connected to demo (protocol",
         "greet",
@@ -95,7 +95,11 @@ fn a_person_signs_in_to_a_remote_connector_that_asks_and_signs_out() {
     ] {
         assert!(text.contains(words), "{words:?} not in:\n{text}");
     }
-    assert!(std::fs::read_to_string(&page).unwrap().contains("Signed in: deskhand can use demo now"));
+    assert!(
+        std::fs::read_to_string(&page)
+            .unwrap()
+            .contains("Signed in: deskhand can use demo now")
+    );
     let config = cwd.join(".test-config/deskhand");
     let sign_ins = std::fs::read_to_string(config.join("connector-sign-ins.json")).unwrap();
     let kept: serde_json::Value = serde_json::from_str(&sign_ins).unwrap();
@@ -114,7 +118,11 @@ fn a_person_signs_in_to_a_remote_connector_that_asks_and_signs_out() {
 
     let o = deskhand(&["connectors", "show", "demo"], cwd);
     assert_ok(&o);
-    assert!(stdout(&o).contains("signed in at http://localhost:"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("signed in with http://localhost:"),
+        "{}",
+        stdout(&o)
+    );
     let o = deskhand(&["connectors", "list"], cwd);
     assert!(stdout(&o).contains("(signed in)"), "{}", stdout(&o));
     let o = deskhand(&["connectors", "test", "demo"], cwd);
@@ -124,7 +132,11 @@ fn a_person_signs_in_to_a_remote_connector_that_asks_and_signs_out() {
     let o = deskhand(&["connectors", "logout", "demo"], cwd);
     assert_ok(&o);
     assert!(stdout(&o).contains("Signed out of demo"), "{}", stdout(&o));
-    assert!(!std::fs::read_to_string(config.join("connector-sign-ins.json")).unwrap().contains(&token));
+    assert!(
+        !std::fs::read_to_string(config.join("connector-sign-ins.json"))
+            .unwrap()
+            .contains(&token)
+    );
     assert_user_error(&deskhand(&["connectors", "test", "demo"], cwd), "connectors login demo");
 
     // Without a browser: the address is printed, and the person opens it themselves.
@@ -162,7 +174,10 @@ fn a_person_signs_in_to_a_remote_connector_that_asks_and_signs_out() {
 fn signing_in_to_a_connector_that_cannot_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
-    assert_user_error(&deskhand(&["connectors", "login", "nothing"], cwd), "no connector named nothing");
+    assert_user_error(
+        &deskhand(&["connectors", "login", "nothing"], cwd),
+        "no connector named nothing",
+    );
     let node = std::process::Command::new("sh")
         .args(["-c", "command -v node"])
         .output()

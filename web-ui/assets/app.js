@@ -994,7 +994,10 @@ function connectorCard(c) {
     ? h("button", { class: "fit sign-in", onclick: () => signInConnector(c, base, signIn, result) }, s.signed_in ? "Sign in again" : "Sign in")
     : null;
   const signOut = s && s.signed_in ? h("button", { class: "fit sign-out", onclick: () => {
-    if (confirm(`Sign out of ${c.name}? deskhand forgets its token; to use it again you sign in again. The service may still list deskhand among the applications you allowed: remove it there to revoke it everywhere.`)) act(signOut, "POST", "/sign-out", {});
+    if (confirm(`Sign out of ${c.name}? deskhand forgets its token; to use it again you sign in again. The service may still list deskhand among the applications you allowed: remove it there to revoke it everywhere.`)) act(signOut, "POST", "/sign-out", {}, async () => {
+      await viewConnectors();
+      alertOk(`Signed out of ${c.name}: deskhand forgot its token.`);
+    });
   } }, "Sign out") : null;
   if (s && s.waiting_at) waitForSignIn(c);
   return h("article", { class: "card connector", "aria-label": `Connector ${c.name}`, "data-name": c.name, "data-scope": c.scope },

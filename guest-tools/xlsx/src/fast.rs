@@ -28,9 +28,9 @@ enum Shown {
 
 /// The workbook-wide parts the fast path needs.
 pub(crate) struct Book {
-    strings: Vec<String>,
-    /// Sheet name -> its part's path in the zip.
-    parts: HashMap<String, String>,
+    strings: Strings,
+    /// Sheet name -> its part's path in the zip and inflated size.
+    parts: HashMap<String, (String, u64)>,
 }
 
 /// One cell as read: where, its style, its formula and its value.
@@ -82,16 +82,21 @@ impl Book {
             let attrs = attributes(tag)?;
             let name = unescape(get(&attrs, "name")?)?;
             if let Some(path) = get(&attrs, "r:id").and_then(|id| targets.get(id))
-                && archive.index_for_name(path).is_some()
+                && let Ok(entry) = archive.by_name_raw(path.as_bytes())
             {
-                parts.insert(name, path.clone());
+                parts.insert(name, (path.clone(), entry.size()));
             }
         }
-        let strings = match archive.index_for_name("xl/sharedStrings.xml") {
-            None => Vec::new(),
-            Some(_) => shared_strings(std::str::from_utf8(&part(&mut archive, "xl/sharedStrings.xml", cap)?).ok()?)?,
+        let strings = match archive.index_for_name(SHARED_STRINGS) {
+            None => Strings::default(),
+            Some(_) => shared_strings(simdutf8::basic::from_utf8(&part(&mut archive, SHARED_STRINGS, cap)?).ok()?)?,
         };
         Some(Book { strings, parts })
+    }
+
+    /// The inflated size of sheet `name`'s part, when the fast path knows it.
+    pub(crate) fn part_size(&self, name: &str) -> Option<u64> {
+        self.parts.get(name).map(|(_, size)| *size)
     }
 
     /// Every cell of sheet `name`, in the order of the file, to `each`
@@ -107,11 +112,11 @@ impl Book {
         cap: u64,
         mut each: impl FnMut(Cell<'_>) -> Result<bool, E>,
     ) -> Option<Result<(), E>> {
-        let path = self.parts.get(name)?;
+        let (path, _) = self.parts.get(name)?;
         let formats = formats(styles)?;
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
         let xml = part(&mut archive, path, cap)?;
-        let xml = std::str::from_utf8(&xml).ok()?;
+        let xml = simdutf8::basic::from_utf8(&xml).ok()?;
         let start = xml.find("<sheetData>")?;
         // calamine refuses a `<dimension>` without a plain `ref`.
         for tag in tags(&xml[..start], "dimension") {
@@ -125,6 +130,38 @@ impl Book {
         let end = start + xml[start..].find("</sheetData>")?;
         scan(&xml[start..end], &self.strings, &formats, is_1904, &mut each)
     }
+}
+
+/// The shared strings part, by the name [`Book::open`] reads it under.
+const SHARED_STRINGS: &str = "xl/sharedStrings.xml";
+
+/// A copy of the workbook in which calamine finds no shared strings part:
+/// the part's name is changed (one byte, in its local and its central
+/// header). When [`Book::open`] has read the strings, calamine opening the
+/// workbook only for its sheet list, styles and epoch would parse them a
+/// second time: some 10% of reading the bench's sheet of 100,000 distinct
+/// names. `None` when there is no such part or its headers are not where
+/// the zip says; a sheet the fast path gives up on needs calamine to open
+/// the workbook itself.
+pub(crate) fn without_shared_strings(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    let entry = archive.by_name_raw(SHARED_STRINGS.as_bytes()).ok()?;
+    let local = usize::try_from(entry.header_start()).ok()?;
+    let central = usize::try_from(entry.central_header_start()).ok()?;
+    drop(entry);
+    let name = SHARED_STRINGS.as_bytes();
+    // A local header is 30 bytes before its name, a central one 46.
+    let at = [local + 30, central + 46];
+    for &start in &at {
+        if bytes.get(start..start + name.len())? != name {
+            return None;
+        }
+    }
+    let mut copy = bytes.to_vec();
+    for start in at {
+        copy[start + name.len() - 1] = b'~';
+    }
+    Some(copy)
 }
 
 /// The `<name ...>` start tags in `xml` (their text after the name).
@@ -238,10 +275,17 @@ fn skip_ws(s: &str) -> &str {
 
 /// Text with XML's five named entities resolved; `None` for any other `&`.
 fn unescape(text: &str) -> Option<String> {
-    if !text.contains('&') {
-        return Some(text.to_owned());
-    }
     let mut out = String::with_capacity(text.len());
+    unescape_into(&mut out, text)?;
+    Some(out)
+}
+
+/// [`unescape`], at the end of `out`.
+fn unescape_into(out: &mut String, text: &str) -> Option<()> {
+    if !text.contains('&') {
+        out.push_str(text);
+        return Some(());
+    }
     let mut rest = text;
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
@@ -260,11 +304,28 @@ fn unescape(text: &str) -> Option<String> {
         rest = &after[len..];
     }
     out.push_str(rest);
-    Some(out)
+    Some(())
+}
+
+/// The shared strings, all in one buffer: one allocation, not one per
+/// string (100,000 of them in the bench's sheet).
+#[derive(Default)]
+struct Strings {
+    text: String,
+    /// Where each string ends in `text`; it starts where the one before ends.
+    ends: Vec<usize>,
+}
+
+impl Strings {
+    fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..end)
+    }
 }
 
 /// The shared strings, when each is one plain `<t>`.
-fn shared_strings(xml: &str) -> Option<Vec<String>> {
+fn shared_strings(xml: &str) -> Option<Strings> {
     let start = xml.find("<sst")?;
     let open_end = start + xml[start..].find('>')?;
     if xml[..open_end].ends_with('/') {
@@ -272,7 +333,10 @@ fn shared_strings(xml: &str) -> Option<Vec<String>> {
     }
     let end = xml.rfind("</sst>")?;
     let mut rest = xml.get(open_end + 1..end)?;
-    let mut strings = Vec::new();
+    let mut strings = Strings {
+        text: String::with_capacity(rest.len() / 2),
+        ends: Vec::new(),
+    };
     loop {
         rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
         if rest.is_empty() {
@@ -290,12 +354,14 @@ fn shared_strings(xml: &str) -> Option<Vec<String>> {
         if text.contains(['<', '\r']) || text.contains("_x") {
             return None;
         }
-        let text = unescape(text)?;
-        strings.push(if preserve {
+        // Trimmed before the entities are resolved: none of them is white space.
+        let text = if preserve {
             text
         } else {
-            text.trim_matches([' ', '\t', '\r', '\n']).to_owned()
-        });
+            text.trim_matches([' ', '\t', '\r', '\n'])
+        };
+        unescape_into(&mut strings.text, text)?;
+        strings.ends.push(strings.text.len());
         rest = &body[close + "</t></si>".len()..];
     }
 }
@@ -453,7 +519,7 @@ fn number(text: &str) -> Option<f64> {
 /// not plain.
 fn scan<E>(
     data: &str,
-    strings: &[String],
+    strings: &Strings,
     formats: &[Shown],
     is_1904: bool,
     each: &mut impl FnMut(Cell<'_>) -> Result<bool, E>,

@@ -79,3 +79,50 @@ fn perf_write_read_100k() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Where a read's time goes, part by part, on a workbook the harness above
+/// kept (`XLSX_PERF_KEEP=path`, then `XLSX_PERF_FILE=path`).
+#[test]
+#[ignore = "a timing harness, not a test: run it with --release --ignored"]
+fn perf_read_parts() {
+    use calamine::Reader;
+    let Ok(path) = std::env::var("XLSX_PERF_FILE") else {
+        eprintln!("set XLSX_PERF_FILE to a workbook");
+        return;
+    };
+    let bytes = std::fs::read(&path).unwrap();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut book: calamine::Xlsx<_> = calamine::Xlsx::new(std::io::Cursor::new(&bytes[..])).unwrap();
+        let open = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let fast = super::fast::Book::open(&bytes, super::MAX_FAST_PART_BYTES).unwrap();
+        let fast_open = t.elapsed().as_secs_f64();
+        let name = book.sheet_names()[0].clone();
+        let is_1904 = book.has_1904_epoch();
+        let reader = book.worksheet_cells_reader(&name).unwrap();
+        let styles = reader.styles().to_vec();
+        drop(reader);
+        let t = Instant::now();
+        let mut n = 0u64;
+        fast.cells(&bytes, &name, &styles, is_1904, super::MAX_FAST_PART_BYTES, |_| {
+            n += 1;
+            Ok::<bool, ()>(true)
+        })
+        .unwrap()
+        .unwrap();
+        let scan = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes[..])).unwrap();
+        let mut xml = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name("xl/worksheets/sheet1.xml").unwrap(), &mut xml).unwrap();
+        let inflate = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let utf8 = std::str::from_utf8(&xml).is_ok();
+        let check = t.elapsed().as_secs_f64();
+        eprintln!(
+            "calamine open {open:.3} s, fast open {fast_open:.3} s, inflate + scan {scan:.3} s ({n} cells), \
+             of which inflate {inflate:.3} s, UTF-8 check {check:.3} s ({utf8})"
+        );
+    }
+}

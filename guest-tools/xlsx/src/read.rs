@@ -194,18 +194,23 @@ pub fn read(args: ReadArgs) -> Result<Output, ToolError> {
         path.display(),
         kind.name()
     );
-    // The sheets are JSON text already; `sheets` sorts after every other key.
-    let mut list = String::with_capacity(sheets.iter().map(|s| s.json.len() + 1).sum::<usize>() + 2);
-    list.push('[');
+    // The sheets are JSON text already, copied once into the result;
+    // `sheets` sorts after every other key.
+    let head = with_last_key(&result, "sheets", "");
+    let head = head.strip_suffix('}').unwrap_or(&head);
+    let mut json = String::with_capacity(head.len() + sheets.iter().map(|s| s.json.len() + 1).sum::<usize>() + 3);
+    json.push_str(head);
+    json.push('[');
     for (i, sheet) in sheets.iter().enumerate() {
         if i > 0 {
-            list.push(',');
+            json.push(',');
         }
-        list.push_str(&sheet.json);
+        json.push_str(&sheet.json);
     }
-    list.push(']');
+    json.push_str("]}");
+    drop(sheets);
     let out = Output {
-        json: with_last_key(&result, "sheets", &list),
+        json,
         text,
         changes: Vec::new(),
     };
@@ -452,6 +457,9 @@ thread_local! {
     pub(crate) static CALAMINE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// How many sheets the fast path read.
     pub(crate) static FAST_SHEETS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// How many times a sheet the fast path gave up on made calamine open
+    /// the workbook again, with the shared strings it had been spared.
+    pub(crate) static REOPENED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 fn fast_path_allowed() -> bool {
@@ -523,6 +531,17 @@ impl SheetCells {
             first_row: None,
             cut: None,
         }
+    }
+
+    /// Room for the cells of a sheet part of `xml_bytes`, ahead: growing by
+    /// doubling copied some 30 MB for the bench's 100,000 x 10 sheet (38 MB
+    /// of XML, 1,000,010 cells, 13 MB of JSON). Capped near what one call
+    /// may return; room not used is never touched.
+    fn reserve_for(&mut self, xml_bytes: u64) {
+        let json = (xml_bytes * 2 / 5).min(MAX_RESULT_BYTES + (1 << 20));
+        let cells = (xml_bytes / 32).min(MAX_RESULT_BYTES / 4);
+        self.json.reserve(usize::try_from(json).unwrap_or(0));
+        self.cells.reserve(usize::try_from(cells).unwrap_or(0));
     }
 
     /// Adds a cell whose JSON `write` writes; `false` when reading the
@@ -648,7 +667,22 @@ impl SheetCells {
             ));
         }
         let kept_end = data_start + kept as u64;
-        let mut rows = Vec::with_capacity(sizes[..kept].iter().map(|&s| s as usize + 1).sum::<usize>() + 2);
+        let top = if header && budget.skip == 0 { first } else { data_start };
+        let bottom = kept_end.max(top + 1) - 1;
+        let range = format!(
+            "{}{}:{}{}",
+            column_name(first_col),
+            top + 1,
+            column_name(last_col),
+            bottom + 1
+        );
+        // The sheet's other keys, then its rows written after them in the
+        // same buffer: `rows` sorts after every other key.
+        let head = with_last_key(&json!({"name": name, "range": range, "header": header_row}), "rows", "");
+        let head = head.strip_suffix('}').unwrap_or(&head);
+        let mut rows =
+            Vec::with_capacity(head.len() + sizes[..kept].iter().map(|&s| s as usize + 1).sum::<usize>() + 3);
+        rows.extend_from_slice(head.as_bytes());
         rows.push(b'[');
         let mut i = rows_from;
         for row in data_start..kept_end {
@@ -673,26 +707,10 @@ impl SheetCells {
             }
             rows.push(b']');
         }
-        rows.push(b']');
-        let top = if header && budget.skip == 0 { first } else { data_start };
-        let bottom = kept_end.max(top + 1) - 1;
-        let range = format!(
-            "{}{}:{}{}",
-            column_name(first_col),
-            top + 1,
-            column_name(last_col),
-            bottom + 1
-        );
+        rows.extend_from_slice(b"]}");
         // Every piece is JSON that serde_json or this function wrote from UTF-8 text.
-        let rows = String::from_utf8(rows).map_err(|e| bad(budget.path, format!("cannot be read: {e}")))?;
-        Ok(SheetJson {
-            json: with_last_key(
-                &json!({"name": name, "range": range, "header": header_row}),
-                "rows",
-                &rows,
-            ),
-            rows: kept,
-        })
+        let json = String::from_utf8(rows).map_err(|e| bad(budget.path, format!("cannot be read: {e}")))?;
+        Ok(SheetJson { json, rows: kept })
     }
 }
 
@@ -969,6 +987,12 @@ fn xlsx_error(path: &Path, sheet: Option<&str>, e: &XlsxError) -> ToolError {
 }
 
 /// Every chosen sheet of an xlsx workbook.
+///
+/// When the fast path has read the shared strings, calamine opens a copy
+/// that hides them ([`fast::without_shared_strings`]): it is needed then
+/// only for the sheet list, styles and epoch. A sheet the fast path gives
+/// up on, and any error opening the copy, make calamine open the workbook
+/// itself, so its reading and its errors are the same as without the copy.
 fn read_xlsx(
     cursor: Cursor<&[u8]>,
     args: &ReadArgs,
@@ -976,24 +1000,42 @@ fn read_xlsx(
     budget: &mut Budget<'_>,
 ) -> Result<Vec<SheetJson>, XlsxFailure> {
     let bytes = *cursor.get_ref();
-    let mut book: Xlsx<_> = Xlsx::new(cursor).map_err(|e| XlsxFailure::Calamine(None, e))?;
-    let names = chosen_sheets(budget.path, book.sheets_metadata(), args.sheet.as_deref()).map_err(XlsxFailure::Tool)?;
     let fast = if fast_path_allowed() {
         fast::Book::open(bytes, MAX_FAST_PART_BYTES).map(|b| (b, bytes))
     } else {
         None
     };
+    let hidden = fast.as_ref().and_then(|_| fast::without_shared_strings(bytes));
+    let opened = hidden.as_deref().map(|copy| Xlsx::new(Cursor::new(copy)));
+    let (mut book, mut whole): (Xlsx<_>, bool) = match opened {
+        Some(Ok(book)) => (book, false),
+        _ => (Xlsx::new(cursor).map_err(|e| XlsxFailure::Calamine(None, e))?, true),
+    };
+    let names = chosen_sheets(budget.path, book.sheets_metadata(), args.sheet.as_deref()).map_err(XlsxFailure::Tool)?;
     let mut out = Vec::new();
     for name in names {
         if budget.done() {
             break;
         }
-        out.push(
-            read_xlsx_sheet(&mut book, fast.as_ref(), &name, formulas, args.header, budget).map_err(|e| match e {
-                SheetError::Tool(e) => XlsxFailure::Tool(e),
-                SheetError::Xlsx(e) => XlsxFailure::Calamine(Some(name.clone()), e),
-            })?,
-        );
+        let failure = |e| match e {
+            SheetError::Tool(e) => XlsxFailure::Tool(e),
+            SheetError::Xlsx(e) => XlsxFailure::Calamine(Some(name.clone()), e),
+        };
+        let sheet = match read_xlsx_sheet(&mut book, fast.as_ref(), whole, &name, formulas, args.header, budget) {
+            Ok(Some(sheet)) => sheet,
+            Ok(None) => {
+                // The fast path gave up on this sheet: calamine reads it, strings and all.
+                #[cfg(test)]
+                REOPENED.with(|n| n.set(n.get() + 1));
+                book = Xlsx::new(Cursor::new(bytes)).map_err(|e| XlsxFailure::Calamine(None, e))?;
+                whole = true;
+                read_xlsx_sheet(&mut book, None, whole, &name, formulas, args.header, budget)
+                    .map_err(failure)?
+                    .ok_or_else(|| failure(SheetError::Xlsx(XlsxError::WorksheetNotFound(name.clone()))))?
+            }
+            Err(e) => return Err(failure(e)),
+        };
+        out.push(sheet);
     }
     Ok(out)
 }
@@ -1055,15 +1097,17 @@ impl From<ToolError> for SheetError {
 /// read. With `formulas`, values and formulas (shared formulas expanded)
 /// come in one pass; when the workbook has currency formats, a pass before
 /// it finds the cells that show one, since that reader does not give a
-/// cell's style.
+/// cell's style. `None` when the fast path gave up and `book` cannot read
+/// the sheet (`whole` false: it was opened without its shared strings).
 fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
     book: &mut Xlsx<RS>,
     fast: Option<&(fast::Book, &[u8])>,
+    whole: bool,
     name: &str,
     formulas: bool,
     header: bool,
     budget: &mut Budget<'_>,
-) -> Result<SheetJson, SheetError> {
+) -> Result<Option<SheetJson>, SheetError> {
     let is_1904 = book.has_1904_epoch();
     let mut sheet = SheetCells::new(name);
     let mut reader = book.worksheet_cells_reader(name)?;
@@ -1080,6 +1124,7 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
     if let Some((fast, bytes)) = fast {
         let styles = reader.styles();
         let mut quick = SheetCells::new(name);
+        quick.reserve_for(fast.part_size(name).unwrap_or(0));
         let read = fast.cells(bytes, name, styles, is_1904, MAX_FAST_PART_BYTES, |cell| {
             let formula = cell.formula.as_deref().filter(|f| formulas && !f.is_empty());
             if formula.is_none() && cell.value.is_empty() {
@@ -1096,8 +1141,11 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
             FAST_SHEETS.with(|n| n.set(n.get() + 1));
             read?;
             drop(reader);
-            return Ok(quick.finish(header, budget)?);
+            return Ok(Some(quick.finish(header, budget)?));
         }
+    }
+    if !whole {
+        return Ok(None);
     }
     // The one-pass reader gives no style, and the pass that finds styles
     // passes over cells in the default style (0): when that style shows a
@@ -1134,7 +1182,7 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
             }
         }
         drop(reader);
-        return Ok(sheet.finish(header, budget)?);
+        return Ok(Some(sheet.finish(header, budget)?));
     }
     let mut currency_at: HashMap<(u32, u32), usize> = HashMap::new();
     if currencies.iter().any(Option::is_some) {
@@ -1172,7 +1220,7 @@ fn read_xlsx_sheet<RS: std::io::Read + std::io::Seek>(
         }
     }
     drop(reader);
-    Ok(sheet.finish(header, budget)?)
+    Ok(Some(sheet.finish(header, budget)?))
 }
 
 /// Every chosen sheet of an xls, xlsb or ods workbook, through calamine's ranges.

@@ -117,6 +117,14 @@ impl SignIn {
                     "the token has expired: sign in again".to_owned()
                 }
             }
+            Some(t) if t - now() < 60 => format!(
+                "the token ends in less than a minute{}",
+                if self.refresh_token.is_some() {
+                    " and is renewed then"
+                } else {
+                    ""
+                }
+            ),
             Some(t) => format!(
                 "the token ends in {}{}",
                 humantime::format_duration(Duration::from_secs((t - now()) / 60 * 60)),
@@ -128,7 +136,7 @@ impl SignIn {
             ),
             None => "the token has no end date".to_owned(),
         };
-        format!("signed in at {} ({until})", self.issuer)
+        format!("signed in with {} ({until})", self.issuer)
     }
 }
 
@@ -189,19 +197,42 @@ impl SignIns {
         super::config::write_atomic(file, &text)
     }
 
-    /// Loads the file again, changes `key`'s entry and saves it (a run and a
-    /// person's command may both renew or sign in: each writes only its own).
+    /// Loads the file again, changes `key`'s entry and saves it, locked
+    /// against every other writer ([`SignIns::locked`]).
     pub fn update(config_dir: &Path, key: &str, sign_in: Option<SignIn>) -> Result<(), String> {
-        let mut all = SignIns::load(Some(config_dir))?;
-        match sign_in {
-            Some(s) => all.put(key, s),
-            None => {
-                all.forget(key);
+        SignIns::locked(config_dir, |all| {
+            match sign_in {
+                Some(s) => all.put(key, s),
+                None => {
+                    all.forget(key);
+                }
             }
-        }
-        all.save()
+            all.save()
+        })
+    }
+
+    /// Runs `f` on the sign-ins read now, with the file locked against every
+    /// other writer: runs renewing, the person signing in or out on the
+    /// terminal or the page. (Without it a run's renewal could bring back a
+    /// token the person just signed out of, or drop one they just got.)
+    pub fn locked<T>(config_dir: &Path, f: impl FnOnce(&mut SignIns) -> Result<T, String>) -> Result<T, String> {
+        std::fs::create_dir_all(config_dir).map_err(|e| format!("cannot create {}: {e}", config_dir.display()))?;
+        let path = config_dir.join(LOCK);
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        lock.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        let mut all = SignIns::load(Some(config_dir))?;
+        f(&mut all)
     }
 }
+
+/// The lock file beside [`FILE`].
+const LOCK: &str = "connector-sign-ins.lock";
 
 /// What a server's `WWW-Authenticate: Bearer ...` says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -263,24 +294,90 @@ fn checked_url(what: &str, url: &str) -> Result<http::Endpoint, String> {
     http::endpoint(what, url).map_err(|e| format!("{e} (an address the sign-in would reach)"))
 }
 
+/// How close to this machine an address is: its loopback or link (cloud
+/// metadata lives at link-local addresses), a private network, or elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Nearness {
+    Elsewhere,
+    Private,
+    ThisMachine,
+}
+
+fn nearness(ip: std::net::IpAddr) -> Nearness {
+    use std::net::IpAddr;
+    if crate::egress::proxy::on_this_machine_or_link(ip) {
+        return Nearness::ThisMachine;
+    }
+    let private = match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => return nearness(IpAddr::V4(v4)),
+            None => (v6.segments()[0] & 0xfe00) == 0xfc00,
+        },
+    };
+    if private {
+        Nearness::Private
+    } else {
+        Nearness::Elsewhere
+    }
+}
+
+/// The nearest address `host` is (an address itself, or what its name resolves to now).
+fn nearest(host: &str, port: u16) -> Nearness {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return nearness(ip);
+    }
+    if host == "localhost" {
+        return Nearness::ThisMachine;
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map(|addrs| addrs.map(|a| nearness(a.ip())).max().unwrap_or(Nearness::Elsewhere))
+        .unwrap_or(Nearness::Elsewhere)
+}
+
+/// An address a server's metadata chose, checked against the connector's own
+/// (`resource`): never nearer to this machine than the connector is, so a
+/// server on the internet cannot turn a sign-in (or a run's renewal) into
+/// requests to this machine's own services, its cloud metadata address or
+/// the person's private network.
+fn chosen_url(what: &str, url: &str, resource: &str) -> Result<http::Endpoint, String> {
+    let e = checked_url(what, url)?;
+    let own = checked_url("the connector", resource)?;
+    let (theirs, ours) = (nearest(&e.host, e.port), nearest(&own.host, own.port));
+    if theirs > ours {
+        return Err(format!(
+            "{what} {url} leads to {} while the connector itself is {}; deskhand does not follow a server's metadata \
+             there",
+            match theirs {
+                Nearness::ThisMachine => "this machine (or its link, where cloud metadata lives)",
+                _ => "a private network",
+            },
+            match ours {
+                Nearness::Elsewhere => "on the internet",
+                _ => "on a private network",
+            }
+        ));
+    }
+    Ok(e)
+}
+
 fn agent() -> ureq::Agent {
     http::agent(Duration::from_secs(30))
 }
 
-/// GETs a JSON document; None when the server has none there (404).
-fn get_json(what: &str, url: &str) -> Result<Option<serde_json::Value>, String> {
-    checked_url(what, url)?;
+/// GETs a JSON document at `url` (checked against the connector's
+/// `resource`); None when the server has none there (any answer but 2xx:
+/// the next well-known place is tried).
+fn get_json(what: &str, url: &str, resource: &str) -> Result<Option<serde_json::Value>, String> {
+    chosen_url(what, url, resource)?;
     let mut answer = agent()
         .get(url)
         .header("Accept", "application/json")
         .call()
         .map_err(|e| format!("{what} at {url} could not be reached: {e}"))?;
     let status = answer.status().as_u16();
-    if matches!(status, 404 | 405 | 400) {
-        return Ok(None);
-    }
     if !(200..300).contains(&status) {
-        return Err(format!("{what} at {url} answered HTTP {status}"));
+        return Ok(None);
     }
     let bytes = answer
         .body_mut()
@@ -293,9 +390,10 @@ fn get_json(what: &str, url: &str) -> Result<Option<serde_json::Value>, String> 
         .map_err(|e| format!("{what} at {url} is not JSON ({e})"))
 }
 
-/// POSTs a form and reads the JSON answer, successful or an OAuth error.
-fn post_form(what: &str, url: &str, form: &[(&str, &str)]) -> Result<(u16, serde_json::Value), String> {
-    checked_url(what, url)?;
+/// POSTs a form to `url` (checked against the connector's `resource`) and
+/// reads the JSON answer, successful or an OAuth error.
+fn post_form(what: &str, url: &str, resource: &str, form: &[(&str, &str)]) -> Result<(u16, serde_json::Value), String> {
+    chosen_url(what, url, resource)?;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
@@ -312,18 +410,29 @@ fn post_form(what: &str, url: &str, form: &[(&str, &str)]) -> Result<(u16, serde
         .limit(MAX_ANSWER)
         .read_to_vec()
         .map_err(|e| format!("{what} at {url} could not be read: {e}"))?;
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|_| format!("{what} at {url} answered HTTP {status} without JSON"))?;
+    let value =
+        serde_json::from_slice(&bytes).map_err(|_| format!("{what} at {url} answered HTTP {status} without JSON"))?;
     Ok((status, value))
 }
 
-/// An OAuth error answer, in words.
+/// An OAuth error answer, in words for the person signing in (the server's
+/// description included).
 fn oauth_error(v: &serde_json::Value) -> String {
-    let code = v.get("error").and_then(|e| e.as_str()).unwrap_or("an error");
+    let code = error_code(v);
     match v.get("error_description").and_then(|e| e.as_str()) {
         Some(d) => format!("{code}: {}", d.chars().take(300).collect::<String>()),
-        None => code.to_owned(),
+        None => code,
     }
+}
+
+/// An OAuth error's code alone, when the words may reach a model (a run's
+/// renewal): a code is one of a few plain words, a description is the server's text.
+fn error_code(v: &serde_json::Value) -> String {
+    v.get("error")
+        .and_then(|e| e.as_str())
+        .filter(|c| c.len() <= 40 && c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or("an error")
+        .to_owned()
 }
 
 /// The two URLs name the same resource (ignoring a trailing slash and the
@@ -360,7 +469,6 @@ fn well_known(base: &str, names: &[&str], path_after: bool) -> Result<Vec<String
 /// What discovery found: where to send the person and where to get the token.
 #[derive(Debug, Clone)]
 struct Server {
-    resource: String,
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
@@ -403,7 +511,7 @@ fn discover(name: &str, url: &str, found: &Challenge) -> Result<Server, String> 
     };
     let mut prm = None;
     for c in &candidates {
-        if let Some(v) = get_json("the connector's protected resource metadata", c)? {
+        if let Some(v) = get_json("the connector's protected resource metadata", c, url)? {
             prm = Some(v);
             break;
         }
@@ -430,17 +538,18 @@ fn discover(name: &str, url: &str, found: &Challenge) -> Result<Server, String> 
         .and_then(|s| s.as_str())
         .ok_or_else(|| format!("the remote connector {name}'s metadata names no authorization server"))?
         .to_owned();
-    checked_url("the authorization server", &issuer)?;
+    chosen_url("the authorization server", &issuer, url)?;
     let mut meta = None;
     for c in well_known(&issuer, &["oauth-authorization-server", "openid-configuration"], true)? {
-        if let Some(v) = get_json("the authorization server's metadata", &c)? {
+        if let Some(v) = get_json("the authorization server's metadata", &c, url)? {
             meta = Some(v);
             break;
         }
     }
     let meta = meta.ok_or_else(|| format!("the authorization server {issuer} publishes no metadata"))?;
     let field = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    if !field("issuer").is_some_and(|i| same_resource(&i, &issuer)) {
+    // RFC 8414 §3.3: the metadata's issuer is the one it was looked up for, exactly.
+    if field("issuer").as_deref() != Some(issuer.as_str()) {
         return Err(format!(
             "the authorization server {issuer}'s metadata names another issuer ({:?}); deskhand does not sign in there",
             field("issuer").unwrap_or_default()
@@ -460,11 +569,13 @@ fn discover(name: &str, url: &str, found: &Challenge) -> Result<Server, String> 
         .ok_or_else(|| format!("the authorization server {issuer} names no authorization endpoint"))?;
     let token_endpoint =
         field("token_endpoint").ok_or_else(|| format!("the authorization server {issuer} names no token endpoint"))?;
+    // The authorization endpoint is opened in the person's browser, not by
+    // deskhand: only its scheme is checked.
     checked_url("the authorization endpoint", &authorization_endpoint)?;
-    checked_url("the token endpoint", &token_endpoint)?;
+    chosen_url("the token endpoint", &token_endpoint, url)?;
     let registration_endpoint = field("registration_endpoint");
     if let Some(r) = &registration_endpoint {
-        checked_url("the registration endpoint", r)?;
+        chosen_url("the registration endpoint", r, url)?;
     }
     let scope = found.scope.clone().or_else(|| {
         prm.get("scopes_supported")
@@ -473,7 +584,6 @@ fn discover(name: &str, url: &str, found: &Challenge) -> Result<Server, String> 
             .filter(|s| !s.is_empty())
     });
     Ok(Server {
-        resource: resource.to_owned(),
         issuer,
         authorization_endpoint,
         token_endpoint,
@@ -566,7 +676,7 @@ pub fn begin(c: &Connector, client_id: Option<&str>) -> Result<Pending, String> 
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("state", &state)
-            .append_pair("resource", &server.resource);
+            .append_pair("resource", url);
         if let Some(s) = &server.scope {
             q.append_pair("scope", s);
         }
@@ -653,6 +763,30 @@ fn callback_query(request: &str) -> Option<BTreeMap<String, String>> {
     Some(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect())
 }
 
+/// Reads one request's head from a loopback caller: at most 16 KiB, within
+/// two seconds in all; None for a caller that does not finish in time.
+fn read_request(mut stream: &TcpStream) -> Option<String> {
+    let _ = stream.set_nonblocking(false);
+    let limit = Instant::now() + Duration::from_secs(2);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = 0;
+    while got < buf.len() {
+        let left = limit.checked_duration_since(Instant::now())?;
+        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf[..got]).into_owned())
+}
+
 fn answer_browser(stream: &mut TcpStream, status: &str, words: &str) {
     let body = format!(
         "<!doctype html><meta charset=utf-8><title>deskhand</title><body style=\"font-family:sans-serif;margin:3em\">\
@@ -683,12 +817,12 @@ impl Pending {
             ("redirect_uri", self.redirect_uri.as_str()),
             ("client_id", self.client_id.as_str()),
             ("code_verifier", self.verifier.as_str()),
-            ("resource", self.server.resource.as_str()),
+            ("resource", self.url.as_str()),
         ];
         if let Some(s) = &self.client_secret {
             form.push(("client_secret", s.as_str()));
         }
-        let (status, v) = post_form("the token endpoint", &self.server.token_endpoint, &form)?;
+        let (status, v) = post_form("the token endpoint", &self.server.token_endpoint, &self.url, &form)?;
         if !(200..300).contains(&status) {
             return Err(format!(
                 "the authorization server {} did not give a token (HTTP {status}, {})",
@@ -715,12 +849,13 @@ impl Pending {
     fn wait_for_code(&self, wait: Duration) -> Result<String, String> {
         self.listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + wait;
+        // Each caller is read on its own thread with a short total limit, so
+        // another local process that connects and says nothing (or says it
+        // slowly) cannot keep the browser's answer waiting.
+        let (tx, rx) = std::sync::mpsc::channel::<(TcpStream, String)>();
         loop {
             if self.cancel.load(Ordering::SeqCst) {
-                return Err(format!(
-                    "the sign-in to {} was replaced by a newer one",
-                    self.connector
-                ));
+                return Err(format!("the sign-in to {} was replaced by a newer one", self.connector));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -729,30 +864,22 @@ impl Pending {
                     humantime::format_duration(wait)
                 ));
             }
-            let mut stream = match self.listener.accept() {
-                Ok((s, _)) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
+            let pause = match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        if let Some(request) = read_request(&stream) {
+                            let _ = tx.send((stream, request));
+                        }
+                    });
+                    Duration::ZERO
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Duration::from_millis(50),
                 Err(e) => return Err(format!("the sign-in's loopback listener failed: {e}")),
             };
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = vec![0u8; 16 * 1024];
-            let mut got = 0;
-            while got < buf.len() {
-                match stream.read(&mut buf[got..]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        got += n;
-                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                }
-            }
-            let request = String::from_utf8_lossy(&buf[..got]);
+            let Ok((mut stream, request)) = rx.recv_timeout(pause) else {
+                continue;
+            };
             let Some(q) = callback_query(&request) else {
                 answer_browser(&mut stream, "404 Not Found", "Nothing here.");
                 continue;
@@ -776,7 +903,11 @@ impl Pending {
                     ));
                 }
             } else if self.server.iss_in_answer {
-                answer_browser(&mut stream, "400 Bad Request", "The answer does not say which server sent it.");
+                answer_browser(
+                    &mut stream,
+                    "400 Bad Request",
+                    "The answer does not say which server sent it.",
+                );
                 return Err(format!(
                     "the sign-in's answer does not name its issuer, which {} promised to; nothing was kept",
                     self.server.issuer
@@ -787,7 +918,11 @@ impl Pending {
                     Some(d) => format!("{e}: {}", d.chars().take(300).collect::<String>()),
                     None => e.clone(),
                 };
-                answer_browser(&mut stream, "200 OK", "The sign-in was not completed. You can close this tab.");
+                answer_browser(
+                    &mut stream,
+                    "200 OK",
+                    "The sign-in was not completed. You can close this tab.",
+                );
                 return Err(format!("the sign-in to {} was not completed ({words})", self.connector));
             }
             let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
@@ -800,7 +935,10 @@ impl Pending {
             answer_browser(
                 &mut stream,
                 "200 OK",
-                &format!("Signed in: deskhand can use {} now. You can close this tab.", self.connector),
+                &format!(
+                    "Signed in: deskhand can use {} now. You can close this tab.",
+                    self.connector
+                ),
             );
             return Ok(code.clone());
         }
@@ -834,20 +972,58 @@ fn token(v: &serde_json::Value, old_refresh: Option<&str>) -> Result<Token, Stri
             .and_then(|t| t.as_str())
             .map(str::to_owned)
             .or_else(|| old_refresh.map(str::to_owned)),
-        expires_at: v.get("expires_in").and_then(|e| e.as_u64()).map(|s| now() + s),
+        // At most ten years: a hostile answer cannot overflow the clock.
+        expires_at: v
+            .get("expires_in")
+            .and_then(|e| e.as_u64())
+            .map(|s| now().saturating_add(s.min(10 * 365 * 86_400))),
         scope: v.get("scope").and_then(|s| s.as_str()).map(str::to_owned),
     })
 }
 
-/// Renews `old` with its refresh token; the new sign-in is kept in `config_dir`
-/// under `key`. A refresh token the server refuses (`invalid_grant`) is
-/// forgotten: the person signs in again.
+/// Renews `old` with its refresh token; the new sign-in is kept in
+/// `config_dir` under `key`, all under the file's lock: a sign-in changed
+/// meanwhile (another run renewed it, the person signed in again) is used as
+/// it is, one signed out of stays out, and a refresh token the server
+/// refuses (`invalid_grant`) is forgotten, so the person signs in again.
+/// The words name the OAuth error code only: they may reach a model.
 pub fn renew(config_dir: Option<&Path>, key: &str, connector: &str, old: &SignIn) -> Result<SignIn, String> {
-    let again = format!(
-        "sign in again: deskhand connectors login {connector} (or Sign in on the Connectors page)"
-    );
+    let again = format!("sign in again: deskhand connectors login {connector} (or Sign in on the Connectors page)");
+    let Some(dir) = config_dir else {
+        return refresh(connector, old, &again).map_err(|(_, words)| words);
+    };
+    SignIns::locked(dir, |all| {
+        let current = match all.by_key.get(key) {
+            Some(now) if now.resource == old.resource => now.clone(),
+            _ => return Err(format!("the remote connector {connector} was signed out; {again}")),
+        };
+        if current != *old && !current.expired() {
+            return Ok(current);
+        }
+        match refresh(connector, &current, &again) {
+            Ok(new) => {
+                all.put(key, new.clone());
+                all.save()?;
+                Ok(new)
+            }
+            Err((true, words)) => {
+                all.forget(key);
+                all.save()?;
+                Err(words)
+            }
+            Err((false, words)) => Err(words),
+        }
+    })
+}
+
+/// One refresh-token request. Err: whether the server refused the refresh
+/// token itself (`invalid_grant`), and words.
+fn refresh(connector: &str, old: &SignIn, again: &str) -> Result<SignIn, (bool, String)> {
     let Some(refresh) = &old.refresh_token else {
-        return Err(format!("the sign-in of the remote connector {connector} has expired; {again}"));
+        return Err((
+            false,
+            format!("the sign-in of the remote connector {connector} has expired; {again}"),
+        ));
     };
     let mut form = vec![
         ("grant_type", "refresh_token"),
@@ -858,32 +1034,23 @@ pub fn renew(config_dir: Option<&Path>, key: &str, connector: &str, old: &SignIn
     if let Some(s) = &old.client_secret {
         form.push(("client_secret", s.as_str()));
     }
-    let (status, v) = post_form("the token endpoint", &old.token_endpoint, &form)?;
+    let (status, v) =
+        post_form("the token endpoint", &old.token_endpoint, &old.resource, &form).map_err(|e| (false, e))?;
     if !(200..300).contains(&status) {
-        // A refresh token the server no longer takes is of no more use; any
-        // other failure (the server down, busy) may pass, so it is kept.
-        if v.get("error").and_then(|e| e.as_str()) == Some("invalid_grant")
-            && let Some(dir) = config_dir
-        {
-            SignIns::update(dir, key, None)?;
-        }
-        return Err(format!(
-            "the sign-in of the remote connector {connector} could not be renewed ({}); {again}",
-            oauth_error(&v)
+        let code = error_code(&v);
+        return Err((
+            code == "invalid_grant",
+            format!("the sign-in of the remote connector {connector} could not be renewed ({code}); {again}"),
         ));
     }
-    let t = token(&v, Some(refresh))?;
-    let new = SignIn {
+    let t = token(&v, Some(refresh)).map_err(|e| (false, e))?;
+    Ok(SignIn {
         access_token: t.access,
         refresh_token: t.refresh,
         expires_at: t.expires_at,
         scope: t.scope.or_else(|| old.scope.clone()),
         ..old.clone()
-    };
-    if let Some(dir) = config_dir {
-        SignIns::update(dir, key, Some(new.clone()))?;
-    }
-    Ok(new)
+    })
 }
 
 /// Opens `url` in the person's browser: `$BROWSER` if set (a command; `%s`
@@ -908,13 +1075,20 @@ pub fn open_in_browser(url: &str) -> bool {
     let Some((program, args)) = command.split_first() else {
         return false;
     };
-    std::process::Command::new(program)
+    let child = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
+        .spawn();
+    match child {
+        Ok(mut child) => {
+            // Reaped when it ends (an opener returns at once; a browser may stay).
+            std::thread::spawn(move || child.wait());
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -941,8 +1115,12 @@ mod tests {
     #[test]
     fn well_known_places_follow_the_path_insertion_rule() {
         assert_eq!(
-            well_known("https://auth.example.com/tenant1", &["oauth-authorization-server", "openid-configuration"], true)
-                .unwrap_or_default(),
+            well_known(
+                "https://auth.example.com/tenant1",
+                &["oauth-authorization-server", "openid-configuration"],
+                true
+            )
+            .unwrap_or_default(),
             [
                 "https://auth.example.com/.well-known/oauth-authorization-server/tenant1",
                 "https://auth.example.com/tenant1/.well-known/oauth-authorization-server",
@@ -970,6 +1148,43 @@ mod tests {
     }
 
     #[test]
+    fn a_server_on_the_internet_cannot_send_the_sign_in_to_this_machine_or_a_private_network() {
+        let internet = "https://93.184.216.34/mcp";
+        for (url, words) in [
+            ("http://127.0.0.1:9/token", "this machine"),
+            ("https://169.254.169.254/latest", "this machine"),
+            ("https://[::1]:8443/token", "this machine"),
+            ("https://localhost/token", "this machine"),
+            ("https://10.0.0.5/token", "a private network"),
+            ("https://192.168.1.1/register", "a private network"),
+        ] {
+            let err = chosen_url("the token endpoint", url, internet)
+                .map(|e| e.host)
+                .unwrap_err();
+            assert!(err.contains(words) && err.contains("on the internet"), "{url}: {err}");
+        }
+        assert!(chosen_url("the token endpoint", "https://93.184.216.35/token", internet).is_ok());
+        // A connector on this machine (a local test server) may use an authorization server beside it.
+        assert!(
+            chosen_url(
+                "the token endpoint",
+                "http://127.0.0.1:9/token",
+                "http://localhost:8/mcp"
+            )
+            .is_ok()
+        );
+        // One on a private network may not lead to this machine either.
+        assert!(chosen_url("the token endpoint", "http://127.0.0.1:9/token", "https://10.0.0.2/mcp").is_err());
+        assert!(chosen_url("the token endpoint", "https://10.0.0.3/token", "https://10.0.0.2/mcp").is_ok());
+    }
+
+    #[test]
+    fn a_hostile_expiry_cannot_overflow_the_clock() {
+        let t = token(&serde_json::json!({"access_token": "a", "expires_in": u64::MAX}), None);
+        assert!(t.is_ok_and(|t| t.expires_at.is_some_and(|e| e > now())));
+    }
+
+    #[test]
     fn a_token_is_never_printed_and_only_bearer_tokens_are_taken() {
         let s = SignIn {
             resource: "https://mcp.example.com/mcp".into(),
@@ -984,10 +1199,16 @@ mod tests {
             signed_in_at: 0,
         };
         let shown = format!("{s:?} {}", s.describe());
-        assert!(!shown.contains("tok-123") && !shown.contains("ref-456") && !shown.contains("very-secret"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("ref-456") && !shown.contains("very-secret"),
+            "{shown}"
+        );
         assert!(s.expired());
         assert!(token(&serde_json::json!({"access_token": "a", "token_type": "mac"}), None).is_err());
-        let t = token(&serde_json::json!({"access_token": "a", "token_type": "Bearer"}), Some("r"));
+        let t = token(
+            &serde_json::json!({"access_token": "a", "token_type": "Bearer"}),
+            Some("r"),
+        );
         assert_eq!(t.ok().and_then(|t| t.refresh).as_deref(), Some("r"));
     }
 }

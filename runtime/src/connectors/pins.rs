@@ -457,7 +457,10 @@ mod tests {
     fn a_variables_value_counts_but_is_never_in_the_definition_in_clear() {
         let mail = mail();
         let definition = connector_definition(&mail).to_string();
-        assert!(definition.contains("MAIL_TOKEN") && definition.contains("sha256:"), "{definition}");
+        assert!(
+            definition.contains("MAIL_TOKEN") && definition.contains("sha256:"),
+            "{definition}"
+        );
         assert!(!definition.contains("\"t\""), "{definition}");
         let mut other = mail.clone();
         if let Transport::Stdio { env, .. } = &mut other.transport {

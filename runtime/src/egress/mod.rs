@@ -324,7 +324,7 @@ impl Run {
 
     /// The run has ended: no step runs, every connection the proxy holds is
     /// closed, and nothing is decided any more (for its sub-agents either).
-    /// What stays: [`Run::allows`] answers yes for a host the run contacted,
+    /// What stays: `Run::allows` answers yes for a host the run contacted,
     /// so a connection it opened there can still be ended politely (a remote
     /// connector's session `DELETE`, which carries nothing of the run's).
     pub fn end_run(&self) {
@@ -479,7 +479,7 @@ impl Run {
         };
         let event = match &verdict {
             Ok(()) => Event::Notice {
-                message: format!("renewed the sign-in of the remote connector {connector} at {target} (step {step})"),
+                message: format!("renewing the sign-in of the remote connector {connector} at {target} (step {step})"),
             },
             Err(reason) => Event::Blocked {
                 step,

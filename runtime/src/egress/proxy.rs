@@ -686,7 +686,7 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
 
 /// Loopback, unspecified or link-local (IPv4 169.254/16, IPv6 fe80::/10,
 /// and IPv4-mapped forms of them).
-pub(super) fn on_this_machine_or_link(ip: IpAddr) -> bool {
+pub(crate) fn on_this_machine_or_link(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified() || v4.is_link_local(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -250,7 +250,10 @@ fn after_the_run_ends_nothing_is_decided_and_only_contacted_hosts_may_be_closed_
     assert!(!child.allows("127.0.0.1", 8125));
     let refused = r.decide(&Exit::Remote("ev".into()), "127.0.0.1", 8123);
     assert!(refused.is_err_and(|e| e.contains("after the run ended")));
-    assert!(child.decide(&Exit::Shell, "127.0.0.1", 8125).is_err(), "a sub-agent's too");
+    assert!(
+        child.decide(&Exit::Shell, "127.0.0.1", 8125).is_err(),
+        "a sub-agent's too"
+    );
     r.set_step(StepNo(2), &hosts(&["127.0.0.1:8124"]), true);
     assert!(r.decide(&Exit::Shell, "127.0.0.1", 8124).is_err(), "ended is ended");
     assert!(

@@ -1161,16 +1161,14 @@ fn a_local_connector_reaches_only_its_steps_declared_host_through_the_egress() {
     }
 }
 
+/// The sessions a test server saw ended with a `DELETE`.
+type Ended = Arc<Mutex<Vec<String>>>;
+
 /// A small Streamable HTTP MCP server (JSON answers, no SSE) whose sessions
 /// can be forgotten, as a server that restarts forgets them. Returns its
 /// port, the switch that forgets every session, how many sessions it began,
 /// and the sessions ended with a `DELETE`.
-fn forgetful_server() -> (
-    u16,
-    Arc<std::sync::atomic::AtomicBool>,
-    Arc<Mutex<usize>>,
-    Arc<Mutex<Vec<String>>>,
-) {
+fn forgetful_server() -> (u16, Arc<std::sync::atomic::AtomicBool>, Arc<Mutex<usize>>, Ended) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::atomic::Ordering;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1399,18 +1397,19 @@ fn a_run_journals_each_connector_tool_it_holds_back_once_in_words_that_say_how_t
     let tools: Vec<&str> = held.iter().map(|(_, t, _)| t.as_str()).collect();
     assert_eq!(tools, ["fetch", "purge_notes", "read_notes", "send_note"], "{held:?}");
     assert!(held.iter().all(|(c, _, s)| c == "notes" && *s == StepNo::NONE));
-    let change = d
-        .ws
-        .journal()
-        .events(&report.run)
-        .unwrap()
-        .into_iter()
-        .find_map(|row| match row.event {
-            Event::ConnectorToolQuarantined { change, .. } => Some(change),
-            _ => None,
-        });
+    let change =
+        d.ws.journal()
+            .events(&report.run)
+            .unwrap()
+            .into_iter()
+            .find_map(|row| match row.event {
+                Event::ConnectorToolQuarantined { change, .. } => Some(change),
+                _ => None,
+            });
     assert!(
-        change.as_deref().is_some_and(|c| c.contains("the connector's definition")),
+        change
+            .as_deref()
+            .is_some_and(|c| c.contains("the connector's definition")),
         "{change:?}"
     );
     // And none of them was offered to the model.
@@ -1420,10 +1419,10 @@ fn a_run_journals_each_connector_tool_it_holds_back_once_in_words_that_say_how_t
 
 /// Whether a process whose command line holds `marker` is still running.
 fn running_with(marker: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
-        std::fs::read(p.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-    })
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .any(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
 }
 
 #[test]

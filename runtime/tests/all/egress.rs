@@ -906,7 +906,9 @@ fn a_wasm_guest_never_listens_and_each_attempt_is_blocked() {
             .unwrap()
             .iter()
             .filter_map(|e| match e {
-                Event::Blocked { step, reason } if reason.contains("tried to listen on") => Some((*step, reason.clone())),
+                Event::Blocked { step, reason } if reason.contains("tried to listen on") => {
+                    Some((*step, reason.clone()))
+                }
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -920,7 +922,10 @@ fn a_wasm_guest_never_listens_and_each_attempt_is_blocked() {
         assert_eq!(blocked.len(), before + 1, "{addr}: {blocked:?}");
         let (step, reason) = &blocked[before];
         assert_eq!(*step, StepNo(1));
-        assert!(reason.contains("a sandboxed tool") && reason.contains("127.0.0.1:"), "{reason}");
+        assert!(
+            reason.contains("a sandboxed tool") && reason.contains("127.0.0.1:"),
+            "{reason}"
+        );
     }
     // On every interface: the bind a connect would make passes, the listen
     // that follows (now on a real port) is refused and Blocked all the same.

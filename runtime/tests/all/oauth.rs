@@ -78,9 +78,9 @@ fn browse(url: &str) -> String {
     answer.body_mut().read_to_string().unwrap_or_default()
 }
 
-/// Signs in to `c` with the SDK's demo authorization server; first a page that
-/// is not the authorization server knocks on the loopback listener with a
-/// state of its own, and is turned away.
+/// Signs in to `c` with the SDK's demo authorization server; meanwhile a local
+/// caller holds a silent connection to the loopback listener, and a page that
+/// is not the authorization server knocks with a state of its own and is turned away.
 fn sign_in(config: &Path, c: &deskhand_runtime::connectors::Connector) -> SignIn {
     let pending = oauth::begin(c, None).unwrap();
     let authorize = pending.authorize_url.clone();
@@ -90,6 +90,9 @@ fn sign_in(config: &Path, c: &deskhand_runtime::connectors::Connector) -> SignIn
         .find(|(k, _)| k == "redirect_uri")
         .map(|(_, v)| v.into_owned())
         .unwrap();
+    // Another local process connects and says nothing: it must not hold the real answer up.
+    let callback = url::Url::parse(&redirect).unwrap();
+    let silent = std::net::TcpStream::connect(("127.0.0.1", callback.port().unwrap())).unwrap();
     let person = std::thread::spawn(move || {
         let forged = ureq::get(&format!("{redirect}?code=forged&state=not-yours"))
             .config()
@@ -97,12 +100,17 @@ fn sign_in(config: &Path, c: &deskhand_runtime::connectors::Connector) -> SignIn
             .build()
             .call()
             .unwrap();
-        assert_eq!(forged.status().as_u16(), 400, "a callback without the sign-in's state is refused");
+        assert_eq!(
+            forged.status().as_u16(),
+            400,
+            "a callback without the sign-in's state is refused"
+        );
         browse(&authorize)
     });
     let done = pending.finish(config, Duration::from_secs(60)).unwrap();
     let page = person.join().unwrap();
     assert!(page.contains("Signed in"), "{page}");
+    drop(silent);
     done
 }
 
@@ -115,8 +123,15 @@ fn a_person_signs_in_with_the_reference_sdks_oauth_server_and_the_token_goes_onl
     let err = connectors(config.path(), vec![demo_c.clone()])
         .probe(&demo_c, &Binds::default())
         .unwrap_err();
-    assert!(err.contains("asks you to sign in") && err.contains("connectors login demo"), "{err}");
-    assert!(oauth::ask("demo", &url).unwrap().is_some_and(|c| c.resource_metadata.is_some()));
+    assert!(
+        err.contains("asks you to sign in") && err.contains("connectors login demo"),
+        "{err}"
+    );
+    assert!(
+        oauth::ask("demo", &url)
+            .unwrap()
+            .is_some_and(|c| c.resource_metadata.is_some())
+    );
 
     let s = sign_in(config.path(), &demo_c);
     assert_eq!(s.resource, url);
@@ -159,11 +174,19 @@ fn a_person_signs_in_with_the_reference_sdks_oauth_server_and_the_token_goes_onl
         .unwrap_err();
     assert!(err.contains("asks you to sign in"), "{err}");
     let seen = heads.lock().unwrap().clone();
-    assert!(!seen.is_empty() && seen.iter().all(|h| !h.to_ascii_lowercase().contains("authorization")), "{seen:?}");
+    assert!(
+        !seen.is_empty() && seen.iter().all(|h| !h.to_ascii_lowercase().contains("authorization")),
+        "{seen:?}"
+    );
 
     // Signed out: forgotten, and asked again.
     SignIns::update(config.path(), &demo_c.key(), None).unwrap();
-    assert!(SignIns::load(Some(config.path())).unwrap().for_connector(&demo_c).is_none());
+    assert!(
+        SignIns::load(Some(config.path()))
+            .unwrap()
+            .for_connector(&demo_c)
+            .is_none()
+    );
     assert!(!std::fs::read_to_string(&file).unwrap().contains(&s.access_token));
 }
 
@@ -205,11 +228,20 @@ fn a_replayed_model_uses_a_signed_in_connector_and_never_sees_its_token() {
         let second = requests[1].body.clone();
         assert!(second.contains("Grace"), "{wire:?}: {second}");
         for r in &requests {
-            assert!(!r.body.contains(&s.access_token), "{wire:?}: the model never sees the token");
+            assert!(
+                !r.body.contains(&s.access_token),
+                "{wire:?}: the model never sees the token"
+            );
         }
         let events = format!("{:?}", seen.lock().unwrap());
-        assert!(!events.contains(&s.access_token), "{wire:?}: the token is never journaled");
-        assert!(blocked(&seen).iter().all(|r| !r.contains("the remote connector demo")), "{wire:?}");
+        assert!(
+            !events.contains(&s.access_token),
+            "{wire:?}: the token is never journaled"
+        );
+        assert!(
+            blocked(&seen).iter().all(|r| !r.contains("the remote connector demo")),
+            "{wire:?}"
+        );
     }
 }
 
@@ -225,7 +257,10 @@ struct Request {
 }
 
 fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> String {
-    let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -254,7 +289,8 @@ fn recording(answer: impl Fn(&Request) -> String + Send + 'static) -> (u16, Arc<
                 .lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             let mut body = vec![0u8; length];
@@ -286,7 +322,9 @@ fn auth_server(metadata: impl Fn(u16) -> (serde_json::Value, serde_json::Value) 
                 401,
                 &[(
                     "WWW-Authenticate",
-                    &format!("Bearer resource_metadata=\"http://127.0.0.1:{me}/.well-known/oauth-protected-resource/mcp\""),
+                    &format!(
+                        "Bearer resource_metadata=\"http://127.0.0.1:{me}/.well-known/oauth-protected-resource/mcp\""
+                    ),
                 )],
                 "",
             ),
@@ -312,10 +350,22 @@ fn good_metadata(me: u16) -> (serde_json::Value, serde_json::Value) {
 fn a_sign_in_is_refused_when_the_metadata_names_another_resource_or_issuer_or_offers_no_s256() {
     type Twist = fn(&mut serde_json::Value, &mut serde_json::Value);
     let cases: [(Twist, &str); 5] = [
-        (|prm, _| prm["resource"] = json!("https://mail.example.com/mcp"), "not http://127.0.0.1"),
-        (|_, asm| asm["issuer"] = json!("https://other.example.com"), "names another issuer"),
-        (|_, asm| asm["code_challenge_methods_supported"] = json!(["plain"]), "S256"),
-        (|_, asm| asm["token_endpoint"] = json!("http://auth.example.com/token"), "plain http"),
+        (
+            |prm, _| prm["resource"] = json!("https://mail.example.com/mcp"),
+            "not http://127.0.0.1",
+        ),
+        (
+            |_, asm| asm["issuer"] = json!("https://other.example.com"),
+            "names another issuer",
+        ),
+        (
+            |_, asm| asm["code_challenge_methods_supported"] = json!(["plain"]),
+            "S256",
+        ),
+        (
+            |_, asm| asm["token_endpoint"] = json!("http://auth.example.com/token"),
+            "plain http",
+        ),
         (|_, _| {}, "register deskhand there"),
     ];
     for (twist, words) in cases {
@@ -329,14 +379,18 @@ fn a_sign_in_is_refused_when_the_metadata_names_another_resource_or_issuer_or_of
         assert!(err.contains(words), "{words}: {err}");
     }
     // A connector that passes its own Authorization header does not sign in.
-    let c = remote("mail", "https://mail.example.com/mcp", &[("Authorization", "Bearer ${T}")]);
+    let c = remote(
+        "mail",
+        "https://mail.example.com/mcp",
+        &[("Authorization", "Bearer ${T}")],
+    );
     assert!(oauth::begin(&c, None).unwrap_err().contains("own Authorization header"));
 }
 
 /// A small MCP server that takes only the bearer token `fresh`, and the token
 /// endpoint of its authorization server, which renews `r1` into `fresh` and
 /// refuses any other refresh token with `invalid_grant`.
-fn renewing_server() -> u16 {
+fn renewing_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     recording(|r| {
         if r.path == "/token" {
             return if r.body.contains("grant_type=refresh_token") && r.body.contains("refresh_token=r1") {
@@ -346,16 +400,27 @@ fn renewing_server() -> u16 {
                     r#"{"access_token":"fresh","token_type":"Bearer","expires_in":3600}"#,
                 )
             } else {
-                respond(400, &[("Content-Type", "application/json")], r#"{"error":"invalid_grant"}"#)
+                respond(
+                    400,
+                    &[("Content-Type", "application/json")],
+                    r#"{"error":"invalid_grant"}"#,
+                )
             };
         }
         if r.method != "POST" {
             return respond(405, &[], "");
         }
-        if !r.head.lines().any(|l| l.eq_ignore_ascii_case("authorization: bearer fresh")) {
+        if !r
+            .head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("authorization: bearer fresh"))
+        {
             return respond(
                 401,
-                &[("WWW-Authenticate", "Bearer resource_metadata=\"http://127.0.0.2:9/elsewhere\"")],
+                &[(
+                    "WWW-Authenticate",
+                    "Bearer resource_metadata=\"http://127.0.0.2:9/elsewhere\"",
+                )],
                 "",
             );
         }
@@ -376,7 +441,6 @@ fn renewing_server() -> u16 {
         let body = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
         respond(200, &[("Content-Type", "application/json")], &body)
     })
-    .0
 }
 
 fn stale(port: u16, refresh: &str) -> SignIn {
@@ -396,7 +460,7 @@ fn stale(port: u16, refresh: &str) -> SignIn {
 
 #[test]
 fn a_refused_token_is_renewed_once_in_a_step_journaled_and_never_sent_where_the_server_points() {
-    let port = renewing_server();
+    let (port, heads) = renewing_server();
     let config = tempfile::tempdir().unwrap();
     let svc = remote("svc", &format!("http://127.0.0.1:{port}/mcp"), &[]);
     let host = format!("127.0.0.1:{port}");
@@ -415,8 +479,32 @@ fn a_refused_token_is_renewed_once_in_a_step_journaled_and_never_sent_where_the_
     assert!(failed && out.contains("no step of the run was running"), "{out}");
     assert!(!blocked_in(&queue).is_empty());
     assert_eq!(
-        SignIns::load(Some(config.path())).unwrap().for_connector(&svc).map(|s| s.access_token.clone()),
+        SignIns::load(Some(config.path()))
+            .unwrap()
+            .for_connector(&svc)
+            .map(|s| s.access_token.clone()),
         Some("stale".into())
+    );
+
+    // An expired token in a step that does not declare the server: nothing is renewed, nothing sent.
+    let mut expired = stale(port, "r1");
+    expired.expires_at = Some(1);
+    SignIns::update(config.path(), &svc.key(), Some(expired)).unwrap();
+    let c = connectors(config.path(), vec![svc.clone()]);
+    let (run, _queue) = egress_run();
+    run.set_step(StepNo(1), &["example.com:443".to_owned()], false);
+    let before = heads.lock().unwrap().len();
+    let binds = Binds {
+        network: Some(Arc::clone(&run)),
+        ..Binds::default()
+    };
+    let (_, r) = c.call(&svc, binds, "whoami", &json!({}), CALL);
+    let (out, failed) = text(r);
+    assert!(failed && out.contains("does not declare"), "{out}");
+    assert_eq!(
+        heads.lock().unwrap().len(),
+        before,
+        "nothing reached the server or its token endpoint"
     );
 
     // In a step that declares the server: the stale token is refused, renewed once, the call goes through.
@@ -433,12 +521,28 @@ fn a_refused_token_is_renewed_once_in_a_step_journaled_and_never_sent_where_the_
     assert!(!failed && out.contains("signed in as ada"), "{out}");
     let events = queue.lock().unwrap().clone();
     assert!(
-        events.iter().any(|e| matches!(e, Event::Notice { message } if message.contains("renewed the sign-in of the remote connector svc"))),
+        events.iter().any(|e| matches!(e, Event::Notice { message } if message.contains("renewing the sign-in of the remote connector svc"))),
         "{events:?}"
     );
     assert!(!format!("{events:?}").contains("fresh") && !format!("{events:?}").contains("r1"));
     let kept = SignIns::load(Some(config.path())).unwrap();
     assert_eq!(kept.for_connector(&svc).map(|s| s.access_token.as_str()), Some("fresh"));
+
+    // Renewals and sign-ins do not undo each other: a sign-in changed meanwhile is used as it is
+    // (no request), and one the person signed out of stays out.
+    let before = heads.lock().unwrap().len();
+    let renewed = oauth::renew(Some(config.path()), &svc.key(), "svc", &stale(port, "r1")).unwrap();
+    assert_eq!(renewed.access_token, "fresh");
+    assert_eq!(heads.lock().unwrap().len(), before);
+    SignIns::update(config.path(), &svc.key(), None).unwrap();
+    let err = oauth::renew(Some(config.path()), &svc.key(), "svc", &stale(port, "r1")).unwrap_err();
+    assert!(err.contains("was signed out"), "{err}");
+    assert!(
+        SignIns::load(Some(config.path()))
+            .unwrap()
+            .for_connector(&svc)
+            .is_none()
+    );
 
     // A refresh token the server refuses: forgotten, the person is asked to sign in again, and the
     // address the server's 401 points at is never contacted (no sign-in starts inside a run).
@@ -452,8 +556,16 @@ fn a_refused_token_is_renewed_once_in_a_step_journaled_and_never_sent_where_the_
     };
     let (_, r) = c.call(&svc, binds, "whoami", &json!({}), CALL);
     let (out, failed) = text(r);
-    assert!(failed && out.contains("invalid_grant") && out.contains("connectors login svc"), "{out}");
-    assert!(SignIns::load(Some(config.path())).unwrap().for_connector(&svc).is_none());
+    assert!(
+        failed && out.contains("invalid_grant") && out.contains("connectors login svc"),
+        "{out}"
+    );
+    assert!(
+        SignIns::load(Some(config.path()))
+            .unwrap()
+            .for_connector(&svc)
+            .is_none()
+    );
     assert_eq!(run.contacted(), [host]);
 }
 

@@ -216,7 +216,14 @@ fn sign_in_json(c: &Connector, sign_ins: &SignIns, underway: &SignInsUnderway) -
     }
 }
 
-fn connector_json(c: &Connector, pins: &Pins, allowed: &Allowed, sign_ins: &SignIns, underway: &SignInsUnderway, shadowed: bool) -> Value {
+fn connector_json(
+    c: &Connector,
+    pins: &Pins,
+    allowed: &Allowed,
+    sign_ins: &SignIns,
+    underway: &SignInsUnderway,
+    shadowed: bool,
+) -> Value {
     let key = c.key();
     let tools: Vec<Value> = pins.tools(&key).iter().map(|t| tool_json(c, t, allowed)).collect();
     json!({
@@ -715,7 +722,9 @@ pub(super) async fn sign_in(
             });
         if let Err(e) = spawned {
             app.sign_ins_underway.stop(&c.key());
-            return Err(ApiError::internal(format!("deskhand could not wait for the sign-in: {e}")));
+            return Err(ApiError::internal(format!(
+                "deskhand could not wait for the sign-in: {e}"
+            )));
         }
         Ok(Json(answer))
     })
@@ -744,12 +753,14 @@ pub(super) async fn sign_out(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
 
     use axum::body::{Body, to_bytes};
     use axum::http::{Method, Request, StatusCode, header};
     use deskhand_runtime::connectors::allow::Allowed;
     use deskhand_runtime::connectors::config::{self, List};
+    use deskhand_runtime::connectors::oauth::{SignIn, SignIns};
     use deskhand_runtime::connectors::{Access, Connector, Scope, Settings, Transport};
     use deskhand_runtime::workspace::Workspace;
     use serde_json::{Value, json};
@@ -1121,6 +1132,272 @@ mod tests {
             assert_eq!(status, StatusCode::OK);
             let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
             assert_eq!(page["connectors"], json!([]));
+        });
+    }
+
+    fn remote(name: &str, url: &str, headers: &[(&str, &str)]) -> Connector {
+        Connector {
+            name: name.into(),
+            scope: Scope::User,
+            transport: Transport::Remote {
+                url: url.into(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            },
+            settings: Settings::default(),
+        }
+    }
+
+    fn local(name: &str) -> Connector {
+        Connector {
+            name: name.into(),
+            scope: Scope::User,
+            transport: Transport::Stdio {
+                command: "/usr/bin/true".into(),
+                args: Vec::new(),
+                env: Default::default(),
+            },
+            settings: Settings::default(),
+        }
+    }
+
+    fn listed(p: &Page, cs: &[&Connector]) {
+        let mut list = List::load(&config::user_file(&p.config), Scope::User).expect("list");
+        for c in cs {
+            list.put(c).expect("put");
+        }
+        list.save().expect("save");
+    }
+
+    fn signed_in(url: &str) -> SignIn {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        SignIn {
+            resource: url.into(),
+            issuer: "https://auth.example.com".into(),
+            token_endpoint: "https://auth.example.com/token".into(),
+            client_id: "deskhand-client".into(),
+            client_secret: Some("client-secret-3".into()),
+            access_token: "access-token-1".into(),
+            refresh_token: Some("refresh-token-2".into()),
+            expires_at: Some(now + 3600),
+            scope: None,
+            signed_in_at: now,
+        }
+    }
+
+    fn card<'a>(page: &'a Value, name: &str) -> &'a Value {
+        page["connectors"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("{name} is not listed: {page}"))
+    }
+
+    #[test]
+    fn a_remote_connectors_card_says_whether_it_is_signed_in_waiting_or_failed_and_never_carries_the_token() {
+        run(async {
+            let p = Page::new();
+            let docs = remote("docs", "https://docs.example.com/mcp", &[]);
+            let plain = remote("plain", "https://plain.example.com/mcp", &[]);
+            let own = remote(
+                "own",
+                "https://own.example.com/mcp",
+                &[("Authorization", "Bearer ${OWN_TOKEN}")],
+            );
+            let moved = remote("moved", "https://new.example.com/mcp", &[]);
+            let mail = local("mail");
+            listed(&p, &[&docs, &plain, &own, &moved, &mail]);
+            SignIns::update(&p.config, &docs.key(), Some(signed_in("https://docs.example.com/mcp"))).expect("kept");
+            // A sign-in for the address the connector had before is not its sign-in now.
+            SignIns::update(&p.config, &moved.key(), Some(signed_in("https://old.example.com/mcp"))).expect("kept");
+
+            let (status, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let text = page.to_string();
+            for secret in ["access-token-1", "refresh-token-2", "client-secret-3"] {
+                assert!(!text.contains(secret), "{secret} reached the page: {page}");
+            }
+            let d = card(&page, "docs");
+            assert_eq!(d["sign_in"]["signed_in"], true);
+            assert_eq!(d["sign_in"]["issuer"], "https://auth.example.com");
+            assert_eq!(d["sign_in"]["again"], false);
+            assert_eq!(d["sign_in"]["waiting_at"], Value::Null);
+            let words = d["sign_in"]["words"].as_str().unwrap_or_default();
+            assert!(
+                words.starts_with("signed in") && words.contains("https://auth.example.com (the token ends in"),
+                "{words}"
+            );
+            assert_eq!(d["sign_in_error"], Value::Null);
+            for name in ["plain", "moved"] {
+                assert_eq!(
+                    card(&page, name)["sign_in"],
+                    json!({"signed_in": false, "words": "not signed in", "issuer": null, "again": false, "waiting_at": null}),
+                    "{name}"
+                );
+            }
+            // Passing its own Authorization header, or running here: nothing to sign in to.
+            assert_eq!(card(&page, "own")["sign_in"], Value::Null);
+            assert_eq!(card(&page, "mail")["sign_in"], Value::Null);
+
+            // A sign-in waits; a second one replaces it (the first stops waiting, and its end says nothing).
+            let underway = &p.app.sign_ins_underway;
+            let first = Arc::new(AtomicBool::new(false));
+            let second = Arc::new(AtomicBool::new(false));
+            underway.start(&plain.key(), "https://auth.example.com", first.clone());
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(
+                card(&page, "plain")["sign_in"]["waiting_at"],
+                "https://auth.example.com"
+            );
+            underway.start(&plain.key(), "https://auth2.example.com", second.clone());
+            assert!(first.load(Ordering::SeqCst), "the first sign-in was not told to stop");
+            underway.ended(&plain.key(), &first, Err("replaced by a newer one".into()));
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(
+                card(&page, "plain")["sign_in"]["waiting_at"],
+                "https://auth2.example.com"
+            );
+            assert_eq!(card(&page, "plain")["sign_in_error"], Value::Null);
+            underway.ended(
+                &plain.key(),
+                &second,
+                Err("the sign-in to plain was not completed (access_denied)".into()),
+            );
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(card(&page, "plain")["sign_in"]["waiting_at"], Value::Null);
+            assert_eq!(
+                card(&page, "plain")["sign_in_error"],
+                "the sign-in to plain was not completed (access_denied)"
+            );
+        });
+    }
+
+    /// A server on loopback that answers every request with 200 and `{}`: one that does not ask for a sign-in.
+    fn open_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 8192];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        format!("http://127.0.0.1:{port}/mcp")
+    }
+
+    #[test]
+    fn sign_in_is_refused_in_words_for_a_local_connector_its_own_header_or_a_server_that_does_not_ask() {
+        run(async {
+            let p = Page::new();
+            let url = open_server();
+            listed(
+                &p,
+                &[
+                    &local("mail"),
+                    &remote(
+                        "own",
+                        "https://own.example.com/mcp",
+                        &[("authorization", "Bearer ${T}")],
+                    ),
+                    &remote("open", &url, &[]),
+                ],
+            );
+            let cases = [
+                (
+                    "mail",
+                    StatusCode::BAD_REQUEST,
+                    "mail runs on this machine: only remote connectors",
+                ),
+                ("own", StatusCode::CONFLICT, "own sends its own Authorization header"),
+                ("open", StatusCode::UNPROCESSABLE_ENTITY, "does not ask for a sign-in"),
+                ("nobody", StatusCode::NOT_FOUND, "no connector named \"nobody\""),
+            ];
+            for (name, status, words) in cases {
+                let (got, body) = p
+                    .send(Method::POST, &format!("/api/connectors/user/{name}/sign-in"), json!({}))
+                    .await;
+                assert_eq!(got, status, "{name}: {body}");
+                let error = body["error"].as_str().unwrap_or_default();
+                assert!(error.contains(words), "{name}: {error}");
+            }
+            let (_, page) = p.send(Method::GET, "/api/connectors", Value::Null).await;
+            assert_eq!(card(&page, "open")["sign_in"]["waiting_at"], Value::Null);
+        });
+    }
+
+    #[test]
+    fn sign_out_forgets_the_token_and_stops_a_waiting_sign_in_only_from_this_page() {
+        run(async {
+            let p = Page::new();
+            let docs = remote("docs", "https://docs.example.com/mcp", &[]);
+            let plain = remote("plain", "https://plain.example.com/mcp", &[]);
+            listed(&p, &[&docs, &plain]);
+            SignIns::update(&p.config, &docs.key(), Some(signed_in("https://docs.example.com/mcp"))).expect("kept");
+            let kept = || {
+                SignIns::load(Some(&p.config))
+                    .expect("sign-ins")
+                    .for_connector(&docs)
+                    .is_some()
+            };
+
+            // From another origin: refused before the handler, the token kept.
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/api/connectors/user/docs/sign-out")
+                .header(header::HOST, format!("127.0.0.1:{PORT}"))
+                .header(header::ORIGIN, "http://evil.example")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(HEADER, &p.session)
+                .body(Body::from("{}"))
+                .expect("request");
+            let response = crate::api::router(p.app.clone())
+                .oneshot(request)
+                .await
+                .expect("infallible");
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+            assert!(kept());
+
+            let (status, body) = p
+                .send(Method::POST, "/api/connectors/user/docs/sign-out", json!({}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(!kept(), "the token is still kept");
+            let (status, body) = p
+                .send(Method::POST, "/api/connectors/user/docs/sign-out", json!({}))
+                .await;
+            assert_eq!(status, StatusCode::CONFLICT, "{body}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("docs was not signed in"))
+            );
+
+            // A sign-in still waiting is stopped by Sign out, and by removing the connector.
+            let waiting = Arc::new(AtomicBool::new(false));
+            p.app
+                .sign_ins_underway
+                .start(&plain.key(), "https://auth.example.com", waiting.clone());
+            let (status, body) = p
+                .send(Method::POST, "/api/connectors/user/plain/sign-out", json!({}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(waiting.load(Ordering::SeqCst));
+            let again = Arc::new(AtomicBool::new(false));
+            p.app
+                .sign_ins_underway
+                .start(&plain.key(), "https://auth.example.com", again.clone());
+            let (status, _) = p.send(Method::DELETE, "/api/connectors/user/plain", json!({})).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(again.load(Ordering::SeqCst));
         });
     }
 }

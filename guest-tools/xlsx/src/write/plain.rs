@@ -21,8 +21,10 @@
 //! workbook goes through rust_xlsxwriter as before, which also words the
 //! errors.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Cursor, Write};
 
 use rust_xlsxwriter::{Color, ExcelDateTime, Format, FormatBorder, Workbook};
@@ -99,19 +101,20 @@ enum Style {
     Number(String, bool),
 }
 
-/// The workbook-wide tables the sheets fill as they are written.
+/// The workbook-wide tables the sheets fill as they are written; the
+/// strings are borrowed from the spec, which outlives them.
 #[derive(Default)]
-struct Tables {
+struct Tables<'a> {
     /// Styles in the order cells first use them; a cell's `s` is its index + 1.
     styles: Vec<Style>,
     style_index: HashMap<Style, u32>,
     /// Shared strings in the order cells first use them.
-    strings: Vec<String>,
-    string_index: HashMap<String, u32>,
+    strings: Vec<&'a str>,
+    string_index: HashMap<&'a str, u32, BuildHasherDefault<FxHasher>>,
     string_count: u64,
 }
 
-impl Tables {
+impl<'a> Tables<'a> {
     fn style(&mut self, style: Style) -> u32 {
         match self.style_index.entry(style) {
             Entry::Occupied(e) => *e.get(),
@@ -131,15 +134,58 @@ impl Tables {
         self.style(key)
     }
 
-    fn string(&mut self, s: &str) -> u32 {
+    /// `s`'s index in the shared strings, added when it is new: one hash
+    /// and no copy per cell (a sheet of 100,000 distinct names hashed
+    /// each twice and copied each twice before).
+    fn string(&mut self, s: &'a str) -> u32 {
         self.string_count += 1;
-        if let Some(&i) = self.string_index.get(s) {
-            return i;
+        let next = self.strings.len() as u32;
+        match self.string_index.entry(s) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(next);
+                self.strings.push(s);
+                next
+            }
         }
-        let i = self.strings.len() as u32;
-        self.strings.push(s.to_owned());
-        self.string_index.insert(s.to_owned(), i);
-        i
+    }
+}
+
+/// The Firefox/rustc "Fx" hash: a multiply and a rotate per 8 bytes, much
+/// cheaper than std's SipHash on short strings. It does not resist chosen
+/// collisions; the strings are the caller's own spec, and a spec made to
+/// collide only slows its own call, which the call's deadline bounds.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -150,7 +196,8 @@ enum Out<'a> {
     Date(f64, u32),
     Text(&'a str, u32),
     Bool(bool),
-    Formula(&'a str, u32),
+    /// Borrowed from the spec, or made here (a totals row's).
+    Formula(Cow<'a, str>, u32),
 }
 
 /// The workbook as bytes, and each sheet's cell count; `None` when it is not plain.
@@ -289,7 +336,7 @@ fn shared_strings(tables: &Tables) -> Vec<u8> {
 type SheetXml = [Vec<u8>; 3];
 
 /// One sheet's XML and its cell count; `None` when it is not plain.
-fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(SheetXml, u64)> {
+fn sheet_xml<'a>(spec: &'a SheetSpec, selected: bool, tables: &mut Tables<'a>) -> Option<(SheetXml, u64)> {
     let has_header = !spec.header.is_empty();
     let first_data_row = usize::from(has_header);
     let width = sheet_width(spec);
@@ -390,10 +437,10 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(S
                 Cell::Formula(text, f) => {
                     let text = plain_formula(text)?;
                     match f.or(column_format(col)) {
-                        None => Out::Formula(text, 0),
+                        None => Out::Formula(Cow::Borrowed(text), 0),
                         Some(f) => {
                             note_format(&mut last_format[col], f);
-                            Out::Formula(text, tables.number_style(f, false))
+                            Out::Formula(Cow::Borrowed(text), tables.number_style(f, false))
                         }
                     }
                 }
@@ -432,7 +479,7 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(S
             return None;
         }
         let mut row = vec![(label_col, Out::Text(&totals.label, bold))];
-        // Totals formulas are made here; their text lives as long as the sheet's XML.
+        // Totals formulas are made here.
         let mut formulas = Vec::new();
         for &col in &total_cols {
             let name = column_name(col as u16);
@@ -455,16 +502,16 @@ fn sheet_xml(spec: &SheetSpec, selected: bool, tables: &mut Tables) -> Option<(S
             formulas.push((col, formula, tables.number_style(&format, true)));
         }
         // Sorted by column, as rust_xlsxwriter writes a row; a column listed twice is written once.
-        let mut by_col: std::collections::BTreeMap<usize, (&str, u32)> = std::collections::BTreeMap::new();
-        for (col, formula, style) in &formulas {
-            by_col.insert(*col, (formula.as_str(), *style));
+        let mut by_col: std::collections::BTreeMap<usize, (String, u32)> = std::collections::BTreeMap::new();
+        for (col, formula, style) in formulas {
+            by_col.insert(col, (formula, style));
         }
         let mut merged: std::collections::BTreeMap<usize, Out<'_>> = std::collections::BTreeMap::new();
         for (col, out) in row.drain(..) {
             merged.insert(col, out);
         }
         for (col, (f, s)) in by_col {
-            merged.insert(col, Out::Formula(f, s));
+            merged.insert(col, Out::Formula(Cow::Owned(f), s));
         }
         let row: Vec<(usize, Out<'_>)> = merged.into_iter().collect();
         if row.iter().any(|(c, _)| *c >= letters.len()) {
@@ -614,7 +661,7 @@ fn emit<'a>(
     block: &mut Vec<(usize, Vec<(usize, Out<'a>)>)>,
     letters: &[Vec<u8>],
     data: &mut Vec<u8>,
-    tables: &mut Tables,
+    tables: &mut Tables<'a>,
 ) {
     if !row.is_empty() {
         block.push((r, row));
@@ -740,11 +787,11 @@ fn width_to_pixels(width: f64) -> u32 {
 }
 
 /// Writes the rows of a 16-row block, each with the block's column span.
-fn flush_block(
-    block: &mut Vec<(usize, Vec<(usize, Out<'_>)>)>,
+fn flush_block<'a>(
+    block: &mut Vec<(usize, Vec<(usize, Out<'a>)>)>,
     letters: &[Vec<u8>],
     x: &mut Vec<u8>,
-    tables: &mut Tables,
+    tables: &mut Tables<'a>,
 ) {
     let (Some(lo), Some(hi)) = (
         block.iter().filter_map(|(_, r)| r.first().map(|c| c.0)).min(),
@@ -802,7 +849,7 @@ fn flush_block(
                 }
                 Out::Formula(f, _) => {
                     x.extend_from_slice(b"><f>");
-                    push_escaped(x, f);
+                    push_escaped(x, &f);
                     x.extend_from_slice(b"</f><v>0</v></c>");
                 }
             }

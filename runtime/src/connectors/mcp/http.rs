@@ -123,8 +123,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Sent {
     /// Answered (or failed with words already given).
     Done,
-    /// HTTP 401, with the server's `WWW-Authenticate`.
-    Refused(Option<String>),
+    /// HTTP 401.
+    Refused,
 }
 
 /// What every request of one connection shares.
@@ -305,7 +305,8 @@ impl Shared {
             let (host, port) = b.current.token_host().map_err(|e| self.fail(e))?;
             run.decide_renewal(&self.name, &host, port).map_err(|e| self.fail(e))?;
         }
-        let renewed = oauth::renew(b.config_dir.as_deref(), &b.key, &self.name, &b.current).map_err(|e| self.fail(e))?;
+        let renewed =
+            oauth::renew(b.config_dir.as_deref(), &b.key, &self.name, &b.current).map_err(|e| self.fail(e))?;
         b.current = renewed;
         Ok(())
     }
@@ -316,10 +317,12 @@ impl Shared {
         message: &ClientJsonRpcMessage,
         tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
     ) -> Result<(), HttpError> {
+        // The connector's own host first: a step that may not reach it renews nothing.
+        self.allowed()?;
         self.renew(true)?;
         match self.post_once(message, tx)? {
             Sent::Done => Ok(()),
-            Sent::Refused(challenge) if self.bearer.is_some() => {
+            Sent::Refused if self.bearer.is_some() => {
                 let renewable = self
                     .bearer
                     .as_ref()
@@ -330,24 +333,24 @@ impl Shared {
                         return Ok(());
                     }
                 }
-                let _ = challenge;
                 Err(self.fail(format!(
                     "the remote connector {} refused deskhand's sign-in (HTTP 401: it expired or was revoked); sign in \
                      again: deskhand connectors login {} (or Sign in on the Connectors page)",
                     self.name, self.name
                 )))
             }
-            Sent::Refused(challenge) => Err(self.fail(sign_in_words(
+            Sent::Refused => Err(self.fail(sign_in_words(
                 &self.name,
                 &self.endpoint.url,
-                challenge.as_deref(),
-                self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")),
+                self.headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization")),
             ))),
         }
     }
 
     /// Sends one message and hands what the server answers to rmcp; a 401 is
-    /// handed back (with its `WWW-Authenticate`) for [`Shared::post`] to answer.
+    /// handed back for [`Shared::post`] to answer.
     fn post_once(
         &self,
         message: &ClientJsonRpcMessage,
@@ -394,13 +397,7 @@ impl Shared {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if status == 401 {
-            return Ok(Sent::Refused(
-                answer
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            ));
+            return Ok(Sent::Refused);
         }
         let mut answered = || match status {
             200..=299 if kind.starts_with("text/event-stream") => {
@@ -597,6 +594,9 @@ impl Shared {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
+        if let Some(b) = &self.bearer {
+            req = req.header("Authorization", format!("Bearer {}", lock(b).current.access_token));
+        }
         let _ = req.call();
     }
 }
@@ -610,18 +610,17 @@ impl Shared {
 
 /// What the person is told when a server answers 401 to a connector that is
 /// not signed in: sign in (OAuth), or, with their own token header, check it.
-fn sign_in_words(name: &str, url: &str, challenge: Option<&str>, own_header: bool) -> String {
+/// The server's own `WWW-Authenticate` text is left out: these words may
+/// reach a model, and the sign-in reads it itself.
+fn sign_in_words(name: &str, url: &str, own_header: bool) -> String {
     if own_header {
         return format!(
             "the remote connector {name} refused deskhand's credentials (HTTP 401); check the token its headers pass \
              (`deskhand connectors show {name}`) and that its variable is set in deskhand's environment"
         );
     }
-    let asked = challenge.map_or(String::new(), |c| {
-        format!(", WWW-Authenticate: {}", c.chars().take(300).collect::<String>())
-    });
     format!(
-        "the remote connector {name} asks you to sign in (HTTP 401{asked}): deskhand connectors login {name} (or Sign \
+        "the remote connector {name} asks you to sign in (HTTP 401): deskhand connectors login {name} (or Sign \
          in on the Connectors page). If the service gives you an access token instead, put it in a variable of \
          deskhand's environment and pass it as a header: deskhand connectors add {name} --url {url} --header \
          'Authorization: Bearer ${{TOKEN_VAR}}'"

@@ -210,6 +210,12 @@ pub enum ConnectorsCommand {
         /// Approve its tools without asking.
         #[arg(long)]
         yes: bool,
+        /// If the remote server asks you to sign in: your own application's client id at the service.
+        #[arg(long, value_name = "ID", requires = "url")]
+        client_id: Option<String>,
+        /// If the remote server asks you to sign in: print the address instead of opening a browser.
+        #[arg(long, requires = "url")]
+        no_browser: bool,
         /// COMMAND ARGS... after `--`.
         #[arg(last = true)]
         command: Vec<String>,

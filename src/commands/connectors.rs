@@ -49,6 +49,8 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
             url,
             header,
             yes,
+            client_id,
+            no_browser,
             command,
         } => add(
             &config,
@@ -57,7 +59,12 @@ pub fn connectors(command: ConnectorsCommand) -> Result<(), Failure> {
             read_only,
             &env,
             private,
-            (url, &header),
+            Remote {
+                url,
+                header: &header,
+                client_id: client_id.as_deref(),
+                browser: !no_browser,
+            },
             yes,
             command,
         ),
@@ -234,6 +241,15 @@ fn tool_line(c: &Connector, t: &ConnectorTool) -> String {
     )
 }
 
+/// `add`'s options for a remote server.
+struct Remote<'a> {
+    url: Option<String>,
+    header: &'a [String],
+    /// For a sign-in, if it asks for one.
+    client_id: Option<&'a str>,
+    browser: bool,
+}
+
 #[expect(clippy::too_many_arguments, reason = "one argument per command-line option")]
 fn add(
     config: &Path,
@@ -242,10 +258,16 @@ fn add(
     read_only: bool,
     env: &[String],
     private: bool,
-    (url, header): (Option<String>, &[String]),
+    remote: Remote<'_>,
     yes: bool,
     command: Vec<String>,
 ) -> Result<(), Failure> {
+    let Remote {
+        url,
+        header,
+        client_id,
+        browser,
+    } = remote;
     config::check_name(name).map_err(user_error)?;
     let mut values = std::collections::BTreeMap::new();
     let mut pass_env = Vec::new();
@@ -299,7 +321,7 @@ fn add(
         && oauth::ask(name, url).map_err(user_error)?.is_some()
     {
         out(&format!("{name} asks you to sign in."));
-        sign_in(config, &connector, None, true)?;
+        sign_in(config, &connector, client_id, browser)?;
     }
     let (tools, _) = start(config, &connector).inspect_err(|_| {
         // Not added: a sign-in made for it is not kept either.

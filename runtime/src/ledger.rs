@@ -211,6 +211,7 @@ pub fn build(workspace: &Workspace, run: &RunId) -> Result<Value> {
         "questions": view.questions,
         "tool_calls": calls,
         "blocked": view.blocked,
+        "connector_tools_held_back": view.held_back,
         "sub_agents": view.sub_agents,
         "files_written": files,
     }))
@@ -375,6 +376,21 @@ pub fn markdown(ledger: &Value, workspace: &Workspace) -> String {
     }
     for b in blocked {
         let _ = writeln!(md, "- Step {} at {}: {}", b["step"], s(&b["at"]), s(&b["reason"]));
+    }
+
+    let held = ledger["connector_tools_held_back"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !held.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Connector tools held back\n\nNot offered to the model until you approve them again \
+             (`deskhand connectors approve NAME`):\n"
+        );
+        for h in held {
+            let _ = writeln!(md, "- {}: {}", s(&h["at"]), s(&h["reason"]));
+        }
     }
 
     let subs = ledger["sub_agents"].as_array().cloned().unwrap_or_default();

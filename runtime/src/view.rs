@@ -166,6 +166,9 @@ pub struct RunView {
     pub open_questions: Vec<OpenQuestion>,
     pub calls: Vec<CallRecord>,
     pub blocked: Vec<Noted>,
+    /// Connector tools held back from the model (a definition that changed
+    /// since approval, or never approved), with why.
+    pub held_back: Vec<Noted>,
     pub changes_applied: Vec<ChangesetNote>,
     pub changes_refused: Vec<ChangesetNote>,
     pub undone: Vec<UndoRecord>,
@@ -323,6 +326,16 @@ impl RunView {
                 step: *s,
                 at: at(),
                 reason: reason.clone(),
+            }),
+            Event::ConnectorToolQuarantined {
+                step: s,
+                connector,
+                tool,
+                change,
+            } => self.held_back.push(Noted {
+                step: *s,
+                at: at(),
+                reason: format!("the tool {tool} of the connector {connector}: {change}"),
             }),
             Event::ToolProgress {
                 done, total, message, ..

@@ -143,14 +143,14 @@ fn sign_in(config: &Path, c: &Connector, client_id: Option<&str>, open: bool) ->
     ));
     let opened = open && oauth::open_in_browser(&pending.authorize_url);
     out(&format!(
-        "{}\n  {}\nWaiting for the browser to come back (up to {})...",
+        "{}\n  {}\nWaiting for the browser to come back (up to {} minutes)...",
         if opened {
             "Your browser was opened at this address; if it did not open, copy it into one:"
         } else {
             "Open this address in your browser and sign in:"
         },
         pending.authorize_url,
-        format!("{} minutes", oauth::WAIT.as_secs() / 60)
+        oauth::WAIT.as_secs() / 60
     ));
     let done = pending
         .finish(config, oauth::WAIT)

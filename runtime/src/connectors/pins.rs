@@ -267,6 +267,11 @@ impl Pins {
     /// Approves `tool` of `c` as it is now, and `c`'s definition as it is now.
     pub fn pin(&mut self, c: &Connector, tool: &ConnectorTool) {
         let key = c.key();
+        // A connector that changed since approval starts over: approving one
+        // of its tools now must not bring the others' old approvals back.
+        if self.connector_changed(c) {
+            self.by_connector.remove(&key);
+        }
         self.fingerprints.insert(key.clone(), fingerprint(c));
         self.by_connector.entry(key).or_default().insert(
             tool.name.clone(),
@@ -372,6 +377,21 @@ mod tests {
         let mut reordered = tool("Sends mail");
         reordered.input_schema = serde_json::json!({"properties": {"to": {"type": "string"}}, "type": "object"});
         assert_eq!(again.check(&mail, &reordered), None);
+    }
+
+    #[test]
+    fn approving_one_tool_of_a_changed_connector_does_not_bring_the_others_back() {
+        let mut pins = Pins::default();
+        let mail = mail();
+        let mut read = tool("Reads mail");
+        read.name = "read".into();
+        pins.pin(&mail, &tool("Sends mail"));
+        pins.pin(&mail, &read);
+        let mut changed = mail.clone();
+        changed.settings.pass_env.push("ANTHROPIC_API_KEY".into());
+        pins.pin(&changed, &read);
+        assert_eq!(pins.check(&changed, &read), None);
+        assert!(pins.check(&changed, &tool("Sends mail")).is_some());
     }
 
     #[test]

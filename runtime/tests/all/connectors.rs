@@ -1359,6 +1359,13 @@ fn a_run_journals_each_connector_tool_it_holds_back_once_in_words_that_say_how_t
         held_in_journal(&d.ws, &first.run),
         [("notes".to_owned(), "send_note".to_owned(), StepNo(1))]
     );
+    // And in the run's ledger, in words.
+    let ledger = deskhand_runtime::ledger::read(&d.ws, &first.run).unwrap().unwrap();
+    assert!(
+        ledger.contains("## Connector tools held back")
+            && ledger.contains("the tool send_note of the connector notes: definition changed since approval"),
+        "{ledger}"
+    );
     // A later run is told too, before any step, once.
     let second = agent.run(agent_task("Anything new?", &[])).unwrap();
     assert_eq!(
@@ -1425,6 +1432,18 @@ fn running_with(marker: &str) -> bool {
         .any(|p| std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
 }
 
+/// Whether every process whose command line holds `marker` has gone (a
+/// sandbox's server dies with its bwrap, a moment after it).
+fn gone(marker: &str) -> bool {
+    for _ in 0..100 {
+        if !running_with(marker) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
 #[test]
 fn the_runs_end_closes_its_connectors_a_remote_session_with_delete_and_a_local_server_stopped() {
     let (port, _, sessions, deleted) = forgetful_server();
@@ -1436,7 +1455,7 @@ fn the_runs_end_closes_its_connectors_a_remote_session_with_delete_and_a_local_s
     let said = config.path().join("send_note.txt");
     let notes = fixture_reading(&said, "Sends a note to someone.");
     approve_all(config.path(), &notes);
-    assert!(!running_with(said.to_str().unwrap()), "the approval's server ended");
+    assert!(gone(said.to_str().unwrap()), "the approval's server ended");
     let before = *sessions.lock().unwrap();
     let deleted_before = deleted.lock().unwrap().len();
 
@@ -1484,12 +1503,7 @@ fn the_runs_end_closes_its_connectors_a_remote_session_with_delete_and_a_local_s
     // The agent (and its connectors) live on; the run's servers do not.
     let ended = deleted.lock().unwrap()[deleted_before..].to_vec();
     assert_eq!(ended, [format!("s{}", before + 1)]);
-    let mut waited = 0;
-    while running_with(said.to_str().unwrap()) && waited < 100 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        waited += 1;
-    }
-    assert!(!running_with(said.to_str().unwrap()), "the local server was stopped");
+    assert!(gone(said.to_str().unwrap()), "the local server was stopped");
     drop(agent);
     assert_eq!(deleted.lock().unwrap().len(), deleted_before + 1, "ended once");
 }

@@ -15,6 +15,7 @@ mod convert;
 mod csv_read;
 pub mod csv_scan;
 mod edit;
+mod number_text;
 mod read;
 mod repair;
 pub mod typed;

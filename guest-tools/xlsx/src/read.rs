@@ -878,7 +878,11 @@ fn write_cell(out: &mut Vec<u8>, data: &DataRef<'_>, currency: Option<&str>, for
         }
         (DataRef::Empty, _) => out.extend_from_slice(b"null"),
         (DataRef::Int(i), None) => write_json(out, i),
-        (DataRef::Float(f), None) => write_json(out, f),
+        (DataRef::Float(f), None) => {
+            if !crate::number_text::push_whole(out, *f) {
+                write_json(out, f);
+            }
+        }
         (DataRef::String(s), _) => write_json(out, s),
         (DataRef::SharedString(s), _) => write_json(out, s),
         (DataRef::Bool(b), _) => write_json(out, b),

@@ -842,7 +842,17 @@ impl Pending {
             scope: t.scope.or_else(|| self.server.scope.clone()),
             signed_in_at: now(),
         })?;
-        SignIns::update(config_dir, &self.key, Some(sign_in.clone()))?;
+        // Signed out (or another sign-in started) while the code was exchanged: keep nothing.
+        SignIns::locked(config_dir, |all| {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(format!(
+                    "the sign-in to {} was stopped before it finished; nothing was kept",
+                    self.connector
+                ));
+            }
+            all.put(&self.key, sign_in.clone());
+            all.save()
+        })?;
         Ok(sign_in)
     }
 

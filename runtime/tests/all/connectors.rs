@@ -1507,3 +1507,75 @@ fn the_runs_end_closes_its_connectors_a_remote_session_with_delete_and_a_local_s
     drop(agent);
     assert_eq!(deleted.lock().unwrap().len(), deleted_before + 1, "ended once");
 }
+
+/// The fixture whose tool list grows (tests/mcp/listening_server.py), over
+/// Streamable HTTP on a loopback port, killed when dropped.
+fn listening_server() -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(python_venv().join("bin/python"))
+        .arg(need(repo().join("tests/mcp/listening_server.py")))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Child(child);
+    // Ready once it takes connections (uvicorn says so only on stderr, after starting).
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the listening fixture server did not start on port {port}");
+}
+
+#[test]
+fn a_remote_servers_unprompted_tool_list_change_is_heard_and_the_new_tool_held_back() {
+    let (_server, port) = listening_server();
+    let config = tempfile::tempdir().unwrap();
+    let grow = remote("grow", &format!("http://127.0.0.1:{port}/mcp"), &[]);
+    approve_all(config.path(), &grow);
+    let c = connectors(config.path(), vec![grow.clone()]);
+    let (run, queue) = egress_run();
+    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
+    let binds = Binds {
+        network: Some(Arc::clone(&run)),
+        ..Binds::default()
+    };
+    let (_, r) = c.call(
+        &grow,
+        binds.clone(),
+        "grow",
+        &json!({}),
+        std::time::Duration::from_secs(30),
+    );
+    let (out, failed) = text(r);
+    assert!(!failed && out.contains("grown"), "{out}");
+    // The server said so on the listening stream, not in the call's answer: the next use hears it.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let (found, started) = c.ensure(&grow, binds.clone());
+        started.unwrap();
+        held.extend(found);
+        if !held.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        held.iter()
+            .map(|q| (q.tool.as_str(), q.change.clone()))
+            .collect::<Vec<_>>(),
+        [("extra", Change::Added)],
+        "{held:?}"
+    );
+    let (_, r) = c.call(&grow, binds, "extra", &json!({}), std::time::Duration::from_secs(30));
+    let (out, failed) = text(r);
+    assert!(failed && out.contains("extra"), "{out}");
+    assert!(blocked_in(&queue).is_empty(), "{:?}", blocked_in(&queue));
+}

@@ -739,12 +739,18 @@ pub(super) async fn sign_out(
     blocking(move || {
         let (c, config_dir) = to_sign_in(&app, &which, &name)?;
         let stopped = app.sign_ins_underway.stop(&c.key());
-        let mut all = SignIns::load(Some(&config_dir)).map_err(ApiError::internal)?;
-        let forgot = all.forget(&c.key());
+        // Under the sign-ins' lock: a run renewing the token cannot bring it back.
+        let forgot = SignIns::locked(&config_dir, |all| {
+            let forgot = all.forget(&c.key());
+            if forgot {
+                all.save()?;
+            }
+            Ok(forgot)
+        })
+        .map_err(ApiError::internal)?;
         if !forgot && !stopped {
             return Err(ApiError::conflict(format!("{name} was not signed in; reload the page")));
         }
-        all.save().map_err(ApiError::internal)?;
         Ok(Json(json!({"signed_out": name, "forgot_token": forgot})))
     })
     .await?

@@ -715,6 +715,9 @@ fn note_row(
 /// from ryu's shortest text where it can: the same digits, with `.0` for
 /// whole numbers and an exponent for very large and small ones.
 fn display_len(n: f64) -> u32 {
+    if let Some(len) = crate::number_text::whole_display_len(n) {
+        return len;
+    }
     let mut buffer = ryu::Buffer::new();
     let s = buffer.format_finite(n);
     if s.contains('e') {
@@ -831,7 +834,9 @@ fn flush_block<'a>(
             match out {
                 Out::Number(n, _) | Out::Date(n, _) => {
                     x.extend_from_slice(b"><v>");
-                    x.extend_from_slice(ryu.format_finite(n).as_bytes());
+                    if !crate::number_text::push_whole(x, n) {
+                        x.extend_from_slice(ryu.format_finite(n).as_bytes());
+                    }
                     x.extend_from_slice(b"</v></c>");
                 }
                 Out::Text(s, _) => {

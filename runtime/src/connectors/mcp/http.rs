@@ -18,9 +18,9 @@
 //! could lead to a host no one decided on), no proxy from the environment is
 //! used, and plain `http://` is refused except to this machine's loopback.
 //!
-//! Not done here: the optional `GET` stream for messages the server sends
-//! unprompted (so a remote server's `list_changed` is seen at the next
-//! start, not live) and resuming a broken stream. OAuth sign-in is in
+//! What a server says unprompted (a changed tool list) comes over a
+//! listening stream (`subscriptions/listen`, or the `GET` stream of earlier
+//! revisions), opened once the connection is set up (`Shared::listen`). Not done here: resuming a broken stream. OAuth sign-in is in
 //! [`crate::connectors::oauth`]; this transport sends the token it got and
 //! renews it when it ends or the server refuses it.
 
@@ -46,6 +46,59 @@ const MAX_PROBLEM_BODY: u64 = 2048;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A backstop for one request's answer; calls have their own, shorter, limits above.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+/// The notifications taken from a listening stream.
+const LISTENED: [&str; 4] = [
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+    "notifications/resources/updated",
+];
+/// Tells the client its tool list may have changed (it lists again at next use).
+fn relist(tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) {
+    let changed = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+    if let Ok(m) = serde_json::from_value::<ServerJsonRpcMessage>(changed) {
+        let _ = tx.send(m);
+    }
+}
+
+/// The `_meta` key naming a 2026-07-28 request's revision.
+const VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// The `data` of each event of an SSE stream, until it ends or breaks (or
+/// an event grows past [`MAX_MESSAGE`]).
+fn sse_data(mut reader: impl BufRead) -> impl Iterator<Item = String> {
+    let mut line = String::new();
+    std::iter::from_fn(move || {
+        let mut data = String::new();
+        loop {
+            line.clear();
+            let n = (&mut reader).take(MAX_MESSAGE as u64 + 1).read_line(&mut line).ok()?;
+            let l = line.trim_end_matches(['\r', '\n']);
+            if n == 0 {
+                return (!data.is_empty()).then_some(std::mem::take(&mut data));
+            }
+            if l.is_empty() {
+                if !data.is_empty() {
+                    return Some(data);
+                }
+                continue;
+            }
+            if let Some(v) = l.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                if data.len() > MAX_MESSAGE {
+                    return None;
+                }
+            }
+        }
+    })
+}
+
+/// How long one listening stream stays open before it is reopened (and the
+/// egress asked again).
+const LISTEN_FOR: Duration = Duration::from_secs(20);
 /// The first protocol revision whose requests carry `Mcp-Method` and `Mcp-Name`.
 const STANDARD_HEADERS: &str = "2026-07-28";
 
@@ -142,6 +195,13 @@ struct Shared {
     session: Mutex<Option<String>>,
     protocol: Mutex<Option<String>>,
     status: Arc<Status>,
+    /// The `_meta` of the last request of the 2026-07-28 lifecycle (its
+    /// revision, client info and capabilities), which a `subscriptions/listen` carries too.
+    meta: Mutex<Option<serde_json::Value>>,
+    /// The listening stream ([`Shared::listen`]) was started.
+    listening: AtomicBool,
+    /// The connector is being shut down: the listening stream stops.
+    closed: AtomicBool,
 }
 
 /// rmcp's transport for one remote connector.
@@ -216,6 +276,9 @@ impl HttpTransport {
                 session: Mutex::new(None),
                 protocol: Mutex::new(None),
                 status,
+                meta: Mutex::new(None),
+                listening: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
             }),
             tx,
             rx,
@@ -230,9 +293,25 @@ impl Transport<RoleClient> for HttpTransport {
         let shared = Arc::clone(&self.shared);
         let tx = self.tx.clone();
         async move {
-            tokio::task::spawn_blocking(move || shared.post(&item, &tx))
-                .await
-                .map_err(|e| HttpError(format!("a request to a remote connector stopped: {e}")))?
+            // Once the connection is set up (its first request past the
+            // handshake answered), the server may speak unprompted.
+            let value = serde_json::to_value(&item).unwrap_or_default();
+            let method = value.get("method").and_then(|m| m.as_str()).unwrap_or_default();
+            let set_up = value.get("id").is_some() && !matches!(method, "" | "server/discover" | "initialize" | "ping");
+            if let Some(meta) = value.pointer("/params/_meta").filter(|m| m.get(VERSION_META).is_some()) {
+                *lock(&shared.meta) = Some(meta.clone());
+            }
+            let sent = {
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || shared.post(&item, &tx))
+                    .await
+                    .map_err(|e| HttpError(format!("a request to a remote connector stopped: {e}")))?
+            };
+            if sent.is_ok() && set_up && !shared.listening.swap(true, Ordering::SeqCst) {
+                std::thread::spawn(move || shared.listen(&tx));
+            }
+            sent
         }
     }
 
@@ -242,6 +321,7 @@ impl Transport<RoleClient> for HttpTransport {
 
     fn close(&mut self) -> impl Future<Output = Result<(), HttpError>> + Send {
         let shared = Arc::clone(&self.shared);
+        shared.closed.store(true, Ordering::SeqCst);
         async move {
             let _ = tokio::task::spawn_blocking(move || shared.end_session()).await;
             Ok(())
@@ -570,6 +650,88 @@ impl Shared {
             let _ = tx.send(message);
         }
         Ok(answered)
+    }
+
+    /// The listening stream, over which a server says what it says
+    /// unprompted (above all `tools/list_changed`, so the tool list is live
+    /// and a changed tool is quarantined at the next call): a
+    /// `subscriptions/listen` request at 2026-07-28 and later, else the `GET`
+    /// stream of earlier revisions. Only change notifications are taken from
+    /// it. It carries nothing a model wrote (the session, the revision, the
+    /// person's headers), so it is opened only while the run's egress allows
+    /// the host without asking it anew (no Blocked event for a stream no step
+    /// asked for), and reopened at most every [`LISTEN_FOR`]: a step that
+    /// may not reach the host stops it then. A server that offers no stream
+    /// is not asked again.
+    fn listen(&self, tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) {
+        let agent = agent(LISTEN_FOR);
+        let mut n = 0;
+        while !self.closed.load(Ordering::SeqCst) && !tx.is_closed() {
+            let allowed = self
+                .egress
+                .as_ref()
+                .is_none_or(|run| run.allows(&self.endpoint.host, self.endpoint.port));
+            if !allowed {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            n += 1;
+            let meta = lock(&self.meta).clone();
+            let sent = match &meta {
+                Some(meta) => {
+                    let body = serde_json::json!({
+                        "jsonrpc": "2.0", "id": format!("deskhand-listen-{n}"), "method": "subscriptions/listen",
+                        "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}
+                    });
+                    let mut req = agent
+                        .post(&self.endpoint.url)
+                        .header("Content-Type", "application/json")
+                        .header("Accept", "application/json, text/event-stream")
+                        .header("Mcp-Method", "subscriptions/listen");
+                    if let Some(v) = meta.get(VERSION_META).and_then(|v| v.as_str()) {
+                        req = req.header("MCP-Protocol-Version", v);
+                    }
+                    self.with_headers(req).send(body.to_string().as_bytes())
+                }
+                None => {
+                    let mut req = agent.get(&self.endpoint.url).header("Accept", "text/event-stream");
+                    if let Some(v) = lock(&self.protocol).as_deref() {
+                        req = req.header("MCP-Protocol-Version", v);
+                    }
+                    self.with_headers(req).call()
+                }
+            };
+            let Ok(mut answer) = sent else { return };
+            let streams = answer
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|k| k.to_ascii_lowercase().starts_with("text/event-stream"));
+            if !answer.status().is_success() || !streams {
+                return;
+            }
+            let reader = BufReader::new(answer.body_mut().as_reader());
+            // Change events are level triggers: whatever changed before this
+            // stream was open is fetched again once it is (the next use re-lists).
+            if meta.is_none() {
+                relist(tx);
+            }
+            for data in sse_data(reader) {
+                let Ok(m) = serde_json::from_str::<serde_json::Value>(&data) else {
+                    continue;
+                };
+                let method = m.get("method").and_then(|v| v.as_str()).unwrap_or_default();
+                if method == "notifications/subscriptions/acknowledged" {
+                    relist(tx);
+                }
+                if !LISTENED.contains(&method) {
+                    continue;
+                }
+                if let Ok(message) = serde_json::from_value::<ServerJsonRpcMessage>(m) {
+                    let _ = tx.send(message);
+                }
+            }
+        }
     }
 
     /// Ends the server's session (`DELETE`), if there is one and the policy

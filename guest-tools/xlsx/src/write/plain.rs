@@ -184,8 +184,12 @@ impl Hasher for FxHasher {
         self.add(u64::from(byte));
     }
 
+    /// The multiply mixes each word into the high bits only, and the table
+    /// picks buckets by the low ones: rotated (as rustc-hash 2 does), names
+    /// such as `item 12345` spread over the table. Unrotated, the bench's
+    /// write was about 3% slower than with SipHash; rotated, 3% faster.
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
 }
 

@@ -990,7 +990,8 @@ function connectorCard(c) {
     return h("li", { "data-tool": tool }, `${c.name}.${tool}: always allowed, its calls do not ask you. `, revoke);
   });
   const s = c.sign_in;
-  const signIn = s && (!s.signed_in || s.again)
+  // Signed in, it can still be refused (revoked at the service): "Sign in again" is always there.
+  const signIn = s
     ? h("button", { class: "fit sign-in", onclick: () => signInConnector(c, base, signIn, result) }, s.signed_in ? "Sign in again" : "Sign in")
     : null;
   const signOut = s && s.signed_in ? h("button", { class: "fit sign-out", onclick: () => {

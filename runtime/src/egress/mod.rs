@@ -332,6 +332,11 @@ impl Run {
         lock(&self.shared).ended = true;
     }
 
+    /// Whether [`Run::end_run`] was called: nothing new is opened after it.
+    pub fn is_ended(&self) -> bool {
+        lock(&self.shared).ended
+    }
+
     /// Closes the proxy's open connections whose host the policy no longer allows.
     fn close_disallowed(&self) {
         let proxy = lock(&self.proxy).clone();

@@ -1547,6 +1547,13 @@ fn a_remote_servers_unprompted_tool_list_change_is_heard_and_the_new_tool_held_b
         network: Some(Arc::clone(&run)),
         ..Binds::default()
     };
+    // Connected, and its listening stream open (the re-list its opening asks for done) before the change.
+    for _ in 0..3 {
+        let (found, started) = c.ensure(&grow, binds.clone());
+        started.unwrap();
+        assert!(found.is_empty(), "{found:?}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let (_, r) = c.call(
         &grow,
         binds.clone(),
@@ -1557,25 +1564,89 @@ fn a_remote_servers_unprompted_tool_list_change_is_heard_and_the_new_tool_held_b
     let (out, failed) = text(r);
     assert!(!failed && out.contains("grown"), "{out}");
     // The server said so on the listening stream, not in the call's answer: the next use hears it.
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        let (found, started) = c.ensure(&grow, binds.clone());
-        started.unwrap();
-        held.extend(found);
-        if !held.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(
-        held.iter()
-            .map(|q| (q.tool.as_str(), q.change.clone()))
-            .collect::<Vec<_>>(),
-        [("extra", Change::Added)],
-        "{held:?}"
-    );
+    assert_eq!(held_back_soon(&c, &grow, &binds), [("extra".to_owned(), Change::Added)]);
     let (_, r) = c.call(&grow, binds, "extra", &json!({}), std::time::Duration::from_secs(30));
     let (out, failed) = text(r);
     assert!(failed && out.contains("extra"), "{out}");
     assert!(blocked_in(&queue).is_empty(), "{:?}", blocked_in(&queue));
+}
+
+/// An MCP server of the 2025 revisions, written here: it refuses
+/// `server/discover`, gives a session, lists `a` until it has served a
+/// listening stream (GET) and `a` and `b` after, and says
+/// `tools/list_changed` on that stream.
+fn older_revision_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use crate::oauth::{recording, respond};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let streamed = Arc::new(AtomicBool::new(false));
+    recording(move |r| {
+        if r.method == "GET" {
+            streamed.store(true, Ordering::SeqCst);
+            let event = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+            return respond(200, &[("Content-Type", "text/event-stream")], event);
+        }
+        if r.method == "DELETE" {
+            return respond(200, &[], "");
+        }
+        let m: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let id = m.get("id").cloned();
+        let tool = |name: &str| json!({"name": name, "description": format!("Tool {name}."), "inputSchema": {"type": "object"}});
+        let result = match m["method"].as_str().unwrap_or_default() {
+            "initialize" => json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {"listChanged": true}},
+                                   "serverInfo": {"name": "older", "version": "1"}}),
+            "tools/list" if streamed.load(Ordering::SeqCst) => json!({"tools": [tool("a"), tool("b")]}),
+            "tools/list" => json!({"tools": [tool("a")]}),
+            "tools/call" => json!({"content": [{"type": "text", "text": "done"}]}),
+            _ if id.is_none() => return respond(202, &[], ""),
+            _ => {
+                let e = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no such method"}});
+                return respond(200, &[("Content-Type", "application/json")], &e.to_string());
+            }
+        };
+        let body = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
+        respond(
+            200,
+            &[("Content-Type", "application/json"), ("Mcp-Session-Id", "s1")],
+            &body,
+        )
+    })
+}
+
+#[test]
+fn a_server_of_an_earlier_revision_is_listened_to_over_its_get_stream() {
+    let (port, heads) = older_revision_server();
+    let config = tempfile::tempdir().unwrap();
+    let older = remote("older", &format!("http://127.0.0.1:{port}/mcp"), &[]);
+    approve_all(config.path(), &older);
+    let gets = || heads.lock().unwrap().iter().filter(|h| h.starts_with("GET ")).count();
+    let c = connectors(config.path(), vec![older.clone()]);
+    let (run, queue) = egress_run();
+    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
+    let binds = Binds {
+        network: Some(Arc::clone(&run)),
+        ..Binds::default()
+    };
+    assert_eq!(held_back_soon(&c, &older, &binds), [("b".to_owned(), Change::Added)]);
+    assert!(gets() >= 1, "a GET stream was opened");
+    let subscribed = heads
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.to_ascii_lowercase().contains("mcp-method: subscriptions/listen"));
+    assert!(!subscribed, "an earlier revision is not sent subscriptions/listen");
+    assert!(blocked_in(&queue).is_empty(), "{:?}", blocked_in(&queue));
+}
+
+/// What the next uses of `connector` find held back, within ten seconds (a
+/// change the server announced on its listening stream is heard by then).
+fn held_back_soon(c: &Connectors, connector: &Connector, binds: &Binds) -> Vec<(String, Change)> {
+    for _ in 0..100 {
+        let (found, started) = c.ensure(connector, binds.clone());
+        started.unwrap();
+        if !found.is_empty() {
+            return found.into_iter().map(|q| (q.tool, q.change)).collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Vec::new()
 }

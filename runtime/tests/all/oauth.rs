@@ -249,14 +249,14 @@ fn a_replayed_model_uses_a_signed_in_connector_and_never_sees_its_token() {
 
 /// One HTTP request a test server saw.
 #[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    head: String,
-    body: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
-fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> String {
+pub(crate) fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> String {
     let mut out = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -271,7 +271,7 @@ fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> String {
 
 /// A loopback server answering each request with `answer(request)`; returns
 /// its port and the request heads it saw.
-fn recording(answer: impl Fn(&Request) -> String + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn recording(answer: impl Fn(&Request) -> String + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -228,7 +228,12 @@ fn connector_json(
     let tools: Vec<Value> = pins.tools(&key).iter().map(|t| tool_json(c, t, allowed)).collect();
     json!({
         "sign_in": sign_in_json(c, sign_ins, underway),
-        "sign_in_error": if signs_in(c) { underway.failure(&key) } else { None },
+        "sign_in_error": if signs_in(c) {
+            // A failure older than the sign-in kept now (made since, on the terminal say) is over.
+            underway.failure(&key, sign_ins.for_connector(c).map(|s| s.signed_in_at))
+        } else {
+            None
+        },
         "name": c.name,
         "scope": scope_name(&c.scope),
         "listed": c.scope.to_string(),
@@ -433,7 +438,9 @@ pub(super) async fn test(
             Ok(found) => found,
             Err(e) => {
                 // A server that asks for a sign-in is not broken: the page offers Sign in.
-                let needs_sign_in = signs_in(&c) && e.contains("asks you to sign in");
+                // (Signed in but refused: revoked or expired at the service.)
+                let needs_sign_in =
+                    signs_in(&c) && (e.contains("asks you to sign in") || e.contains("refused deskhand's sign-in"));
                 return Ok(Json(json!({
                     "started": false,
                     "needs_sign_in": needs_sign_in,
@@ -614,7 +621,15 @@ pub(crate) struct SignInsUnderway(Mutex<HashMap<String, Underway>>);
 #[derive(Default)]
 struct Underway {
     waiting: Option<Waiting>,
-    failed: Option<String>,
+    /// Why, and when (seconds since 1970).
+    failed: Option<(String, u64)>,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 struct Waiting {
@@ -632,9 +647,11 @@ impl SignInsUnderway {
         self.lock().get(key)?.waiting.as_ref().map(|w| w.issuer.clone())
     }
 
-    /// Why the last sign-in of `key` failed, if it did.
-    fn failure(&self, key: &str) -> Option<String> {
-        self.lock().get(key)?.failed.clone()
+    /// Why the last sign-in of `key` failed, if it did after `signed_in_at`
+    /// (when the sign-in kept now was made).
+    fn failure(&self, key: &str, signed_in_at: Option<u64>) -> Option<String> {
+        let (why, at) = self.lock().get(key)?.failed.clone()?;
+        signed_in_at.is_none_or(|s| at > s).then_some(why)
     }
 
     /// A new sign-in of `key` waits (the one before, if any, stops waiting).
@@ -660,7 +677,7 @@ impl SignInsUnderway {
             return;
         }
         entry.waiting = None;
-        entry.failed = result.err();
+        entry.failed = result.err().map(|e| (e, now_secs()));
     }
 
     /// Stops `key`'s waiting sign-in and forgets its failure; true if one was waiting.

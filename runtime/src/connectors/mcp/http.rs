@@ -20,7 +20,8 @@
 //!
 //! What a server says unprompted (a changed tool list) comes over a
 //! listening stream (`subscriptions/listen`, or the `GET` stream of earlier
-//! revisions), opened once the connection is set up (`Shared::listen`). Not done here: resuming a broken stream. OAuth sign-in is in
+//! revisions), opened once the connection is set up (`Shared::listen`).
+//! Not done here: resuming a broken stream. OAuth sign-in is in
 //! [`crate::connectors::oauth`]; this transport sends the token it got and
 //! renews it when it ends or the server refuses it.
 
@@ -28,7 +29,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -46,6 +47,23 @@ const MAX_PROBLEM_BODY: u64 = 2048;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A backstop for one request's answer; calls have their own, shorter, limits above.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+/// How a listening stream ended.
+enum Listened {
+    /// It ended or broke, or was no longer allowed: open another later.
+    Ended,
+    /// The server offers none (or refused the subscription): not asked again.
+    Refused,
+}
+
+/// The `_meta` keys a `subscriptions/listen` carries from the connection's requests.
+const META_KEPT: [&str; 3] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+];
+/// Largest event read from a listening stream (a change notification is tiny).
+const MAX_LISTENED: usize = 64 << 10;
+
 /// The notifications taken from a listening stream.
 const LISTENED: [&str; 4] = [
     "notifications/tools/list_changed",
@@ -53,7 +71,8 @@ const LISTENED: [&str; 4] = [
     "notifications/resources/list_changed",
     "notifications/resources/updated",
 ];
-/// Tells the client its tool list may have changed (it lists again at next use).
+/// Tells the client its tool list may have changed (it lists again at next
+/// use): a fresh notification, none of the server's words in it.
 fn relist(tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) {
     let changed = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
     if let Ok(m) = serde_json::from_value::<ServerJsonRpcMessage>(changed) {
@@ -65,14 +84,17 @@ fn relist(tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) {
 const VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// The `data` of each event of an SSE stream, until it ends or breaks (or
-/// an event grows past [`MAX_MESSAGE`]).
-fn sse_data(mut reader: impl BufRead) -> impl Iterator<Item = String> {
+/// a line or an event grows past `max` bytes).
+fn sse_data(mut reader: impl BufRead, max: usize) -> impl Iterator<Item = String> {
     let mut line = String::new();
     std::iter::from_fn(move || {
         let mut data = String::new();
         loop {
             line.clear();
-            let n = (&mut reader).take(MAX_MESSAGE as u64 + 1).read_line(&mut line).ok()?;
+            let n = (&mut reader).take(max as u64 + 1).read_line(&mut line).ok()?;
+            if n > max {
+                return None;
+            }
             let l = line.trim_end_matches(['\r', '\n']);
             if n == 0 {
                 return (!data.is_empty()).then_some(std::mem::take(&mut data));
@@ -88,7 +110,7 @@ fn sse_data(mut reader: impl BufRead) -> impl Iterator<Item = String> {
                     data.push('\n');
                 }
                 data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                if data.len() > MAX_MESSAGE {
+                if data.len() > max {
                     return None;
                 }
             }
@@ -298,8 +320,24 @@ impl Transport<RoleClient> for HttpTransport {
             let value = serde_json::to_value(&item).unwrap_or_default();
             let method = value.get("method").and_then(|m| m.as_str()).unwrap_or_default();
             let set_up = value.get("id").is_some() && !matches!(method, "" | "server/discover" | "initialize" | "ping");
-            if let Some(meta) = value.pointer("/params/_meta").filter(|m| m.get(VERSION_META).is_some()) {
-                *lock(&shared.meta) = Some(meta.clone());
+            // The lifecycle the connection settled on: a request past the
+            // handshake carries the 2026-07-28 `_meta` or it does not (a
+            // refused `server/discover` leaves none behind). Only the
+            // revision, client info and capabilities are kept.
+            if set_up {
+                *lock(&shared.meta) = value
+                    .pointer("/params/_meta")
+                    .filter(|m| m.get(VERSION_META).is_some())
+                    .map(|m| {
+                        let kept: serde_json::Map<String, serde_json::Value> = m
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter(|(k, _)| META_KEPT.contains(&k.as_str()))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        serde_json::Value::Object(kept)
+                    });
             }
             let sent = {
                 let shared = Arc::clone(&shared);
@@ -309,7 +347,10 @@ impl Transport<RoleClient> for HttpTransport {
                     .map_err(|e| HttpError(format!("a request to a remote connector stopped: {e}")))?
             };
             if sent.is_ok() && set_up && !shared.listening.swap(true, Ordering::SeqCst) {
-                std::thread::spawn(move || shared.listen(&tx));
+                // Without a thread there is simply no live list (it is read at each start).
+                let _ = std::thread::Builder::new()
+                    .name(format!("deskhand-listen-{}", shared.name))
+                    .spawn(move || shared.listen(&tx));
             }
             sent
         }
@@ -657,81 +698,114 @@ impl Shared {
     /// and a changed tool is quarantined at the next call): a
     /// `subscriptions/listen` request at 2026-07-28 and later, else the `GET`
     /// stream of earlier revisions. Only change notifications are taken from
-    /// it. It carries nothing a model wrote (the session, the revision, the
+    /// it, as a bare flag (nothing the server wrote reaches further). It
+    /// carries nothing a model wrote (the session, the revision, the
     /// person's headers), so it is opened only while the run's egress allows
     /// the host without asking it anew (no Blocked event for a stream no step
-    /// asked for), and reopened at most every [`LISTEN_FOR`]: a step that
-    /// may not reach the host stops it then. A server that offers no stream
-    /// is not asked again.
+    /// asked for), is cut as soon as it no longer does, is opened at most
+    /// every [`LISTEN_FOR`], and never after the run ended. A server that
+    /// offers no stream is not asked again; a failure is tried again later.
     fn listen(&self, tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>) {
         let agent = agent(LISTEN_FOR);
-        let mut n = 0;
-        while !self.closed.load(Ordering::SeqCst) && !tx.is_closed() {
-            let allowed = self
-                .egress
+        let allowed = || {
+            self.egress
                 .as_ref()
-                .is_none_or(|run| run.allows(&self.endpoint.host, self.endpoint.port));
-            if !allowed {
+                .is_none_or(|run| !run.is_ended() && run.allows(&self.endpoint.host, self.endpoint.port))
+        };
+        let going = || !self.closed.load(Ordering::SeqCst) && !tx.is_closed();
+        let mut n = 0;
+        while going() {
+            if self.egress.as_ref().is_some_and(|run| run.is_ended()) {
+                return;
+            }
+            if !allowed() {
                 std::thread::sleep(Duration::from_millis(500));
                 continue;
             }
+            let opened = Instant::now();
             n += 1;
-            let meta = lock(&self.meta).clone();
-            let sent = match &meta {
-                Some(meta) => {
-                    let body = serde_json::json!({
-                        "jsonrpc": "2.0", "id": format!("deskhand-listen-{n}"), "method": "subscriptions/listen",
-                        "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}
-                    });
-                    let mut req = agent
-                        .post(&self.endpoint.url)
-                        .header("Content-Type", "application/json")
-                        .header("Accept", "application/json, text/event-stream")
-                        .header("Mcp-Method", "subscriptions/listen");
-                    if let Some(v) = meta.get(VERSION_META).and_then(|v| v.as_str()) {
-                        req = req.header("MCP-Protocol-Version", v);
-                    }
-                    self.with_headers(req).send(body.to_string().as_bytes())
-                }
-                None => {
-                    let mut req = agent.get(&self.endpoint.url).header("Accept", "text/event-stream");
-                    if let Some(v) = lock(&self.protocol).as_deref() {
-                        req = req.header("MCP-Protocol-Version", v);
-                    }
-                    self.with_headers(req).call()
-                }
-            };
-            let Ok(mut answer) = sent else { return };
-            let streams = answer
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|k| k.to_ascii_lowercase().starts_with("text/event-stream"));
-            if !answer.status().is_success() || !streams {
-                return;
+            match self.listen_once(&agent, n, tx, &allowed) {
+                Listened::Refused => return,
+                Listened::Ended => {}
             }
-            let reader = BufReader::new(answer.body_mut().as_reader());
-            // Change events are level triggers: whatever changed before this
-            // stream was open is fetched again once it is (the next use re-lists).
-            if meta.is_none() {
-                relist(tx);
-            }
-            for data in sse_data(reader) {
-                let Ok(m) = serde_json::from_str::<serde_json::Value>(&data) else {
-                    continue;
-                };
-                let method = m.get("method").and_then(|v| v.as_str()).unwrap_or_default();
-                if method == "notifications/subscriptions/acknowledged" {
-                    relist(tx);
-                }
-                if !LISTENED.contains(&method) {
-                    continue;
-                }
-                if let Ok(message) = serde_json::from_value::<ServerJsonRpcMessage>(m) {
-                    let _ = tx.send(message);
-                }
+            // At most one opening per LISTEN_FOR, whatever the server does.
+            while going() && opened.elapsed() < LISTEN_FOR {
+                std::thread::sleep(Duration::from_millis(500));
             }
         }
+    }
+
+    /// One listening stream, read until it ends, breaks or is no longer allowed.
+    fn listen_once(
+        &self,
+        agent: &ureq::Agent,
+        n: u32,
+        tx: &mpsc::UnboundedSender<ServerJsonRpcMessage>,
+        allowed: &dyn Fn() -> bool,
+    ) -> Listened {
+        let meta = lock(&self.meta).clone();
+        let sent = match &meta {
+            Some(meta) => {
+                let body = serde_json::json!({
+                    "jsonrpc": "2.0", "id": format!("deskhand-listen-{n}"), "method": "subscriptions/listen",
+                    "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}
+                });
+                let mut req = agent
+                    .post(&self.endpoint.url)
+                    .header("Content-Type", "application/json")
+                    .header("Accept", "application/json, text/event-stream")
+                    .header("Mcp-Method", "subscriptions/listen");
+                if let Some(v) = meta.get(VERSION_META).and_then(|v| v.as_str()) {
+                    req = req.header("MCP-Protocol-Version", v);
+                }
+                self.with_headers(req).send(body.to_string().as_bytes())
+            }
+            None => {
+                let mut req = agent.get(&self.endpoint.url).header("Accept", "text/event-stream");
+                if let Some(v) = lock(&self.protocol).as_deref() {
+                    req = req.header("MCP-Protocol-Version", v);
+                }
+                self.with_headers(req).call()
+            }
+        };
+        // Not reached now (the network, a busy server, a token renewed meanwhile): later.
+        let Ok(mut answer) = sent else {
+            return Listened::Ended;
+        };
+        let status = answer.status().as_u16();
+        let streams = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| k.to_ascii_lowercase().starts_with("text/event-stream"));
+        if matches!(status, 400 | 404 | 405) || ((200..300).contains(&status) && !streams) {
+            return Listened::Refused;
+        }
+        if !(200..300).contains(&status) {
+            return Listened::Ended;
+        }
+        // Change events are level triggers: whatever changed before this
+        // stream was open is fetched again once it is (the next use re-lists).
+        if meta.is_none() {
+            relist(tx);
+        }
+        let reader = BufReader::new(answer.body_mut().as_reader());
+        for data in sse_data(reader, MAX_LISTENED) {
+            if !allowed() {
+                break;
+            }
+            let Ok(m) = serde_json::from_str::<serde_json::Value>(&data) else {
+                continue;
+            };
+            let method = m.get("method").and_then(|v| v.as_str()).unwrap_or_default();
+            if method == "notifications/subscriptions/acknowledged" || LISTENED.contains(&method) {
+                relist(tx);
+            } else if m.get("id").and_then(|i| i.as_str()) == Some(&format!("deskhand-listen-{n}")) {
+                // The server answered the subscription (refused it, or ended it).
+                return Listened::Refused;
+            }
+        }
+        Listened::Ended
     }
 
     /// Ends the server's session (`DELETE`), if there is one and the policy

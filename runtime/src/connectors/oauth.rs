@@ -379,15 +379,20 @@ fn get_json(what: &str, url: &str, resource: &str) -> Result<Option<serde_json::
     if !(200..300).contains(&status) {
         return Ok(None);
     }
-    let bytes = answer
+    let bytes = body_of(what, url, &mut answer)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{what} at {url} is not JSON ({e})"))
+}
+
+/// The body of `answer` from `what` at `url` (at most [`MAX_ANSWER`] bytes).
+fn body_of(what: &str, url: &str, answer: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, String> {
+    answer
         .body_mut()
         .with_config()
         .limit(MAX_ANSWER)
         .read_to_vec()
-        .map_err(|e| format!("{what} at {url} could not be read: {e}"))?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| format!("{what} at {url} is not JSON ({e})"))
+        .map_err(|e| format!("{what} at {url} could not be read: {e}"))
 }
 
 /// POSTs a form to `url` (checked against the connector's `resource`) and
@@ -404,12 +409,7 @@ fn post_form(what: &str, url: &str, resource: &str, form: &[(&str, &str)]) -> Re
         .send(body.as_bytes())
         .map_err(|e| format!("{what} at {url} could not be reached: {e}"))?;
     let status = answer.status().as_u16();
-    let bytes = answer
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER)
-        .read_to_vec()
-        .map_err(|e| format!("{what} at {url} could not be read: {e}"))?;
+    let bytes = body_of(what, url, &mut answer)?;
     let value =
         serde_json::from_slice(&bytes).map_err(|_| format!("{what} at {url} answered HTTP {status} without JSON"))?;
     Ok((status, value))
@@ -725,12 +725,7 @@ fn register(name: &str, server: &Server, redirect_uri: &str) -> Result<(String, 
         .send(body.to_string().as_bytes())
         .map_err(|e| format!("the registration at {endpoint} could not be reached: {e}"))?;
     let status = answer.status().as_u16();
-    let bytes = answer
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER)
-        .read_to_vec()
-        .map_err(|e| format!("the registration at {endpoint} could not be read: {e}"))?;
+    let bytes = body_of("the registration", endpoint, &mut answer)?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if !(200..300).contains(&status) {
         return Err(format!(

@@ -804,32 +804,49 @@ impl Drop for Child {
 /// The real everything server in its Streamable HTTP mode on a loopback
 /// port; returns once it says it listens. Its URL is `http://127.0.0.1:PORT/mcp`.
 fn everything_over_http() -> (Child, u16) {
-    use std::io::BufRead;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = std::process::Command::new("/usr/bin/node")
-        .arg(everything_server())
+    let mut node = std::process::Command::new("/usr/bin/node");
+    node.arg(everything_server())
         .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
+        .env("PORT", port.to_string());
+    (started_when(node, "listening on port"), port)
+}
+
+/// Starts `command` and returns once a line of its output (stdout and
+/// stderr both) says `ready`; the rest of its output is read and dropped.
+pub(crate) fn started_when(mut command: std::process::Command, ready: &str) -> Child {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for out in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
     let mut said = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("listening on port") {
-            break;
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        if line.contains(ready) {
+            return Child(child);
         }
         said.push(line);
-        assert!(said.len() < 50, "the everything server did not start: {said:?}");
     }
-    std::thread::spawn(move || lines.for_each(drop));
-    (Child(child), port)
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not say {ready:?}: {said:?}");
 }
 
 pub(crate) fn remote(name: &str, url: &str, headers: &[(&str, &str)]) -> Connector {

@@ -5,7 +5,7 @@
 //! server would not do (name another resource, offer no S256, refuse a
 //! renewal, point a refused token elsewhere).
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +18,8 @@ use serde_json::json;
 
 use crate::common::{agent_task, blocked, demo, recording_agent};
 use crate::connectors::{
-    Child, approve_all, blocked_in, connectors, egress_run, offered_names, remote, text, turn, with_connectors,
+    Child, approve_all, blocked_in, connectors, egress_run, offered_names, remote, started_when, text, turn,
+    with_connectors,
 };
 use crate::hostile::{Wire, provider};
 use crate::replay::ReplayServer;
@@ -48,27 +49,13 @@ fn free_port() -> u16 {
 /// `http://localhost:PORT/mcp` (its URL, returned) and its authorization server beside it.
 fn oauth_server() -> (Child, String, u16) {
     let (port, auth) = (free_port(), free_port());
-    let mut child = std::process::Command::new("/usr/bin/node")
-        .arg(sdk_example())
+    let mut node = std::process::Command::new("/usr/bin/node");
+    node.arg(sdk_example())
         .arg("--oauth")
         .env("MCP_PORT", port.to_string())
-        .env("MCP_AUTH_PORT", auth.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut said = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("MCP Streamable HTTP Server listening") {
-            break;
-        }
-        said.push(line);
-        assert!(said.len() < 50, "the SDK's example server did not start: {said:?}");
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    (Child(child), format!("http://localhost:{port}/mcp"), port)
+        .env("MCP_AUTH_PORT", auth.to_string());
+    let child = started_when(node, "MCP Streamable HTTP Server listening");
+    (child, format!("http://localhost:{port}/mcp"), port)
 }
 
 /// The person's browser: opens `url` and follows the authorization server's redirects

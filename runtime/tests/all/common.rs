@@ -585,7 +585,7 @@ pub fn apply_edit(
 /// (one per connection). Returns its port and a count of connections it
 /// accepted, for tests that prove a port was never reached.
 pub fn listener(body: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<usize>>) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let port = l.local_addr().expect("its address").port();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(0));
@@ -594,16 +594,83 @@ pub fn listener(body: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<usi
         for conn in l.incoming() {
             let Ok(mut conn) = conn else { continue };
             *count.lock().unwrap() += 1;
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
+            read_head(&mut conn);
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
+        }
+    });
+    (port, seen)
+}
+
+/// An HTTP request's head, read byte by byte up to its blank line (the body stays unread).
+fn read_head(conn: &mut impl std::io::Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// One HTTP request a test server saw.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The port the server listens on (for answers that name it).
+    pub port: u16,
+    pub method: String,
+    pub path: String,
+    pub head: String,
+    pub body: String,
+}
+
+pub fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> String {
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out
+}
+
+/// A loopback server answering each request with `answer(request)`; returns
+/// its port and the request heads it saw.
+pub fn recording(answer: impl Fn(&Request) -> String + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let heads = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let head = read_head(&mut conn);
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = conn.read_exact(&mut body);
+            let mut first = head.split_whitespace();
+            let request = Request {
+                port,
+                method: first.next().unwrap_or_default().to_owned(),
+                path: first.next().unwrap_or_default().to_owned(),
+                head: head.clone(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            };
+            heads.lock().unwrap().push(head);
+            let _ = conn.write_all(answer(&request).as_bytes());
         }
     });
     (port, seen)

@@ -869,6 +869,18 @@ pub(crate) fn egress_run() -> (Arc<egress::Run>, Arc<Mutex<Vec<Event>>>) {
     (egress::Run::new(RunId("remote-test".into()), journal), queue)
 }
 
+/// A run's egress with step 1 running and declaring `hosts`, the events it
+/// journals, and binds that reach the network through it.
+pub(crate) fn in_step(hosts: &[String]) -> (Arc<egress::Run>, Arc<Mutex<Vec<Event>>>, Binds) {
+    let (run, queue) = egress_run();
+    run.set_step(StepNo(1), hosts, false);
+    let binds = Binds {
+        network: Some(Arc::clone(&run)),
+        ..Binds::default()
+    };
+    (run, queue, binds)
+}
+
 pub(crate) fn blocked_in(queue: &Mutex<Vec<Event>>) -> Vec<String> {
     queue
         .lock()
@@ -895,12 +907,7 @@ fn a_remote_server_over_streamable_http_lists_its_tools_and_answers_within_a_ste
 
     let c = connectors(config.path(), vec![ev.clone()]);
     assert!(c.offered().iter().any(|(_, t)| t.name == "get-sum"));
-    let (run, queue) = egress_run();
-    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (run, queue, binds) = in_step(&[format!("127.0.0.1:{port}")]);
     let timeout = std::time::Duration::from_secs(30);
     let (_, r) = c.call(&ev, binds.clone(), "echo", &json!({"message": "over http"}), timeout);
     let (out, failed) = text(r);
@@ -956,27 +963,10 @@ fn after_a_private_read_a_remote_server_the_run_never_contacted_needs_the_person
     assert!(!failed && out.contains("approved"), "{out}");
 }
 
-/// A loopback server answering every request with `answer` (a whole HTTP
-/// response); returns its port and the request heads it saw.
+/// A loopback server answering every request with `answer(its port)` (a
+/// whole HTTP response); returns its port and the request heads it saw.
 fn answering(answer: impl Fn(u16) -> String + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let heads = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-            let _ = conn.write_all(answer(port).as_bytes());
-        }
-    });
-    (port, seen)
+    crate::common::recording(move |r| answer(r.port))
 }
 
 #[test]
@@ -1278,12 +1268,7 @@ fn a_remote_server_that_forgot_the_session_is_connected_to_again_and_the_call_se
     let far = remote("far", &format!("http://127.0.0.1:{port}/mcp"), &[]);
     approve_all(config.path(), &far);
     let c = connectors(config.path(), vec![far.clone()]);
-    let (run, queue) = egress_run();
-    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (_run, queue, binds) = in_step(&[format!("127.0.0.1:{port}")]);
     let timeout = std::time::Duration::from_secs(30);
     let (_, r) = c.call(&far, binds.clone(), "where", &json!({}), timeout);
     let (out, failed) = text(r);
@@ -1558,12 +1543,7 @@ fn a_remote_servers_unprompted_tool_list_change_is_heard_and_the_new_tool_held_b
     let grow = remote("grow", &format!("http://127.0.0.1:{port}/mcp"), &[]);
     approve_all(config.path(), &grow);
     let c = connectors(config.path(), vec![grow.clone()]);
-    let (run, queue) = egress_run();
-    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (_run, queue, binds) = in_step(&[format!("127.0.0.1:{port}")]);
     // Connected, and its listening stream open (the re-list its opening asks for done) before the change.
     for _ in 0..3 {
         let (found, started) = c.ensure(&grow, binds.clone());
@@ -1593,7 +1573,7 @@ fn a_remote_servers_unprompted_tool_list_change_is_heard_and_the_new_tool_held_b
 /// listening stream (GET) and `a` and `b` after, and says
 /// `tools/list_changed` on that stream.
 fn older_revision_server() -> (u16, Arc<Mutex<Vec<String>>>) {
-    use crate::oauth::{recording, respond};
+    use crate::common::{recording, respond};
     use std::sync::atomic::{AtomicBool, Ordering};
     let streamed = Arc::new(AtomicBool::new(false));
     recording(move |r| {
@@ -1637,12 +1617,7 @@ fn a_server_of_an_earlier_revision_is_listened_to_over_its_get_stream() {
     approve_all(config.path(), &older);
     let gets = || heads.lock().unwrap().iter().filter(|h| h.starts_with("GET ")).count();
     let c = connectors(config.path(), vec![older.clone()]);
-    let (run, queue) = egress_run();
-    run.set_step(StepNo(1), &[format!("127.0.0.1:{port}")], false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (_run, queue, binds) = in_step(&[format!("127.0.0.1:{port}")]);
     assert_eq!(held_back_soon(&c, &older, &binds), [("b".to_owned(), Change::Added)]);
     assert!(gets() >= 1, "a GET stream was opened");
     let subscribed = heads

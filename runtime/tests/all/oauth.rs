@@ -5,7 +5,6 @@
 //! server would not do (name another resource, offer no S256, refuse a
 //! renewal, point a refused token elsewhere).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +15,9 @@ use deskhand_runtime::connectors::session::Binds;
 use deskhand_types::{Event, RunStatus, StepNo};
 use serde_json::json;
 
-use crate::common::{agent_task, blocked, demo, recording_agent};
+use crate::common::{agent_task, blocked, demo, recording, recording_agent, respond};
 use crate::connectors::{
-    Child, approve_all, blocked_in, connectors, egress_run, offered_names, remote, started_when, text, turn,
+    Child, approve_all, blocked_in, connectors, egress_run, in_step, offered_names, remote, started_when, text, turn,
     with_connectors,
 };
 use crate::hostile::{Wire, provider};
@@ -140,12 +139,7 @@ fn a_person_signs_in_with_the_reference_sdks_oauth_server_and_the_token_goes_onl
     assert!(tools.iter().any(|t| t.name == "greet"), "{tools:?}");
     approve_all(config.path(), &demo_c);
     let c = connectors(config.path(), vec![demo_c.clone()]);
-    let (run, queue) = egress_run();
-    run.set_step(StepNo(1), &[format!("localhost:{port}")], false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (_run, queue, binds) = in_step(&[format!("localhost:{port}")]);
     let (_, r) = c.call(&demo_c, binds, "greet", &json!({"name": "Ada"}), CALL);
     let (out, failed) = text(r);
     assert!(!failed && out.contains("Ada"), "{out}");
@@ -234,75 +228,11 @@ fn a_replayed_model_uses_a_signed_in_connector_and_never_sees_its_token() {
 
 // ---- Hostile servers ----
 
-/// One HTTP request a test server saw.
-#[derive(Debug, Clone)]
-pub(crate) struct Request {
-    pub(crate) method: String,
-    pub(crate) path: String,
-    pub(crate) head: String,
-    pub(crate) body: String,
-}
-
-pub(crate) fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> String {
-    let mut out = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(body);
-    out
-}
-
-/// A loopback server answering each request with `answer(request)`; returns
-/// its port and the request heads it saw.
-pub(crate) fn recording(answer: impl Fn(&Request) -> String + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let heads = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
-            let _ = conn.read_exact(&mut body);
-            let mut first = head.split_whitespace();
-            let request = Request {
-                method: first.next().unwrap_or_default().to_owned(),
-                path: first.next().unwrap_or_default().to_owned(),
-                head: head.clone(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            };
-            heads.lock().unwrap().push(head);
-            let _ = conn.write_all(answer(&request).as_bytes());
-        }
-    });
-    (port, seen)
-}
-
 /// A protected resource and its authorization server in one, with
 /// `metadata` changing what a careful client must refuse.
 fn auth_server(metadata: impl Fn(u16) -> (serde_json::Value, serde_json::Value) + Send + 'static) -> u16 {
-    let port = Arc::new(Mutex::new(0u16));
-    let p = Arc::clone(&port);
-    let (bound, _) = recording(move |r| {
-        let me = *p.lock().unwrap();
+    let (port, _) = recording(move |r| {
+        let me = r.port;
         let (prm, asm) = metadata(me);
         match r.path.as_str() {
             "/mcp" => respond(
@@ -320,8 +250,7 @@ fn auth_server(metadata: impl Fn(u16) -> (serde_json::Value, serde_json::Value) 
             _ => respond(404, &[], ""),
         }
     });
-    *port.lock().unwrap() = bound;
-    bound
+    port
 }
 
 fn good_metadata(me: u16) -> (serde_json::Value, serde_json::Value) {
@@ -497,12 +426,7 @@ fn a_refused_token_is_renewed_once_in_a_step_journaled_and_never_sent_where_the_
     // In a step that declares the server: the stale token is refused, renewed once, the call goes through.
     SignIns::update(config.path(), &svc.key(), Some(stale(port, "r1"))).unwrap();
     let c = connectors(config.path(), vec![svc.clone()]);
-    let (run, queue) = egress_run();
-    run.set_step(StepNo(1), std::slice::from_ref(&host), false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (_run, queue, binds) = in_step(std::slice::from_ref(&host));
     let (_, r) = c.call(&svc, binds, "whoami", &json!({}), CALL);
     let (out, failed) = text(r);
     assert!(!failed && out.contains("signed in as ada"), "{out}");
@@ -535,12 +459,7 @@ fn a_refused_token_is_renewed_once_in_a_step_journaled_and_never_sent_where_the_
     // address the server's 401 points at is never contacted (no sign-in starts inside a run).
     SignIns::update(config.path(), &svc.key(), Some(stale(port, "revoked"))).unwrap();
     let c = connectors(config.path(), vec![svc.clone()]);
-    let (run, _queue) = egress_run();
-    run.set_step(StepNo(1), std::slice::from_ref(&host), false);
-    let binds = Binds {
-        network: Some(Arc::clone(&run)),
-        ..Binds::default()
-    };
+    let (run, _queue, binds) = in_step(std::slice::from_ref(&host));
     let (_, r) = c.call(&svc, binds, "whoami", &json!({}), CALL);
     let (out, failed) = text(r);
     assert!(
